@@ -1,0 +1,132 @@
+"""The check plugin API: what a check declares and what it returns.
+
+Sits at the bottom of the pipeline (measure -> result -> judge -> render). A check only
+*measures*: it returns metric values and JSON-safe details. It never holds a threshold
+and never decides pass or fail; that is the requirement list's job (``requirements.py``).
+
+A plugin is a subclass of :class:`Check`, registered under the entry-point group
+``readiness.checks``. The built-in checks in ``checks/`` are registered the same way.
+
+This module must stay cheap to import: the CLI imports it on every start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+METRIC_KINDS = ("number", "bool")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric a check provides. ``name`` carries its unit (``upload_mbps``, ``rtt_p95_ms``)."""
+
+    name: str
+    unit: str
+    description: str
+    kind: str = "number"  # "number" (judged by min/max) or "bool" (judged by expect)
+
+    def __post_init__(self) -> None:
+        if self.kind not in METRIC_KINDS:
+            raise ValueError(f"metric {self.name}: kind must be one of {METRIC_KINDS}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting a check accepts from a profile's ``[checks.<name>]`` table or ``--set``."""
+
+    default: Any
+    help: str
+    type: type | tuple[type, ...] | None = None  # None: type of the default
+
+    def accepts(self, value: Any) -> bool:
+        expected = self.type or type(self.default)
+        if expected is float:
+            expected = (int, float)
+        if isinstance(value, bool) and expected not in (bool, (bool,)):
+            # bool is an int in Python; a profile saying `duration_s = true` is a mistake.
+            return isinstance(expected, tuple) and bool in expected
+        return isinstance(value, expected)
+
+
+@dataclass
+class Measurement:
+    """What a check returns: metric values by name, plus JSON-safe details.
+
+    A metric that could not be measured is simply left out (or set to None): the judge
+    then reports UNKNOWN for it, never PASS.
+    """
+
+    metrics: dict[str, float | int | bool | None] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class CheckError(Exception):
+    """A failure the check could explain in plain words ("no microphone found").
+
+    The runner records the message as the check's error; no traceback is shown.
+    """
+
+
+@dataclass
+class CheckContext:
+    """What a check gets to run with. Picklable: isolated checks receive it in a child process.
+
+    ``settings`` holds the check's settings with defaults applied and profile/``--set``
+    values merged in. ``options`` holds the run's shared command-line choices (``server``,
+    ``microphone``, ``speaker``, ``camera``, ``no_sound``, ``interactive``, ``keep_audio``,
+    ``snapshot``, ``output_dir``) so that a check reads them without the CLI knowing it.
+    """
+
+    settings: dict[str, Any]
+    options: dict[str, Any]
+    budget_s: float
+    progress: Callable[[str], None] | None = None
+
+    def say(self, message: str) -> None:
+        """Report progress (shown on stderr by the CLI). Silently ignored in a child process."""
+        if self.progress is not None:
+            try:
+                self.progress(message)
+            except Exception:  # a broken progress sink must not break a measurement
+                pass
+
+
+class Check:
+    """Base class of every check plugin.
+
+    Subclasses set the class attributes and implement :meth:`run`. ``run`` may raise
+    :class:`CheckError` with a plain message, or any exception (recorded as an error).
+
+    - ``isolated``: run in a child process killed at the budget. Use it for anything that
+      calls native drivers (camera, audio), whose calls can block forever.
+    - ``resource``: checks naming the same resource run one after another, in ``order``;
+      e.g. the network checks share ``"network"`` so idle latency is measured before a
+      bandwidth test loads the link. Checks with different resources run concurrently.
+    - ``budget_s``: default time budget; a profile may override it with ``budget_s``.
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    settings: ClassVar[dict[str, Setting]] = {}
+    isolated: ClassVar[bool] = False
+    resource: ClassVar[str | None] = None
+    order: ClassVar[int] = 0
+    budget_s: ClassVar[float] = 10.0
+
+    def run(self, ctx: CheckContext) -> Measurement:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def metric(cls, name: str) -> Metric | None:
+        for m in cls.metrics:
+            if m.name == name:
+                return m
+        return None
+
+    @classmethod
+    def default_settings(cls) -> dict[str, Any]:
+        return {key: s.default for key, s in cls.settings.items()}

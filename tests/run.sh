@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine: installs what the tests need, then runs them.
+# Usage: bash tests/run.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the real-component tests use: PulseAudio (virtual speaker and microphone,
+# reached by PortAudio through ALSA's pulse plugin), iperf3 (throughput reference), iproute2 and
+# iptables (network namespaces, tbf rate limits, random loss), Chromium (report rendering).
+DEB_PACKAGES="pulseaudio libportaudio2 libasound2-plugins iperf3 iproute2 iptables chromium procps"
+missing=""
+for p in $DEB_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "tests/run.sh: installing Debian packages:$missing" >&2
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
+  else
+    echo "tests/run.sh: missing Debian packages (tests needing them will skip):$missing" >&2
+  fi
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+exec python3 -m pytest -q -rs "$@"
