@@ -1,0 +1,1 @@
+"""Message catalogs of the reports, one TOML file per language."""

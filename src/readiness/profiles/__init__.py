@@ -1,0 +1,1 @@
+"""The shipped requirement lists (profiles), TOML."""
