@@ -69,6 +69,10 @@ class CheckError(Exception):
     """
 
 
+class CheckSkipped(CheckError):
+    """The check chose not to measure (e.g. ``--no-sound`` in a room in use); status ``skipped``."""
+
+
 @dataclass
 class CheckContext:
     """What a check gets to run with. Picklable: isolated checks receive it in a child process.

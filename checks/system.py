@@ -1,0 +1,254 @@
+"""The system check: the machine itself (CPU, memory, disk, power, network interfaces, VPN, proxy).
+
+A built-in check plugin (entry point ``system``). Uses psutil and the standard library; the
+platform-specific parts are small functions guarded by ``sys.platform``. Measures only.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+from readiness.check import Check, CheckContext, Measurement, Metric, Setting
+
+GB = 1024**3
+
+# Interface name prefixes that mean a tunnel: WireGuard, OpenVPN/tun, PPP, IPsec, Tailscale,
+# ZeroTier, macOS utun/ipsec, and the adapter names of common Windows VPN clients.
+_VPN_NAME = re.compile(
+    r"^(tun|tap|wg|ppp|ipsec|utun|tailscale|zt|nordlynx|gpd|vpn|cscotun)|"
+    r"(vpn|wireguard|anyconnect|openvpn|fortinet|globalprotect|pangp|juniper|tap-windows|wintun)",
+    re.IGNORECASE,
+)
+_VIRTUAL_NAME = re.compile(r"^(lo|docker|br-|virbr|veth|vmnet|vboxnet|vethernet|loopback|bridge|awdl|llw|anpi|gif|stf)", re.IGNORECASE)
+_WIRELESS_NAME = re.compile(r"(wi-?fi|wlan|wireless|^wl|airport)", re.IGNORECASE)
+
+
+def _run(cmd: list[str], timeout: float = 2.0) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        return out.stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def cpu_model() -> str:
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.lower().startswith(("model name", "hardware", "processor\t: ")) and ":" in line:
+                        value = line.split(":", 1)[1].strip()
+                        if value and not value.isdigit():
+                            return value
+        except OSError:
+            pass
+    elif sys.platform == "darwin":
+        name = _run(["sysctl", "-n", "machdep.cpu.brand_string"]).strip()
+        if name:
+            return name
+    elif sys.platform == "win32":
+        try:
+            import winreg
+
+            key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"HARDWARE\DESCRIPTION\System\CentralProcessor\0")
+            return str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip()
+        except OSError:
+            pass
+    return platform.processor() or platform.machine()
+
+
+def os_description() -> dict[str, str]:
+    if sys.platform == "darwin":
+        return {"os": "macOS", "os_version": platform.mac_ver()[0] or platform.release()}
+    if sys.platform == "win32":
+        return {"os": "Windows", "os_version": f"{platform.release()} ({platform.version()})"}
+    pretty = ""
+    try:
+        pretty = platform.freedesktop_os_release().get("PRETTY_NAME", "")
+    except OSError:
+        pass
+    return {"os": platform.system(), "os_version": pretty or platform.release(), "kernel": platform.release()}
+
+
+def interface_kind(name: str) -> str:
+    """wired, wireless, vpn, virtual or loopback — by sysfs on Linux, by name elsewhere."""
+    if _VPN_NAME.search(name):
+        return "vpn"
+    if sys.platform.startswith("linux"):
+        base = f"/sys/class/net/{name}"
+        if name == "lo":
+            return "loopback"
+        if os.path.exists(f"{base}/wireless") or os.path.exists(f"{base}/phy80211"):
+            return "wireless"
+        if os.path.exists(f"{base}/device"):
+            return "wired"
+        return "virtual"
+    if name.lower().startswith(("lo", "loopback")):
+        return "loopback"
+    if _VIRTUAL_NAME.search(name):
+        return "virtual"
+    if _WIRELESS_NAME.search(name):
+        return "wireless"
+    return "wired"
+
+
+def default_route_interface() -> str | None:
+    """Name of the interface the default route leaves by, where the OS tells it cheaply."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/net/route", encoding="ascii") as fh:
+                next(fh, None)
+                best: tuple[int, str] | None = None
+                for line in fh:
+                    parts = line.split()
+                    if len(parts) > 7 and parts[1] == "00000000" and parts[7] == "00000000":
+                        metric = int(parts[6])
+                        if best is None or metric < best[0]:
+                            best = (metric, parts[0])
+                return best[1] if best else None
+        except (OSError, ValueError):
+            return None
+    if sys.platform == "darwin":
+        m = re.search(r"interface:\s*(\S+)", _run(["route", "-n", "get", "default"]))
+        return m.group(1) if m else None
+    return None  # Windows: no cheap, dependable answer; the VPN flag falls back to "a VPN adapter is up"
+
+
+def proxy_settings() -> dict[str, str]:
+    """The proxies the OS and environment configure (environment, Windows registry, macOS settings)."""
+    import urllib.request
+
+    try:
+        found = urllib.request.getproxies()
+    except Exception:  # registry / SystemConfiguration read failures
+        found = {}
+    return {k: _redact(v) for k, v in found.items() if k in ("http", "https", "all", "no")}
+
+
+def _redact(url: str) -> str:
+    """Drop credentials from a proxy URL before it goes into a result."""
+    return re.sub(r"//[^/@]+@", "//***@", url)
+
+
+def interfaces() -> list[dict[str, Any]]:
+    import psutil
+
+    stats = psutil.net_if_stats()
+    addrs = psutil.net_if_addrs()
+    out = []
+    for name, st in sorted(stats.items()):
+        kind = interface_kind(name)
+        ips = [a.address for a in addrs.get(name, []) if getattr(a.family, "name", "") in ("AF_INET", "AF_INET6")]
+        out.append({"name": name, "kind": kind, "up": bool(st.isup), "speed_mbps": int(st.speed or 0) or None,
+                    "addresses": ips})
+    return out
+
+
+def battery() -> dict[str, Any] | None:
+    import psutil
+
+    try:
+        b = psutil.sensors_battery()
+    except (AttributeError, NotImplementedError, OSError, RuntimeError):
+        return None
+    if b is None:
+        return None
+    return {"percent": round(float(b.percent), 1), "plugged_in": b.power_plugged}
+
+
+class SystemCheck(Check):
+    name = "system"
+    title = "This computer"
+    description = "CPU, memory, disk, power, network interfaces, VPN and proxy."
+    metrics = (
+        Metric("cpu_cores", "cores", "physical CPU cores"),
+        Metric("cpu_threads", "threads", "logical processors"),
+        Metric("cpu_freq_ghz", "GHz", "CPU base or maximum frequency"),
+        Metric("cpu_load_pct", "%", "CPU load while the checks ran"),
+        Metric("ram_total_gb", "GB", "installed memory"),
+        Metric("ram_available_gb", "GB", "memory available"),
+        Metric("disk_free_gb", "GB", "free disk space where results are written"),
+        Metric("battery_pct", "%", "battery charge"),
+        Metric("on_ac_power", "", "running on mains power (or no battery)", kind="bool"),
+        Metric("wired_network", "", "a wired network connection is up", kind="bool"),
+        Metric("wired_link_mbps", "Mbps", "fastest wired link speed"),
+        Metric("vpn_active", "", "traffic goes through a VPN tunnel", kind="bool"),
+        Metric("proxy_configured", "", "an HTTP proxy is configured", kind="bool"),
+    )
+    settings = {"sample_s": Setting(1.0, "seconds over which CPU load is sampled", (int, float))}
+    budget_s = 10.0
+
+    def run(self, ctx: CheckContext) -> Measurement:
+        import psutil
+
+        sample_s = max(0.1, float(ctx.settings.get("sample_s", 1.0)))
+        psutil.cpu_percent(interval=None)
+        t0 = time.monotonic()
+
+        m: dict[str, Any] = {}
+        d: dict[str, Any] = dict(os_description())
+        d["cpu_model"] = cpu_model()
+        d["architecture"] = platform.machine()
+        d["python"] = platform.python_version()
+        m["cpu_threads"] = psutil.cpu_count(logical=True)
+        m["cpu_cores"] = psutil.cpu_count(logical=False) or m["cpu_threads"]
+        try:
+            freq = psutil.cpu_freq()
+        except (AttributeError, NotImplementedError, OSError, RuntimeError):
+            freq = None
+        if freq is not None:
+            mhz = freq.max or freq.current
+            if mhz:
+                m["cpu_freq_ghz"] = round(mhz / 1000.0, 2)
+        vm = psutil.virtual_memory()
+        m["ram_total_gb"] = round(vm.total / GB, 2)
+        m["ram_available_gb"] = round(vm.available / GB, 2)
+        disk_path = str(ctx.options.get("output_dir") or os.path.expanduser("~"))
+        while disk_path and not os.path.exists(disk_path):
+            parent = os.path.dirname(disk_path)
+            disk_path = parent if parent != disk_path else ""
+        try:
+            m["disk_free_gb"] = round(psutil.disk_usage(disk_path or os.sep).free / GB, 2)
+        except OSError:
+            pass
+
+        bat = battery()
+        d["battery"] = bat
+        if bat is None:
+            m["on_ac_power"] = True
+        else:
+            m["battery_pct"] = bat["percent"]
+            if bat["plugged_in"] is not None:
+                m["on_ac_power"] = bool(bat["plugged_in"])
+
+        ifs = interfaces()
+        d["interfaces"] = ifs
+        wired = [i for i in ifs if i["kind"] == "wired" and i["up"] and i["addresses"]]
+        m["wired_network"] = bool(wired)
+        speeds = [i["speed_mbps"] for i in wired if i["speed_mbps"]]
+        if speeds:
+            m["wired_link_mbps"] = max(speeds)
+        route_if = default_route_interface()
+        d["default_route_interface"] = route_if
+        if route_if is not None:
+            m["vpn_active"] = interface_kind(route_if) == "vpn"
+            d["vpn_basis"] = "default route"
+        else:
+            m["vpn_active"] = any(i["kind"] == "vpn" and i["up"] for i in ifs)
+            d["vpn_basis"] = "a VPN adapter is up"
+        proxies = proxy_settings()
+        d["proxies"] = proxies
+        m["proxy_configured"] = any(k in proxies for k in ("http", "https", "all"))
+
+        # CPU load over the sample window, so a busy machine shows even on a quick run.
+        left = sample_s - (time.monotonic() - t0)
+        if left > 0:
+            time.sleep(left)
+        m["cpu_load_pct"] = round(psutil.cpu_percent(interval=None), 1)
+        return Measurement(metrics=m, details=d)

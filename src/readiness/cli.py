@@ -1,0 +1,354 @@
+"""The command line: ``readiness run | report | checks | profiles | devices | serve | aggregate``.
+
+Sits on top of everything else and only wires it together. Exit codes of ``run`` and
+``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error.
+
+Start-up must stay fast (``readiness --help`` < 0.3 s): only click is imported here at
+module level; every command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+
+EXIT_READY, EXIT_NOT_READY, EXIT_ERROR = 0, 1, 2
+
+
+class Failure(click.ClickException):
+    """A user-facing error: printed as one plain line, exit code 2."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"readiness: {self.format_message()}", err=True)
+
+
+def fail(message: str) -> NoReturn:
+    raise Failure(message)
+
+
+def _plugins() -> Any:
+    from .plugins import load_plugins
+
+    plugins = load_plugins()
+    return plugins
+
+
+def _warn_plugins(plugins: Any, quiet: bool = False) -> None:
+    if quiet:
+        return
+    for w in plugins.warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
+def _profile(profile: str | None, requirements: str | None, plugins: Any) -> Any:
+    from .requirements import ProfileError, load_profile
+
+    if profile and requirements:
+        raise click.UsageError("give --profile or --requirements, not both")
+    try:
+        return load_profile(profile, requirements, checks=plugins.checks, broken=plugins.broken)
+    except ProfileError as exc:
+        fail(str(exc))
+
+
+def _output_dir(path: str | None) -> Path:
+    """The folder for results: the given one, or a per-user data folder; proven writable now,
+    before minutes of measuring, so an unwritable share loses nothing."""
+    if path:
+        folder = Path(path).expanduser()
+    else:
+        from platformdirs import user_data_path
+
+        folder = user_data_path("readiness", appauthor=False) / "results"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".readiness-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        fail(f"cannot write results to {folder}: {exc.strerror or exc}. Choose another folder with --output-dir.")
+    return folder
+
+
+def _parse_sets(values: tuple[str, ...], plugins: Any) -> dict[str, dict[str, Any]]:
+    """``--set CHECK.KEY=VALUE``; the value is read as TOML (numbers, true/false, "text", [lists])."""
+    from .requirements import tomllib, validate_settings
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        key, eq, raw = item.partition("=")
+        cname, dot, skey = key.strip().partition(".")
+        if not eq or not dot or not skey:
+            raise click.BadParameter(f"'{item}' is not CHECK.KEY=VALUE", param_hint="--set")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # plain text without quotes
+        cls = plugins.checks.get(cname)
+        if cls is None:
+            raise click.BadParameter(f"no check named '{cname}'", param_hint="--set")
+
+        def err(_line: Any, message: str) -> click.BadParameter:
+            return click.BadParameter(message, param_hint="--set")
+
+        out.setdefault(cname, {}).update(validate_settings(cls, cname, {skey: value}, lambda k: None, err))
+    return out
+
+
+class _Group(click.Group):
+    """Turns an unexpected exception into one plain line and exit code 2 (READINESS_DEBUG=1 shows it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - last line of defence for the user
+            if os.environ.get("READINESS_DEBUG") == "1":
+                raise
+            click.echo(f"readiness: internal error: {type(exc).__name__}: {exc} "
+                       "(set READINESS_DEBUG=1 to see where)", err=True)
+            sys.exit(EXIT_ERROR)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="readiness")
+def main() -> None:
+    """Is this computer or meeting room ready for video meetings? If not, what to fix.
+
+    \b
+    Quick start:
+      readiness run                    check this computer against the default profile
+      readiness run --profile meeting-room --room 4.12 --site Stockholm \\
+                    --output-dir //share/readiness --quiet
+      readiness report RESULT.json --profile meeting-room
+      readiness aggregate //share/readiness -o fleet.html --csv fleet.csv
+
+    Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal error.
+    """
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--profile", "-p", metavar="NAME", help="Shipped requirement list (see `readiness profiles`). Default: video-call.")
+@click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Your own requirement list (TOML).")
+@click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); other requirements are left out.")
+@click.option("--label", default="", help="A free label for this run, e.g. an asset tag.")
+@click.option("--site", default="", help="Site or office, e.g. Stockholm.")
+@click.option("--room", default="", help="Meeting room, e.g. 4.12.")
+@click.option("--output-dir", "-o", metavar="DIR", help="Where the JSON and HTML go (default: a per-user data folder).")
+@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the summary.")
+@click.option("--open/--no-open", "open_report", default=None, help="Open the report in the browser (default: when run interactively).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary; the exit code tells.")
+@click.option("--server", metavar="URL", help="Your organization's `readiness serve` for the network checks.")
+@click.option("--microphone", metavar="NAME", help="Microphone to test (part of its name).")
+@click.option("--speaker", metavar="NAME", help="Speaker to test (part of its name).")
+@click.option("--camera", metavar="NAME|INDEX|URL", help="Camera to test: part of its name, its index, or a stream URL.")
+@click.option("--no-sound", is_flag=True, help="Play no test sound (a room in use).")
+@click.option("--interactive", "-i", is_flag=True, help="Ask you to speak and to confirm you heard the tone.")
+@click.option("--keep-audio", is_flag=True, help="Save the microphone recording beside the result.")
+@click.option("--snapshot", is_flag=True, help="Put one small camera picture in the report.")
+@click.option("--set", "sets", metavar="CHECK.KEY=VALUE", multiple=True, help="Override a check setting, e.g. latency.duration_s=10.")
+def run(profile: str | None, requirements: str | None, only: tuple[str, ...], label: str, site: str, room: str,
+        output_dir: str | None, lang: str, as_json: bool, open_report: bool | None, quiet: bool, server: str | None,
+        microphone: str | None, speaker: str | None, camera: str | None, no_sound: bool, interactive: bool,
+        keep_audio: bool, snapshot: bool, sets: tuple[str, ...]) -> None:
+    """Measure this computer and judge it against a requirement list.
+
+    Writes a result (JSON) and a report (HTML) into the output folder and prints a summary.
+    """
+    from .session import RunOptions, run_session
+
+    plugins = _plugins()
+    _warn_plugins(plugins, quiet)
+    prof = _profile(profile, requirements, plugins)
+    unknown = [c for c in only if c not in plugins.checks and c not in plugins.broken]
+    if unknown:
+        raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
+    overrides = _parse_sets(sets, plugins)
+    folder = _output_dir(output_dir)
+    options = {"server": server, "microphone": microphone, "speaker": speaker, "camera": camera, "no_sound": no_sound,
+               "interactive": interactive, "keep_audio": keep_audio, "snapshot": snapshot, "output_dir": str(folder)}
+    interactive_tty = sys.stdout.isatty() and sys.stdin.isatty()
+    if open_report is None:
+        open_report = interactive_tty and not as_json and not quiet
+    opts = RunOptions(profile=prof, only=list(only), labels={"label": label, "site": site, "room": room},
+                      options=options, overrides=overrides, output_dir=folder, lang=lang)
+    outcome = run_session(opts, plugins, progress=None if quiet else _progress_printer())
+    if as_json:
+        click.echo(outcome.result.to_json(), nl=False)
+    elif not quiet:
+        click.echo(outcome.summary(lang))
+    if open_report and outcome.html_path is not None:
+        import webbrowser
+
+        webbrowser.open(outcome.html_path.resolve().as_uri())
+    sys.exit(outcome.exit_code)
+
+
+def _progress_printer() -> Any:
+    def show(check: str, message: str) -> None:
+        click.echo(f"  {check}: {message}", err=True)
+
+    return show
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("result_file", metavar="RESULT.json", type=click.Path(dir_okay=False))
+@click.option("--profile", "-p", metavar="NAME", help="Judge again against this shipped profile.")
+@click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Judge again against your own list.")
+@click.option("--output", "-o", "out", metavar="OUT.html", type=click.Path(dir_okay=False), help="Where to write the report (default: beside the result).")
+@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--json", "as_json", is_flag=True, help="Print the judgement as JSON on stdout.")
+@click.option("--open/--no-open", "open_report", default=False, help="Open the report in the browser.")
+def report(result_file: str, profile: str | None, requirements: str | None, out: str | None, lang: str,
+           as_json: bool, open_report: bool) -> None:
+    """Judge a saved result again, without measuring, and write its report.
+
+    Without --profile/--requirements the result is judged against the profile it ran with
+    (the judgement stored in it). Exit code as for `run`.
+    """
+    import json
+
+    from .judge import Judgement, exit_code, judge
+    from .report import render_report
+    from .result import ResultError, read_result, write_atomic
+
+    try:
+        result = read_result(result_file)
+    except ResultError as exc:
+        fail(str(exc))
+    if profile or requirements:
+        plugins = _plugins()
+        prof = _profile(profile, requirements, plugins)
+        judgement = judge(result, prof, only_checks=set(result.checks))
+    elif result.judgement:
+        judgement = Judgement.from_dict(result.judgement)
+    else:
+        fail(f"{result_file}: holds no judgement; give --profile or --requirements")
+    target = Path(out) if out else Path(result_file).with_suffix(".html")
+    try:
+        write_atomic(target, render_report(result, judgement, lang))
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc.strerror or exc}")
+    if as_json:
+        click.echo(json.dumps(judgement.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        from .session import summary_text
+
+        click.echo(summary_text(result, judgement, lang, json_path=None, html_path=target))
+    if open_report:
+        import webbrowser
+
+        webbrowser.open(target.resolve().as_uri())
+    sys.exit(exit_code(judgement))
+
+
+# --- listings -------------------------------------------------------------------------------
+
+
+@main.command("checks")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+def list_checks(as_json: bool) -> None:
+    """List the installed checks and the metrics (name, unit) each provides."""
+    import json
+
+    plugins = _plugins()
+    _warn_plugins(plugins)
+    rows = []
+    for name, cls in sorted(plugins.checks.items()):
+        rows.append({"name": name, "title": cls.title, "description": cls.description, "isolated": cls.isolated,
+                     "budget_s": cls.budget_s,
+                     "metrics": [{"name": f"{name}.{m.name}", "unit": m.unit, "kind": m.kind, "description": m.description} for m in cls.metrics],
+                     "settings": {k: {"default": s.default, "help": s.help} for k, s in cls.settings.items()}})
+    if as_json:
+        click.echo(json.dumps({"checks": rows, "warnings": plugins.warnings}, indent=2, default=str))
+        return
+    for row in rows:
+        click.echo(f"{row['name']} — {row['title']}" + ("  (runs in its own process)" if row["isolated"] else ""))
+        for m in row["metrics"]:
+            unit = f" [{m['unit']}]" if m["unit"] else (" [yes/no]" if m["kind"] == "bool" else "")
+            click.echo(f"    {m['name']}{unit}  {m['description']}")
+        for key, s in row["settings"].items():
+            click.echo(f"    setting {key} = {s['default']!r}  {s['help']}")
+
+
+@main.command("profiles")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+@click.option("--show", metavar="NAME", help="Print one shipped profile's TOML (a start for your own).")
+def list_profiles(as_json: bool, show: str | None) -> None:
+    """List the shipped requirement lists."""
+    import json
+
+    from .requirements import DEFAULT_PROFILE, shipped_profiles
+
+    shipped = shipped_profiles()
+    if show:
+        if show not in shipped:
+            fail(f"no shipped profile '{show}' (shipped: {', '.join(shipped)})")
+        click.echo(shipped[show], nl=False)
+        return
+    plugins = _plugins()
+    rows = []
+    for name in shipped:
+        prof = _profile(name, None, plugins)
+        rows.append({"name": name, "title": prof.title, "description": prof.description, "default": name == DEFAULT_PROFILE,
+                     "requirements": len(prof.requirements), "checks": prof.checks()})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        mark = " (default)" if r["default"] else ""
+        click.echo(f"{r['name']}{mark} — {r['title']}: {r['requirements']} requirements; checks: {', '.join(r['checks'])}")
+        if r["description"]:
+            click.echo(f"    {r['description']}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable inventory.")
+@click.option("--timeout", default=15.0, show_default=True, help="Seconds before device enumeration is given up.")
+def devices(as_json: bool, timeout: float) -> None:
+    """List microphones, speakers and cameras, and which are the defaults."""
+    import json
+
+    try:
+        from .devices import format_text, inventory
+    except ImportError as exc:
+        fail(f"device listing is not available: {exc}")
+    inv = inventory(timeout_s=timeout)
+    click.echo(json.dumps(inv, indent=2, ensure_ascii=False) if as_json else format_text(inv))
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--http-port", default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
+@click.option("--stun-port", default=3478, show_default=True, help="UDP port of the STUN responder.")
+def serve(host: str, http_port: int, stun_port: int) -> None:
+    """Run a measurement server for your site: bandwidth endpoints and a STUN responder."""
+    try:
+        from .server import run_server
+    except ImportError as exc:
+        fail(f"the measurement server is not available: {exc}")
+    sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port))
+
+
+def entry() -> None:  # pragma: no cover - exercised through the console script
+    main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,338 @@
+"""Requirement lists ("profiles"): strict TOML, validated before anything runs.
+
+Sits between the checks (whose declared metrics and settings a profile may name) and the
+judge (``judge.py``), which is the only place a requirement is applied. A profile is::
+
+    name = "video-call"
+    title = "…"
+    description = "…"
+
+    [checks.latency]            # settings for a check (keys must be declared by the check)
+    duration_s = 5
+
+    [[requirement]]
+    metric = "bandwidth.upload_mbps"   # <check>.<metric>
+    min = 1.2                          # and/or max = …; for yes/no metrics: expect = true
+    severity = "required"              # required -> FAIL, recommended -> WARN
+    label = "Upload"                   # optional, defaults to the metric's description
+    why = "…"
+    fix = "…"
+    source = "https://…"
+    [requirement.sv]                   # optional translations of label / why / fix
+    why = "…"
+
+Every error names the file and line: an unknown key, a metric no check provides, a bad bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .check import Check
+
+SEVERITIES = ("required", "recommended")
+LANGS = ("en", "sv")
+DEFAULT_PROFILE = "video-call"
+_TOP_KEYS = {"name", "title", "description", "checks", "requirement"}
+_REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source"}
+_TEXT_KEYS = {"label", "why", "fix"}
+_COMMON_SETTINGS = {"budget_s"}
+
+
+class ProfileError(Exception):
+    """A profile that cannot be used; ``str()`` is "file:line: message"."""
+
+    def __init__(self, origin: str, line: int | None, message: str) -> None:
+        self.origin, self.line, self.message = origin, line, message
+        where = f"{origin}:{line}" if line else origin
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Requirement:
+    metric: str  # "<check>.<metric>"
+    severity: str
+    why: str
+    fix: str
+    source: str
+    label: str = ""
+    min: float | None = None
+    max: float | None = None
+    expect: bool | None = None
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    line: int | None = None
+
+    @property
+    def check(self) -> str:
+        return self.metric.partition(".")[0]
+
+    def text(self, key: str, lang: str = "en") -> str:
+        """label / why / fix in ``lang``, falling back to English."""
+        return self.translations.get(lang, {}).get(key) or getattr(self, key)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"metric": self.metric, "severity": self.severity, "label": self.label, "why": self.why,
+               "fix": self.fix, "source": self.source}
+        for key in ("min", "max", "expect"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.translations:
+            out["translations"] = self.translations
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Requirement":
+        keys = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in keys and k != "line"})
+
+
+@dataclass
+class Profile:
+    name: str
+    title: str
+    description: str
+    requirements: list[Requirement]
+    check_settings: dict[str, dict[str, Any]]
+    origin: str
+    sha256: str
+
+    def checks(self) -> list[str]:
+        """The checks this profile needs: those its requirements name, then those it configures."""
+        names: list[str] = []
+        for r in self.requirements:
+            if r.check not in names:
+                names.append(r.check)
+        for c in self.check_settings:
+            if c not in names:
+                names.append(c)
+        return names
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "origin": self.origin, "sha256": self.sha256}
+
+
+class _Lines:
+    """Finds the line of a key in TOML text, for error messages (tomllib gives no positions)."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def _find(self, pattern: str, start: int = 0, stop: int | None = None) -> int | None:
+        rx = re.compile(pattern)
+        for i in range(start, len(self.lines) if stop is None else stop):
+            if rx.match(self.lines[i]):
+                return i + 1
+        return None
+
+    def requirement(self, index: int) -> tuple[int | None, int | None]:
+        """(first line, end line) of the index-th [[requirement]] block."""
+        starts = [i for i, line in enumerate(self.lines) if re.match(r"\s*\[\[\s*requirement\s*\]\]", line)]
+        if index >= len(starts):
+            return None, None
+        headers = [i for i, line in enumerate(self.lines) if re.match(r"\s*\[\[?[^\]]", line)]
+        begin = starts[index]
+        later = [h for h in headers if h > begin and not re.match(r"\s*\[\s*requirement\.", self.lines[h])]
+        return begin + 1, (later[0] if later else len(self.lines))
+
+    def key_in_requirement(self, index: int, key: str) -> int | None:
+        begin, end = self.requirement(index)
+        if begin is None:
+            return None
+        return self._find(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", begin - 1, end) or begin
+
+    def table(self, dotted: str) -> int | None:
+        parts = [re.escape(p) for p in dotted.split(".")]
+        return self._find(r"\s*\[\s*" + r"\s*\.\s*".join(parts) + r"\s*\]")
+
+    def key_in_table(self, dotted: str, key: str) -> int | None:
+        start = self.table(dotted)
+        if start is None:
+            return self.top_key(key)
+        end = self._find(r"\s*\[", start) or len(self.lines) + 1
+        return self._find(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", start, end - 1) or start
+
+    def top_key(self, key: str) -> int | None:
+        end = self._find(r"\s*\[") or len(self.lines) + 1
+        return self._find(rf"\s*{re.escape(key)}\s*=", 0, end - 1)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def parse_profile(text: str, origin: str, checks: dict[str, type[Check]], broken: dict[str, str] | None = None) -> Profile:
+    """Parse and validate a profile's text against the installed checks.
+
+    ``broken`` names checks whose plugin failed to load: their requirements are kept (and
+    judged UNKNOWN) instead of failing the whole profile.
+    """
+    broken = broken or {}
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ProfileError(origin, int(m.group(1)) if m else None, f"not valid TOML: {exc}") from None
+    lines = _Lines(text)
+
+    def err(line: int | None, message: str) -> ProfileError:
+        return ProfileError(origin, line, message)
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise err(lines.top_key(key) or lines.table(key), f"unknown key '{key}' (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise err(lines.top_key("name"), "the profile needs a name = \"…\"")
+    for key in ("title", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise err(lines.top_key(key), f"'{key}' must be text")
+
+    settings: dict[str, dict[str, Any]] = {}
+    raw_checks = data.get("checks", {})
+    if not isinstance(raw_checks, dict):
+        raise err(lines.top_key("checks"), "'checks' must be a table of [checks.<name>] sections")
+    for cname, table in raw_checks.items():
+        line = lines.table(f"checks.{cname}")
+        if not isinstance(table, dict):
+            raise err(line, f"[checks.{cname}] must be a table")
+        if cname in broken:
+            settings[cname] = dict(table)
+            continue
+        cls = checks.get(cname)
+        if cls is None:
+            raise err(line, f"no check named '{cname}' is installed (installed: {', '.join(sorted(checks)) or 'none'})")
+        settings[cname] = validate_settings(cls, cname, table, lambda k: lines.key_in_table(f"checks.{cname}", k), err)
+
+    raw_reqs = data.get("requirement", [])
+    if not isinstance(raw_reqs, list):
+        raise err(lines.top_key("requirement"), "requirements are written as [[requirement]] blocks")
+    reqs = [_parse_requirement(i, r, checks, broken, lines, err) for i, r in enumerate(raw_reqs)]
+    return Profile(
+        name=name.strip(),
+        title=str(data.get("title", name)).strip(),
+        description=str(data.get("description", "")).strip(),
+        requirements=reqs,
+        check_settings=settings,
+        origin=origin,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )
+
+
+def validate_settings(cls: type[Check], cname: str, table: dict[str, Any], line_of: Any, err: Any) -> dict[str, Any]:
+    """Check a [checks.<name>] table (or --set values) against the check's declared settings."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "budget_s":
+            if not _is_number(value) or value <= 0:
+                raise err(line_of(key), f"checks.{cname}.budget_s must be a positive number of seconds")
+            out[key] = float(value)
+            continue
+        spec = cls.settings.get(key)
+        if spec is None:
+            known = ", ".join(sorted(set(cls.settings) | _COMMON_SETTINGS))
+            raise err(line_of(key), f"check '{cname}' has no setting '{key}' (its settings: {known})")
+        if not spec.accepts(value):
+            raise err(line_of(key), f"checks.{cname}.{key}: {value!r} is not valid ({spec.help})")
+        out[key] = value
+    return out
+
+
+def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken: dict[str, str], lines: _Lines, err: Any) -> Requirement:
+    first, _ = lines.requirement(i)
+    if not isinstance(raw, dict):
+        raise err(first, "a [[requirement]] must be a table")
+
+    def at(key: str) -> int | None:
+        return lines.key_in_requirement(i, key)
+
+    for key in raw:
+        if key not in _REQ_KEYS and key not in LANGS:
+            raise err(at(key), f"unknown key '{key}' in [[requirement]] (allowed: {', '.join(sorted(_REQ_KEYS | set(LANGS)))})")
+    metric = raw.get("metric")
+    if not isinstance(metric, str) or "." not in metric:
+        raise err(at("metric") if "metric" in raw else first, "each requirement needs metric = \"<check>.<metric>\"")
+    cname, _, mname = metric.partition(".")
+    kind = "number"
+    if cname not in broken:
+        cls = checks.get(cname)
+        if cls is None:
+            raise err(at("metric"), f"metric '{metric}': no check named '{cname}' is installed (installed: {', '.join(sorted(checks)) or 'none'})")
+        spec = cls.metric(mname)
+        if spec is None:
+            provided = ", ".join(m.name for m in cls.metrics) or "none"
+            raise err(at("metric"), f"metric '{metric}': check '{cname}' provides no metric '{mname}' (it provides: {provided})")
+        kind = spec.kind
+    severity = raw.get("severity")
+    if severity not in SEVERITIES:
+        raise err(at("severity") if "severity" in raw else first, f"severity must be \"required\" or \"recommended\", not {severity!r}")
+    for key in ("why", "fix", "source"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise err(at(key) if key in raw else first, f"requirement '{metric}' needs a non-empty '{key}'")
+    if "label" in raw and not isinstance(raw["label"], str):
+        raise err(at("label"), "'label' must be text")
+    lo, hi, expect = raw.get("min"), raw.get("max"), raw.get("expect")
+    if kind == "bool":
+        if lo is not None or hi is not None:
+            raise err(at("min" if lo is not None else "max"), f"'{metric}' is a yes/no metric: use expect = true or false, not min/max")
+        if not isinstance(expect, bool):
+            raise err(at("expect") if "expect" in raw else first, f"'{metric}' is a yes/no metric: it needs expect = true or false")
+    else:
+        if expect is not None:
+            raise err(at("expect"), f"'{metric}' is a number: use min and/or max, not expect")
+        for key, v in (("min", lo), ("max", hi)):
+            if v is not None and not _is_number(v):
+                raise err(at(key), f"'{key}' of '{metric}' must be a number, not {v!r}")
+        if lo is None and hi is None:
+            raise err(first, f"requirement '{metric}' needs a bound: min = …, max = … or both")
+        if lo is not None and hi is not None and lo > hi:
+            raise err(at("min"), f"'{metric}': min ({lo}) is larger than max ({hi})")
+    translations: dict[str, dict[str, str]] = {}
+    for lang in LANGS:
+        if lang in raw:
+            t = raw[lang]
+            if not isinstance(t, dict) or any(k not in _TEXT_KEYS or not isinstance(v, str) for k, v in t.items()):
+                raise err(lines.table(f"requirement.{lang}") or first, f"[requirement.{lang}] may hold only label, why and fix, as text")
+            translations[lang] = dict(t)
+    return Requirement(
+        metric=metric, severity=severity, why=raw["why"].strip(), fix=raw["fix"].strip(), source=raw["source"].strip(),
+        label=str(raw.get("label", "")).strip(), min=lo, max=hi, expect=expect, translations=translations, line=first,
+    )
+
+
+def shipped_profiles() -> dict[str, str]:
+    """Name -> TOML text of the profiles shipped inside the package."""
+    out: dict[str, str] = {}
+    for entry in resources.files("readiness.profiles").iterdir():
+        if entry.name.endswith(".toml"):
+            out[entry.name[: -len(".toml")]] = entry.read_text(encoding="utf-8")
+    return dict(sorted(out.items()))
+
+
+def load_profile(name: str | None = None, path: str | Path | None = None, *, checks: dict[str, type[Check]],
+                 broken: dict[str, str] | None = None) -> Profile:
+    """A shipped profile by name, or the user's own file; raises ProfileError."""
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ProfileError(str(p), None, "no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(str(p), None, f"cannot read it ({exc})") from None
+        return parse_profile(text, str(p), checks, broken)
+    name = name or DEFAULT_PROFILE
+    shipped = shipped_profiles()
+    if name not in shipped:
+        raise ProfileError(name, None, f"no shipped profile of that name (shipped: {', '.join(shipped)})")
+    return parse_profile(shipped[name], f"{name}.toml", checks, broken)

@@ -1,0 +1,229 @@
+"""Running checks: one wrapper for every check, time budgets, child processes, concurrency.
+
+Sits between the plugins (``plugins.py``) and the result (``result.py``). Every check call goes
+through :func:`run_one`, which records start and duration and turns any exception into
+``status: error`` with its message (only KeyboardInterrupt propagates), and a budget overrun
+into ``status: timeout``.
+
+- In-process checks run in a daemon thread; at the budget the wrapper stops waiting (a Python
+  thread cannot be killed, but a daemon thread does not keep the process alive).
+- ``isolated`` checks run in a child process (spawned, on every OS alike) that is killed at the
+  budget, because native driver calls (camera, audio) can block forever.
+- Checks sharing a ``resource`` run one after another, in ``order``; the groups run
+  concurrently, so a run takes about as long as its slowest group.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .check import Check, CheckContext, CheckError, CheckSkipped, Measurement
+from .result import CheckRecord, json_safe, utc_now
+
+# Extra seconds an isolated check gets for starting its interpreter before its budget counts.
+SPAWN_GRACE_S = 2.0
+KILL_WAIT_S = 2.0
+
+
+@dataclass
+class Planned:
+    """A check chosen for this run, with its merged settings and budget."""
+
+    name: str
+    cls: type[Check]
+    spec: str  # "module:attr", to load it again in a child process
+    settings: dict[str, Any]
+    budget_s: float
+
+
+Progress = Callable[[str, str], None]  # (check name, message)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CheckError):
+        return str(exc) or type(exc).__name__
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _outcome_of(fn: Callable[[], Measurement]) -> tuple[str, Any]:
+    """Call ``fn``; return ("ok", measurement) / ("skipped", msg) / ("error", msg, debug)."""
+    try:
+        m = fn()
+    except KeyboardInterrupt:
+        raise
+    except CheckSkipped as exc:
+        return ("skipped", str(exc))
+    except BaseException as exc:  # noqa: BLE001 - any failure of plugin code is recorded
+        debug = "" if isinstance(exc, CheckError) else traceback.format_exc(limit=6)
+        return ("error", _describe(exc), debug)
+    if not isinstance(m, Measurement):
+        return ("error", f"check returned {type(m).__name__}, not a Measurement", "")
+    return ("ok", m)
+
+
+def _metrics_of(cls: type[Check], m: Measurement, details: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Attach units from the check's declaration; drop undeclared or non-numeric values, saying so."""
+    out: dict[str, dict[str, Any]] = {}
+    dropped: list[str] = []
+    for name, value in m.metrics.items():
+        spec = cls.metric(name)
+        if spec is None:
+            dropped.append(f"{name} (not declared by the check)")
+            continue
+        if value is None:
+            continue
+        if hasattr(value, "item"):  # numpy scalar
+            value = value.item()
+        if spec.kind == "bool":
+            if not isinstance(value, bool):
+                dropped.append(f"{name} (not a boolean)")
+                continue
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            dropped.append(f"{name} (not a finite number)")
+            continue
+        out[name] = {"value": value, "unit": spec.unit}
+    if dropped:
+        details.setdefault("dropped_metrics", dropped)
+    return out
+
+
+# --- child process --------------------------------------------------------------------------
+
+
+def _child_main(spec: str, ctx: CheckContext, conn: Any) -> None:
+    """Entry point of an isolated check's child process; sends one ("done", outcome) message."""
+    from .plugins import load_spec
+
+    ctx.progress = lambda msg: conn.send(("progress", msg))
+    try:
+        cls = load_spec(spec)
+        outcome = _outcome_of(lambda: cls().run(ctx))
+    except BaseException as exc:  # noqa: BLE001 - includes KeyboardInterrupt in the child
+        outcome = ("error", _describe(exc), traceback.format_exc(limit=6))
+    if outcome[0] == "ok":
+        m = outcome[1]
+        outcome = ("ok", Measurement(metrics=dict(m.metrics), details=json_safe(m.details)))
+    try:
+        conn.send(("done", outcome))
+    except Exception as exc:  # unpicklable details
+        conn.send(("done", ("error", f"check result could not be sent back: {_describe(exc)}", "")))
+    conn.close()
+
+
+def _run_isolated(p: Planned, ctx: CheckContext, say: Callable[[str], None]) -> tuple[str, Any]:
+    mp = multiprocessing.get_context("spawn")
+    parent, child = mp.Pipe(duplex=False)
+    ctx_for_child = CheckContext(settings=ctx.settings, options=ctx.options, budget_s=ctx.budget_s)
+    proc = mp.Process(target=_child_main, args=(p.spec, ctx_for_child, child), daemon=True, name=f"readiness-{p.name}")
+    proc.start()
+    child.close()
+    deadline = time.monotonic() + p.budget_s + SPAWN_GRACE_S
+    outcome: tuple[str, Any] | None = None
+    try:
+        while outcome is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                if not parent.poll(min(left, 0.25)):
+                    if not proc.is_alive() and not parent.poll(0):
+                        break
+                    continue
+                kind, payload = parent.recv()
+            except (EOFError, OSError):
+                break
+            if kind == "progress":
+                say(str(payload))
+            elif kind == "done":
+                outcome = payload
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(KILL_WAIT_S)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(KILL_WAIT_S)
+        parent.close()
+    if outcome is not None:
+        return outcome
+    if time.monotonic() >= deadline:
+        return ("timeout", f"did not finish within its {p.budget_s:g} s budget; its process was stopped")
+    return ("error", f"its process ended unexpectedly (exit code {proc.exitcode})", "")
+
+
+def _run_in_thread(p: Planned, ctx: CheckContext) -> tuple[str, Any]:
+    box: list[tuple[str, Any]] = []
+
+    def target() -> None:
+        try:
+            box.append(_outcome_of(lambda: p.cls().run(ctx)))
+        except KeyboardInterrupt:
+            box.append(("error", "interrupted", ""))
+
+    t = threading.Thread(target=target, daemon=True, name=f"readiness-{p.name}")
+    t.start()
+    t.join(p.budget_s)
+    if not box:
+        return ("timeout", f"did not finish within its {p.budget_s:g} s budget")
+    return box[0]
+
+
+def run_one(p: Planned, options: dict[str, Any], progress: Progress | None = None) -> CheckRecord:
+    """Run one check in the wrapper; never raises (but for KeyboardInterrupt)."""
+
+    def say(msg: str) -> None:
+        if progress is not None:
+            progress(p.name, msg)
+
+    ctx = CheckContext(settings=dict(p.settings), options=dict(options), budget_s=p.budget_s, progress=say)
+    started = utc_now()
+    t0 = time.perf_counter()
+    outcome = _run_isolated(p, ctx, say) if p.cls.isolated else _run_in_thread(p, ctx)
+    duration = round(time.perf_counter() - t0, 3)
+    record = CheckRecord(name=p.name, title=p.cls.title or p.name, status=outcome[0], started_utc=started, duration_s=duration)
+    if outcome[0] == "ok":
+        m: Measurement = outcome[1]
+        record.details = json_safe(dict(m.details))
+        record.metrics = _metrics_of(p.cls, m, record.details)
+    else:
+        record.error = outcome[1]
+        if outcome[0] == "error" and len(outcome) > 2 and outcome[2]:
+            record.details = {"traceback": outcome[2]}
+    return record
+
+
+def run_all(planned: list[Planned], options: dict[str, Any], progress: Progress | None = None,
+            done: Callable[[CheckRecord], None] | None = None) -> dict[str, CheckRecord]:
+    """Run the planned checks: groups by resource concurrently, each group in order."""
+    groups: dict[str, list[Planned]] = {}
+    for p in planned:
+        key = p.cls.resource or f"__own__{p.name}"
+        groups.setdefault(key, []).append(p)
+    records: dict[str, CheckRecord] = {}
+    lock = threading.Lock()
+
+    def run_group(items: list[Planned]) -> None:
+        for p in sorted(items, key=lambda x: (x.cls.order, x.name)):
+            if progress is not None:
+                progress(p.name, "started")
+            rec = run_one(p, options, progress)
+            with lock:
+                records[p.name] = rec
+            if done is not None:
+                done(rec)
+
+    threads = [threading.Thread(target=run_group, args=(items,), daemon=True) for items in groups.values()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():  # join in slices so Ctrl-C reaches the main thread
+            t.join(0.2)
+    order = [p.name for p in planned]
+    return {name: records[name] for name in order if name in records}

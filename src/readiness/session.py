@@ -1,0 +1,154 @@
+"""One run from start to finish: plan the checks, run them, build the result, judge, write.
+
+Sits between the CLI (which parses options) and the engine pieces it calls in order:
+runner -> result -> judge -> report. Kept apart from ``cli.py`` so the same run can be
+driven from Python (tests, a service wrapper) without click.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .judge import FAIL, PASS, UNKNOWN, WARN, Judgement, exit_code, judge
+from .plugins import Plugins
+from .requirements import Profile
+from .result import CheckRecord, Result, new_run_id, result_stem, utc_now, write_atomic, write_result
+from .runner import Planned, run_all
+
+
+@dataclass
+class RunOptions:
+    profile: Profile
+    output_dir: Path
+    only: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lang: str = "en"
+    write_html: bool = True
+
+
+@dataclass
+class Outcome:
+    result: Result
+    judgement: Judgement
+    json_path: Path | None
+    html_path: Path | None
+    exit_code: int
+
+    def summary(self, lang: str = "en") -> str:
+        return summary_text(self.result, self.judgement, lang, self.json_path, self.html_path)
+
+
+def host_facts() -> dict[str, Any]:
+    """Facts about the machine every result carries (the system check measures the rest)."""
+    return {
+        "hostname": socket.gethostname(),
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def plan(opts: RunOptions, plugins: Plugins) -> tuple[list[Planned], dict[str, CheckRecord]]:
+    """The checks to run, with settings merged (defaults < profile < --set); and a record for
+    each wanted check whose plugin failed to load, so the report says why it is missing."""
+    wanted = opts.only or opts.profile.checks()
+    planned: list[Planned] = []
+    missing: dict[str, CheckRecord] = {}
+    for name in wanted:
+        cls = plugins.checks.get(name)
+        if cls is None:
+            why = plugins.broken.get(name, "no such check is installed")
+            missing[name] = CheckRecord(name=name, title=name, status="error", started_utc=utc_now(), duration_s=0.0,
+                                        error=f"the {name} check could not be loaded: {why}")
+            continue
+        settings = cls.default_settings() | opts.profile.check_settings.get(name, {}) | opts.overrides.get(name, {})
+        budget = float(settings.pop("budget_s", cls.budget_s))
+        planned.append(Planned(name=name, cls=cls, spec=plugins.specs[name], settings=settings, budget_s=budget))
+    return planned, missing
+
+
+def run_session(opts: RunOptions, plugins: Plugins,
+                progress: Callable[[str, str], None] | None = None) -> Outcome:
+    planned, missing = plan(opts, plugins)
+    started = utc_now()
+
+    def done(rec: CheckRecord) -> None:
+        if progress is not None:
+            tail = f" — {rec.error}" if rec.error else ""
+            progress(rec.name, f"{rec.status} ({rec.duration_s:.1f} s){tail}")
+
+    records = run_all(planned, opts.options, progress, done)
+    records.update(missing)
+    result = Result(
+        run_id=new_run_id(), started_utc=started, finished_utc=utc_now(), host=host_facts(),
+        labels={k: v for k, v in opts.labels.items() if v}, profile=opts.profile.summary(), checks=records,
+        tool_version=__version__, warnings=list(plugins.warnings),
+    )
+    j = judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None)
+    result.judgement = j.to_dict()
+    json_path = write_result(result, opts.output_dir)
+    html_path = None
+    if opts.write_html:
+        from .report import render_report
+
+        html_path = opts.output_dir / f"{result_stem(result)}.html"
+        write_atomic(html_path, render_report(result, j, opts.lang))
+    return Outcome(result, j, json_path, html_path, exit_code(j))
+
+
+_HEADLINE = {
+    "en": {PASS: "READY for video meetings", WARN: "READY, with advice", FAIL: "NOT READY", UNKNOWN: "NOT READY — some things could not be checked"},
+    "sv": {PASS: "REDO för videomöten", WARN: "REDO, med råd", FAIL: "INTE REDO", UNKNOWN: "INTE REDO — allt kunde inte kontrolleras"},
+}
+
+
+def format_value(value: Any, unit: str | None, lang: str = "en") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return {"en": ("yes", "no"), "sv": ("ja", "nej")}[lang][0 if value else 1]
+    if isinstance(value, float):
+        text = f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}".rstrip("0").rstrip(".")
+    else:
+        text = str(value)
+    return f"{text} {unit}".strip() if unit else text
+
+
+def format_bound(req: Any, unit: str | None, lang: str = "en") -> str:
+    if req.expect is not None:
+        return format_value(req.expect, None, lang)
+    parts = []
+    if req.min is not None:
+        parts.append(f"≥ {format_value(req.min, unit, lang)}")
+    if req.max is not None:
+        parts.append(f"≤ {format_value(req.max, unit, lang)}")
+    return ", ".join(parts)
+
+
+def summary_text(result: Result, j: Judgement, lang: str, json_path: Path | None, html_path: Path | None) -> str:
+    """The terminal summary: verdict, what is not fine with its fix, and where the files are."""
+    lines = [_HEADLINE.get(lang, _HEADLINE["en"])[j.overall] + f"  ({j.profile.get('name', '')})"]
+    for v in j.items:
+        if v.status == PASS:
+            continue
+        req = v.requirement
+        label = req.text("label", lang) or req.metric
+        if v.status == UNKNOWN:
+            lines.append(f"  {v.status:7} {label}: {v.reason}")
+        else:
+            lines.append(f"  {v.status:7} {label}: {format_value(v.value, v.unit, lang)}, "
+                         f"{'needs' if lang == 'en' else 'krav'} {format_bound(req, v.unit, lang)}")
+        lines.append(f"          → {req.text('fix', lang)}")
+    if json_path is not None:
+        lines.append(f"Result: {json_path}")
+    if html_path is not None:
+        lines.append(f"Report: {html_path}")
+    return "\n".join(lines)
