@@ -1,0 +1,274 @@
+"""connectivity: can this computer reach the meeting services, and can media flow over UDP?
+
+For each service in the profile: DNS lookup time, TCP connect time and TLS handshake time to
+its web/signalling endpoints, and a STUN Binding request (RFC 5389) to its media relays'
+UDP ports, all at once, each with its own timeout. A service whose UDP ports do not answer
+still works, but its calls fall back to TCP/TLS with lower quality; the details say so in
+plain words. Also notes an HTTP proxy (from the environment or the OS settings) and a VPN
+interface, both of which commonly hurt call quality.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import statistics
+import threading
+import time
+
+from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
+
+from . import _netcommon as net
+
+DEFAULT_SERVICES = [
+    {"name": "Microsoft Teams", "tcp": ["teams.microsoft.com:443", "worldaz.tr.teams.microsoft.com:443"],
+     "stun": ["worldaz.tr.teams.microsoft.com:3478"]},
+    {"name": "Zoom", "tcp": ["zoom.us:443"], "stun": []},
+    {"name": "Google Meet", "tcp": ["meet.google.com:443"], "stun": ["stun.l.google.com:19302"]},
+    {"name": "Webex", "tcp": ["webex.com:443"], "stun": []},
+]
+
+# Interface names that VPN clients create: WireGuard, OpenVPN/tun/tap, PPP, IPsec, Cisco,
+# GlobalProtect/Fortinet adapters on Windows, macOS utun (only when it has an IPv4 address,
+# since macOS keeps several utun interfaces for itself).
+_VPN_NAMES = re.compile(r"^(wg|tun|tap|ppp|ipsec|vti|gpd|cscotun|utun|zt|tailscale|nordlynx)\d*|"
+                        r"vpn|wireguard|anyconnect|globalprotect|fortinet|pangp|openvpn", re.I)
+
+
+class ConnectivityCheck(Check):
+    name = "connectivity"
+    title = "Connectivity to meeting services"
+    description = "DNS, TCP and TLS to each meeting service, and UDP media ports by STUN."
+    resource = "network"
+    order = 0
+    budget_s = 10.0
+    metrics = (
+        Metric("dns_ms", "ms", "Median DNS lookup time"),
+        Metric("tcp_connect_ms", "ms", "Median TCP connect time to the services"),
+        Metric("tls_connect_ms", "ms", "Median TCP + TLS handshake time to the services"),
+        Metric("udp_media_reachable", "", "A service's media relay answers over UDP (STUN)", kind="bool"),
+        Metric("services_udp_ok_count", "", "Services whose media relays answer over UDP"),
+        Metric("proxy_detected", "", "An HTTP proxy is configured", kind="bool"),
+        Metric("vpn_detected", "", "A VPN interface is up", kind="bool"),
+    )
+    settings = {
+        "services": Setting(DEFAULT_SERVICES, "Services: {name, tcp = [host:port], stun = [host:port], "
+                                              "tls = [host:port] (default: the tcp ones on 443)}", list),
+        "timeout_s": Setting(2.0, "Timeout of each DNS, TCP, TLS and STUN attempt, seconds", float),
+    }
+
+    def run(self, ctx: CheckContext) -> Measurement:
+        from readiness import stun
+
+        timeout = max(0.2, float(ctx.settings["timeout_s"]))
+        server = net.server_option(ctx.options)
+        if server is not None:
+            hp = f"{server.host}:{server.port}"
+            services = [{"name": f"readiness server {server.url}", "tcp": [hp],
+                         "tls": [hp] if server.scheme == "https" else [],
+                         "stun": [f"{server.host}:{server.stun_port()}"]}]
+        else:
+            services = _validated(ctx.settings["services"])
+        if not services:
+            raise CheckError("no services configured for the connectivity check")
+
+        def endpoints(svc, key, default_port):
+            return [net.split_hostport(e, default_port) for e in svc.get(key, [])]
+
+        for svc in services:
+            if "tls" not in svc:
+                svc["tls"] = [e for e in svc.get("tcp", []) if net.split_hostport(e, 443)[1] == 443]
+        all_hp = [hp for svc in services for key, port in (("tcp", 443), ("tls", 443), ("stun", 3478))
+                  for hp in endpoints(svc, key, port)]
+        ctx.say(f"resolving {len({h for h, _ in all_hp})} names")
+        dns = net.resolve_all(all_hp, timeout_s=timeout)
+        if all(isinstance(r, Exception) for r in dns.values()):
+            raise net.offline_error(sorted({h for h, _ in all_hp}))
+
+        jobs: list = []
+        out: dict = {}
+        lock = threading.Lock()
+
+        def record(key, value):
+            with lock:
+                out[key] = value
+
+        for svc in services:
+            for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478)):
+                for hp in endpoints(svc, kind, port):
+                    r = dns[hp]
+                    if isinstance(r, Exception):
+                        record((kind, hp), {"error": f"DNS lookup failed ({_plain(r)})"})
+                        continue
+                    fn = {"tcp": _tcp, "tls": _tls, "stun": _stun}[kind]
+                    jobs.append(threading.Thread(target=lambda f=fn, k=(kind, hp), ai=r[0][0], h=hp[0]:
+                                                 record(k, f(ai, h, timeout, stun)), daemon=True))
+        ctx.say(f"testing {len(jobs)} endpoints")
+        for t in jobs:
+            t.start()
+        deadline = time.monotonic() + 2 * timeout + 1.0
+        for t in jobs:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+        per_service = []
+        dns_ms, tcp_ms, tls_ms = [], [], []
+        udp_ok = 0
+        udp_tested = 0
+        diagnosis: list[str] = []
+        for svc in services:
+            entry: dict = {"name": svc.get("name", "?"), "tcp": {}, "tls": {}, "stun": {}}
+            for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478)):
+                for hp in endpoints(svc, kind, port):
+                    res = out.get((kind, hp), {"error": "timed out"})
+                    entry[kind][f"{hp[0]}:{hp[1]}"] = res
+                    if kind == "tcp" and "ms" in res:
+                        tcp_ms.append(res["ms"])
+                    if kind == "tls" and "ms" in res:
+                        tls_ms.append(res["ms"])
+            for hp in {hp for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478))
+                       for hp in endpoints(svc, kind, port)}:
+                r = dns[hp]
+                if not isinstance(r, Exception):
+                    dns_ms.append(r[1])
+            stun_results = list(entry["stun"].values())
+            if stun_results:
+                udp_tested += 1
+                ok = any("ms" in r for r in stun_results)
+                entry["udp_media"] = ok
+                udp_ok += ok
+                if not ok:
+                    diagnosis.append(f"{entry['name']}: the UDP media ports do not answer, so calls will "
+                                     "fall back to TCP/TLS with lower quality (more delay, choppy audio under loss).")
+            reachable = any("ms" in r for r in entry["tcp"].values()) or any("ms" in r for r in entry["tls"].values())
+            entry["reachable"] = reachable
+            if not reachable and (entry["tcp"] or entry["tls"]):
+                diagnosis.append(f"{entry['name']}: cannot be reached at all (TCP/TLS connections fail).")
+            untrusted = [k for k, r in entry["tls"].items() if r.get("certificate") == "not trusted"]
+            if untrusted:
+                diagnosis.append(f"{entry['name']}: the TLS certificate is not trusted ({', '.join(untrusted)}); "
+                                 "a firewall may be inspecting encrypted traffic, which often breaks calls.")
+            per_service.append(entry)
+
+        proxies = _proxies()
+        vpn = _vpn_interfaces()
+        if proxies:
+            diagnosis.append("An HTTP proxy is configured; meeting apps send media around it or fall back "
+                             "to slower TCP through it.")
+        if vpn:
+            diagnosis.append(f"A VPN is active ({', '.join(vpn)}); calls routed through it get extra delay.")
+        metrics: dict = {"proxy_detected": bool(proxies), "vpn_detected": bool(vpn)}
+        if dns_ms:
+            metrics["dns_ms"] = round(statistics.median(dns_ms), 2)
+        if tcp_ms:
+            metrics["tcp_connect_ms"] = round(statistics.median(tcp_ms), 2)
+        if tls_ms:
+            metrics["tls_connect_ms"] = round(statistics.median(tls_ms), 2)
+        if udp_tested:
+            metrics["udp_media_reachable"] = udp_ok > 0
+            metrics["services_udp_ok_count"] = udp_ok
+        if not tcp_ms and not tls_ms and not udp_ok:
+            raise CheckError("no meeting service could be reached: names resolve, but every connection "
+                             "fails (a firewall blocks them, or the internet connection is down)")
+        details = {"services": per_service, "proxies": proxies, "vpn_interfaces": vpn,
+                   "diagnosis": diagnosis, "timeout_s": timeout}
+        return Measurement(metrics=metrics, details=details)
+
+
+def _validated(services) -> list[dict]:
+    out = []
+    for i, svc in enumerate(services):
+        if not isinstance(svc, dict) or not all(isinstance(svc.get(k, []), list) for k in ("tcp", "stun", "tls")):
+            raise CheckError(f"connectivity.services[{i}] must be a table with lists tcp, stun (and tls)")
+        out.append(dict(svc))
+    return out
+
+
+def _plain(e: Exception) -> str:
+    if isinstance(e, socket.gaierror):
+        return "name not found" if e.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)) else "DNS error"
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def _tcp(ai, host, timeout, _stun) -> dict:
+    try:
+        return {"ms": net.ms(net.tcp_connect_s(ai[4], ai[0], timeout)), "address": ai[4][0]}
+    except OSError as e:
+        return {"error": f"TCP connect failed ({_plain(e)})", "address": ai[4][0]}
+
+
+def _tls(ai, host, timeout, _stun) -> dict:
+    """TCP connect + TLS handshake, timed together (what an app waits for before it can talk)."""
+    def attempt(context):
+        s = socket.socket(ai[0], socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        start = time.monotonic()
+        try:
+            s.connect(ai[4])
+            with context.wrap_socket(s, server_hostname=host) as t:
+                t.settimeout(timeout)
+                version = t.version()
+            return time.monotonic() - start, version
+        finally:
+            s.close()
+
+    try:
+        secs, version = attempt(ssl.create_default_context())
+        return {"ms": net.ms(secs), "version": version, "certificate": "trusted", "address": ai[4][0]}
+    except ssl.SSLCertVerificationError as e:
+        # Still a real handshake time; the untrusted certificate is a finding of its own.
+        unverified = ssl.create_default_context()
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE
+        try:
+            secs, version = attempt(unverified)
+        except (OSError, ssl.SSLError) as e2:
+            return {"error": f"TLS handshake failed ({_plain(e2)})", "address": ai[4][0]}
+        return {"ms": net.ms(secs), "version": version, "certificate": "not trusted",
+                "certificate_error": e.verify_message or str(e), "address": ai[4][0]}
+    except (OSError, ssl.SSLError) as e:
+        return {"error": f"TLS handshake failed ({_plain(e)})", "address": ai[4][0]}
+
+
+def _stun(ai, host, timeout, stun) -> dict:
+    try:
+        rtt, mapped = stun.binding(ai[4], ai[0], timeout_s=timeout, tries=3)
+    except OSError as e:
+        return {"error": f"UDP failed ({_plain(e)})", "address": ai[4][0]}
+    if rtt is None:
+        return {"error": "no answer over UDP", "address": ai[4][0]}
+    res = {"ms": net.ms(rtt), "address": ai[4][0]}
+    if mapped:
+        res["mapped_address"] = f"{mapped[0]}:{mapped[1]}"
+    return res
+
+
+def _proxies() -> dict:
+    """Configured HTTP(S) proxies (environment, Windows registry, macOS settings), credentials cut."""
+    import urllib.request
+
+    try:
+        found = urllib.request.getproxies()
+    except Exception:  # noqa: BLE001 - a broken OS setting is no proxy we can name
+        return {}
+    return {k: re.sub(r"//[^@/]*@", "//", v) for k, v in found.items() if k in ("http", "https", "all") and v}
+
+
+def _vpn_interfaces() -> list[str]:
+    try:
+        import psutil
+
+        stats = psutil.net_if_stats()
+        addrs = psutil.net_if_addrs()
+    except Exception:  # noqa: BLE001
+        return []
+    found = []
+    for name, st in stats.items():
+        if not st.isup or not _VPN_NAMES.search(name):
+            continue
+        if name.startswith("utun") and not any(a.family == socket.AF_INET for a in addrs.get(name, [])):
+            continue
+        found.append(name)
+    return sorted(found)

@@ -1,0 +1,144 @@
+"""latency: a UDP probe stream paced like audio, the way a call sees the network.
+
+A STUN Binding request every 20 ms (for 5 s by default) to each target, all targets at once;
+the target with the lowest median RTT is the one a call would use, and its numbers become the
+metrics (every target's numbers are in the details). Where no target answers over UDP, RTT
+comes from TCP handshakes instead, labelled so in the details; jitter, loss and MOS are then
+left out, because TCP hides loss and jitter behind retransmits.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
+
+from . import _netcommon as net
+
+DEFAULT_TARGETS = [
+    "stun.l.google.com:19302",  # Google Meet's STUN
+    "worldaz.tr.teams.microsoft.com:3478",  # Microsoft Teams media relays
+]
+
+
+class LatencyCheck(Check):
+    name = "latency"
+    title = "Latency, jitter and loss"
+    description = "UDP probes paced like an audio stream (every 20 ms) to meeting services' STUN servers."
+    resource = "network"
+    order = 1
+    budget_s = 15.0
+    metrics = (
+        Metric("rtt_min_ms", "ms", "Lowest round-trip time"),
+        Metric("rtt_median_ms", "ms", "Median round-trip time"),
+        Metric("rtt_p95_ms", "ms", "95th percentile round-trip time"),
+        Metric("jitter_ms", "ms", "Interarrival jitter (RFC 3550 estimator over RTTs)"),
+        Metric("loss_pct", "%", "Probes without an answer"),
+        Metric("burst_loss_pct", "%", "Worst loss in any 200 ms"),
+        Metric("reorder_pct", "%", "Answers that arrived out of order"),
+        Metric("mos", "", "Estimated voice quality (MOS, simplified E-model, 1-4.4)"),
+    )
+    settings = {
+        "targets": Setting(DEFAULT_TARGETS, "STUN servers (host:port) to probe", list),
+        "duration_s": Setting(5.0, "Length of the probe stream, seconds", float),
+        "interval_ms": Setting(20.0, "Time between probes (20 ms = one audio packet)", float),
+        "tcp_port": Setting(443, "Port for the TCP-handshake fallback where UDP gets no answer", int),
+    }
+
+    def run(self, ctx: CheckContext) -> Measurement:
+        from readiness import netstats, stun
+
+        s = ctx.settings
+        server = net.server_option(ctx.options)
+        if server is not None:
+            targets = [(server.host, server.stun_port())]
+            tcp_targets = [(server.host, server.port)]
+        else:
+            targets = [net.split_hostport(t, stun.DEFAULT_PORT) for t in s["targets"]]
+            tcp_targets = [(h, int(s["tcp_port"])) for h, _ in targets]
+        if not targets:
+            raise CheckError("no latency targets configured")
+        interval = max(0.005, float(s["interval_ms"]) / 1000)
+        duration = max(interval, float(s["duration_s"]))
+        count = max(1, round(duration / interval))
+
+        resolved = net.resolve_all(targets, timeout_s=2.0, kind=socket.SOCK_DGRAM)
+        addrs = {hp: r[0][0] for hp, r in resolved.items() if not isinstance(r, Exception)}
+        if not addrs:
+            raise net.offline_error([h for h, _ in targets])
+
+        ctx.say(f"probing {len(addrs)} target(s) over UDP every {interval * 1000:g} ms for {duration:g} s")
+        results: dict = {}
+
+        def probe(hp, ai) -> None:
+            try:
+                results[hp] = stun.probe_stream(ai[4], ai[0], count=count, interval_s=interval)
+            except OSError as e:
+                results[hp] = e
+
+        threads = [threading.Thread(target=probe, args=(hp, ai), daemon=True) for hp, ai in addrs.items()]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + duration + 3
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+        per_target: dict = {}
+        best = None
+        for hp in targets:
+            key = f"{hp[0]}:{hp[1]}"
+            r = resolved.get(hp)
+            if isinstance(r, Exception):
+                per_target[key] = {"error": f"DNS lookup failed: {r}"}
+                continue
+            samples = results.get(hp)
+            if samples is None or isinstance(samples, Exception):
+                per_target[key] = {"error": str(samples or "probe did not finish")}
+                continue
+            st = netstats.summarize(samples, interval_s=interval)
+            st["address"] = addrs[hp][4][0]
+            per_target[key] = _rounded(st)
+            if "rtt_median_ms" in st and (best is None or st["rtt_median_ms"] < best[1]["rtt_median_ms"]):
+                best = (key, st)
+
+        details: dict = {"targets": per_target, "interval_ms": interval * 1000, "duration_s": duration,
+                         "jitter_method": "RFC 3550 §6.4.1 estimator over RTTs, averaged over the stream",
+                         "mos_method": "simplified E-model (ITU-T G.107) as in Twilio's preflight test"}
+        if best is not None:
+            key, st = best
+            details["method"] = "udp-stun"
+            details["target"] = key
+            metrics = {k: round(st[k], 3) for k in (
+                "rtt_min_ms", "rtt_median_ms", "rtt_p95_ms", "jitter_ms", "loss_pct",
+                "burst_loss_pct", "reorder_pct", "mos") if k in st}
+            return Measurement(metrics=metrics, details=details)
+
+        # No STUN answer anywhere: UDP is blocked (or the targets are down). Fall back to TCP.
+        ctx.say("no UDP answers; measuring RTT by TCP handshakes instead")
+        details["method"] = "tcp-connect (UDP got no answer)"
+        details["diagnosis"] = ["No answers to UDP probes: media would fall back to TCP/TLS, "
+                                "which raises delay and breaks up audio and video under loss."]
+        fallback: dict = {}
+        for hp in tcp_targets:
+            try:
+                infos, _ = net.resolve(hp[0], hp[1], 2.0)
+            except Exception:  # noqa: BLE001
+                continue
+            ai = infos[0]
+            samples = net.tcp_probe_stream(ai[4], ai[0], interval_s=0.1, count=10, timeout_s=1.0)
+            st = netstats.summarize(samples, interval_s=0.1)
+            fallback[f"{hp[0]}:{hp[1]}"] = _rounded(st)
+            if "rtt_median_ms" in st:
+                details["target"] = f"{hp[0]}:{hp[1]} (tcp)"
+                details["fallback"] = fallback
+                return Measurement(metrics={k: round(st[k], 3) for k in ("rtt_min_ms", "rtt_median_ms", "rtt_p95_ms")},
+                                   details=details)
+        details["fallback"] = fallback
+        raise CheckError("no answer from any latency target, neither over UDP nor TCP "
+                         "(a firewall blocks them, or there is no internet connection)")
+
+
+def _rounded(st: dict) -> dict:
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in st.items()}

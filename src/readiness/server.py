@@ -1,0 +1,251 @@
+"""``readiness serve``: the measurement server IT runs at a site.
+
+Sits beside the network checks as their far end. Two HTTP endpoints with the same shape as
+Cloudflare's speed test (``GET /__down?bytes=N`` sends N bytes, ``POST /__up`` swallows the
+body), a ``GET /__info`` that tells clients which UDP port answers STUN, and a STUN Binding
+responder on that port (``stun.Responder``). So ``readiness run --server http://host:8080``
+measures bandwidth, loaded latency, UDP RTT/jitter/loss against the organisation's own box.
+
+Bounded so it cannot be abused: bytes per request, concurrent transfers, an idle timeout and a
+wall-clock cap per request, STUN answers rate-limited per client. Every transfer and every STUN
+session logs one line. SIGINT/SIGTERM stop it cleanly (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from readiness import stun
+
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_STUN_PORT = stun.DEFAULT_PORT
+DEFAULT_LIMITS = {
+    "max_bytes": 256 * 1024 * 1024,  # per request, either direction
+    "max_transfers": 16,  # concurrent /__down + /__up
+    "idle_timeout_s": 10.0,  # a socket silent this long is dropped
+    "max_request_s": 30.0,  # no single transfer runs longer
+}
+_CHUNK = memoryview(bytes(256 * 1024))
+
+
+def log(message: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(f"{stamp} {message}", file=sys.stderr, flush=True)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, handler, limits: dict, stun_port: int) -> None:
+        self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        super().__init__(addr, handler)
+        self.limits = limits
+        self.stun_port = stun_port
+        self.slots = threading.BoundedSemaphore(limits["max_transfers"])
+        self.stopping = threading.Event()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection per stream
+    server_version = "readiness-serve"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.limits["idle_timeout_s"])
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        pass  # one line per transfer is logged by the handlers themselves
+
+    def _reply(self, code: int, body: dict, close: bool = False) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Access-Control-Allow-Origin", "*")
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _log_transfer(self, what: str, nbytes: int, started: float, outcome: str) -> None:
+        secs = max(time.monotonic() - started, 1e-6)
+        log(f"{self.client_address[0]} {what} {nbytes} B in {secs:.2f} s = "
+            f"{nbytes * 8 / secs / 1e6:.1f} Mbit/s ({outcome})")
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        url = urlsplit(self.path)
+        if url.path == "/__info":
+            lim = self.server.limits
+            self._reply(200, {"service": "readiness", "stun_port": self.server.stun_port,
+                              "max_bytes": lim["max_bytes"], "max_transfers": lim["max_transfers"]})
+            return
+        if url.path != "/__down":
+            self._reply(404, {"error": "not found"})
+            return
+        try:
+            nbytes = int(parse_qs(url.query).get("bytes", ["0"])[0])
+        except ValueError:
+            self._reply(400, {"error": "bytes must be a whole number"})
+            return
+        if nbytes < 0:
+            self._reply(400, {"error": "bytes must not be negative"})
+            return
+        if nbytes > self.server.limits["max_bytes"]:
+            self._reply(413, {"error": f"at most {self.server.limits['max_bytes']} bytes per request"})
+            return
+        if not self.server.slots.acquire(blocking=False):
+            self._busy()
+            return
+        started = time.monotonic()
+        sent, outcome = 0, "complete"
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(nbytes))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            cap = started + self.server.limits["max_request_s"]
+            while sent < nbytes:
+                if self.server.stopping.is_set() or time.monotonic() > cap:
+                    outcome = "cut: server stopping" if self.server.stopping.is_set() else "cut: too long"
+                    self.close_connection = True
+                    break
+                n = min(len(_CHUNK), nbytes - sent)
+                self.wfile.write(_CHUNK[:n])
+                sent += n
+        except (OSError, ValueError):
+            outcome = "client closed"
+            self.close_connection = True
+        finally:
+            self.server.slots.release()
+        self._log_transfer("down", sent, started, outcome)
+
+    def do_POST(self) -> None:  # noqa: N802
+        if urlsplit(self.path).path != "/__up":
+            self._reply(404, {"error": "not found"}, close=True)
+            return
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self._reply(411, {"error": "Content-Length required"}, close=True)
+            return
+        nbytes = int(length)
+        if nbytes > self.server.limits["max_bytes"]:
+            self._reply(413, {"error": f"at most {self.server.limits['max_bytes']} bytes per request"}, close=True)
+            return
+        if not self.server.slots.acquire(blocking=False):
+            self._busy()
+            return
+        started = time.monotonic()
+        got, outcome = 0, "complete"
+        buf = bytearray(256 * 1024)
+        view = memoryview(buf)
+        try:
+            cap = started + self.server.limits["max_request_s"]
+            while got < nbytes:
+                if self.server.stopping.is_set() or time.monotonic() > cap:
+                    outcome = "cut: server stopping" if self.server.stopping.is_set() else "cut: too long"
+                    break
+                n = self.rfile.readinto(view[:min(len(buf), nbytes - got)])
+                if not n:
+                    outcome = "client closed"
+                    break
+                got += n
+        except (OSError, ValueError):
+            outcome = "client closed"
+        finally:
+            self.server.slots.release()
+        self._log_transfer("up", got, started, outcome)
+        if outcome == "complete":
+            try:
+                self._reply(200, {"bytes": got})
+            except OSError:
+                pass
+        else:
+            self.close_connection = True
+
+    def _busy(self) -> None:
+        self.send_response(503)
+        self.send_header("Retry-After", "5")
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        log(f"{self.client_address[0]} refused: {self.server.limits['max_transfers']} transfers already running")
+
+
+def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
+               stun_port: int = DEFAULT_STUN_PORT, **limits) -> int:
+    """Serve until SIGINT/SIGTERM; returns the process exit code (0 on a clean stop).
+
+    ``limits`` override :data:`DEFAULT_LIMITS` (max_bytes, max_transfers, idle_timeout_s,
+    max_request_s); ``None`` values keep the default. Port 0 picks a free port (the
+    "listening" line says which).
+    """
+    unknown = set(limits) - set(DEFAULT_LIMITS)
+    if unknown:
+        raise TypeError(f"unknown limits: {', '.join(sorted(unknown))}")
+    lim = dict(DEFAULT_LIMITS)
+    lim.update({k: v for k, v in limits.items() if v is not None})
+    try:
+        responder = stun.Responder(host, stun_port, on_idle=lambda ip, ok, no: log(
+            f"{ip} stun {ok} answered" + (f", {no} refused or dropped" if no else "")))
+    except OSError as e:
+        log(f"cannot listen for STUN on UDP {host}:{stun_port}: {e.strerror or e}")
+        return 2
+    try:
+        httpd = _Server((host, http_port), _Handler, lim, responder.port)
+    except OSError as e:
+        responder.close()
+        log(f"cannot listen for HTTP on {host}:{http_port}: {e.strerror or e}")
+        return 2
+    responder.start()
+    port = httpd.server_address[1]
+    log(f"listening on http://{host}:{port} (GET /__down, POST /__up, GET /__info), "
+        f"STUN on udp {host}:{responder.port}; max {lim['max_bytes']} B per request, "
+        f"{lim['max_transfers']} transfers at once")
+
+    def stop(signum, _frame) -> None:
+        if not httpd.stopping.is_set():
+            log(f"stopping ({signal.Signals(signum).name})")
+            httpd.stopping.set()
+            threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        httpd.serve_forever(poll_interval=0.2)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        httpd.server_close()
+        responder.close()
+        log("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m readiness.server``: the same as ``readiness serve``."""
+    ap = argparse.ArgumentParser(prog="readiness-serve", description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="0.0.0.0")
+    ap.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT)
+    ap.add_argument("--stun-port", type=int, default=DEFAULT_STUN_PORT)
+    ap.add_argument("--max-bytes", type=int)
+    ap.add_argument("--max-transfers", type=int)
+    ap.add_argument("--timeout", type=float, dest="idle_timeout_s")
+    a = ap.parse_args(argv)
+    return run_server(a.host, a.port, a.stun_port, max_bytes=a.max_bytes,
+                      max_transfers=a.max_transfers, idle_timeout_s=a.idle_timeout_s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
