@@ -171,7 +171,7 @@ class SystemCheck(Check):
         Metric("cpu_threads", "threads", "logical processors"),
         Metric("cpu_freq_ghz", "GHz", "CPU base or maximum frequency"),
         Metric("cpu_load_pct", "%", "CPU load while the checks ran"),
-        Metric("ram_total_gb", "GB", "installed memory"),
+        Metric("ram_total_gb", "GB", "installed memory, rounded to whole GB"),
         Metric("ram_available_gb", "GB", "memory available"),
         Metric("disk_free_gb", "GB", "free disk space where results are written"),
         Metric("battery_pct", "%", "battery charge"),
@@ -207,7 +207,10 @@ class SystemCheck(Check):
             if mhz:
                 m["cpu_freq_ghz"] = round(mhz / 1000.0, 2)
         vm = psutil.virtual_memory()
-        m["ram_total_gb"] = round(vm.total / GB, 2)
+        # The OS keeps some memory for itself, so an "8 GB" machine reports about 7.7 GB: round
+        # to whole GB to compare with the vendors' "8 GB RAM"; the exact figure is in details.
+        m["ram_total_gb"] = round(vm.total / GB)
+        d["ram_total_bytes"] = vm.total
         m["ram_available_gb"] = round(vm.available / GB, 2)
         disk_path = str(ctx.options.get("output_dir") or os.path.expanduser("~"))
         while disk_path and not os.path.exists(disk_path):
