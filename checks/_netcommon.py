@@ -129,17 +129,21 @@ class Server:
     def stun_port(self, timeout_s: float = 1.5) -> int:
         """The STUN port the server advertises on GET /__info, else the default 3478."""
         if self._stun_port is None:
-            self._stun_port = STUN_DEFAULT_PORT
-            try:
-                import urllib.request
-
-                # direct, not through a proxy: the STUN port is on this very host
-                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-                with opener.open(f"{self.url}/__info", timeout=timeout_s) as r:
-                    self._stun_port = int(json.loads(r.read(4096))["stun_port"])
-            except Exception:  # noqa: BLE001 - an older or foreign server: use the default
-                pass
+            self._stun_port = advertised_stun_port(self.url, timeout_s) or STUN_DEFAULT_PORT
         return self._stun_port
+
+
+def advertised_stun_port(url: str, timeout_s: float = 1.5) -> int | None:
+    """The STUN port a ``readiness serve`` at ``url`` advertises on /__info; None for others."""
+    import urllib.request
+
+    try:
+        # direct, not through a proxy: the STUN port is on this very host
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{url}/__info", timeout=timeout_s) as r:
+            return int(json.loads(r.read(4096))["stun_port"])
+    except Exception:  # noqa: BLE001 - an older or foreign server
+        return None
 
 
 def server_option(options: dict) -> Server | None:

@@ -53,6 +53,13 @@ class _Server(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(limits["max_transfers"])
         self.stopping = threading.Event()
 
+    def handle_error(self, request, client_address) -> None:
+        # a client that hangs up mid-request (every speed test does when it has seen enough)
+        # is normal here, not a traceback
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+            log(f"{client_address[0]} request failed: {exc!r}")
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
