@@ -337,13 +337,21 @@ def devices(as_json: bool, timeout: float) -> None:
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--http-port", default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
 @click.option("--stun-port", default=3478, show_default=True, help="UDP port of the STUN responder.")
-def serve(host: str, http_port: int, stun_port: int) -> None:
-    """Run a measurement server for your site: bandwidth endpoints and a STUN responder."""
+@click.option("--max-mb", type=click.FloatRange(0.001), default=256.0, show_default=True, help="Largest transfer per request, MB.")
+@click.option("--max-transfers", type=click.IntRange(1), default=16, show_default=True, help="Transfers served at once.")
+@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, help="Drop a connection silent this long, seconds.")
+def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, timeout: float) -> None:
+    """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
+
+    GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
+    UDP. Point clients at it with `readiness run --server http://HOST:PORT`. Ctrl-C stops it.
+    """
     try:
         from .server import run_server
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
-    sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port))
+    sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),
+                        max_transfers=max_transfers, idle_timeout_s=timeout))
 
 
 def entry() -> None:  # pragma: no cover - exercised through the console script
