@@ -354,6 +354,64 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
                         max_transfers=max_transfers, idle_timeout_s=timeout))
 
 
+@main.command()
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path())
+@click.option("--output", "-o", "out", metavar="OUT.html", default="fleet.html", show_default=True, type=click.Path(dir_okay=False), help="Where to write the fleet report.")
+@click.option("--csv", "csv_path", metavar="FILE.csv", type=click.Path(dir_okay=False), help="Also write one row per computer/room (or run) for a spreadsheet.")
+@click.option("--json", "json_path", metavar="FILE.json", type=click.Path(dir_okay=False), help="Also write the aggregate figures as JSON ('-' for stdout).")
+@click.option("--profile", "-p", metavar="NAME", help="Judge every result again against this shipped profile.")
+@click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Judge every result again against your own list.")
+@click.option("--all-runs", is_flag=True, help="Keep every run, not only the latest per computer or room.")
+@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--max-rows", default=500, show_default=True, type=click.IntRange(min=0), help="Rows of the per-computer table in the HTML (the CSV has all).")
+def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path: str | None, profile: str | None,
+              requirements: str | None, all_runs: bool, lang: str, max_rows: int) -> None:
+    """One fleet report from many results; folders are searched for *.json recursively.
+
+    By default the latest run per computer (or per room, when a room label is set) counts, as
+    judged when it ran; --profile/--requirements judge every result again. Files that are not
+    readable results are skipped and listed, in the report and here. Exit code 0 when the
+    report was written.
+    """
+    import json
+
+    from .fleet import collect, figures, render_html, write_csv
+    from .result import write_atomic
+
+    prof = None
+    if profile or requirements:
+        plugins = _plugins()
+        _warn_plugins(plugins)
+        prof = _profile(profile, requirements, plugins)
+
+    def show_skip(s: Any) -> None:
+        click.echo(f"skipped: {s.path}: {s.reason}", err=True)
+
+    fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
+    figs = figures(fleet, lang)
+    to_stdout = json_path == "-"
+    targets: list[tuple[Path, Any]] = [(Path(out), lambda p: write_atomic(p, render_html(fleet, figs, p, lang, max_rows)))]
+    if csv_path:
+        targets.append((Path(csv_path), lambda p: write_csv(fleet, p)))
+    if json_path and not to_stdout:
+        targets.append((Path(json_path), lambda p: write_atomic(p, json.dumps(figs, indent=2, ensure_ascii=False) + "\n")))
+    for target, write in targets:
+        try:
+            write(target)
+        except OSError as exc:
+            fail(f"cannot write {target}: {exc.strerror or exc}")
+    c = figs["counts"]
+    click.echo(f"Read {fleet.results_read} result files, skipped {len(fleet.skipped)} files; "
+               f"{c['total']} {'runs' if all_runs else 'computers/rooms'}: {c['ready']} ready, "
+               f"{c['not_ready']} not ready, {c['unknown']} unknown.", err=to_stdout)
+    if not fleet.runs:
+        click.echo("warning: no readable results were found", err=True)
+    for target, _ in targets:
+        click.echo(f"Wrote {target}", err=to_stdout)
+    if to_stdout:
+        click.echo(json.dumps(figs, indent=2, ensure_ascii=False))
+
+
 def entry() -> None:  # pragma: no cover - exercised through the console script
     main()
 

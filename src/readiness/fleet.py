@@ -1,0 +1,621 @@
+"""The fleet: many results, one picture (``readiness aggregate``).
+
+Sits beside the workstation report at the end of the pipeline: it reads result files
+(``result.read_result``), takes each one's judgement (the one stored when it ran, or a new one
+from ``judge.judge`` against a profile the user names), keeps the latest run per host — or per
+room when a room label is set — and lays out counts, failing requirements, metric
+distributions and a trend. It never decides anything itself; the judge does.
+
+Bad input loses nothing and stops nothing: every file that cannot be used is listed with a
+plain reason, and only regular files are ever opened (a FIFO or a device on a share would
+block or never end).
+
+Memory grows with the number of hosts kept, not with the number of files: a superseded run is
+dropped as soon as a later one for the same host is read; per run, only its id (for finding
+duplicate copies) and one count per day (for the trend) stay.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import quote
+
+from .judge import FAIL, PASS, UNKNOWN, WARN, Judgement, judge
+from .requirements import Profile, Requirement
+from .result import ResultError, parse_utc, read_result, utc_now
+
+FLEET_KIND = "readiness-fleet"
+FLEET_SCHEMA_VERSION = 1
+MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory
+STATUSES = (PASS, WARN, FAIL, UNKNOWN)
+_STATUS_RANK = {FAIL: 0, UNKNOWN: 1, WARN: 2, PASS: 3}
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Run:
+    """What the fleet keeps of one run: labels, verdicts and metric values, nothing else."""
+
+    path: str
+    run_id: str
+    started: datetime
+    hostname: str
+    site: str
+    room: str
+    label: str
+    profile: str
+    overall: str
+    statuses: dict[int, str]  # requirement index (Fleet.requirements) -> verdict
+    values: dict[str, Any]  # "check.metric" -> number or bool
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Latest run per room when a room label is set, else per host."""
+        if self.room:
+            return ("room", self.site, self.room)
+        return ("host", self.hostname or self.run_id)
+
+    @property
+    def verdict_group(self) -> str:
+        return "ready" if self.overall in (PASS, WARN) else "not_ready" if self.overall == FAIL else "unknown"
+
+
+def requirement_key(req: Requirement) -> tuple[Any, ...]:
+    """Two requirements are the same when metric, bound and severity are (texts may differ)."""
+    return (req.metric, req.severity, req.min, req.max, req.expect)
+
+
+@dataclass
+class Fleet:
+    """Everything ``collect`` found: kept runs, the requirements they were judged by, skips."""
+
+    runs: list[Run]
+    requirements: list[Requirement]
+    requirement_profiles: list[set[str]]
+    units: dict[str, str]
+    skipped: list[Skipped]
+    results_read: int
+    duplicates: int
+    superseded: int
+    other_files: int
+    per_day: dict[date, Counter]
+    all_runs: bool
+    rejudged_by: dict[str, Any] | None
+    paths: list[str] = field(default_factory=list)
+
+
+# --- finding files ----------------------------------------------------------------------------
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def iter_result_files(paths: Iterable[str | os.PathLike[str]], skip: Callable[[str, str], None],
+                      other: Callable[[], None]) -> Iterator[str]:
+    """Regular files to read: each file given, and every ``*.json`` under each folder given.
+
+    Folders are walked without following links to folders (no loops on a share). Anything
+    that is not a regular file (pipe, device, socket, broken link) is skipped, never opened.
+    """
+    for p in paths:
+        p = os.fspath(p)
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            skip(p, f"cannot read it ({_why(exc)})")
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            found = yield from _walk(p, skip, other)
+            if not found:
+                skip(p, "this folder holds no result files (*.json)")
+        elif stat.S_ISREG(st.st_mode):
+            if st.st_size > MAX_FILE_BYTES:
+                skip(p, f"too large to be a result ({st.st_size // 1048576} MB)")
+            else:
+                yield p
+        else:
+            skip(p, "not a regular file (a pipe, device or socket); not opened")
+
+
+def _walk(top: str, skip: Callable[[str, str], None], other: Callable[[], None]) -> Iterator[str]:
+    found = 0
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            skip(folder, f"cannot list this folder ({_why(exc)})")
+            continue
+        if not entries and folder != top:
+            skip(folder, "empty folder")
+        subfolders = []
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    subfolders.append(e.path)
+                    continue
+            except OSError as exc:
+                skip(e.path, f"cannot read it ({_why(exc)})")
+                continue
+            if not e.name.lower().endswith(".json"):
+                other()
+                continue
+            try:
+                st = e.stat()  # follows a link to its target
+            except OSError as exc:
+                broken = e.is_symlink()
+                skip(e.path, "a link to nothing (broken link)" if broken else f"cannot read it ({_why(exc)})")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                skip(e.path, "a link to a folder; links to folders are not followed")
+            elif not stat.S_ISREG(st.st_mode):
+                skip(e.path, "not a regular file (a pipe, device or socket); not opened")
+            elif st.st_size > MAX_FILE_BYTES:
+                skip(e.path, f"too large to be a result ({st.st_size // 1048576} MB)")
+            else:
+                found += 1
+                yield e.path
+        stack.extend(reversed(subfolders))
+    return found
+
+
+# --- reading and judging ----------------------------------------------------------------------
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.index: dict[tuple[Any, ...], int] = {}
+        self.requirements: list[Requirement] = []
+        self.profiles: list[set[str]] = []
+
+    def add(self, req: Requirement, profile: str) -> int:
+        k = requirement_key(req)
+        i = self.index.get(k)
+        if i is None:
+            i = self.index[k] = len(self.requirements)
+            self.requirements.append(req)
+            self.profiles.append(set())
+        if profile:
+            self.profiles[i].add(profile)
+        return i
+
+
+def _metric_values(result: Any, units: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for cname, record in result.checks.items():
+        metrics = record.metrics if isinstance(record.metrics, dict) else {}
+        for mname, entry in metrics.items():
+            if not isinstance(entry, dict):
+                continue
+            v = entry.get("value")
+            if isinstance(v, bool) or (isinstance(v, (int, float)) and math.isfinite(v)):
+                name = f"{cname}.{mname}"
+                values[name] = v
+                unit = entry.get("unit")
+                if unit and name not in units:
+                    units[name] = str(unit)
+    return values
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def collect(paths: Iterable[str | os.PathLike[str]], profile: Profile | None = None, all_runs: bool = False,
+            on_skip: Callable[[Skipped], None] | None = None) -> Fleet:
+    """Read every result under ``paths``; judge each (again, when ``profile`` is given)."""
+    skipped: list[Skipped] = []
+    other_files = 0
+
+    def skip(path: str, reason: str) -> None:
+        s = Skipped(str(path), reason)
+        skipped.append(s)
+        if on_skip is not None:
+            on_skip(s)
+
+    def count_other() -> None:
+        nonlocal other_files
+        other_files += 1
+
+    registry = _Registry()
+    units: dict[str, str] = {}
+    seen: set[str] = set()
+    kept: dict[tuple[str, ...], Run] = {}
+    every: list[Run] = []
+    per_day: dict[date, Counter] = {}
+    results_read = duplicates = superseded = 0
+    path_list = [os.fspath(p) for p in paths]
+
+    for path in iter_result_files(path_list, skip, count_other):
+        try:
+            result = read_result(path)
+        except ResultError as exc:
+            reason = str(exc)
+            if reason.startswith(path + ": "):
+                reason = reason[len(path) + 2:]
+            skip(path, reason)
+            continue
+        results_read += 1
+        run_id = result.run_id if isinstance(result.run_id, str) else ""
+        if not run_id:
+            skip(path, "malformed result (no run_id)")
+            continue
+        if run_id in seen:
+            duplicates += 1
+            skip(path, f"a copy of run {run_id} that was already read")
+            continue
+        seen.add(run_id)
+        try:
+            started = parse_utc(str(result.started_utc))
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=timezone.utc)
+        except ValueError:
+            skip(path, f"malformed result (start time {result.started_utc!r} is not a date and time)")
+            continue
+        try:
+            if profile is not None:
+                judgement = judge(result, profile)
+            elif isinstance(result.judgement, dict):
+                judgement = Judgement.from_dict(result.judgement)
+            else:
+                skip(path, "holds no judgement; give --profile or --requirements to judge it")
+                continue
+            if judgement.overall not in STATUSES:
+                raise ValueError(f"unknown verdict {judgement.overall!r}")
+            profile_name = _text(judgement.profile.get("name")) if isinstance(judgement.profile, dict) else ""
+            statuses = {}
+            for v in judgement.items:
+                if v.status not in STATUSES:
+                    raise ValueError(f"unknown verdict {v.status!r}")
+                statuses[registry.add(v.requirement, profile_name)] = v.status
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            skip(path, f"malformed judgement in the result ({exc})")
+            continue
+        host = result.host if isinstance(result.host, dict) else {}
+        labels = result.labels if isinstance(result.labels, dict) else {}
+        run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
+                  site=_text(labels.get("site")), room=_text(labels.get("room")), label=_text(labels.get("label")),
+                  profile=profile_name, overall=judgement.overall, statuses=statuses,
+                  values=_metric_values(result, units))
+        day = started.astimezone(timezone.utc).date()
+        per_day.setdefault(day, Counter())[judgement.overall] += 1
+        if all_runs:
+            every.append(run)
+            continue
+        previous = kept.get(run.key)
+        if previous is None:
+            kept[run.key] = run
+        elif (run.started, run.run_id) > (previous.started, previous.run_id):
+            kept[run.key] = run
+            superseded += 1
+        else:
+            superseded += 1
+
+    runs = every if all_runs else list(kept.values())
+    runs.sort(key=lambda r: (_STATUS_RANK[r.overall], r.site.casefold(), r.room.casefold(), r.hostname.casefold(), r.started))
+    return Fleet(runs=runs, requirements=registry.requirements, requirement_profiles=registry.profiles, units=units,
+                 skipped=skipped, results_read=results_read, duplicates=duplicates, superseded=superseded,
+                 other_files=other_files, per_day=per_day, all_runs=all_runs,
+                 rejudged_by=profile.summary() if profile is not None else None, paths=path_list)
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def _counts(runs: Iterable[Run]) -> dict[str, int]:
+    c = {"total": 0, "ready": 0, "not_ready": 0, "unknown": 0, PASS: 0, WARN: 0, FAIL: 0, UNKNOWN: 0}
+    for r in runs:
+        c["total"] += 1
+        c[r.verdict_group] += 1
+        c[r.overall] += 1
+    return c
+
+
+def _nice_step(raw: float) -> float:
+    if raw <= 0:
+        return 1.0
+    exp = math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        step = m * 10 ** exp
+        if step >= raw:
+            return step
+    return 10 ** (exp + 1)
+
+
+def _bounds(req: Requirement) -> list[tuple[str, float]]:
+    return [(k, float(getattr(req, k))) for k in ("min", "max") if getattr(req, k) is not None]
+
+
+def histogram(values: list[float], bounds: list[float], bins: int = 20) -> dict[str, Any] | None:
+    """Bin ``values``; the range covers the bounds and all values up to the 99th percentile
+    (the few above fall into the last bin, counted as ``above``)."""
+    if not values:
+        return None
+    vals = sorted(values)
+    n = len(vals)
+    top = vals[min(n - 1, int(math.ceil(0.99 * (n - 1))))] if n >= 100 else vals[-1]
+    lo = min([vals[0], *bounds])
+    hi = max([top, *bounds])
+    if all(float(v).is_integer() for v in vals) and hi - lo <= bins:
+        step = 1.0
+        start = math.floor(lo)
+        count = int(hi - start) + 1
+    else:
+        step = _nice_step((hi - lo) / bins if hi > lo else 1.0)
+        start = math.floor(lo / step) * step
+        count = max(1, int(math.floor((hi - start) / step)) + 1)
+    counts = [0] * count
+    above = 0
+    for v in vals:
+        i = int((v - start) // step)
+        if i >= count:
+            above += 1
+            i = count - 1
+        counts[max(0, i)] += 1
+    return {"start": start, "step": step, "counts": counts, "above": above, "n": n,
+            "median": vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2,
+            "min": vals[0], "max": vals[-1]}
+
+
+def _period(span_days: int) -> str:
+    return "day" if span_days <= 45 else "week" if span_days <= 400 else "month"
+
+
+def _period_start(d: date, period: str) -> date:
+    if period == "week":
+        return d - timedelta(days=d.weekday())
+    if period == "month":
+        return d.replace(day=1)
+    return d
+
+
+def trend(per_day: dict[date, Counter]) -> dict[str, Any] | None:
+    """Runs per day, week or month by verdict; None unless runs span several days."""
+    if len(per_day) < 2:
+        return None
+    days = sorted(per_day)
+    period = _period((days[-1] - days[0]).days)
+    buckets: dict[date, Counter] = {}
+    for d in days:
+        buckets.setdefault(_period_start(d, period), Counter()).update(per_day[d])
+    points = []
+    for start, c in sorted(buckets.items()):
+        total = sum(c.values())
+        ready = c[PASS] + c[WARN]
+        points.append({"period": start.isoformat(), "runs": total, "ready": ready, "not_ready": c[FAIL],
+                       "unknown": c[UNKNOWN], "ready_pct": round(100.0 * ready / total, 1) if total else None})
+    return {"period": period, "points": points}
+
+
+def figures(fleet: Fleet, lang: str = "en") -> dict[str, Any]:
+    """The aggregate figures (what ``--json`` writes and the report shows)."""
+    from . import __version__
+
+    reqs = fleet.requirements
+    per_req = [Counter() for _ in reqs]
+    sites: dict[str, dict[str, Any]] = {}
+    for r in fleet.runs:
+        for i, s in r.statuses.items():
+            per_req[i][s] += 1
+        site = sites.setdefault(r.site, {"runs": [], "rooms": {}})
+        site["runs"].append(r)
+        site["rooms"].setdefault(r.room, []).append(r)
+
+    def top_failures(runs: list[Run], limit: int = 3) -> list[str]:
+        c: Counter = Counter()
+        for r in runs:
+            for i, s in r.statuses.items():
+                if s in (FAIL, WARN, UNKNOWN):
+                    c[i] += 1
+        return [reqs[i].text("label", lang) or reqs[i].metric for i, _ in c.most_common(limit)]
+
+    site_rows = []
+    for name in sorted(sites, key=lambda s: (s == "", s.casefold())):
+        entry = sites[name]
+        rooms = [{"room": room, **_counts(runs), "failing": top_failures(runs)}
+                 for room, runs in sorted(entry["rooms"].items(), key=lambda kv: (kv[0] == "", kv[0].casefold()))]
+        site_rows.append({"site": name, **_counts(entry["runs"]), "rooms": rooms})
+
+    req_rows = []
+    for i, req in enumerate(reqs):
+        c = per_req[i]
+        req_rows.append({
+            "metric": req.metric, "severity": req.severity, "min": req.min, "max": req.max, "expect": req.expect,
+            "label": req.text("label", lang) or req.metric, "why": req.text("why", lang), "fix": req.text("fix", lang),
+            "source": req.source, "unit": fleet.units.get(req.metric), "profiles": sorted(fleet.requirement_profiles[i]),
+            "missed": c[FAIL] + c[WARN], FAIL: c[FAIL], WARN: c[WARN], UNKNOWN: c[UNKNOWN], PASS: c[PASS],
+            "judged": sum(c.values()),
+        })
+    order = sorted(range(len(req_rows)), key=lambda i: (-req_rows[i]["missed"], -req_rows[i][UNKNOWN], req_rows[i]["metric"]))
+    req_rows = [req_rows[i] for i in order]
+
+    hists = []
+    metrics: dict[str, list[Requirement]] = {}
+    for req in reqs:
+        if req.expect is None:
+            metrics.setdefault(req.metric, []).append(req)
+    for metric in sorted(metrics):
+        values = [v for r in fleet.runs if (v := r.values.get(metric)) is not None and not isinstance(v, bool)]
+        bounds = []
+        for req in metrics[metric]:
+            for kind, b in _bounds(req):
+                entry = {"kind": kind, "value": b, "severity": req.severity}
+                if entry not in bounds:
+                    bounds.append(entry)
+        h = histogram(values, [b["value"] for b in bounds])
+        if h is None:
+            continue
+        first = metrics[metric][0]
+        hists.append({"metric": metric, "label": first.text("label", lang) or metric, "unit": fleet.units.get(metric),
+                      "bounds": bounds, **h})
+
+    return {
+        "kind": FLEET_KIND,
+        "schema_version": FLEET_SCHEMA_VERSION,
+        "tool_version": __version__,
+        "generated_utc": utc_now(),
+        "mode": "all-runs" if fleet.all_runs else "latest-per-host",
+        "judged_by": ({"as": "profile", **fleet.rejudged_by} if fleet.rejudged_by else {"as": "stored"}),
+        "inputs": {"paths": fleet.paths, "results_read": fleet.results_read, "used": len(fleet.runs),
+                   "superseded": fleet.superseded, "duplicates": fleet.duplicates, "skipped": len(fleet.skipped),
+                   "other_files_ignored": fleet.other_files},
+        "counts": _counts(fleet.runs),
+        "sites": site_rows,
+        "requirements": req_rows,
+        "histograms": hists,
+        "trend": trend(fleet.per_day),
+        "skipped": [{"path": s.path, "reason": s.reason} for s in fleet.skipped],
+    }
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def _csv_cell(value: Any) -> Any:
+    """Spreadsheets run text that starts with = + - @ as a formula: such text gets a leading '."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _bound_text(req: Requirement) -> str:
+    if req.expect is not None:
+        return f"= {'true' if req.expect else 'false'}"
+    parts = []
+    if req.min is not None:
+        parts.append(f">= {req.min:g}")
+    if req.max is not None:
+        parts.append(f"<= {req.max:g}")
+    return " and ".join(parts)
+
+
+def report_link(run: Run, out_dir: Path) -> str | None:
+    """Relative URL of the host's own report when its .html sits beside the .json."""
+    html = Path(run.path).with_suffix(".html")
+    if not html.is_file():
+        return None
+    try:
+        rel = os.path.relpath(html.resolve(), out_dir.resolve())
+    except ValueError:  # another drive on Windows: no relative path exists
+        return html.resolve().as_uri()
+    return quote(Path(rel).as_posix())
+
+
+def write_csv(fleet: Fleet, path: str | os.PathLike[str]) -> None:
+    """One row per host (or run): labels, overall verdict, one column per metric and per requirement."""
+    metric_names = sorted({m for r in fleet.runs for m in r.values})
+    req_cols = [(i, f"verdict {req.metric} {_bound_text(req)} ({req.severity})") for i, req in enumerate(fleet.requirements)]
+    seen: Counter = Counter()
+    for _, name in req_cols:
+        seen[name] += 1
+    header = ["site", "room", "label", "hostname", "started_utc", "run_id", "profile", "overall", "ready",
+              "result_file", "report_file", *metric_names, *[name for _, name in req_cols]]
+    tmp = Path(f"{os.fspath(path)}.tmp")
+    with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for r in fleet.runs:
+            html = Path(r.path).with_suffix(".html")
+            row = [r.site, r.room, r.label, r.hostname, r.started.strftime("%Y-%m-%dT%H:%M:%SZ"), r.run_id, r.profile,
+                   r.overall, r.overall in (PASS, WARN), r.path, str(html) if html.is_file() else None]
+            row += [r.values.get(m) for m in metric_names]
+            row += [r.statuses.get(i) for i, _ in req_cols]
+            w.writerow([_csv_cell(v) for v in row])
+    os.replace(tmp, path)
+
+
+def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[str], lang: str = "en",
+                max_rows: int = 500) -> str:
+    """The fleet report: self-contained HTML, bounded in size whatever the number of hosts."""
+    from .report import LANGS, catalog, environment
+
+    if lang not in LANGS:
+        lang = "en"
+    out_dir = Path(out_path).resolve().parent
+    reqs = fleet.requirements
+    rows = []
+    for r in fleet.runs[:max_rows]:
+        failing = sorted(((i, s) for i, s in r.statuses.items() if s != PASS), key=lambda x: _STATUS_RANK[x[1]])
+        rows.append({"run": r, "link": report_link(r, out_dir),
+                     "failing": [(s, reqs[i].text("label", lang) or reqs[i].metric) for i, s in failing[:4]],
+                     "more": max(0, len(failing) - 4)})
+    template = environment().get_template("fleet.html")
+    return template.render(f=figs, fleet=fleet, rows=rows, hidden_rows=max(0, len(fleet.runs) - max_rows),
+                           charts=[c for h in figs["histograms"] if (c := histogram_svg(h)) is not None],
+                           trend_chart=trend_svg(figs["trend"]), lang=lang, t=catalog(lang),
+                           skipped=fleet.skipped[:max_rows], hidden_skipped=max(0, len(fleet.skipped) - max_rows))
+
+
+def _fmt(x: float) -> str:
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    return f"{x:.3g}"
+
+
+def histogram_svg(h: dict[str, Any], width: int = 640, height: int = 180) -> dict[str, Any] | None:
+    """Geometry of one histogram: bars, the requirement's bounds as lines, axis labels. Numbers only."""
+    counts = h["counts"]
+    if not counts:
+        return None
+    pad_l, pad_r, pad_t, pad_b = 40, 12, 14, 26
+    w, hgt = width - pad_l - pad_r, height - pad_t - pad_b
+    start, step = h["start"], h["step"]
+    end = start + step * len(counts)
+    peak = max(counts) or 1
+
+    def sx(x: float) -> float:
+        return round(pad_l + (x - start) / (end - start) * w, 1)
+
+    bars = []
+    for i, c in enumerate(counts):
+        lo, hi = start + i * step, start + (i + 1) * step
+        out = any((b["kind"] == "min" and hi <= b["value"]) or (b["kind"] == "max" and lo >= b["value"]) for b in h["bounds"])
+        bh = round(c / peak * hgt, 1)
+        bars.append({"x": sx(lo) + 0.5, "w": max(0.5, round(sx(hi) - sx(lo) - 1, 1)), "y": round(pad_t + hgt - bh, 1),
+                     "h": bh, "count": c, "lo": _fmt(lo), "hi": _fmt(hi), "out": out})
+    lines = [{"x": sx(b["value"]), "label": ("≥ " if b["kind"] == "min" else "≤ ") + _fmt(b["value"]),
+              "severity": b["severity"]} for b in h["bounds"]]
+    ticks = [{"x": sx(start), "label": _fmt(start), "anchor": "start"},
+             {"x": sx((start + end) / 2), "label": _fmt((start + end) / 2), "anchor": "middle"},
+             {"x": sx(end), "label": _fmt(end), "anchor": "end"}]
+    return {"h": h, "width": width, "height": height, "bars": bars, "lines": lines, "ticks": ticks,
+            "x0": pad_l, "x1": width - pad_r, "y_top": pad_t, "y_bottom": pad_t + hgt, "peak": peak}
+
+
+def trend_svg(tr: dict[str, Any] | None, width: int = 640, height: int = 170) -> dict[str, Any] | None:
+    """Geometry of the share of ready runs per period, 0–100 %."""
+    if not tr:
+        return None
+    pts = [p for p in tr["points"] if p["ready_pct"] is not None]
+    if len(pts) < 2:
+        return None
+    pad_l, pad_r, pad_t, pad_b = 40, 12, 10, 24
+    w, hgt = width - pad_l - pad_r, height - pad_t - pad_b
+    n = len(pts)
+    coords = [(round(pad_l + i / (n - 1) * w, 1), round(pad_t + hgt - p["ready_pct"] / 100 * hgt, 1)) for i, p in enumerate(pts)]
+    return {"width": width, "height": height, "points": " ".join(f"{x},{y}" for x, y in coords),
+            "dots": [{"x": x, "y": y, "p": p} for (x, y), p in zip(coords, pts)],
+            "x0": pad_l, "x1": width - pad_r, "y_top": pad_t, "y_bottom": pad_t + hgt,
+            "first": pts[0]["period"], "last": pts[-1]["period"]}
