@@ -109,8 +109,11 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
+        except KeyboardInterrupt:
+            click.echo("readiness: interrupted; nothing was written for this run", err=True)
+            sys.exit(130)
         except Exception as exc:  # noqa: BLE001 - last line of defence for the user
             if os.environ.get("READINESS_DEBUG") == "1":
                 raise

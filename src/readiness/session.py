@@ -104,6 +104,8 @@ def run_session(opts: RunOptions, plugins: Plugins,
     return Outcome(result, j, json_path, html_path, exit_code(j))
 
 
+_WORDS = {"en": {"needs": "needs", "result": "Result", "report": "Report"},
+          "sv": {"needs": "krav", "result": "Resultat", "report": "Rapport"}}
 _HEADLINE = {
     "en": {PASS: "READY for video meetings", WARN: "READY, with advice", FAIL: "NOT READY", UNKNOWN: "NOT READY — some things could not be checked"},
     "sv": {PASS: "REDO för videomöten", WARN: "REDO, med råd", FAIL: "INTE REDO", UNKNOWN: "INTE REDO — allt kunde inte kontrolleras"},
@@ -135,6 +137,7 @@ def format_bound(req: Any, unit: str | None, lang: str = "en") -> str:
 
 def summary_text(result: Result, j: Judgement, lang: str, json_path: Path | None, html_path: Path | None) -> str:
     """The terminal summary: verdict, what is not fine with its fix, and where the files are."""
+    words = _WORDS.get(lang, _WORDS["en"])
     lines = [_HEADLINE.get(lang, _HEADLINE["en"])[j.overall] + f"  ({j.profile.get('name', '')})"]
     for v in j.items:
         if v.status == PASS:
@@ -145,10 +148,10 @@ def summary_text(result: Result, j: Judgement, lang: str, json_path: Path | None
             lines.append(f"  {v.status:7} {label}: {v.reason}")
         else:
             lines.append(f"  {v.status:7} {label}: {format_value(v.value, v.unit, lang)}, "
-                         f"{'needs' if lang == 'en' else 'krav'} {format_bound(req, v.unit, lang)}")
+                         f"{words['needs']} {format_bound(req, v.unit, lang)}")
         lines.append(f"          → {req.text('fix', lang)}")
     if json_path is not None:
-        lines.append(f"Result: {json_path}")
+        lines.append(f"{words['result']}: {json_path}")
     if html_path is not None:
-        lines.append(f"Report: {html_path}")
+        lines.append(f"{words['report']}: {html_path}")
     return "\n".join(lines)

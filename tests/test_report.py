@@ -1,0 +1,89 @@
+"""The HTML report: self-contained, escaped, in English and Swedish, and it only renders."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+
+from readiness.judge import judge
+from readiness.report import catalog, line_chart, render_report
+from readiness.requirements import Profile, Requirement
+from readiness.result import CheckRecord, Result
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def sample(details=None, label=HOSTILE) -> tuple[Result, object]:
+    rec = CheckRecord(name="microphone", title="Microphone", status="ok", started_utc="2026-11-26T10:00:00.000Z",
+                      duration_s=2.0, metrics={"level_dbfs": {"value": -48.0, "unit": "dBFS"}},
+                      details=details if details is not None else {"device": HOSTILE, "diagnosis": [f"quiet: {HOSTILE}"]})
+    res = Result(run_id="c" * 32, started_utc="2026-11-26T10:00:00.000Z", finished_utc="2026-11-26T10:00:03.000Z",
+                 host={"hostname": HOSTILE, "os": "Linux"}, labels={"label": label, "room": "4.12", "site": "Göteborg"},
+                 profile={"name": "p", "sha256": "0" * 64}, checks={"microphone": rec}, tool_version="0.1.0")
+    req = Requirement(metric="microphone.level_dbfs", min=-40, severity="required", label="Microphone level",
+                      why="People must hear you.", fix=f"Move closer {HOSTILE}", source="https://example.invalid/src",
+                      translations={"sv": {"label": "Mikrofonnivå", "fix": "Flytta närmare"}})
+    prof = Profile(name="p", title="P", description="", requirements=[req], check_settings={}, origin="p", sha256="0" * 64)
+    return res, judge(res, prof)
+
+
+def test_hostile_strings_show_as_text_never_as_markup():
+    res, j = sample()
+    html = render_report(res, j)
+    assert "<script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert html.count("&lt;img src=x onerror=alert(1)&gt;") >= 4  # label, host, device, diagnosis, fix
+
+
+def test_no_external_resource_at_all():
+    from html.parser import HTMLParser
+
+    res, j = sample(details={"charts": [{"points": [[0, 1], [1, 2]]}], "snapshot_jpeg_b64": "AAAA", "device": HOSTILE})
+    html = render_report(res, j)
+    urls: list[str] = []
+
+    class Attrs(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            urls.extend(v or "" for k, v in attrs if k in ("src", "href", "action", "xmlns", "srcset", "poster", "data"))
+
+    Attrs().feed(html)
+    assert urls == ["data:image/jpeg;base64,AAAA"], urls
+    assert "@import" not in html and "url(" not in html
+    assert "default-src 'none'" in html  # and the page forbids loading anything else
+
+
+def test_verdict_banner_and_fix_advice():
+    res, j = sample(label="desk 7")
+    html = render_report(res, j)
+    assert 'class="banner FAIL"' in html and "Not ready for video meetings" in html
+    assert "-48 dBFS" in html and "≥ -40 dBFS" in html
+    assert "Move closer" in html
+
+
+def test_swedish_report_uses_the_swedish_catalog_and_texts():
+    res, j = sample(label="skrivbord 7")
+    html = render_report(res, j, lang="sv")
+    assert '<html lang="sv">' in html and "Inte redo för videomöten" in html
+    assert "Mikrofonnivå" in html and "Flytta närmare" in html and "Göteborg" in html
+    assert "Not ready" not in html
+
+
+def test_every_catalog_has_every_english_key():
+    en = set(catalog("en"))
+    for entry in resources.files("readiness.i18n").iterdir():
+        if entry.name.endswith(".toml"):
+            keys = set(tomllib.loads(entry.read_text(encoding="utf-8")))
+            assert en <= keys, f"{entry.name} lacks {sorted(en - keys)}"
+
+
+def test_chart_and_snapshot_render_inline():
+    chart = {"title": "Level", "y_unit": "dBFS", "x_label": "s", "points": [[0, -50], [1, -20], [2, -30]]}
+    res, j = sample(details={"charts": [chart], "snapshot_jpeg_b64": "AAAA"})
+    html = render_report(res, j)
+    assert "<polyline" in html and "<svg" in html
+    assert 'src="data:image/jpeg;base64,AAAA"' in html
+    g = line_chart(chart)
+    xs = [float(p.split(",")[0]) for p in g["points"].split()]
+    assert xs == sorted(xs) and xs[0] == g["x0"] and xs[-1] == g["x1"]
+    assert line_chart({"points": [[0, 1]]}) is None
+    assert line_chart({"points": [["<x>", 1], [1, 2]]}) is None  # only numbers are drawn
