@@ -1,0 +1,221 @@
+"""Open a local HTML file in Debian's headless Chromium and record what happened.
+
+Used by the report tests to prove a report renders without errors and WITHOUT ANY NETWORK
+REQUEST. Chromium is driven over the DevTools protocol on ``--remote-debugging-pipe`` (file
+descriptors 3 and 4, no TCP port), so the browser's own view is recorded:
+
+- every request the page makes (``Network.requestWillBeSent``; the page's own file: URL aside,
+  any entry is a failure, whatever its scheme);
+- script exceptions, console messages and browser log entries such as CSP violations;
+- JavaScript dialogs (``alert(1)`` from a hostile label would open one);
+- the DOM after load and the page's visible text.
+
+As a belt over those braces the browser runs with a host resolver that resolves nothing and
+a proxy on a closed loopback port, so even a request that slipped through could not leave the
+machine. Every wait has a deadline; the browser is killed on the way out.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions", "--mute-audio", "--no-default-browser-check",
+    "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+    "--remote-debugging-pipe",
+]
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@dataclass
+class PageLoad:
+    url: str
+    title: str = ""
+    text: str = ""
+    dom: str = ""
+    scripts: int = 0
+    loaded: bool = False
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    @property
+    def other_requests(self) -> list[str]:
+        """Every request but the page itself: for a self-contained report, none."""
+        return [u for u in self.requests if u != self.url]
+
+
+class _Pipe:
+    """DevTools messages over two pipes: JSON, each terminated by a NUL byte."""
+
+    def __init__(self, to_browser: int, from_browser: int) -> None:
+        self.w, self.r = to_browser, from_browser
+        self.buf = b""
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+        self.on_event: Any = None
+
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> int:
+        self.next_id += 1
+        msg: dict[str, Any] = {"id": self.next_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        data = json.dumps(msg).encode() + b"\0"
+        while data:
+            n = os.write(self.w, data)
+            data = data[n:]
+        return self.next_id
+
+    def _read(self, deadline: float) -> dict[str, Any] | None:
+        while b"\0" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.r], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self.r, 1 << 16)
+            if not chunk:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            self.buf += chunk
+        raw, _, self.buf = self.buf.partition(b"\0")
+        msg = json.loads(raw)
+        if "method" in msg and self.on_event is not None:
+            self.on_event(msg)
+        return msg
+
+    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
+             timeout: float = 15.0) -> dict[str, Any]:
+        want = self.send(method, params, session)
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self._read(deadline)
+            if msg is None:
+                raise TimeoutError(f"chromium did not answer {method} within {timeout} s")
+            if msg.get("id") == want:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            if "method" in msg:
+                self.events.append(msg)
+
+    def wait_event(self, method: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if any(e["method"] == method for e in self.events):
+            return True
+        while True:
+            msg = self._read(deadline)
+            if msg is None:
+                return False
+            if "method" in msg:
+                self.events.append(msg)
+                if msg["method"] == method:
+                    return True
+
+    def drain(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (msg := self._read(deadline)) is not None:
+            if "method" in msg:
+                self.events.append(msg)
+
+
+def load_page(path: str | os.PathLike[str], timeout: float = 40.0, settle_s: float = 0.5) -> PageLoad:
+    """Open ``path`` in headless Chromium; return what the page did."""
+    exe = chromium_path()
+    if exe is None:
+        raise FileNotFoundError("chromium is not installed (tests/run.sh installs it)")
+    url = Path(path).resolve().as_uri()
+    out = PageLoad(url=url)
+    to_r, to_w = os.pipe()  # we write commands, chromium reads them on fd 3
+    from_r, from_w = os.pipe()  # chromium writes answers on fd 4, we read them
+
+    def child_fds() -> None:
+        # Move both ends above 4 first, so neither dup2 can clobber the other.
+        a, b = fcntl.fcntl(to_r, fcntl.F_DUPFD, 10), fcntl.fcntl(from_w, fcntl.F_DUPFD, 10)
+        os.dup2(a, 3)
+        os.dup2(b, 4)
+
+    with tempfile.TemporaryDirectory(prefix="readiness-chromium-") as profile:
+        proc = subprocess.Popen(
+            [exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=child_fds, pass_fds=(3, 4), close_fds=True, start_new_session=True,
+        )
+        os.close(to_r)
+        os.close(from_w)
+        pipe = _Pipe(to_w, from_r)
+        try:
+            target = pipe.call("Target.createTarget", {"url": "about:blank"}, timeout=timeout)["targetId"]
+            session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for domain in ("Page", "Network", "Runtime", "Log"):
+                pipe.call(f"{domain}.enable", session=session)
+            pipe.events.clear()
+
+            def answer_dialogs(msg: dict[str, Any]) -> None:
+                # An open alert() would hold the page (and its load event) until answered.
+                if msg["method"] == "Page.javascriptDialogOpening":
+                    pipe.send("Page.handleJavaScriptDialog", {"accept": True}, session=msg.get("sessionId"))
+
+            pipe.on_event = answer_dialogs
+            pipe.call("Page.navigate", {"url": url}, session=session, timeout=timeout)
+            out.loaded = pipe.wait_event("Page.loadEventFired", timeout)
+            pipe.drain(settle_s)  # late requests (lazy images, fonts) would show up here
+
+            def evaluate(expr: str) -> Any:
+                res = pipe.call("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
+                return res.get("result", {}).get("value")
+
+            out.title = evaluate("document.title") or ""
+            out.text = evaluate("document.body ? document.body.innerText : ''") or ""
+            out.dom = evaluate("document.documentElement.outerHTML") or ""
+            out.scripts = int(evaluate("document.scripts.length") or 0)
+            pipe.drain(0.1)
+            for e in pipe.events:
+                if e.get("sessionId") not in (None, session):
+                    continue
+                m, p = e["method"], e.get("params", {})
+                if m == "Network.requestWillBeSent":
+                    out.requests.append(p.get("request", {}).get("url", ""))
+                elif m == "Runtime.exceptionThrown":
+                    out.errors.append(json.dumps(p.get("exceptionDetails", {}))[:500])
+                elif m == "Log.entryAdded":
+                    entry = p.get("entry", {})
+                    if entry.get("level") in ("error", "warning"):
+                        out.errors.append(f"{entry.get('source')}: {entry.get('text')}")
+                elif m == "Runtime.consoleAPICalled":
+                    out.console.append(json.dumps(p.get("args", []))[:300])
+                elif m == "Page.javascriptDialogOpening":
+                    out.dialogs.append(p.get("message", ""))
+            try:
+                pipe.call("Browser.close", timeout=5)
+            except (TimeoutError, RuntimeError, OSError):
+                pass
+        finally:
+            os.close(to_w)
+            os.close(from_r)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+    return out
