@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from readiness.check import CheckError
 
-_UP_CHUNK = memoryview(bytes(128 * 1024))
+_UP_CHUNK = memoryview(bytes(32 * 1024))  # small: a send blocks until all of it is queued
 SLICE_S = 0.25
 TICK_S = 0.05
 
@@ -41,13 +41,46 @@ class Target:
         self.hostheader = p.netloc
 
 
+def _outq_reader():
+    """A function giving the bytes still in a TCP socket's send queue, or None where unknown."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import fcntl
+        import struct
+        import termios
+
+        def linux(s: socket.socket) -> int:  # SIOCOUTQ: unsent + unacknowledged bytes
+            return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        return linux
+    if sys.platform == "darwin":
+        def darwin(s: socket.socket) -> int:  # SO_NWRITE: bytes not yet acknowledged
+            return s.getsockopt(socket.SOL_SOCKET, 0x1024)
+        return darwin
+    return None
+
+
+_OUTQ = _outq_reader()
+_HAS_OUTQ = _OUTQ is not None
+
+
+def unsent(s: socket.socket) -> int:
+    if _OUTQ is None:
+        return 0
+    try:
+        return _OUTQ(s)
+    except OSError:
+        return 0
+
+
 class _Stream(threading.Thread):
     def __init__(self, target: Target, addr: tuple, direction: str, request_bytes: int,
                  stop: threading.Event) -> None:
         super().__init__(daemon=True, name=f"bw-{direction}")
         self.t, self.addr, self.direction = target, addr, direction
         self.request_bytes, self.stop = request_bytes, stop
-        self.bytes = 0
+        self.bytes = 0  # received (down)
+        self.sent = 0  # handed to the kernel (up)
         self.error: str | None = None
         self.sock: socket.socket | None = None
 
@@ -88,6 +121,9 @@ class _Stream(threading.Thread):
         view = memoryview(buf)
         try:
             s = self._connect()
+            if self.direction == "up" and not _HAS_OUTQ:
+                # no way to read the send queue here: keep it small so it cannot inflate the count
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
             while not self.stop.is_set():
                 if self.direction == "down":
                     s.sendall((f"GET {self.t.base}/__down?bytes={self.request_bytes} HTTP/1.1\r\n"
@@ -113,7 +149,7 @@ class _Stream(threading.Thread):
                     left = self.request_bytes
                     while left > 0 and not self.stop.is_set():
                         n = s.send(_UP_CHUNK[:min(len(_UP_CHUNK), left)])
-                        self.bytes += n
+                        self.sent += n
                         left -= n
                     if left > 0:
                         return
@@ -132,7 +168,19 @@ class _Stream(threading.Thread):
         finally:
             self.close()
 
+    def delivered(self) -> int:
+        """Bytes that made it: received (down), or sent minus what still sits in the send queue
+        (up; the queue grows to megabytes, and counting it would overstate the rate)."""
+        if self.direction == "down":
+            return self.bytes
+        s = self.sock
+        if s is not None:
+            self.bytes = max(self.bytes, self.sent - unsent(s))
+        return self.bytes
+
     def close(self) -> None:
+        if self.direction == "up":
+            self.delivered()
         s, self.sock = self.sock, None
         if s is not None:
             try:
@@ -221,7 +269,7 @@ def transfer(target: Target, addr: tuple, direction: str, *, streams: int = 4, m
         while True:
             time.sleep(TICK_S)
             now = time.monotonic()
-            ticks.append((now, sum(w.bytes for w in workers)))
+            ticks.append((now, sum(w.delivered() for w in workers)))
             elapsed = now - t0
             if elapsed >= min_s and _is_steady(ticks):
                 steady = True

@@ -397,3 +397,33 @@ class Responder:
                 else:
                     self._n += 1
                     heapq.heappush(self._queue, (got + delay, self._n, answer, addr))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m readiness.stun``: a standalone responder (the tests' late-answering far end)."""
+    import argparse
+    import signal
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m readiness.stun", description="STUN Binding responder")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--delay-ms", type=float, default=0.0, help="fixed delay before each answer")
+    ap.add_argument("--jitter-ms", type=float, default=0.0, help="uniform ± spread around the delay")
+    ap.add_argument("--drop", type=float, default=0.0, help="fraction of requests never answered")
+    ap.add_argument("--seed", type=int, default=None)
+    a = ap.parse_args(argv)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    r = Responder(a.host, a.port, delay_s=a.delay_ms / 1000, jitter_s=a.jitter_ms / 1000,
+                  drop=a.drop, seed=a.seed, max_rate=1000.0)
+    with r:
+        print(f"ready udp {r.address[0]}:{r.port}", file=sys.stderr, flush=True)
+        while not done.wait(0.2):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
