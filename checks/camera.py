@@ -200,6 +200,8 @@ def _open_failure(source: Any, elapsed_s: float, timeout_s: float, detail: str) 
                 "Check the address and that the camera is on and reachable."]
     if source.kind == "file":
         return [f"OpenCV could not read the video file {what}{': ' + detail if detail else ''}."]
+    if not source.name:  # an index the enumeration did not list
+        return [f"No camera answers {what}. `readiness devices` lists the cameras found."]
     found = []
     if slow:
         found.append(f"The camera {what} did not open within {timeout_s:.1f} s: its driver may "

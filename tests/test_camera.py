@@ -1,0 +1,201 @@
+"""The camera check on OpenCV's real capture path: generated video files, a live MJPEG stream
+served at a known rate, and a stream that never sends a picture. Measured values and, through
+`readiness run`, the verdicts of the shipped video-call profile."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from camera_sources import MjpegServer, SilentServer, write_video
+from conftest import validate_result
+from readiness.check import CheckContext, CheckError
+from readiness.checks.camera import CameraCheck
+
+BUDGET_S = CameraCheck.budget_s
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("camera-videos")
+    made = {kind: write_video(folder / f"{kind}.avi", kind, 1280, 720, fps=25, seconds=4)
+            for kind in ("moving", "black", "overexposed", "frozen", "blurred", "noisy")}
+    made["small"] = write_video(folder / "small.avi", "moving", 640, 480, fps=25, seconds=4)
+    return made
+
+
+def measure(source, snapshot: bool = False, **settings):
+    ctx = CheckContext(settings=CameraCheck.default_settings() | settings,
+                       options={"camera": str(source), "snapshot": snapshot}, budget_s=BUDGET_S)
+    return CameraCheck().run(ctx)
+
+
+def test_moving_scene_file(videos):
+    m = measure(videos["moving"])
+    assert m.metrics["working"] is True
+    assert (m.metrics["width_px"], m.metrics["height_px"]) == (1280, 720)
+    assert m.metrics["fps"] == pytest.approx(25, abs=0.5)  # the file's own timestamps
+    assert m.metrics["frozen"] is False
+    assert m.metrics["black_pct"] == 0 and m.metrics["overexposed_pct"] == 0
+    assert 40 < m.metrics["brightness_pct"] < 60
+    assert m.metrics["sharpness"] > 500
+    assert m.details["frames"]["measured"] >= 70  # 3 s at 25 fps
+    assert m.details["diagnosis"] == []
+    assert "snapshot_jpeg_b64" not in m.details  # privacy: no picture unless asked
+
+
+def test_black_file_is_black_and_says_so(videos):
+    m = measure(videos["black"])
+    assert m.metrics["black_pct"] == 100
+    assert m.metrics["brightness_pct"] < 5
+    assert any("black" in d for d in m.details["diagnosis"])
+
+
+def test_overexposed_file(videos):
+    m = measure(videos["overexposed"])
+    assert m.metrics["overexposed_pct"] == 100 and m.metrics["black_pct"] == 0
+    assert m.metrics["brightness_pct"] > 95
+    assert any("washed out" in d for d in m.details["diagnosis"])
+
+
+def test_frozen_after_first_frame(videos):
+    m = measure(videos["frozen"])
+    assert m.metrics["frozen"] is True
+    assert m.details["still_s"] >= 2.0
+    assert m.metrics["black_pct"] == 0
+    assert any("did not change" in d for d in m.details["diagnosis"])
+
+
+def test_blurred_scores_far_below_the_sharp_scene(videos):
+    sharp, blurred = measure(videos["moving"]), measure(videos["blurred"])
+    assert blurred.metrics["sharpness"] < 30 < sharp.metrics["sharpness"]
+    assert blurred.metrics["sharpness"] * 50 < sharp.metrics["sharpness"]
+    assert blurred.metrics["frozen"] is False  # the blurred disc still moves
+
+
+def test_noisy_scene_has_far_more_noise(videos):
+    clean, noisy = measure(videos["moving"]), measure(videos["noisy"])
+    assert noisy.metrics["noise_pct"] > 5 * clean.metrics["noise_pct"]
+    assert noisy.metrics["noise_pct"] > 2.0  # sigma 30 levels added, before JPEG and clipping
+
+
+def test_small_file_reports_what_arrives(videos):
+    m = measure(videos["small"])
+    assert (m.metrics["width_px"], m.metrics["height_px"]) == (640, 480)
+    assert "Asked for 1280x720, the camera delivers 640x480." in m.details["diagnosis"]
+
+
+def test_snapshot_only_when_asked(videos):
+    m = measure(videos["moving"], snapshot=True)
+    jpeg = base64.b64decode(m.details["snapshot_jpeg_b64"])
+    picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == (270, 480, 3)  # downscaled to 480 px wide
+
+
+def test_live_stream_rate_is_measured_not_claimed():
+    with MjpegServer(fps=12) as server:
+        m = measure(server.url)
+    assert m.metrics["working"] is True
+    assert m.metrics["fps"] == pytest.approx(12, abs=1.0)
+    # FFmpeg makes a rate up for a stream that carries none; the check does not believe it.
+    claimed = m.details["driver"]["claimed_fps"]
+    assert abs(claimed - 12) > 1
+    assert any("actually arrive" in d for d in m.details["diagnosis"])
+    assert (m.metrics["width_px"], m.metrics["height_px"]) == (640, 480)
+    assert m.metrics["first_frame_ms"] < 1000
+
+
+def test_live_stream_hd_30fps():
+    with MjpegServer(fps=30, width=1280, height=720) as server:
+        m = measure(server.url)
+    assert m.metrics["fps"] == pytest.approx(30, abs=1.0)
+    assert (m.metrics["width_px"], m.metrics["height_px"]) == (1280, 720)
+    assert m.metrics["frozen"] is False
+
+
+def test_dark_low_rate_stream_advises_light():
+    with MjpegServer(fps=12, kind="dark") as server:
+        m = measure(server.url)
+    assert m.metrics["brightness_pct"] < 20
+    assert m.metrics["fps"] == pytest.approx(12, abs=1.0)
+    assert any("Add light" in d for d in m.details["diagnosis"])
+
+
+def test_silent_stream_answers_before_the_budget():
+    with SilentServer() as server:
+        t0 = time.monotonic()
+        m = measure(server.url)
+        elapsed = time.monotonic() - t0
+    assert elapsed < BUDGET_S
+    assert m.metrics == {"working": False}
+    assert "did not send a picture" in m.details["diagnosis"][0]
+
+
+def test_unknown_camera_name_is_a_plain_error():
+    with pytest.raises(CheckError, match="No camera matches"):
+        measure("No Such Camera Model 9000")
+
+
+# --- through the CLI: the check in its child process, judged by the shipped profile ---------
+
+
+def run_cli(cli, source: str, tmp_path: Path) -> tuple[dict, float]:
+    t0 = time.monotonic()
+    proc = cli("run", "--check", "camera", "--camera", source, "--json", "--no-open",
+               "-o", str(tmp_path), timeout=60)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode in (0, 1), proc.stderr
+    return validate_result(proc.stdout), elapsed
+
+
+def verdicts(result: dict) -> dict[str, str]:
+    return {item["requirement"]["metric"]: item["status"] for item in result["judgement"]["items"]}
+
+
+def test_cli_verdicts_low_rate_stream(cli, tmp_path):
+    with MjpegServer(fps=12) as server:
+        result, _ = run_cli(cli, server.url, tmp_path)
+    assert result["checks"]["camera"]["status"] == "ok"
+    assert result["checks"]["camera"]["metrics"]["fps"]["value"] == pytest.approx(12, abs=1.0)
+    v = verdicts(result)
+    assert v["camera.working"] == "PASS"
+    assert v["camera.fps"] == "FAIL"  # 12 fps against >= 25
+    assert v["camera.width_px"] == "FAIL" and v["camera.height_px"] == "FAIL"  # 640x480 < 720p
+    assert v["camera.frozen"] == "PASS" and v["camera.black_pct"] == "PASS"
+    assert result["judgement"]["ready"] is False
+
+
+def test_cli_verdicts_good_stream(cli, tmp_path):
+    with MjpegServer(fps=30, width=1280, height=720) as server:
+        result, _ = run_cli(cli, server.url, tmp_path)
+    v = verdicts(result)
+    assert {m: s for m, s in v.items() if m.startswith("camera.")} == {
+        m: "PASS" for m in v if m.startswith("camera.")}
+    assert len([m for m in v if m.startswith("camera.")]) == 8
+
+
+def test_cli_verdicts_black_and_frozen_files(cli, tmp_path, videos):
+    black, _ = run_cli(cli, str(videos["black"]), tmp_path)
+    assert verdicts(black)["camera.black_pct"] == "FAIL"
+    frozen, _ = run_cli(cli, str(videos["frozen"]), tmp_path)
+    v = verdicts(frozen)
+    assert v["camera.frozen"] == "FAIL" and v["camera.black_pct"] == "PASS"
+    blurred, _ = run_cli(cli, str(videos["blurred"]), tmp_path)
+    assert verdicts(blurred)["camera.sharpness"] == "WARN"  # blur is scene-dependent: a warning
+
+
+def test_cli_silent_stream_fails_within_budget(cli, tmp_path):
+    with SilentServer() as server:
+        result, elapsed = run_cli(cli, server.url, tmp_path)
+    record = result["checks"]["camera"]
+    assert record["status"] == "ok"  # answered itself, before the runner had to kill it
+    assert record["duration_s"] < BUDGET_S
+    assert "did not send a picture" in record["details"]["diagnosis"][0]
+    assert verdicts(result)["camera.working"] == "FAIL"
+    assert verdicts(result)["camera.fps"] == "UNKNOWN"
