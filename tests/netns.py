@@ -57,6 +57,7 @@ class Link:
         self.client_ip, self.server_ip = f"10.231.{subnet}.1", f"10.231.{subnet}.2"
         self.veth_c, self.veth_s = f"vc{tag}"[:15], f"vs{tag}"[:15]
         self.procs: list[subprocess.Popen] = []
+        self._etc: Path | None = None
         try:
             _sh("ip", "netns", "add", self.client_ns)
             _sh("ip", "netns", "add", self.server_ns)
@@ -93,6 +94,20 @@ class Link:
             if probability < 1:
                 args += ["-m", "statistic", "--mode", "random", "--probability", f"{probability:.6f}"]
             _sh(*args, "-j", "DROP")
+
+    def break_dns(self) -> None:
+        """Give the client a default route and a resolver that does not answer.
+
+        The route goes to the server namespace (nothing forwards beyond it) and the resolver is
+        the server's address, where nothing listens on port 53 (``ip netns exec`` mounts
+        /etc/netns/NS/resolv.conf over /etc/resolv.conf). So "there is a network, but DNS
+        lookups fail", with no packet leaving the two namespaces.
+        """
+        _sh("ip", "-n", self.client_ns, "route", "add", "default", "via", self.server_ip)
+        folder = Path("/etc/netns") / self.client_ns
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "resolv.conf").write_text(f"nameserver {self.server_ip}\noptions timeout:1 attempts:1\n")
+        self._etc = folder
 
     # ------------------------------------------------------------------ processes
     def popen(self, ns: str, args: list[str], **kw) -> subprocess.Popen:
@@ -157,6 +172,9 @@ class Link:
                 except (OSError, ValueError):
                     pass
             _sh("ip", "netns", "del", ns, check=False)
+        folder = self._etc
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def __enter__(self) -> "Link":
         return self
