@@ -37,6 +37,9 @@ FLEET_SCHEMA_VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory
 STATUSES = (PASS, WARN, FAIL, UNKNOWN)
 _STATUS_RANK = {FAIL: 0, UNKNOWN: 1, WARN: 2, PASS: 3}
+# Distributions of these come first, in this order; any other metric a requirement names follows.
+KEY_METRICS = ["bandwidth.upload_mbps", "bandwidth.download_mbps", "latency.rtt_median_ms", "latency.jitter_ms",
+               "latency.loss_pct", "camera.height_px", "camera.fps"]
 
 
 @dataclass
@@ -342,6 +345,11 @@ def _bounds(req: Requirement) -> list[tuple[str, float]]:
     return [(k, float(getattr(req, k))) for k in ("min", "max") if getattr(req, k) is not None]
 
 
+def _plain_label(label: str) -> str:
+    """"Memory (8 GB)" -> "Memory": one name for a metric judged by several requirements."""
+    return label.split(" (")[0].strip() or label
+
+
 def histogram(values: list[float], bounds: list[float], bins: int = 20) -> dict[str, Any] | None:
     """Bin ``values``; the range covers the bounds and all values up to the 99th percentile
     (the few above fall into the last bin, counted as ``above``)."""
@@ -450,7 +458,7 @@ def figures(fleet: Fleet, lang: str = "en") -> dict[str, Any]:
     for req in reqs:
         if req.expect is None:
             metrics.setdefault(req.metric, []).append(req)
-    for metric in sorted(metrics):
+    for metric in sorted(metrics, key=lambda m: (KEY_METRICS.index(m) if m in KEY_METRICS else len(KEY_METRICS), m)):
         values = [v for r in fleet.runs if (v := r.values.get(metric)) is not None and not isinstance(v, bool)]
         bounds = []
         for req in metrics[metric]:
@@ -461,8 +469,9 @@ def figures(fleet: Fleet, lang: str = "en") -> dict[str, Any]:
         h = histogram(values, [b["value"] for b in bounds])
         if h is None:
             continue
-        first = metrics[metric][0]
-        hists.append({"metric": metric, "label": first.text("label", lang) or metric, "unit": fleet.units.get(metric),
+        labels = {r.text("label", lang) or metric for r in metrics[metric]}
+        label = labels.pop() if len(labels) == 1 else min(_plain_label(x) for x in labels)
+        hists.append({"metric": metric, "label": label, "unit": fleet.units.get(metric),
                       "bounds": bounds, **h})
 
     return {
@@ -544,8 +553,20 @@ def write_csv(fleet: Fleet, path: str | os.PathLike[str]) -> None:
     os.replace(tmp, path)
 
 
+def _site_rows(sites: list[dict[str, Any]], rooms_per_site: int) -> list[dict[str, Any]]:
+    """Per site: workstations first, then the rooms most in need (all rooms are in the JSON)."""
+    out = []
+    for s in sites:
+        desks = [r for r in s["rooms"] if not r["room"]]
+        rooms = sorted((r for r in s["rooms"] if r["room"]), key=lambda r: (-(r["not_ready"] + r["unknown"]), r["room"].casefold()))
+        shown, hidden = rooms[:rooms_per_site], rooms[rooms_per_site:]
+        out.append({**s, "shown": desks + shown, "hidden_rooms": len(hidden),
+                    "hidden_ready": sum(1 for r in hidden if r["ready"] == r["total"])})
+    return out
+
+
 def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[str], lang: str = "en",
-                max_rows: int = 500) -> str:
+                max_rows: int = 500, rooms_per_site: int = 12) -> str:
     """The fleet report: self-contained HTML, bounded in size whatever the number of hosts."""
     from .report import LANGS, catalog, environment
 
@@ -560,7 +581,7 @@ def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[
                      "failing": [(s, reqs[i].text("label", lang) or reqs[i].metric) for i, s in failing[:4]],
                      "more": max(0, len(failing) - 4)})
     template = environment().get_template("fleet.html")
-    return template.render(f=figs, fleet=fleet, rows=rows, hidden_rows=max(0, len(fleet.runs) - max_rows),
+    return template.render(f=figs, fleet=fleet, rows=rows, sites=_site_rows(figs["sites"], rooms_per_site), hidden_rows=max(0, len(fleet.runs) - max_rows),
                            charts=[c for h in figs["histograms"] if (c := histogram_svg(h)) is not None],
                            trend_chart=trend_svg(figs["trend"]), lang=lang, t=catalog(lang),
                            skipped=fleet.skipped[:max_rows], hidden_skipped=max(0, len(fleet.skipped) - max_rows))
@@ -591,7 +612,9 @@ def histogram_svg(h: dict[str, Any], width: int = 640, height: int = 180) -> dic
     bars = []
     for i, c in enumerate(counts):
         lo, hi = start + i * step, start + (i + 1) * step
-        out = any((b["kind"] == "min" and hi <= b["value"]) or (b["kind"] == "max" and lo >= b["value"]) for b in h["bounds"])
+        misses = [(b["kind"] == "min" and hi <= b["value"]) or (b["kind"] == "max" and lo >= b["value"]) for b in h["bounds"]]
+        # red: misses every bound drawn; amber: misses the bound of some profiles only
+        out = "out" if misses and all(misses) else "some" if any(misses) else ""
         bh = round(c / peak * hgt, 1)
         bars.append({"x": sx(lo) + 0.5, "w": max(0.5, round(sx(hi) - sx(lo) - 1, 1)), "y": round(pad_t + hgt - bh, 1),
                      "h": bh, "count": c, "lo": _fmt(lo), "hi": _fmt(hi), "out": out})
