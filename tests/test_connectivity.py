@@ -1,0 +1,92 @@
+"""connectivity check in network namespaces: a reachable service, a blocked one, and no network at all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import netns  # noqa: E402
+from support import need, need_tool  # noqa: E402
+
+from readiness.checks.connectivity import ConnectivityCheck  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def link():
+    ok, why = netns.available()
+    need(ok, why)
+    with netns.Link() as lk:
+        yield lk
+
+
+@pytest.fixture(scope="module")
+def services(link, tmp_path_factory):
+    """readiness serve (HTTP + STUN) and a TLS server with a self-signed certificate."""
+    openssl = need_tool("openssl")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=meet.test",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")], check=True, capture_output=True, timeout=60)
+    server, url = link.start_server(8082, 3480)
+    tls = link.popen(link.server_ns, [openssl, "s_server", "-quiet", "-accept", f"{link.server_ip}:8443",
+                                      "-cert", str(d / "cert.pem"), "-key", str(d / "key.pem")])
+    import time
+
+    time.sleep(0.5)
+    yield url
+    netns.stop(tls)
+    netns.stop(server)
+
+
+def test_declares_the_network_resource_first():
+    assert ConnectivityCheck.resource == "network" and ConnectivityCheck.order == 0
+    kinds = {m.name: m.kind for m in ConnectivityCheck.metrics}
+    assert kinds["udp_media_reachable"] == "bool" and kinds["proxy_detected"] == "bool"
+
+
+def test_reachable_and_blocked_services(link, services):
+    ip = link.server_ip
+    svcs = [{"name": "Org", "tcp": [f"{ip}:8082"], "tls": [f"{ip}:8443"], "stun": [f"{ip}:3480"]},
+            {"name": "Blocked", "tcp": [f"{ip}:9"], "stun": [f"{ip}:9999"]}]
+    r = link.run_checks(["connectivity"], settings={"connectivity": {"services": svcs, "timeout_s": 1.0}},
+                        env={"http_proxy": "http://proxy.example:3128"})["connectivity"]
+    m, d = r["metrics"], r["details"]
+    assert 0 < m["tcp_connect_ms"] < 100 and 0 < m["tls_connect_ms"] < 1000
+    assert m["udp_media_reachable"] is True and m["services_udp_ok_count"] == 1
+    assert m["proxy_detected"] is True and d["proxies"]["http"] == "http://proxy.example:3128"
+    assert m["vpn_detected"] is False
+    org, blocked = d["services"]
+    assert org["udp_media"] is True and org["stun"][f"{ip}:3480"]["mapped_address"].startswith(link.client_ip)
+    assert org["tls"][f"{ip}:8443"]["certificate"] == "not trusted"  # self-signed
+    assert blocked["udp_media"] is False and blocked["reachable"] is False
+    assert any("Blocked" in x and "fall back to TCP/TLS" in x for x in d["diagnosis"])
+
+
+def test_server_option_points_at_readiness_serve(link, services):
+    r = link.run_checks(["connectivity"], options={"server": services})["connectivity"]
+    assert r["metrics"]["udp_media_reachable"] is True
+    assert r["details"]["services"][0]["stun"] == {f"{link.server_ip}:3480": r["details"]["services"][0]["stun"][f"{link.server_ip}:3480"]}
+
+
+def test_no_network_at_all_is_said_plainly():
+    ok, why = netns.available()
+    need(ok, why)
+    with netns.Link() as lk:  # the client namespace has no route beyond its own /24
+        r = lk.run_checks(["connectivity", "latency", "bandwidth"])
+    for name in ("connectivity", "latency", "bandwidth"):
+        assert "no internet connection" in r[name]["error"], r[name]
+    # the whole network part gives up fast (bench/network.py reports the time)
+    assert sum(r[n]["seconds"] for n in r) < 15
+
+
+def test_dns_that_does_not_answer_is_said_plainly():
+    ok, why = netns.available()
+    need(ok, why)
+    with netns.Link() as lk:
+        lk.break_dns()
+        r = lk.run_checks(["connectivity", "latency"])
+    for name in ("connectivity", "latency"):
+        assert r[name]["error"].startswith("DNS lookups fail"), r[name]
