@@ -41,6 +41,10 @@ def resolve(host: str, port: int, timeout_s: float = 2.0,
     Raises socket.gaierror on failure and TimeoutError past the deadline; the lookup thread
     is left to finish on its own (daemon), the caller does not wait for it.
     """
+    if time.monotonic() - _dns_failed_at[0] < 60:
+        # an earlier network check just saw every lookup fail: do not wait the full timeout
+        # again, so the whole network part stays within a few seconds when DNS is down
+        timeout_s = min(timeout_s, 0.5)
     box: dict = {}
 
     def work() -> None:
@@ -58,10 +62,14 @@ def resolve(host: str, port: int, timeout_s: float = 2.0,
         # IPv4 first: media relays and most test servers answer there, and it keeps one
         # address family for the whole stream
         infos = sorted(box["ok"], key=lambda ai: ai[0] != socket.AF_INET)
+        _dns_failed_at[0] = -1e9
         return infos, ms
     if "err" in box:
         raise box["err"]
     raise TimeoutError(f"DNS lookup of {host} took longer than {timeout_s:g} s")
+
+
+_dns_failed_at = [-1e9]  # monotonic time when all lookups of a check last failed
 
 
 def has_route() -> bool:
@@ -78,6 +86,7 @@ def has_route() -> bool:
 
 def offline_error(hosts: list[str]) -> CheckError:
     """The plain message for "none of these names resolved"."""
+    _dns_failed_at[0] = time.monotonic()
     if not has_route():
         return CheckError("no internet connection: this computer has no network route "
                           "(cable unplugged, Wi-Fi off, or no network configured)")
