@@ -162,8 +162,8 @@ def test_known_fleet_counts_in_csv_and_json(cli, tmp_path, fleet_dir):
     assert {h: r["overall"] for h, r in by_host.items()} == expected
     assert by_host["sthlm-r1"]["system.cpu_cores"] == "4"  # the latest run of the room, not the older one
     assert by_host["gbg-r1"]["system.cpu_cores"] == "8"  # the room's new PC replaced the old one
-    assert by_host["sthlm-r2"]["camera.height_px"] == "" and by_host["sthlm-r2"]["verdict camera.height_px >= 720 (required)"] == "UNKNOWN"
-    assert by_host["sthlm-r1"]["verdict system.wired_network = true (recommended)"] == "WARN"
+    assert by_host["sthlm-r2"]["camera.height_px"] == "" and by_host["sthlm-r2"]["verdict camera.height_px ≥ 720 (required)"] == "UNKNOWN"
+    assert by_host["sthlm-r1"]["verdict system.wired_network = yes (recommended)"] == "WARN"
     assert by_host["sthlm-r1"]["system.wired_network"] == "false" and by_host["sthlm-r1"]["ready"] == "true"
     assert by_host["sthlm-ws1"]["report_file"].endswith(".html") and by_host["sthlm-ws2"]["report_file"] == ""
     assert sum(r["ready"] == "true" for r in rows) == 5

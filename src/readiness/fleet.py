@@ -31,6 +31,7 @@ from urllib.parse import quote
 from .judge import FAIL, PASS, UNKNOWN, WARN, Judgement, judge
 from .requirements import Profile, Requirement
 from .result import ResultError, parse_utc, read_result, utc_now
+from .session import format_bound
 
 FLEET_KIND = "readiness-fleet"
 FLEET_SCHEMA_VERSION = 1
@@ -445,7 +446,7 @@ def figures(fleet: Fleet, lang: str = "en") -> dict[str, Any]:
         c = per_req[i]
         req_rows.append({
             "metric": req.metric, "severity": req.severity, "min": req.min, "max": req.max, "expect": req.expect,
-            "label": req.text("label", lang) or req.metric, "why": req.text("why", lang), "fix": req.text("fix", lang),
+            "label": req.text("label", lang) or req.metric, "needed": format_bound(req, fleet.units.get(req.metric), lang), "why": req.text("why", lang), "fix": req.text("fix", lang),
             "source": req.source, "unit": fleet.units.get(req.metric), "profiles": sorted(fleet.requirement_profiles[i]),
             "missed": c[FAIL] + c[WARN], FAIL: c[FAIL], WARN: c[WARN], UNKNOWN: c[UNKNOWN], PASS: c[PASS],
             "judged": sum(c.values()),
@@ -508,14 +509,8 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _bound_text(req: Requirement) -> str:
-    if req.expect is not None:
-        return f"= {'true' if req.expect else 'false'}"
-    parts = []
-    if req.min is not None:
-        parts.append(f">= {req.min:g}")
-    if req.max is not None:
-        parts.append(f"<= {req.max:g}")
-    return " and ".join(parts)
+    text = format_bound(req, None, "en")
+    return f"= {text}" if req.expect is not None else text
 
 
 def report_link(run: Run, out_dir: Path) -> str | None:
@@ -542,7 +537,7 @@ def write_csv(fleet: Fleet, path: str | os.PathLike[str]) -> None:
     tmp = Path(f"{os.fspath(path)}.tmp")
     with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(header)
+        w.writerow([_csv_cell(h) for h in header])
         for r in fleet.runs:
             html = Path(r.path).with_suffix(".html")
             row = [r.site, r.room, r.label, r.hostname, r.started.strftime("%Y-%m-%dT%H:%M:%SZ"), r.run_id, r.profile,
