@@ -57,6 +57,7 @@ class _Capture(threading.Thread):
         self.ended = ""  # why reading ended: "window", "end of file", "read failed", "stopped"
         self.driver: dict[str, Any] = {}
         self.last_frame: Any = None
+        self.shape: tuple[int, ...] | None = None  # of the latest frame, warm-up included
         self.failure = ""
 
     def _open(self):
@@ -144,6 +145,7 @@ class _Capture(threading.Thread):
             ts = now if live else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             with self.lock:
                 self.frames_total += 1
+                self.shape = tuple(frame.shape)
                 if self.first_frame_s is None:
                     self.first_frame_s = now - t0
                     start = ts
@@ -234,7 +236,7 @@ def _content_diagnosis(s: dict[str, Any], wanted: tuple[int, int], got: tuple[in
         found.append(f"The picture is dark ({light:.0f} % brightness) and the frame rate low "
                      f"({fps:.1f} fps): webcams lengthen the exposure in low light, which lowers "
                      "the frame rate. Add light in front of you before replacing the camera.")
-    if all(wanted) and got != wanted:
+    if all(wanted) and all(got) and got != wanted:
         found.append(f"Asked for {wanted[0]}x{wanted[1]}, the camera delivers {got[0]}x{got[1]}.")
     if fps is not None and claimed_fps > 0 and abs(claimed_fps - fps) > max(2.0, 0.2 * fps):
         found.append(f"The driver claims {claimed_fps:g} fps; {fps:.1f} fps actually arrive.")
@@ -321,13 +323,15 @@ class CameraCheck(Check):
 
         with cap.lock:
             summary = cap.stats.summary(float(settings["freeze_s"]))
-            shape = cap.stats.shape
+            shape = cap.stats.shape or cap.shape
             details["driver"] = dict(cap.driver)
             details["frames"] = {"total": cap.frames_total, "skipped_warmup": cap.warmup_frames,
                                  "measured": cap.stats.count, "ended": cap.ended or "deadline"}
             last = cap.last_frame
             first_frame_s = cap.first_frame_s
-        metrics: dict[str, Any] = {"working": first_frame_s is not None}
+        # Working: pictures kept coming. A stream that stalls after a few frames is not.
+        metrics: dict[str, Any] = {"working": first_frame_s is not None and cap.ended != "read failed"
+                                   and (cap.stats.count >= 2 or not source.live)}
         if cap.open_s is not None:
             details["open_ms"] = round(cap.open_s * 1000, 1)
 
@@ -363,9 +367,9 @@ class CameraCheck(Check):
         got = (metrics.get("width_px", 0), metrics.get("height_px", 0))
         details["diagnosis"] = _content_diagnosis(summary, wanted, got,
                                                   float(cap.driver.get("claimed_fps") or 0.0))
-        if cap.ended == "read failed" and cap.stats.count < 2:
-            details["diagnosis"].append("The camera stopped sending pictures right after the "
-                                        "first frame(s).")
+        if cap.ended == "read failed":
+            details["diagnosis"].append(f"The camera stopped sending pictures after "
+                                        f"{cap.frames_total} frame(s).")
         if last is not None:
             snap = _snapshot(last)
             if snap:

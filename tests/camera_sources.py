@@ -5,7 +5,8 @@ OpenCV's real capture path reads these exactly as it reads a camera or an IP cam
   frozen after the first frame, strongly blurred, noisy) at a known size and rate;
 - :class:`MjpegServer` serves a scene as MJPEG over HTTP on loopback, in real time, at a known
   frame rate (the stream itself carries no rate, so FFmpeg invents one for CAP_PROP_FPS);
-- :class:`SilentServer` accepts connections and never answers: an open that never delivers.
+- :class:`SilentServer` accepts connections and never answers: an open that never delivers;
+  ``MjpegServer(stall_after=N)`` sends N frames and then holds the connection silent.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,7 +24,8 @@ import numpy as np
 KINDS = ("moving", "black", "overexposed", "frozen", "blurred", "noisy", "dark")
 
 
-def _texture(width: int, height: int) -> np.ndarray:
+@lru_cache(maxsize=4)
+def _texture_cached(width: int, height: int) -> np.ndarray:
     """A detailed, deterministic background: checkerboard, gradient and fine stripes."""
     y, x = np.mgrid[0:height, 0:width]
     checker = (((x // 40) + (y // 40)) % 2) * 90
@@ -30,7 +33,12 @@ def _texture(width: int, height: int) -> np.ndarray:
     stripes = ((x // 3) % 2) * 40
     gray = (40 + checker + gradient // 2 + stripes).clip(0, 255).astype(np.uint8)
     frame = np.dstack([gray, np.roll(gray, 17, axis=1), np.roll(gray, 29, axis=0)])
+    frame.setflags(write=False)
     return frame
+
+
+def _texture(width: int, height: int) -> np.ndarray:
+    return _texture_cached(width, height).copy()
 
 
 def frame(kind: str, i: int, width: int = 1280, height: int = 720, fps: float = 25.0) -> np.ndarray:
@@ -50,15 +58,23 @@ def frame(kind: str, i: int, width: int = 1280, height: int = 720, fps: float = 
     cv2.circle(img, (cx, cy), max(height // 8, 8), (30, 200, 240), -1)
     cv2.putText(img, f"{i:05d}", (20, height - 20), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (255, 255, 255), 3)
     if kind == "blurred":
-        img = cv2.GaussianBlur(img, (0, 0), sigmaX=12)
+        # Out of focus: detail below 1/16 of the size is gone (cheaper than a wide Gaussian).
+        small = cv2.resize(img, (max(width // 16, 1), max(height // 16, 1)), interpolation=cv2.INTER_AREA)
+        img = cv2.GaussianBlur(cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC), (0, 0), 2)
     elif kind == "noisy":
-        rng = np.random.default_rng(i)
-        img = (img.astype(np.int16) + rng.normal(0, 30, img.shape).astype(np.int16)).clip(0, 255).astype(np.uint8)
+        img = (img.astype(np.int16) + _noise(30.0, i % 8, img.shape)).clip(0, 255).astype(np.uint8)
     elif kind == "dark":
         # Low light: a quarter of the light and the sensor noise that comes with it.
-        rng = np.random.default_rng(i)
-        img = ((img // 4).astype(np.int16) + rng.normal(0, 3, img.shape).astype(np.int16)).clip(0, 255).astype(np.uint8)
+        img = ((img // 4).astype(np.int16) + _noise(3.0, i % 8, img.shape)).clip(0, 255).astype(np.uint8)
     return img
+
+
+@lru_cache(maxsize=16)
+def _noise(sigma: float, seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Gaussian noise fields, made once and reused: eight differ enough to keep frames moving."""
+    field = np.random.default_rng(seed).normal(0, sigma, shape).round().astype(np.int16)
+    field.setflags(write=False)
+    return field
 
 
 def write_video(path: Path | str, kind: str, width: int = 1280, height: int = 720,
@@ -103,8 +119,9 @@ class MjpegServer(_Server):
     """
 
     def __init__(self, fps: float, kind: str = "moving", width: int = 640, height: int = 480,
-                 quality: int = 80) -> None:
+                 quality: int = 80, stall_after: int | None = None) -> None:
         self.fps = fps
+        self.stall_after = stall_after  # frames sent before the stream goes silent (a hung camera)
         count = max(int(round(fps * 2)), 1)
         self.jpegs = [cv2.imencode(".jpg", frame(kind, i, width, height, fps),
                                    [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
@@ -127,6 +144,9 @@ class MjpegServer(_Server):
                 i = 0
                 try:
                     while not server._stop.is_set():
+                        if server.stall_after is not None and i >= server.stall_after:
+                            server._stop.wait()  # connection held open, nothing more sent
+                            break
                         due = start + i / server.fps
                         delay = due - time.monotonic()
                         if delay > 0:

@@ -24,9 +24,9 @@ BUDGET_S = CameraCheck.budget_s
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("camera-videos")
-    made = {kind: write_video(folder / f"{kind}.avi", kind, 1280, 720, fps=25, seconds=4)
+    made = {kind: write_video(folder / f"{kind}.avi", kind, 1280, 720, fps=25, seconds=3.5)
             for kind in ("moving", "black", "overexposed", "frozen", "blurred", "noisy")}
-    made["small"] = write_video(folder / "small.avi", "moving", 640, 480, fps=25, seconds=4)
+    made["small"] = write_video(folder / "small.avi", "moving", 640, 480, fps=25, seconds=3.5)
     return made
 
 
@@ -135,6 +135,18 @@ def test_silent_stream_answers_before_the_budget():
     assert elapsed < BUDGET_S
     assert m.metrics == {"working": False}
     assert "did not send a picture" in m.details["diagnosis"][0]
+
+
+def test_stream_that_stalls_after_a_few_frames_is_not_working():
+    with MjpegServer(fps=25, stall_after=3) as server:
+        t0 = time.monotonic()
+        m = measure(server.url)
+        elapsed = time.monotonic() - t0
+    assert elapsed < BUDGET_S
+    assert m.metrics["working"] is False
+    assert (m.metrics["width_px"], m.metrics["height_px"]) == (640, 480)
+    assert "fps" not in m.metrics  # not measurable: UNKNOWN, never a made-up number
+    assert "stopped sending pictures after 3 frame(s)" in " ".join(m.details["diagnosis"])
 
 
 def test_unknown_camera_name_is_a_plain_error():
