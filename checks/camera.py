@@ -201,6 +201,8 @@ def _open_failure(source: Any, elapsed_s: float, timeout_s: float, detail: str) 
         return [f"The stream {what} could not be opened{': ' + detail if detail else ''}. "
                 "Check the address and that the camera is on and reachable."]
     if source.kind == "file":
+        if slow:
+            return [f"Opening {what} did not finish within {timeout_s:.1f} s."]
         return [f"OpenCV could not read the video file {what}{': ' + detail if detail else ''}."]
     if not source.name:  # an index the enumeration did not list
         return [f"No camera answers {what}. `readiness devices` lists the cameras found."]
@@ -336,9 +338,10 @@ class CameraCheck(Check):
             details["open_ms"] = round(cap.open_s * 1000, 1)
 
         if not cap.opened:
-            waited = cap.open_s if cap.open_s is not None else elapsed
-            details["diagnosis"] = _open_failure(source, waited, open_timeout if source.kind != "camera"
-                                                 else deadline - started, cap.failure)
+            if cap.open_s is None:  # still inside the driver's open call: it hangs
+                details["diagnosis"] = _open_failure(source, elapsed, elapsed, "")
+            else:
+                details["diagnosis"] = _open_failure(source, cap.open_s, open_timeout, cap.failure)
             return Measurement(metrics=metrics, details=details)
         if first_frame_s is None:
             waited = elapsed - (cap.open_s or 0.0)

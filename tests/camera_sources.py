@@ -127,6 +127,7 @@ class MjpegServer(_Server):
                                    [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
                       for i in range(count)]
         self.frames_sent = 0
+        self.sent_at: list[float] = []  # time.monotonic() of each frame written: the reference
         self._stop = threading.Event()
         server = self
 
@@ -157,6 +158,7 @@ class MjpegServer(_Server):
                             f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
                         self.wfile.flush()
                         server.frames_sent += 1
+                        server.sent_at.append(time.monotonic())
                         i += 1
                 except (BrokenPipeError, ConnectionResetError, OSError):
                     pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from camera_sources import MjpegServer, SilentServer, write_video
 from conftest import validate_result
+from support import need
 from readiness.check import CheckContext, CheckError
 from readiness.checks.camera import CameraCheck
 
@@ -211,3 +213,17 @@ def test_cli_silent_stream_fails_within_budget(cli, tmp_path):
     assert "did not send a picture" in record["details"]["diagnosis"][0]
     assert verdicts(result)["camera.working"] == "FAIL"
     assert verdicts(result)["camera.fps"] == "UNKNOWN"
+
+
+def test_cli_open_that_blocks_forever_answers_within_budget(cli, tmp_path):
+    # A FIFO without a writer: FFmpeg's open() blocks in the kernel and no OpenCV timeout
+    # reaches it, like a camera driver that never returns. The check's own deadline answers.
+    need(hasattr(os, "mkfifo"), "named pipes (POSIX) stand in for a driver whose open never returns")
+    fifo = tmp_path / "hung-camera"
+    os.mkfifo(fifo)
+    result, elapsed = run_cli(cli, str(fifo), tmp_path)
+    record = result["checks"]["camera"]
+    assert record["status"] == "ok"  # the check answered, not the runner's kill
+    assert record["duration_s"] <= BUDGET_S + 1
+    assert record["metrics"]["working"]["value"] is False
+    assert "did not finish within" in record["details"]["diagnosis"][0]

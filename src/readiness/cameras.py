@@ -178,19 +178,22 @@ def resolve_source(choice: Any = None, cameras: list[dict[str, Any]] | None = No
     """The source a user's choice means: None/"" = first camera, INDEX, URL, file path or NAME part.
 
     Raises :class:`CameraNotFound` with a plain message (naming the cameras there are) when the
-    choice matches nothing. ``cameras`` defaults to :func:`list_cameras` and is only consulted
-    when the choice is not a URL or a file.
+    choice matches nothing. ``cameras`` defaults to :func:`list_cameras`; a URL needs no list.
     """
     if isinstance(choice, str):
         choice = choice.strip()
         if _URL.match(choice):
             return Source("url", choice)
-        if os.path.isfile(choice):
-            return Source("file", os.path.abspath(choice))
-        if os.sep in choice or "/" in choice:
-            raise CameraNotFound(f"No such video file: {choice}")
     if cameras is None:
         cameras = list_cameras()
+    if isinstance(choice, str) and choice:
+        for cam in cameras:
+            if cam.get("path") and os.path.abspath(cam["path"]) == os.path.abspath(choice):
+                return _camera_source(cam)  # a device node: the camera, through its own backend
+        if os.path.exists(choice) and not os.path.isdir(choice):
+            return Source("file", os.path.abspath(choice))  # a video file (or a pipe)
+        if os.sep in choice or "/" in choice:
+            raise CameraNotFound(f"No such video file: {choice}")
     index = _as_index(choice)
     if choice in (None, ""):
         if not cameras:
