@@ -227,3 +227,14 @@ def test_cli_open_that_blocks_forever_answers_within_budget(cli, tmp_path):
     assert record["duration_s"] <= BUDGET_S + 1
     assert record["metrics"]["working"]["value"] is False
     assert "did not finish within" in record["details"]["diagnosis"][0]
+
+
+def test_cli_snapshot_reaches_the_report_only_with_the_flag(cli, tmp_path, videos):
+    plain, with_flag = tmp_path / "plain", tmp_path / "snap"
+    for out, extra in ((plain, []), (with_flag, ["--snapshot"])):
+        proc = cli("run", "--check", "camera", "--camera", str(videos["moving"]), "--no-open", "-q",
+                   "-o", str(out), *extra, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    assert "data:image/jpeg" not in next(plain.glob("*.html")).read_text(encoding="utf-8")
+    assert "snapshot_jpeg_b64" not in next(plain.glob("*.json")).read_text(encoding="utf-8")
+    assert "data:image/jpeg;base64," in next(with_flag.glob("*.html")).read_text(encoding="utf-8")
