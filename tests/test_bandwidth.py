@@ -52,15 +52,31 @@ def test_http_backend_matches_iperf3_on_a_shaped_link(link, served):
     assert d["down"]["errors"] == [] and d["up"]["errors"] == []
 
 
-def test_deep_queue_shows_bufferbloat(link, served):
+def test_deep_queue_bufferbloat_is_measured_and_judged_through_the_cli(link, served, tmp_path):
+    """The whole network part via `readiness run --server`, on a 10 Mbit/s link with a 300 ms queue."""
+    import json
+    import shutil
+    import subprocess
+
+    exe = shutil.which("readiness")
+    need(exe is not None, "the readiness console script is not installed (pip install -e .)")
     link.shape(10, queue_ms=300)
     try:
-        r = link.run_checks(["bandwidth"], settings={"bandwidth": {"max_duration_s": 3.0}},
-                            options={"server": served})["bandwidth"]
+        r = subprocess.run(["ip", "netns", "exec", link.client_ns, exe, "run", "-c", "connectivity", "-c", "latency",
+                            "-c", "bandwidth", "--server", served, "--json", "--no-open", "-o", str(tmp_path)],
+                           capture_output=True, text=True, timeout=90)
     finally:
         link.shape(None)
-    assert r["metrics"]["loaded_latency_increase_ms"] >= 100
-    assert any("bufferbloat" in x for x in r["details"]["diagnosis"])
+    assert "Traceback" not in r.stderr
+    result = json.loads(r.stdout)
+    bw = {k: v["value"] for k, v in result["checks"]["bandwidth"]["metrics"].items()}
+    assert bw["loaded_latency_increase_ms"] >= 100
+    assert bw["download_mbps"] == pytest.approx(9.6, rel=0.1)
+    items = {(i["requirement"]["metric"], i["requirement"]["severity"]): i["status"] for i in result["judgement"]["items"]}
+    assert items[("bandwidth.loaded_latency_increase_ms", "recommended")] == "WARN"
+    assert items[("connectivity.udp_media_reachable", "required")] == "PASS"
+    assert items[("latency.rtt_median_ms", "required")] == "PASS"
+    assert result["judgement"]["overall"] == "WARN" and r.returncode == 0
 
 
 def test_a_server_that_is_not_there_is_a_plain_error(link):
@@ -79,7 +95,6 @@ def test_speedtest_backend_runs_speedtest_cli_offline(link):
     p = _speedtest_server(link, 8090, "--testlength", "2")
     link.shape(20)
     try:
-        ref = link.iperf3(2, reverse=True)
         r = link.run_checks(["bandwidth"], settings={"bandwidth": {"backend": "speedtest", "speedtest_secure": False}},
                             env={"http_proxy": f"http://{link.server_ip}:8090"})["bandwidth"]
     finally:
@@ -87,9 +102,10 @@ def test_speedtest_backend_runs_speedtest_cli_offline(link):
         netns.stop(p)
     m, d = r["metrics"], r["details"]
     assert d["backend"] == "speedtest" and d["server"]["id"] == "4242"
-    # speedtest-cli counts its ramp-up, so it reads low; never above the link
-    assert 0.5 * ref < m["download_mbps"] < 1.1 * ref
-    assert 0.5 * ref < m["upload_mbps"] < 1.1 * ref
+    # speedtest-cli counts its ramp-up, so its download reads low, never above the 20 Mbit/s the
+    # kernel allows; its upload counts bytes still queued in the socket, so it may read a bit high
+    assert 10 < m["download_mbps"] < 20
+    assert 10 < m["upload_mbps"] < 25
 
 
 @pytest.mark.parametrize("extra,expected", [
