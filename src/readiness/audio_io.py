@@ -1,0 +1,265 @@
+"""Audio device I/O for the microphone and speakers checks: open, record, play, loop back.
+
+Sits between the checks (``checks/microphone.py``, ``checks/speakers.py``) and PortAudio
+(through ``sounddevice``). Every wait here has a deadline, so a device that stops delivering
+(unplugged mid-test) becomes a plain :class:`~readiness.check.CheckError`; a driver call that
+hangs inside PortAudio itself is handled one level up: the checks are ``isolated`` and the
+runner kills their child process at the budget.
+
+Input and output always use *separate* streams, each at its device's own sample rate: a duplex
+stream across host APIs fails (PortAudio -9993) and WASAPI rejects a foreign rate (-9996).
+
+Imports sounddevice and numpy at module level: only the checks' run path imports this module.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from readiness import audio
+from readiness.check import CheckError
+
+OUTPUT_LATENCY = 0.1  # seconds asked of the output: shorter buffers underrun through ALSA's pulse plugin under load, chopping the test signal
+LEAD_IN_S = 0.15  # silence before a test signal: output streams drop their first buffers on some hosts
+
+
+def load_sounddevice() -> Any:
+    """Import sounddevice, turning a missing PortAudio library into a plain message."""
+    try:
+        import sounddevice  # noqa: PLC0415 - heavy, only on the run path
+    except OSError as exc:  # raised when libportaudio is missing
+        raise CheckError(
+            f"the PortAudio audio library is not installed ({exc}); on Debian/Ubuntu: "
+            "apt install libportaudio2"
+        ) from None
+    except ImportError as exc:
+        raise CheckError(f"the Python package sounddevice is not installed ({exc})") from None
+    return sounddevice
+
+
+def pick_device(sd: Any, kind: str, name: str | int | None) -> dict:
+    """The device to use: by (part of) name or number, else the system default."""
+    try:
+        devices = [dict(d) for d in sd.query_devices()]
+        hostapis = [dict(h) for h in sd.query_hostapis()]
+    except sd.PortAudioError as exc:
+        raise CheckError(audio.portaudio_message(exc)) from None
+    default = sd.default.device[0 if kind == "input" else 1]
+    try:
+        default_index = int(default) if default is not None else -1
+    except (TypeError, ValueError):
+        default_index = -1
+    if default_index < 0:
+        for api in hostapis:  # PortAudio's default host API may have none; take any API's
+            key = "default_input_device" if kind == "input" else "default_output_device"
+            if api.get(key, -1) >= 0:
+                default_index = int(api[key])
+                break
+    try:
+        return audio.select_device(devices, hostapis, kind, name, default_index)
+    except audio.DeviceNotFound as exc:
+        raise CheckError(str(exc)) from None
+
+
+def device_rate(device: dict) -> int:
+    return int(device.get("default_samplerate") or 48000)
+
+
+@dataclass
+class Capture:
+    """Samples from an input stream, with when each callback block was delivered."""
+
+    rate: int
+    blocks: list = field(default_factory=list)
+    times: list = field(default_factory=list)  # perf_counter at each callback
+    adc: list = field(default_factory=list)  # PortAudio's capture time of each block's first sample
+    overflows: int = 0
+    frames: int = 0
+
+    def samples(self) -> np.ndarray:
+        if not self.blocks:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self.blocks)
+
+
+def _input_stream(sd: Any, device: dict, capture: Capture, stop_after: int | None, done: threading.Event) -> Any:
+    def callback(indata, frames, time_info, status):  # runs in PortAudio's thread
+        now = time.perf_counter()
+        if status.input_overflow:
+            capture.overflows += 1
+        capture.blocks.append(indata[:, 0].copy())
+        capture.times.append(now)
+        capture.adc.append(time_info.inputBufferAdcTime)
+        capture.frames += frames
+        if stop_after is not None and capture.frames >= stop_after:
+            done.set()
+
+    return sd.InputStream(
+        device=device["index"],
+        samplerate=capture.rate,
+        channels=1,
+        dtype="float32",
+        blocksize=0,  # host-chosen: a fixed 10 ms block stalls ALSA's pulse plugin for seconds
+        callback=callback,
+    )
+
+
+def _open(sd: Any, factory: Any, what: str) -> Any:
+    try:
+        return factory()
+    except sd.PortAudioError as exc:
+        raise CheckError(f"could not open the {what}: {audio.portaudio_message(exc)}") from None
+    except ValueError as exc:  # sounddevice's own argument checks (e.g. unsupported settings)
+        raise CheckError(f"could not open the {what}: {exc}") from None
+
+
+def _wait(event: threading.Event, timeout: float, what: str) -> None:
+    if not event.wait(timeout):
+        raise CheckError(
+            f"the {what} stopped delivering audio (unplugged or taken by another program?)"
+        )
+
+
+def record(sd: Any, device: dict, seconds: float, on_block: Any = None) -> Capture:
+    """Record ``seconds`` of mono audio from ``device`` at its own rate."""
+    capture = Capture(rate=device_rate(device))
+    done = threading.Event()
+    wanted = int(capture.rate * seconds)
+    stream = _open(sd, lambda: _input_stream(sd, device, capture, wanted, done), f"microphone {device['name']!r}")
+    with stream:
+        if on_block is None:
+            _wait(done, seconds + 3.0, f"microphone {device['name']!r}")
+        else:  # interactive: show the level while recording
+            deadline = time.monotonic() + seconds + 3.0
+            while not done.wait(0.1):
+                on_block(capture)
+                if time.monotonic() > deadline:
+                    _wait(done, 0, f"microphone {device['name']!r}")
+    samples = capture.samples()[:wanted]
+    capture.blocks = [samples]
+    return capture
+
+
+@dataclass
+class Playback:
+    opened: bool = False
+    underruns: int = 0
+    latency_s: float | None = None
+    start_time: float | None = None  # perf_counter when the first sample was handed over
+    start_offset: int = 0  # sample offset of the signal's start inside that first block
+    dac_time: float | None = None  # PortAudio's time at which the first sample is to be heard
+
+
+def _output_stream(
+    sd: Any, device: dict, rate: int, signal: np.ndarray, result: Playback, done: threading.Event, mark: int = 0
+) -> Any:
+    """A callback output stream playing ``signal``; stamps the block holding sample ``mark``."""
+    position = [0]
+
+    def callback(outdata, frames, time_info, status):
+        now = time.perf_counter()
+        if status.output_underflow:
+            result.underruns += 1
+        start = position[0]
+        chunk = signal[start : start + frames]
+        outdata.fill(0)
+        outdata[: chunk.size, 0] = chunk
+        if outdata.shape[1] > 1:
+            outdata[: chunk.size, 1:] = chunk[:, None]
+        if start <= mark < start + frames and result.start_time is None:
+            result.start_time = now
+            result.start_offset = mark - start
+            result.dac_time = time_info.outputBufferDacTime
+        position[0] = start + frames
+        if position[0] >= signal.size:
+            done.set()
+
+    channels = max(1, min(2, int(device.get("channels") or 1)))
+    return sd.OutputStream(
+        device=device["index"],
+        samplerate=rate,
+        channels=channels,
+        dtype="float32",
+        blocksize=0,
+        latency=OUTPUT_LATENCY,
+        callback=callback,
+    )
+
+
+def play(sd: Any, device: dict, signal: np.ndarray, rate: int) -> Playback:
+    """Play ``signal`` (mono float32 at ``rate``) on ``device`` after a short silent lead-in."""
+    result = Playback()
+    done = threading.Event()
+    padded = _with_silence(signal, rate)
+    mark = int(rate * LEAD_IN_S)
+    what = f"speaker {device['name']!r}"
+    stream = _open(sd, lambda: _output_stream(sd, device, rate, padded, result, done, mark), what)
+    result.opened = True
+    result.latency_s = float(stream.latency)
+    with stream:
+        _wait(done, padded.size / rate + 3.0, what)
+    return result
+
+
+def _with_silence(signal: np.ndarray, rate: int, tail_s: float = 0.05) -> np.ndarray:
+    lead = np.zeros(int(rate * LEAD_IN_S), dtype=np.float32)
+    tail = np.zeros(int(rate * tail_s), dtype=np.float32)
+    return np.concatenate([lead, np.asarray(signal, dtype=np.float32), tail])
+
+
+@dataclass
+class Loopback:
+    recording: np.ndarray
+    input_rate: int
+    playback: Playback
+    mark_index: float | None  # recording position captured when the signal was handed over
+    input_latency_s: float | None
+
+
+def loopback(
+    sd: Any, out_dev: dict, in_dev: dict, signal_out: np.ndarray, out_rate: int, listen_s: float = 0.5
+) -> Loopback:
+    """Play ``signal_out`` while recording from ``in_dev``; listen ``listen_s`` after its end.
+
+    The two streams have no common sample clock, so both are tied to ``perf_counter``: every
+    input block is stamped when delivered, and the output block holding the signal's first
+    sample when it is handed over. ``mark_index`` is the input position being delivered at that
+    moment; the lag of the signal in the recording minus ``mark_index`` is the round trip
+    "handed to the speaker -> delivered by the microphone".
+    """
+    capture = Capture(rate=device_rate(in_dev))
+    in_done = threading.Event()
+    padded = _with_silence(signal_out, out_rate)
+    total = int(capture.rate * (padded.size / out_rate + listen_s))
+    in_what, out_what = f"microphone {in_dev['name']!r}", f"speaker {out_dev['name']!r}"
+    in_stream = _open(sd, lambda: _input_stream(sd, in_dev, capture, total, in_done), in_what)
+    playback = Playback()
+    out_done = threading.Event()
+    mark = int(out_rate * LEAD_IN_S)
+    with in_stream:
+        out_stream = _open(
+            sd, lambda: _output_stream(sd, out_dev, out_rate, padded, playback, out_done, mark), out_what
+        )
+        playback.opened = True
+        playback.latency_s = float(out_stream.latency)
+        with out_stream:
+            _wait(out_done, padded.size / out_rate + 3.0, out_what)
+        _wait(in_done, total / capture.rate + 3.0, in_what)
+        input_latency = float(in_stream.latency)
+    mark_index = None
+    if playback.start_time is not None:
+        handed = playback.start_time + playback.start_offset / out_rate
+        position = 0
+        for block, stamp in zip(capture.blocks, capture.times):
+            position += block.size
+            if stamp >= handed:
+                # This block was delivered just after the hand-over: the hand-over happened
+                # while its samples were being captured.
+                mark_index = position - (stamp - handed) * capture.rate
+                break
+    return Loopback(capture.samples()[:total], capture.rate, playback, mark_index, input_latency)
