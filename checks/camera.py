@@ -373,6 +373,11 @@ class CameraCheck(Check):
         if cap.ended == "read failed":
             details["diagnosis"].append(f"The camera stopped sending pictures after "
                                         f"{cap.frames_total} frame(s).")
+        elif not cap.ended or cap.ended == "stopped":
+            details["diagnosis"].append(
+                f"Opening took {(cap.open_s or 0):.1f} s, so only {details.get('window_s', 0):.1f} s "
+                f"of pictures fit in the check's {ctx.budget_s:g} s budget. Slow opens are common "
+                f"with Windows cameras: allow more time with --set camera.budget_s=20.")
         if last is not None:
             snap = _snapshot(last)
             if snap:

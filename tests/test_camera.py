@@ -151,6 +151,21 @@ def test_stream_that_stalls_after_a_few_frames_is_not_working():
     assert "stopped sending pictures after 3 frame(s)" in " ".join(m.details["diagnosis"])
 
 
+def test_source_from_the_profile_setting_and_budget_cut_short(videos):
+    # No --camera: [checks.camera] device = ... chooses. A window longer than the budget allows
+    # ends at the check's deadline, says so, and still reports what it measured.
+    with MjpegServer(fps=12) as server:
+        ctx = CheckContext(settings=CameraCheck.default_settings() | {"device": server.url, "window_s": 30.0},
+                           options={}, budget_s=4.0)
+        t0 = time.monotonic()
+        m = CameraCheck().run(ctx)
+        elapsed = time.monotonic() - t0
+    assert elapsed < 4.0
+    assert m.details["source"]["kind"] == "url"
+    assert m.metrics["working"] is True and m.metrics["fps"] == pytest.approx(12, abs=1.0)
+    assert any("budget" in d for d in m.details["diagnosis"])
+
+
 def test_unknown_camera_name_is_a_plain_error():
     with pytest.raises(CheckError, match="No camera matches"):
         measure("No Such Camera Model 9000")

@@ -26,6 +26,7 @@ def test_list_cameras_is_json_safe_and_quick():
     for cam in cameras:
         assert {"index", "name", "path", "vid", "pid", "backend", "backend_id", "found_by"} <= set(cam)
         assert isinstance(cam["index"], int) and cam["name"]
+    assert [cam["default"] for cam in cameras] == [i == 0 for i in range(len(cameras))]
 
 
 def test_default_is_the_first_camera():

@@ -147,10 +147,13 @@ def list_cameras() -> list[dict[str, Any]]:
 
     Keys: ``index`` and ``backend`` / ``backend_id`` (what to open), ``name``, ``path`` (device
     node where known), ``vid`` / ``pid`` (USB ids as 4 hex digits, or None), ``found_by``
-    ("enumeration" or "probe").
+    ("enumeration" or "probe"), ``default`` (true for the first: the one the check uses).
     """
     with quiet_opencv():  # probing logs a warning per missing index
-        return _enumerated() or _probed()
+        cameras = _enumerated() or _probed()
+    for position, cam in enumerate(cameras):
+        cam["default"] = position == 0  # what the camera check uses unless told otherwise
+    return cameras
 
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
