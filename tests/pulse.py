@@ -50,6 +50,7 @@ class PulseServer:
             "PULSE_COOKIE": os.path.join(self.dir, "cookie"),
         }
         self.proc: subprocess.Popen | None = None
+        self.keepers: list[subprocess.Popen] = []
 
     def _child_env(self) -> dict:
         env = dict(os.environ)
@@ -90,10 +91,26 @@ class PulseServer:
             if os.path.exists(self.socket) and self.pactl("info", check=False).returncode == 0:
                 self.pactl("set-source-mute", "muted", "1")
                 self.route(source="sine", sink="spk")
+                self._keep_latency_low()
                 return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("private PulseAudio server did not start")
+
+    def _keep_latency_low(self) -> None:
+        # A null sink runs in 2 s blocks unless some client asks for low latency, and ALSA's
+        # pulse plugin does not ask: a test tone would reach the monitor in 2 s lumps. A
+        # desktop always has such a client (the mixer's level meter); this one records each
+        # monitor with 10 ms latency and throws the audio away.
+        for sink in ("spk", "other"):
+            self.keepers.append(
+                subprocess.Popen(
+                    ["pacat", "--playback", "--latency-msec=10", "--raw", "-d", sink, "/dev/zero"],
+                    env=self._child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        time.sleep(0.2)
 
     def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -108,6 +125,10 @@ class PulseServer:
             self.pactl("set-default-sink", sink)
 
     def stop(self) -> None:
+        for keeper in self.keepers:
+            keeper.kill()
+            keeper.wait(5)
+        self.keepers = []
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -122,7 +143,7 @@ class PulseServer:
 
 
 def pulse_available() -> bool:
-    return bool(shutil.which("pulseaudio") and shutil.which("pactl")) and _alsa_pulse_plugin()
+    return bool(shutil.which("pulseaudio") and shutil.which("pactl") and shutil.which("parec")) and _alsa_pulse_plugin()
 
 
 def _alsa_pulse_plugin() -> bool:

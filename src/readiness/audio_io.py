@@ -201,9 +201,23 @@ def play(sd: Any, device: dict, signal: np.ndarray, rate: int) -> Playback:
     stream = _open(sd, lambda: _output_stream(sd, device, rate, padded, result, done, mark), what)
     result.opened = True
     result.latency_s = float(stream.latency)
-    with stream:
-        _wait(done, padded.size / rate + 3.0, what)
+    _run_output(stream, done, padded.size / rate, what)
     return result
+
+
+def _run_output(stream: Any, done: threading.Event, seconds: float, what: str) -> None:
+    """Start, wait until every sample was handed over and has had time to sound, then abort.
+
+    Aborting rather than stopping: a stop drains the buffers, which through some drivers
+    (ALSA's pulse plugin) takes seconds longer than the audio itself.
+    """
+    stream.start()
+    try:
+        _wait(done, seconds + 3.0, what)
+        time.sleep(min(0.5, float(stream.latency)) + 0.02)
+    finally:
+        stream.abort()
+        stream.close()
 
 
 def _with_silence(signal: np.ndarray, rate: int, tail_s: float = 0.05) -> np.ndarray:
@@ -247,8 +261,7 @@ def loopback(
         )
         playback.opened = True
         playback.latency_s = float(out_stream.latency)
-        with out_stream:
-            _wait(out_done, padded.size / out_rate + 3.0, out_what)
+        _run_output(out_stream, out_done, padded.size / out_rate, out_what)
         _wait(in_done, total / capture.rate + 3.0, in_what)
         input_latency = float(in_stream.latency)
     mark_index = None
@@ -263,3 +276,81 @@ def loopback(
                 mark_index = position - (stamp - handed) * capture.rate
                 break
     return Loopback(capture.samples()[:total], capture.rate, playback, mark_index, input_latency)
+
+
+def chosen_name(ctx_options: dict, option: str, setting_value: Any) -> str | None:
+    """``--microphone``/``--speaker`` wins over the profile's ``device`` setting."""
+    for value in (ctx_options.get(option), setting_value):
+        if value is not None and str(value).strip() != "":
+            return str(value).strip()
+    return None
+
+
+class Terminal:
+    """The person's terminal for ``--interactive``, opened directly (``/dev/tty``, ``CON``).
+
+    The check runs in a child process whose stdin is not the terminal, so the terminal is
+    opened by name. Where there is none (a service, CI, a pipe) :meth:`open` returns None
+    and the check carries on without asking.
+    """
+
+    def __init__(self, read: Any, write: Any) -> None:
+        self._read, self._write = read, write
+
+    @classmethod
+    def open(cls) -> "Terminal | None":
+        import os
+        import sys
+
+        try:
+            if sys.platform.startswith("win"):
+                return cls(open("CONIN$", "r"), open("CONOUT$", "w"))  # noqa: SIM115
+            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+            handle = os.fdopen(fd, "r+", buffering=1)
+            if not handle.isatty():
+                handle.close()
+                return None
+            return cls(handle, handle)
+        except OSError:
+            return None
+
+    def say(self, text: str, end: str = "\n") -> None:
+        self._write.write(text + end)
+        self._write.flush()
+
+    def ask(self, question: str, timeout_s: float = 30.0) -> str | None:
+        """One line from the person, or None when nothing comes within ``timeout_s``."""
+        self.say(question, end=" ")
+        answer: list[str] = []
+        reader = threading.Thread(target=lambda: answer.append(self._read.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        return answer[0].strip() if answer else None
+
+    def close(self) -> None:
+        for handle in {id(self._read): self._read, id(self._write): self._write}.values():
+            try:
+                handle.close()
+            except OSError:
+                pass
+
+
+def meter(level_dbfs: float, width: int = 30) -> str:
+    """A text level bar from -60 to 0 dBFS, with the -22 dBFS speech target marked."""
+    filled = int(round(max(0.0, min(1.0, (level_dbfs + 60) / 60)) * width))
+    target = int(round((60 - 22) / 60 * width))
+    bar = ["#" if i < filled else "-" for i in range(width)]
+    bar[min(target, width - 1)] = "|"
+    return f"[{''.join(bar)}] {level_dbfs:6.1f} dBFS"
+
+
+def write_wav(path: str, samples: np.ndarray, rate: int) -> None:
+    """16-bit mono WAV (only with --keep-audio)."""
+    import wave
+
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(path, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(int(rate))
+        out.writeframes(pcm.tobytes())

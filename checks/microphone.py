@@ -1,0 +1,157 @@
+"""microphone: record a few seconds from the chosen microphone and describe the signal.
+
+Records at the device's own sample rate (default 2 s) and reports level, peak, noise floor,
+clipping runs and DC offset, plus plain-language findings (digital silence, very low level,
+clipping) in ``details["diagnosis"]``. With ``--interactive`` it asks the person to speak,
+shows a live level meter and reports the speech level (target about -22 dBFS, RFC 7874).
+
+Runs isolated (a killable child process): PortAudio calls can block forever. Nothing heavy is
+imported at module level; the analysis lives in ``readiness.audio``, the device I/O in
+``readiness.audio_io``. No audio leaves the process unless ``--keep-audio`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+
+from readiness.check import Check, CheckContext, Measurement, Metric, Setting
+
+SETTLE_S = 0.1  # discarded start of each capture: converters and drivers settle
+SILENT_PEAK_DBFS = -70.0  # below this peak the capture holds nothing a meeting could use
+LOW_LEVEL_DBFS = -50.0
+SPEECH_TARGET_DBFS = -22.0  # RFC 7874 section 4: -19 dBm0, about -22 dBFS
+
+
+class MicrophoneCheck(Check):
+    name = "microphone"
+    title = "Microphone"
+    description = "Records a short stretch from the microphone and measures level, noise, clipping and silence."
+    isolated = True
+    resource = "audio"
+    order = 0
+    budget_s = 15.0
+    metrics = (
+        Metric("working", "", "The microphone opened and delivered audio", kind="bool"),
+        Metric("silent", "", "The recording held no usable signal (exact zeros or nearly so)", kind="bool"),
+        Metric("level_dbfs", "dBFS", "RMS level of the recording"),
+        Metric("peak_dbfs", "dBFS", "Highest sample of the recording"),
+        Metric("noise_floor_dbfs", "dBFS", "Level of the quietest stretches (10th percentile of 20 ms windows)"),
+        Metric("clipping_runs", "", "Runs of consecutive full-scale samples (gain too high)"),
+        Metric("dc_offset_pct", "%", "Mean of the samples, percent of full scale"),
+        Metric("speech_level_dbfs", "dBFS", "Level while the person spoke (--interactive only)"),
+    )
+    settings = {
+        "duration_s": Setting(2.0, "Length of the recording, seconds", float),
+        "device": Setting("", "Microphone to use: part of its name or its number; empty = system default", str),
+    }
+
+    def run(self, ctx: CheckContext) -> Measurement:
+        import numpy as np
+
+        from readiness import audio, audio_io
+
+        sd = audio_io.load_sounddevice()
+        name = audio_io.chosen_name(ctx.options, "microphone", ctx.settings.get("device"))
+        device = audio_io.pick_device(sd, "input", name)
+        duration = max(0.2, float(ctx.settings.get("duration_s", 2.0)))
+        rate = audio_io.device_rate(device)
+        details: dict = {"device": device["name"], "hostapi": device["hostapi"], "sample_rate_hz": rate}
+
+        terminal = audio_io.Terminal.open() if ctx.options.get("interactive") else None
+        if ctx.options.get("interactive") and terminal is None:
+            details["interactive"] = "skipped: no terminal to talk to"
+        on_block = None
+        if terminal is not None:
+            terminal.say(f"Microphone {device['name']!r}: say a sentence now, as in a meeting ({duration:g} s).")
+
+            def on_block(capture) -> None:  # live meter over the latest blocks
+                recent = capture.blocks[-5:]
+                level = audio.dbfs(audio.rms(np.concatenate(recent))) if recent else audio.DB_FLOOR
+                terminal.say("\r  " + audio_io.meter(level), end="")
+
+        ctx.say(f"recording {duration:g} s from {device['name']!r}")
+        try:
+            capture = audio_io.record(sd, device, duration + SETTLE_S, on_block=on_block)
+        finally:
+            if terminal is not None:
+                terminal.say("")
+                terminal.close()
+        samples = capture.samples()[int(rate * SETTLE_S):]
+
+        stats = audio.level_stats(samples, rate)
+        silent = stats["digital_silence"] or stats["peak_dbfs"] < SILENT_PEAK_DBFS
+        metrics = {
+            "working": samples.size >= int(rate * duration * 0.9),
+            "silent": bool(silent),
+            "level_dbfs": stats["level_dbfs"],
+            "peak_dbfs": stats["peak_dbfs"],
+            "noise_floor_dbfs": stats["noise_floor_dbfs"],
+            "clipping_runs": stats["clipping_runs"],
+            "dc_offset_pct": stats["dc_offset_pct"],
+        }
+        if terminal is not None and not silent:
+            metrics["speech_level_dbfs"] = speech_level(audio, samples, rate)
+            details["speech_target_dbfs"] = SPEECH_TARGET_DBFS
+        details.update(
+            {
+                "duration_s": round(samples.size / rate, 3),
+                "digital_silence": stats["digital_silence"],
+                "dominant_frequency_hz": stats["dominant_frequency_hz"],
+                "overflows": capture.overflows,
+                "level_series_dbfs": audio.level_series(samples, rate, 0.1),
+                "level_series_step_s": 0.1,
+                "diagnosis": diagnose(stats, silent),
+            }
+        )
+        if ctx.options.get("keep_audio"):
+            folder = ctx.options.get("output_dir") or "."
+            path = os.path.join(folder, "microphone.wav")
+            try:
+                os.makedirs(folder, exist_ok=True)
+                audio_io.write_wav(path, samples, rate)
+                details["recording"] = path
+            except OSError as exc:
+                details["recording_error"] = f"could not save the recording: {exc}"
+        return Measurement(metrics=metrics, details=details)
+
+
+def speech_level(audio, samples, rate: int) -> float:
+    """RMS over the 100 ms windows that hold speech (within 20 dB of the loudest window)."""
+    import numpy as np
+
+    windows = audio.window_rms(samples, rate, 0.1)
+    if not windows.size or windows.max() <= 0:
+        return audio.DB_FLOOR
+    active = windows[windows >= windows.max() * 0.1]
+    return round(audio.dbfs(float(np.sqrt(np.mean(active**2)))), 2)
+
+
+def diagnose(stats: dict, silent: bool) -> list[str]:
+    """Plain-language facts about the capture, for the report."""
+    found = []
+    if stats["digital_silence"]:
+        found.append(
+            "digital silence: every sample was exactly zero. The microphone is muted in the "
+            "operating system or this program may not use it. Windows: Settings > Privacy & "
+            "security > Microphone, and Settings > System > Sound > Input. macOS: System Settings "
+            "> Privacy & Security > Microphone. Linux: the input volume and mute in the sound "
+            "settings (or pavucontrol)."
+        )
+    elif silent:
+        found.append(
+            f"silence: the loudest sample was {stats['peak_dbfs']} dBFS. The microphone delivers "
+            "nothing usable: check that it is switched on, unmuted and is the one in use."
+        )
+    elif stats["level_dbfs"] < LOW_LEVEL_DBFS:
+        found.append(
+            f"very low level ({stats['level_dbfs']} dBFS): the room is quiet or the microphone is "
+            "far away or turned down."
+        )
+    if stats["clipping_runs"]:
+        found.append(
+            f"clipping: {stats['clipping_runs']} run(s) of full-scale samples. The input gain is "
+            "too high; turn the microphone level down."
+        )
+    if abs(stats["dc_offset_pct"]) > 1.0:
+        found.append(f"DC offset of {stats['dc_offset_pct']} % of full scale: a faulty or poorly grounded microphone.")
+    return found
