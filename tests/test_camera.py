@@ -174,10 +174,10 @@ def test_unknown_camera_name_is_a_plain_error():
 # --- through the CLI: the check in its child process, judged by the shipped profile ---------
 
 
-def run_cli(cli, source: str, tmp_path: Path) -> tuple[dict, float]:
+def run_cli(cli, source: str, tmp_path: Path, *extra: str) -> tuple[dict, float]:
     t0 = time.monotonic()
     proc = cli("run", "--check", "camera", "--camera", source, "--json", "--no-open",
-               "-o", str(tmp_path), timeout=60)
+               "-o", str(tmp_path), *extra, timeout=60)
     elapsed = time.monotonic() - t0
     assert proc.returncode in (0, 1), proc.stderr
     return validate_result(proc.stdout), elapsed
@@ -217,6 +217,21 @@ def test_cli_verdicts_black_and_frozen_files(cli, tmp_path, videos):
     assert v["camera.frozen"] == "FAIL" and v["camera.black_pct"] == "PASS"
     blurred, _ = run_cli(cli, str(videos["blurred"]), tmp_path)
     assert verdicts(blurred)["camera.sharpness"] == "WARN"  # blur is scene-dependent: a warning
+    bright, _ = run_cli(cli, str(videos["overexposed"]), tmp_path)
+    assert verdicts(bright)["camera.overexposed_pct"] == "WARN"
+    small, _ = run_cli(cli, str(videos["small"]), tmp_path)
+    v = verdicts(small)
+    assert (v["camera.width_px"], v["camera.height_px"], v["camera.fps"]) == ("FAIL", "FAIL", "PASS")
+
+
+def test_cli_meeting_room_asks_for_1080p_and_judges_it(cli, tmp_path):
+    with MjpegServer(fps=30, width=1280, height=720) as server:
+        result, _ = run_cli(cli, server.url, tmp_path, "--profile", "meeting-room")
+    record = result["checks"]["camera"]
+    assert record["details"]["requested"]["width_px"] == 1920  # the profile's [checks.camera]
+    v = verdicts(result)
+    assert (v["camera.width_px"], v["camera.height_px"]) == ("FAIL", "FAIL")  # 720p < 1080p
+    assert v["camera.fps"] == "PASS" and v["camera.working"] == "PASS"
 
 
 def test_cli_silent_stream_fails_within_budget(cli, tmp_path):
