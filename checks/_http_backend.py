@@ -204,8 +204,10 @@ def _plain(e: BaseException, t: Target) -> str:
 def steady_rate(ticks: list[tuple[float, int]]) -> tuple[float, float, bool]:
     """(bits/s over the steady part, seconds of ramp cut off, steady?) from (t, total bytes) ticks.
 
-    The last second is the reference; the steady part starts at the earliest slice from which
-    every 250 ms slice carries at least 85 % of that reference rate.
+    The last second's rate is the reference; the ramp ends at the first 250 ms slice that
+    carries at least 85 % of it, and the rate is taken from there to the end. Searching
+    forward (not back from the end) keeps a reader stall and its catch-up burst together
+    inside the window: bytes are counted when read, so a busy CPU delays them without losing them.
     """
     if len(ticks) < 2:
         return 0.0, 0.0, False
@@ -226,14 +228,14 @@ def steady_rate(ticks: list[tuple[float, int]]) -> tuple[float, float, bool]:
         return 0.0, 0.0, False
     ref_rate = (b_end - ref_b) / (t_end - ref_t)
     start_t, start_b = ref_t, ref_b
-    t = ref_t
-    while t - SLICE_S >= t0:
-        a_t, a_b = at(t - SLICE_S)
-        b_t, b_b = at(t)
-        if b_t <= a_t or (b_b - a_b) / (b_t - a_t) < 0.85 * ref_rate:
+    t = t0
+    while t + SLICE_S <= ref_t + 1e-9:
+        a_t, a_b = at(t)
+        b_t, b_b = at(t + SLICE_S)
+        if b_t > a_t and (b_b - a_b) / (b_t - a_t) >= 0.85 * ref_rate:
+            start_t, start_b = a_t, a_b
             break
-        start_t, start_b = a_t, a_b
-        t = a_t
+        t += SLICE_S
     rate = (b_end - start_b) / (t_end - start_t) * 8
     return rate, start_t - t0, _is_steady(ticks)
 
