@@ -1,0 +1,95 @@
+"""The microphone check against a private PulseAudio server (tests/pulse.py): a sine source of
+known level, a muted source, a source fed nothing, a name that does not exist, and the whole
+path through `readiness run` as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pulse import SINE_HZ, SINE_PEAK_DBFS, SINE_RMS_DBFS, pulse  # noqa: F401 - fixture
+from readiness.check import CheckContext, CheckError
+from readiness.checks.microphone import MicrophoneCheck
+
+pytestmark = pytest.mark.audio
+
+
+def measure(options=None, **settings):
+    ctx = CheckContext(settings=MicrophoneCheck.default_settings() | settings, options=options or {}, budget_s=15)
+    return MicrophoneCheck().run(ctx)
+
+
+def test_sine_source_level_and_frequency(pulse):
+    pulse.route(source="sine")
+    m = measure(duration_s=1.0)
+    assert m.metrics["working"] is True and m.metrics["silent"] is False
+    assert m.metrics["level_dbfs"] == pytest.approx(SINE_RMS_DBFS, abs=1.0)
+    assert m.metrics["peak_dbfs"] == pytest.approx(SINE_PEAK_DBFS, abs=1.0)
+    assert m.details["dominant_frequency_hz"] == pytest.approx(SINE_HZ, abs=2.0)
+    assert m.metrics["clipping_runs"] == 0
+    assert abs(m.metrics["dc_offset_pct"]) < 0.1
+    assert m.details["diagnosis"] == []
+    assert len(m.details["level_series_dbfs"]) == 10  # 1 s in 100 ms steps, for the chart
+    json.dumps(m.details)  # JSON-safe
+
+
+def test_muted_source_is_digital_silence(pulse):
+    pulse.route(source="muted")
+    m = measure(duration_s=0.5)
+    assert m.metrics["silent"] is True and m.metrics["working"] is True
+    assert m.details["digital_silence"] is True
+    assert m.metrics["peak_dbfs"] == -120.0
+    assert "digital silence" in m.details["diagnosis"][0]
+    assert "Privacy" in m.details["diagnosis"][0]  # says where to look
+
+
+def test_source_fed_nothing_is_silent(pulse):
+    pulse.route(source="other.monitor")  # the monitor of a sink nobody plays to
+    m = measure(duration_s=0.5)
+    assert m.metrics["silent"] is True
+    assert m.details["diagnosis"]
+
+
+def test_quiet_source_is_low_not_silent(pulse):
+    pulse.route(source="sine")
+    try:
+        pulse.pactl("set-source-volume", "sine", "30%")  # PulseAudio's cubic scale: about -31 dB
+        m = measure(duration_s=0.5)
+    finally:
+        pulse.pactl("set-source-volume", "sine", "100%")
+    assert m.metrics["silent"] is False
+    assert m.metrics["level_dbfs"] == pytest.approx(SINE_RMS_DBFS + 60 * __import__("math").log10(0.3), abs=1.0)
+
+
+def test_unknown_microphone_name_lists_real_devices(pulse):
+    with pytest.raises(CheckError) as err:
+        measure(options={"microphone": "Polycom Trio"})
+    assert "Polycom Trio" in str(err.value) and "default" in str(err.value)
+
+
+def test_no_recording_kept_unless_asked(pulse, tmp_path):
+    pulse.route(source="sine")
+    m = measure(options={"output_dir": str(tmp_path)}, duration_s=0.3)
+    assert "recording" not in m.details and not list(tmp_path.iterdir())
+    m = measure(options={"output_dir": str(tmp_path), "keep_audio": True}, duration_s=0.3)
+    assert os.path.getsize(m.details["recording"]) > 0.3 * 44100 * 2 * 0.9
+
+
+def test_interactive_without_a_terminal_carries_on(pulse):
+    pulse.route(source="sine")
+    env = dict(os.environ)
+    code = (
+        "from readiness.check import CheckContext; from readiness.checks.microphone import MicrophoneCheck as C;"
+        "m = C().run(CheckContext(settings=C.default_settings() | {'duration_s': 0.3}, options={'interactive': True}, budget_s=10));"
+        "import json; print(json.dumps(m.details['interactive']))"
+    )
+    # setsid: no controlling terminal, as for a service or a scheduled task
+    out = subprocess.run(
+        ["setsid", sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+    )
+    assert out.returncode == 0, out.stderr[-500:]
+    assert "no terminal" in out.stdout

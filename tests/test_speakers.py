@@ -1,0 +1,73 @@
+"""The speakers check against a private PulseAudio server (tests/pulse.py): the null sink `spk`
+is the speaker and its monitor the microphone, so the loopback really hears the test signal;
+pointing the microphone at another sink's monitor makes it deaf."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from pulse import pulse  # noqa: F401 - fixture
+from readiness.check import CheckContext, CheckError
+from readiness.checks.speakers import SpeakersCheck
+
+pytestmark = pytest.mark.audio
+
+
+def measure(options=None, **settings):
+    ctx = CheckContext(settings=SpeakersCheck.default_settings() | settings, options=options or {}, budget_s=15)
+    return SpeakersCheck().run(ctx)
+
+
+def test_loopback_through_the_null_sink_is_heard_with_stable_latency(pulse):
+    pulse.route(source="spk.monitor", sink="spk")
+    runs = [measure() for _ in range(3)]
+    for m in runs:
+        assert m.metrics["playback_ok"] is True and m.metrics["underruns"] == 0
+        assert m.metrics["heard"] is True
+        assert m.metrics["loopback_peak_ratio"] > 100
+        # played at -20 dBFS peak; the chirp's RMS is 3 dB under its peak
+        assert m.metrics["received_level_dbfs"] == pytest.approx(-23.0, abs=1.5)
+        # output buffer (100 ms asked) + Pulse's own buffering: plausible, and not negative
+        assert 20 <= m.metrics["loopback_latency_ms"] <= 500
+        assert len(m.details["attempts"]) == 1  # no retry needed
+    latencies = [m.metrics["loopback_latency_ms"] for m in runs]
+    assert max(latencies) - min(latencies) <= 30, latencies
+    assert runs[0].metrics["output_latency_ms"] == pytest.approx(100, abs=50)
+    print("loopback latencies ms:", latencies, "median", statistics.median(latencies))
+
+
+def test_microphone_on_another_sink_does_not_hear_retries_and_says_so(pulse):
+    pulse.route(source="other.monitor", sink="spk")
+    m = SpeakersCheck().run(
+        CheckContext(settings=SpeakersCheck.default_settings(), options={}, budget_s=15)
+    )
+    assert m.metrics["playback_ok"] is True  # the speaker itself played fine
+    assert m.metrics["heard"] is False
+    assert m.metrics["loopback_peak_ratio"] < 15
+    assert "loopback_latency_ms" not in m.metrics and "received_level_dbfs" not in m.metrics
+    attempts = m.details["attempts"]
+    assert [a["level_dbfs"] for a in attempts] == [-20.0, -8.0]  # retried 12 dB louder
+    assert "did not pick up" in m.details["diagnosis"][0]
+
+
+def test_silent_microphone_does_not_fail_the_speakers(pulse):
+    pulse.route(source="muted", sink="spk")
+    m = measure()
+    assert m.metrics["playback_ok"] is True and m.metrics["underruns"] == 0
+    assert m.metrics["heard"] is False
+
+
+def test_no_sound_plays_nothing_and_skips_the_loopback(pulse):
+    pulse.route(source="spk.monitor", sink="spk")
+    m = measure(options={"no_sound": True})
+    assert m.metrics["playback_ok"] is True
+    assert "heard" not in m.metrics
+    assert "--no-sound" in m.details["sound"]
+
+
+def test_unknown_speaker_name_lists_real_devices(pulse):
+    with pytest.raises(CheckError) as err:
+        measure(options={"speaker": "Room 4.12 soundbar"})
+    assert "soundbar" in str(err.value) and "pulse" in str(err.value)
