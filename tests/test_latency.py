@@ -12,6 +12,7 @@ import netns  # noqa: E402
 from support import need  # noqa: E402
 
 from readiness.checks.latency import LatencyCheck  # noqa: E402
+from readiness.netstats import mos  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,8 @@ def test_median_and_jitter_follow_the_responder(link):
     assert m["loss_pct"] == 0 and m["burst_loss_pct"] == 0
     # ±8 ms cannot overtake a 20 ms spacing; only a late send (a busy CPU) squeezes two closer
     assert m["reorder_pct"] < 5
-    assert 4.0 < m["mos"] < 4.4
+    assert m["mos"] == pytest.approx(mos(m["rtt_median_ms"], m["jitter_ms"], 0), abs=0.01)
+    assert m["mos"] > 4.3  # R ≈ 92.8 for EL ≈ 80 ms
 
 
 def test_wide_jitter_reorders_answers(link):
@@ -72,8 +74,6 @@ def test_kernel_packet_loss_is_counted(link):
 
 
 def netns_mos_without_loss(m):
-    from readiness.netstats import mos
-
     return mos(m["rtt_median_ms"], m["jitter_ms"], 0)
 
 
