@@ -20,8 +20,21 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 _counter = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def link():
+    """A fresh client/server namespace pair for a test module (skips, or fails under CI, without root)."""
+    from support import need
+
+    ok, why = available()
+    need(ok, why)
+    with Link() as lk:
+        yield lk
 
 
 def available() -> tuple[bool, str]:

@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import netns  # noqa: E402
+from netns import link  # noqa: E402,F401 - the shared namespace fixture
 from support import need, need_tool  # noqa: E402
 
 from readiness.checks.bandwidth import BandwidthCheck  # noqa: E402
@@ -16,13 +17,6 @@ from readiness.checks.bandwidth import BandwidthCheck  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def link():
-    ok, why = netns.available()
-    need(ok, why)
-    need_tool("iperf3")
-    with netns.Link() as lk:
-        yield lk
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +31,7 @@ def test_declares_the_network_resource_last():
 
 
 def test_http_backend_matches_iperf3_on_a_shaped_link(link, served):
+    need_tool("iperf3")
     link.shape(20)
     try:
         ref_down = link.iperf3(2, reverse=True)

@@ -10,17 +10,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import netns  # noqa: E402
+from netns import link  # noqa: E402,F401 - the shared namespace fixture
 from support import need, need_tool  # noqa: E402
 
 from readiness.checks.connectivity import ConnectivityCheck  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def link():
-    ok, why = netns.available()
-    need(ok, why)
-    with netns.Link() as lk:
-        yield lk
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import netns  # noqa: E402
-from support import need  # noqa: E402
+from netns import link  # noqa: E402,F401 - the shared namespace fixture
 
 from readiness.checks.latency import LatencyCheck  # noqa: E402
 from readiness.netstats import mos  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def link():
-    ok, why = netns.available()
-    need(ok, why)
-    with netns.Link() as lk:
-        yield lk
 
 
 def _latency(link, port, **settings):

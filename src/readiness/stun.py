@@ -137,6 +137,23 @@ class Sample:
     arrival: int | None = None  # order in which answers arrived, 0-based
 
 
+def _read(sock: socket.socket) -> tuple[Message | None, tuple, float] | None:
+    """One datagram from a non-blocking socket: (message or None if not STUN, sender, time).
+
+    None when there is nothing (more) to read, or the socket reports an error (on a connected
+    UDP socket that is an ICMP "unreachable" from an earlier send).
+    """
+    try:
+        data, addr = sock.recvfrom(2048)
+    except OSError:  # BlockingIOError (nothing to read) is an OSError too
+        return None
+    got = time.monotonic()
+    try:
+        return decode(data), addr, got
+    except StunError:
+        return None, addr, got
+
+
 def _udp_socket(addr: tuple, family: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
@@ -200,16 +217,11 @@ def probe_stream(addr: tuple, family: int = socket.AF_INET, *, count: int | None
             if not ready:
                 continue
             while True:
-                try:
-                    data = sock.recv(2048)
-                except (BlockingIOError, InterruptedError):
+                got_one = _read(sock)  # ICMP unreachable and the like end the batch: probe lost
+                if got_one is None:
                     break
-                except OSError:  # ICMP unreachable and the like: the probe is lost
-                    break
-                got = time.monotonic()
-                try:
-                    msg = decode(data)
-                except StunError:
+                msg, _, got = got_one
+                if msg is None:
                     continue
                 s = pending.pop(msg.txid, None)
                 if s is None or msg.type != BINDING_SUCCESS:
@@ -365,18 +377,11 @@ class Responder:
             if not ready:
                 continue
             for _ in range(64):
-                try:
-                    data, addr = self.sock.recvfrom(2048)
-                except (BlockingIOError, InterruptedError):
+                got_one = _read(self.sock)
+                if got_one is None:
                     break
-                except OSError:
-                    break
-                got = time.monotonic()
-                try:
-                    msg = decode(data)
-                except StunError:
-                    continue
-                if msg.type != BINDING_REQUEST:
+                msg, addr, got = got_one
+                if msg is None or msg.type != BINDING_REQUEST:
                     continue
                 client = self._allow(addr[0], got)
                 if client[0] < 1:
