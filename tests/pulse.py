@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -92,16 +93,16 @@ class PulseServer:
                 self.pactl("set-source-mute", "muted", "1")
                 self.route(source="sine", sink="spk")
                 self._keep_latency_low()
+                self._warm_up()
                 return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("private PulseAudio server did not start")
 
     def _keep_latency_low(self) -> None:
-        # A null sink runs in 2 s blocks unless some client asks for low latency, and ALSA's
-        # pulse plugin does not ask: a test tone would reach the monitor in 2 s lumps. A
-        # desktop always has such a client (the mixer's level meter); this one records each
-        # monitor with 10 ms latency and throws the audio away.
+        # A null sink runs in 2 s blocks unless a client asks for low latency, and ALSA's pulse
+        # plugin does not ask: a test tone would reach the monitor in 2 s lumps. A desktop
+        # always has such a client; here one plays silence into each null sink at 10 ms.
         for sink in ("spk", "other"):
             self.keepers.append(
                 subprocess.Popen(
@@ -110,7 +111,23 @@ class PulseServer:
                     stdin=subprocess.DEVNULL,
                 )
             )
-        time.sleep(0.2)
+
+    def _warm_up(self, timeout_s: float = 5.0) -> None:
+        # The first recording after the server starts waits ~1.5 s for its first block (later
+        # ones: ~10 ms). A desktop's server is long running; wait that out once, here.
+        rec = subprocess.Popen(
+            ["parec", "--latency-msec=10", "--raw", "-d", "spk.monitor"],
+            env=self._child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        timer = threading.Timer(timeout_s, rec.kill)
+        timer.start()
+        try:
+            rec.stdout.read(4096)
+        finally:
+            timer.cancel()
+            rec.kill()
+            rec.wait(5)
+            rec.stdout.close()
 
     def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
