@@ -352,3 +352,13 @@ def test_browser_helper_does_see_a_request(tmp_path):
     seen = load_page(page)
     assert any("192.0.2.1" in u for u in seen.other_requests), seen.requests
     assert seen.scripts == 1
+
+
+def test_worker_processes_give_the_same_fleet(fleet_dir, tmp_path):
+    """Many files are read in worker processes; what they find must not differ in any way."""
+    here, pooled = collect([fleet_dir], workers=1), collect([fleet_dir], workers=2)
+    assert [(r.run_id, r.overall, r.statuses, r.values) for r in here.runs] == \
+           [(r.run_id, r.overall, r.statuses, r.values) for r in pooled.runs]
+    assert [(s.path, s.reason) for s in here.skipped] == [(s.path, s.reason) for s in pooled.skipped]
+    assert [r.to_dict() for r in here.requirements] == [r.to_dict() for r in pooled.requirements]
+    assert figures(here)["requirements"] == figures(pooled)["requirements"]
