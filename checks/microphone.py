@@ -16,7 +16,7 @@ import os
 
 from readiness.check import Check, CheckContext, Measurement, Metric, Setting
 
-SETTLE_S = 0.1  # discarded start of each capture: converters and drivers settle
+SETTLE_S = 0.1  # start of the recording left out of the analysis: converters and drivers settle
 SILENT_PEAK_DBFS = -70.0  # below this peak the capture holds nothing a meeting could use
 LOW_LEVEL_DBFS = -50.0
 SPEECH_TARGET_DBFS = -22.0  # RFC 7874 section 4: -19 dBm0, about -22 dBFS
@@ -71,17 +71,17 @@ class MicrophoneCheck(Check):
 
         ctx.say(f"recording {duration:g} s from {device['name']!r}")
         try:
-            capture = audio_io.record(sd, device, duration + SETTLE_S, on_block=on_block)
+            capture = audio_io.record(sd, device, duration, on_block=on_block)
         finally:
             if terminal is not None:
                 terminal.say("")
                 terminal.close()
-        samples = capture.samples()[int(rate * SETTLE_S):]
+        samples = capture.samples()[int(rate * min(SETTLE_S, duration / 4)):]
 
         stats = audio.level_stats(samples, rate)
         silent = stats["digital_silence"] or stats["peak_dbfs"] < SILENT_PEAK_DBFS
         metrics = {
-            "working": samples.size >= int(rate * duration * 0.9),
+            "working": samples.size >= int(rate * (duration - SETTLE_S) * 0.9),
             "silent": bool(silent),
             "level_dbfs": stats["level_dbfs"],
             "peak_dbfs": stats["peak_dbfs"],

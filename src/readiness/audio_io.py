@@ -236,7 +236,7 @@ class Loopback:
 
 
 def loopback(
-    sd: Any, out_dev: dict, in_dev: dict, signal_out: np.ndarray, out_rate: int, listen_s: float = 0.5
+    sd: Any, out_dev: dict, in_dev: dict, signal_out: np.ndarray, out_rate: int, listen_s: float = 0.35
 ) -> Loopback:
     """Play ``signal_out`` while recording from ``in_dev``; listen ``listen_s`` after its end.
 
