@@ -33,7 +33,7 @@ def test_sine_source_level_and_frequency(pulse):
     assert m.metrics["clipping_runs"] == 0
     assert abs(m.metrics["dc_offset_pct"]) < 0.1
     assert m.details["diagnosis"] == []
-    assert len(m.details["level_series_dbfs"]) == 10  # 1 s in 100 ms steps, for the chart
+    assert len(m.details["level_series_dbfs"]) == 9  # 0.9 s analysed (0.1 s settling), 100 ms steps
     json.dumps(m.details)  # JSON-safe
 
 
@@ -76,7 +76,7 @@ def test_no_recording_kept_unless_asked(pulse, tmp_path):
     m = measure(options={"output_dir": str(tmp_path)}, duration_s=0.3)
     assert "recording" not in m.details and not list(tmp_path.iterdir())
     m = measure(options={"output_dir": str(tmp_path), "keep_audio": True}, duration_s=0.3)
-    assert os.path.getsize(m.details["recording"]) > 0.3 * 44100 * 2 * 0.9
+    assert os.path.getsize(m.details["recording"]) > 0.2 * 44100 * 2  # 16-bit mono, what was analysed
 
 
 def test_interactive_without_a_terminal_carries_on(pulse):
