@@ -7,8 +7,9 @@ responder on that port (``stun.Responder``). So ``readiness run --server http://
 measures bandwidth, loaded latency, UDP RTT/jitter/loss against the organisation's own box.
 
 Bounded so it cannot be abused: bytes per request, concurrent transfers, an idle timeout and a
-wall-clock cap per request, STUN answers rate-limited per client. Every transfer and every STUN
-session logs one line. SIGINT/SIGTERM stop it cleanly (exit 0).
+wall-clock cap per request, STUN answers rate-limited per client. Each test served (a client's
+transfers and STUN probes, until it has been quiet for 2 s) logs one line. SIGINT/SIGTERM stop
+it cleanly (exit 0).
 """
 
 from __future__ import annotations
@@ -41,6 +42,69 @@ def log(message: str) -> None:
     print(f"{stamp} {message}", file=sys.stderr, flush=True)
 
 
+class _Tests:
+    """Gathers what one client does (parallel transfers, STUN probes) into one log line per test.
+
+    A client's test is over once it has been quiet for ``idle_s``; a speed test opens several
+    connections and many requests, and a line per request would bury the log.
+    """
+
+    def __init__(self, idle_s: float = 2.0) -> None:
+        self.idle_s = idle_s
+        self.lock = threading.Lock()
+        self.clients: dict[str, dict] = {}
+
+    def _client(self, ip: str) -> dict:
+        c = self.clients.get(ip)
+        if c is None:
+            c = self.clients[ip] = {"last": time.monotonic(), "stun_ok": 0, "stun_no": 0, "notes": set(),
+                                    "down": [0, 0, None, None], "up": [0, 0, None, None]}  # bytes, requests, first, last
+        return c
+
+    def transfer(self, ip: str, what: str, nbytes: int, started: float, ended: float, outcome: str) -> None:
+        with self.lock:
+            c = self._client(ip)
+            d = c[what]
+            d[0] += nbytes
+            d[1] += 1
+            d[2] = started if d[2] is None else min(d[2], started)
+            d[3] = ended if d[3] is None else max(d[3], ended)
+            c["last"] = time.monotonic()
+            if outcome not in ("complete", "client closed"):
+                c["notes"].add(outcome)
+
+    def stun(self, ip: str, answered: int, refused: int) -> None:
+        with self.lock:
+            c = self._client(ip)
+            c["stun_ok"] += answered
+            c["stun_no"] += refused
+            c["last"] = time.monotonic()
+
+    def refused(self, ip: str, why: str) -> None:
+        with self.lock:
+            c = self._client(ip)
+            c["notes"].add(why)
+            c["last"] = time.monotonic()
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        with self.lock:
+            done = [ip for ip, c in self.clients.items() if force or now - c["last"] > self.idle_s]
+            finished = [(ip, self.clients.pop(ip)) for ip in done]
+        for ip, c in finished:
+            parts = []
+            for what in ("down", "up"):
+                nbytes, requests, first, last = c[what]
+                if requests:
+                    secs = max((last or 0) - (first or 0), 1e-6)
+                    parts.append(f"{what} {nbytes} B in {requests} requests, {secs:.2f} s, "
+                                 f"{nbytes * 8 / secs / 1e6:.1f} Mbit/s")
+            if c["stun_ok"] or c["stun_no"]:
+                parts.append(f"stun {c['stun_ok']} answered" + (f", {c['stun_no']} refused or dropped" if c["stun_no"] else ""))
+            parts.extend(sorted(c["notes"]))
+            log(f"{ip} test: " + "; ".join(parts))
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -52,6 +116,7 @@ class _Server(ThreadingHTTPServer):
         self.stun_port = stun_port
         self.slots = threading.BoundedSemaphore(limits["max_transfers"])
         self.stopping = threading.Event()
+        self.tests = _Tests()
 
     def handle_error(self, request, client_address) -> None:
         # a client that hangs up mid-request (every speed test does when it has seen enough)
@@ -71,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.limits["idle_timeout_s"])
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
-        pass  # one line per transfer is logged by the handlers themselves
+        pass  # one line per test is logged by _Tests
 
     def _reply(self, code: int, body: dict, close: bool = False) -> None:
         data = json.dumps(body).encode()
@@ -86,9 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _log_transfer(self, what: str, nbytes: int, started: float, outcome: str) -> None:
-        secs = max(time.monotonic() - started, 1e-6)
-        log(f"{self.client_address[0]} {what} {nbytes} B in {secs:.2f} s = "
-            f"{nbytes * 8 / secs / 1e6:.1f} Mbit/s ({outcome})")
+        self.server.tests.transfer(self.client_address[0], what, nbytes, started, time.monotonic(), outcome)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         url = urlsplit(self.path)
@@ -188,7 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        log(f"{self.client_address[0]} refused: {self.server.limits['max_transfers']} transfers already running")
+        self.server.tests.refused(self.client_address[0],
+                                  f"refused: {self.server.limits['max_transfers']} transfers already running")
 
 
 def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
@@ -204,9 +268,9 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
         raise TypeError(f"unknown limits: {', '.join(sorted(unknown))}")
     lim = dict(DEFAULT_LIMITS)
     lim.update({k: v for k, v in limits.items() if v is not None})
+    tests = _Tests()
     try:
-        responder = stun.Responder(host, stun_port, on_idle=lambda ip, ok, no: log(
-            f"{ip} stun {ok} answered" + (f", {no} refused or dropped" if no else "")))
+        responder = stun.Responder(host, stun_port, idle_s=0.5, on_idle=tests.stun)
     except OSError as e:
         log(f"cannot listen for STUN on UDP {host}:{stun_port}: {e.strerror or e}")
         return 2
@@ -216,6 +280,7 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
         responder.close()
         log(f"cannot listen for HTTP on {host}:{http_port}: {e.strerror or e}")
         return 2
+    httpd.tests = tests
     responder.start()
     port = httpd.server_address[1]
     log(f"listening on http://{host}:{port} (GET /__down, POST /__up, GET /__info), "
@@ -228,14 +293,21 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
             httpd.stopping.set()
             threading.Thread(target=httpd.shutdown, daemon=True).start()
 
+    def janitor() -> None:
+        while not httpd.stopping.wait(0.5):
+            tests.flush()
+
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    threading.Thread(target=janitor, daemon=True, name="test-log").start()
     try:
         httpd.serve_forever(poll_interval=0.2)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        httpd.stopping.set()
         httpd.server_close()
         responder.close()
+        tests.flush(force=True)
         log("stopped")
     return 0
 
