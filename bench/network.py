@@ -146,6 +146,22 @@ def timing(link: netns.Link, url: str) -> None:
     print(f"  iperf3 reference: download {ref_down:.2f}, upload {ref_up:.2f} Mbit/s")
 
 
+def offline() -> None:
+    print("\nNo network: the whole network part through `readiness run` (default targets), must end within 5 s")
+    exe = shutil.which("readiness")
+    with netns.Link() as link:
+        for case in ("no route at all", "route, but DNS does not answer"):
+            if case.startswith("route"):
+                link.break_dns()
+            t = time.monotonic()
+            out = subprocess.run(["ip", "netns", "exec", link.client_ns, exe, "run", "-c", "connectivity", "-c", "latency",
+                                  "-c", "bandwidth", "--json", "--no-open", "-o", "/tmp/readiness-bench"],
+                                 capture_output=True, text=True, timeout=60)
+            wall = time.monotonic() - t
+            errors = {c["error"].split(":")[0] for c in json.loads(out.stdout)["checks"].values()}
+            row(f"{case}: wall time (CLI)", wall, 5, "s", "diff", note=" / ".join(sorted(errors)))
+
+
 def loopback_ceiling() -> None:
     print("\nCeiling on loopback: http backend download vs iperf3 (4 streams)")
     srv = subprocess.Popen([sys.executable, "-m", "readiness.server", "--host", "127.0.0.1", "--port", "18181",
@@ -181,6 +197,7 @@ def main() -> int:
         bufferbloat(link, url)
         timing(link, url)
         netns.stop(server)
+    offline()
     loopback_ceiling()
     print(f"\nbench finished in {time.monotonic() - t0:.0f} s")
     return 0
