@@ -131,7 +131,7 @@ class _Stream(threading.Thread):
                                "Accept-Encoding: identity\r\n\r\n").encode())
                     status, length, rest = self._headers(s, buf)
                     if status != 200:
-                        raise ConnectionError(f"HTTP {status} from {self.t.url}/__down")
+                        raise ConnectionError(_status_text(status, f"{self.t.url}/__down"))
                     self.bytes += len(rest)
                     left = length - len(rest) if length >= 0 else 1 << 62
                     while left > 0 and not self.stop.is_set():
@@ -155,7 +155,7 @@ class _Stream(threading.Thread):
                         return
                     status, length, rest = self._headers(s, buf)
                     if status != 200:
-                        raise ConnectionError(f"HTTP {status} from {self.t.url}/__up")
+                        raise ConnectionError(_status_text(status, f"{self.t.url}/__up"))
                     left = max(0, length - len(rest))
                     while left > 0:
                         n = s.recv_into(view[:min(len(buf), left)])
@@ -189,6 +189,16 @@ class _Stream(threading.Thread):
                 pass
 
 
+def _status_text(status: int, url: str) -> str:
+    if status == 503:
+        return f"the speed-test server is busy (HTTP 503 from {url}); try again in a minute"
+    if status == 404:
+        return f"there is no speed-test endpoint at {url} (HTTP 404)"
+    if status in (401, 403):
+        return f"the speed-test server refused the test (HTTP {status} from {url})"
+    return f"the speed-test server answered HTTP {status} ({url})"
+
+
 def _plain(e: BaseException, t: Target) -> str:
     if isinstance(e, ssl.SSLCertVerificationError):
         return f"the certificate of {t.host} is not trusted ({e.verify_message})"
@@ -196,7 +206,9 @@ def _plain(e: BaseException, t: Target) -> str:
         return f"{t.host}:{t.port} refused the connection (no speed-test server there?)"
     if isinstance(e, (socket.timeout, TimeoutError)):
         return f"{t.host}:{t.port} stopped answering (timed out)"
-    if isinstance(e, ConnectionError) and e.args:
+    if isinstance(e, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+        return f"{t.host}:{t.port} closed the connection during the transfer"
+    if type(e) is ConnectionError and e.args:  # our own messages
         return str(e.args[0])
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
@@ -295,6 +307,8 @@ def transfer(target: Target, addr: tuple, direction: str, *, streams: int = 4, m
            "steady": steady, "streams": len(workers), "errors": errors,
            "cumulative_mbit_every_250ms": timeline, "t_load_start": t0, "t_steady_start": t0 + ramp_s,
            "t_load_end": ticks[-1][0]}
-    if total == 0:
+    if total == 0 or all(w.error for w in workers):
+        # every stream failed: whatever bytes moved (into a server that then refused them) are
+        # no measure of the link
         out["mbps"] = None
     return out

@@ -116,3 +116,35 @@ def test_speedtest_failures_become_plain_messages(link, extra, expected):
         if p is not None:
             netns.stop(p)
     assert expected in r["error"]
+
+
+def test_a_server_without_the_endpoints_is_a_plain_error():
+    """Any web server that is not a speed-test server: HTTP 404, said as such (loopback only)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from readiness.check import CheckContext, CheckError
+
+    class NotHere(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), NotHere)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        settings = BandwidthCheck.default_settings() | {"url": f"http://127.0.0.1:{httpd.server_address[1]}", "stun": "none",
+                                                        "max_duration_s": 1.0, "min_duration_s": 0.5}
+        with pytest.raises(CheckError, match="no speed-test endpoint.*HTTP 404"):
+            BandwidthCheck().run(CheckContext(settings=settings, options={}, budget_s=10))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
