@@ -93,3 +93,32 @@ def test_interactive_without_a_terminal_carries_on(pulse):
     )
     assert out.returncode == 0, out.stderr[-500:]
     assert "no terminal" in out.stdout
+
+
+def test_device_vanishing_mid_recording_is_a_plain_error(pulse):
+    # A second private server, killed 1 s into a 3 s recording: the device is gone mid-test.
+    from pulse import PulseServer
+
+    server = PulseServer()
+    server.start()
+    server.route(source="other.monitor")
+    code = (
+        "from readiness.check import CheckContext, CheckError\n"
+        "from readiness.checks.microphone import MicrophoneCheck as C\n"
+        "try:\n"
+        "    C().run(CheckContext(settings=C.default_settings() | {'duration_s': 3.0}, options={}, budget_s=10))\n"
+        "    print('no error')\n"
+        "except CheckError as exc:\n"
+        "    print('CheckError:', exc)\n"
+    )
+    env = dict(os.environ) | server.env
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        import time
+
+        time.sleep(1.0)
+    finally:
+        server.stop()
+    out, err = proc.communicate(timeout=30)
+    assert "CheckError: the microphone 'default' stopped delivering audio" in out, (out, err[-500:])
+    assert "Traceback" not in err

@@ -118,11 +118,29 @@ def _open(sd: Any, factory: Any, what: str) -> Any:
         raise CheckError(f"could not open the {what}: {exc}") from None
 
 
-def _wait(event: threading.Event, timeout: float, what: str) -> None:
-    if not event.wait(timeout):
-        raise CheckError(
-            f"the {what} stopped delivering audio (unplugged or taken by another program?)"
-        )
+STALL_S = 1.0  # an open stream silent this long (no callbacks at all) has lost its device
+
+
+def _wait(
+    event: threading.Event, timeout: float, what: str, stream: Any = None, tick: Any = None, stamps: list | None = None
+) -> None:
+    """Wait for ``event``; raise a plain CheckError when the device stops or vanishes.
+
+    Polls so that a stream PortAudio gave up on (device unplugged, server gone) or one whose
+    callbacks stopped coming is noticed within about a second, not only at ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    started = time.perf_counter()
+    while not event.wait(0.1):
+        if tick is not None:
+            tick()
+        stalled = False
+        if stamps is not None:  # input: blocks must keep coming (the first may take longer)
+            last = stamps[-1] if stamps else started
+            stalled = time.perf_counter() - last > (STALL_S if stamps else STALL_S + 2.0)
+        inactive = stream is not None and not stream.active and not event.is_set()
+        if time.monotonic() > deadline or stalled or inactive:
+            raise CheckError(f"the {what} stopped delivering audio (unplugged, switched off or taken by another program?)")
 
 
 def record(sd: Any, device: dict, seconds: float, on_block: Any = None) -> Capture:
@@ -131,15 +149,10 @@ def record(sd: Any, device: dict, seconds: float, on_block: Any = None) -> Captu
     done = threading.Event()
     wanted = int(capture.rate * seconds)
     stream = _open(sd, lambda: _input_stream(sd, device, capture, wanted, done), f"microphone {device['name']!r}")
+    what = f"microphone {device['name']!r}"
     with stream:
-        if on_block is None:
-            _wait(done, seconds + 3.0, f"microphone {device['name']!r}")
-        else:  # interactive: show the level while recording
-            deadline = time.monotonic() + seconds + 3.0
-            while not done.wait(0.1):
-                on_block(capture)
-                if time.monotonic() > deadline:
-                    _wait(done, 0, f"microphone {device['name']!r}")
+        tick = (lambda: on_block(capture)) if on_block is not None else None  # interactive meter
+        _wait(done, seconds + 3.0, what, stream, tick, capture.times)
     samples = capture.samples()[:wanted]
     capture.blocks = [samples]
     return capture
@@ -213,7 +226,7 @@ def _run_output(stream: Any, done: threading.Event, seconds: float, what: str) -
     """
     stream.start()
     try:
-        _wait(done, seconds + 3.0, what)
+        _wait(done, seconds + 3.0, what, stream)
         time.sleep(min(0.5, float(stream.latency)) + 0.02)
     finally:
         stream.abort()
@@ -262,7 +275,7 @@ def loopback(
         playback.opened = True
         playback.latency_s = float(out_stream.latency)
         _run_output(out_stream, out_done, padded.size / out_rate, out_what)
-        _wait(in_done, total / capture.rate + 3.0, in_what)
+        _wait(in_done, total / capture.rate + 3.0, in_what, in_stream, None, capture.times)
         input_latency = float(in_stream.latency)
     mark_index = None
     if playback.start_time is not None:
