@@ -71,3 +71,46 @@ def test_unknown_speaker_name_lists_real_devices(pulse):
     with pytest.raises(CheckError) as err:
         measure(options={"speaker": "Room 4.12 soundbar"})
     assert "soundbar" in str(err.value) and "pulse" in str(err.value)
+
+
+def readiness_run(*args: str) -> dict:
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "readiness.cli", "run", "--json", "--no-open", "--output-dir", out, *args],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert "Traceback" not in proc.stderr, proc.stderr[-1000:]
+    return json.loads(proc.stdout)
+
+
+def verdict(result: dict, metric: str) -> str:
+    return next(i["status"] for i in result["judgement"]["items"] if i["requirement"]["metric"] == metric)
+
+
+def test_meeting_room_run_hears_the_room_speakers(pulse):
+    pulse.route(source="spk.monitor", sink="spk")
+    result = readiness_run("--profile", "meeting-room", "--check", "microphone", "--check", "speakers")
+    speakers = result["checks"]["speakers"]
+    assert speakers["status"] == "ok"
+    assert speakers["metrics"]["heard"]["value"] is True
+    assert verdict(result, "speakers.heard") == "PASS"
+    assert verdict(result, "speakers.playback_ok") == "PASS"
+    assert verdict(result, "microphone.working") == "PASS"
+    # nothing plays while the microphone records: the null sink's monitor is digital silence
+    assert verdict(result, "microphone.silent") == "FAIL"
+
+
+def test_run_with_an_unknown_microphone_says_which_exist_and_speakers_still_play(pulse):
+    pulse.route(source="spk.monitor", sink="spk")
+    result = readiness_run("--check", "microphone", "--check", "speakers", "--microphone", "Polycom")
+    mic = result["checks"]["microphone"]
+    assert mic["status"] == "error"
+    assert "no microphone named like 'Polycom'" in mic["error"] and "default (ALSA)" in mic["error"]
+    speakers = result["checks"]["speakers"]
+    assert speakers["status"] == "ok" and speakers["metrics"]["playback_ok"]["value"] is True
+    assert speakers["details"]["loopback"].startswith("skipped")
