@@ -114,3 +114,29 @@ def test_run_with_an_unknown_microphone_says_which_exist_and_speakers_still_play
     speakers = result["checks"]["speakers"]
     assert speakers["status"] == "ok" and speakers["metrics"]["playback_ok"]["value"] is True
     assert speakers["details"]["loopback"].startswith("skipped")
+
+
+HANGING_PCM = """
+pcm.readiness_hang {{
+    type file
+    slave.pcm "null"
+    file "{fifo}"
+    format "raw"
+    hint {{ show on description "opening it blocks: nobody reads the FIFO" }}
+}}
+"""
+
+
+def test_a_driver_call_that_hangs_is_stopped_at_the_budget(pulse, tmp_path, monkeypatch):
+    import os
+
+    # ALSA's file plugin opens a FIFO nobody reads: the open() inside PortAudio never returns,
+    # like a wedged driver. The runner must kill the check's process at its budget.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / ".asoundrc").write_text(HANGING_PCM.format(fifo=fifo))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = readiness_run("--check", "speakers", "--speaker", "readiness_hang", "--set", "speakers.budget_s=3")
+    speakers = result["checks"]["speakers"]
+    assert speakers["status"] == "timeout"
+    assert "budget" in speakers["error"]
