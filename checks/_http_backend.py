@@ -60,8 +60,24 @@ def _outq_reader():
     return None
 
 
+def _received_reader():
+    """A function giving the bytes a TCP socket's kernel has received, read by us or not."""
+    import struct
+    import sys
+
+    if sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO"):
+        def linux(s: socket.socket) -> int:  # struct tcp_info: u64 tcpi_bytes_received at 128
+            info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            if len(info) < 136:
+                raise OSError("old kernel: no tcpi_bytes_received")
+            return struct.unpack_from("=Q", info, 128)[0]
+        return linux
+    return None
+
+
 _OUTQ = _outq_reader()
 _HAS_OUTQ = _OUTQ is not None
+_RECEIVED = _received_reader()
 
 
 def unsent(s: socket.socket) -> int:
@@ -79,6 +95,7 @@ class _Stream(threading.Thread):
         super().__init__(daemon=True, name=f"bw-{direction}")
         self.t, self.addr, self.direction = target, addr, direction
         self.request_bytes, self.stop = request_bytes, stop
+        self.counted = 0  # what delivered() last saw
         self.bytes = 0  # received (down)
         self.sent = 0  # handed to the kernel (up)
         self.error: str | None = None
@@ -169,18 +186,28 @@ class _Stream(threading.Thread):
             self.close()
 
     def delivered(self) -> int:
-        """Bytes that made it: received (down), or sent minus what still sits in the send queue
-        (up; the queue grows to megabytes, and counting it would overstate the rate)."""
-        if self.direction == "down":
-            return self.bytes
+        """Bytes that crossed the link, as the kernel counts them.
+
+        Down: what the kernel received, where it tells (Linux), else what we read; a process
+        starved of CPU for a moment reads late and then in a burst, which would skew any
+        window. Up: what we sent minus what still sits in the send queue (the queue grows to
+        megabytes, and counting it would overstate the rate).
+        """
         s = self.sock
-        if s is not None:
-            self.bytes = max(self.bytes, self.sent - unsent(s))
-        return self.bytes
+        if s is None:
+            return self.counted
+        try:
+            if self.direction == "down":
+                now = _RECEIVED(s) if _RECEIVED is not None else self.bytes
+            else:
+                now = self.sent - unsent(s)
+        except OSError:
+            now = self.bytes if self.direction == "down" else self.sent - unsent(s)
+        self.counted = max(self.counted, now)
+        return self.counted
 
     def close(self) -> None:
-        if self.direction == "up":
-            self.delivered()
+        self.delivered()
         s, self.sock = self.sock, None
         if s is not None:
             try:
