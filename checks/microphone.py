@@ -72,10 +72,10 @@ class MicrophoneCheck(Check):
         ctx.say(f"recording {duration:g} s from {device['name']!r}")
         try:
             capture = audio_io.record(sd, device, duration, on_block=on_block)
-        finally:
+        except BaseException:
             if terminal is not None:
-                terminal.say("")
                 terminal.close()
+            raise
         samples = capture.samples()[int(rate * min(SETTLE_S, duration / 4)):]
 
         stats = audio.level_stats(samples, rate)
@@ -89,9 +89,18 @@ class MicrophoneCheck(Check):
             "clipping_runs": stats["clipping_runs"],
             "dc_offset_pct": stats["dc_offset_pct"],
         }
-        if terminal is not None and not silent:
-            metrics["speech_level_dbfs"] = speech_level(audio, samples, rate)
-            details["speech_target_dbfs"] = SPEECH_TARGET_DBFS
+        if terminal is not None:
+            on_block(capture)  # the meter's last word, also when the driver delivered in one go
+            if not silent:
+                metrics["speech_level_dbfs"] = speech_level(audio, samples, rate)
+                details["speech_target_dbfs"] = SPEECH_TARGET_DBFS
+                terminal.say(
+                    f"\nYour speech level: {metrics['speech_level_dbfs']:.1f} dBFS "
+                    f"(meetings want about {SPEECH_TARGET_DBFS:g} dBFS, give or take 6 dB)."
+                )
+            else:
+                terminal.say("\nNothing was heard from the microphone.")
+            terminal.close()
         details.update(
             {
                 "duration_s": round(samples.size / rate, 3),

@@ -186,3 +186,42 @@ def pulse():
             else:
                 os.environ[k] = v
         server.stop()
+
+
+def run_on_a_terminal(code: str, answers: dict[bytes, bytes], timeout_s: float = 60.0) -> str:
+    """Run ``code`` in a child whose controlling terminal is a pseudo-terminal; answer prompts."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its stdin/stdout and /dev/tty
+        os.execv(sys.executable, [sys.executable, "-c", code])
+    seen = b""
+    deadline = time.monotonic() + timeout_s
+    pending = dict(answers)
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            for prompt in list(pending):
+                if prompt in seen:
+                    os.write(fd, pending.pop(prompt))
+    finally:
+        os.close(fd)
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    return seen.decode("utf-8", "replace")

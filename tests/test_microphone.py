@@ -122,3 +122,20 @@ def test_device_vanishing_mid_recording_is_a_plain_error(pulse):
     out, err = proc.communicate(timeout=30)
     assert "CheckError: the microphone 'default' stopped delivering audio" in out, (out, err[-500:])
     assert "Traceback" not in err
+
+
+def test_interactive_shows_a_level_meter_and_reports_the_speech_level(pulse):
+    from pulse import run_on_a_terminal
+
+    pulse.route(source="sine")  # the "speech": a steady tone of known level
+    code = (
+        "import json\n"
+        "from readiness.check import CheckContext\n"
+        "from readiness.checks.microphone import MicrophoneCheck as C\n"
+        "m = C().run(CheckContext(settings=C.default_settings() | {'duration_s': 1.0}, options={'interactive': True}, budget_s=20))\n"
+        "print('RESULT:' + json.dumps(m.metrics))\n"
+    )
+    out = run_on_a_terminal(code, {})
+    assert "say a sentence" in out and "dBFS" in out  # prompt and live meter
+    metrics = json.loads(out.split("RESULT:", 1)[1].splitlines()[0])
+    assert metrics["speech_level_dbfs"] == pytest.approx(SINE_RMS_DBFS, abs=1.0)

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from pulse import pulse  # noqa: F401 - fixture
+from pulse import pulse, run_on_a_terminal  # noqa: F401 - fixture
 from readiness.check import CheckContext, CheckError
 from readiness.checks.speakers import SpeakersCheck
 
@@ -140,3 +140,24 @@ def test_a_driver_call_that_hangs_is_stopped_at_the_budget(pulse, tmp_path, monk
     speakers = result["checks"]["speakers"]
     assert speakers["status"] == "timeout"
     assert "budget" in speakers["error"]
+
+
+INTERACTIVE_SPEAKERS = (
+    "import json\n"
+    "from readiness.check import CheckContext\n"
+    "from readiness.checks.speakers import SpeakersCheck as C\n"
+    "m = C().run(CheckContext(settings=C.default_settings() | {'loopback': False}, options={'interactive': True}, budget_s=20))\n"
+    "print('RESULT:' + json.dumps(m.metrics))\n"
+)
+
+
+@pytest.mark.parametrize("answer,expected", [(b"y\n", True), (b"n\n", False)])
+def test_interactive_asks_whether_the_tone_was_heard(pulse, answer, expected):
+    import json
+
+    pulse.route(source="spk.monitor", sink="spk")
+    out = run_on_a_terminal(INTERACTIVE_SPEAKERS, {b"Did you hear the tone?": answer})
+    assert "Did you hear the tone?" in out
+    metrics = json.loads(out.split("RESULT:", 1)[1].splitlines()[0])
+    assert metrics["heard_by_person"] is expected
+    assert metrics["playback_ok"] is True

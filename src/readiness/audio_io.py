@@ -318,13 +318,15 @@ class Terminal:
         try:
             if sys.platform.startswith("win"):
                 return cls(open("CONIN$", "r"), open("CONOUT$", "w"))  # noqa: SIM115
-            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-            handle = os.fdopen(fd, "r+", buffering=1)
-            if not handle.isatty():
-                handle.close()
+            # Two handles: a terminal is not seekable, so Python refuses one "r+" text handle.
+            read = os.fdopen(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY), "r")
+            write = os.fdopen(os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY), "w")
+            if not read.isatty():
+                read.close()
+                write.close()
                 return None
-            return cls(handle, handle)
-        except OSError:
+            return cls(read, write)
+        except (OSError, ValueError):  # no terminal (service, CI, pipe); io.UnsupportedOperation is both
             return None
 
     def say(self, text: str, end: str = "\n") -> None:
