@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import numpy as np  # noqa: E402
 
-from pulse import SINE_HZ, PulseServer  # noqa: E402
+from pulse import SINE_HZ, PulseServer, running_pulse  # noqa: E402
 from readiness.check import CheckContext  # noqa: E402
 from readiness.checks.microphone import MicrophoneCheck  # noqa: E402
 from readiness import audio  # noqa: E402
@@ -157,19 +157,8 @@ def timing(server: PulseServer) -> bool:
 
 
 def main() -> int:
-    server = PulseServer()
-    server.start()
-    saved = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)
-    try:
+    with running_pulse() as server:
         results = [level_accuracy(server), loopback(server), timing(server)]
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
     print("all targets met" if all(results) else "TARGET MISSED")
     return 0 if all(results) else 1
 

@@ -21,6 +21,7 @@ Runs as root without ``--system`` (PulseAudio only warns), with ``-n`` (no defau
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -28,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from typing import Iterator
 
 import pytest
 
@@ -169,10 +171,9 @@ def _alsa_pulse_plugin() -> bool:
     return any(glob.glob(p) for p in patterns)
 
 
-@pytest.fixture(scope="session")
-def pulse():
-    """The private server, with PULSE_SERVER set for this process and its children."""
-    need(pulse_available(), "PulseAudio and ALSA's pulse plugin are not installed (tests/run.sh installs them)")
+@contextlib.contextmanager
+def running_pulse() -> Iterator[PulseServer]:
+    """A started server, with PULSE_SERVER set for this process and its children; then gone."""
     server = PulseServer()
     server.start()
     saved = {k: os.environ.get(k) for k in server.env}
@@ -186,6 +187,14 @@ def pulse():
             else:
                 os.environ[k] = v
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pulse():
+    """The private server for the whole session (see :func:`running_pulse`)."""
+    need(pulse_available(), "PulseAudio and ALSA's pulse plugin are not installed (tests/run.sh installs them)")
+    with running_pulse() as server:
+        yield server
 
 
 def run_on_a_terminal(code: str, answers: dict[bytes, bytes], timeout_s: float = 60.0) -> str:
