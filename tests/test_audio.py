@@ -140,3 +140,15 @@ def test_portaudio_codes_become_plain_messages():
     assert "in use by another program" in busy and "Privacy" in busy
     assert "sample rate" in audio.portaudio_message(FakePortAudioError("Invalid device [PaErrorCode -9996]"))
     assert "together" in audio.portaudio_message(FakePortAudioError("x", -9993))
+
+
+def test_sound_server_lists_in_both_pactl_forms():
+    as_json = '[{"index":0,"name":"alsa_input.usb-Jabra_SPEAK_510","description":"Jabra SPEAK 510 Mono"},{"index":1,"name":"spk.monitor","description":"Monitor of Null Output"}]'
+    short = "0\talsa_input.usb-Jabra_SPEAK_510\tmodule-alsa-card.c\ts16le 1ch 16000Hz\tSUSPENDED\n1\tspk.monitor\tmodule-null-sink.c\ts16le 2ch 48000Hz\tIDLE\n"
+    full = audio.parse_pactl(as_json)
+    assert full[0] == {"name": "alsa_input.usb-Jabra_SPEAK_510", "description": "Jabra SPEAK 510 Mono"}
+    assert [e["name"] for e in audio.parse_pactl(short)] == [e["name"] for e in full]
+    assert audio.match_by_name(full, "speak 510")["name"] == "alsa_input.usb-Jabra_SPEAK_510"
+    assert audio.match_by_name(full, "monitor")["name"] == "spk.monitor"
+    assert audio.match_by_name(full, "Polycom") is None
+    assert audio.parse_pactl("not json [") == [] and audio.parse_pactl("") == []

@@ -23,6 +23,7 @@ pcm.readiness_headset {
 
 
 def test_inventory_lists_the_sound_server_devices_with_defaults(pulse):
+    pulse.route(source="sine", sink="spk")
     inv = devices.inventory(timeout_s=20)
     assert set(inv) >= {"microphones", "speakers", "cameras", "errors"}
     for key in ("microphones", "speakers"):
@@ -32,6 +33,10 @@ def test_inventory_lists_the_sound_server_devices_with_defaults(pulse):
         assert len(defaults) == 1 and defaults[0]["name"] == "default"
         assert all(d["channels"] > 0 and d["default_samplerate"] for d in inv[key])
     assert not [e for e in inv["errors"] if "audio" in e]
+    sources = {e["name"]: e for e in inv["sound_server_microphones"]}
+    assert sources["sine"]["description"] == "Sine source at 1000 Hz"
+    assert [e["name"] for e in inv["sound_server_speakers"] if e["default"]] == ["spk"]
+    assert "through the sound server" in devices.format_text(inv)
     json.dumps(inv)
 
 

@@ -139,3 +139,10 @@ def test_interactive_shows_a_level_meter_and_reports_the_speech_level(pulse):
     assert "say a sentence" in out and "dBFS" in out  # prompt and live meter
     metrics = json.loads(out.split("RESULT:", 1)[1].splitlines()[0])
     assert metrics["speech_level_dbfs"] == pytest.approx(SINE_RMS_DBFS, abs=1.0)
+
+
+def test_a_sound_server_source_chosen_by_name(pulse):
+    pulse.route(source="other.monitor")  # the default hears nothing...
+    m = measure(options={"microphone": "Sine source"}, duration_s=0.5)  # ...the named source does
+    assert m.details["device"] == "Sine source at 1000 Hz (sine)"
+    assert m.metrics["level_dbfs"] == pytest.approx(SINE_RMS_DBFS, abs=1.0)

@@ -161,3 +161,12 @@ def test_interactive_asks_whether_the_tone_was_heard(pulse, answer, expected):
     metrics = json.loads(out.split("RESULT:", 1)[1].splitlines()[0])
     assert metrics["heard_by_person"] is expected
     assert metrics["playback_ok"] is True
+
+
+def test_loopback_with_devices_chosen_by_sound_server_name(pulse):
+    pulse.route(source="other.monitor", sink="other")  # the defaults point elsewhere
+    heard = measure(options={"speaker": "spk", "microphone": "spk.monitor"})
+    assert heard.details["device"] == "Null Output (spk)"
+    assert heard.metrics["heard"] is True
+    deaf = measure(options={"speaker": "spk", "microphone": "other.monitor"})  # mic on another sink
+    assert deaf.metrics["heard"] is False and len(deaf.details["attempts"]) == 2

@@ -327,6 +327,43 @@ def select_device(
     return matches[0]  # usable is sorted best first
 
 
+def parse_pactl(text: str) -> list[dict]:
+    """Sources or sinks from ``pactl -f json list sources|sinks`` (or ``pactl list short ...``).
+
+    On Linux desktops PortAudio sees only the sound server as one device (``pulse``,
+    ``default``); the real microphones and speakers behind it are PulseAudio's (or
+    PipeWire's) sources and sinks. Returns dicts with ``name`` and ``description``.
+    """
+    import json
+
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            rows = json.loads(text)
+        except ValueError:
+            return []
+        return [
+            {"name": str(r.get("name", "")), "description": str(r.get("description") or r.get("name", ""))}
+            for r in rows
+            if isinstance(r, dict) and r.get("name")
+        ]
+    found = []
+    for line in text.splitlines():  # short form: index, name, driver, sample spec, state
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1]:
+            found.append({"name": parts[1], "description": parts[1]})
+    return found
+
+
+def match_by_name(entries: list[dict], name_part: str) -> dict | None:
+    """The first entry whose name or description contains ``name_part`` (case-insensitive)."""
+    text = name_part.strip().lower()
+    for entry in entries:
+        if text in entry["name"].lower() or text in entry.get("description", "").lower():
+            return entry
+    return None
+
+
 # --------------------------------------------------------------------------- errors
 
 _PORTAUDIO_MESSAGES = {

@@ -43,7 +43,11 @@ def load_sounddevice() -> Any:
 
 
 def pick_device(sd: Any, kind: str, name: str | int | None) -> dict:
-    """The device to use: by (part of) name or number, else the system default."""
+    """The device to use: by (part of) name or number, else the system default.
+
+    On Linux a name that no PortAudio device carries is looked up among the sound server's
+    sources/sinks (``pactl``); the stream then opens PortAudio's ``pulse`` device routed to it.
+    """
     try:
         devices = [dict(d) for d in sd.query_devices()]
         hostapis = [dict(h) for h in sd.query_hostapis()]
@@ -63,7 +67,88 @@ def pick_device(sd: Any, kind: str, name: str | int | None) -> dict:
     try:
         return audio.select_device(devices, hostapis, kind, name, default_index)
     except audio.DeviceNotFound as exc:
-        raise CheckError(str(exc)) from None
+        routed = _sound_server_device(devices, hostapis, kind, name)
+        if routed is not None:
+            return routed
+        server = sound_server_devices(kind) if name is not None else []
+        extra = ""
+        if server:
+            what = "sources" if kind == "input" else "sinks"
+            extra = f"; sound server {what}: " + "; ".join(f"{e['description']} ({e['name']})" for e in server)
+        raise CheckError(str(exc) + extra) from None
+
+
+def sound_server_devices(kind: str) -> list[dict]:
+    """PulseAudio/PipeWire sources (``input``) or sinks (``output``); [] where there is none."""
+    import shutil
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux") or not shutil.which("pactl"):
+        return []
+    import os
+
+    what = "sources" if kind == "input" else "sinks"
+    env = dict(os.environ, LC_ALL="C")  # pactl translates its text output
+    entries: list[dict] = []
+    for args in (["pactl", "-f", "json", "list", what], ["pactl", "list", "short", what]):
+        try:
+            out = subprocess.run(args, capture_output=True, text=True, timeout=3, env=env)
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        if out.returncode == 0:
+            entries = audio.parse_pactl(out.stdout)
+            break
+    if not entries:
+        return []
+    try:
+        info = subprocess.run(["pactl", "info"], capture_output=True, text=True, timeout=3, env=env).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        info = ""
+    label = "Default Source: " if kind == "input" else "Default Sink: "
+    default = next((line[len(label):].strip() for line in info.splitlines() if line.startswith(label)), None)
+    for entry in entries:
+        entry["default"] = entry["name"] == default
+    if kind == "input":  # a monitor hears what a sink plays: not a microphone by default
+        entries.sort(key=lambda e: e["name"].endswith(".monitor"))
+    return entries
+
+
+def _sound_server_device(devices: list[dict], hostapis: list[dict], kind: str, name: Any) -> dict | None:
+    if name is None or str(name).strip().isdigit():
+        return None
+    entry = audio.match_by_name(sound_server_devices(kind), str(name))
+    if entry is None:
+        return None
+    try:
+        base = audio.select_device(devices, hostapis, kind, "pulse")
+    except audio.DeviceNotFound:
+        return None
+    return dict(base, name=f"{entry['description']} ({entry['name']})", pulse_name=entry["name"])
+
+
+class _routed:
+    """While a stream opens, point ALSA's pulse plugin at the chosen source/sink by name."""
+
+    def __init__(self, device: dict, kind: str) -> None:
+        self.name = device.get("pulse_name")
+        self.var = "PULSE_SOURCE" if kind == "input" else "PULSE_SINK"
+
+    def __enter__(self) -> None:
+        import os
+
+        if self.name:
+            self.saved = os.environ.get(self.var)
+            os.environ[self.var] = self.name
+
+    def __exit__(self, *exc: Any) -> None:
+        import os
+
+        if self.name:
+            if self.saved is None:
+                os.environ.pop(self.var, None)
+            else:
+                os.environ[self.var] = self.saved
 
 
 def device_rate(device: dict) -> int:
@@ -99,14 +184,15 @@ def _input_stream(sd: Any, device: dict, capture: Capture, stop_after: int | Non
         if stop_after is not None and capture.frames >= stop_after:
             done.set()
 
-    return sd.InputStream(
-        device=device["index"],
-        samplerate=capture.rate,
-        channels=1,
-        dtype="float32",
-        blocksize=0,  # host-chosen: a fixed 10 ms block stalls ALSA's pulse plugin for seconds
-        callback=callback,
-    )
+    with _routed(device, "input"):
+        return sd.InputStream(
+            device=device["index"],
+            samplerate=capture.rate,
+            channels=1,
+            dtype="float32",
+            blocksize=0,  # host-chosen: a fixed 10 ms block stalls ALSA's pulse plugin for seconds
+            callback=callback,
+        )
 
 
 def _open(sd: Any, factory: Any, what: str) -> Any:
@@ -193,15 +279,16 @@ def _output_stream(
             done.set()
 
     channels = max(1, min(2, int(device.get("channels") or 1)))
-    return sd.OutputStream(
-        device=device["index"],
-        samplerate=rate,
-        channels=channels,
-        dtype="float32",
-        blocksize=0,
-        latency=OUTPUT_LATENCY,
-        callback=callback,
-    )
+    with _routed(device, "output"):
+        return sd.OutputStream(
+            device=device["index"],
+            samplerate=rate,
+            channels=channels,
+            dtype="float32",
+            blocksize=0,
+            latency=OUTPUT_LATENCY,
+            callback=callback,
+        )
 
 
 def play(sd: Any, device: dict, signal: np.ndarray, rate: int) -> Playback:

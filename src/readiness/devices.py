@@ -22,7 +22,10 @@ def inventory(timeout_s: float = 10) -> dict[str, Any]:
 
     Keys: ``microphones`` and ``speakers`` (index, name, hostapi, channels,
     default_samplerate, default), ``cameras`` (as :func:`readiness.cameras.list_cameras`),
-    and ``errors`` (plain messages for what could not be listed).
+    and ``errors`` (plain messages for what could not be listed). On Linux with a sound
+    server, ``sound_server_microphones`` / ``sound_server_speakers`` list its sources and
+    sinks (name, description, default): PortAudio shows the server as one device, and
+    ``--microphone`` / ``--speaker`` also pick these by (part of) their name.
     """
     inv: dict[str, Any] = {"microphones": [], "speakers": [], "cameras": [], "errors": []}
     children = {part: _start(part) for part in ("audio", "cameras")}
@@ -31,7 +34,7 @@ def inventory(timeout_s: float = 10) -> dict[str, Any]:
         if error:
             inv["errors"].append(error)
             continue
-        for key in ("microphones", "speakers", "cameras"):
+        for key in ("microphones", "speakers", "cameras", "sound_server_microphones", "sound_server_speakers"):
             if key in data:
                 inv[key] = data[key]
         inv["errors"].extend(data.get("errors", []))
@@ -92,7 +95,21 @@ def list_audio() -> dict[str, Any]:
         for entry in usable:
             entry["default"] = entry["index"] == chosen
         result[key] = usable
+        result[f"sound_server_{key}"] = _sound_server_entries(kind)
     return result
+
+
+def _sound_server_entries(kind: str) -> list[dict[str, Any]]:
+    """Linux: the PulseAudio/PipeWire sources or sinks behind PortAudio's ``pulse`` device."""
+    from readiness import audio_io
+
+    try:
+        return [
+            {"name": e["name"], "description": e["description"], "default": bool(e.get("default"))}
+            for e in audio_io.sound_server_devices(kind)
+        ]
+    except Exception:  # an odd pactl must not hide the PortAudio list
+        return []
 
 
 def list_camera_entries() -> dict[str, Any]:
@@ -125,6 +142,11 @@ def format_text(inv: dict[str, Any]) -> str:
             lines.append(
                 f" {mark} [{d.get('index')}] {d.get('name')} ({d.get('hostapi')}, {d.get('channels')} ch{rate_text})"
             )
+        server = inv.get(f"sound_server_{key}") or []
+        if server:
+            lines.append("   through the sound server (choose by name):")
+        for e in server:
+            lines.append(f"     {e.get('description')} ({e.get('name')})" + ("  [sound server default]" if e.get("default") else ""))
         lines.append("")
     lines.append("Cameras:")
     cams = inv.get("cameras") or []
