@@ -80,7 +80,12 @@ def test_gcc_phat_on_noise_alone_is_not_heard():
 
 
 # Device lists shaped like PortAudio's: one physical headset under four Windows host APIs.
-WIN_APIS = [{"name": "MME"}, {"name": "Windows DirectSound"}, {"name": "Windows WASAPI"}, {"name": "Windows WDM-KS"}]
+WIN_APIS = [
+    {"name": "MME", "default_input_device": 0, "default_output_device": -1},
+    {"name": "Windows DirectSound", "default_input_device": 2, "default_output_device": -1},
+    {"name": "Windows WASAPI", "default_input_device": 3, "default_output_device": 5},
+    {"name": "Windows WDM-KS", "default_input_device": 4, "default_output_device": -1},
+]
 WIN_DEVICES = [
     {"name": "Microsoft Sound Mapper - Input", "hostapi": 0, "max_input_channels": 2, "max_output_channels": 0, "default_samplerate": 44100.0},
     {"name": "Microphone (Jabra SPEAK 510 USB", "hostapi": 0, "max_input_channels": 1, "max_output_channels": 0, "default_samplerate": 44100.0},
@@ -152,3 +157,10 @@ def test_sound_server_lists_in_both_pactl_forms():
     assert audio.match_by_name(full, "monitor")["name"] == "spk.monitor"
     assert audio.match_by_name(full, "Polycom") is None
     assert audio.parse_pactl("not json [") == [] and audio.parse_pactl("") == []
+
+
+def test_windows_default_is_taken_from_wasapi_not_the_mme_sound_mapper():
+    default = audio.preferred_default(WIN_APIS, "input", fallback=0, platform="win32")
+    chosen = audio.select_device(WIN_DEVICES, WIN_APIS, "input", None, default_index=default, platform="win32")
+    assert (chosen["name"], chosen["hostapi"]) == ("Microphone (Jabra SPEAK 510 USB)", "Windows WASAPI")
+    assert audio.preferred_default(LINUX_APIS, "input", fallback=3, platform="linux") == 3

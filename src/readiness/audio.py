@@ -283,6 +283,26 @@ def usable_devices(
     return kept
 
 
+def preferred_default(hostapis: list[dict], kind: str, fallback: int = -1, platform: str | None = None) -> int:
+    """The system default device as seen through the preferred host API (WASAPI on Windows).
+
+    PortAudio's own default is the default host API's (MME on Windows), whose "Sound Mapper"
+    hides which device it is and truncates names.
+    """
+    key = "default_input_device" if kind == "input" else "default_output_device"
+    by_name = {str(h.get("name")): h for h in hostapis}
+    for api_name in _HOSTAPI_PREFERENCE.get(platform_key(platform), ()):
+        api = by_name.get(api_name)
+        if api is not None and int(api.get(key, -1)) >= 0:
+            return int(api[key])
+    if fallback >= 0:
+        return fallback
+    for api in hostapis:
+        if int(api.get(key, -1)) >= 0:
+            return int(api[key])
+    return -1
+
+
 class DeviceNotFound(LookupError):
     """No device of the wanted kind, or none matching the name given; message is plain."""
 

@@ -58,12 +58,7 @@ def pick_device(sd: Any, kind: str, name: str | int | None) -> dict:
         default_index = int(default) if default is not None else -1
     except (TypeError, ValueError):
         default_index = -1
-    if default_index < 0:
-        for api in hostapis:  # PortAudio's default host API may have none; take any API's
-            key = "default_input_device" if kind == "input" else "default_output_device"
-            if api.get(key, -1) >= 0:
-                default_index = int(api[key])
-                break
+    default_index = audio.preferred_default(hostapis, kind, default_index)
     try:
         return audio.select_device(devices, hostapis, kind, name, default_index)
     except audio.DeviceNotFound as exc:

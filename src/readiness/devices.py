@@ -81,7 +81,10 @@ def list_audio() -> dict[str, Any]:
     try:
         devices = [dict(d) for d in sd.query_devices()]
         hostapis = [dict(h) for h in sd.query_hostapis()]
-        default_in, default_out = (int(x) if x is not None else -1 for x in sd.default.device)
+        default_in, default_out = (
+            audio.preferred_default(hostapis, kind, int(x) if x is not None else -1)
+            for kind, x in zip(("input", "output"), sd.default.device)
+        )
     except Exception as exc:  # PortAudioError and friends: report, do not crash the listing
         result["errors"].append(f"audio devices cannot be listed: {audio.portaudio_message(exc)}")
         return result
