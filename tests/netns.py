@@ -148,17 +148,28 @@ class Link:
         return p
 
     def iperf3(self, seconds: float = 2.0, reverse: bool = False, streams: int = 4, port: int = 5201) -> float:
-        """iperf3's received Mbit/s client<->server (reverse: server sends), first second omitted."""
-        srv = self.popen(self.server_ns, ["iperf3", "-s", "-1", "-B", self.server_ip, "-p", str(port)])
+        """iperf3's Mbit/s client<->server (reverse: server sends), as the receiver saw it.
+
+        The median of the receiver's one-second intervals after the omitted first second: the
+        end-of-run sum counts bytes that sat in queues when the omitted second ended, which
+        inflates it by up to a queue's worth.
+        """
+        import statistics
+
+        srv = self.popen(self.server_ns, ["iperf3", "-s", "-1", "-J", "-B", self.server_ip, "-p", str(port)])
         time.sleep(0.3)
         args = ["ip", "netns", "exec", self.client_ns, "iperf3", "-c", self.server_ip, "-p", str(port),
-                "-t", str(seconds), "-O", "1", "-P", str(streams), "-J"] + (["-R"] if reverse else [])
-        r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 20)
+                "-t", str(seconds), "-O", "1", "-P", str(streams), "-J", "--get-server-output"]
+        r = subprocess.run(args + (["-R"] if reverse else []), capture_output=True, text=True, timeout=seconds + 20)
         stop(srv)
         data = json.loads(r.stdout)
         if "error" in data:
             raise RuntimeError(f"iperf3: {data['error']}")
-        return data["end"]["sum_received"]["bits_per_second"] / 1e6
+        receiver = data["intervals"] if reverse else data.get("server_output_json", {}).get("intervals", [])
+        rates = [i["sum"]["bits_per_second"] for i in receiver if not i["sum"]["omitted"] and i["sum"]["seconds"] >= 0.5]
+        if not rates:
+            return data["end"]["sum_received"]["bits_per_second"] / 1e6
+        return statistics.median(rates) / 1e6
 
     def run_checks(self, names: list[str], settings: dict | None = None, options: dict | None = None,
                    env: dict | None = None, timeout: float = 60) -> dict:
