@@ -79,13 +79,15 @@ class Host:
         self.hostname = f"{slug}-{'mr' if self.is_room else 'ws'}{index:05d}"
         self.profile = "meeting-room" if self.is_room else ("audio-call" if rng.random() < 0.1 else "video-call")
         self.label = f"asset-{rng.randint(10000, 99999)}" if rng.random() < 0.5 else ""
-        self.cores = rng.choice([1, 2, 4, 4, 4, 6, 6, 8, 8, 8, 12, 16])
-        self.ram = rng.choice([2, 4, 8, 8, 16, 16, 16, 16, 32, 32])
+        self.cores = rng.choice([1] + [2] * 3 + [4] * 8 + [6] * 4 + [8] * 6 + [12, 16])
+        self.ram = rng.choice([2] + [4] * 3 + [8] * 8 + [16] * 10 + [32] * 3)
         self.freq = round(rng.uniform(0.9, 4.2), 2)
         self.wired = rng.random() < (0.9 if self.is_room else 0.35)
         self.link = rng.choice([100, 1000, 1000, 1000, 2500]) if self.wired else None
-        self.camera = rng.choice([(640, 480), (1280, 720), (1280, 720), (1920, 1080), (1920, 1080), (1920, 1080), (3840, 2160)])
-        self.camera_fps = rng.choice([15, 30, 30, 30, 30, 60])
+        cameras = [(1920, 1080)] * 8 + [(1280, 720), (3840, 2160)] if self.is_room else \
+            [(640, 480)] + [(1280, 720)] * 5 + [(1920, 1080)] * 4
+        self.camera = rng.choice(cameras)
+        self.camera_fps = rng.choice([15] + [30] * 12 + [60] * 2)
         self.no_camera = rng.random() < 0.04
         self.site_bw = rng.lognormvariate(math.log(120 if self.wired else 40), 0.9)
         self.site_rtt = rng.lognormvariate(math.log(25), 0.6)
@@ -102,7 +104,7 @@ def _value(metric: str, unit: str, kind: str, host: Host, rng: random.Random, bo
         if metric in known:
             return known[metric]
         expect = bounds.get("expect")
-        return (expect if rng.random() < 0.9 else not expect) if expect is not None else rng.random() < 0.5
+        return (expect if rng.random() < 0.98 else not expect) if expect is not None else rng.random() < 0.5
     known_num = {
         "system.cpu_cores": host.cores, "system.cpu_threads": host.cores * 2, "system.cpu_freq_ghz": host.freq,
         "system.cpu_load_pct": round(rng.uniform(2, 95), 1), "system.ram_total_gb": host.ram,
@@ -120,9 +122,9 @@ def _value(metric: str, unit: str, kind: str, host: Host, rng: random.Random, bo
         "latency.rtt_min_ms": round(host.site_rtt * 0.8, 1), "latency.rtt_median_ms": round(host.site_rtt * rng.lognormvariate(0, 0.25), 1),
         "latency.rtt_p95_ms": round(host.site_rtt * rng.lognormvariate(0.5, 0.4), 1),
         "latency.jitter_ms": round(rng.lognormvariate(math.log(4), 0.9), 2),
-        "latency.loss_pct": round(max(0.0, rng.lognormvariate(math.log(0.3), 1.4) - 0.2), 2),
-        "latency.burst_loss_pct": round(rng.lognormvariate(math.log(2), 1.2), 1), "latency.reorder_pct": 0.0,
-        "latency.mos": round(rng.uniform(3.2, 4.4), 2), "microphone.level_dbfs": round(rng.gauss(-30, 9), 1),
+        "latency.loss_pct": round(max(0.0, rng.lognormvariate(math.log(0.08), 1.3) - 0.05), 2),
+        "latency.burst_loss_pct": round(rng.lognormvariate(math.log(1), 1.1), 1), "latency.reorder_pct": 0.0,
+        "latency.mos": round(min(4.41, rng.gauss(4.22, 0.18)), 2), "microphone.level_dbfs": round(rng.gauss(-30, 9), 1),
         "microphone.snr_db": round(rng.gauss(35, 10), 1), "microphone.clipping_pct": round(max(0.0, rng.gauss(0, 0.5)), 2),
     }
     if metric in known_num:
@@ -176,7 +178,7 @@ def make_run(host: Host, when: datetime, run_no: int, rng: random.Random, catalo
                           title=cname.capitalize(), error=error)
         if status == "ok":
             for mname, (unit, kind) in metrics.items():
-                if rng.random() < 0.01:
+                if rng.random() < 0.002:
                     continue  # could not be measured this time
                 v = _value(f"{cname}.{mname}", unit, kind, host, rng, bounds.get(f"{cname}.{mname}", {}))
                 if v is not None:

@@ -321,10 +321,18 @@ def test_big_fleet_html_stays_bounded(tmp_path, profiles):
 
 def test_histogram_bins_cover_the_bound_and_count_outliers():
     h = histogram([float(v) for v in range(1, 101)] + [10_000.0], [150.0])
-    assert sum(h["counts"]) == 101 and h["above"] == 1
-    assert h["start"] <= 1 and h["start"] + h["step"] * len(h["counts"]) >= 150
+    assert h["scale"] == "linear" and sum(h["counts"]) == 101 and h["above"] == 1
+    assert h["edges"][0] <= 1 and h["edges"][-1] >= 150 and len(h["edges"]) == len(h["counts"]) + 1
     small = histogram([480, 720, 720, 1080], [720.0])
     assert sum(small["counts"]) == 4 and small["n"] == 4 and small["median"] == 720
+    (i,) = [i for i in range(len(small["counts"])) if small["edges"][i] <= 720 < small["edges"][i + 1]]
+    assert small["counts"][i] == 2
+    # bandwidth: 0.5 to 900 Mbit/s with a bound of 1.2: logarithmic bins, the bound inside the range
+    bw = histogram([0.5, 0.8, 2, 5, 20, 50, 100, 300, 900], [1.2])
+    assert bw["scale"] == "log" and sum(bw["counts"]) == 9 and bw["above"] == 0
+    assert bw["edges"][0] <= 0.5 and bw["edges"][-1] >= 900
+    below = sum(c for c, hi in zip(bw["counts"], bw["edges"][1:]) if hi <= 1.2)
+    assert below == 2  # 0.5 and 0.8 fall in bins that end at or below the bound
 
 
 def test_fleet_report_renders_in_chromium_without_any_request(cli, tmp_path, fleet_dir):
