@@ -199,7 +199,7 @@ def _open(sd: Any, factory: Any, what: str) -> Any:
         raise CheckError(f"could not open the {what}: {exc}") from None
 
 
-STALL_S = 1.0  # an open stream silent this long (no callbacks at all) has lost its device
+STALL_S = 2.5  # an open stream without callbacks this long has lost its device (some sources deliver in 2 s lumps)
 
 
 def _wait(
@@ -244,9 +244,8 @@ class Playback:
     opened: bool = False
     underruns: int = 0
     latency_s: float | None = None
-    start_time: float | None = None  # perf_counter when the first sample was handed over
-    start_offset: int = 0  # sample offset of the signal's start inside that first block
-    dac_time: float | None = None  # PortAudio's time at which the first sample is to be heard
+    start_time: float | None = None  # perf_counter when the block holding the mark was handed over
+    stamps: list = field(default_factory=list)  # (perf_counter, position of the block's first sample)
 
 
 def _output_stream(
@@ -265,10 +264,9 @@ def _output_stream(
         outdata[: chunk.size, 0] = chunk
         if outdata.shape[1] > 1:
             outdata[: chunk.size, 1:] = chunk[:, None]
+        result.stamps.append((now, start))
         if start <= mark < start + frames and result.start_time is None:
             result.start_time = now
-            result.start_offset = mark - start
-            result.dac_time = time_info.outputBufferDacTime
         position[0] = start + frames
         if position[0] >= signal.size:
             done.set()
@@ -335,11 +333,13 @@ def loopback(
 ) -> Loopback:
     """Play ``signal_out`` while recording from ``in_dev``; listen ``listen_s`` after its end.
 
-    The two streams have no common sample clock, so both are tied to ``perf_counter``: every
-    input block is stamped when delivered, and the output block holding the signal's first
-    sample when it is handed over. ``mark_index`` is the input position being delivered at that
-    moment; the lag of the signal in the recording minus ``mark_index`` is the round trip
-    "handed to the speaker -> delivered by the microphone".
+    The two streams share no sample clock, so both are tied to ``perf_counter``. Each stream's
+    callbacks are stamped with the position they hand over (output) or have delivered (input);
+    a callback can only ever run late, so the lower envelope of ``stamp - position / rate``
+    over the steady part of each stream gives its timing free of scheduling delays.
+    ``mark_index`` is the recording position delivered when the signal's first sample was
+    handed to the output; the signal's lag in the recording minus ``mark_index`` is the round
+    trip "handed to the speaker -> delivered by the microphone".
     """
     capture = Capture(rate=device_rate(in_dev))
     in_done = threading.Event()
@@ -360,16 +360,19 @@ def loopback(
         _wait(in_done, total / capture.rate + 3.0, in_what, in_stream, None, capture.times)
         input_latency = float(in_stream.latency)
     mark_index = None
-    if playback.start_time is not None:
-        handed = playback.start_time + playback.start_offset / out_rate
-        position = 0
-        for block, stamp in zip(capture.blocks, capture.times):
-            position += block.size
-            if stamp >= handed:
-                # This block was delivered just after the hand-over: the hand-over happened
-                # while its samples were being captured.
-                mark_index = position - (stamp - handed) * capture.rate
-                break
+    # Steady parts: the output after its buffer was first filled, the input after the lead-in
+    # (streams often deliver a backlog in a burst when they start).
+    out_steady = [(t, q) for t, q in playback.stamps if q >= (playback.latency_s or 0) * out_rate]
+    in_steady, position = [], 0
+    for block, stamp in zip(capture.blocks, capture.times):
+        position += block.size
+        if position >= LEAD_IN_S * capture.rate:
+            in_steady.append((stamp, position))
+    if playback.start_time is not None and out_steady and in_steady:
+        out_offset = min(t - q / out_rate for t, q in out_steady)
+        in_offset = min(t - p / capture.rate for t, p in in_steady)
+        handed = out_offset + mark / out_rate
+        mark_index = (handed - in_offset) * capture.rate
     return Loopback(capture.samples()[:total], capture.rate, playback, mark_index, input_latency)
 
 
