@@ -277,7 +277,8 @@ class _Reader:
                 if status not in STATUSES:
                     raise ValueError(f"unknown verdict {status!r}")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            return ("skip", path, f"malformed judgement in the result ({type(exc).__name__}: {exc})", True)
+            what = "cannot be judged against the profile" if self.profile is not None else "malformed judgement in the result"
+            return ("skip", path, f"{what} ({type(exc).__name__}: {exc})", True)
         self.known.update(new)
         units: dict[str, str] = {}
         values = _metric_values(result, units)
