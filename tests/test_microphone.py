@@ -146,3 +146,25 @@ def test_a_sound_server_source_chosen_by_name(pulse):
     m = measure(options={"microphone": "Sine source"}, duration_s=0.5)  # ...the named source does
     assert m.details["device"] == "Sine source at 1000 Hz (sine)"
     assert m.metrics["level_dbfs"] == pytest.approx(SINE_RMS_DBFS, abs=1.0)
+
+
+def test_no_audio_device_at_all_is_a_plain_error(tmp_path):
+    # With the sound server unreachable, a machine without sound cards (CI, a VM) has no device.
+    env = dict(os.environ, PULSE_SERVER=f"unix:{tmp_path}/no-server")
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sounddevice as sd; print(len(sd.query_devices()))"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )
+    if probe.stdout.strip() != "0":
+        pytest.skip("this machine has sound cards of its own")
+    code = (
+        "from readiness.check import CheckContext, CheckError\n"
+        "from readiness.checks.microphone import MicrophoneCheck as C\n"
+        "try:\n"
+        "    C().run(CheckContext(settings=C.default_settings(), options={}, budget_s=10))\n"
+        "except CheckError as exc:\n"
+        "    print('CheckError:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert "CheckError: no microphone found" in out.stdout
+    assert "Traceback" not in out.stderr
