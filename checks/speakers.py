@@ -40,7 +40,7 @@ class SpeakersCheck(Check):
     )
     settings = {
         "device": Setting("", "Speaker to use: part of its name or its number; empty = system default", str),
-        "microphone": Setting("", "Microphone for the loopback; empty = the microphone check's choice or the default", str),
+        "microphone": Setting("", "Microphone for the loopback (part of its name or its number); empty = --microphone or the system default", str),
         "level_dbfs": Setting(-20.0, "Peak level of the test signal (quiet by default)", float),
         "loopback": Setting(True, "Listen for the test signal with the microphone", bool),
     }
