@@ -10,7 +10,6 @@ interface, both of which commonly hurt call quality.
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import statistics
@@ -18,6 +17,7 @@ import threading
 import time
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
+from readiness.netinfo import proxy_settings, vpn_interfaces
 
 from . import _netcommon as net
 
@@ -28,13 +28,6 @@ DEFAULT_SERVICES = [
     {"name": "Google Meet", "tcp": ["meet.google.com:443"], "stun": ["stun.l.google.com:19302"]},
     {"name": "Webex", "tcp": ["webex.com:443"], "stun": []},
 ]
-
-# Interface names that VPN clients create: WireGuard, OpenVPN/tun/tap, PPP, IPsec, Cisco,
-# GlobalProtect/Fortinet adapters on Windows, macOS utun (only when it has an IPv4 address,
-# since macOS keeps several utun interfaces for itself).
-_VPN_NAMES = re.compile(r"^(wg|tun|tap|ppp|ipsec|vti|gpd|cscotun|utun|zt|tailscale|nordlynx)\d*|"
-                        r"vpn|wireguard|anyconnect|globalprotect|fortinet|pangp|openvpn", re.I)
-
 
 class ConnectivityCheck(Check):
     name = "connectivity"
@@ -150,8 +143,8 @@ class ConnectivityCheck(Check):
                                  "a firewall may be inspecting encrypted traffic, which often breaks calls.")
             per_service.append(entry)
 
-        proxies = _proxies()
-        vpn = _vpn_interfaces()
+        proxies = {k: v for k, v in proxy_settings().items() if k != "no"}
+        vpn = vpn_interfaces()
         if proxies:
             diagnosis.append("An HTTP proxy is configured; meeting apps send media around it or fall back "
                              "to slower TCP through it.")
@@ -243,32 +236,3 @@ def _stun(ai, host, timeout, stun) -> dict:
     if mapped:
         res["mapped_address"] = f"{mapped[0]}:{mapped[1]}"
     return res
-
-
-def _proxies() -> dict:
-    """Configured HTTP(S) proxies (environment, Windows registry, macOS settings), credentials cut."""
-    import urllib.request
-
-    try:
-        found = urllib.request.getproxies()
-    except Exception:  # noqa: BLE001 - a broken OS setting is no proxy we can name
-        return {}
-    return {k: re.sub(r"//[^@/]*@", "//", v) for k, v in found.items() if k in ("http", "https", "all") and v}
-
-
-def _vpn_interfaces() -> list[str]:
-    try:
-        import psutil
-
-        stats = psutil.net_if_stats()
-        addrs = psutil.net_if_addrs()
-    except Exception:  # noqa: BLE001
-        return []
-    found = []
-    for name, st in stats.items():
-        if not st.isup or not _VPN_NAMES.search(name):
-            continue
-        if name.startswith("utun") and not any(a.family == socket.AF_INET for a in addrs.get(name, [])):
-            continue
-        found.append(name)
-    return sorted(found)

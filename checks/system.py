@@ -8,33 +8,14 @@ from __future__ import annotations
 
 import os
 import platform
-import re
-import subprocess
 import sys
 import time
 from typing import Any
 
 from readiness.check import Check, CheckContext, Measurement, Metric, Setting
+from readiness.netinfo import command_output, default_route_interface, interface_kind, proxy_settings, vpn_interfaces
 
 GB = 1024**3
-
-# Interface name prefixes that mean a tunnel: WireGuard, OpenVPN/tun, PPP, IPsec, Tailscale,
-# ZeroTier, macOS utun/ipsec, and the adapter names of common Windows VPN clients.
-_VPN_NAME = re.compile(
-    r"^(tun|tap|wg|ppp|ipsec|utun|tailscale|zt|nordlynx|gpd|vpn|cscotun)|"
-    r"(vpn|wireguard|anyconnect|openvpn|fortinet|globalprotect|pangp|juniper|tap-windows|wintun)",
-    re.IGNORECASE,
-)
-_VIRTUAL_NAME = re.compile(r"^(lo|docker|br-|virbr|veth|vmnet|vboxnet|vethernet|loopback|bridge|awdl|llw|anpi|gif|stf)", re.IGNORECASE)
-_WIRELESS_NAME = re.compile(r"(wi-?fi|wlan|wireless|^wl|airport)", re.IGNORECASE)
-
-
-def _run(cmd: list[str], timeout: float = 2.0) -> str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        return out.stdout
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def cpu_model() -> str:
@@ -49,7 +30,7 @@ def cpu_model() -> str:
         except OSError:
             pass
     elif sys.platform == "darwin":
-        name = _run(["sysctl", "-n", "machdep.cpu.brand_string"]).strip()
+        name = command_output(["sysctl", "-n", "machdep.cpu.brand_string"]).strip()
         if name:
             return name
     elif sys.platform == "win32":
@@ -74,66 +55,6 @@ def os_description() -> dict[str, str]:
     except OSError:
         pass
     return {"os": platform.system(), "os_version": pretty or platform.release(), "kernel": platform.release()}
-
-
-def interface_kind(name: str) -> str:
-    """wired, wireless, vpn, virtual or loopback — by sysfs on Linux, by name elsewhere."""
-    if _VPN_NAME.search(name):
-        return "vpn"
-    if sys.platform.startswith("linux"):
-        base = f"/sys/class/net/{name}"
-        if name == "lo":
-            return "loopback"
-        if os.path.exists(f"{base}/wireless") or os.path.exists(f"{base}/phy80211"):
-            return "wireless"
-        if os.path.exists(f"{base}/device"):
-            return "wired"
-        return "virtual"
-    if name.lower().startswith(("lo", "loopback")):
-        return "loopback"
-    if _VIRTUAL_NAME.search(name):
-        return "virtual"
-    if _WIRELESS_NAME.search(name):
-        return "wireless"
-    return "wired"
-
-
-def default_route_interface() -> str | None:
-    """Name of the interface the default route leaves by, where the OS tells it cheaply."""
-    if sys.platform.startswith("linux"):
-        try:
-            with open("/proc/net/route", encoding="ascii") as fh:
-                next(fh, None)
-                best: tuple[int, str] | None = None
-                for line in fh:
-                    parts = line.split()
-                    if len(parts) > 7 and parts[1] == "00000000" and parts[7] == "00000000":
-                        metric = int(parts[6])
-                        if best is None or metric < best[0]:
-                            best = (metric, parts[0])
-                return best[1] if best else None
-        except (OSError, ValueError):
-            return None
-    if sys.platform == "darwin":
-        m = re.search(r"interface:\s*(\S+)", _run(["route", "-n", "get", "default"]))
-        return m.group(1) if m else None
-    return None  # Windows: no cheap, dependable answer; the VPN flag falls back to "a VPN adapter is up"
-
-
-def proxy_settings() -> dict[str, str]:
-    """The proxies the OS and environment configure (environment, Windows registry, macOS settings)."""
-    import urllib.request
-
-    try:
-        found = urllib.request.getproxies()
-    except Exception:  # registry / SystemConfiguration read failures
-        found = {}
-    return {k: _redact(v) for k, v in found.items() if k in ("http", "https", "all", "no")}
-
-
-def _redact(url: str) -> str:
-    """Drop credentials from a proxy URL before it goes into a result."""
-    return re.sub(r"//[^/@]+@", "//***@", url)
 
 
 def interfaces() -> list[dict[str, Any]]:
@@ -243,7 +164,7 @@ class SystemCheck(Check):
             m["vpn_active"] = interface_kind(route_if) == "vpn"
             d["vpn_basis"] = "default route"
         else:
-            m["vpn_active"] = any(i["kind"] == "vpn" and i["up"] for i in ifs)
+            m["vpn_active"] = bool(vpn_interfaces())
             d["vpn_basis"] = "a VPN adapter is up"
         proxies = proxy_settings()
         d["proxies"] = proxies

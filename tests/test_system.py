@@ -11,7 +11,8 @@ import pytest
 
 from support import is_root, need, need_tool
 from readiness.check import CheckContext
-from readiness.checks.system import SystemCheck, interface_kind, _redact
+from readiness.checks.system import SystemCheck
+from readiness.netinfo import _redact, interface_kind
 
 
 def measure(**options):
