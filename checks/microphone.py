@@ -55,7 +55,12 @@ class MicrophoneCheck(Check):
         device = audio_io.pick_device(sd, "input", name)
         duration = max(0.2, float(ctx.settings.get("duration_s", 2.0)))
         rate = audio_io.device_rate(device)
-        details: dict = {"device": device["name"], "hostapi": device["hostapi"], "sample_rate_hz": rate}
+        details: dict = {
+            "device": device["name"],
+            "hostapi": device["hostapi"],
+            "sound_server_device": device.get("sound_server_device"),  # what "default" routes to
+            "sample_rate_hz": rate,
+        }
 
         terminal = audio_io.Terminal.open() if ctx.options.get("interactive") else None
         if ctx.options.get("interactive") and terminal is None:

@@ -52,7 +52,12 @@ class SpeakersCheck(Check):
         name = audio_io.chosen_name(ctx.options, "speaker", ctx.settings.get("device"))
         out_dev = audio_io.pick_device(sd, "output", name)
         out_rate = audio_io.device_rate(out_dev)
-        details: dict = {"device": out_dev["name"], "hostapi": out_dev["hostapi"], "sample_rate_hz": out_rate}
+        details: dict = {
+            "device": out_dev["name"],
+            "hostapi": out_dev["hostapi"],
+            "sound_server_device": out_dev.get("sound_server_device"),  # what "default" routes to
+            "sample_rate_hz": out_rate,
+        }
         metrics: dict = {}
         diagnosis: list[str] = []
         details["diagnosis"] = diagnosis

@@ -33,6 +33,7 @@ def test_sine_source_level_and_frequency(pulse):
     assert m.metrics["clipping_runs"] == 0
     assert abs(m.metrics["dc_offset_pct"]) < 0.1
     assert m.details["diagnosis"] == []
+    assert m.details["sound_server_device"] == "Sine source at 1000 Hz (sine)"  # what "default" means now
     assert len(m.details["level_series_dbfs"]) == 9  # 0.9 s analysed (0.1 s settling), 100 ms steps
     json.dumps(m.details)  # JSON-safe
 

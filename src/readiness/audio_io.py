@@ -60,7 +60,13 @@ def pick_device(sd: Any, kind: str, name: str | int | None) -> dict:
         default_index = -1
     default_index = audio.preferred_default(hostapis, kind, default_index)
     try:
-        return audio.select_device(devices, hostapis, kind, name, default_index)
+        chosen = audio.select_device(devices, hostapis, kind, name, default_index)
+        if chosen["name"].lower() in ("default", "pulse", "pipewire", "sysdefault"):
+            # Say which real device the sound server routes to (the report names it).
+            target = next((e for e in sound_server_devices(kind) if e.get("default")), None)
+            if target is not None:
+                chosen["sound_server_device"] = f"{target['description']} ({target['name']})"
+        return chosen
     except audio.DeviceNotFound as exc:
         routed = _sound_server_device(devices, hostapis, kind, name)
         if routed is not None:
