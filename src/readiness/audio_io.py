@@ -163,7 +163,6 @@ class Capture:
     rate: int
     blocks: list = field(default_factory=list)
     times: list = field(default_factory=list)  # perf_counter at each callback
-    adc: list = field(default_factory=list)  # PortAudio's capture time of each block's first sample
     overflows: int = 0
     frames: int = 0
 
@@ -180,7 +179,6 @@ def _input_stream(sd: Any, device: dict, capture: Capture, stop_after: int | Non
             capture.overflows += 1
         capture.blocks.append(indata[:, 0].copy())
         capture.times.append(now)
-        capture.adc.append(time_info.inputBufferAdcTime)
         capture.frames += frames
         if stop_after is not None and capture.frames >= stop_after:
             done.set()
