@@ -13,8 +13,11 @@ imported at module level; the analysis lives in ``readiness.audio``, the device 
 from __future__ import annotations
 
 import os
+import socket
+import time
 
 from readiness.check import Check, CheckContext, Measurement, Metric, Setting
+from readiness.result import safe_file_part
 
 SETTLE_S = 0.1  # start of the recording left out of the analysis: converters and drivers settle
 SILENT_PEAK_DBFS = -70.0  # below this peak the capture holds nothing a meeting could use
@@ -106,20 +109,23 @@ class MicrophoneCheck(Check):
             else:
                 terminal.say("\nNothing was heard from the microphone.")
             terminal.close()
+        series = audio.level_series(samples, rate, 0.1)
         details.update(
             {
                 "duration_s": round(samples.size / rate, 3),
                 "digital_silence": stats["digital_silence"],
                 "dominant_frequency_hz": stats["dominant_frequency_hz"],
                 "overflows": capture.overflows,
-                "level_series_dbfs": audio.level_series(samples, rate, 0.1),
-                "level_series_step_s": 0.1,
+                "charts": [{"title": "Microphone level over the recording", "y_unit": "dBFS", "x_label": "s",
+                            "points": [[round(i * 0.1, 1), v] for i, v in enumerate(series)]}],
                 "diagnosis": diagnose(stats, silent),
             }
         )
         if ctx.options.get("keep_audio"):
             folder = ctx.options.get("output_dir") or "."
-            path = os.path.join(folder, "microphone.wav")
+            # Unique per host and time: many PCs may share one output folder.
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            path = os.path.join(folder, f"readiness-{safe_file_part(socket.gethostname())}-{stamp}-microphone.wav")
             try:
                 os.makedirs(folder, exist_ok=True)
                 audio_io.write_wav(path, samples, rate)
@@ -169,3 +175,4 @@ def diagnose(stats: dict, silent: bool) -> list[str]:
     if abs(stats["dc_offset_pct"]) > 1.0:
         found.append(f"DC offset of {stats['dc_offset_pct']} % of full scale: a faulty or poorly grounded microphone.")
     return found
+

@@ -34,7 +34,9 @@ def test_sine_source_level_and_frequency(pulse):
     assert abs(m.metrics["dc_offset_pct"]) < 0.1
     assert m.details["diagnosis"] == []
     assert m.details["sound_server_device"] == "Sine source at 1000 Hz (sine)"  # what "default" means now
-    assert len(m.details["level_series_dbfs"]) == 9  # 0.9 s analysed (0.1 s settling), 100 ms steps
+    points = m.details["charts"][0]["points"]
+    assert len(points) == 9  # 0.9 s analysed (0.1 s settling), 100 ms steps
+    assert [p[0] for p in points] == [round(i * 0.1, 1) for i in range(9)]
     json.dumps(m.details)  # JSON-safe
 
 
@@ -78,6 +80,8 @@ def test_no_recording_kept_unless_asked(pulse, tmp_path):
     assert "recording" not in m.details and not list(tmp_path.iterdir())
     m = measure(options={"output_dir": str(tmp_path), "keep_audio": True}, duration_s=0.3)
     assert os.path.getsize(m.details["recording"]) > 0.2 * 44100 * 2  # 16-bit mono, what was analysed
+    name = os.path.basename(m.details["recording"])
+    assert name.startswith("readiness-") and name.endswith("-microphone.wav")  # unique per host and time
 
 
 def test_interactive_without_a_terminal_carries_on(pulse):

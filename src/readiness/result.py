@@ -154,14 +154,14 @@ def read_result(path: str | os.PathLike[str]) -> Result:
     return Result.from_dict(data, origin=str(p))
 
 
-def _safe_name(text: str) -> str:
+def safe_file_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "host"
 
 
 def result_stem(result: Result) -> str:
     """``readiness-<host>-<UTC time>-<run id>``: unique per host and time, safe on any file system."""
     when = parse_utc(result.started_utc).strftime("%Y%m%dT%H%M%SZ")
-    host = _safe_name(str(result.host.get("hostname") or socket.gethostname()))
+    host = safe_file_part(str(result.host.get("hostname") or socket.gethostname()))
     return f"readiness-{host}-{when}-{result.run_id[:8]}"
 
 
