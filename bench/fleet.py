@@ -1,6 +1,6 @@
 """Bench: `readiness aggregate` over 10 000 result files — time and peak memory.
 
-    python bench/fleet.py [--files 10000] [--hosts 2500] [--keep DIR]
+    python bench/fleet.py [--files 10000] [--hosts 2500] [--keep DIR [--reuse]] [--no-distinct]
 
 1. Writes a realistic, varied fleet THROUGH THE PROJECT'S OWN RESULT MODEL: ``Result`` and
    ``CheckRecord`` filled with the metrics the installed checks declare (and, for checks whose
@@ -285,18 +285,24 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=2_500)
     ap.add_argument("--keep", metavar="DIR", help="write the fleet here and keep it")
     ap.add_argument("--no-distinct", action="store_true", help="skip the distinct-hosts memory series")
+    ap.add_argument("--reuse", action="store_true", help="with --keep: time the fleet already there")
     a = ap.parse_args()
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="readiness-fleet-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         top = work / "share"
-        t0 = time.perf_counter()
-        info = generate(top, a.files, a.hosts)
-        gen_s = time.perf_counter() - t0
-        size_mb = sum(p.stat().st_size for p in top.rglob("*.json")) / 1e6
-        print(f"generated {info['results']} results for {info['hosts']} hosts in {gen_s:.1f} s "
-              f"({size_mb:.0f} MB JSON; {info['duplicates']} duplicate copies, {info['bad']} broken files); "
-              f"checks: {', '.join(info['checks'])}; profiles: {', '.join(info['profiles'])}")
+        if a.keep and top.is_dir() and a.reuse:
+            print(f"reusing the fleet in {top}")
+        else:
+            t0 = time.perf_counter()
+            info = generate(top, a.files, a.hosts)
+            gen_s = time.perf_counter() - t0
+            print(f"generated {info['results']} results for {info['hosts']} hosts in {gen_s:.1f} s "
+                  f"({info['duplicates']} duplicate copies, {info['bad']} broken files); "
+                  f"checks: {', '.join(info['checks'])}; profiles: {', '.join(info['profiles'])}")
+        sizes = [p.stat().st_size for p in top.rglob("*.json")]
+        print(f"{len(sizes)} .json files, {sum(sizes) / 1e6:.0f} MB, {sum(sizes) / len(sizes) / 1e3:.0f} kB each on average; "
+              f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         floor = json_floor(top)
         floor = min(floor, json_floor(top))
         print(f"floor: json.loads of every file in one process: {floor:.2f} s")

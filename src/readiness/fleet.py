@@ -331,22 +331,27 @@ def _worker_read(path: str) -> tuple[Any, ...]:
 
 def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterator[tuple[Any, ...]]:
     """Each file's record, in order: in worker processes when there are many files (parsing
-    JSON is most of the time, and it is CPU-bound), else here."""
+    JSON is most of the time, and it is CPU-bound), else here. A worker that dies (out of
+    memory, killed) does not hang or lose anything: the files left are read here."""
+    done = 0
     if workers > 1:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
         # fork starts in milliseconds; where it is unsafe or missing (macOS, Windows), spawn
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         try:
-            pool = multiprocessing.get_context(method).Pool(workers, initializer=_worker_start, initargs=(profile,))
-        except (OSError, ValueError, ImportError):
-            pool = None
-        if pool is not None:
-            with pool:
-                yield from pool.imap(_worker_read, files, chunksize=32)
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                     initializer=_worker_start, initargs=(profile,)) as pool:
+                for record in pool.map(_worker_read, files, chunksize=32):
+                    done += 1
+                    yield record
             return
+        except (BrokenProcessPool, OSError):
+            pass
     reader = _Reader(profile)
-    for path in files:
+    for path in files[done:]:
         yield reader(path)
 
 
