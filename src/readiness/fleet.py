@@ -45,6 +45,7 @@ FLEET_SCHEMA_VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory
 STATUSES = (PASS, WARN, FAIL, UNKNOWN)
 _STATUS_RANK = {FAIL: 0, UNKNOWN: 1, WARN: 2, PASS: 3}
+_CANONICAL = {s: s for s in STATUSES}
 # Distributions of these come first, in this order; any other metric a requirement names follows.
 KEY_METRICS = ["bandwidth.upload_mbps", "bandwidth.download_mbps", "latency.rtt_median_ms", "latency.jitter_ms",
                "latency.loss_pct", "camera.height_px", "camera.fps"]
@@ -382,6 +383,7 @@ def collect(paths: Iterable[str | os.PathLike[str]], profile: Profile | None = N
 
     registry = _Registry()
     units: dict[str, str] = {}
+    names: dict[str, str] = {}
     seen: set[str] = set()
     kept: dict[tuple[str, ...], Run] = {}
     every: list[Run] = []
@@ -407,7 +409,11 @@ def collect(paths: Iterable[str | os.PathLike[str]], profile: Profile | None = N
             skip(run.path, f"a copy of run {run.run_id} that was already read")
             continue
         seen.add(run.run_id)
-        run.statuses = {registry.use(key, run.profile): s for key, s in run.statuses.items()}
+        # One string object per metric name and verdict for the whole fleet, not one per run
+        # (runs from worker processes arrive with their own copies): a third of a run's memory.
+        run.statuses = {registry.use(key, run.profile): _CANONICAL[s] for key, s in run.statuses.items()}
+        run.values = {names.setdefault(k, k): v for k, v in run.values.items()}
+        run.overall = _CANONICAL[run.overall]
         day = run.started.astimezone(timezone.utc).date()
         per_day.setdefault(day, Counter())[run.overall] += 1
         if all_runs:
