@@ -20,7 +20,7 @@ from readiness.judge import judge
 from readiness.plugins import load_plugins
 from readiness.report import render_report
 from readiness.requirements import load_profile
-from readiness.result import CheckRecord, Result, result_stem, write_atomic, write_result
+from readiness.result import CheckRecord, Result, write_atomic, write_result
 
 from support import is_root, need
 
@@ -294,10 +294,10 @@ def test_swedish_report(tmp_path, fleet_dir):
 
 
 def test_fleet_catalog_keys_exist_in_every_language():
-    from readiness.report import LANGS
-    from readiness.i18n import __name__ as pkg  # noqa: F401
     import tomllib
     from importlib import resources
+
+    from readiness.report import LANGS
 
     keys = {lang: {k for k in tomllib.loads(resources.files("readiness.i18n").joinpath(f"{lang}.toml").read_text(encoding="utf-8"))
                    if k.startswith("fleet_")} for lang in LANGS}

@@ -28,9 +28,9 @@ import os
 import stat
 import sys
 from collections import Counter
-from itertools import repeat
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote
