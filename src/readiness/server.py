@@ -281,23 +281,24 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
         log(f"cannot listen for HTTP on {host}:{http_port}: {e.strerror or e}")
         return 2
     httpd.tests = tests
-    responder.start()
-    port = httpd.server_address[1]
-    log(f"listening on http://{host}:{port} (GET /__down, POST /__up, GET /__info), "
-        f"STUN on udp {host}:{responder.port}; max {lim['max_bytes']} B per request, "
-        f"{lim['max_transfers']} transfers at once")
-
     def stop(signum, _frame) -> None:
         if not httpd.stopping.is_set():
             log(f"stopping ({signal.Signals(signum).name})")
             httpd.stopping.set()
             threading.Thread(target=httpd.shutdown, daemon=True).start()
 
+    # Handlers first: a client may stop the server the moment it says it is listening.
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    responder.start()
+    port = httpd.server_address[1]
+    log(f"listening on http://{host}:{port} (GET /__down, POST /__up, GET /__info), "
+        f"STUN on udp {host}:{responder.port}; max {lim['max_bytes']} B per request, "
+        f"{lim['max_transfers']} transfers at once")
+
     def janitor() -> None:
         while not httpd.stopping.wait(0.5):
             tests.flush()
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     threading.Thread(target=janitor, daemon=True, name="test-log").start()
     try:
         httpd.serve_forever(poll_interval=0.2)
