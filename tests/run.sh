@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # System packages the real-component tests use: PulseAudio (virtual speaker and microphone,
 # reached by PortAudio through ALSA's pulse plugin), iperf3 (throughput reference), iproute2 and
-# iptables (network namespaces, tbf rate limits, random loss), Chromium (report rendering).
+# iptables (network namespaces, tbf rate limits, random loss), Chromium (report rendering),
+# pulseaudio-utils (pactl/pacat/parec drive the test server), openssl (a TLS test certificate).
 DEB_PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iperf3 iproute2 iptables chromium procps openssl"
 missing=""
 for p in $DEB_PACKAGES; do
@@ -16,11 +17,14 @@ if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "tests/run.sh: installing Debian packages:$missing" >&2
     apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
   else
     echo "tests/run.sh: missing Debian packages (tests needing them will skip):$missing" >&2
   fi
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+# The tests run the `readiness` console script too: make sure the one just installed is found.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+export PATH
 exec python3 -m pytest -q -rs "$@"
