@@ -370,3 +370,35 @@ def test_worker_processes_give_the_same_fleet(fleet_dir, tmp_path):
     assert [(s.path, s.reason) for s in here.skipped] == [(s.path, s.reason) for s in pooled.skipped]
     assert [r.to_dict() for r in here.requirements] == [r.to_dict() for r in pooled.requirements]
     assert figures(here)["requirements"] == figures(pooled)["requirements"]
+
+
+def test_a_dying_worker_loses_nothing_and_hangs_nothing(fleet_dir, monkeypatch):
+    """A worker killed mid-way (out of memory, say): the files it had are read here instead."""
+    import sys
+
+    import readiness.fleet as fleet_module
+
+    need(sys.platform.startswith("linux"), "the workers are forked (and so inherit the patch) on Linux")
+    parent, real = os.getpid(), fleet_module.read_result
+
+    def dying(path):
+        if os.getpid() != parent and "gbg-ws1" in os.path.basename(path):
+            os._exit(3)  # the worker dies without a word, as under the OOM killer
+        return real(path)
+
+    readers_here = []
+    reader_init = fleet_module._Reader.__init__
+
+    def counted_init(self, profile):
+        if os.getpid() == parent:
+            readers_here.append(profile)
+        reader_init(self, profile)
+
+    monkeypatch.setattr(fleet_module, "read_result", dying)
+    monkeypatch.setattr(fleet_module._Reader, "__init__", counted_init)
+    here = collect([fleet_dir], workers=1)
+    readers_here.clear()
+    pooled = collect([fleet_dir], workers=2)
+    assert len(readers_here) == 1  # the pool broke and the rest was read in this process
+    assert [(r.run_id, r.overall) for r in pooled.runs] == [(r.run_id, r.overall) for r in here.runs]
+    assert pooled.results_read == here.results_read == 11 and pooled.duplicates == 1
