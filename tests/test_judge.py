@@ -37,6 +37,7 @@ def profile(*reqs: Requirement) -> Profile:
         ({"expect": False}, "recommended", True, WARN),
         ({"expect": True}, "required", 1, UNKNOWN),  # a number is not a yes/no answer
         ({"min": 1}, "required", True, UNKNOWN),  # and a yes/no is not a number
+        ({"min": 1}, "required", "four", UNKNOWN),  # nor is text in a hand-edited file
     ],
 )
 def test_bounds(bound, severity, value, expected):

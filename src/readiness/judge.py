@@ -88,7 +88,11 @@ def _unknown_reason(result: Result, req: Requirement) -> str:
 
 def judge_one(result: Result, req: Requirement) -> Verdict:
     value, unit, _ = result.metric(req.metric)
-    if value is None or (req.expect is None and isinstance(value, bool)) or (req.expect is not None and not isinstance(value, bool)):
+    if req.expect is not None:
+        usable = isinstance(value, bool)
+    else:  # a number; a saved file may hold anything, and text or a yes/no is no measurement
+        usable = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not usable:
         return Verdict(req, UNKNOWN, None, unit, _unknown_reason(result, req))
     if _within(req, value):
         return Verdict(req, PASS, value, unit)
