@@ -23,12 +23,17 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import netns  # noqa: E402
+
+# Results of the bench runs go to a throw-away folder, removed at exit.
+_out = tempfile.TemporaryDirectory(prefix="readiness-bench-")
+OUT_DIR = _out.name
 
 ROWS: list[tuple] = []
 
@@ -100,7 +105,7 @@ def cli_run(link: netns.Link, url: str) -> tuple[float, dict]:
     exe = shutil.which("readiness")
     t = time.monotonic()
     out = subprocess.run(["ip", "netns", "exec", link.client_ns, exe, "run", "-c", "connectivity", "-c", "latency",
-                          "-c", "bandwidth", "--server", url, "--json", "--no-open", "-o", "/tmp/readiness-bench"],
+                          "-c", "bandwidth", "--server", url, "--json", "--no-open", "-o", OUT_DIR],
                          capture_output=True, text=True, timeout=120)
     wall = time.monotonic() - t
     return wall, json.loads(out.stdout)
@@ -155,7 +160,7 @@ def offline() -> None:
                 link.break_dns()
             t = time.monotonic()
             out = subprocess.run(["ip", "netns", "exec", link.client_ns, exe, "run", "-c", "connectivity", "-c", "latency",
-                                  "-c", "bandwidth", "--json", "--no-open", "-o", "/tmp/readiness-bench"],
+                                  "-c", "bandwidth", "--json", "--no-open", "-o", OUT_DIR],
                                  capture_output=True, text=True, timeout=60)
             wall = time.monotonic() - t
             errors = {c["error"].split(":")[0] for c in json.loads(out.stdout)["checks"].values()}
