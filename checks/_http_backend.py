@@ -18,27 +18,21 @@ import socket
 import ssl
 import threading
 import time
-from urllib.parse import urlsplit
 
 from readiness.check import CheckError
+
+from ._netcommon import HttpUrl
 
 _UP_CHUNK = memoryview(bytes(32 * 1024))  # small: a send blocks until all of it is queued
 SLICE_S = 0.25
 TICK_S = 0.05
 
 
-class Target:
+class Target(HttpUrl):
+    """The server a transfer runs against: any server with the /__down and /__up endpoints."""
+
     def __init__(self, url: str) -> None:
-        if "://" not in url:
-            url = "http://" + url
-        p = urlsplit(url)
-        if p.scheme not in ("http", "https") or not p.hostname:
-            raise CheckError(f"bandwidth url must be http(s)://host[:port], not {url!r}")
-        self.scheme, self.host = p.scheme, p.hostname
-        self.port = p.port or (443 if p.scheme == "https" else 80)
-        self.base = p.path.rstrip("/")
-        self.url = f"{p.scheme}://{p.netloc}{self.base}"
-        self.hostheader = p.netloc
+        super().__init__(url, "bandwidth url must be http(s)://host[:port]")
 
 
 def _outq_reader():

@@ -120,19 +120,33 @@ def resolve_all(hostports: list[tuple[str, int]], timeout_s: float = 2.0,
         return dict(out)
 
 
-class Server:
-    """An organisation's ``readiness serve`` given as ``--server URL``."""
+class HttpUrl:
+    """An http(s) URL split once (a bare host means http): scheme, host, port, path base.
 
-    def __init__(self, url: str) -> None:
+    ``url`` is scheme://host[:port] plus the path base; ``problem`` starts the error message
+    for anything else, e.g. "bandwidth url must be http(s)://host[:port]".
+    """
+
+    def __init__(self, url: str, problem: str) -> None:
         if "://" not in url:
             url = "http://" + url
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise CheckError(f"--server must be a URL like http://host:8080, not {url!r}")
-        self.url = f"{parts.scheme}://{parts.netloc}"
-        self.scheme = parts.scheme
-        self.host = parts.hostname
+            raise CheckError(f"{problem}, not {url!r}")
+        self.scheme, self.host = parts.scheme, parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.hostheader = parts.netloc
+        self.base = parts.path.rstrip("/")
+        self.url = f"{parts.scheme}://{parts.netloc}{self.base}"
+
+
+class Server(HttpUrl):
+    """An organisation's ``readiness serve`` given as ``--server URL`` (its path is ignored)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, "--server must be a URL like http://host:8080")
+        self.base = ""
+        self.url = f"{self.scheme}://{self.hostheader}"
         self._stun_port: int | None = None
 
     def stun_port(self, timeout_s: float = 1.5) -> int:
