@@ -259,9 +259,10 @@ for name in cfg["names"]:
     mod = importlib.import_module(f"readiness.checks.{name}")
     cls = getattr(mod, name.capitalize() + "Check")
     settings = cls.default_settings() | cfg["settings"].get(name, {})
+    budget = float(settings.pop("budget_s", cls.budget_s))
     t = time.monotonic()
     try:
-        m = cls().run(CheckContext(settings=settings, options=cfg["options"], budget_s=cls.budget_s))
+        m = cls().run(CheckContext(settings=settings, options=cfg["options"], budget_s=budget))
         out[name] = {"metrics": m.metrics, "details": m.details}
     except CheckError as e:
         out[name] = {"error": str(e)}

@@ -65,12 +65,19 @@ def test_deep_queue_rate_is_within_5_percent_of_iperf3(link, served, rate, queue
         link.shape(None)
     for r in runs:
         m, d = r["metrics"], r["details"]
-        assert m["download_mbps"] == pytest.approx(ref_down, rel=0.05), (ref_down, d["down"])
-        assert m["upload_mbps"] == pytest.approx(ref_up, rel=0.05), (ref_up, d["up"])
+        assert m["download_mbps"] == pytest.approx(ref_down, rel=0.05), f"iperf3 {ref_down:.2f}: {_why(d['down'])}"
+        assert m["upload_mbps"] == pytest.approx(ref_up, rel=0.05), f"iperf3 {ref_up:.2f}: {_why(d['up'])}"
         # the queue was filled: the loaded round trip shows most of it
         assert m["loaded_latency_increase_ms"] >= 0.4 * queue_ms
         assert d["findings"] == [{"code": "loaded_latency_increase", "args": {"ms": round(m["loaded_latency_increase_ms"])}}]
         assert "diagnosis" not in d
+
+
+def _why(entry: dict) -> dict:
+    """What a failed accuracy assertion should show: how the direction ended, and its counts."""
+    tl = entry.get("cumulative_mbit_every_250ms", [])
+    return {k: entry.get(k) for k in ("mbps", "steady", "seconds", "ramp_s", "slice_mbps", "loaded_rtt_median_ms")} | {
+        "mbps_every_250ms": [round((b - a) * 4, 2) for a, b in zip([0, *tl], tl)]}
 
 
 def test_responsiveness_follows_the_known_queue_delay(link, served):
@@ -152,6 +159,42 @@ def test_speedtest_backend_runs_speedtest_cli_offline(link):
     # kernel allows; its upload counts bytes still queued in the socket, so it may read a bit high
     assert 10 < m["download_mbps"] < 20
     assert 10 < m["upload_mbps"] < 25
+
+
+def test_speedtest_backend_finishes_within_its_budget_by_default(link):
+    """The defect: on a 37 Mbit/s link speedtest.net's 10 s per direction needed 20.4 s in all and
+    the check timed out at its 20 s budget. Default settings now, speedtest.net's 10 s config."""
+    p = _speedtest_server(link, 8092, "--testlength", "10")
+    link.shape(37)
+    try:
+        r = link.run_checks(["bandwidth"], settings={"bandwidth": {"backend": "speedtest", "speedtest_secure": False}},
+                            env={"http_proxy": f"http://{link.server_ip}:8092"}, timeout=90)["bandwidth"]
+    finally:
+        link.shape(None)
+        netns.stop(p)
+    m, d = r["metrics"], r["details"]
+    assert "error" not in r and r["seconds"] < BandwidthCheck.budget_s
+    assert d["seconds_per_direction"] == BandwidthCheck.settings["speedtest_seconds"].default
+    assert 25 < m["download_mbps"] < 37 and 25 < m["upload_mbps"] < 42
+    assert "cut_short" not in d["down"] and "cut_short" not in d["up"]
+
+
+def test_speedtest_past_its_budget_keeps_the_direction_it_measured(link):
+    """A budget too short for both directions: download is kept, upload is said to be cut."""
+    p = _speedtest_server(link, 8093, "--testlength", "10")
+    link.shape(20)
+    try:
+        r = link.run_checks(["bandwidth"], settings={"bandwidth": {"backend": "speedtest", "speedtest_secure": False,
+                                                                   "speedtest_seconds": 4.0, "budget_s": 9.0}},
+                            env={"http_proxy": f"http://{link.server_ip}:8093"}, timeout=60)["bandwidth"]
+    finally:
+        link.shape(None)
+        netns.stop(p)
+    m, d = r["metrics"], r["details"]
+    assert 10 < m["download_mbps"] < 20
+    assert "upload_mbps" not in m
+    assert "skipped" in d["up"] or "cut_short" in d["up"]
+    assert r["seconds"] < 9.0
 
 
 @pytest.mark.parametrize("extra,expected", [

@@ -52,7 +52,7 @@ class BandwidthCheck(Check):
         "responsiveness": Setting(True, "Measure responsiveness (RPM) with probes on fresh connections", bool),
         "speedtest_server": Setting(0, "speedtest.net server id (0: the nearest)", int),
         "speedtest_secure": Setting(True, "Use HTTPS towards speedtest.net", bool),
-        "speedtest_seconds": Setting(6.0, "Length of each speedtest.net direction, seconds (speedtest.net's own "
+        "speedtest_seconds": Setting(8.0, "Length of each speedtest.net direction, seconds (speedtest.net's own "
                                           "configuration says 10; shorter keeps the check within its budget)", float),
     }
 

@@ -11,10 +11,10 @@ Two facts about those counters shape it:
   then jumps when the retransmission fills it. Over a deep queue a hole lasts a round trip
   or more (300 ms and up), so two counter readings can both be right and still give a rate
   13 % low when the later one falls inside a hole. So "steady" is judged on the raw readings:
-  four slices advancing evenly (±5 %), with no hole open at either end of them where the
-  kernel tells (a tick's third field: out-of-order arrivals on download, SACKed data held by
-  the receiver on upload; Linux). During a long loss recovery the count can advance evenly
-  but slowly, gated by retransmissions, so evenness alone is not enough. Where
+  four slices advancing evenly (±5 %), and no loss recovery inside them where the kernel
+  tells (a tick's third field: out-of-order arrivals on download, SACKed data held by the
+  receiver on upload; Linux). During a long recovery after the slow-start overshoot the count
+  can advance evenly but 15 % slow for a second or more, so evenness alone is not enough. Where
   the time limit comes first, the link's delivery line, which lies on or above every reading
   and touches it whenever no hole is open, is taken from the *upper concave hull* of the
   readings, which bridges the holes.
@@ -132,8 +132,8 @@ def is_steady(ticks: list[Tick], rtts: list[tuple[float, float]] | None = None) 
     if t_end - ticks[0][0] < STEADY_SLICES * slice_s:
         return False
     last = _raw_slices(ticks, t_end, slice_s, STEADY_SLICES)
-    if len(last) < STEADY_SLICES or not clean(ticks[-1]) or not clean(_at(ticks, last[0][0])):
-        return False  # a reading taken inside a hole is short by the bytes waiting behind it
+    if len(last) < STEADY_SLICES or not all(clean(tk) for tk in ticks if tk[0] > last[0][0] - 1e-9):
+        return False  # loss recovery inside the window: its readings may be short of the link
     rates = [r for _, _, r in last]
     mean = sum(rates) / len(rates)
     if mean <= 0 or max(abs(r - mean) for r in rates) > STEADY_TOLERANCE * mean:
@@ -191,7 +191,7 @@ def steady_rate(ticks: list[Tick], rtts: list[tuple[float, float]] | None = None
         while True:
             more = _raw_slices(ticks, t_end, slice_s, k + 1)
             if (not more or more[0][0] < ramp_end - 1e-9 or abs(more[0][2] - mean) > STEADY_TOLERANCE * mean
-                    or not clean(_at(ticks, more[0][0]))):
+                    or not all(clean(tk) for tk in ticks if more[0][0] - 1e-9 < tk[0] <= more[0][1] + 1e-9)):
                 break
             k += 1
         window = _raw_slices(ticks, t_end, slice_s, k)
