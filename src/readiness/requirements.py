@@ -15,6 +15,8 @@ judge (``judge.py``), which is the only place a requirement is applied. A profil
     min = 1.2                          # and/or max = …; for yes/no metrics: expect = true
     severity = "required"              # required -> FAIL, recommended -> WARN
     label = "Upload"                   # optional, defaults to the metric's description
+    service = "Microsoft Teams"        # optional: judge that service's own figure (a check that
+                                       # measures per service puts it in details.services.<name>)
     why = "…"
     fix = "…"
     source = "https://…"
@@ -45,7 +47,7 @@ SEVERITIES = ("required", "recommended")
 LANGS = ("en", "sv")
 DEFAULT_PROFILE = "video-call"
 _TOP_KEYS = {"name", "title", "description", "checks", "requirement"}
-_REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source"}
+_REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source", "service"}
 _TEXT_KEYS = {"label", "why", "fix"}
 _COMMON_SETTINGS = {"budget_s"}
 
@@ -72,6 +74,7 @@ class Requirement:
     expect: bool | None = None
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
     line: int | None = None
+    service: str | None = None
 
     @property
     def check(self) -> str:
@@ -84,7 +87,7 @@ class Requirement:
     def to_dict(self) -> dict[str, Any]:
         out = {"metric": self.metric, "severity": self.severity, "label": self.label, "why": self.why,
                "fix": self.fix, "source": self.source}
-        for key in ("min", "max", "expect"):
+        for key in ("min", "max", "expect", "service"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.translations:
@@ -281,6 +284,9 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
             raise err(at(key) if key in raw else first, f"requirement '{metric}' needs a non-empty '{key}'")
     if "label" in raw and not isinstance(raw["label"], str):
         raise err(at("label"), "'label' must be text")
+    service = raw.get("service")
+    if service is not None and (not isinstance(service, str) or not service.strip()):
+        raise err(at("service"), "'service' must name a service, e.g. service = \"Microsoft Teams\"")
     lo, hi, expect = raw.get("min"), raw.get("max"), raw.get("expect")
     if kind == "bool":
         if lo is not None or hi is not None:
@@ -307,6 +313,7 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
     return Requirement(
         metric=metric, severity=severity, why=raw["why"].strip(), fix=raw["fix"].strip(), source=raw["source"].strip(),
         label=str(raw.get("label", "")).strip(), min=lo, max=hi, expect=expect, translations=translations, line=first,
+        service=service.strip() if service else None,
     )
 
 
