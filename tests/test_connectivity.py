@@ -62,8 +62,16 @@ def test_reachable_and_blocked_services(link, services):
 
 def test_server_option_points_at_readiness_serve(link, services):
     r = link.run_checks(["connectivity"], options={"server": services})["connectivity"]
-    assert r["metrics"]["udp_media_reachable"] is True
-    assert r["details"]["services"][0]["stun"] == {f"{link.server_ip}:3480": r["details"]["services"][0]["stun"][f"{link.server_ip}:3480"]}
+    # Two facts kept apart: the own server answers over UDP; the services' relays (not
+    # reachable from this isolated namespace) do not, and the first proves nothing about them.
+    assert r["metrics"]["udp_server_reachable"] is True
+    assert r["metrics"]["udp_media_reachable"] is False and r["metrics"]["services_udp_ok_count"] == 0
+    own = r["details"]["services"][-1]
+    assert own["name"].startswith("readiness server ") and own["udp_media"] is True
+    assert list(own["stun"]) == [f"{link.server_ip}:3480"]
+    assert all(not s.get("udp_media") for s in r["details"]["services"][:-1])
+    codes = {f["code"]: f["args"] for f in r["details"]["findings"]}
+    assert codes["udp_own_server_answers"]["url"] == services and codes["udp_relays_tested"]["ok"] == 0
 
 
 def test_no_network_at_all_is_said_plainly():
