@@ -161,7 +161,8 @@ def view(result: Result, j: Judgement, lang: str = "en") -> View:
     coverage = None
     if j.coverage is not None and j.coverage.partial:
         ran = [c for c in j.coverage.needed if c in j.coverage.ran]
-        coverage = word(lang, "partial_headline", checks=", ".join(check_title(c, lang) for c in ran) or "—",
+        titles = [check_title(c, lang, result.checks[c].title if c in result.checks else "") for c in ran]
+        coverage = word(lang, "partial_headline", checks=", ".join(titles) or "—",
                         n=len(ran), total=len(j.coverage.needed))
     # Root causes: a check with requirements it could not measure
     unknown_by_check: dict[str, int] = {}
