@@ -317,3 +317,67 @@ def test_output_files_are_created_as_ordinary_files(plugin_cli, tmp_path):
     assert done.returncode == 0
     modes = {p.suffix: p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()}
     assert modes == {".json": 0o644, ".html": 0o644}  # an analyst's account can read them on a share
+
+
+# --- the fleet: the latest measurement of each check -----------------------------------------
+
+
+def _as_other_computer(path: Path, hostname: str, minutes_later: int) -> Path:
+    """A copy of a result as another computer in the same room would have written it (the host
+    name and time edited: one machine cannot run as two)."""
+    from datetime import datetime, timedelta
+    import uuid
+
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["host"]["hostname"] = hostname
+    doc["run_id"] = uuid.uuid4().hex
+    t = datetime.fromisoformat(doc["started_utc"].replace("Z", "+00:00")) + timedelta(minutes=minutes_later)
+    doc["started_utc"] = doc["finished_utc"] = t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    out = path.with_name(f"{hostname}-{path.name}")
+    out.write_text(json.dumps(doc), encoding="utf-8")
+    return out
+
+
+def test_a_later_partial_run_cannot_hide_a_failure(plugin_cli, tmp_path):
+    prof = two_areas(tmp_path)
+    room = ("--site", "Stockholm", "--room", "4.12", "--quiet")
+    full = run(plugin_cli, tmp_path, "--requirements", prof, "--set", "fixture_fast.value=12", *room, out="share")
+    assert full.returncode == 1
+    (first,) = (tmp_path / "share").glob("*.json")
+    # later, someone runs the isolated check alone there: it passes
+    later = run(plugin_cli, tmp_path, "--requirements", prof, "--check", "fixture_isolated", *room, out="later")
+    assert later.returncode == 3
+    (second,) = (tmp_path / "later").glob("*.json")
+    moved = _as_other_computer(second, "room-pc-2", 5)  # from another computer in the room, 5 min later
+    (tmp_path / "share" / moved.name).write_bytes(moved.read_bytes())
+    done = plugin_cli("aggregate", str(tmp_path / "share"), "-o", str(tmp_path / "fleet.html"),
+                      "--json", str(tmp_path / "fleet.json"), "--csv", str(tmp_path / "fleet.csv"))
+    assert done.returncode == 0, done.stderr
+    figs = json.loads((tmp_path / "fleet.json").read_text(encoding="utf-8"))
+    assert figs["counts"]["total"] == 1 and figs["counts"]["not_ready"] == 1  # still failing: fixture_fast
+    (row,) = figs["rows"]
+    assert row["verdict"] == "FAIL" and row["partial"] is False
+    first_host = json.loads(first.read_text())["host"]["hostname"]
+    assert row["checks"]["fixture_fast"]["hostname"] == first_host
+    assert row["checks"]["fixture_isolated"]["hostname"] == "room-pc-2"  # which computer each figure came from
+    assert row["oldest_utc"] < row["latest_utc"]
+    html = (tmp_path / "fleet.html").read_text(encoding="utf-8")
+    assert "room-pc-2" in html and first_host in html
+    import csv
+
+    with open(tmp_path / "fleet.csv", encoding="utf-8-sig", newline="") as fh:
+        (line,) = list(csv.DictReader(fh))
+    assert line["verdict"] == "FAIL" and line["checks_counted"] == "fixture_fast fixture_isolated"
+
+
+def test_a_room_never_fully_checked_is_partial_not_ready(plugin_cli, tmp_path):
+    room = ("--site", "Malmö", "--room", "B", "--quiet")
+    done = run(plugin_cli, tmp_path, "--requirements", two_areas(tmp_path), "--check", "fixture_fast", *room,
+               out="share")
+    assert done.returncode == 3
+    agg = plugin_cli("aggregate", str(tmp_path / "share"), "-o", str(tmp_path / "f.html"), "--json", "-")
+    figs = json.loads(agg.stdout)
+    (row,) = figs["rows"]
+    assert row["verdict"] == "PARTIAL" and row["missing_checks"] == ["fixture_isolated"]
+    assert figs["counts"]["ready"] == 0 and figs["counts"]["unknown"] == 1 and figs["counts"]["partial"] == 1
+    assert "not checked" in (tmp_path / "f.html").read_text(encoding="utf-8")
