@@ -154,7 +154,9 @@ def test_known_fleet_counts_in_csv_and_json(cli, tmp_path, fleet_dir):
     assert set(hist) == {"camera.height_px", "system.cpu_cores", "system.ram_total_gb"}  # not the yes/no metric
     assert hist["camera.height_px"]["n"] == 7 and hist["camera.height_px"]["bounds"] == [{"kind": "min", "value": 720.0, "severity": "required"}]
     assert sum(hist["system.ram_total_gb"]["counts"]) == 8
-    assert figs["trend"] is None or figs["trend"]["period"] == "day"
+    # every run read counts on its own day, superseded ones too
+    assert figs["trend"]["period"] == "day" and len(figs["trend"]["points"]) >= 3
+    assert sum(p["runs"] for p in figs["trend"]["points"]) == figs["inputs"]["results_read"] - figs["inputs"]["duplicates"]
 
     rows = read_csv(tmp_path / "fleet.csv")
     assert len(rows) == 8
