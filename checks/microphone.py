@@ -117,7 +117,7 @@ class MicrophoneCheck(Check):
                 "digital_silence": stats["digital_silence"],
                 "dominant_frequency_hz": stats["dominant_frequency_hz"],
                 "overflows": capture.overflows,
-                "charts": [{"title": "Microphone level over the recording", "y_unit": "dBFS", "x_label": "s",
+                "charts": [{"code": "microphone_level", "title": "Microphone level over the recording", "y_unit": "dBFS", "x_label": "s",
                             "points": [[round(i * 0.1, 1), v] for i, v in enumerate(series)]}],
                 "findings": findings(stats, silent),
             }
