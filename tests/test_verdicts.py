@@ -381,3 +381,37 @@ def test_a_room_never_fully_checked_is_partial_not_ready(plugin_cli, tmp_path):
     assert row["verdict"] == "PARTIAL" and row["missing_checks"] == ["fixture_isolated"]
     assert figs["counts"]["ready"] == 0 and figs["counts"]["unknown"] == 1 and figs["counts"]["partial"] == 1
     assert "not checked" in (tmp_path / "f.html").read_text(encoding="utf-8")
+
+
+# --- root causes first: the offline, device-less summary --------------------------------------
+
+
+def test_offline_device_less_summary_fits_one_screen(tmp_path):
+    """The whole default profile in a network namespace with no route out (and no sound server
+    to reach): every network check fails for one reason, the devices are missing. Each cause
+    is one line with its own advice, the requirements it leaves unknown counted under it."""
+    import shutil
+
+    import netns
+    from support import need
+
+    ok, why = netns.available()
+    need(ok, why)
+    exe = shutil.which("readiness")
+    need(exe is not None, "the readiness console script is not installed (pip install -e .)")
+    env = dict(os.environ, PULSE_SERVER="unix:/nonexistent/pulse", PYTHONIOENCODING="utf-8")
+    with netns.Link() as lk:
+        done = subprocess.run(["ip", "netns", "exec", lk.client_ns, exe, "run", "--no-open", "--no-sound",
+                               "-o", str(tmp_path)], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) <= 20, done.stdout
+    assert len(lines) == len(set(lines)), done.stdout  # nothing said twice
+    causes = [ln for ln in lines if ln.startswith("  Could not check ")]
+    assert all(c.rstrip().endswith(("requirement unknown)", "requirements unknown)")) for c in causes)
+    # one cause (no route out) behind the three network checks: one line, its unknowns summed
+    (network,) = [c for c in causes if "no internet connection" in c]
+    named = network.removeprefix("  Could not check ").split(":")[0]
+    assert sorted(named.split(", ")) == ["Bandwidth", "Connectivity", "Latency"]
+    assert network.endswith("(12 requirements unknown)")
+    assert "add light" not in done.stdout.lower()  # no advice for a failure under a check that could not measure

@@ -169,14 +169,24 @@ def view(result: Result, j: Judgement, lang: str = "en") -> View:
     for v in j.items:
         if v.status == UNKNOWN:
             unknown_by_check[v.requirement.check] = unknown_by_check.get(v.requirement.check, 0) + 1
-    causes = []
+    causes: list[Cause] = []
     for check, n in unknown_by_check.items():
         record = result.checks.get(check)
         title = check_title(check, lang, record.title if record else "")
         advice = word(lang, f"unmeasured.{check}")
         if advice == f"unmeasured.{check}":
             advice = word(lang, "unmeasured_other")
-        causes.append(Cause(check, title, _cause_text(result, check, lang), advice, n))
+        cause = _cause_text(result, check, lang)
+        same = next((c for c in causes if c.cause == cause and c.advice == advice), None)
+        if same is not None:  # one cause behind several checks (no network): one line
+            same.title, same.unknown = f"{same.title}, {title}", same.unknown + n
+            continue
+        causes.append(Cause(check, title, cause, advice, n))
+    given_advice: set[str] = set()
+    for c in causes:  # identical advice given once
+        if c.advice in given_advice:
+            c.advice = ""
+        given_advice.add(c.advice)
     # The rest: by metric, worst first
     by_metric: dict[str, list[Verdict]] = {}
     for v in j.items:
@@ -222,7 +232,8 @@ def summary_text(result: Result, j: Judgement, lang: str, paths: list[Path]) -> 
     for c in v.causes:
         out.append(f"  {word(lang, 'cannot_check')} {c.title}: {c.cause} "
                    f"({unknown_count(c.unknown, lang)})")
-        out.append(f"      → {c.advice}")
+        if c.advice:
+            out.append(f"      → {c.advice}")
     for ln in v.lines:
         status = word(lang, f"status_{ln.status}")
         out.append(f"  {status:9} {ln.label}: {ln.measured} — {word(lang, 'needs')} {ln.needs}")
