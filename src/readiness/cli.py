@@ -220,6 +220,9 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
     unknown = [c for c in only if c not in plugins.checks and c not in plugins.broken]
     if unknown:
         raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
+    if server and "@" in server:  # user:password@host, whatever the rest of the URL looks like
+        raise click.BadParameter("a user name or password in the URL would be recorded in the result and sent "
+                                 "to the server; give the server's address only", param_hint="--server")
     overrides = _parse_sets(sets, plugins)
     folder = _output_dir(output_dir)
     options = {"server": server, "microphone": microphone, "speaker": speaker, "camera": camera, "no_sound": no_sound,

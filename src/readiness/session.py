@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .netinfo import redact_secrets, redact_text
 from .judge import FAIL, PASS, UNKNOWN, WARN, Judgement, exit_code, judge
 from .plugins import Plugins
 from .requirements import Profile
@@ -91,6 +92,9 @@ def run_session(opts: RunOptions, plugins: Plugins,
 
     records = run_all(planned, opts.options, progress, done)
     records.update(missing)
+    for rec in records.values():  # no URL is recorded with its credentials or query, whatever a check put there
+        rec.details = redact_secrets(rec.details)
+        rec.error = redact_text(rec.error) if rec.error else rec.error
     result = Result(
         run_id=new_run_id(), started_utc=started, finished_utc=utc_now(), host=host_facts(),
         labels={k: v for k, v in opts.labels.items() if v}, profile=opts.profile.summary(), checks=records,
