@@ -16,10 +16,18 @@ from typing import Any, Callable
 
 from . import __version__
 from .judge import Judgement, exit_code, judge
+from .netinfo import redact_secrets, redact_text
 from .plugins import Plugins
 from .requirements import Profile
 from .result import CheckRecord, Result, new_run_id, result_stem, utc_now
 from .runner import Planned, run_all
+
+
+class WriteError(Exception):
+    """The result could not be written (and so neither file was)."""
+
+
+WRITTEN: list[Path] = []  # files this process has written, so an interrupt after them does not say "nothing"
 
 
 @dataclass
@@ -90,6 +98,9 @@ def run_session(opts: RunOptions, plugins: Plugins,
 
     records = run_all(planned, opts.options, progress, done)
     records.update(missing)
+    for rec in records.values():  # no URL is recorded with its credentials or query, whatever a check put there
+        rec.details = redact_secrets(rec.details)
+        rec.error = redact_text(rec.error) if rec.error else rec.error
     result = Result(
         run_id=new_run_id(), started_utc=started, finished_utc=utc_now(), host=host_facts(),
         labels={k: v for k, v in opts.labels.items() if v}, profile=opts.profile.summary(), checks=records,
@@ -98,10 +109,19 @@ def run_session(opts: RunOptions, plugins: Plugins,
     j = judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None)
     result.judgement = j.to_dict()
     result.coverage = j.coverage.to_dict() if j.coverage else None
-    from .render.writers import RUN_WRITERS, RunDocument, write
+    from .render.writers import RUN_WRITERS, RunDocument, render, write_all_or_none
 
     doc = RunDocument(result, j, opts.lang)
-    stem = opts.output_dir / result_stem(result)
-    json_path = write(RUN_WRITERS, "json", doc, stem.with_name(stem.name + ".json"))
-    html_path = write(RUN_WRITERS, "html", doc, stem.with_name(stem.name + ".html")) if opts.write_html else None
+    json_path = opts.output_dir / f"{result_stem(result)}.json"
+    outputs: list[tuple[Path, str | bytes]] = [(json_path, render(RUN_WRITERS, "json", doc))]
+    html_path = None
+    if opts.write_html:
+        html_path = opts.output_dir / f"{result_stem(result)}.html"
+        outputs.append((html_path, render(RUN_WRITERS, "html", doc)))
+    try:
+        write_all_or_none(outputs)  # a result never without its report: both files or neither
+    except OSError as exc:  # a full disk, a share gone away: said plainly by the CLI, not as an internal error
+        raise WriteError(f"cannot write the result to {opts.output_dir}: {exc.strerror or exc}; "
+                         "nothing was written") from exc
+    WRITTEN.extend(path for path, _ in outputs)
     return Outcome(result, j, json_path, html_path, exit_code(j))

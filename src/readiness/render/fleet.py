@@ -18,20 +18,11 @@ from urllib.parse import quote
 
 from ..fleet.collect import STATUS_RANK, Fleet, Run
 from ..requirements import Requirement
+from ..textsafe import CSV_QUOTING
+from ..textsafe import csv_cell as _csv_cell
 from .charts import histogram_svg, trend_svg
 from .format import age, format_bound, languages
 _BOOL_TEXT = {True: "true", False: "false"}
-
-
-def _csv_cell(value: Any) -> Any:
-    """Spreadsheets run text that starts with = + - @ as a formula: such text gets a leading '."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def _bound_text(req: Requirement) -> str:
@@ -72,7 +63,7 @@ def _sources_text(r: Run) -> str:
 
 def _write_rows(fh: Any, header: list[str], fleet: Fleet, metric_names: list[str], n_reqs: int) -> None:
     req_index = range(n_reqs)
-    w = csv.writer(fh)
+    w = csv.writer(fh, quoting=CSV_QUOTING)
     w.writerow([_csv_cell(h) for h in header])
     for r in fleet.runs:
         html = os.path.splitext(r.path)[0] + ".html"

@@ -15,16 +15,18 @@ from typing import Any, Callable
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """The one place outputs reach the disk (the project's atomic writer: temp file in the
-    target folder, fsync, rename), so a reader on a share never sees half a file."""
-    try:
-        from ..atomic import write_atomic as _write
-    except ImportError:  # until readiness.atomic is merged: the result module's writer
-        from ..result import write_atomic as _write_text
+    """The one place outputs reach the disk: the project's atomic writer (``readiness.atomic``:
+    temp file in the target folder, fsync, rename), so a reader on a share never sees half a file."""
+    from ..atomic import write_atomic as _write
 
-        def _write(p: Path, d: str | bytes) -> None:
-            _write_text(p, d if isinstance(d, str) else d.decode("utf-8"))
     _write(Path(path), data)
+
+
+def write_all_or_none(items: list[tuple[Path, str | bytes]]) -> None:
+    """Several outputs of one document (a result and its report): all of them or none."""
+    from ..atomic import write_all_or_none as _write_all
+
+    _write_all(items)
 
 
 @dataclass(frozen=True)
