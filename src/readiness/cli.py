@@ -219,7 +219,7 @@ def main() -> None:
 @main.command()
 @click.option("--profile", "-p", metavar="NAME", help="Shipped requirement list (see `readiness profiles`). Default: video-call.")
 @click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Your own requirement list (TOML).")
-@click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); other requirements are left out.")
+@click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); the verdict is then partial (exit 3 when no fault is found).")
 @click.option("--label", default="", help="A free label for this run, e.g. an asset tag.")
 @click.option("--site", default="", help="Site or office, e.g. Stockholm.")
 @click.option("--room", default="", help="Meeting room, e.g. 4.12.")
