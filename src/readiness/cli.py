@@ -1,7 +1,12 @@
 """The command line: ``readiness run | report | checks | profiles | devices | serve | aggregate``.
 
 Sits on top of everything else and only wires it together. Exit codes of ``run`` and
-``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error.
+``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error, 3 partial (no
+fault found in what was checked, but the profile needs checks that did not run).
+
+Output never fails on the console's encoding (a Windows code page cannot show "→" or "≥":
+such characters are replaced, the files are UTF-8 anyway), and a closed pipe (``readiness
+checks | head -1``) ends the command quietly, like any Unix tool (exit 141).
 
 Start-up must stay fast (``readiness --help`` < 0.3 s): only click is imported here at
 module level; every command imports what it needs when it runs.
@@ -17,8 +22,17 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
+from .textsafe import terminal_text
 
-EXIT_READY, EXIT_NOT_READY, EXIT_ERROR = 0, 1, 2
+from .i18n import languages
+
+EXIT_READY, EXIT_NOT_READY, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C (SIGINT), SIGTERM: 128 + the signal's number
+LANGS = list(languages())
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (a KeyboardInterrupt is the one exception the runner re-raises)."""
 
 
 class Failure(click.ClickException):
@@ -27,11 +41,35 @@ class Failure(click.ClickException):
     exit_code = EXIT_ERROR
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"readiness: {self.format_message()}", err=True)
+        click.echo(terminal_text(f"readiness: {self.format_message()}"), err=True)
 
 
 def fail(message: str) -> NoReturn:
     raise Failure(message)
+
+
+class Finite(click.ParamType):
+    """A finite number within [low, high]: click's FloatRange lets nan through (every
+    comparison with nan is false) and inf through when there is no upper bound."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number", param, ctx)
+        if not (math.isfinite(number) and self.low <= number <= self.high):
+            self.fail(f"{value} is not a number from {self.low:g} to {self.high:g}", param, ctx)
+        return number
+
+
+PORT = click.IntRange(0, 65535)
 
 
 def _plugins() -> Any:
@@ -68,11 +106,10 @@ def _output_dir(path: str | None) -> Path:
         from platformdirs import user_data_path
 
         folder = user_data_path("readiness", appauthor=False) / "results"
+    from .atomic import probe_writable
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".readiness-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(folder)
     except OSError as exc:
         fail(f"cannot write results to {folder}: {exc.strerror or exc}. Choose another folder with --output-dir.")
     return folder
@@ -107,19 +144,54 @@ class _Group(click.Group):
     """Turns an unexpected exception into one plain line and exit code 2 (READINESS_DEBUG=1 shows it)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        import signal
+
+        _tolerant_streams()
+
+        def terminated(_signum: int, _frame: Any) -> None:
+            raise Terminated()
+
+        if hasattr(signal, "SIGTERM"):
+            signal.signal(signal.SIGTERM, terminated)  # stop as Ctrl-C does: children ended, files whole or absent
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
-        except KeyboardInterrupt:
-            click.echo("readiness: interrupted; nothing was written for this run", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            session = sys.modules.get(f"{__package__}.session")
+            written = list(getattr(session, "WRITTEN", []))
+            if written:
+                click.echo(terminal_text(f"readiness: interrupted; already written: {', '.join(map(str, written))}"), err=True)
+            else:
+                click.echo("readiness: interrupted; nothing was written for this run", err=True)
+            sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - last line of defence for the user
             if os.environ.get("READINESS_DEBUG") == "1":
                 raise
             click.echo(f"readiness: internal error: {type(exc).__name__}: {exc} "
                        "(set READINESS_DEBUG=1 to see where)", err=True)
             sys.exit(EXIT_ERROR)
+
+
+def _tolerant_streams() -> None:
+    """Characters the console's encoding cannot show are replaced, never an exception."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """The reader went away (``| head -1``): stop writing, say nothing, exit as a Unix tool does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(141)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -135,7 +207,9 @@ def main() -> None:
       readiness report RESULT.json --profile meeting-room
       readiness aggregate //share/readiness -o fleet.html --csv fleet.csv
 
-    Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal error.
+    Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal
+    error, 3 partial: no fault found in what was checked, but not every check the profile
+    needs ran (--check).
     """
 
 
@@ -145,12 +219,12 @@ def main() -> None:
 @main.command()
 @click.option("--profile", "-p", metavar="NAME", help="Shipped requirement list (see `readiness profiles`). Default: video-call.")
 @click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Your own requirement list (TOML).")
-@click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); other requirements are left out.")
+@click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); the verdict is then partial (exit 3 when no fault is found).")
 @click.option("--label", default="", help="A free label for this run, e.g. an asset tag.")
 @click.option("--site", default="", help="Site or office, e.g. Stockholm.")
 @click.option("--room", default="", help="Meeting room, e.g. 4.12.")
 @click.option("--output-dir", "-o", metavar="DIR", help="Where the JSON and HTML go (default: a per-user data folder).")
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the summary.")
 @click.option("--open/--no-open", "open_report", default=None, help="Open the report in the browser (default: when run interactively).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary; the exit code tells.")
@@ -171,7 +245,7 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
 
     Writes a result (JSON) and a report (HTML) into the output folder and prints a summary.
     """
-    from .session import RunOptions, run_session
+    from .session import RunOptions, WriteError, run_session
 
     plugins = _plugins()
     _warn_plugins(plugins, quiet)
@@ -179,8 +253,13 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
     unknown = [c for c in only if c not in plugins.checks and c not in plugins.broken]
     if unknown:
         raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
+    if server and "@" in server:  # user:password@host, whatever the rest of the URL looks like
+        raise click.BadParameter("a user name or password in the URL would be recorded in the result and sent "
+                                 "to the server; give the server's address only", param_hint="--server")
     overrides = _parse_sets(sets, plugins)
     folder = _output_dir(output_dir)
+    if server:
+        server = _checked_server(server)
     options = {"server": server, "microphone": microphone, "speaker": speaker, "camera": camera, "no_sound": no_sound,
                "interactive": interactive, "keep_audio": keep_audio, "snapshot": snapshot, "output_dir": str(folder)}
     interactive_tty = sys.stdout.isatty() and sys.stdin.isatty()
@@ -188,11 +267,14 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
         open_report = interactive_tty and not as_json and not quiet
     opts = RunOptions(profile=prof, only=list(only), labels={"label": label, "site": site, "room": room},
                       options=options, overrides=overrides, output_dir=folder, lang=lang)
-    outcome = run_session(opts, plugins, progress=None if quiet else _progress_printer())
+    try:
+        outcome = run_session(opts, plugins, progress=None if quiet else _progress_printer())
+    except WriteError as exc:
+        fail(str(exc))
     if as_json:
         click.echo(outcome.result.to_json(), nl=False)
     elif not quiet:
-        click.echo(outcome.summary(lang))
+        click.echo(terminal_text(outcome.summary(lang)))
     if open_report and outcome.html_path is not None:
         import webbrowser
 
@@ -200,9 +282,19 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
     sys.exit(outcome.exit_code)
 
 
+def _checked_server(url: str) -> str:
+    """``--server``, proven to be a readiness serve before minutes of measuring (exit 2 if not)."""
+    from .serverurl import ServerError, check_server
+
+    try:
+        return check_server(url)
+    except ServerError as exc:
+        fail(str(exc))
+
+
 def _progress_printer() -> Any:
     def show(check: str, message: str) -> None:
-        click.echo(f"  {check}: {message}", err=True)
+        click.echo(terminal_text(f"  {check}: {message}"), err=True)
 
     return show
 
@@ -215,7 +307,7 @@ def _progress_printer() -> Any:
 @click.option("--profile", "-p", metavar="NAME", help="Judge again against this shipped profile.")
 @click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Judge again against your own list.")
 @click.option("--output", "-o", "out", metavar="OUT.html", type=click.Path(dir_okay=False), help="Where to write the report (default: beside the result).")
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the judgement as JSON on stdout.")
 @click.option("--open/--no-open", "open_report", default=False, help="Open the report in the browser.")
 def report(result_file: str, profile: str | None, requirements: str | None, out: str | None, lang: str,
@@ -228,37 +320,66 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
     import json
 
     from .judge import Judgement, exit_code, judge
-    from .report import render_report
-    from .result import ResultError, read_result, write_atomic
+    from .render.report import summary_text
+    from .render.writers import RUN_WRITERS, RunDocument, render, write_atomic
+    from .result import ResultError, read_result
 
     try:
         result = read_result(result_file)
     except ResultError as exc:
         fail(str(exc))
-    if profile or requirements:
-        plugins = _plugins()
-        prof = _profile(profile, requirements, plugins)
-        judgement = judge(result, prof, only_checks=set(result.checks))
-    elif result.judgement:
-        judgement = Judgement.from_dict(result.judgement)
-    else:
-        fail(f"{result_file}: holds no judgement; give --profile or --requirements")
     target = Path(out) if out else Path(result_file).with_suffix(".html")
+    _refuse_overwriting_inputs([(target, "--output" if out else "the report")], [result_file, requirements])
     try:
-        write_atomic(target, render_report(result, judgement, lang))
+        if profile or requirements:
+            plugins = _plugins()
+            prof = _profile(profile, requirements, plugins)
+            judgement = judge(result, prof, only_checks=set(result.checks))
+        elif result.judgement:
+            judgement = Judgement.from_dict(result.judgement)
+        else:
+            fail(f"{result_file}: holds no judgement; give --profile or --requirements")
+        html = render(RUN_WRITERS, "html", RunDocument(result, judgement, lang))
+    except (click.ClickException, click.exceptions.Exit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a document that passed the schema and still breaks: name it
+        if os.environ.get("READINESS_DEBUG") == "1":
+            raise
+        fail(f"{result_file}: cannot be reported ({type(exc).__name__}: {exc})")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, html)
     except OSError as exc:
         fail(f"cannot write {target}: {exc.strerror or exc}")
     if as_json:
         click.echo(json.dumps(judgement.to_dict(), indent=2, ensure_ascii=False))
     else:
-        from .session import summary_text
-
-        click.echo(summary_text(result, judgement, lang, json_path=None, html_path=target))
+        click.echo(terminal_text(summary_text(result, judgement, lang, [target])))
     if open_report:
         import webbrowser
 
         webbrowser.open(target.resolve().as_uri())
     sys.exit(exit_code(judgement))
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _refuse_overwriting_inputs(outputs: list[tuple[Path, str]], inputs: list[Any]) -> None:
+    """No output may replace an input of the same command, nor another output."""
+    given = [i for i in inputs if i]
+    for n, (target, what) in enumerate(outputs):
+        for source in given:
+            if _same_file(target, source):
+                fail(f"{what} {target} is an input of this command ({source}); it would be replaced. "
+                     "Choose another file.")
+        for other, other_what in outputs[:n]:
+            if _same_file(target, other):
+                fail(f"{what} and {other_what} are the same file ({target}); choose two files.")
 
 
 # --- listings -------------------------------------------------------------------------------
@@ -323,7 +444,7 @@ def list_profiles(as_json: bool, show: str | None) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable inventory.")
-@click.option("--timeout", default=15.0, show_default=True, help="Seconds before device enumeration is given up.")
+@click.option("--timeout", type=Finite(0.1, 3600), default=15.0, show_default=True, help="Seconds before device enumeration is given up.")
 def devices(as_json: bool, timeout: float) -> None:
     """List microphones, speakers and cameras, and which are the defaults."""
     import json
@@ -338,12 +459,15 @@ def devices(as_json: bool, timeout: float) -> None:
 
 @main.command()
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--http-port", default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
-@click.option("--stun-port", default=3478, show_default=True, help="UDP port of the STUN responder.")
-@click.option("--max-mb", type=click.FloatRange(0.001), default=256.0, show_default=True, help="Largest transfer per request, MB.")
-@click.option("--max-transfers", type=click.IntRange(1), default=16, show_default=True, help="Transfers served at once.")
-@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, help="Drop a connection silent this long, seconds.")
-def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, timeout: float) -> None:
+@click.option("--http-port", type=PORT, default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
+@click.option("--stun-port", type=PORT, default=3478, show_default=True, help="UDP port of the STUN responder.")
+@click.option("--max-mb", type=Finite(0.001, 1e6), default=256.0, show_default=True, help="Largest transfer per request, MB.")
+@click.option("--max-transfers", type=click.IntRange(1, 10000), default=16, show_default=True, help="Transfers served at once (one client gets at most half).")
+@click.option("--max-connections", type=click.IntRange(1, 100000), default=256, show_default=True, help="Open connections at once (one client gets at most an eighth).")
+@click.option("--timeout", type=Finite(0.1, 3600), default=10.0, show_default=True, help="Drop a connection silent this long, or whose request headers take longer, seconds.")
+@click.option("--max-seconds", type=Finite(0.1, 86400), default=30.0, show_default=True, help="Longest a single request may run, seconds.")
+def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, max_connections: int,
+          timeout: float, max_seconds: float) -> None:
     """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -354,7 +478,8 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
     sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),
-                        max_transfers=max_transfers, idle_timeout_s=timeout))
+                        max_transfers=max_transfers, max_connections=max_connections, idle_timeout_s=timeout,
+                        max_request_s=max_seconds))
 
 
 @main.command()
@@ -365,21 +490,24 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
 @click.option("--profile", "-p", metavar="NAME", help="Judge every result again against this shipped profile.")
 @click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Judge every result again against your own list.")
 @click.option("--all-runs", is_flag=True, help="Keep every run, not only the latest per computer or room.")
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--max-rows", default=500, show_default=True, type=click.IntRange(min=0), help="Rows of the per-computer table in the HTML (the CSV has all).")
 def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path: str | None, profile: str | None,
               requirements: str | None, all_runs: bool, lang: str, max_rows: int) -> None:
     """One fleet report from many results; folders are searched for *.json recursively.
 
-    By default the latest run per computer (or per room, when a room label is set) counts, as
-    judged when it ran; --profile/--requirements judge every result again. Files that are not
+    By default each computer (or room, when a room label is set) counts with the latest
+    measurement of each check, as judged when it ran, so a later partial run (--check system)
+    cannot hide an earlier failure; --profile/--requirements judge every result again. Files that are not
     readable results are skipped and listed, in the report and here. Exit code 0 when the
-    report was written.
+    report was written from at least one result; 2 when no readable result was found (a
+    missing or empty folder): the report is still written and says so. Missing folders in
+    -o/--csv/--json are created.
     """
     import json
 
-    from .fleet import collect, figures, render_html, write_csv
-    from .result import write_atomic
+    from .fleet import collect, figures
+    from .render.writers import FLEET_WRITERS, FleetDocument, write
 
     prof = None
     if profile or requirements:
@@ -387,32 +515,45 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
         _warn_plugins(plugins)
         prof = _profile(profile, requirements, plugins)
 
+    outputs = [(Path(out), "--output")] + ([(Path(csv_path), "--csv")] if csv_path else []) \
+        + ([(Path(json_path), "--json")] if json_path and json_path != "-" else [])
+    folders = [p for p in paths if os.path.isdir(p)]
+    _refuse_overwriting_inputs(outputs, [*(p for p in paths if p not in folders), requirements])
+    for target, what in outputs:
+        if target.suffix.lower() == ".json" and target.exists():
+            inside = [f for f in folders if Path(os.path.realpath(target)).is_relative_to(os.path.realpath(f))]
+            if inside:
+                fail(f"{what} {target} is in {inside[0]}, whose results are the input; it would be replaced. "
+                     "Choose another file.")
+
     def show_skip(s: Any) -> None:
-        click.echo(f"skipped: {s.path}: {s.reason}", err=True)
+        click.echo(terminal_text(f"skipped: {s.path}: {s.reason}"), err=True)
 
     fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
     figs = figures(fleet, lang)
     to_stdout = json_path == "-"
-    targets: list[tuple[Path, Any]] = [(Path(out), lambda p: write_atomic(p, render_html(fleet, figs, p, lang, max_rows)))]
+    doc = FleetDocument(fleet, figs, lang, Path(out), max_rows)
+    targets = [("html", Path(out))]
     if csv_path:
-        targets.append((Path(csv_path), lambda p: write_csv(fleet, p)))
+        targets.append(("csv", Path(csv_path)))
     if json_path and not to_stdout:
-        targets.append((Path(json_path), lambda p: write_atomic(p, json.dumps(figs, indent=2, ensure_ascii=False) + "\n")))
-    for target, write in targets:
+        targets.append(("json", Path(json_path)))
+    for name, target in targets:
         try:
-            write(target)
+            target.parent.mkdir(parents=True, exist_ok=True)  # as `run` creates its folder
+            write(FLEET_WRITERS, name, doc, target)
         except OSError as exc:
             fail(f"cannot write {target}: {exc.strerror or exc}")
     c = figs["counts"]
     click.echo(f"Read {fleet.results_read} result files, skipped {len(fleet.skipped)} files; "
                f"{c['total']} {'runs' if all_runs else 'computers/rooms'}: {c['ready']} ready, "
-               f"{c['not_ready']} not ready, {c['unknown']} unknown.", err=to_stdout)
-    if not fleet.runs:
-        click.echo("warning: no readable results were found", err=True)
-    for target, _ in targets:
+               f"{c['not_ready']} not ready, {c['unknown']} unknown or partial.", err=to_stdout)
+    for _, target in targets:
         click.echo(f"Wrote {target}", err=to_stdout)
     if to_stdout:
         click.echo(json.dumps(figs, indent=2, ensure_ascii=False))
+    if not fleet.runs:
+        fail("no readable results were found in " + ", ".join(paths) + " (the report says so; nothing to aggregate)")
 
 
 def entry() -> None:  # pragma: no cover - exercised through the console script
