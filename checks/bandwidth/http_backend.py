@@ -415,6 +415,12 @@ def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
                                                                 r["t_steady_start"], r["t_load_end"])
         details[direction] = entry
     loaded.add_loaded_facts(metrics, details)
+    # the figure's spread within this run: its steady window's slices (one loaded round trip each)
+    spread = {metric: estimator.spread(details[d].get("slice_mbps", []))
+              for d, metric in (("down", "download_mbps"), ("up", "upload_mbps")) if metric in metrics}
+    spread = {k: v for k, v in spread.items() if v}
+    if spread:
+        details["spread"] = spread
     details["responsiveness_method"] = "draft-ietf-ippm-responsiveness, see checks/bandwidth/responsiveness.py"
     if "download_mbps" not in metrics and "upload_mbps" not in metrics:
         errs = details["down"]["errors"] + details["up"]["errors"]
