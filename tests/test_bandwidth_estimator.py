@@ -82,6 +82,16 @@ def test_an_even_but_slow_recovery_is_not_steady_where_the_kernel_shows_the_hole
     assert not est.steady
 
 
+def test_holes_reopening_every_round_trip_are_a_recovery_not_a_steady_state():
+    """Seen over a 300 ms queue: the count advanced evenly at 85 % while a hole reopened for
+    100 ms of every 250 ms; both ends of the window were clean."""
+    ticks = [(round(i * TICK, 6), int(0.85 * RATE * i * TICK), i % 5 in (1, 2)) for i in range(41)]
+    assert not estimator.is_steady(ticks)
+    # the odd one-reading hole of a shallow queue is no recovery
+    ticks = [(round(i * TICK, 6), int(RATE * i * TICK), i == 17) for i in range(41)]
+    assert estimator.is_steady(ticks)
+
+
 def test_a_window_never_starts_or_ends_inside_a_hole():
     ticks = counter(3.0, holes=((1.0, 0.3),), flags=True)
     est = estimator.steady_rate(ticks)

@@ -4,12 +4,11 @@ pointing the microphone at another sink's monitor makes it deaf."""
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 
 import pytest
 
-from pulse import pulse, run_on_a_terminal  # noqa: F401 - fixture
+from pulse import noise_into, pulse, room_sink, run_on_a_terminal  # noqa: F401 - fixture
 from readiness.check import CheckContext, CheckError
 from readiness.checks.speakers import SpeakersCheck
 
@@ -181,45 +180,6 @@ def test_loopback_with_devices_chosen_by_sound_server_name(pulse):
 
 need_visqol = pytest.mark.skipif(__import__("importlib").util.find_spec("visqol") is None,
                                  reason="visqol-python is not installed (pip install -e '.[test]')")
-
-
-@contextlib.contextmanager
-def room_sink(pulse, name: str, rate: int = 48000):
-    """A fresh null sink as the room (with a low-latency client, as on a desktop)."""
-    import subprocess
-
-    index = pulse.pactl("load-module", "module-null-sink", f"sink_name={name}", f"rate={rate}",
-                        "format=s16le").stdout.strip()
-    keeper = subprocess.Popen(["pacat", "--playback", "--latency-msec=10", "--raw", "-d", name, "/dev/zero"],
-                              env=pulse._child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pulse.route(source=f"{name}.monitor", sink=name)
-    try:
-        yield name
-    finally:
-        keeper.kill()
-        keeper.wait(5)
-        pulse.route(source="spk.monitor", sink="spk")
-        pulse.pactl("unload-module", index, check=False)
-
-
-@contextlib.contextmanager
-def noise_into(pulse, sink: str, rms_dbfs: float, tmp_path):
-    """White noise at ``rms_dbfs`` played into ``sink`` for as long as the block runs."""
-    import subprocess
-
-    import numpy as np
-
-    noise = np.random.default_rng(7).normal(size=48000 * 40) * 10 ** (rms_dbfs / 20)
-    path = tmp_path / f"noise{rms_dbfs:g}.raw"
-    path.write_bytes(noise.astype("<f4").tobytes())
-    p = subprocess.Popen(["pacat", "--playback", "-d", sink, "--raw", "--format=float32le", "--rate=48000",
-                          "--channels=1", str(path)], env=pulse._child_env(),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        p.kill()
-        p.wait(5)
 
 
 def speech_score(**settings) -> float:

@@ -11,10 +11,11 @@ Two facts about those counters shape it:
   then jumps when the retransmission fills it. Over a deep queue a hole lasts a round trip
   or more (300 ms and up), so two counter readings can both be right and still give a rate
   13 % low when the later one falls inside a hole. So "steady" is judged on the raw readings:
-  four slices advancing evenly (±5 %), and no loss recovery inside them where the kernel
-  tells (a tick's third field: out-of-order arrivals on download, SACKed data held by the
-  receiver on upload; Linux). During a long recovery after the slow-start overshoot the count
-  can advance evenly but 15 % slow for a second or more, so evenness alone is not enough. Where
+  four slices advancing evenly (±5 %), no hole open at either end, and no loss recovery
+  (a hole open over 200 ms, or holes open at over 15 % of the readings) inside, where the kernel tells (a tick's third field: out-of-order
+  arrivals on download, SACKed data held by the receiver on upload; Linux). During a long
+  recovery after the slow-start overshoot the count can advance evenly but 15 % slow for a
+  second or more, so evenness alone is not enough. Where
   the time limit comes first, the link's delivery line, which lies on or above every reading
   and touches it whenever no hole is open, is taken from the *upper concave hull* of the
   readings, which bridges the holes.
@@ -37,6 +38,8 @@ STEADY_TOLERANCE = 0.05  # each slice within ±5 % of the slices' mean
 RAMP_SHARE = 0.85  # the ramp ends at the first slice carrying 85 % of the steady rate
 QUEUE_GROWTH_S = 0.010  # RTT growth per slice still counted as a settled queue: 10 ms ...
 QUEUE_GROWTH_SHARE = 0.10  # ... or 10 % of the RTT, whichever is larger
+MAX_HOLE_S = 0.2  # a hole open longer than this inside a window is a loss recovery, not noise
+MAX_HOLE_SHARE = 0.15  # ... and so are holes open at more than this share of its readings
 
 Tick = tuple  # (seconds, cumulative bytes) or (seconds, cumulative bytes, hole open: bool | None)
 
@@ -107,6 +110,30 @@ def clean(tick: Tick) -> bool:
     return len(tick) < 3 or not tick[2]
 
 
+def _no_long_recovery(ticks: list[Tick], t_from: float, t_to: float) -> bool:
+    """No hole open at either end of [t_from, t_to]; inside, none open over MAX_HOLE_S and
+    holes open at no more than MAX_HOLE_SHARE of the readings.
+
+    The ends matter for the count. Inside, a loss recovery gated by retransmissions shows as
+    a long hole, or as holes that reopen every round trip (seen over a 300 ms queue: 100 ms
+    of every 250 for over a second, while the count advanced evenly at 85 %); the odd short
+    hole of a shallow queue (about one loaded round trip) costs nothing."""
+    inside = [tk for tk in ticks if t_from - 1e-9 <= tk[0] <= t_to + 1e-9]
+    if not inside or not clean(inside[0]) or not clean(inside[-1]):
+        return False
+    if sum(1 for tk in inside if not clean(tk)) > MAX_HOLE_SHARE * len(inside):
+        return False
+    run_start = None
+    for tk in inside:
+        if clean(tk):
+            run_start = None
+        elif run_start is None:
+            run_start = tk[0]
+        elif tk[0] - run_start > MAX_HOLE_S:
+            return False
+    return True
+
+
 def _raw_slices(ticks: list[Tick], t_end: float, slice_s: float, count: int) -> list[tuple[float, float, float]]:
     """The last ``count`` slices as (start, end, bytes/s) from the raw counter readings."""
     out = []
@@ -132,8 +159,8 @@ def is_steady(ticks: list[Tick], rtts: list[tuple[float, float]] | None = None) 
     if t_end - ticks[0][0] < STEADY_SLICES * slice_s:
         return False
     last = _raw_slices(ticks, t_end, slice_s, STEADY_SLICES)
-    if len(last) < STEADY_SLICES or not all(clean(tk) for tk in ticks if tk[0] > last[0][0] - 1e-9):
-        return False  # loss recovery inside the window: its readings may be short of the link
+    if len(last) < STEADY_SLICES or not _no_long_recovery(ticks, last[0][0], t_end):
+        return False  # a reading inside a hole, or a loss recovery: short of the link
     rates = [r for _, _, r in last]
     mean = sum(rates) / len(rates)
     if mean <= 0 or max(abs(r - mean) for r in rates) > STEADY_TOLERANCE * mean:
@@ -191,7 +218,7 @@ def steady_rate(ticks: list[Tick], rtts: list[tuple[float, float]] | None = None
         while True:
             more = _raw_slices(ticks, t_end, slice_s, k + 1)
             if (not more or more[0][0] < ramp_end - 1e-9 or abs(more[0][2] - mean) > STEADY_TOLERANCE * mean
-                    or not all(clean(tk) for tk in ticks if more[0][0] - 1e-9 < tk[0] <= more[0][1] + 1e-9)):
+                    or not _no_long_recovery(ticks, more[0][0], t_end)):
                 break
             k += 1
         window = _raw_slices(ticks, t_end, slice_s, k)
