@@ -42,9 +42,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .check import Check
+from .i18n import languages
 
 SEVERITIES = ("required", "recommended")
-LANGS = ("en", "sv")
+LANGS = languages()  # one list, derived from the catalogs: a requirement may carry a table per language
 DEFAULT_PROFILE = "video-call"
 _TOP_KEYS = {"name", "title", "description", "checks", "requirement"}
 _REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source"}
