@@ -544,12 +544,14 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
             write(FLEET_WRITERS, name, doc, target)
         except OSError as exc:
             fail(f"cannot write {target}: {exc.strerror or exc}")
+    from .render.format import word
+
     c = figs["counts"]
-    click.echo(f"Read {fleet.results_read} result files, skipped {len(fleet.skipped)} files; "
-               f"{c['total']} {'runs' if all_runs else 'computers/rooms'}: {c['ready']} ready, "
-               f"{c['not_ready']} not ready, {c['unknown']} unknown or partial.", err=to_stdout)
+    click.echo(terminal_text(word(lang, "aggregate_done_runs" if all_runs else "aggregate_done", files=fleet.results_read,
+                                  skipped=len(fleet.skipped), total=c["total"], ready=c["ready"],
+                                  not_ready=c["not_ready"], unknown=c["unknown"])), err=to_stdout)
     for _, target in targets:
-        click.echo(f"Wrote {target}", err=to_stdout)
+        click.echo(terminal_text(word(lang, "wrote", path=str(target))), err=to_stdout)
     if to_stdout:
         click.echo(json.dumps(figs, indent=2, ensure_ascii=False))
     if not fleet.runs:

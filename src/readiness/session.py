@@ -91,12 +91,19 @@ def run_session(opts: RunOptions, plugins: Plugins,
     planned, missing = plan(opts, plugins)
     started = utc_now()
 
+    from .render.format import word
+
+    def say(check: str, message: str) -> None:  # the runner's own word in the run's language
+        if progress is not None:
+            progress(check, word(opts.lang, "progress_started") if message == "started" else message)
+
     def done(rec: CheckRecord) -> None:
         if progress is not None:
             tail = f" — {rec.error}" if rec.error else ""
-            progress(rec.name, f"{rec.status} ({rec.duration_s:.1f} s){tail}")
+            progress(rec.name, word(opts.lang, "progress_done", status=word(opts.lang, f"check_status_{rec.status}"),
+                                    seconds=round(rec.duration_s, 1)) + tail)
 
-    records = run_all(planned, opts.options, progress, done)
+    records = run_all(planned, opts.options, say if progress is not None else None, done)
     records.update(missing)
     for rec in records.values():  # no URL is recorded with its credentials or query, whatever a check put there
         rec.details = redact_secrets(rec.details)
