@@ -153,10 +153,12 @@ def _cause_text(result: Result, check: str, lang: str) -> str:
     record = result.checks.get(check)
     if record is None:
         return word(lang, "cause_did_not_run")
+    facts = finding_texts(record.details, lang)
     if record.status != "ok":
+        if record.status == "error" and facts:  # a failure the check gave as a fact: in the reader's words
+            return facts[0]
         key = {"timeout": "cause_timeout", "skipped": "cause_skipped"}.get(record.status, "cause_error")
         return word(lang, key, error=(record.error or "").strip().rstrip("."))
-    facts = finding_texts(record.details, lang)
     return facts[0] if facts else word(lang, "cause_no_figures")
 
 
