@@ -461,12 +461,17 @@ def meter(level_dbfs: float, width: int = 30) -> str:
 
 
 def write_wav(path: str, samples: np.ndarray, rate: int) -> None:
-    """16-bit mono WAV (only with --keep-audio)."""
+    """16-bit mono WAV (only with --keep-audio), through the one atomic writer."""
+    import io
     import wave
 
+    from .atomic import write_atomic
+
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(path, "wb") as out:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(int(rate))
         out.writeframes(pcm.tobytes())
+    write_atomic(path, buf.getvalue())
