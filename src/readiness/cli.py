@@ -1,7 +1,8 @@
 """The command line: ``readiness run | report | checks | profiles | devices | serve | aggregate``.
 
 Sits on top of everything else and only wires it together. Exit codes of ``run`` and
-``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error.
+``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error; 130 Ctrl-C,
+143 SIGTERM (handled as Ctrl-C).
 
 Start-up must stay fast (``readiness --help`` < 0.3 s): only click is imported here at
 module level; every command imports what it needs when it runs.
@@ -176,7 +177,8 @@ def main() -> None:
       readiness report RESULT.json --profile meeting-room
       readiness aggregate //share/readiness -o fleet.html --csv fleet.csv
 
-    Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal error.
+    Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal error;
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
     """
 
 
