@@ -177,22 +177,35 @@ def _where(path: list[Any]) -> str:
 def _bounded(data: Any, origin: str) -> None:
     """Nesting at most MAX_DEPTH; a non-finite number (NaN, Infinity, 1e400) in a measured value
     becomes null (not measured, so UNKNOWN when judged); anywhere else it refuses the document.
-    Iterative, so no document can exhaust the stack."""
-    stack: list[tuple[Any, list[Any]]] = [(data, [])]
+    Iterative, so no document can exhaust the stack; paths are followed only when a non-finite
+    number was seen (rare), so the common case costs one plain walk."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    nonfinite = False
     while stack:
-        node, path = stack.pop()
-        if len(path) > MAX_DEPTH:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
             raise ResultError(f"{origin}: nested more than {MAX_DEPTH} levels deep; not a result")
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for key, value in items:
-            if isinstance(value, float) and not math.isfinite(value):
-                where = path + [key]
-                if path[:1] == ["checks"] and len(path) >= 3 and path[2] == "details" or _measured(where):
-                    node[key] = None
-                    continue
-                raise ResultError(f"{origin}: {_where(where)} is {value}, not a finite number")
-            if isinstance(value, (dict, list)):
-                stack.append((value, path + [key]))
+        for value in node.values() if type(node) is dict else node:
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append((value, depth + 1))
+            elif kind is float and not math.isfinite(value):
+                nonfinite = True
+    if nonfinite:
+        _replace_nonfinite(data, [], origin)
+
+
+def _replace_nonfinite(node: Any, path: list[Any], origin: str) -> None:
+    items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+    for key, value in items:
+        where = path + [key]
+        if isinstance(value, float) and not math.isfinite(value):
+            if where[:1] == ["checks"] and len(where) > 3 and where[2] == "details" or _measured(where):
+                node[key] = None
+                continue
+            raise ResultError(f"{origin}: {_where(where)} is {value}, not a finite number")
+        if isinstance(value, (dict, list)):
+            _replace_nonfinite(value, where, origin)  # depth already bounded by the walk above
 
 
 def _measured(path: list[Any]) -> bool:
