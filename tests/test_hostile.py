@@ -163,6 +163,12 @@ def test_report_refuses_pipes_devices_and_oversized_files_without_waiting(cli, t
         assert time.monotonic() - start < 20
         assert r.returncode == 2 and r.stderr.startswith(f"readiness: {path}: ") and reason in r.stderr, r.stderr
     assert not (tmp_path / "out.html").exists()
+    prof_cases = [(fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file")]
+    for path, reason in prof_cases:  # a requirement list is a file from elsewhere too
+        start = time.monotonic()
+        r = cli("report", str(put(tmp_path / "r.json", make_result())), "-r", str(path), timeout=30)
+        assert time.monotonic() - start < 20
+        assert r.returncode == 2 and r.stderr.startswith(f"readiness: {path}: ") and reason in r.stderr, r.stderr
 
 
 # --- numbers that are not numbers ------------------------------------------------------------

@@ -52,6 +52,7 @@ _TEXT_KEYS = {"label", "why", "fix"}
 _COMMON_SETTINGS = {"budget_s"}
 MAX_BOUND = 1e15  # the result schema's bound on judged numbers: a bound must fit in a stored judgement
 MAX_BUDGET_S = 86400.0
+MAX_PROFILE_BYTES = 8 * 1024 * 1024  # some 40 000 requirements; a pipe or /dev/zero is refused, not read
 _REQ_HEADER = re.compile(r"\s*\[\[\s*requirement\s*\]\]")
 _SUB_TABLE = re.compile(r"\s*\[\s*requirement\.")
 _ANY_HEADER = re.compile(r"\s*\[\[?[^\]]")
@@ -346,11 +347,15 @@ def load_profile(name: str | None = None, path: str | Path | None = None, *, che
                  broken: dict[str, str] | None = None) -> Profile:
     """A shipped profile by name, or the user's own file; raises ProfileError."""
     if path is not None:
+        from .atomic import NotAFile, read_regular
+
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
+            text = read_regular(p, MAX_PROFILE_BYTES).decode("utf-8")
         except FileNotFoundError:
             raise ProfileError(str(p), None, "no such file") from None
+        except NotAFile as exc:
+            raise ProfileError(str(p), None, str(exc)) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(str(p), None, f"cannot read it ({exc})") from None
         return parse_profile(text, str(p), checks, broken)

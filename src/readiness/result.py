@@ -26,14 +26,13 @@ import math
 import os
 import re
 import socket
-import stat
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_atomic
+from .atomic import NotAFile, read_regular, write_atomic
 
 SCHEMA_VERSION = 1
 KIND = "readiness-result"
@@ -264,24 +263,11 @@ def read_result(path: str | os.PathLike[str]) -> Result:
     """
     p = os.fspath(path)
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        raw = read_regular(p, MAX_RESULT_BYTES)
+    except NotAFile as exc:
+        raise ResultError(f"{p}: {exc}") from None
     except OSError as exc:
         raise ResultError(f"{p}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise ResultError(f"{p}: is a folder, not a result file")
-        if not stat.S_ISREG(st.st_mode):
-            raise ResultError(f"{p}: not a regular file (a pipe, device or socket); not read")
-        if st.st_size > MAX_RESULT_BYTES:
-            raise ResultError(f"{p}: too large to be a result ({st.st_size / 1048576:.1f} MB; "
-                              f"a result is at most {MAX_RESULT_BYTES // 1048576} MB)")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            raw = fh.read(MAX_RESULT_BYTES + 1)
-    except OSError as exc:
-        raise ResultError(f"{p}: cannot read it ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
     return load_result_bytes(raw, p)
 
 
