@@ -499,3 +499,16 @@ def test_a_copy_of_a_good_result_still_reads(tmp_path):
                                           "nan": None}
     res = read_result(put(tmp_path / "ok.json", doc))
     assert res.checks["system"].value("cpu_cores") == 8
+
+
+def test_a_speed_test_url_with_credentials_never_reaches_a_header_or_the_result(cli, tmp_path):
+    from readiness.checks._netcommon import HttpUrl
+
+    u = HttpUrl("http://user:p@ss@127.0.0.1:9/base?token=secret", "bad url")
+    assert (u.hostheader, u.url) == ("127.0.0.1:9", "http://127.0.0.1:9/base")
+    r = cli("run", "-c", "bandwidth", "--set", 'bandwidth.url="http://user:secret@127.0.0.1:9/?token=secret"',
+            "-o", str(tmp_path), "--quiet", "--no-open", timeout=120)
+    files = list(tmp_path.glob("readiness-*"))
+    assert r.returncode != 2 and len(files) == 2, r.stderr
+    for f in files:
+        assert "secret" not in f.read_text(encoding="utf-8"), f

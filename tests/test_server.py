@@ -332,3 +332,17 @@ def test_a_route_added_by_another_feature_gets_a_bounded_body(tmp_path):
     finally:
         code, err = _stop(p)
     assert code == 0 and "GET /broken failed: RuntimeError('a bug in a handler')" in err and "Traceback" not in err
+
+
+def test_oversized_request_headers_are_cut_off(server):
+    _, port, _ = server
+    head = b"GET /__down?bytes=1 HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-Pad-%d: %s\r\n" % (i, b"a" * 4000) for i in range(60)) + b"\r\n"  # 240 kB: 60 lines, each allowed alone
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        try:
+            s.sendall(head)
+            got = s.recv(100)
+        except ConnectionError:
+            got = b""
+    assert not got.startswith(b"HTTP/1.1 200"), got
+    assert _get(port, "/__down?bytes=10")[0] == 200

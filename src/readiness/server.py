@@ -49,6 +49,7 @@ DEFAULT_LIMITS: dict[str, float] = {
     "max_request_s": 30.0,  # no single request (body read, handler, response) runs longer
     "max_connections": 256,  # open connections at once (a client address gets at most an eighth)
 }
+MAX_HEADER_BYTES = 128 * 1024  # request line + headers (the stdlib allows 100 lines of 64 kB each)
 DEFAULT_MAX_BODY = 1_000_000  # a route's request body limit unless it says otherwise
 _CHUNK = memoryview(bytes(256 * 1024))
 _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
@@ -422,6 +423,7 @@ class _DeadlineSocket(io.RawIOBase):
         super().__init__()
         self.sock, self.idle_s = sock, idle_s
         self.deadline = math.inf
+        self.header_left: int | None = None  # bytes a request's headers may still take, while they are read
 
     def readable(self) -> bool:
         return True
@@ -430,8 +432,13 @@ class _DeadlineSocket(io.RawIOBase):
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("deadline passed")
+        if self.header_left is not None and self.header_left <= 0:
+            raise ConnectionAbortedError("request headers too large")
         self.sock.settimeout(min(self.idle_s, left))
-        return self.sock.recv_into(buf)
+        n = self.sock.recv_into(buf)
+        if self.header_left is not None:
+            self.header_left -= n
+        return n
 
 
 class _Writer(io.RawIOBase):
@@ -471,8 +478,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.close()
 
     def handle_one_request(self) -> None:
-        # the request line and headers must all arrive within the idle timeout
+        # the request line and headers must all arrive within the idle timeout, and be of a sane size
         self._raw.deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
+        self._raw.header_left = MAX_HEADER_BYTES
         super().handle_one_request()  # a TimeoutError there is logged through log_error and closes
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
@@ -532,6 +540,11 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if streamed and hasattr(body, "close"):
                 body.close()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self._raw.header_left = None  # the headers are in; what follows is a body, bounded by its route
+        return ok
 
     def _frame(self) -> int | None:
         """The body's length by RFC 9112 section 6, or None after refusing the request."""
