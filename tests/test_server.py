@@ -185,7 +185,7 @@ def test_slow_uploads_are_cut_at_the_cap_and_cannot_take_every_transfer_slot():
     p, port, _ = _serve("--max-transfers", "4", "--timeout", "1.5", "--max-seconds", "3")
     try:
         slow = []
-        for _ in range(6):  # more than all the slots, one byte every half second: never idle long enough
+        for _ in range(6):  # more than all the slots, 2 kB every half second: never idle, never too slow
             s = _attacker(port)
             s.sendall(b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
             slow.append(s)
@@ -195,7 +195,7 @@ def test_slow_uploads_are_cut_at_the_cap_and_cannot_take_every_transfer_slot():
             while time.monotonic() - started < 8:
                 for s in slow:
                     try:
-                        s.send(b"x")
+                        s.send(b"x" * 2048)
                     except OSError:
                         pass
                 time.sleep(0.5)
@@ -346,3 +346,32 @@ def test_oversized_request_headers_are_cut_off(server):
             got = b""
     assert not got.startswith(b"HTTP/1.1 200"), got
     assert _get(port, "/__down?bytes=10")[0] == 200
+
+
+def test_a_trickle_from_many_addresses_is_cut_as_silence_not_held_to_the_cap():
+    """One byte every half second never lets --timeout fire; from eight addresses the per-client
+    share does not help either. Under 1 kB per --timeout is silence: all are cut within seconds."""
+    p, port, _ = _serve("--max-transfers", "8", "--timeout", "1", "--max-seconds", "60")
+    slow = []
+    try:
+        for i in range(8):
+            s = _attacker(port, f"127.0.2.{i + 1}")
+            s.sendall(b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+            slow.append(s)
+        started = time.monotonic()
+        for _ in range(12):
+            for s in slow:
+                try:
+                    s.send(b"x")
+                except OSError:
+                    pass
+            time.sleep(0.5)
+            if all(_closed_by_server(s, 0.01) is not None for s in slow):
+                break
+        assert time.monotonic() - started < 5
+        assert all(code == 200 for code in _honest_downloads(port, 0.5))
+    finally:
+        for s in slow:
+            s.close()
+        code, err = _stop(p)
+    assert code == 0 and err.count("cut: too slow") == 8, err

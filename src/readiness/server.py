@@ -50,6 +50,7 @@ DEFAULT_LIMITS: dict[str, float] = {
     "max_connections": 256,  # open connections at once (a client address gets at most an eighth)
 }
 MAX_HEADER_BYTES = 128 * 1024  # request line + headers (the stdlib allows 100 lines of 64 kB each)
+MIN_PROGRESS_BYTES = 1024  # a body must bring at least this much per idle timeout (see Body.chunks)
 DEFAULT_MAX_BODY = 1_000_000  # a route's request body limit unless it says otherwise
 _CHUNK = memoryview(bytes(256 * 1024))
 _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
@@ -95,7 +96,13 @@ class Body:
         return self.received >= self.length
 
     def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
-        """The body piece by piece as it arrives (at most ``size`` bytes each)."""
+        """The body piece by piece as it arrives (at most ``size`` bytes each).
+
+        A trickle counts as silence: less than ``MIN_PROGRESS_BYTES`` in an idle timeout's time
+        ends the read, as nothing at all would, so a byte now and then cannot hold a slot.
+        """
+        idle = self._conn.server.limits["idle_timeout_s"]
+        window_start, window_bytes = time.monotonic(), 0
         while self.received < self.length:
             cut = self._conn.cut_reason()
             if cut:
@@ -109,6 +116,12 @@ class Body:
             if not data:
                 raise BodyError("client closed")
             self.received += len(data)
+            window_bytes += len(data)
+            now = time.monotonic()
+            if now - window_start >= idle:
+                if window_bytes < MIN_PROGRESS_BYTES:
+                    raise BodyError("cut: too slow")
+                window_start, window_bytes = now, 0
             yield data
 
     def read(self) -> bytes:
