@@ -512,3 +512,18 @@ def test_a_speed_test_url_with_credentials_never_reaches_a_header_or_the_result(
     assert r.returncode != 2 and len(files) == 2, r.stderr
     for f in files:
         assert "secret" not in f.read_text(encoding="utf-8"), f
+
+
+def test_the_border_sorts_its_reasons_for_a_server_to_answer_with():
+    from readiness.result import MAX_RESULT_BYTES, ResultError, load_result_bytes, result_from_data
+
+    good = json.dumps(make_result()).encode()
+    assert load_result_bytes(good, "upload").run_id == "0" * 31 + "1"
+    cases = [(b" " * (MAX_RESULT_BYTES + 1), "too_large"), (b"{", "not_json"), (_deep(100_000).encode(), "not_json"),
+             (_bad(BAD_DOCUMENTS[2][1]).encode(), "invalid"), (b"[]", "invalid")]
+    for raw, kind in cases:
+        with pytest.raises(ResultError) as err:
+            load_result_bytes(raw, "upload from 192.0.2.7")
+        assert err.value.kind == kind and str(err.value).startswith("upload from 192.0.2.7: ")
+    with pytest.raises(ResultError):
+        result_from_data(json.loads(_deep(500)), "upload")

@@ -41,11 +41,19 @@ MAX_RESULT_BYTES = 16 * 1024 * 1024  # far above any result (a snapshot is ~100 
 MAX_DEPTH = 32  # nesting levels; a result needs about 8
 
 __all__ = ["MAX_RESULT_BYTES", "CheckRecord", "Result", "ResultError", "load_result_bytes", "read_result",
-           "write_atomic", "write_result"]
+           "result_from_data", "write_atomic", "write_result"]
 
 
 class ResultError(Exception):
-    """A file that is not a readable result; the message says why in plain words."""
+    """A document that is not a readable result; the message says why in plain words.
+
+    ``kind`` sorts the reason for a server's answer: "too_large" (413), "not_json" (400),
+    "invalid" (422: JSON, but not a result this version can read), "unreadable" (a file).
+    """
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def utc_now() -> str:
@@ -224,17 +232,25 @@ def load_result_bytes(raw: bytes, origin: str) -> Result:
     within the schema's bounds) and the whole schema, then builds the Result. Raises
     ResultError whose message starts with ``origin`` and says what is wrong in plain words.
     """
-    import fastjsonschema
-
     if len(raw) > MAX_RESULT_BYTES:
         raise ResultError(f"{origin}: too large to be a result ({len(raw) / 1048576:.1f} MB; "
-                          f"a result is at most {MAX_RESULT_BYTES // 1048576} MB)")
+                          f"a result is at most {MAX_RESULT_BYTES // 1048576} MB)", "too_large")
     try:
         data = json.loads(raw)
     except RecursionError:
-        raise ResultError(f"{origin}: nested more than {MAX_DEPTH} levels deep; not a result") from None
+        raise ResultError(f"{origin}: nested more than {MAX_DEPTH} levels deep; not a result", "not_json") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ResultError(f"{origin}: not valid JSON ({_printable(str(exc), 120)})") from None
+        raise ResultError(f"{origin}: not valid JSON ({_printable(str(exc), 120)})", "not_json") from None
+    return result_from_data(data, origin)
+
+
+def result_from_data(data: Any, origin: str) -> Result:
+    """The border for a document already parsed by ``json.loads`` (which must have been given
+    at most MAX_RESULT_BYTES, and whose RecursionError means "nested too deep"): kind, version,
+    nesting, numbers and schema, then the Result. ``data`` may be changed (non-finite measured
+    values become None)."""
+    import fastjsonschema
+
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise ResultError(f"{origin}: not a readiness result (no \"kind\": \"{KIND}\")")
     version = data.get("schema_version")
@@ -265,9 +281,9 @@ def read_result(path: str | os.PathLike[str]) -> Result:
     try:
         raw = read_regular(p, MAX_RESULT_BYTES)
     except NotAFile as exc:
-        raise ResultError(f"{p}: {exc}") from None
+        raise ResultError(f"{p}: {exc}", "too_large" if str(exc).startswith("too large") else "unreadable") from None
     except OSError as exc:
-        raise ResultError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+        raise ResultError(f"{p}: cannot read it ({exc.strerror or exc})", "unreadable") from None
     return load_result_bytes(raw, p)
 
 
