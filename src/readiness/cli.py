@@ -467,20 +467,33 @@ def devices(as_json: bool, timeout: float) -> None:
 @click.option("--max-connections", type=click.IntRange(1, 100000), default=256, show_default=True, help="Open connections at once (one client gets at most an eighth).")
 @click.option("--timeout", type=Finite(0.1, 3600), default=10.0, show_default=True, help="Drop a connection silent this long, or whose request headers take longer, seconds.")
 @click.option("--max-seconds", type=Finite(0.1, 86400), default=30.0, show_default=True, help="Longest a single request may run, seconds.")
+@click.option("--tls-cert", metavar="FILE", type=click.Path(dir_okay=False), help="Serve HTTPS with this certificate (PEM, chain included).")
+@click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False), help="The certificate's private key (PEM), if not in --tls-cert.")
 def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, max_connections: int,
-          timeout: float, max_seconds: float) -> None:
+          timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None) -> None:
     """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
     UDP. Point clients at it with `readiness run --server http://HOST:PORT`. Ctrl-C stops it.
     """
     try:
-        from .server import run_server
+        from .server import run_server, tls_context
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
-    sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),
-                        max_transfers=max_transfers, max_connections=max_connections, idle_timeout_s=timeout,
-                        max_request_s=max_seconds))
+    if tls_key and not tls_cert:
+        raise click.BadParameter("give the certificate too", param_hint="--tls-cert")
+    ssl_context = None
+    if tls_cert:
+        import ssl
+
+        try:
+            ssl_context = tls_context(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            fail(f"cannot use {tls_cert}{' and ' + tls_key if tls_key else ''} for TLS: "
+                 f"{getattr(exc, 'strerror', None) or getattr(exc, 'reason', None) or exc}")
+    sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port, ssl_context=ssl_context,
+                        max_bytes=int(max_mb * 1e6), max_transfers=max_transfers, max_connections=max_connections,
+                        idle_timeout_s=timeout, max_request_s=max_seconds))
 
 
 @main.command()

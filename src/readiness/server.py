@@ -385,9 +385,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr, handler, limits: dict, stun_port: int, routes: Iterable[Route] = ()) -> None:
+    def __init__(self, addr, handler, limits: dict, stun_port: int, routes: Iterable[Route] = (),
+                 ssl_context: Any = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, handler)
+        self.ssl_context = ssl_context
         self.limits = limits
         self.stun_port = stun_port
         self.routes: list[Route] = [*routes, *BUILTIN_ROUTES]
@@ -478,10 +480,36 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.connection = self.request
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        if self.server.ssl_context is not None:
+            self.connection = self._tls_handshake(self.connection)
         self._raw = _DeadlineSocket(self.connection, self.server.limits["idle_timeout_s"])
         self.rfile = io.BufferedReader(self._raw, 64 * 1024)
         self.wfile = _Writer(self.connection)
         self._deadline = math.inf
+
+    def _tls_handshake(self, sock: socket.socket) -> socket.socket:
+        """TLS set up in this connection's thread (never in accept(), where one silent client
+        would stop the listener), within the idle timeout however the handshake trickles."""
+        import select
+        import ssl
+
+        tls = self.server.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        tls.setblocking(False)
+        deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                wait = ([tls], [])
+            except ssl.SSLWantWriteError:
+                wait = ([], [tls])
+            left = deadline - time.monotonic()
+            if left <= 0 or not any(select.select(*wait, [], left)[:2]):
+                self.server.tests.refused(self.client_address[0], "dropped: TLS handshake not done in time")
+                raise TimeoutError("TLS handshake not done in time")
+        tls.setblocking(True)
+        return tls
 
     def finish(self) -> None:
         try:
@@ -635,6 +663,17 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch  # noqa: N815
 
 
+def tls_context(cert_file: str, key_file: str | None = None) -> Any:
+    """A server-side TLS context (TLS 1.2 or newer) with this certificate chain and key;
+    raises OSError or ssl.SSLError (say which file) when they cannot be loaded."""
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
 def _check_limits(lim: dict) -> None:
     for key, value in lim.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -642,12 +681,15 @@ def _check_limits(lim: dict) -> None:
 
 
 def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
-               stun_port: int = DEFAULT_STUN_PORT, routes: Iterable[Route] = (), **limits) -> int:
+               stun_port: int = DEFAULT_STUN_PORT, routes: Iterable[Route] = (), ssl_context: Any = None,
+               **limits) -> int:
     """Serve until SIGINT/SIGTERM; returns the process exit code (0 on a clean stop).
 
     ``routes`` are served beside the built-in speed-test endpoints (first match wins, so a
-    route can also replace one). ``limits`` override :data:`DEFAULT_LIMITS`; ``None`` values
-    keep the default. Port 0 picks a free port (the "listening" line says which).
+    route can also replace one). ``ssl_context`` (an ``ssl.SSLContext`` with its certificate
+    loaded, see :func:`tls_context`) serves HTTPS instead of HTTP. ``limits`` override
+    :data:`DEFAULT_LIMITS`; ``None`` values keep the default. Port 0 picks a free port (the
+    "listening" line says which).
     """
     unknown = set(limits) - set(DEFAULT_LIMITS)
     if unknown:
@@ -662,7 +704,7 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
         log(f"cannot listen for STUN on UDP {host}:{stun_port}: {e.strerror or e}")
         return 2
     try:
-        httpd = _Server((host, http_port), _Handler, lim, responder.port, routes)
+        httpd = _Server((host, http_port), _Handler, lim, responder.port, routes, ssl_context)
     except OSError as e:
         responder.close()
         log(f"cannot listen for HTTP on {host}:{http_port}: {e.strerror or e}")
@@ -679,7 +721,8 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
     responder.start()
     port = httpd.server_address[1]
     paths = ", ".join(f"{'|'.join(r.methods())} {r.path}{'*' if r.prefix else ''}" for r in httpd.routes)
-    log(f"listening on http://{host}:{port} ({paths}), "
+    scheme = "https" if ssl_context is not None else "http"
+    log(f"listening on {scheme}://{host}:{port} ({paths}), "
         f"STUN on udp {host}:{responder.port}; max {int(lim['max_bytes'])} B per request, "
         f"{int(lim['max_transfers'])} transfers and {int(lim['max_connections'])} connections at once")
 
