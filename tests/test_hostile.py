@@ -527,3 +527,34 @@ def test_the_border_sorts_its_reasons_for_a_server_to_answer_with():
         assert err.value.kind == kind and str(err.value).startswith("upload from 192.0.2.7: ")
     with pytest.raises(ResultError):
         result_from_data(json.loads(_deep(500)), "upload")
+
+
+def test_what_a_run_writes_the_border_always_reads(cli, tmp_path):
+    """The writer's limits are the reader's: a text a result stores can never make it unreadable."""
+    from readiness.cli import MAX_LABEL
+    from readiness.requirements import TEXT_LIMITS
+    from readiness.result import read_result
+    from readiness.schema import schema_text
+    from readiness.session import MAX_ERROR, MAX_TITLE, MAX_WARNING
+
+    schema = json.loads(schema_text())
+    req = schema["$defs"]["requirement"]["properties"]
+    assert {k: req[k]["maxLength"] for k in ("label", "why", "fix", "source")} == \
+        {k: TEXT_LIMITS[k] for k in ("label", "why", "fix", "source")}
+    assert schema["properties"]["profile"]["properties"]["name"]["maxLength"] == TEXT_LIMITS["name"]
+    assert schema["properties"]["profile"]["properties"]["title"]["maxLength"] == TEXT_LIMITS["title"]
+    assert schema["properties"]["labels"]["properties"]["label"]["maxLength"] == MAX_LABEL
+    check = schema["$defs"]["check"]["properties"]
+    assert (check["error"]["maxLength"], check["title"]["maxLength"]) == (MAX_ERROR, MAX_TITLE)
+    assert schema["properties"]["warnings"]["items"]["maxLength"] == MAX_WARNING
+
+    r = cli("run", "-c", "system", "--label", "x" * (MAX_LABEL + 1), "-o", str(tmp_path), "--quiet")
+    assert r.returncode == 2 and "--label" in r.stderr and not list(tmp_path.iterdir())
+    prof = put(tmp_path / "long.toml", PROFILE.replace('why = "Video needs cores."', f'why = "{"w" * 4001}"'))
+    r = cli("report", str(put(tmp_path / "r.json", make_result())), "-r", str(prof))
+    line = PROFILE.splitlines().index('why = "Video needs cores."') + 1
+    assert r.returncode == 2 and r.stderr.startswith(f"readiness: {prof}:{line}: 'why' is 4001 characters"), r.stderr
+    out = tmp_path / "out"
+    r = cli("run", "-c", "system", "--label", "x" * MAX_LABEL, "-o", str(out), "--quiet", "--no-open")
+    assert r.returncode in (0, 1, 3), r.stderr
+    assert read_result(next(out.glob("*.json"))).labels["label"] == "x" * MAX_LABEL

@@ -71,6 +71,13 @@ class Finite(click.ParamType):
 
 
 PORT = click.IntRange(0, 65535)
+MAX_LABEL = 200  # the result schema's maxLength of labels.*
+
+
+def _label(param: Any, value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_LABEL:
+        raise click.BadParameter(f"at most {MAX_LABEL} characters (this one has {len(value)})", param=param)
+    return value
 
 
 def _plugins() -> Any:
@@ -221,9 +228,9 @@ def main() -> None:
 @click.option("--profile", "-p", metavar="NAME", help="Shipped requirement list (see `readiness profiles`). Default: video-call.")
 @click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Your own requirement list (TOML).")
 @click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); the verdict is then partial (exit 3 when no fault is found).")
-@click.option("--label", default="", help="A free label for this run, e.g. an asset tag.")
-@click.option("--site", default="", help="Site or office, e.g. Stockholm.")
-@click.option("--room", default="", help="Meeting room, e.g. 4.12.")
+@click.option("--label", default="", callback=lambda c, p, v: _label(p, v), help="A free label for this run, e.g. an asset tag.")
+@click.option("--site", default="", callback=lambda c, p, v: _label(p, v), help="Site or office, e.g. Stockholm.")
+@click.option("--room", default="", callback=lambda c, p, v: _label(p, v), help="Meeting room, e.g. 4.12.")
 @click.option("--output-dir", "-o", metavar="DIR", help="Where the JSON and HTML go (default: a per-user data folder).")
 @click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the summary.")

@@ -27,6 +27,13 @@ class WriteError(Exception):
     """The result could not be written (and so neither file was)."""
 
 
+MAX_ERROR, MAX_TITLE, MAX_WARNING = 20000, 500, 4000  # the result schema's maxLength: what is written can be read
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 WRITTEN: list[Path] = []  # files this process has written, so an interrupt after them does not say "nothing"
 
 
@@ -100,11 +107,12 @@ def run_session(opts: RunOptions, plugins: Plugins,
     records.update(missing)
     for rec in records.values():  # no URL is recorded with its credentials or query, whatever a check put there
         rec.details = redact_secrets(rec.details)
-        rec.error = redact_text(rec.error) if rec.error else rec.error
+        rec.error = _clip(redact_text(rec.error), MAX_ERROR) if rec.error else rec.error
+        rec.title = _clip(rec.title, MAX_TITLE)
     result = Result(
         run_id=new_run_id(), started_utc=started, finished_utc=utc_now(), host=host_facts(),
         labels={k: v for k, v in opts.labels.items() if v}, profile=opts.profile.summary(), checks=records,
-        tool_version=__version__, warnings=list(plugins.warnings),
+        tool_version=__version__, warnings=[_clip(redact_text(w), MAX_WARNING) for w in plugins.warnings][:500],
     )
     j = judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None)
     result.judgement = j.to_dict()
