@@ -558,3 +558,16 @@ def test_what_a_run_writes_the_border_always_reads(cli, tmp_path):
     r = cli("run", "-c", "system", "--label", "x" * MAX_LABEL, "-o", str(out), "--quiet", "--no-open")
     assert r.returncode in (0, 1, 3), r.stderr
     assert read_result(next(out.glob("*.json"))).labels["label"] == "x" * MAX_LABEL
+
+
+def test_a_value_readers_would_refuse_is_written_as_not_measured(plugin_cli, tmp_path):
+    from conftest import FIXTURE_PROFILES
+    from readiness.result import read_result
+
+    out = tmp_path / "out"
+    r = plugin_cli("run", "-r", str(FIXTURE_PROFILES / "fixture.toml"), "-c", "fixture_fast",
+                   "--set", "fixture_fast.value=1e300", "-o", str(out), "--quiet", "--no-open")
+    assert r.returncode in (1, 3), r.stderr  # not measured is never ready
+    res = read_result(next(out.glob("*.json")))
+    assert res.checks["fixture_fast"].value("value_ms") is None
+    assert res.judgement["items"][0]["status"] == "UNKNOWN"

@@ -50,7 +50,7 @@ _TOP_KEYS = {"name", "title", "description", "checks", "requirement"}
 _REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source"}
 _TEXT_KEYS = {"label", "why", "fix"}
 _COMMON_SETTINGS = {"budget_s"}
-MAX_BOUND = 1e15  # the result schema's bound on judged numbers: a bound must fit in a stored judgement
+MAX_BOUND = 1e15  # result.MAX_JUDGED, the schema's bound on judged numbers: a bound must fit in a stored judgement
 MAX_BUDGET_S = 86400.0
 # the result schema's maxLength of each text a judgement stores (tests hold the two equal): a
 # profile that passes here always gives results that readers accept

@@ -39,6 +39,7 @@ KIND = "readiness-result"
 STATUSES = ("ok", "error", "timeout", "skipped")
 MAX_RESULT_BYTES = 16 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory and time
 MAX_DEPTH = 32  # nesting levels; a result needs about 8
+MAX_JUDGED = 1e15  # the schema's bound on a measured value and a requirement's bound
 
 __all__ = ["MAX_RESULT_BYTES", "CheckRecord", "Result", "ResultError", "load_result_bytes", "read_result",
            "result_from_data", "write_atomic", "write_result"]

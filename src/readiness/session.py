@@ -8,6 +8,7 @@ driven from Python (tests, a service wrapper) without click.
 
 from __future__ import annotations
 
+import math
 import platform
 import socket
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from .judge import Judgement, exit_code, judge
 from .netinfo import redact_secrets, redact_text
 from .plugins import Plugins
 from .requirements import Profile
-from .result import CheckRecord, Result, new_run_id, result_stem, utc_now
+from .result import MAX_DEPTH, MAX_JUDGED, CheckRecord, Result, new_run_id, result_stem, utc_now
 from .runner import Planned, run_all
 
 
@@ -28,6 +29,15 @@ class WriteError(Exception):
 
 
 MAX_ERROR, MAX_TITLE, MAX_WARNING = 20000, 500, 4000  # the result schema's maxLength: what is written can be read
+
+
+def _shallow(value: Any, levels: int) -> Any:
+    """``value`` with anything nested deeper than ``levels`` replaced by "…" (readers refuse deep documents)."""
+    if isinstance(value, dict):
+        return {k: _shallow(v, levels - 1) for k, v in value.items()} if levels > 0 else "…"
+    if isinstance(value, list):
+        return [_shallow(v, levels - 1) for v in value] if levels > 0 else "…"
+    return value
 
 
 def _clip(text: str, limit: int) -> str:
@@ -106,7 +116,12 @@ def run_session(opts: RunOptions, plugins: Plugins,
     records = run_all(planned, opts.options, progress, done)
     records.update(missing)
     for rec in records.values():  # no URL is recorded with its credentials or query, whatever a check put there
-        rec.details = redact_secrets(rec.details)
+        rec.details = _shallow(redact_secrets(rec.details), MAX_DEPTH - 4)
+        for entry in rec.metrics.values():  # a value readers would refuse is no measurement
+            v = entry.get("value")
+            if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= MAX_JUDGED) or \
+                    isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_JUDGED:
+                entry["value"] = None
         rec.error = _clip(redact_text(rec.error), MAX_ERROR) if rec.error else rec.error
         rec.title = _clip(rec.title, MAX_TITLE)
     result = Result(
