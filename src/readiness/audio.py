@@ -464,8 +464,10 @@ def speech_mos(reference: np.ndarray, recording: np.ndarray, rate: int) -> dict[
     ViSQOL (Google's Virtual Speech Quality Objective Listener, v3) through visqol-python,
     a pure-Python port that matches the C++ reference in its conformance tests; the speech
     mode with its polynomial MOS mapping (the lattice model would need a TensorFlow Lite
-    runtime). Chosen over ITU-T P.862 PESQ: Apache-2.0 code with no licence terms on use,
-    and no compiler needed to install it. The recording is found in time by GCC-PHAT over
+    runtime). Chosen over ITU-T P.862 PESQ: Apache-2.0 code, where PESQ's reference code
+    carries ITU's and the patent holders' licence terms, and a maintained Python package
+    (PESQ's wrappers are old C extensions). Installing it builds libsvm from source where
+    PyPI has no wheel (a C compiler), which is why it is an optional extra. The recording is found in time by GCC-PHAT over
     the speech band, cut to the reference's length and resampled to 16 kHz; the score is
     1 (bad) to 5 (as good as the reference). Level does not matter: ViSQOL compares
     spectro-temporal patterns.
