@@ -139,6 +139,11 @@ def test_deep_queue_bufferbloat_is_measured_and_judged_through_the_cli(link, ser
     assert conn["udp_server_reachable"]["value"] is True and conn["udp_media_reachable"]["value"] is False
     assert items[("connectivity.udp_media_reachable", "required")] == "FAIL"
     assert result["judgement"]["overall"] == "FAIL" and r.returncode == 1
+    # the download's spread within the run is in the details and beside the figure in the report
+    spread = result["checks"]["bandwidth"]["details"]["spread"]["download_mbps"]
+    assert spread["n"] >= 4 and spread["cv_pct"] < 10  # a steady window's slices agree within 5 %
+    html = next(tmp_path.glob("*.html")).read_text()
+    assert "± " in html and "coefficient of variation" in html
 
 
 def test_a_server_that_is_not_there_is_a_plain_error(link):

@@ -175,3 +175,9 @@ def test_each_service_is_judged_on_its_own_path(link, tmp_path):
     assert verdicts[("latency.jitter_ms", "Google Meet")] == "PASS"
     assert verdicts[("latency.udp_reachable", "Nowhere")] == "WARN"
     assert result["judgement"]["overall"] == "FAIL"
+    # the report's small per-service table: one row per service, its own figures
+    html = next(tmp_path.glob("*.html")).read_text()
+    table = html[html.index('<table class="kv services">'):]
+    table = table[:table.index("</table>")]
+    assert "<th>Microsoft Teams</th>" in table and "<th>Nowhere</th>" in table and "Media over UDP" in table
+    assert f"{services['Microsoft Teams']['rtt_median_ms']:.0f}" in table.split("<th>Microsoft Teams</th>")[1].split("</tr>")[0]
