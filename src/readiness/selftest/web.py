@@ -1,0 +1,233 @@
+"""The self-test's HTTP handlers, apart from any HTTP loop: a request in, a :class:`Response` out.
+
+Routes (all under the server's own origin):
+- ``GET /`` the page (``?lang=sv``, ``?profile=audio-call``, ``?site=…&room=…&label=…``);
+- ``GET /__selftest/selftest.js`` and ``/__selftest/selftest.css``: its script and style;
+- ``POST /__selftest/rtc``: a WebRTC offer in, the echoing peer's answer out (``peer.py``);
+- ``GET /__selftest/ping``: an empty answer, for RTT over HTTP where WebRTC cannot connect;
+- ``POST /__selftest/result``: the page's observations; checked (``submission.py``), turned
+  into a result document (``document.py``), judged by the named profile, stored in the results
+  folder with its report; answers where the report is;
+- ``GET /__selftest/report/<run id>.html`` / ``.json`` (``?download=1`` as an attachment).
+
+Every answer carries a strict Content-Security-Policy: the page may run only this server's
+script and style and talk only to this server, so nothing a URL parameter or a posted field
+holds can make it load anything from elsewhere. Every word shown comes from the catalogs;
+everything inserted into HTML is escaped by Jinja's autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from . import submission
+
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+            "media-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+_COMMON = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+           ("Cache-Control", "no-store"), ("Cross-Origin-Resource-Policy", "same-origin")]
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_ASSETS = {"selftest.js": "text/javascript; charset=utf-8", "selftest.css": "text/css; charset=utf-8"}
+PREFIX = "/__selftest/"
+MAX_LABEL = 120
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def all_headers(self) -> list[tuple[str, str]]:
+        return [("Content-Type", self.content_type), ("Content-Length", str(len(self.body)))] + _COMMON + self.headers
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status, json.dumps(body).encode(), "application/json")
+
+
+@lru_cache(maxsize=None)
+def _asset(name: str) -> bytes:
+    return resources.files("readiness.selftest").joinpath("static", name).read_bytes()
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    def load(name: str) -> str:
+        return resources.files("readiness.selftest").joinpath("static", name).read_text(encoding="utf-8")
+
+    return jinja2.Environment(loader=jinja2.FunctionLoader(load), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _catalog(lang: str) -> tuple[str, dict[str, str]]:
+    from ..report import LANGS, catalog
+
+    lang = lang if lang in LANGS else "en"
+    return lang, catalog(lang)
+
+
+def _first(query: dict[str, list[str]], key: str, default: str = "") -> str:
+    values = query.get(key) or [default]
+    return values[0]
+
+
+class SelfTest:
+    """The self-test feature of ``readiness serve``; ``results_dir`` is where results go."""
+
+    def __init__(self, results_dir: Path, default_profile: str = "video-call") -> None:
+        from .peer import EchoPeers
+
+        self.results_dir = Path(results_dir)
+        self.default_profile = default_profile
+        self.peers = EchoPeers()
+        self._write_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ profiles
+    @staticmethod
+    @lru_cache(maxsize=16)
+    def _profile(name: str) -> Any:
+        from ..plugins import load_plugins
+        from ..requirements import load_profile, shipped_profiles
+
+        if name not in shipped_profiles():
+            return None
+        plugins = load_plugins()
+        return load_profile(name, checks=plugins.checks, broken=plugins.broken)
+
+    def profile(self, name: str) -> Any:
+        return self._profile(name) if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) else None
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, method: str, path: str, query: str, body: bytes | None, client: str) -> Response | None:
+        """The answer to one request, or None when the path is not the self-test's."""
+        q = parse_qs(query, keep_blank_values=True, max_num_fields=20)
+        if path == "/" and method in ("GET", "HEAD"):
+            return self.page(q)
+        if not path.startswith(PREFIX):
+            return None
+        rest = path[len(PREFIX):]
+        if method == "GET" and rest in _ASSETS:
+            return Response(200, _asset(rest), _ASSETS[rest])
+        if method == "GET" and rest == "ping":
+            return Response(204, b"", "text/plain")
+        if method == "POST" and rest == "rtc":
+            return self.rtc(body or b"")
+        if method == "POST" and rest == "result":
+            return self.result(body or b"", client)
+        m = re.fullmatch(r"report/([0-9a-f]{32})\.(html|json)", rest)
+        if method == "GET" and m:
+            return self.report(m.group(1), m.group(2), _first(q, "download") == "1")
+        return _json(404, {"error": "not found"})
+
+    # ------------------------------------------------------------------ the page
+    def page(self, q: dict[str, list[str]]) -> Response:
+        lang, t = _catalog(_first(q, "lang", "en"))
+        name = _first(q, "profile", self.default_profile)
+        prof = self.profile(name)
+        if prof is None:
+            html = _environment().get_template("error.html").render(
+                lang=lang, t=t, message=t["selftest_no_profile"].format(name=name[:80]))
+            return Response(404, html.encode(), "text/html; charset=utf-8", [("Content-Security-Policy", PAGE_CSP)])
+        cam = prof.check_settings.get("camera", {})
+        from ..plugins import load_plugins
+
+        cam_cls = load_plugins().checks.get("camera")
+        defaults = cam_cls.default_settings() if cam_cls else {"width": 1280, "height": 720}
+        config = {
+            "profile": prof.name, "lang": lang,
+            "labels": {k: _first(q, k)[:MAX_LABEL] for k in ("site", "room", "label") if _first(q, k)},
+            "camera": {"width": int(cam.get("width", defaults["width"]) or 0),
+                       "height": int(cam.get("height", defaults["height"]) or 0)},
+            "needs": sorted(prof.checks()),
+            "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")}
+            | {k: v for k, v in t.items() if k.startswith("verdict_")},
+        }
+        html = _environment().get_template("page.html").render(lang=lang, t=t, config=config, profile=prof)
+        return Response(200, html.encode(), "text/html; charset=utf-8",
+                        [("Content-Security-Policy", PAGE_CSP),
+                         ("Permissions-Policy", "camera=(self), microphone=(self)")])
+
+    # ------------------------------------------------------------------ WebRTC
+    def rtc(self, body: bytes) -> Response:
+        from .peer import MAX_OFFER, PeerError
+
+        if len(body) > MAX_OFFER + 1024:
+            return _json(413, {"error": "the offer is too large"})
+        try:
+            offer = json.loads(body.decode("utf-8"))
+            if not isinstance(offer, dict):
+                raise ValueError
+            return _json(200, self.peers.answer(offer))
+        except (ValueError, UnicodeDecodeError):
+            return _json(400, {"error": "not a WebRTC offer"})
+        except PeerError as exc:
+            return _json(503, {"error": str(exc)})
+
+    # ------------------------------------------------------------------ results
+    def result(self, body: bytes, client: str) -> Response:
+        from ..judge import judge
+        from ..result import result_stem, write_atomic
+        from .document import build_result
+
+        try:
+            sub = submission.parse(body)
+        except submission.SubmissionError as exc:
+            return _json(400, {"error": str(exc)})
+        prof = self.profile(sub["profile"])
+        if prof is None:
+            return _json(400, {"error": f"no requirement list named {sub['profile'][:64]!r}"})
+        lang, _ = _catalog(sub.get("lang", "en"))
+        result = build_result(sub, prof, client)
+        j = judge(result, prof)
+        result.judgement = j.to_dict()
+        html = _render(result, j, lang)
+        stem = result_stem(result)
+        with self._write_lock:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.results_dir / f"{stem}.json", result.to_json())
+            write_atomic(self.results_dir / f"{stem}.html", html)
+        base = f"{PREFIX}report/{result.run_id}"
+        return _json(200, {"run_id": result.run_id, "overall": j.overall, "ready": j.ready,
+                           "report": f"{base}.html", "download": f"{base}.html?download=1",
+                           "json": f"{base}.json?download=1"})
+
+    def report(self, run_id: str, kind: str, download: bool) -> Response:
+        if not _RUN_ID.fullmatch(run_id):
+            return _json(404, {"error": "not found"})
+        matches = sorted(self.results_dir.glob(f"readiness-*-{run_id[:8]}.{kind}"))
+        for path in matches:
+            sibling = path.with_suffix(".json")
+            try:
+                if json.loads(sibling.read_text(encoding="utf-8")).get("run_id") != run_id:
+                    continue
+                data = path.read_bytes()
+            except (OSError, ValueError):
+                continue
+            headers = [("Content-Security-Policy", REPORT_CSP)]
+            if download:
+                headers.append(("Content-Disposition", f'attachment; filename="{path.name}"'))
+            ctype = "text/html; charset=utf-8" if kind == "html" else "application/json"
+            return Response(200, data, ctype, headers)
+        return _json(404, {"error": "no such result"})
+
+    def close(self) -> None:
+        self.peers.close()
+
+
+def _render(result: Any, judgement: Any, lang: str) -> str:
+    from ..report import render_report
+
+    return render_report(result, judgement, lang)
