@@ -34,6 +34,30 @@ def fail(message: str) -> NoReturn:
     raise Failure(message)
 
 
+class Finite(click.ParamType):
+    """A finite number within [low, high]: click's FloatRange lets nan through (every
+    comparison with nan is false) and inf through when there is no upper bound."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number", param, ctx)
+        if not (math.isfinite(number) and self.low <= number <= self.high):
+            self.fail(f"{value} is not a number from {self.low:g} to {self.high:g}", param, ctx)
+        return number
+
+
+PORT = click.IntRange(0, 65535)
+
+
 def _plugins() -> Any:
     from .plugins import load_plugins
 
@@ -323,7 +347,7 @@ def list_profiles(as_json: bool, show: str | None) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable inventory.")
-@click.option("--timeout", default=15.0, show_default=True, help="Seconds before device enumeration is given up.")
+@click.option("--timeout", type=Finite(0.1, 3600), default=15.0, show_default=True, help="Seconds before device enumeration is given up.")
 def devices(as_json: bool, timeout: float) -> None:
     """List microphones, speakers and cameras, and which are the defaults."""
     import json
@@ -338,12 +362,15 @@ def devices(as_json: bool, timeout: float) -> None:
 
 @main.command()
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--http-port", default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
-@click.option("--stun-port", default=3478, show_default=True, help="UDP port of the STUN responder.")
-@click.option("--max-mb", type=click.FloatRange(0.001), default=256.0, show_default=True, help="Largest transfer per request, MB.")
-@click.option("--max-transfers", type=click.IntRange(1), default=16, show_default=True, help="Transfers served at once.")
-@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, help="Drop a connection silent this long, seconds.")
-def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, timeout: float) -> None:
+@click.option("--http-port", type=PORT, default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
+@click.option("--stun-port", type=PORT, default=3478, show_default=True, help="UDP port of the STUN responder.")
+@click.option("--max-mb", type=Finite(0.001, 1e6), default=256.0, show_default=True, help="Largest transfer per request, MB.")
+@click.option("--max-transfers", type=click.IntRange(1, 10000), default=16, show_default=True, help="Transfers served at once (one client gets at most half).")
+@click.option("--max-connections", type=click.IntRange(1, 100000), default=256, show_default=True, help="Open connections at once (one client gets at most an eighth).")
+@click.option("--timeout", type=Finite(0.1, 3600), default=10.0, show_default=True, help="Drop a connection silent this long, or whose request headers take longer, seconds.")
+@click.option("--max-seconds", type=Finite(0.1, 86400), default=30.0, show_default=True, help="Longest a single request may run, seconds.")
+def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, max_connections: int,
+          timeout: float, max_seconds: float) -> None:
     """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -354,7 +381,8 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
     sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),
-                        max_transfers=max_transfers, idle_timeout_s=timeout))
+                        max_transfers=max_transfers, max_connections=max_connections, idle_timeout_s=timeout,
+                        max_request_s=max_seconds))
 
 
 @main.command()
