@@ -369,20 +369,36 @@ def devices(as_json: bool, timeout: float) -> None:
 @click.option("--max-connections", type=click.IntRange(1, 100000), default=256, show_default=True, help="Open connections at once (one client gets at most an eighth).")
 @click.option("--timeout", type=Finite(0.1, 3600), default=10.0, show_default=True, help="Drop a connection silent this long, or whose request headers take longer, seconds.")
 @click.option("--max-seconds", type=Finite(0.1, 86400), default=30.0, show_default=True, help="Longest a single request may run, seconds.")
+@click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
 def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, max_connections: int,
-          timeout: float, max_seconds: float) -> None:
-    """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
+          timeout: float, max_seconds: float, results_dir: str) -> None:
+    """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
-    UDP. Point clients at it with `readiness run --server http://HOST:PORT`. Ctrl-C stops it.
+    UDP. Point clients at it with `readiness run --server http://HOST:PORT`. People without the
+    agent open http://HOST:PORT/ in a browser (?profile=NAME, ?lang=sv, ?site=…&room=…): the
+    page measures what a browser can, and its results go to --results-dir. Ctrl-C stops it.
     """
     try:
+        from .selftest.web import SelfTest
         from .server import run_server
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
-    sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),
-                        max_transfers=max_transfers, max_connections=max_connections, idle_timeout_s=timeout,
-                        max_request_s=max_seconds))
+    folder = Path(results_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as exc:
+        fail(f"cannot store self-test results in {folder}: {getattr(exc, 'strerror', None) or exc}")
+    page = SelfTest(folder)
+    try:
+        code = run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),
+                          max_transfers=max_transfers, max_connections=max_connections, idle_timeout_s=timeout,
+                          max_request_s=max_seconds, routes=page.routes())
+    finally:
+        page.close()
+    sys.exit(code)
 
 
 @main.command()

@@ -21,39 +21,30 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
+from ..server import Request, Response, Route
 from . import submission
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
             "media-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-_COMMON = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
-           ("Cache-Control", "no-store"), ("Cross-Origin-Resource-Policy", "same-origin")]
+_COMMON = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "Cross-Origin-Resource-Policy": "same-origin"}
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _ASSETS = {"selftest.js": "text/javascript; charset=utf-8", "selftest.css": "text/css; charset=utf-8"}
 PREFIX = "/__selftest/"
 MAX_LABEL = 120
 
 
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-    def all_headers(self) -> list[tuple[str, str]]:
-        return [("Content-Type", self.content_type), ("Content-Length", str(len(self.body)))] + _COMMON + self.headers
+def _resp(status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, body, ctype, _COMMON | (headers or {}))
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(status, json.dumps(body).encode(), "application/json")
+    return _resp(status, json.dumps(body).encode(), "application/json")
 
 
 @lru_cache(maxsize=None)
@@ -111,22 +102,28 @@ class SelfTest:
         return self._profile(name) if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) else None
 
     # ------------------------------------------------------------------ dispatch
-    def handle(self, method: str, path: str, query: str, body: bytes | None, client: str) -> Response | None:
-        """The answer to one request, or None when the path is not the self-test's."""
-        q = parse_qs(query, keep_blank_values=True, max_num_fields=20)
-        if path == "/" and method in ("GET", "HEAD"):
+    def routes(self) -> list[Route]:
+        """The self-test's endpoints for ``run_server(routes=...)``."""
+        return [Route(("GET", "HEAD"), "/", self.serve),
+                Route(("GET", "POST"), PREFIX, self.serve, max_body=submission.MAX_BODY, prefix=True)]
+
+    def serve(self, req: Request) -> Response:
+        body = req.body.read() if req.method == "POST" else b""
+        return self.handle(req.method, req.path, req.query, body, req.client)
+
+    def handle(self, method: str, path: str, q: dict[str, list[str]], body: bytes, client: str) -> Response:
+        """The answer to one request; ``q`` is the parsed query (parse_qs)."""
+        if path == "/":
             return self.page(q)
-        if not path.startswith(PREFIX):
-            return None
         rest = path[len(PREFIX):]
         if method == "GET" and rest in _ASSETS:
-            return Response(200, _asset(rest), _ASSETS[rest])
+            return _resp(200, _asset(rest), _ASSETS[rest])
         if method == "GET" and rest == "ping":
-            return Response(204, b"", "text/plain")
+            return _resp(200, b"", "text/plain")
         if method == "POST" and rest == "rtc":
-            return self.rtc(body or b"")
+            return self.rtc(body)
         if method == "POST" and rest == "result":
-            return self.result(body or b"", client)
+            return self.result(body, client)
         m = re.fullmatch(r"report/([0-9a-f]{32})\.(html|json)", rest)
         if method == "GET" and m:
             return self.report(m.group(1), m.group(2), _first(q, "download") == "1")
@@ -140,7 +137,7 @@ class SelfTest:
         if prof is None:
             html = _environment().get_template("error.html").render(
                 lang=lang, t=t, message=t["selftest_no_profile"].format(name=name[:80]))
-            return Response(404, html.encode(), "text/html; charset=utf-8", [("Content-Security-Policy", PAGE_CSP)])
+            return _resp(404, html.encode(), "text/html; charset=utf-8", {"Content-Security-Policy": PAGE_CSP})
         cam = prof.check_settings.get("camera", {})
         from ..plugins import load_plugins
 
@@ -156,9 +153,8 @@ class SelfTest:
             | {k: v for k, v in t.items() if k.startswith("verdict_")},
         }
         html = _environment().get_template("page.html").render(lang=lang, t=t, config=config, profile=prof)
-        return Response(200, html.encode(), "text/html; charset=utf-8",
-                        [("Content-Security-Policy", PAGE_CSP),
-                         ("Permissions-Policy", "camera=(self), microphone=(self)")])
+        return _resp(200, html.encode(), "text/html; charset=utf-8",
+                     {"Content-Security-Policy": PAGE_CSP, "Permissions-Policy": "camera=(self), microphone=(self)"})
 
     # ------------------------------------------------------------------ WebRTC
     def rtc(self, body: bytes) -> Response:
@@ -216,11 +212,11 @@ class SelfTest:
                 data = path.read_bytes()
             except (OSError, ValueError):
                 continue
-            headers = [("Content-Security-Policy", REPORT_CSP)]
+            headers = {"Content-Security-Policy": REPORT_CSP}
             if download:
-                headers.append(("Content-Disposition", f'attachment; filename="{path.name}"'))
+                headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
             ctype = "text/html; charset=utf-8" if kind == "html" else "application/json"
-            return Response(200, data, ctype, headers)
+            return _resp(200, data, ctype, headers)
         return _json(404, {"error": "no such result"})
 
     def close(self) -> None:
