@@ -80,18 +80,20 @@
   const audioWanted = { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 };
 
   // One permission prompt for both where possible; where that fails, each on its own tells which.
-  async function openDevices() {
+  async function openDevices(video, audio) {
+    if (!video && !audio) return {};
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       advise(window.isSecureContext ? "unsupported" : "insecure");
       const why = { state: "unsupported", error: window.isSecureContext ? "no getUserMedia" : "not a secure context (https or localhost)" };
       return { video: why, audio: why };
     }
     try {
-      const s = await media({ video: videoWanted(), audio: audioWanted });
+      const s = await media({ video: video && videoWanted(), audio: audio && audioWanted });
       return { video: new MediaStream(s.getVideoTracks()), audio: new MediaStream(s.getAudioTracks()) };
     } catch (e) {
       const res = {};
       for (const [kind, c] of [["video", { video: videoWanted() }], ["audio", { audio: audioWanted }]]) {
+        if (!(kind === "video" ? video : audio)) continue;
         try { res[kind] = await media(c); } catch (e2) { res[kind] = failure(kind === "video" ? "camera" : "microphone", e2); }
       }
       return res;
@@ -394,6 +396,11 @@
 
   // ---------------------------------------------------------------- the run
   async function guarded(name, fn) {
+    if (!cfg.needs.includes(name)) { // the requirement list does not ask for it: not measured, said so
+      out[name] = { state: "skipped", error: W.not_needed };
+      step(name, "done", W.state_skipped);
+      return;
+    }
     step(name, "running");
     try {
       const r = await fn();
@@ -414,7 +421,7 @@
     step("browser", "done", W.done);
     step("camera", "running");
     step("microphone", "running");
-    const devices = await openDevices();
+    const devices = await openDevices(cfg.needs.includes("camera"), cfg.needs.includes("microphone"));
     await Promise.all([
       guarded("camera", () => camera(devices.video)),
       guarded("microphone", () => ac ? microphone(devices.audio, ac) : { state: "unsupported", error: "no Web Audio" }),
