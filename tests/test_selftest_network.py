@@ -1,0 +1,85 @@
+"""The self-test page's network figures on a shaped link, against iperf3 and the agent.
+
+Chromium runs in the client namespace of a veth pair shaped by tbf (tests/netns.py), the page
+is served by ``readiness serve`` in the server namespace, and the same link is then measured
+by iperf3 (the reference) and by the agent's own bandwidth check with ``--server``. The page's
+download and upload must be within 10 % of both. Its UDP round trips go over the WebRTC data
+channel to the server's aiortc peer; a second run with UDP dropped in the client namespace
+must fall back to HTTP round trips, labelled TCP.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser import Chromium, chromium_path  # noqa: E402
+from netns import link, wait_line  # noqa: E402,F401 - the fixture
+from support import need, need_tool  # noqa: E402
+from test_selftest_browser import fake_media_flags, run_page, stored, values  # noqa: E402
+from fake_media import write_wav, write_y4m  # noqa: E402
+
+RATE_MBIT = 20
+
+
+@pytest.fixture(scope="module")
+def site(link, tmp_path_factory):  # noqa: F811 - pytest fixture by name
+    need(chromium_path() is not None, "chromium is not installed (tests/run.sh installs it)")
+    need_tool("iperf3")
+    pytest.importorskip("aiortc")
+    results = tmp_path_factory.mktemp("selftest-net")
+    media = tmp_path_factory.mktemp("selftest-media")
+    flags = fake_media_flags(write_y4m(media / "v.y4m", 320, 240, 15), write_wav(media / "a.wav"))
+    link.shape(RATE_MBIT, queue_ms=50)
+    p = link.popen(link.server_ns, [sys.executable, "-m", "readiness.cli", "serve", "--host", link.server_ip,
+                                    "--http-port", "8080", "--stun-port", "3478", "--results-dir", str(results)])
+    wait_line(p, "listening on", timeout=20)
+    url = f"http://{link.server_ip}:8080"
+    flags.append(f"--unsafely-treat-insecure-origin-as-secure={url}")  # a LAN address over http
+    return url, results, flags
+
+
+def page_run(link, site):  # noqa: F811
+    url, results, flags = site
+    with Chromium(flags, allow=[link.server_ip], prefix=["ip", "netns", "exec", link.client_ns], timeout=60) as b:
+        page = run_page(b, url + "/", timeout=60)
+        outside = [u for u in b.page_events().requests if not u.startswith(url + "/")]
+    assert page["run"], page
+    assert outside == []
+    return stored(results, page["run"])
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_page_bandwidth_matches_iperf3_and_the_agent_on_a_shaped_link(link, site):  # noqa: F811
+    doc = page_run(link, site)
+    page = values(doc, "bandwidth")
+    iperf_down = link.iperf3(seconds=3, reverse=True)
+    iperf_up = link.iperf3(seconds=3)
+    agent = link.run_checks(["bandwidth"], options={"server": site[0]})["bandwidth"]["metrics"]
+    print(f"\ndownload: page {page['download_mbps']:.2f}, iperf3 {iperf_down:.2f}, agent {agent['download_mbps']:.2f} Mbit/s"
+          f"\nupload:   page {page['upload_mbps']:.2f}, iperf3 {iperf_up:.2f}, agent {agent['upload_mbps']:.2f} Mbit/s")
+    assert page["download_mbps"] == pytest.approx(iperf_down, rel=0.10)
+    assert page["upload_mbps"] == pytest.approx(iperf_up, rel=0.10)
+    assert page["download_mbps"] == pytest.approx(agent["download_mbps"], rel=0.10)
+    assert page["upload_mbps"] == pytest.approx(agent["upload_mbps"], rel=0.10)
+    lat = doc["checks"]["latency"]
+    assert lat["details"]["method"].startswith("webrtc") and lat["metrics"]["loss_pct"]["value"] == 0
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_without_udp_the_page_falls_back_to_http_round_trips_labelled_tcp(link, site):  # noqa: F811
+    link.drop(1.0, proto="udp")
+    try:
+        doc = page_run(link, site)
+    finally:
+        link.drop(0, proto="udp")
+    lat = doc["checks"]["latency"]
+    assert lat["details"]["method"].startswith("http-requests (tcp")
+    assert lat["metrics"]["rtt_median_ms"]["value"] > 0
+    assert "loss_pct" not in lat["metrics"] and "jitter_ms" not in lat["metrics"]  # TCP hides them
+    assert {"code": "latency_tcp_only", "args": {}} in lat["details"]["findings"]
