@@ -436,13 +436,13 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
         from .server import run_server
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
-    folder = Path(results_dir)
+    from .atomic import probe_writable
+
+    folder = Path(results_dir).expanduser()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not os.access(folder, os.W_OK):
-            raise PermissionError("not writable")
+        probe_writable(folder)
     except OSError as exc:
-        fail(f"cannot store self-test results in {folder}: {getattr(exc, 'strerror', None) or exc}")
+        fail(f"cannot store self-test results in {folder}: {exc.strerror or exc}. Choose another folder with --results-dir.")
     page = SelfTest(folder)
     try:
         code = run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),

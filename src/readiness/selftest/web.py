@@ -174,8 +174,9 @@ class SelfTest:
 
     # ------------------------------------------------------------------ results
     def result(self, body: bytes, client: str) -> Response:
+        from ..atomic import write_all_or_none
         from ..judge import judge
-        from ..result import result_stem, write_atomic
+        from ..result import load_result_bytes, result_stem
         from .document import build_result
 
         try:
@@ -189,12 +190,14 @@ class SelfTest:
         result = build_result(sub, prof, client)
         j = judge(result, prof)
         result.judgement = j.to_dict()
+        text = result.to_json()
+        load_result_bytes(text.encode("utf-8"), "self-test result")  # the border every result crosses
         html = _render(result, j, lang)
         stem = result_stem(result)
         with self._write_lock:
             self.results_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.results_dir / f"{stem}.json", result.to_json())
-            write_atomic(self.results_dir / f"{stem}.html", html)
+            # both or neither: a report without its result (or the reverse) would mislead
+            write_all_or_none([(self.results_dir / f"{stem}.json", text), (self.results_dir / f"{stem}.html", html)])
         base = f"{PREFIX}report/{result.run_id}"
         return _json(200, {"run_id": result.run_id, "overall": j.overall, "ready": j.ready,
                            "report": f"{base}.html", "download": f"{base}.html?download=1",
