@@ -239,19 +239,23 @@ def test_serve_refuses_a_results_folder_it_cannot_write(tmp_path, cli):
 
 
 @pytest.mark.parametrize("state,status,working,code", [
-    ("denied", "ok", False, "browser_denied"),
-    ("not_found", "ok", False, "browser_not_found"),
-    ("in_use", "ok", False, "browser_in_use"),
-    ("unsupported", "skipped", None, "browser_unsupported"),
-    ("error", "error", None, "browser_error"),
+    ("denied", "ok", False, "browser_denied_camera"),
+    ("not_found", "ok", False, "browser_not_found_camera"),
+    ("in_use", "ok", False, "browser_in_use_camera"),
+    ("unsupported", "skipped", None, None),
+    ("error", "error", None, None),
 ])
 def test_each_device_failure_is_recorded_with_its_own_finding(server, state, status, working, code):
     port, results = server
     status_code, answer = post(port, observations(camera={"state": state, "error": "NotReadableError: busy"}))
     assert status_code == 200, answer
     [path] = results.glob(f"*-{answer['run_id'][:8]}.json")
-    cam = json.loads(path.read_text())["checks"]["camera"]
-    assert cam["status"] == status and cam["details"]["findings"][0]["code"] == code
+    doc = json.loads(path.read_text())
+    cam = doc["checks"]["camera"]
+    assert cam["status"] == status and cam["details"]["browser_error"] == "NotReadableError: busy"
+    assert cam["details"].get("findings", [{}])[0].get("code") == code
     assert cam["metrics"].get("working", {}).get("value") is working
-    items = {i["requirement"]["metric"]: i for i in json.loads(path.read_text())["judgement"]["items"]}
+    items = {i["requirement"]["metric"]: i for i in doc["judgement"]["items"]}
     assert items["camera.working"]["status"] == ("FAIL" if working is False else "UNKNOWN")
+    if status != "ok":
+        assert "NotReadableError: busy" in items["camera.working"]["reason"]

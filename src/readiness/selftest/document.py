@@ -43,14 +43,13 @@ def _record(name: str, sub: dict[str, Any] | None, started: str,
     rec.duration_s = round(float(sub.get("duration_s", 0.0)), 3)
     state = sub.get("state", "ok")
     if state != "ok":
-        # The findings code names the situation; the catalogs hold the advice for it.
-        rec.details["findings"] = [{"code": f"browser_{state}", "args": {"device": name}}]
-        if state in ("denied", "not_found", "in_use"):
+        if sub.get("error"):
+            rec.details["browser_error"] = sub["error"]
+        if state in ("denied", "not_found", "in_use") and name in ("camera", "microphone"):
             # A device the browser may not use, or that is not there, is a measurement:
-            # nothing works. The check ran; its findings say why.
+            # nothing works. The check ran; its finding (words in the catalogs) says why.
             rec.metrics["working"] = {"value": False, "unit": ""}
-            if sub.get("error"):
-                rec.details["browser_error"] = sub["error"]
+            rec.details["findings"] = [{"code": f"browser_{state}_{name}", "args": {}}]
             return rec
         rec.status = "skipped" if state in ("skipped", "unsupported") else "error"
         rec.error = sub.get("error") or f"the browser could not run the {name} step ({state})"
@@ -95,17 +94,15 @@ def _camera(sub: dict[str, Any], metrics: dict, details: dict) -> None:
     details["still_s"] = round(float(summary["still_s"] or 0.0), 3)
     if sub.get("claimed_fps"):
         details["claimed_fps"] = sub["claimed_fps"]
+    # Facts as the camera check gives them; black, frozen and dark are metrics the profile judges.
     findings = details.setdefault("findings", [])
-    black, still = summary["black_pct"], summary["still_s"]
-    if black is not None and black >= 50:
-        findings.append({"code": "camera_black", "args": {"pct": round(black)}})
-    elif summary["frozen"]:
-        findings.append({"code": "camera_still", "args": {"s": round(float(still or 0), 1)}})
+    if not working:
+        findings.append({"code": "browser_no_picture", "args": {"seconds": round(float(sub.get("duration_s", 0)), 1)}})
     req = sub.get("requested") or {}
     got = (sub.get("width_px") or 0, sub.get("height_px") or 0)
-    if req.get("width_px") and got[0] and (req.get("width_px"), req.get("height_px")) != got:
-        findings.append({"code": "camera_other_size", "args": {"asked": f"{req['width_px']}x{req.get('height_px')}",
-                                                               "got": f"{got[0]}x{got[1]}"}})
+    if req.get("width_px") and req.get("height_px") and all(got) and (req["width_px"], req["height_px"]) != got:
+        findings.append({"code": "resolution_differs", "args": {"asked": f"{req['width_px']}x{req['height_px']}",
+                                                                "got": f"{got[0]}x{got[1]}"}})
 
 
 def _microphone(sub: dict[str, Any], metrics: dict, details: dict) -> None:
