@@ -3,9 +3,10 @@
 Sits between :mod:`readiness.selftest.submission` (the checked post) and the judge/report.
 Metrics carry the agent's names and units and come from the agent's own functions, so the
 same requirement list judges them. Checks a browser cannot make at all (``system``,
-``connectivity``) are recorded as skipped with that reason, so the report says they are not
-covered instead of passing them; metrics it cannot see inside a check it does make (the
-loopback of the speaker check, latency under load) are simply absent and judged UNKNOWN.
+``connectivity``) have no record: the result is judged as a partial run of the checks it holds
+(``judge(..., only_checks=...)``), so its coverage lists them as not checked and its verdict is
+never a bare "ready"; metrics it cannot see inside a check it does make (the loopback of the
+speaker check, latency under load) are simply absent and judged UNKNOWN.
 
 The document says who measured it: ``host.measured_by = "browser"`` (an optional property of
 the schema's ``host`` object) and the browser's name and version in ``host.browser``.
@@ -18,8 +19,6 @@ from typing import Any
 from .. import __version__
 from ..result import CheckRecord, Result, new_run_id, utc_now
 
-# Checks a browser cannot make; a profile's requirements on them are reported as not covered.
-NOT_IN_A_BROWSER = ("system", "connectivity")
 _TITLES = {"camera": "Camera", "microphone": "Microphone", "speakers": "Speakers",
            "bandwidth": "Bandwidth", "latency": "Latency, jitter and loss", "browser": "Browser"}
 _SETTLE_S = 0.1  # as the microphone check: the first 100 ms are left out (the page drops them)
@@ -217,10 +216,6 @@ def build_result(sub: dict[str, Any], profile: Any, client: str, started_utc: st
         except ValueError as exc:
             checks[name] = CheckRecord(name=name, title=_TITLES[name], status="error", started_utc=started,
                                        duration_s=0.0, details={"measured_by": "browser"}, error=str(exc))
-    for name in NOT_IN_A_BROWSER:
-        checks[name] = CheckRecord(name=name, title=name, status="skipped", started_utc=started, duration_s=0.0,
-                                   details={"measured_by": "browser"},
-                                   error="a browser cannot measure this; the readiness agent can")
     br = sub.get("browser", {})
     host = {"hostname": f"browser-{client}", "os": br.get("platform", ""), "measured_by": "browser",
             "browser": f"{br.get('name', '')} {br.get('version', '')}".strip(), "address": client}

@@ -64,9 +64,10 @@ def _environment() -> Any:
 
 
 def _catalog(lang: str) -> tuple[str, dict[str, str]]:
-    from ..report import LANGS, catalog
+    from ..i18n import languages
+    from ..render.format import catalog
 
-    lang = lang if lang in LANGS else "en"
+    lang = lang if lang in languages() else "en"
     return lang, catalog(lang)
 
 
@@ -188,7 +189,7 @@ class SelfTest:
             return _json(400, {"error": f"no requirement list named {sub['profile'][:64]!r}"})
         lang, _ = _catalog(sub.get("lang", "en"))
         result = build_result(sub, prof, client)
-        j = judge(result, prof)
+        j = judge(result, prof, only_checks=set(result.checks))  # partial: a browser cannot run them all
         result.judgement = j.to_dict()
         text = result.to_json()
         load_result_bytes(text.encode("utf-8"), "self-test result")  # the border every result crosses
@@ -199,7 +200,7 @@ class SelfTest:
             # both or neither: a report without its result (or the reverse) would mislead
             write_all_or_none([(self.results_dir / f"{stem}.json", text), (self.results_dir / f"{stem}.html", html)])
         base = f"{PREFIX}report/{result.run_id}"
-        return _json(200, {"run_id": result.run_id, "overall": j.overall, "ready": j.ready,
+        return _json(200, {"run_id": result.run_id, "overall": j.overall, "verdict": j.verdict, "ready": j.ready,
                            "report": f"{base}.html", "download": f"{base}.html?download=1",
                            "json": f"{base}.json?download=1"})
 
@@ -227,6 +228,6 @@ class SelfTest:
 
 
 def _render(result: Any, judgement: Any, lang: str) -> str:
-    from ..report import render_report
+    from ..render.report import render_report
 
     return render_report(result, judgement, lang)

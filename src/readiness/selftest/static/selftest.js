@@ -435,8 +435,8 @@
     if (ac) ac.close().catch(() => {});
     try {
       const r = await postJSON("/__selftest/result", out);
-      $("verdict").textContent = W["verdict_" + r.overall] || r.overall;
-      $("verdict").className = r.overall;
+      $("verdict").textContent = W["verdict_" + r.verdict] || r.verdict;
+      $("verdict").className = r.verdict;
       $("report-link").href = r.report;
       $("report-download").href = r.download;
       $("json-download").href = r.json;
