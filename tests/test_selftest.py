@@ -262,3 +262,16 @@ def test_each_device_failure_is_recorded_with_its_own_finding(server, state, sta
     assert items["camera.working"]["status"] == ("FAIL" if working is False else "UNKNOWN")
     if status != "ok":
         assert "NotReadableError: busy" in items["camera.working"]["reason"]
+
+
+def test_one_address_cannot_fill_the_disk_with_results(tmp_path):
+    from readiness.selftest.web import RESULTS_PER_MINUTE
+
+    p, port = serve(tmp_path)
+    try:
+        codes = [post(port, observations())[0] for _ in range(RESULTS_PER_MINUTE + 3)]
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert codes == [200] * RESULTS_PER_MINUTE + [429] * 3
+    assert len(list(tmp_path.glob("*.json"))) == RESULTS_PER_MINUTE

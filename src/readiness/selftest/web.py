@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -37,6 +38,7 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _ASSETS = {"selftest.js": "text/javascript; charset=utf-8", "selftest.css": "text/css; charset=utf-8"}
 PREFIX = "/__selftest/"
 MAX_LABEL = 120
+RESULTS_PER_MINUTE = 30  # per client address (an office behind one NAT address shares it); the disk is finite
 
 
 def _resp(status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> Response:
@@ -86,6 +88,20 @@ class SelfTest:
         self.default_profile = default_profile
         self.peers = EchoPeers()
         self._write_lock = threading.Lock()
+        self._posted: dict[str, list[float]] = {}  # client -> times of its recent results
+
+    def _allow(self, client: str) -> bool:
+        """At most RESULTS_PER_MINUTE stored results per client and minute (the disk is finite)."""
+        now = time.monotonic()
+        with self._write_lock:
+            if len(self._posted) > 10_000:  # forget quiet clients so the table stays small
+                self._posted = {c: ts for c, ts in self._posted.items() if ts and now - ts[-1] < 60}
+            recent = [t for t in self._posted.get(client, []) if now - t < 60]
+            if len(recent) >= RESULTS_PER_MINUTE:
+                self._posted[client] = recent
+                return False
+            self._posted[client] = recent + [now]
+            return True
 
     # ------------------------------------------------------------------ profiles
     @staticmethod
@@ -187,6 +203,9 @@ class SelfTest:
         prof = self.profile(sub["profile"])
         if prof is None:
             return _json(400, {"error": f"no requirement list named {sub['profile'][:64]!r}"})
+        if not self._allow(client):
+            return _resp(429, json.dumps({"error": "too many results from this address; try again in a minute"}).encode(),
+                         "application/json", {"Retry-After": "60"})
         lang, _ = _catalog(sub.get("lang", "en"))
         result = build_result(sub, prof, client)
         j = judge(result, prof, only_checks=set(result.checks))  # partial: a browser cannot run them all
