@@ -219,6 +219,15 @@ class Chromium:
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left", "clickCount": 1})
 
+    def press(self, key: str) -> None:
+        """One key pressed and released, as the keyboard sends it ("Tab", "Enter", " ")."""
+        codes = {"Tab": 9, "Enter": 13, " ": 32}
+        for kind in ("keyDown", "keyUp"):
+            params = {"type": kind, "key": key, "windowsVirtualKeyCode": codes[key], "code": "Space" if key == " " else key}
+            if key == "Enter" and kind == "keyDown":
+                params["text"] = "\r"
+            self.call("Input.dispatchKeyEvent", params)
+
     def wait_for(self, expr: str, timeout: float) -> Any:
         """Poll ``expr`` until it is truthy; its value, or None at the deadline."""
         deadline = time.monotonic() + timeout

@@ -51,7 +51,14 @@ def run_page(browser, url: str, answer: str = "#heard-yes", timeout: float = 40)
 
     ``browser`` is a tests/browser.py Chromium or a tests/firefox.py Firefox."""
     browser.navigate(url)
-    browser.click("#start")
+    if answer == "keyboard":  # Tab to the button and press Enter; the tone question takes the focus itself
+        for _ in range(10):
+            if browser.evaluate("document.activeElement && document.activeElement.id") == "start":
+                break
+            browser.press("Tab")
+        browser.press("Enter")
+    else:
+        browser.click("#start")
     deadline = time.monotonic() + timeout
     answered = False
     while time.monotonic() < deadline:
@@ -59,7 +66,11 @@ def run_page(browser, url: str, answer: str = "#heard-yes", timeout: float = 40)
         if state["finished"]:
             break
         if state["hear"] and not answered:
-            browser.click(answer)
+            if answer == "keyboard":
+                assert browser.evaluate("document.activeElement.id") == "heard-yes"
+                browser.press("Enter")
+            else:
+                browser.click(answer)
             answered = True
         time.sleep(0.2)
     else:
@@ -137,9 +148,10 @@ def test_a_black_picture_is_diagnosed_black_and_judged_by_the_profile(server, tm
 
 
 def test_denied_permission_gets_its_advice_and_the_rest_is_still_measured(server, tmp_path):
+    """Driven by the keyboard alone (Tab, Enter): the page is usable without a mouse."""
     url, results = server
     with Chromium(fake_media_flags(None, None, allow=False) + ["--deny-permission-prompts"], allow=["127.0.0.1"]) as b:
-        page = run_page(b, url + "/")
+        page = run_page(b, url + "/", answer="keyboard")
         shown = b.evaluate("document.getElementById('advice-list').innerText")
     assert {"denied_camera", "denied_microphone"} <= set(page["advice"])
     assert "allow the camera for this site" in shown
@@ -147,6 +159,7 @@ def test_denied_permission_gets_its_advice_and_the_rest_is_still_measured(server
     assert values(doc, "camera") == {"working": False}
     assert doc["checks"]["camera"]["details"]["findings"] == [{"code": "browser_denied_camera", "args": {}}]
     assert values(doc, "latency")["rtt_median_ms"] > 0  # the network steps ran all the same
+    assert values(doc, "speakers")["heard_by_person"] is True  # answered with Enter
 
 
 def test_markup_in_the_link_runs_nothing_and_loads_nothing(server):
