@@ -275,3 +275,30 @@ def test_one_address_cannot_fill_the_disk_with_results(tmp_path):
         p.wait(10)
     assert codes == [200] * RESULTS_PER_MINUTE + [429] * 3
     assert len(list(tmp_path.glob("*.json"))) == RESULTS_PER_MINUTE
+
+
+def _contrast(a: str, b: str) -> float:
+    def lum(hex_color: str) -> float:
+        rgb = [int(hex_color.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_the_page_text_meets_wcag_aa_contrast_in_light_and_dark_mode_and_every_control_is_named(server):
+    from importlib import resources
+
+    css = (resources.files("readiness.selftest") / "static" / "selftest.css").read_text()
+    schemes = re.findall(r":root \{([^}]*)\}", css)
+    assert len(schemes) == 2  # light, and dark (prefers-color-scheme)
+    for scheme in schemes:
+        colours = dict(re.findall(r"--(\w+): (#[0-9a-f]{6})", scheme))
+        for name in ("fg", "muted", "accent", "ok", "bad", "warn"):
+            assert _contrast(colours[name], colours["bg"]) >= 4.5, (name, scheme)
+    port, _ = server
+    page = request(port, "/")[2].decode()
+    for label in re.findall(r"<button[^>]*>(.*?)</button>", page, re.S):
+        assert label.strip()
+    assert 'aria-label="' in re.search(r"<video[^>]*>", page).group(0)
