@@ -103,9 +103,11 @@ def test_the_page_is_served_with_a_csp_that_allows_only_its_own_script_and_conne
 def test_markup_in_the_url_is_text_and_an_unknown_profile_is_a_plain_404(server):
     port, _ = server
     evil = "%3Cscript%3Ealert(1)%3C%2Fscript%3E"
-    status, _, body = request(port, f"/?site={evil}&room=%22%3E%3Cimg%20src%3Dx%3E")
+    status, _, body = request(port, f"/?site={evil}&room=%22%3E%3Cimg%20src%3Dx%3E&label=a%00b%0Ac")
     page = body.decode()
     assert status == 200 and "<script>alert(1)" not in page and "<img src=x>" not in page
+    config = json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S).group(1))
+    assert config["labels"]["label"] == "abc"  # control characters dropped: the page can post it back
     assert "\\u003cscript\\u003e" in page  # inside the JSON data block, escaped
     status, headers, body = request(port, f"/?profile={evil}")
     assert status == 404 and "&lt;script&gt;alert(1)&lt;/script&gt;" in body.decode()

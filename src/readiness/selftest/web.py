@@ -35,6 +35,7 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 _COMMON = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "Cross-Origin-Resource-Policy": "same-origin"}
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ASSETS = {"selftest.js": "text/javascript; charset=utf-8", "selftest.css": "text/css; charset=utf-8"}
 PREFIX = "/__selftest/"
 MAX_LABEL = 120
@@ -162,7 +163,8 @@ class SelfTest:
         defaults = cam_cls.default_settings() if cam_cls else {"width": 1280, "height": 720}
         config = {
             "profile": prof.name, "lang": lang,
-            "labels": {k: _first(q, k)[:MAX_LABEL] for k in ("site", "room", "label") if _first(q, k)},
+            # as text the result border accepts (no control characters), so the page can post it back
+            "labels": {k: v for k in ("site", "room", "label") if (v := _CONTROL.sub("", _first(q, k))[:MAX_LABEL])},
             "camera": {"width": int(cam.get("width", defaults["width"]) or 0),
                        "height": int(cam.get("height", defaults["height"]) or 0)},
             "needs": sorted(prof.checks()),
