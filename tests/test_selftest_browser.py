@@ -148,11 +148,14 @@ def test_a_black_picture_is_diagnosed_black_and_judged_by_the_profile(server, tm
 
 
 def test_denied_permission_gets_its_advice_and_the_rest_is_still_measured(server, tmp_path):
-    """Driven by the keyboard alone (Tab, Enter): the page is usable without a mouse."""
+    """On a phone-sized screen, driven by the keyboard alone (Tab, Enter): usable without a mouse."""
     url, results = server
     with Chromium(fake_media_flags(None, None, allow=False) + ["--deny-permission-prompts"], allow=["127.0.0.1"]) as b:
+        # a phone's screen: 360 CSS pixels wide
+        b.call("Emulation.setDeviceMetricsOverride", {"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True})
         page = run_page(b, url + "/", answer="keyboard")
         shown = b.evaluate("document.getElementById('advice-list').innerText")
+        assert b.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the phone
     assert {"denied_camera", "denied_microphone"} <= set(page["advice"])
     assert "allow the camera for this site" in shown
     doc = stored(results, page["run"])
