@@ -304,3 +304,21 @@ def test_the_page_text_meets_wcag_aa_contrast_in_light_and_dark_mode_and_every_c
     for label in re.findall(r"<button[^>]*>(.*?)</button>", page, re.S):
         assert label.strip()
     assert 'aria-label="' in re.search(r"<video[^>]*>", page).group(0)
+
+
+def test_a_collect_hook_gets_the_stored_document_and_its_failure_loses_nothing(tmp_path):
+    """The collector's database is another engineer's; its hook is a plain function here."""
+    from readiness.selftest.web import SelfTest
+
+    got: list[tuple[bytes, str]] = []
+    page = SelfTest(tmp_path, collect=lambda body, site: got.append((body, site)))
+    answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations()).encode(), "192.0.2.1").body)
+    assert answer["collected"] is True and got[0][1] == "HQ"
+    assert json.loads(got[0][0])["run_id"] == answer["run_id"]
+
+    def down(body: bytes, site: str) -> None:
+        raise ConnectionError("database unavailable")
+
+    page = SelfTest(tmp_path, collect=down)
+    answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations()).encode(), "192.0.2.1").body)
+    assert answer["collected"] is False and len(list(tmp_path.glob(f"*-{answer['run_id'][:8]}.json"))) == 1

@@ -25,7 +25,7 @@ import time
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..server import Request, Response, Route
 from . import submission
@@ -80,11 +80,18 @@ def _first(query: dict[str, list[str]], key: str, default: str = "") -> str:
 
 
 class SelfTest:
-    """The self-test feature of ``readiness serve``; ``results_dir`` is where results go."""
+    """The self-test feature of ``readiness serve``; ``results_dir`` is where results go.
 
-    def __init__(self, results_dir: Path, default_profile: str = "video-call") -> None:
+    ``collect`` (optional) also hands each stored result document (its JSON bytes and its site
+    label) to the collector's database; it may raise to say it could not, and the result then
+    stays in the folder alone (the answer says ``"collected": false``).
+    """
+
+    def __init__(self, results_dir: Path, default_profile: str = "video-call",
+                 collect: Callable[[bytes, str], Any] | None = None) -> None:
         from .peer import EchoPeers
 
+        self.collect = collect
         self.results_dir = Path(results_dir)
         self.default_profile = default_profile
         self.peers = EchoPeers()
@@ -220,8 +227,18 @@ class SelfTest:
             self.results_dir.mkdir(parents=True, exist_ok=True)
             # both or neither: a report without its result (or the reverse) would mislead
             write_all_or_none([(self.results_dir / f"{stem}.json", text), (self.results_dir / f"{stem}.html", html)])
+        collected = None
+        if self.collect is not None:
+            try:
+                self.collect(text.encode("utf-8"), result.labels.get("site", ""))
+                collected = True
+            except Exception as exc:  # noqa: BLE001 - the folder holds it; the database may be down
+                from ..server import log
+
+                log(f"{client} self-test result {result.run_id} not collected: {str(exc)[:200]}")
+                collected = False
         base = f"{PREFIX}report/{result.run_id}"
-        return _json(200, {"run_id": result.run_id, "overall": j.overall, "verdict": j.verdict, "ready": j.ready,
+        return _json(200, {"collected": collected, "run_id": result.run_id, "overall": j.overall, "verdict": j.verdict, "ready": j.ready,
                            "report": f"{base}.html", "download": f"{base}.html?download=1",
                            "json": f"{base}.json?download=1"})
 
