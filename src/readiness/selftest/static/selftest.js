@@ -74,6 +74,7 @@
     return navigator.mediaDevices.getUserMedia(constraints);
   }
   const videoWanted = () => ({
+    facingMode: "user", // a phone's front camera: the one a call uses
     width: cfg.camera.width ? { ideal: cfg.camera.width } : undefined,
     height: cfg.camera.height ? { ideal: cfg.camera.height } : undefined,
   });
