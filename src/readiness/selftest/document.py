@@ -26,9 +26,9 @@ SILENT_PEAK_DBFS = -70.0  # the microphone check's rule for "nothing usable"
 
 
 def _metric(metrics: dict[str, dict[str, Any]], name: str, value: Any, unit: str = "") -> None:
-    if value is not None:
-        metrics[name] = {"value": value if isinstance(value, bool) else round(float(value), 3) if isinstance(value, float) else value,
-                         "unit": unit}
+    if value is None:
+        return
+    metrics[name] = {"value": round(value, 3) if isinstance(value, float) else value, "unit": unit}
 
 
 def _record(name: str, sub: dict[str, Any] | None, started: str,
