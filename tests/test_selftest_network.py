@@ -3,7 +3,8 @@
 Chromium runs in the client namespace of a veth pair shaped by tbf (tests/netns.py), the page
 is served by ``readiness serve`` in the server namespace, and the same link is then measured
 by iperf3 (the reference) and by the agent's own bandwidth check with ``--server``. The page's
-download and upload must be within 10 % of both. Its UDP round trips go over the WebRTC data
+download and upload must be within 10 % of both, its latency increase under load (data-channel
+probes while the 50 ms queue fills) within 10 ms of the agent's (STUN probes). Its UDP round trips go over the WebRTC data
 channel to the server's aiortc peer; a second run with UDP dropped in the client namespace
 must fall back to HTTP round trips, labelled TCP.
 """
@@ -62,10 +63,15 @@ def test_page_bandwidth_matches_iperf3_and_the_agent_on_a_shaped_link(link, site
     agent = link.run_checks(["bandwidth"], options={"server": site[0]})["bandwidth"]["metrics"]
     print(f"\ndownload: page {page['download_mbps']:.2f}, iperf3 {iperf_down:.2f}, agent {agent['download_mbps']:.2f} Mbit/s"
           f"\nupload:   page {page['upload_mbps']:.2f}, iperf3 {iperf_up:.2f}, agent {agent['upload_mbps']:.2f} Mbit/s")
+    print(f"latency increase under load: page {page.get('loaded_latency_increase_ms')}, "
+          f"agent {agent.get('loaded_latency_increase_ms')} ms (tbf queue 50 ms)")
     assert page["download_mbps"] == pytest.approx(iperf_down, rel=0.10)
     assert page["upload_mbps"] == pytest.approx(iperf_up, rel=0.10)
     assert page["download_mbps"] == pytest.approx(agent["download_mbps"], rel=0.10)
     assert page["upload_mbps"] == pytest.approx(agent["upload_mbps"], rel=0.10)
+    # bufferbloat: the data channel's probes under load against the agent's STUN probes
+    assert page["loaded_latency_increase_ms"] > 25  # the 50 ms queue fills
+    assert page["loaded_latency_increase_ms"] == pytest.approx(agent["loaded_latency_increase_ms"], abs=10)
     lat = doc["checks"]["latency"]
     assert lat["details"]["method"].startswith("webrtc") and lat["metrics"]["loss_pct"]["value"] == 0
 

@@ -14,6 +14,7 @@ the schema's ``host`` object) and the browser's name and version in ``host.brows
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from .. import __version__
@@ -21,7 +22,6 @@ from ..result import CheckRecord, Result, new_run_id, utc_now
 
 _TITLES = {"camera": "Camera", "microphone": "Microphone", "speakers": "Speakers",
            "bandwidth": "Bandwidth", "latency": "Latency, jitter and loss", "browser": "Browser"}
-_SETTLE_S = 0.1  # as the microphone check: the first 100 ms are left out (the page drops them)
 SILENT_PEAK_DBFS = -70.0  # the microphone check's rule for "nothing usable"
 
 
@@ -161,7 +161,35 @@ def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict) -> None:
                 _metric(metrics, name, round(rate / 1e6, 3), "Mbit/s")
                 entry.update({"mbps": round(rate / 1e6, 3), "ramp_s": round(ramp, 3), "steady": steady,
                               "seconds": round(ticks[-1][0] - ticks[0][0], 3), "bytes": ticks[-1][1]})
+                # as the agent: probes sent between the end of the ramp and the end of the load
+                window = [p for p in part.get("probes", [])
+                          if len(p) == 2 and p[0] is not None and ticks[0][0] + ramp <= p[0] <= ticks[-1][0]]
+                under = [p[1] for p in window if p[1] is not None]
+                if under:
+                    entry["loaded_rtt_median_ms"] = round(statistics.median(under), 2)
+                    entry["probes_lost_under_load"] = len(window) - len(under)
         details[direction] = entry
+
+
+def _loaded_latency(checks: dict[str, CheckRecord]) -> None:
+    """The latency increase under load: loaded medians (bandwidth step) over the idle median the
+    latency step measured just before on the same data channel, worst direction, as the agent."""
+    bw, lat = checks.get("bandwidth"), checks.get("latency")
+    if bw is None or lat is None or bw.status != "ok" or not str(lat.details.get("method", "")).startswith("webrtc"):
+        return
+    idle = lat.value("rtt_median_ms")
+    if idle is None:
+        return
+    increases = []
+    for direction in ("down", "up"):
+        entry = bw.details.get(direction) or {}
+        if "loaded_rtt_median_ms" in entry:
+            entry["latency_increase_ms"] = round(max(0.0, entry["loaded_rtt_median_ms"] - idle), 2)
+            increases.append(entry["latency_increase_ms"])
+    if increases:
+        _metric(bw.metrics, "idle_rtt_ms", idle, "ms")
+        _metric(bw.metrics, "loaded_latency_increase_ms", float(max(increases)), "ms")
+        bw.details["probe"] = "data channel to this server every 50 ms (idle: the latency step's median)"
 
 
 def _latency(sub: dict[str, Any], metrics: dict, details: dict) -> None:
@@ -216,6 +244,7 @@ def build_result(sub: dict[str, Any], profile: Any, client: str, started_utc: st
         except ValueError as exc:
             checks[name] = CheckRecord(name=name, title=_TITLES[name], status="error", started_utc=started,
                                        duration_s=0.0, details={"measured_by": "browser"}, error=str(exc))
+    _loaded_latency(checks)
     br = sub.get("browser", {})
     host = {"hostname": f"browser-{client}", "os": br.get("platform", ""), "measured_by": "browser",
             "browser": f"{br.get('name', '')} {br.get('version', '')}".strip(), "address": client}

@@ -124,7 +124,9 @@ def _pair(lo: float, hi: float) -> _Spec:
 _DEVICE = {"state": OneOf(*STATES), "error": Text(300), "duration_s": Num(0, 600)}
 _SHARE = Num(0, 1)
 _TRANSFER = Obj({"ticks": List(_pair(0, 1e15)), "streams": Num(1, 32, whole=True),
-                 "errors": List(Text(200), max_len=10)})
+                 "errors": List(Text(200), max_len=10),
+                 # [seconds since the load began, round trip ms or null (lost)] of the probes under load
+                 "probes": List(List(Num(0, 1e6, null=True), max_len=2))})
 
 SPEC = Obj({
     "profile": Text(64, r"[A-Za-z0-9][A-Za-z0-9_.-]*"),

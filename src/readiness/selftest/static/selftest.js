@@ -282,7 +282,10 @@
       target.addEventListener(event, function on() { if (test()) { clearTimeout(t); target.removeEventListener(event, on); resolve(); } });
     });
   }
-  async function webrtcProbe(seconds, interval) {
+  // One data channel to the server's echoing peer, kept open from the latency step through the
+  // bandwidth step: its probes while the link is loaded give the latency increase (bufferbloat).
+  let probe = null;
+  async function openProbe() {
     const pc = new RTCPeerConnection({ iceServers: [] }); // nothing contacted but this server
     try {
       const ch = pc.createDataChannel("probe", { ordered: false, maxRetransmits: 0 });
@@ -291,23 +294,38 @@
       const answer = await postJSON("/__selftest/rtc", { type: pc.localDescription.type, sdp: pc.localDescription.sdp });
       await pc.setRemoteDescription(answer);
       await waitFor(ch, "open", () => ch.readyState === "open", 5);
-      const count = Math.round(seconds / interval), sent = new Array(count), rtt = new Array(count).fill(null), arrival = [];
-      ch.onmessage = (ev) => {
-        const t = now(), seq = parseInt(String(ev.data).split(" ")[0], 10);
-        if (seq >= 0 && seq < count && sent[seq] !== undefined && rtt[seq] === null) { rtt[seq] = +((t - sent[seq]) * 1000).toFixed(3); arrival.push(seq); }
-      };
-      const t0 = now();
-      for (let i = 0; i < count; i++) {
-        const wait = t0 + i * interval - now();
-        if (wait > 0) await sleep(wait);
-        sent[i] = now();
-        ch.send(i + " " + sent[i].toFixed(6));
-      }
-      await sleep(1.0); // later answers count as lost, as the agent's linger
-      return { method: "webrtc", interval_ms: interval * 1000, rtt_ms: rtt, arrival };
-    } finally {
+      const p = { pc, ch, handler: null };
+      ch.onmessage = (ev) => { if (p.handler) p.handler(String(ev.data), now()); };
+      return p;
+    } catch (e) {
       pc.close();
+      throw e;
     }
+  }
+  // Probes every `interval` s, `count` of them or until `until.stop`; answers later than `linger`
+  // after the last are lost. A tag per stream keeps late echoes of an earlier stream out.
+  async function probeStream(p, count, interval, linger, until) {
+    const tag = Math.random().toString(36).slice(2, 8), sent = [], rtt = [], arrival = [];
+    p.handler = (data, t) => {
+      const [tg, s] = data.split(" "), seq = parseInt(s, 10);
+      if (tg === tag && sent[seq] !== undefined && rtt[seq] === null) { rtt[seq] = +((t - sent[seq]) * 1000).toFixed(3); arrival.push(seq); }
+    };
+    const t0 = now();
+    for (let i = 0; (count === null || i < count) && !(until && until.stop); i++) {
+      const wait = t0 + i * interval - now();
+      if (wait > 0) await sleep(wait);
+      sent[i] = now();
+      rtt[i] = null;
+      try { p.ch.send(tag + " " + i); } catch (e) { break; }
+    }
+    await sleep(linger);
+    p.handler = null;
+    return { sent, rtt, arrival };
+  }
+  async function webrtcProbe(seconds, interval) {
+    probe = await openProbe();
+    const r = await probeStream(probe, Math.round(seconds / interval), interval, 1.0); // as the agent's linger
+    return { method: "webrtc", interval_ms: interval * 1000, rtt_ms: r.rtt, arrival: r.arrival };
   }
   async function httpProbe(count, interval) {
     const rtt = [], arrival = [];
@@ -354,6 +372,8 @@
   }
   async function transfer(direction, streams = 4, minS = 1.5, maxS = 4.0) {
     const ctrl = new AbortController(), errors = new Set(), t0 = now(), ticks = [[0, 0]];
+    const until = { stop: false }; // probes every 50 ms while loaded, as the agent's bandwidth check
+    const loaded = probe ? probeStream(probe, null, 0.05, 0.5, until) : null;
     let bytes = 0, stop = false;
     const down = async () => {
       while (!stop) {
@@ -386,13 +406,20 @@
     }
     stop = true;
     ctrl.abort();
-    return { ticks, streams, errors: [...errors] };
+    until.stop = true;
+    const res = { ticks, streams, errors: [...errors] };
+    if (loaded) {
+      const r = await loaded;
+      res.probes = r.sent.map((t, i) => [+Math.max(0, t - t0).toFixed(4), r.rtt[i]]);
+    }
+    return res;
   }
   async function bandwidth() {
     const started = now();
     const res = { state: "ok", down: await transfer("down") };
     res.up = await transfer("up");
     res.duration_s = +(now() - started).toFixed(3);
+    if (probe) { probe.pc.close(); probe = null; }
     return res;
   }
 
