@@ -6,7 +6,7 @@ same requirement list judges them. Checks a browser cannot make at all (``system
 ``connectivity``) have no record: the result is judged as a partial run of the checks it holds
 (``judge(..., only_checks=...)``), so its coverage lists them as not checked and its verdict is
 never a bare "ready"; metrics it cannot see inside a check it does make (the loopback of the
-speaker check, latency under load) are simply absent and judged UNKNOWN.
+speaker check) are simply absent and judged UNKNOWN.
 
 The document says who measured it: ``host.measured_by = "browser"`` (an optional property of
 the schema's ``host`` object) and the browser's name and version in ``host.browser``.
