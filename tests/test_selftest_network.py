@@ -11,6 +11,7 @@ must fall back to HTTP round trips, labelled TCP.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -43,20 +44,25 @@ def site(link, tmp_path_factory):  # noqa: F811 - pytest fixture by name
     return url, results, flags
 
 
-def page_run(link, site):  # noqa: F811
-    url, results, flags = site
+def page_run(link, site, secure_origin: bool = True, url: str | None = None):  # noqa: F811
+    """The page in Chromium in the client namespace; with ``secure_origin`` the plain-http LAN
+    address counts as secure (as HTTPS would), so the camera and microphone may be asked for."""
+    base, results, flags = site
+    url = url or base
+    if not secure_origin:
+        flags = [f for f in flags if not f.startswith("--unsafely-treat-insecure-origin-as-secure")]
     with Chromium(flags, allow=[link.server_ip], prefix=["ip", "netns", "exec", link.client_ns], timeout=60) as b:
         page = run_page(b, url + "/", timeout=60)
         outside = [u for u in b.page_events().requests if not u.startswith(url + "/")]
     assert page["run"], page
     assert outside == []
-    return stored(results, page["run"])
+    return stored(results, page["run"]), page
 
 
 @pytest.mark.root
 @pytest.mark.slow
 def test_page_bandwidth_matches_iperf3_and_the_agent_on_a_shaped_link(link, site):  # noqa: F811
-    doc = page_run(link, site)
+    doc, _ = page_run(link, site)
     page = values(doc, "bandwidth")
     iperf_down = link.iperf3(seconds=3, reverse=True)
     iperf_up = link.iperf3(seconds=3)
@@ -78,14 +84,46 @@ def test_page_bandwidth_matches_iperf3_and_the_agent_on_a_shaped_link(link, site
 
 @pytest.mark.root
 @pytest.mark.slow
-def test_without_udp_the_page_falls_back_to_http_round_trips_labelled_tcp(link, site):  # noqa: F811
+def test_plain_http_on_a_lan_address_without_udp_still_measures_the_network_and_says_why_not_devices(link, site):  # noqa: F811
+    """A browser gives the camera only to secure pages: plain http://10.x is not one. And with
+    UDP dropped, round trips fall back to HTTP, labelled TCP."""
     link.drop(1.0, proto="udp")
     try:
-        doc = page_run(link, site)
+        doc, page = page_run(link, site, secure_origin=False)
     finally:
         link.drop(0, proto="udp")
+    assert "insecure" in page["advice"] and "tcp_only" in page["advice"]
+    assert doc["checks"]["camera"]["status"] == "skipped" and "secure context" in doc["checks"]["camera"]["error"]
+    assert doc["checks"]["browser"]["details"]["secure_context"] is False
     lat = doc["checks"]["latency"]
     assert lat["details"]["method"].startswith("http-requests (tcp")
     assert lat["metrics"]["rtt_median_ms"]["value"] > 0
     assert "loss_pct" not in lat["metrics"] and "jitter_ms" not in lat["metrics"]  # TCP hides them
     assert {"code": "latency_tcp_only", "args": {}} in lat["details"]["findings"]
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_over_https_on_a_lan_address_the_devices_are_measured(link, site, tmp_path):  # noqa: F811
+    """``serve --tls-cert``: the page is a secure context at a LAN address, so the camera works."""
+    openssl = need_tool("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={link.server_ip}",
+                    "-addext", f"subjectAltName=IP:{link.server_ip}", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    results = tmp_path / "results"
+    p = link.popen(link.server_ns, [sys.executable, "-m", "readiness.cli", "serve", "--host", link.server_ip,
+                                    "--http-port", "8443", "--stun-port", "3479", "--results-dir", str(results),
+                                    "--tls-cert", str(cert), "--tls-key", str(key)])
+    wait_line(p, "listening on", timeout=20)
+    url = f"https://{link.server_ip}:8443"
+    try:
+        doc, page = page_run(link, (url, results, site[2] + ["--ignore-certificate-errors"]), secure_origin=False)
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert "insecure" not in page["advice"]
+    assert doc["checks"]["browser"]["details"]["secure_context"] is True
+    cam = values(doc, "camera")
+    assert (cam["width_px"], cam["height_px"]) == (320, 240) and cam["working"] is True
+    assert values(doc, "bandwidth")["download_mbps"] > 0.5 * RATE_MBIT

@@ -483,8 +483,9 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
     UDP. Point clients at it with `readiness run --server http://HOST:PORT`. People without the
-    agent open http://HOST:PORT/ in a browser (?profile=NAME, ?lang=sv, ?site=…&room=…): the
-    page measures what a browser can, and its results go to --results-dir. Ctrl-C stops it.
+    agent open https://HOST:PORT/ in a browser (?profile=NAME, ?lang=sv, ?site=…&room=…; browsers
+    allow the camera only over HTTPS, see --tls-cert): the page measures what a browser can, and
+    its results go to --results-dir. Ctrl-C stops it.
     """
     try:
         from .selftest.web import SelfTest
