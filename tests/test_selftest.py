@@ -126,6 +126,7 @@ def test_a_posted_result_is_judged_stored_and_reported_with_what_a_browser_canno
     assert len(stored) == 1 and stored[0].with_suffix(".html").exists()
     doc = validate_result(stored[0])
     assert doc["host"]["measured_by"] == "browser" and doc["host"]["browser"] == "Chromium 156"
+    assert "127.0.0.1" not in stored[0].read_text()  # no network address is recorded
     m = {c: {k: v["value"] for k, v in rec["metrics"].items()} for c, rec in doc["checks"].items()}
     assert m["camera"]["fps"] == pytest.approx(30.0, abs=0.01) and m["camera"]["frozen"] is False
     assert m["microphone"]["level_dbfs"] == pytest.approx(-20.0, abs=0.01)

@@ -231,8 +231,12 @@ _MEASURE = {"camera": _camera, "microphone": _microphone, "speakers": _speakers,
             "bandwidth": _bandwidth, "latency": _latency, "browser": _browser}
 
 
-def build_result(sub: dict[str, Any], profile: Any, client: str, started_utc: str | None = None) -> Result:
-    """The result document for a checked submission ``sub`` measured from address ``client``."""
+def build_result(sub: dict[str, Any], profile: Any, started_utc: str | None = None) -> Result:
+    """The result document for a checked submission ``sub``.
+
+    A browser has no computer name, and its network address is not recorded (privacy, as the
+    agent records none): the host is named after the run, the person's labels say who it was.
+    """
     started = started_utc or utc_now()
     checks: dict[str, CheckRecord] = {}
     for name, measure in _MEASURE.items():
@@ -246,8 +250,9 @@ def build_result(sub: dict[str, Any], profile: Any, client: str, started_utc: st
                                        duration_s=0.0, details={"measured_by": "browser"}, error=str(exc))
     _loaded_latency(checks)
     br = sub.get("browser", {})
-    host = {"hostname": f"browser-{client}", "os": br.get("platform", ""), "measured_by": "browser",
-            "browser": f"{br.get('name', '')} {br.get('version', '')}".strip(), "address": client}
+    run_id = new_run_id()
+    host = {"hostname": f"browser-{run_id[:8]}", "os": br.get("platform", ""), "measured_by": "browser",
+            "browser": f"{br.get('name', '')} {br.get('version', '')}".strip()}
     labels = {k: v for k, v in sub.get("labels", {}).items() if v}
-    return Result(run_id=new_run_id(), started_utc=started, finished_utc=utc_now(), host=host, labels=labels,
+    return Result(run_id=run_id, started_utc=started, finished_utc=utc_now(), host=host, labels=labels,
                   profile=profile.summary(), checks=checks, tool_version=__version__, warnings=[])

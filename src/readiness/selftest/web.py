@@ -216,7 +216,7 @@ class SelfTest:
             return _resp(429, json.dumps({"error": "too many results from this address; try again in a minute"}).encode(),
                          "application/json", {"Retry-After": "60"})
         lang, _ = _catalog(sub.get("lang", "en"))
-        result = build_result(sub, prof, client)
+        result = build_result(sub, prof)
         j = judge(result, prof, only_checks=set(result.checks))  # partial: a browser cannot run them all
         result.judgement = j.to_dict()
         text = result.to_json()
