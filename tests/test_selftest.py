@@ -208,7 +208,10 @@ def test_non_json_nan_and_oversized_posts_are_refused(server):
 
 def test_the_webrtc_peer_echoes_a_real_peer_over_an_unreliable_channel(server):
     """aiortc on the client side too: a real ICE/DTLS/SCTP exchange with the server's peer."""
-    pytest.importorskip("aiortc")
+    from readiness.selftest.peer import available
+    from support import need
+
+    need(available(), "aiortc is not installed (tests/run.sh installs the server extra)")
     import asyncio
 
     from aiortc import RTCPeerConnection, RTCSessionDescription

@@ -31,7 +31,9 @@ RATE_MBIT = 20
 def site(link, tmp_path_factory):  # noqa: F811 - pytest fixture by name
     need(chromium_path() is not None, "chromium is not installed (tests/run.sh installs it)")
     need_tool("iperf3")
-    pytest.importorskip("aiortc")
+    from readiness.selftest.peer import available
+
+    need(available(), "aiortc is not installed (tests/run.sh installs the server extra)")
     results = tmp_path_factory.mktemp("selftest-net")
     media = tmp_path_factory.mktemp("selftest-media")
     flags = fake_media_flags(write_y4m(media / "v.y4m", 320, 240, 15), write_wav(media / "a.wav"))
