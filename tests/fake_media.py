@@ -17,7 +17,8 @@ import numpy as np
 
 def write_y4m(path: Path, width: int, height: int, fps: int, seconds: float = 1.0, kind: str = "moving") -> Path:
     """A 4:2:0 Y4M clip. ``moving``: a bright bar sweeping over a mid-grey textured picture
-    (every frame differs, nothing is black or over-exposed); ``black``: video-range black."""
+    (every frame differs, nothing is black or over-exposed); ``black``: video-range black;
+    ``still``: the textured picture, unchanged (frozen)."""
     frames = max(2, round(fps * seconds))
     rng = np.random.default_rng(7)
     texture = rng.integers(90, 150, size=(height, width), dtype=np.uint8)
@@ -27,6 +28,8 @@ def write_y4m(path: Path, width: int, height: int, fps: int, seconds: float = 1.
         for i in range(frames):
             if kind == "black":
                 y = np.full((height, width), 16, dtype=np.uint8)
+            elif kind == "still":  # the same textured picture in every frame: a frozen camera
+                y = texture
             else:
                 y = texture.copy()
                 x = int(i * width / frames)

@@ -147,6 +147,19 @@ def test_a_black_picture_is_diagnosed_black_and_judged_by_the_profile(server, tm
     assert values(doc, "speakers")["heard_by_person"] is False
 
 
+def test_a_frozen_picture_is_diagnosed_frozen_by_the_camera_checks_rule(server, tmp_path):
+    url, results = server
+    video = write_y4m(tmp_path / "still.y4m", 640, 360, 30, kind="still")
+    with Chromium(fake_media_flags(video, write_wav(tmp_path / "a.wav")), allow=["127.0.0.1"]) as b:
+        page = run_page(b, url + "/?profile=meeting-room")
+    doc = stored(results, page["run"])
+    cam = values(doc, "camera")
+    assert cam["frozen"] is True and cam["black_pct"] == 0 and cam["working"] is True
+    assert doc["checks"]["camera"]["details"]["still_s"] >= 2.0  # freezedetect: unchanged for the whole window
+    items = {i["requirement"]["metric"]: i["status"] for i in doc["judgement"]["items"]}
+    assert items["camera.frozen"] in ("FAIL", "WARN")
+
+
 def test_denied_permission_gets_its_advice_and_the_rest_is_still_measured(server, tmp_path):
     """On a phone-sized screen, driven by the keyboard alone (Tab, Enter): usable without a mouse."""
     url, results = server
