@@ -91,7 +91,7 @@ def test_the_page_is_served_with_a_csp_that_allows_only_its_own_script_and_conne
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     page = body.decode()
-    assert 'lang="sv"' in page and "Starta kontrollen" in page
+    assert 'lang="sv"' in page and "Starta kontrollen" in page and "<b>Ljudsamtal</b>" in page
     config = json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S).group(1))
     assert config["profile"] == "audio-call" and config["labels"] == {"site": "Kiruna", "room": "B2"}
     assert "camera" not in config["needs"]  # the audio-call list needs no camera

@@ -178,7 +178,10 @@ class SelfTest:
             "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")}
             | {k: v for k, v in t.items() if k.startswith("verdict_")},
         }
-        html = _environment().get_template("page.html").render(lang=lang, t=t, config=config, profile=prof)
+        from ..render.report import profile_title
+
+        html = _environment().get_template("page.html").render(lang=lang, t=t, config=config,
+                                                               profile_title=profile_title(prof.summary(), lang))
         return _resp(200, html.encode(), "text/html; charset=utf-8",
                      {"Content-Security-Policy": PAGE_CSP, "Permissions-Policy": "camera=(self), microphone=(self)"})
 
