@@ -47,7 +47,8 @@ class ConnectivityCheck(Check):
     )
     settings = {
         "services": Setting(DEFAULT_SERVICES, "Services: {name, tcp = [host:port], stun = [host:port], "
-                                              "tls = [host:port] (default: the tcp ones on 443)}", list),
+                                              "tls = [host:port] (default: the tcp ones on 443)}", list,
+                            items=lambda svc: _service_problem(svc)),
         "timeout_s": Setting(2.0, "Timeout of each DNS, TCP, TLS and STUN attempt, seconds", float),
     }
 
@@ -168,11 +169,37 @@ class ConnectivityCheck(Check):
         return Measurement(metrics=metrics, details=details)
 
 
+_SERVICE_KEYS = ("name", "tcp", "stun", "tls")
+
+
+def _service_problem(svc) -> str | None:
+    """What is wrong with one entry of the services setting (checked when the config loads)."""
+    if not isinstance(svc, dict):
+        return "must be a table {name, tcp = [host:port], stun = [host:port]}"
+    unknown = sorted(set(svc) - set(_SERVICE_KEYS))
+    if unknown:
+        return f"unknown key(s) {', '.join(unknown)} (keys: {', '.join(_SERVICE_KEYS)})"
+    if not isinstance(svc.get("name", ""), str):
+        return "name must be text"
+    for key in ("tcp", "stun", "tls"):
+        items = svc.get(key, [])
+        if not isinstance(items, list):
+            return f"{key} must be a list of \"host:port\""
+        for item in items:
+            problem = net.hostport_problem(item)
+            if problem:
+                return f"{key}: {problem}"
+    if not svc.get("tcp") and not svc.get("stun") and not svc.get("tls"):
+        return "names no endpoint (tcp, stun or tls)"
+    return None
+
+
 def _validated(services) -> list[dict]:
     out = []
     for i, svc in enumerate(services):
-        if not isinstance(svc, dict) or not all(isinstance(svc.get(k, []), list) for k in ("tcp", "stun", "tls")):
-            raise CheckError(f"connectivity.services[{i}] must be a table with lists tcp, stun (and tls)")
+        problem = _service_problem(svc)
+        if problem:  # settings are validated at load; this guards direct callers
+            raise CheckError(f"connectivity.services[{i}]: {problem}")
         out.append(dict(svc))
     return out
 

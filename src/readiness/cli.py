@@ -78,9 +78,10 @@ def _output_dir(path: str | None) -> Path:
     return folder
 
 
-def _parse_sets(values: tuple[str, ...], plugins: Any) -> dict[str, dict[str, Any]]:
-    """``--set CHECK.KEY=VALUE``; the value is read as TOML (numbers, true/false, "text", [lists])."""
-    from .requirements import tomllib, validate_settings
+def _parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``--set CHECK.KEY=VALUE``; the value is read as TOML (numbers, true/false, "text", [lists]).
+    Validated with the rest of the configuration (``config.load_config``)."""
+    from .requirements import tomllib
 
     out: dict[str, dict[str, Any]] = {}
     for item in values:
@@ -92,15 +93,24 @@ def _parse_sets(values: tuple[str, ...], plugins: Any) -> dict[str, dict[str, An
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw  # plain text without quotes
-        cls = plugins.checks.get(cname)
-        if cls is None:
-            raise click.BadParameter(f"no check named '{cname}'", param_hint="--set")
-
-        def err(_line: Any, message: str) -> click.BadParameter:
-            return click.BadParameter(message, param_hint="--set")
-
-        out.setdefault(cname, {}).update(validate_settings(cls, cname, {skey: value}, lambda k: None, err))
+        out.setdefault(cname, {})[skey] = value
     return out
+
+
+def _config(ctx: click.Context, names: tuple[str, ...], config_file: str | None, sets: tuple[str, ...] = (),
+            plugins: Any = None, interactive: bool = False) -> Any:
+    """The run configuration from files, environment and what was typed (only options the user
+    gave on the command line count as command-line values); a wrong value anywhere exits 2."""
+    from click.core import ParameterSource
+
+    from .config import ConfigError, load_config
+
+    typed = {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+    try:
+        return load_config(typed, _parse_sets(sets), checks=plugins.checks if plugins else None, config_file=config_file,
+                           warn=lambda m: click.echo(f"warning: {m}", err=True), interactive=interactive)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 class _Group(click.Group):
@@ -142,57 +152,72 @@ def main() -> None:
 # --- run ------------------------------------------------------------------------------------
 
 
+_CONFIG_OPTIONS = ("profile", "requirements", "label", "site", "room", "output_dir", "lang", "quiet", "server",
+                   "microphone", "speaker", "camera", "no_sound", "keep_audio", "snapshot", "jitter", "upload_url",
+                   "token_file")
+
+
+def _config_option(fn: Any) -> Any:
+    return click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+                        help="Read settings from this TOML file too (above the user and system files).")(fn)
+
+
 @main.command()
 @click.option("--profile", "-p", metavar="NAME", help="Shipped requirement list (see `readiness profiles`). Default: video-call.")
-@click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Your own requirement list (TOML).")
+@click.option("--requirements", "-r", metavar="FILE", help="Your own requirement list (TOML).")
 @click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); other requirements are left out.")
-@click.option("--label", default="", help="A free label for this run, e.g. an asset tag.")
-@click.option("--site", default="", help="Site or office, e.g. Stockholm.")
-@click.option("--room", default="", help="Meeting room, e.g. 4.12.")
+@click.option("--label", help="A free label for this run, e.g. an asset tag.")
+@click.option("--site", help="Site or office, e.g. Stockholm.")
+@click.option("--room", help="Meeting room, e.g. 4.12.")
 @click.option("--output-dir", "-o", metavar="DIR", help="Where the JSON and HTML go (default: a per-user data folder).")
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--lang", metavar="en|sv", help="Language of the report (default: en).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the summary.")
 @click.option("--open/--no-open", "open_report", default=None, help="Open the report in the browser (default: when run interactively).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary; the exit code tells.")
 @click.option("--server", metavar="URL", help="Your organization's `readiness serve` for the network checks.")
+@click.option("--upload-url", metavar="URL", help="Collector URL results are sent to (as configured).")
+@click.option("--token-file", metavar="FILE", help="File holding the upload token.")
 @click.option("--microphone", metavar="NAME", help="Microphone to test (part of its name).")
 @click.option("--speaker", metavar="NAME", help="Speaker to test (part of its name).")
 @click.option("--camera", metavar="NAME|INDEX|URL", help="Camera to test: part of its name, its index, or a stream URL.")
-@click.option("--no-sound", is_flag=True, help="Play no test sound (a room in use).")
+@click.option("--no-sound/--sound", default=False, help="Play no test sound (a room in use).")
 @click.option("--interactive", "-i", is_flag=True, help="Ask you to speak and to confirm you heard the tone.")
-@click.option("--keep-audio", is_flag=True, help="Save the microphone recording beside the result.")
-@click.option("--snapshot", is_flag=True, help="Put one small camera picture in the report.")
+@click.option("--keep-audio/--no-keep-audio", default=False, help="Save the microphone recording beside the result.")
+@click.option("--snapshot/--no-snapshot", default=False, help="Put one small camera picture in the report.")
+@click.option("--jitter", metavar="DURATION", help="First wait a random time up to this long (e.g. 15m), so many rooms do not start at once.")
 @click.option("--set", "sets", metavar="CHECK.KEY=VALUE", multiple=True, help="Override a check setting, e.g. latency.duration_s=10.")
-def run(profile: str | None, requirements: str | None, only: tuple[str, ...], label: str, site: str, room: str,
-        output_dir: str | None, lang: str, as_json: bool, open_report: bool | None, quiet: bool, server: str | None,
-        microphone: str | None, speaker: str | None, camera: str | None, no_sound: bool, interactive: bool,
-        keep_audio: bool, snapshot: bool, sets: tuple[str, ...]) -> None:
+@_config_option
+@click.pass_context
+def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: bool | None, interactive: bool,
+        sets: tuple[str, ...], config_file: str | None, **_typed: Any) -> None:
     """Measure this computer and judge it against a requirement list.
 
     Writes a result (JSON) and a report (HTML) into the output folder and prints a summary.
+    Settings also come from configuration files and READINESS_* variables (see `readiness
+    config show`); what is typed here wins.
     """
     from .session import RunOptions, run_session
 
     plugins = _plugins()
+    cfg = _config(ctx, _CONFIG_OPTIONS, config_file, sets, plugins, interactive=interactive)
+    quiet = cfg.quiet
     _warn_plugins(plugins, quiet)
-    prof = _profile(profile, requirements, plugins)
+    prof = _profile(cfg.profile, str(cfg.requirements) if cfg.requirements else None, plugins)
     unknown = [c for c in only if c not in plugins.checks and c not in plugins.broken]
     if unknown:
         raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
-    overrides = _parse_sets(sets, plugins)
-    folder = _output_dir(output_dir)
-    options = {"server": server, "microphone": microphone, "speaker": speaker, "camera": camera, "no_sound": no_sound,
-               "interactive": interactive, "keep_audio": keep_audio, "snapshot": snapshot, "output_dir": str(folder)}
+    folder = _output_dir(str(cfg.output_dir) if cfg.output_dir else None)
     interactive_tty = sys.stdout.isatty() and sys.stdin.isatty()
     if open_report is None:
         open_report = interactive_tty and not as_json and not quiet
-    opts = RunOptions(profile=prof, only=list(only), labels={"label": label, "site": site, "room": room},
-                      options=options, overrides=overrides, output_dir=folder, lang=lang)
+    _wait_jitter(cfg.jitter, quiet)
+    opts = RunOptions(profile=prof, only=list(only), labels=cfg.labels, options=cfg.choices(folder),
+                      overrides=cfg.checks, output_dir=folder, lang=cfg.lang)
     outcome = run_session(opts, plugins, progress=None if quiet else _progress_printer())
     if as_json:
         click.echo(outcome.result.to_json(), nl=False)
     elif not quiet:
-        click.echo(outcome.summary(lang))
+        click.echo(outcome.summary(cfg.lang))
     if open_report and outcome.html_path is not None:
         import webbrowser
 
@@ -200,11 +225,61 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
     sys.exit(outcome.exit_code)
 
 
+def _wait_jitter(limit_s: float, quiet: bool) -> None:
+    """Sleep a random part of ``limit_s`` so that many scheduled agents spread their load."""
+    if limit_s <= 0:
+        return
+    import random
+    import time
+
+    wait = random.uniform(0, limit_s)
+    if not quiet:
+        click.echo(f"  waiting {wait:.0f} s first (--jitter {limit_s:g} s)", err=True)
+    time.sleep(wait)
+
+
 def _progress_printer() -> Any:
     def show(check: str, message: str) -> None:
         click.echo(f"  {check}: {message}", err=True)
 
     return show
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """The configuration: files, READINESS_* variables and their effect."""
+
+
+@config_group.command("show")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+def config_show(config_file: str | None, as_json: bool) -> None:
+    """Print the effective configuration and where each value came from.
+
+    Sources, lowest first: built-in defaults, the system file, the user file, --config FILE
+    (or READINESS_CONFIG), READINESS_<SETTING> variables (check settings:
+    READINESS_CHECKS__<CHECK>__<SETTING>), the command line. A wrong value exits 2.
+    """
+    import json
+
+    plugins = _plugins()
+    _warn_plugins(plugins)
+    cfg = _config(click.get_current_context(), (), config_file, (), plugins)
+    rows = cfg.rows()
+    if as_json:
+        click.echo(json.dumps({"files": [{"path": p, "exists": e} for p, e in cfg.files],
+                               "settings": [{"name": n, "value": v, "source": src} for n, v, src in rows]},
+                              indent=2, ensure_ascii=False, default=str))
+        return
+    for path, exists in cfg.files:
+        click.echo(f"# {'read' if exists else 'not present'}: {path}")
+    width = max(len(n) for n, _, _ in rows)
+    for name, value, src in rows:
+        shown = "(not set)" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+        click.echo(f"{name:<{width}} = {shown}    # {src}")
 
 
 # --- report ---------------------------------------------------------------------------------
