@@ -96,6 +96,8 @@ class RunChoices(Mapping):
     """
 
     server: str | None = None
+    proxy: str | None = None  # a proxy URL or "direct"; None: the OS's settings
+    pac_url: str | None = None  # a PAC file; None: the OS's
     microphone: str | None = None
     speaker: str | None = None
     camera: str | None = None
@@ -131,7 +133,7 @@ class CheckContext:
 
     ``settings`` holds the check's settings with defaults applied and profile, config file,
     environment and ``--set`` values merged in. ``options`` holds the run's shared choices
-    (:class:`RunChoices`: ``server``, ``microphone``, ``speaker``, ``camera``, ``no_sound``,
+    (:class:`RunChoices`: ``server``, ``proxy``, ``pac_url``, ``microphone``, ``speaker``, ``camera``, ``no_sound``,
     ``interactive``, ``keep_audio``, ``snapshot``, ``output_dir``); a plain dict given here is
     turned into one, so an unknown option name fails at once.
     """

@@ -152,7 +152,7 @@ def main() -> None:
 # --- run ------------------------------------------------------------------------------------
 
 
-_CONFIG_OPTIONS = ("profile", "requirements", "label", "site", "room", "output_dir", "lang", "quiet", "server",
+_CONFIG_OPTIONS = ("profile", "requirements", "label", "site", "room", "output_dir", "lang", "quiet", "server", "proxy", "pac_url",
                    "microphone", "speaker", "camera", "no_sound", "keep_audio", "snapshot", "jitter", "upload_url",
                    "token_file")
 
@@ -175,6 +175,8 @@ def _config_option(fn: Any) -> Any:
 @click.option("--open/--no-open", "open_report", default=None, help="Open the report in the browser (default: when run interactively).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary; the exit code tells.")
 @click.option("--server", metavar="URL", help="Your organization's `readiness serve` for the network checks.")
+@click.option("--proxy", metavar="URL|direct", help="Proxy for the web checks and uploads (default: the OS's settings, PAC included).")
+@click.option("--pac-url", metavar="URL", help="Proxy auto-configuration file to use instead of the OS's.")
 @click.option("--upload-url", metavar="URL", help="Collector URL results are sent to (as configured).")
 @click.option("--token-file", metavar="FILE", help="File holding the upload token.")
 @click.option("--microphone", metavar="NAME", help="Microphone to test (part of its name).")

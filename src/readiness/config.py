@@ -127,6 +127,11 @@ def _profile_name(value: Any, from_env: bool) -> str:
     return text
 
 
+def _proxy(value: Any, from_env: bool) -> str:
+    text = _text(value, from_env)
+    return text if text.lower() in ("", "direct") else _url(text, from_env)
+
+
 def _duration(value: Any, from_env: bool) -> float:
     return parse_duration(value)
 
@@ -145,6 +150,8 @@ FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
     FieldSpec("requirements", _text, None, "your own requirement list (TOML file)", path="file"),
     FieldSpec("server", _url, None, "your organization's `readiness serve` for the network checks"),
     FieldSpec("upload_url", _url, None, "where results are uploaded (collector URL)"),
+    FieldSpec("proxy", _proxy, None, "proxy URL, or \"direct\"; default: the OS's proxy settings"),
+    FieldSpec("pac_url", _url, None, "proxy auto-configuration (PAC) file; default: the OS's"),
     FieldSpec("token_file", _text, None, "file holding the upload token", path="file"),
     FieldSpec("output_dir", _text, None, "folder for the JSON and HTML results", path="dir"),
     FieldSpec("site", _text, "", "site or office"),
@@ -170,6 +177,8 @@ class RunConfig:
     requirements: Path | None = None
     server: str | None = None
     upload_url: str | None = None
+    proxy: str | None = None
+    pac_url: str | None = None
     token_file: Path | None = None
     output_dir: Path | None = None
     site: str = ""
@@ -196,7 +205,7 @@ class RunConfig:
     def choices(self, output_dir: Path | None = None) -> RunChoices:
         """What the checks see of this configuration (``CheckContext.options``)."""
         folder = output_dir or self.output_dir
-        return RunChoices(server=self.server, microphone=self.microphone, speaker=self.speaker,
+        return RunChoices(server=self.server, proxy=self.proxy, pac_url=self.pac_url, microphone=self.microphone, speaker=self.speaker,
                           camera=self.camera, no_sound=self.no_sound, interactive=self.interactive,
                           keep_audio=self.keep_audio, snapshot=self.snapshot,
                           output_dir=str(folder) if folder else None)
@@ -206,6 +215,10 @@ class RunConfig:
         out = []
         for name in FIELDS:
             value = getattr(self, name)
+            if name in ("proxy", "upload_url", "pac_url") and isinstance(value, str):
+                from .proxies import redact
+
+                value = redact(value)  # a password in a URL is not shown
             out.append((name, str(value) if isinstance(value, Path) else value, self.sources.get(name, "default")))
         for cname, table in sorted(self.checks.items()):
             for key, value in sorted(table.items()):
