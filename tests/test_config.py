@@ -182,3 +182,16 @@ def test_load_config_from_python_without_the_cli(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="READINESS_LANG"):
         load_config(env={"READINESS_LANG": "fi"})
     assert os.environ.get("READINESS_ROOM") is None
+
+
+def test_the_readme_configuration_example_loads(homes, tmp_path):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Scheduled on every meeting-room PC.**"):]
+    example = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    cli, system, user, env = homes
+    system.write_text(example, encoding="utf-8")
+    got = show(cli, env=env)
+    assert got["profile"][0] == "meeting-room" and got["site"][0] == "Stockholm"
+    assert got["output_dir"][0] == r"\\fs01.myndighet.local\readiness$\results"
