@@ -231,3 +231,27 @@ def test_status_says_not_installed_and_remove_is_idempotent(cli, tmp_path):
     out = cli("schedule", "remove", "--via", "systemd", env=env)
     assert out.returncode == 0, out.stderr
     assert not (units / "readiness.service").exists() and not (units / "readiness.timer").exists()
+
+
+def test_install_and_remove_for_systemd_write_where_systemd_reads(tmp_path, monkeypatch):
+    """systemd is not PID 1 on this machine, so systemctl cannot run: the scheduler commands are
+    recorded instead of run (the one stand-in in this file); the files are real and verified."""
+    from readiness.schedule import Plan, install, remove, status
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "Åsa konfig"))
+    ran: list[list[str]] = []
+
+    def record(cmd):
+        ran.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "readiness.timer  loaded\n", "")
+
+    said = install(Plan(via="systemd", random_delay_s=600, run_args=("--site", "Luleå")), run=record)
+    units = tmp_path / "Åsa konfig" / "systemd" / "user"
+    assert (units / "readiness.timer").read_text().count("RandomizedDelaySec=600") == 1
+    assert 'ExecStart="' in (units / "readiness.service").read_text() and '"Luleå"' in (units / "readiness.service").read_text()
+    assert ran == [["systemctl", "--user", "daemon-reload"], ["systemctl", "--user", "enable", "--now", "readiness.timer"]]
+    assert any("enable-linger" in line for line in said)
+    assert status("systemd", False, run=record)[0] is True
+    remove("systemd", False, run=record)
+    assert not list(units.iterdir())
+    assert ran[-2:] == [["systemctl", "--user", "disable", "--now", "readiness.timer"], ["systemctl", "--user", "daemon-reload"]]

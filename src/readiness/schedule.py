@@ -329,19 +329,28 @@ def install(plan: Plan, run: Runner = _run) -> list[str]:
     if plan.via == "windows":
         import tempfile
 
-        folder = Path(tempfile.mkdtemp(prefix="readiness-task-"))
-        target = folder / files[0].path.name
-        target.write_text(files[0].text, encoding="utf-16")
-        files = [Artifact(target, files[0].text)]
+        with tempfile.TemporaryDirectory(prefix="readiness-task-") as folder:
+            target = Path(folder) / files[0].path.name
+            target.write_text(files[0].text, encoding="utf-16")  # as the XML declaration says
+            cmd = commands(plan.via, plan.system, "install", [target])[0]
+            r = run(cmd)
+        if r.returncode != 0:
+            raise ScheduleError(f"schtasks could not create the task: {(r.stderr or r.stdout).strip()}")
+        return [f"created the scheduled task {NAME!r} ({'as SYSTEM' if plan.system else 'as ' + windows_user()})"]
     else:
+        if plan.via == "launchd":  # launchd does not make the folder of its log file
+            files = [Artifact(_log_dir(plan) / "scheduled-run.log", ""), *files]
         for art in files:
             try:
                 art.path.parent.mkdir(parents=True, exist_ok=True)
+                if not art.text:
+                    continue
                 write_atomic(art.path, art.text)
             except OSError as exc:
                 raise ScheduleError(f"cannot write {art.path}: {exc.strerror or exc}"
                                     + ("; --system needs administrator rights" if plan.system else "")) from None
             done.append(f"wrote {art.path}")
+    files = [a for a in files if a.text]
     for i, cmd in enumerate(commands(plan.via, plan.system, "install", [a.path for a in files])):
         r = run(cmd)
         if r.returncode != 0 and not (plan.via == "launchd" and i == 0):  # bootout of nothing is fine
