@@ -196,11 +196,16 @@ class SystemCheck(Check):
             m["vpn_active"] = interface_kind(route_if, facts) == "vpn"
             d["vpn_basis"] = "default route"
         else:
-            m["vpn_active"] = bool(vpn_interfaces())
+            m["vpn_active"] = bool(vpn_interfaces(facts))
             d["vpn_basis"] = "a VPN adapter is up"
         proxies = proxy_settings()
         d["proxies"] = proxies
-        m["proxy_configured"] = any(k in proxies for k in ("http", "https", "all"))
+        from readiness.proxies import os_pac_url
+
+        pac = os_pac_url()  # Windows/macOS "automatic configuration script"
+        if pac:
+            d["proxy_auto_config"] = pac
+        m["proxy_configured"] = any(k in proxies for k in ("http", "https", "all")) or bool(pac)
 
         # CPU load over the sample window, so a busy machine shows even on a quick run.
         left = sample_s - (time.monotonic() - t0)

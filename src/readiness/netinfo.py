@@ -82,7 +82,7 @@ def link_facts() -> dict[str, dict]:
         if sys.platform == "darwin":
             return parse_hardware_ports(command_output(["networksetup", "-listallhardwareports"], timeout=5))
         if sys.platform == "win32":
-            return parse_net_adapters(command_output(_WIN_ADAPTERS, timeout=15))
+            return parse_net_adapters(command_output(_WIN_ADAPTERS, timeout=6))
     except Exception:  # noqa: BLE001 - no facts is "by name", never a crash of the check
         return {}
     return {}
@@ -326,7 +326,7 @@ def wifi_facts() -> dict[str, dict]:
         if sys.platform == "darwin":
             import json
 
-            raw = command_output(["system_profiler", "SPAirPortDataType", "-json"], timeout=8)
+            raw = command_output(["system_profiler", "SPAirPortDataType", "-json"], timeout=5)
             return parse_airport_profile(json.loads(raw)) if raw.strip() else {}
         if sys.platform == "win32":
             return parse_netsh_wlan(command_output(["netsh", "wlan", "show", "interfaces"], timeout=5))
@@ -373,7 +373,7 @@ def _redact(url: str) -> str:
     return re.sub(r"//[^/@]+@", "//***@", url)
 
 
-def vpn_interfaces() -> list[str]:
+def vpn_interfaces(facts: dict[str, dict] | None = None) -> list[str]:
     """Names of the VPN tunnels that are up. macOS keeps several ``utun`` interfaces for its own
     use, so there a utun counts only when it has an IPv4 address."""
     try:
@@ -384,7 +384,7 @@ def vpn_interfaces() -> list[str]:
     except Exception:  # noqa: BLE001 - no interface list is no VPN we can name
         return []
     found = []
-    facts = link_facts()
+    facts = link_facts() if facts is None else facts
     for name, st in stats.items():
         if not st.isup or interface_kind(name, facts) != "vpn":
             continue

@@ -176,6 +176,21 @@ class ProxyResolver:
         return out
 
 
+def os_pac_url() -> str | None:
+    """The PAC file the OS settings name (Windows registry, per user unless policy says per
+    machine; macOS network settings), credentials removed; None elsewhere or when unset.
+    No WPAD lookup: this is only what is configured."""
+    if sys.platform not in ("win32", "darwin"):
+        return None
+    try:
+        from pypac import api as pacapi
+
+        urls = pacapi.collect_pac_urls(from_os_settings=True, from_dns=False)
+    except Exception:  # noqa: BLE001 - unreadable settings: nothing configured that we can see
+        return None
+    return redact(urls[0]) if urls else None
+
+
 def _with_scheme(proxy: str) -> str:
     return proxy if "://" in proxy else f"http://{proxy}"
 
