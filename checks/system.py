@@ -69,8 +69,9 @@ def interfaces(facts: dict[str, dict] | None = None) -> list[dict[str, Any]]:
     for name, st in sorted(stats.items()):
         fact = facts.get(name, {})
         ips = [a.address for a in addrs.get(name, []) if getattr(a.family, "name", "") in ("AF_INET", "AF_INET6")]
+        # whether it has an address, not the address: the result holds no network addresses (README, Privacy)
         entry = {"name": name, "kind": interface_kind(name, facts), "basis": fact.get("basis", "name"),
-                 "up": bool(st.isup), "speed_mbps": int(st.speed or 0) or None, "addresses": ips}
+                 "up": bool(st.isup), "speed_mbps": int(st.speed or 0) or None, "has_address": bool(ips)}
         if fact.get("hardware_port"):
             entry["hardware_port"] = fact["hardware_port"]
         if fact.get("description"):
@@ -179,7 +180,7 @@ class SystemCheck(Check):
         facts = link_facts()
         ifs = interfaces(facts)
         d["interfaces"] = ifs
-        wired = [i for i in ifs if i["kind"] == "wired" and i["up"] and i["addresses"]]
+        wired = [i for i in ifs if i["kind"] == "wired" and i["up"] and i["has_address"]]
         m["wired_network"] = bool(wired)
         speeds = [i["speed_mbps"] for i in wired if i["speed_mbps"]]
         if speeds:

@@ -135,9 +135,15 @@ def test_command_line_values_are_checked_the_same_way(homes, tmp_path):
     cli, system, user, env = homes
     for args, words in [(("--jitter", "3 parsecs"), "--jitter: '3 parsecs' is not a duration"),
                         (("--set", "latency.targets=[\"x:0\"]"), "--set: checks.latency.targets[0]: 'x:0': port 0"),
-                        (("--server", "teams"), "--server: 'teams' is not an http(s)")]:
+                        (("--server", "ftp://teams"), "--server: 'ftp://teams' is not an http(s)"),
+                        (("--server", "http://srv:99999"), "--server: 'http://srv:99999' is not an http(s)")]:
         out = cli("run", "--no-open", *args, env=env)
         assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
+
+
+def test_a_bare_server_host_means_http_as_before(homes):
+    cli, system, user, env = homes
+    assert show(cli, env=dict(env, READINESS_SERVER="mätserver.example:8080"))["server"][0] == "mätserver.example:8080"
 
 
 def test_an_unknown_variable_is_a_warning_not_silence(homes):

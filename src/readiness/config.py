@@ -95,19 +95,29 @@ def _bool(value: Any, from_env: bool) -> bool:
 
 
 def _url(value: Any, from_env: bool) -> str:
+    """An http(s) URL; a bare ``host[:port]`` means http, as ``--server`` always took it."""
     from urllib.parse import urlsplit
+
+    from .netinfo import redact_url
 
     text = _text(value, from_env)
     if not text:
         return ""
     try:
-        parts = urlsplit(text)
+        parts = urlsplit(text if "://" in text else f"http://{text}")
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{text!r} is not an http(s)://host[:port] URL")
+        raise ValueError(f"{redact_url(text)!r} is not an http(s)://host[:port] URL")
     return text
+
+
+def _server_url(value: Any, from_env: bool) -> str:
+    if isinstance(value, str) and "@" in value:  # user:password@host, whatever the rest looks like
+        raise ValueError("a user name or password in the URL would be recorded in the result and sent to the "
+                         "server; give the server's address only")
+    return _url(value, from_env)
 
 
 def _lang(value: Any, from_env: bool) -> str:
@@ -148,7 +158,7 @@ class FieldSpec:
 FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
     FieldSpec("profile", _profile_name, None, "shipped requirement list"),
     FieldSpec("requirements", _text, None, "your own requirement list (TOML file)", path="file"),
-    FieldSpec("server", _url, None, "your organization's `readiness serve` for the network checks"),
+    FieldSpec("server", _server_url, None, "your organization's `readiness serve` for the network checks"),
     FieldSpec("upload_url", _url, None, "where results are uploaded (collector URL)"),
     FieldSpec("proxy", _proxy, None, "proxy URL, or \"direct\"; default: the OS's proxy settings"),
     FieldSpec("pac_url", _url, None, "proxy auto-configuration (PAC) file; default: the OS's"),

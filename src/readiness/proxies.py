@@ -40,8 +40,10 @@ DIRECT = "DIRECT"
 
 
 def redact(url: str) -> str:
-    """A proxy or PAC URL without user name or password."""
-    return re.sub(r"//[^/@]+@", "//***@", url)
+    """A proxy or PAC URL fit to be recorded: no user name, password or query."""
+    from .netinfo import redact_url
+
+    return redact_url(url)
 
 
 @dataclass(frozen=True)
