@@ -186,9 +186,12 @@ def test_windows_hourly_and_weekly_triggers(cli):
     hourly = ET.fromstring(printed(cli, "--via", "windows", "--hourly", "--at", "00:10")["readiness-task.xml"])
     trig = hourly.find("t:Triggers/t:CalendarTrigger", NS)
     assert trig.findtext("t:Repetition/t:Interval", namespaces=NS) == "PT1H"
+    # the order of Task Scheduler's own exports (its schema is a sequence)
+    assert [c.tag.split("}")[1] for c in trig] == ["Repetition", "StartBoundary", "Enabled", "ScheduleByDay"]
     assert trig.find("t:RandomDelay", NS) is None
     weekly = ET.fromstring(printed(cli, "--via", "windows", "--weekly", "--random-delay", "90m")["readiness-task.xml"])
     trig = weekly.find("t:Triggers/t:CalendarTrigger", NS)
+    assert [c.tag.split("}")[1] for c in trig] == ["StartBoundary", "Enabled", "RandomDelay", "ScheduleByWeek"]
     assert trig.find("t:ScheduleByWeek/t:DaysOfWeek/t:Monday", NS) is not None
     assert trig.findtext("t:RandomDelay", namespaces=NS) == "PT1H30M"
 

@@ -104,7 +104,9 @@ def windows_user() -> str:
 
 
 def windows_task_xml(plan: Plan) -> str:
-    """Task Scheduler XML (schema 1.2, as ``schtasks /Create /XML`` reads it)."""
+    """Task Scheduler XML (schema 1.2, as ``schtasks /Create /XML`` reads it). The elements of
+    the trigger stand in the order Task Scheduler's own exports use (Repetition, StartBoundary,
+    Enabled, RandomDelay, ScheduleBy...): its schema is a sequence."""
     from subprocess import list2cmdline
 
     cmd = plan.command()
@@ -130,9 +132,9 @@ def windows_task_xml(plan: Plan) -> str:
   </RegistrationInfo>
   <Triggers>
     <CalendarTrigger>
-      <StartBoundary>{start}</StartBoundary>
+      {repetition}<StartBoundary>{start}</StartBoundary>
       <Enabled>true</Enabled>
-      {repetition}{delay}{schedule}
+      {delay}{schedule}
     </CalendarTrigger>
   </Triggers>
   <Principals>
@@ -144,8 +146,8 @@ def windows_task_xml(plan: Plan) -> str:
     <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
     <StartWhenAvailable>true</StartWhenAvailable>
     <RunOnlyIfNetworkAvailable>false</RunOnlyIfNetworkAvailable>
-    <ExecutionTimeLimit>PT30M</ExecutionTimeLimit>
     <Enabled>true</Enabled>
+    <ExecutionTimeLimit>PT30M</ExecutionTimeLimit>
   </Settings>
   <Actions Context="Author">
     <Exec>
