@@ -255,3 +255,44 @@ def test_resolver_order_and_redaction():
     assert r.facts() == {"environment": {"https": "http://***@proxy.corp:3128", "no": "intra.corp,.local"}}
     assert ProxyResolver(proxy="direct", env={"HTTPS_PROXY": "http://p:1"}).route("https://a/").source == "setting"
     assert redact("http://user:pw@host:1/x?token=1") == "http://***@host:1/x"
+
+
+def test_upload_path_goes_through_the_proxy_with_the_os_trust_store(pki, tinyproxy, monkeypatch):
+    """proxies.urlopen, the one way the agent sends HTTP(S) out (uploads): a POST to a local
+    HTTPS server signed by the private CA, through tinyproxy with its password."""
+    from readiness.proxies import ProxyResolver, urlopen
+
+    got: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            body = b'{"stored": true}'
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["cert"], pki["key"])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(pki["os_store"]))
+        url = f"https://127.0.0.1:{srv.server_address[1]}/api/v1/results"
+        with urlopen(url, data=b'{"run": 1}', headers={"Content-Type": "application/json"},
+                     resolver=ProxyResolver(proxy=tinyproxy["url"]), timeout_s=10) as r:
+            assert r.status == 201 and json.loads(r.read()) == {"stored": True}
+        assert got == [b'{"run": 1}']
+        assert f"CONNECT 127.0.0.1:{srv.server_address[1]}" in tinyproxy["log"].read_text(errors="replace")
+        monkeypatch.setenv("SSL_CERT_FILE", str(Path(__import__("certifi").where())))
+        with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            urlopen(url, data=b"{}", resolver=ProxyResolver(proxy=tinyproxy["url"]), timeout_s=10)
+    finally:
+        srv.shutdown()
+        srv.server_close()
