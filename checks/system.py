@@ -185,7 +185,7 @@ class SystemCheck(Check):
         speeds = [i["speed_mbps"] for i in wired if i["speed_mbps"]]
         if speeds:
             m["wired_link_mbps"] = max(speeds)
-        route_if = default_route_interface()
+        route_if = default_route_interface(facts)
         d["default_route_interface"] = route_if
         wifi = _wifi_in_use(ifs, route_if)
         if wifi:

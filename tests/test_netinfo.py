@@ -62,6 +62,11 @@ def test_windows_net_adapters():
     one = json.dumps(json.loads(sample("windows-get-netadapter.json"))[1])
     assert netinfo.parse_net_adapters(one)["Wi-Fi"]["kind"] == "wireless"
     assert netinfo.parse_net_adapters("") == {} and netinfo.parse_net_adapters("not json") == {}
+    # the shape the agent asks for: adapters plus the default route's interface
+    both = json.dumps({"adapters": json.loads(sample("windows-get-netadapter.json")), "default_route": "Ethernet 3"})
+    facts = netinfo.parse_net_adapters(both)
+    assert facts["Ethernet 3"]["default_route"] is True and facts["Ethernet 3"]["kind"] == "vpn"
+    assert not any(f.get("default_route") for n, f in facts.items() if n != "Ethernet 3")
 
 
 def test_windows_names_alone_are_never_wired_or_loopback_by_prefix():

@@ -245,20 +245,28 @@ def parse_airport_profile(data: dict) -> dict[str, dict]:
 
 # NetAdapter data (MSFT_NetAdapter) as JSON: the IANA ifType, whether it is a hardware
 # interface and whether it is virtual; -IncludeHidden so that no adapter is guessed by name.
+# The same PowerShell start also names the interface of the best IPv4 default route.
 _WIN_ADAPTERS = ["powershell", "-NoProfile", "-NonInteractive", "-Command",
-                 "Get-NetAdapter -IncludeHidden | Select-Object Name,InterfaceDescription,ifType,"
-                 "HardwareInterface,Virtual,PhysicalMediaType,Status,LinkSpeed | ConvertTo-Json -Compress"]
+                 "$a = @(Get-NetAdapter -IncludeHidden | Select-Object Name,InterfaceDescription,ifType,"
+                 "HardwareInterface,Virtual,PhysicalMediaType,Status,LinkSpeed); "
+                 "$r = Get-NetRoute -DestinationPrefix '0.0.0.0/0' -ErrorAction SilentlyContinue | "
+                 "Sort-Object { $_.RouteMetric + $_.InterfaceMetric } | Select-Object -First 1 -ExpandProperty InterfaceAlias; "
+                 "@{adapters = $a; default_route = $r} | ConvertTo-Json -Compress -Depth 3"]
 
 
 def parse_net_adapters(text: str) -> dict[str, dict]:
+    """Adapter kinds from NetAdapter JSON: a list of adapters, or {"adapters": [...],
+    "default_route": "<alias>"} (then that adapter's facts say ``default_route: true``)."""
     import json
 
     try:
-        rows = json.loads(text) if text.strip() else []
+        doc = json.loads(text) if text.strip() else []
     except ValueError:
         return {}
-    if isinstance(rows, dict):  # ConvertTo-Json gives an object, not a list, for one adapter
-        rows = [rows]
+    route = None
+    if isinstance(doc, dict) and "adapters" in doc:
+        route, doc = doc.get("default_route"), doc.get("adapters") or []
+    rows = [doc] if isinstance(doc, dict) else doc  # ConvertTo-Json gives an object for one adapter
     out: dict[str, dict] = {}
     for row in rows:
         if not isinstance(row, dict) or not row.get("Name"):
@@ -279,6 +287,8 @@ def parse_net_adapters(text: str) -> dict[str, dict]:
         else:
             kind = "other"  # mobile broadband (243/244), Bluetooth, ...
         out[str(row["Name"])] = {"kind": kind, "basis": "NetAdapter", "if_type": iftype, "description": desc}
+        if route and row["Name"] == route:
+            out[str(row["Name"])]["default_route"] = True
     return out
 
 
@@ -335,8 +345,9 @@ def wifi_facts() -> dict[str, dict]:
     return {}
 
 
-def default_route_interface() -> str | None:
-    """Name of the interface the default route leaves by, where the OS tells it cheaply."""
+def default_route_interface(facts: dict[str, dict] | None = None) -> str | None:
+    """Name of the interface the default route leaves by, where the OS tells it cheaply
+    (Windows: from the adapter facts, which ask for the route in the same PowerShell call)."""
     if sys.platform.startswith("linux"):
         try:
             with open("/proc/net/route", encoding="ascii") as fh:
@@ -354,7 +365,10 @@ def default_route_interface() -> str | None:
     if sys.platform == "darwin":
         m = re.search(r"interface:\s*(\S+)", command_output(["route", "-n", "get", "default"]))
         return m.group(1) if m else None
-    return None  # Windows: no cheap, dependable answer; the VPN flag falls back to "a VPN adapter is up"
+    if sys.platform == "win32":
+        facts = link_facts() if facts is None else facts
+        return next((name for name, f in facts.items() if f.get("default_route")), None)
+    return None
 
 
 def proxy_settings() -> dict[str, str]:
