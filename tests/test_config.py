@@ -201,3 +201,17 @@ def test_the_readme_configuration_example_loads(homes, tmp_path):
     got = show(cli, env=env)
     assert got["profile"][0] == "meeting-room" and got["site"][0] == "Stockholm"
     assert got["output_dir"][0] == r"\\fs01.myndighet.local\readiness$\results"
+
+
+def test_settings_for_a_plugin_that_failed_to_load_warn_and_do_not_stop_the_run(homes):
+    cli, system, user, env = homes
+    user.write_text("[checks.fixture_broken]\nlevel = 3\n", encoding="utf-8")
+    out = cli("config", "show", env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"warning: {user}:2: settings for check 'fixture_broken' are not checked: its plugin failed to load" in out.stderr
+
+
+def test_schedule_status_without_the_scheduler_is_one_line(homes):
+    cli, system, user, env = homes
+    out = cli("schedule", "status", "--via", "cron", env=dict(env, PATH="/nonexistent"))
+    assert out.returncode == 2 and out.stderr == "readiness: crontab is not available on this computer (Debian/Ubuntu: apt install cron)\n"

@@ -136,7 +136,8 @@ def _config(ctx: click.Context, names: tuple[str, ...], config_file: str | None,
 
     typed = {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
     try:
-        return load_config(typed, _parse_sets(sets), checks=plugins.checks if plugins else None, config_file=config_file,
+        return load_config(typed, _parse_sets(sets), checks=plugins.checks if plugins else None,
+                           broken=plugins.broken if plugins else None, config_file=config_file,
                            warn=lambda m: click.echo(f"warning: {m}", err=True), interactive=interactive)
     except ConfigError as exc:
         fail(str(exc))
@@ -402,9 +403,12 @@ def schedule_install(every: str, at: str, random_delay: str, just_print: bool, v
 @_scope_options
 def schedule_status(via: str | None, system: bool) -> None:
     """Say whether the scheduled run is installed, and what the scheduler knows of it. Exit 1 if not."""
-    from .schedule import default_via, status
+    from .schedule import ScheduleError, default_via, status
 
-    installed, said = status(via or default_via(), system)
+    try:
+        installed, said = status(via or default_via(), system)
+    except ScheduleError as exc:
+        fail(str(exc))
     click.echo(("installed" if installed else "not installed") + (f"\n{said}" if said else ""))
     sys.exit(0 if installed else 1)
 

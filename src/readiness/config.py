@@ -355,7 +355,8 @@ def _resolve_path(spec: FieldSpec, text: str, base: Path | None) -> Path:
 
 
 def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, Mapping[str, Any]] | None = None, *,
-                checks: Mapping[str, type[Check]] | None = None, config_file: str | None = None,
+                checks: Mapping[str, type[Check]] | None = None, broken: Mapping[str, str] | None = None,
+                config_file: str | None = None,
                 env: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None,
                 interactive: bool = False) -> RunConfig:
     """Build the effective configuration. ``cli`` holds only what was typed on the command line
@@ -416,6 +417,10 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
     check_values: dict[str, dict[str, Any]] = {}
     for layer in layers:
         for cname, table in layer.checks.items():
+            if broken and cname in broken and checks is not None and cname not in checks:
+                warn(f"{table[next(iter(table))][1]}: settings for check '{cname}' are not checked: "
+                     "its plugin failed to load")
+                continue
             for key, (value, where) in table.items():
                 validated = validate_check_setting(checks, cname, key, value, where)
                 check_values.setdefault(cname, {})[key] = validated

@@ -305,7 +305,8 @@ def _run(cmd: list[str]) -> "subprocess.CompletedProcess[str]":
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     except FileNotFoundError:
-        raise ScheduleError(f"{cmd[0]} is not available on this computer") from None
+        hint = " (Debian/Ubuntu: apt install cron)" if cmd[0] == "crontab" else ""
+        raise ScheduleError(f"{cmd[0]} is not available on this computer{hint}") from None
     except subprocess.TimeoutExpired:
         raise ScheduleError(f"{' '.join(cmd[:3])} did not answer within 60 s") from None
 
