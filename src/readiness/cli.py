@@ -186,6 +186,8 @@ def main() -> None:
                     --output-dir //share/readiness --quiet
       readiness report RESULT.json --profile meeting-room
       readiness aggregate //share/readiness -o fleet.html --csv fleet.csv
+      readiness schedule install --daily --at 06:30 --random-delay 30m --system
+      readiness config show            the settings from files and READINESS_* variables
 
     Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal error.
     """
