@@ -159,7 +159,7 @@ def test_windows_task_xml_field_by_field(cli, system):
     files = printed(cli, *args, "--", "--profile", "meeting-room", "--output-dir", UNC, "--site", 'Kontor "Väst"',
                     env=env)
     assert files["then"].startswith("schtasks /Create /TN readiness /XML readiness-task.xml")
-    assert files["then"].endswith("/RU SYSTEM /F" if system else "/RU 'MYNDIGHET\\åsa.öberg' /RP '*' /F")
+    assert files["then"].endswith("/RU SYSTEM /F" if system else "/RU MYNDIGHET\\åsa.öberg /RP * /F")
     task = ET.fromstring(files["readiness-task.xml"])
     trig = task.find("t:Triggers/t:CalendarTrigger", NS)
     assert trig.findtext("t:StartBoundary", namespaces=NS).endswith("T07:30:00")

@@ -391,8 +391,10 @@ def schedule_install(every: str, at: str, random_delay: str, just_print: bool, v
         cmds = commands(plan.via, plan.system, "install")
         if cmds:
             import shlex
+            import subprocess
 
-            click.echo("# --- then: " + "; ".join(shlex.join(c) for c in cmds))
+            join = subprocess.list2cmdline if plan.via == "windows" else shlex.join  # each OS's own quoting
+            click.echo("# --- then: " + "; ".join(join(c) for c in cmds))
         return
     try:
         for line in install(plan):
