@@ -208,8 +208,8 @@ After=network-online.target
 
 [Service]
 Type=oneshot
-# exit 1 means "not ready": a result, not a failure of the service
-SuccessExitStatus=1
+# exit 1 "not ready" and 3 "partly measured" are results, not failures of the service
+SuccessExitStatus=1 3
 ExecStart={' '.join(systemd_quote(a) for a in plan.command())}
 """
     delay = f"RandomizedDelaySec={plan.random_delay_s}\n" if plan.random_delay_s else ""
