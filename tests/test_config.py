@@ -94,7 +94,7 @@ def test_relative_paths_in_a_file_are_read_from_its_folder(homes, tmp_path):
     ('site = "x"\n\nsitee = "y"\n', 3, "unknown setting 'sitee'"),
     ('jitter = "soon"\n', 1, "is not a duration"),
     ('no_sound = "yes"\n', 1, "is not true or false"),
-    ('server = "ftp://x"\n', 1, "is not an http(s)://host[:port] URL"),
+    ('server = "ftp://x"\n', 1, "server must be an http:// or https:// URL (like http://host:8080), not 'ftp://x'"),
     ('profile = "boardroom"\n', 1, "no shipped profile 'boardroom'"),
     ('token_file = "missing.txt"\n', 1, "no such file"),
     ('[checks.latency]\nduration_s = 1\ntargets = ["stun.example.org:3478", "stun.example.org:port"]\n', 3,
@@ -135,8 +135,8 @@ def test_command_line_values_are_checked_the_same_way(homes, tmp_path):
     cli, system, user, env = homes
     for args, words in [(("--jitter", "3 parsecs"), "--jitter: '3 parsecs' is not a duration"),
                         (("--set", "latency.targets=[\"x:0\"]"), "--set: checks.latency.targets[0]: 'x:0': port 0"),
-                        (("--server", "ftp://teams"), "--server: 'ftp://teams' is not an http(s)"),
-                        (("--server", "http://srv:99999"), "--server: 'http://srv:99999' is not an http(s)")]:
+                        (("--server", "ftp://teams"), "--server must be an http:// or https:// URL"),
+                        (("--server", "http://srv:99999"), "--server must be a URL like http://host:8080, not 'http://srv:99999'")]:
         out = cli("run", "--no-open", *args, env=env)
         assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
 

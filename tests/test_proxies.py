@@ -187,6 +187,10 @@ def test_inspected_tls_through_the_proxy_is_reported(tmp_path, pki, tls_server, 
     assert {"code": "tls_intercepted", "args": {"service": "Möte", "endpoint": f"127.0.0.1:{tls_server}",
                                                  "issuer": "Myndigheten Inspektion"}} in rec["details"]["findings"]
     assert f"CONNECT 127.0.0.1:{tls_server}" in tinyproxy["log"].read_text(errors="replace")
+    from readiness.render.report import finding_texts
+
+    assert (f"TLS till Möte (127.0.0.1:{tls_server}) bryts upp: certifikatet är signerat av Myndigheten Inspektion, "
+            "en rot som den här datorn litar på men som inte är publik (TLS-inspektion).") in finding_texts(rec["details"], "sv")
 
 
 def test_without_the_root_installed_the_certificate_is_not_trusted(tmp_path, tls_server, tinyproxy):

@@ -43,7 +43,6 @@ FILE_NAME = "config.toml"
 ENV_PREFIX = "READINESS_"
 # READINESS_* variables that are not settings: do not warn about them.
 ENV_NOT_SETTINGS = {"READINESS_DEBUG", "READINESS_STRICT", "READINESS_CONFIG"}
-LANGS = ("en", "sv")
 
 
 class ConfigError(Exception):
@@ -51,7 +50,7 @@ class ConfigError(Exception):
 
     def __init__(self, where: str, message: str) -> None:
         self.where, self.message = where, message
-        super().__init__(f"{where}: {message}")
+        super().__init__(message if message.startswith(where) else f"{where}: {message}")
 
 
 # --- value kinds ----------------------------------------------------------------------------
@@ -108,8 +107,10 @@ def _url(value: Any, from_env: bool) -> str:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{redact_url(text)!r} is not an http(s)://host[:port] URL")
+    if parts is not None and parts.scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL (like http://host:8080), not {redact_url(text)!r}")
+    if parts is None or not parts.hostname:
+        raise ValueError(f"must be a URL like http://host:8080, not {redact_url(text)!r}")
     return text
 
 
@@ -121,9 +122,11 @@ def _server_url(value: Any, from_env: bool) -> str:
 
 
 def _lang(value: Any, from_env: bool) -> str:
+    from .i18n import languages
+
     text = _text(value, from_env)
-    if text not in LANGS:
-        raise ValueError(f"{text!r} is not one of {', '.join(LANGS)}")
+    if text not in languages():
+        raise ValueError(f"{text!r} is not one of {', '.join(languages())}")
     return text
 
 
@@ -404,8 +407,13 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
                 if spec.path and value:
                     value = _resolve_path(spec, value, layer.base)
             except ValueError as exc:
-                named = layer.base is not None  # a file line does not say which setting; a variable does
-                raise ConfigError(where, f"{name}: {exc}" if named else str(exc)) from None
+                text = str(exc)
+                # a file line does not say which setting, a variable or option does: name it once,
+                # as a sentence where the message reads as one ("--server must be a URL like ...")
+                subject = name if layer.base is not None else where
+                sentence = text.startswith("must ")
+                message = f"{subject} {text}" if sentence else (f"{name}: {text}" if layer.base is not None else text)
+                raise ConfigError(where, message) from None
             values[name] = value if value != "" or spec.default == "" else None
             sources[name] = where if layer.origin in ("environment", "command line") else f"{where} ({layer.origin})"
 
