@@ -215,3 +215,17 @@ def test_schedule_status_without_the_scheduler_is_one_line(homes):
     cli, system, user, env = homes
     out = cli("schedule", "status", "--via", "cron", env=dict(env, PATH="/nonexistent"))
     assert out.returncode == 2 and out.stderr == "readiness: crontab is not available on this computer (Debian/Ubuntu: apt install cron)\n"
+
+
+def test_labels_are_held_to_the_schema_length_from_every_source(homes):
+    cli, system, user, env = homes
+    from readiness.cli import MAX_LABEL
+    from readiness.config import MAX_LABEL as CONFIG_MAX
+
+    assert MAX_LABEL == CONFIG_MAX
+    system.write_text(f'room = "{"r" * (MAX_LABEL + 1)}"\n', encoding="utf-8")
+    out = cli("config", "show", env=env)
+    assert out.returncode == 2 and f"{system}:1: room must be at most {MAX_LABEL} characters" in out.stderr
+    system.write_text("")
+    out = cli("config", "show", env=dict(env, READINESS_SITE="s" * (MAX_LABEL + 1)))
+    assert out.returncode == 2 and f"READINESS_SITE must be at most {MAX_LABEL} characters" in out.stderr

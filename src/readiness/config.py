@@ -85,6 +85,16 @@ def _text(value: Any, from_env: bool) -> str:
     return value.strip()
 
 
+MAX_LABEL = 200  # the result schema's maxLength of labels.* (site, room, label)
+
+
+def _label(value: Any, from_env: bool) -> str:
+    text = _text(value, from_env)
+    if len(text) > MAX_LABEL:
+        raise ValueError(f"must be at most {MAX_LABEL} characters (this one has {len(text)})")
+    return text
+
+
 def _bool(value: Any, from_env: bool) -> bool:
     if isinstance(value, bool):
         return value
@@ -167,9 +177,9 @@ FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
     FieldSpec("pac_url", _url, None, "proxy auto-configuration (PAC) file; default: the OS's"),
     FieldSpec("token_file", _text, None, "file holding the upload token", path="file"),
     FieldSpec("output_dir", _text, None, "folder for the JSON and HTML results", path="dir"),
-    FieldSpec("site", _text, "", "site or office"),
-    FieldSpec("room", _text, "", "meeting room"),
-    FieldSpec("label", _text, "", "free label, e.g. an asset tag"),
+    FieldSpec("site", _label, "", "site or office"),
+    FieldSpec("room", _label, "", "meeting room"),
+    FieldSpec("label", _label, "", "free label, e.g. an asset tag"),
     FieldSpec("lang", _lang, "en", "language of the report"),
     FieldSpec("microphone", _text, None, "microphone to test (part of its name)"),
     FieldSpec("speaker", _text, None, "speaker to test (part of its name)"),
