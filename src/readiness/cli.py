@@ -1,4 +1,5 @@
-"""The command line: ``readiness run | report | checks | profiles | devices | serve | aggregate``.
+"""The command line: ``readiness run | report | checks | profiles | devices | serve | aggregate |
+config | schedule``.
 
 Sits on top of everything else and only wires it together. Exit codes of ``run`` and
 ``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error, 3 partial (no
