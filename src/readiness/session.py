@@ -87,8 +87,8 @@ def host_facts() -> dict[str, Any]:
 
 def plan(opts: RunOptions, plugins: Plugins) -> tuple[list[Planned], dict[str, CheckRecord]]:
     """The checks to run, with settings merged (defaults < profile < configuration: files,
-    environment, --set); and a record for
-    each wanted check whose plugin failed to load, so the report says why it is missing."""
+    environment, --set); and a record for each wanted check whose plugin failed to load, so
+    the report says why it is missing."""
     wanted = opts.only or opts.profile.checks()
     planned: list[Planned] = []
     missing: dict[str, CheckRecord] = {}
