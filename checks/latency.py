@@ -51,7 +51,7 @@ class LatencyCheck(Check):
         Metric("udp_reachable", "", "A media relay answered the UDP probes", kind="bool"),
     )
     settings = {
-        "targets": Setting(DEFAULT_TARGETS, "STUN servers (host:port) to probe", list),
+        "targets": Setting(DEFAULT_TARGETS, "STUN servers (host:port) to probe", list, items=net.hostport_problem),
         "duration_s": Setting(5.0, "Length of the probe stream, seconds", float),
         "interval_ms": Setting(20.0, "Time between probes (20 ms = one audio packet)", float),
         "tcp_port": Setting(443, "Port for the TCP-handshake fallback where UDP gets no answer", int),

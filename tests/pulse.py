@@ -95,7 +95,7 @@ class PulseServer:
                 self.pactl("set-source-mute", "muted", "1")
                 self.route(source="sine", sink="spk")
                 self._keep_latency_low()
-                self._warm_up()
+                self.warm_up()
                 return
             time.sleep(0.1)
         self.stop()
@@ -114,11 +114,13 @@ class PulseServer:
                 )
             )
 
-    def _warm_up(self, timeout_s: float = 5.0) -> None:
-        # The first recording after the server starts waits ~1.5 s for its first block (later
-        # ones: ~10 ms). A desktop's server is long running; wait that out once, here.
+    def warm_up(self, source: str = "spk.monitor", timeout_s: float = 5.0) -> None:
+        """Record from ``source`` until its first block arrives.
+
+        The first recording from a new source waits ~1.5 s for its first block (later ones:
+        ~10 ms). A desktop's server is long running; wait that out once, here."""
         rec = subprocess.Popen(
-            ["parec", "--latency-msec=10", "--raw", "-d", "spk.monitor"],
+            ["parec", "--latency-msec=10", "--raw", "-d", source],
             env=self._child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )
         timer = threading.Timer(timeout_s, rec.kill)

@@ -144,7 +144,9 @@ class _Stream(threading.Thread):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.connect(sa)
         if self.t.scheme == "https":
-            s = ssl.create_default_context().wrap_socket(s, server_hostname=self.t.host)
+            from readiness.proxies import tls_context  # the OS trust store: works behind TLS inspection
+
+            s = tls_context().wrap_socket(s, server_hostname=self.t.host)
         self.sock = s
         return s
 

@@ -274,6 +274,9 @@ def validate_settings(cls: type[Check], cname: str, table: dict[str, Any], line_
             raise err(line_of(key), f"check '{cname}' has no setting '{key}' (its settings: {known})")
         if not spec.accepts(value) or (isinstance(value, float) and not math.isfinite(value)):
             raise err(line_of(key), f"checks.{cname}.{key}: {value!r} is not valid ({spec.help})")
+        problem = spec.item_problem(value)
+        if problem:
+            raise err(line_of(key), f"checks.{cname}.{key}{problem}")
         out[key] = value
     return out
 
