@@ -127,6 +127,8 @@ def format_value(value: Any, unit: str | None, lang: str = "en") -> str:
 def format_bound(req: Any, unit: str | None, lang: str = "en") -> str:
     if req.expect is not None:
         return format_value(req.expect, None, lang)
+    if getattr(req, "min_version", None) is not None:
+        return f"≥ {req.min_version}"
     parts = []
     if req.min is not None:
         parts.append(f"≥ {format_value(req.min, unit, lang)}")
