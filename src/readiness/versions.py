@@ -8,9 +8,11 @@ version strings meeting clients and browsers really carry — Firefox ``128.0esr
 ``5.17.11 (34827)``, Debian ``1:115.3.1esr-1~deb12u1``, macOS ``14.6.1 (23G93)`` — so it would
 need the same clean-up this module does, plus a dependency on every meeting-room PC.
 
-The rule: an optional Debian/RPM epoch (``N:``) first, then the leading run of dot-separated
-numbers is the version; anything after it (a suffix, a build in brackets, a package revision)
-is ignored. Missing parts count as zero, so ``24.1`` equals ``24.1.0``.
+The rule: the leading run of dot-separated numbers is the version; anything after it (a
+suffix, a build in brackets, a package revision) is ignored, and so is a Debian/RPM epoch
+(``1:``) before it — an epoch orders one package's own history, not the vendor's versions, and
+the same Firefox comes as ``1:128.5.1esr`` from Debian and ``128.5.1`` from Mozilla. Missing
+parts count as zero, so ``24.1`` equals ``24.1.0``.
 """
 
 from __future__ import annotations
@@ -22,17 +24,16 @@ MAX_LEN = 64  # a version longer than this is not a version (a result may hold a
 
 
 def version_key(text: object) -> tuple[int, ...] | None:
-    """The comparable form of a version string (epoch first), or None if it holds no version."""
+    """The comparable form of a version string, or None if it holds no version."""
     if not isinstance(text, str) or len(text) > MAX_LEN:
         return None
     m = _VERSION.match(text)
     if m is None:
         return None
-    epoch = int(m.group(1) or 0)
     parts = [int(p) for p in m.group(2).split(".")]
     while len(parts) > 1 and parts[-1] == 0:  # 24.1.0 == 24.1
         parts.pop()
-    return (epoch, *parts)
+    return tuple(parts)
 
 
 def is_version(text: object) -> bool:
