@@ -44,6 +44,8 @@ class ConnectivityCheck(Check):
         Metric("services_udp_ok_count", "", "Services whose media relays answer over UDP"),
         Metric("proxy_detected", "", "An HTTP proxy is configured", kind="bool"),
         Metric("vpn_detected", "", "A VPN interface is up", kind="bool"),
+        Metric("tls_trusted", "", "Every service's TLS certificate was trusted (none replaced by an "
+                                  "inspecting proxy or firewall)", kind="bool"),
     )
     settings = {
         "services": Setting(DEFAULT_SERVICES, "Services: {name, tcp = [host:port], stun = [host:port], "
@@ -105,6 +107,7 @@ class ConnectivityCheck(Check):
             t.join(max(0.0, deadline - time.monotonic()))
 
         per_service = []
+        certificates: list[str] = []
         dns_ms, tcp_ms, tls_ms = [], [], []
         udp_ok = 0
         udp_tested = 0
@@ -137,6 +140,7 @@ class ConnectivityCheck(Check):
             entry["reachable"] = reachable
             if not reachable and (entry["tcp"] or entry["tls"]):
                 diagnosis.append(f"{entry['name']}: cannot be reached at all (TCP/TLS connections fail).")
+            certificates += [r["certificate"] for r in entry["tls"].values() if "certificate" in r]
             untrusted = [k for k, r in entry["tls"].items() if r.get("certificate") == "not trusted"]
             if untrusted:
                 diagnosis.append(f"{entry['name']}: the TLS certificate is not trusted ({', '.join(untrusted)}); "
@@ -157,6 +161,8 @@ class ConnectivityCheck(Check):
             metrics["tcp_connect_ms"] = round(statistics.median(tcp_ms), 2)
         if tls_ms:
             metrics["tls_connect_ms"] = round(statistics.median(tls_ms), 2)
+        if certificates:  # a TLS-inspecting proxy shows as a certificate this computer does not trust
+            metrics["tls_trusted"] = "not trusted" not in certificates
         if udp_tested:
             metrics["udp_media_reachable"] = udp_ok > 0
             metrics["services_udp_ok_count"] = udp_ok

@@ -56,6 +56,7 @@ def test_reachable_and_blocked_services(link, services):
     org, blocked = d["services"]
     assert org["udp_media"] is True and org["stun"][f"{ip}:3480"]["mapped_address"].startswith(link.client_ip)
     assert org["tls"][f"{ip}:8443"]["certificate"] == "not trusted"  # self-signed
+    assert m["tls_trusted"] is False  # what a TLS-inspecting proxy's replaced certificate looks like
     assert blocked["udp_media"] is False and blocked["reachable"] is False
     assert any("Blocked" in x and "fall back to TCP/TLS" in x for x in d["diagnosis"])
 
