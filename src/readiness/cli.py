@@ -284,7 +284,7 @@ def list_checks(as_json: bool) -> None:
     for row in rows:
         click.echo(f"{row['name']} — {row['title']}" + ("  (runs in its own process)" if row["isolated"] else ""))
         for m in row["metrics"]:
-            unit = f" [{m['unit']}]" if m["unit"] else (" [yes/no]" if m["kind"] == "bool" else "")
+            unit = f" [{m['unit']}]" if m["unit"] else {"bool": " [yes/no]", "version": " [version]"}.get(m["kind"], "")
             click.echo(f"    {m['name']}{unit}  {m['description']}")
         for key, s in row["settings"].items():
             click.echo(f"    setting {key} = {s['default']!r}  {s['help']}")
