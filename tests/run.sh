@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # reached by PortAudio through ALSA's pulse plugin), iperf3 (throughput reference), iproute2 and
 # iptables (network namespaces, tbf rate limits, random loss), Chromium (report rendering),
 # pulseaudio-utils (pactl/pacat/parec drive the test server), openssl (a TLS test certificate).
-DEB_PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iperf3 iproute2 iptables chromium procps openssl"
+DEB_PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iperf3 iproute2 iptables chromium procps openssl dpkg rpm"
 missing=""
 for p in $DEB_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

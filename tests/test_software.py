@@ -240,3 +240,27 @@ def test_bad_table_setting_is_a_check_error_not_a_traceback(cli, tmp_path: Path)
             "--set", f"software.os_support_table=\"{bad}\"")
     rec = json.loads(r.stdout)["checks"]["software"]
     assert rec["status"] == "error" and "needs taken" in rec["error"] and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("rpmbuild") is None or shutil.which("rpm") is None, reason="needs rpm and rpmbuild")
+def test_rpm_database_in_a_temporary_root(tmp_path: Path) -> None:
+    """A Fedora-style root: real packages built by rpmbuild, installed by rpm into /usr/lib/sysimage/rpm."""
+    from readiness.inventory import installed_clients
+
+    top, root = tmp_path / "build", tmp_path / "root"
+    (top / "SPECS").mkdir(parents=True)
+    rpms = []
+    for name, version in (("zoom", "6.2.11.5069"), ("microsoft-edge-stable", "131.0.2903.70"), ("private-tool", "1.0")):
+        spec = top / "SPECS" / f"{name}.spec"
+        spec.write_text(f"Name: {name}\nVersion: {version}\nRelease: 1\nSummary: t\nLicense: MIT\nBuildArch: noarch\n"
+                        "%description\nt\n%files\n", encoding="utf-8")
+        subprocess.run(["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)], check=True, capture_output=True)
+        rpms.append(str(next((top / "RPMS" / "noarch").glob(f"{name}-{version}-*.rpm"))))
+    db = ["--root", str(root), "--dbpath", "/usr/lib/sysimage/rpm"]
+    subprocess.run(["rpm", *db, "--initdb"], check=True, capture_output=True)
+    subprocess.run(["rpm", *db, "--nodeps", "-i", *rpms], check=True, capture_output=True)
+    found, sources = installed_clients(Probe(root=root, platform="linux", home=None))
+    assert "rpm" in sources
+    assert found["zoom"] == [{"version": "6.2.11.5069", "source": "rpm"}]
+    assert found["edge"] == [{"version": "131.0.2903.70", "source": "rpm"}]
+    assert "private-tool" not in json.dumps(found)

@@ -239,10 +239,13 @@ def _linux_clients(probe: Probe, found: dict[str, list[dict[str, Any]]]) -> list
                 if n in versions:
                     _add(found, key, versions[n], "dpkg")
     rpm_names = sorted({n for c in CLIENTS.values() for n in c.get("rpm", [])})
-    cmd = ["rpm", "-q", "--qf", "%{NAME}\\t%{VERSION}\\n", *rpm_names]
-    if probe.root != Path("/"):
-        cmd[1:1] = ["--root", str(probe.root)]
-    if probe.path("/var/lib/rpm").is_dir() or probe.path("/usr/lib/sysimage/rpm").is_dir():
+    # the system's package database (Fedora/SUSE keep it in /usr/lib/sysimage, older ones in
+    # /var/lib); named explicitly, since rpm installed on a Debian machine defaults to ~/.rpmdb
+    dbpath = next((d for d in ("/usr/lib/sysimage/rpm", "/var/lib/rpm") if probe.path(d).is_dir()), None)
+    if dbpath is not None:
+        cmd = ["rpm", "--dbpath", dbpath, "-q", "--qf", "%{NAME}\\t%{VERSION}\\n", *rpm_names]
+        if probe.root != Path("/"):
+            cmd[1:1] = ["--root", str(probe.root)]
         sources.append("rpm")
         versions = parse_rpm_query(probe.run(cmd))
         for key, c in CLIENTS.items():
