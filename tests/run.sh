@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # System packages the real-component tests use: PulseAudio (virtual speaker and microphone,
 # reached by PortAudio through ALSA's pulse plugin), iperf3 (throughput reference), iproute2 and
 # iptables (network namespaces, tbf rate limits, random loss), Chromium (report rendering),
-# pulseaudio-utils (pactl/pacat/parec drive the test server), openssl (a TLS test certificate).
+# pulseaudio-utils (pactl/pacat/parec drive the test server), openssl (a TLS test certificate),
+# dpkg and rpm (real package databases built in a temporary root for the software check).
 DEB_PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iperf3 iproute2 iptables chromium procps openssl dpkg rpm"
 missing=""
 for p in $DEB_PACKAGES; do
