@@ -100,7 +100,7 @@ def test_linux_clients_and_os_through_the_cli(cli, tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = cli("run", "--check", "software", "--json", "-o", str(out), "--no-open",
             "--set", f"software.root=\"{root}\"", "--set", f"software.os_support_table=\"{table}\"")
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr  # 3: partial (only this check ran)
     data = validate_result(r.stdout)
     rec = data["checks"]["software"]
     assert rec["status"] == "ok", rec["error"]

@@ -69,7 +69,7 @@ def _result_with(tmp_path: Path, cli, version: str) -> Path:
     (root / "snap" / "firefox" / "current").symlink_to("1")
     out = tmp_path / "out"
     r = cli("run", "--check", "software", "-o", str(out), "--no-open", "--quiet", "--set", f"software.root=\"{root}\"")
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr  # 3: partial (only this check ran)
     return next(out.glob("*.json"))
 
 
