@@ -264,3 +264,17 @@ def test_rpm_database_in_a_temporary_root(tmp_path: Path) -> None:
     assert found["zoom"] == [{"version": "6.2.11.5069", "source": "rpm"}]
     assert found["edge"] == [{"version": "131.0.2903.70", "source": "rpm"}]
     assert "private-tool" not in json.dumps(found)
+
+
+def test_this_machine_through_the_cli(cli, tmp_path: Path) -> None:
+    """Whatever this machine is: the OS is named, and its support is told or said why not."""
+    r = cli("run", "--check", "software", "--json", "-o", str(tmp_path), "--no-open")
+    rec = validate_result(r.stdout)["checks"]["software"]
+    assert rec["status"] == "ok", rec["error"]
+    det, m = rec["details"], rec["metrics"]
+    assert det["os"]["system"] and det["os"]["name"]
+    codes = {f["code"] for f in det["findings"]}
+    assert ("os_supported" in m) != bool(codes & {"os_support_table_stale", "os_not_in_support_table"})
+    if "os_supported" in m and det["os_support"]["basis"] == "end_date":
+        end = date.fromisoformat(det["os_support"]["entry"]["end"])
+        assert m["os_supported"]["value"] is (TODAY <= end)
