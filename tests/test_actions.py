@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from readiness.actions import Req, Unit, action_kind, plan_actions, site_root_causes
+from readiness.fleet.actions import Req, Unit, action_kind, plan_actions, site_root_causes
 
 REQS = [
     Req("camera.height_px", True),                  # 0
@@ -72,3 +72,9 @@ def test_ready_units_make_no_actions_and_order_is_stable() -> None:
     first = [(a.kind, a.subject) for a in plan_actions(units, REQS)]
     assert first == [(a.kind, a.subject) for a in plan_actions(list(reversed(units)), REQS)]
     assert first == [("firewall", ""), ("install", "teams")]  # equal gain and reach: by name
+
+
+def test_missing_client_version_unknown_is_the_install() -> None:
+    units = [unit("ws", "A", {4: "FAIL", 3: "UNKNOWN"})]  # Teams not installed, so its version is unknown
+    actions = plan_actions(units, REQS)
+    assert [(a.kind, a.subject, sorted(a.requirements), a.makes_ready) for a in actions] == [("install", "teams", [3, 4], 1)]

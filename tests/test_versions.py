@@ -125,3 +125,13 @@ def test_bad_support_tables_are_refused(cli, tmp_path: Path, snippet: str, messa
     r = cli("run", "--requirements", str(prof), "--check", "software", "-o", str(tmp_path), "--no-open")
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_support_in_the_terminal_summary(cli, tmp_path: Path) -> None:
+    result = _result_with(tmp_path, cli, "100.0")
+    prof = tmp_path / "org.toml"
+    prof.write_text(PROFILE.format(v="128"), encoding="utf-8")
+    r = cli("report", str(result), "--requirements", str(prof), "--lang", "sv", "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 1
+    assert ("Inte redo? Kontakta IT-servicedesken: +46 8 123 456 00, it@example.org, https://it.example.org/help "
+            "(mån–fre 8–17)") in r.stdout

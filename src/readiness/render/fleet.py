@@ -57,6 +57,17 @@ def fleet_csv(fleet: Fleet) -> bytes:
     return ("\ufeff" + fh.getvalue()).encode("utf-8")
 
 
+def step5_csv(figs: dict[str, Any]) -> bytes:
+    """The step-5 sections and the action list as one long table (``fleet.step5.csv_rows``)."""
+    from ..fleet.step5 import csv_rows
+
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh, quoting=CSV_QUOTING)
+    for row in csv_rows(figs["step5"]):
+        w.writerow([_csv_cell(v) for v in row])
+    return ("\ufeff" + fh.getvalue()).encode("utf-8")
+
+
 def _sources_text(r: Run) -> str:
     return " ".join(f"{c}@{h or '?'}/{t.strftime('%Y-%m-%dT%H:%M:%SZ')}" for c, (h, t, _) in sorted(r.sources.items()))
 

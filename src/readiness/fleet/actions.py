@@ -6,9 +6,10 @@ judged fleet rows: it reads verdicts, never measures and never judges — the ju
 did. Three ideas:
 
 - **One action, many requirements.** Requirements that one fix answers are one action: every
-  camera requirement is "the camera", Teams installed and Teams version are "Teams", RTT,
-  jitter and loss are "the network path". A requirement that could not be judged (UNKNOWN) is
-  its own kind of action: "measure again", since nobody can know what to buy for it.
+  camera requirement is "the camera", RTT, jitter and loss are "the network path". A
+  requirement that could not be judged (UNKNOWN) is its own kind of action: "measure again",
+  since nobody can know what to buy for it — except a client's version where the client is
+  not installed: installing it is the fix.
 - **Site-level root cause.** When every unit (room or computer) of a site fails the same
   network item, the cause is the site's link or firewall, not each room: that becomes one
   action scoped to the site ("open the UDP media ports at Göteborg: all 4 rooms fail there").
@@ -143,11 +144,17 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
             a.sites[u.site] = a.sites.get(u.site, 0) + 1
 
     for u in units:
+        # a client that is not there has no version to show: its version's UNKNOWN is the install
+        missing = {action_kind(reqs[i].metric, s)[1] for i, s in u.statuses.items()
+                   if s == FAIL and action_kind(reqs[i].metric, s)[0] == "install"}
         for i, s in sorted(u.statuses.items()):
             blocking = reqs[i].required and s in (FAIL, UNKNOWN)
             if not blocking and s not in (FAIL, WARN):
                 continue  # PASS, or an unknown recommended item (not a fix, not blocking)
             kind, subject = action_kind(reqs[i].metric, s)
+            client = reqs[i].metric.partition(".")[2].removesuffix("_version")
+            if kind == "measure" and reqs[i].metric.startswith("software.") and client in missing:
+                kind, subject = "install", client
             site = u.site if blocking and (u.site, kind) in roots and i in roots[(u.site, kind)] else None
             key = (kind, subject, site, not blocking)
             add(key, i, u)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from ..inventory import CLIENTS
 from .actions import Req, Unit, plan_actions
-from .inventory import CLIENTS
 
 FAIL, WARN, UNKNOWN, PASS = "FAIL", "WARN", "UNKNOWN", "PASS"
 SECTIONS = ("equipment", "network", "subscriptions", "security", "support")
@@ -72,7 +72,7 @@ def facts_of(result: Any, judgement_profile: dict[str, Any] | None) -> dict[str,
                 udp = svc.get("udp_media")
                 services[svc["name"][:_MAX_NAME]] = [reach if isinstance(reach, bool) else None,
                                                      udp if isinstance(udp, bool) else None]
-        facts["services"] = services
+        facts["connectivity.services"] = services
     soft = result.checks.get("software")
     if soft is not None and soft.status == "ok" and isinstance(soft.metrics, dict):
         clients = {}
@@ -82,7 +82,7 @@ def facts_of(result: Any, judgement_profile: dict[str, Any] | None) -> dict[str,
             if isinstance(inst, dict) and isinstance(inst.get("value"), bool):
                 v = ver.get("value") if isinstance(ver, dict) else None
                 clients[key] = (v[:64] if isinstance(v, str) else None) if inst["value"] else False
-        facts["clients"] = clients
+        facts["software.clients"] = clients
     support = (judgement_profile or {}).get("support")
     if isinstance(support, dict):
         facts["support"] = support
@@ -124,7 +124,7 @@ def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per site and service: units that measured it, could reach it, and got UDP media through."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for r in runs:
-        for name, (reach, udp) in getattr(r, "facts", {}).get("services", {}).items():
+        for name, (reach, udp) in getattr(r, "facts", {}).get("connectivity.services", {}).items():
             row = table.setdefault((r.site, name), {"site": r.site, "service": name, "units": 0, "reachable": 0,
                                                     "udp_ok": 0, "udp_tested": 0})
             row["units"] += 1
@@ -137,7 +137,7 @@ def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per client: units that looked, units where it is installed, the versions seen, per site."""
-    from .versions import version_key
+    from ..versions import version_key
 
     out = []
     for key, c in CLIENTS.items():
@@ -145,7 +145,7 @@ def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
         versions: list[str] = []
         by_site: dict[str, int] = {}
         for r in runs:
-            clients = getattr(r, "facts", {}).get("clients")
+            clients = getattr(r, "facts", {}).get("software.clients")
             if not clients or key not in clients:
                 continue
             looked += 1
