@@ -136,11 +136,9 @@ def linux_luks(probe: Probe) -> tuple[str | None, bool | None]:
         uuid = probe.read(real / "dm" / "uuid")
         if uuid is not None and uuid.strip().upper().startswith("CRYPT-"):
             return "luks", True
-        slaves = real / "slaves"
+        slaves = real / "slaves"  # a dm device's underlying devices (LVM on LUKS, …)
         if slaves.is_dir():
             stack.extend(sorted(slaves.iterdir()))
-        elif (real / "partition").exists() or (real / "dev").exists():
-            continue
     return "none", False
 
 

@@ -172,3 +172,26 @@ def test_partner_named_on_the_command_line(cli, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     s5 = json.loads(r.stdout)["step5"]
     assert [a["units"] for a in s5["actions"]] == [1] and s5["partners"]["sites"][0]["site"] == "Their Office"
+
+
+def test_hostile_support_contact_in_stored_results(cli, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    r = result("h1", "Ours", "R1")
+    r.judgement = {"profile": {"name": "x", "sha256": "0" * 64,
+                               "support": {"name": "<script>alert(1)</script>", "phone": "=cmd|' /C calc'!A0",
+                                           "web": "javascript:alert(2)", "hours": {"nested": ["junk"]},
+                                           "sv": {"name": 5}}},
+                   "overall": "PASS", "ready": True, "items": []}
+    write_result(r, share)
+    out = tmp_path / "f.html"
+    run = cli("aggregate", str(share), "-o", str(out), "--sections-csv", str(tmp_path / "s.csv"), "--json", "-")
+    assert run.returncode == 0, run.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+    assert 'href="javascript:' not in page
+    support = json.loads(run.stdout)["step5"]["sections"]["support"]["contacts"][0]
+    assert support == {"name": "<script>alert(1)</script>", "phone": "=cmd|' /C calc'!A0", "web": "javascript:alert(2)"}
+    rows = list(csv.reader((tmp_path / "s.csv").open(encoding="utf-8-sig")))
+    cell = next(row for row in rows if row[0] == "support")[-1]
+    assert cell.startswith("'=")  # a spreadsheet shows it, never runs it

@@ -83,10 +83,25 @@ def facts_of(result: Any, judgement_profile: dict[str, Any] | None) -> dict[str,
                 v = ver.get("value") if isinstance(ver, dict) else None
                 clients[key] = (v[:64] if isinstance(v, str) else None) if inst["value"] else False
         facts["software.clients"] = clients
-    support = (judgement_profile or {}).get("support")
-    if isinstance(support, dict):
+    support = _support_of(judgement_profile)
+    if support:
         facts["support"] = support
     return facts
+
+
+def _support_of(profile: Any) -> dict[str, Any]:
+    """A profile's [support] as read from a result: known keys, text only (a file may hold anything)."""
+    raw = profile.get("support") if isinstance(profile, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, Any] = {k: v[:_MAX_NAME * 4] for k in ("name", "phone", "email", "web", "hours")
+                           if isinstance(v := raw.get(k), str)}
+    for lang, texts in raw.items():
+        if isinstance(texts, dict) and len(lang) <= 8:
+            own = {k: v[:_MAX_NAME * 4] for k in ("name", "hours") if isinstance(v := texts.get(k), str)}
+            if own:
+                out[lang] = own
+    return out
 
 
 def _unit_key(run: Any) -> str:
@@ -181,8 +196,8 @@ def _security(runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _support(runs: Sequence[Any], rejudged: dict[str, Any] | None) -> dict[str, Any]:
     contacts: list[dict[str, Any]] = []
-    if rejudged and isinstance(rejudged.get("support"), dict):
-        contacts.append(rejudged["support"])
+    if rejudged and _support_of(rejudged):
+        contacts.append(_support_of(rejudged))
     else:
         for r in runs:
             s = getattr(r, "facts", {}).get("support")
