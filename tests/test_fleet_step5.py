@@ -105,7 +105,8 @@ def test_actions_sections_and_partners(cli, tmp_path: Path) -> None:
     prof = tmp_path / "org.toml"
     prof.write_text(PROFILE, encoding="utf-8")
     r = cli("aggregate", str(share), "--requirements", str(prof), "-o", str(tmp_path / "fleet.html"),
-            "--json", str(tmp_path / "fleet.json"), "--sections-csv", str(tmp_path / "step5.csv"))
+            "--json", str(tmp_path / "fleet.json"), "--sections-csv", str(tmp_path / "step5.csv"),
+            "--csv", str(tmp_path / "fleet.csv"))
     assert r.returncode == 0, r.stderr
     figs = json.loads((tmp_path / "fleet.json").read_text(encoding="utf-8"))
     s5 = figs["step5"]
@@ -144,6 +145,10 @@ def test_actions_sections_and_partners(cli, tmp_path: Path) -> None:
         ("1", "camera", "", "6", "6"), ("2", "udp_ports", "Göteborg", "4", "4")]
     assert {row[0] for row in body} >= {"action", "equipment", "network", "subscriptions", "service", "client",
                                         "security_fact", "support", "partner"}
+
+    units = list(csv.DictReader((tmp_path / "fleet.csv").open(encoding="utf-8-sig")))
+    ws = next(u for u in units if u["hostname"] == "sth-ws0")
+    assert ws["software.teams_version"] == "1.6.00.4472" and ws["software.teams_installed"] == "true"
 
     html = (tmp_path / "fleet.html").read_text(encoding="utf-8")
     for words in ("What to fix first", "Göteborg", "Partner AB", "IT service desk"):

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..judge import FAIL, PARTIAL, PASS, READY, UNKNOWN, WARN, Judgement, judge, overall_of
 from ..requirements import Profile, Requirement
 from ..result import ResultError, parse_utc, read_result
+from ..versions import is_version
 from .step5 import facts_of
 
 FLEET_KIND = "readiness-fleet"
@@ -80,7 +81,7 @@ class Run:
     missing: tuple[str, ...] = ()  # checks the profile needs that never ran here
     oldest: datetime | None = None  # the oldest measurement counted in this row
     # A few facts for the step-5 sections (fleet.step5.facts_of): "by", "support", and per check
-    # "<check>.<fact>" (services reached, clients installed), kept per check like ``values``
+    # "<check>.<fact>" (the services reached), kept per check like ``values``
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -237,7 +238,7 @@ class _Registry:
 
 
 def _metric_values(result: Any, units: dict[str, str]) -> dict[str, Any]:
-    """Every number or yes/no a run measured, as "check.metric" -> value (the CSV's columns)."""
+    """Every number, yes/no or version a run measured, as "check.metric" -> value (the CSV's columns)."""
     values: dict[str, Any] = {}
     for cname, record in result.checks.items():
         metrics = record.metrics
@@ -249,7 +250,7 @@ def _metric_values(result: Any, units: dict[str, str]) -> dict[str, Any]:
             except AttributeError:
                 continue
             t = type(v)
-            if t is bool or t is int or (t is float and math.isfinite(v)):
+            if t is bool or t is int or (t is float and math.isfinite(v)) or (t is str and is_version(v)):
                 name = f"{cname}.{mname}"
                 values[name] = v
                 if name not in units:

@@ -179,7 +179,7 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         if req.expect is None and req.min_version is None:  # numbers only
             metrics.setdefault(req.metric, []).append(req)
     for metric in sorted(metrics, key=lambda m: (KEY_METRICS.index(m) if m in KEY_METRICS else len(KEY_METRICS), m)):
-        values = [v for v in map(dict.get, (r.values for r in fleet.runs), repeat(metric)) if v is not None and type(v) is not bool]
+        values = [v for v in map(dict.get, (r.values for r in fleet.runs), repeat(metric)) if type(v) is int or type(v) is float]
         bounds = []
         for req in metrics[metric]:
             for kind, b in _bounds(req):

@@ -6,10 +6,10 @@ functions of the collected rows, deciding nothing. The judge already gave each r
 verdict; here they are grouped the way the guide asks, with the action list that answers "what
 to fix first" (``actions.plan_actions``) and partner organisations apart.
 
-Each kept row (``Run``) brings its labels, verdicts, metric values and a few facts read from
-its result by :func:`facts_of` — the services it reached, the clients installed, who measured
-it (the agent or the browser self-test) and its profile's support contact. Nothing personal is
-among them.
+Each kept row (``Run``) brings its labels, verdicts, metric values (the clients installed and
+their versions among them) and a few facts read from its result by :func:`facts_of` — the
+services it reached, who measured it (the agent or the browser self-test) and its profile's
+support contact. Nothing personal is among them.
 
 Partner organisations: rows measured by the browser self-test whose site label is not a site
 of the organisation's own agents, and rows of any site named with ``--partner``. They are
@@ -73,16 +73,6 @@ def facts_of(result: Any, judgement_profile: dict[str, Any] | None) -> dict[str,
                 services[svc["name"][:_MAX_NAME]] = [reach if isinstance(reach, bool) else None,
                                                      udp if isinstance(udp, bool) else None]
         facts["connectivity.services"] = services
-    soft = result.checks.get("software")
-    if soft is not None and soft.status == "ok" and isinstance(soft.metrics, dict):
-        clients = {}
-        for key in CLIENTS:
-            inst = soft.metrics.get(f"{key}_installed")
-            ver = soft.metrics.get(f"{key}_version")
-            if isinstance(inst, dict) and isinstance(inst.get("value"), bool):
-                v = ver.get("value") if isinstance(ver, dict) else None
-                clients[key] = (v[:64] if isinstance(v, str) else None) if inst["value"] else False
-        facts["software.clients"] = clients
     support = _support_of(judgement_profile)
     if support:
         facts["support"] = support
@@ -160,14 +150,14 @@ def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
         versions: list[str] = []
         by_site: dict[str, int] = {}
         for r in runs:
-            clients = getattr(r, "facts", {}).get("software.clients")
-            if not clients or key not in clients:
+            there = r.values.get(f"software.{key}_installed")
+            if type(there) is not bool:
                 continue
             looked += 1
-            v = clients[key]
-            if v is not False:
+            if there:
                 installed += 1
                 by_site[r.site] = by_site.get(r.site, 0) + 1
+                v = r.values.get(f"software.{key}_version")
                 if isinstance(v, str) and version_key(v) is not None:
                     versions.append(v)
         if not looked:
