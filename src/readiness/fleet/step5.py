@@ -235,7 +235,7 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
         d["fix"] = next((reqs[i].text("fix", lang) for i in a.requirements if reqs[i].text("fix", lang)), "")
         d["subject_title"] = CLIENTS.get(a.subject, {}).get("title", a.subject)
         d["where"] = [labels[k] for k in a.units[:12]]
-        d["section"] = section_of(reqs[a.requirements[0]].metric) if a.kind != "measure" else "equipment"
+        d["section"] = section_of(reqs[a.requirements[0]].metric)
         actions.append(d)
     reqrows = _req_rows(own, reqs, lang)
     return {
@@ -248,6 +248,7 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
             "security": {"requirements": reqrows["security"], "facts": _security(own)},
             "support": _support(own, rejudged),
         },
+        "units": len(own),  # the organisation's own rooms and computers (partners apart)
         "actions": actions,
         "partners": {"sites": _partner_rows(theirs, reqs, lang), "units": len(theirs)},
     }
