@@ -129,6 +129,8 @@ def test_actions_sections_and_partners(cli, tmp_path: Path) -> None:
     sec = s5["sections"]
     assert [row["metric"] for row in sec["equipment"]["requirements"]] == ["camera.height_px"]
     assert sec["equipment"]["requirements"][0]["FAIL"] == 6  # the partner's failing camera is not counted here
+    assert [row["metric"] for row in sec["subscriptions"]["requirements"]] == ["software.teams_installed"]
+    assert [row["metric"] for row in sec["security"]["requirements"]] == ["software.teams_version"]  # outdated client
     clients = {c["client"]: c for c in sec["subscriptions"]["clients"]}
     assert (clients["teams"]["installed"], clients["teams"]["looked"]) == (16, 17)
     assert (clients["teams"]["oldest"], clients["teams"]["newest"]) == ("1.6.00.4472", "25031.805")

@@ -51,8 +51,8 @@ def section_of(metric: str) -> str:
         if name in ("vpn_active", "proxy_configured"):
             return "security"
         return "equipment"
-    if check == "software":
-        return "security" if name.startswith("os_") else "subscriptions"
+    if check == "software":  # an outdated client or OS is a security matter; which clients are there is not
+        return "security" if name.startswith("os_") or name.endswith("_version") else "subscriptions"
     if check == "security":
         return "security"
     return "equipment"
