@@ -118,6 +118,7 @@ def test_bad_version_requirements_name_file_and_line(cli, tmp_path: Path, snippe
     ('[support]\nemail = "not an address"\n', "not an e-mail address"),
     ('[support]\nweb = "javascript:alert(1)"\n', "must be an http:// or https:// address"),
     ('[support]\nfax = "1"\nphone = "1"\n', "unknown key 'fax'"),
+    ('[support]\nphone = "1"\nhours = "' + "x" * 501 + '"\n', "at most 500"),
 ])
 def test_bad_support_tables_are_refused(cli, tmp_path: Path, snippet: str, message: str) -> None:
     prof = tmp_path / "bad.toml"
@@ -135,3 +136,22 @@ def test_support_in_the_terminal_summary(cli, tmp_path: Path) -> None:
     assert r.returncode == 1
     assert ("Inte redo? Kontakta IT-servicedesken: +46 8 123 456 00, it@example.org, https://it.example.org/help "
             "(mån–fre 8–17)") in r.stdout
+
+
+def test_support_travels_in_results_to_the_fleet(cli, tmp_path: Path) -> None:
+    """A run judged by a list with [support] stores the contact; the border reads it back and the
+    fleet report shows it, without judging again."""
+    from conftest import validate_result
+
+    prof = tmp_path / "org.toml"
+    prof.write_text(PROFILE.format(v="1"), encoding="utf-8")
+    out = tmp_path / "share"
+    r = cli("run", "--requirements", str(prof), "--check", "software", "-o", str(out), "--no-open", "--quiet",
+            "--site", "Stockholm")
+    assert r.returncode in (0, 1), r.stderr
+    doc = validate_result(next(out.glob("*.json")))
+    assert doc["profile"]["support"]["sv"] == {"name": "IT-servicedesken", "hours": "mån–fre 8–17"}
+    agg = cli("aggregate", str(out), "-o", str(tmp_path / "fleet.html"), "--json", "-")
+    assert agg.returncode == 0, agg.stderr
+    contacts = json.loads(agg.stdout)["step5"]["sections"]["support"]["contacts"]
+    assert contacts[0]["phone"] == "+46 8 123 456 00" and contacts[0]["sv"]["name"] == "IT-servicedesken"
