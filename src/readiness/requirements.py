@@ -15,6 +15,8 @@ judge (``judge.py``), which is the only place a requirement is applied. A profil
     min = 1.2                          # and/or max = …; for yes/no metrics: expect = true
     severity = "required"              # required -> FAIL, recommended -> WARN
     label = "Upload"                   # optional, defaults to the metric's description
+    service = "Microsoft Teams"        # optional: judge that service's own figure (a check that
+                                       # measures per service puts it in details.services.<name>)
     why = "…"
     fix = "…"
     source = "https://…"
@@ -62,7 +64,7 @@ SEVERITIES = ("required", "recommended")
 LANGS = languages()  # one list, derived from the catalogs: a requirement may carry a table per language
 DEFAULT_PROFILE = "video-call"
 _TOP_KEYS = {"name", "title", "description", "checks", "requirement", "support"}
-_REQ_KEYS = {"metric", "min", "max", "expect", "min_version", "severity", "label", "why", "fix", "source"}
+_REQ_KEYS = {"metric", "min", "max", "expect", "min_version", "severity", "label", "why", "fix", "source", "service"}
 _SUPPORT_KEYS = ("name", "phone", "email", "web", "hours")
 _SUPPORT_TEXT_KEYS = ("name", "hours")
 _SUPPORT_MAX = 500  # the result schema's maxLength of each [support] text
@@ -102,6 +104,7 @@ class Requirement:
     min_version: str | None = None
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
     line: int | None = None
+    service: str | None = None
 
     @property
     def check(self) -> str:
@@ -114,7 +117,7 @@ class Requirement:
     def to_dict(self) -> dict[str, Any]:
         out = {"metric": self.metric, "severity": self.severity, "label": self.label, "why": self.why,
                "fix": self.fix, "source": self.source}
-        for key in ("min", "max", "expect", "min_version"):
+        for key in ("min", "max", "expect", "min_version", "service"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.translations:
@@ -329,6 +332,9 @@ def validate_settings(cls: type[Check], cname: str, table: dict[str, Any], line_
             raise err(line_of(key), f"check '{cname}' has no setting '{key}' (its settings: {known})")
         if not spec.accepts(value) or (isinstance(value, float) and not math.isfinite(value)):
             raise err(line_of(key), f"checks.{cname}.{key}: {value!r} is not valid ({spec.help})")
+        problem = spec.item_problem(value)
+        if problem:
+            raise err(line_of(key), f"checks.{cname}.{key}{problem}")
         out[key] = value
     return out
 
@@ -373,6 +379,11 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
         raise err(at("label"), "'label' must be text")
     for key in ("label", "why", "fix", "source"):
         _check_length(key, raw.get(key), at, err)
+    service = raw.get("service")
+    if service is not None and (not isinstance(service, str) or not service.strip()):
+        raise err(at("service"), "'service' must name a service, e.g. service = \"Microsoft Teams\"")
+    if isinstance(service, str) and len(service.strip()) > TEXT_LIMITS["label"]:
+        raise err(at("service"), f"'service' is {len(service.strip())} characters long; at most {TEXT_LIMITS['label']}")
     lo, hi, expect, min_version = raw.get("min"), raw.get("max"), raw.get("expect"), raw.get("min_version")
     if kind != "version" and min_version is not None:
         raise err(at("min_version"), f"'{metric}' is not a version metric: min_version applies only to versions")
@@ -415,6 +426,7 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
         metric=metric, severity=severity, why=raw["why"].strip(), fix=raw["fix"].strip(), source=raw["source"].strip(),
         label=str(raw.get("label", "")).strip(), min=lo, max=hi, expect=expect, min_version=min_version,
         translations=translations, line=first,
+        service=service.strip() if service else None,
     )
 
 

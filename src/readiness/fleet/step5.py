@@ -32,7 +32,7 @@ SECURITY_FACTS = [
     ("security.disk_encrypted", "disk_encrypted"),
     ("system.vpn_active", "vpn_active"),
     ("system.proxy_configured", "proxy_configured"),
-    ("connectivity.tls_trusted", "tls_trusted"),
+    ("connectivity.tls_intercepted", "tls_intercepted"),
 ]
 _MAX_SERVICES = 20  # a result may list anything; the fleet keeps a bounded, known shape
 _MAX_NAME = 80
