@@ -207,11 +207,12 @@ def tcp_connect_s(addr: tuple, family: int, timeout_s: float = 2.0) -> float:
 
 
 def tcp_probe_stream(addr: tuple, family: int, *, interval_s: float = 0.1, count: int | None = None,
-                     stop: threading.Event | None = None, timeout_s: float = 1.0) -> list:
+                     stop: threading.Event | None = None, timeout_s: float = 1.0, on_sample=None) -> list:
     """RTT samples from TCP handshakes: the fallback where UDP gets no answer.
 
     Returns ``stun.Sample`` objects so ``netstats.summarize`` reads them like UDP probes; a
-    handshake that fails or takes longer than ``timeout_s`` counts as lost.
+    handshake that fails or takes longer than ``timeout_s`` counts as lost. ``on_sample`` is
+    called with each answered sample as it comes (the bandwidth check watches them live).
     """
     from readiness.stun import Sample
 
@@ -222,6 +223,8 @@ def tcp_probe_stream(addr: tuple, family: int, *, interval_s: float = 0.1, count
         try:
             s.rtt_s = tcp_connect_s(addr, family, timeout_s)
             s.arrival = s.seq
+            if on_sample is not None:
+                on_sample(s)
         except OSError:
             pass
         samples.append(s)

@@ -649,14 +649,19 @@ def devices(as_json: bool, timeout: float) -> None:
 @click.option("--max-seconds", type=Finite(0.1, 86400), default=30.0, show_default=True, help="Longest a single request may run, seconds.")
 @click.option("--tls-cert", metavar="FILE", type=click.Path(dir_okay=False), help="Serve HTTPS with this certificate (PEM, chain included).")
 @click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False), help="The certificate's private key (PEM), if not in --tls-cert.")
+@click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
 def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, max_connections: int,
-          timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None) -> None:
-    """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
+          timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None, results_dir: str) -> None:
+    """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
-    UDP. Point clients at it with `readiness run --server http://HOST:PORT`. Ctrl-C stops it.
+    UDP. Point clients at it with `readiness run --server http://HOST:PORT`. People without the
+    agent open https://HOST:PORT/ in a browser (?profile=NAME, ?lang=sv, ?site=…&room=…; browsers
+    allow the camera only over HTTPS, see --tls-cert): the page measures what a browser can, and
+    its results go to --results-dir. Ctrl-C stops it.
     """
     try:
+        from .selftest.web import SelfTest
         from .server import run_server, tls_context
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
@@ -671,9 +676,21 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
         except (OSError, ssl.SSLError) as exc:
             fail(f"cannot use {tls_cert}{' and ' + tls_key if tls_key else ''} for TLS: "
                  f"{getattr(exc, 'strerror', None) or getattr(exc, 'reason', None) or exc}")
-    sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port, ssl_context=ssl_context,
-                        max_bytes=int(max_mb * 1e6), max_transfers=max_transfers, max_connections=max_connections,
-                        idle_timeout_s=timeout, max_request_s=max_seconds))
+    from .atomic import probe_writable
+
+    folder = Path(results_dir).expanduser()
+    try:
+        probe_writable(folder)
+    except OSError as exc:
+        fail(f"cannot store self-test results in {folder}: {exc.strerror or exc}. Choose another folder with --results-dir.")
+    page = SelfTest(folder)
+    try:
+        code = run_server(host=host, http_port=http_port, stun_port=stun_port, ssl_context=ssl_context,
+                          max_bytes=int(max_mb * 1e6), max_transfers=max_transfers, max_connections=max_connections,
+                          idle_timeout_s=timeout, max_request_s=max_seconds, routes=page.routes())
+    finally:
+        page.close()
+    sys.exit(code)
 
 
 @main.command()
