@@ -36,7 +36,6 @@ requirement in a profile judges it.
 from __future__ import annotations
 
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
