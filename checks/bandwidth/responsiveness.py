@@ -36,7 +36,6 @@ requirement in a profile judges it.
 from __future__ import annotations
 
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -151,7 +150,9 @@ class ForeignProber:
             conn = sock
             if self.scheme == "https":
                 t = time.monotonic()
-                conn = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+                from readiness.proxies import tls_context  # the OS trust store, as the load streams use
+
+                conn = tls_context().wrap_socket(sock, server_hostname=self.host)
                 round_trips = 1 if conn.version() == "TLSv1.3" else 2
                 s.tls_ms = (time.monotonic() - t) * 1000 / round_trips
             t = time.monotonic()
