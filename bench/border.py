@@ -1,9 +1,11 @@
-"""Bench: what hardening costs. The result border (size, nesting, numbers, schema) per file,
-beside json.loads of the same bytes measured in the same run (target: the checks add at most
-2x the parse's own time: a fleet of 10 000 files stays in bench/fleet.py's 10 s); and loading a profile of n requirements for n and 4n (target:
-linear: 4n costs under 10x n, against the 16x of quadratic — a search from the top for every
-block took 148 s for 4 000 requirements; TOML parsing itself is most of the time, and timings
-on a shared machine are noisy).
+"""Bench: what hardening costs.
+
+- The result border (size, nesting, numbers, schema) per file, beside json.loads of the same
+  bytes in interleaved rounds of the same run. Target: the checks add at most twice the
+  parse's own time (so bench/fleet.py's 10 000 files stay within its 10 s).
+- Loading a profile of n and of 4n requirements. Target: linear, 4n under 10x n against the
+  16x of a quadratic search (which took 148 s for 4 000 requirements). TOML parsing itself is
+  most of the time; timings on a shared machine are noisy.
 
 Run: python3 bench/border.py
 """
