@@ -163,6 +163,45 @@ class PulseServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def room_sink(pulse: PulseServer, name: str, rate: int = 48000) -> Iterator[str]:
+    """A fresh null sink as the room (with a low-latency client, as on a desktop)."""
+    import subprocess
+
+    index = pulse.pactl("load-module", "module-null-sink", f"sink_name={name}", f"rate={rate}",
+                        "format=s16le").stdout.strip()
+    keeper = subprocess.Popen(["pacat", "--playback", "--latency-msec=10", "--raw", "-d", name, "/dev/zero"],
+                              env=pulse._child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pulse.route(source=f"{name}.monitor", sink=name)
+    try:
+        yield name
+    finally:
+        keeper.kill()
+        keeper.wait(5)
+        pulse.route(source="spk.monitor", sink="spk")
+        pulse.pactl("unload-module", index, check=False)
+
+
+@contextlib.contextmanager
+def noise_into(pulse: PulseServer, sink: str, rms_dbfs: float, folder) -> Iterator[None]:
+    """White noise at ``rms_dbfs`` played into ``sink`` for as long as the block runs."""
+    import subprocess
+
+    import numpy as np
+
+    noise = np.random.default_rng(7).normal(size=48000 * 40) * 10 ** (rms_dbfs / 20)
+    path = folder / f"noise{rms_dbfs:g}.raw"
+    path.write_bytes(noise.astype("<f4").tobytes())
+    p = subprocess.Popen(["pacat", "--playback", "-d", sink, "--raw", "--format=float32le", "--rate=48000",
+                          "--channels=1", str(path)], env=pulse._child_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        p.kill()
+        p.wait(5)
+
+
 def pulse_available() -> bool:
     return bool(shutil.which("pulseaudio") and shutil.which("pactl") and shutil.which("parec")) and _alsa_pulse_plugin()
 
