@@ -226,7 +226,10 @@ def view(result: Result, j: Judgement, lang: str = "en") -> View:
             ln.fix = None
         elif ln.fix:
             given.add(ln.fix)
-    return View(verdict, word(lang, f"verdict_{verdict}"), word(lang, f"explain_{verdict}"), coverage, causes, lines)
+    explain = f"explain_{verdict}"
+    if coverage is not None and verdict != FAIL and result.host.get("measured_by") == "browser":
+        explain = "explain_PARTIAL_browser"  # the rest needs the agent, not another --check
+    return View(verdict, word(lang, f"verdict_{verdict}"), word(lang, explain), coverage, causes, lines)
 
 
 def unknown_count(n: int, lang: str) -> str:
