@@ -8,6 +8,7 @@ driven from Python (tests, a service wrapper) without click.
 
 from __future__ import annotations
 
+import math
 import platform
 import socket
 from dataclasses import dataclass, field
@@ -15,16 +16,33 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .check import RunChoices
 from .judge import Judgement, exit_code, judge
 from .netinfo import redact_secrets, redact_text
 from .plugins import Plugins
 from .requirements import Profile
-from .result import CheckRecord, Result, new_run_id, result_stem, utc_now
+from .result import MAX_DEPTH, MAX_JUDGED, CheckRecord, Result, new_run_id, result_stem, utc_now
 from .runner import Planned, run_all
 
 
 class WriteError(Exception):
     """The result could not be written (and so neither file was)."""
+
+
+MAX_ERROR, MAX_TITLE, MAX_WARNING = 20000, 500, 4000  # the result schema's maxLength: what is written can be read
+
+
+def _shallow(value: Any, levels: int) -> Any:
+    """``value`` with anything nested deeper than ``levels`` replaced by "…" (readers refuse deep documents)."""
+    if isinstance(value, dict):
+        return {k: _shallow(v, levels - 1) for k, v in value.items()} if levels > 0 else "…"
+    if isinstance(value, list):
+        return [_shallow(v, levels - 1) for v in value] if levels > 0 else "…"
+    return value
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 WRITTEN: list[Path] = []  # files this process has written, so an interrupt after them does not say "nothing"
@@ -36,8 +54,8 @@ class RunOptions:
     output_dir: Path
     only: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    options: RunChoices = field(default_factory=RunChoices)  # what the checks see (ctx.options)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated check settings
     lang: str = "en"
     write_html: bool = True
 
@@ -68,8 +86,9 @@ def host_facts() -> dict[str, Any]:
 
 
 def plan(opts: RunOptions, plugins: Plugins) -> tuple[list[Planned], dict[str, CheckRecord]]:
-    """The checks to run, with settings merged (defaults < profile < --set); and a record for
-    each wanted check whose plugin failed to load, so the report says why it is missing."""
+    """The checks to run, with settings merged (defaults < profile < configuration: files,
+    environment, --set); and a record for each wanted check whose plugin failed to load, so
+    the report says why it is missing."""
     wanted = opts.only or opts.profile.checks()
     planned: list[Planned] = []
     missing: dict[str, CheckRecord] = {}
@@ -106,12 +125,18 @@ def run_session(opts: RunOptions, plugins: Plugins,
     records = run_all(planned, opts.options, say if progress is not None else None, done)
     records.update(missing)
     for rec in records.values():  # no URL is recorded with its credentials or query, whatever a check put there
-        rec.details = redact_secrets(rec.details)
-        rec.error = redact_text(rec.error) if rec.error else rec.error
+        rec.details = _shallow(redact_secrets(rec.details), MAX_DEPTH - 4)
+        for entry in rec.metrics.values():  # a value readers would refuse is no measurement
+            v = entry.get("value")
+            if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= MAX_JUDGED) or \
+                    isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_JUDGED:
+                entry["value"] = None
+        rec.error = _clip(redact_text(rec.error), MAX_ERROR) if rec.error else rec.error
+        rec.title = _clip(rec.title, MAX_TITLE)
     result = Result(
         run_id=new_run_id(), started_utc=started, finished_utc=utc_now(), host=host_facts(),
         labels={k: v for k, v in opts.labels.items() if v}, profile=opts.profile.summary(), checks=records,
-        tool_version=__version__, warnings=list(plugins.warnings),
+        tool_version=__version__, warnings=[_clip(redact_text(w), MAX_WARNING) for w in plugins.warnings][:500],
     )
     j = judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None)
     result.judgement = j.to_dict()
