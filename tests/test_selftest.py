@@ -145,6 +145,7 @@ def test_a_posted_result_is_judged_stored_and_reported_with_what_a_browser_canno
     assert answer["verdict"] == doc["judgement"]["verdict"] == "PARTIAL" and answer["ready"] is False
     status, headers, html = request(port, answer["report"])
     assert status == 200 and "5 of 7 areas checked" in html.decode()
+    assert "the readiness agent checks the rest" in html.decode() and "--check" not in html.decode()
     assert headers["content-security-policy"].startswith("default-src 'none'")
     status, headers, _ = request(port, answer["download"])
     assert status == 200 and headers["content-disposition"].startswith("attachment;")
