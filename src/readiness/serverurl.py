@@ -33,7 +33,11 @@ def check_server(url: str, timeout_s: float = 5.0) -> str:
         server = Server(text)
     except (CheckError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ServerError(f"--server must be a URL like http://host:8080, not {url!r}") from exc
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the site's server: direct
+    from readiness.proxies import tls_context
+
+    # the site's server: direct; an https one may carry a certificate from the organisation's own CA
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=tls_context()))
     where = f"your server {server.url}"
     try:
         with opener.open(f"{server.url}/__info", timeout=timeout_s) as r:

@@ -254,10 +254,29 @@ def summary_text(result: Result, j: Judgement, lang: str, paths: list[Path]) -> 
         out.append(f"  {status:9} {ln.label}: {ln.measured} — {word(lang, 'needs')} {ln.needs}")
         if ln.fix:
             out.append(f"      → {ln.fix}")
+    contact = support_line(j.profile.get("support") if isinstance(j.profile, dict) else None, v.verdict, lang)
+    if contact:
+        out.append(contact)
     for p in paths:
         kind = "report" if p.suffix == ".html" else "result"
         out.append(f"{word(lang, kind)}: {p}")
     return "\n".join(out)
+
+
+def support_line(sup: Any, verdict: str, lang: str) -> str:
+    """"Not ready? Contact IT service desk: +46 8 …, it@example.org" from a profile's [support];
+    "" when there is none. Text from a result file: printed through the terminal-safe writer."""
+    if not isinstance(sup, dict):
+        return ""
+    own = sup.get(lang) if isinstance(sup.get(lang), dict) else {}
+    name = own.get("name") or sup.get("name") or ""
+    hours = own.get("hours") or sup.get("hours") or ""
+    ways = [str(sup[k]) for k in ("phone", "email", "web") if isinstance(sup.get(k), str)]
+    if not ways:
+        return ""
+    head = word(lang, "support.ready" if verdict in ("PASS", "WARN") else "support.not_ready")
+    text = f"{head} {name}".strip() + ": " + ", ".join(ways)
+    return text + (f" ({hours})" if isinstance(hours, str) and hours else "")
 
 
 def render_report(result: Result, judgement: Judgement, lang: str = "en") -> str:
