@@ -117,8 +117,10 @@ class Judgement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Judgement":
-        return cls(profile=data.get("profile", {}), overall=data["overall"],
-                   items=[Verdict.from_dict(v) for v in data.get("items", [])],
+        items = [Verdict.from_dict(v) for v in data.get("items", [])]
+        # a stored judgement over nothing (0.1.0 called it PASS) is read as what it is: unknown
+        overall = data["overall"] if items else UNKNOWN
+        return cls(profile=data.get("profile", {}), overall=overall, items=items,
                    coverage=Coverage.from_dict(data.get("coverage")))
 
 

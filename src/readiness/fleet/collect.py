@@ -112,8 +112,8 @@ class Run:
 
 
 def requirement_key(req: Requirement) -> tuple[Any, ...]:
-    """Two requirements are the same when metric, bound and severity are (texts may differ)."""
-    return (req.metric, req.severity, req.min, req.max, req.expect, req.min_version)
+    """Two requirements are the same when metric, bound, severity and service are (texts may differ)."""
+    return (req.metric, req.severity, req.min, req.max, req.expect, req.min_version, req.service)
 
 
 @dataclass
@@ -346,7 +346,8 @@ class _Reader:
         statuses: dict[Any, str] = {}
         for item in data.get("items", []):
             req = item["requirement"]
-            key = (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"), req.get("min_version"))
+            key = (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"),
+                   req.get("min_version"), req.get("service"))
             if key not in self.known and key not in new:
                 new[key] = Requirement.from_dict(req)
             statuses[key] = item["status"]

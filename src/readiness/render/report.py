@@ -200,15 +200,18 @@ def view(result: Result, j: Judgement, lang: str = "en") -> View:
             c.advice = ""
         given_advice.add(c.advice)
     # The rest: by metric, worst first
-    by_metric: dict[str, list[Verdict]] = {}
+    def key(v: Verdict) -> tuple[str, str]:  # one metric (of one service): its tiers on one line
+        return (v.requirement.metric, getattr(v.requirement, "service", None) or "")
+
+    by_metric: dict[tuple[str, str], list[Verdict]] = {}
     for v in j.items:
         if v.status in (FAIL, WARN) or (v.status == UNKNOWN and v.requirement.check not in unknown_by_check):
-            by_metric.setdefault(v.requirement.metric, [])
+            by_metric.setdefault(key(v), [])
     for v in j.items:
-        if v.requirement.metric in by_metric:
-            by_metric[v.requirement.metric].append(v)
+        if key(v) in by_metric:
+            by_metric[key(v)].append(v)
     lines: list[Line] = []
-    for metric, items in by_metric.items():
+    for (metric, _service), items in by_metric.items():
         bad = [v for v in items if v.status != PASS]
         worst = min(bad, key=lambda v: _RANK[v.status])
         tiers = sorted(items, key=lambda v: v.requirement.severity != "required")
