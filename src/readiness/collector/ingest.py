@@ -1,0 +1,161 @@
+"""One uploaded result, from request body to stored row, checked at the border.
+
+Order of the checks is cheapest first, and each refusal is an ``Refused`` carrying the HTTP
+status and one plain reason: size (413), JSON (400), nesting depth, NUL characters and
+non-finite numbers (400: the database could not hold them, and no result has them), the result
+schema (422), label lengths (422), the token's site (403), a run id already stored for another
+site (409). A stored run, or a run stored before, is success (idempotent by run id).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import timezone
+from typing import Any
+
+from ..result import KIND, parse_utc
+from .store import HOST_MAX, TEXT_MAX, Store, utcnow
+
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a result with a camera snapshot is ~100 kB
+MAX_DEPTH = 32  # a result nests 6 deep; details may add a few levels
+UNKNOWN = "UNKNOWN"
+
+
+@dataclass
+class Refused(Exception):
+    status: int
+    code: str
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """Bytes to a JSON object, refusing what JSON does not allow and what nests too deep."""
+    if len(body) > MAX_BODY_BYTES:
+        raise Refused(413, "too_large", f"a result is at most {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise Refused(400, "too_deep", f"the document nests deeper than {MAX_DEPTH} levels") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Refused(400, "invalid_json", f"not valid JSON ({str(exc)[:160]})") from None
+    if not isinstance(data, dict):
+        raise Refused(400, "invalid_json", "a result is a JSON object")
+    _walk(data)
+    return data
+
+
+def _walk(data: Any) -> None:
+    """Depth, NUL characters (PostgreSQL text cannot hold them) and infinities (1e999) in one pass,
+    without recursion (a hostile document must not exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise Refused(400, "too_deep", f"the document nests deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if "\x00" in k:
+                    raise Refused(400, "nul_character", "text may not hold a NUL character")
+                stack.append((v, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise Refused(400, "nul_character", "text may not hold a NUL character")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise Refused(400, "invalid_json", "a number is out of range")
+
+
+def _validator() -> Any:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        from importlib.resources import files
+
+        import jsonschema
+
+        schema = json.loads(files("readiness.schema").joinpath("result.schema.json").read_text(encoding="utf-8"))
+        cls = jsonschema.validators.validator_for(schema)
+        _VALIDATOR = cls(schema)
+    return _VALIDATOR
+
+
+_VALIDATOR: Any = None
+
+
+def validate(data: dict[str, Any]) -> None:
+    """The result schema; the reason names where the document breaks it."""
+    if data.get("kind") != KIND:
+        raise Refused(422, "not_a_result", f"not a readiness result (no \"kind\": \"{KIND}\")")
+    error = next(iter(sorted(_validator().iter_errors(data), key=lambda e: len(e.absolute_path))), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "the document"
+        raise Refused(422, "schema", f"does not match the result schema at {where[:120]}: {error.message[:200]}")
+
+
+def room_key(site: str, room: str, hostname: str, run_id: str) -> str:
+    """Same key as the fleet report: per room when a room label is set, else per host."""
+    return f"room\x1f{site}\x1f{room}" if room else f"host\x1f{hostname or run_id}"
+
+
+def coverage(judgement: dict[str, Any] | None) -> float | None:
+    """Share of the requirement list that was measured (not UNKNOWN); None without a judgement."""
+    if not isinstance(judgement, dict):
+        return None
+    cov = judgement.get("coverage")
+    if isinstance(cov, dict) and isinstance(cov.get("share"), (int, float)):
+        return float(cov["share"])
+    items = judgement.get("items") or []
+    if not items:
+        return 0.0
+    return sum(1 for i in items if i.get("status") != UNKNOWN) / len(items)
+
+
+def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The indexed columns of a validated document, and the checks it measured."""
+    labels, host = data.get("labels") or {}, data.get("host") or {}
+    site, room = labels.get("site", "").strip(), labels.get("room", "").strip()
+    hostname = str(host.get("hostname", "")).strip()
+    profile = str((data.get("profile") or {}).get("name", ""))
+    for what, text, limit in (("site", site, TEXT_MAX), ("room", room, TEXT_MAX), ("profile name", profile, TEXT_MAX),
+                              ("hostname", hostname, HOST_MAX)):
+        if len(text) > limit:
+            raise Refused(422, "too_long", f"the {what} is longer than {limit} characters")
+    started = parse_utc(data["started_utc"])
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=timezone.utc)
+    judgement = data.get("judgement")
+    overall = judgement.get("overall") if isinstance(judgement, dict) else None
+    measured = sorted(name for name, rec in data["checks"].items() if rec.get("status") == "ok")
+    if any(len(name) > TEXT_MAX for name in measured):
+        raise Refused(422, "too_long", f"a check name is longer than {TEXT_MAX} characters")
+    row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname,
+           "room_key": room_key(site, room, hostname, data["run_id"]), "started": started, "received": utcnow(),
+           "profile": profile, "overall": overall, "coverage": coverage(judgement)}
+    return row, measured
+
+
+def ingest(store: Store, body: bytes, token_site: str) -> dict[str, Any]:
+    """Check and store one uploaded result for a token of ``token_site``.
+
+    Returns the success body ({"run_id", "stored": "new" | "already"}); raises ``Refused``
+    (a 4xx) or ``store.Unavailable`` (503: the client keeps the result and retries).
+    """
+    data = parse(body)
+    validate(data)
+    row, measured = row_of(data)
+    if row["site"] != token_site:
+        raise Refused(403, "wrong_site", f"this token submits results for site {token_site!r} only; "
+                                         f"the result is labelled site {row['site']!r}")
+    stored, other_site = store.store(row, data, measured)
+    if not stored and other_site != row["site"]:
+        raise Refused(409, "run_id_taken", "a result with this run id is already stored for another site")
+    return {"run_id": row["run_id"], "stored": "new" if stored else "already"}

@@ -1,0 +1,347 @@
+"""The collector's database: tables, idempotent ingest, tokens, retention, streaming reads.
+
+SQLAlchemy Core 2 over SQLite (embedded, the default for one server) or PostgreSQL (psycopg 3).
+The two differ in one place only: the INSERT construct with ON CONFLICT, which SQLAlchemy
+offers per dialect with the same API (``_insert``). The schema is created and upgraded by
+Alembic (``migrations/``); ``Store.migrate`` runs it, so a database made by an older collector
+is brought up to date when the server starts.
+
+Tables:
+- ``results``: one row per run, the whole document (JSONB on PostgreSQL, JSON text on SQLite)
+  plus indexed columns: site, room, host, start time, profile, verdict, coverage.
+- ``latest``: per room (or per host without a room label), the newest run (``check_name`` "")
+  and the newest run that measured each check. Updated in the same transaction as the insert;
+  retention never deletes a run this table points to, so the fleet state survives pruning.
+- ``tokens``: upload tokens (bound to a site) and read tokens, as SHA-256 digests only. A token
+  is 256 random bits, so a fast hash is enough: nothing to guess from the digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import (JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, and_, create_engine,
+                        delete, event, func, or_, select, update)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+
+TEXT_MAX = 200  # site, room, profile name; longer labels are refused at ingest
+HOST_MAX = 255
+
+metadata = MetaData()
+_DOCUMENT = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+results = Table(
+    "results", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("site", String(TEXT_MAX), nullable=False),
+    Column("room", String(TEXT_MAX), nullable=False),
+    Column("hostname", String(HOST_MAX), nullable=False),
+    Column("room_key", String(2 * TEXT_MAX + HOST_MAX + 8), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Column("received", DateTime(timezone=True), nullable=False),
+    Column("profile", String(TEXT_MAX), nullable=False),
+    Column("overall", String(8), nullable=True),  # None: the document holds no judgement
+    Column("coverage", Float, nullable=True),  # share of the list's requirements measured, 0..1
+    Column("document", _DOCUMENT, nullable=False),
+    Index("ix_results_site_started", "site", "started"),
+    Index("ix_results_site_room", "site", "room"),
+    Index("ix_results_hostname", "hostname"),
+    Index("ix_results_started", "started"),
+    Index("ix_results_profile", "profile"),
+    Index("ix_results_overall", "overall"),
+)
+
+latest = Table(
+    "latest", metadata,
+    Column("room_key", String(2 * TEXT_MAX + HOST_MAX + 8), primary_key=True),
+    Column("check_name", String(TEXT_MAX), primary_key=True),  # "" = the room's newest run
+    Column("run_id", String(32), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Index("ix_latest_run_id", "run_id"),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # "upload" | "read"
+    Column("site", String(TEXT_MAX), nullable=False),  # upload: the one site it may submit for; read: ""
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("hint", String(12), nullable=False),  # the token's first characters, to tell tokens apart in a list
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("revoked", DateTime(timezone=True), nullable=True),
+)
+
+TOKEN_PREFIX = "rdy_"
+KINDS = ("upload", "read")
+
+
+class StoreError(Exception):
+    """A database the collector cannot use (bad URL, not created, newer schema); plain words."""
+
+
+class Unavailable(Exception):
+    """The database is not reachable now (stopped, restarting, network): the client retries later."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(when: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored here is UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The user's URL as SQLAlchemy takes it: ``postgresql://`` means psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError:
+        raise StoreError(f"not a database URL: {url!r} (give sqlite:///PATH or postgresql://USER@HOST/DB)") from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise StoreError("give SQLite a file: sqlite:///PATH/readiness.db (a memory database would lose everything)")
+        folder = Path(parsed.database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise StoreError(f"no folder {folder} for the SQLite database")
+    else:
+        raise StoreError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
+    return parsed.render_as_string(hide_password=False)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and reports."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        return "<database>"
+
+
+def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL: readers (the fleet page) never block the writer; FULL: a commit the client was told
+    # about survives a power cut, not only a killed process
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+@dataclass
+class Token:
+    id: int
+    kind: str
+    site: str
+    hint: str
+    created: datetime
+    revoked: datetime | None
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """One database. Thread-safe: each call takes a connection from the engine's pool."""
+
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        self.url = url
+        target = sqlalchemy_url(url)
+        if target.startswith("sqlite"):
+            self.engine: Engine = create_engine(target, connect_args={"timeout": 30, "check_same_thread": False},
+                                                pool_size=pool_size, max_overflow=pool_size * 2)
+            event.listen(self.engine, "connect", _on_sqlite_connect)
+        else:
+            try:
+                import psycopg  # noqa: F401 - say plainly when the server extra is missing
+            except ImportError:
+                raise StoreError("PostgreSQL needs psycopg: pip install 'readiness[server]'") from None
+            # pre-ping: after PostgreSQL restarts, pooled connections are dead; find out before use
+            self.engine = create_engine(target, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
+                                        pool_timeout=10, connect_args={"connect_timeout": 5})
+        self.dialect = self.engine.dialect.name
+        self._insert = _insert(self.dialect)
+        ins = self._insert(latest)
+        newer = or_(latest.c.started < ins.excluded.started,
+                    and_(latest.c.started == ins.excluded.started, latest.c.run_id < ins.excluded.run_id))
+        self._latest_upsert = ins.on_conflict_do_update(
+            index_elements=[latest.c.room_key, latest.c.check_name],
+            set_={"run_id": ins.excluded.run_id, "started": ins.excluded.started}, where=newer)
+        # RETURNING tells whether the row went in (rowcount is not dependable across drivers)
+        self._result_insert = (self._insert(results).on_conflict_do_nothing(index_elements=[results.c.run_id])
+                               .returning(results.c.run_id))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- schema ----------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create the tables, or bring an older database up to this collector's schema."""
+        from .migrations import upgrade
+
+        with self._guard(), self.engine.begin() as conn:
+            upgrade(conn)
+
+    def require_schema(self) -> None:
+        """For readers: the database must exist and be of a schema this collector knows."""
+        from .migrations import current, head
+
+        with self._guard(), self.engine.connect() as conn:
+            rev = current(conn)
+        if rev is None:
+            raise StoreError(f"{redacted(self.url)} holds no readiness data yet "
+                             "(`readiness serve --db URL` creates it)")
+        if rev != head():
+            raise StoreError(f"{redacted(self.url)} has schema {rev}; this readiness knows up to {head()}: "
+                             "update readiness, or start `readiness serve --db URL` once to upgrade it")
+
+    def _guard(self) -> Any:
+        return _Guard(self.url)
+
+    # --- ingest ----------------------------------------------------------------------------
+
+    def store(self, row: dict[str, Any], document: dict[str, Any], checks: list[str]) -> tuple[bool, str | None]:
+        """Insert one run, once. Returns (True, None) when stored now, or (False, site of the
+        row already stored under this run id). The ``latest`` rows move in the same transaction."""
+        with self._guard(), self.engine.begin() as conn:
+            inserted = conn.execute(self._result_insert, {**row, "document": document}).first()
+            if inserted is None:
+                site = conn.execute(select(results.c.site).where(results.c.run_id == row["run_id"])).scalar()
+                return False, site
+            conn.execute(self._latest_upsert, [{"room_key": row["room_key"], "check_name": name,
+                                                "run_id": row["run_id"], "started": row["started"]}
+                                               for name in ["", *checks]])
+        return True, None
+
+    # --- tokens ----------------------------------------------------------------------------
+
+    def add_token(self, kind: str, site: str) -> tuple[Token, str]:
+        """A new token; the secret is returned here once and never stored."""
+        if kind not in KINDS:
+            raise ValueError(kind)
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = utcnow()
+        with self._guard(), self.engine.begin() as conn:
+            new_id = conn.execute(tokens.insert().values(kind=kind, site=site, digest=digest(secret),
+                                                         hint=secret[:10], created=now)).inserted_primary_key[0]
+        return Token(new_id, kind, site, secret[:10], now, None), secret
+
+    def lookup_token(self, secret: str) -> Token | None:
+        """The token with this secret (revoked ones too: the refusal can say so), or None."""
+        with self._guard(), self.engine.connect() as conn:
+            row = conn.execute(select(tokens).where(tokens.c.digest == digest(secret))).first()
+        return None if row is None else _token(row)
+
+    def list_tokens(self) -> list[Token]:
+        with self._guard(), self.engine.connect() as conn:
+            return [_token(r) for r in conn.execute(select(tokens).order_by(tokens.c.id))]
+
+    def revoke_tokens(self, token_id: int | None = None, site: str | None = None) -> int:
+        """Revoke one token by id, or every live upload token of a site; returns how many."""
+        cond = tokens.c.revoked.is_(None)
+        if token_id is not None:
+            cond = and_(cond, tokens.c.id == token_id)
+        if site is not None:
+            cond = and_(cond, tokens.c.site == site, tokens.c.kind == "upload")
+        with self._guard(), self.engine.begin() as conn:
+            return conn.execute(update(tokens).where(cond).values(revoked=utcnow())).rowcount
+
+    # --- retention -------------------------------------------------------------------------
+
+    def prune(self, keep: timedelta, now: datetime | None = None) -> int:
+        """Delete runs that started before ``now - keep``, except those the fleet state points
+        to (each room's newest run and its newest measurement of every check)."""
+        cutoff = (now or utcnow()) - keep
+        held = select(latest.c.run_id)
+        with self._guard(), self.engine.begin() as conn:
+            return conn.execute(delete(results).where(results.c.started < cutoff,
+                                                      results.c.run_id.not_in(held))).rowcount
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def count(self) -> int:
+        with self._guard(), self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(results)).scalar_one()
+
+    def document(self, run_id: str) -> dict[str, Any] | None:
+        with self._guard(), self.engine.connect() as conn:
+            return conn.execute(select(results.c.document).where(results.c.run_id == run_id)).scalar()
+
+    def documents(self, all_runs: bool = False, batch: int = 500) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(run id, document) oldest first, streamed in batches (never all in memory): every
+        run, or only the runs the fleet state holds (newest per room and per room and check)."""
+        query = select(results.c.run_id, results.c.document)
+        if not all_runs:
+            query = query.where(results.c.run_id.in_(select(latest.c.run_id)))
+        query = query.order_by(results.c.started, results.c.run_id)
+        with self._guard(), self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=batch).execute(query):
+                yield row[0], row[1]
+
+    def per_day(self) -> dict[date, dict[str, int]]:
+        """Runs per UTC day and verdict, over every stored run (the fleet trend)."""
+        out: dict[date, dict[str, int]] = {}
+        query = select(results.c.started, results.c.overall).where(results.c.overall.is_not(None))
+        with self._guard(), self.engine.connect() as conn:
+            for started, overall in conn.execution_options(yield_per=5000).execute(query):
+                day = aware(started).astimezone(timezone.utc).date()
+                counts = out.setdefault(day, {})
+                counts[overall] = counts.get(overall, 0) + 1
+        return out
+
+    def site_states(self) -> list[dict[str, Any]]:
+        """Per site: the newest run of each room/computer counted by verdict, how many of those are
+        partial (coverage < 1), and the start of the site's newest result."""
+        newest = (select(results.c.site, results.c.overall, results.c.coverage, func.count())
+                  .join(latest, and_(latest.c.run_id == results.c.run_id, latest.c.check_name == ""))
+                  .group_by(results.c.site, results.c.overall, results.c.coverage))
+        ages = select(results.c.site, func.max(results.c.started)).group_by(results.c.site)
+        out: dict[str, dict[str, Any]] = {}
+        with self._guard(), self.engine.connect() as conn:
+            for site, when in conn.execute(ages):
+                out[site] = {"site": site, "verdicts": {}, "partial": 0, "newest": aware(when)}
+            for site, overall, cov, n in conn.execute(newest):
+                entry = out[site]
+                entry["verdicts"][overall] = entry["verdicts"].get(overall, 0) + n
+                if cov is None or cov < 1:
+                    entry["partial"] += n
+        return [out[site] for site in sorted(out)]
+
+
+def _token(row: Any) -> Token:
+    return Token(row.id, row.kind, row.site, row.hint, aware(row.created),
+                 aware(row.revoked) if row.revoked is not None else None)
+
+
+class _Guard:
+    """Turns "the database is not there now" into ``Unavailable`` (the HTTP layer answers 503)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
+                isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or isinstance(exc, sa_exc.TimeoutError):
+            raise Unavailable(f"database {redacted(self.url)} is not reachable: "
+                              f"{str(getattr(exc, 'orig', exc) or exc).strip().splitlines()[0][:200]}") from None
+        return False
