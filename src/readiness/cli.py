@@ -336,19 +336,23 @@ def devices(as_json: bool, timeout: float) -> None:
     click.echo(json.dumps(inv, indent=2, ensure_ascii=False) if as_json else format_text(inv))
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--http-port", default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
 @click.option("--stun-port", default=3478, show_default=True, help="UDP port of the STUN responder.")
 @click.option("--max-mb", type=click.FloatRange(0.001), default=256.0, show_default=True, help="Largest transfer per request, MB.")
 @click.option("--max-transfers", type=click.IntRange(1), default=16, show_default=True, help="Transfers served at once.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, help="Drop a connection silent this long, seconds.")
-def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, timeout: float) -> None:
+@click.pass_context
+def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
+          timeout: float) -> None:
     """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
     UDP. Point clients at it with `readiness run --server http://HOST:PORT`. Ctrl-C stops it.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         from .server import run_server
     except ImportError as exc:
@@ -413,6 +417,147 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
         click.echo(f"Wrote {target}", err=to_stdout)
     if to_stdout:
         click.echo(json.dumps(figs, indent=2, ensure_ascii=False))
+
+
+# --- collection: tokens, upload --------------------------------------------------------------
+
+
+DB_ENV = "READINESS_DB"
+
+
+def _store(url: str | None, create: bool) -> Any:
+    """The collector's database; ``create``: make or upgrade its schema (the server, token
+    commands), else it must exist already (readers)."""
+    if not url:
+        fail(f"give the collector's database: --db URL or {DB_ENV} (sqlite:///PATH/readiness.db or postgresql://...)")
+    try:
+        from .collector.store import Store, StoreError, Unavailable
+    except ImportError as exc:
+        fail(f"the collector needs the server extra: pip install 'readiness[server]' ({exc})")
+    try:
+        store = Store(url, create=create)
+        store.migrate() if create else store.require_schema()
+    except (StoreError, Unavailable) as exc:
+        fail(str(exc))
+    return store
+
+
+_DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_envvar=True,
+                          help="The collector's database: sqlite:///PATH/readiness.db or postgresql://USER@HOST/DB.")
+
+
+@serve.group("token")
+def token_group() -> None:
+    """Upload tokens (one per site) and read tokens for the collector."""
+
+
+@token_group.command("add")
+@_DB_OPTION
+@click.option("--site", metavar="NAME", help="The site this upload token submits results for (as agents label it with --site).")
+@click.option("--read", "read_token", is_flag=True, help="A read token instead (fleet page, API and /metrics from other machines).")
+def token_add(db_url: str | None, site: str | None, read_token: bool) -> None:
+    """Create a token and print it once (only its hash is kept)."""
+    if read_token == bool(site):
+        raise click.UsageError("give --site NAME for an upload token, or --read for a read token")
+    site = (site or "").strip()
+    if len(site) > 200 or not site and not read_token:
+        raise click.BadParameter("a site name of 1 to 200 characters", param_hint="--site")
+    from .collector.store import Unavailable
+
+    store = _store(db_url, create=True)
+    try:
+        tok, secret = store.add_token("read" if read_token else "upload", site)
+    except Unavailable as exc:
+        fail(str(exc))
+    if read_token:
+        click.echo(f"New read token (id {tok.id}), shown only now: give it as 'Authorization: Bearer TOKEN' "
+                   "(Prometheus: authorization.credentials) to read from other machines.", err=True)
+    else:
+        click.echo(f"New upload token for site {site!r} (id {tok.id}), shown only now: put it in a file on that "
+                   "site's agents (readiness run --token-file FILE).", err=True)
+    click.echo(secret)
+
+
+@token_group.command("list")
+@_DB_OPTION
+def token_list(db_url: str | None) -> None:
+    """List tokens: id, kind, site, first characters, created, revoked."""
+    from .collector.store import Unavailable
+
+    store = _store(db_url, create=False)
+    try:
+        rows = store.list_tokens()
+    except Unavailable as exc:
+        fail(str(exc))
+    for t in rows:
+        state = f"revoked {t.revoked:%Y-%m-%d %H:%M}Z" if t.revoked else "live"
+        click.echo(f"{t.id:>4}  {t.kind:6}  {t.hint}…  created {t.created:%Y-%m-%d %H:%M}Z  {state}  {t.site}")
+    if not rows:
+        click.echo("no tokens yet (readiness serve token add --site NAME)", err=True)
+
+
+@token_group.command("revoke")
+@_DB_OPTION
+@click.argument("token_id", metavar="[ID]", required=False, type=click.IntRange(1))
+@click.option("--site", metavar="NAME", help="Revoke every upload token of this site.")
+def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> None:
+    """Revoke a token by its id (see `token list`), or all upload tokens of a site."""
+    if (token_id is None) == (site is None):
+        raise click.UsageError("give a token ID or --site NAME")
+    from .collector.store import Unavailable
+
+    store = _store(db_url, create=False)
+    try:
+        n = store.revoke_tokens(token_id=token_id, site=site)
+    except Unavailable as exc:
+        fail(str(exc))
+    if n == 0:
+        fail("no live token matched; nothing revoked (see `readiness serve token list`)")
+    click.echo(f"revoked {n} token{'s' if n != 1 else ''}; uploads with {'them' if n != 1 else 'it'} are refused from now on")
+
+
+def _send_spool(url: str, token_file: str | None, spool: str | None, files: tuple[str, ...], attempts: int,
+                quiet: bool = False) -> int:
+    """Spool ``files``, then send everything waiting; print what happened; the exit code."""
+    from .upload import UploadError, enqueue, read_token, send_all, spool_dir
+
+    def say(message: str) -> None:
+        if not quiet:
+            click.echo(f"  upload: {message}", err=True)
+
+    try:
+        token = read_token(token_file)
+        folder = spool_dir(spool)
+        for f in files:
+            enqueue(f, folder)
+        report = send_all(url, token, folder, attempts=attempts, log=say)
+    except UploadError as exc:
+        fail(str(exc))
+    for path, why in report.refused:
+        click.echo(f"readiness: upload of {path} refused: {why} (the file stays in {folder})", err=True)
+    if report.waiting:
+        click.echo(f"readiness: {report.waiting} result{'s' if report.waiting != 1 else ''} waiting in {folder} "
+                   f"({report.problem}); `readiness upload` or the next run sends them", err=True)
+    if report.sent and not quiet:
+        click.echo(f"Uploaded {len(report.sent)} result{'s' if len(report.sent) != 1 else ''} to {url}", err=True)
+    return report.exit_code
+
+
+@main.command()
+@click.argument("url", metavar="URL")
+@click.argument("files", metavar="[RESULT.json...]", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--token-file", metavar="FILE", help="File holding the site's upload token (else $READINESS_UPLOAD_TOKEN).")
+@click.option("--spool-dir", metavar="DIR", help="Where results wait to be sent (default: a per-user state folder; $READINESS_SPOOL_DIR).")
+@click.option("--attempts", type=click.IntRange(1, 20), default=5, show_default=True, help="Tries per result while the collector cannot be reached (waits grow, with jitter).")
+@click.option("--quiet", "-q", is_flag=True, help="Say only what went wrong.")
+def upload(url: str, files: tuple[str, ...], token_file: str | None, spool_dir: str | None, attempts: int, quiet: bool) -> None:
+    """Send every result waiting in the spool (and the RESULT files given) to a collector.
+
+    A result leaves the spool only when the collector has stored it; it is stored once, however
+    often it is sent. Exit code: 0 all sent, 1 some still wait (collector not reachable; run again
+    later), 2 refused (bad token, rejected result: the reason is printed and the file kept).
+    """
+    sys.exit(_send_spool(url, token_file, spool_dir, files, attempts, quiet))
 
 
 def entry() -> None:  # pragma: no cover - exercised through the console script

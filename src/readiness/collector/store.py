@@ -99,8 +99,9 @@ def aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
-def sqlalchemy_url(url: str) -> str:
-    """The user's URL as SQLAlchemy takes it: ``postgresql://`` means psycopg 3."""
+def sqlalchemy_url(url: str, create: bool = True) -> str:
+    """The user's URL as SQLAlchemy takes it: ``postgresql://`` means psycopg 3. ``create``
+    false: a SQLite file must exist already (a reader must not leave an empty database behind)."""
     try:
         parsed = make_url(url)
     except sa_exc.ArgumentError:
@@ -111,9 +112,11 @@ def sqlalchemy_url(url: str) -> str:
     elif backend == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise StoreError("give SQLite a file: sqlite:///PATH/readiness.db (a memory database would lose everything)")
-        folder = Path(parsed.database).expanduser().resolve().parent
-        if not folder.is_dir():
-            raise StoreError(f"no folder {folder} for the SQLite database")
+        path = Path(parsed.database).expanduser().resolve()
+        if not path.parent.is_dir():
+            raise StoreError(f"no folder {path.parent} for the SQLite database")
+        if not create and not path.is_file():
+            raise StoreError(f"no database file {path} (`readiness serve --db URL` creates it)")
     else:
         raise StoreError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
     return parsed.render_as_string(hide_password=False)
@@ -158,9 +161,9 @@ def digest(token: str) -> str:
 class Store:
     """One database. Thread-safe: each call takes a connection from the engine's pool."""
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 8, create: bool = True) -> None:
         self.url = url
-        target = sqlalchemy_url(url)
+        target = sqlalchemy_url(url, create)
         if target.startswith("sqlite"):
             self.engine: Engine = create_engine(target, connect_args={"timeout": 30, "check_same_thread": False},
                                                 pool_size=pool_size, max_overflow=pool_size * 2)
