@@ -135,10 +135,10 @@ def test_tokens_are_stored_as_hashes_and_revocation_takes_effect(store):
 
 def test_retention_keeps_each_rooms_latest_measurement_per_check(store):
     days = timedelta(days=1)
-    cam_old = docs.document(age=300 * days, height=1080)  # the room's last camera measurement
-    cam_failed = docs.document(age=200 * days, height=None)  # camera check errored: not a measurement
-    newest = docs.document(age=100 * days, camera=False)  # network-only run: no camera check at all
-    gone = docs.document(age=250 * days)  # superseded for every check
+    gone = docs.document(age=300 * days, height=1080)  # superseded for every check
+    cam_old = docs.document(age=250 * days)  # superseded for every check
+    cam_failed = docs.document(age=200 * days, height=None)  # the newest camera fact: the check failed
+    newest = docs.document(age=100 * days, camera=False)  # a run without the camera check at all
     other_room = docs.document(room="5.01", age=400 * days)  # a room that went quiet: its only run stays
     fresh = docs.document(room="5.02", age=1 * days)
     for d in (cam_old, cam_failed, newest, gone, other_room, fresh):
@@ -148,10 +148,11 @@ def test_retention_keeps_each_rooms_latest_measurement_per_check(store):
                                                                                    latest.c.run_id))}
     assert state[("4.12", "")] == newest["run_id"]
     assert state[("4.12", "system")] == newest["run_id"]
-    assert state[("4.12", "camera")] == gone["run_id"]  # newer than cam_old, older than the failed one
-    assert store.prune(timedelta(days=30)) == 2  # cam_old and cam_failed
+    assert state[("4.12", "camera")] == cam_failed["run_id"]
+    assert store.prune(timedelta(days=30)) == 2  # gone and cam_old
     kept = {run_id for run_id, _ in store.documents(all_runs=True)}
-    assert kept == {newest["run_id"], gone["run_id"], other_room["run_id"], fresh["run_id"]}
+    assert kept == {newest["run_id"], cam_failed["run_id"], other_room["run_id"], fresh["run_id"]}
+    assert {run_id for run_id, _ in store.documents()} == kept  # the fleet state: exactly the runs kept
     assert store.prune(timedelta(days=30)) == 0
 
 

@@ -120,7 +120,7 @@ def coverage(judgement: dict[str, Any] | None) -> float | None:
 
 
 def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The indexed columns of a validated document, and the checks it measured."""
+    """The indexed columns of a validated document, and the checks it holds."""
     labels, host = data.get("labels") or {}, data.get("host") or {}
     site, room = labels.get("site", "").strip(), labels.get("room", "").strip()
     hostname = str(host.get("hostname", "")).strip()
@@ -134,7 +134,9 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         started = started.replace(tzinfo=timezone.utc)
     judgement = data.get("judgement")
     overall = judgement.get("overall") if isinstance(judgement, dict) else None
-    measured = sorted(name for name, rec in data["checks"].items() if rec.get("status") == "ok")
+    # every check the run holds, whatever its status: the fleet state takes each check's newest
+    # fact (a camera that fails now is the room's camera state now), as the fleet code does for files
+    measured = sorted(data["checks"])
     if any(len(name) > TEXT_MAX for name in measured):
         raise Refused(422, "too_long", f"a check name is longer than {TEXT_MAX} characters")
     row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname,

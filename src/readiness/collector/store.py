@@ -10,7 +10,7 @@ Tables:
 - ``results``: one row per run, the whole document (JSONB on PostgreSQL, JSON text on SQLite)
   plus indexed columns: site, room, host, start time, profile, verdict, coverage.
 - ``latest``: per room (or per host without a room label), the newest run (``check_name`` "")
-  and the newest run that measured each check. Updated in the same transaction as the insert;
+  and the newest run holding each check (whatever its status: its newest fact). Updated in the same transaction as the insert;
   retention never deletes a run this table points to, so the fleet state survives pruning.
 - ``tokens``: upload tokens (bound to a site) and read tokens, as SHA-256 digests only. A token
   is 256 random bits, so a fast hash is enough: nothing to guess from the digest.
