@@ -135,9 +135,9 @@ class HttpUrl:
             raise CheckError(f"{problem}, not {url!r}")
         self.scheme, self.host = parts.scheme, parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.hostheader = parts.netloc
+        self.hostheader = parts.netloc.rpartition("@")[2]  # never credentials in a Host header or a record
         self.base = parts.path.rstrip("/")
-        self.url = f"{parts.scheme}://{parts.netloc}{self.base}"
+        self.url = f"{parts.scheme}://{self.hostheader}{self.base}"
 
 
 class Server(HttpUrl):

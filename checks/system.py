@@ -66,8 +66,9 @@ def interfaces() -> list[dict[str, Any]]:
     for name, st in sorted(stats.items()):
         kind = interface_kind(name)
         ips = [a.address for a in addrs.get(name, []) if getattr(a.family, "name", "") in ("AF_INET", "AF_INET6")]
+        # whether it has an address, not the address: the result holds no network addresses (README, Privacy)
         out.append({"name": name, "kind": kind, "up": bool(st.isup), "speed_mbps": int(st.speed or 0) or None,
-                    "addresses": ips})
+                    "has_address": bool(ips)})
     return out
 
 
@@ -153,7 +154,7 @@ class SystemCheck(Check):
 
         ifs = interfaces()
         d["interfaces"] = ifs
-        wired = [i for i in ifs if i["kind"] == "wired" and i["up"] and i["addresses"]]
+        wired = [i for i in ifs if i["kind"] == "wired" and i["up"] and i["has_address"]]
         m["wired_network"] = bool(wired)
         speeds = [i["speed_mbps"] for i in wired if i["speed_mbps"]]
         if speeds:

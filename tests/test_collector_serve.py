@@ -279,7 +279,7 @@ def test_hostile_uploads_get_a_reason_and_the_server_stays_up(cli, tmp_path, col
     except OSError:
         pass  # the server may close as soon as it has answered
     resp = conn.getresponse()
-    assert resp.status == 413 and json.loads(resp.read())["reason"]
+    assert resp.status == 413 and json.loads(resp.read())["error"]
     conn.close()
     answer = _slow_post(collector.port, token)
     assert answer == b"" or answer.split(b" ")[1].startswith(b"4")

@@ -17,8 +17,14 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
+from .textsafe import terminal_text
 
 EXIT_READY, EXIT_NOT_READY, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C (SIGINT), SIGTERM: 128 + the signal's number
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (a KeyboardInterrupt is the one exception the runner re-raises)."""
 
 
 class Failure(click.ClickException):
@@ -27,11 +33,35 @@ class Failure(click.ClickException):
     exit_code = EXIT_ERROR
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"readiness: {self.format_message()}", err=True)
+        click.echo(terminal_text(f"readiness: {self.format_message()}"), err=True)
 
 
 def fail(message: str) -> NoReturn:
     raise Failure(message)
+
+
+class Finite(click.ParamType):
+    """A finite number within [low, high]: click's FloatRange lets nan through (every
+    comparison with nan is false) and inf through when there is no upper bound."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number", param, ctx)
+        if not (math.isfinite(number) and self.low <= number <= self.high):
+            self.fail(f"{value} is not a number from {self.low:g} to {self.high:g}", param, ctx)
+        return number
+
+
+PORT = click.IntRange(0, 65535)
 
 
 def _plugins() -> Any:
@@ -68,11 +98,10 @@ def _output_dir(path: str | None) -> Path:
         from platformdirs import user_data_path
 
         folder = user_data_path("readiness", appauthor=False) / "results"
+    from .atomic import probe_writable
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".readiness-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(folder)
     except OSError as exc:
         fail(f"cannot write results to {folder}: {exc.strerror or exc}. Choose another folder with --output-dir.")
     return folder
@@ -107,13 +136,25 @@ class _Group(click.Group):
     """Turns an unexpected exception into one plain line and exit code 2 (READINESS_DEBUG=1 shows it)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        import signal
+
+        def terminated(_signum: int, _frame: Any) -> None:
+            raise Terminated()
+
+        if hasattr(signal, "SIGTERM"):
+            signal.signal(signal.SIGTERM, terminated)  # stop as Ctrl-C does: children ended, files whole or absent
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
-        except KeyboardInterrupt:
-            click.echo("readiness: interrupted; nothing was written for this run", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            session = sys.modules.get(f"{__package__}.session")
+            written = list(getattr(session, "WRITTEN", []))
+            if written:
+                click.echo(terminal_text(f"readiness: interrupted; already written: {', '.join(map(str, written))}"), err=True)
+            else:
+                click.echo("readiness: interrupted; nothing was written for this run", err=True)
+            sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - last line of defence for the user
             if os.environ.get("READINESS_DEBUG") == "1":
                 raise
@@ -179,6 +220,9 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
     unknown = [c for c in only if c not in plugins.checks and c not in plugins.broken]
     if unknown:
         raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
+    if server and "@" in server:  # user:password@host, whatever the rest of the URL looks like
+        raise click.BadParameter("a user name or password in the URL would be recorded in the result and sent "
+                                 "to the server; give the server's address only", param_hint="--server")
     overrides = _parse_sets(sets, plugins)
     folder = _output_dir(output_dir)
     options = {"server": server, "microphone": microphone, "speaker": speaker, "camera": camera, "no_sound": no_sound,
@@ -192,7 +236,7 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
     if as_json:
         click.echo(outcome.result.to_json(), nl=False)
     elif not quiet:
-        click.echo(outcome.summary(lang))
+        click.echo(terminal_text(outcome.summary(lang)))
     if open_report and outcome.html_path is not None:
         import webbrowser
 
@@ -202,7 +246,7 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
 
 def _progress_printer() -> Any:
     def show(check: str, message: str) -> None:
-        click.echo(f"  {check}: {message}", err=True)
+        click.echo(terminal_text(f"  {check}: {message}"), err=True)
 
     return show
 
@@ -235,17 +279,26 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
         result = read_result(result_file)
     except ResultError as exc:
         fail(str(exc))
-    if profile or requirements:
-        plugins = _plugins()
-        prof = _profile(profile, requirements, plugins)
-        judgement = judge(result, prof, only_checks=set(result.checks))
-    elif result.judgement:
-        judgement = Judgement.from_dict(result.judgement)
-    else:
-        fail(f"{result_file}: holds no judgement; give --profile or --requirements")
     target = Path(out) if out else Path(result_file).with_suffix(".html")
+    _refuse_overwriting_inputs([(target, "--output" if out else "the report")], [result_file, requirements])
     try:
-        write_atomic(target, render_report(result, judgement, lang))
+        if profile or requirements:
+            plugins = _plugins()
+            prof = _profile(profile, requirements, plugins)
+            judgement = judge(result, prof, only_checks=set(result.checks))
+        elif result.judgement:
+            judgement = Judgement.from_dict(result.judgement)
+        else:
+            fail(f"{result_file}: holds no judgement; give --profile or --requirements")
+        html = render_report(result, judgement, lang)
+    except (click.ClickException, click.exceptions.Exit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a document that passed the schema and still breaks: name it
+        if os.environ.get("READINESS_DEBUG") == "1":
+            raise
+        fail(f"{result_file}: cannot be reported ({type(exc).__name__}: {exc})")
+    try:
+        write_atomic(target, html)
     except OSError as exc:
         fail(f"cannot write {target}: {exc.strerror or exc}")
     if as_json:
@@ -253,12 +306,32 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
     else:
         from .session import summary_text
 
-        click.echo(summary_text(result, judgement, lang, json_path=None, html_path=target))
+        click.echo(terminal_text(summary_text(result, judgement, lang, json_path=None, html_path=target)))
     if open_report:
         import webbrowser
 
         webbrowser.open(target.resolve().as_uri())
     sys.exit(exit_code(judgement))
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _refuse_overwriting_inputs(outputs: list[tuple[Path, str]], inputs: list[Any]) -> None:
+    """No output may replace an input of the same command, nor another output."""
+    given = [i for i in inputs if i]
+    for n, (target, what) in enumerate(outputs):
+        for source in given:
+            if _same_file(target, source):
+                fail(f"{what} {target} is an input of this command ({source}); it would be replaced. "
+                     "Choose another file.")
+        for other, other_what in outputs[:n]:
+            if _same_file(target, other):
+                fail(f"{what} and {other_what} are the same file ({target}); choose two files.")
 
 
 # --- listings -------------------------------------------------------------------------------
@@ -323,7 +396,7 @@ def list_profiles(as_json: bool, show: str | None) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable inventory.")
-@click.option("--timeout", default=15.0, show_default=True, help="Seconds before device enumeration is given up.")
+@click.option("--timeout", type=Finite(0.1, 3600), default=15.0, show_default=True, help="Seconds before device enumeration is given up.")
 def devices(as_json: bool, timeout: float) -> None:
     """List microphones, speakers and cameras, and which are the defaults."""
     import json
@@ -336,20 +409,55 @@ def devices(as_json: bool, timeout: float) -> None:
     click.echo(json.dumps(inv, indent=2, ensure_ascii=False) if as_json else format_text(inv))
 
 
+DB_ENV = "READINESS_DB"
+
+
+def _store(url: str | None, create: bool) -> Any:
+    """The collector's database; ``create``: make or upgrade its schema (the server, token
+    commands), else it must exist already (readers)."""
+    if not url:
+        fail(f"give the collector's database: --db URL or {DB_ENV} (sqlite:///PATH/readiness.db or postgresql://...)")
+    try:
+        from .collector.store import Store, StoreError, Unavailable
+    except ImportError as exc:
+        fail(f"the collector needs the server extra: pip install 'readiness[server]' ({exc})")
+    try:
+        store = Store(url, create=create)
+        store.migrate() if create else store.require_schema()
+    except (StoreError, Unavailable) as exc:
+        fail(str(exc))
+    return store
+
+
+_DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_envvar=True,
+                          help="The collector's database: sqlite:///PATH/readiness.db or postgresql://USER@HOST/DB.")
+
+
 @main.group(invoke_without_command=True)
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--http-port", default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
-@click.option("--stun-port", default=3478, show_default=True, help="UDP port of the STUN responder.")
-@click.option("--max-mb", type=click.FloatRange(0.001), default=256.0, show_default=True, help="Largest transfer per request, MB.")
-@click.option("--max-transfers", type=click.IntRange(1), default=16, show_default=True, help="Transfers served at once.")
-@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, help="Drop a connection silent this long, seconds.")
+@click.option("--http-port", type=PORT, default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
+@click.option("--stun-port", type=PORT, default=3478, show_default=True, help="UDP port of the STUN responder.")
+@click.option("--max-mb", type=Finite(0.001, 1e6), default=256.0, show_default=True, help="Largest transfer per request, MB.")
+@click.option("--max-transfers", type=click.IntRange(1, 10000), default=16, show_default=True, help="Transfers served at once (one client gets at most half).")
+@click.option("--max-connections", type=click.IntRange(1, 100000), default=256, show_default=True, help="Open connections at once (one client gets at most an eighth).")
+@click.option("--timeout", type=Finite(0.1, 3600), default=10.0, show_default=True, help="Drop a connection silent this long, or whose request headers take longer, seconds.")
+@click.option("--max-seconds", type=Finite(0.1, 86400), default=30.0, show_default=True, help="Longest a single request may run, seconds.")
+@_DB_OPTION
+@click.option("--public-read", is_flag=True, help="With --db: let any machine read /fleet, /runs, /api/v1/fleet and /metrics (else: this machine, or a read token).")
+@click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="With --db: prune results older than this; each room's newest run and newest result per check stay.")
+@click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
-          timeout: float) -> None:
+          max_connections: int, timeout: float, max_seconds: float, db_url: str | None, public_read: bool,
+          keep_days: int, max_upload_mb: float) -> None:
     """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
     UDP. Point clients at it with `readiness run --server http://HOST:PORT`. Ctrl-C stops it.
+
+    With --db it also collects: agents upload to POST /api/v1/results (a site's upload token,
+    see `readiness serve token add`), and /fleet, /runs/ID, /api/v1/fleet and /metrics show
+    the live fleet from the database.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -357,8 +465,31 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         from .server import run_server
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
-    sys.exit(run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),
-                        max_transfers=max_transfers, idle_timeout_s=timeout))
+    routes: list[Any] = []
+    stopping = None
+    if db_url:
+        import threading
+        from datetime import timedelta
+
+        from .collector.http import Collector
+        from .collector.store import redacted
+        from .server import log
+
+        store = _store(db_url, create=True)
+        collector = Collector(store, public_read=public_read, max_body=int(max_upload_mb * 1e6), log=log)
+        routes = collector.routes()
+        stopping = threading.Event()
+        collector.start_retention(timedelta(days=keep_days), stopping)
+        log(f"collecting into {redacted(db_url)}; reading from {'anywhere' if public_read else 'this machine or with a read token'}; "
+            f"results older than {keep_days} days are pruned")
+    try:
+        code = run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),
+                          max_transfers=max_transfers, max_connections=max_connections, idle_timeout_s=timeout,
+                          max_request_s=max_seconds, routes=routes)
+    finally:
+        if stopping is not None:
+            stopping.set()
+    sys.exit(code)
 
 
 @main.command()
@@ -391,8 +522,19 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
         _warn_plugins(plugins)
         prof = _profile(profile, requirements, plugins)
 
+    outputs = [(Path(out), "--output")] + ([(Path(csv_path), "--csv")] if csv_path else []) \
+        + ([(Path(json_path), "--json")] if json_path and json_path != "-" else [])
+    folders = [p for p in paths if os.path.isdir(p)]
+    _refuse_overwriting_inputs(outputs, [*(p for p in paths if p not in folders), requirements])
+    for target, what in outputs:
+        if target.suffix.lower() == ".json" and target.exists():
+            inside = [f for f in folders if Path(os.path.realpath(target)).is_relative_to(os.path.realpath(f))]
+            if inside:
+                fail(f"{what} {target} is in {inside[0]}, whose results are the input; it would be replaced. "
+                     "Choose another file.")
+
     def show_skip(s: Any) -> None:
-        click.echo(f"skipped: {s.path}: {s.reason}", err=True)
+        click.echo(terminal_text(f"skipped: {s.path}: {s.reason}"), err=True)
 
     fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
     figs = figures(fleet, lang)
@@ -420,30 +562,6 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
 
 
 # --- collection: tokens, upload --------------------------------------------------------------
-
-
-DB_ENV = "READINESS_DB"
-
-
-def _store(url: str | None, create: bool) -> Any:
-    """The collector's database; ``create``: make or upgrade its schema (the server, token
-    commands), else it must exist already (readers)."""
-    if not url:
-        fail(f"give the collector's database: --db URL or {DB_ENV} (sqlite:///PATH/readiness.db or postgresql://...)")
-    try:
-        from .collector.store import Store, StoreError, Unavailable
-    except ImportError as exc:
-        fail(f"the collector needs the server extra: pip install 'readiness[server]' ({exc})")
-    try:
-        store = Store(url, create=create)
-        store.migrate() if create else store.require_schema()
-    except (StoreError, Unavailable) as exc:
-        fail(str(exc))
-    return store
-
-
-_DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_envvar=True,
-                          help="The collector's database: sqlite:///PATH/readiness.db or postgresql://USER@HOST/DB.")
 
 
 @serve.group("token")

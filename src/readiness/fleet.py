@@ -23,6 +23,7 @@ table and rooms per site capped, histograms binned) while the CSV and JSON hold 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import stat
@@ -37,7 +38,9 @@ from urllib.parse import quote
 
 from .judge import FAIL, PASS, UNKNOWN, WARN, Judgement, judge
 from .requirements import Profile, Requirement
+from .atomic import write_atomic
 from .result import ResultError, parse_utc, read_result, utc_now
+from .textsafe import CSV_QUOTING, csv_cell as _csv_cell
 from .session import format_bound
 
 FLEET_KIND = "readiness-fleet"
@@ -635,17 +638,6 @@ def figures(fleet: Fleet, lang: str = "en") -> dict[str, Any]:
 _BOOL_TEXT = {True: "true", False: "false"}
 
 
-def _csv_cell(value: Any) -> Any:
-    """Spreadsheets run text that starts with = + - @ as a formula: such text gets a leading '."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def _bound_text(req: Requirement) -> str:
     text = format_bound(req, None, "en")
     return f"= {text}" if req.expect is not None else text
@@ -669,32 +661,28 @@ def write_csv(fleet: Fleet, path: str | os.PathLike[str]) -> None:
     req_cols = [(i, f"verdict {req.metric} {_bound_text(req)} ({req.severity})") for i, req in enumerate(fleet.requirements)]
     header = ["site", "room", "label", "hostname", "started_utc", "run_id", "profile", "overall", "ready",
               "result_file", "report_file", *metric_names, *[name for _, name in req_cols]]
-    tmp = Path(f"{os.fspath(path)}.tmp")
-    try:
-        _write_rows(tmp, header, fleet, metric_names, len(fleet.requirements))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    buf = io.StringIO()
+    buf.write("\ufeff")  # a BOM, so spreadsheets read UTF-8
+    _write_rows(buf, header, fleet, metric_names, len(fleet.requirements))
+    write_atomic(Path(path), buf.getvalue())
 
 
-def _write_rows(tmp: Path, header: list[str], fleet: Fleet, metric_names: list[str], n_reqs: int) -> None:
+def _write_rows(fh: Any, header: list[str], fleet: Fleet, metric_names: list[str], n_reqs: int) -> None:
     req_index = range(n_reqs)
-    with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow([_csv_cell(h) for h in header])
-        for r in fleet.runs:
-            html = os.path.splitext(r.path)[0] + ".html"
-            row = [_csv_cell(v) for v in (r.site, r.room, r.label, r.hostname)]
-            row += [r.started.strftime("%Y-%m-%dT%H:%M:%SZ"), _csv_cell(r.run_id), _csv_cell(r.profile), r.overall,
-                    "true" if r.overall in (PASS, WARN) else "false", _csv_cell(r.path),
-                    _csv_cell(html) if os.path.isfile(html) else ""]
-            values, statuses = r.values, r.statuses
-            # metric values are numbers or yes/no only (see _metric_values): no formula can hide there
-            row += [_BOOL_TEXT[v] if type(v) is bool else ("" if v is None else v)
-                    for v in map(values.get, metric_names)]
-            row += [statuses.get(i, "") for i in req_index]
-            w.writerow(row)
+    w = csv.writer(fh, quoting=CSV_QUOTING)
+    w.writerow([_csv_cell(h) for h in header])
+    for r in fleet.runs:
+        html = os.path.splitext(r.path)[0] + ".html"
+        row = [_csv_cell(v) for v in (r.site, r.room, r.label, r.hostname)]
+        row += [r.started.strftime("%Y-%m-%dT%H:%M:%SZ"), _csv_cell(r.run_id), _csv_cell(r.profile), r.overall,
+                "true" if r.overall in (PASS, WARN) else "false", _csv_cell(r.path),
+                _csv_cell(html) if os.path.isfile(html) else ""]
+        values, statuses = r.values, r.statuses
+        # metric values are numbers or yes/no only (see _metric_values): no formula can hide there
+        row += [_BOOL_TEXT[v] if type(v) is bool else ("" if v is None else v)
+                for v in map(values.get, metric_names)]
+        row += [statuses.get(i, "") for i in req_index]
+        w.writerow(row)
 
 
 def _site_rows(sites: list[dict[str, Any]], rooms_per_site: int) -> list[dict[str, Any]]:

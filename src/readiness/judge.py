@@ -15,6 +15,7 @@ item is unknown; else PASS. Ready means PASS or WARN.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,8 @@ def judge_one(result: Result, req: Requirement) -> Verdict:
     if req.expect is not None:
         usable = isinstance(value, bool)
     else:  # a number; a saved file may hold anything, and text or a yes/no is no measurement
-        usable = isinstance(value, (int, float)) and not isinstance(value, bool)
+        # NaN would pass every bound and inf fail every one: neither is a measurement
+        usable = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not usable:
         return Verdict(req, UNKNOWN, None, unit, _unknown_reason(result, req))
     if _within(req, value):

@@ -26,7 +26,9 @@ Every error names the file and line: an unknown key, a metric no check provides,
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -48,6 +50,11 @@ _TOP_KEYS = {"name", "title", "description", "checks", "requirement"}
 _REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source"}
 _TEXT_KEYS = {"label", "why", "fix"}
 _COMMON_SETTINGS = {"budget_s"}
+MAX_BOUND = 1e15  # the result schema's bound on judged numbers: a bound must fit in a stored judgement
+MAX_BUDGET_S = 86400.0
+_REQ_HEADER = re.compile(r"\s*\[\[\s*requirement\s*\]\]")
+_SUB_TABLE = re.compile(r"\s*\[\s*requirement\.")
+_ANY_HEADER = re.compile(r"\s*\[\[?[^\]]")
 
 
 class ProfileError(Exception):
@@ -123,10 +130,21 @@ class Profile:
 
 
 class _Lines:
-    """Finds the line of a key in TOML text, for error messages (tomllib gives no positions)."""
+    """Finds the line of a key in TOML text, for error messages (tomllib gives no positions).
+
+    The block of every [[requirement]] is found in one pass when the text is read, so a profile
+    of n requirements loads in time proportional to n, not n squared.
+    """
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
+        self._blocks: list[tuple[int, int]] = []  # (first line index, end index) per [[requirement]]
+        headers = [i for i, line in enumerate(self.lines) if _ANY_HEADER.match(line)]
+        ends = [h for h in headers if not _SUB_TABLE.match(self.lines[h])]
+        for h in headers:
+            if _REQ_HEADER.match(self.lines[h]):
+                k = bisect.bisect_right(ends, h)
+                self._blocks.append((h, ends[k] if k < len(ends) else len(self.lines)))
 
     def _find(self, pattern: str, start: int = 0, stop: int | None = None) -> int | None:
         rx = re.compile(pattern)
@@ -137,13 +155,10 @@ class _Lines:
 
     def requirement(self, index: int) -> tuple[int | None, int | None]:
         """(first line, end line) of the index-th [[requirement]] block."""
-        starts = [i for i, line in enumerate(self.lines) if re.match(r"\s*\[\[\s*requirement\s*\]\]", line)]
-        if index >= len(starts):
+        if index >= len(self._blocks):
             return None, None
-        headers = [i for i, line in enumerate(self.lines) if re.match(r"\s*\[\[?[^\]]", line)]
-        begin = starts[index]
-        later = [h for h in headers if h > begin and not re.match(r"\s*\[\s*requirement\.", self.lines[h])]
-        return begin + 1, (later[0] if later else len(self.lines))
+        begin, end = self._blocks[index]
+        return begin + 1, end
 
     def key_in_requirement(self, index: int, key: str) -> int | None:
         begin, end = self.requirement(index)
@@ -169,6 +184,10 @@ class _Lines:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_finite(v: Any) -> bool:
+    return _is_number(v) and math.isfinite(v)
 
 
 def parse_profile(text: str, origin: str, checks: dict[str, type[Check]], broken: dict[str, str] | None = None) -> Profile:
@@ -234,15 +253,16 @@ def validate_settings(cls: type[Check], cname: str, table: dict[str, Any], line_
     out: dict[str, Any] = {}
     for key, value in table.items():
         if key == "budget_s":
-            if not _is_number(value) or value <= 0:
-                raise err(line_of(key), f"checks.{cname}.budget_s must be a positive number of seconds")
+            if not _is_finite(value) or not 0 < value <= MAX_BUDGET_S:
+                raise err(line_of(key), f"checks.{cname}.budget_s must be a positive number of seconds, at most "
+                                        f"{MAX_BUDGET_S:g}, not {value!r}")
             out[key] = float(value)
             continue
         spec = cls.settings.get(key)
         if spec is None:
             known = ", ".join(sorted(set(cls.settings) | _COMMON_SETTINGS))
             raise err(line_of(key), f"check '{cname}' has no setting '{key}' (its settings: {known})")
-        if not spec.accepts(value):
+        if not spec.accepts(value) or (isinstance(value, float) and not math.isfinite(value)):
             raise err(line_of(key), f"checks.{cname}.{key}: {value!r} is not valid ({spec.help})")
         out[key] = value
     return out
@@ -293,6 +313,9 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
         for key, v in (("min", lo), ("max", hi)):
             if v is not None and not _is_number(v):
                 raise err(at(key), f"'{key}' of '{metric}' must be a number, not {v!r}")
+            if v is not None and not (_is_finite(v) and abs(v) <= MAX_BOUND):
+                raise err(at(key), f"'{key}' of '{metric}' must be a finite number (at most {MAX_BOUND:g} either "
+                                   f"way), not {v!r}")
         if lo is None and hi is None:
             raise err(first, f"requirement '{metric}' needs a bound: min = …, max = … or both")
         if lo is not None and hi is not None and lo > hi:

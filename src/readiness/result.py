@@ -8,8 +8,11 @@ Schema history (``schema_version``):
       duration, metrics {value, unit}, details, error; the judgement made at run time.
 
 Readers refuse a document whose schema version is newer than they know, and say so.
-Writes are atomic (temp file in the same folder + rename), so a reader on a network share
-never sees half a file.
+Every reader goes through :func:`load_result_bytes` (or :func:`read_result` for a file): the
+border where a document from a share, an upload or a user is checked whole — its size, its
+nesting, its numbers and the schema — before anything else touches it. A document that fails
+raises :class:`ResultError` naming where it came from and why. Writes go through the one
+atomic writer (``atomic.py``), so a reader on a network share never sees half a file.
 """
 
 from __future__ import annotations
@@ -19,16 +22,23 @@ import math
 import os
 import re
 import socket
-import tempfile
+import stat
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomic
+
 SCHEMA_VERSION = 1
 KIND = "readiness-result"
 STATUSES = ("ok", "error", "timeout", "skipped")
+MAX_RESULT_BYTES = 16 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory and time
+MAX_DEPTH = 32  # nesting levels; a result needs about 8
+
+__all__ = ["MAX_RESULT_BYTES", "CheckRecord", "Result", "ResultError", "load_result_bytes", "read_result",
+           "write_atomic", "write_result"]
 
 
 class ResultError(Exception):
@@ -140,18 +150,121 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def read_result(path: str | os.PathLike[str]) -> Result:
-    """Read and check one result file; raise ResultError with a plain reason otherwise."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ResultError(f"{p}: cannot read ({exc.strerror or exc})") from None
+def _validator() -> Any:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        import fastjsonschema  # compiled once: ~20x faster than interpreting the schema per file
+
+        from .schema import schema_text
+
+        _VALIDATOR = fastjsonschema.compile(json.loads(schema_text()))
+    return _VALIDATOR
+
+
+_VALIDATOR: Any = None
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    """A document's own words as safe, short text for a message (no control characters)."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _where(path: list[Any]) -> str:
+    return ".".join(_printable(str(p), 40) for p in path) or "the document"
+
+
+def _bounded(data: Any, origin: str) -> None:
+    """Nesting at most MAX_DEPTH; a non-finite number (NaN, Infinity, 1e400) in a measured value
+    becomes null (not measured, so UNKNOWN when judged); anywhere else it refuses the document.
+    Iterative, so no document can exhaust the stack."""
+    stack: list[tuple[Any, list[Any]]] = [(data, [])]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise ResultError(f"{origin}: nested more than {MAX_DEPTH} levels deep; not a result")
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if isinstance(value, float) and not math.isfinite(value):
+                where = path + [key]
+                if path[:1] == ["checks"] and len(path) >= 3 and path[2] == "details" or _measured(where):
+                    node[key] = None
+                    continue
+                raise ResultError(f"{origin}: {_where(where)} is {value}, not a finite number")
+            if isinstance(value, (dict, list)):
+                stack.append((value, path + [key]))
+
+
+def _measured(path: list[Any]) -> bool:
+    return any(len(path) == len(p) and all(a == "*" or a == b for a, b in zip(p, path))
+               for p in (["checks", "*", "metrics", "*", "value"], ["judgement", "items", "*", "value"]))
+
+
+def load_result_bytes(raw: bytes, origin: str) -> Result:
+    """The one border every result document crosses: bytes from a file, an upload or a pipe.
+
+    Checks size (``MAX_RESULT_BYTES``), JSON syntax, nesting (``MAX_DEPTH``), numbers (finite,
+    within the schema's bounds) and the whole schema, then builds the Result. Raises
+    ResultError whose message starts with ``origin`` and says what is wrong in plain words.
+    """
+    import fastjsonschema
+
+    if len(raw) > MAX_RESULT_BYTES:
+        raise ResultError(f"{origin}: too large to be a result ({len(raw) / 1048576:.1f} MB; "
+                          f"a result is at most {MAX_RESULT_BYTES // 1048576} MB)")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultError(f"{p}: not valid JSON ({exc})") from None
-    return Result.from_dict(data, origin=str(p))
+    except RecursionError:
+        raise ResultError(f"{origin}: nested more than {MAX_DEPTH} levels deep; not a result") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ResultError(f"{origin}: not valid JSON ({_printable(str(exc), 120)})") from None
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise ResultError(f"{origin}: not a readiness result (no \"kind\": \"{KIND}\")")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultError(f"{origin}: no schema_version")
+    if version > SCHEMA_VERSION:
+        raise ResultError(
+            f"{origin}: written by a newer readiness (schema version {_printable(str(version), 20)}; this one "
+            f"reads up to {SCHEMA_VERSION}); update readiness to read it")
+    _bounded(data, origin)
+    try:
+        _validator()(data)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        path = list(exc.path or [])[1:]  # the first element is fastjsonschema's "data"
+        rule = _printable(exc.message.rsplit(" must ", 1)[-1], 100) if " must " in exc.message else "is not valid"
+        what = "malformed judgement in the result" if path[:1] == ["judgement"] else "malformed result"
+        raise ResultError(f"{origin}: {what} ({_where(path)} must {rule})") from None
+    return Result.from_dict(data, origin)
+
+
+def read_result(path: str | os.PathLike[str]) -> Result:
+    """Read and check one result file through :func:`load_result_bytes`.
+
+    Only a regular file is read (a pipe or device is refused without waiting on it), and at
+    most ``MAX_RESULT_BYTES``; every error names the file.
+    """
+    p = os.fspath(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise ResultError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ResultError(f"{p}: is a folder, not a result file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ResultError(f"{p}: not a regular file (a pipe, device or socket); not read")
+        if st.st_size > MAX_RESULT_BYTES:
+            raise ResultError(f"{p}: too large to be a result ({st.st_size / 1048576:.1f} MB; "
+                              f"a result is at most {MAX_RESULT_BYTES // 1048576} MB)")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(MAX_RESULT_BYTES + 1)
+    except OSError as exc:
+        raise ResultError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    return load_result_bytes(raw, p)
 
 
 def safe_file_part(text: str) -> str:
@@ -163,23 +276,6 @@ def result_stem(result: Result) -> str:
     when = parse_utc(result.started_utc).strftime("%Y%m%dT%H%M%SZ")
     host = safe_file_part(str(result.host.get("hostname") or socket.gethostname()))
     return f"readiness-{host}-{when}-{result.run_id[:8]}"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_result(result: Result, folder: Path) -> Path:

@@ -6,35 +6,54 @@ body), a ``GET /__info`` that tells clients which UDP port answers STUN, and a S
 responder on that port (``stun.Responder``). So ``readiness run --server http://host:8080``
 measures bandwidth, loaded latency, UDP RTT/jitter/loss against the organisation's own box.
 
-Bounded so it cannot be abused: bytes per request, concurrent transfers, an idle timeout and a
-wall-clock cap per request, STUN answers rate-limited per client. Each test served (a client's
-transfers and STUN probes, until it has been quiet for 2 s) logs one line. SIGINT/SIGTERM stop
-it cleanly (exit 0).
+Other features add endpoints through a route table (:class:`Route`, ``run_server(routes=...)``)
+instead of editing the request loop: a handler gets a :class:`Request` whose body reader is
+already bounded in size and time, and returns a :class:`Response`.
+
+Bounded so a client cannot stop it: every read and write of a socket has a deadline (the
+headers of a request must arrive within ``--timeout``; a request runs at most
+``max_request_s``), open connections and transfers are capped in total and per client address,
+request framing follows RFC 9112 (a bad, repeated or ambiguous Content-Length is refused with
+400 and the connection closed), STUN answers are rate-limited per client. Each test served (a
+client's transfers and STUN probes, until it has been quiet for 2 s) logs one line; STUN from
+many addresses at once is summarised in one line a minute. SIGINT/SIGTERM stop it cleanly
+(exit 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
+import re
 import signal
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from readiness import stun
 
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_STUN_PORT = stun.DEFAULT_PORT
-DEFAULT_LIMITS = {
+DEFAULT_LIMITS: dict[str, float] = {
     "max_bytes": 256 * 1024 * 1024,  # per request, either direction
-    "max_transfers": 16,  # concurrent /__down + /__up
-    "idle_timeout_s": 10.0,  # a socket silent this long is dropped
-    "max_request_s": 30.0,  # no single transfer runs longer
+    "max_transfers": 16,  # concurrent /__down + /__up (a client gets at most half)
+    "idle_timeout_s": 10.0,  # a socket silent this long is dropped; a request's headers must arrive in this time
+    "max_request_s": 30.0,  # no single request (body read, handler, response) runs longer
+    "max_connections": 256,  # open connections at once (a client address gets at most an eighth)
 }
+DEFAULT_MAX_BODY = 1_000_000  # a route's request body limit unless it says otherwise
 _CHUNK = memoryview(bytes(256 * 1024))
+_LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
+_STUN_ONE_BY_ONE = 3  # more STUN-only addresses than this finishing at once are summarised
+_SUMMARY_EVERY_S = 60.0
 
 
 def log(message: str) -> None:
@@ -42,17 +61,210 @@ def log(message: str) -> None:
     print(f"{stamp} {message}", file=sys.stderr, flush=True)
 
 
+# --- the route table: what other features plug into ----------------------------------------
+
+
+class BodyError(Exception):
+    """The request body could not be read in full: too slow, too long, cut or the client left.
+
+    ``outcome`` is a short phrase for the log ("cut: too long", "client closed", ...). The
+    server closes the connection without a response when a handler lets it escape.
+    """
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class Body:
+    """A request body, readable only within the request's size and time bounds.
+
+    ``length`` is the declared Content-Length, already checked against the route's
+    ``max_body``. Every read waits at most the idle timeout and never past the request's
+    deadline; a read that would has :class:`BodyError` raised instead.
+    """
+
+    def __init__(self, conn: "_Handler", length: int) -> None:
+        self._conn = conn
+        self.length = length
+        self.received = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.received >= self.length
+
+    def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
+        """The body piece by piece as it arrives (at most ``size`` bytes each)."""
+        while self.received < self.length:
+            cut = self._conn.cut_reason()
+            if cut:
+                raise BodyError(cut)
+            try:
+                data = self._conn.rfile.read1(min(size, self.length - self.received))
+            except TimeoutError:
+                raise BodyError(self._conn.cut_reason() or "cut: client silent") from None
+            except (OSError, ValueError):
+                raise BodyError("client closed") from None
+            if not data:
+                raise BodyError("client closed")
+            self.received += len(data)
+            yield data
+
+    def read(self) -> bytes:
+        """The whole body (it is at most the route's ``max_body`` bytes)."""
+        return b"".join(self.chunks())
+
+    def json(self) -> Any:
+        """The body parsed as JSON; ``ValueError`` when it is not JSON."""
+        return json.loads(self.read())
+
+
+@dataclass
+class Request:
+    """What a route handler gets. ``path`` excludes the query; ``query`` is parse_qs of it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Any  # email.message.Message: .get(name), .get_all(name)
+    client: str  # the client's IP address
+    body: Body
+    server: "_Server"
+
+    @property
+    def limits(self) -> dict[str, float]:
+        return self.server.limits
+
+    def cut_reason(self) -> str | None:
+        """Why this request must stop now (server stopping, past its deadline), or None."""
+        return self.body._conn.cut_reason()
+
+
+@dataclass
+class Response:
+    """What a route handler returns. ``body`` is bytes, or an iterable of bytes with ``length``
+    set (streamed; the server stops it at the request's deadline)."""
+
+    status: int = 200
+    body: bytes | Iterable[bytes] = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    length: int | None = None
+    close: bool = False
+
+    @classmethod
+    def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> "Response":
+        return cls(status, json.dumps(obj, allow_nan=False).encode(), "application/json", dict(headers or {}))
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8",
+             headers: dict[str, str] | None = None) -> "Response":
+        return cls(status, text.encode("utf-8"), content_type, dict(headers or {}))
+
+
+Handler = Callable[[Request], "Response | None"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint. ``method`` is one method or a tuple of them; ``path`` matches exactly, or
+    as a prefix when ``prefix`` is true. ``max_body`` bounds the request body (None: the
+    server's ``max_bytes``); a longer Content-Length is refused with 413 before the handler
+    runs. ``transfer`` routes take one of the server's transfer slots while they run.
+    A handler returning None means: no response, close the connection."""
+
+    method: str | tuple[str, ...]
+    path: str
+    handler: Handler
+    max_body: int | None = DEFAULT_MAX_BODY
+    prefix: bool = False
+    transfer: bool = False
+
+    def methods(self) -> tuple[str, ...]:
+        return (self.method,) if isinstance(self.method, str) else tuple(self.method)
+
+    def matches(self, path: str) -> bool:
+        return path.startswith(self.path) if self.prefix else path == self.path
+
+
+# --- the built-in speed-test endpoints -----------------------------------------------------
+
+
+def _info(req: Request) -> Response:
+    lim = req.limits
+    return Response.json({"service": "readiness", "stun_port": req.server.stun_port,
+                          "max_bytes": int(lim["max_bytes"]), "max_transfers": int(lim["max_transfers"])},
+                         headers={"Access-Control-Allow-Origin": "*"})
+
+
+def _down(req: Request) -> Response:
+    try:
+        nbytes = int(req.query.get("bytes", ["0"])[0])
+    except ValueError:
+        return Response.json({"error": "bytes must be a whole number"}, 400)
+    if nbytes < 0:
+        return Response.json({"error": "bytes must not be negative"}, 400)
+    if nbytes > req.limits["max_bytes"]:
+        return Response.json({"error": f"at most {int(req.limits['max_bytes'])} bytes per request"}, 413)
+
+    def stream() -> Iterator[bytes]:
+        started, sent, outcome = time.monotonic(), 0, "client closed"
+        try:
+            while sent < nbytes:
+                cut = req.cut_reason()
+                if cut:
+                    outcome = cut
+                    return
+                n = min(len(_CHUNK), nbytes - sent)
+                yield _CHUNK[:n]
+                sent += n
+            outcome = "complete"
+        finally:
+            req.server.tests.transfer(req.client, "down", sent, started, time.monotonic(), outcome)
+
+    return Response(200, stream(), "application/octet-stream", length=nbytes,
+                    headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
+
+
+def _up(req: Request) -> Response | None:
+    started, outcome = time.monotonic(), "complete"
+    got = 0
+    try:
+        for data in req.body.chunks():
+            got += len(data)
+    except BodyError as e:
+        outcome = e.outcome
+    req.server.tests.transfer(req.client, "up", got, started, time.monotonic(), outcome)
+    if outcome != "complete":
+        return None
+    return Response.json({"bytes": got}, headers={"Access-Control-Allow-Origin": "*"})
+
+
+BUILTIN_ROUTES = (
+    Route("GET", "/__info", _info),
+    Route("GET", "/__down", _down, transfer=True),
+    Route("POST", "/__up", _up, max_body=None, transfer=True),
+)
+
+
+# --- logging: one line per test ------------------------------------------------------------
+
+
 class _Tests:
     """Gathers what one client does (parallel transfers, STUN probes) into one log line per test.
 
     A client's test is over once it has been quiet for ``idle_s``; a speed test opens several
-    connections and many requests, and a line per request would bury the log.
+    connections and many requests, and a line per request would bury the log. STUN needs no
+    handshake, so its source address can be forged: when many STUN-only addresses finish at
+    once, they become one summary line at most every minute instead of a line each.
     """
 
     def __init__(self, idle_s: float = 2.0) -> None:
         self.idle_s = idle_s
         self.lock = threading.Lock()
         self.clients: dict[str, dict] = {}
+        self.stun_summary = [0, 0, 0]  # addresses, answered, refused
+        self.last_summary = time.monotonic()
 
     def _client(self, ip: str) -> dict:
         c = self.clients.get(ip)
@@ -91,32 +303,108 @@ class _Tests:
         with self.lock:
             done = [ip for ip, c in self.clients.items() if force or now - c["last"] > self.idle_s]
             finished = [(ip, self.clients.pop(ip)) for ip in done]
+            stun_only = [(ip, c) for ip, c in finished if not (c["down"][1] or c["up"][1] or c["notes"])]
+            if len(stun_only) > _STUN_ONE_BY_ONE or self.stun_summary[0]:
+                for _, c in stun_only:
+                    self.stun_summary[0] += 1
+                    self.stun_summary[1] += c["stun_ok"]
+                    self.stun_summary[2] += c["stun_no"]
+                finished = [f for f in finished if f not in stun_only]
+            summary = None
+            if self.stun_summary[0] and (force or now - self.last_summary >= _SUMMARY_EVERY_S):
+                summary, self.stun_summary = self.stun_summary, [0, 0, 0]
+                self.last_summary = now
         for ip, c in finished:
-            parts = []
-            for what in ("down", "up"):
-                nbytes, requests, first, last = c[what]
-                if requests:
-                    secs = max((last or 0) - (first or 0), 1e-6)
-                    parts.append(f"{what} {nbytes} B in {requests} requests, {secs:.2f} s, "
-                                 f"{nbytes * 8 / secs / 1e6:.1f} Mbit/s")
-            if c["stun_ok"] or c["stun_no"]:
-                parts.append(f"stun {c['stun_ok']} answered" + (f", {c['stun_no']} refused or dropped" if c["stun_no"] else ""))
-            parts.extend(sorted(c["notes"]))
-            log(f"{ip} test: " + "; ".join(parts))
+            log(f"{ip} test: " + "; ".join(self._parts(c)))
+        if summary:
+            log(f"stun from {summary[0]} addresses: {summary[1]} answered, {summary[2]} refused or dropped "
+                "(many addresses at once, not logged one by one)")
+
+    @staticmethod
+    def _parts(c: dict) -> list[str]:
+        parts = []
+        for what in ("down", "up"):
+            nbytes, requests, first, last = c[what]
+            if requests:
+                secs = max((last or 0) - (first or 0), 1e-6)
+                parts.append(f"{what} {nbytes} B in {requests} requests, {secs:.2f} s, "
+                             f"{nbytes * 8 / secs / 1e6:.1f} Mbit/s")
+        if c["stun_ok"] or c["stun_no"]:
+            parts.append(f"stun {c['stun_ok']} answered" + (f", {c['stun_no']} refused or dropped" if c["stun_no"] else ""))
+        parts.extend(sorted(c["notes"]))
+        return parts
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+class _Counted:
+    """Counts held in total and per client address, each with its own cap."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total, self.per_client = total, per_client
+        self.lock = threading.Lock()
+        self.held = 0
+        self.by_client: dict[str, int] = {}
+
+    def take(self, ip: str) -> bool:
+        with self.lock:
+            mine = self.by_client.get(ip, 0)
+            if self.held >= self.total or mine >= self.per_client:
+                return False
+            self.held += 1
+            self.by_client[ip] = mine + 1
+            return True
+
+    def give(self, ip: str) -> None:
+        with self.lock:
+            self.held -= 1
+            left = self.by_client.get(ip, 1) - 1
+            if left > 0:
+                self.by_client[ip] = left
+            else:
+                self.by_client.pop(ip, None)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
-    def __init__(self, addr, handler, limits: dict, stun_port: int) -> None:
+    def __init__(self, addr, handler, limits: dict, stun_port: int, routes: Iterable[Route] = ()) -> None:
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, handler)
         self.limits = limits
         self.stun_port = stun_port
-        self.slots = threading.BoundedSemaphore(limits["max_transfers"])
+        self.routes: list[Route] = [*routes, *BUILTIN_ROUTES]
+        self.transfers = _Counted(int(limits["max_transfers"]), max(1, int(limits["max_transfers"]) // 2))
+        self.connections = _Counted(int(limits["max_connections"]), max(1, int(limits["max_connections"]) // 8))
         self.stopping = threading.Event()
         self.tests = _Tests()
+
+    def process_request(self, request, client_address) -> None:
+        # runs in the accepting thread: refuse at once, never block
+        if not self.connections.take(client_address[0]):
+            self.tests.refused(client_address[0], "refused: too many connections")
+            try:
+                request.setblocking(False)
+                request.send(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"
+                             b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.give(client_address[0])
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.give(client_address[0])
 
     def handle_error(self, request, client_address) -> None:
         # a client that hangs up mid-request (every speed test does when it has seen enough)
@@ -126,148 +414,221 @@ class _Server(ThreadingHTTPServer):
             log(f"{client_address[0]} request failed: {exc!r}")
 
 
+class _DeadlineSocket(io.RawIOBase):
+    """The connection's reading end: each receive waits at most the idle timeout and never past
+    ``deadline``, so however the bytes trickle in, a read is over in bounded time."""
+
+    def __init__(self, sock: socket.socket, idle_s: float) -> None:
+        super().__init__()
+        self.sock, self.idle_s = sock, idle_s
+        self.deadline = math.inf
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        self.sock.settimeout(min(self.idle_s, left))
+        return self.sock.recv_into(buf)
+
+
+class _Writer(io.RawIOBase):
+    """The writing end: whole writes (sendall), bounded by the socket timeout set before each."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self.sock = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.sock.sendall(data)
+        return len(data)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection per stream
     server_version = "readiness-serve"
+    sys_version = ""  # no Python version in the Server header
 
     def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(self.server.limits["idle_timeout_s"])
+        self.connection = self.request
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        self._raw = _DeadlineSocket(self.connection, self.server.limits["idle_timeout_s"])
+        self.rfile = io.BufferedReader(self._raw, 64 * 1024)
+        self.wfile = _Writer(self.connection)
+        self._deadline = math.inf
+
+    def finish(self) -> None:
+        try:
+            self.wfile.close()
+        except OSError:
+            pass
+        self.rfile.close()
+
+    def handle_one_request(self) -> None:
+        # the request line and headers must all arrive within the idle timeout
+        self._raw.deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
+        super().handle_one_request()  # a TimeoutError there is logged through log_error and closes
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
         pass  # one line per test is logged by _Tests
 
-    def _reply(self, code: int, body: dict, close: bool = False) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Access-Control-Allow-Origin", "*")
+    def log_error(self, format: str, *args) -> None:  # noqa: A002
+        if args and "timed out" in format:
+            self.server.tests.refused(self.client_address[0], "dropped: request not received in time")
+
+    def cut_reason(self) -> str | None:
+        if self.server.stopping.is_set():
+            return "cut: server stopping"
+        if time.monotonic() >= self._deadline:
+            return "cut: too long"
+        return None
+
+    def _send(self, data: bytes | memoryview) -> None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        self.connection.settimeout(min(self.server.limits["idle_timeout_s"], left))
+        self.wfile.write(data)
+
+    def _refuse(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self._deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
+        self._respond(Response.json({"error": message}, code, headers), close=True)
+
+    def _respond(self, resp: Response, close: bool = False) -> None:
+        body = resp.body
+        streamed = not isinstance(body, (bytes, bytearray, memoryview))
+        length = resp.length if streamed else len(body)
+        close = close or resp.close or (streamed and length is None)
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        self.wfile.write(data)
+        # headers go out with the first piece of the body
+        head = b"".join(self._headers_buffer) + b"\r\n"
+        self._headers_buffer = []
+        try:
+            if not streamed:
+                self._send(head + bytes(body))
+                return
+            self._send(head)
+            sent = 0
+            for piece in body:
+                self._send(piece)
+                sent += len(piece)
+            if length is not None and sent < length:
+                self.close_connection = True  # the client must not take what follows as a body
+        finally:
+            if streamed and hasattr(body, "close"):
+                body.close()
 
-    def _log_transfer(self, what: str, nbytes: int, started: float, outcome: str) -> None:
-        self.server.tests.transfer(self.client_address[0], what, nbytes, started, time.monotonic(), outcome)
+    def _frame(self) -> int | None:
+        """The body's length by RFC 9112 section 6, or None after refusing the request."""
+        lengths = self.headers.get_all("Content-Length") or []
+        codings = self.headers.get_all("Transfer-Encoding") or []
+        if codings and lengths:
+            self._refuse(400, "both Content-Length and Transfer-Encoding")
+            return None
+        if codings:
+            self._refuse(411, "send the body with a Content-Length (no transfer coding is accepted)")
+            return None
+        if len(lengths) > 1:
+            self._refuse(400, "more than one Content-Length")
+            return None
+        if not lengths:
+            return 0 if self.command not in ("POST", "PUT", "PATCH") else -1
+        value = lengths[0].strip(" \t")
+        if not _LENGTH.fullmatch(value):
+            self._refuse(400, "Content-Length must be a whole number of bytes")
+            return None
+        return int(value)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def _dispatch(self) -> None:
         url = urlsplit(self.path)
-        if url.path == "/__info":
-            lim = self.server.limits
-            self._reply(200, {"service": "readiness", "stun_port": self.server.stun_port,
-                              "max_bytes": lim["max_bytes"], "max_transfers": lim["max_transfers"]})
+        length = self._frame()
+        if length is None:
             return
-        if url.path != "/__down":
-            self._reply(404, {"error": "not found"})
+        candidates = [r for r in self.server.routes if r.matches(url.path)]
+        route = next((r for r in candidates if self.command in r.methods()), None)
+        if route is None:
+            if candidates:
+                allow = ", ".join(sorted({m for r in candidates for m in r.methods()}))
+                self._refuse(405, "method not allowed", {"Allow": allow})
+            else:
+                self._refuse(404, "not found")
             return
+        if length < 0:
+            self._refuse(411, "Content-Length required")
+            return
+        limit = self.server.limits["max_bytes"] if route.max_body is None else route.max_body
+        if length > limit:
+            self._refuse(413, f"at most {int(limit)} bytes per request")
+            return
+        ip = self.client_address[0]
+        if route.transfer and not self.server.transfers.take(ip):
+            self.server.tests.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
+            self._refuse(503, "busy", {"Retry-After": "5"})
+            return
+        self._deadline = time.monotonic() + self.server.limits["max_request_s"]
+        self._raw.deadline = self._deadline
+        body = Body(self, length)
+        req = Request(self.command, url.path, parse_qs(url.query), self.headers, ip, body, self.server)
         try:
-            nbytes = int(parse_qs(url.query).get("bytes", ["0"])[0])
-        except ValueError:
-            self._reply(400, {"error": "bytes must be a whole number"})
-            return
-        if nbytes < 0:
-            self._reply(400, {"error": "bytes must not be negative"})
-            return
-        if nbytes > self.server.limits["max_bytes"]:
-            self._reply(413, {"error": f"at most {self.server.limits['max_bytes']} bytes per request"})
-            return
-        if not self.server.slots.acquire(blocking=False):
-            self._busy()
-            return
-        started = time.monotonic()
-        sent, outcome = 0, "complete"
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(nbytes))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            cap = started + self.server.limits["max_request_s"]
-            while sent < nbytes:
-                if self.server.stopping.is_set() or time.monotonic() > cap:
-                    outcome = "cut: server stopping" if self.server.stopping.is_set() else "cut: too long"
-                    self.close_connection = True
-                    break
-                n = min(len(_CHUNK), nbytes - sent)
-                self.wfile.write(_CHUNK[:n])
-                sent += n
-        except (OSError, ValueError):
-            outcome = "client closed"
-            self.close_connection = True
-        finally:
-            self.server.slots.release()
-        self._log_transfer("down", sent, started, outcome)
-
-    def do_POST(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path != "/__up":
-            self._reply(404, {"error": "not found"}, close=True)
-            return
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self._reply(411, {"error": "Content-Length required"}, close=True)
-            return
-        nbytes = int(length)
-        if nbytes > self.server.limits["max_bytes"]:
-            self._reply(413, {"error": f"at most {self.server.limits['max_bytes']} bytes per request"}, close=True)
-            return
-        if not self.server.slots.acquire(blocking=False):
-            self._busy()
-            return
-        started = time.monotonic()
-        got, outcome = 0, "complete"
-        buf = bytearray(256 * 1024)
-        view = memoryview(buf)
-        try:
-            cap = started + self.server.limits["max_request_s"]
-            while got < nbytes:
-                if self.server.stopping.is_set() or time.monotonic() > cap:
-                    outcome = "cut: server stopping" if self.server.stopping.is_set() else "cut: too long"
-                    break
-                n = self.rfile.readinto(view[:min(len(buf), nbytes - got)])
-                if not n:
-                    outcome = "client closed"
-                    break
-                got += n
-        except (OSError, ValueError):
-            outcome = "client closed"
-        finally:
-            self.server.slots.release()
-        self._log_transfer("up", got, started, outcome)
-        if outcome == "complete":
             try:
-                self._reply(200, {"bytes": got})
-            except OSError:
-                pass
-        else:
-            self.close_connection = True
+                resp = route.handler(req)
+            except BodyError:
+                resp = None
+            except Exception as exc:  # noqa: BLE001 - one broken handler must not take the server down
+                log(f"{ip} {self.command} {url.path} failed: {exc!r}")
+                resp = Response.json({"error": "internal error"}, 500)
+                resp.close = True
+            if resp is None:
+                self.close_connection = True
+                return
+            if not body.complete:
+                resp.close = True  # an unread body must not be read as the next request
+            try:
+                self._respond(resp)
+            except (OSError, ValueError):
+                self.close_connection = True
+        finally:
+            if route.transfer:
+                self.server.transfers.give(ip)
 
-    def _busy(self) -> None:
-        self.send_response(503)
-        self.send_header("Retry-After", "5")
-        self.send_header("Content-Length", "0")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        self.server.tests.refused(self.client_address[0],
-                                  f"refused: {self.server.limits['max_transfers']} transfers already running")
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch  # noqa: N815
+
+
+def _check_limits(lim: dict) -> None:
+    for key, value in lim.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{key} must be a finite number above 0, not {value!r}")
 
 
 def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
-               stun_port: int = DEFAULT_STUN_PORT, **limits) -> int:
+               stun_port: int = DEFAULT_STUN_PORT, routes: Iterable[Route] = (), **limits) -> int:
     """Serve until SIGINT/SIGTERM; returns the process exit code (0 on a clean stop).
 
-    ``limits`` override :data:`DEFAULT_LIMITS` (max_bytes, max_transfers, idle_timeout_s,
-    max_request_s); ``None`` values keep the default. Port 0 picks a free port (the
-    "listening" line says which).
+    ``routes`` are served beside the built-in speed-test endpoints (first match wins, so a
+    route can also replace one). ``limits`` override :data:`DEFAULT_LIMITS`; ``None`` values
+    keep the default. Port 0 picks a free port (the "listening" line says which).
     """
     unknown = set(limits) - set(DEFAULT_LIMITS)
     if unknown:
         raise TypeError(f"unknown limits: {', '.join(sorted(unknown))}")
     lim = dict(DEFAULT_LIMITS)
     lim.update({k: v for k, v in limits.items() if v is not None})
+    _check_limits(lim)
     tests = _Tests()
     try:
         responder = stun.Responder(host, stun_port, idle_s=0.5, on_idle=tests.stun)
@@ -275,7 +636,7 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
         log(f"cannot listen for STUN on UDP {host}:{stun_port}: {e.strerror or e}")
         return 2
     try:
-        httpd = _Server((host, http_port), _Handler, lim, responder.port)
+        httpd = _Server((host, http_port), _Handler, lim, responder.port, routes)
     except OSError as e:
         responder.close()
         log(f"cannot listen for HTTP on {host}:{http_port}: {e.strerror or e}")
@@ -291,9 +652,10 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     responder.start()
     port = httpd.server_address[1]
-    log(f"listening on http://{host}:{port} (GET /__down, POST /__up, GET /__info), "
-        f"STUN on udp {host}:{responder.port}; max {lim['max_bytes']} B per request, "
-        f"{lim['max_transfers']} transfers at once")
+    paths = ", ".join(f"{'|'.join(r.methods())} {r.path}{'*' if r.prefix else ''}" for r in httpd.routes)
+    log(f"listening on http://{host}:{port} ({paths}), "
+        f"STUN on udp {host}:{responder.port}; max {int(lim['max_bytes'])} B per request, "
+        f"{int(lim['max_transfers'])} transfers and {int(lim['max_connections'])} connections at once")
 
     def janitor() -> None:
         while not httpd.stopping.wait(0.5):
@@ -323,8 +685,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-transfers", type=int)
     ap.add_argument("--timeout", type=float, dest="idle_timeout_s")
     a = ap.parse_args(argv)
-    return run_server(a.host, a.port, a.stun_port, max_bytes=a.max_bytes,
-                      max_transfers=a.max_transfers, idle_timeout_s=a.idle_timeout_s)
+    try:
+        return run_server(a.host, a.port, a.stun_port, max_bytes=a.max_bytes,
+                          max_transfers=a.max_transfers, idle_timeout_s=a.idle_timeout_s)
+    except ValueError as e:
+        ap.error(str(e))
 
 
 if __name__ == "__main__":

@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .netinfo import redact_secrets, redact_text
 from .judge import FAIL, PASS, UNKNOWN, WARN, Judgement, exit_code, judge
 from .plugins import Plugins
 from .requirements import Profile
-from .result import CheckRecord, Result, new_run_id, result_stem, utc_now, write_atomic, write_result
+from .atomic import write_all_or_none
+from .result import CheckRecord, Result, new_run_id, result_stem, utc_now
 from .runner import Planned, run_all
+
+
+WRITTEN: list[Path] = []  # files this process has written, so an interrupt after them does not say "nothing"
 
 
 @dataclass
@@ -87,6 +92,9 @@ def run_session(opts: RunOptions, plugins: Plugins,
 
     records = run_all(planned, opts.options, progress, done)
     records.update(missing)
+    for rec in records.values():  # no URL is recorded with its credentials or query, whatever a check put there
+        rec.details = redact_secrets(rec.details)
+        rec.error = redact_text(rec.error) if rec.error else rec.error
     result = Result(
         run_id=new_run_id(), started_utc=started, finished_utc=utc_now(), host=host_facts(),
         labels={k: v for k, v in opts.labels.items() if v}, profile=opts.profile.summary(), checks=records,
@@ -94,13 +102,16 @@ def run_session(opts: RunOptions, plugins: Plugins,
     )
     j = judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None)
     result.judgement = j.to_dict()
-    json_path = write_result(result, opts.output_dir)
+    json_path = opts.output_dir / f"{result_stem(result)}.json"
+    outputs: list[tuple[Path, str | bytes]] = [(json_path, result.to_json())]
     html_path = None
     if opts.write_html:
         from .report import render_report
 
         html_path = opts.output_dir / f"{result_stem(result)}.html"
-        write_atomic(html_path, render_report(result, j, opts.lang))
+        outputs.append((html_path, render_report(result, j, opts.lang)))
+    write_all_or_none(outputs)  # a result never without its report: both files or neither
+    WRITTEN.extend(path for path, _ in outputs)
     return Outcome(result, j, json_path, html_path, exit_code(j))
 
 

@@ -159,7 +159,7 @@ def _post(url: str, token: str, body: bytes, timeout: float) -> None:
 def _reason(exc: urllib.error.HTTPError) -> str:
     try:
         data = json.loads(exc.read(65536) or b"{}")
-        return str(data.get("reason") or exc.reason)[:300]
+        return str(data.get("reason") or data.get("error") or exc.reason)[:300]
     except (OSError, ValueError, AttributeError):
         return str(exc.reason)
 

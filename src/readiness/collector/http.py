@@ -1,7 +1,7 @@
-"""The collector's HTTP side: plain handlers (``Request`` -> ``Response``), no HTTP loop of their own.
+"""The collector's HTTP side: handlers plugged into the site server's route table (``readiness.server``).
 
-``readiness.server`` finds them through ``Collector.routes()`` and hands each a request whose
-body it has already read within the route's limit. Routes:
+``Collector.routes()`` gives the server its routes; the server bounds each request (body size
+by the route's ``max_body``, every read in time) before a handler runs. Routes:
 
     POST /api/v1/results   one result document; ``Authorization: Bearer <upload token>``
     GET  /fleet            the live fleet report (HTML; ``?lang=sv``)
@@ -17,13 +17,13 @@ site's upload token, and a token submits results for its own site only.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from datetime import timedelta
+from typing import Any, Callable
 
+from ..server import BodyError, Request, Response, Route
 from .ingest import MAX_BODY_BYTES, Refused, ingest
 from .store import Store, Unavailable
 
@@ -34,42 +34,8 @@ RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: Mapping[str, list[str]]
-    headers: Mapping[str, str]  # as received; look-ups are case-insensitive in http.server's Message
-    client: str
-    body: bytes = b""
-
-    def param(self, name: str, default: str = "") -> str:
-        return (self.query.get(name) or [default])[0]
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    content_type: str = JSON_TYPE
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Route:
-    method: str
-    path: str  # exact, or a prefix when it ends with "/"
-    handler: Callable[[Request], Response]
-    max_body: int = 0
-
-    def matches(self, method: str, path: str) -> bool:
-        if method != self.method:
-            return False
-        return path.startswith(self.path) if self.path.endswith("/") else path == self.path
-
-
 def reply(status: int, body: dict[str, Any], **headers: str) -> Response:
-    return Response(status, json.dumps(body, ensure_ascii=False).encode("utf-8"), JSON_TYPE, dict(headers))
+    return Response.json(body, status, headers)
 
 
 def refuse(status: int, code: str, reason: str, **headers: str) -> Response:
@@ -77,8 +43,11 @@ def refuse(status: int, code: str, reason: str, **headers: str) -> Response:
 
 
 def html(text: str) -> Response:
-    return Response(200, text.encode("utf-8"), HTML_TYPE,
-                    {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+    return Response.text(text, content_type=HTML_TYPE, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+
+
+def _param(req: Request, name: str, default: str = "") -> str:
+    return (req.query.get(name) or [default])[0]
 
 
 def _bearer(req: Request) -> str | None:
@@ -131,9 +100,25 @@ class Collector:
         self.started = time.time()
 
     def routes(self) -> list[Route]:
-        return [Route("POST", "/api/v1/results", self.post_result, self.max_body),
-                Route("GET", "/fleet", self.get_fleet), Route("GET", "/api/v1/fleet", self.get_fleet_json),
-                Route("GET", "/runs/", self.get_run), Route("GET", "/metrics", self.get_metrics)]
+        read = ("GET", "HEAD")
+        return [Route("POST", "/api/v1/results", self.post_result, max_body=self.max_body),
+                Route(read, "/fleet", self.get_fleet, max_body=0), Route(read, "/api/v1/fleet", self.get_fleet_json, max_body=0),
+                Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0)]
+
+    def start_retention(self, keep: timedelta, stopping: threading.Event, every_s: float = 3600.0) -> None:
+        """Prune in the background: now, then every ``every_s`` (a database that is away is tried again later)."""
+        def loop() -> None:
+            while True:
+                try:
+                    n = self.store.prune(keep)
+                    if n:
+                        self.log(f"retention: pruned {n} results older than {keep.days} days")
+                except Unavailable as exc:
+                    self.log(f"retention: {exc}")
+                if stopping.wait(every_s):
+                    return
+
+        threading.Thread(target=loop, daemon=True, name="retention").start()
 
     # --- upload ----------------------------------------------------------------------------
 
@@ -152,7 +137,12 @@ class Collector:
                 self.counters.add("unauthorized")
                 return refuse(401, "revoked_token", "this upload token was revoked; ask IT for a new one",
                               **{"WWW-Authenticate": "Bearer"})
-            outcome = ingest(self.store, req.body, token.site)
+            outcome = ingest(self.store, req.body.read(), token.site, self.max_body)
+        except BodyError as exc:
+            self.counters.add("refused")
+            resp = refuse(408, "body_incomplete", f"the result did not arrive in time or whole ({exc.outcome})")
+            resp.close = True  # what is left of the body must not be read as the next request
+            return resp
         except Refused as exc:
             self.counters.add("refused")
             self.log(f"{req.client} upload refused ({exc.status} {exc.code}): {exc.reason}")
@@ -214,23 +204,32 @@ class Collector:
         return self._reading(req, make)
 
     def get_fleet(self, req: Request) -> Response:
-        from .fleetdb import fleet_html
+        def make() -> Response:
+            from .fleetdb import fleet_html
 
-        return self._reading(req, lambda: html(fleet_html(self.store, _lang(req))))
+            return html(fleet_html(self.store, _lang(req)))
+
+        return self._reading(req, make)
 
     def get_fleet_json(self, req: Request) -> Response:
-        from .fleetdb import fleet_figures
+        def make() -> Response:
+            from .fleetdb import fleet_figures
 
-        return self._reading(req, lambda: reply(200, fleet_figures(self.store, _lang(req))[1]))
+            return reply(200, fleet_figures(self.store, _lang(req))[1])
+
+        return self._reading(req, make)
 
     def get_metrics(self, req: Request) -> Response:
-        from .metrics import CONTENT_TYPE, exposition
+        def make() -> Response:
+            from .metrics import CONTENT_TYPE, exposition
 
-        return self._reading(req, lambda: Response(200, exposition(self.store, self.counters.snapshot()), CONTENT_TYPE))
+            return Response(200, exposition(self.store, self.counters.snapshot()), CONTENT_TYPE)
+
+        return self._reading(req, make)
 
 
 def _lang(req: Request) -> str:
     from ..report import LANGS
 
-    lang = req.param("lang", "en")
+    lang = _param(req, "lang", "en")
     return lang if lang in LANGS else "en"

@@ -37,10 +37,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def parse(body: bytes) -> dict[str, Any]:
+def parse(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """Bytes to a JSON object, refusing what JSON does not allow and what nests too deep."""
-    if len(body) > MAX_BODY_BYTES:
-        raise Refused(413, "too_large", f"a result is at most {MAX_BODY_BYTES} bytes")
+    if len(body) > max_bytes:
+        raise Refused(413, "too_large", f"a result is at most {max_bytes} bytes")
     try:
         data = json.loads(body, parse_constant=_reject_constant)
     except RecursionError:
@@ -145,13 +145,13 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return row, measured
 
 
-def ingest(store: Store, body: bytes, token_site: str) -> dict[str, Any]:
+def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """Check and store one uploaded result for a token of ``token_site``.
 
     Returns the success body ({"run_id", "stored": "new" | "already"}); raises ``Refused``
     (a 4xx) or ``store.Unavailable`` (503: the client keeps the result and retries).
     """
-    data = parse(body)
+    data = parse(body, max_bytes)
     validate(data)
     row, measured = row_of(data)
     if row["site"] != token_site:

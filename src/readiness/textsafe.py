@@ -1,0 +1,41 @@
+"""Text from files, labels or the network, made safe for the program that shows it next.
+
+Two such programs read readiness's output as more than text: a terminal (an escape sequence in
+a label can move the cursor, retitle the window or hide lines) and a spreadsheet (a cell that
+starts with ``=`` runs as a formula). Every line the CLI prints goes through
+:func:`terminal_text`; every CSV cell through :func:`csv_cell`, written with
+:data:`CSV_QUOTING` so separators inside a value stay inside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from typing import Any
+
+# Every text field is quoted, so a ';' (the separator of Swedish Excel) or ',' inside a value
+# can never split it into cells; numbers stay bare so spreadsheets read them as numbers.
+CSV_QUOTING = csv.QUOTE_NONNUMERIC
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+# a piece a spreadsheet could split off at a separator it guesses, starting like a formula
+_SPLIT_FORMULA = re.compile(r"([,;\t|])(\s*)(?=[=+\-@])")
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell: yes/no as true/false, nothing as empty, numbers as they are; text that a
+    spreadsheet would run as a formula, at its start or after any separator, gets a ' first."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)):
+        return value
+    text = _SPLIT_FORMULA.sub(r"\1\2'", str(value))
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def terminal_text(text: str) -> str:
+    """Control characters (every terminal escape sequence starts with one) shown as escapes
+    such as ``\\x1b``, never sent raw; newlines and tabs kept."""
+    return "".join(ch if ch in "\n\t" or (ch.isprintable() and ch not in "\u2028\u2029") else ascii(ch)[1:-1]
+                   for ch in text)
