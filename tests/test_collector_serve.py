@@ -253,7 +253,7 @@ def test_hostile_uploads_get_a_reason_and_the_server_stays_up(cli, tmp_path, col
     rss_before = collector.rss_kb()
     cases = [
         ("invalid JSON", b'{"kind": "readiness-result",', token, 400, "invalid_json"),
-        ("schema-invalid", docs.body(schema_bad), token, 422, "schema"),
+        ("schema-invalid", docs.body(schema_bad), token, 422, "invalid_result"),
         ("deep nesting", b"[" * 200_000 + b"]" * 200_000, token, None, None),
         ("another site", docs.body(docs.document(site="Malmö")), token, 403, "wrong_site"),
         ("wrong token", docs.body(docs.document()), "rdy_" + "x" * 43, 401, "bad_token"),

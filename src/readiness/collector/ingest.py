@@ -10,17 +10,19 @@ site (409). A stored run, or a run stored before, is success (idempotent by run 
 from __future__ import annotations
 
 import json
-import math
+import re
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
 
-from ..result import KIND, parse_utc
-from .store import HOST_MAX, TEXT_MAX, Store, utcnow
+from ..result import Result, parse_utc
+from .store import HOST_MAX, TEXT_MAX, RawJSON, Store, utcnow
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a result with a camera snapshot is ~100 kB
 MAX_DEPTH = 32  # a result nests 6 deep; details may add a few levels
 UNKNOWN = "UNKNOWN"
+# NaN, Infinity, or a number too large for a float (exponent of 3+ digits): the border may replace those
+_MAY_CHANGE = re.compile(rb"NaN|Infinity|[eE][+]?[0-9]{3}")
 
 
 @dataclass
@@ -33,72 +35,58 @@ class Refused(Exception):
         return self.reason
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def parse(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """Bytes to a JSON object, refusing what JSON does not allow and what nests too deep."""
+    """Bytes to a JSON object (400 for anything else, 413 above ``max_bytes``)."""
     if len(body) > max_bytes:
         raise Refused(413, "too_large", f"a result is at most {max_bytes} bytes")
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = json.loads(body)
     except RecursionError:
         raise Refused(400, "too_deep", f"the document nests deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise Refused(400, "invalid_json", f"not valid JSON ({str(exc)[:160]})") from None
     if not isinstance(data, dict):
         raise Refused(400, "invalid_json", "a result is a JSON object")
-    _walk(data)
+    # PostgreSQL text and JSONB cannot hold NUL; in JSON text a NUL can only be the escape \u0000,
+    # so the bytes tell cheaply whether the exact (slower) look is needed
+    if b"\\u0000" in body and _holds_nul(data):
+        raise Refused(400, "nul_character", "text may not hold a NUL character")
     return data
 
 
-def _walk(data: Any) -> None:
-    """Depth, NUL characters (PostgreSQL text cannot hold them) and infinities (1e999) in one pass,
-    without recursion (a hostile document must not exhaust the stack)."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
+def _holds_nul(data: Any) -> bool:
+    stack = [data]
     while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise Refused(400, "too_deep", f"the document nests deeper than {MAX_DEPTH} levels")
+        value = stack.pop()
         if isinstance(value, dict):
-            for k, v in value.items():
-                if "\x00" in k:
-                    raise Refused(400, "nul_character", "text may not hold a NUL character")
-                stack.append((v, depth + 1))
+            if any("\x00" in k for k in value):
+                return True
+            stack.extend(value.values())
         elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, str):
-            if "\x00" in value:
-                raise Refused(400, "nul_character", "text may not hold a NUL character")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise Refused(400, "invalid_json", "a number is out of range")
+            stack.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            return True
+    return False
 
 
-def _validator() -> Any:
-    global _VALIDATOR
-    if _VALIDATOR is None:
-        from importlib.resources import files
+def validate(data: dict[str, Any]) -> Result:
+    """The project's one border for result documents (size aside): kind, version, nesting,
+    finite numbers, the schema. 422 with its reason when the document does not pass."""
+    from .. import result as border
 
-        import jsonschema
-
-        schema = json.loads(files("readiness.schema").joinpath("result.schema.json").read_text(encoding="utf-8"))
-        cls = jsonschema.validators.validator_for(schema)
-        _VALIDATOR = cls(schema)
-    return _VALIDATOR
-
-
-_VALIDATOR: Any = None
-
-
-def validate(data: dict[str, Any]) -> None:
-    """The result schema; the reason names where the document breaks it."""
-    if data.get("kind") != KIND:
-        raise Refused(422, "not_a_result", f"not a readiness result (no \"kind\": \"{KIND}\")")
-    error = next(iter(sorted(_validator().iter_errors(data), key=lambda e: len(e.absolute_path))), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "the document"
-        raise Refused(422, "schema", f"does not match the result schema at {where[:120]}: {error.message[:200]}")
+    try:
+        border._bounded(data, "upload")
+        border._validator()(data)
+    except border.ResultError as exc:
+        raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
+    except Exception as exc:  # fastjsonschema's error type, imported lazily by the border
+        if type(exc).__name__ != "JsonSchemaValueException":
+            raise
+        raise Refused(422, "invalid_result", f"does not match the result schema: {str(exc)[:200]}") from None
+    try:
+        return border.Result.from_dict(data, "upload")
+    except border.ResultError as exc:
+        raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
 
 
 def room_key(site: str, room: str, hostname: str, run_id: str) -> str:
@@ -145,6 +133,19 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return row, measured
 
 
+def _as_stored(body: bytes, data: dict[str, Any]) -> Any:
+    """The bytes as they came (no second serialisation), unless the border may have changed the
+    document (a non-finite measured value made null) or the text is not plain UTF-8 (UTF-16 and a
+    byte-order mark are JSON too, but not for the database): then the checked document."""
+    if b"\x00" in body or _MAY_CHANGE.search(body):
+        return data
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    return data if text.startswith("\ufeff") else RawJSON(text)
+
+
 def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """Check and store one uploaded result for a token of ``token_site``.
 
@@ -154,10 +155,11 @@ def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY
     data = parse(body, max_bytes)
     validate(data)
     row, measured = row_of(data)
+    document = _as_stored(body, data)
     if row["site"] != token_site:
         raise Refused(403, "wrong_site", f"this token submits results for site {token_site!r} only; "
                                          f"the result is labelled site {row['site']!r}")
-    stored, other_site = store.store(row, data, measured)
+    stored, other_site = store.store(row, document, measured)
     if not stored and other_site != row["site"]:
         raise Refused(409, "run_id_taken", "a result with this run id is already stored for another site")
     return {"run_id": row["run_id"], "stored": "new" if stored else "already"}

@@ -19,11 +19,14 @@ Tables:
 from __future__ import annotations
 
 import hashlib
+import json
+import queue
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import (JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, and_, create_engine,
                         delete, event, func, or_, select, update)
@@ -140,6 +143,72 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class RawJSON(str):
+    """A document's JSON text, already checked, stored as it came (no second serialisation)."""
+
+
+def _serialize(value: Any) -> str:
+    return str.__str__(value) if isinstance(value, RawJSON) else json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+class _Batcher:
+    """Group commit: callers hand in work and wait; one thread commits whatever has gathered in
+    one transaction. With 32 agents uploading at once that is one fsync for dozens of results.
+    A batch that fails as a whole (one bad row) is retried one item at a time, so one item's
+    error never becomes another's; a database that is away fails every waiting caller alike."""
+
+    MAX = 64
+    WAIT_S = 60.0
+
+    def __init__(self, commit: Callable[[list[Any]], list[Any]]) -> None:
+        self.commit = commit
+        self.queue: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, item: Any) -> Any:
+        slot: list[Any] = [item, threading.Event(), None, None]  # item, done, outcome, error
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, daemon=True, name="group-commit")
+                self.thread.start()
+        self.queue.put(slot)
+        if not slot[1].wait(self.WAIT_S):
+            raise Unavailable("the database did not commit in time")
+        if slot[3] is not None:
+            raise slot[3]
+        return slot[2]
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < self.MAX:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._run(batch)
+
+    def _run(self, batch: list[list[Any]]) -> None:
+        try:
+            outcomes = self.commit([slot[0] for slot in batch])
+        except Unavailable as exc:
+            for slot in batch:
+                slot[3] = exc
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, never lost in this thread
+            if len(batch) == 1:
+                batch[0][3] = exc
+            else:
+                for slot in batch:
+                    self._run([slot])
+                return
+        else:
+            for slot, outcome in zip(batch, outcomes):
+                slot[2] = outcome
+        for slot in batch:
+            slot[1].set()
+
+
 def _insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
@@ -166,7 +235,8 @@ class Store:
         target = sqlalchemy_url(url, create)
         if target.startswith("sqlite"):
             self.engine: Engine = create_engine(target, connect_args={"timeout": 30, "check_same_thread": False},
-                                                pool_size=pool_size, max_overflow=pool_size * 2)
+                                                pool_size=pool_size, max_overflow=pool_size * 2,
+                                                json_serializer=_serialize)
             event.listen(self.engine, "connect", _on_sqlite_connect)
         else:
             try:
@@ -175,7 +245,7 @@ class Store:
                 raise StoreError("PostgreSQL needs psycopg: pip install 'readiness[server]'") from None
             # pre-ping: after PostgreSQL restarts, pooled connections are dead; find out before use
             self.engine = create_engine(target, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
-                                        pool_timeout=10, connect_args={"connect_timeout": 5})
+                                        pool_timeout=10, connect_args={"connect_timeout": 5}, json_serializer=_serialize)
         self.dialect = self.engine.dialect.name
         self._insert = _insert(self.dialect)
         ins = self._insert(latest)
@@ -184,6 +254,7 @@ class Store:
         self._latest_upsert = ins.on_conflict_do_update(
             index_elements=[latest.c.room_key, latest.c.check_name],
             set_={"run_id": ins.excluded.run_id, "started": ins.excluded.started}, where=newer)
+        self._batcher = _Batcher(self._store_batch)
         # RETURNING tells whether the row went in (rowcount is not dependable across drivers)
         self._result_insert = (self._insert(results).on_conflict_do_nothing(index_elements=[results.c.run_id])
                                .returning(results.c.run_id))
@@ -218,17 +289,27 @@ class Store:
 
     # --- ingest ----------------------------------------------------------------------------
 
-    def store(self, row: dict[str, Any], document: dict[str, Any], checks: list[str]) -> tuple[bool, str | None]:
+    def store(self, row: dict[str, Any], document: dict[str, Any] | RawJSON, checks: list[str]) -> tuple[bool, str | None]:
         """Insert one run, once. Returns (True, None) when stored now, or (False, site of the
-        row already stored under this run id). The ``latest`` rows move in the same transaction."""
+        row already stored under this run id). The ``latest`` rows move in the same transaction.
+
+        Calls from many threads at once are committed together (group commit, ``_Batcher``):
+        one durable commit for many results instead of one each; every caller still returns
+        only once its row is committed."""
+        return self._batcher.submit((row, document, checks))
+
+    def _store_batch(self, items: list[tuple[dict[str, Any], Any, list[str]]]) -> list[tuple[bool, str | None]]:
         with self._guard(), self.engine.begin() as conn:
-            inserted = conn.execute(self._result_insert, {**row, "document": document}).first()
-            if inserted is None:
-                site = conn.execute(select(results.c.site).where(results.c.run_id == row["run_id"])).scalar()
-                return False, site
-            conn.execute(self._latest_upsert, [{"room_key": row["room_key"], "check_name": name,
-                                                "run_id": row["run_id"], "started": row["started"]}
-                                               for name in ["", *checks]])
+            return [self._store_one(conn, *item) for item in items]
+
+    def _store_one(self, conn: Any, row: dict[str, Any], document: Any, checks: list[str]) -> tuple[bool, str | None]:
+        inserted = conn.execute(self._result_insert, {**row, "document": document}).first()
+        if inserted is None:
+            site = conn.execute(select(results.c.site).where(results.c.run_id == row["run_id"])).scalar()
+            return False, site
+        conn.execute(self._latest_upsert, [{"room_key": row["room_key"], "check_name": name,
+                                            "run_id": row["run_id"], "started": row["started"]}
+                                           for name in ["", *checks]])
         return True, None
 
     # --- tokens ----------------------------------------------------------------------------
