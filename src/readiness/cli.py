@@ -212,7 +212,7 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
 
     Writes a result (JSON) and a report (HTML) into the output folder and prints a summary.
     """
-    from .session import RunOptions, run_session
+    from .session import RunOptions, WriteError, run_session
 
     plugins = _plugins()
     _warn_plugins(plugins, quiet)
@@ -232,7 +232,10 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
         open_report = interactive_tty and not as_json and not quiet
     opts = RunOptions(profile=prof, only=list(only), labels={"label": label, "site": site, "room": room},
                       options=options, overrides=overrides, output_dir=folder, lang=lang)
-    outcome = run_session(opts, plugins, progress=None if quiet else _progress_printer())
+    try:
+        outcome = run_session(opts, plugins, progress=None if quiet else _progress_printer())
+    except WriteError as exc:
+        fail(str(exc))
     if as_json:
         click.echo(outcome.result.to_json(), nl=False)
     elif not quiet:

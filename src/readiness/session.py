@@ -23,6 +23,10 @@ from .result import CheckRecord, Result, new_run_id, result_stem, utc_now
 from .runner import Planned, run_all
 
 
+class WriteError(Exception):
+    """The result could not be written (and so neither file was)."""
+
+
 WRITTEN: list[Path] = []  # files this process has written, so an interrupt after them does not say "nothing"
 
 
@@ -110,7 +114,11 @@ def run_session(opts: RunOptions, plugins: Plugins,
 
         html_path = opts.output_dir / f"{result_stem(result)}.html"
         outputs.append((html_path, render_report(result, j, opts.lang)))
-    write_all_or_none(outputs)  # a result never without its report: both files or neither
+    try:
+        write_all_or_none(outputs)  # a result never without its report: both files or neither
+    except OSError as exc:  # a full disk, a share gone away: said plainly by the CLI, not as an internal error
+        raise WriteError(f"cannot write the result to {opts.output_dir}: {exc.strerror or exc}; "
+                         "nothing was written") from exc
     WRITTEN.extend(path for path, _ in outputs)
     return Outcome(result, j, json_path, html_path, exit_code(j))
 
