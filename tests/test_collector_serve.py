@@ -50,7 +50,7 @@ class Collector:
         self.proc = subprocess.Popen(readiness_cmd("serve", "--db", self.db_url, "--host", "127.0.0.1", "--http-port",
                                                    str(self.port), "--stun-port", "0", *self.extra),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        line = wait_line(self.proc, "listening on", timeout=30)
+        line = wait_line(self.proc, "listening on", timeout=60)
         self.port = int(re.search(r"://127\.0\.0\.1:(\d+)", line).group(1))
 
     @property
