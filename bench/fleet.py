@@ -36,7 +36,7 @@ from typing import Any
 
 from readiness.judge import judge
 from readiness.plugins import load_plugins
-from readiness.report import render_report
+from readiness.render.report import render_report
 from readiness.requirements import load_profile, shipped_profiles
 from readiness.result import CheckRecord, Result, write_atomic, write_result
 

@@ -9,7 +9,9 @@ and the picture (brightness, black / over-exposed / frozen by FFmpeg's rules, sh
 noise; see ``readiness.frames``).
 
 A camera that cannot be opened or sends no picture is a measurement, not a crash:
-``working`` is false and ``details["diagnosis"]`` says why in plain words. No image leaves
+``working`` is false and ``details["findings"]`` holds the facts as codes with numbers
+(``{"code": "no_picture", "args": {"source": ..., "seconds": 3.0}}``); the words are in the
+catalogs, and whether anything is bad is the profile's word alone. No image leaves
 the process unless the run asked for ``snapshot``; then one downscaled JPEG is returned as
 base64 in ``details["snapshot_jpeg_b64"]``.
 """
@@ -174,74 +176,61 @@ def _snapshot(frame: Any) -> str | None:
     return base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
 
 
-def _permission_hint(source: Any) -> str | None:
-    """Platform advice for a camera that exists but refuses to open."""
+def _finding(code: str, **args: Any) -> dict[str, Any]:
+    """One neutral fact (the words are in the catalogs, ``finding.<code>``; see NOTES/README)."""
+    return {"code": code, "args": args}
+
+
+def _permission_hint(source: Any) -> dict[str, Any] | None:
+    """Where the platform may be refusing a camera that exists (a fact about the platform)."""
     system = platform.system()
     if system == "Darwin":
-        return ("macOS may be blocking camera access: System Settings > Privacy & Security > "
-                "Camera, allow the app this runs in (Terminal, iTerm, ...), then restart that app.")
+        return _finding("camera_permission_macos")
     if system == "Windows":
-        return ("Windows may be blocking camera access: Settings > Privacy & security > Camera, "
-                "turn on 'Camera access' and 'Let desktop apps access your camera'.")
+        return _finding("camera_permission_windows")
     path = getattr(source, "path", None)
     if path and os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
-        return (f"No permission to use {path}: add your user to the 'video' group "
-                "(sudo usermod -aG video $USER) and log in again.")
+        return _finding("camera_permission_device", path=path)
     return None
 
 
-def _open_failure(source: Any, elapsed_s: float, timeout_s: float, detail: str) -> list[str]:
-    """Plain words for a source that did not open."""
+def _open_failure(source: Any, elapsed_s: float, timeout_s: float, detail: str) -> list[dict[str, Any]]:
+    """Facts about a source that did not open."""
     what = source.describe()
     slow = elapsed_s >= 0.9 * timeout_s
+    extra = f": {detail}" if detail else ""
+    seconds = round(timeout_s, 1)
     if source.kind == "url":
         if slow:
-            return [f"The stream {what} did not send a picture within {timeout_s:.1f} s: check the "
-                    "address, that the camera is on and reachable, and its user name and password."]
-        return [f"The stream {what} could not be opened{': ' + detail if detail else ''}. "
-                "Check the address and that the camera is on and reachable."]
+            return [_finding("stream_no_picture", source=what, seconds=seconds)]
+        return [_finding("stream_open_failed", source=what, detail=extra)]
     if source.kind == "file":
         if slow:
-            return [f"Opening {what} did not finish within {timeout_s:.1f} s."]
-        return [f"OpenCV could not read the video file {what}{': ' + detail if detail else ''}."]
+            return [_finding("camera_open_hangs", source=what, seconds=seconds)]
+        return [_finding("file_unreadable", source=what, detail=extra)]
     if not source.name:  # an index the enumeration did not list
-        return [f"No camera answers {what}. `readiness devices` lists the cameras found."]
-    found = []
-    if slow:
-        found.append(f"The camera {what} did not open within {timeout_s:.1f} s: its driver may "
-                     "hang. Unplug and reconnect it (or restart the computer) and try again.")
-    else:
-        found.append(f"The camera {what} could not be opened. Another application (Teams, Zoom, "
-                     "a browser tab) may be using it: close it and try again.")
+        return [_finding("camera_named_not_found", source=what)]
+    found = [_finding("camera_open_hangs", source=what, seconds=seconds) if slow
+             else _finding("camera_open_failed", source=what, detail=extra)]
+    if not slow:
+        found.append(_finding("camera_may_be_in_use"))
     hint = _permission_hint(source)
     if hint:
         found.append(hint)
     return found
 
 
-def _content_diagnosis(s: dict[str, Any], wanted: tuple[int, int], got: tuple[int, int],
-                       claimed_fps: float) -> list[str]:
-    """Facts about the picture a person can act on (no pass/fail: the profile judges)."""
+def _content_findings(wanted: tuple[int, int], got: tuple[int, int], fps: float | None,
+                      claimed_fps: float) -> list[dict[str, Any]]:
+    """Facts about the picture that the metrics do not already hold. Whether a black, dark,
+    frozen or washed-out picture is a problem is the profile's word (``black_pct``,
+    ``brightness_pct``, ``frozen``, ``overexposed_pct``), not this check's."""
     found = []
-    if s["black_pct"] is not None and s["black_pct"] >= 50:
-        found.append("The picture is black: the lens may be covered or a privacy shutter closed, "
-                     "or another application holds the camera. Uncover the lens and close other "
-                     "video apps.")
-    elif s["frozen"]:
-        found.append(f"The picture did not change for {s['still_s']:.1f} s: the camera driver may "
-                     "be frozen. Unplug and reconnect the camera, or restart the computer.")
-    if s["overexposed_pct"] is not None and s["overexposed_pct"] >= 50:
-        found.append("The picture is washed out (over-exposed): turn the camera away from a "
-                     "window or lamp.")
-    fps, light = s["fps"], s["brightness_pct"]
-    if fps is not None and light is not None and light < 30 and fps < 24:
-        found.append(f"The picture is dark ({light:.0f} % brightness) and the frame rate low "
-                     f"({fps:.1f} fps): webcams lengthen the exposure in low light, which lowers "
-                     "the frame rate. Add light in front of you before replacing the camera.")
     if all(wanted) and all(got) and got != wanted:
-        found.append(f"Asked for {wanted[0]}x{wanted[1]}, the camera delivers {got[0]}x{got[1]}.")
+        found.append(_finding("resolution_differs", asked=f"{wanted[0]}x{wanted[1]}", got=f"{got[0]}x{got[1]}"))
     if fps is not None and claimed_fps > 0 and abs(claimed_fps - fps) > max(2.0, 0.2 * fps):
-        found.append(f"The driver claims {claimed_fps:g} fps; {fps:.1f} fps actually arrive.")
+        # a driver's claim that differs from what arrives (more than timing noise) is a fact worth saying
+        found.append(_finding("driver_fps_claim", claimed=round(claimed_fps, 1), measured=round(fps, 1)))
     return found
 
 
@@ -286,7 +275,7 @@ class CameraCheck(Check):
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         from readiness.cameras import quiet_opencv
 
-        with quiet_opencv():  # a timed-out stream is reported in diagnosis, not on stderr
+        with quiet_opencv():  # a timed-out stream is reported in findings, not on stderr
             return self._measure(ctx)
 
     def _measure(self, ctx: CheckContext) -> Measurement:
@@ -298,14 +287,13 @@ class CameraCheck(Check):
         choice = ctx.options.get("camera")
         if choice in (None, ""):
             choice = settings.get("device", "")
-        details: dict[str, Any] = {"diagnosis": []}
+        details: dict[str, Any] = {"findings": []}
         try:
             source = resolve_source(choice)
         except CameraNotFound:
             if choice not in (None, ""):
                 raise  # the user named something that is not there: an error, in plain words
-            details["diagnosis"] = ["No camera found. Connect a camera (or open the laptop lid) "
-                                    "and check that it is switched on."]
+            details["findings"] = [_finding("no_camera_found")]
             return Measurement(metrics={"working": False}, details=details)
         details["source"] = {"kind": source.kind, "name": source.describe(), "path": source.path}
         wanted = (int(settings.get("width") or 0), int(settings.get("height") or 0))
@@ -339,21 +327,16 @@ class CameraCheck(Check):
 
         if not cap.opened:
             if cap.open_s is None:  # still inside the driver's open call: it hangs
-                details["diagnosis"] = _open_failure(source, elapsed, elapsed, "")
+                details["findings"] = _open_failure(source, elapsed, elapsed, "")
             else:
-                details["diagnosis"] = _open_failure(source, cap.open_s, open_timeout, cap.failure)
+                details["findings"] = _open_failure(source, cap.open_s, open_timeout, cap.failure)
             return Measurement(metrics=metrics, details=details)
         if first_frame_s is None:
-            waited = elapsed - (cap.open_s or 0.0)
+            waited = round(elapsed - (cap.open_s or 0.0), 1)
+            code = {"camera": "no_picture", "url": "stream_no_picture"}.get(source.kind, "file_unreadable")
+            details["findings"] = [_finding(code, source=source.describe(), seconds=waited, detail="")]
             if source.kind == "camera":
-                msg = (f"The camera {source.describe()} opened but sent no picture in {waited:.1f} s: "
-                       "another application (Teams, Zoom, a browser tab) may be using it. Close it "
-                       "and try again; if nothing else uses it, unplug and reconnect the camera.")
-            elif source.kind == "url":
-                msg = f"The stream {source.describe()} opened but sent no picture in {waited:.1f} s."
-            else:
-                msg = f"The video file {source.describe()} holds no picture OpenCV can decode."
-            details["diagnosis"] = [msg]
+                details["findings"].append(_finding("camera_may_be_in_use"))
             return Measurement(metrics=metrics, details=details)
 
         metrics["first_frame_ms"] = round(first_frame_s * 1000, 1)
@@ -368,16 +351,14 @@ class CameraCheck(Check):
             details["window_s"] = round(cap.stats.timestamps[-1] - cap.stats.timestamps[0], 3)
         details["still_s"] = round(float(summary["still_s"] or 0.0), 3)
         got = (metrics.get("width_px", 0), metrics.get("height_px", 0))
-        details["diagnosis"] = _content_diagnosis(summary, wanted, got,
-                                                  float(cap.driver.get("claimed_fps") or 0.0))
+        details["findings"] = _content_findings(wanted, got, metrics.get("fps"),
+                                                float(cap.driver.get("claimed_fps") or 0.0))
         if cap.ended == "read failed":
-            details["diagnosis"].append(f"The camera stopped sending pictures after "
-                                        f"{cap.frames_total} frame(s).")
+            details["findings"].append(_finding("camera_stopped", frames=cap.frames_total))
         elif not cap.ended or cap.ended == "stopped":
-            details["diagnosis"].append(
-                f"Opening took {(cap.open_s or 0):.1f} s, so only {details.get('window_s', 0):.1f} s "
-                f"of pictures fit in the check's {ctx.budget_s:g} s budget. Slow opens are common "
-                f"with Windows cameras: allow more time with --set camera.budget_s=20.")
+            details["findings"].append(_finding("short_window", open_s=round(cap.open_s or 0, 1),
+                                                window_s=round(details.get("window_s", 0), 1),
+                                                budget_s=ctx.budget_s))
         if last is not None:
             snap = _snapshot(last)
             if snap:

@@ -42,6 +42,8 @@ class ConnectivityCheck(Check):
         Metric("tls_connect_ms", "ms", "Median TCP + TLS handshake time to the services"),
         Metric("udp_media_reachable", "", "A service's media relay answers over UDP (STUN)", kind="bool"),
         Metric("services_udp_ok_count", "", "Services whose media relays answer over UDP"),
+        Metric("udp_server_reachable", "", "Your own readiness serve (--server) answers over UDP (STUN); "
+                                           "says nothing about the services' relays", kind="bool"),
         Metric("proxy_detected", "", "An HTTP proxy is configured", kind="bool"),
         Metric("vpn_detected", "", "A VPN interface is up", kind="bool"),
     )
@@ -56,13 +58,15 @@ class ConnectivityCheck(Check):
 
         timeout = max(0.2, float(ctx.settings["timeout_s"]))
         server = net.server_option(ctx.options)
+        services = _validated(ctx.settings["services"])
+        own_name = None
         if server is not None:
+            # Two facts, kept apart: your own server answering over UDP proves nothing about
+            # the meeting services' relays, so both are tested and reported separately.
             hp = f"{server.host}:{server.port}"
-            services = [{"name": f"readiness server {server.url}", "tcp": [hp],
-                         "tls": [hp] if server.scheme == "https" else [],
-                         "stun": [f"{server.host}:{server.stun_port()}"]}]
-        else:
-            services = _validated(ctx.settings["services"])
+            own_name = f"readiness server {server.url}"
+            services.append({"name": own_name, "tcp": [hp], "tls": [hp] if server.scheme == "https" else [],
+                             "stun": [f"{server.host}:{server.stun_port()}"]})
         if not services:
             raise CheckError("no services configured for the connectivity check")
 
@@ -108,6 +112,7 @@ class ConnectivityCheck(Check):
         dns_ms, tcp_ms, tls_ms = [], [], []
         udp_ok = 0
         udp_tested = 0
+        own_udp = None
         diagnosis: list[str] = []
         for svc in services:
             entry: dict = {"name": svc.get("name", "?"), "tcp": {}, "tls": {}, "stun": {}}
@@ -125,7 +130,9 @@ class ConnectivityCheck(Check):
                 if not isinstance(r, Exception):
                     dns_ms.append(r[1])
             stun_results = list(entry["stun"].values())
-            if stun_results:
+            if stun_results and entry["name"] == own_name:
+                own_udp = entry["udp_media"] = any("ms" in r for r in stun_results)
+            elif stun_results:
                 udp_tested += 1
                 ok = any("ms" in r for r in stun_results)
                 entry["udp_media"] = ok
@@ -160,11 +167,21 @@ class ConnectivityCheck(Check):
         if udp_tested:
             metrics["udp_media_reachable"] = udp_ok > 0
             metrics["services_udp_ok_count"] = udp_ok
-        if not tcp_ms and not tls_ms and not udp_ok:
+        if own_udp is not None:
+            metrics["udp_server_reachable"] = own_udp
+        if not tcp_ms and not tls_ms and not udp_ok and not own_udp:
             raise CheckError("no meeting service could be reached: names resolve, but every connection "
                              "fails (a firewall blocks them, or the internet connection is down)")
+        findings = []
+        if udp_tested:
+            findings.append({"code": "udp_relays_tested", "args": {
+                "services": ", ".join(e["name"] for e in per_service if "udp_media" in e and e["name"] != own_name),
+                "ok": udp_ok, "n": udp_tested}})
+        if own_udp is not None:
+            findings.append({"code": "udp_own_server_answers" if own_udp else "udp_own_server_silent",
+                             "args": {"url": server.url}})
         details = {"services": per_service, "proxies": proxies, "vpn_interfaces": vpn,
-                   "diagnosis": diagnosis, "timeout_s": timeout}
+                   "findings": findings, "diagnosis": diagnosis, "timeout_s": timeout}
         return Measurement(metrics=metrics, details=details)
 
 

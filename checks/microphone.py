@@ -2,7 +2,9 @@
 
 Records at the device's own sample rate (default 2 s) and reports level, peak, noise floor,
 clipping runs and DC offset, plus plain-language findings (digital silence, very low level,
-clipping) in ``details["diagnosis"]``. With ``--interactive`` it asks the person to speak,
+clipping) as codes with numbers in ``details["findings"]`` (the words are in the catalogs).
+``silent`` is the metric's definition (exact zeros, or a peak below -70 dBFS: nothing a meeting
+could use); whether any level is too low or too high is the profile's word alone. With ``--interactive`` it asks the person to speak,
 shows a live level meter and reports the speech level (target about -22 dBFS, RFC 7874).
 
 Runs isolated (a killable child process): PortAudio calls can block forever. Nothing heavy is
@@ -21,7 +23,6 @@ from readiness.result import safe_file_part
 
 SETTLE_S = 0.1  # start of the recording left out of the analysis: converters and drivers settle
 SILENT_PEAK_DBFS = -70.0  # below this peak the capture holds nothing a meeting could use
-LOW_LEVEL_DBFS = -50.0
 SPEECH_TARGET_DBFS = -22.0  # RFC 7874 section 4: -19 dBm0, about -22 dBFS
 
 
@@ -116,9 +117,9 @@ class MicrophoneCheck(Check):
                 "digital_silence": stats["digital_silence"],
                 "dominant_frequency_hz": stats["dominant_frequency_hz"],
                 "overflows": capture.overflows,
-                "charts": [{"title": "Microphone level over the recording", "y_unit": "dBFS", "x_label": "s",
+                "charts": [{"code": "microphone_level", "title": "Microphone level over the recording", "y_unit": "dBFS", "x_label": "s",
                             "points": [[round(i * 0.1, 1), v] for i, v in enumerate(series)]}],
-                "diagnosis": diagnose(stats, silent),
+                "findings": findings(stats, silent),
             }
         )
         if ctx.options.get("keep_audio"):
@@ -146,33 +147,10 @@ def speech_level(audio, samples, rate: int) -> float:
     return round(audio.dbfs(float(np.sqrt(np.mean(active**2)))), 2)
 
 
-def diagnose(stats: dict, silent: bool) -> list[str]:
-    """Plain-language facts about the capture, for the report."""
-    found = []
+def findings(stats: dict, silent: bool) -> list[dict]:
+    """Facts about the capture that its metrics do not already say (no thresholds of its own)."""
     if stats["digital_silence"]:
-        found.append(
-            "digital silence: every sample was exactly zero. The microphone is muted in the "
-            "operating system or this program may not use it. Windows: Settings > Privacy & "
-            "security > Microphone, and Settings > System > Sound > Input. macOS: System Settings "
-            "> Privacy & Security > Microphone. Linux: the input volume and mute in the sound "
-            "settings (or pavucontrol)."
-        )
-    elif silent:
-        found.append(
-            f"silence: the loudest sample was {stats['peak_dbfs']} dBFS. The microphone delivers "
-            "nothing usable: check that it is switched on, unmuted and is the one in use."
-        )
-    elif stats["level_dbfs"] < LOW_LEVEL_DBFS:
-        found.append(
-            f"very low level ({stats['level_dbfs']} dBFS): the room is quiet or the microphone is "
-            "far away or turned down."
-        )
-    if stats["clipping_runs"]:
-        found.append(
-            f"clipping: {stats['clipping_runs']} run(s) of full-scale samples. The input gain is "
-            "too high; turn the microphone level down."
-        )
-    if abs(stats["dc_offset_pct"]) > 1.0:
-        found.append(f"DC offset of {stats['dc_offset_pct']} % of full scale: a faulty or poorly grounded microphone.")
-    return found
-
+        return [{"code": "digital_silence", "args": {}}]
+    if silent:
+        return [{"code": "mic_peak", "args": {"peak_dbfs": stats["peak_dbfs"]}}]
+    return []

@@ -8,7 +8,9 @@ descriptors 3 and 4, no TCP port), so the browser's own view is recorded:
   any entry is a failure, whatever its scheme);
 - script exceptions, console messages and browser log entries such as CSP violations;
 - JavaScript dialogs (``alert(1)`` from a hostile label would open one);
-- the DOM after load and the page's visible text.
+- the DOM after load and the page's visible text;
+- on request, a full-page screenshot (PNG) and the page printed on A4 (PDF): how many pages,
+  in all and without the part a reader may leave out (``hide`` CSS selector).
 
 As a belt over those braces the browser runs with a host resolver that resolves nothing and
 a proxy on a closed loopback port, so even a request that slipped through could not leave the
@@ -58,6 +60,8 @@ class PageLoad:
     errors: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    pdf_pages: int | None = None  # printed on A4, everything
+    pdf_pages_without: int | None = None  # printed on A4 without the ``hide`` selector's elements
 
     @property
     def other_requests(self) -> list[str]:
@@ -139,8 +143,19 @@ class _Pipe:
                 self.events.append(msg)
 
 
-def load_page(path: str | os.PathLike[str], timeout: float = 40.0, settle_s: float = 0.5) -> PageLoad:
-    """Open ``path`` in headless Chromium; return what the page did."""
+def _pdf_pages(pdf: bytes) -> int:
+    """Pages of a PDF Chromium printed (each page object says /Type /Page)."""
+    import re
+
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
+
+
+def load_page(path: str | os.PathLike[str], timeout: float = 40.0, settle_s: float = 0.5,
+              screenshot: str | os.PathLike[str] | None = None, print_pdf: str | os.PathLike[str] | None = None,
+              hide: str | None = None, width: int = 1000) -> PageLoad:
+    """Open ``path`` in headless Chromium; return what the page did. With ``screenshot`` a
+    full-page PNG is saved there; with ``print_pdf`` the page is printed on A4 (PDF saved there)
+    and its pages counted, also without the elements matching ``hide``."""
     exe = chromium_path()
     if exe is None:
         raise FileNotFoundError("chromium is not installed (tests/run.sh installs it)")
@@ -189,6 +204,32 @@ def load_page(path: str | os.PathLike[str], timeout: float = 40.0, settle_s: flo
             out.text = evaluate("document.body ? document.body.innerText : ''") or ""
             out.dom = evaluate("document.documentElement.outerHTML") or ""
             out.scripts = int(evaluate("document.scripts.length") or 0)
+            if screenshot is not None:
+                import base64
+
+                height = int(evaluate("document.documentElement.scrollHeight") or 800)
+                pipe.call("Emulation.setDeviceMetricsOverride",
+                          {"width": width, "height": min(height, 16000), "deviceScaleFactor": 1, "mobile": False},
+                          session=session)
+                shot = pipe.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
+                                 session=session, timeout=timeout)
+                Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+            if print_pdf is not None:
+                import base64
+
+                def printed() -> bytes:
+                    res = pipe.call("Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True,
+                                                        "paperWidth": 8.27, "paperHeight": 11.69},
+                                    session=session, timeout=timeout)
+                    return base64.b64decode(res["data"])
+
+                pdf = printed()
+                Path(print_pdf).write_bytes(pdf)
+                out.pdf_pages = _pdf_pages(pdf)
+                if hide:
+                    # DevTools, not the page: the page itself still runs no script
+                    evaluate("for (const e of document.querySelectorAll(%s)) e.remove()" % json.dumps(hide))
+                    out.pdf_pages_without = _pdf_pages(printed())
             pipe.drain(0.1)
             for e in pipe.events:
                 if e.get("sessionId") not in (None, session):

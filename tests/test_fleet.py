@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from readiness.fleet import collect, figures, histogram, render_html, write_csv
+from readiness.fleet import collect, figures, histogram
+from readiness.render.fleet import fleet_csv, render_html
 from readiness.judge import judge
 from readiness.plugins import load_plugins
-from readiness.report import render_report
+from readiness.render.report import render_report
 from readiness.requirements import load_profile
 from readiness.result import CheckRecord, Result, write_atomic, write_result
 
@@ -137,7 +138,7 @@ def test_known_fleet_counts_in_csv_and_json(cli, tmp_path, fleet_dir):
                     "--json", str(tmp_path / "fleet.json"))
     assert "skipped:" in out.stderr and "a copy of run" in out.stderr
     figs = json.loads((tmp_path / "fleet.json").read_text(encoding="utf-8"))
-    assert figs["counts"] == {"total": 8, "ready": 5, "not_ready": 2, "unknown": 1, "PASS": 4, "WARN": 1, "FAIL": 2, "UNKNOWN": 1}
+    assert figs["counts"] == {"total": 8, "ready": 5, "not_ready": 2, "unknown": 1, "partial": 0, "PASS": 4, "WARN": 1, "FAIL": 2, "UNKNOWN": 1}
     assert figs["inputs"]["results_read"] == 11 and figs["inputs"]["duplicates"] == 1
     assert figs["inputs"]["superseded"] == 2 and figs["inputs"]["skipped"] == 1 and figs["inputs"]["used"] == 8
     sites = {s["site"]: (s["total"], s["ready"], s["not_ready"], s["unknown"]) for s in figs["sites"]}
@@ -153,7 +154,9 @@ def test_known_fleet_counts_in_csv_and_json(cli, tmp_path, fleet_dir):
     assert set(hist) == {"camera.height_px", "system.cpu_cores", "system.ram_total_gb"}  # not the yes/no metric
     assert hist["camera.height_px"]["n"] == 7 and hist["camera.height_px"]["bounds"] == [{"kind": "min", "value": 720.0, "severity": "required"}]
     assert sum(hist["system.ram_total_gb"]["counts"]) == 8
-    assert figs["trend"] is None or figs["trend"]["period"] == "day"
+    # every run read counts on its own day, superseded ones too
+    assert figs["trend"]["period"] == "day" and len(figs["trend"]["points"]) >= 3
+    assert sum(p["runs"] for p in figs["trend"]["points"]) == figs["inputs"]["results_read"] - figs["inputs"]["duplicates"]
 
     rows = read_csv(tmp_path / "fleet.csv")
     assert len(rows) == 8
@@ -270,9 +273,12 @@ def test_malformed_input_zoo_is_skipped_listed_and_stops_nothing(cli, tmp_path, 
 def test_only_bad_input_still_writes_a_report(cli, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.json").write_text("{", encoding="utf-8")
-    out = aggregate(cli, str(tmp_path / "in"), "-o", str(tmp_path / "f.html"), "--csv", str(tmp_path / "f.csv"))
-    assert "no readable results" in out.stderr
-    assert (tmp_path / "f.html").is_file() and read_csv(tmp_path / "f.csv") == []
+    out = cli("aggregate", str(tmp_path / "in"), "-o", str(tmp_path / "f.html"), "--csv", str(tmp_path / "f.csv"))
+    assert out.returncode == 2 and "no readable results were found" in out.stderr
+    assert "Traceback" not in out.stderr
+    # the report is still written, and says so
+    assert "No readable results were found" in (tmp_path / "f.html").read_text(encoding="utf-8")
+    assert read_csv(tmp_path / "f.csv") == []
 
 
 def test_hostile_strings_are_escaped_and_host_reports_linked(tmp_path, fleet_dir):
@@ -284,24 +290,26 @@ def test_hostile_strings_are_escaped_and_host_reports_linked(tmp_path, fleet_dir
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;svg onload=alert(2)&gt;" in html
     linked = next((fleet_dir / "Stockholm").glob("*.html"))
     assert f'href="../share/Stockholm/{linked.name}"' in html
-    assert html.count("<a href=") == 1  # only the host whose report sits beside its result
+    # only the host whose report sits beside its result (the other links are the requirements' sources)
+    assert html.count('<a href="../') == 1 and html.count("<a href=") == 1 + html.count('<a href="https://example.invalid/')
 
 
 def test_swedish_report(tmp_path, fleet_dir):
     fleet = collect([fleet_dir])
     html = render_html(fleet, figures(fleet, "sv"), tmp_path / "f.html", lang="sv")
-    assert "Beredskap för videomöten" in html and "inte redo" in html and "Fix Picture height." in html
+    assert "Videomöten: alla datorer och rum" in html and "inte redo" in html and "Fix Picture height." in html
+    assert "Beredskap" not in html  # reads as crisis preparedness
 
 
 def test_fleet_catalog_keys_exist_in_every_language():
     import tomllib
     from importlib import resources
 
-    from readiness.report import LANGS
+    from readiness.render.format import languages
 
     keys = {lang: {k for k in tomllib.loads(resources.files("readiness.i18n").joinpath(f"{lang}.toml").read_text(encoding="utf-8"))
-                   if k.startswith("fleet_")} for lang in LANGS}
-    assert keys["en"] and all(keys[lang] == keys["en"] for lang in LANGS)
+                   if k.startswith("fleet_")} for lang in languages()}
+    assert keys["en"] and all(keys[lang] == keys["en"] for lang in languages())
 
 
 def test_big_fleet_html_stays_bounded(tmp_path, profiles):
@@ -315,7 +323,7 @@ def test_big_fleet_html_stays_bounded(tmp_path, profiles):
     assert len(fleet.runs) == 60
     html = render_html(fleet, figures(fleet), tmp_path / "f.html", max_rows=10)
     assert html.count("<tr>\n    <td>Umeå</td>") == 10 and "50 more rows are in the CSV file" in html
-    write_csv(fleet, tmp_path / "f.csv")
+    (tmp_path / "f.csv").write_bytes(fleet_csv(fleet))
     assert len(read_csv(tmp_path / "f.csv")) == 60
 
 
@@ -342,7 +350,7 @@ def test_fleet_report_renders_in_chromium_without_any_request(cli, tmp_path, fle
     out = tmp_path / "fleet.html"
     aggregate(cli, str(fleet_dir), "--all-runs", "-o", str(out))
     page = load_page(out)
-    assert page.loaded and page.title.startswith("Video meeting readiness")
+    assert page.loaded and page.title.startswith("Video meetings: every computer and room")
     assert page.other_requests == [] and page.errors == [] and page.dialogs == []
     assert page.scripts == 0
     assert HOSTILE_HOST in page.text and HOSTILE_SITE in page.text  # shown as text
@@ -376,7 +384,7 @@ def test_a_dying_worker_loses_nothing_and_hangs_nothing(fleet_dir, monkeypatch):
     """A worker killed mid-way (out of memory, say): the files it had are read here instead."""
     import sys
 
-    import readiness.fleet as fleet_module
+    fleet_module = sys.modules["readiness.fleet.collect"]  # the package's name `collect` is the function
 
     need(sys.platform.startswith("linux"), "the workers are forked (and so inherit the patch) on Linux")
     parent, real = os.getpid(), fleet_module.read_result

@@ -403,7 +403,7 @@ def test_proxy_secrets_from_the_environment_stay_out_of_the_result_and_report(cl
     env = dict(os.environ, https_proxy="user:secret@127.0.0.1:9", http_proxy="http://u:p@ss/secret@127.0.0.1:9/",
                all_proxy="http://127.0.0.1:9/?token=secret", no_proxy="")
     r = cli("run", "-c", "system", "-o", str(tmp_path), "--quiet", "--no-open", env=env, timeout=120)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (1, 3), r.stderr
     files = list(tmp_path.glob("readiness-*"))
     assert len(files) == 2
     for f in files:

@@ -66,7 +66,7 @@ def test_check_that_did_not_run_is_unknown():
         ([("required", PASS), ("recommended", UNKNOWN)], WARN),
         ([("required", UNKNOWN), ("recommended", WARN)], UNKNOWN),
         ([("required", UNKNOWN), ("required", FAIL)], FAIL),
-        ([], PASS),
+        ([], UNKNOWN),  # nothing judged is not ready (as nagiosplugin)
     ],
 )
 def test_overall_worst_wins(statuses, expected):

@@ -11,7 +11,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import netns  # noqa: E402
 from netns import link  # noqa: E402,F401 - the shared namespace fixture
 
-from readiness.checks.latency import LatencyCheck  # noqa: E402
 from readiness.netstats import mos  # noqa: E402
 
 
@@ -22,9 +21,6 @@ def _latency(link, port, **settings):
     return link.run_checks(["latency"], settings={"latency": s})["latency"]
 
 
-def test_declares_the_network_resource_and_order():
-    assert LatencyCheck.resource == "network" and LatencyCheck.order == 1 and not LatencyCheck.isolated
-    assert {m.name for m in LatencyCheck.metrics} >= {"rtt_median_ms", "jitter_ms", "loss_pct", "mos"}
 
 
 def test_median_and_jitter_follow_the_responder(link):

@@ -6,7 +6,9 @@ import tomllib
 from importlib import resources
 
 from readiness.judge import judge
-from readiness.report import catalog, line_chart, render_report
+from readiness.render.charts import line_chart
+from readiness.render.format import catalog
+from readiness.render.report import render_report
 from readiness.requirements import Profile, Requirement
 from readiness.result import CheckRecord, Result
 
@@ -47,7 +49,9 @@ def test_no_external_resource_at_all():
             urls.extend(v or "" for k, v in attrs if k in ("src", "href", "action", "xmlns", "srcset", "poster", "data"))
 
     Attrs().feed(html)
-    assert urls == ["data:image/jpeg;base64,AAAA"], urls
+    # the only URLs: the snapshot (inline) and the requirement's source as a link (never loaded)
+    assert urls == ["https://example.invalid/src", "data:image/jpeg;base64,AAAA"], urls
+    assert '<a href="https://example.invalid/src"' in html
     assert "@import" not in html and "url(" not in html
     assert "default-src 'none'" in html  # and the page forbids loading anything else
 

@@ -114,7 +114,8 @@ def test_cli_records_all_three_failures_and_keeps_going(plugin_cli, tmp_path):
     doc = validate_result(out.stdout)
     status = {name: c["status"] for name, c in doc["checks"].items()}
     assert status == {"fixture_sleeps": "timeout", "fixture_blocks": "timeout", "fixture_raises": "error", "fixture_fast": "ok"}
-    assert out.returncode == 0  # no requirements, nothing failed a requirement
+    # no requirements: nothing was judged, and nothing judged is not ready (never a bare PASS)
+    assert out.returncode == 1 and doc["judgement"]["overall"] == "UNKNOWN" and doc["judgement"]["ready"] is False
     assert "Traceback" not in out.stderr
     assert took < 15  # the hung checks did not hang the agent
     saved = list((tmp_path / "out").glob("*.json"))

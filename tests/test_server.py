@@ -147,3 +147,188 @@ def test_a_port_in_use_is_a_plain_error():
                        capture_output=True, text=True, timeout=10)
     blocker.close()
     assert r.returncode == 2 and "cannot listen for HTTP" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- under attack (issue 10): each attack runs against a real `readiness serve` on loopback,
+# from another loopback address (127.0.0.2, 127.0.1.x: Linux answers the whole 127/8), while
+# an honest client on 127.0.0.1 keeps downloading. Every wait is bounded.
+
+
+def _attacker(port: int, source: str = "127.0.0.2") -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+
+
+def _honest_downloads(port: int, seconds: float) -> list[int]:
+    statuses, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        statuses.append(_get(port, "/__down?bytes=100000")[0])
+        time.sleep(0.1)
+    return statuses
+
+
+def _closed_by_server(s: socket.socket, within: float) -> float | None:
+    """Seconds until the server closed this connection (reading whatever it sent), or None."""
+    start = time.monotonic()
+    s.settimeout(0.2)
+    while time.monotonic() - start < within:
+        try:
+            if s.recv(4096) == b"":
+                return time.monotonic() - start
+        except socket.timeout:
+            continue
+        except ConnectionError:
+            return time.monotonic() - start
+    return None
+
+
+def test_slow_uploads_are_cut_at_the_cap_and_cannot_take_every_transfer_slot():
+    p, port, _ = _serve("--max-transfers", "4", "--timeout", "1.5", "--max-seconds", "3")
+    try:
+        slow = []
+        for _ in range(6):  # more than all the slots, one byte every half second: never idle long enough
+            s = _attacker(port)
+            s.sendall(b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+            slow.append(s)
+        started = time.monotonic()
+
+        def trickle():
+            while time.monotonic() - started < 8:
+                for s in slow:
+                    try:
+                        s.send(b"x")
+                    except OSError:
+                        pass
+                time.sleep(0.5)
+
+        import threading
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        statuses = _honest_downloads(port, 2.5)
+        assert statuses and all(code == 200 for code in statuses), statuses  # downloads served meanwhile
+        cut = [_closed_by_server(s, 8) for s in slow]
+        all_cut_after = time.monotonic() - started
+        t.join(10)
+        assert all(c is not None for c in cut), cut  # every slow upload was dropped...
+        assert all_cut_after < 3 + 1.5 + 1.5, all_cut_after  # ...at the 3 s cap, not when its body is done
+    finally:
+        for s in slow:
+            s.close()
+        code, err = _stop(p)
+    assert code == 0 and "127.0.0.2 test: up" in err and "cut: too long" in err and "refused: 4 transfers" in err
+
+
+def test_slowloris_connections_are_dropped_and_capped():
+    p, port, _ = _serve("--timeout", "1", "--max-connections", "64")  # one client gets at most 8 connections
+    socks = []
+    try:
+        for _ in range(40):
+            try:
+                s = _attacker(port)
+                s.sendall(b"GET /__down?bytes=1 HTTP/1.1\r\n")  # and then a header byte now and then
+                socks.append(s)
+            except OSError:
+                pass
+        statuses = _honest_downloads(port, 1.0)
+        assert statuses and all(code == 200 for code in statuses), statuses
+        for _ in range(3):
+            for s in socks:
+                try:
+                    s.send(b"X")
+                except OSError:
+                    pass
+            time.sleep(0.4)
+        gone = [_closed_by_server(s, 4) for s in socks]
+        assert all(g is not None for g in gone), gone  # no connection outlives the header deadline
+        assert _honest_downloads(port, 0.3)[0] == 200
+    finally:
+        for s in socks:
+            s.close()
+        code, err = _stop(p)
+    assert code == 0 and "refused: too many connections" in err and "request not received in time" in err
+
+
+@pytest.mark.parametrize("head,why", [
+    (b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: \xc2\xb2\r\n\r\n", "Content-Length must be a whole number"),
+    (b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", "Content-Length must be a whole number"),
+    (b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: 1_0\r\n\r\n", "Content-Length must be a whole number"),
+    (b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 100\r\n\r\n", "more than one"),
+    (b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+     "both Content-Length and Transfer-Encoding"),
+    (b"GET /__info HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
+     "both Content-Length and Transfer-Encoding"),
+], ids=["superscript-two", "negative", "underscore", "two-lengths", "length-and-chunked", "get-length-and-chunked"])
+def test_ambiguous_framing_is_refused_and_the_rest_is_never_read_as_a_request(server, head, why):
+    _, port, _ = server
+    smuggled = b"0\r\n\r\nGET /__down?bytes=7 HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(head + smuggled)
+        got = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+    assert got.startswith(b"HTTP/1.1 400 ") and why.encode() in got, got
+    assert got.count(b"HTTP/1.1 ") == 1  # one answer, then the server hung up: nothing smuggled through
+    assert _get(port, "/__down?bytes=10")[0] == 200
+
+
+def test_many_stun_addresses_are_summarised_not_logged_one_by_one(server):
+    p, port, stun_port = server
+    for i in range(1, 41):  # forty source addresses, as spoofed datagrams would have
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((f"127.0.1.{i}", 0))
+            u.sendto(_stun_request(), ("127.0.0.1", stun_port))
+    assert _get(port, "/__down?bytes=10")[0] == 200
+    time.sleep(3)  # past the 2 s after which a client's test counts as over
+    code, err = _stop(p)
+    stun_lines = [line for line in err.splitlines() if "stun" in line and "listening" not in line]
+    assert code == 0 and len(stun_lines) <= 2, stun_lines
+    assert any("stun from 40 addresses: 40 answered" in line for line in stun_lines), stun_lines
+
+
+def _stun_request() -> bytes:
+    import os as _os
+    import struct
+
+    return struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, _os.urandom(12))
+
+
+def test_a_route_added_by_another_feature_gets_a_bounded_body(tmp_path):
+    """The route table: what the collector and the self-test page plug into."""
+    script = tmp_path / "serve_with_route.py"
+    script.write_text(
+        "import sys\n"
+        "from readiness.server import Response, Route, run_server\n"
+        "def echo(req):\n"
+        "    data = req.body.json()\n"
+        "    return Response.json({'got': data, 'client': req.client}, status=201)\n"
+        "def broken(req):\n"
+        "    raise RuntimeError('a bug in a handler')\n"
+        "sys.exit(run_server('127.0.0.1', 0, 0, routes=[Route('POST', '/api/echo', echo, max_body=1000),\n"
+        "                                           Route('GET', '/broken', broken)], idle_timeout_s=1.0,\n"
+        "                    max_request_s=2.0))\n", encoding="utf-8")
+    p = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)", wait_line(p, "listening on")).group(1))
+        status, data = _get(port, "/api/echo", "POST", json.dumps({"a": 1}).encode())
+        assert status == 201 and json.loads(data) == {"got": {"a": 1}, "client": "127.0.0.1"}
+        assert _get(port, "/api/echo", "POST", b"x" * 1001)[0] == 413  # refused before the handler reads
+        assert _get(port, "/api/echo")[0] == 405
+        assert _get(port, "/broken")[0] == 500
+        assert _get(port, "/__down?bytes=5") == (200, b"\0" * 5)  # the built-ins are still there
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n{")
+        start = time.monotonic()
+        for _ in range(10):  # a body trickled byte by byte is cut at the request's 2 s
+            time.sleep(0.4)
+            try:
+                s.send(b" ")
+            except OSError:
+                break
+        assert _closed_by_server(s, 5) is not None and time.monotonic() - start < 5
+        s.close()
+    finally:
+        code, err = _stop(p)
+    assert code == 0 and "GET /broken failed: RuntimeError('a bug in a handler')" in err and "Traceback" not in err

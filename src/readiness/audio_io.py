@@ -194,10 +194,22 @@ def _input_stream(sd: Any, device: dict, capture: Capture, stop_after: int | Non
         )
 
 
+# PortAudio's answers when a one-way stream's device is gone by the time it opens (unplugged,
+# its sound server stopped): -9993 "Illegal combination of I/O devices" is what ALSA's pulse
+# plugin gives then, although no second device is involved.
+_GONE_AT_OPEN = {-9999, -9996, -9993, -9986}
+
+
 def _open(sd: Any, factory: Any, what: str) -> Any:
     try:
         return factory()
     except sd.PortAudioError as exc:
+        code = next((a for a in getattr(exc, "args", ()) if isinstance(a, int)), None)
+        if code is None:
+            code = next((k for k in _GONE_AT_OPEN if f"[PaErrorCode {k}]" in str(exc)), None)
+        if code in _GONE_AT_OPEN:
+            raise CheckError(f"the {what} is not available: it was unplugged, switched off or its sound "
+                             f"server stopped (PortAudio error {code})") from None
         raise CheckError(f"could not open the {what}: {audio.portaudio_message(exc)}") from None
     except ValueError as exc:  # sounddevice's own argument checks (e.g. unsupported settings)
         raise CheckError(f"could not open the {what}: {exc}") from None
@@ -449,12 +461,17 @@ def meter(level_dbfs: float, width: int = 30) -> str:
 
 
 def write_wav(path: str, samples: np.ndarray, rate: int) -> None:
-    """16-bit mono WAV (only with --keep-audio)."""
+    """16-bit mono WAV (only with --keep-audio), through the one atomic writer."""
+    import io
     import wave
 
+    from .atomic import write_atomic
+
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(path, "wb") as out:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(int(rate))
         out.writeframes(pcm.tobytes())
+    write_atomic(path, buf.getvalue())

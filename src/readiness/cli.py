@@ -1,7 +1,12 @@
 """The command line: ``readiness run | report | checks | profiles | devices | serve | aggregate``.
 
 Sits on top of everything else and only wires it together. Exit codes of ``run`` and
-``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error.
+``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error, 3 partial (no
+fault found in what was checked, but the profile needs checks that did not run).
+
+Output never fails on the console's encoding (a Windows code page cannot show "→" or "≥":
+such characters are replaced, the files are UTF-8 anyway), and a closed pipe (``readiness
+checks | head -1``) ends the command quietly, like any Unix tool (exit 141).
 
 Start-up must stay fast (``readiness --help`` < 0.3 s): only click is imported here at
 module level; every command imports what it needs when it runs.
@@ -19,8 +24,11 @@ import click
 from . import __version__
 from .textsafe import terminal_text
 
-EXIT_READY, EXIT_NOT_READY, EXIT_ERROR = 0, 1, 2
+from .i18n import languages
+
+EXIT_READY, EXIT_NOT_READY, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C (SIGINT), SIGTERM: 128 + the signal's number
+LANGS = list(languages())
 
 
 class Terminated(KeyboardInterrupt):
@@ -138,6 +146,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         import signal
 
+        _tolerant_streams()
+
         def terminated(_signum: int, _frame: Any) -> None:
             raise Terminated()
 
@@ -145,6 +155,8 @@ class _Group(click.Group):
             signal.signal(signal.SIGTERM, terminated)  # stop as Ctrl-C does: children ended, files whole or absent
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt as exc:
@@ -163,6 +175,25 @@ class _Group(click.Group):
             sys.exit(EXIT_ERROR)
 
 
+def _tolerant_streams() -> None:
+    """Characters the console's encoding cannot show are replaced, never an exception."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """The reader went away (``| head -1``): stop writing, say nothing, exit as a Unix tool does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(141)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="readiness")
 def main() -> None:
@@ -176,7 +207,9 @@ def main() -> None:
       readiness report RESULT.json --profile meeting-room
       readiness aggregate //share/readiness -o fleet.html --csv fleet.csv
 
-    Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal error.
+    Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal
+    error, 3 partial: no fault found in what was checked, but not every check the profile
+    needs ran (--check).
     """
 
 
@@ -186,12 +219,12 @@ def main() -> None:
 @main.command()
 @click.option("--profile", "-p", metavar="NAME", help="Shipped requirement list (see `readiness profiles`). Default: video-call.")
 @click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Your own requirement list (TOML).")
-@click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); other requirements are left out.")
+@click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); the verdict is then partial (exit 3 when no fault is found).")
 @click.option("--label", default="", help="A free label for this run, e.g. an asset tag.")
 @click.option("--site", default="", help="Site or office, e.g. Stockholm.")
 @click.option("--room", default="", help="Meeting room, e.g. 4.12.")
 @click.option("--output-dir", "-o", metavar="DIR", help="Where the JSON and HTML go (default: a per-user data folder).")
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the summary.")
 @click.option("--open/--no-open", "open_report", default=None, help="Open the report in the browser (default: when run interactively).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary; the exit code tells.")
@@ -225,6 +258,8 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
                                  "to the server; give the server's address only", param_hint="--server")
     overrides = _parse_sets(sets, plugins)
     folder = _output_dir(output_dir)
+    if server:
+        server = _checked_server(server)
     options = {"server": server, "microphone": microphone, "speaker": speaker, "camera": camera, "no_sound": no_sound,
                "interactive": interactive, "keep_audio": keep_audio, "snapshot": snapshot, "output_dir": str(folder)}
     interactive_tty = sys.stdout.isatty() and sys.stdin.isatty()
@@ -247,6 +282,16 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
     sys.exit(outcome.exit_code)
 
 
+def _checked_server(url: str) -> str:
+    """``--server``, proven to be a readiness serve before minutes of measuring (exit 2 if not)."""
+    from .serverurl import ServerError, check_server
+
+    try:
+        return check_server(url)
+    except ServerError as exc:
+        fail(str(exc))
+
+
 def _progress_printer() -> Any:
     def show(check: str, message: str) -> None:
         click.echo(terminal_text(f"  {check}: {message}"), err=True)
@@ -262,7 +307,7 @@ def _progress_printer() -> Any:
 @click.option("--profile", "-p", metavar="NAME", help="Judge again against this shipped profile.")
 @click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Judge again against your own list.")
 @click.option("--output", "-o", "out", metavar="OUT.html", type=click.Path(dir_okay=False), help="Where to write the report (default: beside the result).")
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the judgement as JSON on stdout.")
 @click.option("--open/--no-open", "open_report", default=False, help="Open the report in the browser.")
 def report(result_file: str, profile: str | None, requirements: str | None, out: str | None, lang: str,
@@ -275,8 +320,9 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
     import json
 
     from .judge import Judgement, exit_code, judge
-    from .report import render_report
-    from .result import ResultError, read_result, write_atomic
+    from .render.report import summary_text
+    from .render.writers import RUN_WRITERS, RunDocument, render, write_atomic
+    from .result import ResultError, read_result
 
     try:
         result = read_result(result_file)
@@ -293,7 +339,7 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
             judgement = Judgement.from_dict(result.judgement)
         else:
             fail(f"{result_file}: holds no judgement; give --profile or --requirements")
-        html = render_report(result, judgement, lang)
+        html = render(RUN_WRITERS, "html", RunDocument(result, judgement, lang))
     except (click.ClickException, click.exceptions.Exit):
         raise
     except Exception as exc:  # noqa: BLE001 - a document that passed the schema and still breaks: name it
@@ -301,15 +347,14 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
             raise
         fail(f"{result_file}: cannot be reported ({type(exc).__name__}: {exc})")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, html)
     except OSError as exc:
         fail(f"cannot write {target}: {exc.strerror or exc}")
     if as_json:
         click.echo(json.dumps(judgement.to_dict(), indent=2, ensure_ascii=False))
     else:
-        from .session import summary_text
-
-        click.echo(terminal_text(summary_text(result, judgement, lang, json_path=None, html_path=target)))
+        click.echo(terminal_text(summary_text(result, judgement, lang, [target])))
     if open_report:
         import webbrowser
 
@@ -503,21 +548,24 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
 @click.option("--profile", "-p", metavar="NAME", help="Judge every result again against this shipped profile.")
 @click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Judge every result again against your own list.")
 @click.option("--all-runs", is_flag=True, help="Keep every run, not only the latest per computer or room.")
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the report.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--max-rows", default=500, show_default=True, type=click.IntRange(min=0), help="Rows of the per-computer table in the HTML (the CSV has all).")
 def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path: str | None, profile: str | None,
               requirements: str | None, all_runs: bool, lang: str, max_rows: int) -> None:
     """One fleet report from many results; folders are searched for *.json recursively.
 
-    By default the latest run per computer (or per room, when a room label is set) counts, as
-    judged when it ran; --profile/--requirements judge every result again. Files that are not
+    By default each computer (or room, when a room label is set) counts with the latest
+    measurement of each check, as judged when it ran, so a later partial run (--check system)
+    cannot hide an earlier failure; --profile/--requirements judge every result again. Files that are not
     readable results are skipped and listed, in the report and here. Exit code 0 when the
-    report was written.
+    report was written from at least one result; 2 when no readable result was found (a
+    missing or empty folder): the report is still written and says so. Missing folders in
+    -o/--csv/--json are created.
     """
     import json
 
-    from .fleet import collect, figures, render_html, write_csv
-    from .result import write_atomic
+    from .fleet import collect, figures
+    from .render.writers import FLEET_WRITERS, FleetDocument, write
 
     prof = None
     if profile or requirements:
@@ -542,26 +590,28 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
     fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
     figs = figures(fleet, lang)
     to_stdout = json_path == "-"
-    targets: list[tuple[Path, Any]] = [(Path(out), lambda p: write_atomic(p, render_html(fleet, figs, p, lang, max_rows)))]
+    doc = FleetDocument(fleet, figs, lang, Path(out), max_rows)
+    targets = [("html", Path(out))]
     if csv_path:
-        targets.append((Path(csv_path), lambda p: write_csv(fleet, p)))
+        targets.append(("csv", Path(csv_path)))
     if json_path and not to_stdout:
-        targets.append((Path(json_path), lambda p: write_atomic(p, json.dumps(figs, indent=2, ensure_ascii=False) + "\n")))
-    for target, write in targets:
+        targets.append(("json", Path(json_path)))
+    for name, target in targets:
         try:
-            write(target)
+            target.parent.mkdir(parents=True, exist_ok=True)  # as `run` creates its folder
+            write(FLEET_WRITERS, name, doc, target)
         except OSError as exc:
             fail(f"cannot write {target}: {exc.strerror or exc}")
     c = figs["counts"]
     click.echo(f"Read {fleet.results_read} result files, skipped {len(fleet.skipped)} files; "
                f"{c['total']} {'runs' if all_runs else 'computers/rooms'}: {c['ready']} ready, "
-               f"{c['not_ready']} not ready, {c['unknown']} unknown.", err=to_stdout)
-    if not fleet.runs:
-        click.echo("warning: no readable results were found", err=True)
-    for target, _ in targets:
+               f"{c['not_ready']} not ready, {c['unknown']} unknown or partial.", err=to_stdout)
+    for _, target in targets:
         click.echo(f"Wrote {target}", err=to_stdout)
     if to_stdout:
         click.echo(json.dumps(figs, indent=2, ensure_ascii=False))
+    if not fleet.runs:
+        fail("no readable results were found in " + ", ".join(paths) + " (the report says so; nothing to aggregate)")
 
 
 # --- collection: tokens, upload --------------------------------------------------------------

@@ -9,8 +9,17 @@ project decides pass or fail. Four verdicts, worst wins (as in nagiosplugin):
 - UNKNOWN: not measured (check failed, timed out, skipped, or the metric is missing).
 
 The overall verdict: FAIL if any required item fails; else UNKNOWN if any required item is
-unknown (not measured means not proven ready); else WARN if any item warns or a recommended
-item is unknown; else PASS. Ready means PASS or WARN.
+unknown (not measured means not proven ready) or nothing was judged at all (an empty list, a
+profile without requirements); else WARN if any item warns or a recommended item is unknown;
+else PASS.
+
+Coverage is part of every judgement: the checks the profile needs, the checks that ran and
+the checks that measured (status ok). A run that left out a check the profile needs (``--check
+system``) is **partial**: its verdict word is ``PARTIAL`` when it found no fault ("no fault
+found in what was checked"), never the bare word ready, and its exit code is 3 (see
+``exit_code``). A fault found is a fault whatever the coverage: FAIL stays FAIL.
+
+Ready means PASS or WARN over the whole profile.
 """
 
 from __future__ import annotations
@@ -23,7 +32,39 @@ from .requirements import Profile, Requirement
 from .result import Result
 
 PASS, WARN, FAIL, UNKNOWN = "PASS", "WARN", "FAIL", "UNKNOWN"
+PARTIAL = "PARTIAL"  # a verdict word only (no item is ever PARTIAL): no fault found in part of the list
 READY = (PASS, WARN)
+EXIT_READY, EXIT_NOT_READY, EXIT_PARTIAL = 0, 1, 3  # 2 is the CLI's: usage, configuration, internal error
+
+
+@dataclass
+class Coverage:
+    """Which checks the profile needs, which ran and which measured (status ok)."""
+
+    needed: list[str]
+    ran: list[str]
+    measured: list[str]
+
+    @property
+    def missing(self) -> list[str]:
+        """Checks the profile needs that did not run at all (left out by the user)."""
+        return [c for c in self.needed if c not in self.ran]
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"needed": list(self.needed), "ran": list(self.ran), "measured": list(self.measured)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Coverage | None":
+        if not isinstance(data, dict):
+            return None
+        lists = [data.get(k) for k in ("needed", "ran", "measured")]
+        if not all(isinstance(x, list) and all(isinstance(c, str) for c in x) for x in lists):
+            return None
+        return cls(*lists)
 
 
 @dataclass
@@ -49,19 +90,35 @@ class Judgement:
     profile: dict[str, Any]
     overall: str
     items: list[Verdict]
+    coverage: Coverage | None = None  # None: read from a result written before coverage was recorded
+
+    @property
+    def partial(self) -> bool:
+        return self.coverage is not None and self.coverage.partial
+
+    @property
+    def verdict(self) -> str:
+        """The word a person reads: the overall verdict, or PARTIAL for a partial run with no fault."""
+        if self.partial and self.overall in READY:
+            return PARTIAL
+        return self.overall
 
     @property
     def ready(self) -> bool:
-        return self.overall in READY
+        return self.overall in READY and not self.partial
 
     def to_dict(self) -> dict[str, Any]:
-        return {"profile": self.profile, "overall": self.overall, "ready": self.ready,
-                "items": [v.to_dict() for v in self.items]}
+        out = {"profile": self.profile, "overall": self.overall, "verdict": self.verdict, "ready": self.ready,
+               "items": [v.to_dict() for v in self.items]}
+        if self.coverage is not None:
+            out["coverage"] = self.coverage.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Judgement":
         return cls(profile=data.get("profile", {}), overall=data["overall"],
-                   items=[Verdict.from_dict(v) for v in data.get("items", [])])
+                   items=[Verdict.from_dict(v) for v in data.get("items", [])],
+                   coverage=Coverage.from_dict(data.get("coverage")))
 
 
 def _within(req: Requirement, value: Any) -> bool:
@@ -102,8 +159,16 @@ def judge_one(result: Result, req: Requirement) -> Verdict:
 
 
 def overall(items: list[Verdict]) -> str:
-    required = [v.status for v in items if v.requirement.severity == "required"]
-    others = [v.status for v in items if v.requirement.severity != "required"]
+    return overall_of((v.requirement.severity, v.status) for v in items)
+
+
+def overall_of(pairs: Any) -> str:
+    """The worst of (severity, status) pairs; nothing judged is UNKNOWN (never ready)."""
+    pairs = list(pairs)
+    if not pairs:
+        return UNKNOWN
+    required = [s for sev, s in pairs if sev == "required"]
+    others = [s for sev, s in pairs if sev != "required"]
     if FAIL in required:
         return FAIL
     if UNKNOWN in required:
@@ -113,14 +178,27 @@ def overall(items: list[Verdict]) -> str:
     return PASS
 
 
+def coverage(result: Result, profile: Profile) -> Coverage:
+    ran = list(result.checks)
+    return Coverage(needed=profile.checks(), ran=ran, measured=[c for c in ran if result.checks[c].status == "ok"])
+
+
 def judge(result: Result, profile: Profile, only_checks: set[str] | None = None) -> Judgement:
     """Judge ``result`` against ``profile``. With ``only_checks``, requirements of other checks
-    are left out (the user asked for those checks alone)."""
+    are left out (the user asked for those checks alone); the coverage says so, and the
+    verdict of such a run is partial."""
     reqs = [r for r in profile.requirements if only_checks is None or r.check in only_checks]
     items = [judge_one(result, r) for r in reqs]
-    return Judgement(profile=profile.summary(), overall=overall(items), items=items)
+    return Judgement(profile=profile.summary(), overall=overall(items), items=items,
+                     coverage=coverage(result, profile))
 
 
 def exit_code(j: Judgement) -> int:
-    """0 ready, 1 not ready (2 is for usage, configuration and internal errors, set by the CLI)."""
-    return 0 if j.ready else 1
+    """0 ready; 1 not ready (a fault, or something required could not be measured); 3 partial:
+    no fault found in what was checked, but the profile needs checks that did not run.
+    (2 is for usage, configuration and internal errors, set by the CLI.)"""
+    if j.ready:
+        return EXIT_READY
+    if j.verdict == PARTIAL:
+        return EXIT_PARTIAL
+    return EXIT_NOT_READY

@@ -6,6 +6,10 @@ Sits between the runner (which fills it) and the judge/report/fleet (which read 
 Schema history (``schema_version``):
   1 — first version: host facts, labels, profile (name, sha256), per-check status,
       duration, metrics {value, unit}, details, error; the judgement made at run time.
+      Later, without a version bump (both optional; a result without them reads and
+      judges as before): ``coverage`` {needed, ran, measured} — the checks the profile
+      needs, ran, measured — and the judgement's ``verdict`` word (PARTIAL for a partial
+      run that found no fault).
 
 Readers refuse a document whose schema version is newer than they know, and say so.
 Every reader goes through :func:`load_result_bytes` (or :func:`read_result` for a file): the
@@ -81,6 +85,7 @@ class Result:
     tool_version: str
     warnings: list[str] = field(default_factory=list)
     judgement: dict[str, Any] | None = None
+    coverage: dict[str, Any] | None = None  # checks the profile needs / ran / measured (judge.Coverage)
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND
 

@@ -1,7 +1,8 @@
 """One run from start to finish: plan the checks, run them, build the result, judge, write.
 
 Sits between the CLI (which parses options) and the engine pieces it calls in order:
-runner -> result -> judge -> report. Kept apart from ``cli.py`` so the same run can be
+runner -> result -> judge -> render (``render.writers``: the result JSON and the HTML report,
+both through the one atomic writer). Holds no words: the summary is ``render.report``'s. Kept apart from ``cli.py`` so the same run can be
 driven from Python (tests, a service wrapper) without click.
 """
 
@@ -14,11 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .judge import Judgement, exit_code, judge
 from .netinfo import redact_secrets, redact_text
-from .judge import FAIL, PASS, UNKNOWN, WARN, Judgement, exit_code, judge
 from .plugins import Plugins
 from .requirements import Profile
-from .atomic import write_all_or_none
 from .result import CheckRecord, Result, new_run_id, result_stem, utc_now
 from .runner import Planned, run_all
 
@@ -51,7 +51,9 @@ class Outcome:
     exit_code: int
 
     def summary(self, lang: str = "en") -> str:
-        return summary_text(self.result, self.judgement, lang, self.json_path, self.html_path)
+        from .render.report import summary_text
+
+        return summary_text(self.result, self.judgement, lang, [p for p in (self.json_path, self.html_path) if p])
 
 
 def host_facts() -> dict[str, Any]:
@@ -106,14 +108,16 @@ def run_session(opts: RunOptions, plugins: Plugins,
     )
     j = judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None)
     result.judgement = j.to_dict()
+    result.coverage = j.coverage.to_dict() if j.coverage else None
+    from .render.writers import RUN_WRITERS, RunDocument, render, write_all_or_none
+
+    doc = RunDocument(result, j, opts.lang)
     json_path = opts.output_dir / f"{result_stem(result)}.json"
-    outputs: list[tuple[Path, str | bytes]] = [(json_path, result.to_json())]
+    outputs: list[tuple[Path, str | bytes]] = [(json_path, render(RUN_WRITERS, "json", doc))]
     html_path = None
     if opts.write_html:
-        from .report import render_report
-
         html_path = opts.output_dir / f"{result_stem(result)}.html"
-        outputs.append((html_path, render_report(result, j, opts.lang)))
+        outputs.append((html_path, render(RUN_WRITERS, "html", doc)))
     try:
         write_all_or_none(outputs)  # a result never without its report: both files or neither
     except OSError as exc:  # a full disk, a share gone away: said plainly by the CLI, not as an internal error
@@ -121,56 +125,3 @@ def run_session(opts: RunOptions, plugins: Plugins,
                          "nothing was written") from exc
     WRITTEN.extend(path for path, _ in outputs)
     return Outcome(result, j, json_path, html_path, exit_code(j))
-
-
-_WORDS = {"en": {"needs": "needs", "result": "Result", "report": "Report"},
-          "sv": {"needs": "krav", "result": "Resultat", "report": "Rapport"}}
-_HEADLINE = {
-    "en": {PASS: "READY for video meetings", WARN: "READY, with advice", FAIL: "NOT READY", UNKNOWN: "NOT READY — some things could not be checked"},
-    "sv": {PASS: "REDO för videomöten", WARN: "REDO, med råd", FAIL: "INTE REDO", UNKNOWN: "INTE REDO — allt kunde inte kontrolleras"},
-}
-
-
-def format_value(value: Any, unit: str | None, lang: str = "en") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return {"en": ("yes", "no"), "sv": ("ja", "nej")}[lang][0 if value else 1]
-    if isinstance(value, float):
-        text = f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}".rstrip("0").rstrip(".")
-    else:
-        text = str(value)
-    return f"{text} {unit}".strip() if unit else text
-
-
-def format_bound(req: Any, unit: str | None, lang: str = "en") -> str:
-    if req.expect is not None:
-        return format_value(req.expect, None, lang)
-    parts = []
-    if req.min is not None:
-        parts.append(f"≥ {format_value(req.min, unit, lang)}")
-    if req.max is not None:
-        parts.append(f"≤ {format_value(req.max, unit, lang)}")
-    return ", ".join(parts)
-
-
-def summary_text(result: Result, j: Judgement, lang: str, json_path: Path | None, html_path: Path | None) -> str:
-    """The terminal summary: verdict, what is not fine with its fix, and where the files are."""
-    words = _WORDS.get(lang, _WORDS["en"])
-    lines = [_HEADLINE.get(lang, _HEADLINE["en"])[j.overall] + f"  ({j.profile.get('name', '')})"]
-    for v in j.items:
-        if v.status == PASS:
-            continue
-        req = v.requirement
-        label = req.text("label", lang) or req.metric
-        if v.status == UNKNOWN:
-            lines.append(f"  {v.status:7} {label}: {v.reason}")
-        else:
-            lines.append(f"  {v.status:7} {label}: {format_value(v.value, v.unit, lang)}, "
-                         f"{words['needs']} {format_bound(req, v.unit, lang)}")
-        lines.append(f"          → {req.text('fix', lang)}")
-    if json_path is not None:
-        lines.append(f"{words['result']}: {json_path}")
-    if html_path is not None:
-        lines.append(f"{words['report']}: {html_path}")
-    return "\n".join(lines)

@@ -1,0 +1,495 @@
+"""The fleet, first stage: find and read many results, and keep each room's state.
+
+``readiness aggregate`` is collect (this module) → figures (``fleet.figures``, pure functions
+of what was collected) → render (``render.fleet``). This module reads result files
+(``result.read_result``), takes each one's judgement (the one stored when it ran, or a new one
+from ``judge.judge`` against a profile the user names) and keeps, per host — or per room when
+a room label is set — **the latest measurement of each check**. A later run of ``--check
+system`` alone updates the system figures of that room and nothing else: it cannot hide a
+camera that failed the day before. Each kept row says which checks counted, which computer
+and run each came from, how old the oldest counted measurement is, and which checks the
+profile needs that never ran there (a partial state, never ready). The verdict of a row is the
+judge's rule (``judge.overall_of``) over the verdicts of those latest measurements.
+
+Bad input loses nothing and stops nothing: every file that cannot be used is listed with a
+plain reason, and only regular files are ever opened (a FIFO or a device on a share would
+block or never end).
+
+Memory grows with the number of hosts kept, not with the number of files: a run is dropped as
+soon as later runs of the same host hold a newer measurement of each of its checks; per file only its path and run id
+stay (for finding duplicate copies), and per day one count (for the trend).
+
+Speed: parsing JSON is most of the time. With many files, worker processes read and parse
+them; each distinct requirement is built once, not once per file; the HTML is bounded (host
+table and rooms per site capped, histograms binned) while the CSV and JSON hold everything.
+``bench/fleet.py`` measures it on 10 000 generated results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Callable, Iterable, Iterator
+
+from ..judge import FAIL, PARTIAL, PASS, READY, UNKNOWN, WARN, Judgement, judge, overall_of
+from ..requirements import Profile, Requirement
+from ..result import ResultError, parse_utc, read_result
+
+FLEET_KIND = "readiness-fleet"
+FLEET_SCHEMA_VERSION = 1
+MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory
+STATUSES = (PASS, WARN, FAIL, UNKNOWN)
+STATUS_RANK = {FAIL: 0, UNKNOWN: 1, PARTIAL: 2, WARN: 3, PASS: 4}
+_CANONICAL = {s: s for s in STATUSES}
+# Distributions of these come first, in this order; any other metric a requirement names follows.
+KEY_METRICS = ["bandwidth.upload_mbps", "bandwidth.download_mbps", "latency.rtt_median_ms", "latency.jitter_ms",
+               "latency.loss_pct", "camera.height_px", "camera.fps"]
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Run:
+    """What the fleet keeps of one run: labels, verdicts and metric values, nothing else."""
+
+    path: str
+    run_id: str
+    started: datetime
+    hostname: str
+    site: str
+    room: str
+    label: str
+    profile: str
+    overall: str
+    statuses: dict[Any, str]  # requirement index (Fleet.requirements) -> verdict; key while being read
+    values: dict[str, Any]  # "check.metric" -> number or bool
+    checks: tuple[str, ...] = ()  # the checks that ran
+    needed: tuple[str, ...] = ()  # the checks its profile needs
+    # Filled for a kept row: per check, where its figures came from (hostname, started, run id)
+    sources: dict[str, tuple[str, datetime, str]] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()  # checks the profile needs that never ran here
+    oldest: datetime | None = None  # the oldest measurement counted in this row
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """One state per room when a room label is set, else per host."""
+        if self.room:
+            return ("room", self.site, self.room)
+        return ("host", self.hostname or self.run_id)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing)
+
+    @property
+    def verdict(self) -> str:
+        """As ``Judgement.verdict``: PARTIAL when no fault was found but checks are missing."""
+        return PARTIAL if self.partial and self.overall in READY else self.overall
+
+    @property
+    def verdict_group(self) -> str:
+        v = self.verdict
+        return "ready" if v in READY else "not_ready" if v == FAIL else "unknown"
+
+    @property
+    def hosts(self) -> list[str]:
+        """The computers whose figures this row holds."""
+        return sorted({h for h, _, _ in self.sources.values() if h} or ({self.hostname} if self.hostname else set()))
+
+
+def requirement_key(req: Requirement) -> tuple[Any, ...]:
+    """Two requirements are the same when metric, bound and severity are (texts may differ)."""
+    return (req.metric, req.severity, req.min, req.max, req.expect)
+
+
+@dataclass
+class Fleet:
+    """Everything ``collect`` found: kept runs, the requirements they were judged by, skips."""
+
+    runs: list[Run]
+    requirements: list[Requirement]
+    requirement_profiles: list[set[str]]
+    units: dict[str, str]
+    skipped: list[Skipped]
+    results_read: int
+    duplicates: int
+    superseded: int
+    other_files: int
+    per_day: dict[date, Counter]
+    all_runs: bool
+    rejudged_by: dict[str, Any] | None
+    paths: list[str] = field(default_factory=list)
+
+
+# --- finding files ----------------------------------------------------------------------------
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def iter_result_files(paths: Iterable[str | os.PathLike[str]], skip: Callable[[str, str], None],
+                      other: Callable[[], None]) -> Iterator[str]:
+    """Regular files to read: each file given, and every ``*.json`` under each folder given.
+
+    Folders are walked without following links to folders (no loops on a share). Anything
+    that is not a regular file (pipe, device, socket, broken link) is skipped, never opened.
+    """
+    for p in paths:
+        p = os.fspath(p)
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            skip(p, f"cannot read it ({_why(exc)})")
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            found = yield from _walk(p, skip, other)
+            if not found:
+                skip(p, "this folder holds no result files (*.json)")
+        elif stat.S_ISREG(st.st_mode):
+            if st.st_size > MAX_FILE_BYTES:
+                skip(p, f"too large to be a result ({st.st_size // 1048576} MB)")
+            else:
+                yield p
+        else:
+            skip(p, "not a regular file (a pipe, device or socket); not opened")
+
+
+def _walk(top: str, skip: Callable[[str, str], None], other: Callable[[], None]) -> Iterator[str]:
+    found = 0
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            skip(folder, f"cannot list this folder ({_why(exc)})")
+            continue
+        if not entries and folder != top:
+            skip(folder, "empty folder")
+        subfolders = []
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    subfolders.append(e.path)
+                    continue
+            except OSError as exc:
+                skip(e.path, f"cannot read it ({_why(exc)})")
+                continue
+            if not e.name.lower().endswith(".json"):
+                other()
+                continue
+            try:
+                st = e.stat()  # follows a link to its target
+            except OSError as exc:
+                broken = e.is_symlink()
+                skip(e.path, "a link to nothing (broken link)" if broken else f"cannot read it ({_why(exc)})")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                skip(e.path, "a link to a folder; links to folders are not followed")
+            elif not stat.S_ISREG(st.st_mode):
+                skip(e.path, "not a regular file (a pipe, device or socket); not opened")
+            elif st.st_size > MAX_FILE_BYTES:
+                skip(e.path, f"too large to be a result ({st.st_size // 1048576} MB)")
+            else:
+                found += 1
+                yield e.path
+        stack.extend(reversed(subfolders))
+    return found
+
+
+# --- reading and judging ----------------------------------------------------------------------
+
+
+class _Registry:
+    """The distinct requirements met in the fleet, each with the profiles that hold it."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[Any, ...], int] = {}
+        self.requirements: list[Requirement] = []
+        self.profiles: list[set[str]] = []
+
+    def learn(self, key: tuple[Any, ...], req: Requirement) -> None:
+        if key not in self.index:
+            self.index[key] = len(self.requirements)
+            self.requirements.append(req)
+            self.profiles.append(set())
+
+    def use(self, key: tuple[Any, ...], profile: str) -> int:
+        i = self.index[key]
+        if profile:
+            self.profiles[i].add(profile)
+        return i
+
+
+def _metric_values(result: Any, units: dict[str, str]) -> dict[str, Any]:
+    """Every number or yes/no a run measured, as "check.metric" -> value (the CSV's columns)."""
+    values: dict[str, Any] = {}
+    for cname, record in result.checks.items():
+        metrics = record.metrics
+        if type(metrics) is not dict:
+            continue
+        for mname, entry in metrics.items():
+            try:
+                v = entry.get("value")
+            except AttributeError:
+                continue
+            t = type(v)
+            if t is bool or t is int or (t is float and math.isfinite(v)):
+                name = f"{cname}.{mname}"
+                values[name] = v
+                if name not in units:
+                    unit = entry.get("unit")
+                    if unit:
+                        units[name] = str(unit)
+    return values
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+class _Reader:
+    """Reads one file into a Run whose verdicts are keyed by ``requirement_key``.
+
+    Runs here or in a worker process; each Requirement and unit is passed on once per reader,
+    not once per file. Returns ("skip", path, reason, was_a_result) or ("run", run, new
+    requirements, new units).
+    """
+
+    def __init__(self, profile: Profile | None) -> None:
+        self.profile = profile
+        self.known: set[tuple[Any, ...]] = set()
+        self.units: set[str] = set()
+
+    def __call__(self, path: str) -> tuple[Any, ...]:
+        try:
+            result = read_result(path)
+        except ResultError as exc:
+            reason = str(exc)
+            return ("skip", path, reason[len(path) + 2:] if reason.startswith(path + ": ") else reason, False)
+        run_id = result.run_id if isinstance(result.run_id, str) else ""
+        if not run_id:
+            return ("skip", path, "malformed result (no run_id)", True)
+        try:
+            started = parse_utc(str(result.started_utc))
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=timezone.utc)
+        except ValueError:
+            return ("skip", path, f"malformed result (start time {result.started_utc!r} is not a date and time)", True)
+        new: dict[tuple[Any, ...], Requirement] = {}
+        try:
+            if self.profile is not None:
+                # each check's requirements are judged where that check ran; the room's state
+                # takes every check from its latest run (see collect)
+                j = judge(result, self.profile, only_checks=set(result.checks))
+                needed = tuple(j.coverage.needed) if j.coverage else ()
+                overall, name, statuses = self._judged(j, new)
+            elif isinstance(result.judgement, dict):
+                cov = result.judgement.get("coverage")
+                needed = tuple(c for c in cov.get("needed", []) if isinstance(c, str)) if isinstance(cov, dict) else ()
+                overall, name, statuses = self._stored(result.judgement, new)
+            else:
+                return ("skip", path, "holds no judgement; give --profile or --requirements to judge it", True)
+            for status in (overall, *statuses.values()):
+                if status not in STATUSES:
+                    raise ValueError(f"unknown verdict {status!r}")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = "cannot be judged against the profile" if self.profile is not None else "malformed judgement in the result"
+            return ("skip", path, f"{what} ({type(exc).__name__}: {exc})", True)
+        self.known.update(new)
+        units: dict[str, str] = {}
+        values = _metric_values(result, units)
+        new_units = {k: v for k, v in units.items() if k not in self.units}
+        self.units.update(new_units)
+        host = result.host if isinstance(result.host, dict) else {}
+        labels = result.labels if isinstance(result.labels, dict) else {}
+        checks = tuple(c for c in result.checks if isinstance(c, str))
+        run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
+                  site=_text(labels.get("site")), room=_text(labels.get("room")), label=_text(labels.get("label")),
+                  profile=name, overall=overall, statuses=statuses, values=values, checks=checks,
+                  needed=needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses)))
+        return ("run", run, new, new_units)
+
+    def _judged(self, j: Judgement, new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
+        statuses: dict[Any, str] = {}
+        for v in j.items:
+            key = requirement_key(v.requirement)
+            if key not in self.known:
+                new[key] = v.requirement
+            statuses[key] = v.status
+        return j.overall, _text(j.profile.get("name")), statuses
+
+    def _stored(self, data: dict[str, Any], new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
+        """The judgement stored in a result, read from its JSON form as ``Judgement.from_dict``
+        reads it, but building each distinct Requirement once, not once per item and file
+        (10 000 files x 20 items was half the run time)."""
+        prof = data.get("profile")
+        name = _text(prof.get("name")) if isinstance(prof, dict) else ""
+        statuses: dict[Any, str] = {}
+        for item in data.get("items", []):
+            req = item["requirement"]
+            key = (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"))
+            if key not in self.known and key not in new:
+                new[key] = Requirement.from_dict(req)
+            statuses[key] = item["status"]
+        return data["overall"], name, statuses
+
+
+_WORKER_READER: _Reader | None = None
+
+
+def _worker_start(profile: Profile | None) -> None:
+    global _WORKER_READER
+    _WORKER_READER = _Reader(profile)
+
+
+def _worker_read(path: str) -> tuple[Any, ...]:
+    assert _WORKER_READER is not None
+    return _WORKER_READER(path)
+
+
+def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterator[tuple[Any, ...]]:
+    """Each file's record, in order: in worker processes when there are many files (parsing
+    JSON is most of the time, and it is CPU-bound), else here. A worker that dies (out of
+    memory, killed) does not hang or lose anything: the files left are read here."""
+    done = 0
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        # fork starts in milliseconds; where it is unsafe or missing (macOS, Windows), spawn
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                     initializer=_worker_start, initargs=(profile,)) as pool:
+                for record in pool.map(_worker_read, files, chunksize=32):
+                    done += 1
+                    yield record
+            return
+        except (BrokenProcessPool, OSError):
+            pass
+    reader = _Reader(profile)
+    for path in files[done:]:
+        yield reader(path)
+
+
+def _auto_workers(n_files: int) -> int:
+    if n_files < 400:  # starting processes would cost more than it saves
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _state(reqs: list[Requirement], slot: dict[str, Run]) -> Run:
+    """One row of the fleet: each check's verdicts and figures from its latest run there."""
+    runs = list({id(r): r for r in slot.values()}.values())
+    latest = max(runs, key=lambda r: (r.started, r.run_id))
+    statuses: dict[Any, str] = {}
+    values: dict[str, Any] = {}
+    sources: dict[str, tuple[str, datetime, str]] = {}
+    for check, r in slot.items():
+        if check:
+            sources[check] = (r.hostname, r.started, r.run_id)
+        statuses.update((i, s) for i, s in r.statuses.items() if reqs[i].check == check)
+        values.update((k, v) for k, v in r.values.items() if k.partition(".")[0] == check)
+    # verdicts of requirements whose check ran nowhere (an old result judged them "did not run")
+    for i, s in latest.statuses.items():
+        statuses.setdefault(i, s)
+    needed = tuple(dict.fromkeys(c for r in runs for c in r.needed))
+    missing = tuple(c for c in needed if c not in slot)
+    overall = overall_of((reqs[i].severity, s) for i, s in statuses.items()) if len(runs) > 1 or not latest.statuses else latest.overall
+    return Run(path=latest.path, run_id=latest.run_id, started=latest.started, hostname=latest.hostname,
+               site=latest.site, room=latest.room, label=latest.label, profile=latest.profile,
+               overall=_CANONICAL.get(overall, overall), statuses=statuses, values=values,
+               checks=tuple(c for c in slot if c), needed=needed, sources=sources, missing=missing,
+               oldest=min(r.started for r in runs))
+
+
+def collect(paths: Iterable[str | os.PathLike[str]], profile: Profile | None = None, all_runs: bool = False,
+            on_skip: Callable[[Skipped], None] | None = None, workers: int | None = None) -> Fleet:
+    """Read every result under ``paths``; judge each (again, when ``profile`` is given).
+
+    ``workers``: processes reading files (None: by the number of files and CPUs; 1: here).
+    """
+    skipped: list[Skipped] = []
+    other_files = 0
+
+    def skip(path: str, reason: str) -> None:
+        s = Skipped(str(path), reason)
+        skipped.append(s)
+        if on_skip is not None:
+            on_skip(s)
+
+    def count_other() -> None:
+        nonlocal other_files
+        other_files += 1
+
+    registry = _Registry()
+    units: dict[str, str] = {}
+    names: dict[str, str] = {}
+    seen: set[str] = set()
+    slots: dict[tuple[str, ...], dict[str, Run]] = {}  # per host or room: check -> its latest run
+    every: list[Run] = []
+    skipped_results: list[str] = []
+    per_day: dict[date, Counter] = {}
+    results_read = duplicates = superseded = 0
+    path_list = [os.fspath(p) for p in paths]
+    files = list(iter_result_files(path_list, skip, count_other))
+
+    for record in _read_all(files, profile, _auto_workers(len(files)) if workers is None else workers):
+        if record[0] == "skip":
+            _, path, reason, was_result = record
+            results_read += was_result
+            if was_result:
+                skipped_results.append(path)
+            skip(path, reason)
+            continue
+        _, run, new_reqs, new_units = record
+        results_read += 1
+        for key, req in new_reqs.items():
+            registry.learn(key, req)
+        for k, v in new_units.items():
+            units.setdefault(k, v)
+        if run.run_id in seen:
+            duplicates += 1
+            skip(run.path, f"a copy of run {run.run_id} that was already read")
+            continue
+        seen.add(run.run_id)
+        # One string object per metric name and verdict for the whole fleet, not one per run
+        # (runs from worker processes arrive with their own copies): a third of a run's memory.
+        run.statuses = {registry.use(key, run.profile): _CANONICAL[s] for key, s in run.statuses.items()}
+        run.values = {names.setdefault(k, k): v for k, v in run.values.items()}
+        run.overall = _CANONICAL[run.overall]
+        day = run.started.astimezone(timezone.utc).date()
+        per_day.setdefault(day, Counter())[run.verdict if run.needed else run.overall] += 1
+        if all_runs:
+            every.append(run)
+            continue
+        slot = slots.setdefault(run.key, {})
+        for check in run.checks or ("",):  # a run without any check still stands for its host
+            previous = slot.get(check)
+            if previous is None or (run.started, run.run_id) > (previous.started, previous.run_id):
+                slot[check] = run
+
+    if all_runs:
+        runs = [_state(registry.requirements, {c: r for c in r.checks or ("",)}) for r in every]
+    else:
+        runs = [_state(registry.requirements, slot) for slot in slots.values()]
+        superseded = (results_read - duplicates - sum(1 for _ in skipped_results)) - len(
+            {id(r) for slot in slots.values() for r in slot.values()})
+    runs.sort(key=lambda r: (STATUS_RANK[r.verdict], r.site.casefold(), r.room.casefold(), r.hostname.casefold(), r.started))
+    return Fleet(runs=runs, requirements=registry.requirements, requirement_profiles=registry.profiles, units=units,
+                 skipped=skipped, results_read=results_read, duplicates=duplicates, superseded=superseded,
+                 other_files=other_files, per_day=per_day, all_runs=all_runs,
+                 rejudged_by=profile.summary() if profile is not None else None, paths=path_list)

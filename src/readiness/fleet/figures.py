@@ -1,0 +1,222 @@
+"""The fleet, second stage: figures computed from what ``collect`` kept.
+
+Every function here is pure (a ``Fleet`` in, plain JSON-safe data out): what ``aggregate
+--json`` writes and what the fleet report lays out. More sections are added as more such
+functions, each a function of the collected data, gathered by ``figures``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import date, timedelta
+from itertools import repeat
+from typing import Any, Iterable
+
+from ..judge import FAIL, PARTIAL, PASS, UNKNOWN, WARN
+from ..requirements import Requirement
+from ..result import utc_now
+from .collect import FLEET_KIND, FLEET_SCHEMA_VERSION, KEY_METRICS, Fleet, Run
+
+def _counts(runs: Iterable[Run]) -> dict[str, int]:
+    c = {"total": 0, "ready": 0, "not_ready": 0, "unknown": 0, "partial": 0, PASS: 0, WARN: 0, FAIL: 0, UNKNOWN: 0}
+    for r in runs:
+        c["total"] += 1
+        c[r.verdict_group] += 1
+        c[r.overall] += 1
+        c["partial"] += r.partial
+    return c
+
+
+def _nice_step(raw: float) -> float:
+    if raw <= 0:
+        return 1.0
+    exp = math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        step = m * 10 ** exp
+        if step >= raw:
+            return step
+    return 10 ** (exp + 1)
+
+
+def _bounds(req: Requirement) -> list[tuple[str, float]]:
+    return [(k, float(getattr(req, k))) for k in ("min", "max") if getattr(req, k) is not None]
+
+
+def _plain_label(label: str) -> str:
+    """"Memory (8 GB)" -> "Memory": the metric's name, whatever bound each requirement sets."""
+    return label.split(" (")[0].strip() or label
+
+
+def histogram(values: list[float], bounds: list[float], bins: int = 20) -> dict[str, Any] | None:
+    """Bin ``values``; the range covers the bounds and all values up to the 99th percentile
+    (the few above fall into the last bin, counted as ``above``). Widely spread positive
+    values (bandwidth: 0.5 to 900 Mbit/s) get logarithmic bins, so that a bound of 1.2 is not
+    lost in the first bar; ``edges`` are the bins' limits either way."""
+    if not values:
+        return None
+    vals = sorted(values)
+    n = len(vals)
+    top = vals[min(n - 1, int(math.ceil(0.99 * (n - 1))))] if n >= 100 else vals[-1]
+    median = vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+    lo = min([vals[0], *bounds])
+    hi = max([top, *bounds])
+    positive = [v for v in (*vals[: max(1, n // 100)], *bounds) if v > 0]
+    scale = "linear"
+    squeezed = median - lo < (hi - lo) / 8  # half the values in the first eighth of a linear axis
+    if vals[0] >= 0 and positive and all(b > 0 for b in bounds) and squeezed and hi / max(min(positive), 1e-9) >= 100:
+        scale = "log"
+        step = _nice_step((math.log10(hi) - math.log10(min(positive))) / bins)
+        start = math.floor(math.log10(min(positive)) / step) * step
+        count = max(1, int(math.floor((math.log10(hi) - start) / step)) + 1)
+        edges = [10 ** (start + i * step) for i in range(count + 1)]
+        index = [int((math.log10(v) - start) // step) if v > 0 else 0 for v in vals]
+    else:
+        if hi - lo <= bins and all(float(v).is_integer() for v in vals):
+            step, start = 1.0, math.floor(lo)
+            count = int(hi - start) + 1
+        else:
+            step = _nice_step((hi - lo) / bins if hi > lo else 1.0)
+            start = math.floor(lo / step) * step
+            count = max(1, int(math.floor((hi - start) / step)) + 1)
+        edges = [start + i * step for i in range(count + 1)]
+        index = [int((v - start) // step) for v in vals]
+    counts = [0] * count
+    above = 0
+    for i in index:
+        if i >= count:
+            above += 1
+            i = count - 1
+        counts[max(0, i)] += 1
+    return {"scale": scale, "edges": [round(e, 10) for e in edges], "counts": counts, "above": above, "n": n,
+            "median": median, "min": vals[0], "max": vals[-1]}
+
+
+def _period(span_days: int) -> str:
+    return "day" if span_days <= 45 else "week" if span_days <= 400 else "month"
+
+
+def _period_start(d: date, period: str) -> date:
+    if period == "week":
+        return d - timedelta(days=d.weekday())
+    if period == "month":
+        return d.replace(day=1)
+    return d
+
+
+def trend(per_day: dict[date, Counter]) -> dict[str, Any] | None:
+    """Runs per day, week or month by verdict; None unless runs span several days."""
+    if len(per_day) < 2:
+        return None
+    days = sorted(per_day)
+    period = _period((days[-1] - days[0]).days)
+    buckets: dict[date, Counter] = {}
+    for d in days:
+        buckets.setdefault(_period_start(d, period), Counter()).update(per_day[d])
+    points = []
+    for start, c in sorted(buckets.items()):
+        total = sum(c.values())
+        ready = c[PASS] + c[WARN]
+        points.append({"period": start.isoformat(), "runs": total, "ready": ready, "not_ready": c[FAIL],
+                       "unknown": c[UNKNOWN] + c[PARTIAL], "ready_pct": round(100.0 * ready / total, 1) if total else None})
+    return {"period": period, "points": points}
+
+
+def figures(fleet: Fleet, lang: str = "en") -> dict[str, Any]:
+    """The aggregate figures (what ``--json`` writes and the report shows)."""
+    from .. import __version__
+    from ..render.format import format_bound
+
+    reqs = fleet.requirements
+    per_req = [Counter() for _ in reqs]
+    sites: dict[str, dict[str, Any]] = {}
+    for r in fleet.runs:
+        for i, s in r.statuses.items():
+            per_req[i][s] += 1
+        site = sites.setdefault(r.site, {"runs": [], "rooms": {}})
+        site["runs"].append(r)
+        site["rooms"].setdefault(r.room, []).append(r)
+
+    def top_failures(runs: list[Run], limit: int = 3) -> list[str]:
+        """What keeps these hosts from being ready most often (FAIL, UNKNOWN), then advice (WARN)."""
+        blocking: Counter = Counter()
+        advice: Counter = Counter()
+        for r in runs:
+            for i, s in r.statuses.items():
+                if s == FAIL or s == UNKNOWN:
+                    blocking[i] += 1
+                elif s == WARN:
+                    advice[i] += 1
+        top = [i for i, _ in blocking.most_common(limit)]
+        top += [i for i, _ in advice.most_common(limit) if i not in top][: limit - len(top)]
+        return [reqs[i].text("label", lang) or reqs[i].metric for i in top]
+
+    site_rows = []
+    for name in sorted(sites, key=lambda s: (s == "", s.casefold())):
+        entry = sites[name]
+        rooms = [{"room": room, **_counts(runs), "failing": top_failures(runs)}
+                 for room, runs in sorted(entry["rooms"].items(), key=lambda kv: (kv[0] == "", kv[0].casefold()))]
+        site_rows.append({"site": name, **_counts(entry["runs"]), "rooms": rooms})
+
+    req_rows = []
+    for i, req in enumerate(reqs):
+        c = per_req[i]
+        req_rows.append({
+            "metric": req.metric, "severity": req.severity, "min": req.min, "max": req.max, "expect": req.expect,
+            "label": req.text("label", lang) or req.metric, "needed": format_bound(req, fleet.units.get(req.metric), lang), "why": req.text("why", lang), "fix": req.text("fix", lang),
+            "source": req.source, "unit": fleet.units.get(req.metric), "profiles": sorted(fleet.requirement_profiles[i]),
+            "missed": c[FAIL] + c[WARN], FAIL: c[FAIL], WARN: c[WARN], UNKNOWN: c[UNKNOWN], PASS: c[PASS],
+            "judged": sum(c.values()),
+        })
+    order = sorted(range(len(req_rows)), key=lambda i: (-req_rows[i]["missed"], -req_rows[i][UNKNOWN], req_rows[i]["metric"]))
+    req_rows = [req_rows[i] for i in order]
+
+    hists = []
+    metrics: dict[str, list[Requirement]] = {}
+    for req in reqs:
+        if req.expect is None:
+            metrics.setdefault(req.metric, []).append(req)
+    for metric in sorted(metrics, key=lambda m: (KEY_METRICS.index(m) if m in KEY_METRICS else len(KEY_METRICS), m)):
+        values = [v for v in map(dict.get, (r.values for r in fleet.runs), repeat(metric)) if v is not None and type(v) is not bool]
+        bounds = []
+        for req in metrics[metric]:
+            for kind, b in _bounds(req):
+                entry = {"kind": kind, "value": b, "severity": req.severity}
+                if entry not in bounds:
+                    bounds.append(entry)
+        h = histogram(values, [b["value"] for b in bounds])
+        if h is None:
+            continue
+        label = min(_plain_label(r.text("label", lang) or metric) for r in metrics[metric])
+        hists.append({"metric": metric, "label": label, "unit": fleet.units.get(metric),
+                      "bounds": bounds, **h})
+
+    return {
+        "kind": FLEET_KIND,
+        "schema_version": FLEET_SCHEMA_VERSION,
+        "tool_version": __version__,
+        "generated_utc": utc_now(),
+        "mode": "all-runs" if fleet.all_runs else "latest-per-check",
+        "judged_by": ({"as": "profile", **fleet.rejudged_by} if fleet.rejudged_by else {"as": "stored"}),
+        "inputs": {"paths": fleet.paths, "results_read": fleet.results_read, "used": len(fleet.runs),
+                   "superseded": fleet.superseded, "duplicates": fleet.duplicates, "skipped": len(fleet.skipped),
+                   "other_files_ignored": fleet.other_files},
+        "counts": _counts(fleet.runs),
+        "sites": site_rows,
+        "requirements": req_rows,
+        "histograms": hists,
+        "trend": trend(fleet.per_day),
+        "rows": [row_state(r) for r in fleet.runs],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in fleet.skipped],
+    }
+
+
+def row_state(r: Run) -> dict[str, Any]:
+    """What one computer or room's state rests on: the checks counted, where each came from,
+    the oldest measurement counted, and the checks its profile needs that never ran there."""
+    return {"site": r.site, "room": r.room, "hostname": r.hostname, "hosts": r.hosts, "verdict": r.verdict,
+            "overall": r.overall, "partial": r.partial, "missing_checks": list(r.missing),
+            "latest_utc": r.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "oldest_utc": r.oldest.strftime("%Y-%m-%dT%H:%M:%SZ") if r.oldest else None,
+            "checks": {c: {"hostname": h, "started_utc": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "run_id": rid}
+                       for c, (h, t, rid) in sorted(r.sources.items())}}

@@ -1,0 +1,128 @@
+"""The fleet report and the fleet CSV: laying out what ``fleet.figures`` computed. Decides nothing.
+
+Sits at the end of ``aggregate``: collect (``fleet.collect``) → figures (``fleet.figures``) →
+render (here). The HTML is self-contained and bounded in size whatever the number of hosts
+(rows and rooms per site capped, histograms binned); the CSV holds every row. Both are text
+returned to ``render.writers``, which writes through the one atomic writer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..fleet.collect import STATUS_RANK, Fleet, Run
+from ..requirements import Requirement
+from ..textsafe import CSV_QUOTING
+from ..textsafe import csv_cell as _csv_cell
+from .charts import histogram_svg, trend_svg
+from .format import age, format_bound, languages
+_BOOL_TEXT = {True: "true", False: "false"}
+
+
+def _bound_text(req: Requirement) -> str:
+    if req.expect is not None:  # the metric's own value, as the CSV's metric columns hold it
+        return "= yes" if req.expect else "= no"
+    return format_bound(req, None, "en").replace("\u00a0", " ")
+
+
+def report_link(run: Run, out_dir: Path) -> str | None:
+    """Relative URL of the host's own report when its .html sits beside the .json."""
+    html = Path(run.path).with_suffix(".html")
+    if not html.is_file():
+        return None
+    try:
+        rel = os.path.relpath(html.resolve(), out_dir.resolve())
+    except ValueError:  # another drive on Windows: no relative path exists
+        return html.resolve().as_uri()
+    return quote(Path(rel).as_posix())
+
+
+def fleet_csv(fleet: Fleet) -> bytes:
+    """One row per host or room (or run): labels, verdict, which checks counted and where they
+    came from, one column per metric and per requirement. UTF-8 with a BOM, as spreadsheets
+    on Windows need to read it as UTF-8."""
+    metric_names = sorted({m for r in fleet.runs for m in r.values})
+    req_cols = [(i, f"verdict {req.metric} {_bound_text(req)} ({req.severity})") for i, req in enumerate(fleet.requirements)]
+    header = ["site", "room", "label", "hostname", "started_utc", "run_id", "profile", "overall", "verdict", "ready",
+              "checks_counted", "checks_missing", "oldest_counted_utc", "hosts",
+              "result_file", "report_file", *metric_names, *[name for _, name in req_cols]]
+    fh = io.StringIO(newline="")
+    _write_rows(fh, header, fleet, metric_names, len(fleet.requirements))
+    return ("\ufeff" + fh.getvalue()).encode("utf-8")
+
+
+def _sources_text(r: Run) -> str:
+    return " ".join(f"{c}@{h or '?'}/{t.strftime('%Y-%m-%dT%H:%M:%SZ')}" for c, (h, t, _) in sorted(r.sources.items()))
+
+
+def _write_rows(fh: Any, header: list[str], fleet: Fleet, metric_names: list[str], n_reqs: int) -> None:
+    req_index = range(n_reqs)
+    w = csv.writer(fh, quoting=CSV_QUOTING)
+    w.writerow([_csv_cell(h) for h in header])
+    for r in fleet.runs:
+        html = os.path.splitext(r.path)[0] + ".html"
+        row = [_csv_cell(v) for v in (r.site, r.room, r.label, r.hostname)]
+        row += [r.started.strftime("%Y-%m-%dT%H:%M:%SZ"), _csv_cell(r.run_id), _csv_cell(r.profile), r.overall,
+                r.verdict, "true" if r.verdict_group == "ready" else "false",
+                " ".join(sorted(r.sources)), " ".join(r.missing),
+                r.oldest.strftime("%Y-%m-%dT%H:%M:%SZ") if r.oldest else "", _csv_cell(_sources_text(r)),
+                _csv_cell(r.path), _csv_cell(html) if os.path.isfile(html) else ""]
+        values, statuses = r.values, r.statuses
+        # metric values are numbers or yes/no only (see _metric_values): no formula can hide there
+        row += [_BOOL_TEXT[v] if type(v) is bool else ("" if v is None else v)
+                for v in map(values.get, metric_names)]
+        row += [statuses.get(i, "") for i in req_index]
+        w.writerow(row)
+
+
+def _site_rows(sites: list[dict[str, Any]], rooms_per_site: int) -> list[dict[str, Any]]:
+    """Per site: workstations first, then the rooms most in need (all rooms are in the JSON)."""
+    out = []
+    for s in sites:
+        desks = [r for r in s["rooms"] if not r["room"]]
+        rooms = sorted((r for r in s["rooms"] if r["room"]), key=lambda r: (-(r["not_ready"] + r["unknown"]), r["room"].casefold()))
+        shown, hidden = rooms[:rooms_per_site], rooms[rooms_per_site:]
+        out.append({**s, "shown": desks + shown, "hidden_rooms": len(hidden),
+                    "hidden_ready": sum(1 for r in hidden if r["ready"] == r["total"])})
+    return out
+
+
+def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[str], lang: str = "en",
+                max_rows: int = 500, rooms_per_site: int = 12) -> str:
+    """The fleet report: self-contained HTML, bounded in size whatever the number of hosts."""
+    from .report import environment, template_words
+
+    if lang not in languages():
+        lang = "en"
+    now = datetime.now(timezone.utc)
+    out_dir = Path(out_path).resolve().parent
+    reqs = fleet.requirements
+    rows = []
+    for r in fleet.runs[:max_rows]:
+        failing = sorted(((i, s) for i, s in r.statuses.items() if s != "PASS"), key=lambda x: STATUS_RANK[x[1]])
+        rows.append({"run": r, "link": report_link(r, out_dir),
+                     "age": age((now - r.oldest).total_seconds(), lang) if r.oldest else "",
+                     "sources": _sources_by_host(r),
+                     "failing": [(s, reqs[i].text("label", lang) or reqs[i].metric) for i, s in failing[:4]],
+                     "more": max(0, len(failing) - 4)})
+    template = environment().get_template("fleet.html")
+    return template.render(f=figs, fleet=fleet, rows=rows, sites=_site_rows(figs["sites"], rooms_per_site), hidden_rows=max(0, len(fleet.runs) - max_rows),
+                           charts=[c for h in figs["histograms"] if (c := histogram_svg(h, lang=lang)) is not None],
+                           trend_chart=trend_svg(figs["trend"], lang=lang), **template_words(lang),
+                           skipped=fleet.skipped[:max_rows], hidden_skipped=max(0, len(fleet.skipped) - max_rows))
+
+
+
+
+def _sources_by_host(r: Run) -> list[tuple[str, list[str]]]:
+    """Which checks' figures came from which computer, when more than one computer is behind a row."""
+    by_host: dict[str, list[str]] = {}
+    for check, (host, _, _) in sorted(r.sources.items()):
+        by_host.setdefault(host, []).append(check)
+    return sorted(by_host.items()) if len(by_host) > 1 else []

@@ -1,0 +1,161 @@
+"""Words and numbers for people: the language catalogs, and numbers, units and dates formatted
+for the language (through Babel, so Swedish gets its decimal comma and grouping).
+
+Sits at the bottom of the render package; the run report, the fleet report and the terminal
+summary all take their words from here. The list of languages is the list of catalog files
+in ``readiness/i18n``: adding a language is adding one catalog (plus the profiles' texts).
+A key missing from a catalog falls back to English.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..i18n import languages
+
+
+def _read(code: str) -> dict[str, Any]:
+    text = resources.files("readiness.i18n").joinpath(f"{code}.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+@lru_cache(maxsize=None)
+def catalog(lang: str) -> dict[str, Any]:
+    """The words in ``lang`` (tables such as ``finding`` and ``unit`` nested); English fills gaps."""
+    words = _read("en")
+    if lang != "en" and lang in languages():
+        words = _merge(words, _read(lang))
+    return words
+
+
+def word(lang: str, key: str, **args: Any) -> str:
+    """One text by dotted key (``"finding.camera_dark"``), filled with ``args`` (numbers
+    formatted for the language). An unknown key is shown as the key: visible, never a crash."""
+    node: Any = catalog(lang)
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, str):
+        return key
+    if not args:
+        return node
+    filled = {k: (number(v, lang) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+              for k, v in args.items()}
+    try:
+        return node.format(**filled)
+    except (KeyError, IndexError, ValueError):
+        return node
+
+
+def _locale(lang: str) -> str:
+    return lang if lang in languages() else "en"
+
+
+def number(value: float, lang: str = "en") -> str:
+    """A measured number, as a person writes it: 3 significant digits below 10, one decimal
+    above (trailing zeros dropped), digits grouped; "1,2" in Swedish, "1.2" in English."""
+    from babel.numbers import format_decimal
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "—"
+    if isinstance(value, int):
+        decimals = 0
+    elif value == 0:
+        decimals = 0
+    elif abs(value) < 10:
+        decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+    else:
+        decimals = 1
+    pattern = "#,##0" + ("." + "#" * decimals if decimals else "")
+    return format_decimal(round(value, decimals), format=pattern, locale=_locale(lang))
+
+
+def unit_text(unit: str | None, lang: str = "en") -> str:
+    """A metric's unit in words a person reads (``Mbps`` -> ``Mbit/s``)."""
+    if not unit:
+        return ""
+    units = catalog(lang).get("unit", {})
+    return units.get(unit, unit) if isinstance(units, dict) else unit
+
+
+def yes_no(value: bool, lang: str = "en") -> str:
+    return word(lang, "yes" if value else "no")
+
+
+def format_value(value: Any, unit: str | None, lang: str = "en") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return yes_no(value, lang)
+    text = number(value, lang) if isinstance(value, (int, float)) else str(value)
+    u = unit_text(unit, lang)
+    if not u:
+        return text
+    return f"{text} {u}" if u != "%" or lang != "en" else f"{text} %"
+
+
+def format_bound(req: Any, unit: str | None, lang: str = "en") -> str:
+    """What a requirement needs: "≥ 1,2 Mbit/s", "≤ 150 ms", or "yes" for a yes/no requirement
+    (its label is phrased positively, see ``measured_text``)."""
+    if req.expect is not None:
+        return yes_no(True, lang)
+    parts = []
+    if req.min is not None:
+        parts.append(f"≥ {format_value(req.min, unit, lang)}")
+    if req.max is not None:
+        parts.append(f"≤ {format_value(req.max, unit, lang)}")
+    return ", ".join(parts)
+
+
+def measured_text(req: Any, value: Any, unit: str | None, lang: str = "en") -> str:
+    """The measured value as read against the requirement's label. A yes/no requirement's label
+    is the good state ("Microphone is not silent"), so it reads "no" when that state is not met,
+    whatever the metric's own polarity (``silent: true``)."""
+    if req.expect is not None and isinstance(value, bool):
+        return yes_no(value is req.expect, lang)
+    return format_value(value, unit, lang)
+
+
+def when(text: str | datetime, lang: str = "en") -> str:
+    """A UTC time for the language: date (medium) and time (short) by Babel: "27 nov. 2026 09:00 UTC"."""
+    from babel.dates import format_date, format_time
+
+    if isinstance(text, datetime):
+        moment = text
+    else:
+        try:
+            moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            return str(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    loc = _locale(lang)
+    return f"{format_date(moment, 'medium', locale=loc)} {format_time(moment, 'short', tzinfo=timezone.utc, locale=loc)} UTC"
+
+
+def age(seconds: float, lang: str = "en") -> str:
+    """A duration a person reads at a glance: "3 days", "5 hours", "12 minutes"."""
+    from datetime import timedelta
+
+    from babel.dates import format_timedelta
+
+    return format_timedelta(timedelta(seconds=max(0.0, seconds)), threshold=1.5, locale=_locale(lang))

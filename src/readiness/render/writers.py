@@ -1,0 +1,99 @@
+"""The output writers: one small registry of what can be written (JSON, HTML, CSV) for each
+kind of document (a run, a fleet), and one way every file is written — the atomic writer.
+
+Adding an output (Prometheus text, another format) is adding one entry here: a name, a file
+suffix, and a function from the document to ``str | bytes``. Nothing else in the project
+opens an output file for writing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """The one place outputs reach the disk: the project's atomic writer (``readiness.atomic``:
+    temp file in the target folder, fsync, rename), so a reader on a share never sees half a file."""
+    from ..atomic import write_atomic as _write
+
+    _write(Path(path), data)
+
+
+def write_all_or_none(items: list[tuple[Path, str | bytes]]) -> None:
+    """Several outputs of one document (a result and its report): all of them or none."""
+    from ..atomic import write_all_or_none as _write_all
+
+    _write_all(items)
+
+
+@dataclass(frozen=True)
+class RunDocument:
+    result: Any  # readiness.result.Result
+    judgement: Any  # readiness.judge.Judgement
+    lang: str = "en"
+
+
+@dataclass(frozen=True)
+class FleetDocument:
+    fleet: Any  # readiness.fleet.collect.Fleet
+    figures: dict[str, Any]
+    lang: str = "en"
+    out_path: Path = Path("fleet.html")  # links to the hosts' own reports are relative to it
+    max_rows: int = 500
+
+
+@dataclass(frozen=True)
+class Writer:
+    name: str
+    suffix: str
+    render: Callable[[Any], str | bytes]
+
+
+def _run_json(doc: RunDocument) -> str:
+    return doc.result.to_json()
+
+
+def _run_html(doc: RunDocument) -> str:
+    from .report import render_report
+
+    return render_report(doc.result, doc.judgement, doc.lang)
+
+
+def _fleet_html(doc: FleetDocument) -> str:
+    from .fleet import render_html
+
+    return render_html(doc.fleet, doc.figures, doc.out_path, doc.lang, doc.max_rows)
+
+
+def _fleet_csv(doc: FleetDocument) -> bytes:
+    from .fleet import fleet_csv
+
+    return fleet_csv(doc.fleet)
+
+
+def _fleet_json(doc: FleetDocument) -> str:
+    return json.dumps(doc.figures, indent=2, ensure_ascii=False) + "\n"
+
+
+RUN_WRITERS: dict[str, Writer] = {
+    "json": Writer("json", ".json", _run_json),
+    "html": Writer("html", ".html", _run_html),
+}
+FLEET_WRITERS: dict[str, Writer] = {
+    "html": Writer("html", ".html", _fleet_html),
+    "csv": Writer("csv", ".csv", _fleet_csv),
+    "json": Writer("json", ".json", _fleet_json),
+}
+
+
+def render(registry: dict[str, Writer], name: str, doc: Any) -> str | bytes:
+    return registry[name].render(doc)
+
+
+def write(registry: dict[str, Writer], name: str, doc: Any, path: Path) -> Path:
+    """Render ``doc`` with the writer ``name`` and write it to ``path`` atomically."""
+    write_atomic(Path(path), render(registry, name, doc))
+    return Path(path)
