@@ -25,9 +25,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import collector_docs as docs
+from browser import chromium_path, load_page
 from netns import wait_line
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
 from readiness.collector.store import Store
+from support import need
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -165,7 +167,7 @@ def test_collector_unreachable_keeps_the_spool_until_it_is_back(cli, tmp_path, s
 
 
 def test_collector_killed_mid_upload_loses_and_doubles_nothing(cli, tmp_path, sqlite_url, token_file):
-    n = 300
+    n = 500  # enough that the agent is still sending when the collector is killed, even on a busy machine
     folder = tmp_path / "out"
     made = [docs.write(docs.document(hostname=f"pc{i}", room=f"r{i}"), folder) for i in range(n)]
     env = spool_env(tmp_path)
@@ -318,7 +320,7 @@ def test_metrics_over_http_follow_uploads(cli, tmp_path, collector, token_file):
     assert uploads["new"] == 2
 
 
-def test_the_run_page_escapes_every_string(cli, tmp_path, collector, sqlite_url):
+def test_every_page_escapes_every_string_and_chromium_runs_no_script(cli, tmp_path, collector, sqlite_url):
     token = add_token(cli, sqlite_url, "--site", HOSTILE)
     doc = docs.document(site=HOSTILE, room=HOSTILE, hostname=HOSTILE, label=HOSTILE)
     doc["checks"]["camera"]["title"] = HOSTILE
@@ -334,3 +336,45 @@ def test_the_run_page_escapes_every_string(cli, tmp_path, collector, sqlite_url)
     assert status == 200 and "default-src 'none'" in headers["content-security-policy"]
     assert b"<script>alert" not in page and b"<img src=x" not in page
     assert b"&lt;script&gt;alert" in page
+    status, headers, fleet_page = collector.request("GET", "/fleet")
+    assert status == 200 and "default-src 'none'" in headers["content-security-policy"]
+    assert b"<script>alert" not in fleet_page and b"<img src=x" not in fleet_page
+    assert fleet_page.count(b"&lt;script&gt;alert") >= 2  # site and host at least
+    status, headers, api = collector.request("GET", "/api/v1/fleet")
+    assert headers["content-type"].startswith("application/json") and json.loads(api)["sites"][0]["site"] == HOSTILE
+    status, mh, metrics = collector.request("GET", "/metrics")
+    assert status == 200 and mh["x-content-type-options"] == "nosniff" and b"readiness_fleet_computers" in metrics
+    need(chromium_path() is not None, "chromium is not installed (tests/run.sh installs it)")
+    for name, html in (("fleet", fleet_page), ("run", page)):
+        path = tmp_path / f"{name}.html"
+        path.write_bytes(html)
+        shown = load_page(path)
+        assert shown.loaded and shown.dialogs == [] and shown.scripts == 0, name
+        assert shown.other_requests == [] and shown.errors == [] and HOSTILE.split(">")[0] in shown.text, name
+
+
+def test_fleet_from_the_database_is_the_fleet_from_the_same_files(cli, tmp_path, collector, token_file, sqlite_url):
+    days = __import__("datetime").timedelta(days=1)
+    made = [docs.document(room="1", hostname="a", age=3 * days), docs.document(room="1", hostname="a2", camera=False),
+            docs.document(room="2", hostname="b", ram=2), docs.document(room="3", hostname="c", height=None),
+            docs.document(room="", hostname="ws1", age=2 * days), docs.document(room="", hostname="ws1", cores=1)]
+    files = [docs.write(d, tmp_path / "share") for d in made]
+    env = spool_env(tmp_path)
+    assert cli("upload", collector.url, *map(str, files), "--token-file", str(token_file), env=env).returncode == 0
+    from_files = cli("aggregate", str(tmp_path / "share"), "-o", str(tmp_path / "f.html"), "--json", "-")
+    from_db = cli("aggregate", "--db", sqlite_url, "-o", str(tmp_path / "d.html"), "--json", "-")
+    assert from_files.returncode == 0 and from_db.returncode == 0, from_db.stderr
+    a, b = json.loads(from_files.stdout), json.loads(from_db.stdout)
+    for key in ("counts", "sites", "requirements", "trend"):
+        assert a[key] == b[key], key
+    assert b["counts"]["total"] == 4 and b["counts"]["not_ready"] == 2  # room 2 (memory) and ws1's newest run
+    assert b["inputs"]["results_read"] == 6 and a["inputs"]["results_read"] == 6
+    status, headers, body = collector.request("GET", "/api/v1/fleet")
+    assert status == 200 and json.loads(body)["counts"] == b["counts"]
+    status, headers, page = collector.request("GET", "/fleet?lang=sv")
+    assert status == 200 and headers["content-type"].startswith("text/html") and b'lang="sv"' in page
+    assert page.count(b'href="runs/') >= 4  # each row links its run's report on the collector
+    status, _, run_page = collector.request("GET", "/runs/" + made[2]["run_id"])
+    assert status == 200 and b"b" in run_page
+    assert collector.request("GET", "/runs/" + "f" * 32)[0] == 404
+    assert cli("aggregate", "--db", sqlite_url, str(tmp_path / "share")).returncode == 2  # one source, not both

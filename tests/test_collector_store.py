@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 import collector_docs as docs
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
 from readiness.collector.ingest import Refused, ingest
+from readiness.collector.fleetdb import FleetView
 from readiness.collector.metrics import exposition
 from readiness.collector.store import Store, StoreError, Unavailable, latest, tokens
 
@@ -176,13 +177,13 @@ def test_metrics_count_rooms_per_site_with_bounded_labels(store):
               docs.document(room="3", hostname="c-old", age=timedelta(days=3)),
               docs.document(site="Malmö", room="", hostname="ws1", camera=False)):
         ingest(store, docs.body(d), d["labels"]["site"])
-    families = {f.name: f for f in text_string_to_metric_families(exposition(store, {"new": 5}).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(exposition(FleetView(store), {"new": 5}).decode())}
     rooms = {(s.labels["site"], s.labels["state"]): s.value for s in families["readiness_fleet_computers"].samples}
     assert rooms[("Stockholm", "ready")] == 1
     assert rooms[("Stockholm", "not_ready")] == 1
-    assert rooms[("Stockholm", "unknown")] == 1  # room 3's newest run: camera failed
-    assert rooms[("Stockholm", "partial")] == 1
-    assert rooms[("Malmö", "unknown")] == 1 and rooms[("Malmö", "partial")] == 1
+    assert rooms[("Stockholm", "unknown")] == 1  # room 3's newest camera fact: the check failed
+    assert rooms[("Stockholm", "partial")] == 0
+    assert rooms[("Malmö", "unknown")] == 1 and rooms[("Malmö", "partial")] == 1  # no camera check at all
     ages = {s.labels["site"]: s.value for s in families["readiness_fleet_newest_result_age_seconds"].samples}
     assert 0 <= ages["Stockholm"] < 3600
     assert {s.value for s in families["readiness_results_stored"].samples} == {5}

@@ -541,7 +541,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
 
 
 @main.command()
-@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", metavar="[PATH...]", nargs=-1, type=click.Path())
+@click.option("--db", "db_url", metavar="URL", help="Read the results from a collector's database instead of files (sqlite:///PATH or postgresql://...).")
 @click.option("--output", "-o", "out", metavar="OUT.html", default="fleet.html", show_default=True, type=click.Path(dir_okay=False), help="Where to write the fleet report.")
 @click.option("--csv", "csv_path", metavar="FILE.csv", type=click.Path(dir_okay=False), help="Also write one row per computer/room (or run) for a spreadsheet.")
 @click.option("--json", "json_path", metavar="FILE.json", type=click.Path(dir_okay=False), help="Also write the aggregate figures as JSON ('-' for stdout).")
@@ -550,9 +551,12 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
 @click.option("--all-runs", is_flag=True, help="Keep every run, not only the latest per computer or room.")
 @click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--max-rows", default=500, show_default=True, type=click.IntRange(min=0), help="Rows of the per-computer table in the HTML (the CSV has all).")
-def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path: str | None, profile: str | None,
-              requirements: str | None, all_runs: bool, lang: str, max_rows: int) -> None:
+def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: str | None, json_path: str | None,
+              profile: str | None, requirements: str | None, all_runs: bool, lang: str, max_rows: int) -> None:
     """One fleet report from many results; folders are searched for *.json recursively.
+
+    With --db URL the results come from a collector's database (`readiness serve --db`): the
+    same report as over the same results as files.
 
     By default each computer (or room, when a room label is set) counts with the latest
     measurement of each check, as judged when it ran, so a later partial run (--check system)
@@ -567,6 +571,8 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
     from .fleet import collect, figures
     from .render.writers import FLEET_WRITERS, FleetDocument, write
 
+    if bool(paths) == bool(db_url):
+        raise click.UsageError("give the result folders or files (PATH...), or --db URL")
     prof = None
     if profile or requirements:
         plugins = _plugins()
@@ -587,7 +593,18 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
     def show_skip(s: Any) -> None:
         click.echo(terminal_text(f"skipped: {s.path}: {s.reason}"), err=True)
 
-    fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
+    if db_url:
+        from .collector.fleetdb import build_fleet
+        from .collector.store import Unavailable, redacted
+
+        try:
+            fleet = build_fleet(_store(db_url, create=False), profile=prof, all_runs=all_runs, on_skip=show_skip)
+        except Unavailable as exc:
+            fail(str(exc))
+        source = redacted(db_url)
+    else:
+        fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
+        source = ", ".join(paths)
     figs = figures(fleet, lang)
     to_stdout = json_path == "-"
     doc = FleetDocument(fleet, figs, lang, Path(out), max_rows)
@@ -603,7 +620,8 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
         except OSError as exc:
             fail(f"cannot write {target}: {exc.strerror or exc}")
     c = figs["counts"]
-    click.echo(f"Read {fleet.results_read} result files, skipped {len(fleet.skipped)} files; "
+    read = f"{fleet.results_read} results from the database" if db_url else f"{fleet.results_read} result files"
+    click.echo(f"Read {read}, skipped {len(fleet.skipped)}{'' if db_url else ' files'}; "
                f"{c['total']} {'runs' if all_runs else 'computers/rooms'}: {c['ready']} ready, "
                f"{c['not_ready']} not ready, {c['unknown']} unknown or partial.", err=to_stdout)
     for _, target in targets:
@@ -611,7 +629,7 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
     if to_stdout:
         click.echo(json.dumps(figs, indent=2, ensure_ascii=False))
     if not fleet.runs:
-        fail("no readable results were found in " + ", ".join(paths) + " (the report says so; nothing to aggregate)")
+        fail(f"no readable results were found in {source} (the report says so; nothing to aggregate)")
 
 
 # --- collection: tokens, upload --------------------------------------------------------------

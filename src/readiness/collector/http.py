@@ -96,6 +96,9 @@ class Collector:
         self.public_read = public_read
         self.max_body = max_body
         self.counters = Counters()
+        from .fleetdb import FleetView
+
+        self.view = FleetView(store)
         self.log = log or (lambda _m: None)
         self.started = time.time()
 
@@ -190,7 +193,7 @@ class Collector:
 
         def make() -> Response:
             from ..judge import Judgement
-            from ..report import render_report
+            from ..render.report import render_report
             from ..result import Result
 
             doc = self.store.document(run_id)
@@ -205,17 +208,13 @@ class Collector:
 
     def get_fleet(self, req: Request) -> Response:
         def make() -> Response:
-            from .fleetdb import fleet_html
-
-            return html(fleet_html(self.store, _lang(req)))
+            return html(self.view.html(_lang(req)))
 
         return self._reading(req, make)
 
     def get_fleet_json(self, req: Request) -> Response:
         def make() -> Response:
-            from .fleetdb import fleet_figures
-
-            return reply(200, fleet_figures(self.store, _lang(req))[1])
+            return reply(200, self.view.get(_lang(req))[1])
 
         return self._reading(req, make)
 
@@ -223,13 +222,13 @@ class Collector:
         def make() -> Response:
             from .metrics import CONTENT_TYPE, exposition
 
-            return Response(200, exposition(self.store, self.counters.snapshot()), CONTENT_TYPE)
+            return Response(200, exposition(self.view, self.counters.snapshot()), CONTENT_TYPE)
 
         return self._reading(req, make)
 
 
 def _lang(req: Request) -> str:
-    from ..report import LANGS
+    from ..i18n import languages
 
     lang = _param(req, "lang", "en")
-    return lang if lang in LANGS else "en"
+    return lang if lang in languages() else "en"

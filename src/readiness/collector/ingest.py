@@ -20,7 +20,6 @@ from .store import HOST_MAX, TEXT_MAX, RawJSON, Store, utcnow
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a result with a camera snapshot is ~100 kB
 MAX_DEPTH = 32  # a result nests 6 deep; details may add a few levels
-UNKNOWN = "UNKNOWN"
 # NaN, Infinity, or a number too large for a float (exponent of 3+ digits): the border may replace those
 _MAY_CHANGE = re.compile(rb"NaN|Infinity|[eE][+]?[0-9]{3}")
 
@@ -95,16 +94,15 @@ def room_key(site: str, room: str, hostname: str, run_id: str) -> str:
 
 
 def coverage(judgement: dict[str, Any] | None) -> float | None:
-    """Share of the requirement list that was measured (not UNKNOWN); None without a judgement."""
-    if not isinstance(judgement, dict):
+    """Share of the checks the profile needs that measured (ran with status ok); None without
+    a judgement or without coverage facts (a result from before coverage was recorded)."""
+    cov = judgement.get("coverage") if isinstance(judgement, dict) else None
+    if not isinstance(cov, dict) or not isinstance(cov.get("needed"), list):
         return None
-    cov = judgement.get("coverage")
-    if isinstance(cov, dict) and isinstance(cov.get("share"), (int, float)):
-        return float(cov["share"])
-    items = judgement.get("items") or []
-    if not items:
+    needed = set(cov["needed"])
+    if not needed:
         return 0.0
-    return sum(1 for i in items if i.get("status") != UNKNOWN) / len(items)
+    return len(needed & set(cov.get("measured") or ())) / len(needed)
 
 
 def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -121,7 +119,7 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if started.tzinfo is None:
         started = started.replace(tzinfo=timezone.utc)
     judgement = data.get("judgement")
-    overall = judgement.get("overall") if isinstance(judgement, dict) else None
+    verdict = (judgement.get("verdict") or judgement.get("overall")) if isinstance(judgement, dict) else None
     # every check the run holds, whatever its status: the fleet state takes each check's newest
     # fact (a camera that fails now is the room's camera state now), as the fleet code does for files
     measured = sorted(data["checks"])
@@ -129,7 +127,7 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         raise Refused(422, "too_long", f"a check name is longer than {TEXT_MAX} characters")
     row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname,
            "room_key": room_key(site, room, hostname, data["run_id"]), "started": started, "received": utcnow(),
-           "profile": profile, "overall": overall, "coverage": coverage(judgement)}
+           "profile": profile, "verdict": verdict, "coverage": coverage(judgement)}
     return row, measured
 
 

@@ -8,7 +8,8 @@ is brought up to date when the server starts.
 
 Tables:
 - ``results``: one row per run, the whole document (JSONB on PostgreSQL, JSON text on SQLite)
-  plus indexed columns: site, room, host, start time, profile, verdict, coverage.
+  plus indexed columns: site, room, host, start time, profile, verdict, coverage (the share of
+  the checks its profile needs that measured).
 - ``latest``: per room (or per host without a room label), the newest run (``check_name`` "")
   and the newest run holding each check (whatever its status: its newest fact). Updated in the same transaction as the insert;
   retention never deletes a run this table points to, so the fleet state survives pruning.
@@ -50,7 +51,7 @@ results = Table(
     Column("started", DateTime(timezone=True), nullable=False),
     Column("received", DateTime(timezone=True), nullable=False),
     Column("profile", String(TEXT_MAX), nullable=False),
-    Column("overall", String(8), nullable=True),  # None: the document holds no judgement
+    Column("verdict", String(8), nullable=True),  # the judgement's verdict (PARTIAL too); None: not judged
     Column("coverage", Float, nullable=True),  # share of the list's requirements measured, 0..1
     Column("document", _DOCUMENT, nullable=False),
     Index("ix_results_site_started", "site", "started"),
@@ -58,7 +59,7 @@ results = Table(
     Index("ix_results_hostname", "hostname"),
     Index("ix_results_started", "started"),
     Index("ix_results_profile", "profile"),
-    Index("ix_results_overall", "overall"),
+    Index("ix_results_verdict", "verdict"),
 )
 
 latest = Table(
@@ -380,31 +381,23 @@ class Store:
     def per_day(self) -> dict[date, dict[str, int]]:
         """Runs per UTC day and verdict, over every stored run (the fleet trend)."""
         out: dict[date, dict[str, int]] = {}
-        query = select(results.c.started, results.c.overall).where(results.c.overall.is_not(None))
+        query = select(results.c.started, results.c.verdict).where(results.c.verdict.is_not(None))
         with self._guard(), self.engine.connect() as conn:
-            for started, overall in conn.execution_options(yield_per=5000).execute(query):
-                day = aware(started).astimezone(timezone.utc).date()
-                counts = out.setdefault(day, {})
-                counts[overall] = counts.get(overall, 0) + 1
+            for started, verdict in conn.execution_options(yield_per=5000).execute(query):
+                counts = out.setdefault(aware(started).astimezone(timezone.utc).date(), {})
+                counts[verdict] = counts.get(verdict, 0) + 1
         return out
 
-    def site_states(self) -> list[dict[str, Any]]:
-        """Per site: the newest run of each room/computer counted by verdict, how many of those are
-        partial (coverage < 1), and the start of the site's newest result."""
-        newest = (select(results.c.site, results.c.overall, results.c.coverage, func.count())
-                  .join(latest, and_(latest.c.run_id == results.c.run_id, latest.c.check_name == ""))
-                  .group_by(results.c.site, results.c.overall, results.c.coverage))
-        ages = select(results.c.site, func.max(results.c.started)).group_by(results.c.site)
-        out: dict[str, dict[str, Any]] = {}
+    def newest_per_site(self) -> dict[str, datetime]:
+        """Each site's newest result (its start time)."""
+        query = select(results.c.site, func.max(results.c.started)).group_by(results.c.site)
         with self._guard(), self.engine.connect() as conn:
-            for site, when in conn.execute(ages):
-                out[site] = {"site": site, "verdicts": {}, "partial": 0, "newest": aware(when)}
-            for site, overall, cov, n in conn.execute(newest):
-                entry = out[site]
-                entry["verdicts"][overall] = entry["verdicts"].get(overall, 0) + n
-                if cov is None or cov < 1:
-                    entry["partial"] += n
-        return [out[site] for site in sorted(out)]
+            return {site: aware(when) for site, when in conn.execute(query)}
+
+    def change_stamp(self) -> tuple[Any, ...]:
+        """Changes whenever a run is stored or pruned (any collector process on this database)."""
+        with self._guard(), self.engine.connect() as conn:
+            return tuple(conn.execute(select(func.count(), func.max(results.c.received))).one())
 
 
 def _token(row: Any) -> Token:

@@ -26,13 +26,13 @@ def upgrade() -> None:
         sa.Column("started", sa.DateTime(timezone=True), nullable=False),
         sa.Column("received", sa.DateTime(timezone=True), nullable=False),
         sa.Column("profile", sa.String(200), nullable=False),
-        sa.Column("overall", sa.String(8), nullable=True),
+        sa.Column("verdict", sa.String(8), nullable=True),
         sa.Column("coverage", sa.Float, nullable=True),
         sa.Column("document", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
     )
     for name, cols in (("site_started", ["site", "started"]), ("site_room", ["site", "room"]),
                        ("hostname", ["hostname"]), ("started", ["started"]), ("profile", ["profile"]),
-                       ("overall", ["overall"])):
+                       ("verdict", ["verdict"])):
         op.create_index(f"ix_results_{name}", "results", cols)
     op.create_table(
         "latest",
