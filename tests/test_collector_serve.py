@@ -378,3 +378,46 @@ def test_fleet_from_the_database_is_the_fleet_from_the_same_files(cli, tmp_path,
     assert status == 200 and b"b" in run_page
     assert collector.request("GET", "/runs/" + "f" * 32)[0] == 404
     assert cli("aggregate", "--db", sqlite_url, str(tmp_path / "share")).returncode == 2  # one source, not both
+
+
+def test_a_refused_upload_is_a_plain_error_that_keeps_the_file(cli, tmp_path, collector, token_file, sqlite_url):
+    env = spool_env(tmp_path)
+    wrong_site = docs.write(docs.document(site="Malmö"), tmp_path / "out")
+    good = docs.write(docs.document(hostname="fine"), tmp_path / "out")
+    done = cli("upload", collector.url, str(wrong_site), str(good), "--token-file", str(token_file), env=env)
+    assert done.returncode == 2
+    assert "refused it (403)" in done.stderr and "Malmö" in done.stderr and "Traceback" not in done.stderr
+    assert [p.stem for p in (tmp_path / "spool").glob("*.json")] == [json.loads(wrong_site.read_text())["run_id"]]
+    assert rows(sqlite_url) == 1  # the good one went; the refused one waits, with its reason said
+    assert cli("serve", "token", "revoke", "1", "--db", sqlite_url).returncode == 0
+    again = cli("upload", collector.url, "--token-file", str(token_file), env=env)
+    assert again.returncode == 2 and "revoked" in again.stderr
+    assert len(list((tmp_path / "spool").glob("*.json"))) == 1
+    missing = cli("upload", collector.url, env={k: v for k, v in env.items() if k != "READINESS_UPLOAD_TOKEN"})
+    assert missing.returncode == 2 and "upload token is needed" in missing.stderr
+
+
+def test_retention_prunes_old_runs_but_keeps_each_rooms_latest(cli, tmp_path, sqlite_url, token_file):
+    from datetime import timedelta
+
+    from readiness.collector.ingest import ingest
+
+    day = timedelta(days=1)
+    superseded = docs.document(room="1", hostname="a", age=90 * day)  # every check measured again later
+    camera = docs.document(room="1", hostname="b", age=60 * day)  # room 1's newest camera measurement
+    newest = docs.document(room="1", hostname="c", age=40 * day, camera=False)  # room 1's newest run
+    quiet = docs.document(room="2", hostname="d", age=200 * day)  # a room that went quiet: its only run
+    store = Store(sqlite_url)
+    for d in (superseded, camera, newest, quiet):
+        ingest(store, docs.body(d), "Stockholm")
+    store.close()
+    c = Collector(sqlite_url, "--keep-days", "30")
+    deadline = time.monotonic() + 30
+    while rows(sqlite_url) > 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    err = c.stop()
+    store = Store(sqlite_url)
+    kept = {run_id for run_id, _ in store.documents(all_runs=True)}
+    store.close()
+    assert kept == {camera["run_id"], newest["run_id"], quiet["run_id"]}
+    assert "retention: pruned 1 results older than 30 days" in err
