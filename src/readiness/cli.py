@@ -494,10 +494,11 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 @click.option("--public-read", is_flag=True, help="With --db: let any machine read /fleet, /runs, /api/v1/fleet and /metrics (else: this machine, or a read token).")
 @click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="With --db: prune results older than this; each room's newest run and newest result per check stay.")
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
+@click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, db_url: str | None, public_read: bool,
-          keep_days: int, max_upload_mb: float) -> None:
+          keep_days: int, max_upload_mb: float, ingest_workers: int | None) -> None:
     """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -524,7 +525,12 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         from .server import log
 
         store = _store(db_url, create=True)
-        collector = Collector(store, public_read=public_read, max_body=int(max_upload_mb * 1e6), log=log)
+        if ingest_workers is None:
+            ingest_workers = n if (n := os.cpu_count() or 1) > 1 else 0
+        collector = Collector(store, public_read=public_read, max_body=int(max_upload_mb * 1e6), log=log,
+                              workers=ingest_workers)
+        if collector.checker is not None:
+            collector.checker.warm()
         routes = collector.routes()
         stopping = threading.Event()
         collector.start_retention(timedelta(days=keep_days), stopping)

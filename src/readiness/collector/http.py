@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from ..server import BodyError, Request, Response, Route
-from .ingest import MAX_BODY_BYTES, Refused, ingest
+from .ingest import MAX_BODY_BYTES, Checkers, Refused, ingest
 from .store import Store, Unavailable
 
 JSON_TYPE = "application/json"
@@ -91,8 +91,9 @@ class Collector:
     """The collector's handlers over one ``Store``."""
 
     def __init__(self, store: Store, public_read: bool = False, max_body: int = MAX_BODY_BYTES,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, workers: int = 0) -> None:
         self.store = store
+        self.checker = Checkers(workers) if workers > 0 else None
         self.public_read = public_read
         self.max_body = max_body
         self.counters = Counters()
@@ -140,7 +141,7 @@ class Collector:
                 self.counters.add("unauthorized")
                 return refuse(401, "revoked_token", "this upload token was revoked; ask IT for a new one",
                               **{"WWW-Authenticate": "Bearer"})
-            outcome = ingest(self.store, req.body.read(), token.site, self.max_body)
+            outcome = ingest(self.store, req.body.read(), token.site, self.max_body, self.checker)
         except BodyError as exc:
             self.counters.add("refused")
             resp = refuse(408, "body_incomplete", f"the result did not arrive in time or whole ({exc.outcome})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
@@ -144,16 +145,78 @@ def _as_stored(body: bytes, data: dict[str, Any]) -> Any:
     return data if text.startswith("\ufeff") else RawJSON(text)
 
 
-def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """Check and store one uploaded result for a token of ``token_site``.
+def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
+    """Everything about one upload that needs no database: ("ok", row, checks, document) with
+    document None when the bytes themselves are to be stored, or ("refused", status, code,
+    reason). Plain values only, so it can run in a worker process (``Checkers``)."""
+    try:
+        data = parse(body, max_bytes)
+        validate(data)
+        row, measured = row_of(data)
+    except Refused as exc:
+        return ("refused", exc.status, exc.code, exc.reason)
+    document = _as_stored(body, data)
+    return ("ok", row, measured, None if isinstance(document, RawJSON) else document)
+
+
+class Checkers:
+    """Worker processes for ``check``: the border is pure Python and CPU-bound (a 47 kB result
+    takes a few milliseconds), so with one process the GIL caps ingest at one core. Started
+    with "spawn" (no fork of a threaded server); a pool that broke (a worker killed) is
+    replaced, and the upload in hand is checked here."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.lock = threading.Lock()
+        self.pool: Any = None
+
+    def _pool(self) -> Any:
+        with self.lock:
+            if self.pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            return self.pool
+
+    def warm(self) -> None:
+        """Start the workers now (they import the border once), not on the first upload."""
+        for f in [self._pool().submit(check, b"{}") for _ in range(self.workers)]:
+            f.result()
+
+    def __call__(self, body: bytes, max_bytes: int) -> tuple[Any, ...]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = self._pool()
+        try:
+            return pool.submit(check, body, max_bytes).result()
+        except BrokenProcessPool:
+            with self.lock:
+                if self.pool is pool:
+                    self.pool = None
+            return check(body, max_bytes)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = None
+
+
+def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY_BYTES,
+           checker: Any = None) -> dict[str, Any]:
+    """Check and store one uploaded result for a token of ``token_site``; ``checker``: where
+    ``check`` runs (a ``Checkers`` pool; None: here).
 
     Returns the success body ({"run_id", "stored": "new" | "already"}); raises ``Refused``
     (a 4xx) or ``store.Unavailable`` (503: the client keeps the result and retries).
     """
-    data = parse(body, max_bytes)
-    validate(data)
-    row, measured = row_of(data)
-    document = _as_stored(body, data)
+    outcome = (checker or check)(body, max_bytes)
+    if outcome[0] == "refused":
+        raise Refused(*outcome[1:])
+    _, row, measured, document = outcome
+    if document is None:
+        document = RawJSON(body.decode("utf-8"))
     if row["site"] != token_site:
         raise Refused(403, "wrong_site", f"this token submits results for site {token_site!r} only; "
                                          f"the result is labelled site {row['site']!r}")
