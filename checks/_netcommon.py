@@ -89,9 +89,9 @@ def offline_error(hosts: list[str]) -> CheckError:
     _dns_failed_at[0] = time.monotonic()
     if not has_route():
         return CheckError("no internet connection: this computer has no network route "
-                          "(cable unplugged, Wi-Fi off, or no network configured)")
+                          "(cable unplugged, Wi-Fi off, or no network configured)", code="no_network_route")
     return CheckError(f"DNS lookups fail: none of {', '.join(hosts[:4])} could be resolved "
-                      "(no internet connection, or the DNS server does not answer)")
+                      "(no internet connection, or the DNS server does not answer)", code="dns_fails")
 
 
 def resolve_all(hostports: list[tuple[str, int]], timeout_s: float = 2.0,

@@ -30,6 +30,7 @@ from netns import wait_line
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
 from readiness.collector.store import Store
 from support import need
+from test_server import certificate  # noqa: F401 - the fixture: a self-signed certificate for 127.0.0.1
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -44,6 +45,7 @@ class Collector:
 
     def __init__(self, db_url: str, *extra: str) -> None:
         self.db_url, self.extra = db_url, extra
+        self.scheme = "https" if "--tls-cert" in extra else "http"
         self.port = 0
         self.start()
 
@@ -57,7 +59,7 @@ class Collector:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -420,3 +422,22 @@ def test_retention_prunes_old_runs_but_keeps_each_rooms_latest(cli, tmp_path, sq
     kept = {run_id for run_id, _ in store.documents(all_runs=True)}
     store.close()
     assert kept == {camera["run_id"], newest["run_id"], quiet["run_id"]}
+
+
+def test_uploads_over_tls_and_no_token_in_clear(cli, tmp_path, sqlite_url, token_file, certificate):
+    cert, key = certificate
+    c = Collector(sqlite_url, "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        assert c.url.startswith("https://")
+        env = spool_env(tmp_path)
+        made = docs.write(docs.document(), tmp_path / "out")
+        untrusted = cli("upload", c.url, str(made), "--token-file", str(token_file), "--attempts", "1", env=env)
+        assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr  # kept, not sent
+        env["SSL_CERT_FILE"] = str(cert)  # the organisation's CA, as an agent would trust it
+        sent = cli("upload", c.url, "--token-file", str(token_file), env=env)
+        assert sent.returncode == 0, sent.stderr
+        assert rows(sqlite_url) == 1
+        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+            c.request("GET", "/metrics")  # plain HTTP to the TLS port gets no answer
+    finally:
+        c.kill()

@@ -163,6 +163,12 @@ def test_report_refuses_pipes_devices_and_oversized_files_without_waiting(cli, t
         assert time.monotonic() - start < 20
         assert r.returncode == 2 and r.stderr.startswith(f"readiness: {path}: ") and reason in r.stderr, r.stderr
     assert not (tmp_path / "out.html").exists()
+    prof_cases = [(fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file")]
+    for path, reason in prof_cases:  # a requirement list is a file from elsewhere too
+        start = time.monotonic()
+        r = cli("report", str(put(tmp_path / "r.json", make_result())), "-r", str(path), timeout=30)
+        assert time.monotonic() - start < 20
+        assert r.returncode == 2 and r.stderr.startswith(f"readiness: {path}: ") and reason in r.stderr, r.stderr
 
 
 # --- numbers that are not numbers ------------------------------------------------------------
@@ -493,3 +499,75 @@ def test_a_copy_of_a_good_result_still_reads(tmp_path):
                                           "nan": None}
     res = read_result(put(tmp_path / "ok.json", doc))
     assert res.checks["system"].value("cpu_cores") == 8
+
+
+def test_a_speed_test_url_with_credentials_never_reaches_a_header_or_the_result(cli, tmp_path):
+    from readiness.checks._netcommon import HttpUrl
+
+    u = HttpUrl("http://user:p@ss@127.0.0.1:9/base?token=secret", "bad url")
+    assert (u.hostheader, u.url) == ("127.0.0.1:9", "http://127.0.0.1:9/base")
+    r = cli("run", "-c", "bandwidth", "--set", 'bandwidth.url="http://user:secret@127.0.0.1:9/?token=secret"',
+            "-o", str(tmp_path), "--quiet", "--no-open", timeout=120)
+    files = list(tmp_path.glob("readiness-*"))
+    assert r.returncode != 2 and len(files) == 2, r.stderr
+    for f in files:
+        assert "secret" not in f.read_text(encoding="utf-8"), f
+
+
+def test_the_border_sorts_its_reasons_for_a_server_to_answer_with():
+    from readiness.result import MAX_RESULT_BYTES, ResultError, load_result_bytes, result_from_data
+
+    good = json.dumps(make_result()).encode()
+    assert load_result_bytes(good, "upload").run_id == "0" * 31 + "1"
+    cases = [(b" " * (MAX_RESULT_BYTES + 1), "too_large"), (b"{", "not_json"), (_deep(100_000).encode(), "not_json"),
+             (_bad(BAD_DOCUMENTS[2][1]).encode(), "invalid"), (b"[]", "invalid")]
+    for raw, kind in cases:
+        with pytest.raises(ResultError) as err:
+            load_result_bytes(raw, "upload from 192.0.2.7")
+        assert err.value.kind == kind and str(err.value).startswith("upload from 192.0.2.7: ")
+    with pytest.raises(ResultError):
+        result_from_data(json.loads(_deep(500)), "upload")
+
+
+def test_what_a_run_writes_the_border_always_reads(cli, tmp_path):
+    """The writer's limits are the reader's: a text a result stores can never make it unreadable."""
+    from readiness.cli import MAX_LABEL
+    from readiness.requirements import TEXT_LIMITS
+    from readiness.result import read_result
+    from readiness.schema import schema_text
+    from readiness.session import MAX_ERROR, MAX_TITLE, MAX_WARNING
+
+    schema = json.loads(schema_text())
+    req = schema["$defs"]["requirement"]["properties"]
+    assert {k: req[k]["maxLength"] for k in ("label", "why", "fix", "source")} == \
+        {k: TEXT_LIMITS[k] for k in ("label", "why", "fix", "source")}
+    assert schema["properties"]["profile"]["properties"]["name"]["maxLength"] == TEXT_LIMITS["name"]
+    assert schema["properties"]["profile"]["properties"]["title"]["maxLength"] == TEXT_LIMITS["title"]
+    assert schema["properties"]["labels"]["properties"]["label"]["maxLength"] == MAX_LABEL
+    check = schema["$defs"]["check"]["properties"]
+    assert (check["error"]["maxLength"], check["title"]["maxLength"]) == (MAX_ERROR, MAX_TITLE)
+    assert schema["properties"]["warnings"]["items"]["maxLength"] == MAX_WARNING
+
+    r = cli("run", "-c", "system", "--label", "x" * (MAX_LABEL + 1), "-o", str(tmp_path), "--quiet")
+    assert r.returncode == 2 and "--label" in r.stderr and not list(tmp_path.iterdir())
+    prof = put(tmp_path / "long.toml", PROFILE.replace('why = "Video needs cores."', f'why = "{"w" * 4001}"'))
+    r = cli("report", str(put(tmp_path / "r.json", make_result())), "-r", str(prof))
+    line = PROFILE.splitlines().index('why = "Video needs cores."') + 1
+    assert r.returncode == 2 and r.stderr.startswith(f"readiness: {prof}:{line}: 'why' is 4001 characters"), r.stderr
+    out = tmp_path / "out"
+    r = cli("run", "-c", "system", "--label", "x" * MAX_LABEL, "-o", str(out), "--quiet", "--no-open")
+    assert r.returncode in (0, 1, 3), r.stderr
+    assert read_result(next(out.glob("*.json"))).labels["label"] == "x" * MAX_LABEL
+
+
+def test_a_value_readers_would_refuse_is_written_as_not_measured(plugin_cli, tmp_path):
+    from conftest import FIXTURE_PROFILES
+    from readiness.result import read_result
+
+    out = tmp_path / "out"
+    r = plugin_cli("run", "-r", str(FIXTURE_PROFILES / "fixture.toml"), "-c", "fixture_fast",
+                   "--set", "fixture_fast.value=1e300", "-o", str(out), "--quiet", "--no-open")
+    assert r.returncode in (1, 3), r.stderr  # not measured is never ready
+    res = read_result(next(out.glob("*.json")))
+    assert res.checks["fixture_fast"].value("value_ms") is None
+    assert res.judgement["items"][0]["status"] == "UNKNOWN"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 
 import pytest
 
@@ -39,31 +37,8 @@ def test_file_names_are_unique_per_host_and_time_and_safe(tmp_path):
     assert len(list(tmp_path.glob("*.json"))) == 2
 
 
-def test_write_is_atomic_a_reader_never_sees_half_a_file(tmp_path):
-    big = make()
-    big.checks["system"].details["samples"] = list(range(30_000))
-    path = tmp_path / f"{result_stem(big)}.json"
-    seen: list[str] = []
-    stop = threading.Event()
-
-    def reader():
-        while not stop.is_set():
-            try:
-                text = path.read_text()
-            except FileNotFoundError:
-                continue
-            seen.append("ok" if json.loads(text) else "empty")
-
-    t = threading.Thread(target=reader)
-    t.start()
-    try:
-        for _ in range(10):
-            write_result(big, tmp_path)
-    finally:
-        stop.set()
-        t.join()
-    assert seen and set(seen) == {"ok"}  # json.loads never failed on a partial file
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left behind
+# The atomic write is tested deterministically in test_writers.py (a racing reader caught a
+# non-atomic writer only in some runs).
 
 
 @pytest.mark.parametrize(

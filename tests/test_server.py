@@ -185,7 +185,7 @@ def test_slow_uploads_are_cut_at_the_cap_and_cannot_take_every_transfer_slot():
     p, port, _ = _serve("--max-transfers", "4", "--timeout", "1.5", "--max-seconds", "3")
     try:
         slow = []
-        for _ in range(6):  # more than all the slots, one byte every half second: never idle long enough
+        for _ in range(6):  # more than all the slots, 2 kB every half second: never idle, never too slow
             s = _attacker(port)
             s.sendall(b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
             slow.append(s)
@@ -195,7 +195,7 @@ def test_slow_uploads_are_cut_at_the_cap_and_cannot_take_every_transfer_slot():
             while time.monotonic() - started < 8:
                 for s in slow:
                     try:
-                        s.send(b"x")
+                        s.send(b"x" * 2048)
                     except OSError:
                         pass
                 time.sleep(0.5)
@@ -332,3 +332,106 @@ def test_a_route_added_by_another_feature_gets_a_bounded_body(tmp_path):
     finally:
         code, err = _stop(p)
     assert code == 0 and "GET /broken failed: RuntimeError('a bug in a handler')" in err and "Traceback" not in err
+
+
+def test_oversized_request_headers_are_cut_off(server):
+    _, port, _ = server
+    head = b"GET /__down?bytes=1 HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-Pad-%d: %s\r\n" % (i, b"a" * 4000) for i in range(60)) + b"\r\n"  # 240 kB: 60 lines, each allowed alone
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        try:
+            s.sendall(head)
+            got = s.recv(100)
+        except ConnectionError:
+            got = b""
+    assert not got.startswith(b"HTTP/1.1 200"), got
+    assert _get(port, "/__down?bytes=10")[0] == 200
+
+
+def test_a_trickle_from_many_addresses_is_cut_as_silence_not_held_to_the_cap():
+    """One byte every half second never lets --timeout fire; from eight addresses the per-client
+    share does not help either. Under 1 kB per --timeout is silence: all are cut within seconds."""
+    p, port, _ = _serve("--max-transfers", "8", "--timeout", "1", "--max-seconds", "60")
+    slow = []
+    try:
+        for i in range(8):
+            s = _attacker(port, f"127.0.2.{i + 1}")
+            s.sendall(b"POST /__up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+            slow.append(s)
+        started = time.monotonic()
+        for _ in range(12):
+            for s in slow:
+                try:
+                    s.send(b"x")
+                except OSError:
+                    pass
+            time.sleep(0.5)
+            if all(_closed_by_server(s, 0.01) is not None for s in slow):
+                break
+        assert time.monotonic() - started < 5
+        assert all(code == 200 for code in _honest_downloads(port, 0.5))
+    finally:
+        for s in slow:
+            s.close()
+        code, err = _stop(p)
+    assert code == 0 and err.count("cut: too slow") == 8, err
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1, made by openssl (tests/run.sh installs it)."""
+    from support import need_tool
+
+    openssl = need_tool("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_tls_serves_https_and_a_stalled_handshake_holds_nothing(certificate):
+    import ssl
+
+    cert, key = certificate
+    exe = shutil.which("readiness")
+    cmd = [exe, "serve"] if exe else [sys.executable, "-m", "readiness.cli", "serve"]
+    p = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--http-port", "0", "--stun-port", "0", "--timeout", "1",
+                                "--tls-cert", str(cert), "--tls-key", str(key)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stalled = []
+    try:
+        port = int(re.search(r"https://127\.0\.0\.1:(\d+)", wait_line(p, "listening on")).group(1))
+        ctx = ssl.create_default_context(cafile=str(cert))
+        for _ in range(10):  # connect and never say hello, or say half of it
+            s = _attacker(port)
+            s.sendall(b"\x16\x03\x01")
+            stalled.append(s)
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=ctx)
+        c.request("GET", "/__down?bytes=4321")
+        r = c.getresponse()
+        assert r.status == 200 and len(r.read()) == 4321  # served while the stalled ones wait
+        c.close()
+        assert all(_closed_by_server(s, 4) is not None for s in stalled)
+        plain = socket.create_connection(("127.0.0.1", port), timeout=5)  # plain HTTP to a TLS port: no answer but a close
+        plain.sendall(b"GET /__info HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            assert not plain.recv(100).startswith(b"HTTP/1.1 200")
+        except ConnectionResetError:
+            pass
+        plain.close()
+    finally:
+        for s in stalled:
+            s.close()
+        code, err = _stop(p)
+    assert code == 0 and "TLS handshake not done in time" in err and "Traceback" not in err
+
+
+def test_a_bad_certificate_is_a_plain_error(tmp_path):
+    bad = tmp_path / "cert.pem"
+    bad.write_text("not a certificate", encoding="utf-8")
+    exe = shutil.which("readiness")
+    cmd = [exe, "serve"] if exe else [sys.executable, "-m", "readiness.cli", "serve"]
+    r = subprocess.run(cmd + ["--host", "127.0.0.1", "--http-port", "0", "--stun-port", "0", "--tls-cert", str(bad)],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2 and f"cannot use {bad} for TLS" in r.stderr and "Traceback" not in r.stderr, r.stderr

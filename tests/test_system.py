@@ -12,7 +12,7 @@ import pytest
 from support import is_root, need, need_tool
 from readiness.check import CheckContext
 from readiness.checks.system import SystemCheck
-from readiness.netinfo import _redact, interface_kind
+from readiness.netinfo import interface_kind, redact_url
 
 
 def measure(**options):
@@ -50,7 +50,7 @@ def test_proxy_from_environment_is_seen_without_credentials(monkeypatch):
     assert r.metrics["proxy_configured"] is True
     assert r.details["proxies"]["https"] == "http://***@proxy.corp.example:3128"
     assert "s3cret" not in str(r.details)
-    assert _redact("http://proxy:8080") == "http://proxy:8080"
+    assert redact_url("http://proxy:8080") == "http://proxy:8080"
 
 
 @pytest.mark.parametrize("name, kind", [("lo", "loopback"), ("tun0", "vpn"), ("wg0", "vpn"), ("tailscale0", "vpn"), ("docker0", "virtual")])

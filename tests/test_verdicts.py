@@ -410,7 +410,7 @@ def test_offline_device_less_summary_fits_one_screen(tmp_path):
     causes = [ln for ln in lines if ln.startswith("  Could not check ")]
     assert all(c.rstrip().endswith(("requirement unknown)", "requirements unknown)")) for c in causes)
     # one cause (no route out) behind the three network checks: one line, its unknowns summed
-    (network,) = [c for c in causes if "no internet connection" in c]
+    (network,) = [c for c in causes if "No internet connection" in c]  # the catalog's words for the fact
     named = network.removeprefix("  Could not check ").split(":")[0]
     assert sorted(named.split(", ")) == ["Bandwidth", "Connectivity", "Latency"]
     assert network.endswith("(12 requirements unknown)")

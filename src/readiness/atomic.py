@@ -13,13 +13,20 @@ folders may be shares that room PCs can write to, where anyone can plant a link,
 
 ``write_all_or_none`` writes several files so that either all appear or none (a result JSON
 is never left without its HTML); ``probe_writable`` proves a folder writable the same way.
+``read_regular`` is the matching way to read a file someone else may have put there: a
+regular file only (a pipe or device is refused without waiting on it), at most ``limit`` bytes.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
+
+
+class NotAFile(OSError):
+    """A path that is not a regular file of a readable size; ``str()`` says why in plain words."""
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) \
     | getattr(os, "O_BINARY", 0)
@@ -101,3 +108,24 @@ def probe_writable(folder: str | os.PathLike[str]) -> None:
     fd, tmp = _create_temp(folder, "readiness-write-test")
     os.close(fd)
     os.unlink(tmp)
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. Raises NotAFile for a folder, a
+    pipe, a device or a larger file (never blocking on a pipe), OSError when it cannot be read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise NotAFile("is a folder, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise NotAFile("not a regular file (a pipe, device or socket); not read")
+        if st.st_size > limit:
+            raise NotAFile(f"too large ({st.st_size / 1048576:.1f} MB; at most {limit / 1048576:g} MB)")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:  # grew while being read
+            raise NotAFile(f"too large (more than {limit / 1048576:g} MB)")
+        return data
+    finally:
+        os.close(fd)

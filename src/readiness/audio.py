@@ -304,7 +304,12 @@ def preferred_default(hostapis: list[dict], kind: str, fallback: int = -1, platf
 
 
 class DeviceNotFound(LookupError):
-    """No device of the wanted kind, or none matching the name given; message is plain."""
+    """No device of the wanted kind, or none matching the name given; message is plain.
+    ``code`` names the fact for the catalogs when there is no device at all."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def select_device(
@@ -322,7 +327,7 @@ def select_device(
     usable = usable_devices(devices, hostapis, kind, platform)
     word = "microphone" if kind == "input" else "speaker"
     if not usable:
-        raise DeviceNotFound(f"no {word} found: the system lists no audio {kind} device")
+        raise DeviceNotFound(f"no {word} found: the system lists no audio {kind} device", f"no_{word}_found")
     listing = "; ".join(f"{d['name']} ({d['hostapi']})" for d in usable)
     if name_part is None or str(name_part).strip() == "":
         if default_index is not None and default_index >= 0:

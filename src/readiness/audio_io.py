@@ -76,7 +76,7 @@ def pick_device(sd: Any, kind: str, name: str | int | None) -> dict:
         if server:
             what = "sources" if kind == "input" else "sinks"
             extra = f"; sound server {what}: " + "; ".join(f"{e['description']} ({e['name']})" for e in server)
-        raise CheckError(str(exc) + extra) from None
+        raise CheckError(str(exc) + extra, code=None if extra else exc.code) from None
 
 
 def sound_server_devices(kind: str) -> list[dict]:

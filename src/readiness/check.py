@@ -65,8 +65,15 @@ class Measurement:
 class CheckError(Exception):
     """A failure the check could explain in plain words ("no microphone found").
 
-    The runner records the message as the check's error; no traceback is shown.
+    The runner records the message as the check's error; no traceback is shown. With ``code``
+    (and facts as keyword arguments) the failure is also a finding, ``{"code": ..., "args":
+    {...}}`` in the record's details, so the report says it in the reader's language (catalog
+    key ``finding.<code>``); the message stays for logs and older readers.
     """
+
+    def __init__(self, message: str = "", code: str | None = None, **facts: Any) -> None:
+        super().__init__(message)
+        self.finding = {"code": code, "args": facts} if code else None
 
 
 class CheckSkipped(CheckError):

@@ -2,7 +2,8 @@
 
 Sits on top of everything else and only wires it together. Exit codes of ``run`` and
 ``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error, 3 partial (no
-fault found in what was checked, but the profile needs checks that did not run).
+fault found in what was checked, but the profile needs checks that did not run); 130 Ctrl-C,
+143 SIGTERM (handled as Ctrl-C).
 
 Output never fails on the console's encoding (a Windows code page cannot show "→" or "≥":
 such characters are replaced, the files are UTF-8 anyway), and a closed pipe (``readiness
@@ -70,6 +71,13 @@ class Finite(click.ParamType):
 
 
 PORT = click.IntRange(0, 65535)
+MAX_LABEL = 200  # the result schema's maxLength of labels.*
+
+
+def _label(param: Any, value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_LABEL:
+        raise click.BadParameter(f"at most {MAX_LABEL} characters (this one has {len(value)})", param=param)
+    return value
 
 
 def _plugins() -> Any:
@@ -209,7 +217,7 @@ def main() -> None:
 
     Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal
     error, 3 partial: no fault found in what was checked, but not every check the profile
-    needs ran (--check).
+    needs ran (--check); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
     """
 
 
@@ -220,9 +228,9 @@ def main() -> None:
 @click.option("--profile", "-p", metavar="NAME", help="Shipped requirement list (see `readiness profiles`). Default: video-call.")
 @click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Your own requirement list (TOML).")
 @click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); the verdict is then partial (exit 3 when no fault is found).")
-@click.option("--label", default="", help="A free label for this run, e.g. an asset tag.")
-@click.option("--site", default="", help="Site or office, e.g. Stockholm.")
-@click.option("--room", default="", help="Meeting room, e.g. 4.12.")
+@click.option("--label", default="", callback=lambda c, p, v: _label(p, v), help="A free label for this run, e.g. an asset tag.")
+@click.option("--site", default="", callback=lambda c, p, v: _label(p, v), help="Site or office, e.g. Stockholm.")
+@click.option("--room", default="", callback=lambda c, p, v: _label(p, v), help="Meeting room, e.g. 4.12.")
 @click.option("--output-dir", "-o", metavar="DIR", help="Where the JSON and HTML go (default: a per-user data folder).")
 @click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the summary.")
@@ -490,6 +498,8 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 @click.option("--max-connections", type=click.IntRange(1, 100000), default=256, show_default=True, help="Open connections at once (one client gets at most an eighth).")
 @click.option("--timeout", type=Finite(0.1, 3600), default=10.0, show_default=True, help="Drop a connection silent this long, or whose request headers take longer, seconds.")
 @click.option("--max-seconds", type=Finite(0.1, 86400), default=30.0, show_default=True, help="Longest a single request may run, seconds.")
+@click.option("--tls-cert", metavar="FILE", type=click.Path(dir_okay=False), help="Serve HTTPS with this certificate (PEM, chain included).")
+@click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False), help="The certificate's private key (PEM), if not in --tls-cert.")
 @_DB_OPTION
 @click.option("--public-read", is_flag=True, help="With --db: let any machine read /fleet, /runs, /api/v1/fleet and /metrics (else: this machine, or a read token).")
 @click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="With --db: prune results older than this; each room's newest run and newest result per check stay.")
@@ -497,8 +507,8 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
-          max_connections: int, timeout: float, max_seconds: float, db_url: str | None, public_read: bool,
-          keep_days: int, max_upload_mb: float, ingest_workers: int | None) -> None:
+          max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
+          db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float, ingest_workers: int | None) -> None:
     """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -511,9 +521,20 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     if ctx.invoked_subcommand is not None:
         return
     try:
-        from .server import run_server
+        from .server import run_server, tls_context
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
+    if tls_key and not tls_cert:
+        raise click.BadParameter("give the certificate too", param_hint="--tls-cert")
+    ssl_context = None
+    if tls_cert:
+        import ssl
+
+        try:
+            ssl_context = tls_context(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            fail(f"cannot use {tls_cert}{' and ' + tls_key if tls_key else ''} for TLS: "
+                 f"{getattr(exc, 'strerror', None) or getattr(exc, 'reason', None) or exc}")
     routes: list[Any] = []
     stopping = None
     if db_url:
@@ -536,10 +557,13 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         collector.start_retention(timedelta(days=keep_days), stopping)
         log(f"collecting into {redacted(db_url)}; reading from {'anywhere' if public_read else 'this machine or with a read token'}; "
             f"results older than {keep_days} days are pruned")
+        if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
+            log("warning: upload tokens cross the network in clear without --tls-cert/--tls-key "
+                "(or a reverse proxy that terminates TLS in front of this server)")
     try:
-        code = run_server(host=host, http_port=http_port, stun_port=stun_port, max_bytes=int(max_mb * 1e6),
-                          max_transfers=max_transfers, max_connections=max_connections, idle_timeout_s=timeout,
-                          max_request_s=max_seconds, routes=routes)
+        code = run_server(host=host, http_port=http_port, stun_port=stun_port, ssl_context=ssl_context, routes=routes,
+                          max_bytes=int(max_mb * 1e6), max_transfers=max_transfers, max_connections=max_connections,
+                          idle_timeout_s=timeout, max_request_s=max_seconds)
     finally:
         if stopping is not None:
             stopping.set()
@@ -625,13 +649,14 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
             write(FLEET_WRITERS, name, doc, target)
         except OSError as exc:
             fail(f"cannot write {target}: {exc.strerror or exc}")
+    from .render.format import word
+
     c = figs["counts"]
-    read = f"{fleet.results_read} results from the database" if db_url else f"{fleet.results_read} result files"
-    click.echo(f"Read {read}, skipped {len(fleet.skipped)}{'' if db_url else ' files'}; "
-               f"{c['total']} {'runs' if all_runs else 'computers/rooms'}: {c['ready']} ready, "
-               f"{c['not_ready']} not ready, {c['unknown']} unknown or partial.", err=to_stdout)
+    done_key = ("aggregate_done_runs" if all_runs else "aggregate_done") + ("_db" if db_url else "")
+    click.echo(terminal_text(word(lang, done_key, files=fleet.results_read, skipped=len(fleet.skipped), total=c["total"],
+                                  ready=c["ready"], not_ready=c["not_ready"], unknown=c["unknown"])), err=to_stdout)
     for _, target in targets:
-        click.echo(f"Wrote {target}", err=to_stdout)
+        click.echo(terminal_text(word(lang, "wrote", path=str(target))), err=to_stdout)
     if to_stdout:
         click.echo(json.dumps(figs, indent=2, ensure_ascii=False))
     if not fleet.runs:

@@ -85,7 +85,7 @@ def proxy_settings() -> dict[str, str]:
         found = urllib.request.getproxies()
     except Exception:  # registry / SystemConfiguration read failures
         found = {}
-    return {k: _redact(v) for k, v in found.items() if k in ("http", "https", "all", "no")}
+    return {k: redact_url(v) for k, v in found.items() if k in ("http", "https", "all", "no")}
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -124,7 +124,6 @@ def redact_secrets(value: object) -> object:
     return value
 
 
-_redact = redact_url
 
 
 def vpn_interfaces() -> list[str]:

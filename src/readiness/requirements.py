@@ -42,16 +42,21 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .check import Check
+from .i18n import languages
 
 SEVERITIES = ("required", "recommended")
-LANGS = ("en", "sv")
+LANGS = languages()  # one list, derived from the catalogs: a requirement may carry a table per language
 DEFAULT_PROFILE = "video-call"
 _TOP_KEYS = {"name", "title", "description", "checks", "requirement"}
 _REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source"}
 _TEXT_KEYS = {"label", "why", "fix"}
 _COMMON_SETTINGS = {"budget_s"}
-MAX_BOUND = 1e15  # the result schema's bound on judged numbers: a bound must fit in a stored judgement
+MAX_BOUND = 1e15  # result.MAX_JUDGED, the schema's bound on judged numbers: a bound must fit in a stored judgement
 MAX_BUDGET_S = 86400.0
+# the result schema's maxLength of each text a judgement stores (tests hold the two equal): a
+# profile that passes here always gives results that readers accept
+TEXT_LIMITS = {"name": 200, "title": 500, "label": 500, "why": 4000, "fix": 4000, "source": 2000}
+MAX_PROFILE_BYTES = 8 * 1024 * 1024  # some 40 000 requirements; a pipe or /dev/zero is refused, not read
 _REQ_HEADER = re.compile(r"\s*\[\[\s*requirement\s*\]\]")
 _SUB_TABLE = re.compile(r"\s*\[\s*requirement\.")
 _ANY_HEADER = re.compile(r"\s*\[\[?[^\]]")
@@ -216,6 +221,8 @@ def parse_profile(text: str, origin: str, checks: dict[str, type[Check]], broken
     for key in ("title", "description"):
         if key in data and not isinstance(data[key], str):
             raise err(lines.top_key(key), f"'{key}' must be text")
+    for key in ("name", "title"):
+        _check_length(key, data.get(key), lambda k: lines.top_key(k), err)
 
     settings: dict[str, dict[str, Any]] = {}
     raw_checks = data.get("checks", {})
@@ -268,6 +275,11 @@ def validate_settings(cls: type[Check], cname: str, table: dict[str, Any], line_
     return out
 
 
+def _check_length(key: str, value: Any, line_of: Any, err: Any) -> None:
+    if isinstance(value, str) and len(value.strip()) > TEXT_LIMITS[key]:
+        raise err(line_of(key), f"'{key}' is {len(value.strip())} characters long; at most {TEXT_LIMITS[key]}")
+
+
 def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken: dict[str, str], lines: _Lines, err: Any) -> Requirement:
     first, _ = lines.requirement(i)
     if not isinstance(raw, dict):
@@ -301,6 +313,8 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
             raise err(at(key) if key in raw else first, f"requirement '{metric}' needs a non-empty '{key}'")
     if "label" in raw and not isinstance(raw["label"], str):
         raise err(at("label"), "'label' must be text")
+    for key in ("label", "why", "fix", "source"):
+        _check_length(key, raw.get(key), at, err)
     lo, hi, expect = raw.get("min"), raw.get("max"), raw.get("expect")
     if kind == "bool":
         if lo is not None or hi is not None:
@@ -326,6 +340,8 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
             t = raw[lang]
             if not isinstance(t, dict) or any(k not in _TEXT_KEYS or not isinstance(v, str) for k, v in t.items()):
                 raise err(lines.table(f"requirement.{lang}") or first, f"[requirement.{lang}] may hold only label, why and fix, as text")
+            for key, value in t.items():
+                _check_length(key, value, lambda _k, lang=lang: lines.table(f"requirement.{lang}") or first, err)
             translations[lang] = dict(t)
     return Requirement(
         metric=metric, severity=severity, why=raw["why"].strip(), fix=raw["fix"].strip(), source=raw["source"].strip(),
@@ -346,11 +362,15 @@ def load_profile(name: str | None = None, path: str | Path | None = None, *, che
                  broken: dict[str, str] | None = None) -> Profile:
     """A shipped profile by name, or the user's own file; raises ProfileError."""
     if path is not None:
+        from .atomic import NotAFile, read_regular
+
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
+            text = read_regular(p, MAX_PROFILE_BYTES).decode("utf-8")
         except FileNotFoundError:
             raise ProfileError(str(p), None, "no such file") from None
+        except NotAFile as exc:
+            raise ProfileError(str(p), None, str(exc)) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(str(p), None, f"cannot read it ({exc})") from None
         return parse_profile(text, str(p), checks, broken)

@@ -26,27 +26,35 @@ import math
 import os
 import re
 import socket
-import stat
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_atomic
+from .atomic import NotAFile, read_regular, write_atomic
 
 SCHEMA_VERSION = 1
 KIND = "readiness-result"
 STATUSES = ("ok", "error", "timeout", "skipped")
 MAX_RESULT_BYTES = 16 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory and time
 MAX_DEPTH = 32  # nesting levels; a result needs about 8
+MAX_JUDGED = 1e15  # the schema's bound on a measured value and a requirement's bound
 
 __all__ = ["MAX_RESULT_BYTES", "CheckRecord", "Result", "ResultError", "load_result_bytes", "read_result",
-           "write_atomic", "write_result"]
+           "result_from_data", "write_atomic", "write_result"]
 
 
 class ResultError(Exception):
-    """A file that is not a readable result; the message says why in plain words."""
+    """A document that is not a readable result; the message says why in plain words.
+
+    ``kind`` sorts the reason for a server's answer: "too_large" (413), "not_json" (400),
+    "invalid" (422: JSON, but not a result this version can read), "unreadable" (a file).
+    """
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def utc_now() -> str:
@@ -182,22 +190,35 @@ def _where(path: list[Any]) -> str:
 def _bounded(data: Any, origin: str) -> None:
     """Nesting at most MAX_DEPTH; a non-finite number (NaN, Infinity, 1e400) in a measured value
     becomes null (not measured, so UNKNOWN when judged); anywhere else it refuses the document.
-    Iterative, so no document can exhaust the stack."""
-    stack: list[tuple[Any, list[Any]]] = [(data, [])]
+    Iterative, so no document can exhaust the stack; paths are followed only when a non-finite
+    number was seen (rare), so the common case costs one plain walk."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    nonfinite = False
     while stack:
-        node, path = stack.pop()
-        if len(path) > MAX_DEPTH:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
             raise ResultError(f"{origin}: nested more than {MAX_DEPTH} levels deep; not a result")
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for key, value in items:
-            if isinstance(value, float) and not math.isfinite(value):
-                where = path + [key]
-                if path[:1] == ["checks"] and len(path) >= 3 and path[2] == "details" or _measured(where):
-                    node[key] = None
-                    continue
-                raise ResultError(f"{origin}: {_where(where)} is {value}, not a finite number")
-            if isinstance(value, (dict, list)):
-                stack.append((value, path + [key]))
+        for value in node.values() if type(node) is dict else node:
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append((value, depth + 1))
+            elif kind is float and not math.isfinite(value):
+                nonfinite = True
+    if nonfinite:
+        _replace_nonfinite(data, [], origin)
+
+
+def _replace_nonfinite(node: Any, path: list[Any], origin: str) -> None:
+    items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+    for key, value in items:
+        where = path + [key]
+        if isinstance(value, float) and not math.isfinite(value):
+            if where[:1] == ["checks"] and len(where) > 3 and where[2] == "details" or _measured(where):
+                node[key] = None
+                continue
+            raise ResultError(f"{origin}: {_where(where)} is {value}, not a finite number")
+        if isinstance(value, (dict, list)):
+            _replace_nonfinite(value, where, origin)  # depth already bounded by the walk above
 
 
 def _measured(path: list[Any]) -> bool:
@@ -212,17 +233,25 @@ def load_result_bytes(raw: bytes, origin: str) -> Result:
     within the schema's bounds) and the whole schema, then builds the Result. Raises
     ResultError whose message starts with ``origin`` and says what is wrong in plain words.
     """
-    import fastjsonschema
-
     if len(raw) > MAX_RESULT_BYTES:
         raise ResultError(f"{origin}: too large to be a result ({len(raw) / 1048576:.1f} MB; "
-                          f"a result is at most {MAX_RESULT_BYTES // 1048576} MB)")
+                          f"a result is at most {MAX_RESULT_BYTES // 1048576} MB)", "too_large")
     try:
         data = json.loads(raw)
     except RecursionError:
-        raise ResultError(f"{origin}: nested more than {MAX_DEPTH} levels deep; not a result") from None
+        raise ResultError(f"{origin}: nested more than {MAX_DEPTH} levels deep; not a result", "not_json") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ResultError(f"{origin}: not valid JSON ({_printable(str(exc), 120)})") from None
+        raise ResultError(f"{origin}: not valid JSON ({_printable(str(exc), 120)})", "not_json") from None
+    return result_from_data(data, origin)
+
+
+def result_from_data(data: Any, origin: str) -> Result:
+    """The border for a document already parsed by ``json.loads`` (which must have been given
+    at most MAX_RESULT_BYTES, and whose RecursionError means "nested too deep"): kind, version,
+    nesting, numbers and schema, then the Result. ``data`` may be changed (non-finite measured
+    values become None)."""
+    import fastjsonschema
+
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise ResultError(f"{origin}: not a readiness result (no \"kind\": \"{KIND}\")")
     version = data.get("schema_version")
@@ -251,24 +280,11 @@ def read_result(path: str | os.PathLike[str]) -> Result:
     """
     p = os.fspath(path)
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        raw = read_regular(p, MAX_RESULT_BYTES)
+    except NotAFile as exc:
+        raise ResultError(f"{p}: {exc}", "too_large" if str(exc).startswith("too large") else "unreadable") from None
     except OSError as exc:
-        raise ResultError(f"{p}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise ResultError(f"{p}: is a folder, not a result file")
-        if not stat.S_ISREG(st.st_mode):
-            raise ResultError(f"{p}: not a regular file (a pipe, device or socket); not read")
-        if st.st_size > MAX_RESULT_BYTES:
-            raise ResultError(f"{p}: too large to be a result ({st.st_size / 1048576:.1f} MB; "
-                              f"a result is at most {MAX_RESULT_BYTES // 1048576} MB)")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            raw = fh.read(MAX_RESULT_BYTES + 1)
-    except OSError as exc:
-        raise ResultError(f"{p}: cannot read it ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
+        raise ResultError(f"{p}: cannot read it ({exc.strerror or exc})", "unreadable") from None
     return load_result_bytes(raw, p)
 
 

@@ -62,7 +62,7 @@ def _outcome_of(fn: Callable[[], Measurement]) -> tuple[str, Any]:
         return ("skipped", str(exc))
     except BaseException as exc:  # noqa: BLE001 - any failure of plugin code is recorded
         debug = "" if isinstance(exc, CheckError) else traceback.format_exc(limit=6)
-        return ("error", _describe(exc), debug)
+        return ("error", _describe(exc), debug, getattr(exc, "finding", None))
     if not isinstance(m, Measurement):
         return ("error", f"check returned {type(m).__name__}, not a Measurement", "")
     return ("ok", m)
@@ -196,6 +196,8 @@ def run_one(p: Planned, options: dict[str, Any], progress: Progress | None = Non
         record.error = outcome[1]
         if outcome[0] == "error" and len(outcome) > 2 and outcome[2]:
             record.details = {"traceback": outcome[2]}
+        if outcome[0] == "error" and len(outcome) > 3 and isinstance(outcome[3], dict):
+            record.details["findings"] = [json_safe(outcome[3])]  # the failure as a fact, for the reader's language
     return record
 
 

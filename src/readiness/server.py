@@ -49,6 +49,8 @@ DEFAULT_LIMITS: dict[str, float] = {
     "max_request_s": 30.0,  # no single request (body read, handler, response) runs longer
     "max_connections": 256,  # open connections at once (a client address gets at most an eighth)
 }
+MAX_HEADER_BYTES = 128 * 1024  # request line + headers (the stdlib allows 100 lines of 64 kB each)
+MIN_PROGRESS_BYTES = 1024  # a body must bring at least this much per idle timeout (see Body.chunks)
 DEFAULT_MAX_BODY = 1_000_000  # a route's request body limit unless it says otherwise
 _CHUNK = memoryview(bytes(256 * 1024))
 _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
@@ -94,7 +96,13 @@ class Body:
         return self.received >= self.length
 
     def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
-        """The body piece by piece as it arrives (at most ``size`` bytes each)."""
+        """The body piece by piece as it arrives (at most ``size`` bytes each).
+
+        A trickle counts as silence: less than ``MIN_PROGRESS_BYTES`` in an idle timeout's time
+        ends the read, as nothing at all would, so a byte now and then cannot hold a slot.
+        """
+        idle = self._conn.server.limits["idle_timeout_s"]
+        window_start, window_bytes = time.monotonic(), 0
         while self.received < self.length:
             cut = self._conn.cut_reason()
             if cut:
@@ -108,6 +116,12 @@ class Body:
             if not data:
                 raise BodyError("client closed")
             self.received += len(data)
+            window_bytes += len(data)
+            now = time.monotonic()
+            if now - window_start >= idle:
+                if window_bytes < MIN_PROGRESS_BYTES:
+                    raise BodyError("cut: too slow")
+                window_start, window_bytes = now, 0
             yield data
 
     def read(self) -> bytes:
@@ -371,9 +385,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr, handler, limits: dict, stun_port: int, routes: Iterable[Route] = ()) -> None:
+    def __init__(self, addr, handler, limits: dict, stun_port: int, routes: Iterable[Route] = (),
+                 ssl_context: Any = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, handler)
+        self.ssl_context = ssl_context
         self.limits = limits
         self.stun_port = stun_port
         self.routes: list[Route] = [*routes, *BUILTIN_ROUTES]
@@ -422,6 +438,7 @@ class _DeadlineSocket(io.RawIOBase):
         super().__init__()
         self.sock, self.idle_s = sock, idle_s
         self.deadline = math.inf
+        self.header_left: int | None = None  # bytes a request's headers may still take, while they are read
 
     def readable(self) -> bool:
         return True
@@ -430,8 +447,13 @@ class _DeadlineSocket(io.RawIOBase):
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("deadline passed")
+        if self.header_left is not None and self.header_left <= 0:
+            raise ConnectionAbortedError("request headers too large")
         self.sock.settimeout(min(self.idle_s, left))
-        return self.sock.recv_into(buf)
+        n = self.sock.recv_into(buf)
+        if self.header_left is not None:
+            self.header_left -= n
+        return n
 
 
 class _Writer(io.RawIOBase):
@@ -458,10 +480,36 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.connection = self.request
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        if self.server.ssl_context is not None:
+            self.connection = self._tls_handshake(self.connection)
         self._raw = _DeadlineSocket(self.connection, self.server.limits["idle_timeout_s"])
         self.rfile = io.BufferedReader(self._raw, 64 * 1024)
         self.wfile = _Writer(self.connection)
         self._deadline = math.inf
+
+    def _tls_handshake(self, sock: socket.socket) -> socket.socket:
+        """TLS set up in this connection's thread (never in accept(), where one silent client
+        would stop the listener), within the idle timeout however the handshake trickles."""
+        import select
+        import ssl
+
+        tls = self.server.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        tls.setblocking(False)
+        deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                wait = ([tls], [])
+            except ssl.SSLWantWriteError:
+                wait = ([], [tls])
+            left = deadline - time.monotonic()
+            if left <= 0 or not any(select.select(*wait, [], left)[:2]):
+                self.server.tests.refused(self.client_address[0], "dropped: TLS handshake not done in time")
+                raise TimeoutError("TLS handshake not done in time")
+        tls.setblocking(True)
+        return tls
 
     def finish(self) -> None:
         try:
@@ -471,8 +519,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.close()
 
     def handle_one_request(self) -> None:
-        # the request line and headers must all arrive within the idle timeout
+        # the request line and headers must all arrive within the idle timeout, and be of a sane size
         self._raw.deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
+        self._raw.header_left = MAX_HEADER_BYTES
         super().handle_one_request()  # a TimeoutError there is logged through log_error and closes
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
@@ -532,6 +581,11 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if streamed and hasattr(body, "close"):
                 body.close()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self._raw.header_left = None  # the headers are in; what follows is a body, bounded by its route
+        return ok
 
     def _frame(self) -> int | None:
         """The body's length by RFC 9112 section 6, or None after refusing the request."""
@@ -609,6 +663,17 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch  # noqa: N815
 
 
+def tls_context(cert_file: str, key_file: str | None = None) -> Any:
+    """A server-side TLS context (TLS 1.2 or newer) with this certificate chain and key;
+    raises OSError or ssl.SSLError (say which file) when they cannot be loaded."""
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
 def _check_limits(lim: dict) -> None:
     for key, value in lim.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -616,12 +681,15 @@ def _check_limits(lim: dict) -> None:
 
 
 def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
-               stun_port: int = DEFAULT_STUN_PORT, routes: Iterable[Route] = (), **limits) -> int:
+               stun_port: int = DEFAULT_STUN_PORT, routes: Iterable[Route] = (), ssl_context: Any = None,
+               **limits) -> int:
     """Serve until SIGINT/SIGTERM; returns the process exit code (0 on a clean stop).
 
     ``routes`` are served beside the built-in speed-test endpoints (first match wins, so a
-    route can also replace one). ``limits`` override :data:`DEFAULT_LIMITS`; ``None`` values
-    keep the default. Port 0 picks a free port (the "listening" line says which).
+    route can also replace one). ``ssl_context`` (an ``ssl.SSLContext`` with its certificate
+    loaded, see :func:`tls_context`) serves HTTPS instead of HTTP. ``limits`` override
+    :data:`DEFAULT_LIMITS`; ``None`` values keep the default. Port 0 picks a free port (the
+    "listening" line says which).
     """
     unknown = set(limits) - set(DEFAULT_LIMITS)
     if unknown:
@@ -636,7 +704,7 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
         log(f"cannot listen for STUN on UDP {host}:{stun_port}: {e.strerror or e}")
         return 2
     try:
-        httpd = _Server((host, http_port), _Handler, lim, responder.port, routes)
+        httpd = _Server((host, http_port), _Handler, lim, responder.port, routes, ssl_context)
     except OSError as e:
         responder.close()
         log(f"cannot listen for HTTP on {host}:{http_port}: {e.strerror or e}")
@@ -653,7 +721,8 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
     responder.start()
     port = httpd.server_address[1]
     paths = ", ".join(f"{'|'.join(r.methods())} {r.path}{'*' if r.prefix else ''}" for r in httpd.routes)
-    log(f"listening on http://{host}:{port} ({paths}), "
+    scheme = "https" if ssl_context is not None else "http"
+    log(f"listening on {scheme}://{host}:{port} ({paths}), "
         f"STUN on udp {host}:{responder.port}; max {int(lim['max_bytes'])} B per request, "
         f"{int(lim['max_transfers'])} transfers and {int(lim['max_connections'])} connections at once")
 

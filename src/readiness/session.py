@@ -8,6 +8,7 @@ driven from Python (tests, a service wrapper) without click.
 
 from __future__ import annotations
 
+import math
 import platform
 import socket
 from dataclasses import dataclass, field
@@ -19,12 +20,28 @@ from .judge import Judgement, exit_code, judge
 from .netinfo import redact_secrets, redact_text
 from .plugins import Plugins
 from .requirements import Profile
-from .result import CheckRecord, Result, new_run_id, result_stem, utc_now
+from .result import MAX_DEPTH, MAX_JUDGED, CheckRecord, Result, new_run_id, result_stem, utc_now
 from .runner import Planned, run_all
 
 
 class WriteError(Exception):
     """The result could not be written (and so neither file was)."""
+
+
+MAX_ERROR, MAX_TITLE, MAX_WARNING = 20000, 500, 4000  # the result schema's maxLength: what is written can be read
+
+
+def _shallow(value: Any, levels: int) -> Any:
+    """``value`` with anything nested deeper than ``levels`` replaced by "…" (readers refuse deep documents)."""
+    if isinstance(value, dict):
+        return {k: _shallow(v, levels - 1) for k, v in value.items()} if levels > 0 else "…"
+    if isinstance(value, list):
+        return [_shallow(v, levels - 1) for v in value] if levels > 0 else "…"
+    return value
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 WRITTEN: list[Path] = []  # files this process has written, so an interrupt after them does not say "nothing"
@@ -91,20 +108,33 @@ def run_session(opts: RunOptions, plugins: Plugins,
     planned, missing = plan(opts, plugins)
     started = utc_now()
 
+    from .render.format import word
+
+    def say(check: str, message: str) -> None:  # the runner's own word in the run's language
+        if progress is not None:
+            progress(check, word(opts.lang, "progress_started") if message == "started" else message)
+
     def done(rec: CheckRecord) -> None:
         if progress is not None:
             tail = f" — {rec.error}" if rec.error else ""
-            progress(rec.name, f"{rec.status} ({rec.duration_s:.1f} s){tail}")
+            progress(rec.name, word(opts.lang, "progress_done", status=word(opts.lang, f"check_status_{rec.status}"),
+                                    seconds=round(rec.duration_s, 1)) + tail)
 
-    records = run_all(planned, opts.options, progress, done)
+    records = run_all(planned, opts.options, say if progress is not None else None, done)
     records.update(missing)
     for rec in records.values():  # no URL is recorded with its credentials or query, whatever a check put there
-        rec.details = redact_secrets(rec.details)
-        rec.error = redact_text(rec.error) if rec.error else rec.error
+        rec.details = _shallow(redact_secrets(rec.details), MAX_DEPTH - 4)
+        for entry in rec.metrics.values():  # a value readers would refuse is no measurement
+            v = entry.get("value")
+            if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= MAX_JUDGED) or \
+                    isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_JUDGED:
+                entry["value"] = None
+        rec.error = _clip(redact_text(rec.error), MAX_ERROR) if rec.error else rec.error
+        rec.title = _clip(rec.title, MAX_TITLE)
     result = Result(
         run_id=new_run_id(), started_utc=started, finished_utc=utc_now(), host=host_facts(),
         labels={k: v for k, v in opts.labels.items() if v}, profile=opts.profile.summary(), checks=records,
-        tool_version=__version__, warnings=list(plugins.warnings),
+        tool_version=__version__, warnings=[_clip(redact_text(w), MAX_WARNING) for w in plugins.warnings][:500],
     )
     j = judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None)
     result.judgement = j.to_dict()

@@ -70,22 +70,13 @@ def _holds_nul(data: Any) -> bool:
 
 
 def validate(data: dict[str, Any]) -> Result:
-    """The project's one border for result documents (size aside): kind, version, nesting,
-    finite numbers, the schema. 422 with its reason when the document does not pass."""
-    from .. import result as border
+    """The project's one border for result documents (``result.result_from_data``: kind,
+    version, nesting, finite numbers, the schema); 422 with its reason when it does not pass."""
+    from ..result import ResultError, result_from_data
 
     try:
-        border._bounded(data, "upload")
-        border._validator()(data)
-    except border.ResultError as exc:
-        raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
-    except Exception as exc:  # fastjsonschema's error type, imported lazily by the border
-        if type(exc).__name__ != "JsonSchemaValueException":
-            raise
-        raise Refused(422, "invalid_result", f"does not match the result schema: {str(exc)[:200]}") from None
-    try:
-        return border.Result.from_dict(data, "upload")
-    except border.ResultError as exc:
+        return result_from_data(data, "upload")
+    except ResultError as exc:
         raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
 
 

@@ -55,7 +55,7 @@ def environment() -> Any:
     env.globals.update(format_value=format_value, format_bound=format_bound, measured_text=measured_text,
                        line_chart=line_chart, number=number, word=word, when=when, unit_text=unit_text,
                        link_url=link_url, finding_texts=finding_texts, check_title=check_title,
-                       unknown_count=unknown_count)
+                       unknown_count=unknown_count, profile_title=profile_title)
     env.filters["scalar"] = _is_scalar
     return env
 
@@ -80,6 +80,16 @@ def link_url(text: Any) -> str | None:
     except ValueError:
         return None
     return text if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def profile_title(profile: Any, lang: str) -> str:
+    """A shipped profile's title in ``lang`` (catalog ``profile_title.<name>``), else its own."""
+    if not isinstance(profile, dict):
+        return ""
+    name = str(profile.get("name") or "")
+    own = str(profile.get("title") or name)
+    titles = catalog(lang).get("profile_title", {})
+    return titles.get(name, own) if isinstance(titles, dict) else own
 
 
 def check_title(name: str, lang: str, fallback: str = "") -> str:
@@ -143,10 +153,12 @@ def _cause_text(result: Result, check: str, lang: str) -> str:
     record = result.checks.get(check)
     if record is None:
         return word(lang, "cause_did_not_run")
+    facts = finding_texts(record.details, lang)
     if record.status != "ok":
+        if record.status == "error" and facts:  # a failure the check gave as a fact: in the reader's words
+            return facts[0]
         key = {"timeout": "cause_timeout", "skipped": "cause_skipped"}.get(record.status, "cause_error")
         return word(lang, key, error=(record.error or "").strip().rstrip("."))
-    facts = finding_texts(record.details, lang)
     return facts[0] if facts else word(lang, "cause_no_figures")
 
 
