@@ -67,7 +67,8 @@ class Server:
 
     def __init__(self, db_url: str) -> None:
         self.proc = subprocess.Popen(readiness("serve", "--db", db_url, "--host", "127.0.0.1", "--http-port", "0",
-                                               "--stun-port", "0", "--max-connections", "512", "--max-transfers", "64"),
+                                               "--stun-port", "0", "--max-connections", "512", "--max-transfers", "64",
+                                               "--results-dir", tempfile.mkdtemp(prefix="readiness-bench-selftest-")),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)
         deadline = time.monotonic() + 60

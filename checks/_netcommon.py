@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from readiness.check import CheckError
@@ -32,6 +33,21 @@ def split_hostport(text: str, default_port: int) -> tuple[str, int]:
         host, port = text.split(":")
         return host, int(port)
     return text, default_port
+
+
+def hostport_problem(item: object) -> str | None:
+    """What is wrong with a ``host[:port]`` list item (a Setting's item validator); None if fine."""
+    if not isinstance(item, str) or not item.strip():
+        return f"{item!r} is not a \"host:port\" text"
+    try:
+        host, port = split_hostport(item, 1)
+    except ValueError:
+        return f"{item!r}: the port is not a number"
+    if not host or any(c.isspace() for c in host):
+        return f"{item!r} has no host name"
+    if not 0 < port < 65536:
+        return f"{item!r}: port {port} is outside 1-65535"
+    return None
 
 
 def resolve(host: str, port: int, timeout_s: float = 2.0,
@@ -169,7 +185,7 @@ def advertised_stun_port(url: str, timeout_s: float = 1.5) -> int | None:
         return None
 
 
-def server_option(options: dict) -> Server | None:
+def server_option(options: Mapping[str, Any]) -> Server | None:
     url = options.get("server")
     return Server(str(url)) if url else None
 
@@ -191,11 +207,12 @@ def tcp_connect_s(addr: tuple, family: int, timeout_s: float = 2.0) -> float:
 
 
 def tcp_probe_stream(addr: tuple, family: int, *, interval_s: float = 0.1, count: int | None = None,
-                     stop: threading.Event | None = None, timeout_s: float = 1.0) -> list:
+                     stop: threading.Event | None = None, timeout_s: float = 1.0, on_sample=None) -> list:
     """RTT samples from TCP handshakes: the fallback where UDP gets no answer.
 
     Returns ``stun.Sample`` objects so ``netstats.summarize`` reads them like UDP probes; a
-    handshake that fails or takes longer than ``timeout_s`` counts as lost.
+    handshake that fails or takes longer than ``timeout_s`` counts as lost. ``on_sample`` is
+    called with each answered sample as it comes (the bandwidth check watches them live).
     """
     from readiness.stun import Sample
 
@@ -206,6 +223,8 @@ def tcp_probe_stream(addr: tuple, family: int, *, interval_s: float = 0.1, count
         try:
             s.rtt_s = tcp_connect_s(addr, family, timeout_s)
             s.arrival = s.seq
+            if on_sample is not None:
+                on_sample(s)
         except OSError:
             pass
         samples.append(s)

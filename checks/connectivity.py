@@ -17,7 +17,7 @@ import threading
 import time
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
-from readiness.netinfo import proxy_settings, vpn_interfaces
+from readiness.netinfo import vpn_interfaces
 
 from . import _netcommon as net
 
@@ -44,12 +44,15 @@ class ConnectivityCheck(Check):
         Metric("services_udp_ok_count", "", "Services whose media relays answer over UDP"),
         Metric("udp_server_reachable", "", "Your own readiness serve (--server) answers over UDP (STUN); "
                                            "says nothing about the services' relays", kind="bool"),
-        Metric("proxy_detected", "", "An HTTP proxy is configured", kind="bool"),
+        Metric("proxy_detected", "", "Web traffic to a meeting service goes through a proxy", kind="bool"),
+        Metric("tls_intercepted", "", "TLS to a meeting service is intercepted: its certificate chain ends at a "
+                                      "root only this computer trusts, not a public one", kind="bool"),
         Metric("vpn_detected", "", "A VPN interface is up", kind="bool"),
     )
     settings = {
         "services": Setting(DEFAULT_SERVICES, "Services: {name, tcp = [host:port], stun = [host:port], "
-                                              "tls = [host:port] (default: the tcp ones on 443)}", list),
+                                              "tls = [host:port] (default: the tcp ones on 443)}", list,
+                            items=lambda svc: _service_problem(svc)),
         "timeout_s": Setting(2.0, "Timeout of each DNS, TCP, TLS and STUN attempt, seconds", float),
     }
 
@@ -76,11 +79,17 @@ class ConnectivityCheck(Check):
         for svc in services:
             if "tls" not in svc:
                 svc["tls"] = [e for e in svc.get("tcp", []) if net.split_hostport(e, 443)[1] == 443]
+        from readiness.proxies import ProxyResolver
+
+        resolver = ProxyResolver(proxy=ctx.options.get("proxy"), pac_url=ctx.options.get("pac_url"), timeout_s=timeout)
+        routes = {hp: resolver.route(f"https://{_host_for_url(hp[0])}:{hp[1]}/")
+                  for svc in services for hp in endpoints(svc, "tls", 443)}
+        proxied = {hp for hp, r in routes.items() if r.proxy}
         all_hp = [hp for svc in services for key, port in (("tcp", 443), ("tls", 443), ("stun", 3478))
                   for hp in endpoints(svc, key, port)]
         ctx.say(f"resolving {len({h for h, _ in all_hp})} names")
         dns = net.resolve_all(all_hp, timeout_s=timeout)
-        if all(isinstance(r, Exception) for r in dns.values()):
+        if all(isinstance(r, Exception) for r in dns.values()) and not proxied:
             raise net.offline_error(sorted({h for h, _ in all_hp}))
 
         jobs: list = []
@@ -94,6 +103,10 @@ class ConnectivityCheck(Check):
         for svc in services:
             for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478)):
                 for hp in endpoints(svc, kind, port):
+                    if kind == "tls" and hp in proxied:  # as a browser would: the proxy resolves the name
+                        jobs.append(threading.Thread(target=lambda k=(kind, hp), r=routes[hp]:
+                                                     record(k, _tls_via(r, k[1], timeout)), daemon=True))
+                        continue
                     r = dns[hp]
                     if isinstance(r, Exception):
                         record((kind, hp), {"error": f"DNS lookup failed ({_plain(r)})"})
@@ -110,6 +123,8 @@ class ConnectivityCheck(Check):
 
         per_service = []
         dns_ms, tcp_ms, tls_ms = [], [], []
+        findings: list[dict] = []
+        intercepted = False
         udp_ok = 0
         udp_tested = 0
         own_udp = None
@@ -126,7 +141,7 @@ class ConnectivityCheck(Check):
                         tls_ms.append(res["ms"])
             for hp in {hp for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478))
                        for hp in endpoints(svc, kind, port)}:
-                r = dns[hp]
+                r = dns.get(hp, OSError())
                 if not isinstance(r, Exception):
                     dns_ms.append(r[1])
             stun_results = list(entry["stun"].values())
@@ -144,20 +159,27 @@ class ConnectivityCheck(Check):
             entry["reachable"] = reachable
             if not reachable and (entry["tcp"] or entry["tls"]):
                 diagnosis.append(f"{entry['name']}: cannot be reached at all (TCP/TLS connections fail).")
+            for k, r in entry["tls"].items():
+                if r.get("certificate") == "intercepted":
+                    intercepted = True
+                    findings.append({"code": "tls_intercepted",
+                                     "args": {"service": entry["name"], "endpoint": k, "issuer": r.get("issuer", "")}})
             untrusted = [k for k, r in entry["tls"].items() if r.get("certificate") == "not trusted"]
             if untrusted:
                 diagnosis.append(f"{entry['name']}: the TLS certificate is not trusted ({', '.join(untrusted)}); "
                                  "a firewall may be inspecting encrypted traffic, which often breaks calls.")
             per_service.append(entry)
 
-        proxies = {k: v for k, v in proxy_settings().items() if k != "no"}
+        proxies = resolver.facts()
         vpn = vpn_interfaces()
-        if proxies:
+        if proxied:
             diagnosis.append("An HTTP proxy is configured; meeting apps send media around it or fall back "
                              "to slower TCP through it.")
         if vpn:
             diagnosis.append(f"A VPN is active ({', '.join(vpn)}); calls routed through it get extra delay.")
-        metrics: dict = {"proxy_detected": bool(proxies), "vpn_detected": bool(vpn)}
+        metrics: dict = {"proxy_detected": bool(proxied), "vpn_detected": bool(vpn)}
+        if any("ms" in r for e in per_service for r in e["tls"].values()):
+            metrics["tls_intercepted"] = intercepted
         if dns_ms:
             metrics["dns_ms"] = round(statistics.median(dns_ms), 2)
         if tcp_ms:
@@ -170,9 +192,12 @@ class ConnectivityCheck(Check):
         if own_udp is not None:
             metrics["udp_server_reachable"] = own_udp
         if not tcp_ms and not tls_ms and not udp_ok and not own_udp:
+            via = [r for e in per_service for r in e["tls"].values() if r.get("via") and r.get("error")]
+            if via:
+                raise CheckError(f"no meeting service could be reached through the proxy {via[0]['via']} "
+                                 f"({via[0]['source']}): {via[0]['error']}")
             raise CheckError("no meeting service could be reached: names resolve, but every connection "
                              "fails (a firewall blocks them, or the internet connection is down)")
-        findings = []
         if udp_tested:
             findings.append({"code": "udp_relays_tested", "args": {
                 "services": ", ".join(e["name"] for e in per_service if "udp_media" in e and e["name"] != own_name),
@@ -185,11 +210,37 @@ class ConnectivityCheck(Check):
         return Measurement(metrics=metrics, details=details)
 
 
+_SERVICE_KEYS = ("name", "tcp", "stun", "tls")
+
+
+def _service_problem(svc) -> str | None:
+    """What is wrong with one entry of the services setting (checked when the config loads)."""
+    if not isinstance(svc, dict):
+        return "must be a table {name, tcp = [host:port], stun = [host:port]}"
+    unknown = sorted(set(svc) - set(_SERVICE_KEYS))
+    if unknown:
+        return f"unknown key(s) {', '.join(unknown)} (keys: {', '.join(_SERVICE_KEYS)})"
+    if not isinstance(svc.get("name", ""), str):
+        return "name must be text"
+    for key in ("tcp", "stun", "tls"):
+        items = svc.get(key, [])
+        if not isinstance(items, list):
+            return f"{key} must be a list of \"host:port\""
+        for item in items:
+            problem = net.hostport_problem(item)
+            if problem:
+                return f"{key}: {problem}"
+    if not svc.get("tcp") and not svc.get("stun") and not svc.get("tls"):
+        return "names no endpoint (tcp, stun or tls)"
+    return None
+
+
 def _validated(services) -> list[dict]:
     out = []
     for i, svc in enumerate(services):
-        if not isinstance(svc, dict) or not all(isinstance(svc.get(k, []), list) for k in ("tcp", "stun", "tls")):
-            raise CheckError(f"connectivity.services[{i}] must be a table with lists tcp, stun (and tls)")
+        problem = _service_problem(svc)
+        if problem:  # settings are validated at load; this guards direct callers
+            raise CheckError(f"connectivity.services[{i}]: {problem}")
         out.append(dict(svc))
     return out
 
@@ -209,37 +260,75 @@ def _tcp(ai, host, timeout, _stun) -> dict:
         return {"error": f"TCP connect failed ({_plain(e)})", "address": ai[4][0]}
 
 
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _tls(ai, host, timeout, _stun) -> dict:
     """TCP connect + TLS handshake, timed together (what an app waits for before it can talk)."""
-    def attempt(context):
+    def connect() -> socket.socket:
         s = socket.socket(ai[0], socket.SOCK_STREAM)
         s.settimeout(timeout)
-        start = time.monotonic()
         try:
             s.connect(ai[4])
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    return {**_tls_handshakes(connect, host, timeout), "address": ai[4][0]}
+
+
+def _tls_via(route, hp, timeout) -> dict:
+    """The same through the proxy the OS names for https://host (HTTP CONNECT)."""
+    from readiness.proxies import open_tunnel
+
+    return {**_tls_handshakes(lambda: open_tunnel(route.proxy, hp[0], hp[1], timeout), hp[0], timeout),
+            **route.describe()}
+
+
+def _tls_handshakes(connect, host, timeout) -> dict:
+    """Handshake against the public roots; if that fails on the certificate, against the OS
+    trust store; if that fails too, without validation (for the time). A chain only the OS
+    trusts ends at a non-public root: TLS is intercepted (or the service uses a private CA)."""
+    from readiness.proxies import public_tls_context, tls_context
+
+    def attempt(context):
+        start = time.monotonic()
+        s = connect()
+        try:
             with context.wrap_socket(s, server_hostname=host) as t:
                 t.settimeout(timeout)
-                version = t.version()
-            return time.monotonic() - start, version
+                version, cert = t.version(), t.getpeercert()
+            return time.monotonic() - start, version, cert
         finally:
             s.close()
 
-    try:
-        secs, version = attempt(ssl.create_default_context())
-        return {"ms": net.ms(secs), "version": version, "certificate": "trusted", "address": ai[4][0]}
-    except ssl.SSLCertVerificationError as e:
-        # Still a real handshake time; the untrusted certificate is a finding of its own.
-        unverified = ssl.create_default_context()
-        unverified.check_hostname = False
-        unverified.verify_mode = ssl.CERT_NONE
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    first_error = None
+    for context, trust in ((public_tls_context(), "trusted"), (tls_context(), "intercepted"), (unverified, "not trusted")):
         try:
-            secs, version = attempt(unverified)
-        except (OSError, ssl.SSLError) as e2:
-            return {"error": f"TLS handshake failed ({_plain(e2)})", "address": ai[4][0]}
-        return {"ms": net.ms(secs), "version": version, "certificate": "not trusted",
-                "certificate_error": e.verify_message or str(e), "address": ai[4][0]}
-    except (OSError, ssl.SSLError) as e:
-        return {"error": f"TLS handshake failed ({_plain(e)})", "address": ai[4][0]}
+            secs, version, cert = attempt(context)
+        except ssl.SSLCertVerificationError as e:
+            first_error = first_error or e
+            continue
+        except (OSError, ssl.SSLError) as e:
+            return {"error": f"TLS handshake failed ({_plain(e)})"}
+        res = {"ms": net.ms(secs), "version": version, "certificate": trust}
+        if trust == "intercepted":
+            res["issuer"] = _issuer(cert)
+        if trust == "not trusted" and first_error is not None:
+            res["certificate_error"] = first_error.verify_message or str(first_error)
+        return res
+    return {"error": "TLS handshake failed"}  # pragma: no cover - the unverified attempt returns
+
+
+def _issuer(cert) -> str:
+    """The issuing CA's name from a validated peer certificate (who re-signed the traffic)."""
+    names = dict(pair for rdn in (cert or {}).get("issuer", ()) for pair in rdn)
+    return str(names.get("organizationName") or names.get("commonName") or "")
 
 
 def _stun(ai, host, timeout, stun) -> dict:

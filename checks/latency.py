@@ -5,6 +5,12 @@ the target with the lowest median RTT is the one a call would use, and its numbe
 metrics (every target's numbers are in the details). Where no target answers over UDP, RTT
 comes from TCP handshakes instead, labelled so in the details; jitter, loss and MOS are then
 left out, because TCP hides loss and jitter behind retransmits.
+
+Per service: an organisation that uses only Teams needs Teams' path judged, not the best of
+all services. Each configured service's media relays (its ``stun`` endpoints, the same list
+the connectivity check uses) are probed in the same stream, and ``details["services"]``
+holds, per service name, the numbers of its best relay and whether any relay answered over
+UDP. A requirement with ``service = "<name>"`` is judged on that service's numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import time
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
 
 from . import _netcommon as net
+from .connectivity import DEFAULT_SERVICES
+
+PER_SERVICE = ("rtt_median_ms", "rtt_p95_ms", "jitter_ms", "loss_pct", "burst_loss_pct", "mos")
 
 DEFAULT_TARGETS = [
     "stun.l.google.com:19302",  # Google Meet's STUN
@@ -39,12 +48,16 @@ class LatencyCheck(Check):
         Metric("burst_loss_pct", "%", "Worst loss in any 200 ms"),
         Metric("reorder_pct", "%", "Answers that arrived out of order"),
         Metric("mos", "", "Estimated voice quality (MOS, simplified E-model, 1-4.4)"),
+        Metric("udp_reachable", "", "A media relay answered the UDP probes", kind="bool"),
     )
     settings = {
-        "targets": Setting(DEFAULT_TARGETS, "STUN servers (host:port) to probe", list),
+        "targets": Setting(DEFAULT_TARGETS, "STUN servers (host:port) to probe", list, items=net.hostport_problem),
         "duration_s": Setting(5.0, "Length of the probe stream, seconds", float),
         "interval_ms": Setting(20.0, "Time between probes (20 ms = one audio packet)", float),
         "tcp_port": Setting(443, "Port for the TCP-handshake fallback where UDP gets no answer", int),
+        "services": Setting([{"name": sv["name"], "stun": sv["stun"]} for sv in DEFAULT_SERVICES if sv["stun"]],
+                            "Services whose media relays are probed and reported one by one: "
+                            "{name, stun = [host:port]}", list),
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
@@ -52,11 +65,17 @@ class LatencyCheck(Check):
 
         s = ctx.settings
         server = net.server_option(ctx.options)
+        services: dict[str, list[tuple[str, int]]] = {}
         if server is not None:
             targets = [(server.host, server.stun_port())]
             tcp_targets = [(server.host, server.port)]
         else:
             targets = [net.split_hostport(t, stun.DEFAULT_PORT) for t in s["targets"]]
+            for svc in s.get("services") or []:
+                if isinstance(svc, dict) and svc.get("name"):
+                    services[str(svc["name"])] = [net.split_hostport(str(e), stun.DEFAULT_PORT)
+                                                  for e in svc.get("stun", [])]
+            targets = list(dict.fromkeys(targets + [hp for hps in services.values() for hp in hps]))
             tcp_targets = [(h, int(s["tcp_port"])) for h, _ in targets]
         if not targets:
             raise CheckError("no latency targets configured")
@@ -103,6 +122,8 @@ class LatencyCheck(Check):
             if "rtt_median_ms" in st and (best is None or st["rtt_median_ms"] < best[1]["rtt_median_ms"]):
                 best = (key, st)
 
+        if services:
+            per_service = _per_service(services, per_target)
         details: dict = {"targets": per_target, "interval_ms": interval * 1000, "duration_s": duration,
                          "jitter_method": "RFC 3550 §6.4.1 estimator over RTTs, averaged over the stream",
                          "mos_method": "simplified E-model (ITU-T G.107) as in Twilio's preflight test"}
@@ -113,6 +134,9 @@ class LatencyCheck(Check):
             metrics = {k: round(st[k], 3) for k in (
                 "rtt_min_ms", "rtt_median_ms", "rtt_p95_ms", "jitter_ms", "loss_pct",
                 "burst_loss_pct", "reorder_pct", "mos") if k in st}
+            metrics["udp_reachable"] = True
+            if services:
+                details["services"] = per_service
             return Measurement(metrics=metrics, details=details)
 
         # No STUN answer anywhere: UDP is blocked (or the targets are down). Fall back to TCP.
@@ -133,11 +157,28 @@ class LatencyCheck(Check):
             if "rtt_median_ms" in st:
                 details["target"] = f"{hp[0]}:{hp[1]} (tcp)"
                 details["fallback"] = fallback
-                return Measurement(metrics={k: round(st[k], 3) for k in ("rtt_min_ms", "rtt_median_ms", "rtt_p95_ms")},
-                                   details=details)
+                if services:
+                    details["services"] = per_service
+                metrics = {k: round(st[k], 3) for k in ("rtt_min_ms", "rtt_median_ms", "rtt_p95_ms")}
+                return Measurement(metrics=metrics | {"udp_reachable": False}, details=details)
         details["fallback"] = fallback
         raise CheckError("no answer from any latency target, neither over UDP nor TCP "
                          "(a firewall blocks them, or there is no internet connection)")
+
+
+def _per_service(services: dict[str, list[tuple[str, int]]], per_target: dict) -> dict:
+    """Each service's figures from its best relay (lowest median RTT), and UDP reachability."""
+    out: dict = {}
+    for name, hps in services.items():
+        answered = [(f"{h}:{p}", per_target.get(f"{h}:{p}", {})) for h, p in hps]
+        answered = [(k, st) for k, st in answered if "rtt_median_ms" in st]
+        entry: dict = {"relays": [f"{h}:{p}" for h, p in hps], "udp_reachable": bool(answered)}
+        if answered:
+            key, st = min(answered, key=lambda kv: kv[1]["rtt_median_ms"])
+            entry["relay"] = key
+            entry.update({k: st[k] for k in PER_SERVICE if k in st})
+        out[name] = entry
+    return out
 
 
 def _rounded(st: dict) -> dict:

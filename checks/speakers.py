@@ -8,6 +8,13 @@ ratio), the round-trip latency and the received level. Not heard: one retry 12 d
 then the finding in plain words. ``--no-sound`` plays silence only (a room in use);
 ``--interactive`` also asks whether the person heard the tone.
 
+Speech quality through the room: once the chirp is heard, a short synthesised sentence
+(``readiness/sounds/speech_en.wav``) is played at the same level, recorded the same way and
+scored against the original with ViSQOL's speech mode as MOS-LQO (1-5; see
+``audio.speech_mos`` for why ViSQOL and not PESQ). Needs the ``speech`` extra
+(visqol-python); without it the details say the score was not taken. The recording is
+scored in memory and never kept.
+
 Runs isolated (a killable child process); heavy imports only inside :meth:`run`.
 """
 
@@ -27,7 +34,7 @@ class SpeakersCheck(Check):
     isolated = True
     resource = "audio"
     order = 1
-    budget_s = 15.0
+    budget_s = 25.0
     metrics = (
         Metric("playback_ok", "", "The output opened and played the test signal without error", kind="bool"),
         Metric("underruns", "", "Times the output ran dry while playing"),
@@ -37,12 +44,15 @@ class SpeakersCheck(Check):
         Metric("loopback_peak_ratio", "", "Cross-correlation peak over its median (how clearly it was heard)"),
         Metric("received_level_dbfs", "dBFS", "Level of the test signal as recorded by the microphone"),
         Metric("heard_by_person", "", "The person said they heard the tone (--interactive only)", kind="bool"),
+        Metric("speech_mos", "", "Speech quality through the room: MOS-LQO, ViSQOL speech mode (1-5)"),
     )
     settings = {
         "device": Setting("", "Speaker to use: part of its name or its number; empty = system default", str),
         "microphone": Setting("", "Microphone for the loopback (part of its name or its number); empty = --microphone or the system default", str),
         "level_dbfs": Setting(-20.0, "Peak level of the test signal (quiet by default)", float),
         "loopback": Setting(True, "Listen for the test signal with the microphone", bool),
+        "speech_quality": Setting(True, "After the loopback, play a short sentence and score how well the "
+                                        "microphone heard it (ViSQOL; needs readiness[speech])", bool),
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
@@ -100,6 +110,10 @@ class SpeakersCheck(Check):
             if final["heard"]:
                 metrics["loopback_latency_ms"] = final["latency_ms"]
                 metrics["received_level_dbfs"] = final["received_level_dbfs"]
+                if ctx.settings.get("speech_quality", True):
+                    ctx.say("speech quality: playing a short sentence")
+                    _speech_quality(sd, audio, audio_io, out_dev, in_dev, out_rate, final["level_dbfs"],
+                                    metrics, details)
             else:
                 diagnosis.append(
                     f"the microphone {in_dev['name']!r} did not pick up the test signal, even "
@@ -144,6 +158,26 @@ def listen(sd, audio, audio_io, out_dev: dict, in_dev: dict, signal, out_rate: i
         if lb.mark_index is not None:
             result["latency_ms"] = round((lag - lb.mark_index) / lb.input_rate * 1000.0, 1)
     return result
+
+
+def _speech_quality(sd, audio, audio_io, out_dev: dict, in_dev: dict, out_rate: int, level_dbfs: float,
+                    metrics: dict, details: dict) -> None:
+    """Play the speech sample through the loopback and score the recording (MOS-LQO)."""
+    import importlib.util
+
+    if importlib.util.find_spec("visqol") is None:
+        details["speech_quality"] = {"not_scored": "the speech-quality model is not installed "
+                                                   "(pip install 'readiness[speech]')"}
+        return
+    ref, ref_rate = audio.speech_reference()
+    played = audio.resample(ref, ref_rate, out_rate)
+    played = played / max(1e-9, float(abs(played).max())) * _gain(level_dbfs)
+    lb = audio_io.loopback(sd, out_dev, in_dev, played, out_rate)
+    reference = audio.resample(ref, ref_rate, lb.input_rate)
+    scored = audio.speech_mos(reference, lb.recording, lb.input_rate)
+    metrics["speech_mos"] = scored["mos_lqo"]
+    details["speech_quality"] = scored | {"sample": "speech_en.wav, synthesised English sentence, 2.7 s",
+                                          "level_dbfs": level_dbfs}
 
 
 def _ask_person(audio, audio_io, sd, out_dev: dict, out_rate: int, level: float, metrics: dict, details: dict) -> None:

@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 from readiness.check import Check, CheckContext, Measurement, Metric, Setting
-from readiness.netinfo import command_output, default_route_interface, interface_kind, proxy_settings, vpn_interfaces
+from readiness.netinfo import (command_output, default_route_interface, interface_kind, link_facts, proxy_settings,
+                               vpn_interfaces, wifi_facts)
 
 GB = 1024**3
 
@@ -57,18 +58,25 @@ def os_description() -> dict[str, str]:
     return {"os": platform.system(), "os_version": pretty or platform.release(), "kernel": platform.release()}
 
 
-def interfaces() -> list[dict[str, Any]]:
+def interfaces(facts: dict[str, dict] | None = None) -> list[dict[str, Any]]:
+    """Every interface with its kind as the OS tells it (``basis`` says how it was known)."""
     import psutil
 
+    facts = link_facts() if facts is None else facts
     stats = psutil.net_if_stats()
     addrs = psutil.net_if_addrs()
     out = []
     for name, st in sorted(stats.items()):
-        kind = interface_kind(name)
+        fact = facts.get(name, {})
         ips = [a.address for a in addrs.get(name, []) if getattr(a.family, "name", "") in ("AF_INET", "AF_INET6")]
         # whether it has an address, not the address: the result holds no network addresses (README, Privacy)
-        out.append({"name": name, "kind": kind, "up": bool(st.isup), "speed_mbps": int(st.speed or 0) or None,
-                    "has_address": bool(ips)})
+        entry = {"name": name, "kind": interface_kind(name, facts), "basis": fact.get("basis", "name"),
+                 "up": bool(st.isup), "speed_mbps": int(st.speed or 0) or None, "has_address": bool(ips)}
+        if fact.get("hardware_port"):
+            entry["hardware_port"] = fact["hardware_port"]
+        if fact.get("description"):
+            entry["description"] = fact["description"]
+        out.append(entry)
     return out
 
 
@@ -82,6 +90,20 @@ def battery() -> dict[str, Any] | None:
     if b is None:
         return None
     return {"percent": round(float(b.percent), 1), "plugged_in": b.power_plugged}
+
+
+def _wifi_in_use(ifs: list[dict[str, Any]], route_if: str | None) -> dict[str, Any] | None:
+    """Signal and band of the Wi-Fi interface that is up (the default route's, if it is Wi-Fi)."""
+    up = [i["name"] for i in ifs if i["kind"] == "wireless" and i["up"] and i["addresses"]]
+    if not up:
+        return None
+    facts = wifi_facts()
+    for name in ([route_if] if route_if in up else []) + up:
+        if name in facts:
+            return {"interface": name, **facts[name]}
+    if len(facts) == 1 and sys.platform == "win32":  # netsh names the connection, not always the adapter
+        return dict(next(iter(facts.values())))
+    return None
 
 
 class SystemCheck(Check):
@@ -100,6 +122,9 @@ class SystemCheck(Check):
         Metric("on_ac_power", "", "running on mains power (or no battery)", kind="bool"),
         Metric("wired_network", "", "a wired network connection is up", kind="bool"),
         Metric("wired_link_mbps", "Mbps", "fastest wired link speed"),
+        Metric("wifi_signal_dbm", "dBm", "Wi-Fi signal strength of the connected Wi-Fi (macOS, Linux)"),
+        Metric("wifi_signal_pct", "%", "Wi-Fi signal quality as Windows reports it"),
+        Metric("wifi_band_ghz", "GHz", "Wi-Fi band in use (2.4, 5 or 6)"),
         Metric("vpn_active", "", "traffic goes through a VPN tunnel", kind="bool"),
         Metric("proxy_configured", "", "an HTTP proxy is configured", kind="bool"),
     )
@@ -152,24 +177,36 @@ class SystemCheck(Check):
             if bat["plugged_in"] is not None:
                 m["on_ac_power"] = bool(bat["plugged_in"])
 
-        ifs = interfaces()
+        facts = link_facts()
+        ifs = interfaces(facts)
         d["interfaces"] = ifs
         wired = [i for i in ifs if i["kind"] == "wired" and i["up"] and i["has_address"]]
         m["wired_network"] = bool(wired)
         speeds = [i["speed_mbps"] for i in wired if i["speed_mbps"]]
         if speeds:
             m["wired_link_mbps"] = max(speeds)
-        route_if = default_route_interface()
+        route_if = default_route_interface(facts)
         d["default_route_interface"] = route_if
+        wifi = _wifi_in_use(ifs, route_if)
+        if wifi:
+            d["wifi"] = wifi
+            for key in ("signal_dbm", "signal_pct", "band_ghz"):
+                if wifi.get(key) is not None:
+                    m[f"wifi_{key}"] = wifi[key]
         if route_if is not None:
-            m["vpn_active"] = interface_kind(route_if) == "vpn"
+            m["vpn_active"] = interface_kind(route_if, facts) == "vpn"
             d["vpn_basis"] = "default route"
         else:
-            m["vpn_active"] = bool(vpn_interfaces())
+            m["vpn_active"] = bool(vpn_interfaces(facts))
             d["vpn_basis"] = "a VPN adapter is up"
         proxies = proxy_settings()
         d["proxies"] = proxies
-        m["proxy_configured"] = any(k in proxies for k in ("http", "https", "all"))
+        from readiness.proxies import os_pac_url
+
+        pac = os_pac_url()  # Windows/macOS "automatic configuration script"
+        if pac:
+            d["proxy_auto_config"] = pac
+        m["proxy_configured"] = any(k in proxies for k in ("http", "https", "all")) or bool(pac)
 
         # CPU load over the sample window, so a busy machine shows even on a quick run.
         left = sample_s - (time.monotonic() - t0)

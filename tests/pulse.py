@@ -95,7 +95,7 @@ class PulseServer:
                 self.pactl("set-source-mute", "muted", "1")
                 self.route(source="sine", sink="spk")
                 self._keep_latency_low()
-                self._warm_up()
+                self.warm_up()
                 return
             time.sleep(0.1)
         self.stop()
@@ -114,11 +114,13 @@ class PulseServer:
                 )
             )
 
-    def _warm_up(self, timeout_s: float = 5.0) -> None:
-        # The first recording after the server starts waits ~1.5 s for its first block (later
-        # ones: ~10 ms). A desktop's server is long running; wait that out once, here.
+    def warm_up(self, source: str = "spk.monitor", timeout_s: float = 5.0) -> None:
+        """Record from ``source`` until its first block arrives.
+
+        The first recording from a new source waits ~1.5 s for its first block (later ones:
+        ~10 ms). A desktop's server is long running; wait that out once, here."""
         rec = subprocess.Popen(
-            ["parec", "--latency-msec=10", "--raw", "-d", "spk.monitor"],
+            ["parec", "--latency-msec=10", "--raw", "-d", source],
             env=self._child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )
         timer = threading.Timer(timeout_s, rec.kill)
@@ -159,6 +161,45 @@ class PulseServer:
         if getattr(self, "log", None):
             self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def room_sink(pulse: PulseServer, name: str, rate: int = 48000) -> Iterator[str]:
+    """A fresh null sink as the room (with a low-latency client, as on a desktop)."""
+    import subprocess
+
+    index = pulse.pactl("load-module", "module-null-sink", f"sink_name={name}", f"rate={rate}",
+                        "format=s16le").stdout.strip()
+    keeper = subprocess.Popen(["pacat", "--playback", "--latency-msec=10", "--raw", "-d", name, "/dev/zero"],
+                              env=pulse._child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pulse.route(source=f"{name}.monitor", sink=name)
+    try:
+        yield name
+    finally:
+        keeper.kill()
+        keeper.wait(5)
+        pulse.route(source="spk.monitor", sink="spk")
+        pulse.pactl("unload-module", index, check=False)
+
+
+@contextlib.contextmanager
+def noise_into(pulse: PulseServer, sink: str, rms_dbfs: float, folder) -> Iterator[None]:
+    """White noise at ``rms_dbfs`` played into ``sink`` for as long as the block runs."""
+    import subprocess
+
+    import numpy as np
+
+    noise = np.random.default_rng(7).normal(size=48000 * 40) * 10 ** (rms_dbfs / 20)
+    path = folder / f"noise{rms_dbfs:g}.raw"
+    path.write_bytes(noise.astype("<f4").tobytes())
+    p = subprocess.Popen(["pacat", "--playback", "-d", sink, "--raw", "--format=float32le", "--rate=48000",
+                          "--channels=1", str(path)], env=pulse._child_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        p.kill()
+        p.wait(5)
 
 
 def pulse_available() -> bool:

@@ -90,7 +90,7 @@ def test_usage_mistakes_exit_2(cli, tmp_path):
         (("run", "--set", "system.nosuch=1"), "has no setting 'nosuch'"),
         (("run", "--set", "system"), "is not CHECK.KEY=VALUE"),
         (("run", "--profile", "video-call", "--requirements", "x.toml"), "not both"),
-        (("run", "--lang", "de"), "Invalid value for '--lang'"),
+        (("run", "--lang", "de"), "--lang: 'de' is not one of en, sv"),
     ]:
         out = cli(*args, "--no-open", "-o", str(tmp_path))
         assert out.returncode == 2, args

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,15 +47,17 @@ class Collector:
     def __init__(self, db_url: str, *extra: str) -> None:
         self.db_url, self.extra = db_url, extra
         self.scheme = "https" if "--tls-cert" in extra else "http"
+        self.results_dir = tempfile.mkdtemp(prefix="readiness-selftest-")  # the self-test page's folder, unused here
         self.port = 0
         self.start()
 
     def start(self) -> None:
         # the same port again after a restart, so agents find it where they left it
         self.proc = subprocess.Popen(readiness_cmd("serve", "--db", self.db_url, "--host", "127.0.0.1", "--http-port",
-                                                   str(self.port), "--stun-port", "0", *self.extra),
+                                                   str(self.port), "--stun-port", "0", "--results-dir", self.results_dir,
+                                                   *self.extra),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        line = wait_line(self.proc, "listening on", timeout=60)
+        line = wait_line(self.proc, "listening on", timeout=120)
         self.port = int(re.search(r"://127\.0\.0\.1:(\d+)", line).group(1))
 
     @property
@@ -132,6 +135,24 @@ def rows(db_url: str) -> int:
         return store.count()
     finally:
         store.close()
+
+
+def test_run_uploads_after_writing_its_files(cli, tmp_path, collector, token_file, sqlite_url):
+    env = spool_env(tmp_path)
+    out = tmp_path / "out"
+    done = cli("run", "--check", "system", "--site", "Stockholm", "--room", "4.12", "-o", str(out), "--quiet",
+               "--no-open", "--upload-url", collector.url, "--token-file", str(token_file), env=env, timeout=180)
+    assert done.returncode in (0, 1, 3), done.stderr  # the verdict's code: a run of one check is partial (3)
+    written = list(out.glob("*.json"))
+    assert len(written) == 1 and list(out.glob("*.html"))
+    store = Store(sqlite_url)
+    assert store.document(json.loads(written[0].read_text())["run_id"]) == json.loads(written[0].read_text())
+    store.close()
+    assert list((tmp_path / "spool").glob("*.json")) == []
+    no_token = cli("run", "--check", "system", "-o", str(out), "--quiet", "--no-open", "--upload-url", collector.url,
+                   env=env)
+    assert no_token.returncode == 2 and "upload token is needed" in no_token.stderr
+    assert len(list(out.glob("*.json"))) == 1  # said before measuring: nothing run, nothing written
 
 
 def test_upload_stores_each_result_once_and_empties_the_spool(cli, tmp_path, collector, token_file, sqlite_url):

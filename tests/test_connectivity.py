@@ -65,7 +65,8 @@ def test_reachable_and_blocked_services(link, services):
     m, d = r["metrics"], r["details"]
     assert 0 < m["tcp_connect_ms"] < 100 and 0 < m["tls_connect_ms"] < 1000
     assert m["udp_media_reachable"] is True and m["services_udp_ok_count"] == 1
-    assert m["proxy_detected"] is True and d["proxies"]["http"] == "http://proxy.example:3128"
+    # an http:// proxy is configured, but the services speak https: their traffic goes direct
+    assert m["proxy_detected"] is False and d["proxies"]["environment"]["http"] == "http://proxy.example:3128"
     assert m["vpn_detected"] is False
     org, blocked = d["services"]
     assert org["udp_media"] is True and org["stun"][f"{ip}:3480"]["mapped_address"].startswith(link.client_ip)

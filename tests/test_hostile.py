@@ -361,7 +361,7 @@ def test_a_result_is_never_left_without_its_report(full_disk):
 def _run_held_at_the_browser(tmp_path, sig: int) -> subprocess.CompletedProcess:
     """`run --open` with a "browser" that takes its time: the signal lands after the files were written."""
     browser = tmp_path / "slow-browser"
-    browser.write_text("#!/bin/sh\nsleep 3\n", encoding="utf-8")
+    browser.write_text("#!/bin/sh\nexec >/dev/null 2>&1\nsleep 10\n", encoding="utf-8")  # holds no pipe of ours
     browser.chmod(0o755)
     env = dict(os.environ, BROWSER=f"{browser} %s")
     out = tmp_path / "out"

@@ -79,3 +79,105 @@ def test_blocked_udp_falls_back_to_tcp_handshakes(link):
     assert 0 < r["metrics"]["rtt_median_ms"] < 50
     assert "jitter_ms" not in r["metrics"] and "mos" not in r["metrics"]
     assert any("TCP/TLS" in d for d in r["details"]["diagnosis"])
+
+
+SERVICES_PROFILE = """
+name = "teams-only"
+[checks.latency]
+targets = []
+duration_s = 4.0
+services = [
+  {{ name = "Microsoft Teams", stun = ["{ip}:4301"] }},
+  {{ name = "Google Meet", stun = ["{ip}:4302"] }},
+  {{ name = "Nowhere", stun = ["{ip}:4399"] }},
+]
+
+[[requirement]]
+metric = "latency.rtt_median_ms"
+max = 100
+severity = "required"
+why = "any service"
+fix = "f"
+source = "https://example.org"
+
+[[requirement]]
+metric = "latency.rtt_median_ms"
+service = "Microsoft Teams"
+max = 100
+severity = "required"
+why = "Teams' edge"
+fix = "f"
+source = "https://learn.microsoft.com/microsoftteams/prepare-network"
+
+[[requirement]]
+metric = "latency.loss_pct"
+service = "Microsoft Teams"
+max = 1
+severity = "required"
+why = "Teams' edge"
+fix = "f"
+source = "https://learn.microsoft.com/microsoftteams/prepare-network"
+
+[[requirement]]
+metric = "latency.jitter_ms"
+service = "Google Meet"
+max = 30
+severity = "required"
+why = "Meet"
+fix = "f"
+source = "https://example.org"
+
+[[requirement]]
+metric = "latency.udp_reachable"
+service = "Nowhere"
+expect = true
+severity = "recommended"
+why = "a service without a relay"
+fix = "f"
+source = "https://example.org"
+"""
+
+
+def test_each_service_is_judged_on_its_own_path(link, tmp_path):
+    """Three local responders stand in for the services: "Teams" slow and lossy, "Meet" fast,
+    "Nowhere" silent. The best-of-all figure passes; Teams' own requirements fail on Teams'
+    own numbers, through `readiness run` as a user calls it."""
+    import json
+    import shutil
+    import subprocess
+
+    teams = link.start_responder(4301, delay_ms=150, drop=0.05, seed=11)
+    meet = link.start_responder(4302, delay_ms=20, jitter_ms=2, seed=12)
+    profile = tmp_path / "teams.toml"
+    profile.write_text(SERVICES_PROFILE.format(ip=link.server_ip))
+    try:
+        r = subprocess.run(["ip", "netns", "exec", link.client_ns, shutil.which("readiness"), "run", "-c", "latency",
+                            "--requirements", str(profile), "--json", "--no-open", "-o", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        netns.stop(teams)
+        netns.stop(meet)
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    result = json.loads(r.stdout)
+    lat = result["checks"]["latency"]
+    services = lat["details"]["services"]
+    assert services["Microsoft Teams"]["rtt_median_ms"] == pytest.approx(150, abs=5)
+    assert 1.5 <= services["Microsoft Teams"]["loss_pct"] <= 10  # 5 % of 200 probes, seeded
+    assert services["Google Meet"]["rtt_median_ms"] == pytest.approx(20, abs=4)
+    assert services["Google Meet"]["loss_pct"] == 0 and services["Google Meet"]["udp_reachable"] is True
+    assert services["Nowhere"]["udp_reachable"] is False and "rtt_median_ms" not in services["Nowhere"]
+    assert lat["metrics"]["rtt_median_ms"]["value"] == pytest.approx(20, abs=4)  # best of all: Meet
+    verdicts = {(i["requirement"]["metric"], i["requirement"].get("service")): i["status"]
+                for i in result["judgement"]["items"]}
+    assert verdicts[("latency.rtt_median_ms", None)] == "PASS"
+    assert verdicts[("latency.rtt_median_ms", "Microsoft Teams")] == "FAIL"
+    assert verdicts[("latency.loss_pct", "Microsoft Teams")] == "FAIL"
+    assert verdicts[("latency.jitter_ms", "Google Meet")] == "PASS"
+    assert verdicts[("latency.udp_reachable", "Nowhere")] == "WARN"
+    assert result["judgement"]["overall"] == "FAIL"
+    # the report's small per-service table: one row per service, its own figures
+    html = next(tmp_path.glob("*.html")).read_text()
+    table = html[html.index('<table class="kv services">'):]
+    table = table[:table.index("</table>")]
+    assert "<th>Microsoft Teams</th>" in table and "<th>Nowhere</th>" in table and "Media over UDP" in table
+    assert f"{services['Microsoft Teams']['rtt_median_ms']:.0f}" in table.split("<th>Microsoft Teams</th>")[1].split("</tr>")[0]

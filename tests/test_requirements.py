@@ -97,3 +97,13 @@ def test_profiles_command_lists_the_shipped_ones(cli):
     assert "video-call (default)" in out.stdout and "meeting-room" in out.stdout and "audio-call" in out.stdout
     shown = cli("profiles", "--show", "meeting-room")
     assert shown.stdout == shipped_profiles()["meeting-room"]
+
+
+def test_a_requirement_may_name_its_service():
+    good = parse('name = "x"\n[[requirement]]\nmetric = "latency.rtt_median_ms"\nservice = "Microsoft Teams"\n'
+                 'max = 100\nseverity = "required"\nwhy = "w"\nfix = "f"\nsource = "s"\n')
+    req = good.requirements[0]
+    assert req.service == "Microsoft Teams" and req.to_dict()["service"] == "Microsoft Teams"
+    err = error_of('name = "x"\n[[requirement]]\nmetric = "latency.rtt_median_ms"\nservice = 3\n'
+                   'max = 100\nseverity = "required"\nwhy = "w"\nfix = "f"\nsource = "s"\n')
+    assert ":4:" in str(err) and "'service' must name a service" in str(err)

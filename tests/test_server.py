@@ -209,7 +209,7 @@ def test_slow_uploads_are_cut_at_the_cap_and_cannot_take_every_transfer_slot():
         all_cut_after = time.monotonic() - started
         t.join(10)
         assert all(c is not None for c in cut), cut  # every slow upload was dropped...
-        assert all_cut_after < 3 + 1.5 + 1.5, all_cut_after  # ...at the 3 s cap, not when its body is done
+        assert all_cut_after < 3 + 1.5 + 3, all_cut_after  # ...at the 3 s cap, not when its body is done (100 MB away)
     finally:
         for s in slow:
             s.close()

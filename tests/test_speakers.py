@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from pulse import pulse, run_on_a_terminal  # noqa: F401 - fixture
+from pulse import noise_into, pulse, room_sink, run_on_a_terminal  # noqa: F401 - fixture
 from readiness.check import CheckContext, CheckError
 from readiness.checks.speakers import SpeakersCheck
 
@@ -170,3 +170,74 @@ def test_loopback_with_devices_chosen_by_sound_server_name(pulse):
     assert heard.metrics["heard"] is True
     deaf = measure(options={"speaker": "spk", "microphone": "other.monitor"})  # mic on another sink
     assert deaf.metrics["heard"] is False and len(deaf.details["attempts"]) == 2
+
+
+# --------------------------------------------------------------------------- speech quality
+# The speech sample goes through the real sound server: a null sink is the room, its monitor
+# the microphone. Each degradation is made by the server itself: a second player adds noise,
+# a null sink at a low rate resamples the speech, sink volume above 100 % clips it in the
+# sink's 16-bit mix.
+
+need_visqol = pytest.mark.skipif(__import__("importlib").util.find_spec("visqol") is None,
+                                 reason="visqol-python is not installed (pip install -e '.[test]')")
+
+
+def speech_score(**settings) -> float:
+    m = measure(**settings)
+    assert m.metrics["heard"] is True, m.details
+    return m.metrics["speech_mos"]
+
+
+@need_visqol
+def test_speech_quality_of_a_clean_room_is_high(pulse):
+    with room_sink(pulse, "clean"):
+        m = measure()
+    assert m.metrics["speech_mos"] >= 4.5, m.details["speech_quality"]
+    sq = m.details["speech_quality"]
+    assert "ViSQOL" in sq["model"] and sq["peak_ratio"] > 50
+
+
+@need_visqol
+def test_speech_quality_falls_with_noise(pulse, tmp_path):
+    scores = []
+    with room_sink(pulse, "noisy"):
+        for rms in (-60, -45, -35):  # the speech peaks at -20 dBFS, its RMS is near -33
+            with noise_into(pulse, "noisy", rms, tmp_path):
+                scores.append(speech_score())
+    print("noise", scores)
+    assert scores[0] > scores[1] > scores[2], scores
+    assert scores[0] - scores[2] >= 1.0, scores
+
+
+@need_visqol
+def test_speech_quality_falls_with_the_sample_rate(pulse):
+    scores = []
+    for rate in (16000, 8000, 4000):
+        with room_sink(pulse, f"r{rate}", rate=rate):
+            scores.append(speech_score())
+    print("rate", scores)
+    assert scores[0] > scores[1] > scores[2], scores
+    assert scores[0] - scores[2] >= 1.0, scores
+
+
+@need_visqol
+def test_speech_quality_falls_with_clipping(pulse):
+    scores = []
+    with room_sink(pulse, "loud"):
+        for volume in ("100%", "250%", "400%"):  # the sink's 16-bit mix clips above full scale
+            pulse.pactl("set-sink-volume", "loud", volume)
+            scores.append(speech_score(level_dbfs=-6.0))
+    print("clipping", scores)
+    assert scores[0] > scores[1] > scores[2], scores
+    assert scores[0] - scores[2] >= 0.5, scores
+
+
+def test_without_the_model_the_score_is_said_to_be_missing(pulse, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "visqol" else real(name, *a))
+    pulse.route(source="spk.monitor", sink="spk")
+    m = measure()
+    assert m.metrics["heard"] is True and "speech_mos" not in m.metrics
+    assert "readiness[speech]" in m.details["speech_quality"]["not_scored"]

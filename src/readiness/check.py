@@ -12,8 +12,9 @@ This module must stay cheap to import: the CLI imports it on every start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar, Iterator
 
 METRIC_KINDS = ("number", "bool")
 
@@ -39,6 +40,19 @@ class Setting:
     default: Any
     help: str
     type: type | tuple[type, ...] | None = None  # None: type of the default
+    # For a list setting: checks one item, returns what is wrong with it (or None). Run when
+    # the profile, config file or --set is loaded, so a bad item stops the run before it starts.
+    items: Callable[[Any], str | None] | None = None
+
+    def item_problem(self, value: Any) -> str | None:
+        """What is wrong with the first bad item of a list value, as "[i]: message"; else None."""
+        if self.items is None or not isinstance(value, list):
+            return None
+        for i, item in enumerate(value):
+            problem = self.items(item)
+            if problem:
+                return f"[{i}]: {problem}"
+        return None
 
     def accepts(self, value: Any) -> bool:
         expected = self.type or type(self.default)
@@ -80,20 +94,65 @@ class CheckSkipped(CheckError):
     """The check chose not to measure (e.g. ``--no-sound`` in a room in use); status ``skipped``."""
 
 
+@dataclass(frozen=True)
+class RunChoices(Mapping):
+    """The run's shared choices a check may read (``ctx.options``), typed and read-only.
+
+    Built from the validated run configuration (``readiness.config``). It is also a read-only
+    mapping, so ``ctx.options.get("server")`` in existing plugins keeps working.
+    """
+
+    server: str | None = None
+    proxy: str | None = None  # a proxy URL or "direct"; None: the OS's settings
+    pac_url: str | None = None  # a PAC file; None: the OS's
+    microphone: str | None = None
+    speaker: str | None = None
+    camera: str | None = None
+    no_sound: bool = False
+    interactive: bool = False
+    keep_audio: bool = False
+    snapshot: bool = False
+    output_dir: str | None = None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "RunChoices":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TypeError(f"unknown run option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**dict(values))
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.__dataclass_fields__:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
+
+
 @dataclass
 class CheckContext:
     """What a check gets to run with. Picklable: isolated checks receive it in a child process.
 
-    ``settings`` holds the check's settings with defaults applied and profile/``--set``
-    values merged in. ``options`` holds the run's shared command-line choices (``server``,
-    ``microphone``, ``speaker``, ``camera``, ``no_sound``, ``interactive``, ``keep_audio``,
-    ``snapshot``, ``output_dir``) so that a check reads them without the CLI knowing it.
+    ``settings`` holds the check's settings with defaults applied and profile, config file,
+    environment and ``--set`` values merged in. ``options`` holds the run's shared choices
+    (:class:`RunChoices`: ``server``, ``proxy``, ``pac_url``, ``microphone``, ``speaker``, ``camera``, ``no_sound``,
+    ``interactive``, ``keep_audio``, ``snapshot``, ``output_dir``); a plain dict given here is
+    turned into one, so an unknown option name fails at once.
     """
 
     settings: dict[str, Any]
-    options: dict[str, Any]
+    options: RunChoices
     budget_s: float
     progress: Callable[[str], None] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, RunChoices):
+            self.options = RunChoices.from_mapping(self.options or {})
 
     def say(self, message: str) -> None:
         """Report progress (shown on stderr by the CLI). Silently ignored in a child process."""

@@ -1,4 +1,5 @@
-"""The command line: ``readiness run | report | checks | profiles | devices | serve | aggregate``.
+"""The command line: ``readiness run | report | checks | profiles | devices | serve | aggregate |
+config | schedule``.
 
 Sits on top of everything else and only wires it together. Exit codes of ``run`` and
 ``report``: 0 ready, 1 not ready, 2 usage, configuration or internal error, 3 partial (no
@@ -71,13 +72,7 @@ class Finite(click.ParamType):
 
 
 PORT = click.IntRange(0, 65535)
-MAX_LABEL = 200  # the result schema's maxLength of labels.*
-
-
-def _label(param: Any, value: Any) -> Any:
-    if isinstance(value, str) and len(value) > MAX_LABEL:
-        raise click.BadParameter(f"at most {MAX_LABEL} characters (this one has {len(value)})", param=param)
-    return value
+MAX_LABEL = 200  # the result schema's maxLength of labels.*; config.py holds every label to it
 
 
 def _plugins() -> Any:
@@ -123,9 +118,10 @@ def _output_dir(path: str | None) -> Path:
     return folder
 
 
-def _parse_sets(values: tuple[str, ...], plugins: Any) -> dict[str, dict[str, Any]]:
-    """``--set CHECK.KEY=VALUE``; the value is read as TOML (numbers, true/false, "text", [lists])."""
-    from .requirements import tomllib, validate_settings
+def _parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``--set CHECK.KEY=VALUE``; the value is read as TOML (numbers, true/false, "text", [lists]).
+    Validated with the rest of the configuration (``config.load_config``)."""
+    from .requirements import tomllib
 
     out: dict[str, dict[str, Any]] = {}
     for item in values:
@@ -137,15 +133,25 @@ def _parse_sets(values: tuple[str, ...], plugins: Any) -> dict[str, dict[str, An
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw  # plain text without quotes
-        cls = plugins.checks.get(cname)
-        if cls is None:
-            raise click.BadParameter(f"no check named '{cname}'", param_hint="--set")
-
-        def err(_line: Any, message: str) -> click.BadParameter:
-            return click.BadParameter(message, param_hint="--set")
-
-        out.setdefault(cname, {}).update(validate_settings(cls, cname, {skey: value}, lambda k: None, err))
+        out.setdefault(cname, {})[skey] = value
     return out
+
+
+def _config(ctx: click.Context, names: tuple[str, ...], config_file: str | None, sets: tuple[str, ...] = (),
+            plugins: Any = None, interactive: bool = False) -> Any:
+    """The run configuration from files, environment and what was typed (only options the user
+    gave on the command line count as command-line values); a wrong value anywhere exits 2."""
+    from click.core import ParameterSource
+
+    from .config import ConfigError, load_config
+
+    typed = {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+    try:
+        return load_config(typed, _parse_sets(sets), checks=plugins.checks if plugins else None,
+                           broken=plugins.broken if plugins else None, config_file=config_file,
+                           warn=lambda m: click.echo(f"warning: {m}", err=True), interactive=interactive)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 class _Group(click.Group):
@@ -214,6 +220,8 @@ def main() -> None:
                     --output-dir //share/readiness --quiet
       readiness report RESULT.json --profile meeting-room
       readiness aggregate //share/readiness -o fleet.html --csv fleet.csv
+      readiness schedule install --daily --at 06:30 --random-delay 30m --system
+      readiness config show            the settings from files and READINESS_* variables
 
     Exit codes of run and report: 0 ready, 1 not ready, 2 usage, configuration or internal
     error, 3 partial: no fault found in what was checked, but not every check the profile
@@ -224,57 +232,81 @@ def main() -> None:
 # --- run ------------------------------------------------------------------------------------
 
 
+_CONFIG_OPTIONS = ("profile", "requirements", "label", "site", "room", "output_dir", "lang", "quiet", "server", "proxy", "pac_url",
+                   "microphone", "speaker", "camera", "no_sound", "keep_audio", "snapshot", "jitter", "upload_url",
+                   "token_file")
+
+
+def _config_option(fn: Any) -> Any:
+    return click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+                        help="Read settings from this TOML file too (above the user and system files).")(fn)
+
+
 @main.command()
 @click.option("--profile", "-p", metavar="NAME", help="Shipped requirement list (see `readiness profiles`). Default: video-call.")
-@click.option("--requirements", "-r", metavar="FILE", type=click.Path(dir_okay=False), help="Your own requirement list (TOML).")
+@click.option("--requirements", "-r", metavar="FILE", help="Your own requirement list (TOML).")
 @click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); the verdict is then partial (exit 3 when no fault is found).")
-@click.option("--label", default="", callback=lambda c, p, v: _label(p, v), help="A free label for this run, e.g. an asset tag.")
-@click.option("--site", default="", callback=lambda c, p, v: _label(p, v), help="Site or office, e.g. Stockholm.")
-@click.option("--room", default="", callback=lambda c, p, v: _label(p, v), help="Meeting room, e.g. 4.12.")
+@click.option("--label", help="A free label for this run, e.g. an asset tag.")
+@click.option("--site", help="Site or office, e.g. Stockholm.")
+@click.option("--room", help="Meeting room, e.g. 4.12.")
 @click.option("--output-dir", "-o", metavar="DIR", help="Where the JSON and HTML go (default: a per-user data folder).")
-@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
+@click.option("--lang", metavar="|".join(LANGS), help="Language of the report (default: en).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the summary.")
 @click.option("--open/--no-open", "open_report", default=None, help="Open the report in the browser (default: when run interactively).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary; the exit code tells.")
 @click.option("--server", metavar="URL", help="Your organization's `readiness serve` for the network checks.")
+@click.option("--proxy", metavar="URL|direct", help="Proxy for the web checks and uploads (default: the OS's settings, PAC included).")
+@click.option("--pac-url", metavar="URL", help="Proxy auto-configuration file to use instead of the OS's.")
+@click.option("--upload-url", metavar="URL", help="Collector URL results are sent to (as configured).")
+@click.option("--token-file", metavar="FILE", help="File holding the upload token.")
 @click.option("--microphone", metavar="NAME", help="Microphone to test (part of its name).")
 @click.option("--speaker", metavar="NAME", help="Speaker to test (part of its name).")
 @click.option("--camera", metavar="NAME|INDEX|URL", help="Camera to test: part of its name, its index, or a stream URL.")
-@click.option("--no-sound", is_flag=True, help="Play no test sound (a room in use).")
+@click.option("--no-sound/--sound", default=False, help="Play no test sound (a room in use).")
 @click.option("--interactive", "-i", is_flag=True, help="Ask you to speak and to confirm you heard the tone.")
-@click.option("--keep-audio", is_flag=True, help="Save the microphone recording beside the result.")
-@click.option("--snapshot", is_flag=True, help="Put one small camera picture in the report.")
+@click.option("--keep-audio/--no-keep-audio", default=False, help="Save the microphone recording beside the result.")
+@click.option("--snapshot/--no-snapshot", default=False, help="Put one small camera picture in the report.")
+@click.option("--jitter", metavar="DURATION", help="First wait a random time up to this long (e.g. 15m), so many rooms do not start at once.")
 @click.option("--set", "sets", metavar="CHECK.KEY=VALUE", multiple=True, help="Override a check setting, e.g. latency.duration_s=10.")
-def run(profile: str | None, requirements: str | None, only: tuple[str, ...], label: str, site: str, room: str,
-        output_dir: str | None, lang: str, as_json: bool, open_report: bool | None, quiet: bool, server: str | None,
-        microphone: str | None, speaker: str | None, camera: str | None, no_sound: bool, interactive: bool,
-        keep_audio: bool, snapshot: bool, sets: tuple[str, ...]) -> None:
+@_config_option
+@click.pass_context
+def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: bool | None, interactive: bool,
+        sets: tuple[str, ...], config_file: str | None, **_typed: Any) -> None:
     """Measure this computer and judge it against a requirement list.
 
     Writes a result (JSON) and a report (HTML) into the output folder and prints a summary.
+    Settings also come from configuration files and READINESS_* variables (see `readiness
+    config show`); what is typed here wins.
     """
     from .session import RunOptions, WriteError, run_session
 
     plugins = _plugins()
+    cfg = _config(ctx, _CONFIG_OPTIONS, config_file, sets, plugins, interactive=interactive)
+    quiet = cfg.quiet
     _warn_plugins(plugins, quiet)
-    prof = _profile(profile, requirements, plugins)
+    prof = _profile(cfg.profile, str(cfg.requirements) if cfg.requirements else None, plugins)
     unknown = [c for c in only if c not in plugins.checks and c not in plugins.broken]
     if unknown:
         raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
-    if server and "@" in server:  # user:password@host, whatever the rest of the URL looks like
-        raise click.BadParameter("a user name or password in the URL would be recorded in the result and sent "
-                                 "to the server; give the server's address only", param_hint="--server")
-    overrides = _parse_sets(sets, plugins)
-    folder = _output_dir(output_dir)
-    if server:
-        server = _checked_server(server)
-    options = {"server": server, "microphone": microphone, "speaker": speaker, "camera": camera, "no_sound": no_sound,
-               "interactive": interactive, "keep_audio": keep_audio, "snapshot": snapshot, "output_dir": str(folder)}
+    folder = _output_dir(str(cfg.output_dir) if cfg.output_dir else None)
+    if cfg.upload_url:  # a missing token or a bad URL is said now, not after minutes of measuring
+        from .upload import UploadError, read_token, results_url
+
+        try:
+            read_token(str(cfg.token_file) if cfg.token_file else None)
+            results_url(cfg.upload_url)
+        except UploadError as exc:
+            fail(str(exc))
+    _wait_jitter(cfg.jitter, quiet)  # before the first request to a server: that is what it spreads
+    if cfg.server:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, server=_checked_server(cfg.server))
     interactive_tty = sys.stdout.isatty() and sys.stdin.isatty()
     if open_report is None:
         open_report = interactive_tty and not as_json and not quiet
-    opts = RunOptions(profile=prof, only=list(only), labels={"label": label, "site": site, "room": room},
-                      options=options, overrides=overrides, output_dir=folder, lang=lang)
+    opts = RunOptions(profile=prof, only=list(only), labels=cfg.labels, options=cfg.choices(folder),
+                      overrides=cfg.checks, output_dir=folder, lang=cfg.lang)
     try:
         outcome = run_session(opts, plugins, progress=None if quiet else _progress_printer())
     except WriteError as exc:
@@ -282,12 +314,35 @@ def run(profile: str | None, requirements: str | None, only: tuple[str, ...], la
     if as_json:
         click.echo(outcome.result.to_json(), nl=False)
     elif not quiet:
-        click.echo(terminal_text(outcome.summary(lang)))
+        click.echo(terminal_text(outcome.summary(cfg.lang)))
     if open_report and outcome.html_path is not None:
         import webbrowser
 
         webbrowser.open(outcome.html_path.resolve().as_uri())
-    sys.exit(outcome.exit_code)
+    code = outcome.exit_code
+    if cfg.upload_url and outcome.json_path is not None:
+        from .proxies import ProxyResolver
+
+        # the local files are written; the result now goes through the spool (kept until stored)
+        sent = _send_spool(cfg.upload_url, str(cfg.token_file) if cfg.token_file else None, None,
+                           (str(outcome.json_path),), attempts=3, quiet=quiet,
+                           resolver=ProxyResolver(proxy=cfg.proxy, pac_url=cfg.pac_url))
+        if sent == 2:
+            code = EXIT_ERROR  # refused: a plain error (said above), the result kept
+    sys.exit(code)
+
+
+def _wait_jitter(limit_s: float, quiet: bool) -> None:
+    """Sleep a random part of ``limit_s`` so that many scheduled agents spread their load."""
+    if limit_s <= 0:
+        return
+    import random
+    import time
+
+    wait = random.uniform(0, limit_s)
+    if not quiet:
+        click.echo(f"  waiting {wait:.0f} s first (--jitter {limit_s:g} s)", err=True)
+    time.sleep(wait)
 
 
 def _checked_server(url: str) -> str:
@@ -305,6 +360,142 @@ def _progress_printer() -> Any:
         click.echo(terminal_text(f"  {check}: {message}"), err=True)
 
     return show
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """The configuration: files, READINESS_* variables and their effect."""
+
+
+@config_group.command("show")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+def config_show(config_file: str | None, as_json: bool) -> None:
+    """Print the effective configuration and where each value came from.
+
+    Sources, lowest first: built-in defaults, the system file, the user file, --config FILE
+    (or READINESS_CONFIG), READINESS_<SETTING> variables (check settings:
+    READINESS_CHECKS__<CHECK>__<SETTING>), the command line. A wrong value exits 2.
+    """
+    import json
+
+    plugins = _plugins()
+    _warn_plugins(plugins)
+    cfg = _config(click.get_current_context(), (), config_file, (), plugins)
+    rows = cfg.rows()
+    if as_json:
+        click.echo(json.dumps({"files": [{"path": p, "exists": e} for p, e in cfg.files],
+                               "settings": [{"name": n, "value": v, "source": src} for n, v, src in rows]},
+                              indent=2, ensure_ascii=False, default=str))
+        return
+    for path, exists in cfg.files:
+        click.echo(f"# {'read' if exists else 'not present'}: {path}")
+    width = max(len(n) for n, _, _ in rows)
+    for name, value, src in rows:
+        shown = "(not set)" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+        click.echo(terminal_text(f"{name:<{width}} = {shown}    # {src}"))
+
+
+# --- schedule -----------------------------------------------------------------------------
+
+
+@main.group("schedule")
+def schedule_group() -> None:
+    """Run `readiness run --quiet` on a timer, by the OS's own scheduler.
+
+    \b
+    Windows: Task Scheduler; macOS: launchd; Linux: a systemd timer, or cron without systemd.
+    Settings for the run come from the configuration files (see `readiness config show`) or
+    from options after `--`, e.g.:
+      readiness schedule install --daily --at 07:30 --random-delay 30m --system \\
+        -- --profile meeting-room --output-dir '\\\\fileserver\\readiness$'
+    """
+
+
+def _scope_options(fn: Any) -> Any:
+    fn = click.option("--via", type=click.Choice(["windows", "launchd", "systemd", "cron"]),
+                      help="Scheduler (default: this computer's own).")(fn)
+    return click.option("--system", is_flag=True,
+                        help="For the whole computer (administrator): a SYSTEM task, LaunchDaemon, "
+                             "system timer or /etc/cron.d; default: for you.")(fn)
+
+
+@schedule_group.command("install")
+@click.option("--daily", "every", flag_value="daily", default=True, help="Once a day (default).")
+@click.option("--hourly", "every", flag_value="hourly", help="Once an hour, at the minute of --at.")
+@click.option("--weekly", "every", flag_value="weekly", help="Once a week, on Mondays.")
+@click.option("--at", "at", default="07:30", show_default=True, metavar="HH:MM", help="Time of day.")
+@click.option("--random-delay", default="0", metavar="DURATION", help="Start up to this much later at random (e.g. 30m), so rooms do not all start at once.")
+@click.option("--print", "just_print", is_flag=True, help="Show what would be installed; install nothing.")
+@_scope_options
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- RUN OPTIONS...]")
+def schedule_install(every: str, at: str, random_delay: str, just_print: bool, via: str | None, system: bool,
+                     run_args: tuple[str, ...]) -> None:
+    """Install (or replace) the scheduled run."""
+    from .config import parse_duration
+    from .schedule import Plan, ScheduleError, artifacts, commands, default_via, install, parse_at
+
+    try:
+        hour, minute = parse_at(at)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+    try:
+        delay = round(parse_duration(random_delay))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--random-delay") from None
+    try:  # the options for the run are checked now, not at 07:30 in a log nobody reads
+        run.make_context("run", ["--no-open", *run_args])
+    except click.UsageError as exc:
+        fail(f"options after --: {exc.format_message()}")
+    plan = Plan(every=every, hour=hour, minute=minute, random_delay_s=delay, run_args=tuple(run_args),
+                system=system, via=via or default_via())
+    if just_print:
+        for art in artifacts(plan):
+            click.echo(f"# --- {art.path}")
+            click.echo(art.text, nl=not art.text.endswith("\n"))
+        cmds = commands(plan.via, plan.system, "install")
+        if cmds:
+            import shlex
+            import subprocess
+
+            join = subprocess.list2cmdline if plan.via == "windows" else shlex.join  # each OS's own quoting
+            click.echo("# --- then: " + "; ".join(join(c) for c in cmds))
+        return
+    try:
+        for line in install(plan):
+            click.echo(line)
+    except ScheduleError as exc:
+        fail(str(exc))
+
+
+@schedule_group.command("status")
+@_scope_options
+def schedule_status(via: str | None, system: bool) -> None:
+    """Say whether the scheduled run is installed, and what the scheduler knows of it. Exit 1 if not."""
+    from .schedule import ScheduleError, default_via, status
+
+    try:
+        installed, said = status(via or default_via(), system)
+    except ScheduleError as exc:
+        fail(str(exc))
+    click.echo(("installed" if installed else "not installed") + (f"\n{said}" if said else ""))
+    sys.exit(0 if installed else 1)
+
+
+@schedule_group.command("remove")
+@_scope_options
+def schedule_remove(via: str | None, system: bool) -> None:
+    """Remove the scheduled run (nothing happens if there is none)."""
+    from .schedule import ScheduleError, default_via, remove
+
+    try:
+        for line in remove(via or default_via(), system):
+            click.echo(line)
+    except ScheduleError as exc:
+        fail(str(exc))
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -505,14 +696,19 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 @click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="With --db: prune results older than this; each room's newest run and newest result per check stay.")
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
+@click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
-          db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float, ingest_workers: int | None) -> None:
-    """Run a measurement server for your site: bandwidth endpoints and a STUN responder.
+          results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
+          ingest_workers: int | None) -> None:
+    """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
-    UDP. Point clients at it with `readiness run --server http://HOST:PORT`. Ctrl-C stops it.
+    UDP. Point clients at it with `readiness run --server http://HOST:PORT`. People without the
+    agent open https://HOST:PORT/ in a browser (?profile=NAME, ?lang=sv, ?site=…&room=…; browsers
+    allow the camera only over HTTPS, see --tls-cert): the page measures what a browser can, and
+    its results go to --results-dir. Ctrl-C stops it.
 
     With --db it also collects: agents upload to POST /api/v1/results (a site's upload token,
     see `readiness serve token add`), and /fleet, /runs/ID, /api/v1/fleet and /metrics show
@@ -521,6 +717,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     if ctx.invoked_subcommand is not None:
         return
     try:
+        from .selftest.web import SelfTest
         from .server import run_server, tls_context
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
@@ -535,13 +732,22 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         except (OSError, ssl.SSLError) as exc:
             fail(f"cannot use {tls_cert}{' and ' + tls_key if tls_key else ''} for TLS: "
                  f"{getattr(exc, 'strerror', None) or getattr(exc, 'reason', None) or exc}")
+    from .atomic import probe_writable
+
+    folder = Path(results_dir).expanduser()
+    try:
+        probe_writable(folder)
+    except OSError as exc:
+        fail(f"cannot store self-test results in {folder}: {exc.strerror or exc}. Choose another folder with --results-dir.")
     routes: list[Any] = []
+    collect = None
     stopping = None
     if db_url:
         import threading
         from datetime import timedelta
 
         from .collector.http import Collector
+        from .collector.ingest import ingest
         from .collector.store import redacted
         from .server import log
 
@@ -553,6 +759,10 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         if collector.checker is not None:
             collector.checker.warm()
         routes = collector.routes()
+
+        def collect(body: bytes, site: str) -> None:  # the self-test page's results go in too
+            ingest(store, body, site, collector.max_body, collector.checker)
+
         stopping = threading.Event()
         collector.start_retention(timedelta(days=keep_days), stopping)
         log(f"collecting into {redacted(db_url)}; reading from {'anywhere' if public_read else 'this machine or with a read token'}; "
@@ -560,11 +770,13 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
             log("warning: upload tokens cross the network in clear without --tls-cert/--tls-key "
                 "(or a reverse proxy that terminates TLS in front of this server)")
+    page = SelfTest(folder, collect=collect)
     try:
-        code = run_server(host=host, http_port=http_port, stun_port=stun_port, ssl_context=ssl_context, routes=routes,
+        code = run_server(host=host, http_port=http_port, stun_port=stun_port, ssl_context=ssl_context,
                           max_bytes=int(max_mb * 1e6), max_transfers=max_transfers, max_connections=max_connections,
-                          idle_timeout_s=timeout, max_request_s=max_seconds)
+                          idle_timeout_s=timeout, max_request_s=max_seconds, routes=[*routes, *page.routes()])
     finally:
+        page.close()
         if stopping is not None:
             stopping.set()
     sys.exit(code)
@@ -737,7 +949,7 @@ def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> 
 
 
 def _send_spool(url: str, token_file: str | None, spool: str | None, files: tuple[str, ...], attempts: int,
-                quiet: bool = False) -> int:
+                quiet: bool = False, resolver: Any = None) -> int:
     """Spool ``files``, then send everything waiting; print what happened; the exit code."""
     from .upload import UploadError, enqueue, read_token, send_all, spool_dir
 
@@ -750,7 +962,7 @@ def _send_spool(url: str, token_file: str | None, spool: str | None, files: tupl
         folder = spool_dir(spool)
         for f in files:
             enqueue(f, folder)
-        report = send_all(url, token, folder, attempts=attempts, log=say)
+        report = send_all(url, token, folder, attempts=attempts, log=say, resolver=resolver)
     except UploadError as exc:
         fail(str(exc))
     for path, why in report.refused:

@@ -144,8 +144,18 @@ def _unknown_reason(result: Result, req: Requirement) -> str:
     return f"the {req.check} check could not measure this"
 
 
+def service_value(result: Result, req: Requirement) -> Any:
+    """The figure a check measured for ``req.service`` (``details.services.<name>.<metric>``)."""
+    record = result.checks.get(req.check)
+    services = record.details.get("services") if record is not None and isinstance(record.details, dict) else None
+    entry = services.get(req.service) if isinstance(services, dict) else None
+    return entry.get(req.metric.partition(".")[2]) if isinstance(entry, dict) else None
+
+
 def judge_one(result: Result, req: Requirement) -> Verdict:
     value, unit, _ = result.metric(req.metric)
+    if req.service is not None:  # that service's own figure, not the best of all services
+        value = service_value(result, req)
     if req.expect is not None:
         usable = isinstance(value, bool)
     else:  # a number; a saved file may hold anything, and text or a yes/no is no measurement

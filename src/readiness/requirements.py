@@ -15,6 +15,8 @@ judge (``judge.py``), which is the only place a requirement is applied. A profil
     min = 1.2                          # and/or max = …; for yes/no metrics: expect = true
     severity = "required"              # required -> FAIL, recommended -> WARN
     label = "Upload"                   # optional, defaults to the metric's description
+    service = "Microsoft Teams"        # optional: judge that service's own figure (a check that
+                                       # measures per service puts it in details.services.<name>)
     why = "…"
     fix = "…"
     source = "https://…"
@@ -48,7 +50,7 @@ SEVERITIES = ("required", "recommended")
 LANGS = languages()  # one list, derived from the catalogs: a requirement may carry a table per language
 DEFAULT_PROFILE = "video-call"
 _TOP_KEYS = {"name", "title", "description", "checks", "requirement"}
-_REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source"}
+_REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source", "service"}
 _TEXT_KEYS = {"label", "why", "fix"}
 _COMMON_SETTINGS = {"budget_s"}
 MAX_BOUND = 1e15  # result.MAX_JUDGED, the schema's bound on judged numbers: a bound must fit in a stored judgement
@@ -84,6 +86,7 @@ class Requirement:
     expect: bool | None = None
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
     line: int | None = None
+    service: str | None = None
 
     @property
     def check(self) -> str:
@@ -96,7 +99,7 @@ class Requirement:
     def to_dict(self) -> dict[str, Any]:
         out = {"metric": self.metric, "severity": self.severity, "label": self.label, "why": self.why,
                "fix": self.fix, "source": self.source}
-        for key in ("min", "max", "expect"):
+        for key in ("min", "max", "expect", "service"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.translations:
@@ -271,6 +274,9 @@ def validate_settings(cls: type[Check], cname: str, table: dict[str, Any], line_
             raise err(line_of(key), f"check '{cname}' has no setting '{key}' (its settings: {known})")
         if not spec.accepts(value) or (isinstance(value, float) and not math.isfinite(value)):
             raise err(line_of(key), f"checks.{cname}.{key}: {value!r} is not valid ({spec.help})")
+        problem = spec.item_problem(value)
+        if problem:
+            raise err(line_of(key), f"checks.{cname}.{key}{problem}")
         out[key] = value
     return out
 
@@ -315,6 +321,11 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
         raise err(at("label"), "'label' must be text")
     for key in ("label", "why", "fix", "source"):
         _check_length(key, raw.get(key), at, err)
+    service = raw.get("service")
+    if service is not None and (not isinstance(service, str) or not service.strip()):
+        raise err(at("service"), "'service' must name a service, e.g. service = \"Microsoft Teams\"")
+    if isinstance(service, str) and len(service.strip()) > TEXT_LIMITS["label"]:
+        raise err(at("service"), f"'service' is {len(service.strip())} characters long; at most {TEXT_LIMITS['label']}")
     lo, hi, expect = raw.get("min"), raw.get("max"), raw.get("expect")
     if kind == "bool":
         if lo is not None or hi is not None:
@@ -346,6 +357,7 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
     return Requirement(
         metric=metric, severity=severity, why=raw["why"].strip(), fix=raw["fix"].strip(), source=raw["source"].strip(),
         label=str(raw.get("label", "")).strip(), min=lo, max=hi, expect=expect, translations=translations, line=first,
+        service=service.strip() if service else None,
     )
 
 

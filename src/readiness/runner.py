@@ -23,7 +23,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .check import Check, CheckContext, CheckError, CheckSkipped, Measurement
+from .check import Check, CheckContext, CheckError, CheckSkipped, Measurement, RunChoices
 from .result import CheckRecord, json_safe, utc_now
 
 # Extra seconds an isolated check gets for starting its interpreter before its budget counts.
@@ -175,14 +175,14 @@ def _run_in_thread(p: Planned, ctx: CheckContext) -> tuple[str, Any]:
     return box[0]
 
 
-def run_one(p: Planned, options: dict[str, Any], progress: Progress | None = None) -> CheckRecord:
+def run_one(p: Planned, options: RunChoices, progress: Progress | None = None) -> CheckRecord:
     """Run one check in the wrapper; never raises (but for KeyboardInterrupt)."""
 
     def say(msg: str) -> None:
         if progress is not None:
             progress(p.name, msg)
 
-    ctx = CheckContext(settings=dict(p.settings), options=dict(options), budget_s=p.budget_s, progress=say)
+    ctx = CheckContext(settings=dict(p.settings), options=options, budget_s=p.budget_s, progress=say)
     started = utc_now()
     t0 = time.perf_counter()
     outcome = _run_isolated(p, ctx, say) if p.cls.isolated else _run_in_thread(p, ctx)
@@ -201,7 +201,7 @@ def run_one(p: Planned, options: dict[str, Any], progress: Progress | None = Non
     return record
 
 
-def run_all(planned: list[Planned], options: dict[str, Any], progress: Progress | None = None,
+def run_all(planned: list[Planned], options: RunChoices, progress: Progress | None = None,
             done: Callable[[CheckRecord], None] | None = None) -> dict[str, CheckRecord]:
     """Run the planned checks: groups by resource concurrently, each group in order."""
     groups: dict[str, list[Planned]] = {}

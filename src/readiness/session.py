@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .check import RunChoices
 from .judge import Judgement, exit_code, judge
 from .netinfo import redact_secrets, redact_text
 from .plugins import Plugins
@@ -53,8 +54,8 @@ class RunOptions:
     output_dir: Path
     only: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    options: RunChoices = field(default_factory=RunChoices)  # what the checks see (ctx.options)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated check settings
     lang: str = "en"
     write_html: bool = True
 
@@ -85,8 +86,9 @@ def host_facts() -> dict[str, Any]:
 
 
 def plan(opts: RunOptions, plugins: Plugins) -> tuple[list[Planned], dict[str, CheckRecord]]:
-    """The checks to run, with settings merged (defaults < profile < --set); and a record for
-    each wanted check whose plugin failed to load, so the report says why it is missing."""
+    """The checks to run, with settings merged (defaults < profile < configuration: files,
+    environment, --set); and a record for each wanted check whose plugin failed to load, so
+    the report says why it is missing."""
     wanted = opts.only or opts.profile.checks()
     planned: list[Planned] = []
     missing: dict[str, CheckRecord] = {}

@@ -14,9 +14,9 @@ the collector removes it. So:
 - sent twice (an answer lost on the way back): the collector stores a run once (by run id)
   and answers success both times, so nothing is doubled.
 
-Standard library only (the agent stays light): urllib honours the proxy settings of the
-environment and the OS (``urllib.request.getproxies``), as the rest of the agent does, and TLS
-verifies against the system's trust store (``SSL_CERT_FILE`` points at another CA bundle).
+No new dependency (the agent stays light): requests go through ``proxies.urlopen``, the one way
+the agent reaches the outside, so uploads take the same proxy (setting, environment, PAC, OS)
+and the same trust store (the OS's) as the network checks.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ import os
 import random
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 TOKEN_ENV = "READINESS_UPLOAD_TOKEN"
 SPOOL_ENV = "READINESS_SPOOL_DIR"
@@ -134,12 +133,13 @@ class _Retry(Exception):
         self.after = after
 
 
-def _post(url: str, token: str, body: bytes, timeout: float) -> None:
+def _post(url: str, token: str, body: bytes, timeout: float, resolver: Any) -> None:
     """One attempt; returns on success, raises UploadError (4xx) or _Retry (anything else)."""
-    req = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "readiness-agent"})
+    from .proxies import urlopen
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "readiness-agent"}
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urlopen(url, data=body, headers=headers, timeout_s=timeout, resolver=resolver, method="POST") as resp:
             resp.read(65536)
             return
     except urllib.error.HTTPError as exc:
@@ -171,8 +171,10 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
 
 def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: float = 1.0, cap_s: float = 30.0,
              timeout_s: float = REQUEST_TIMEOUT_S, sleep: Callable[[float], None] = time.sleep,
-             rng: random.Random | None = None, log: Callable[[str], None] | None = None) -> Report:
+             rng: random.Random | None = None, log: Callable[[str], None] | None = None,
+             resolver: Any = None) -> Report:
     """Send every spooled result, oldest first; each one sent is removed from the spool.
+    ``resolver``: a ``proxies.ProxyResolver`` carrying the run's proxy settings (None: the OS's).
 
     When the collector cannot be reached after ``attempts`` tries of one file, the rest wait
     too (no point hammering a collector that is down); they go with the next call.
@@ -191,7 +193,7 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
             continue
         for attempt in range(attempts):
             try:
-                _post(endpoint, token, body, timeout_s)
+                _post(endpoint, token, body, timeout_s, resolver)
             except UploadError as exc:
                 report.refused.append((str(path), str(exc)))
                 break

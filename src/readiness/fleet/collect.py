@@ -395,24 +395,26 @@ def _auto_workers(n_files: int) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _state(reqs: list[Requirement], slot: dict[str, Run]) -> Run:
-    """One row of the fleet: each check's verdicts and figures from its latest run there."""
+def _state(req_checks: list[str], req_severity: list[str], slot: dict[str, Run]) -> Run:
+    """One row of the fleet: each check's verdicts and figures from its latest run there.
+    ``req_checks``: the check of each requirement (by index)."""
     runs = list({id(r): r for r in slot.values()}.values())
     latest = max(runs, key=lambda r: (r.started, r.run_id))
-    statuses: dict[Any, str] = {}
-    values: dict[str, Any] = {}
-    sources: dict[str, tuple[str, datetime, str]] = {}
-    for check, r in slot.items():
-        if check:
-            sources[check] = (r.hostname, r.started, r.run_id)
-        statuses.update((i, s) for i, s in r.statuses.items() if reqs[i].check == check)
-        values.update((k, v) for k, v in r.values.items() if k.partition(".")[0] == check)
-    # verdicts of requirements whose check ran nowhere (an old result judged them "did not run")
-    for i, s in latest.statuses.items():
-        statuses.setdefault(i, s)
+    sources = {check: (r.hostname, r.started, r.run_id) for check, r in slot.items() if check}
+    if len(runs) == 1:  # the usual case: one run holds every check's latest measurement
+        statuses, values = latest.statuses, latest.values
+    else:
+        statuses = {}
+        values = {}
+        for check, r in slot.items():
+            statuses.update((i, s) for i, s in r.statuses.items() if req_checks[i] == check)
+            values.update((k, v) for k, v in r.values.items() if k.partition(".")[0] == check)
+        # verdicts of requirements whose check ran nowhere (an old result judged them "did not run")
+        for i, s in latest.statuses.items():
+            statuses.setdefault(i, s)
     needed = tuple(dict.fromkeys(c for r in runs for c in r.needed))
     missing = tuple(c for c in needed if c not in slot)
-    overall = overall_of((reqs[i].severity, s) for i, s in statuses.items()) if len(runs) > 1 or not latest.statuses else latest.overall
+    overall = overall_of((req_severity[i], s) for i, s in statuses.items()) if len(runs) > 1 or not latest.statuses else latest.overall
     return Run(path=latest.path, run_id=latest.run_id, started=latest.started, hostname=latest.hostname,
                site=latest.site, room=latest.room, label=latest.label, profile=latest.profile,
                overall=_CANONICAL.get(overall, overall), statuses=statuses, values=values,
@@ -514,10 +516,12 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
             if previous is None or (run.started, run.run_id) > (previous.started, previous.run_id):
                 slot[check] = run
 
+    req_checks = [r.check for r in registry.requirements]
+    req_severity = [r.severity for r in registry.requirements]
     if all_runs:
-        runs = [_state(registry.requirements, {c: r for c in r.checks or ("",)}) for r in every]
+        runs = [_state(req_checks, req_severity, {c: r for c in r.checks or ("",)}) for r in every]
     else:
-        runs = [_state(registry.requirements, slot) for slot in slots.values()]
+        runs = [_state(req_checks, req_severity, slot) for slot in slots.values()]
         superseded = (results_read - duplicates - sum(1 for _ in skipped_results)) - len(
             {id(r) for slot in slots.values() for r in slot.values()})
     runs.sort(key=lambda r: (STATUS_RANK[r.verdict], r.site.casefold(), r.room.casefold(), r.hostname.casefold(), r.started))

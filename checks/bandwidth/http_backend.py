@@ -1,12 +1,12 @@
 """The ``http`` bandwidth backend: parallel TCP streams against ``GET /__down`` / ``POST /__up``.
 
-Used by ``bandwidth.py``. The two endpoints follow Cloudflare's speed test, so both
-``readiness serve`` and https://speed.cloudflare.com are valid targets. Each stream keeps one
-connection (HTTP/1.1 keep-alive) and asks for large payloads back to back, so a stream never
-idles between requests. A sampler reads the byte counters every 100 ms; a direction stops as
-soon as its rate has been steady (four 250 ms slices within ±10 %) or at the time limit. The
-reported rate covers the steady part only: the ramp (TCP slow start, a shaper's initial
-burst) is cut off.
+Used by the bandwidth check (``__init__.py``). The two endpoints follow Cloudflare's speed
+test, so both ``readiness serve`` and https://speed.cloudflare.com are valid targets. Each
+stream keeps one connection (HTTP/1.1 keep-alive) and asks for large payloads back to back,
+so a stream never idles between requests. A sampler reads the byte counters every 50 ms; a
+direction stops as soon as its rate is steady by ``estimator.is_steady`` (which waits for a
+deep queue to fill) or at the time limit; the rate is ``estimator.steady_rate`` over the
+steady part, ramp cut off.
 
 Raw sockets instead of http.client: one fewer copy per chunk and exact byte accounting; this
 must not be the bottleneck below 1 Gbit/s.
@@ -19,12 +19,13 @@ import ssl
 import threading
 import time
 
-from readiness.check import CheckError
+from readiness.check import CheckContext, CheckError, Measurement
 
-from ._netcommon import HttpUrl
+from .. import _netcommon as net
+from .._netcommon import HttpUrl
+from . import estimator
 
 _UP_CHUNK = memoryview(bytes(32 * 1024))  # small: a send blocks until all of it is queued
-SLICE_S = 0.25
 TICK_S = 0.05
 
 
@@ -69,7 +70,47 @@ def _received_reader():
     return None
 
 
+def _rtt_reader():
+    """A function giving a TCP socket's own round-trip estimate in seconds, or None.
+
+    Linux's struct tcp_info: tcpi_rtt (smoothed, sender side) at byte 68 and tcpi_rcv_rtt
+    (the receiver's estimate, what a download sees) at byte 92, both in microseconds.
+    """
+    import struct
+    import sys
+
+    if sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO"):
+        def linux(s: socket.socket, receiving: bool) -> float | None:
+            info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            us = struct.unpack_from("=I", info, 92 if receiving else 68)[0]
+            return us / 1e6 if us else None
+        return linux
+    return None
+
+
+def _hole_reader():
+    """A function telling whether a TCP connection has a loss hole, or None where unknown.
+
+    Linux's struct tcp_info: receiving, tcpi_rcv_ooopack (u32 at byte 224, kernel 5.4+) counts
+    packets that arrived out of order, which keep arriving for as long as a hole is open;
+    sending, tcpi_sacked (u32 at byte 28) is the data the receiver holds beyond a hole now.
+    """
+    import struct
+    import sys
+
+    if sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO"):
+        def linux(s: socket.socket, receiving: bool) -> int | None:
+            info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            if receiving:
+                return struct.unpack_from("=I", info, 224)[0] if len(info) >= 228 else None
+            return struct.unpack_from("=I", info, 28)[0]
+        return linux
+    return None
+
+
 _OUTQ = _outq_reader()
+_RTT = _rtt_reader()
+_HOLES = _hole_reader()
 _HAS_OUTQ = _OUTQ is not None
 _RECEIVED = _received_reader()
 
@@ -94,6 +135,7 @@ class _Stream(threading.Thread):
         self.sent = 0  # handed to the kernel (up)
         self.error: str | None = None
         self.sock: socket.socket | None = None
+        self._last_holes: int | None = 0
 
     def _connect(self) -> socket.socket:
         fam, _, _, _, sa = self.addr
@@ -102,7 +144,9 @@ class _Stream(threading.Thread):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.connect(sa)
         if self.t.scheme == "https":
-            s = ssl.create_default_context().wrap_socket(s, server_hostname=self.t.host)
+            from readiness.proxies import tls_context  # the OS trust store: works behind TLS inspection
+
+            s = tls_context().wrap_socket(s, server_hostname=self.t.host)
         self.sock = s
         return s
 
@@ -200,6 +244,29 @@ class _Stream(threading.Thread):
         self.counted = max(self.counted, now)
         return self.counted
 
+    def hole_count(self) -> int | None:
+        """Down: out-of-order packets so far (cumulative); up: packets held beyond a hole now."""
+        s = self.sock
+        if _HOLES is None:
+            return None
+        if s is None:
+            return self._last_holes
+        try:
+            self._last_holes = _HOLES(s, self.direction == "down")
+        except OSError:
+            pass
+        return self._last_holes
+
+    def tcp_rtt_s(self) -> float | None:
+        """The connection's own RTT estimate (seconds), where the platform tells it."""
+        s = self.sock
+        if s is None or _RTT is None:
+            return None
+        try:
+            return _RTT(s, self.direction == "down")
+        except OSError:
+            return None
+
     def close(self) -> None:
         self.delivered()
         s, self.sock = self.sock, None
@@ -234,79 +301,44 @@ def _plain(e: BaseException, t: Target) -> str:
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
-def steady_rate(ticks: list[tuple[float, int]]) -> tuple[float, float, bool]:
-    """(bits/s over the steady part, seconds of ramp cut off, steady?) from (t, total bytes) ticks.
-
-    The last second's rate is the reference; the ramp ends at the first 250 ms slice that
-    carries at least 85 % of it, and the rate is taken from there to the end. Searching
-    forward (not back from the end) keeps a reader stall and its catch-up burst together
-    inside the window: bytes are counted when read, so a busy CPU delays them without losing them.
-    """
-    if len(ticks) < 2:
-        return 0.0, 0.0, False
-    t_end, b_end = ticks[-1]
-    t0 = ticks[0][0]
-
-    def at(t: float) -> tuple[float, int]:
-        best = ticks[0]
-        for tk in ticks:
-            if tk[0] <= t + 1e-9:
-                best = tk
-            else:
-                break
-        return best
-
-    ref_t, ref_b = at(t_end - 1.0)
-    if t_end - ref_t <= 0:
-        return 0.0, 0.0, False
-    ref_rate = (b_end - ref_b) / (t_end - ref_t)
-    start_t, start_b = ref_t, ref_b
-    t = t0
-    while t + SLICE_S <= ref_t + 1e-9:
-        a_t, a_b = at(t)
-        b_t, b_b = at(t + SLICE_S)
-        if b_t > a_t and (b_b - a_b) / (b_t - a_t) >= 0.85 * ref_rate:
-            start_t, start_b = a_t, a_b
-            break
-        t += SLICE_S
-    rate = (b_end - start_b) / (t_end - start_t) * 8
-    return rate, start_t - t0, _is_steady(ticks)
-
-
-def _is_steady(ticks: list[tuple[float, int]]) -> bool:
-    """True when the last four 250 ms slices are within ±10 % of their mean."""
-    t_end = ticks[-1][0]
-    if t_end - ticks[0][0] < 4 * SLICE_S:
-        return False
-    edges = [t_end - k * SLICE_S for k in range(4, -1, -1)]
-    vals = []
-    j = 0
-    for e in edges:
-        while j + 1 < len(ticks) and ticks[j + 1][0] <= e + 1e-9:
-            j += 1
-        vals.append(ticks[j])
-    rates = [(vals[i + 1][1] - vals[i][1]) / max(1e-6, vals[i + 1][0] - vals[i][0]) for i in range(4)]
-    mean = sum(rates) / 4
-    return mean > 0 and max(abs(r - mean) for r in rates) <= 0.10 * mean
-
-
 def transfer(target: Target, addr: tuple, direction: str, *, streams: int = 4, min_s: float = 1.5,
-             max_s: float = 4.0, request_bytes: int = 25_000_000) -> dict:
-    """Load one direction and return its numbers (Mbit/s over the steady part, timeline)."""
+             max_s: float = 4.0, request_bytes: int = 25_000_000, rtts: list | None = None) -> dict:
+    """Load one direction and return its numbers (Mbit/s over the steady part, timeline).
+
+    ``rtts`` is the running latency probes' list of ``(sent at, rtt seconds)``, read while it
+    grows: it tells the estimator how long a loaded round trip is and whether the queue is
+    still filling. ``tcp_rtt`` samples the streams' own RTT estimate (the draft's stand-in for
+    self probes on HTTP/1.1, see ``responsiveness.py``).
+    """
     stop = threading.Event()
     workers = [_Stream(target, addr, direction, request_bytes, stop) for _ in range(max(1, streams))]
     t0 = time.monotonic()
     for w in workers:
         w.start()
-    ticks = [(t0, 0)]
+    ticks: list[tuple] = [(t0, 0, False)]
+    holes_before: int | None = 0
+    tcp_rtt: list[tuple[float, float]] = []
+    seen: list = []
     steady = False
     try:
         while True:
             time.sleep(TICK_S)
             now = time.monotonic()
-            ticks.append((now, sum(w.delivered() for w in workers)))
+            delivered = sum(w.delivered() for w in workers)
+            counts = [w.hole_count() for w in workers]
+            if any(c is None for c in counts):
+                open_hole = None  # unknown here: the rate rule alone decides
+            elif direction == "down":
+                open_hole = holes_before is not None and sum(counts) > holes_before
+                holes_before = sum(counts)
+            else:
+                open_hole = sum(counts) > 0
+            ticks.append((now, delivered, open_hole))
+            if len(ticks) % 4 == 0:  # every 200 ms is plenty for a smoothed estimate
+                tcp_rtt.extend((now, r) for r in (w.tcp_rtt_s() for w in workers) if r)
             elapsed = now - t0
-            if elapsed >= min_s and _is_steady(ticks):
+            seen = list(rtts or ())  # a snapshot: the estimate below must see what the rule saw
+            if elapsed >= min_s and estimator.is_steady(ticks, seen):
                 steady = True
                 break
             if elapsed >= max_s or not any(w.is_alive() for w in workers):
@@ -319,17 +351,95 @@ def transfer(target: Target, addr: tuple, direction: str, *, streams: int = 4, m
             w.join(2.0)
     errors = sorted({w.error for w in workers if w.error})
     total = ticks[-1][1]
-    rate, ramp_s, _ = steady_rate(ticks)
+    est = estimator.steady_rate(ticks, seen)
     timeline = []
     for i in range(1, len(ticks)):
-        if ticks[i][0] - t0 >= (len(timeline) + 1) * SLICE_S or i == len(ticks) - 1:
+        if ticks[i][0] - t0 >= (len(timeline) + 1) * estimator.SLICE_S or i == len(ticks) - 1:
             timeline.append(round(ticks[i][1] * 8 / 1e6, 3))
-    out = {"mbps": rate / 1e6, "bytes": total, "seconds": ticks[-1][0] - t0, "ramp_s": ramp_s,
-           "steady": steady, "streams": len(workers), "errors": errors,
-           "cumulative_mbit_every_250ms": timeline, "t_load_start": t0, "t_steady_start": t0 + ramp_s,
-           "t_load_end": ticks[-1][0]}
+    out = {"mbps": est.bps / 1e6, "bytes": total, "seconds": ticks[-1][0] - t0, "ramp_s": est.ramp_s,
+           "steady": steady, "streams": len(workers), "errors": errors, "slice_mbps": list(est.slice_mbps),
+           "cumulative_mbit_every_250ms": timeline, "t_load_start": t0, "t_steady_start": t0 + est.ramp_s,
+           "t_load_end": ticks[-1][0], "tcp_rtt": tcp_rtt}
     if total == 0 or all(w.error for w in workers):
         # every stream failed: whatever bytes moved (into a server that then refused them) are
         # no measure of the link
         out["mbps"] = None
     return out
+
+
+def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
+    """The whole http-backend measurement: idle RTT, then each direction loaded in turn."""
+    from . import loaded, responsiveness
+
+    s = ctx.settings
+    target = Target(server.url if server is not None else str(s["url"]))
+    try:
+        infos, _ = net.resolve(target.host, target.port, 2.0)
+    except Exception as e:  # noqa: BLE001
+        if isinstance(e, (socket.gaierror, TimeoutError)):
+            raise net.offline_error([target.host]) from None
+        raise CheckError(f"cannot look up {target.host}: {e}") from None
+    addr = infos[0]
+    probe = _probe_target(target, str(s["stun"]), server)
+    details: dict = {"backend": "http", "url": target.url, "address": addr[4][0], "probe": probe.describe(),
+                     "estimator": "upper hull of the in-order byte counts; steady over slices of one loaded "
+                                  "round trip once the queue stops growing"}
+
+    ctx.say("measuring idle latency")
+    idle = probe.idle()
+    if idle is None and probe.kind == "stun":
+        probe = loaded.Probe("tcp", (target.host, target.port))  # the STUN port does not answer
+        details["probe"] = probe.describe() + " (STUN got no answer)"
+        idle = probe.idle()
+    if idle is None:
+        raise CheckError(f"the speed-test server {target.host}:{target.port} does not answer")
+    details["idle_rtt_ms"] = round(idle, 2)
+    metrics: dict = {"idle_rtt_ms": round(idle, 2)}
+    for direction, metric in (("down", "download_mbps"), ("up", "upload_mbps")):
+        ctx.say(f"measuring {'download' if direction == 'down' else 'upload'}")
+        running = probe.start()
+        foreign = (responsiveness.ForeignProber(target.scheme, target.host, target.hostheader, target.base, addr).start()
+                   if s.get("responsiveness", True) else None)
+        r = transfer(target, addr, direction, streams=int(s["streams"]),
+                     min_s=float(s["min_duration_s"]), max_s=float(s["max_duration_s"]),
+                     request_bytes=max(100_000, int(float(s["request_mb"]) * 1e6)), rtts=running.rtts)
+        samples = running.finish()
+        foreign_samples = foreign.finish() if foreign is not None else []
+        entry = {k: v for k, v in r.items() if not k.startswith("t_") and k != "tcp_rtt"}
+        if r["mbps"] is not None:
+            entry["mbps"] = round(r["mbps"], 3)
+            metrics[metric] = round(r["mbps"], 3)
+        entry["ramp_s"] = round(r["ramp_s"], 3)
+        entry["seconds"] = round(r["seconds"], 3)
+        entry.update(loaded.summarize(samples, idle, r["t_steady_start"], r["t_load_end"]))
+        if foreign is not None:
+            entry["responsiveness"] = responsiveness.for_window(foreign_samples, r["tcp_rtt"],
+                                                                r["t_steady_start"], r["t_load_end"])
+        details[direction] = entry
+    loaded.add_loaded_facts(metrics, details)
+    # the figure's spread within this run: its steady window's slices (one loaded round trip each)
+    spread = {metric: estimator.spread(details[d].get("slice_mbps", []))
+              for d, metric in (("down", "download_mbps"), ("up", "upload_mbps")) if metric in metrics}
+    spread = {k: v for k, v in spread.items() if v}
+    if spread:
+        details["spread"] = spread
+    details["responsiveness_method"] = "draft-ietf-ippm-responsiveness, see checks/bandwidth/responsiveness.py"
+    if "download_mbps" not in metrics and "upload_mbps" not in metrics:
+        errs = details["down"]["errors"] + details["up"]["errors"]
+        raise CheckError("the speed test failed: " + ("; ".join(sorted(set(errs))) or "no data moved"))
+    return Measurement(metrics=metrics, details=details)
+
+
+def _probe_target(target: Target, stun_setting: str, server):
+    from .loaded import Probe
+
+    if stun_setting.lower() == "none":
+        return Probe("tcp", (target.host, target.port))
+    if stun_setting.lower() != "auto":
+        return Probe("stun", net.split_hostport(stun_setting, 3478))
+    if server is None and target.host == "speed.cloudflare.com":
+        return Probe("stun", ("stun.cloudflare.com", 3478))
+    port = net.advertised_stun_port(server.url if server is not None else target.url)
+    if port is None:
+        return Probe("tcp", (target.host, target.port))
+    return Probe("stun", (target.host, port))

@@ -1,0 +1,468 @@
+"""The run configuration: one typed, validated object built at start-up from every place a
+deployment can set something.
+
+Sits between the CLI (which hands over what was typed) and the session/runner/checks (which
+read the typed object, never a loose dict). Sources, lowest first::
+
+    built-in defaults
+    system file     platformdirs' site config folder / config.toml   (e.g. /etc/xdg/readiness,
+                    C:\\ProgramData\\readiness, /Library/Application Support/readiness)
+    user file       platformdirs' user config folder / config.toml
+    --config FILE   (or READINESS_CONFIG=FILE): a file named for this run
+    environment     READINESS_<SETTING>, e.g. READINESS_SITE=Stockholm,
+                    READINESS_CHECKS__LATENCY__DURATION_S=10
+    command line    --site Stockholm, --set latency.duration_s=10
+
+A file looks like::
+
+    profile = "meeting-room"
+    site = "Stockholm"
+    output_dir = '\\\\fileserver\\readiness$'
+    jitter = "15m"
+    [checks.latency]
+    targets = ["stun.example.org:3478"]
+
+Every wrong value, in any source, is a :class:`ConfigError` naming the file and line or the
+variable, raised before anything is measured; list-valued check settings are checked item by
+item (through the checks' own ``Setting.items`` validators). Each value remembers where it
+came from, so ``readiness config show`` can say it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .check import Check, RunChoices
+
+APP = "readiness"
+FILE_NAME = "config.toml"
+ENV_PREFIX = "READINESS_"
+# READINESS_* variables that are not settings: do not warn about them.
+# READINESS_UPLOAD_TOKEN: the upload token itself (agents that cannot keep a file); READINESS_SPOOL_DIR:
+# where unsent results wait; READINESS_DB: the collector's database for `serve`/`serve token`
+ENV_NOT_SETTINGS = {"READINESS_DEBUG", "READINESS_STRICT", "READINESS_CONFIG", "READINESS_UPLOAD_TOKEN",
+                    "READINESS_SPOOL_DIR", "READINESS_DB"}
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot be used; ``str()`` is "where: message"."""
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where, self.message = where, message
+        super().__init__(message if message.startswith(where) else f"{where}: {message}")
+
+
+# --- value kinds ----------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)
+_UNIT_S = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``15m``, ``30s``, ``1h``, ``90`` (seconds) or a number -> seconds. ValueError if not."""
+    if isinstance(value, bool):
+        raise ValueError("is not a duration")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError(f"{value!r} is not a duration like 30s, 15m or 1h")
+        seconds = float(m.group(1)) * _UNIT_S[m.group(2).lower() if m.group(2) else None]
+    if seconds < 0 or seconds > 24 * 3600:
+        raise ValueError(f"{value!r} must be between 0 and 24 hours")
+    return seconds
+
+
+def _text(value: Any, from_env: bool) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text (put it in quotes)")
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be one line")
+    return value.strip()
+
+
+MAX_LABEL = 200  # the result schema's maxLength of labels.* (site, room, label)
+
+
+def _label(value: Any, from_env: bool) -> str:
+    text = _text(value, from_env)
+    if len(text) > MAX_LABEL:
+        raise ValueError(f"must be at most {MAX_LABEL} characters (this one has {len(text)})")
+    return text
+
+
+def _bool(value: Any, from_env: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if from_env and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _url(value: Any, from_env: bool) -> str:
+    """An http(s) URL; a bare ``host[:port]`` means http, as ``--server`` always took it."""
+    from urllib.parse import urlsplit
+
+    from .netinfo import redact_url
+
+    text = _text(value, from_env)
+    if not text:
+        return ""
+    try:
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        parts = None
+    if parts is not None and parts.scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL (like http://host:8080), not {redact_url(text)!r}")
+    if parts is None or not parts.hostname:
+        raise ValueError(f"must be a URL like http://host:8080, not {redact_url(text)!r}")
+    return text
+
+
+def _server_url(value: Any, from_env: bool) -> str:
+    if isinstance(value, str) and "@" in value:  # user:password@host, whatever the rest looks like
+        raise ValueError("a user name or password in the URL would be recorded in the result and sent to the "
+                         "server; give the server's address only")
+    return _url(value, from_env)
+
+
+def _lang(value: Any, from_env: bool) -> str:
+    from .i18n import languages
+
+    text = _text(value, from_env)
+    if text not in languages():
+        raise ValueError(f"{text!r} is not one of {', '.join(languages())}")
+    return text
+
+
+def _profile_name(value: Any, from_env: bool) -> str:
+    from .requirements import shipped_profiles
+
+    text = _text(value, from_env)
+    names = list(shipped_profiles())
+    if text not in names:
+        raise ValueError(f"no shipped profile {text!r} (shipped: {', '.join(names)})")
+    return text
+
+
+def _proxy(value: Any, from_env: bool) -> str:
+    text = _text(value, from_env)
+    return text if text.lower() in ("", "direct") else _url(text, from_env)
+
+
+def _duration(value: Any, from_env: bool) -> float:
+    return parse_duration(value)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    parse: Callable[[Any, bool], Any]
+    default: Any
+    help: str
+    path: str = ""  # "file": must be an existing file; "dir": a folder (made later); "" not a path
+
+
+FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
+    FieldSpec("profile", _profile_name, None, "shipped requirement list"),
+    FieldSpec("requirements", _text, None, "your own requirement list (TOML file)", path="file"),
+    FieldSpec("server", _server_url, None, "your organization's `readiness serve` for the network checks"),
+    FieldSpec("upload_url", _url, None, "where results are uploaded (collector URL)"),
+    FieldSpec("proxy", _proxy, None, "proxy URL, or \"direct\"; default: the OS's proxy settings"),
+    FieldSpec("pac_url", _url, None, "proxy auto-configuration (PAC) file; default: the OS's"),
+    FieldSpec("token_file", _text, None, "file holding the upload token", path="file"),
+    FieldSpec("output_dir", _text, None, "folder for the JSON and HTML results", path="dir"),
+    FieldSpec("site", _label, "", "site or office"),
+    FieldSpec("room", _label, "", "meeting room"),
+    FieldSpec("label", _label, "", "free label, e.g. an asset tag"),
+    FieldSpec("lang", _lang, "en", "language of the report"),
+    FieldSpec("microphone", _text, None, "microphone to test (part of its name)"),
+    FieldSpec("speaker", _text, None, "speaker to test (part of its name)"),
+    FieldSpec("camera", _text, None, "camera to test: part of its name, its index or a stream URL"),
+    FieldSpec("no_sound", _bool, False, "play no test sound"),
+    FieldSpec("keep_audio", _bool, False, "save the microphone recording beside the result"),
+    FieldSpec("snapshot", _bool, False, "put one small camera picture in the report"),
+    FieldSpec("quiet", _bool, False, "no progress and no summary"),
+    FieldSpec("jitter", _duration, 0.0, "wait a random time up to this long before measuring"),
+)}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The effective configuration of one run. Built only by :func:`load_config`."""
+
+    profile: str | None = None
+    requirements: Path | None = None
+    server: str | None = None
+    upload_url: str | None = None
+    proxy: str | None = None
+    pac_url: str | None = None
+    token_file: Path | None = None
+    output_dir: Path | None = None
+    site: str = ""
+    room: str = ""
+    label: str = ""
+    lang: str = "en"
+    microphone: str | None = None
+    speaker: str | None = None
+    camera: str | None = None
+    no_sound: bool = False
+    keep_audio: bool = False
+    snapshot: bool = False
+    quiet: bool = False
+    jitter: float = 0.0
+    interactive: bool = False  # command line only: an unattended run never asks
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated check settings
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
+    files: tuple[tuple[str, bool], ...] = ()  # (config file, was it there)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"label": self.label, "site": self.site, "room": self.room}
+
+    def choices(self, output_dir: Path | None = None) -> RunChoices:
+        """What the checks see of this configuration (``CheckContext.options``)."""
+        folder = output_dir or self.output_dir
+        return RunChoices(server=self.server, proxy=self.proxy, pac_url=self.pac_url, microphone=self.microphone, speaker=self.speaker,
+                          camera=self.camera, no_sound=self.no_sound, interactive=self.interactive,
+                          keep_audio=self.keep_audio, snapshot=self.snapshot,
+                          output_dir=str(folder) if folder else None)
+
+    def rows(self) -> list[tuple[str, Any, str]]:
+        """(setting, value, source) for every setting, for ``readiness config show``."""
+        out = []
+        for name in FIELDS:
+            value = getattr(self, name)
+            if name in ("proxy", "upload_url", "pac_url") and isinstance(value, str):
+                from .proxies import redact
+
+                value = redact(value)  # a password in a URL is not shown
+            out.append((name, str(value) if isinstance(value, Path) else value, self.sources.get(name, "default")))
+        for cname, table in sorted(self.checks.items()):
+            for key, value in sorted(table.items()):
+                dotted = f"checks.{cname}.{key}"
+                out.append((dotted, value, self.sources.get(dotted, "default")))
+        return out
+
+
+# --- where files are ------------------------------------------------------------------------
+
+
+def system_file() -> Path:
+    from platformdirs import site_config_path
+
+    return site_config_path(APP, appauthor=False) / FILE_NAME
+
+
+def user_file() -> Path:
+    from platformdirs import user_config_path
+
+    return user_config_path(APP, appauthor=False, roaming=True) / FILE_NAME
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+class _Layer:
+    """Raw values of one source, each with the place it came from."""
+
+    def __init__(self, origin: str, from_env: bool = False, base: Path | None = None) -> None:
+        self.origin, self.from_env, self.base = origin, from_env, base
+        self.values: dict[str, tuple[Any, str]] = {}
+        self.checks: dict[str, dict[str, tuple[Any, str]]] = {}
+
+
+def _line_of(lines: list[str], table: str | None, key: str) -> int | None:
+    """Line (1-based) of ``key = `` in the top level (table None) or in ``[table]``."""
+    start = 0
+    if table is not None:
+        header = re.compile(r"\s*\[\s*" + r"\s*\.\s*".join(re.escape(p) for p in table.split(".")) + r"\s*\]")
+        starts = [i for i, line in enumerate(lines) if header.match(line)]
+        if not starts:
+            return None
+        start = starts[0] + 1
+    keyrx = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    for i in range(start, len(lines)):
+        if re.match(r"\s*\[", lines[i]):
+            break
+        if keyrx.match(lines[i]):
+            return i + 1
+    return start if table is not None else None
+
+
+def _file_layer(path: Path, kind: str) -> _Layer:
+    from .requirements import tomllib
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        where = f"{path}:{m.group(1)}" if m else str(path)
+        raise ConfigError(where, f"is not valid TOML ({exc})") from None
+    lines = text.splitlines()
+    layer = _Layer(kind, base=path.parent)
+
+    def where(table: str | None, key: str) -> str:
+        line = _line_of(lines, table, key)
+        return f"{path}:{line}" if line else str(path)
+
+    for key, value in data.items():
+        if key == "checks":
+            if not isinstance(value, dict):
+                raise ConfigError(where(None, key), "checks must be tables: [checks.<name>]")
+            for cname, table in value.items():
+                if not isinstance(table, dict):
+                    raise ConfigError(where(None, "checks"), f"checks.{cname} must be a table: [checks.{cname}]")
+                layer.checks[cname] = {k: (v, where(f"checks.{cname}", k)) for k, v in table.items()}
+            continue
+        if key not in FIELDS:
+            raise ConfigError(where(None, key), f"unknown setting '{key}' (settings: {', '.join(FIELDS)}, [checks.<name>])")
+        layer.values[key] = (value, where(None, key))
+    return layer
+
+
+def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
+    from .requirements import tomllib
+
+    layer = _Layer("environment", from_env=True, base=None)
+    for var, raw in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or var in ENV_NOT_SETTINGS:
+            continue
+        rest = var[len(ENV_PREFIX):]
+        if rest.startswith("CHECKS__"):
+            parts = rest.split("__")
+            if len(parts) != 3 or not parts[1] or not parts[2]:
+                raise ConfigError(var, "a check setting is READINESS_CHECKS__<CHECK>__<SETTING>")
+            try:
+                value = tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError:
+                value = raw  # plain text without quotes
+            layer.checks.setdefault(parts[1].lower(), {})[parts[2].lower()] = (value, var)
+            continue
+        name = rest.lower()
+        if name in FIELDS:
+            layer.values[name] = (raw, var)
+        else:
+            warn(f"{var} is not a readiness setting; ignored (settings: {', '.join(ENV_PREFIX + f.upper() for f in FIELDS)})")
+    return layer
+
+
+def _resolve_path(spec: FieldSpec, text: str, base: Path | None) -> Path:
+    p = Path(text).expanduser()
+    if not p.is_absolute() and base is not None and not text.startswith(("\\\\", "//")):
+        p = base / p
+    if spec.path == "file" and not p.is_file():
+        raise ValueError(f"{text!r}: no such file")
+    return p
+
+
+def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, Mapping[str, Any]] | None = None, *,
+                checks: Mapping[str, type[Check]] | None = None, broken: Mapping[str, str] | None = None,
+                config_file: str | None = None,
+                env: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None,
+                interactive: bool = False) -> RunConfig:
+    """Build the effective configuration. ``cli`` holds only what was typed on the command line
+    (option name -> value); ``cli_checks`` the parsed ``--set`` values; ``checks`` the installed
+    check classes, against which every check setting is validated. Raises :class:`ConfigError`."""
+    env = os.environ if env is None else env
+    warn = warn or (lambda _m: None)
+    layers: list[_Layer] = []
+    files: list[tuple[str, bool]] = []
+    for path, kind in ((system_file(), "system file"), (user_file(), "user file")):
+        exists = path.is_file()
+        files.append((str(path), exists))
+        if exists:
+            layers.append(_file_layer(path, kind))
+    named = config_file or env.get("READINESS_CONFIG")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError("--config" if config_file else "READINESS_CONFIG", f"{named}: no such file")
+        files.append((str(path), True))
+        layers.append(_file_layer(path, "config file"))
+    layers.append(_env_layer(env, warn))
+    cli_layer = _Layer("command line", base=None)
+    for name, value in (cli or {}).items():
+        cli_layer.values[name] = (value, f"--{name.replace('_', '-')}")
+    for cname, table in (cli_checks or {}).items():
+        for k, v in table.items():
+            cli_layer.checks.setdefault(cname, {})[k] = (v, "--set")
+    layers.append(cli_layer)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for layer in layers:
+        chosen = {k for k in ("profile", "requirements") if k in layer.values}
+        if len(chosen) == 2:
+            raise ConfigError(layer.values["requirements"][1], "give profile or requirements, not both")
+        for k in chosen:  # a higher source naming a list replaces the lower one's choice of either
+            other = "requirements" if k == "profile" else "profile"
+            values.pop(other, None)
+            sources.pop(other, None)
+        for name, (raw, where) in layer.values.items():
+            spec = FIELDS[name]
+            try:
+                value = spec.parse(raw, layer.from_env)
+                if spec.path and value:
+                    value = _resolve_path(spec, value, layer.base)
+            except ValueError as exc:
+                text = str(exc)
+                # a file line does not say which setting, a variable or option does: name it once,
+                # as a sentence where the message reads as one ("--server must be a URL like ...")
+                subject = name if layer.base is not None else where
+                sentence = text.startswith("must ")
+                message = f"{subject} {text}" if sentence else (f"{name}: {text}" if layer.base is not None else text)
+                raise ConfigError(where, message) from None
+            values[name] = value if value != "" or spec.default == "" else None
+            sources[name] = where if layer.origin in ("environment", "command line") else f"{where} ({layer.origin})"
+
+    if values.get("profile") is None and values.get("requirements") is None:
+        from .requirements import DEFAULT_PROFILE
+
+        values["profile"] = DEFAULT_PROFILE
+
+    check_values: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for cname, table in layer.checks.items():
+            if broken and cname in broken and checks is not None and cname not in checks:
+                warn(f"{table[next(iter(table))][1]}: settings for check '{cname}' are not checked: "
+                     "its plugin failed to load")
+                continue
+            for key, (value, where) in table.items():
+                validated = validate_check_setting(checks, cname, key, value, where)
+                check_values.setdefault(cname, {})[key] = validated
+                sources[f"checks.{cname}.{key}"] = where if layer.origin in ("environment", "command line") \
+                    else f"{where} ({layer.origin})"
+    return RunConfig(**{k: values.get(k, FIELDS[k].default) for k in FIELDS}, interactive=interactive,
+                     checks=check_values, sources=sources, files=tuple(files))
+
+
+def validate_check_setting(checks: Mapping[str, type[Check]] | None, cname: str, key: str, value: Any,
+                           where: str) -> Any:
+    """One check setting, validated against the installed check's declaration (items too)."""
+    from .requirements import validate_settings
+
+    if checks is None:
+        return value
+    cls = checks.get(cname)
+    if cls is None:
+        raise ConfigError(where, f"no check named '{cname}' (installed: {', '.join(sorted(checks))})")
+
+    def err(_line: Any, message: str) -> ConfigError:
+        return ConfigError(where, message)
+
+    return validate_settings(cls, cname, {key: value}, lambda k: None, err)[key]

@@ -1,0 +1,267 @@
+"""How this computer reaches a web address: which proxy the OS says to use, and which
+certificates it trusts.
+
+Used by the network checks and by anything that uploads. Order, as the OS applies it:
+
+1. the run's ``proxy`` setting (a URL, or ``direct``), for machines whose scheduled account
+   (SYSTEM, a LaunchDaemon) has no proxy settings of its own;
+2. the environment (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``), the convention on Linux;
+3. a PAC file: the run's ``pac_url`` setting, else the one the OS names (Windows: the current
+   user's or the machine's "automatic configuration script" in the registry, which is
+   per-user unless policy says per-machine; macOS: the network settings), else WPAD on Windows,
+   where "Automatically detect settings" is on by default. Read and evaluated by pypac;
+4. the OS's fixed proxy (Windows registry, macOS settings) through urllib;
+5. direct.
+
+Proxy credentials are used to connect but never recorded: :func:`redact` is applied to every
+proxy or PAC URL that goes into a result.
+
+TLS: :func:`tls_context` validates with the OS trust store (truststore), so HTTPS works where an
+organisation's inspecting proxy re-signs traffic with a root installed on its computers;
+:func:`public_tls_context` validates with the public web PKI only (Mozilla's list via certifi).
+A chain that the OS trusts and the public list does not ends at a non-public root: TLS is
+intercepted (or the server uses a private CA).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+import ssl
+import sys
+import threading
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+DIRECT = "DIRECT"
+
+
+def redact(url: str) -> str:
+    """A proxy or PAC URL fit to be recorded: no user name, password or query."""
+    from .netinfo import redact_url
+
+    return redact_url(url)
+
+
+@dataclass(frozen=True)
+class Route:
+    """How to reach one URL: proxies in order (or DIRECT) and where that rule came from."""
+
+    proxy: str | None  # http://host:port (may hold credentials: never record it unredacted)
+    source: str  # "setting", "environment", "pac", "os", "direct"
+    pac_url: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"via": redact(self.proxy) if self.proxy else DIRECT, "source": self.source}
+        if self.pac_url:
+            out["pac_url"] = redact(self.pac_url)
+        return out
+
+
+class ProxyResolver:
+    """Answers "which proxy for this URL?" for one run; the PAC file is fetched once."""
+
+    def __init__(self, proxy: str | None = None, pac_url: str | None = None, timeout_s: float = 2.0,
+                 env: dict[str, str] | None = None) -> None:
+        self.setting = proxy
+        self.pac_url = pac_url
+        self.timeout_s = timeout_s
+        self._env = env
+        self._pac: Any = None
+        self._pac_loaded = False
+        self._pac_source: str | None = None
+        self.pac_error: str | None = None
+        self._lock = threading.Lock()
+
+    # -- sources -------------------------------------------------------------------------------
+
+    def _env_proxies(self) -> dict[str, str]:
+        if self._env is not None:
+            return {k[:-6].lower(): v for k, v in self._env.items() if k.lower().endswith("_proxy") and v}
+        return urllib.request.getproxies_environment()
+
+    def _load_pac(self) -> Any:
+        with self._lock:
+            if self._pac_loaded:
+                return self._pac
+            self._pac_loaded = True
+            try:
+                from pypac import api as pacapi
+                from pypac.parser import PACFile
+            except ImportError as exc:  # pragma: no cover - a dependency of the package
+                self.pac_error = f"pypac is not available: {exc}"
+                return None
+            urls = [self.pac_url] if self.pac_url else []
+            if not urls:
+                try:
+                    urls = pacapi.collect_pac_urls(from_os_settings=True, from_dns=sys.platform == "win32")
+                except Exception as exc:  # noqa: BLE001 - registry/preferences unreadable: no PAC
+                    self.pac_error = f"{type(exc).__name__}: {exc}"
+                    urls = []
+            for url in urls:
+                try:
+                    text = pacapi.download_pac([url], timeout=self.timeout_s)
+                except Exception as exc:  # noqa: BLE001
+                    text, self.pac_error = None, f"{redact(url)}: {type(exc).__name__}"
+                if text:
+                    try:
+                        self._pac = PACFile(text)
+                        self._pac_source = url
+                        return self._pac
+                    except Exception as exc:  # noqa: BLE001 - a broken PAC file is a fact to report
+                        self.pac_error = f"{redact(url)}: the PAC file does not parse ({type(exc).__name__})"
+                elif self.pac_error is None:
+                    self.pac_error = f"{redact(url)}: no PAC file could be fetched"
+            return None
+
+    # -- answer --------------------------------------------------------------------------------
+
+    def route(self, url: str) -> Route:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        scheme = parts.scheme or "https"
+        if self.setting:
+            if self.setting.lower() == "direct":
+                return Route(None, "setting")
+            return Route(self.setting, "setting")
+        env = self._env_proxies()
+        if env:
+            if self._bypassed(host, env.get("no", "")):
+                return Route(None, "environment")
+            proxy = env.get(scheme) or env.get("all")
+            if proxy:
+                return Route(_with_scheme(proxy), "environment")
+        pac = self._load_pac()
+        if pac is not None:
+            from pypac.parser import parse_pac_value
+
+            try:
+                choices = parse_pac_value(pac.find_proxy_for_url(url, host))
+            except Exception:  # noqa: BLE001 - a PAC function that throws means "direct" to browsers
+                choices = [DIRECT]
+            first = next((c for c in choices if c == DIRECT or c.startswith(("http://", "https://"))), DIRECT)
+            return Route(None if first == DIRECT else first, "pac", self._pac_source)
+        if self._env is None:
+            try:
+                os_proxies = urllib.request.getproxies()
+            except Exception:  # noqa: BLE001 - registry / SystemConfiguration unreadable
+                os_proxies = {}
+            proxy = os_proxies.get(scheme) or os_proxies.get("all")
+            if proxy and not _os_bypass(host):
+                return Route(_with_scheme(proxy), "os")
+        return Route(None, "direct")
+
+    @staticmethod
+    def _bypassed(host: str, no_proxy: str) -> bool:
+        for item in (p.strip().lower() for p in no_proxy.split(",")):
+            if not item:
+                continue
+            if item == "*" or host == item.lstrip(".") or host.endswith("." + item.lstrip(".")):
+                return True
+        return False
+
+    def facts(self) -> dict[str, Any]:
+        """What is configured, credentials removed, for a result's details."""
+        out: dict[str, Any] = {}
+        if self.setting:
+            out["setting"] = redact(self.setting)
+        env = {k: redact(v) for k, v in self._env_proxies().items() if k in ("http", "https", "all", "no")}
+        if env:
+            out["environment"] = env
+        if self._pac_loaded:
+            out["pac_url"] = redact(self._pac_source) if self._pac_source else None
+            if self.pac_error and not self._pac_source:
+                out["pac_error"] = self.pac_error
+        return out
+
+
+def os_pac_url() -> str | None:
+    """The PAC file the OS settings name (Windows registry, per user unless policy says per
+    machine; macOS network settings), credentials removed; None elsewhere or when unset.
+    No WPAD lookup: this is only what is configured."""
+    if sys.platform not in ("win32", "darwin"):
+        return None
+    try:
+        from pypac import api as pacapi
+
+        urls = pacapi.collect_pac_urls(from_os_settings=True, from_dns=False)
+    except Exception:  # noqa: BLE001 - unreadable settings: nothing configured that we can see
+        return None
+    return redact(urls[0]) if urls else None
+
+
+def _with_scheme(proxy: str) -> str:
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _os_bypass(host: str) -> bool:
+    try:
+        return bool(urllib.request.proxy_bypass(host))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# --- connecting -------------------------------------------------------------------------------
+
+
+def open_tunnel(proxy: str, host: str, port: int, timeout_s: float) -> socket.socket:
+    """A TCP connection to host:port through an HTTP proxy (CONNECT), ready for TLS."""
+    p = urlsplit(_with_scheme(proxy))
+    if not p.hostname:
+        raise OSError(f"proxy {redact(proxy)} has no host")
+    sock = socket.create_connection((p.hostname, p.port or 8080), timeout=timeout_s)
+    try:
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+        if p.username is not None:
+            token = base64.b64encode(f"{unquote(p.username)}:{unquote(p.password or '')}".encode()).decode()
+            head += f"Proxy-Authorization: Basic {token}\r\n"
+        sock.sendall((head + "\r\n").encode("ascii"))
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise OSError("the proxy closed the connection")
+            reply += chunk
+            if len(reply) > 16384:
+                raise OSError("the proxy's answer is too long")
+        status = reply.split(b"\r\n", 1)[0].decode("latin-1")
+        m = re.match(r"HTTP/\d(?:\.\d)?\s+(\d{3})", status)
+        if not m or m.group(1) != "200":
+            raise OSError(f"the proxy refused the tunnel ({status.strip()[:80]})")
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def tls_context() -> ssl.SSLContext:
+    """Client TLS context that trusts what the OS trusts (truststore), else OpenSSL's defaults."""
+    try:
+        import truststore
+
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    except ImportError:  # pragma: no cover - a dependency of the package
+        return ssl.create_default_context()
+
+
+def public_tls_context() -> ssl.SSLContext:
+    """Client TLS context that trusts only the public web PKI (Mozilla's roots, via certifi)."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def urlopen(url: str, data: bytes | None = None, headers: dict[str, str] | None = None, timeout_s: float = 30.0,
+            resolver: ProxyResolver | None = None, method: str | None = None) -> Any:
+    """urllib's urlopen through the OS's proxy for ``url`` and with the OS trust store: the
+    one way this agent makes an HTTP(S) request to the outside (uploads too)."""
+    route = (resolver or ProxyResolver()).route(url)
+    proxies = {"http": route.proxy, "https": route.proxy} if route.proxy else {}
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies),
+                                         urllib.request.HTTPSHandler(context=tls_context()))
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    return opener.open(req, timeout=timeout_s)

@@ -1,0 +1,274 @@
+"""The self-test's HTTP handlers, apart from any HTTP loop: a request in, a :class:`Response` out.
+
+Routes (all under the server's own origin):
+- ``GET /`` the page (``?lang=sv``, ``?profile=audio-call``, ``?site=…&room=…&label=…``);
+- ``GET /__selftest/selftest.js`` and ``/__selftest/selftest.css``: its script and style;
+- ``POST /__selftest/rtc``: a WebRTC offer in, the echoing peer's answer out (``peer.py``);
+- ``GET /__selftest/ping``: an empty answer, for RTT over HTTP where WebRTC cannot connect;
+- ``POST /__selftest/result``: the page's observations; checked (``submission.py``), turned
+  into a result document (``document.py``), judged by the named profile, stored in the results
+  folder with its report; answers where the report is;
+- ``GET /__selftest/report/<run id>.html`` / ``.json`` (``?download=1`` as an attachment).
+
+Every answer carries a strict Content-Security-Policy: the page may run only this server's
+script and style and talk only to this server, so nothing a URL parameter or a posted field
+holds can make it load anything from elsewhere. Every word shown comes from the catalogs;
+everything inserted into HTML is escaped by Jinja's autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from ..server import Request, Response, Route
+from . import submission
+
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+            "media-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+_COMMON = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "Cross-Origin-Resource-Policy": "same-origin"}
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ASSETS = {"selftest.js": "text/javascript; charset=utf-8", "selftest.css": "text/css; charset=utf-8"}
+PREFIX = "/__selftest/"
+MAX_LABEL = 120
+RESULTS_PER_MINUTE = 30  # per client address (an office behind one NAT address shares it); the disk is finite
+
+
+def _resp(status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, body, ctype, _COMMON | (headers or {}))
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return _resp(status, json.dumps(body).encode(), "application/json")
+
+
+@lru_cache(maxsize=None)
+def _asset(name: str) -> bytes:
+    return resources.files("readiness.selftest").joinpath("static", name).read_bytes()
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    def load(name: str) -> str:
+        return resources.files("readiness.selftest").joinpath("static", name).read_text(encoding="utf-8")
+
+    return jinja2.Environment(loader=jinja2.FunctionLoader(load), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _catalog(lang: str) -> tuple[str, dict[str, str]]:
+    from ..i18n import languages
+    from ..render.format import catalog
+
+    lang = lang if lang in languages() else "en"
+    return lang, catalog(lang)
+
+
+def _first(query: dict[str, list[str]], key: str, default: str = "") -> str:
+    values = query.get(key) or [default]
+    return values[0]
+
+
+class SelfTest:
+    """The self-test feature of ``readiness serve``; ``results_dir`` is where results go.
+
+    ``collect`` (optional) also hands each stored result document (its JSON bytes and its site
+    label) to the collector's database; it may raise to say it could not, and the result then
+    stays in the folder alone (the answer says ``"collected": false``).
+    """
+
+    def __init__(self, results_dir: Path, default_profile: str = "video-call",
+                 collect: Callable[[bytes, str], Any] | None = None) -> None:
+        from .peer import EchoPeers
+
+        self.collect = collect
+        self.results_dir = Path(results_dir)
+        self.default_profile = default_profile
+        self.peers = EchoPeers()
+        self._write_lock = threading.Lock()
+        self._posted: dict[str, list[float]] = {}  # client -> times of its recent results
+
+    def _allow(self, client: str) -> bool:
+        """At most RESULTS_PER_MINUTE stored results per client and minute (the disk is finite)."""
+        now = time.monotonic()
+        with self._write_lock:
+            if len(self._posted) > 10_000:  # forget quiet clients so the table stays small
+                self._posted = {c: ts for c, ts in self._posted.items() if ts and now - ts[-1] < 60}
+            recent = [t for t in self._posted.get(client, []) if now - t < 60]
+            if len(recent) >= RESULTS_PER_MINUTE:
+                self._posted[client] = recent
+                return False
+            self._posted[client] = recent + [now]
+            return True
+
+    # ------------------------------------------------------------------ profiles
+    @staticmethod
+    @lru_cache(maxsize=16)
+    def _profile(name: str) -> Any:
+        from ..plugins import load_plugins
+        from ..requirements import load_profile, shipped_profiles
+
+        if name not in shipped_profiles():
+            return None
+        plugins = load_plugins()
+        return load_profile(name, checks=plugins.checks, broken=plugins.broken)
+
+    def profile(self, name: str) -> Any:
+        return self._profile(name) if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) else None
+
+    # ------------------------------------------------------------------ dispatch
+    def routes(self) -> list[Route]:
+        """The self-test's endpoints for ``run_server(routes=...)``."""
+        return [Route(("GET", "HEAD"), "/", self.serve),
+                Route(("GET", "POST"), PREFIX, self.serve, max_body=submission.MAX_BODY, prefix=True)]
+
+    def serve(self, req: Request) -> Response:
+        body = req.body.read() if req.method == "POST" else b""
+        return self.handle(req.method, req.path, req.query, body, req.client)
+
+    def handle(self, method: str, path: str, q: dict[str, list[str]], body: bytes, client: str) -> Response:
+        """The answer to one request; ``q`` is the parsed query (parse_qs)."""
+        if path == "/":
+            return self.page(q)
+        rest = path[len(PREFIX):]
+        if method == "GET" and rest in _ASSETS:
+            return _resp(200, _asset(rest), _ASSETS[rest])
+        if method == "GET" and rest == "ping":
+            return _resp(200, b"", "text/plain")
+        if method == "POST" and rest == "rtc":
+            return self.rtc(body)
+        if method == "POST" and rest == "result":
+            return self.result(body, client)
+        m = re.fullmatch(r"report/([0-9a-f]{32})\.(html|json)", rest)
+        if method == "GET" and m:
+            return self.report(m.group(1), m.group(2), _first(q, "download") == "1")
+        return _json(404, {"error": "not found"})
+
+    # ------------------------------------------------------------------ the page
+    def page(self, q: dict[str, list[str]]) -> Response:
+        lang, t = _catalog(_first(q, "lang", "en"))
+        name = _first(q, "profile", self.default_profile)
+        prof = self.profile(name)
+        if prof is None:
+            html = _environment().get_template("error.html").render(
+                lang=lang, t=t, message=t["selftest_no_profile"].format(name=name[:80]))
+            return _resp(404, html.encode(), "text/html; charset=utf-8", {"Content-Security-Policy": PAGE_CSP})
+        cam = prof.check_settings.get("camera", {})
+        from ..plugins import load_plugins
+
+        cam_cls = load_plugins().checks.get("camera")
+        defaults = cam_cls.default_settings() if cam_cls else {"width": 1280, "height": 720}
+        config = {
+            "profile": prof.name, "lang": lang,
+            # as text the result border accepts (no control characters), so the page can post it back
+            "labels": {k: v for k in ("site", "room", "label") if (v := _CONTROL.sub("", _first(q, k))[:MAX_LABEL])},
+            "camera": {"width": int(cam.get("width", defaults["width"]) or 0),
+                       "height": int(cam.get("height", defaults["height"]) or 0)},
+            "needs": sorted(prof.checks()),
+            "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")}
+            | {k: v for k, v in t.items() if k.startswith("verdict_")},
+        }
+        from ..render.report import profile_title
+
+        html = _environment().get_template("page.html").render(lang=lang, t=t, config=config,
+                                                               profile_title=profile_title(prof.summary(), lang))
+        return _resp(200, html.encode(), "text/html; charset=utf-8",
+                     {"Content-Security-Policy": PAGE_CSP, "Permissions-Policy": "camera=(self), microphone=(self)"})
+
+    # ------------------------------------------------------------------ WebRTC
+    def rtc(self, body: bytes) -> Response:
+        from .peer import MAX_OFFER, PeerError
+
+        if len(body) > MAX_OFFER + 1024:
+            return _json(413, {"error": "the offer is too large"})
+        try:
+            offer = json.loads(body.decode("utf-8"))
+            if not isinstance(offer, dict):
+                raise ValueError
+            return _json(200, self.peers.answer(offer))
+        except (ValueError, UnicodeDecodeError):
+            return _json(400, {"error": "not a WebRTC offer"})
+        except PeerError as exc:
+            return _json(503, {"error": str(exc)})
+
+    # ------------------------------------------------------------------ results
+    def result(self, body: bytes, client: str) -> Response:
+        from ..atomic import write_all_or_none
+        from ..judge import judge
+        from ..result import load_result_bytes, result_stem
+        from .document import build_result
+
+        try:
+            sub = submission.parse(body)
+        except submission.SubmissionError as exc:
+            return _json(400, {"error": str(exc)})
+        prof = self.profile(sub["profile"])
+        if prof is None:
+            return _json(400, {"error": f"no requirement list named {sub['profile'][:64]!r}"})
+        if not self._allow(client):
+            return _resp(429, json.dumps({"error": "too many results from this address; try again in a minute"}).encode(),
+                         "application/json", {"Retry-After": "60"})
+        lang, _ = _catalog(sub.get("lang", "en"))
+        result = build_result(sub, prof)
+        j = judge(result, prof, only_checks=set(result.checks))  # partial: a browser cannot run them all
+        result.judgement = j.to_dict()
+        text = result.to_json()
+        load_result_bytes(text.encode("utf-8"), "self-test result")  # the border every result crosses
+        html = _render(result, j, lang)
+        stem = result_stem(result)
+        with self._write_lock:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            # both or neither: a report without its result (or the reverse) would mislead
+            write_all_or_none([(self.results_dir / f"{stem}.json", text), (self.results_dir / f"{stem}.html", html)])
+        collected = None
+        if self.collect is not None:
+            try:
+                self.collect(text.encode("utf-8"), result.labels.get("site", ""))
+                collected = True
+            except Exception as exc:  # noqa: BLE001 - the folder holds it; the database may be down
+                from ..server import log
+
+                log(f"{client} self-test result {result.run_id} not collected: {str(exc)[:200]}")
+                collected = False
+        base = f"{PREFIX}report/{result.run_id}"
+        return _json(200, {"collected": collected, "run_id": result.run_id, "overall": j.overall, "verdict": j.verdict, "ready": j.ready,
+                           "report": f"{base}.html", "download": f"{base}.html?download=1",
+                           "json": f"{base}.json?download=1"})
+
+    def report(self, run_id: str, kind: str, download: bool) -> Response:
+        if not _RUN_ID.fullmatch(run_id):
+            return _json(404, {"error": "not found"})
+        matches = sorted(self.results_dir.glob(f"readiness-*-{run_id[:8]}.{kind}"))
+        for path in matches:
+            sibling = path.with_suffix(".json")
+            try:
+                if json.loads(sibling.read_text(encoding="utf-8")).get("run_id") != run_id:
+                    continue
+                data = path.read_bytes()
+            except (OSError, ValueError):
+                continue
+            headers = {"Content-Security-Policy": REPORT_CSP}
+            if download:
+                headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
+            ctype = "text/html; charset=utf-8" if kind == "html" else "application/json"
+            return _resp(200, data, ctype, headers)
+        return _json(404, {"error": "no such result"})
+
+    def close(self) -> None:
+        self.peers.close()
+
+
+def _render(result: Any, judgement: Any, lang: str) -> str:
+    from ..render.report import render_report
+
+    return render_report(result, judgement, lang)

@@ -1,0 +1,1 @@
+"""Sound files the audio checks play (package data, read through importlib.resources)."""
