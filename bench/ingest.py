@@ -227,24 +227,31 @@ def peak_rss_run(cmd: list[str]) -> tuple[float, float, str]:
 
 
 def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
-    """``rooms`` x ``runs`` stored results: one generated result per room (bench/fleet.py's generator,
-    judged by the project's judge), and ``runs - 1`` earlier copies of it (new run id, started a
-    week earlier each): a fleet whose history is ten times its size, as after months of runs."""
+    """``rooms`` x ``runs`` stored results: results made by bench/fleet.py's generator (judged by
+    the project's judge; at most 2 000 distinct ones, each standing for several computers under
+    their own host name and room label), and ``runs - 1`` earlier copies of each (new run id,
+    started a week earlier each): a fleet whose history is ten times its size."""
     from readiness.collector.ingest import row_of
     from readiness.collector.store import RawJSON, Store
 
     top = work / "fleet-files"
     print(f"\n[fleet view] {rooms * runs} results: {rooms} computers/rooms x {runs} runs; generating ...", flush=True)
     t0 = time.perf_counter()
-    generate(top / "latest", rooms, rooms, bad_every=10**9, html_every=10**9)
-    latest = [p for p in sorted((top / "latest").rglob("readiness-*.json")) if "sync-conflict" not in p.parts]
+    distinct = min(rooms, 2000)
+    generate(top / "base", distinct, distinct, bad_every=10**9, html_every=10**9)
+    bases = [p for p in sorted((top / "base").rglob("readiness-*.json")) if "sync-conflict" not in p.parts]
+    bases_docs = [json.loads(p.read_bytes()) for p in bases]
+    shutil.rmtree(top / "base")  # only the derived copies below are the fleet
     db_url = f"sqlite:///{work / 'fleet.db'}"
     store = Store(db_url)
     store.migrate()
     batch: list[tuple[dict[str, Any], Any, list[str]]] = []
     rng = random.Random(5)
-    for n, path in enumerate(latest):
-        doc = json.loads(path.read_bytes())
+    for n in range(rooms):
+        base = bases_docs[n % len(bases_docs)]
+        labels = dict(base["labels"], room=f"{base['labels']['room']}-{n}") if base["labels"].get("room") else base["labels"]
+        doc = dict(base, run_id=f"{rng.getrandbits(128):032x}", labels=labels,
+                   host=dict(base["host"], hostname=f"{base['host']['hostname']}-{n}"))
         for k in range(runs):
             if k:
                 doc = dict(doc, run_id=f"{rng.getrandbits(128):032x}")
@@ -256,6 +263,8 @@ def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
                 (top / f"older{k}" / f"readiness-{n}-{k}.json").write_text(text, encoding="utf-8")
             else:
                 text = json.dumps(doc)
+                (top / "latest").mkdir(parents=True, exist_ok=True)
+                (top / "latest" / f"readiness-{n}.json").write_text(text, encoding="utf-8")
             row, checks = row_of(doc)
             batch.append((row, RawJSON(text), checks))
             if len(batch) >= 500:
@@ -298,16 +307,18 @@ def main() -> int:
     ap.add_argument("--fleet-runs", type=int, default=10)
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--skip-fleet", action="store_true")
+    ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="readiness-bench-ingest-"))
     ok = True
     try:
-        print(f"generating {args.results} results ...", flush=True)
-        generate(work / "files", args.results, max(1, args.results // 4), bad_every=10**9, html_every=10**9)
-        bodies = results_from(work / "files")
-        random.Random(3).shuffle(bodies)
-        ok &= ingest_bench("sqlite", f"sqlite:///{work / 'readiness.db'}", bodies, args.clients)
-        if not args.skip_postgres:
+        if not args.skip_ingest:
+            print(f"generating {args.results} results ...", flush=True)
+            generate(work / "files", args.results, max(1, args.results // 4), bad_every=10**9, html_every=10**9)
+            bodies = results_from(work / "files")
+            random.Random(3).shuffle(bodies)
+            ok &= ingest_bench("sqlite", f"sqlite:///{work / 'readiness.db'}", bodies, args.clients)
+        if not args.skip_postgres and not args.skip_ingest:
             from postgres import Postgres
 
             pg = Postgres()
