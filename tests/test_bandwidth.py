@@ -48,7 +48,7 @@ def test_http_backend_matches_iperf3_on_a_shaped_link(link, served):
     assert d["down"]["errors"] == [] and d["up"]["errors"] == []
 
 
-@pytest.mark.parametrize("rate,queue_ms", [(10, 300), (5, 500)])
+@pytest.mark.parametrize("rate,queue_ms", [(10, 300)])  # more deep queues: bench/network.py
 def test_deep_queue_rate_is_within_5_percent_of_iperf3(link, served, rate, queue_ms):
     """The defect: on 10 Mbit/s with a 300 ms queue download read 8.2-9.6 against iperf3's 9.5,
     because a direction ended while TCP was still filling the queue or inside a loss hole.

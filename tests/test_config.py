@@ -229,3 +229,14 @@ def test_labels_are_held_to_the_schema_length_from_every_source(homes):
     system.write_text("")
     out = cli("config", "show", env=dict(env, READINESS_SITE="s" * (MAX_LABEL + 1)))
     assert out.returncode == 2 and f"READINESS_SITE must be at most {MAX_LABEL} characters" in out.stderr
+
+
+def test_a_profile_list_setting_is_checked_item_by_item_too(homes, tmp_path):
+    cli, system, user, env = homes
+    prof = tmp_path / "lista.toml"
+    prof.write_text((FIXTURE_PROFILES / "fixture.toml").read_text(encoding="utf-8")
+                    + '\n[checks.latency]\ntargets = ["stun.example.org:3478", "stun.example.org:70000"]\n', encoding="utf-8")
+    line = prof.read_text(encoding="utf-8").splitlines().index("[checks.latency]") + 2
+    out = cli("run", "--requirements", str(prof), "--no-open", "-o", str(tmp_path / "out"), env=env)
+    assert out.returncode == 2, out.stderr
+    assert f"{prof}:{line}: checks.latency.targets[1]: 'stun.example.org:70000': port 70000 is outside 1-65535" in out.stderr

@@ -571,3 +571,13 @@ def test_a_value_readers_would_refuse_is_written_as_not_measured(plugin_cli, tmp
     res = read_result(next(out.glob("*.json")))
     assert res.checks["fixture_fast"].value("value_ms") is None
     assert res.judgement["items"][0]["status"] == "UNKNOWN"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "1E+0400", "1" + "0" * 400 + ".0"])
+def test_a_non_finite_measurement_is_found_however_it_is_written(literal, encoding):
+    from readiness.result import load_result_bytes
+
+    text = json.dumps(make_result()).replace('"value": 8', f'"value": {literal}')
+    res = load_result_bytes(text.encode(encoding), "x")
+    assert res.checks["system"].value("cpu_cores") is None  # not measured, so UNKNOWN when judged

@@ -137,7 +137,7 @@ def test_a_black_picture_is_diagnosed_black_and_judged_by_the_profile(server, tm
     assert "not_heard" in page["advice"]
     doc = stored(results, page["run"])
     cam = values(doc, "camera")
-    assert (cam["width_px"], cam["height_px"], round(cam["fps"])) == (320, 240, 15)
+    assert (cam["width_px"], cam["height_px"]) == (320, 240) and cam["fps"] == pytest.approx(15, abs=1.5)
     assert cam["black_pct"] == 100 and cam["working"] is True  # a black picture still arrives
     assert {"code": "resolution_differs", "args": {"asked": "1280x720", "got": "320x240"}} \
         in doc["checks"]["camera"]["details"]["findings"]

@@ -26,7 +26,10 @@ Not followed (and why)
   not from adding a connection per second up to 16 (INC/MNP) over HTTP/2: a call's bandwidth
   check must finish in seconds. The draft itself asks tools to offer sequential directions.
 - Stability of the RPM over MAD = 4 one-second intervals is not awaited; the probes of the
-  direction's steady window (after the ramp) are aggregated instead.
+  direction's steady window (after the ramp) are aggregated instead. The load stops once the
+  rate is steady and the queue grows by less than 10 ms per round trip, which on a very deep
+  buffer can be before TCP has filled it (seen on a 300 ms tbf queue: 50-150 ms of it in use),
+  so the figure can read higher than the draft's tool, which keeps adding connections, would.
 - Confidence (low/medium/high) is not reported; the number of probes behind each figure is.
 
 A fact, not a verdict: the band is the draft's name for the range the figure falls in; only a
@@ -36,7 +39,6 @@ requirement in a profile judges it.
 from __future__ import annotations
 
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -151,7 +153,9 @@ class ForeignProber:
             conn = sock
             if self.scheme == "https":
                 t = time.monotonic()
-                conn = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+                from readiness.proxies import tls_context  # the OS trust store, as the load streams use
+
+                conn = tls_context().wrap_socket(sock, server_hostname=self.host)
                 round_trips = 1 if conn.version() == "TLSv1.3" else 2
                 s.tls_ms = (time.monotonic() - t) * 1000 / round_trips
             t = time.monotonic()

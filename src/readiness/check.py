@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar, Iterator
 
-METRIC_KINDS = ("number", "bool")
+METRIC_KINDS = ("number", "bool", "version")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,9 @@ class Metric:
     name: str
     unit: str
     description: str
-    kind: str = "number"  # "number" (judged by min/max) or "bool" (judged by expect)
+    # "number" (judged by min/max), "bool" (judged by expect) or "version": a version string such
+    # as "24295.605.3225.8804", judged by min_version and compared as a version (versions.py)
+    kind: str = "number"
 
     def __post_init__(self) -> None:
         if self.kind not in METRIC_KINDS:

@@ -604,7 +604,7 @@ def list_checks(as_json: bool) -> None:
     for row in rows:
         click.echo(f"{row['name']} — {row['title']}" + ("  (runs in its own process)" if row["isolated"] else ""))
         for m in row["metrics"]:
-            unit = f" [{m['unit']}]" if m["unit"] else (" [yes/no]" if m["kind"] == "bool" else "")
+            unit = f" [{m['unit']}]" if m["unit"] else {"bool": " [yes/no]", "version": " [version]"}.get(m["kind"], "")
             click.echo(f"    {m['name']}{unit}  {m['description']}")
         for key, s in row["settings"].items():
             click.echo(f"    setting {key} = {s['default']!r}  {s['help']}")
@@ -793,8 +793,11 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
 @click.option("--all-runs", is_flag=True, help="Keep every run, not only the latest per computer or room.")
 @click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--max-rows", default=500, show_default=True, type=click.IntRange(min=0), help="Rows of the per-computer table in the HTML (the CSV has all).")
+@click.option("--sections-csv", "sections_csv", metavar="FILE.csv", type=click.Path(dir_okay=False), help="Also write the step-5 sections and the action list as one long table.")
+@click.option("--partner", "partners", metavar="SITE", multiple=True, help="A site label of a partner organisation (repeatable); browser self-tests from sites no agent measured count as partners too.")
 def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: str | None, json_path: str | None,
-              profile: str | None, requirements: str | None, all_runs: bool, lang: str, max_rows: int) -> None:
+              profile: str | None, requirements: str | None, all_runs: bool, lang: str, max_rows: int,
+              sections_csv: str | None, partners: tuple[str, ...]) -> None:
     """One fleet report from many results; folders are searched for *.json recursively.
 
     With --db URL the results come from a collector's database (`readiness serve --db`): the
@@ -847,12 +850,14 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     else:
         fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
         source = ", ".join(paths)
-    figs = figures(fleet, lang)
+    figs = figures(fleet, lang, partners)
     to_stdout = json_path == "-"
     doc = FleetDocument(fleet, figs, lang, Path(out), max_rows)
     targets = [("html", Path(out))]
     if csv_path:
         targets.append(("csv", Path(csv_path)))
+    if sections_csv:
+        targets.append(("sections_csv", Path(sections_csv)))
     if json_path and not to_stdout:
         targets.append(("json", Path(json_path)))
     for name, target in targets:

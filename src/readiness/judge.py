@@ -3,7 +3,7 @@
 Sits between the result (``result.py``) and the report (``report.py``). Nothing else in the
 project decides pass or fail. Four verdicts, worst wins (as in nagiosplugin):
 
-- PASS: measured and within the bound;
+- PASS: measured and within the bound (a version bound compares versions, not text);
 - WARN: a ``recommended`` bound is missed;
 - FAIL: a ``required`` bound is missed;
 - UNKNOWN: not measured (check failed, timed out, skipped, or the metric is missing).
@@ -30,6 +30,7 @@ from typing import Any
 
 from .requirements import Profile, Requirement
 from .result import Result
+from .versions import compare, is_version
 
 PASS, WARN, FAIL, UNKNOWN = "PASS", "WARN", "FAIL", "UNKNOWN"
 PARTIAL = "PARTIAL"  # a verdict word only (no item is ever PARTIAL): no fault found in part of the list
@@ -116,14 +117,18 @@ class Judgement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Judgement":
-        return cls(profile=data.get("profile", {}), overall=data["overall"],
-                   items=[Verdict.from_dict(v) for v in data.get("items", [])],
+        items = [Verdict.from_dict(v) for v in data.get("items", [])]
+        # a stored judgement over nothing (0.1.0 called it PASS) is read as what it is: unknown
+        overall = data["overall"] if items else UNKNOWN
+        return cls(profile=data.get("profile", {}), overall=overall, items=items,
                    coverage=Coverage.from_dict(data.get("coverage")))
 
 
 def _within(req: Requirement, value: Any) -> bool:
     if req.expect is not None:
         return value is req.expect
+    if req.min_version is not None:
+        return compare(value, req.min_version) >= 0
     if req.min is not None and value < req.min:
         return False
     if req.max is not None and value > req.max:
@@ -158,6 +163,8 @@ def judge_one(result: Result, req: Requirement) -> Verdict:
         value = service_value(result, req)
     if req.expect is not None:
         usable = isinstance(value, bool)
+    elif req.min_version is not None:
+        usable = is_version(value)
     else:  # a number; a saved file may hold anything, and text or a yes/no is no measurement
         # NaN would pass every bound and inf fail every one: neither is a measurement
         usable = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -23,6 +23,19 @@ judge (``judge.py``), which is the only place a requirement is applied. A profil
     [requirement.sv]                   # optional translations of label / why / fix
     why = "…"
 
+    [[requirement]]
+    metric = "software.teams_version"  # a version metric: judged by min_version, compared
+    min_version = "24295.605"          # as a version (versions.py), not as text
+
+    [support]                          # optional: who to call; shown beside every verdict
+    name = "IT service desk"
+    phone = "+46 8 123 456 00"
+    email = "it@example.org"
+    web = "https://it.example.org"
+    hours = "Mon–Fri 8–17"
+    [support.sv]                       # optional translations of name / hours
+    name = "IT-servicedesken"
+
 Every error names the file and line: an unknown key, a metric no check provides, a bad bound.
 """
 
@@ -45,12 +58,16 @@ else:  # pragma: no cover
 
 from .check import Check
 from .i18n import languages
+from .versions import is_version
 
 SEVERITIES = ("required", "recommended")
 LANGS = languages()  # one list, derived from the catalogs: a requirement may carry a table per language
 DEFAULT_PROFILE = "video-call"
-_TOP_KEYS = {"name", "title", "description", "checks", "requirement"}
-_REQ_KEYS = {"metric", "min", "max", "expect", "severity", "label", "why", "fix", "source", "service"}
+_TOP_KEYS = {"name", "title", "description", "checks", "requirement", "support"}
+_REQ_KEYS = {"metric", "min", "max", "expect", "min_version", "severity", "label", "why", "fix", "source", "service"}
+_SUPPORT_KEYS = ("name", "phone", "email", "web", "hours")
+_SUPPORT_TEXT_KEYS = ("name", "hours")
+_SUPPORT_MAX = 500  # the result schema's maxLength of each [support] text
 _TEXT_KEYS = {"label", "why", "fix"}
 _COMMON_SETTINGS = {"budget_s"}
 MAX_BOUND = 1e15  # result.MAX_JUDGED, the schema's bound on judged numbers: a bound must fit in a stored judgement
@@ -84,6 +101,7 @@ class Requirement:
     min: float | None = None
     max: float | None = None
     expect: bool | None = None
+    min_version: str | None = None
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
     line: int | None = None
     service: str | None = None
@@ -99,7 +117,7 @@ class Requirement:
     def to_dict(self) -> dict[str, Any]:
         out = {"metric": self.metric, "severity": self.severity, "label": self.label, "why": self.why,
                "fix": self.fix, "source": self.source}
-        for key in ("min", "max", "expect", "service"):
+        for key in ("min", "max", "expect", "min_version", "service"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.translations:
@@ -121,6 +139,7 @@ class Profile:
     check_settings: dict[str, dict[str, Any]]
     origin: str
     sha256: str
+    support: dict[str, Any] = field(default_factory=dict)  # [support]: contact, with "sv": {...}
 
     def checks(self) -> list[str]:
         """The checks this profile needs: those its requirements name, then those it configures."""
@@ -134,7 +153,10 @@ class Profile:
         return names
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "origin": self.origin, "sha256": self.sha256}
+        out = {"name": self.name, "title": self.title, "origin": self.origin, "sha256": self.sha256}
+        if self.support:  # travels with every judgement, so each report can show whom to call
+            out["support"] = self.support
+        return out
 
 
 class _Lines:
@@ -247,6 +269,7 @@ def parse_profile(text: str, origin: str, checks: dict[str, type[Check]], broken
     if not isinstance(raw_reqs, list):
         raise err(lines.top_key("requirement"), "requirements are written as [[requirement]] blocks")
     reqs = [_parse_requirement(i, r, checks, broken, lines, err) for i, r in enumerate(raw_reqs)]
+    support = _parse_support(data.get("support"), lines, err)
     return Profile(
         name=name.strip(),
         title=str(data.get("title", name)).strip(),
@@ -255,7 +278,42 @@ def parse_profile(text: str, origin: str, checks: dict[str, type[Check]], broken
         check_settings=settings,
         origin=origin,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        support=support,
     )
+
+
+def _parse_support(raw: Any, lines: _Lines, err: Any) -> dict[str, Any]:
+    """``[support]``: name, phone, email, web, hours (all text), and ``[support.sv]`` name/hours."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise err(lines.top_key("support"), "'support' must be a [support] table")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        at = lines.key_in_table("support", key)
+        if key in LANGS:
+            table_line = lines.table(f"support.{key}")
+            if not isinstance(value, dict) or any(k not in _SUPPORT_TEXT_KEYS or not isinstance(v, str) for k, v in value.items()):
+                raise err(table_line or at, f"[support.{key}] may hold only {' and '.join(_SUPPORT_TEXT_KEYS)}, as text")
+            if any(len(v.strip()) > _SUPPORT_MAX for v in value.values()):
+                raise err(table_line or at, f"[support.{key}]: a text is longer than {_SUPPORT_MAX} characters")
+            out[key] = {k: v.strip() for k, v in value.items() if v.strip()}
+            continue
+        if key not in _SUPPORT_KEYS:
+            raise err(at, f"unknown key '{key}' in [support] (allowed: {', '.join(_SUPPORT_KEYS + LANGS)})")
+        if not isinstance(value, str) or not value.strip():
+            raise err(at, f"support.{key} must be non-empty text")
+        value = value.strip()
+        if len(value) > _SUPPORT_MAX:
+            raise err(at, f"support.{key} is {len(value)} characters long; at most {_SUPPORT_MAX}")
+        if key == "web" and not re.match(r"https?://[^\s/]+", value):
+            raise err(at, f"support.web must be an http:// or https:// address, not {value!r}")
+        if key == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise err(at, f"support.email is not an e-mail address: {value!r}")
+        out[key] = value
+    if not any(k in out for k in ("phone", "email", "web")):
+        raise err(lines.table("support"), "[support] needs at least one way to reach it: phone, email or web")
+    return out
 
 
 def validate_settings(cls: type[Check], cname: str, table: dict[str, Any], line_of: Any, err: Any) -> dict[str, Any]:
@@ -301,7 +359,7 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
     if not isinstance(metric, str) or "." not in metric:
         raise err(at("metric") if "metric" in raw else first, "each requirement needs metric = \"<check>.<metric>\"")
     cname, _, mname = metric.partition(".")
-    kind = "number"
+    kind = "version" if "min_version" in raw else "number"  # a broken plugin declares nothing
     if cname not in broken:
         cls = checks.get(cname)
         if cls is None:
@@ -326,8 +384,18 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
         raise err(at("service"), "'service' must name a service, e.g. service = \"Microsoft Teams\"")
     if isinstance(service, str) and len(service.strip()) > TEXT_LIMITS["label"]:
         raise err(at("service"), f"'service' is {len(service.strip())} characters long; at most {TEXT_LIMITS['label']}")
-    lo, hi, expect = raw.get("min"), raw.get("max"), raw.get("expect")
-    if kind == "bool":
+    lo, hi, expect, min_version = raw.get("min"), raw.get("max"), raw.get("expect"), raw.get("min_version")
+    if kind != "version" and min_version is not None:
+        raise err(at("min_version"), f"'{metric}' is not a version metric: min_version applies only to versions")
+    if kind == "version":
+        if lo is not None or hi is not None or expect is not None:
+            raise err(at("min" if lo is not None else "max" if hi is not None else "expect"),
+                      f"'{metric}' is a version: use min_version = \"…\", not min, max or expect")
+        if not isinstance(min_version, str) or not is_version(min_version):
+            raise err(at("min_version") if "min_version" in raw else first,
+                      f"'{metric}' is a version: it needs min_version = \"<version>\", e.g. \"24.1.2\"")
+        min_version = min_version.strip()
+    elif kind == "bool":
         if lo is not None or hi is not None:
             raise err(at("min" if lo is not None else "max"), f"'{metric}' is a yes/no metric: use expect = true or false, not min/max")
         if not isinstance(expect, bool):
@@ -356,7 +424,8 @@ def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken:
             translations[lang] = dict(t)
     return Requirement(
         metric=metric, severity=severity, why=raw["why"].strip(), fix=raw["fix"].strip(), source=raw["source"].strip(),
-        label=str(raw.get("label", "")).strip(), min=lo, max=hi, expect=expect, translations=translations, line=first,
+        label=str(raw.get("label", "")).strip(), min=lo, max=hi, expect=expect, min_version=min_version,
+        translations=translations, line=first,
         service=service.strip() if service else None,
     )
 

@@ -191,7 +191,8 @@ def _bounded(data: Any, origin: str) -> None:
     """Nesting at most MAX_DEPTH; a non-finite number (NaN, Infinity, 1e400) in a measured value
     becomes null (not measured, so UNKNOWN when judged); anywhere else it refuses the document.
     Iterative, so no document can exhaust the stack; paths are followed only when a non-finite
-    number was seen (rare), so the common case costs one plain walk."""
+    number was seen (rare), so the common case costs one plain walk (measured faster than
+    cleverer ones: bench/border.py)."""
     stack: list[tuple[Any, int]] = [(data, 0)]
     nonfinite = False
     while stack:

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from .check import Check, CheckContext, CheckError, CheckSkipped, Measurement, RunChoices
 from .result import CheckRecord, json_safe, utc_now
+from .versions import is_version
 
 # Extra seconds an isolated check gets for starting its interpreter before its budget counts.
 SPAWN_GRACE_S = 2.0
@@ -85,6 +86,11 @@ def _metrics_of(cls: type[Check], m: Measurement, details: dict[str, Any]) -> di
             if not isinstance(value, bool):
                 dropped.append(f"{name} (not a boolean)")
                 continue
+        elif spec.kind == "version":
+            if not is_version(value):
+                dropped.append(f"{name} (not a version string)")
+                continue
+            value = value.strip()
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             dropped.append(f"{name} (not a finite number)")
             continue

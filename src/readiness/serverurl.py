@@ -8,6 +8,7 @@ parser (``checks._netcommon.Server``), so both read it the same way.
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import ssl
@@ -33,7 +34,11 @@ def check_server(url: str, timeout_s: float = 5.0) -> str:
         server = Server(text)
     except (CheckError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ServerError(f"--server must be a URL like http://host:8080, not {url!r}") from exc
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the site's server: direct
+    from readiness.proxies import tls_context
+
+    # the site's server: direct; an https one may carry a certificate from the organisation's own CA
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=tls_context()))
     where = f"your server {server.url}"
     try:
         with opener.open(f"{server.url}/__info", timeout=timeout_s) as r:
@@ -58,14 +63,9 @@ def check_server(url: str, timeout_s: float = 5.0) -> str:
         raise ServerError(f"{where} does not answer ({getattr(reason, 'strerror', None) or reason})") from None
     except (TimeoutError, socket.timeout):
         raise ServerError(f"{where} does not answer within {timeout_s:g} s") from None
-    except (OSError, ValueError, http_errors()) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         raise ServerError(f"{where} answers, but not as a readiness serve ({type(exc).__name__})") from None
     if not isinstance(info, dict) or "stun_port" not in info:
         raise ServerError(f"{where} answers, but not as a readiness serve (no STUN port in /__info)")
     return server.url
 
-
-def http_errors() -> type[Exception]:
-    import http.client
-
-    return http.client.HTTPException

@@ -39,6 +39,8 @@ from typing import Any, Callable, Iterable, Iterator
 from ..judge import FAIL, PARTIAL, PASS, READY, UNKNOWN, WARN, Judgement, judge, overall_of
 from ..requirements import Profile, Requirement
 from ..result import ResultError, parse_utc, read_result
+from ..versions import is_version
+from .step5 import facts_of
 
 FLEET_KIND = "readiness-fleet"
 FLEET_SCHEMA_VERSION = 1
@@ -78,6 +80,9 @@ class Run:
     sources: dict[str, tuple[str, datetime, str]] = field(default_factory=dict)
     missing: tuple[str, ...] = ()  # checks the profile needs that never ran here
     oldest: datetime | None = None  # the oldest measurement counted in this row
+    # A few facts for the step-5 sections (fleet.step5.facts_of): "by", "support", and per check
+    # "<check>.<fact>" (the services reached), kept per check like ``values``
+    facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -107,8 +112,8 @@ class Run:
 
 
 def requirement_key(req: Requirement) -> tuple[Any, ...]:
-    """Two requirements are the same when metric, bound and severity are (texts may differ)."""
-    return (req.metric, req.severity, req.min, req.max, req.expect)
+    """Two requirements are the same when metric, bound, severity and service are (texts may differ)."""
+    return (req.metric, req.severity, req.min, req.max, req.expect, req.min_version, req.service)
 
 
 @dataclass
@@ -233,7 +238,7 @@ class _Registry:
 
 
 def _metric_values(result: Any, units: dict[str, str]) -> dict[str, Any]:
-    """Every number or yes/no a run measured, as "check.metric" -> value (the CSV's columns)."""
+    """Every number, yes/no or version a run measured, as "check.metric" -> value (the CSV's columns)."""
     values: dict[str, Any] = {}
     for cname, record in result.checks.items():
         metrics = record.metrics
@@ -245,7 +250,7 @@ def _metric_values(result: Any, units: dict[str, str]) -> dict[str, Any]:
             except AttributeError:
                 continue
             t = type(v)
-            if t is bool or t is int or (t is float and math.isfinite(v)):
+            if t is bool or t is int or (t is float and math.isfinite(v)) or (t is str and is_version(v)):
                 name = f"{cname}.{mname}"
                 values[name] = v
                 if name not in units:
@@ -322,7 +327,9 @@ class _Reader:
         run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
                   site=_text(labels.get("site")), room=_text(labels.get("room")), label=_text(labels.get("label")),
                   profile=name, overall=overall, statuses=statuses, values=values, checks=checks,
-                  needed=needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses)))
+                  needed=needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses)),
+                  facts=facts_of(result, self.profile.summary() if self.profile is not None else
+                                 (result.judgement or {}).get("profile")))
         return ("run", run, new, new_units)
 
     def _judged(self, j: Judgement, new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
@@ -343,7 +350,8 @@ class _Reader:
         statuses: dict[Any, str] = {}
         for item in data.get("items", []):
             req = item["requirement"]
-            key = (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"))
+            key = (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"),
+                   req.get("min_version"), req.get("service"))
             if key not in self.known and key not in new:
                 new[key] = Requirement.from_dict(req)
             statuses[key] = item["status"]
@@ -412,6 +420,9 @@ def _state(req_checks: list[str], req_severity: list[str], slot: dict[str, Run])
         # verdicts of requirements whose check ran nowhere (an old result judged them "did not run")
         for i, s in latest.statuses.items():
             statuses.setdefault(i, s)
+    facts = {k: v for k, v in latest.facts.items() if "." not in k}  # who measured, the support contact
+    for check, r in slot.items():
+        facts.update((k, v) for k, v in r.facts.items() if k.partition(".")[0] == check)
     needed = tuple(dict.fromkeys(c for r in runs for c in r.needed))
     missing = tuple(c for c in needed if c not in slot)
     overall = overall_of((req_severity[i], s) for i, s in statuses.items()) if len(runs) > 1 or not latest.statuses else latest.overall
@@ -419,7 +430,7 @@ def _state(req_checks: list[str], req_severity: list[str], slot: dict[str, Run])
                site=latest.site, room=latest.room, label=latest.label, profile=latest.profile,
                overall=_CANONICAL.get(overall, overall), statuses=statuses, values=values,
                checks=tuple(c for c in slot if c), needed=needed, sources=sources, missing=missing,
-               oldest=min(r.started for r in runs))
+               oldest=min(r.started for r in runs), facts=facts)
 
 
 def collect(paths: Iterable[str | os.PathLike[str]], profile: Profile | None = None, all_runs: bool = False,

@@ -17,6 +17,7 @@ from ..judge import FAIL, PARTIAL, PASS, UNKNOWN, WARN
 from ..requirements import Requirement
 from ..result import utc_now
 from .collect import FLEET_KIND, FLEET_SCHEMA_VERSION, KEY_METRICS, Fleet, Run
+from .step5 import analysis
 
 def _counts(runs: Iterable[Run]) -> dict[str, int]:
     c = {"total": 0, "ready": 0, "not_ready": 0, "unknown": 0, "partial": 0, PASS: 0, WARN: 0, FAIL: 0, UNKNOWN: 0}
@@ -122,8 +123,9 @@ def trend(per_day: dict[date, Counter]) -> dict[str, Any] | None:
     return {"period": period, "points": points}
 
 
-def figures(fleet: Fleet, lang: str = "en") -> dict[str, Any]:
-    """The aggregate figures (what ``--json`` writes and the report shows)."""
+def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dict[str, Any]:
+    """The aggregate figures (what ``--json`` writes and the report shows); ``partners`` names
+    sites of partner organisations (see ``fleet.step5``)."""
     from .. import __version__
     from ..render.format import format_bound
 
@@ -174,10 +176,10 @@ def figures(fleet: Fleet, lang: str = "en") -> dict[str, Any]:
     hists = []
     metrics: dict[str, list[Requirement]] = {}
     for req in reqs:
-        if req.expect is None:
+        if req.expect is None and req.min_version is None:  # numbers only
             metrics.setdefault(req.metric, []).append(req)
     for metric in sorted(metrics, key=lambda m: (KEY_METRICS.index(m) if m in KEY_METRICS else len(KEY_METRICS), m)):
-        values = [v for v in map(dict.get, (r.values for r in fleet.runs), repeat(metric)) if v is not None and type(v) is not bool]
+        values = [v for v in map(dict.get, (r.values for r in fleet.runs), repeat(metric)) if type(v) is int or type(v) is float]
         bounds = []
         for req in metrics[metric]:
             for kind, b in _bounds(req):
@@ -207,6 +209,7 @@ def figures(fleet: Fleet, lang: str = "en") -> dict[str, Any]:
         "histograms": hists,
         "trend": trend(fleet.per_day),
         "rows": [row_state(r) for r in fleet.runs],
+        "step5": analysis(fleet.runs, fleet.requirements, lang, partners, fleet.rejudged_by),
         "skipped": [{"path": s.path, "reason": s.reason} for s in fleet.skipped],
     }
 

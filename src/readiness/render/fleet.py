@@ -57,6 +57,17 @@ def fleet_csv(fleet: Fleet) -> bytes:
     return ("\ufeff" + fh.getvalue()).encode("utf-8")
 
 
+def step5_csv(figs: dict[str, Any]) -> bytes:
+    """The step-5 sections and the action list as one long table (``fleet.step5.csv_rows``)."""
+    from ..fleet.step5 import csv_rows
+
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh, quoting=CSV_QUOTING)
+    for row in csv_rows(figs["step5"]):
+        w.writerow([_csv_cell(v) for v in row])
+    return ("\ufeff" + fh.getvalue()).encode("utf-8")
+
+
 def _sources_text(r: Run) -> str:
     return " ".join(f"{c}@{h or '?'}/{t.strftime('%Y-%m-%dT%H:%M:%SZ')}" for c, (h, t, _) in sorted(r.sources.items()))
 
@@ -74,8 +85,8 @@ def _write_rows(fh: Any, header: list[str], fleet: Fleet, metric_names: list[str
                 r.oldest.strftime("%Y-%m-%dT%H:%M:%SZ") if r.oldest else "", _csv_cell(_sources_text(r)),
                 _csv_cell(r.path), _csv_cell(html) if os.path.isfile(html) else ""]
         values, statuses = r.values, r.statuses
-        # metric values are numbers or yes/no only (see _metric_values): no formula can hide there
-        row += [_BOOL_TEXT[v] if type(v) is bool else ("" if v is None else v)
+        # metric values are numbers, yes/no or versions (see _metric_values); a version is text
+        row += [_BOOL_TEXT[v] if type(v) is bool else ("" if v is None else _csv_cell(v) if type(v) is str else v)
                 for v in map(values.get, metric_names)]
         row += [statuses.get(i, "") for i in req_index]
         w.writerow(row)

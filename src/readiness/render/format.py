@@ -117,6 +117,8 @@ def format_bound(req: Any, unit: str | None, lang: str = "en") -> str:
     (its label is phrased positively, see ``measured_text``)."""
     if req.expect is not None:
         return yes_no(True, lang)
+    if getattr(req, "min_version", None) is not None:  # a version: shown as written, never as a number
+        return f"≥ {req.min_version}"
     parts = []
     if req.min is not None:
         parts.append(f"≥ {format_value(req.min, unit, lang)}")

@@ -200,15 +200,18 @@ def view(result: Result, j: Judgement, lang: str = "en") -> View:
             c.advice = ""
         given_advice.add(c.advice)
     # The rest: by metric, worst first
-    by_metric: dict[str, list[Verdict]] = {}
+    def key(v: Verdict) -> tuple[str, str]:  # one metric (of one service): its tiers on one line
+        return (v.requirement.metric, getattr(v.requirement, "service", None) or "")
+
+    by_metric: dict[tuple[str, str], list[Verdict]] = {}
     for v in j.items:
         if v.status in (FAIL, WARN) or (v.status == UNKNOWN and v.requirement.check not in unknown_by_check):
-            by_metric.setdefault(v.requirement.metric, [])
+            by_metric.setdefault(key(v), [])
     for v in j.items:
-        if v.requirement.metric in by_metric:
-            by_metric[v.requirement.metric].append(v)
+        if key(v) in by_metric:
+            by_metric[key(v)].append(v)
     lines: list[Line] = []
-    for metric, items in by_metric.items():
+    for (metric, _service), items in by_metric.items():
         bad = [v for v in items if v.status != PASS]
         worst = min(bad, key=lambda v: _RANK[v.status])
         tiers = sorted(items, key=lambda v: v.requirement.severity != "required")
@@ -226,7 +229,10 @@ def view(result: Result, j: Judgement, lang: str = "en") -> View:
             ln.fix = None
         elif ln.fix:
             given.add(ln.fix)
-    return View(verdict, word(lang, f"verdict_{verdict}"), word(lang, f"explain_{verdict}"), coverage, causes, lines)
+    explain = f"explain_{verdict}"
+    if coverage is not None and verdict != FAIL and result.host.get("measured_by") == "browser":
+        explain = "explain_PARTIAL_browser"  # the rest needs the agent, not another --check
+    return View(verdict, word(lang, f"verdict_{verdict}"), word(lang, explain), coverage, causes, lines)
 
 
 def unknown_count(n: int, lang: str) -> str:
@@ -251,10 +257,29 @@ def summary_text(result: Result, j: Judgement, lang: str, paths: list[Path]) -> 
         out.append(f"  {status:9} {ln.label}: {ln.measured} — {word(lang, 'needs')} {ln.needs}")
         if ln.fix:
             out.append(f"      → {ln.fix}")
+    contact = support_line(j.profile.get("support") if isinstance(j.profile, dict) else None, v.verdict, lang)
+    if contact:
+        out.append(contact)
     for p in paths:
         kind = "report" if p.suffix == ".html" else "result"
         out.append(f"{word(lang, kind)}: {p}")
     return "\n".join(out)
+
+
+def support_line(sup: Any, verdict: str, lang: str) -> str:
+    """"Not ready? Contact IT service desk: +46 8 …, it@example.org" from a profile's [support];
+    "" when there is none. Text from a result file: printed through the terminal-safe writer."""
+    if not isinstance(sup, dict):
+        return ""
+    own = sup.get(lang) if isinstance(sup.get(lang), dict) else {}
+    name = own.get("name") or sup.get("name") or ""
+    hours = own.get("hours") or sup.get("hours") or ""
+    ways = [str(sup[k]) for k in ("phone", "email", "web") if isinstance(sup.get(k), str)]
+    if not ways:
+        return ""
+    head = word(lang, "support.ready" if verdict in ("PASS", "WARN") else "support.not_ready")
+    text = f"{head} {name}".strip() + ": " + ", ".join(ways)
+    return text + (f" ({hours})" if isinstance(hours, str) and hours else "")
 
 
 def render_report(result: Result, judgement: Judgement, lang: str = "en") -> str:

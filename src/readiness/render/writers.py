@@ -74,6 +74,12 @@ def _fleet_csv(doc: FleetDocument) -> bytes:
     return fleet_csv(doc.fleet)
 
 
+def _fleet_sections_csv(doc: FleetDocument) -> bytes:
+    from .fleet import step5_csv
+
+    return step5_csv(doc.figures)
+
+
 def _fleet_json(doc: FleetDocument) -> str:
     return json.dumps(doc.figures, indent=2, ensure_ascii=False) + "\n"
 
@@ -85,6 +91,7 @@ RUN_WRITERS: dict[str, Writer] = {
 FLEET_WRITERS: dict[str, Writer] = {
     "html": Writer("html", ".html", _fleet_html),
     "csv": Writer("csv", ".csv", _fleet_csv),
+    "sections_csv": Writer("sections_csv", ".csv", _fleet_sections_csv),
     "json": Writer("json", ".json", _fleet_json),
 }
 

@@ -14,7 +14,7 @@ the schema's ``host`` object) and the browser's name and version in ``host.brows
 
 from __future__ import annotations
 
-import statistics
+from functools import partial
 from typing import Any
 
 from .. import __version__
@@ -145,8 +145,11 @@ def _speakers(sub: dict[str, Any], metrics: dict, details: dict) -> None:
         details["tone_hz"] = sub["tone_hz"]
 
 
-def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict) -> None:
-    from ..checks._http_backend import steady_rate
+def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict, idle_ms: float | None = None) -> None:
+    """Rates by the agent's steady-rate estimator; latency under load by the agent's summary of
+    the probes sent inside the steady window, over ``idle_ms`` (the latency step's median)."""
+    from ..checks.bandwidth import estimator, loaded
+    from ..stun import Sample
 
     details["backend"] = "browser fetch to this server"
     for direction, name in (("down", "download_mbps"), ("up", "upload_mbps")):
@@ -154,42 +157,25 @@ def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict) -> None:
         if not part:
             continue
         ticks = sorted((float(t), int(b)) for t, b in (p for p in part.get("ticks", []) if len(p) == 2))
+        probes = [Sample(seq=i, sent_at=float(p[0]), rtt_s=None if p[1] is None else p[1] / 1000)
+                  for i, p in enumerate(part.get("probes", [])) if len(p) == 2 and p[0] is not None]
         entry: dict[str, Any] = {"streams": part.get("streams"), "errors": part.get("errors", [])}
         if len(ticks) >= 2 and ticks[-1][1] > 0:
-            rate, ramp, steady = steady_rate(ticks)
-            if rate > 0:
-                _metric(metrics, name, round(rate / 1e6, 3), "Mbit/s")
-                entry.update({"mbps": round(rate / 1e6, 3), "ramp_s": round(ramp, 3), "steady": steady,
-                              "seconds": round(ticks[-1][0] - ticks[0][0], 3), "bytes": ticks[-1][1]})
-                # as the agent: probes sent between the end of the ramp and the end of the load
-                window = [p for p in part.get("probes", [])
-                          if len(p) == 2 and p[0] is not None and ticks[0][0] + ramp <= p[0] <= ticks[-1][0]]
-                under = [p[1] for p in window if p[1] is not None]
-                if under:
-                    entry["loaded_rtt_median_ms"] = round(statistics.median(under), 2)
-                    entry["probes_lost_under_load"] = len(window) - len(under)
+            est = estimator.steady_rate(ticks, [(x.sent_at, x.rtt_s) for x in probes if x.rtt_s is not None])
+            if est.bps > 0:
+                _metric(metrics, name, round(est.bps / 1e6, 3), "Mbit/s")
+                entry.update({"mbps": round(est.bps / 1e6, 3), "ramp_s": round(est.ramp_s, 3), "steady": est.steady,
+                              "seconds": round(ticks[-1][0] - ticks[0][0], 3), "bytes": ticks[-1][1],
+                              "slice_mbps": list(est.slice_mbps)})
+                entry.update(loaded.summarize(probes, idle_ms, ticks[0][0] + est.ramp_s, ticks[-1][0]))
         details[direction] = entry
-
-
-def _loaded_latency(checks: dict[str, CheckRecord]) -> None:
-    """The latency increase under load: loaded medians (bandwidth step) over the idle median the
-    latency step measured just before on the same data channel, worst direction, as the agent."""
-    bw, lat = checks.get("bandwidth"), checks.get("latency")
-    if bw is None or lat is None or bw.status != "ok" or not str(lat.details.get("method", "")).startswith("webrtc"):
-        return
-    idle = lat.value("rtt_median_ms")
-    if idle is None:
-        return
-    increases = []
-    for direction in ("down", "up"):
-        entry = bw.details.get(direction) or {}
-        if "loaded_rtt_median_ms" in entry:
-            entry["latency_increase_ms"] = round(max(0.0, entry["loaded_rtt_median_ms"] - idle), 2)
-            increases.append(entry["latency_increase_ms"])
-    if increases:
-        _metric(bw.metrics, "idle_rtt_ms", idle, "ms")
-        _metric(bw.metrics, "loaded_latency_increase_ms", float(max(increases)), "ms")
-        bw.details["probe"] = "data channel to this server every 50 ms (idle: the latency step's median)"
+    if idle_ms is not None and any("latency_increase_ms" in details.get(d, {}) for d in ("down", "up")):
+        _metric(metrics, "idle_rtt_ms", idle_ms, "ms")
+        details["probe"] = "data channel to this server every 50 ms (idle: the latency step's median)"
+    facts: dict[str, Any] = {}  # the agent's worst-direction rule, on plain values
+    loaded.add_loaded_facts(facts, details)
+    for key, value in facts.items():
+        _metric(metrics, key, value, "ms" if key.endswith("_ms") else "")
 
 
 def _latency(sub: dict[str, Any], metrics: dict, details: dict) -> None:
@@ -227,8 +213,17 @@ def _browser(sub: dict[str, Any], metrics: dict, details: dict) -> None:
     details.update({k: sub[k] for k in ("name", "version", "platform", "mobile", "secure_context") if k in sub})
 
 
+def _idle_ms(lat: CheckRecord | None) -> float | None:
+    """The idle round trip over the data channel, when the latency step measured one there."""
+    if lat is None or lat.status != "ok" or not str(lat.details.get("method", "")).startswith("webrtc"):
+        return None
+    value = lat.value("rtt_median_ms")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+# latency before bandwidth: its median is the idle round trip the loaded probes are set against
 _MEASURE = {"camera": _camera, "microphone": _microphone, "speakers": _speakers,
-            "bandwidth": _bandwidth, "latency": _latency, "browser": _browser}
+            "latency": _latency, "bandwidth": _bandwidth, "browser": _browser}
 
 
 def build_result(sub: dict[str, Any], profile: Any, started_utc: str | None = None) -> Result:
@@ -243,12 +238,13 @@ def build_result(sub: dict[str, Any], profile: Any, started_utc: str | None = No
         part = sub.get(name)
         if name == "browser" and part is not None:
             part = dict(part, state="ok")
+        if name == "bandwidth":
+            measure = partial(_bandwidth, idle_ms=_idle_ms(checks.get("latency")))
         try:
             checks[name] = _record(name, part, started, measure)
         except ValueError as exc:
             checks[name] = CheckRecord(name=name, title=_TITLES[name], status="error", started_utc=started,
                                        duration_s=0.0, details={"measured_by": "browser"}, error=str(exc))
-    _loaded_latency(checks)
     br = sub.get("browser", {})
     run_id = new_run_id()
     host = {"hostname": f"browser-{run_id[:8]}", "os": br.get("platform", ""), "measured_by": "browser",

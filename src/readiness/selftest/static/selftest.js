@@ -304,11 +304,15 @@
   }
   // Probes every `interval` s, `count` of them or until `until.stop`; answers later than `linger`
   // after the last are lost. A tag per stream keeps late echoes of an earlier stream out.
-  async function probeStream(p, count, interval, linger, until) {
+  async function probeStream(p, count, interval, linger, until, onAnswer) {
     const tag = Math.random().toString(36).slice(2, 8), sent = [], rtt = [], arrival = [];
     p.handler = (data, t) => {
       const [tg, s] = data.split(" "), seq = parseInt(s, 10);
-      if (tg === tag && sent[seq] !== undefined && rtt[seq] === null) { rtt[seq] = +((t - sent[seq]) * 1000).toFixed(3); arrival.push(seq); }
+      if (tg === tag && sent[seq] !== undefined && rtt[seq] === null) {
+        rtt[seq] = +((t - sent[seq]) * 1000).toFixed(3);
+        arrival.push(seq);
+        if (onAnswer) onAnswer(sent[seq], t - sent[seq]);
+      }
     };
     const t0 = now();
     for (let i = 0; (count === null || i < count) && !(until && until.stop); i++) {
@@ -355,25 +359,35 @@
   }
 
   // ---------------------------------------------------------------- bandwidth
-  const SLICE = 0.25, TICK = 0.05;
-  function isSteady(ticks) { // the agent's rule: the last four 250 ms slices within ±10 % of their mean
+  // When to stop: the agent's rule (checks/bandwidth/estimator.py is_steady) with slices one
+  // loaded round trip long (0.25-1 s) and the probes' round trip no longer growing (the queue has
+  // filled), but the last four slices within ±10 %, not ±5 %: a browser's counts are lumpier than
+  // the kernel's (reads arrive in chunks, an upload counts when its request completes), and it
+  // cannot see TCP's holes. The rate itself is the agent's estimator's, on the server.
+  const SLICE = 0.25, MAX_SLICE = 1.0, TICK = 0.05;
+  const median = (xs) => { const v = [...xs].sort((a, b) => a - b), n = v.length; return n ? (n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) : null; };
+  const recentRtt = (rtts, from, to) => median(rtts.filter(([t]) => t >= from && t <= to).map(([, r]) => r));
+  function isSteady(ticks, rtts) {
     const tEnd = ticks[ticks.length - 1][0];
-    if (tEnd - ticks[0][0] < 4 * SLICE) return false;
-    const vals = [];
-    let j = 0;
-    for (let k = 4; k >= 0; k--) {
-      const e = tEnd - k * SLICE;
-      while (j + 1 < ticks.length && ticks[j + 1][0] <= e + 1e-9) j++;
-      vals.push(ticks[j]);
+    const slice = Math.max(SLICE, Math.min(MAX_SLICE, recentRtt(rtts, tEnd - 0.5, tEnd) || 0));
+    if (tEnd - ticks[0][0] < 4 * slice) return false;
+    const at = (t) => { let best = ticks[0]; for (const tk of ticks) { if (tk[0] <= t + 1e-9) best = tk; else break; } return best; };
+    const rates = [];
+    for (let k = 4; k > 0; k--) {
+      const a = at(tEnd - k * slice), b = at(tEnd - (k - 1) * slice);
+      if (b[0] <= a[0]) return false;
+      rates.push((b[1] - a[1]) / (b[0] - a[0]));
     }
-    const rates = [0, 1, 2, 3].map((i) => (vals[i + 1][1] - vals[i][1]) / Math.max(1e-6, vals[i + 1][0] - vals[i][0]));
-    const mean = rates.reduce((a, b) => a + b, 0) / 4;
-    return mean > 0 && Math.max(...rates.map((r) => Math.abs(r - mean))) <= 0.1 * mean;
+    const mean = rates.reduce((x, y) => x + y, 0) / 4;
+    if (mean <= 0 || Math.max(...rates.map((r) => Math.abs(r - mean))) > 0.1 * mean) return false;
+    const now_ = recentRtt(rtts, tEnd - slice, tEnd), before = recentRtt(rtts, tEnd - 2 * slice, tEnd - slice);
+    return now_ === null || before === null || now_ - before <= Math.max(0.010, 0.1 * before);
   }
   async function transfer(direction, streams = 4, minS = 1.5, maxS = 4.0) {
     const ctrl = new AbortController(), errors = new Set(), t0 = now(), ticks = [[0, 0]];
     const until = { stop: false }; // probes every 50 ms while loaded, as the agent's bandwidth check
-    const loaded = probe ? probeStream(probe, null, 0.05, 0.5, until) : null;
+    const rtts = []; // (seconds since t0, round trip s) of the probes under load, as they answer
+    const loaded = probe ? probeStream(probe, null, 0.05, 0.5, until, (sent, rtt) => rtts.push([sent - t0, rtt])) : null;
     let bytes = 0, stop = false;
     const down = async () => {
       while (!stop) {
@@ -402,7 +416,7 @@
       await sleep(TICK);
       const t = now() - t0;
       ticks.push([+t.toFixed(4), bytes]);
-      if ((t >= minS && isSteady(ticks)) || t >= maxS || alive === 0) break;
+      if ((t >= minS && isSteady(ticks, rtts)) || t >= maxS || alive === 0) break;
     }
     stop = true;
     ctrl.abort();

@@ -1,0 +1,1 @@
+"""Data files shipped with readiness (the OS end-of-support table)."""

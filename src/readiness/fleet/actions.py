@@ -1,0 +1,185 @@
+"""What to fix first: failing requirements grouped into actions, ranked by how many rooms and
+computers each action makes ready.
+
+Part of the fleet report (step 5 of the travel-free-meetings guide). A pure function over
+judged fleet rows: it reads verdicts, never measures and never judges — the judge already
+did. Three ideas:
+
+- **One action, many requirements.** Requirements that one fix answers are one action: every
+  camera requirement is "the camera", RTT, jitter and loss are "the network path". A
+  requirement that could not be judged (UNKNOWN) is its own kind of action: "measure again",
+  since nobody can know what to buy for it — except a client's version where the client is
+  not installed: installing it is the fix.
+- **Site-level root cause.** When every unit (room or computer) of a site fails the same
+  network item, the cause is the site's link or firewall, not each room: that becomes one
+  action scoped to the site ("open the UDP media ports at Göteborg: all 4 rooms fail there").
+- **Ranked greedily by readiness gained.** Actions are taken in the order that makes the most
+  units ready at each step: a unit becomes ready once every action it needs is taken. Ties go
+  to the action that touches more units. So the first line is the single fix that turns the
+  most rooms green, the second the best next one given the first, and so on.
+
+Only blocking verdicts (FAIL or UNKNOWN of a required item) make actions; a WARN is advice,
+listed after them by how many units it touches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+FAIL, WARN, UNKNOWN = "FAIL", "WARN", "UNKNOWN"
+NETWORK_KINDS = ("udp_ports", "reach", "network_path", "bandwidth")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One judged room or computer: its labels and the verdict of each requirement (by index)."""
+
+    key: str
+    site: str
+    room: str
+    host: str
+    statuses: Mapping[int, str]
+
+
+@dataclass(frozen=True)
+class Req:
+    """What the planner needs of a requirement: its metric and whether it is required."""
+
+    metric: str
+    required: bool
+
+
+@dataclass
+class Action:
+    kind: str  # see action_kind(); the catalogs hold the words (action_<kind>)
+    subject: str  # a client key, a check name, or ""
+    site: str | None  # set when the action is a site's root cause
+    requirements: list[int]  # indexes of the requirements it answers
+    units: list[str]  # keys of the units that need it
+    advice: bool = False  # WARN only: nothing becomes ready by it
+    makes_ready: int = 0  # units ready once this and the actions before it are done
+    rank: int = 0
+    sites: dict[str, int] = field(default_factory=dict)  # site -> units that need it there
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "kind": self.kind, "subject": self.subject, "site": self.site,
+                "advice": self.advice, "makes_ready": self.makes_ready, "units": len(self.units),
+                "sites": dict(sorted(self.sites.items())), "requirements": self.requirements, "unit_keys": self.units}
+
+
+def action_kind(metric: str, status: str) -> tuple[str, str]:
+    """(kind, subject) of the fix for ``metric`` missing its bound with ``status``."""
+    check, _, name = metric.partition(".")
+    if status == UNKNOWN:
+        return "measure", check
+    if check == "software":
+        if name.endswith("_installed"):
+            return "install", name[: -len("_installed")]
+        if name.startswith("os_"):
+            return "update_os", ""
+        if name.endswith("_version"):
+            return "update", name[: -len("_version")]
+    if check == "security":
+        return {"firewall_on": ("firewall", ""), "disk_encrypted": ("encrypt", "")}.get(name, ("security", name))
+    if check in ("camera", "microphone", "speakers"):
+        return check, ""
+    if check == "system":
+        if name.startswith(("cpu_", "ram_")):
+            return "computer", ""
+        if name.startswith("wired_"):
+            return "wired", ""
+        if name in ("vpn_active", "proxy_configured"):
+            return "vpn_proxy", ""
+        if name in ("battery_pct", "on_ac_power"):
+            return "power", ""
+        return "computer_other", name
+    if check == "connectivity":
+        return ("udp_ports", "") if name.startswith(("udp_", "services_udp")) else ("reach", "")
+    if check == "latency":
+        return "network_path", ""
+    if check == "bandwidth":
+        return ("network_path", "") if name.startswith(("idle_rtt", "latency_increase", "loaded")) else ("bandwidth", "")
+    return "other", check
+
+
+def site_root_causes(units: Sequence[Unit], reqs: Sequence[Req]) -> dict[tuple[str, str], set[int]]:
+    """(site, network kind) -> the requirement indexes every unit of that site fails.
+
+    Needs two units or more at the site: one room failing says nothing about the site.
+    """
+    by_site: dict[str, list[Unit]] = {}
+    for u in units:
+        if u.site:
+            by_site.setdefault(u.site, []).append(u)
+    out: dict[tuple[str, str], set[int]] = {}
+    for site, members in by_site.items():
+        if len(members) < 2:
+            continue
+        common: set[int] | None = None
+        for u in members:
+            failing = {i for i, s in u.statuses.items() if s == FAIL and reqs[i].required
+                       and action_kind(reqs[i].metric, s)[0] in NETWORK_KINDS}
+            common = failing if common is None else common & failing
+        for i in common or ():
+            out.setdefault((site, action_kind(reqs[i].metric, FAIL)[0]), set()).add(i)
+    return out
+
+
+def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
+    """The actions that make units ready, most readiness gained first; then advice (WARN)."""
+    units = list(units)
+    roots = site_root_causes(units, reqs)
+    actions: dict[tuple[str, str, str | None, bool], Action] = {}
+    needs: dict[str, set[tuple[str, str, str | None, bool]]] = {}
+
+    def add(key: tuple[str, str, str | None, bool], i: int, u: Unit) -> None:
+        a = actions.get(key)
+        if a is None:
+            a = actions[key] = Action(kind=key[0], subject=key[1], site=key[2], requirements=[], units=[], advice=key[3])
+        if i not in a.requirements:
+            a.requirements.append(i)
+        if u.key not in a.units:
+            a.units.append(u.key)
+            a.sites[u.site] = a.sites.get(u.site, 0) + 1
+
+    for u in units:
+        # a client that is not there has no version to show: its version's UNKNOWN is the install
+        missing = {action_kind(reqs[i].metric, s)[1] for i, s in u.statuses.items()
+                   if s == FAIL and action_kind(reqs[i].metric, s)[0] == "install"}
+        for i, s in sorted(u.statuses.items()):
+            blocking = reqs[i].required and s in (FAIL, UNKNOWN)
+            if not blocking and s not in (FAIL, WARN):
+                continue  # PASS, or an unknown recommended item (not a fix, not blocking)
+            kind, subject = action_kind(reqs[i].metric, s)
+            client = reqs[i].metric.partition(".")[2].removesuffix("_version")
+            if kind == "measure" and reqs[i].metric.startswith("software.") and client in missing:
+                kind, subject = "install", client
+            site = u.site if blocking and (u.site, kind) in roots and i in roots[(u.site, kind)] else None
+            key = (kind, subject, site, not blocking)
+            add(key, i, u)
+            if blocking:
+                needs.setdefault(u.key, set()).add(key)
+
+    # candidates in a fixed name order, so equal scores always rank the same way
+    pending = sorted((k for k in actions if not k[3]), key=lambda k: (k[0], k[1], k[2] or ""))
+    done: set[tuple[str, str, str | None, bool]] = set()
+    ready: set[str] = set()
+    order: list[Action] = []
+
+    def gained(k: tuple[str, str, str | None, bool]) -> int:
+        taken = done | {k}
+        return sum(1 for uk in actions[k].units if uk not in ready and needs[uk] <= taken)
+
+    while pending:
+        best = max(pending, key=lambda k: (gained(k), len(actions[k].units)))  # max keeps the first of equals
+        pending.remove(best)
+        done.add(best)
+        newly = {uk for uk in actions[best].units if uk not in ready and needs[uk] <= done}
+        ready |= newly
+        actions[best].makes_ready = len(newly)
+        order.append(actions[best])
+    advice = sorted((a for k, a in actions.items() if k[3]), key=lambda a: (-len(a.units), a.kind, a.subject))
+    for rank, a in enumerate(order + advice, start=1):
+        a.rank = rank
+    return order + advice

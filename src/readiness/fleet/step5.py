@@ -1,0 +1,286 @@
+"""The step-5 analysis of the fleet: "analyse the technical prerequisites — equipment, network,
+subscriptions, security and support — in the organisation and at those you meet".
+
+A section of the fleet figures (``aggregate --json``, the fleet report, the CSV): pure
+functions of the collected rows, deciding nothing. The judge already gave each requirement's
+verdict; here they are grouped the way the guide asks, with the action list that answers "what
+to fix first" (``actions.plan_actions``) and partner organisations apart.
+
+Each kept row (``Run``) brings its labels, verdicts, metric values (the clients installed and
+their versions among them) and a few facts read from its result by :func:`facts_of` — the
+services it reached, who measured it (the agent or the browser self-test) and its profile's
+support contact. Nothing personal is among them.
+
+Partner organisations: rows measured by the browser self-test whose site label is not a site
+of the organisation's own agents, and rows of any site named with ``--partner``. They are
+shown in their own section and left out of the action list (their fixes are theirs to make).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from ..inventory import CLIENTS
+from .actions import Req, Unit, plan_actions
+
+FAIL, WARN, UNKNOWN, PASS = "FAIL", "WARN", "UNKNOWN", "PASS"
+SECTIONS = ("equipment", "network", "subscriptions", "security", "support")
+# Facts shown in the security section (reported, not judged; a profile may judge them).
+SECURITY_FACTS = [
+    ("software.os_supported", "os_supported"),
+    ("security.firewall_on", "firewall_on"),
+    ("security.disk_encrypted", "disk_encrypted"),
+    ("system.vpn_active", "vpn_active"),
+    ("system.proxy_configured", "proxy_configured"),
+    ("connectivity.tls_intercepted", "tls_intercepted"),
+]
+_MAX_SERVICES = 20  # a result may list anything; the fleet keeps a bounded, known shape
+_MAX_NAME = 80
+
+
+def section_of(metric: str) -> str:
+    """The guide's heading a requirement belongs under."""
+    check, _, name = metric.partition(".")
+    if check in ("camera", "microphone", "speakers"):
+        return "equipment"
+    if check in ("connectivity", "latency", "bandwidth"):
+        return "network"
+    if check == "system":
+        if name.startswith("wired_"):
+            return "network"
+        if name in ("vpn_active", "proxy_configured"):
+            return "security"
+        return "equipment"
+    if check == "software":  # an outdated client or OS is a security matter; which clients are there is not
+        return "security" if name.startswith("os_") or name.endswith("_version") else "subscriptions"
+    if check == "security":
+        return "security"
+    return "equipment"
+
+
+def facts_of(result: Any, judgement_profile: dict[str, Any] | None) -> dict[str, Any]:
+    """The few facts the step-5 sections need from one result, bounded and JSON-safe."""
+    facts: dict[str, Any] = {}
+    host = result.host if isinstance(result.host, dict) else {}
+    facts["by"] = "browser" if host.get("measured_by") == "browser" else "agent"
+    conn = result.checks.get("connectivity")
+    if conn is not None and conn.status == "ok" and isinstance(conn.details, dict):
+        services = {}
+        for svc in conn.details.get("services", [])[:_MAX_SERVICES] if isinstance(conn.details.get("services"), list) else []:
+            if isinstance(svc, dict) and isinstance(svc.get("name"), str):
+                reach = svc.get("reachable")
+                udp = svc.get("udp_media")
+                services[svc["name"][:_MAX_NAME]] = [reach if isinstance(reach, bool) else None,
+                                                     udp if isinstance(udp, bool) else None]
+        facts["connectivity.services"] = services
+    support = _support_of(judgement_profile)
+    if support:
+        facts["support"] = support
+    return facts
+
+
+def _support_of(profile: Any) -> dict[str, Any]:
+    """A profile's [support] as read from a result: known keys, text only (a file may hold anything)."""
+    raw = profile.get("support") if isinstance(profile, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, Any] = {k: v[:_MAX_NAME * 4] for k in ("name", "phone", "email", "web", "hours")
+                           if isinstance(v := raw.get(k), str)}
+    for lang, texts in raw.items():
+        if isinstance(texts, dict) and len(lang) <= 8:
+            own = {k: v[:_MAX_NAME * 4] for k in ("name", "hours") if isinstance(v := texts.get(k), str)}
+            if own:
+                out[lang] = own
+    return out
+
+
+def _unit_key(run: Any) -> str:
+    return "/".join(run.key)
+
+
+def partner_sites(runs: Sequence[Any], named: Iterable[str] = ()) -> set[str]:
+    """Sites of partner organisations: those named, and browser-only sites no agent measured."""
+    agent_sites = {r.site for r in runs if getattr(r, "facts", {}).get("by", "agent") == "agent"}
+    browser_sites = {r.site for r in runs if getattr(r, "facts", {}).get("by") == "browser" and r.site}
+    return set(named) | (browser_sites - agent_sites)
+
+
+def _req_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> dict[str, list[dict[str, Any]]]:
+    """Per section, each requirement with how many units pass, miss or could not show it."""
+    out: dict[str, list[dict[str, Any]]] = {s: [] for s in SECTIONS}
+    counts = [dict.fromkeys((PASS, WARN, FAIL, UNKNOWN), 0) for _ in reqs]
+    for r in runs:
+        for i, s in r.statuses.items():
+            if s in counts[i]:
+                counts[i][s] += 1
+    for i, req in enumerate(reqs):
+        c = counts[i]
+        if not sum(c.values()):
+            continue
+        out[section_of(req.metric)].append({
+            "index": i, "metric": req.metric, "label": req.text("label", lang) or req.metric, "severity": req.severity,
+            "fix": req.text("fix", lang), "source": req.source, **c})
+    for rows in out.values():
+        rows.sort(key=lambda row: (-(row[FAIL] + row[UNKNOWN] + row[WARN]), row["metric"]))
+    return out
+
+
+def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Per site and service: units that measured it, could reach it, and got UDP media through."""
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in runs:
+        for name, (reach, udp) in getattr(r, "facts", {}).get("connectivity.services", {}).items():
+            row = table.setdefault((r.site, name), {"site": r.site, "service": name, "units": 0, "reachable": 0,
+                                                    "udp_ok": 0, "udp_tested": 0})
+            row["units"] += 1
+            row["reachable"] += reach is True
+            if udp is not None:
+                row["udp_tested"] += 1
+                row["udp_ok"] += udp
+    return [table[k] for k in sorted(table, key=lambda k: (k[0] == "", k[0].casefold(), k[1].casefold()))]
+
+
+def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Per client: units that looked, units where it is installed, the versions seen, per site."""
+    from ..versions import version_key
+
+    out = []
+    for key, c in CLIENTS.items():
+        looked = installed = 0
+        versions: list[str] = []
+        by_site: dict[str, int] = {}
+        for r in runs:
+            there = r.values.get(f"software.{key}_installed")
+            if type(there) is not bool:
+                continue
+            looked += 1
+            if there:
+                installed += 1
+                by_site[r.site] = by_site.get(r.site, 0) + 1
+                v = r.values.get(f"software.{key}_version")
+                if isinstance(v, str) and version_key(v) is not None:
+                    versions.append(v)
+        if not looked:
+            continue
+        versions.sort(key=version_key)
+        out.append({"client": key, "title": c["title"], "kind": c["kind"], "looked": looked, "installed": installed,
+                    "oldest": versions[0] if versions else None, "newest": versions[-1] if versions else None,
+                    "by_site": dict(sorted(by_site.items()))})
+    return out
+
+
+def _security(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each security fact: units where it is yes, no, or not told. Counted, not judged."""
+    rows = []
+    for metric, code in SECURITY_FACTS:
+        yes = no = 0
+        for r in runs:
+            v = r.values.get(metric)
+            if v is True:
+                yes += 1
+            elif v is False:
+                no += 1
+        rows.append({"fact": code, "metric": metric, "yes": yes, "no": no, "not_told": len(runs) - yes - no})
+    return rows
+
+
+def _support(runs: Sequence[Any], rejudged: dict[str, Any] | None) -> dict[str, Any]:
+    contacts: list[dict[str, Any]] = []
+    if rejudged and _support_of(rejudged):
+        contacts.append(_support_of(rejudged))
+    else:
+        for r in runs:
+            s = getattr(r, "facts", {}).get("support")
+            if s and s not in contacts:
+                contacts.append(s)
+    without = 0 if rejudged and rejudged.get("support") else sum(1 for r in runs if not getattr(r, "facts", {}).get("support"))
+    return {"contacts": contacts[:10], "units_without_contact": without}
+
+
+def _partner_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> list[dict[str, Any]]:
+    by_site: dict[str, list[Any]] = {}
+    for r in runs:
+        by_site.setdefault(r.site, []).append(r)
+    out = []
+    for site in sorted(by_site, key=str.casefold):
+        members = by_site[site]
+        failing: dict[int, int] = {}
+        for r in members:
+            for i, s in r.statuses.items():
+                if s in (FAIL, UNKNOWN) and reqs[i].severity == "required":
+                    failing[i] = failing.get(i, 0) + 1
+        top = sorted(failing, key=lambda i: (-failing[i], reqs[i].metric))[:5]
+        out.append({"site": site, "units": len(members),
+                    "ready": sum(1 for r in members if r.verdict_group == "ready"),
+                    "not_ready": sum(1 for r in members if r.verdict_group == "not_ready"),
+                    "unknown": sum(1 for r in members if r.verdict_group == "unknown"),
+                    "failing": [{"label": reqs[i].text("label", lang) or reqs[i].metric, "units": failing[i]} for i in top],
+                    "services": _services(members)})
+    return out
+
+
+def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partners: Iterable[str] = (),
+             rejudged: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The step-5 sections, the action list and the partner organisations, as plain data."""
+    partner = partner_sites(runs, partners)
+    own = [r for r in runs if r.site not in partner]
+    theirs = [r for r in runs if r.site in partner]
+    units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses) for r in own]
+    planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
+    labels = {_unit_key(r): (r.room or r.hostname or r.run_id) for r in own}
+    actions = []
+    for a in planned:
+        d = a.to_dict()
+        d["labels"] = [reqs[i].text("label", lang) or reqs[i].metric for i in a.requirements]
+        d["fix"] = next((reqs[i].text("fix", lang) for i in a.requirements if reqs[i].text("fix", lang)), "")
+        d["subject_title"] = CLIENTS.get(a.subject, {}).get("title", a.subject)
+        d["where"] = [labels[k] for k in a.units[:12]]
+        d["section"] = section_of(reqs[a.requirements[0]].metric)
+        actions.append(d)
+    reqrows = _req_rows(own, reqs, lang)
+    return {
+        "sections": {
+            "equipment": {"requirements": reqrows["equipment"]},
+            "network": {"requirements": reqrows["network"],
+                        "site_root_causes": [a for a in actions if a["site"]]},
+            "subscriptions": {"requirements": reqrows["subscriptions"], "services": _services(own),
+                              "clients": _clients(own)},
+            "security": {"requirements": reqrows["security"], "facts": _security(own)},
+            "support": _support(own, rejudged),
+        },
+        "units": len(own),  # the organisation's own rooms and computers (partners apart)
+        "actions": actions,
+        "partners": {"sites": _partner_rows(theirs, reqs, lang), "units": len(theirs)},
+    }
+
+
+def csv_rows(a: dict[str, Any]) -> list[list[Any]]:
+    """The same sections as one long table for a spreadsheet: section, site, item, figures."""
+    header = ["section", "rank", "site", "item", "subject", "units", "ready_gained", "yes", "no", "not_told",
+              "pass", "warn", "fail", "unknown", "detail"]
+    rows: list[list[Any]] = [header]
+
+    def row(**kw: Any) -> None:
+        rows.append([kw.get(h, "") for h in header])
+
+    for act in a["actions"]:
+        row(section="action", rank=act["rank"], site=act["site"] or "", item=act["kind"], subject=act["subject_title"],
+            units=act["units"], ready_gained=act["makes_ready"], detail="; ".join(act["labels"]))
+    for name in ("equipment", "network", "subscriptions", "security"):
+        for r in a["sections"][name]["requirements"]:
+            row(section=name, item=r["metric"], subject=r["label"], units=r[PASS] + r[WARN] + r[FAIL] + r[UNKNOWN],
+                **{"pass": r[PASS], "warn": r[WARN], "fail": r[FAIL], "unknown": r[UNKNOWN]})
+    for s in a["sections"]["subscriptions"]["services"]:
+        row(section="service", site=s["site"], item=s["service"], units=s["units"], yes=s["reachable"],
+            detail=f"udp {s['udp_ok']}/{s['udp_tested']}")
+    for c in a["sections"]["subscriptions"]["clients"]:
+        row(section="client", item=c["client"], subject=c["title"], units=c["looked"], yes=c["installed"],
+            no=c["looked"] - c["installed"], detail=" – ".join(v for v in (c["oldest"], c["newest"]) if v))
+    for f in a["sections"]["security"]["facts"]:
+        row(section="security_fact", item=f["metric"], yes=f["yes"], no=f["no"], not_told=f["not_told"])
+    for c in a["sections"]["support"]["contacts"]:
+        row(section="support", subject=c.get("name", ""), detail=" · ".join(str(c[k]) for k in ("phone", "email", "web", "hours") if c.get(k)))
+    for p in a["partners"]["sites"]:
+        row(section="partner", site=p["site"], units=p["units"], yes=p["ready"], no=p["not_ready"], not_told=p["unknown"],
+            detail="; ".join(f"{f['label']} ({f['units']})" for f in p["failing"]))
+    return rows
