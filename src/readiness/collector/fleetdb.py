@@ -7,8 +7,9 @@ would give over the same results as files.
 
 Judged as stored (the default), only the runs the fleet state can use are read: the ``latest``
 table holds, per room (or host), its newest run and its newest run of each check, which is
-exactly what the fleet code keeps from all runs. The counts of every stored run (runs read,
-runs per day for the trend) come from indexed columns. Judged again against a profile, or
+exactly what the fleet code keeps from all runs, and of those only their summaries (the
+document without check details, requirements by reference: ``ingest.summary_of``). The counts of every stored run (runs read,
+runs per day for the trend) are counted by the database from indexed columns. Judged again against a profile, or
 with every run, all documents are streamed.
 
 The server keeps one built fleet and builds it again only when the data changed (a cheap
@@ -29,12 +30,37 @@ from .store import Store, redacted
 
 
 def _results(store: Store, all_runs: bool, skip: list[Skipped]) -> Iterator[tuple[str, Result]]:
-    for run_id, doc in store.documents(all_runs=all_runs):
+    """Each stored run as a Result. The rows passed the border (``result.result_from_data``)
+    when they arrived, so they are not validated again: ``Result.from_dict`` builds the same
+    model and still refuses a row that is not a result (a hand-edited database), which is
+    listed as skipped, never fatal. Judged as stored, the summaries are read (a fifth of the
+    bytes, ``ingest.summary_of``) with each judgement item's requirement taken from the
+    ``requirements`` table: one shared dict per distinct requirement."""
+    if all_runs:
+        rows, reqs = store.documents(all_runs=True), {}
+    else:
+        rows, reqs = store.summaries(), store.requirement_texts()
+    for run_id, doc in rows:
         origin = f"run {run_id}"
         try:
-            yield origin, Result.from_dict(doc, origin)
+            yield origin, Result.from_dict(_with_requirements(doc, reqs), origin)
         except ResultError as exc:  # checked when it arrived; a hand-edited row is listed, not fatal
             skip.append(Skipped(origin, str(exc).removeprefix(origin + ": ")))
+
+
+def _with_requirements(doc: Any, reqs: dict[str, Any]) -> Any:
+    """A summary's judgement items with their requirements put back (a whole document: as it is)."""
+    judgement = doc.get("judgement") if isinstance(doc, dict) else None
+    items = judgement.get("items") if isinstance(judgement, dict) else None
+    if not isinstance(items, list) or not any(isinstance(i, dict) and isinstance(i.get("requirement"), str)
+                                               for i in items):
+        return doc
+    try:
+        judgement["items"] = [{**i, "requirement": reqs[i["requirement"]]}
+                              if isinstance(i, dict) and isinstance(i.get("requirement"), str) else i for i in items]
+    except KeyError as exc:
+        raise ResultError(f"malformed result (requirement {str(exc)[:70]} is not stored)") from None
+    return doc
 
 
 def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,

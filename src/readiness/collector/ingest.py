@@ -9,6 +9,7 @@ site (409). A stored run, or a run stored before, is success (idempotent by run 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -97,8 +98,48 @@ def coverage(judgement: dict[str, Any] | None) -> float | None:
     return len(needed & set(cov.get("measured") or ())) / len(needed)
 
 
-def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The indexed columns of a validated document, and the checks it holds."""
+# Check details the fleet reads (``fleet.step5.facts_of``); every other detail stays in the
+# document only. A test compares the fleet from the database with the one from the same files.
+FLEET_DETAILS = {"connectivity": ("services",)}
+
+
+def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """What the fleet view reads of a validated document, as JSON text, and the requirements it
+    points to (digest -> canonical JSON).
+
+    The same document without the check details the fleet does not use, and with each judgement
+    item's requirement (its texts in every language: most of a result's bytes) replaced by the
+    SHA-256 digest of its canonical JSON; ``requirements`` holds each distinct one once. Read
+    back (``fleetdb``) it is a document of the same Result model, a fifth of the size."""
+    reqs: dict[str, str] = {}
+    out = dict(data)
+    checks = data.get("checks")
+    if isinstance(checks, dict):
+        out["checks"] = {name: _without_details(name, rec) for name, rec in checks.items()}
+    judgement = data.get("judgement")
+    if isinstance(judgement, dict) and isinstance(judgement.get("items"), list):
+        items = []
+        for item in judgement["items"]:
+            if isinstance(item, dict) and isinstance(item.get("requirement"), dict):
+                text = json.dumps(item["requirement"], sort_keys=True, ensure_ascii=False, allow_nan=False)
+                ref = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                reqs[ref] = text
+                item = {**item, "requirement": ref}
+            items.append(item)
+        out["judgement"] = {**judgement, "items": items}
+    return json.dumps(out, ensure_ascii=False, allow_nan=False, separators=(",", ":")), reqs
+
+
+def _without_details(name: str, record: Any) -> Any:
+    if not isinstance(record, dict) or not isinstance(record.get("details"), dict):
+        return record
+    details = record["details"]
+    return {**record, "details": {k: details[k] for k in FLEET_DETAILS.get(name, ()) if k in details}}
+
+
+def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """The indexed columns of a validated document (its fleet summary among them), the checks
+    it holds, and the requirements the summary points to."""
     labels, host = data.get("labels") or {}, data.get("host") or {}
     site, room = labels.get("site", "").strip(), labels.get("room", "").strip()
     hostname = str(host.get("hostname", "")).strip()
@@ -120,7 +161,8 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname,
            "room_key": room_key(site, room, hostname, data["run_id"]), "started": started, "received": utcnow(),
            "profile": profile, "verdict": verdict, "coverage": coverage(judgement)}
-    return row, measured
+    row["summary"], reqs = summary_of(data)
+    return row, measured, reqs
 
 
 def _as_stored(body: bytes, data: dict[str, Any]) -> Any:
@@ -137,17 +179,17 @@ def _as_stored(body: bytes, data: dict[str, Any]) -> Any:
 
 
 def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
-    """Everything about one upload that needs no database: ("ok", row, checks, document) with
+    """Everything about one upload that needs no database: ("ok", row, checks, document, reqs) with
     document None when the bytes themselves are to be stored, or ("refused", status, code,
     reason). Plain values only, so it can run in a worker process (``Checkers``)."""
     try:
         data = parse(body, max_bytes)
         validate(data)
-        row, measured = row_of(data)
+        row, measured, reqs = row_of(data)
     except Refused as exc:
         return ("refused", exc.status, exc.code, exc.reason)
     document = _as_stored(body, data)
-    return ("ok", row, measured, None if isinstance(document, RawJSON) else document)
+    return ("ok", row, measured, None if isinstance(document, RawJSON) else document, reqs)
 
 
 class Checkers:
@@ -205,13 +247,13 @@ def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY
     outcome = (checker or check)(body, max_bytes)
     if outcome[0] == "refused":
         raise Refused(*outcome[1:])
-    _, row, measured, document = outcome
+    _, row, measured, document, reqs = outcome
     if document is None:
         document = RawJSON(body.decode("utf-8"))
     if row["site"] != token_site:
         raise Refused(403, "wrong_site", f"this token submits results for site {token_site!r} only; "
                                          f"the result is labelled site {row['site']!r}")
-    stored, other_site = store.store(row, document, measured)
+    stored, other_site = store.store(row, document, measured, reqs)
     if not stored and other_site != row["site"]:
         raise Refused(409, "run_id_taken", "a result with this run id is already stored for another site")
     return {"run_id": row["run_id"], "stored": "new" if stored else "already"}

@@ -13,6 +13,9 @@ Tables:
 - ``latest``: per room (or per host without a room label), the newest run (``check_name`` "")
   and the newest run holding each check (whatever its status: its newest fact). Updated in the same transaction as the insert;
   retention never deletes a run this table points to, so the fleet state survives pruning.
+- ``requirements``: each distinct requirement (as a judgement item holds it, texts and
+  translations included) once, by digest; a result's ``summary`` points to them. A fleet of
+  10 000 rooms judged by a few profiles holds a few dozen.
 - ``tokens``: upload tokens (bound to a site) and read tokens, as SHA-256 digests only. A token
   is 256 random bits, so a fast hash is enough: nothing to guess from the digest.
 """
@@ -54,6 +57,11 @@ results = Table(
     Column("verdict", String(8), nullable=True),  # the judgement's verdict (PARTIAL too); None: not judged
     Column("coverage", Float, nullable=True),  # share of the list's requirements measured, 0..1
     Column("document", _DOCUMENT, nullable=False),
+    # what the fleet view reads (``ingest.summary_of``): the document without check details and
+    # with each judgement item's requirement as a digest into ``requirements``; NULL for rows
+    # stored before revision 0002 (the fleet reads their whole document)
+    Column("summary", JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql"),
+           nullable=True),
     Index("ix_results_site_started", "site", "started"),
     Index("ix_results_site_room", "site", "room"),
     Index("ix_results_hostname", "hostname"),
@@ -69,6 +77,12 @@ latest = Table(
     Column("run_id", String(32), nullable=False),
     Column("started", DateTime(timezone=True), nullable=False),
     Index("ix_latest_run_id", "run_id"),
+)
+
+requirements = Table(
+    "requirements", metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the requirement's canonical JSON
+    Column("requirement", _DOCUMENT, nullable=False),
 )
 
 tokens = Table(
@@ -256,6 +270,9 @@ class Store:
             index_elements=[latest.c.room_key, latest.c.check_name],
             set_={"run_id": ins.excluded.run_id, "started": ins.excluded.started}, where=newer)
         self._batcher = _Batcher(self._store_batch)
+        self._requirement_insert = self._insert(requirements).on_conflict_do_nothing(
+            index_elements=[requirements.c.digest])
+        self._requirements_known: set[str] = set()  # digests this process has seen committed
         # RETURNING tells whether the row went in (rowcount is not dependable across drivers)
         self._result_insert = (self._insert(results).on_conflict_do_nothing(index_elements=[results.c.run_id])
                                .returning(results.c.run_id))
@@ -290,21 +307,32 @@ class Store:
 
     # --- ingest ----------------------------------------------------------------------------
 
-    def store(self, row: dict[str, Any], document: dict[str, Any] | RawJSON, checks: list[str]) -> tuple[bool, str | None]:
+    def store(self, row: dict[str, Any], document: dict[str, Any] | RawJSON, checks: list[str],
+              reqs: dict[str, str] | None = None) -> tuple[bool, str | None]:
         """Insert one run, once. Returns (True, None) when stored now, or (False, site of the
         row already stored under this run id). The ``latest`` rows move in the same transaction.
 
         Calls from many threads at once are committed together (group commit, ``_Batcher``):
         one durable commit for many results instead of one each; every caller still returns
-        only once its row is committed."""
-        return self._batcher.submit((row, document, checks))
+        only once its row is committed. ``reqs``: the requirements the row's summary points to
+        (digest -> canonical JSON, ``ingest.summary_of``)."""
+        return self._batcher.submit((row, document, checks, reqs or {}))
 
-    def _store_batch(self, items: list[tuple[dict[str, Any], Any, list[str]]]) -> list[tuple[bool, str | None]]:
+    def _store_batch(self, items: list[tuple[Any, ...]]) -> list[tuple[bool, str | None]]:
         with self._guard(), self.engine.begin() as conn:
-            return [self._store_one(conn, *item) for item in items]
+            # the batch's requirements not yet known here, in one statement (usually none)
+            new = {d: t for item in items for d, t in (item[3] if len(item) > 3 else {}).items()
+                   if d not in self._requirements_known}
+            if new:
+                conn.execute(self._requirement_insert, [{"digest": d, "requirement": RawJSON(t)} for d, t in new.items()])
+            outcomes = [self._store_one(conn, *item[:3]) for item in items]
+        self._requirements_known.update(new)  # only once committed
+        return outcomes
 
     def _store_one(self, conn: Any, row: dict[str, Any], document: Any, checks: list[str]) -> tuple[bool, str | None]:
-        inserted = conn.execute(self._result_insert, {**row, "document": document}).first()
+        summary = row.get("summary")
+        inserted = conn.execute(self._result_insert, {**row, "document": document,
+                                                      "summary": RawJSON(summary) if summary is not None else None}).first()
         if inserted is None:
             site = conn.execute(select(results.c.site).where(results.c.run_id == row["run_id"])).scalar()
             return False, site
@@ -378,14 +406,36 @@ class Store:
             for row in conn.execution_options(yield_per=batch).execute(query):
                 yield row[0], row[1]
 
-    def per_day(self) -> dict[date, dict[str, int]]:
-        """Runs per UTC day and verdict, over every stored run (the fleet trend)."""
-        out: dict[date, dict[str, int]] = {}
-        query = select(results.c.started, results.c.verdict).where(results.c.verdict.is_not(None))
+    def summaries(self, batch: int = 1000) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(run id, summary) of the runs the fleet state holds (newest per room and per room and
+        check), oldest first, streamed in batches: the summary, or the whole document of a row
+        stored before summaries were kept. Judgement items point to ``requirement_texts``."""
+        held = select(latest.c.run_id).distinct()
+        query = (select(results.c.run_id, func.coalesce(results.c.summary, results.c.document).label("doc"))
+                 .where(results.c.run_id.in_(held)).order_by(results.c.started, results.c.run_id))
         with self._guard(), self.engine.connect() as conn:
-            for started, verdict in conn.execution_options(yield_per=5000).execute(query):
-                counts = out.setdefault(aware(started).astimezone(timezone.utc).date(), {})
-                counts[verdict] = counts.get(verdict, 0) + 1
+            for row in conn.execution_options(yield_per=batch).execute(query):
+                yield row[0], row[1]
+
+    def requirement_texts(self) -> dict[str, Any]:
+        """Every stored requirement by digest (a few dozen)."""
+        with self._guard(), self.engine.connect() as conn:
+            return {d: r for d, r in conn.execute(select(requirements.c.digest, requirements.c.requirement))}
+
+    def per_day(self) -> dict[date, dict[str, int]]:
+        """Runs per UTC day and verdict, over every stored run (the fleet trend), counted by
+        the database (one row per day and verdict comes back, not one per run)."""
+        out: dict[date, dict[str, int]] = {}
+        if self.dialect == "postgresql":
+            day = func.date(func.timezone("UTC", results.c.started))
+        else:  # SQLite holds the UTC time as text: its first ten characters are the day
+            day = func.substr(results.c.started, 1, 10)
+        query = (select(day.label("day"), results.c.verdict, func.count())
+                 .where(results.c.verdict.is_not(None)).group_by(day, results.c.verdict))
+        with self._guard(), self.engine.connect() as conn:
+            for when, verdict, n in conn.execute(query):
+                when = when if isinstance(when, date) else date.fromisoformat(str(when))
+                out.setdefault(when, {})[verdict] = n
         return out
 
     def newest_per_site(self) -> dict[str, datetime]:
