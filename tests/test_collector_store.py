@@ -211,3 +211,54 @@ def test_postgresql_going_away_is_unavailable_and_coming_back_works():
         store.close()
     finally:
         pg.close()
+
+
+def _fleet_rows(fleet):
+    return ([(r.run_id, r.verdict, r.statuses, r.values, r.facts, r.missing) for r in fleet.runs],
+            [r.to_dict() for r in fleet.requirements], fleet.results_read, fleet.superseded)
+
+
+def test_the_fleet_from_summaries_is_the_fleet_from_whole_documents(store):
+    from readiness.collector.fleetdb import build_fleet
+    from readiness.collector.store import requirements, results
+
+    with_services = docs.document(room="7.01", hostname="c7")
+    when = with_services["started_utc"]
+    with_services["checks"]["connectivity"] = {
+        "name": "connectivity", "status": "ok", "started_utc": when, "duration_s": 1.0, "title": "Connectivity",
+        "metrics": {"reachable_count": {"value": 2, "unit": ""}}, "error": None,
+        "details": {"services": [{"name": "Teams", "reachable": True, "udp_media": False}],
+                    "probes": [{"host": f"h{i}.example", "ms": i} for i in range(200)]}}  # not for the fleet
+    for d in (docs.document(), docs.document(age=timedelta(days=2), height=720), docs.document(room="5", cores=1),
+              docs.document(room="6", height=None), with_services):
+        ingest(store, docs.body(d), "Stockholm")
+    from_summaries = build_fleet(store)
+    with store.engine.connect() as conn:
+        sizes = [(len(json.dumps(s)), len(json.dumps(d)))
+                 for s, d in conn.execute(select(results.c.summary, results.c.document))]
+        stored_reqs = conn.execute(select(requirements.c.digest)).all()
+    assert all(s < d for s, d in sizes)  # the requirement texts and details stay in the document
+    # each distinct requirement once, however many runs were judged by it
+    assert len(stored_reqs) == len({json.dumps(r.to_dict(), sort_keys=True) for r in docs.profile().requirements})
+    assert any(r.facts.get("connectivity.services") == {"Teams": [True, False]} for r in from_summaries.runs)
+    with store.engine.begin() as conn:  # as a database from before summaries: whole documents are read
+        conn.execute(results.update().values(summary=None))
+    assert _fleet_rows(build_fleet(store)) == _fleet_rows(from_summaries)
+    assert not from_summaries.skipped
+
+
+def test_a_summary_pointing_to_no_stored_requirement_is_skipped_with_a_reason(store):
+    from readiness.collector.fleetdb import build_fleet
+    from readiness.collector.store import results
+
+    good, bad = docs.document(room="1"), docs.document(room="2")
+    for d in (good, bad):
+        ingest(store, docs.body(d), "Stockholm")
+    with store.engine.begin() as conn:  # a hand-edited row
+        summary = conn.execute(select(results.c.summary).where(results.c.run_id == bad["run_id"])).scalar_one()
+        summary["judgement"]["items"][0]["requirement"] = "0" * 64
+        conn.execute(results.update().where(results.c.run_id == bad["run_id"]).values(summary=summary))
+    fleet = build_fleet(store)
+    assert [r.run_id for r in fleet.runs] == [good["run_id"]]
+    assert [(s.path, s.reason) for s in fleet.skipped] == [
+        (f"run {bad['run_id']}", f"malformed result (requirement '{'0' * 64}' is not stored)")]
