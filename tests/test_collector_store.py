@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 import collector_docs as docs
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
@@ -165,6 +165,9 @@ def test_retention_keeps_each_rooms_latest_measurement_per_check(store):
     assert state[("4.12", "system")] == newest["run_id"]
     assert state[("4.12", "camera")] == cam_failed["run_id"]
     assert store.prune(timedelta(days=30)) == 2  # gone and cam_old
+    with store.engine.connect() as conn:  # their fleet summaries go with them
+        from readiness.collector.store import summaries
+        assert conn.execute(select(func.count()).select_from(summaries)).scalar_one() == 4
     kept = {run_id for run_id, _ in store.documents(all_runs=True)}
     assert kept == {newest["run_id"], cam_failed["run_id"], other_room["run_id"], fresh["run_id"]}
     assert {run_id for run_id, _ in store.documents()} == kept  # the fleet state: exactly the runs kept
@@ -220,7 +223,7 @@ def _fleet_rows(fleet):
 
 def test_the_fleet_from_summaries_is_the_fleet_from_whole_documents(store):
     from readiness.collector.fleetdb import build_fleet
-    from readiness.collector.store import requirements, results
+    from readiness.collector.store import requirements, results, summaries
 
     with_services = docs.document(room="7.01", hostname="c7")
     when = with_services["started_utc"]
@@ -234,30 +237,30 @@ def test_the_fleet_from_summaries_is_the_fleet_from_whole_documents(store):
         ingest(store, docs.body(d), "Stockholm")
     from_summaries = build_fleet(store)
     with store.engine.connect() as conn:
-        sizes = [(len(json.dumps(s)), len(json.dumps(d)))
-                 for s, d in conn.execute(select(results.c.summary, results.c.document))]
+        sizes = [(len(json.dumps(s)), len(json.dumps(d))) for s, d in conn.execute(
+            select(summaries.c.summary, results.c.document).join(results, results.c.run_id == summaries.c.run_id))]
         stored_reqs = conn.execute(select(requirements.c.digest)).all()
-    assert all(s < d for s, d in sizes)  # the requirement texts and details stay in the document
+    assert len(sizes) == 5 and all(s < d for s, d in sizes)  # the requirement texts and details stay in the document
     # each distinct requirement once, however many runs were judged by it
     assert len(stored_reqs) == len({json.dumps(r.to_dict(), sort_keys=True) for r in docs.profile().requirements})
     assert any(r.facts.get("connectivity.services") == {"Teams": [True, False]} for r in from_summaries.runs)
     with store.engine.begin() as conn:  # as a database from before summaries: whole documents are read
-        conn.execute(results.update().values(summary=None))
+        conn.execute(summaries.delete())
     assert _fleet_rows(build_fleet(store)) == _fleet_rows(from_summaries)
     assert not from_summaries.skipped
 
 
 def test_a_summary_pointing_to_no_stored_requirement_is_skipped_with_a_reason(store):
     from readiness.collector.fleetdb import build_fleet
-    from readiness.collector.store import results
+    from readiness.collector.store import summaries
 
     good, bad = docs.document(room="1"), docs.document(room="2")
     for d in (good, bad):
         ingest(store, docs.body(d), "Stockholm")
     with store.engine.begin() as conn:  # a hand-edited row
-        summary = conn.execute(select(results.c.summary).where(results.c.run_id == bad["run_id"])).scalar_one()
+        summary = conn.execute(select(summaries.c.summary).where(summaries.c.run_id == bad["run_id"])).scalar_one()
         summary["judgement"]["items"][0]["requirement"] = "0" * 64
-        conn.execute(results.update().where(results.c.run_id == bad["run_id"]).values(summary=summary))
+        conn.execute(summaries.update().where(summaries.c.run_id == bad["run_id"]).values(summary=summary))
     fleet = build_fleet(store)
     assert [r.run_id for r in fleet.runs] == [good["run_id"]]
     assert [(s.path, s.reason) for s in fleet.skipped] == [

@@ -13,6 +13,7 @@ Tables:
 - ``latest``: per room (or per host without a room label), the newest run (``check_name`` "")
   and the newest run holding each check (whatever its status: its newest fact). Updated in the same transaction as the insert;
   retention never deletes a run this table points to, so the fleet state survives pruning.
+- ``summaries``: per run, the part of its document the fleet view reads (a fifth of it).
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
   10 000 rooms judged by a few profiles holds a few dozen.
@@ -57,11 +58,6 @@ results = Table(
     Column("verdict", String(8), nullable=True),  # the judgement's verdict (PARTIAL too); None: not judged
     Column("coverage", Float, nullable=True),  # share of the list's requirements measured, 0..1
     Column("document", _DOCUMENT, nullable=False),
-    # what the fleet view reads (``ingest.summary_of``): the document without check details and
-    # with each judgement item's requirement as a digest into ``requirements``; NULL for rows
-    # stored before revision 0002 (the fleet reads their whole document)
-    Column("summary", JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql"),
-           nullable=True),
     Index("ix_results_site_started", "site", "started"),
     Index("ix_results_site_room", "site", "room"),
     Index("ix_results_hostname", "hostname"),
@@ -77,6 +73,16 @@ latest = Table(
     Column("run_id", String(32), nullable=False),
     Column("started", DateTime(timezone=True), nullable=False),
     Index("ix_latest_run_id", "run_id"),
+)
+
+# What the fleet view reads of a run (``ingest.summary_of``): the document without the check
+# details it does not use, each judgement item its verdict and a digest into ``requirements``.
+# A table apart: SQLite reaches a column after a 40 kB document only by reading its pages.
+# Runs stored before revision 0002 have none (the fleet reads their whole document).
+summaries = Table(
+    "summaries", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("summary", _DOCUMENT, nullable=False),
 )
 
 requirements = Table(
@@ -330,12 +336,15 @@ class Store:
         return outcomes
 
     def _store_one(self, conn: Any, row: dict[str, Any], document: Any, checks: list[str]) -> tuple[bool, str | None]:
+        # the row is kept as given: a batch that failed is tried again one row at a time
         summary = row.get("summary")
-        inserted = conn.execute(self._result_insert, {**row, "document": document,
-                                                      "summary": RawJSON(summary) if summary is not None else None}).first()
+        inserted = conn.execute(self._result_insert, {**{k: v for k, v in row.items() if k != "summary"},
+                                                      "document": document}).first()
         if inserted is None:
             site = conn.execute(select(results.c.site).where(results.c.run_id == row["run_id"])).scalar()
             return False, site
+        if summary is not None:
+            conn.execute(summaries.insert(), {"run_id": row["run_id"], "summary": RawJSON(summary)})
         conn.execute(self._latest_upsert, [{"room_key": row["room_key"], "check_name": name,
                                             "run_id": row["run_id"], "started": row["started"]}
                                            for name in ["", *checks]])
@@ -382,8 +391,11 @@ class Store:
         cutoff = (now or utcnow()) - keep
         held = select(latest.c.run_id)
         with self._guard(), self.engine.begin() as conn:
-            return conn.execute(delete(results).where(results.c.started < cutoff,
+            gone = conn.execute(delete(results).where(results.c.started < cutoff,
                                                       results.c.run_id.not_in(held))).rowcount
+            if gone:
+                conn.execute(delete(summaries).where(summaries.c.run_id.not_in(select(results.c.run_id))))
+            return gone
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -411,7 +423,8 @@ class Store:
         check), oldest first, streamed in batches: the summary, or the whole document of a row
         stored before summaries were kept. Judgement items point to ``requirement_texts``."""
         held = select(latest.c.run_id).distinct()
-        query = (select(results.c.run_id, func.coalesce(results.c.summary, results.c.document).label("doc"))
+        query = (select(results.c.run_id, func.coalesce(summaries.c.summary, results.c.document).label("doc"))
+                 .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
                  .where(results.c.run_id.in_(held)).order_by(results.c.started, results.c.run_id))
         with self._guard(), self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=batch).execute(query):
