@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # self-test page with fake media), Firefox ESR (the self-test page over Marionette),
 # pulseaudio-utils (pactl/pacat/parec drive the test server), openssl (a TLS test certificate),
 # systemd (systemd-analyze verifies the generated timer units), tinyproxy (a real forward proxy),
-# dpkg and rpm (real package databases built in a temporary root for the software check).
-DEB_PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iperf3 iproute2 iptables chromium firefox-esr procps openssl systemd tinyproxy dpkg rpm"
+# dpkg and rpm (real package databases built in a temporary root for the software check),
+# postgresql (the collector's database, a throw-away cluster per test session: tests/postgres.py).
+DEB_PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iperf3 iproute2 iptables chromium firefox-esr procps openssl systemd tinyproxy dpkg rpm postgresql"
 missing=""
 for p in $DEB_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -26,7 +27,7 @@ if [ -n "$missing" ]; then
   fi
 fi
 
-# the server extra too: the self-test's WebRTC peer (aiortc) runs inside `readiness serve`
+# the server extra too: the self-test's WebRTC peer (aiortc) and the collector run inside `readiness serve`
 python3 -m pip install -q --disable-pip-version-check -e ".[test,server]"
 # The tests run the `readiness` console script too: make sure the one just installed is found.
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"

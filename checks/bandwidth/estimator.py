@@ -53,6 +53,7 @@ class Estimate:
     steady: bool
     window_s: float
     slice_mbps: tuple[float, ...] = ()  # the steady window's slices, for the spread
+    loaded_from_s: float = 0.0  # end of the ramp: from here on the link is loaded (latency under load)
 
 
 def upper_hull(points: list[Tick]) -> list[Tick]:
@@ -237,7 +238,7 @@ def steady_rate(ticks: list[Tick], rtts: list[tuple[float, float]] | None = None
         rate = (hull_at(hull, b) - hull_at(hull, a)) / (b - a) if b > a else 0.0
         n = max(1, int((t_end - start_t) // slice_s))
         slices = tuple(round(r * 8 / 1e6, 3) for _, _, r in _raw_slices(ticks, t_end, (t_end - start_t) / n, n))
-    return Estimate(rate * 8, start_t - t0, steady, t_end - start_t, slices)
+    return Estimate(rate * 8, start_t - t0, steady, t_end - start_t, slices, min(ramp_end, start_t) - t0)
 
 
 def spread(values: list[float]) -> dict | None:

@@ -358,7 +358,7 @@ def transfer(target: Target, addr: tuple, direction: str, *, streams: int = 4, m
             timeline.append(round(ticks[i][1] * 8 / 1e6, 3))
     out = {"mbps": est.bps / 1e6, "bytes": total, "seconds": ticks[-1][0] - t0, "ramp_s": est.ramp_s,
            "steady": steady, "streams": len(workers), "errors": errors, "slice_mbps": list(est.slice_mbps),
-           "cumulative_mbit_every_250ms": timeline, "t_load_start": t0, "t_steady_start": t0 + est.ramp_s,
+           "cumulative_mbit_every_250ms": timeline, "t_load_start": t0, "t_steady_start": t0 + est.ramp_s, "t_loaded_from": t0 + est.loaded_from_s,
            "t_load_end": ticks[-1][0], "tcp_rtt": tcp_rtt}
     if total == 0 or all(w.error for w in workers):
         # every stream failed: whatever bytes moved (into a server that then refused them) are
@@ -411,10 +411,12 @@ def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
             metrics[metric] = round(r["mbps"], 3)
         entry["ramp_s"] = round(r["ramp_s"], 3)
         entry["seconds"] = round(r["seconds"], 3)
-        entry.update(loaded.summarize(samples, idle, r["t_steady_start"], r["t_load_end"]))
+        # latency under load from the end of the ramp (the queue as a call would meet it, the
+        # slow-start overshoot included), not only over the rate's steady window
+        entry.update(loaded.summarize(samples, idle, r["t_loaded_from"], r["t_load_end"]))
         if foreign is not None:
             entry["responsiveness"] = responsiveness.for_window(foreign_samples, r["tcp_rtt"],
-                                                                r["t_steady_start"], r["t_load_end"])
+                                                                r["t_loaded_from"], r["t_load_end"])
         details[direction] = entry
     loaded.add_loaded_facts(metrics, details)
     # the figure's spread within this run: its steady window's slices (one loaded round trip each)

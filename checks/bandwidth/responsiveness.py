@@ -26,7 +26,8 @@ Not followed (and why)
   not from adding a connection per second up to 16 (INC/MNP) over HTTP/2: a call's bandwidth
   check must finish in seconds. The draft itself asks tools to offer sequential directions.
 - Stability of the RPM over MAD = 4 one-second intervals is not awaited; the probes of the
-  direction's steady window (after the ramp) are aggregated instead. The load stops once the
+  direction's loaded part (from the end of the ramp, as the latency under load) are
+  aggregated instead. The load stops once the
   rate is steady and the queue grows by less than 10 ms per round trip, which on a very deep
   buffer can be before TCP has filled it (seen on a 300 ms tbf queue: 50-150 ms of it in use),
   so the figure can read higher than the draft's tool, which keeps adding connections, would.

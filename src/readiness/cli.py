@@ -289,6 +289,14 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
     if unknown:
         raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
     folder = _output_dir(str(cfg.output_dir) if cfg.output_dir else None)
+    if cfg.upload_url:  # a missing token or a bad URL is said now, not after minutes of measuring
+        from .upload import UploadError, read_token, results_url
+
+        try:
+            read_token(str(cfg.token_file) if cfg.token_file else None)
+            results_url(cfg.upload_url)
+        except UploadError as exc:
+            fail(str(exc))
     _wait_jitter(cfg.jitter, quiet)  # before the first request to a server: that is what it spreads
     if cfg.server:
         import dataclasses
@@ -311,7 +319,17 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
         import webbrowser
 
         webbrowser.open(outcome.html_path.resolve().as_uri())
-    sys.exit(outcome.exit_code)
+    code = outcome.exit_code
+    if cfg.upload_url and outcome.json_path is not None:
+        from .proxies import ProxyResolver
+
+        # the local files are written; the result now goes through the spool (kept until stored)
+        sent = _send_spool(cfg.upload_url, str(cfg.token_file) if cfg.token_file else None, None,
+                           (str(outcome.json_path),), attempts=3, quiet=quiet,
+                           resolver=ProxyResolver(proxy=cfg.proxy, pac_url=cfg.pac_url))
+        if sent == 2:
+            code = EXIT_ERROR  # refused: a plain error (said above), the result kept
+    sys.exit(code)
 
 
 def _wait_jitter(limit_s: float, quiet: bool) -> None:
@@ -638,7 +656,31 @@ def devices(as_json: bool, timeout: float) -> None:
     click.echo(json.dumps(inv, indent=2, ensure_ascii=False) if as_json else format_text(inv))
 
 
-@main.command()
+DB_ENV = "READINESS_DB"
+
+
+def _store(url: str | None, create: bool) -> Any:
+    """The collector's database; ``create``: make or upgrade its schema (the server, token
+    commands), else it must exist already (readers)."""
+    if not url:
+        fail(f"give the collector's database: --db URL or {DB_ENV} (sqlite:///PATH/readiness.db or postgresql://...)")
+    try:
+        from .collector.store import Store, StoreError, Unavailable
+    except ImportError as exc:
+        fail(f"the collector needs the server extra: pip install 'readiness[server]' ({exc})")
+    try:
+        store = Store(url, create=create)
+        store.migrate() if create else store.require_schema()
+    except (StoreError, Unavailable) as exc:
+        fail(str(exc))
+    return store
+
+
+_DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_envvar=True,
+                          help="The collector's database: sqlite:///PATH/readiness.db or postgresql://USER@HOST/DB.")
+
+
+@main.group(invoke_without_command=True)
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--http-port", type=PORT, default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
 @click.option("--stun-port", type=PORT, default=3478, show_default=True, help="UDP port of the STUN responder.")
@@ -649,9 +691,17 @@ def devices(as_json: bool, timeout: float) -> None:
 @click.option("--max-seconds", type=Finite(0.1, 86400), default=30.0, show_default=True, help="Longest a single request may run, seconds.")
 @click.option("--tls-cert", metavar="FILE", type=click.Path(dir_okay=False), help="Serve HTTPS with this certificate (PEM, chain included).")
 @click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False), help="The certificate's private key (PEM), if not in --tls-cert.")
+@_DB_OPTION
+@click.option("--public-read", is_flag=True, help="With --db: let any machine read /fleet, /runs, /api/v1/fleet and /metrics (else: this machine, or a read token).")
+@click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="With --db: prune results older than this; each room's newest run and newest result per check stay.")
+@click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
+@click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
-def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int, max_connections: int,
-          timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None, results_dir: str) -> None:
+@click.pass_context
+def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
+          max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
+          results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
+          ingest_workers: int | None) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -659,7 +709,13 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
     agent open https://HOST:PORT/ in a browser (?profile=NAME, ?lang=sv, ?site=…&room=…; browsers
     allow the camera only over HTTPS, see --tls-cert): the page measures what a browser can, and
     its results go to --results-dir. Ctrl-C stops it.
+
+    With --db it also collects: agents upload to POST /api/v1/results (a site's upload token,
+    see `readiness serve token add`), and /fleet, /runs/ID, /api/v1/fleet and /metrics show
+    the live fleet from the database.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         from .selftest.web import SelfTest
         from .server import run_server, tls_context
@@ -683,18 +739,52 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
         probe_writable(folder)
     except OSError as exc:
         fail(f"cannot store self-test results in {folder}: {exc.strerror or exc}. Choose another folder with --results-dir.")
-    page = SelfTest(folder)
+    routes: list[Any] = []
+    collect = None
+    stopping = None
+    if db_url:
+        import threading
+        from datetime import timedelta
+
+        from .collector.http import Collector
+        from .collector.ingest import ingest
+        from .collector.store import redacted
+        from .server import log
+
+        store = _store(db_url, create=True)
+        if ingest_workers is None:
+            ingest_workers = n if (n := os.cpu_count() or 1) > 1 else 0
+        collector = Collector(store, public_read=public_read, max_body=int(max_upload_mb * 1e6), log=log,
+                              workers=ingest_workers)
+        if collector.checker is not None:
+            collector.checker.warm()
+        routes = collector.routes()
+
+        def collect(body: bytes, site: str) -> None:  # the self-test page's results go in too
+            ingest(store, body, site, collector.max_body, collector.checker)
+
+        stopping = threading.Event()
+        collector.start_retention(timedelta(days=keep_days), stopping)
+        log(f"collecting into {redacted(db_url)}; reading from {'anywhere' if public_read else 'this machine or with a read token'}; "
+            f"results older than {keep_days} days are pruned")
+        if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
+            log("warning: upload tokens cross the network in clear without --tls-cert/--tls-key "
+                "(or a reverse proxy that terminates TLS in front of this server)")
+    page = SelfTest(folder, collect=collect)
     try:
         code = run_server(host=host, http_port=http_port, stun_port=stun_port, ssl_context=ssl_context,
                           max_bytes=int(max_mb * 1e6), max_transfers=max_transfers, max_connections=max_connections,
-                          idle_timeout_s=timeout, max_request_s=max_seconds, routes=page.routes())
+                          idle_timeout_s=timeout, max_request_s=max_seconds, routes=[*routes, *page.routes()])
     finally:
         page.close()
+        if stopping is not None:
+            stopping.set()
     sys.exit(code)
 
 
 @main.command()
-@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", metavar="[PATH...]", nargs=-1, type=click.Path())
+@click.option("--db", "db_url", metavar="URL", help="Read the results from a collector's database instead of files (sqlite:///PATH or postgresql://...).")
 @click.option("--output", "-o", "out", metavar="OUT.html", default="fleet.html", show_default=True, type=click.Path(dir_okay=False), help="Where to write the fleet report.")
 @click.option("--csv", "csv_path", metavar="FILE.csv", type=click.Path(dir_okay=False), help="Also write one row per computer/room (or run) for a spreadsheet.")
 @click.option("--json", "json_path", metavar="FILE.json", type=click.Path(dir_okay=False), help="Also write the aggregate figures as JSON ('-' for stdout).")
@@ -705,10 +795,13 @@ def serve(host: str, http_port: int, stun_port: int, max_mb: float, max_transfer
 @click.option("--max-rows", default=500, show_default=True, type=click.IntRange(min=0), help="Rows of the per-computer table in the HTML (the CSV has all).")
 @click.option("--sections-csv", "sections_csv", metavar="FILE.csv", type=click.Path(dir_okay=False), help="Also write the step-5 sections and the action list as one long table.")
 @click.option("--partner", "partners", metavar="SITE", multiple=True, help="A site label of a partner organisation (repeatable); browser self-tests from sites no agent measured count as partners too.")
-def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path: str | None, profile: str | None,
-              requirements: str | None, all_runs: bool, lang: str, max_rows: int, sections_csv: str | None,
-              partners: tuple[str, ...]) -> None:
+def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: str | None, json_path: str | None,
+              profile: str | None, requirements: str | None, all_runs: bool, lang: str, max_rows: int,
+              sections_csv: str | None, partners: tuple[str, ...]) -> None:
     """One fleet report from many results; folders are searched for *.json recursively.
+
+    With --db URL the results come from a collector's database (`readiness serve --db`): the
+    same report as over the same results as files.
 
     By default each computer (or room, when a room label is set) counts with the latest
     measurement of each check, as judged when it ran, so a later partial run (--check system)
@@ -723,6 +816,8 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
     from .fleet import collect, figures
     from .render.writers import FLEET_WRITERS, FleetDocument, write
 
+    if bool(paths) == bool(db_url):
+        raise click.UsageError("give the result folders or files (PATH...), or --db URL")
     prof = None
     if profile or requirements:
         plugins = _plugins()
@@ -743,7 +838,18 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
     def show_skip(s: Any) -> None:
         click.echo(terminal_text(f"skipped: {s.path}: {s.reason}"), err=True)
 
-    fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
+    if db_url:
+        from .collector.fleetdb import build_fleet
+        from .collector.store import Unavailable, redacted
+
+        try:
+            fleet = build_fleet(_store(db_url, create=False), profile=prof, all_runs=all_runs, on_skip=show_skip)
+        except Unavailable as exc:
+            fail(str(exc))
+        source = redacted(db_url)
+    else:
+        fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
+        source = ", ".join(paths)
     figs = figures(fleet, lang, partners)
     to_stdout = json_path == "-"
     doc = FleetDocument(fleet, figs, lang, Path(out), max_rows)
@@ -763,15 +869,132 @@ def aggregate(paths: tuple[str, ...], out: str, csv_path: str | None, json_path:
     from .render.format import word
 
     c = figs["counts"]
-    click.echo(terminal_text(word(lang, "aggregate_done_runs" if all_runs else "aggregate_done", files=fleet.results_read,
-                                  skipped=len(fleet.skipped), total=c["total"], ready=c["ready"],
-                                  not_ready=c["not_ready"], unknown=c["unknown"])), err=to_stdout)
+    done_key = ("aggregate_done_runs" if all_runs else "aggregate_done") + ("_db" if db_url else "")
+    click.echo(terminal_text(word(lang, done_key, files=fleet.results_read, skipped=len(fleet.skipped), total=c["total"],
+                                  ready=c["ready"], not_ready=c["not_ready"], unknown=c["unknown"])), err=to_stdout)
     for _, target in targets:
         click.echo(terminal_text(word(lang, "wrote", path=str(target))), err=to_stdout)
     if to_stdout:
         click.echo(json.dumps(figs, indent=2, ensure_ascii=False))
     if not fleet.runs:
-        fail("no readable results were found in " + ", ".join(paths) + " (the report says so; nothing to aggregate)")
+        fail(f"no readable results were found in {source} (the report says so; nothing to aggregate)")
+
+
+# --- collection: tokens, upload --------------------------------------------------------------
+
+
+@serve.group("token")
+def token_group() -> None:
+    """Upload tokens (one per site) and read tokens for the collector."""
+
+
+@token_group.command("add")
+@_DB_OPTION
+@click.option("--site", metavar="NAME", help="The site this upload token submits results for (as agents label it with --site).")
+@click.option("--read", "read_token", is_flag=True, help="A read token instead (fleet page, API and /metrics from other machines).")
+def token_add(db_url: str | None, site: str | None, read_token: bool) -> None:
+    """Create a token and print it once (only its hash is kept)."""
+    if read_token == bool(site):
+        raise click.UsageError("give --site NAME for an upload token, or --read for a read token")
+    site = (site or "").strip()
+    if len(site) > 200 or not site and not read_token:
+        raise click.BadParameter("a site name of 1 to 200 characters", param_hint="--site")
+    from .collector.store import Unavailable
+
+    store = _store(db_url, create=True)
+    try:
+        tok, secret = store.add_token("read" if read_token else "upload", site)
+    except Unavailable as exc:
+        fail(str(exc))
+    if read_token:
+        click.echo(f"New read token (id {tok.id}), shown only now: give it as 'Authorization: Bearer TOKEN' "
+                   "(Prometheus: authorization.credentials) to read from other machines.", err=True)
+    else:
+        click.echo(f"New upload token for site {site!r} (id {tok.id}), shown only now: put it in a file on that "
+                   "site's agents (readiness run --token-file FILE).", err=True)
+    click.echo(secret)
+
+
+@token_group.command("list")
+@_DB_OPTION
+def token_list(db_url: str | None) -> None:
+    """List tokens: id, kind, site, first characters, created, revoked."""
+    from .collector.store import Unavailable
+
+    store = _store(db_url, create=False)
+    try:
+        rows = store.list_tokens()
+    except Unavailable as exc:
+        fail(str(exc))
+    for t in rows:
+        state = f"revoked {t.revoked:%Y-%m-%d %H:%M}Z" if t.revoked else "live"
+        click.echo(f"{t.id:>4}  {t.kind:6}  {t.hint}…  created {t.created:%Y-%m-%d %H:%M}Z  {state}  {t.site}")
+    if not rows:
+        click.echo("no tokens yet (readiness serve token add --site NAME)", err=True)
+
+
+@token_group.command("revoke")
+@_DB_OPTION
+@click.argument("token_id", metavar="[ID]", required=False, type=click.IntRange(1))
+@click.option("--site", metavar="NAME", help="Revoke every upload token of this site.")
+def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> None:
+    """Revoke a token by its id (see `token list`), or all upload tokens of a site."""
+    if (token_id is None) == (site is None):
+        raise click.UsageError("give a token ID or --site NAME")
+    from .collector.store import Unavailable
+
+    store = _store(db_url, create=False)
+    try:
+        n = store.revoke_tokens(token_id=token_id, site=site)
+    except Unavailable as exc:
+        fail(str(exc))
+    if n == 0:
+        fail("no live token matched; nothing revoked (see `readiness serve token list`)")
+    click.echo(f"revoked {n} token{'s' if n != 1 else ''}; uploads with {'them' if n != 1 else 'it'} are refused from now on")
+
+
+def _send_spool(url: str, token_file: str | None, spool: str | None, files: tuple[str, ...], attempts: int,
+                quiet: bool = False, resolver: Any = None) -> int:
+    """Spool ``files``, then send everything waiting; print what happened; the exit code."""
+    from .upload import UploadError, enqueue, read_token, send_all, spool_dir
+
+    def say(message: str) -> None:
+        if not quiet:
+            click.echo(f"  upload: {message}", err=True)
+
+    try:
+        token = read_token(token_file)
+        folder = spool_dir(spool)
+        for f in files:
+            enqueue(f, folder)
+        report = send_all(url, token, folder, attempts=attempts, log=say, resolver=resolver)
+    except UploadError as exc:
+        fail(str(exc))
+    for path, why in report.refused:
+        click.echo(f"readiness: upload of {path} refused: {why} (the file stays in {folder})", err=True)
+    if report.waiting:
+        click.echo(f"readiness: {report.waiting} result{'s' if report.waiting != 1 else ''} waiting in {folder} "
+                   f"({report.problem}); `readiness upload` or the next run sends them", err=True)
+    if report.sent and not quiet:
+        click.echo(f"Uploaded {len(report.sent)} result{'s' if len(report.sent) != 1 else ''} to {url}", err=True)
+    return report.exit_code
+
+
+@main.command()
+@click.argument("url", metavar="URL")
+@click.argument("files", metavar="[RESULT.json...]", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--token-file", metavar="FILE", help="File holding the site's upload token (else $READINESS_UPLOAD_TOKEN).")
+@click.option("--spool-dir", metavar="DIR", help="Where results wait to be sent (default: a per-user state folder; $READINESS_SPOOL_DIR).")
+@click.option("--attempts", type=click.IntRange(1, 20), default=5, show_default=True, help="Tries per result while the collector cannot be reached (waits grow, with jitter).")
+@click.option("--quiet", "-q", is_flag=True, help="Say only what went wrong.")
+def upload(url: str, files: tuple[str, ...], token_file: str | None, spool_dir: str | None, attempts: int, quiet: bool) -> None:
+    """Send every result waiting in the spool (and the RESULT files given) to a collector.
+
+    A result leaves the spool only when the collector has stored it; it is stored once, however
+    often it is sent. Exit code: 0 all sent, 1 some still wait (collector not reachable; run again
+    later), 2 refused (bad token, rejected result: the reason is printed and the file kept).
+    """
+    sys.exit(_send_spool(url, token_file, spool_dir, files, attempts, quiet))
 
 
 def entry() -> None:  # pragma: no cover - exercised through the console script

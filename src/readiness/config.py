@@ -42,7 +42,10 @@ APP = "readiness"
 FILE_NAME = "config.toml"
 ENV_PREFIX = "READINESS_"
 # READINESS_* variables that are not settings: do not warn about them.
-ENV_NOT_SETTINGS = {"READINESS_DEBUG", "READINESS_STRICT", "READINESS_CONFIG"}
+# READINESS_UPLOAD_TOKEN: the upload token itself (agents that cannot keep a file); READINESS_SPOOL_DIR:
+# where unsent results wait; READINESS_DB: the collector's database for `serve`/`serve token`
+ENV_NOT_SETTINGS = {"READINESS_DEBUG", "READINESS_STRICT", "READINESS_CONFIG", "READINESS_UPLOAD_TOKEN",
+                    "READINESS_SPOOL_DIR", "READINESS_DB"}
 
 
 class ConfigError(Exception):

@@ -283,6 +283,10 @@ class _Reader:
         except ResultError as exc:
             reason = str(exc)
             return ("skip", path, reason[len(path) + 2:] if reason.startswith(path + ": ") else reason, False)
+        return self.from_result(result, path)
+
+    def from_result(self, result: Any, path: str) -> tuple[Any, ...]:
+        """The record of a Result already read (from a file, or from the collector's database)."""
         run_id = result.run_id if isinstance(result.run_id, str) else ""
         if not run_id:
             return ("skip", path, "malformed result (no run_id)", True)
@@ -450,6 +454,36 @@ def collect(paths: Iterable[str | os.PathLike[str]], profile: Profile | None = N
         nonlocal other_files
         other_files += 1
 
+    path_list = [os.fspath(p) for p in paths]
+    files = list(iter_result_files(path_list, skip, count_other))
+    fleet = gather(_read_all(files, profile, _auto_workers(len(files)) if workers is None else workers),
+                   profile, all_runs, skip)
+    fleet.skipped, fleet.other_files, fleet.paths = skipped, other_files, path_list
+    return fleet
+
+
+def collect_results(results: Iterable[tuple[str, Any]], profile: Profile | None = None, all_runs: bool = False,
+                    on_skip: Callable[[Skipped], None] | None = None) -> Fleet:
+    """The same as ``collect`` over (origin, Result) pairs already read, e.g. streamed from the
+    collector's database; ``origin`` stands where a file's path would."""
+    skipped: list[Skipped] = []
+
+    def skip(origin: str, reason: str) -> None:
+        s = Skipped(origin, reason)
+        skipped.append(s)
+        if on_skip is not None:
+            on_skip(s)
+
+    reader = _Reader(profile)
+    fleet = gather((reader.from_result(result, origin) for origin, result in results), profile, all_runs, skip)
+    fleet.skipped = skipped
+    return fleet
+
+
+def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs: bool,
+           skip: Callable[[str, str], None]) -> Fleet:
+    """Keep what the fleet needs of each reader record: per host or room, each check's latest
+    run (or every run with ``all_runs``); count duplicates, skips and runs per day."""
     registry = _Registry()
     units: dict[str, str] = {}
     names: dict[str, str] = {}
@@ -459,10 +493,8 @@ def collect(paths: Iterable[str | os.PathLike[str]], profile: Profile | None = N
     skipped_results: list[str] = []
     per_day: dict[date, Counter] = {}
     results_read = duplicates = superseded = 0
-    path_list = [os.fspath(p) for p in paths]
-    files = list(iter_result_files(path_list, skip, count_other))
 
-    for record in _read_all(files, profile, _auto_workers(len(files)) if workers is None else workers):
+    for record in records:
         if record[0] == "skip":
             _, path, reason, was_result = record
             results_read += was_result
@@ -507,6 +539,6 @@ def collect(paths: Iterable[str | os.PathLike[str]], profile: Profile | None = N
             {id(r) for slot in slots.values() for r in slot.values()})
     runs.sort(key=lambda r: (STATUS_RANK[r.verdict], r.site.casefold(), r.room.casefold(), r.hostname.casefold(), r.started))
     return Fleet(runs=runs, requirements=registry.requirements, requirement_profiles=registry.profiles, units=units,
-                 skipped=skipped, results_read=results_read, duplicates=duplicates, superseded=superseded,
-                 other_files=other_files, per_day=per_day, all_runs=all_runs,
-                 rejudged_by=profile.summary() if profile is not None else None, paths=path_list)
+                 skipped=[], results_read=results_read, duplicates=duplicates, superseded=superseded,
+                 other_files=0, per_day=per_day, all_runs=all_runs,
+                 rejudged_by=profile.summary() if profile is not None else None)

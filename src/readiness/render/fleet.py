@@ -13,7 +13,7 @@ import io
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 from ..fleet.collect import STATUS_RANK, Fleet, Run
@@ -105,8 +105,11 @@ def _site_rows(sites: list[dict[str, Any]], rooms_per_site: int) -> list[dict[st
 
 
 def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[str], lang: str = "en",
-                max_rows: int = 500, rooms_per_site: int = 12) -> str:
-    """The fleet report: self-contained HTML, bounded in size whatever the number of hosts."""
+                max_rows: int = 500, rooms_per_site: int = 12, link: Callable[[Run], str | None] | None = None) -> str:
+    """The fleet report: self-contained HTML, bounded in size whatever the number of hosts.
+
+    ``link`` gives a row's report URL (the collector links /runs/ID); by default the report
+    file beside the result file, relative to ``out_path``."""
     from .report import environment, template_words
 
     if lang not in languages():
@@ -117,7 +120,7 @@ def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[
     rows = []
     for r in fleet.runs[:max_rows]:
         failing = sorted(((i, s) for i, s in r.statuses.items() if s != "PASS"), key=lambda x: STATUS_RANK[x[1]])
-        rows.append({"run": r, "link": report_link(r, out_dir),
+        rows.append({"run": r, "link": link(r) if link is not None else report_link(r, out_dir),
                      "age": age((now - r.oldest).total_seconds(), lang) if r.oldest else "",
                      "sources": _sources_by_host(r),
                      "failing": [(s, reqs[i].text("label", lang) or reqs[i].metric) for i, s in failing[:4]],

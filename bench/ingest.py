@@ -1,0 +1,337 @@
+"""Bench: the collector — ingest rate with nothing lost or doubled, and the fleet view from the database.
+
+    python bench/ingest.py [--results 10000] [--clients 32] [--fleet-rooms 10000] [--fleet-runs 10]
+                           [--skip-postgres] [--skip-fleet]
+
+1. Ingest: ``--results`` results (made by bench/fleet.py's generator through the project's own
+   result model) POSTed to a real ``readiness serve --db URL`` on loopback by ``--clients``
+   concurrent clients (one keep-alive connection each), into SQLite and into PostgreSQL (a
+   throw-away cluster, tests/postgres.py; needs root and Debian's postgresql). Then every tenth
+   result is sent again, at the same concurrency. Counted: results/s, rows in the database
+   (must equal the distinct run ids: zero lost), repeats answered "already" with no new row
+   (zero doubled). References measured in the same run: the same bodies POSTed to the
+   server's own ``/__up`` (the HTTP floor: no parsing, no database), and ``ingest()`` called
+   in-process on one thread (the database floor: no HTTP). Target: >= 500 results/s on SQLite.
+2. Fleet view: ``--fleet-rooms`` rooms x ``--fleet-runs`` runs stored in SQLite, then the fleet
+   report built from the database (``readiness aggregate --db URL``: time and peak RSS) against
+   ``readiness aggregate`` over the same results as files. Target: <= 5 s, memory bounded.
+
+The machine is shared: timings taken while others load it are noisy; the ratios to the
+references measured in the same run are the figures to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from fleet import generate  # noqa: E402  bench/fleet.py: the same realistic fleet
+
+TARGET_RATE = 500.0
+TARGET_FLEET_S = 5.0
+
+
+def readiness(*args: str) -> list[str]:
+    exe = shutil.which("readiness")
+    return [exe, *args] if exe else [sys.executable, "-m", "readiness.cli", *args]
+
+
+def results_from(top: Path) -> list[bytes]:
+    """The generated result files (one per run; the generator's duplicate and broken copies left out)."""
+    out = []
+    for p in sorted(top.rglob("readiness-*.json")):
+        if "sync-conflict" not in p.parts:
+            out.append(p.read_bytes())
+    return out
+
+
+class Server:
+    """``readiness serve --db URL`` on a loopback port the system picks."""
+
+    def __init__(self, db_url: str) -> None:
+        self.proc = subprocess.Popen(readiness("serve", "--db", db_url, "--host", "127.0.0.1", "--http-port", "0",
+                                               "--stun-port", "0", "--max-connections", "512", "--max-transfers", "64",
+                                               "--results-dir", tempfile.mkdtemp(prefix="readiness-bench-selftest-")),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        deadline = time.monotonic() + 60
+        while True:
+            line = self.proc.stderr.readline()
+            if not line or time.monotonic() > deadline:
+                raise RuntimeError(f"readiness serve did not start: {line}")
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # drain the log
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server and its ingest workers have used: a figure the
+        machine's other load changes far less than the wall time."""
+        import psutil
+
+        proc = psutil.Process(self.proc.pid)
+        total = 0.0
+        for p in [proc, *proc.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def post_all(port: int, path: str, bodies: list[tuple[bytes, str]], clients: int) -> tuple[float, dict[Any, int]]:
+    """POST every (body, token) with ``clients`` threads, one keep-alive connection each; returns
+    the wall time and the count of each answer (status, or the error's name)."""
+    answers: dict[Any, int] = {}
+    lock = threading.Lock()
+    shares = [bodies[i::clients] for i in range(clients)]
+
+    def worker(share: list[tuple[bytes, str]]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        seen: dict[Any, int] = {}
+        for body, token in share:
+            for _attempt in range(3):
+                try:
+                    conn.request("POST", path, body=body, headers={"Content-Type": "application/json",
+                                                                   "Authorization": f"Bearer {token}"})
+                    resp = conn.getresponse()
+                    resp.read()
+                    key: Any = resp.status
+                    if resp.getheader("Connection", "").lower() == "close":
+                        conn.close()
+                    break
+                except (OSError, http.client.HTTPException) as exc:
+                    key = type(exc).__name__
+                    conn.close()
+            seen[key] = seen.get(key, 0) + 1
+        conn.close()
+        with lock:
+            for k, v in seen.items():
+                answers[k] = answers.get(k, 0) + v
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in shares]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0, answers
+
+
+def ingest_bench(name: str, db_url: str, bodies: list[bytes], clients: int) -> bool:
+    from readiness.collector.ingest import ingest
+    from readiness.collector.store import Store
+
+    store = Store(db_url)
+    store.migrate()
+    sites = sorted({json.loads(b)["labels"].get("site", "") for b in bodies})
+    token = {site: store.add_token("upload", site)[1] for site in sites}
+    pairs = [(b, token[json.loads(b)["labels"].get("site", "")]) for b in bodies]
+    run_ids = {json.loads(b)["run_id"] for b in bodies}
+
+    # reference 1, the database floor: ingest() on this thread, no HTTP, into a second database
+    floor_url = db_url.replace("readiness.db", "floor.db") if db_url.startswith("sqlite") else None
+    floor_rate = None
+    if floor_url:
+        floor = Store(floor_url)
+        floor.migrate()
+        sample = bodies[:2000]
+        t0 = time.perf_counter()
+        for b in sample:
+            ingest(floor, b, json.loads(b)["labels"].get("site", ""))
+        floor_rate = len(sample) / (time.perf_counter() - t0)
+        floor.close()
+
+    server = Server(db_url)
+    try:
+        # reference 2, the HTTP floor: the same bodies to /__up (read and dropped)
+        cpu0 = server.cpu_s()
+        up_s, up_answers = post_all(server.port, "/__up", pairs, clients)
+        cpu1 = server.cpu_s()
+        secs, answers = post_all(server.port, "/api/v1/results", pairs, clients)
+        cpu2 = server.cpu_s()
+        stored = store.count()
+        again = pairs[::10]
+        again_s, again_answers = post_all(server.port, "/api/v1/results", again, clients)
+        stored_after = store.count()
+        with store.engine.connect() as conn:
+            from sqlalchemy import select
+
+            from readiness.collector.store import results
+
+            in_db = {r for (r,) in conn.execute(select(results.c.run_id))}
+    finally:
+        server.stop()
+        store.close()
+    rate = len(pairs) / secs
+    lost = len(run_ids - in_db)
+    doubled = stored_after - len(run_ids)
+    print(f"\n[{name}] {len(pairs)} results, {clients} clients")
+    print(f"  ingest over HTTP:      {rate:8.0f} results/s ({secs:.1f} s)  answers {answers}")
+    print(f"                         {len(pairs) / max(cpu2 - cpu1, 1e-9):8.0f} results per CPU-second of the collector "
+          f"(server and its ingest workers; one free core's rate)")
+    print(f"  HTTP floor (/__up):    {len(pairs) / up_s:8.0f} requests/s, {len(pairs) / max(cpu1 - cpu0, 1e-9):.0f} per "
+          f"CPU-second  answers {up_answers}  -> ingest runs at {rate / (len(pairs) / up_s):.0%} of it")
+    if floor_rate:
+        print(f"  in-process ingest():   {floor_rate:8.0f} results/s, one thread, no HTTP")
+    print(f"  rows {stored} for {len(run_ids)} run ids: lost {lost}; every tenth sent again: answers "
+          f"{again_answers}, rows after {stored_after}: doubled {doubled} ({len(again) / again_s:.0f} repeats/s)")
+    ok = lost == 0 and doubled == 0 and answers.get(201, 0) == len(pairs) and again_answers.get(200, 0) == len(again)
+    if name == "sqlite":
+        ok = ok and rate >= TARGET_RATE
+        print(f"  target >= {TARGET_RATE:.0f} results/s on SQLite: {'met' if rate >= TARGET_RATE else 'MISSED'}")
+    return ok
+
+
+def peak_rss_run(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall time, peak RSS (MB) and the printed summary of a subprocess."""
+    with tempfile.TemporaryFile("w+") as out:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(p.pid, 0)
+        secs = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {text[-400:]}")
+    first = next((line for line in text.splitlines() if line.startswith("Read ")), "")
+    return secs, usage.ru_maxrss / 1024, first
+
+
+def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
+    """``rooms`` x ``runs`` stored results: results made by bench/fleet.py's generator (judged by
+    the project's judge; at most 2 000 distinct ones, each standing for several computers under
+    their own host name and room label), and ``runs - 1`` earlier copies of each (new run id,
+    started a week earlier each): a fleet whose history is ten times its size."""
+    from readiness.collector.ingest import row_of
+    from readiness.collector.store import RawJSON, Store
+
+    top = work / "fleet-files"
+    print(f"\n[fleet view] {rooms * runs} results: {rooms} computers/rooms x {runs} runs; generating ...", flush=True)
+    t0 = time.perf_counter()
+    distinct = min(rooms, 2000)
+    generate(top / "base", distinct, distinct, bad_every=10**9, html_every=10**9)
+    bases = [p for p in sorted((top / "base").rglob("readiness-*.json")) if "sync-conflict" not in p.parts]
+    bases_docs = [json.loads(p.read_bytes()) for p in bases]
+    shutil.rmtree(top / "base")  # only the derived copies below are the fleet
+    db_url = f"sqlite:///{work / 'fleet.db'}"
+    store = Store(db_url)
+    store.migrate()
+    batch: list[tuple[dict[str, Any], Any, list[str]]] = []
+    rng = random.Random(5)
+    for n in range(rooms):
+        base = bases_docs[n % len(bases_docs)]
+        labels = dict(base["labels"], room=f"{base['labels']['room']}-{n}") if base["labels"].get("room") else base["labels"]
+        doc = dict(base, run_id=f"{rng.getrandbits(128):032x}", labels=labels,
+                   host=dict(base["host"], hostname=f"{base['host']['hostname']}-{n}"))
+        for k in range(runs):
+            if k:
+                doc = dict(doc, run_id=f"{rng.getrandbits(128):032x}")
+                for key in ("started_utc", "finished_utc"):
+                    when = datetime.fromisoformat(doc[key].replace("Z", "+00:00")) - timedelta(days=7)
+                    doc[key] = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                text = json.dumps(doc)
+                (top / f"older{k}").mkdir(parents=True, exist_ok=True)
+                (top / f"older{k}" / f"readiness-{n}-{k}.json").write_text(text, encoding="utf-8")
+            else:
+                text = json.dumps(doc)
+                (top / "latest").mkdir(parents=True, exist_ok=True)
+                (top / "latest" / f"readiness-{n}.json").write_text(text, encoding="utf-8")
+            row, checks = row_of(doc)
+            batch.append((row, RawJSON(text), checks))
+            if len(batch) >= 500:
+                store._store_batch(batch)  # the bench loads the history directly; ingest is measured above
+                batch = []
+    if batch:
+        store._store_batch(batch)
+    print(f"  generated and stored in {time.perf_counter() - t0:.0f} s ({store.count()} rows)", flush=True)
+    store.close()
+    db_s, db_mb, db_err = peak_rss_run(readiness("aggregate", "--db", db_url, "-o", str(work / "fleet-db.html"),
+                                                 "--json", str(work / "fleet-db.json")))
+    files_s, files_mb, files_err = peak_rss_run(readiness("aggregate", str(top), "-o", str(work / "fleet-files.html"),
+                                                          "--json", str(work / "fleet-files.json")))
+    a = json.loads((work / "fleet-db.json").read_text())
+    b = json.loads((work / "fleet-files.json").read_text())
+    # a requirement's texts come from the first profile that names it, so they depend on reading
+    # order (files by path, the database by time); its counts must not
+    counted = ("metric", "severity", "min", "max", "expect", "missed", "FAIL", "WARN", "UNKNOWN", "PASS", "judged")
+
+    def reqs(f: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return sorted(tuple(str(r.get(k)) for k in counted) for r in f["requirements"])
+
+    same = a["counts"] == b["counts"] and reqs(a) == reqs(b) and \
+        [{k: v for k, v in x.items() if k != "rooms"} for x in a["sites"]] == \
+        [{k: v for k, v in x.items() if k != "rooms"} for x in b["sites"]]
+    print(f"  aggregate --db (from the database): {db_s:6.1f} s, peak RSS {db_mb:6.0f} MB  | {db_err}")
+    print(f"  aggregate over the same as files:   {files_s:6.1f} s, peak RSS {files_mb:6.0f} MB  | "
+          f"{files_err}")
+    print(f"  same counts (fleet, per site, per requirement): {same}; the database view takes {db_s / files_s:.0%} of the "
+          f"files' time and {db_mb / files_mb:.0%} of their memory; target <= {TARGET_FLEET_S:.0f} s: "
+          f"{'met' if db_s <= TARGET_FLEET_S else 'MISSED'}")
+    return same and db_s <= TARGET_FLEET_S
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=int, default=10_000)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--fleet-rooms", type=int, default=10_000)
+    ap.add_argument("--fleet-runs", type=int, default=10)
+    ap.add_argument("--skip-postgres", action="store_true")
+    ap.add_argument("--skip-fleet", action="store_true")
+    ap.add_argument("--skip-ingest", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="readiness-bench-ingest-"))
+    ok = True
+    try:
+        if not args.skip_ingest:
+            print(f"generating {args.results} results ...", flush=True)
+            generate(work / "files", args.results, max(1, args.results // 4), bad_every=10**9, html_every=10**9)
+            bodies = results_from(work / "files")
+            random.Random(3).shuffle(bodies)
+            ok &= ingest_bench("sqlite", f"sqlite:///{work / 'readiness.db'}", bodies, args.clients)
+        if not args.skip_postgres and not args.skip_ingest:
+            from postgres import Postgres
+
+            pg = Postgres()
+            try:
+                ok &= ingest_bench("postgresql", pg.fresh_url(), bodies, args.clients)
+            finally:
+                pg.close()
+        if not args.skip_fleet:
+            ok &= fleet_bench(work, args.fleet_rooms, args.fleet_runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

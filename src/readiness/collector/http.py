@@ -1,0 +1,235 @@
+"""The collector's HTTP side: handlers plugged into the site server's route table (``readiness.server``).
+
+``Collector.routes()`` gives the server its routes; the server bounds each request (body size
+by the route's ``max_body``, every read in time) before a handler runs. Routes:
+
+    POST /api/v1/results   one result document; ``Authorization: Bearer <upload token>``
+    GET  /fleet            the live fleet report (HTML; ``?lang=sv``)
+    GET  /api/v1/fleet     the fleet figures (JSON)
+    GET  /runs/<run id>    one run's report (HTML; ``?lang=sv``)
+    GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age
+
+Reading is allowed from this machine itself (loopback, and not forwarded by a proxy), with a
+read token, or from anywhere when the server was started with ``--public-read``. Upload needs a
+site's upload token, and a token submits results for its own site only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+import time
+from datetime import timedelta
+from typing import Any, Callable
+
+from ..server import BodyError, Request, Response, Route
+from .ingest import MAX_BODY_BYTES, Checkers, Refused, ingest
+from .store import Store, Unavailable
+
+JSON_TYPE = "application/json"
+HTML_TYPE = "text/html; charset=utf-8"
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+# The pages are self-contained: no script, styles inline, pictures as data: URLs only.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+
+def reply(status: int, body: dict[str, Any], **headers: str) -> Response:
+    return Response.json(body, status, headers)
+
+
+def refuse(status: int, code: str, reason: str, **headers: str) -> Response:
+    return reply(status, {"error": code, "reason": reason}, **headers)
+
+
+def html(text: str) -> Response:
+    return Response.text(text, content_type=HTML_TYPE, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+
+
+def _param(req: Request, name: str, default: str = "") -> str:
+    return (req.query.get(name) or [default])[0]
+
+
+def _bearer(req: Request) -> str | None:
+    value = req.headers.get("Authorization") or ""
+    scheme, _, token = value.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _local(req: Request) -> bool:
+    """From this machine and not passed on by a proxy (a proxy on the same box would otherwise
+    open the read side to everyone it serves)."""
+    if req.headers.get("X-Forwarded-For") or req.headers.get("Forwarded"):
+        return False
+    try:
+        addr = ipaddress.ip_address(req.client.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return (mapped or addr).is_loopback
+
+
+class Counters:
+    """Uploads answered, by outcome (a fixed set: bounded cardinality), for /metrics."""
+
+    OUTCOMES = ("new", "already", "refused", "unauthorized", "unavailable")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts = dict.fromkeys(self.OUTCOMES, 0)
+
+    def add(self, outcome: str) -> None:
+        with self.lock:
+            self.counts[outcome] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.counts)
+
+
+class Collector:
+    """The collector's handlers over one ``Store``."""
+
+    def __init__(self, store: Store, public_read: bool = False, max_body: int = MAX_BODY_BYTES,
+                 log: Callable[[str], None] | None = None, workers: int = 0) -> None:
+        self.store = store
+        self.checker = Checkers(workers) if workers > 0 else None
+        self.public_read = public_read
+        self.max_body = max_body
+        self.counters = Counters()
+        from .fleetdb import FleetView
+
+        self.view = FleetView(store)
+        self.log = log or (lambda _m: None)
+        self.started = time.time()
+
+    def routes(self) -> list[Route]:
+        read = ("GET", "HEAD")
+        return [Route("POST", "/api/v1/results", self.post_result, max_body=self.max_body),
+                Route(read, "/fleet", self.get_fleet, max_body=0), Route(read, "/api/v1/fleet", self.get_fleet_json, max_body=0),
+                Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0)]
+
+    def start_retention(self, keep: timedelta, stopping: threading.Event, every_s: float = 3600.0) -> None:
+        """Prune in the background: now, then every ``every_s`` (a database that is away is tried again later)."""
+        def loop() -> None:
+            while True:
+                try:
+                    n = self.store.prune(keep)
+                    if n:
+                        self.log(f"retention: pruned {n} results older than {keep.days} days")
+                except Unavailable as exc:
+                    self.log(f"retention: {exc}")
+                if stopping.wait(every_s):
+                    return
+
+        threading.Thread(target=loop, daemon=True, name="retention").start()
+
+    # --- upload ----------------------------------------------------------------------------
+
+    def post_result(self, req: Request) -> Response:
+        secret = _bearer(req)
+        if secret is None:
+            self.counters.add("unauthorized")
+            return refuse(401, "no_token", "an upload token is required (Authorization: Bearer TOKEN)",
+                          **{"WWW-Authenticate": "Bearer"})
+        try:
+            token = self.store.lookup_token(secret)
+            if token is None or token.kind != "upload":
+                self.counters.add("unauthorized")
+                return refuse(401, "bad_token", "this is not a valid upload token", **{"WWW-Authenticate": "Bearer"})
+            if token.revoked is not None:
+                self.counters.add("unauthorized")
+                return refuse(401, "revoked_token", "this upload token was revoked; ask IT for a new one",
+                              **{"WWW-Authenticate": "Bearer"})
+            outcome = ingest(self.store, req.body.read(), token.site, self.max_body, self.checker)
+        except BodyError as exc:
+            self.counters.add("refused")
+            resp = refuse(408, "body_incomplete", f"the result did not arrive in time or whole ({exc.outcome})")
+            resp.close = True  # what is left of the body must not be read as the next request
+            return resp
+        except Refused as exc:
+            self.counters.add("refused")
+            self.log(f"{req.client} upload refused ({exc.status} {exc.code}): {exc.reason}")
+            return refuse(exc.status, exc.code, exc.reason)
+        except Unavailable as exc:
+            self.counters.add("unavailable")
+            self.log(f"{req.client} upload not stored: {exc}")
+            return refuse(503, "database_unavailable", "the database is not reachable now; keep the result and retry",
+                          **{"Retry-After": "10"})
+        self.counters.add(outcome["stored"])
+        return reply(200 if outcome["stored"] == "already" else 201, outcome)
+
+    # --- read side -------------------------------------------------------------------------
+
+    def _read_allowed(self, req: Request) -> Response | None:
+        """None when this request may read; else the refusal."""
+        if self.public_read or _local(req):
+            return None
+        secret = _bearer(req)
+        if secret is not None:
+            try:
+                token = self.store.lookup_token(secret)
+            except Unavailable:
+                return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+            if token is not None and token.kind == "read" and token.revoked is None:
+                return None
+        return refuse(401, "read_token_required",
+                      "reading needs a read token (Authorization: Bearer TOKEN) from another machine",
+                      **{"WWW-Authenticate": "Bearer"})
+
+    def _reading(self, req: Request, make: Callable[[], Response]) -> Response:
+        denied = self._read_allowed(req)
+        if denied is not None:
+            return denied
+        try:
+            return make()
+        except Unavailable as exc:
+            self.log(f"{req.client} read failed: {exc}")
+            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+
+    def get_run(self, req: Request) -> Response:
+        run_id = req.path[len("/runs/"):]
+        if not RUN_ID.match(run_id):
+            return refuse(404, "not_found", "no such run")
+
+        def make() -> Response:
+            from ..judge import Judgement
+            from ..render.report import render_report
+            from ..result import Result
+
+            doc = self.store.document(run_id)
+            if doc is None:
+                return refuse(404, "not_found", "no such run")
+            result = Result.from_dict(doc, origin=f"run {run_id}")
+            if not result.judgement:
+                return refuse(404, "not_judged", "this run holds no judgement")
+            return html(render_report(result, Judgement.from_dict(result.judgement), _lang(req)))
+
+        return self._reading(req, make)
+
+    def get_fleet(self, req: Request) -> Response:
+        def make() -> Response:
+            return html(self.view.html(_lang(req)))
+
+        return self._reading(req, make)
+
+    def get_fleet_json(self, req: Request) -> Response:
+        def make() -> Response:
+            return reply(200, self.view.get(_lang(req))[1])
+
+        return self._reading(req, make)
+
+    def get_metrics(self, req: Request) -> Response:
+        def make() -> Response:
+            from .metrics import CONTENT_TYPE, exposition
+
+            return Response(200, exposition(self.view, self.counters.snapshot()), CONTENT_TYPE)
+
+        return self._reading(req, make)
+
+
+def _lang(req: Request) -> str:
+    from ..i18n import languages
+
+    lang = _param(req, "lang", "en")
+    return lang if lang in languages() else "en"

@@ -1,0 +1,42 @@
+"""Alembic migrations of the collector's database, run from code (no alembic.ini to ship).
+
+``upgrade(conn)`` brings a database of any earlier revision (or an empty one) to the head;
+``current(conn)`` tells a reader which revision it holds. Each revision in ``versions/`` is a
+snapshot of one schema step and is never edited once released: a change is a new revision.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def _config(conn: Any) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config(None)).get_current_head()
+
+
+def upgrade(conn: Any) -> None:
+    from alembic import command
+
+    command.upgrade(_config(conn), "head")
+
+
+def current(conn: Any) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,213 @@
+"""The collector's database layer on a real SQLite file and a real PostgreSQL (tests/postgres.py):
+schema migration, idempotent ingest (also under concurrency), tokens stored hashed, the site
+rule, retention that keeps each room's latest measurement per check, Prometheus text, and a
+PostgreSQL that goes away and comes back."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select, text
+
+import collector_docs as docs
+from postgres import Postgres, postgres  # noqa: F401 - the session fixture
+from readiness.collector.ingest import Refused, ingest
+from readiness.collector.fleetdb import FleetView
+from readiness.collector.metrics import exposition
+from readiness.collector.store import Store, StoreError, Unavailable, latest, tokens
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'readiness.db'}"
+    else:
+        url = request.getfixturevalue("postgres").fresh_url()
+    s = Store(url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+def test_migration_creates_the_schema_and_readers_refuse_an_empty_database(tmp_path):
+    empty = Store(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(StoreError, match="holds no readiness data yet"):
+        empty.require_schema()
+    empty.migrate()
+    empty.require_schema()  # now at the head revision
+    empty.migrate()  # a second start changes nothing
+    assert empty.count() == 0
+
+
+@pytest.mark.parametrize("url, why", [("mysql://x@y/z", "unsupported database"), ("sqlite://", "give SQLite a file"),
+                                      ("sqlite:////no/such/folder/x.db", "no folder"), ("::", "not a database URL")])
+def test_bad_database_urls_are_plain_errors(url, why):
+    with pytest.raises(StoreError, match=why):
+        Store(url)
+
+
+def test_the_same_result_is_stored_once_even_sent_at_once(store):
+    doc = docs.document()
+    body = docs.body(doc)
+    assert ingest(store, body, "Stockholm") == {"run_id": doc["run_id"], "stored": "new"}
+    assert ingest(store, body, "Stockholm")["stored"] == "already"
+    other = docs.document(hostname="sthlm-mr2")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def send() -> None:
+        barrier.wait()
+        outcomes.append(ingest(store, docs.body(other), "Stockholm")["stored"])
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["already"] * 7 + ["new"]
+    assert store.count() == 2
+    assert store.document(other["run_id"]) == other  # the whole document comes back as sent
+
+
+def test_a_token_submits_for_its_own_site_only(store):
+    doc = docs.document(site="Malmö")
+    with pytest.raises(Refused) as err:
+        ingest(store, docs.body(doc), "Stockholm")
+    assert (err.value.status, err.value.code) == (403, "wrong_site")
+    assert "Malmö" in err.value.reason and store.count() == 0
+    ingest(store, docs.body(doc), "Malmö")
+    # the same run id sent again by another site's token, with its label changed to match
+    stolen = dict(doc, labels={"site": "Stockholm"})
+    with pytest.raises(Refused) as err:
+        ingest(store, docs.body(stolen), "Stockholm")
+    assert err.value.status == 409 and store.count() == 1
+
+
+@pytest.mark.parametrize("raw, status, code", [
+    (b"{not json", 400, "invalid_json"),
+    (b"\xff\xfe", 400, "invalid_json"),
+    (b"[1, 2]", 400, "invalid_json"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "too_deep"),
+    (b'{"a": NaN}', 422, "invalid_result"),
+    (b'{"a":' * 40 + b"1" + b"}" * 40, 422, "invalid_result"),  # within the parser's reach, past the border's
+    (b'{"kind": "something else"}', 422, "invalid_result"),
+    (b'{"kind": "readiness-result", "schema_version": 1}', 422, "invalid_result"),
+    (b"x" * (8 * 1024 * 1024 + 1), 413, "too_large"),
+])
+def test_hostile_bodies_are_refused_with_a_reason(tmp_path, raw, status, code):
+    store = Store(f"sqlite:///{tmp_path / 'h.db'}")
+    store.migrate()
+    with pytest.raises(Refused) as err:
+        ingest(store, raw, "Stockholm")
+    assert (err.value.status, err.value.code) == (status, code)
+    assert err.value.reason
+    assert store.count() == 0
+
+
+def test_a_non_finite_measured_value_is_stored_as_not_measured(store):
+    doc = docs.document()
+    doc["checks"]["system"]["metrics"]["cpu_cores"]["value"] = float("inf")
+    ingest(store, docs.body(doc).replace(b"Infinity", b"1e999"), "Stockholm")
+    assert store.document(doc["run_id"])["checks"]["system"]["metrics"]["cpu_cores"]["value"] is None
+
+
+def test_utf16_and_byte_order_marks_are_stored_as_documents(store):
+    a, b = docs.document(hostname="u16"), docs.document(hostname="bom")
+    ingest(store, json.dumps(a).encode("utf-16"), "Stockholm")
+    ingest(store, b"\xef\xbb\xbf" + docs.body(b), "Stockholm")
+    assert store.document(a["run_id"]) == a and store.document(b["run_id"]) == b
+
+
+def test_nul_characters_and_overlong_labels_are_refused_before_the_database(store):
+    doc = docs.document()
+    doc["checks"]["system"]["details"] = {"note": "a\u0000b"}
+    with pytest.raises(Refused) as err:
+        ingest(store, docs.body(doc), "Stockholm")
+    assert err.value.code == "nul_character"
+    long_site = "S" * 201
+    with pytest.raises(Refused) as err:
+        ingest(store, docs.body(docs.document(site=long_site)), long_site)
+    assert err.value.status == 422 and "site" in err.value.reason
+    assert store.count() == 0
+
+
+def test_tokens_are_stored_as_hashes_and_revocation_takes_effect(store):
+    token, secret = store.add_token("upload", "Stockholm")
+    assert secret.startswith("rdy_") and len(secret) > 40
+    assert store.lookup_token(secret).site == "Stockholm"
+    assert store.lookup_token(secret + "x") is None
+    with store.engine.connect() as conn:
+        stored = [tuple(r) for r in conn.execute(select(tokens))]
+    assert not any(secret in str(cell) for row in stored for cell in row)  # only the digest and a short hint
+    assert store.revoke_tokens(site="Stockholm") == 1
+    assert store.lookup_token(secret).revoked is not None
+    assert [t.id for t in store.list_tokens()] == [token.id]
+
+
+def test_retention_keeps_each_rooms_latest_measurement_per_check(store):
+    days = timedelta(days=1)
+    gone = docs.document(age=300 * days, height=1080)  # superseded for every check
+    cam_old = docs.document(age=250 * days)  # superseded for every check
+    cam_failed = docs.document(age=200 * days, height=None)  # the newest camera fact: the check failed
+    newest = docs.document(age=100 * days, camera=False)  # a run without the camera check at all
+    other_room = docs.document(room="5.01", age=400 * days)  # a room that went quiet: its only run stays
+    fresh = docs.document(room="5.02", age=1 * days)
+    for d in (cam_old, cam_failed, newest, gone, other_room, fresh):
+        ingest(store, docs.body(d), "Stockholm")
+    with store.engine.connect() as conn:
+        state = {(k.split("\x1f")[2], c): r for k, c, r in conn.execute(select(latest.c.room_key, latest.c.check_name,
+                                                                                   latest.c.run_id))}
+    assert state[("4.12", "")] == newest["run_id"]
+    assert state[("4.12", "system")] == newest["run_id"]
+    assert state[("4.12", "camera")] == cam_failed["run_id"]
+    assert store.prune(timedelta(days=30)) == 2  # gone and cam_old
+    kept = {run_id for run_id, _ in store.documents(all_runs=True)}
+    assert kept == {newest["run_id"], cam_failed["run_id"], other_room["run_id"], fresh["run_id"]}
+    assert {run_id for run_id, _ in store.documents()} == kept  # the fleet state: exactly the runs kept
+    assert store.prune(timedelta(days=30)) == 0
+
+
+def test_metrics_count_rooms_per_site_with_bounded_labels(store):
+    for d in (docs.document(room="1", hostname="a"), docs.document(room="2", hostname="b", cores=1),
+              docs.document(room="3", hostname="c", height=None),
+              docs.document(room="3", hostname="c-old", age=timedelta(days=3)),
+              docs.document(site="Malmö", room="", hostname="ws1", camera=False)):
+        ingest(store, docs.body(d), d["labels"]["site"])
+    families = {f.name: f for f in text_string_to_metric_families(exposition(FleetView(store), {"new": 5}).decode())}
+    rooms = {(s.labels["site"], s.labels["state"]): s.value for s in families["readiness_fleet_computers"].samples}
+    assert rooms[("Stockholm", "ready")] == 1
+    assert rooms[("Stockholm", "not_ready")] == 1
+    assert rooms[("Stockholm", "unknown")] == 1  # room 3's newest camera fact: the check failed
+    assert rooms[("Stockholm", "partial")] == 0
+    assert rooms[("Malmö", "unknown")] == 1 and rooms[("Malmö", "partial")] == 1  # no camera check at all
+    ages = {s.labels["site"]: s.value for s in families["readiness_fleet_newest_result_age_seconds"].samples}
+    assert 0 <= ages["Stockholm"] < 3600
+    assert {s.value for s in families["readiness_results_stored"].samples} == {5}
+    labels = {k for f in families.values() for s in f.samples for k in s.labels}
+    assert labels <= {"site", "state", "outcome"}  # never a host or room label
+
+
+def test_postgresql_going_away_is_unavailable_and_coming_back_works():
+    pg = Postgres()
+    try:
+        store = Store(pg.fresh_url())
+        store.migrate()
+        first = docs.document()
+        ingest(store, docs.body(first), "Stockholm")
+        pg.stop()
+        with pytest.raises(Unavailable):
+            ingest(store, docs.body(docs.document(hostname="x")), "Stockholm")
+        with pytest.raises(Unavailable):
+            store.count()
+        pg.start()
+        ingest(store, docs.body(docs.document(hostname="y")), "Stockholm")
+        assert store.count() == 2
+        with store.engine.connect() as conn:  # JSONB on PostgreSQL: the document is queryable
+            assert conn.execute(text("select document->'labels'->>'site' from results limit 1")).scalar() == "Stockholm"
+        store.close()
+    finally:
+        pg.close()
