@@ -581,3 +581,39 @@ def test_a_non_finite_measurement_is_found_however_it_is_written(literal, encodi
     text = json.dumps(make_result()).replace('"value": 8', f'"value": {literal}')
     res = load_result_bytes(text.encode(encoding), "x")
     assert res.checks["system"].value("cpu_cores") is None  # not measured, so UNKNOWN when judged
+
+
+def test_a_requirement_met_before_is_still_checked_by_type_depth_and_later_changes():
+    """The border validates each distinct stored requirement once per process and then accepts
+    only an equal one (bench/fleet.py: half the schema's time). Equal in Python is not equal in
+    JSON (true == 1), a copy at another depth is not the one checked, and changing a Result read
+    earlier must not change what counts as checked."""
+    from readiness.result import ResultError, load_result_bytes
+
+    def doc_with(edit) -> bytes:
+        doc = make_result("cache", index=90)
+        edit(doc["judgement"]["items"][0]["requirement"])
+        return json.dumps(doc).encode()
+
+    first = load_result_bytes(doc_with(lambda r: r.update(min=1)), "first.json")  # valid: now known
+    assert first.judgement["items"][0]["requirement"]["min"] == 1
+    load_result_bytes(doc_with(lambda r: r.update(min=1)), "again.json")
+    for name, edit, words in [
+        ("bool-min", lambda r: r.update(min=True), "min must be number"),
+        ("deep-extra", lambda r: r.update(extra=json.loads("[" * 40 + "]" * 40)), "nested more than"),
+        ("long-why", lambda r: r.update(min=1, why="x" * 5000), "why must be shorter"),
+    ]:
+        with pytest.raises(ResultError) as exc:
+            load_result_bytes(doc_with(edit), f"{name}.json")
+        assert str(exc.value).startswith(f"{name}.json: ") and words in str(exc.value), str(exc.value)
+    first.judgement["items"][0]["requirement"]["why"] = "x" * 5000  # the Result's own dict, not the border's
+    with pytest.raises(ResultError, match="why must be shorter"):
+        load_result_bytes(doc_with(lambda r: r.update(min=1, why="x" * 5000)), "changed.json")
+    # a checked requirement placed deeper than where it was checked is walked again
+    deep = make_result("cache", index=91)
+    nest = deep["judgement"]["items"][0]["requirement"] = dict(deep["judgement"]["items"][0]["requirement"], min=1)
+    for _ in range(30):
+        nest = {"x": nest}
+    deep["judgement"]["profile"]["deep"] = nest
+    with pytest.raises(ResultError, match="nested more than"):
+        load_result_bytes(json.dumps(deep).encode(), "deeper.json")

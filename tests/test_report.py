@@ -99,3 +99,18 @@ def test_chart_and_snapshot_render_inline():
     assert xs == sorted(xs) and xs[0] == g["x0"] and xs[-1] == g["x1"]
     assert line_chart({"points": [[0, 1]]}) is None
     assert line_chart({"points": [["<x>", 1], [1, 2]]}) is None  # only numbers are drawn
+
+
+def test_every_unit_a_check_declares_has_a_word_in_every_language():
+    """A unit with no catalog word is printed as the code's English token ("cores" in a Swedish
+    report); every installed check's units must be in every language's [unit] table."""
+    from readiness.i18n import languages
+    from readiness.plugins import load_plugins
+    from readiness.render.format import _read
+
+    units = {m.unit for cls in load_plugins().checks.values() for m in cls.metrics if m.unit}
+    assert "cores" in units  # the list is really read from the checks
+    for lang in languages():
+        table = _read(lang).get("unit", {})
+        missing = sorted(u for u in units if u not in table)
+        assert not missing, f"{lang}.toml [unit] lacks {missing}"

@@ -41,8 +41,8 @@ MAX_RESULT_BYTES = 16 * 1024 * 1024  # far above any result (a snapshot is ~100 
 MAX_DEPTH = 32  # nesting levels; a result needs about 8
 MAX_JUDGED = 1e15  # the schema's bound on a measured value and a requirement's bound
 
-__all__ = ["MAX_RESULT_BYTES", "CheckRecord", "Result", "ResultError", "load_result_bytes", "read_result",
-           "result_from_data", "write_atomic", "write_result"]
+__all__ = ["MAX_RESULT_BYTES", "CheckRecord", "Result", "ResultError", "load_result_bytes", "prepare_border",
+           "read_result", "result_from_data", "write_atomic", "write_result"]
 
 
 class ResultError(Exception):
@@ -164,17 +164,75 @@ def new_run_id() -> str:
 
 
 def _validator() -> Any:
-    global _VALIDATOR
+    """The compiled schema (once per process) for everything but the stored judgement's
+    requirements, which result_from_data validates with :func:`_requirement_validator`."""
+    global _VALIDATOR, _REQUIREMENT_VALIDATOR
     if _VALIDATOR is None:
         import fastjsonschema  # compiled once: ~20x faster than interpreting the schema per file
 
         from .schema import schema_text
 
-        _VALIDATOR = fastjsonschema.compile(json.loads(schema_text()))
+        schema = json.loads(schema_text())
+        requirement = {"$schema": schema["$schema"], **schema["$defs"]["requirement"]}
+        item = schema["$defs"]["judgement"]["properties"]["items"]["items"]
+        item["properties"]["requirement"] = {"type": "object"}
+        _REQUIREMENT_VALIDATOR = fastjsonschema.compile(requirement)
+        _VALIDATOR = fastjsonschema.compile(schema)
     return _VALIDATOR
 
 
+def prepare_border() -> None:
+    """Compile the schema now (a worker pool calls it before forking, so workers inherit it)."""
+    _validator()
+
+
+def _requirement_validator() -> Any:
+    _validator()
+    return _REQUIREMENT_VALIDATOR
+
+
 _VALIDATOR: Any = None
+_REQUIREMENT_VALIDATOR: Any = None
+# Requirements of stored judgements already validated in this process, by metric. Every result
+# of a fleet holds the same few dozen requirements with their texts in every language; checking
+# each again was half the schema's time. A requirement equal to one of these (same JSON types
+# where equality would mix them: True == 1 == 1.0) is valid, finite and as shallow as that one
+# was where it stood (judgement.items[i].requirement). Copies, so nothing a caller does to a
+# Result changes them; at most _KNOWN_BUDGET characters of JSON are kept, then no more.
+_KNOWN_REQUIREMENTS: dict[str, list[dict[str, Any]]] = {}
+_KNOWN_BUDGET = 4 * 1024 * 1024
+_known_size = 0
+
+
+def _is_known(req: Any) -> bool:
+    if type(req) is not dict:
+        return False
+    metric = req.get("metric")
+    if type(metric) is not str:
+        return False
+    for known in _KNOWN_REQUIREMENTS.get(metric, ()):
+        if (req == known and type(req.get("min")) is type(known.get("min"))
+                and type(req.get("max")) is type(known.get("max"))
+                and type(req.get("expect")) is type(known.get("expect"))):
+            return True
+    return False
+
+
+def _remember(req: dict[str, Any]) -> None:
+    global _known_size
+    size = len(json.dumps(req))
+    if _known_size + size <= _KNOWN_BUDGET:
+        _KNOWN_REQUIREMENTS.setdefault(req["metric"], []).append(json.loads(json.dumps(req)))
+        _known_size += size
+
+
+def _judged_requirements(data: dict[str, Any]) -> list[Any]:
+    """Each item's requirement in the stored judgement (None where there is none to check)."""
+    judgement = data.get("judgement")
+    items = judgement.get("items") if type(judgement) is dict else None
+    if type(items) is not list:
+        return []
+    return [item.get("requirement") if type(item) is dict else None for item in items]
 
 
 def _printable(text: str, limit: int = 60) -> str:
@@ -187,12 +245,13 @@ def _where(path: list[Any]) -> str:
     return ".".join(_printable(str(p), 40) for p in path) or "the document"
 
 
-def _bounded(data: Any, origin: str) -> None:
+def _bounded(data: Any, origin: str, known: frozenset[int] | set[int] = frozenset()) -> None:
     """Nesting at most MAX_DEPTH; a non-finite number (NaN, Infinity, 1e400) in a measured value
     becomes null (not measured, so UNKNOWN when judged); anywhere else it refuses the document.
     Iterative, so no document can exhaust the stack; paths are followed only when a non-finite
     number was seen (rare), so the common case costs one plain walk (measured faster than
-    cleverer ones: bench/border.py)."""
+    cleverer ones: bench/border.py). ``known``: ids of containers not entered (requirements equal
+    to ones already checked, which are as shallow and finite as those were)."""
     stack: list[tuple[Any, int]] = [(data, 0)]
     nonfinite = False
     while stack:
@@ -202,7 +261,8 @@ def _bounded(data: Any, origin: str) -> None:
         for value in node.values() if type(node) is dict else node:
             kind = type(value)
             if kind is dict or kind is list:
-                stack.append((value, depth + 1))
+                if depth != 3 or id(value) not in known:  # judgement.items[i].requirement is at depth 4
+                    stack.append((value, depth + 1))
             elif kind is float and not math.isfinite(value):
                 nonfinite = True
     if nonfinite:
@@ -262,11 +322,20 @@ def result_from_data(data: Any, origin: str) -> Result:
         raise ResultError(
             f"{origin}: written by a newer readiness (schema version {_printable(str(version), 20)}; this one "
             f"reads up to {SCHEMA_VERSION}); update readiness to read it")
-    _bounded(data, origin)
+    requirements = _judged_requirements(data)
+    known = {id(req) for req in requirements if _is_known(req)}
+    _bounded(data, origin, known)
+    where: list[Any] = []
     try:
         _validator()(data)
+        check = _requirement_validator()
+        for i, req in enumerate(requirements):
+            if id(req) not in known:
+                where = ["judgement", "items", i, "requirement"]
+                check(req)
+                _remember(req)
     except fastjsonschema.JsonSchemaValueException as exc:
-        path = list(exc.path or [])[1:]  # the first element is fastjsonschema's "data"
+        path = where + list(exc.path or [])[1:]  # the first element is fastjsonschema's "data"
         rule = _printable(exc.message.rsplit(" must ", 1)[-1], 100) if " must " in exc.message else "is not valid"
         what = "malformed judgement in the result" if path[:1] == ["judgement"] else "malformed result"
         raise ResultError(f"{origin}: {what} ({_where(path)} must {rule})") from None

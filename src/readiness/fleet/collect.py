@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..judge import FAIL, PARTIAL, PASS, READY, UNKNOWN, WARN, Judgement, judge, overall_of
 from ..requirements import Profile, Requirement
-from ..result import ResultError, parse_utc, read_result
+from ..result import ResultError, parse_utc, prepare_border, read_result
 from ..versions import is_version
 from .step5 import facts_of
 
@@ -363,6 +363,7 @@ _WORKER_READER: _Reader | None = None
 
 def _worker_start(profile: Profile | None) -> None:
     global _WORKER_READER
+    prepare_border()  # compiled once per worker (inherited when forked), not on its first file
     _WORKER_READER = _Reader(profile)
 
 
@@ -383,6 +384,7 @@ def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterat
 
         # fork starts in milliseconds; where it is unsafe or missing (macOS, Windows), spawn
         method = "fork" if sys.platform.startswith("linux") else "spawn"
+        prepare_border()  # compile the schema before forking: every worker inherits it
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                      initializer=_worker_start, initargs=(profile,)) as pool:
