@@ -173,15 +173,9 @@ class ForeignProber:
 
 def _read_response(conn) -> None:
     """Read one small HTTP response to its end (Content-Length, else until close)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed before the response head")
-        data += chunk
-        if len(data) > 65536:
-            raise ValueError("response head too long")
-    head, _, body = data.partition(b"\r\n\r\n")
+    from readiness.proxies import read_head
+
+    head, body = read_head(conn, 65536)
     length = None
     for line in head.decode("latin-1").split("\r\n")[1:]:
         k, _, v = line.partition(":")

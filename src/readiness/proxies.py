@@ -207,6 +207,22 @@ def _os_bypass(host: str) -> bool:
 # --- connecting -------------------------------------------------------------------------------
 
 
+def read_head(sock: Any, limit: int, who: str = "the server") -> tuple[bytes, bytes]:
+    """One HTTP response head read from ``sock`` (a socket or TLS socket), bounded by ``limit``
+    bytes: (head, the body bytes that came with it). ConnectionError when closed before the
+    head ends, OSError when the head is longer than ``limit``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError(f"{who} closed the connection")
+        data += chunk
+        if len(data) > limit:
+            raise OSError(f"{who}'s answer is too long")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
 def open_tunnel(proxy: str, host: str, port: int, timeout_s: float) -> socket.socket:
     """A TCP connection to host:port through an HTTP proxy (CONNECT), ready for TLS."""
     p = urlsplit(_with_scheme(proxy))
@@ -220,14 +236,7 @@ def open_tunnel(proxy: str, host: str, port: int, timeout_s: float) -> socket.so
             token = base64.b64encode(f"{unquote(p.username)}:{unquote(p.password or '')}".encode()).decode()
             head += f"Proxy-Authorization: Basic {token}\r\n"
         sock.sendall((head + "\r\n").encode("ascii"))
-        reply = b""
-        while b"\r\n\r\n" not in reply:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise OSError("the proxy closed the connection")
-            reply += chunk
-            if len(reply) > 16384:
-                raise OSError("the proxy's answer is too long")
+        reply, _ = read_head(sock, 16384, "the proxy")
         status = reply.split(b"\r\n", 1)[0].decode("latin-1")
         m = re.match(r"HTTP/\d(?:\.\d)?\s+(\d{3})", status)
         if not m or m.group(1) != "200":
