@@ -55,12 +55,14 @@ def test_deep_queue_rate_is_within_5_percent_of_iperf3(link, served, rate, queue
 
     iperf3 runs 10 s with 2 s omitted: over a deep queue its short runs read a few % high
     (the receiver's in-order count catches up on the slow-start losses after the omitted part).
-    Three runs each, so one lucky run proves nothing."""
+    Three runs each, so one lucky run proves nothing. The reference is the better of two iperf3
+    runs: TCP cannot beat the link, but one iperf3 run over this queue was seen reading 5 % low
+    (9.09 against the 9.56 the link carries, while the check read 9.58)."""
     need_tool("iperf3")
     link.shape(rate, queue_ms=queue_ms)
     try:
-        ref_down = link.iperf3(10, reverse=True, omit=2)
-        ref_up = link.iperf3(10, omit=2)
+        ref_down = max(link.iperf3(10, reverse=True, omit=2) for _ in range(2))
+        ref_up = max(link.iperf3(10, omit=2) for _ in range(2))
         runs = [link.run_checks(["bandwidth"], options={"server": served})["bandwidth"] for _ in range(3)]
     finally:
         link.shape(None)
