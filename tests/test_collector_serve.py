@@ -420,6 +420,24 @@ def test_a_refused_upload_is_a_plain_error_that_keeps_the_file(cli, tmp_path, co
     assert missing.returncode == 2 and "upload token is needed" in missing.stderr
 
 
+def test_a_token_revoked_while_the_collector_remembers_it_stores_nothing_more(collector, token_file, sqlite_url):
+    """The collector remembers a token it has seen for two seconds (no query per upload); a
+    token revoked within that time, by another process, still stores nothing from then on."""
+    token = token_file.read_text().strip()
+    status, _, body = collector.request("POST", "/api/v1/results", docs.body(docs.document(hostname="first")), token)
+    assert status == 201, body
+    store = Store(sqlite_url)
+    try:
+        assert store.revoke_tokens(site="Stockholm") == 1  # another process: the collector is not told
+    finally:
+        store.close()
+    for doc in (docs.document(hostname="second"), docs.document(hostname="third", site="Malmö")):
+        status, headers, body = collector.request("POST", "/api/v1/results", docs.body(doc), token)
+        assert (status, json.loads(body)["error"]) == (401, "revoked_token"), body
+        assert headers["www-authenticate"] == "Bearer"
+    assert rows(sqlite_url) == 1
+
+
 def test_retention_prunes_old_runs_but_keeps_each_rooms_latest(cli, tmp_path, sqlite_url, token_file):
     from datetime import timedelta
 

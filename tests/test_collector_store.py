@@ -73,6 +73,31 @@ def test_the_same_result_is_stored_once_even_sent_at_once(store):
     assert store.document(other["run_id"]) == other  # the whole document comes back as sent
 
 
+def test_one_group_commit_stores_each_run_once_and_keeps_the_newest_per_check(store):
+    """What a batch of the group commit holds when many agents upload at once: runs of one room
+    out of order, the same run id twice (the second from another site), a run stored before."""
+    from readiness.collector.ingest import check
+    from readiness.collector.store import RawJSON
+
+    def item(doc):
+        outcome = check(docs.body(doc))
+        assert outcome[0] == "ok", outcome
+        _, row, measured, document, reqs = outcome
+        return row, document if document is not None else RawJSON(docs.body(doc).decode()), measured, reqs
+
+    days = timedelta(days=1)
+    before = docs.document(age=1 * days)
+    ingest(store, docs.body(before), "Stockholm")
+    old, newest, middle = docs.document(age=30 * days), docs.document(age=2 * days), docs.document(age=10 * days, camera=False)
+    twin = dict(newest, labels=dict(newest["labels"], site="Malmö"))
+    outcomes = store._store_batch([item(old), item(newest), item(before), item(twin), item(middle)])
+    assert outcomes == [(True, None), (True, None), (False, "Stockholm"), (False, "Stockholm"), (True, None)]
+    with store.engine.connect() as conn:
+        state = {c: r for c, r in conn.execute(select(latest.c.check_name, latest.c.run_id))}
+    assert state[""] == before["run_id"] and state["system"] == before["run_id"]
+    assert store.count() == 4
+
+
 def test_a_token_submits_for_its_own_site_only(store):
     doc = docs.document(site="Malmö")
     with pytest.raises(Refused) as err:

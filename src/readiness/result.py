@@ -245,13 +245,14 @@ def _where(path: list[Any]) -> str:
     return ".".join(_printable(str(p), 40) for p in path) or "the document"
 
 
-def _bounded(data: Any, origin: str, known: frozenset[int] | set[int] = frozenset()) -> None:
+def _bounded(data: Any, origin: str, known: frozenset[int] | set[int] = frozenset()) -> bool:
     """Nesting at most MAX_DEPTH; a non-finite number (NaN, Infinity, 1e400) in a measured value
     becomes null (not measured, so UNKNOWN when judged); anywhere else it refuses the document.
     Iterative, so no document can exhaust the stack; paths are followed only when a non-finite
     number was seen (rare), so the common case costs one plain walk (measured faster than
     cleverer ones: bench/border.py). ``known``: ids of containers not entered (requirements equal
-    to ones already checked, which are as shallow and finite as those were)."""
+    to ones already checked, which are as shallow and finite as those were). Returns whether
+    ``data`` was changed."""
     stack: list[tuple[Any, int]] = [(data, 0)]
     nonfinite = False
     while stack:
@@ -267,6 +268,7 @@ def _bounded(data: Any, origin: str, known: frozenset[int] | set[int] = frozense
                 nonfinite = True
     if nonfinite:
         _replace_nonfinite(data, [], origin)
+    return nonfinite
 
 
 def _replace_nonfinite(node: Any, path: list[Any], origin: str) -> None:
@@ -311,6 +313,12 @@ def result_from_data(data: Any, origin: str) -> Result:
     at most MAX_RESULT_BYTES, and whose RecursionError means "nested too deep"): kind, version,
     nesting, numbers and schema, then the Result. ``data`` may be changed (non-finite measured
     values become None)."""
+    return checked_data(data, origin)[0]
+
+
+def checked_data(data: Any, origin: str) -> tuple[Result, bool]:
+    """``result_from_data``, and whether it changed ``data`` (a non-finite measured value made
+    None): when it did not, the bytes ``data`` was parsed from are the checked document as they are."""
     import fastjsonschema
 
     if not isinstance(data, dict) or data.get("kind") != KIND:
@@ -324,7 +332,7 @@ def result_from_data(data: Any, origin: str) -> Result:
             f"reads up to {SCHEMA_VERSION}); update readiness to read it")
     requirements = _judged_requirements(data)
     known = {id(req) for req in requirements if _is_known(req)}
-    _bounded(data, origin, known)
+    changed = _bounded(data, origin, known)
     where: list[Any] = []
     try:
         _validator()(data)
@@ -339,7 +347,7 @@ def result_from_data(data: Any, origin: str) -> Result:
         rule = _printable(exc.message.rsplit(" must ", 1)[-1], 100) if " must " in exc.message else "is not valid"
         what = "malformed judgement in the result" if path[:1] == ["judgement"] else "malformed result"
         raise ResultError(f"{origin}: {what} ({_where(path)} must {rule})") from None
-    return Result.from_dict(data, origin)
+    return Result.from_dict(data, origin), changed
 
 
 def read_result(path: str | os.PathLike[str]) -> Result:

@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from ..server import BodyError, Request, Response, Route
-from .ingest import MAX_BODY_BYTES, Checkers, Refused, ingest
+from .ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
 from .store import Store, Unavailable
 
 JSON_TYPE = "application/json"
@@ -102,6 +102,30 @@ class Collector:
         self.view = FleetView(store)
         self.log = log or (lambda _m: None)
         self.started = time.time()
+        self._tokens: dict[str, tuple[float, Any]] = {}  # secret -> (when looked up, Token)
+        self._tokens_lock = threading.Lock()
+
+    TOKEN_CACHE_S = 2.0
+    TOKEN_CACHE_MAX = 4096
+
+    def _token(self, secret: str) -> Any:
+        """The stored upload token for this secret, or None: the gate before a body is checked.
+        A token found is remembered for ``TOKEN_CACHE_S`` (each agent uploads with the same one:
+        no query per upload, measured 0.5 ms each with 32 uploading at once); one not found is
+        asked again each time, so a token just added works at once. A revoked token stops at
+        once all the same: the storing transaction checks it again (``Store.store``)."""
+        now = time.monotonic()
+        with self._tokens_lock:
+            hit = self._tokens.get(secret)
+        if hit is not None and now - hit[0] < self.TOKEN_CACHE_S:
+            return hit[1]
+        token = self.store.lookup_token(secret)
+        if token is not None:
+            with self._tokens_lock:
+                if len(self._tokens) >= self.TOKEN_CACHE_MAX:
+                    self._tokens.clear()
+                self._tokens[secret] = (now, token)
+        return token
 
     def routes(self) -> list[Route]:
         read = ("GET", "HEAD")
@@ -133,21 +157,25 @@ class Collector:
             return refuse(401, "no_token", "an upload token is required (Authorization: Bearer TOKEN)",
                           **{"WWW-Authenticate": "Bearer"})
         try:
-            token = self.store.lookup_token(secret)
+            token = self._token(secret)
             if token is None or token.kind != "upload":
                 self.counters.add("unauthorized")
                 return refuse(401, "bad_token", "this is not a valid upload token", **{"WWW-Authenticate": "Bearer"})
             if token.revoked is not None:
                 self.counters.add("unauthorized")
-                return refuse(401, "revoked_token", "this upload token was revoked; ask IT for a new one",
-                              **{"WWW-Authenticate": "Bearer"})
-            outcome = ingest(self.store, req.body.read(), token.site, self.max_body, self.checker)
+                return refuse(401, "revoked_token", REVOKED_REASON, **{"WWW-Authenticate": "Bearer"})
+            outcome = ingest(self.store, req.body.read(), token.site, self.max_body, self.checker, secret)
         except BodyError as exc:
             self.counters.add("refused")
             resp = refuse(408, "body_incomplete", f"the result did not arrive in time or whole ({exc.outcome})")
             resp.close = True  # what is left of the body must not be read as the next request
             return resp
         except Refused as exc:
+            if exc.code == "revoked_token":
+                with self._tokens_lock:
+                    self._tokens.pop(secret, None)
+                self.counters.add("unauthorized")
+                return refuse(exc.status, exc.code, exc.reason, **{"WWW-Authenticate": "Bearer"})
             self.counters.add("refused")
             self.log(f"{req.client} upload refused ({exc.status} {exc.code}): {exc.reason}")
             return refuse(exc.status, exc.code, exc.reason)

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
 
 from ..result import Result, parse_utc
-from .store import HOST_MAX, TEXT_MAX, RawJSON, Store, utcnow
+from .store import HOST_MAX, REVOKED, TEXT_MAX, RawJSON, Store, utcnow
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a result with a camera snapshot is ~100 kB
+REVOKED_REASON = "this upload token was revoked; ask IT for a new one"
 MAX_DEPTH = 32  # a result nests 6 deep; details may add a few levels
-# NaN, Infinity, or a number too large for a float (exponent of 3+ digits): the border may replace those
-_MAY_CHANGE = re.compile(rb"NaN|Infinity|[eE][+]?[0-9]{3}")
 
 
 @dataclass
@@ -70,13 +68,14 @@ def _holds_nul(data: Any) -> bool:
     return False
 
 
-def validate(data: dict[str, Any]) -> Result:
+def validate(data: dict[str, Any]) -> tuple[Result, bool]:
     """The project's one border for result documents (``result.result_from_data``: kind,
-    version, nesting, finite numbers, the schema); 422 with its reason when it does not pass."""
-    from ..result import ResultError, result_from_data
+    version, nesting, finite numbers, the schema); 422 with its reason when it does not pass.
+    Also returns whether the border changed the document (``result.checked_data``)."""
+    from ..result import ResultError, checked_data
 
     try:
-        return result_from_data(data, "upload")
+        return checked_data(data, "upload")
     except ResultError as exc:
         raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
 
@@ -114,6 +113,8 @@ def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
     a fifth of the size (the measured values, in the checks, are all there)."""
     reqs: dict[str, str] = {}
     out = dict(data)
+    if len(_DIGESTS) > 4096:  # a few dozen in a real fleet; a flood of distinct ones starts over
+        _DIGESTS.clear()
     checks = data.get("checks")
     if isinstance(checks, dict):
         out["checks"] = {name: _without_details(name, rec) for name, rec in checks.items()}
@@ -122,14 +123,27 @@ def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
         items = []
         for item in judgement["items"]:
             if isinstance(item, dict) and isinstance(item.get("requirement"), dict):
-                text = json.dumps(item["requirement"], sort_keys=True, ensure_ascii=False, allow_nan=False)
-                ref = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                ref, text = _digest(item["requirement"])
                 reqs[ref] = text
                 # the fleet reads an item's verdict and requirement; its value is in the checks
                 item = {"status": item.get("status"), "requirement": ref}
             items.append(item)
         out["judgement"] = {**judgement, "items": items}
     return json.dumps(out, ensure_ascii=False, allow_nan=False, separators=(",", ":")), reqs
+
+
+# repr of a requirement (as it came: keys in their order) -> (digest, canonical JSON). Equal
+# reprs are equal dicts of JSON values, so the canonical form is made once per distinct one.
+_DIGESTS: dict[str, tuple[str, str]] = {}
+
+
+def _digest(requirement: dict[str, Any]) -> tuple[str, str]:
+    key = repr(requirement)
+    hit = _DIGESTS.get(key)
+    if hit is None:
+        text = json.dumps(requirement, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        hit = _DIGESTS[key] = (hashlib.sha256(text.encode("utf-8")).hexdigest(), text)
+    return hit
 
 
 def _without_details(name: str, record: Any) -> Any:
@@ -167,11 +181,11 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
     return row, measured, reqs
 
 
-def _as_stored(body: bytes, data: dict[str, Any]) -> Any:
-    """The bytes as they came (no second serialisation), unless the border may have changed the
-    document (a non-finite measured value made null) or the text is not plain UTF-8 (UTF-16 and a
+def _as_stored(body: bytes, data: dict[str, Any], changed: bool) -> Any:
+    """The bytes as they came (no second serialisation), unless the border changed the document
+    (a non-finite measured value made null) or the text is not plain UTF-8 (UTF-16 and a
     byte-order mark are JSON too, but not for the database): then the checked document."""
-    if b"\x00" in body or _MAY_CHANGE.search(body):
+    if changed or b"\x00" in body:
         return data
     try:
         text = body.decode("utf-8")
@@ -186,62 +200,110 @@ def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
     reason). Plain values only, so it can run in a worker process (``Checkers``)."""
     try:
         data = parse(body, max_bytes)
-        validate(data)
+        _, changed = validate(data)
         row, measured, reqs = row_of(data)
     except Refused as exc:
         return ("refused", exc.status, exc.code, exc.reason)
-    document = _as_stored(body, data)
+    document = _as_stored(body, data, changed)
     return ("ok", row, measured, None if isinstance(document, RawJSON) else document, reqs)
 
 
+def _check_loop(conn: Any) -> None:
+    """A checker process: (body, max_bytes) in, ``check``'s outcome out, until the pipe closes."""
+    while True:
+        try:
+            body, max_bytes = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(check(body, max_bytes))
+
+
 class Checkers:
-    """Worker processes for ``check``: the border is pure Python and CPU-bound (a 47 kB result
-    takes a few milliseconds), so with one process the GIL caps ingest at one core. Started
-    with "spawn" (no fork of a threaded server); a pool that broke (a worker killed) is
+    """Worker processes for ``check``: the border is pure Python and CPU-bound (a 50 kB result
+    takes about a millisecond), so with one process the GIL caps ingest at one core.
+
+    Each worker is a process with its own pipe; a request thread takes an idle worker, sends
+    the body and reads the outcome itself (no dispatcher thread between them: measured, the
+    executor's two extra hand-offs cost the server process about as much as storing the row).
+    Started with "spawn" (no fork of a threaded server). A worker that died (killed) is
     replaced, and the upload in hand is checked here."""
 
     def __init__(self, workers: int) -> None:
+        import queue
+
         self.workers = workers
         self.lock = threading.Lock()
-        self.pool: Any = None
+        self.idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.procs: dict[Any, Any] = {}  # pipe -> its process
+        self.started = False
+        self.closed = False
 
-    def _pool(self) -> Any:
+    def _spawn(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(target=_check_loop, args=(theirs,), daemon=True, name="readiness-ingest-check")
+        proc.start()
+        theirs.close()
         with self.lock:
-            if self.pool is None:
-                import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
+            self.procs[ours] = proc
+        self.idle.put(ours)
 
-                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-            return self.pool
+    def _start(self) -> None:
+        with self.lock:
+            if self.started:
+                return
+            self.started = True
+        for _ in range(self.workers):
+            self._spawn()
 
     def warm(self) -> None:
-        """Start the workers now (they import the border once), not on the first upload."""
-        for f in [self._pool().submit(check, b"{}") for _ in range(self.workers)]:
-            f.result()
+        """Start the workers now and wait until each has imported the border, not on the first upload."""
+        self._start()
+        for _ in range(self.workers):
+            self(b"{}", 16)
 
     def __call__(self, body: bytes, max_bytes: int) -> tuple[Any, ...]:
-        from concurrent.futures.process import BrokenProcessPool
-
-        pool = self._pool()
+        self._start()
+        conn = self.idle.get()
         try:
-            return pool.submit(check, body, max_bytes).result()
-        except BrokenProcessPool:
-            with self.lock:
-                if self.pool is pool:
-                    self.pool = None
+            conn.send((body, max_bytes))
+            outcome = conn.recv()
+        except (EOFError, OSError):  # the worker died: replace it, and check this one here
+            self._retire(conn)
+            if not self.closed:
+                self._spawn()
             return check(body, max_bytes)
+        self.idle.put(conn)
+        return outcome
+
+    def _retire(self, conn: Any) -> None:
+        with self.lock:
+            proc = self.procs.pop(conn, None)
+        conn.close()
+        if proc is not None:
+            proc.kill()
+            proc.join(5)
 
     def close(self) -> None:
+        self.closed = True
         with self.lock:
-            if self.pool is not None:
-                self.pool.shutdown(wait=False, cancel_futures=True)
-                self.pool = None
+            conns = list(self.procs)
+        for conn in conns:
+            self._retire(conn)
+
+
+def _revoked(store: Store, token: str) -> bool:
+    found = store.lookup_token(token)
+    return found is None or found.revoked is not None
 
 
 def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY_BYTES,
-           checker: Any = None) -> dict[str, Any]:
+           checker: Any = None, token: str | None = None) -> dict[str, Any]:
     """Check and store one uploaded result for a token of ``token_site``; ``checker``: where
-    ``check`` runs (a ``Checkers`` pool; None: here).
+    ``check`` runs (a ``Checkers`` pool; None: here); ``token``: the upload token's secret, to
+    be checked again as the result is stored (None: the caller vouches for the site).
 
     Returns the success body ({"run_id", "stored": "new" | "already"}); raises ``Refused``
     (a 4xx) or ``store.Unavailable`` (503: the client keeps the result and retries).
@@ -253,9 +315,13 @@ def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY
     if document is None:
         document = RawJSON(body.decode("utf-8"))
     if row["site"] != token_site:
+        if token is not None and _revoked(store, token):  # the gate may have known it a moment ago
+            raise Refused(401, "revoked_token", REVOKED_REASON)
         raise Refused(403, "wrong_site", f"this token submits results for site {token_site!r} only; "
                                          f"the result is labelled site {row['site']!r}")
-    stored, other_site = store.store(row, document, measured, reqs)
+    stored, other_site = store.store(row, document, measured, reqs, token)
+    if other_site == REVOKED:
+        raise Refused(401, "revoked_token", REVOKED_REASON)
     if not stored and other_site != row["site"]:
         raise Refused(409, "run_id_taken", "a result with this run id is already stored for another site")
     return {"run_id": row["run_id"], "stored": "new" if stored else "already"}

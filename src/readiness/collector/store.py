@@ -103,6 +103,7 @@ tokens = Table(
 )
 
 TOKEN_PREFIX = "rdy_"
+REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
 KINDS = ("upload", "read")
 
 
@@ -314,41 +315,64 @@ class Store:
     # --- ingest ----------------------------------------------------------------------------
 
     def store(self, row: dict[str, Any], document: dict[str, Any] | RawJSON, checks: list[str],
-              reqs: dict[str, str] | None = None) -> tuple[bool, str | None]:
+              reqs: dict[str, str] | None = None, token: str | None = None) -> tuple[bool, str | None]:
         """Insert one run, once. Returns (True, None) when stored now, or (False, site of the
         row already stored under this run id). The ``latest`` rows move in the same transaction.
 
         Calls from many threads at once are committed together (group commit, ``_Batcher``):
         one durable commit for many results instead of one each; every caller still returns
         only once its row is committed. ``reqs``: the requirements the row's summary points to
-        (digest -> canonical JSON, ``ingest.summary_of``)."""
-        return self._batcher.submit((row, document, checks, reqs or {}))
+        (digest -> canonical JSON, ``ingest.summary_of``). ``token``: the upload token's secret,
+        checked again in the storing transaction (a token revoked a moment ago stores nothing,
+        whichever process revoked it): when it is no longer live, (False, ``REVOKED``)."""
+        return self._batcher.submit((row, document, checks, reqs or {}, digest(token) if token else None))
 
     def _store_batch(self, items: list[tuple[Any, ...]]) -> list[tuple[bool, str | None]]:
+        """Store a batch in one transaction with a handful of statements, whatever its size: the
+        results in one INSERT (RETURNING tells which went in), then their summaries and their
+        ``latest`` rows. A run id twice in one batch: the first is stored, the second is "already"."""
         with self._guard(), self.engine.begin() as conn:
             # the batch's requirements not yet known here, in one statement (usually none)
             new = {d: t for item in items for d, t in (item[3] if len(item) > 3 else {}).items()
                    if d not in self._requirements_known}
             if new:
                 conn.execute(self._requirement_insert, [{"digest": d, "requirement": RawJSON(t)} for d, t in new.items()])
-            outcomes = [self._store_one(conn, *item[:3]) for item in items]
+            wanted = {item[4] for item in items if len(item) > 4 and item[4]}
+            live = set(conn.execute(select(tokens.c.digest).where(tokens.c.digest.in_(wanted),
+                                                                  tokens.c.revoked.is_(None))).scalars()) if wanted else set()
+            refused = {i for i, item in enumerate(items) if len(item) > 4 and item[4] and item[4] not in live}
+            first: dict[str, int] = {}  # run id -> index of the item that may store it
+            for i, item in enumerate(items):
+                if i not in refused:
+                    first.setdefault(item[0]["run_id"], i)
+            # the row is kept as given: a batch that failed is tried again one item at a time
+            params = [{**{k: v for k, v in items[i][0].items() if k != "summary"}, "document": items[i][1]}
+                      for i in first.values()]
+            stored = set(conn.execute(self._result_insert, params).scalars()) if params else set()
+            others = [run_id for run_id in first if run_id not in stored]
+            sites = dict(conn.execute(select(results.c.run_id, results.c.site).where(results.c.run_id.in_(others)))
+                         .all()) if others else {}
+            winners = [items[first[run_id]] for run_id in stored]
+            summaries_new = [{"run_id": row["run_id"], "summary": RawJSON(row["summary"])}
+                             for row, *_ in winners if row.get("summary") is not None]
+            if summaries_new:
+                conn.execute(summaries.insert(), summaries_new)
+            newest: dict[tuple[str, str], dict[str, Any]] = {}  # one row per key: the newest run of the batch
+            for row, _document, checks, *_ in winners:
+                for name in ["", *checks]:
+                    key = (row["room_key"], name)
+                    had = newest.get(key)
+                    if had is None or (had["started"], had["run_id"]) < (row["started"], row["run_id"]):
+                        newest[key] = {"room_key": row["room_key"], "check_name": name, "run_id": row["run_id"],
+                                       "started": row["started"]}
+            if newest:
+                conn.execute(self._latest_upsert, list(newest.values()))
         self._requirements_known.update(new)  # only once committed
-        return outcomes
-
-    def _store_one(self, conn: Any, row: dict[str, Any], document: Any, checks: list[str]) -> tuple[bool, str | None]:
-        # the row is kept as given: a batch that failed is tried again one row at a time
-        summary = row.get("summary")
-        inserted = conn.execute(self._result_insert, {**{k: v for k, v in row.items() if k != "summary"},
-                                                      "document": document}).first()
-        if inserted is None:
-            site = conn.execute(select(results.c.site).where(results.c.run_id == row["run_id"])).scalar()
-            return False, site
-        if summary is not None:
-            conn.execute(summaries.insert(), {"run_id": row["run_id"], "summary": RawJSON(summary)})
-        conn.execute(self._latest_upsert, [{"room_key": row["room_key"], "check_name": name,
-                                            "run_id": row["run_id"], "started": row["started"]}
-                                           for name in ["", *checks]])
-        return True, None
+        return [(False, REVOKED) if i in refused
+                else (True, None) if first[item[0]["run_id"]] == i and item[0]["run_id"] in stored
+                else (False, items[first[item[0]["run_id"]]][0]["site"] if item[0]["run_id"] in stored
+                      else sites.get(item[0]["run_id"]))
+                for i, item in enumerate(items)]
 
     # --- tokens ----------------------------------------------------------------------------
 
