@@ -210,20 +210,24 @@ def ingest_bench(name: str, db_url: str, bodies: list[bytes], clients: int) -> b
     return ok
 
 
+# Runs the command and prints the peak RSS of it alone: a child's ru_maxrss starts at the RSS of
+# the process it was forked from (Linux keeps it across exec), and this bench holds a big fleet in
+# memory, so the command is started from this small launcher instead.
+_LAUNCHER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+             "print('peak-rss-kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+
+
 def peak_rss_run(cmd: list[str]) -> tuple[float, float, str]:
     """Wall time, peak RSS (MB) and the printed summary of a subprocess."""
-    with tempfile.TemporaryFile("w+") as out:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(p.pid, 0)
-        secs = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read()
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    secs = time.perf_counter() - t0
     if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {text[-400:]}")
-    first = next((line for line in text.splitlines() if line.startswith("Read ")), "")
-    return secs, usage.ru_maxrss / 1024, first
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {p.stdout[-400:]}")
+    first = next((line for line in p.stdout.splitlines() if line.startswith("Read ")), "")
+    rss_kb = next(int(line.split()[1]) for line in p.stdout.splitlines() if line.startswith("peak-rss-kb "))
+    return secs, rss_kb / 1024, first
 
 
 def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
@@ -308,6 +312,7 @@ def main() -> int:
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--skip-fleet", action="store_true")
     ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="Keep the work folder (databases and files) and print where it is.")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="readiness-bench-ingest-"))
     ok = True
@@ -329,7 +334,10 @@ def main() -> int:
         if not args.skip_fleet:
             ok &= fleet_bench(work, args.fleet_rooms, args.fleet_runs)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
 
 

@@ -843,7 +843,8 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
         from .collector.store import Unavailable, redacted
 
         try:
-            fleet = build_fleet(_store(db_url, create=False), profile=prof, all_runs=all_runs, on_skip=show_skip)
+            fleet = build_fleet(_store(db_url, create=False), profile=prof, all_runs=all_runs, on_skip=show_skip,
+                                workers=None)
         except Unavailable as exc:
             fail(str(exc))
         source = redacted(db_url)

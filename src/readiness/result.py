@@ -127,10 +127,9 @@ class Result:
                 f"{SCHEMA_VERSION}); update readiness to read it"
             )
         try:
-            checks = {
-                name: CheckRecord(**{k: v for k, v in rec.items() if k in CheckRecord.__dataclass_fields__})
-                for name, rec in data["checks"].items()
-            }
+            known = CheckRecord.__dataclass_fields__
+            checks = {name: CheckRecord(**{k: v for k, v in rec.items() if k in known})
+                      for name, rec in data["checks"].items()}
             for rec in checks.values():
                 if rec.status not in STATUSES:
                     raise ValueError(f"check {rec.name}: unknown status {rec.status!r}")

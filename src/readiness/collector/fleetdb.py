@@ -19,17 +19,21 @@ Prometheus scrape every 15 s does not rebuild a large fleet each time.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections import Counter
 from typing import Any, Callable, Iterator
 
-from ..fleet import Fleet, Skipped, collect_results, figures
+from ..fleet import Fleet, Skipped, collect_records, collect_results, figures
+from ..fleet.collect import _Reader
 from ..result import Result, ResultError
 from .store import Store, redacted
 
 
-def _results(store: Store, all_runs: bool, skip: list[Skipped]) -> Iterator[tuple[str, Result]]:
+def _results(store: Store, all_runs: bool, skip: list[Skipped], part: tuple[str | None, str | None] = (None, None)
+             ) -> Iterator[tuple[str, Result]]:
     """Each stored run as a Result. The rows passed the border (``result.result_from_data``)
     when they arrived, so they are not validated again: ``Result.from_dict`` builds the same
     model and still refuses a row that is not a result (a hand-edited database), which is
@@ -39,7 +43,7 @@ def _results(store: Store, all_runs: bool, skip: list[Skipped]) -> Iterator[tupl
     if all_runs:
         rows, reqs = store.documents(all_runs=True), {}
     else:
-        rows, reqs = store.summaries(), store.requirement_texts()
+        rows, reqs = store.summaries(part=part), store.requirement_texts()
     for run_id, doc in rows:
         origin = f"run {run_id}"
         try:
@@ -63,12 +67,70 @@ def _with_requirements(doc: Any, reqs: dict[str, Any]) -> Any:
     return doc
 
 
+# Run ids are hex (uuid4): these cut them into parts of about the same size; the first part
+# starts open and the last ends open, so every string is in exactly one part.
+_CUTS = "0123456789abcdef"
+PARALLEL_FROM = 2000  # stored runs; below this, starting processes costs more than it saves
+
+
+def _parts(n: int) -> list[tuple[str | None, str | None]]:
+    cuts = [_CUTS[round(i * 16 / n)] for i in range(1, n)]
+    return list(zip([None, *cuts], [*cuts, None]))
+
+
+def _read_part(url: str, part: tuple[str | None, str | None]) -> tuple[list[tuple[Any, ...]], list[Skipped]]:
+    """In a worker process: one part's runs as the fleet reader's records."""
+    store = Store(url, create=False)
+    try:
+        bad: list[Skipped] = []
+        reader = _Reader(None)
+        records = [reader.from_result(result, origin) for origin, result in _results(store, False, bad, part)]
+        return records, bad
+    finally:
+        store.close()
+
+
+def _records(store: Store, workers: int, bad: list[Skipped]) -> Iterator[tuple[Any, ...]]:
+    """The fleet reader's record of each run the fleet state holds, read and built by
+    ``workers`` processes over parts of the run ids (reading the summaries and building each
+    run's record is nearly all the time, and CPU-bound). A part at a time comes back, so memory
+    stays with the fleet, not the documents; a pool that breaks leaves its parts to be read here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    parts = _parts(workers * 4)
+    done = 0
+    method = "fork" if sys.platform.startswith("linux") else "spawn"  # as fleet.collect does for files
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+            for records, skipped in pool.map(_read_part, [store.url] * len(parts), parts):
+                done += 1
+                bad.extend(skipped)
+                yield from records
+        return
+    except (BrokenProcessPool, OSError):
+        pass
+    reader = _Reader(None)
+    for part in parts[done:]:
+        for origin, result in _results(store, False, bad, part):
+            yield reader.from_result(result, origin)
+
+
 def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
-                on_skip: Callable[[Skipped], None] | None = None) -> Fleet:
-    """The fleet state from the database, as ``fleet.collect`` would build it from files."""
+                on_skip: Callable[[Skipped], None] | None = None, workers: int = 1) -> Fleet:
+    """The fleet state from the database, as ``fleet.collect`` would build it from files.
+    ``workers``: processes reading (judged as stored, the latest runs only; None: by the CPUs
+    and the size of the database; 1: here)."""
     bad: list[Skipped] = []
     every = all_runs or profile is not None
-    fleet = collect_results(_results(store, every, bad), profile=profile, all_runs=all_runs, on_skip=on_skip)
+    total = store.count() if not every else 0
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1) if total >= PARALLEL_FROM else 1
+    if not every and workers > 1:
+        fleet = collect_records(_records(store, workers, bad), on_skip=on_skip)
+    else:
+        fleet = collect_results(_results(store, every, bad), profile=profile, all_runs=all_runs, on_skip=on_skip)
     for s in bad:
         fleet.skipped.append(s)
         if on_skip is not None:
@@ -77,7 +139,7 @@ def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
     if not every:
         # only the runs the state uses were read: the totals are every stored run's
         fed = fleet.results_read
-        fleet.results_read = store.count()
+        fleet.results_read = total
         fleet.superseded += fleet.results_read - fed
         fleet.per_day = {day: Counter(counts) for day, counts in store.per_day().items()}
     return fleet

@@ -442,14 +442,22 @@ class Store:
             for row in conn.execution_options(yield_per=batch).execute(query):
                 yield row[0], row[1]
 
-    def summaries(self, batch: int = 1000) -> Iterator[tuple[str, dict[str, Any]]]:
+    def summaries(self, batch: int = 1000, part: tuple[str | None, str | None] = (None, None)
+                  ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(run id, summary) of the runs the fleet state holds (newest per room and per room and
-        check), oldest first, streamed in batches: the summary, or the whole document of a row
-        stored before summaries were kept. Judgement items point to ``requirement_texts``."""
+        check), in run id order (the order of the index: sorting by time copied every summary
+        into a temporary tree, 0.1 s per 1 000), streamed in batches: the summary, or the whole document of a row
+        stored before summaries were kept. Judgement items point to ``requirement_texts``.
+        ``part``: only run ids from its first (inclusive) to its second (exclusive); None: open."""
         held = select(latest.c.run_id).distinct()
+        lo, hi = part  # the part bounds the subquery too: its index is then searched, not scanned
+        if lo is not None:
+            held = held.where(latest.c.run_id >= lo)
+        if hi is not None:
+            held = held.where(latest.c.run_id < hi)
         query = (select(results.c.run_id, func.coalesce(summaries.c.summary, results.c.document).label("doc"))
                  .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
-                 .where(results.c.run_id.in_(held)).order_by(results.c.started, results.c.run_id))
+                 .where(results.c.run_id.in_(held)).order_by(results.c.run_id))
         with self._guard(), self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=batch).execute(query):
                 yield row[0], row[1]

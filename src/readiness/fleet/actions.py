@@ -25,6 +25,7 @@ listed after them by how many units it touches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 FAIL, WARN, UNKNOWN = "FAIL", "WARN", "UNKNOWN"
@@ -68,6 +69,7 @@ class Action:
                 "sites": dict(sorted(self.sites.items())), "requirements": self.requirements, "unit_keys": self.units}
 
 
+@lru_cache(maxsize=4096)  # pure, and asked for every failing item of every unit
 def action_kind(metric: str, status: str) -> tuple[str, str]:
     """(kind, subject) of the fix for ``metric`` missing its bound with ``status``."""
     check, _, name = metric.partition(".")
@@ -133,13 +135,17 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
     actions: dict[tuple[str, str, str | None, bool], Action] = {}
     needs: dict[str, set[tuple[str, str, str | None, bool]]] = {}
 
+    members: dict[tuple[str, str, str | None, bool], set[str]] = {}  # an action's units, to look up
+
     def add(key: tuple[str, str, str | None, bool], i: int, u: Unit) -> None:
         a = actions.get(key)
         if a is None:
             a = actions[key] = Action(kind=key[0], subject=key[1], site=key[2], requirements=[], units=[], advice=key[3])
+            members[key] = set()
         if i not in a.requirements:
             a.requirements.append(i)
-        if u.key not in a.units:
+        if u.key not in members[key]:
+            members[key].add(u.key)
             a.units.append(u.key)
             a.sites[u.site] = a.sites.get(u.site, 0) + 1
 

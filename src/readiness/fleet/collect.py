@@ -237,9 +237,12 @@ class _Registry:
         return i
 
 
-def _metric_values(result: Any, units: dict[str, str]) -> dict[str, Any]:
-    """Every number, yes/no or version a run measured, as "check.metric" -> value (the CSV's columns)."""
+def _metric_values(result: Any, units: dict[str, str], names: dict[tuple[str, str], str] | None = None
+                   ) -> dict[str, Any]:
+    """Every number, yes/no or version a run measured, as "check.metric" -> value (the CSV's
+    columns). ``names``: one string per name across runs (smaller when sent between processes)."""
     values: dict[str, Any] = {}
+    names = {} if names is None else names
     for cname, record in result.checks.items():
         metrics = record.metrics
         if type(metrics) is not dict:
@@ -251,7 +254,9 @@ def _metric_values(result: Any, units: dict[str, str]) -> dict[str, Any]:
                 continue
             t = type(v)
             if t is bool or t is int or (t is float and math.isfinite(v)) or (t is str and is_version(v)):
-                name = f"{cname}.{mname}"
+                name = names.get((cname, mname))
+                if name is None:
+                    name = names[(cname, mname)] = f"{cname}.{mname}"
                 values[name] = v
                 if name not in units:
                     unit = entry.get("unit")
@@ -276,6 +281,10 @@ class _Reader:
         self.profile = profile
         self.known: set[tuple[Any, ...]] = set()
         self.units: set[str] = set()
+        # one object per distinct requirement key and metric name for all the runs this reader
+        # makes: records sent back from a worker process pickle each once, not once per run
+        self.keys: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.names: dict[tuple[str, str], str] = {}
 
     def __call__(self, path: str) -> tuple[Any, ...]:
         try:
@@ -318,7 +327,7 @@ class _Reader:
             return ("skip", path, f"{what} ({type(exc).__name__}: {exc})", True)
         self.known.update(new)
         units: dict[str, str] = {}
-        values = _metric_values(result, units)
+        values = _metric_values(result, units, self.names)
         new_units = {k: v for k, v in units.items() if k not in self.units}
         self.units.update(new_units)
         host = result.host if isinstance(result.host, dict) else {}
@@ -336,6 +345,7 @@ class _Reader:
         statuses: dict[Any, str] = {}
         for v in j.items:
             key = requirement_key(v.requirement)
+            key = self.keys.setdefault(key, key)
             if key not in self.known:
                 new[key] = v.requirement
             statuses[key] = v.status
@@ -352,9 +362,11 @@ class _Reader:
             req = item["requirement"]
             key = (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"),
                    req.get("min_version"), req.get("service"))
+            key = self.keys.setdefault(key, key)
             if key not in self.known and key not in new:
                 new[key] = Requirement.from_dict(req)
-            statuses[key] = item["status"]
+            status = item["status"]
+            statuses[key] = _CANONICAL.get(status, status) if type(status) is str else status
         return data["overall"], name, statuses
 
 
@@ -466,6 +478,14 @@ def collect_results(results: Iterable[tuple[str, Any]], profile: Profile | None 
                     on_skip: Callable[[Skipped], None] | None = None) -> Fleet:
     """The same as ``collect`` over (origin, Result) pairs already read, e.g. streamed from the
     collector's database; ``origin`` stands where a file's path would."""
+    reader = _Reader(profile)
+    return collect_records((reader.from_result(result, origin) for origin, result in results), profile, all_runs,
+                           on_skip)
+
+
+def collect_records(records: Iterable[tuple[Any, ...]], profile: Profile | None = None, all_runs: bool = False,
+                    on_skip: Callable[[Skipped], None] | None = None) -> Fleet:
+    """The same over the reader's records (``_Reader.from_result``), made elsewhere (worker processes)."""
     skipped: list[Skipped] = []
 
     def skip(origin: str, reason: str) -> None:
@@ -474,8 +494,7 @@ def collect_results(results: Iterable[tuple[str, Any]], profile: Profile | None 
         if on_skip is not None:
             on_skip(s)
 
-    reader = _Reader(profile)
-    fleet = gather((reader.from_result(result, origin) for origin, result in results), profile, all_runs, skip)
+    fleet = gather(records, profile, all_runs, skip)
     fleet.skipped = skipped
     return fleet
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import date, timedelta
-from itertools import repeat
 from typing import Any, Iterable
 
 from ..judge import FAIL, PARTIAL, PASS, UNKNOWN, WARN
@@ -130,6 +129,7 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
     from ..render.format import format_bound
 
     reqs = fleet.requirements
+    stamps: dict[Any, str] = {}
     per_req = [Counter() for _ in reqs]
     sites: dict[str, dict[str, Any]] = {}
     for r in fleet.runs:
@@ -178,8 +178,10 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
     for req in reqs:
         if req.expect is None and req.min_version is None:  # numbers only
             metrics.setdefault(req.metric, []).append(req)
-    for metric in sorted(metrics, key=lambda m: (KEY_METRICS.index(m) if m in KEY_METRICS else len(KEY_METRICS), m)):
-        values = [v for v in map(dict.get, (r.values for r in fleet.runs), repeat(metric)) if type(v) is int or type(v) is float]
+    order = sorted(metrics, key=lambda m: (KEY_METRICS.index(m) if m in KEY_METRICS else len(KEY_METRICS), m))
+    numbers = _numbers(fleet.runs, order)
+    for metric in order:
+        values = numbers[metric]
         bounds = []
         for req in metrics[metric]:
             for kind, b in _bounds(req):
@@ -208,18 +210,38 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         "requirements": req_rows,
         "histograms": hists,
         "trend": trend(fleet.per_day),
-        "rows": [row_state(r) for r in fleet.runs],
+        "rows": [row_state(r, stamps) for r in fleet.runs],
         "step5": analysis(fleet.runs, fleet.requirements, lang, partners, fleet.rejudged_by),
         "skipped": [{"path": s.path, "reason": s.reason} for s in fleet.skipped],
     }
 
 
-def row_state(r: Run) -> dict[str, Any]:
+def _numbers(runs: list[Run], metrics: list[str]) -> dict[str, list[float]]:
+    """Each metric's numbers over the runs, in one pass over the runs."""
+    out: dict[str, list[float]] = {m: [] for m in metrics}
+    pairs = list(out.items())
+    for r in runs:
+        get = r.values.get
+        for metric, values in pairs:
+            v = get(metric)
+            if type(v) is int or type(v) is float:
+                values.append(v)
+    return out
+
+
+def row_state(r: Run, stamps: dict[Any, str] | None = None) -> dict[str, Any]:
     """What one computer or room's state rests on: the checks counted, where each came from,
-    the oldest measurement counted, and the checks its profile needs that never ran there."""
+    the oldest measurement counted, and the checks its profile needs that never ran there.
+    ``stamps``: times already written out (a room's checks mostly share one run's time)."""
+    stamps = {} if stamps is None else stamps
+
+    def utc(t: Any) -> str:
+        text = stamps.get(t)
+        if text is None:
+            text = stamps[t] = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return text
+
     return {"site": r.site, "room": r.room, "hostname": r.hostname, "hosts": r.hosts, "verdict": r.verdict,
             "overall": r.overall, "partial": r.partial, "missing_checks": list(r.missing),
-            "latest_utc": r.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "oldest_utc": r.oldest.strftime("%Y-%m-%dT%H:%M:%SZ") if r.oldest else None,
-            "checks": {c: {"hostname": h, "started_utc": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "run_id": rid}
-                       for c, (h, t, rid) in sorted(r.sources.items())}}
+            "latest_utc": utc(r.started), "oldest_utc": utc(r.oldest) if r.oldest else None,
+            "checks": {c: {"hostname": h, "started_utc": utc(t), "run_id": rid} for c, (h, t, rid) in sorted(r.sources.items())}}

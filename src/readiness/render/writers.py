@@ -81,7 +81,9 @@ def _fleet_sections_csv(doc: FleetDocument) -> bytes:
 
 
 def _fleet_json(doc: FleetDocument) -> str:
-    return json.dumps(doc.figures, indent=2, ensure_ascii=False) + "\n"
+    # one line: json's C encoder does not indent, and a fleet's figures are megabytes (20 MB for
+    # 10 000 rooms: 0.17 s this way, 0.58 s indented); `python -m json.tool` shows it indented
+    return json.dumps(doc.figures, ensure_ascii=False) + "\n"
 
 
 RUN_WRITERS: dict[str, Writer] = {
