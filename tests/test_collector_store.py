@@ -290,3 +290,30 @@ def test_a_summary_pointing_to_no_stored_requirement_is_skipped_with_a_reason(st
     assert [r.run_id for r in fleet.runs] == [good["run_id"]]
     assert [(s.path, s.reason) for s in fleet.skipped] == [
         (f"run {bad['run_id']}", f"malformed result (requirement '{'0' * 64}' is not stored)")]
+
+
+def test_the_fleet_read_by_worker_processes_is_the_fleet_read_here(store):
+    """``aggregate --db`` reads a large fleet in worker processes over parts of the run ids: the
+    same rows, verdicts, figures and skips as one process reading it all."""
+    from readiness.collector.fleetdb import _parts, build_fleet
+    from readiness.collector.store import summaries
+    from readiness.fleet import figures
+
+    days = timedelta(days=1)
+    made = [docs.document(room=str(n % 7), hostname=f"pc{n}", age=(n % 5) * days, cores=2 + n % 4,
+                          height=None if n % 6 == 0 else 720 + n, camera=n % 9 != 0) for n in range(60)]
+    for d in made:
+        ingest(store, docs.body(d), "Stockholm")
+    bad = made[-1]  # a hand-edited row: listed as skipped by either way of reading
+    with store.engine.begin() as conn:
+        summary = conn.execute(select(summaries.c.summary).where(summaries.c.run_id == bad["run_id"])).scalar_one()
+        summary["judgement"]["items"][0]["requirement"] = "0" * 64
+        conn.execute(summaries.update().where(summaries.c.run_id == bad["run_id"]).values(summary=summary))
+    here, apart = build_fleet(store, workers=1), build_fleet(store, workers=3)
+    assert len(_parts(12)) == 12 and _parts(12)[0][0] is None and _parts(12)[-1][1] is None
+    assert len(here.runs) == 7 and [(s.path, s.reason) for s in apart.skipped] == [(s.path, s.reason) for s in here.skipped]
+    a, b = figures(here), figures(apart)
+    for key in ("counts", "sites", "rows", "inputs", "trend"):
+        assert a[key] == b[key], key
+    assert sorted(a["requirements"], key=repr) == sorted(b["requirements"], key=repr)
+

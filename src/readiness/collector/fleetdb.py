@@ -118,7 +118,7 @@ def _records(store: Store, workers: int, bad: list[Skipped]) -> Iterator[tuple[A
 
 
 def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
-                on_skip: Callable[[Skipped], None] | None = None, workers: int = 1) -> Fleet:
+                on_skip: Callable[[Skipped], None] | None = None, workers: int | None = 1) -> Fleet:
     """The fleet state from the database, as ``fleet.collect`` would build it from files.
     ``workers``: processes reading (judged as stored, the latest runs only; None: by the CPUs
     and the size of the database; 1: here)."""
