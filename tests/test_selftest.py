@@ -320,18 +320,25 @@ def test_the_page_text_meets_wcag_aa_contrast_in_light_and_dark_mode_and_every_c
 
 
 def test_a_collect_hook_gets_the_stored_document_and_its_failure_loses_nothing(tmp_path):
-    """The collector's database is another engineer's; its hook is a plain function here."""
+    """The hook alone (a plain function); the real collector behind it is in test_sitelink.py."""
     from readiness.selftest.web import SelfTest
 
-    got: list[tuple[bytes, str]] = []
-    page = SelfTest(tmp_path, collect=lambda body, site: got.append((body, site)))
-    answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations()).encode(), "192.0.2.1").body)
-    assert answer["collected"] is True and got[0][1] == "HQ"
+    got: list[tuple[bytes, str, str]] = []
+    page = SelfTest(tmp_path, collect=lambda body, site, key: got.append((body, site, key)))
+    answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations(key="rdy_abc")).encode(),
+                                    "192.0.2.1").body)
+    assert answer["collected"] is True and got[0][1:] == ("HQ", "rdy_abc") and "not_collected" not in answer
     assert json.loads(got[0][0])["run_id"] == answer["run_id"]
+    assert "rdy_abc" not in got[0][0].decode()
 
-    def down(body: bytes, site: str) -> None:
+    page = SelfTest(tmp_path, collect=lambda body, site, key: "no_site_link")
+    answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations()).encode(), "192.0.2.1").body)
+    assert answer["collected"] is False and answer["not_collected"] == "no_site_link"
+
+    def down(body: bytes, site: str, key: str) -> None:
         raise ConnectionError("database unavailable")
 
     page = SelfTest(tmp_path, collect=down)
     answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations()).encode(), "192.0.2.1").body)
-    assert answer["collected"] is False and len(list(tmp_path.glob(f"*-{answer['run_id'][:8]}.json"))) == 1
+    assert answer["collected"] is False and answer["not_collected"] == "not_stored"
+    assert len(list(tmp_path.glob(f"*-{answer['run_id'][:8]}.json"))) == 1
