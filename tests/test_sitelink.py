@@ -128,3 +128,30 @@ def test_a_link_without_a_base_url_prints_the_page_path(cli, db):
     done = cli("serve", "token", "add", "--link", "--site", "Göteborg Hamn", "--db", db)
     assert done.returncode == 0
     assert f"/?site=G%C3%B6teborg+Hamn&key={done.stdout.strip()}" in done.stderr.splitlines()
+
+
+def test_the_page_in_chromium_posts_its_link_and_says_when_its_result_was_not_collected(cli, db):
+    """The whole path in a real headless Chromium (its own fake camera and microphone)."""
+    from browser import Chromium, chromium_path
+    from support import need
+    from test_selftest_browser import fake_media_flags, run_page
+
+    need(chromium_path() is not None, "chromium is not installed (tests/run.sh installs it)")
+    link = add_token(cli, db, "--link", "--site", "Kiruna")
+    c = Collector(db)
+    try:
+        with Chromium(fake_media_flags(None, None), allow=["127.0.0.1"]) as b:
+            linked = run_page(b, f"{c.url}/?site=Kiruna&room=B2&key={link}")
+            linked_note = b.evaluate("document.getElementById('not-collected').hidden")
+        assert linked["run"] and rows(db) == 1
+        with Chromium(fake_media_flags(None, None), allow=["127.0.0.1"]) as b:
+            plain = run_page(b, f"{c.url}/?site=Kiruna&room=B2&lang=sv")
+            plain_note = b.evaluate("document.getElementById('not-collected').hidden ? '' : "
+                                    "document.getElementById('not-collected').innerText")
+        assert plain["run"] and plain["run"] != linked["run"] and rows(db) == 1
+        assert linked_note is True
+        assert plain_note.startswith("Resultatet sparas bara på den här testservern")
+        assert len(in_folder(c, plain["run"])) == 2
+    finally:
+        log = c.stop()
+    assert f"self-test result {plain['run']} for site 'Kiruna' not collected: no_site_link" in log and link not in log
