@@ -712,7 +712,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
 
     With --db it also collects: agents upload to POST /api/v1/results (a site's upload token,
     see `readiness serve token add`), and /fleet, /runs/ID, /api/v1/fleet and /metrics show
-    the live fleet from the database.
+    the live fleet from the database. The self-test page's results go in only when the page was
+    opened with the site's link (?site=NAME&key=TOKEN, see `readiness serve token add --link`).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -974,7 +975,7 @@ def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> 
         fail(str(exc))
     if n == 0:
         fail("no live token matched; nothing revoked (see `readiness serve token list`)")
-    click.echo(f"revoked {n} token{'s' if n != 1 else ''}; uploads with {'them' if n != 1 else 'it'} are refused from now on")
+    click.echo(f"revoked {n} token{'s' if n != 1 else ''}; results sent with {'them' if n != 1 else 'it'} are not taken in from now on")
 
 
 def _send_spool(url: str, token_file: str | None, spool: str | None, files: tuple[str, ...], attempts: int,
