@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import collector_docs as docs  # noqa: E402
+from postgres import postgres  # noqa: E402,F401 - the session fixture
 from readiness.collector.store import Store  # noqa: E402
 from test_collector_serve import Collector, add_token, rows  # noqa: E402
 from test_selftest import observations  # noqa: E402
@@ -36,7 +37,14 @@ def db(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'readiness.db'}"
 
 
-def test_a_page_result_is_collected_only_with_a_live_link_of_its_own_site(cli, db):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request, db) -> str:
+    """SQLite, and a fresh database in a real PostgreSQL cluster (tests/postgres.py)."""
+    return db if request.param == "sqlite" else request.getfixturevalue("postgres").fresh_url()
+
+
+def test_a_page_result_is_collected_only_with_a_live_link_of_its_own_site(cli, any_db):
+    db = any_db
     made = cli("serve", "token", "add", "--link", "--site", "Stockholm", "--db", db,
                "--base-url", "https://test.example.org:8443/")
     assert made.returncode == 0, made.stderr
