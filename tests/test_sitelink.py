@@ -110,7 +110,7 @@ def test_a_page_result_is_collected_only_with_a_live_link_of_its_own_site(cli, a
 def test_without_a_database_nothing_is_collected_or_refused(tmp_path):
     from test_selftest import post as post_plain, serve
 
-    p, port = serve(tmp_path, )
+    p, port = serve(tmp_path)
     try:
         status, answer = post_plain(port, observations(key="rdy_whatever"))
     finally:
@@ -130,6 +130,8 @@ def test_token_add_mistakes_are_one_plain_error(cli, db, args, said):
     done = cli("serve", "token", "add", "--db", db, *args)
     assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr
     assert done.stdout == ""
+    if args == ("--link",):
+        assert done.stderr == f"readiness: {said}\n"  # one plain sentence
 
 
 def test_a_link_without_a_base_url_prints_the_page_path(cli, db):
