@@ -106,11 +106,12 @@ def test_the_page_is_served_with_a_csp_that_allows_only_its_own_script_and_conne
 def test_markup_in_the_url_is_text_and_an_unknown_profile_is_a_plain_404(server):
     port, _ = server
     evil = "%3Cscript%3Ealert(1)%3C%2Fscript%3E"
-    status, _, body = request(port, f"/?site={evil}&room=%22%3E%3Cimg%20src%3Dx%3E&label=a%00b%0Ac")
+    status, _, body = request(port, f"/?site={evil}&room=%22%3E%3Cimg%20src%3Dx%3E&label=a%00b%0Ac&key={evil}{'k' * 300}")
     page = body.decode()
     assert status == 200 and "<script>alert(1)" not in page and "<img src=x>" not in page
     config = json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S).group(1))
     assert config["labels"]["label"] == "abc"  # control characters dropped: the page can post it back
+    assert config["key"].startswith("<script>") and len(config["key"]) == 100  # bounded as the result border takes it
     assert "\\u003cscript\\u003e" in page  # inside the JSON data block, escaped
     status, headers, body = request(port, f"/?profile={evil}")
     assert status == 404 and "&lt;script&gt;alert(1)&lt;/script&gt;" in body.decode()
@@ -189,8 +190,11 @@ def test_markup_in_every_text_field_is_stored_as_text_and_escaped_in_the_report(
     ({"labels": {"site": "a\x00b"}}, "control characters"),
     ({"extra": 1}, "unknown field"),
     ({"browser": {"name": {"nested": True}}}, "must be text"),
+    ({"key": "rdy_" + "x" * 200}, "longer than"),
+    ({"key": ["rdy_x"]}, "must be text"),
 ], ids=["unknown-profile", "markup-profile", "profile-type", "string-number", "huge", "fraction", "long-list",
-        "negative-rtt", "bool-type", "state", "long-label", "control-char", "unknown-field", "nested"])
+        "negative-rtt", "bool-type", "state", "long-label", "control-char", "unknown-field", "nested", "long-key",
+        "key-type"])
 def test_hostile_posts_are_refused_with_one_plain_message(server, change, expect):
     port, results = server
     before = set(results.iterdir())
@@ -320,18 +324,25 @@ def test_the_page_text_meets_wcag_aa_contrast_in_light_and_dark_mode_and_every_c
 
 
 def test_a_collect_hook_gets_the_stored_document_and_its_failure_loses_nothing(tmp_path):
-    """The collector's database is another engineer's; its hook is a plain function here."""
+    """The hook alone (a plain function); the real collector behind it is in test_sitelink.py."""
     from readiness.selftest.web import SelfTest
 
-    got: list[tuple[bytes, str]] = []
-    page = SelfTest(tmp_path, collect=lambda body, site: got.append((body, site)))
-    answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations()).encode(), "192.0.2.1").body)
-    assert answer["collected"] is True and got[0][1] == "HQ"
+    got: list[tuple[bytes, str, str]] = []
+    page = SelfTest(tmp_path, collect=lambda body, site, key: got.append((body, site, key)))
+    answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations(key="rdy_abc")).encode(),
+                                    "192.0.2.1").body)
+    assert answer["collected"] is True and got[0][1:] == ("HQ", "rdy_abc") and "not_collected" not in answer
     assert json.loads(got[0][0])["run_id"] == answer["run_id"]
+    assert "rdy_abc" not in got[0][0].decode()
 
-    def down(body: bytes, site: str) -> None:
+    page = SelfTest(tmp_path, collect=lambda body, site, key: "no_site_link")
+    answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations()).encode(), "192.0.2.1").body)
+    assert answer["collected"] is False and answer["not_collected"] == "no_site_link"
+
+    def down(body: bytes, site: str, key: str) -> None:
         raise ConnectionError("database unavailable")
 
     page = SelfTest(tmp_path, collect=down)
     answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations()).encode(), "192.0.2.1").body)
-    assert answer["collected"] is False and len(list(tmp_path.glob(f"*-{answer['run_id'][:8]}.json"))) == 1
+    assert answer["collected"] is False and answer["not_collected"] == "not_stored"
+    assert len(list(tmp_path.glob(f"*-{answer['run_id'][:8]}.json"))) == 1

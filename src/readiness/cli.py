@@ -712,7 +712,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
 
     With --db it also collects: agents upload to POST /api/v1/results (a site's upload token,
     see `readiness serve token add`), and /fleet, /runs/ID, /api/v1/fleet and /metrics show
-    the live fleet from the database.
+    the live fleet from the database. The self-test page's results go in only when the page was
+    opened with the site's link (?site=NAME&key=TOKEN, see `readiness serve token add --link`).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -747,7 +748,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         from datetime import timedelta
 
         from .collector.http import Collector
-        from .collector.ingest import ingest
+        from .collector.links import collect_page_result
         from .collector.store import redacted
         from .server import log
 
@@ -760,8 +761,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
             collector.checker.warm()
         routes = collector.routes()
 
-        def collect(body: bytes, site: str) -> None:  # the self-test page's results go in too
-            ingest(store, body, site, collector.max_body, collector.checker)
+        def collect(body: bytes, site: str, key: str) -> str | None:  # the page's results, with a site link
+            return collect_page_result(store, body, site, key, collector.max_body, collector.checker)
 
         stopping = threading.Event()
         collector.start_retention(timedelta(days=keep_days), stopping)
@@ -886,17 +887,34 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
 
 @serve.group("token")
 def token_group() -> None:
-    """Upload tokens (one per site) and read tokens for the collector."""
+    """Upload tokens (one per site), site links for the self-test page and read tokens for the collector."""
 
 
 @token_group.command("add")
 @_DB_OPTION
-@click.option("--site", metavar="NAME", help="The site this upload token submits results for (as agents label it with --site).")
+@click.option("--site", metavar="NAME", help="The site this upload token (or site link) submits results for (as agents label it with --site).")
 @click.option("--read", "read_token", is_flag=True, help="A read token instead (fleet page, API and /metrics from other machines).")
-def token_add(db_url: str | None, site: str | None, read_token: bool) -> None:
-    """Create a token and print it once (only its hash is kept)."""
+@click.option("--link", is_flag=True, help="A site link instead: the self-test page opened with it puts that site's browser results into the database.")
+@click.option("--base-url", metavar="URL", help="With --link: the server's address as people reach it (https://HOST:PORT), to print the whole link.")
+def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool, base_url: str | None) -> None:
+    """Create a token and print it once (only its hash is kept).
+
+    An upload token (--site NAME) lets that site's agents upload; a site link (--link --site NAME)
+    lets browser self-test results labelled NAME in; a read token (--read) reads the fleet.
+    """
+    if read_token and link:
+        raise click.UsageError("give --read or --link, not both")
+    if link and not site:
+        fail("a site link needs the site it is for: give --site NAME")
     if read_token == bool(site):
         raise click.UsageError("give --site NAME for an upload token, or --read for a read token")
+    if base_url is not None and not link:
+        raise click.UsageError("--base-url goes with --link")
+    import re
+
+    base = (base_url or "").strip().rstrip("/")
+    if base_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base):
+        raise click.BadParameter("an address such as https://test.example.org:8443", param_hint="--base-url")
     site = (site or "").strip()
     if len(site) > 200 or not site and not read_token:
         raise click.BadParameter("a site name of 1 to 200 characters", param_hint="--site")
@@ -904,12 +922,18 @@ def token_add(db_url: str | None, site: str | None, read_token: bool) -> None:
 
     store = _store(db_url, create=True)
     try:
-        tok, secret = store.add_token("read" if read_token else "upload", site)
+        tok, secret = store.add_token("read" if read_token else "link" if link else "upload", site)
     except Unavailable as exc:
         fail(str(exc))
     if read_token:
         click.echo(f"New read token (id {tok.id}), shown only now: give it as 'Authorization: Bearer TOKEN' "
                    "(Prometheus: authorization.credentials) to read from other machines.", err=True)
+    elif link:
+        from urllib.parse import urlencode
+
+        click.echo(f"New site link for site {site!r} (id {tok.id}), shown only now: send people of that site the "
+                   f"self-test page's address with this ending; their results then go into the database.", err=True)
+        click.echo(f"{base}/?{urlencode({'site': site, 'key': secret})}", err=True)
     else:
         click.echo(f"New upload token for site {site!r} (id {tok.id}), shown only now: put it in a file on that "
                    "site's agents (readiness run --token-file FILE).", err=True)
@@ -937,9 +961,9 @@ def token_list(db_url: str | None) -> None:
 @token_group.command("revoke")
 @_DB_OPTION
 @click.argument("token_id", metavar="[ID]", required=False, type=click.IntRange(1))
-@click.option("--site", metavar="NAME", help="Revoke every upload token of this site.")
+@click.option("--site", metavar="NAME", help="Revoke every upload token and site link of this site.")
 def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> None:
-    """Revoke a token by its id (see `token list`), or all upload tokens of a site."""
+    """Revoke a token by its id (see `token list`), or all upload tokens and site links of a site."""
     if (token_id is None) == (site is None):
         raise click.UsageError("give a token ID or --site NAME")
     from .collector.store import Unavailable
@@ -951,7 +975,7 @@ def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> 
         fail(str(exc))
     if n == 0:
         fail("no live token matched; nothing revoked (see `readiness serve token list`)")
-    click.echo(f"revoked {n} token{'s' if n != 1 else ''}; uploads with {'them' if n != 1 else 'it'} are refused from now on")
+    click.echo(f"revoked {n} token{'s' if n != 1 else ''}; results sent with {'them' if n != 1 else 'it'} are not taken in from now on")
 
 
 def _send_spool(url: str, token_file: str | None, spool: str | None, files: tuple[str, ...], attempts: int,

@@ -17,7 +17,8 @@ Tables:
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
   10 000 rooms judged by a few profiles holds a few dozen.
-- ``tokens``: upload tokens (bound to a site) and read tokens, as SHA-256 digests only. A token
+- ``tokens``: upload tokens (bound to a site), site links (bound to a site: the self-test
+  page's results of that site are collected) and read tokens, as SHA-256 digests only. A token
   is 256 random bits, so a fast hash is enough: nothing to guess from the digest.
 """
 
@@ -94,8 +95,8 @@ requirements = Table(
 tokens = Table(
     "tokens", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(8), nullable=False),  # "upload" | "read"
-    Column("site", String(TEXT_MAX), nullable=False),  # upload: the one site it may submit for; read: ""
+    Column("kind", String(8), nullable=False),  # "upload" | "link" | "read"
+    Column("site", String(TEXT_MAX), nullable=False),  # upload, link: the one site it may submit for; read: ""
     Column("digest", String(64), nullable=False, unique=True),
     Column("hint", String(12), nullable=False),  # the token's first characters, to tell tokens apart in a list
     Column("created", DateTime(timezone=True), nullable=False),
@@ -104,7 +105,7 @@ tokens = Table(
 
 TOKEN_PREFIX = "rdy_"
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
-KINDS = ("upload", "read")
+KINDS = ("upload", "link", "read")
 
 
 class StoreError(Exception):
@@ -398,12 +399,12 @@ class Store:
             return [_token(r) for r in conn.execute(select(tokens).order_by(tokens.c.id))]
 
     def revoke_tokens(self, token_id: int | None = None, site: str | None = None) -> int:
-        """Revoke one token by id, or every live upload token of a site; returns how many."""
+        """Revoke one token by id, or every live upload token and site link of a site; returns how many."""
         cond = tokens.c.revoked.is_(None)
         if token_id is not None:
             cond = and_(cond, tokens.c.id == token_id)
         if site is not None:
-            cond = and_(cond, tokens.c.site == site, tokens.c.kind == "upload")
+            cond = and_(cond, tokens.c.site == site, tokens.c.kind.in_(("upload", "link")))
         with self._guard(), self.engine.begin() as conn:
             return conn.execute(update(tokens).where(cond).values(revoked=utcnow())).rowcount
 

@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 MAX_BODY = 256 * 1024  # bytes; a real post is 10-40 kB
+MAX_KEY = 100  # a site link's token (47 characters); the server looks it up, never stores it
 MAX_LIST = 1500  # values per list: 20 s of frames at 60 fps, 25 s of 20 ms audio windows
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -132,6 +133,7 @@ SPEC = Obj({
     "profile": Text(64, r"[A-Za-z0-9][A-Za-z0-9_.-]*"),
     "lang": Text(8, r"[a-z]{2}"),
     "labels": Obj({k: Text(120) for k in ("site", "room", "label")}),
+    "key": Text(MAX_KEY),  # the site link the page was opened with (``?key=``), "" for none
     "browser": Obj({
         "name": Text(40), "version": Text(40), "platform": Text(60), "mobile": Bool(),
         "webrtc": Bool(), "cpu_threads": Num(0, 4096, whole=True), "memory_class_gb": Num(0, 4096),

@@ -1,7 +1,9 @@
 """The self-test's HTTP handlers, apart from any HTTP loop: a request in, a :class:`Response` out.
 
 Routes (all under the server's own origin):
-- ``GET /`` the page (``?lang=sv``, ``?profile=audio-call``, ``?site=…&room=…&label=…``);
+- ``GET /`` the page (``?lang=sv``, ``?profile=audio-call``, ``?site=…&room=…&label=…``, and
+  ``&key=…``: a site link's token, which the page posts back with its result so the collector
+  takes the result in; it is never stored, shown or logged);
 - ``GET /__selftest/selftest.js`` and ``/__selftest/selftest.css``: its script and style;
 - ``POST /__selftest/rtc``: a WebRTC offer in, the echoing peer's answer out (``peer.py``);
 - ``GET /__selftest/ping``: an empty answer, for RTT over HTTP where WebRTC cannot connect;
@@ -39,6 +41,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ASSETS = {"selftest.js": "text/javascript; charset=utf-8", "selftest.css": "text/css; charset=utf-8"}
 PREFIX = "/__selftest/"
 MAX_LABEL = 120
+KEY = "key"  # the site link's query parameter and submission field (collector.links.LINK_PARAM)
 RESULTS_PER_MINUTE = 30  # per client address (an office behind one NAT address shares it); the disk is finite
 
 
@@ -82,13 +85,16 @@ def _first(query: dict[str, list[str]], key: str, default: str = "") -> str:
 class SelfTest:
     """The self-test feature of ``readiness serve``; ``results_dir`` is where results go.
 
-    ``collect`` (optional) also hands each stored result document (its JSON bytes and its site
-    label) to the collector's database; it may raise to say it could not, and the result then
-    stays in the folder alone (the answer says ``"collected": false``).
+    ``collect`` (optional) also hands each stored result document (its JSON bytes, its site
+    label and the site link key the page was opened with, "" for none) to the collector's
+    database. It returns None when collected, or a short reason code when the collector does not
+    take the result (no or wrong site link); it may raise to say it could not. Either way the
+    result stays in the folder alone, and the answer says ``"collected": false`` and
+    ``"not_collected": REASON``.
     """
 
     def __init__(self, results_dir: Path, default_profile: str = "video-call",
-                 collect: Callable[[bytes, str], Any] | None = None) -> None:
+                 collect: Callable[[bytes, str, str], str | None] | None = None) -> None:
         from .peer import EchoPeers
 
         self.collect = collect
@@ -172,6 +178,7 @@ class SelfTest:
             "profile": prof.name, "lang": lang,
             # as text the result border accepts (no control characters), so the page can post it back
             "labels": {k: v for k in ("site", "room", "label") if (v := _CONTROL.sub("", _first(q, k))[:MAX_LABEL])},
+            KEY: _CONTROL.sub("", _first(q, KEY))[:submission.MAX_KEY],
             "camera": {"width": int(cam.get("width", defaults["width"]) or 0),
                        "height": int(cam.get("height", defaults["height"]) or 0)},
             "needs": sorted(prof.checks()),
@@ -230,20 +237,29 @@ class SelfTest:
             self.results_dir.mkdir(parents=True, exist_ok=True)
             # both or neither: a report without its result (or the reverse) would mislead
             write_all_or_none([(self.results_dir / f"{stem}.json", text), (self.results_dir / f"{stem}.html", html)])
-        collected = None
+        answer: dict[str, Any] = {"collected": None}
         if self.collect is not None:
-            try:
-                self.collect(text.encode("utf-8"), result.labels.get("site", ""))
-                collected = True
-            except Exception as exc:  # noqa: BLE001 - the folder holds it; the database may be down
-                from ..server import log
-
-                log(f"{client} self-test result {result.run_id} not collected: {str(exc)[:200]}")
-                collected = False
+            answer = self._collect(text, result, sub.get(KEY, ""), client)
         base = f"{PREFIX}report/{result.run_id}"
-        return _json(200, {"collected": collected, "run_id": result.run_id, "overall": j.overall, "verdict": j.verdict, "ready": j.ready,
-                           "report": f"{base}.html", "download": f"{base}.html?download=1",
-                           "json": f"{base}.json?download=1"})
+        return _json(200, answer | {"run_id": result.run_id, "overall": j.overall, "verdict": j.verdict, "ready": j.ready,
+                                    "report": f"{base}.html", "download": f"{base}.html?download=1",
+                                    "json": f"{base}.json?download=1"})
+
+    def _collect(self, text: str, result: Any, key: str, client: str) -> dict[str, Any]:
+        """Hand the stored result to the collector; the answer's "collected" (and why not)."""
+        from ..server import log
+
+        site = result.labels.get("site", "")
+        try:
+            reason = self.collect(text.encode("utf-8"), site, key)  # type: ignore[misc]
+            detail = reason
+        except Exception as exc:  # noqa: BLE001 - the folder holds it; the database may be down
+            reason, detail = "not_stored", str(exc)[:200]
+        if reason is None:
+            return {"collected": True}
+        # one line; the key itself is never logged
+        log(f"{client} self-test result {result.run_id} for site {site[:80]!r} not collected: {detail}")
+        return {"collected": False, "not_collected": reason}
 
     def report(self, run_id: str, kind: str, download: bool) -> Response:
         if not _RUN_ID.fullmatch(run_id):

@@ -9,7 +9,7 @@
   const $ = (id) => document.getElementById(id);
   const now = () => performance.now() / 1000;
   const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
-  const out = { profile: cfg.profile, lang: cfg.lang, labels: cfg.labels };
+  const out = { profile: cfg.profile, lang: cfg.lang, labels: cfg.labels, key: cfg.key };
   const STEPS = ["browser", "camera", "microphone", "speakers", "latency", "bandwidth"];
   const done = new Set();
 
@@ -482,6 +482,8 @@
       $("report-link").href = r.report;
       $("report-download").href = r.download;
       $("json-download").href = r.json;
+      // kept here but not in the organisation's overview: the page was not opened with a site link
+      $("not-collected").hidden = !r.not_collected || r.not_collected === "not_stored";
       $("done").hidden = false;
       document.body.dataset.runId = r.run_id;
       $("report-link").focus();
