@@ -317,3 +317,31 @@ def test_the_fleet_read_by_worker_processes_is_the_fleet_read_here(store):
         assert a[key] == b[key], key
     assert sorted(a["requirements"], key=repr) == sorted(b["requirements"], key=repr)
 
+
+
+@pytest.mark.parametrize("raw", [b'{"n": 123456789012345678901234567890}', b'{"n": -9223372036854775809}',
+                                 b'{"n": NaN, "m": -Infinity}', b'\xef\xbb\xbf{"a": 1}', '{"s": "\\ud800"}'.encode(),
+                                 '{"a": 1}'.encode("utf-16"), b'{"a": 1, "a": 2.50, "b": [1e400, -0.0, 1e-400]}',
+                                 '{"å": "ä\\u00f6", "n": 18446744073709551615}'.encode()])
+def test_the_collectors_fast_json_reads_exactly_what_json_reads(raw):
+    """Uploads and stored summaries are parsed by orjson where it gives what json gives; where
+    it would not (an integer past 64 bits becomes a float there; NaN, UTF-16, a byte-order mark
+    and lone surrogates it refuses), json reads them: the same values and types come back."""
+    import math
+
+    from readiness.collector.ingest import loads
+
+    def same(a, b):
+        if isinstance(a, float) and math.isnan(a):
+            return isinstance(b, float) and math.isnan(b)
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return a == b and (not isinstance(a, float) or math.copysign(1, a) == math.copysign(1, b))
+
+    assert same(loads(raw), json.loads(raw))
+    if not raw.startswith((b"\xef\xbb\xbf", b"\xff\xfe")):
+        assert same(loads(raw.decode("utf-8", "surrogatepass")), json.loads(raw.decode("utf-8", "surrogatepass")))

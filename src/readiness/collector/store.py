@@ -171,7 +171,14 @@ class RawJSON(str):
 
 
 def _serialize(value: Any) -> str:
-    return str.__str__(value) if isinstance(value, RawJSON) else json.dumps(value, ensure_ascii=False, allow_nan=False)
+    # a RawJSON is a str: the drivers take it as it is (no copy of a 50 kB text)
+    return value if isinstance(value, RawJSON) else json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _deserialize(text: str) -> Any:
+    from .ingest import loads  # orjson where it reads the same as json
+
+    return loads(text)
 
 
 class _Batcher:
@@ -259,7 +266,7 @@ class Store:
         if target.startswith("sqlite"):
             self.engine: Engine = create_engine(target, connect_args={"timeout": 30, "check_same_thread": False},
                                                 pool_size=pool_size, max_overflow=pool_size * 2,
-                                                json_serializer=_serialize)
+                                                json_serializer=_serialize, json_deserializer=_deserialize)
             event.listen(self.engine, "connect", _on_sqlite_connect)
         else:
             try:
@@ -268,7 +275,8 @@ class Store:
                 raise StoreError("PostgreSQL needs psycopg: pip install 'readiness[server]'") from None
             # pre-ping: after PostgreSQL restarts, pooled connections are dead; find out before use
             self.engine = create_engine(target, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
-                                        pool_timeout=10, connect_args={"connect_timeout": 5}, json_serializer=_serialize)
+                                        pool_timeout=10, connect_args={"connect_timeout": 5}, json_serializer=_serialize,
+                                        json_deserializer=_deserialize)
         self.dialect = self.engine.dialect.name
         self._insert = _insert(self.dialect)
         ins = self._insert(latest)
