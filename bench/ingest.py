@@ -14,7 +14,9 @@
    in-process on one thread (the database floor: no HTTP). Target: >= 500 results/s on SQLite.
 2. Fleet view: ``--fleet-rooms`` rooms x ``--fleet-runs`` runs stored in SQLite, then the fleet
    report built from the database (``readiness aggregate --db URL``: time and peak RSS) against
-   ``readiness aggregate`` over the same results as files. Target: <= 5 s, memory bounded.
+   ``readiness aggregate`` over the same results as files; and the live view, GET /fleet from
+   ``readiness serve --db`` on the same database (its first request builds the fleet).
+   Target: <= 5 s, memory bounded.
 
 The machine is shared: timings taken while others load it are noisy; the ratios to the
 references measured in the same run are the figures to compare.
@@ -282,6 +284,23 @@ def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
                                                  "--json", str(work / "fleet-db.json")))
     files_s, files_mb, files_err = peak_rss_run(readiness("aggregate", str(top), "-o", str(work / "fleet-files.html"),
                                                           "--json", str(work / "fleet-files.json")))
+    # the live view: GET /fleet from `readiness serve --db` on the same database (its first
+    # request builds the fleet; later ones are served from the built one until the data changes)
+    server = Server(db_url)
+    try:
+        timings = []
+        for _ in range(2):
+            t1 = time.perf_counter()
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+            conn.request("GET", "/fleet")
+            resp = conn.getresponse()
+            page = resp.read()
+            conn.close()
+            timings.append(time.perf_counter() - t1)
+            if resp.status != 200 or b"</html>" not in page:
+                raise RuntimeError(f"GET /fleet answered {resp.status}")
+    finally:
+        server.stop()
     a = json.loads((work / "fleet-db.json").read_text())
     b = json.loads((work / "fleet-files.json").read_text())
     # a requirement's texts come from the first profile that names it, so they depend on reading
@@ -297,10 +316,12 @@ def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
     print(f"  aggregate --db (from the database): {db_s:6.1f} s, peak RSS {db_mb:6.0f} MB  | {db_err}")
     print(f"  aggregate over the same as files:   {files_s:6.1f} s, peak RSS {files_mb:6.0f} MB  | "
           f"{files_err}")
+    print(f"  GET /fleet from readiness serve --db: {timings[0]:6.1f} s the first time (builds the fleet), "
+          f"{timings[1]:.2f} s after (built)")
     print(f"  same counts (fleet, per site, per requirement): {same}; the database view takes {db_s / files_s:.0%} of the "
           f"files' time and {db_mb / files_mb:.0%} of their memory; target <= {TARGET_FLEET_S:.0f} s: "
           f"{'met' if db_s <= TARGET_FLEET_S else 'MISSED'}")
-    return same and db_s <= TARGET_FLEET_S
+    return same and db_s <= TARGET_FLEET_S and timings[0] <= TARGET_FLEET_S
 
 
 def main() -> int:

@@ -839,20 +839,23 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     def show_skip(s: Any) -> None:
         click.echo(terminal_text(f"skipped: {s.path}: {s.reason}"), err=True)
 
-    if db_url:
-        from .collector.fleetdb import build_fleet
-        from .collector.store import Unavailable, redacted
+    from .fleet import gc_paused
 
-        try:
-            fleet = build_fleet(_store(db_url, create=False), profile=prof, all_runs=all_runs, on_skip=show_skip,
-                                workers=None)
-        except Unavailable as exc:
-            fail(str(exc))
-        source = redacted(db_url)
-    else:
-        fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
-        source = ", ".join(paths)
-    figs = figures(fleet, lang, partners)
+    with gc_paused():
+        if db_url:
+            from .collector.fleetdb import build_fleet
+            from .collector.store import Unavailable, redacted
+
+            try:
+                fleet = build_fleet(_store(db_url, create=False), profile=prof, all_runs=all_runs, on_skip=show_skip,
+                                    workers=None)
+            except Unavailable as exc:
+                fail(str(exc))
+            source = redacted(db_url)
+        else:
+            fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
+            source = ", ".join(paths)
+        figs = figures(fleet, lang, partners)
     to_stdout = json_path == "-"
     doc = FleetDocument(fleet, figs, lang, Path(out), max_rows)
     targets = [("html", Path(out))]

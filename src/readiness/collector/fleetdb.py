@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from typing import Any, Callable, Iterator
 
-from ..fleet import Fleet, Skipped, collect_records, collect_results, figures
+from ..fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
 from ..fleet.collect import _Reader
 from ..result import Result, ResultError
 from .store import Store, redacted
@@ -67,14 +67,14 @@ def _with_requirements(doc: Any, reqs: dict[str, Any]) -> Any:
     return doc
 
 
-# Run ids are hex (uuid4): these cut them into parts of about the same size; the first part
-# starts open and the last ends open, so every string is in exactly one part.
-_CUTS = "0123456789abcdef"
 PARALLEL_FROM = 2000  # stored runs; below this, starting processes costs more than it saves
 
 
 def _parts(n: int) -> list[tuple[str | None, str | None]]:
-    cuts = [_CUTS[round(i * 16 / n)] for i in range(1, n)]
+    """``n`` (at most 256) ranges of run ids of about the same size (run ids are random hex), cut
+    at two hex digits; the first starts open and the last ends open, so every string is in
+    exactly one part."""
+    cuts = [format(i * 256 // n, "02x") for i in range(1, n)]
     return list(zip([None, *cuts], [*cuts, None]))
 
 
@@ -99,7 +99,7 @@ def _records(store: Store, workers: int, bad: list[Skipped]) -> Iterator[tuple[A
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    parts = _parts(workers * 4)
+    parts = _parts(workers * 8)  # small parts: the first come back soon, and the last is short
     done = 0
     method = "fork" if sys.platform.startswith("linux") else "spawn"  # as fleet.collect does for files
     try:
@@ -163,10 +163,12 @@ class FleetView:
             if self.fleet is None or now - self.built >= self.min_age_s:
                 stamp = self.store.change_stamp()
                 if self.fleet is None or stamp != self.stamp:
-                    self.fleet, self.figs, self.stamp = build_fleet(self.store), {}, stamp
+                    with gc_paused():
+                        self.fleet, self.figs, self.stamp = build_fleet(self.store), {}, stamp
                 self.built = now
             if lang not in self.figs:
-                self.figs[lang] = figures(self.fleet, lang)
+                with gc_paused():
+                    self.figs[lang] = figures(self.fleet, lang)
             return self.fleet, self.figs[lang]
 
     def html(self, lang: str) -> str:

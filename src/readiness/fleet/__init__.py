@@ -2,8 +2,9 @@
 latest measurement of each check) → figures (``figures``: pure functions of what was kept) →
 render (``readiness.render.fleet``)."""
 
-from .collect import Fleet, Run, Skipped, collect, collect_records, collect_results, iter_result_files, requirement_key
+from .collect import (Fleet, Run, Skipped, collect, collect_records, collect_results, gc_paused, iter_result_files,
+                      requirement_key)
 from .figures import figures, histogram, row_state, trend
 
-__all__ = ["Fleet", "Run", "Skipped", "collect", "collect_records", "collect_results", "figures", "histogram", "iter_result_files", "requirement_key",
+__all__ = ["Fleet", "Run", "Skipped", "collect", "collect_records", "collect_results", "figures", "gc_paused", "histogram", "iter_result_files", "requirement_key",
            "row_state", "trend"]

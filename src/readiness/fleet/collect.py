@@ -27,11 +27,13 @@ table and rooms per site capped, histograms binned) while the CSV and JSON hold 
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import stat
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
@@ -223,6 +225,7 @@ class _Registry:
         self.index: dict[tuple[Any, ...], int] = {}
         self.requirements: list[Requirement] = []
         self.profiles: list[set[str]] = []
+        self.noted: dict[str, set[int]] = {}  # profile -> indexes already in its profiles set
 
     def learn(self, key: tuple[Any, ...], req: Requirement) -> None:
         if key not in self.index:
@@ -230,11 +233,16 @@ class _Registry:
             self.requirements.append(req)
             self.profiles.append(set())
 
-    def use(self, key: tuple[Any, ...], profile: str) -> int:
-        i = self.index[key]
+    def indexed(self, statuses: dict[tuple[Any, ...], str], profile: str) -> dict[int, str]:
+        """A run's verdicts keyed by requirement index (each verdict one shared string), its
+        profile noted for each (in C loops: 10 000 runs x 40 items)."""
+        out = dict(zip(map(self.index.__getitem__, statuses), map(_CANONICAL.__getitem__, statuses.values())))
         if profile:
-            self.profiles[i].add(profile)
-        return i
+            noted = self.noted.setdefault(profile, set())
+            for i in out.keys() - noted:
+                self.profiles[i].add(profile)
+                noted.add(i)
+        return out
 
 
 def _metric_values(result: Any, units: dict[str, str], names: dict[tuple[str, str], str] | None = None
@@ -474,6 +482,21 @@ def collect(paths: Iterable[str | os.PathLike[str]], profile: Profile | None = N
     return fleet
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a fleet is built: the fleet is tens of
+    thousands of long-lived dicts and lists, and each collection of the old generation walked
+    them all again (a quarter of the time of a 10 000-room fleet). Nothing built here holds a
+    cycle; what does is collected when this ends."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def collect_results(results: Iterable[tuple[str, Any]], profile: Profile | None = None, all_runs: bool = False,
                     on_skip: Callable[[Skipped], None] | None = None) -> Fleet:
     """The same as ``collect`` over (origin, Result) pairs already read, e.g. streamed from the
@@ -534,8 +557,8 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
         seen.add(run.run_id)
         # One string object per metric name and verdict for the whole fleet, not one per run
         # (runs from worker processes arrive with their own copies): a third of a run's memory.
-        run.statuses = {registry.use(key, run.profile): _CANONICAL[s] for key, s in run.statuses.items()}
-        run.values = {names.setdefault(k, k): v for k, v in run.values.items()}
+        run.statuses = registry.indexed(run.statuses, run.profile)
+        run.values = dict(zip(map(names.setdefault, run.values, run.values), run.values.values()))
         run.overall = _CANONICAL[run.overall]
         day = run.started.astimezone(timezone.utc).date()
         per_day.setdefault(day, Counter())[run.verdict if run.needed else run.overall] += 1
