@@ -438,6 +438,42 @@ def test_a_token_revoked_while_the_collector_remembers_it_stores_nothing_more(co
     assert rows(sqlite_url) == 1
 
 
+def _expecting(port: int, head: str, body: bytes | None) -> tuple[bytes, int | None]:
+    """Send a request's head with "Expect: 100-continue" and read the first answer; when it is
+    the interim 100, send the body and read the final answer's status."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head.encode() + b"\r\n")
+        first = s.recv(65536)  # the interim answer alone: nothing else comes before the body
+        if not first.startswith(b"HTTP/1.1 100 ") or body is None:
+            return first, None
+        s.sendall(body)
+        final = http.client.HTTPResponse(s)
+        final.begin()
+        final.read()
+        return first, final.status
+
+
+def test_expect_100_continue_is_answered_only_after_the_checks_that_need_no_body(collector, token_file, sqlite_url):
+    """A client that asks before sending its body is invited only when the size, the route and
+    its token pass: a 50 MB body or a bad token is refused at once, and no body crosses."""
+    token = token_file.read_text().strip()
+    body = docs.body(docs.document(hostname="asked-first"))
+
+    def head(length: int, auth: str) -> str:
+        return (f"POST /api/v1/results HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {auth}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n")
+
+    first, _ = _expecting(collector.port, head(50_000_000, token), None)
+    assert first.startswith(b"HTTP/1.1 413 ")
+    first, _ = _expecting(collector.port, head(len(body), "rdy_not-a-token"), None)
+    assert first.startswith(b"HTTP/1.1 401 ")
+    first, final = _expecting(collector.port, head(len(body), token), body)
+    assert first == b"HTTP/1.1 100 Continue\r\n\r\n" and final == 201, (first, final)
+    assert rows(sqlite_url) == 1
+
+
 def test_retention_prunes_old_runs_but_keeps_each_rooms_latest(cli, tmp_path, sqlite_url, token_file):
     from datetime import timedelta
 

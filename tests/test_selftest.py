@@ -346,3 +346,47 @@ def test_a_collect_hook_gets_the_stored_document_and_its_failure_loses_nothing(t
     answer = json.loads(page.handle("POST", "/__selftest/result", {}, json.dumps(observations()).encode(), "192.0.2.1").body)
     assert answer["collected"] is False and answer["not_collected"] == "not_stored"
     assert len(list(tmp_path.glob(f"*-{answer['run_id'][:8]}.json"))) == 1
+
+
+def test_old_self_test_results_are_pruned_and_nothing_else_in_the_folder(tmp_path):
+    """`serve --keep-days N` deletes the page's own results and reports older than N days at
+    start (then hourly); an agent's result, a link and any other file in the folder stay."""
+    import os
+    import time
+
+    p, port = serve(tmp_path, "--keep-days", "30")
+    try:
+        status, answer = post(port, observations())
+        assert status == 200, answer
+    finally:
+        p.terminate()
+        p.wait(10)
+    fresh = sorted(tmp_path.glob(f"readiness-browser-*-{answer['run_id'][:8]}.*"))
+    assert [f.suffix for f in fresh] == [".html", ".json"]
+    old = [tmp_path / f"readiness-browser-0123abcd-20250101T120000Z-0123abcd{s}" for s in (".json", ".html")]
+    agent = tmp_path / "readiness-mr-4-12-20250101T120000Z-89abcdef.json"  # an agent's result, as old
+    other = tmp_path / "notes.txt"
+    target = tmp_path / "elsewhere.json"
+    link = tmp_path / "readiness-browser-fedcba98-20250101T120000Z-fedcba98.json"  # a link is not followed
+    for f in (*old, agent, other, target):
+        f.write_text("{}")
+    link.symlink_to(target)
+    past = time.time() - 31 * 86400
+    for f in (*old, agent, other, target):
+        os.utime(f, (past, past))
+    os.utime(link, (past, past), follow_symlinks=False)
+    exe = shutil.which("readiness")
+    cmd = [exe, "serve"] if exe else [sys.executable, "-m", "readiness.cli", "serve"]
+    p = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--http-port", "0", "--stun-port", "0", "--results-dir",
+                                str(tmp_path), "--keep-days", "30"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60  # pruning runs in the background at start
+        while any(f.exists() for f in old) and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.1)
+    finally:
+        p.terminate()
+        log = p.communicate(timeout=15)[1]
+    assert "deleted 2 self-test results and reports older than 30 days" in log, log
+    assert not any(f.exists() for f in old)
+    assert all(f.exists() for f in (*fresh, agent, other, target)) and link.is_symlink()

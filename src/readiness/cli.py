@@ -693,7 +693,7 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 @click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False), help="The certificate's private key (PEM), if not in --tls-cert.")
 @_DB_OPTION
 @click.option("--public-read", is_flag=True, help="With --db: let any machine read /fleet, /runs, /api/v1/fleet and /metrics (else: this machine, or a read token).")
-@click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="With --db: prune results older than this; each room's newest run and newest result per check stay.")
+@click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="Prune results older than this: the self-test page's results and reports in --results-dir, and with --db the database (each room's newest run and newest result per check stay).")
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
@@ -740,17 +740,18 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         probe_writable(folder)
     except OSError as exc:
         fail(f"cannot store self-test results in {folder}: {exc.strerror or exc}. Choose another folder with --results-dir.")
+    import threading
+    from datetime import timedelta
+
+    from .server import log
+
     routes: list[Any] = []
     collect = None
-    stopping = None
+    collector = None
     if db_url:
-        import threading
-        from datetime import timedelta
-
         from .collector.http import Collector
         from .collector.links import collect_page_result
         from .collector.store import redacted
-        from .server import log
 
         store = _store(db_url, create=True)
         if ingest_workers is None:
@@ -764,22 +765,32 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         def collect(body: bytes, site: str, key: str) -> str | None:  # the page's results, with a site link
             return collect_page_result(store, body, site, key, collector.max_body, collector.checker)
 
-        stopping = threading.Event()
-        collector.start_retention(timedelta(days=keep_days), stopping)
         log(f"collecting into {redacted(db_url)}; reading from {'anywhere' if public_read else 'this machine or with a read token'}; "
             f"results older than {keep_days} days are pruned")
         if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
             log("warning: upload tokens cross the network in clear without --tls-cert/--tls-key "
                 "(or a reverse proxy that terminates TLS in front of this server)")
     page = SelfTest(folder, collect=collect)
+    keep = timedelta(days=keep_days)
+    stopping = threading.Event()
+
+    def retention() -> None:  # now, then every hour
+        while True:
+            if n := page.prune(keep.total_seconds()):
+                log(f"retention: deleted {n} self-test results and reports older than {keep_days} days from {folder}")
+            if collector is not None:
+                collector.prune(keep)
+            if stopping.wait(3600.0):
+                return
+
+    threading.Thread(target=retention, daemon=True, name="retention").start()
     try:
         code = run_server(host=host, http_port=http_port, stun_port=stun_port, ssl_context=ssl_context,
                           max_bytes=int(max_mb * 1e6), max_transfers=max_transfers, max_connections=max_connections,
                           idle_timeout_s=timeout, max_request_s=max_seconds, routes=[*routes, *page.routes()])
     finally:
         page.close()
-        if stopping is not None:
-            stopping.set()
+        stopping.set()
     sys.exit(code)
 
 

@@ -102,6 +102,8 @@ class Body:
         ends the read, as nothing at all would, so a byte now and then cannot hold a slot.
         """
         idle = self._conn.server.limits["idle_timeout_s"]
+        if self.received < self.length:
+            self._conn.continue_if_expected()
         window_start, window_bytes = time.monotonic(), 0
         while self.received < self.length:
             cut = self._conn.cut_reason()
@@ -583,9 +585,22 @@ class _Handler(BaseHTTPRequestHandler):
                 body.close()
 
     def parse_request(self) -> bool:
+        self._expects_continue = False
         ok = super().parse_request()
         self._raw.header_left = None  # the headers are in; what follows is a body, bounded by its route
         return ok
+
+    def handle_expect_100(self) -> bool:
+        """"Expect: 100-continue": the interim answer waits until the body is read (``Body``),
+        after the route, the size and the handler's own checks (a token) have passed; a request
+        refused before that is answered without inviting its body."""
+        self._expects_continue = True
+        return True
+
+    def continue_if_expected(self) -> None:
+        if getattr(self, "_expects_continue", False):
+            self._expects_continue = False
+            self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _frame(self) -> int | None:
         """The body's length by RFC 9112 section 6, or None after refusing the request."""

@@ -133,20 +133,15 @@ class Collector:
                 Route(read, "/fleet", self.get_fleet, max_body=0), Route(read, "/api/v1/fleet", self.get_fleet_json, max_body=0),
                 Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0)]
 
-    def start_retention(self, keep: timedelta, stopping: threading.Event, every_s: float = 3600.0) -> None:
-        """Prune in the background: now, then every ``every_s`` (a database that is away is tried again later)."""
-        def loop() -> None:
-            while True:
-                try:
-                    n = self.store.prune(keep)
-                    if n:
-                        self.log(f"retention: pruned {n} results older than {keep.days} days")
-                except Unavailable as exc:
-                    self.log(f"retention: {exc}")
-                if stopping.wait(every_s):
-                    return
-
-        threading.Thread(target=loop, daemon=True, name="retention").start()
+    def prune(self, keep: timedelta) -> None:
+        """One pass of retention over the database (a database that is away is tried again
+        at the next pass)."""
+        try:
+            n = self.store.prune(keep)
+            if n:
+                self.log(f"retention: pruned {n} results older than {keep.days} days")
+        except Unavailable as exc:
+            self.log(f"retention: {exc}")
 
     # --- upload ----------------------------------------------------------------------------
 

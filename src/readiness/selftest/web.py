@@ -37,6 +37,8 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 _COMMON = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "Cross-Origin-Resource-Policy": "same-origin"}
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+# a stored result or report of this page: result_stem of a result whose host is "browser-<8 hex>"
+_PAGE_FILE = re.compile(r"readiness-browser-[0-9a-f]{8}-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}\.(json|html)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ASSETS = {"selftest.js": "text/javascript; charset=utf-8", "selftest.css": "text/css; charset=utf-8"}
 PREFIX = "/__selftest/"
@@ -103,6 +105,30 @@ class SelfTest:
         self.peers = EchoPeers()
         self._write_lock = threading.Lock()
         self._posted: dict[str, list[float]] = {}  # client -> times of its recent results
+
+    def prune(self, keep_s: float, now: float | None = None) -> int:
+        """Delete this page's own results and reports older than ``keep_s`` seconds (by their
+        modification time); returns how many files. Only files named as the page names them
+        (``readiness-browser-…``, directly in the folder, not links) are touched: agents' results
+        put in the same folder stay."""
+        import os
+
+        cutoff = (time.time() if now is None else now) - keep_s
+        gone = 0
+        with self._write_lock:
+            try:
+                entries = list(os.scandir(self.results_dir))
+            except (FileNotFoundError, NotADirectoryError):
+                return 0
+            for e in entries:
+                try:
+                    if (_PAGE_FILE.fullmatch(e.name) and e.is_file(follow_symlinks=False)
+                            and e.stat(follow_symlinks=False).st_mtime < cutoff):
+                        os.unlink(e.path)
+                        gone += 1
+                except FileNotFoundError:
+                    pass
+        return gone
 
     def _allow(self, client: str) -> bool:
         """At most RESULTS_PER_MINUTE stored results per client and minute (the disk is finite)."""
