@@ -103,7 +103,10 @@ class Body:
         """
         idle = self._conn.server.limits["idle_timeout_s"]
         if self.received < self.length:
-            self._conn.continue_if_expected()
+            try:
+                self._conn.continue_if_expected()
+            except OSError:  # a timeout too
+                raise BodyError("client closed") from None
         window_start, window_bytes = time.monotonic(), 0
         while self.received < self.length:
             cut = self._conn.cut_reason()
