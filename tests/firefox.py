@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support import end_process
+
 PREFS = {
     "marionette.port": 0,
     "media.navigator.streams.fake": True,
@@ -111,11 +113,7 @@ class Firefox:
             except (OSError, RuntimeError, ValueError):
                 pass
             self.sock.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        end_process(self.proc)
         self._profile.cleanup()
 
     def __enter__(self) -> "Firefox":

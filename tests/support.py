@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: skipping that CI turns into failure, and finding tools.
+"""Helpers shared by the tests: skipping that CI turns into failure, finding tools, a scratch
+network namespace, recorded command output, and ending a helper process.
 
 Tests that need root, kernel features or system packages call :func:`need`. On a developer
 machine a missing capability skips the test; under CI (``READINESS_STRICT=1``, set by
@@ -9,6 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -33,3 +39,38 @@ def need_tool(name: str) -> str:
 
 def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@contextmanager
+def scratch_namespace(prefix: str) -> Iterator[str]:
+    """A new, empty network namespace (root, iproute2 and /dev/net/tun needed), removed after."""
+    need(is_root(), "needs root to create a network namespace")
+    need_tool("ip")
+    need(os.path.exists("/dev/net/tun"), "needs /dev/net/tun")
+    ns = f"{prefix}{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=20)
+    try:
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], timeout=20)
+
+
+def recorded(folder: Path, files: dict[str, str]) -> Callable[[list[str]], str]:
+    """A command runner answering with output recorded in ``folder``, the file chosen by a word
+    of the command (``files``: word -> file name); "" for any other command."""
+    def run(cmd: list[str]) -> str:
+        joined = " ".join(cmd)
+        for word, name in files.items():
+            if word in joined:
+                return (folder / name).read_text(encoding="utf-8")
+        return ""
+    return run
+
+
+def end_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait for a process asked to quit; kill it when it does not within ``timeout``."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)

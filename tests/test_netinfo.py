@@ -12,13 +12,10 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import pytest
-
 from readiness import netinfo
-from support import is_root, need, need_tool
+from support import need, scratch_namespace
 
 SAMPLES = Path(__file__).parent / "fixtures" / "netinfo"
 
@@ -94,12 +91,7 @@ PROBE = ("import json, sys; from readiness.netinfo import linux_link_facts; "
 
 
 def test_linux_kinds_for_real_in_a_network_namespace():
-    need(is_root(), "needs root to create a network namespace")
-    need_tool("ip")
-    need(os.path.exists("/dev/net/tun"), "needs /dev/net/tun")
-    ns = f"rdykind{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=20)
-    try:
+    with scratch_namespace("rdykind") as ns:
         for cmd in (["ip", "link", "add", "veth3", "type", "veth", "peer", "name", "veth3b"],
                     ["ip", "link", "add", "ifb3", "type", "ifb"],
                     ["ip", "link", "add", "br3", "type", "bridge"],
@@ -108,8 +100,6 @@ def test_linux_kinds_for_real_in_a_network_namespace():
             subprocess.run(["ip", "-n", ns, *cmd[1:]], check=True, capture_output=True, timeout=20)
         out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBE], capture_output=True,
                              text=True, timeout=60, check=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], timeout=20)
     assert json.loads(out.stdout) == {"lo": "loopback", "veth3": "virtual", "veth3b": "virtual", "ifb3": "virtual",
                                       "br3": "virtual", "tun3": "vpn", "vmnic3": "virtual"}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from readiness.check import CheckContext
 from readiness.inventory import Probe
+from support import recorded
 
 DATA = Path(__file__).resolve().parent / "data" / "software"
 
@@ -68,13 +69,7 @@ def test_linux_container_root_is_unknown_not_false(tmp_path: Path) -> None:
 
 
 def _recorded(files: dict[str, str]):
-    def run(cmd: list[str]) -> str:
-        joined = " ".join(cmd)
-        for word, name in files.items():
-            if word in joined:
-                return (DATA / name).read_text(encoding="utf-8")
-        return ""
-    return run
+    return recorded(DATA, files)
 
 
 def test_windows_policy_wins_over_local_setting() -> None:

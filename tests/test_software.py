@@ -19,6 +19,7 @@ from readiness.inventory import Probe, parse_dpkg_status, parse_reg_query
 from readiness.os_support import TableError, load_table, parse_table, support_status
 
 from conftest import validate_result
+from support import recorded
 
 DATA = Path(__file__).resolve().parent / "data" / "software"
 TODAY = datetime.now(timezone.utc).date()
@@ -138,14 +139,7 @@ def test_nothing_readable_leaves_installed_unknown(tmp_path: Path) -> None:
 
 
 def _recorded(files: dict[str, str]):
-    """A command runner answering with recorded output, chosen by a word of the command."""
-    def run(cmd: list[str]) -> str:
-        joined = " ".join(cmd)
-        for word, name in files.items():
-            if word in joined:
-                return (DATA / name).read_text(encoding="utf-8")
-        return ""
-    return run
+    return recorded(DATA, files)
 
 
 WINDOWS = {"CurrentVersion\\Uninstall": "", "WOW6432Node": "windows-uninstall-wow64.txt",

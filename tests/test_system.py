@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 
-from support import is_root, need, need_tool
+from support import scratch_namespace
 from readiness.check import CheckContext
 from readiness.checks.system import SystemCheck
 from readiness.netinfo import interface_kind, redact_url
@@ -65,12 +64,7 @@ def _netns_run(ns: str, *cmds: list[str]) -> None:
 
 @pytest.mark.parametrize("tunnel", [True, False])
 def test_vpn_is_detected_from_the_default_route(tunnel, tmp_path):
-    need(is_root(), "needs root to create a network namespace")
-    need_tool("ip")
-    need(os.path.exists("/dev/net/tun"), "needs /dev/net/tun")
-    ns = f"rdysys{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=20)
-    try:
+    with scratch_namespace("rdysys") as ns:
         dev = "tun7" if tunnel else "veth7"
         create = (["ip", "tuntap", "add", "dev", dev, "mode", "tun"] if tunnel
                   else ["ip", "link", "add", dev, "type", "veth", "peer", "name", "veth7b"])
@@ -78,8 +72,6 @@ def test_vpn_is_detected_from_the_default_route(tunnel, tmp_path):
                    ["ip", "route", "add", "default", "dev", dev])
         out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "readiness.cli", "run", "--check", "system",
                               "--json", "--no-open", "-q", "-o", str(tmp_path)], capture_output=True, text=True, timeout=60)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], timeout=20)
     import json
 
     doc = json.loads(out.stdout)
