@@ -64,10 +64,14 @@ def iso(when: datetime) -> str:
 
 def document(site: str = "Stockholm", room: str = "4.12", hostname: str = "sthlm-mr1", cores: int = 4,
              ram: int = 8, height: int | None = 1080, age: timedelta = timedelta(0), run_id: str | None = None,
-             camera: bool = True, label: str = "") -> dict[str, Any]:
+             camera: bool = True, label: str = "", browser: bool = False) -> dict[str, Any]:
     """One judged result. ``height=None``: the camera check failed (UNKNOWN); ``camera=False``:
-    the camera was not checked at all in this run (its requirement is UNKNOWN too)."""
+    the camera was not checked at all in this run (its requirement is UNKNOWN too); ``browser``:
+    made by the self-test page (``host.measured_by``, a host name from its run id)."""
     when = iso(NOW - age)
+    run_id = run_id or uuid.uuid4().hex
+    host = {"hostname": f"browser-{run_id[:8]}", "os": "Linux", "measured_by": "browser"} if browser else {
+        "hostname": hostname, "os": "Linux"}
     checks = {"system": CheckRecord(name="system", status="ok", started_utc=when, duration_s=1.0, title="This computer",
                                     metrics={"cpu_cores": {"value": cores, "unit": "cores"},
                                              "ram_total_gb": {"value": ram, "unit": "GB"}})}
@@ -77,8 +81,7 @@ def document(site: str = "Stockholm", room: str = "4.12", hostname: str = "sthlm
                             CheckRecord(name="camera", status="ok", started_utc=when, duration_s=2.0, title="Camera",
                                         metrics={"height_px": {"value": height, "unit": "px"}}))
     labels = {k: v for k, v in (("site", site), ("room", room), ("label", label)) if v}
-    result = Result(run_id=run_id or uuid.uuid4().hex, started_utc=when, finished_utc=when,
-                    host={"hostname": hostname, "os": "Linux"}, labels=labels, profile=profile().summary(),
+    result = Result(run_id=run_id, started_utc=when, finished_utc=when, host=host, labels=labels, profile=profile().summary(),
                     checks=checks, tool_version="0.1.0")
     result.judgement = judge(result, profile()).to_dict()
     return json.loads(result.to_json())

@@ -199,6 +199,76 @@ def test_retention_keeps_each_rooms_latest_measurement_per_check(store):
     assert store.prune(timedelta(days=30)) == 0
 
 
+def test_a_browser_self_test_never_becomes_an_agent_rooms_state(store, tmp_path):
+    """Whoever opens the self-test page chooses its room label. A page result labelled with an
+    agent's room, newer than the agent's run and with its camera failed, is the room's browser
+    state: the agent's room keeps its own camera fact, in the database as in the files' fleet.
+    Browser runs go by age in retention; the agent's old room state stays."""
+    from readiness.collector.fleetdb import build_fleet
+    from readiness.fleet.collect import collect
+
+    days = timedelta(days=1)
+    agent = docs.document(age=100 * days)  # ready, camera 1080 p
+    page = docs.document(age=1 * days, height=None, browser=True)  # newer, same room, no camera
+    older_page = docs.document(age=50 * days, browser=True)
+    loose = docs.document(room="", age=60 * days, browser=True)  # no room: a state of its own
+    for d in (agent, page, older_page, loose):
+        ingest(store, docs.body(d), "Stockholm")
+    with store.engine.connect() as conn:
+        state = {(k, c): r for k, c, r in conn.execute(select(latest.c.room_key, latest.c.check_name, latest.c.run_id))}
+    assert state[("room\x1fStockholm\x1f4.12", "camera")] == agent["run_id"]
+    assert state[("browser room\x1fStockholm\x1f4.12", "camera")] == page["run_id"]
+    assert state[(f"browser\x1f{loose['host']['hostname']}", "")] == loose["run_id"]
+    for fleet in (build_fleet(store), collect([docs.write(d, tmp_path / "files") for d in (agent, page, older_page, loose)])):
+        units = {r.key: (r.sources["camera"][2], r.verdict, r.values.get("camera.height_px")) for r in fleet.runs}
+        assert units == {("room", "Stockholm", "4.12"): (agent["run_id"], "PASS", 1080),
+                         ("browser room", "Stockholm", "4.12"): (page["run_id"], "UNKNOWN", None),
+                         ("browser", loose["host"]["hostname"]): (loose["run_id"], "PASS", 1080)}
+    html = FleetView(store).html("sv")  # the row says what it is
+    assert html.count("självtest i webbläsare, hålls isär från agenternas resultat för rummet") == 1
+    assert html.count('<div class="muted">självtest i webbläsare</div>') == 1
+    assert store.prune(timedelta(days=30)) == 2  # the old page runs, with and without a room; never the agent's
+    assert {run_id for run_id, _ in store.documents(all_runs=True)} == {agent["run_id"], page["run_id"]}
+    assert {r.key for r in build_fleet(store).runs} == {("room", "Stockholm", "4.12"), ("browser room", "Stockholm", "4.12")}
+
+
+def test_a_database_with_browser_results_in_agents_rooms_is_mended_by_the_migration(store):
+    """A collector before revision 0003 keyed a room-labelled page result as the room's agent
+    runs. Put a database into that state by hand, mark it 0002, and start the collector: the
+    page runs get their own keys and the rooms' ``latest`` rows are what fresh ingest makes."""
+    from readiness.collector.store import results
+
+    days = timedelta(days=1)
+    agent = docs.document(age=10 * days, hostname="browser-host")  # an agent whose host name only looks like one
+    page = docs.document(age=1 * days, height=None, browser=True)
+    loose = docs.document(room="", age=2 * days, browser=True)
+    for d in (agent, page, loose):
+        ingest(store, docs.body(d), "Stockholm")
+
+    def state():
+        with store.engine.connect() as conn:
+            return (set(conn.execute(select(latest.c.room_key, latest.c.check_name, latest.c.run_id))),
+                    set(conn.execute(select(results.c.run_id, results.c.room_key))))
+
+    fresh = state()
+    room, host = "room\x1fStockholm\x1f4.12", f"host\x1f{loose['host']['hostname']}"
+    with store.engine.begin() as conn:  # as the old collector left it: the page's camera stood for the room
+        conn.execute(results.update().where(results.c.run_id == page["run_id"]).values(room_key=room))
+        conn.execute(results.update().where(results.c.run_id == loose["run_id"]).values(room_key=host))
+        conn.execute(latest.delete().where(latest.c.room_key.startswith("browser")))
+        conn.execute(latest.update().where(latest.c.room_key == room).values(run_id=page["run_id"]))
+        conn.execute(latest.insert().values(room_key=host, check_name="", run_id=loose["run_id"],
+                                            started=conn.execute(select(latest.c.started).limit(1)).scalar()))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+    assert state() != fresh
+    store.migrate()
+    assert state() == fresh
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+    store.migrate()  # at the head: nothing more to do
+    assert state() == fresh
+
+
 def test_metrics_count_rooms_per_site_with_bounded_labels(store):
     for d in (docs.document(room="1", hostname="a"), docs.document(room="2", hostname="b", cores=1),
               docs.document(room="3", hostname="c", height=None),

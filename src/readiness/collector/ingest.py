@@ -110,9 +110,12 @@ def validate(data: dict[str, Any]) -> tuple[Result, bool]:
         raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
 
 
-def room_key(site: str, room: str, hostname: str, run_id: str) -> str:
-    """Same key as the fleet report: per room when a room label is set, else per host."""
-    return f"room\x1f{site}\x1f{room}" if room else f"host\x1f{hostname or run_id}"
+def room_key(site: str, room: str, hostname: str, run_id: str, browser: bool = False) -> str:
+    """Same key as the fleet report (``Run.key``): per room when a room label is set, else per
+    host; a browser self-test's results apart from the agents' (``store.BROWSER_KEYS``)."""
+    if room:
+        return f"{'browser room' if browser else 'room'}\x1f{site}\x1f{room}"
+    return f"{'browser' if browser else 'host'}\x1f{hostname or run_id}"
 
 
 def coverage(judgement: dict[str, Any] | None) -> float | None:
@@ -219,7 +222,7 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
     if any(len(name) > TEXT_MAX for name in measured):
         raise Refused(422, "too_long", f"a check name is longer than {TEXT_MAX} characters")
     row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname,
-           "room_key": room_key(site, room, hostname, data["run_id"]), "started": started, "received": utcnow(),
+           "room_key": room_key(site, room, hostname, data["run_id"], host.get("measured_by") == "browser"), "started": started, "received": utcnow(),
            "profile": profile, "verdict": verdict, "coverage": coverage(judgement)}
     row["summary"], reqs = summary_of(data)
     return row, measured, reqs

@@ -13,6 +13,8 @@ Tables:
 - ``latest``: per room (or per host without a room label), the newest run (``check_name`` "")
   and the newest run holding each check (whatever its status: its newest fact). Updated in the same transaction as the insert;
   retention never deletes a run this table points to, so the fleet state survives pruning.
+  Browser self-tests have keys of their own (``BROWSER_KEYS``), never an agent's room, and
+  retention takes them by age.
 - ``summaries``: per run, the part of its document the fleet view reads (a fifth of it).
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
@@ -41,6 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
 TEXT_MAX = 200  # site, room, profile name; longer labels are refused at ingest
+BROWSER_KEYS = ("browser room\x1f", "browser\x1f")  # how ``latest`` keys of browser self-tests begin
 HOST_MAX = 255
 
 metadata = MetaData()
@@ -420,10 +423,15 @@ class Store:
 
     def prune(self, keep: timedelta, now: datetime | None = None) -> int:
         """Delete runs that started before ``now - keep``, except those the fleet state points
-        to (each room's newest run and its newest measurement of every check)."""
+        to (each room's newest run and its newest measurement of every check). A browser
+        self-test is a moment's test of one person's device, not a room's standing state: its
+        runs go by age like any other (each run without a room label is a state of its own,
+        which would otherwise be kept for ever)."""
         cutoff = (now or utcnow()) - keep
         held = select(latest.c.run_id)
         with self._guard(), self.engine.begin() as conn:
+            conn.execute(delete(latest).where(latest.c.started < cutoff,
+                                              or_(*(latest.c.room_key.startswith(p) for p in BROWSER_KEYS))))
             gone = conn.execute(delete(results).where(results.c.started < cutoff,
                                                       results.c.run_id.not_in(held))).rowcount
             if gone:

@@ -88,10 +88,14 @@ class Run:
 
     @property
     def key(self) -> tuple[str, ...]:
-        """One state per room when a room label is set, else per host."""
+        """One state per room when a room label is set, else per host. A browser self-test
+        never joins an agent's state: whoever opens the page chooses its room label, so its
+        results form the room's own browser state (one per browser run without a room label)
+        and cannot become an agent-measured room's newest camera or bandwidth fact."""
+        browser = self.facts.get("by") == "browser"
         if self.room:
-            return ("room", self.site, self.room)
-        return ("host", self.hostname or self.run_id)
+            return ("browser room" if browser else "room", self.site, self.room)
+        return ("browser" if browser else "host", self.hostname or self.run_id)
 
     @property
     def partial(self) -> bool:
