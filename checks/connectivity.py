@@ -195,9 +195,11 @@ class ConnectivityCheck(Check):
             via = [r for e in per_service for r in e["tls"].values() if r.get("via") and r.get("error")]
             if via:
                 raise CheckError(f"no meeting service could be reached through the proxy {via[0]['via']} "
-                                 f"({via[0]['source']}): {via[0]['error']}")
+                                 f"({via[0]['source']}): {via[0]['error']}", code="services_unreachable_via_proxy",
+                                 proxy=via[0]["via"], source=via[0]["source"], error=via[0]["error"])
             raise CheckError("no meeting service could be reached: names resolve, but every connection "
-                             "fails (a firewall blocks them, or the internet connection is down)")
+                             "fails (a firewall blocks them, or the internet connection is down)",
+                             code="services_unreachable")
         if udp_tested:
             findings.append({"code": "udp_relays_tested", "args": {
                 "services": ", ".join(e["name"] for e in per_service if "udp_media" in e and e["name"] != own_name),

@@ -163,7 +163,7 @@ class LatencyCheck(Check):
                 return Measurement(metrics=metrics | {"udp_reachable": False}, details=details)
         details["fallback"] = fallback
         raise CheckError("no answer from any latency target, neither over UDP nor TCP "
-                         "(a firewall blocks them, or there is no internet connection)")
+                         "(a firewall blocks them, or there is no internet connection)", code="latency_no_answer")
 
 
 def _per_service(services: dict[str, list[tuple[str, int]]], per_target: dict) -> dict:

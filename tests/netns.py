@@ -179,7 +179,7 @@ class Link:
                    env: dict | None = None, timeout: float = 60) -> dict:
         """Run checks in the client namespace, one after another, in a fresh Python process.
 
-        Returns {name: {"metrics", "details", "seconds"} or {"error", "seconds"}}.
+        Returns {name: {"metrics", "details", "seconds"} or {"error", "finding", "seconds"}}.
         """
         payload = json.dumps({"names": names, "settings": settings or {}, "options": options or {}})
         r = subprocess.run(["ip", "netns", "exec", self.client_ns, sys.executable, "-c", _RUNNER, payload],
@@ -265,7 +265,7 @@ for name in cfg["names"]:
         m = cls().run(CheckContext(settings=settings, options=cfg["options"], budget_s=budget))
         out[name] = {"metrics": m.metrics, "details": m.details}
     except CheckError as e:
-        out[name] = {"error": str(e)}
+        out[name] = {"error": str(e), "finding": e.finding}
     out[name]["seconds"] = time.monotonic() - t
 print(json.dumps(out))
 """

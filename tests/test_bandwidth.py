@@ -159,7 +159,8 @@ def test_deep_queue_bufferbloat_is_measured_and_judged_through_the_cli(link, ser
 
 def test_a_server_that_is_not_there_is_a_plain_error(link):
     r = link.run_checks(["bandwidth"], settings={"bandwidth": {"url": f"http://{link.server_ip}:1", "stun": "none"}})
-    assert "does not answer" in r["bandwidth"]["error"] or "refused" in r["bandwidth"]["error"]
+    assert r["bandwidth"]["error"] == f"the speed-test server {link.server_ip}:1 does not answer"
+    assert r["bandwidth"]["finding"] == {"code": "speed_server_silent", "args": {"server": f"{link.server_ip}:1"}}
 
 
 def _speedtest_server(link, port, *extra):
@@ -227,11 +228,11 @@ def test_speedtest_past_its_budget_keeps_the_direction_it_measured(link):
     assert r["seconds"] < 9.0
 
 
-@pytest.mark.parametrize("extra,expected", [
-    (["--status", "403"], "HTTP 403"),
-    (None, "no internet connection"),  # the proxy is not there and there is no route beyond it
+@pytest.mark.parametrize("extra,expected,code", [
+    (["--status", "403"], "HTTP 403", "speedtest_forbidden"),
+    (None, "no internet connection", "no_network_route"),  # the proxy is not there and there is no route beyond it
 ], ids=["forbidden", "offline"])
-def test_speedtest_failures_become_plain_messages(link, extra, expected):
+def test_speedtest_failures_become_plain_messages(link, extra, expected, code):
     p = _speedtest_server(link, 8091, *extra) if extra is not None else None
     try:
         r = link.run_checks(["bandwidth"], settings={"bandwidth": {"backend": "speedtest", "speedtest_secure": False}},
@@ -240,6 +241,7 @@ def test_speedtest_failures_become_plain_messages(link, extra, expected):
         if p is not None:
             netns.stop(p)
     assert expected in r["error"]
+    assert r["finding"]["code"] == code  # and in the reader's words in the report
 
 
 def test_a_server_without_the_endpoints_is_a_plain_error():

@@ -89,6 +89,36 @@ def test_server_option_points_at_readiness_serve(link, services):
     assert codes["udp_own_server_answers"]["url"] == services and codes["udp_relays_tested"]["ok"] == 0
 
 
+def test_every_service_blocked_is_said_in_the_readers_language(link, tmp_path):
+    """Names resolve (addresses here), a route exists, but nothing answers: `readiness run --lang
+    sv` says why the connectivity and latency checks failed in Swedish in its report, and keeps
+    the English sentence as the record's error (logs, older readers)."""
+    import shutil
+
+    exe = shutil.which("readiness")
+    need(exe is not None, "the readiness console script is not installed (pip install -e .)")
+    ip = link.server_ip
+    r = subprocess.run(["ip", "netns", "exec", link.client_ns, exe, "run", "-c", "connectivity", "-c", "latency",
+                        "--lang", "sv", "--json", "--no-open", "-o", str(tmp_path),
+                        "--set", f'connectivity.services=[{{name = "Blocked", tcp = ["{ip}:9"], stun = ["{ip}:9999"]}}]',
+                        "--set", "connectivity.timeout_s=1.0", "--set", f'latency.targets=["{ip}:9999"]',
+                        "--set", "latency.services=[]", "--set", "latency.tcp_port=9", "--set", "latency.duration_s=1.0"],
+                       capture_output=True, text=True, timeout=90)
+    assert "Traceback" not in r.stderr, r.stderr
+    checks = json.loads(r.stdout)["checks"]
+    assert checks["connectivity"]["error"].startswith("no meeting service could be reached: names resolve")
+    assert checks["latency"]["error"].startswith("no answer from any latency target")
+    assert [f["code"] for f in checks["connectivity"]["details"]["findings"]] == ["services_unreachable"]
+    assert [f["code"] for f in checks["latency"]["details"]["findings"]] == ["latency_no_answer"]
+    html = next(tmp_path.glob("*.html")).read_text(encoding="utf-8")
+    assert ("Ingen mötestjänst gick att nå: namnen slås upp, men varje anslutning misslyckas (en brandvägg stoppar "
+            "dem, eller så är internetanslutningen nere)") in html
+    assert "Inget svar från något mål för fördröjningsmätningen" in html
+    for english in ("no meeting service could be reached", "no answer from any latency target"):
+        # once, in the folded technical part for IT, never as the sentence the reader is given
+        assert html.count(english) == 1 and html.split(english)[0].endswith("</summary><p>")
+
+
 def test_no_network_at_all_is_said_plainly():
     ok, why = netns.available()
     need(ok, why)

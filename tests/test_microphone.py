@@ -14,6 +14,7 @@ import pytest
 from pulse import SINE_HZ, SINE_PEAK_DBFS, SINE_RMS_DBFS, pulse  # noqa: F401 - fixture
 from readiness.check import CheckContext, CheckError
 from readiness.checks.microphone import MicrophoneCheck
+from readiness.render.format import word
 
 pytestmark = pytest.mark.audio
 
@@ -106,7 +107,7 @@ def test_interactive_without_a_terminal_carries_on(pulse):
 # opened the stream; there it waits for the parent's word, so the parent can stop the device's
 # sound server at a known point instead of after a guessed sleep.
 _VANISH_CODE = (
-    "import sys\n"
+    "import json, sys\n"
     "from readiness.check import CheckContext, CheckError\n"
     "from readiness.checks.microphone import MicrophoneCheck as C\n"
     "def say(msg):\n"
@@ -118,6 +119,7 @@ _VANISH_CODE = (
     "    print('no error')\n"
     "except CheckError as exc:\n"
     "    print('CheckError:', exc)\n"
+    "    print('finding:', json.dumps(exc.finding))\n"
 )
 
 
@@ -152,21 +154,25 @@ def _vanish(stop_before_open: bool) -> tuple[str, str]:
     return "".join(seen) + out, err
 
 
-def _assert_plain(out: str, err: str, expected: str) -> None:
+def _assert_plain(out: str, err: str, expected: str, code: str) -> None:
     assert f"CheckError: the microphone 'default' {expected}" in out, (out, err[-500:])
     assert "Illegal combination" not in out and "PaErrorCode" not in out and "Traceback" not in err
+    # and as a finding, so a Swedish report says it in Swedish
+    finding = json.loads(out.split("finding: ", 1)[1].splitlines()[0])
+    assert finding["code"] == code and finding["args"]["device"] == "default"
+    assert word("sv", f"finding.{code}", **finding["args"]).startswith("Mikrofonen ”default” ")
 
 
 def test_device_gone_before_the_stream_opens_is_a_plain_error(pulse):
     # What happened under CPU load to the test below, made certain: PortAudio says "Illegal
     # combination of I/O devices"; the user reads that the microphone is not available.
     out, err = _vanish(stop_before_open=True)
-    _assert_plain(out, err, "is not available")
+    _assert_plain(out, err, "is not available", "microphone_gone")
 
 
 def test_device_vanishing_mid_recording_is_a_plain_error(pulse):
     out, err = _vanish(stop_before_open=False)
-    _assert_plain(out, err, "stopped delivering audio")
+    _assert_plain(out, err, "stopped delivering audio", "microphone_stopped")
 
 
 def test_interactive_shows_a_level_meter_and_reports_the_speech_level(pulse):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from importlib import resources
+from pathlib import Path
 
 from readiness.judge import judge
 from readiness.render.charts import line_chart
@@ -86,6 +87,28 @@ def test_every_catalog_has_every_english_key():
         if entry.name.endswith(".toml"):
             keys = _keys(tomllib.loads(entry.read_text(encoding="utf-8")))
             assert en <= keys, f"{entry.name} lacks {sorted(en - keys)}"
+
+
+def test_every_failure_a_check_names_has_words_in_the_catalog():
+    """A check's failure reaches a Swedish reader in Swedish when it carries a finding code with
+    catalog words (``CheckError(..., code=...)``, a ``{"code": ..., "args": ...}`` finding, or a
+    sound device's failure); a code without them would fall back to the code itself."""
+    import re
+
+    from readiness.audio_io import _Device
+
+    root = Path(__file__).resolve().parent.parent
+    codes = {c for cs in _Device.CODES.values() for c in cs}
+    for path in [*(root / "checks").rglob("*.py"), *(root / "src" / "readiness").rglob("*.py")]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            codes.update(re.findall(r'\bcode="([a-z0-9_]+)"', line))
+            if '"charts"' not in line:  # a chart's code names its title, not a finding
+                for m in re.finditer(r'\{"code": "([a-z0-9_]+)"(?: if \w+ else "([a-z0-9_]+)")?', line):
+                    codes.update(c for c in m.groups() if c)
+    assert {"services_unreachable", "speedtest_forbidden", "microphone_gone", "udp_own_server_silent"} <= codes
+    for lang in ("en", "sv"):
+        findings = tomllib.loads(resources.files("readiness.i18n").joinpath(f"{lang}.toml").read_text(encoding="utf-8"))["finding"]
+        assert codes <= set(findings), f"{lang}.toml has no words for {sorted(codes - set(findings))}"
 
 
 def test_chart_and_snapshot_render_inline():

@@ -378,7 +378,8 @@ def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
     except Exception as e:  # noqa: BLE001
         if isinstance(e, (socket.gaierror, TimeoutError)):
             raise net.offline_error([target.host]) from None
-        raise CheckError(f"cannot look up {target.host}: {e}") from None
+        raise CheckError(f"cannot look up {target.host}: {e}", code="speed_server_unresolved",
+                         host=target.host, error=str(e)) from None
     addr = infos[0]
     probe = _probe_target(target, str(s["stun"]), server)
     details: dict = {"backend": "http", "url": target.url, "address": addr[4][0], "probe": probe.describe(),
@@ -392,7 +393,8 @@ def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
         details["probe"] = probe.describe() + " (STUN got no answer)"
         idle = probe.idle()
     if idle is None:
-        raise CheckError(f"the speed-test server {target.host}:{target.port} does not answer")
+        raise CheckError(f"the speed-test server {target.host}:{target.port} does not answer",
+                         code="speed_server_silent", server=f"{target.host}:{target.port}")
     details["idle_rtt_ms"] = round(idle, 2)
     metrics: dict = {"idle_rtt_ms": round(idle, 2)}
     for direction, metric in (("down", "download_mbps"), ("up", "upload_mbps")):
@@ -428,7 +430,8 @@ def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
     details["responsiveness_method"] = "draft-ietf-ippm-responsiveness, see checks/bandwidth/responsiveness.py"
     if "download_mbps" not in metrics and "upload_mbps" not in metrics:
         errs = details["down"]["errors"] + details["up"]["errors"]
-        raise CheckError("the speed test failed: " + ("; ".join(sorted(set(errs))) or "no data moved"))
+        why = "; ".join(sorted(set(errs))) or "no data moved"
+        raise CheckError("the speed test failed: " + why, code="speed_test_failed", errors=why)
     return Measurement(metrics=metrics, details=details)
 
 

@@ -30,21 +30,23 @@ def _plain_error(e: Exception, speedtest) -> CheckError:
     if isinstance(e, speedtest.ConfigRetrievalError):
         if "403" in text:
             return CheckError("speedtest.net refused the test (HTTP 403 Forbidden); this happens often with "
-                              "speedtest-cli - try again later, or use the http backend")
+                              "speedtest-cli - try again later, or use the http backend", code="speedtest_forbidden")
         try:
             net.resolve("www.speedtest.net", 443, 2.0)
         except Exception:  # noqa: BLE001
             return net.offline_error(["www.speedtest.net"])
-        return CheckError(f"could not fetch the speedtest.net configuration ({_reason(e)})")
+        return CheckError(f"could not fetch the speedtest.net configuration ({_reason(e)})", code="speedtest_no_config",
+                          reason=_reason(e))
     if isinstance(e, speedtest.NoMatchedServers):
-        return CheckError("the configured speedtest.net server is not in speedtest.net's server list")
+        return CheckError("the configured speedtest.net server is not in speedtest.net's server list",
+                          code="speedtest_server_unlisted")
     if isinstance(e, (speedtest.ServersRetrievalError, speedtest.SpeedtestServersError)):
-        return CheckError("could not fetch the list of speedtest.net servers")
+        return CheckError("could not fetch the list of speedtest.net servers", code="speedtest_no_server_list")
     if isinstance(e, speedtest.SpeedtestBestServerFailure):
-        return CheckError("no speedtest.net server answered the latency test")
+        return CheckError("no speedtest.net server answered the latency test", code="speedtest_no_ping")
     if isinstance(e, speedtest.SpeedtestConfigError):
-        return CheckError("speedtest.net sent a configuration speedtest-cli cannot read")
-    return CheckError(f"the speedtest.net test failed ({_reason(e)})")
+        return CheckError("speedtest.net sent a configuration speedtest-cli cannot read", code="speedtest_bad_config")
+    return CheckError(f"the speedtest.net test failed ({_reason(e)})", code="speedtest_failed", reason=_reason(e))
 
 
 def _reason(e: Exception) -> str:
@@ -111,7 +113,8 @@ def run(ctx: CheckContext) -> Measurement:
         loaded.add_loaded_facts(metrics, details)
         if "download_mbps" not in metrics and "upload_mbps" not in metrics:
             raise CheckError("the speedtest.net test did not finish within the check's budget "
-                             f"({ctx.budget_s:g} s); give it more with budget_s, or fewer speedtest_seconds")
+                             f"({ctx.budget_s:g} s); give it more with budget_s, or fewer speedtest_seconds",
+                             code="speedtest_over_budget", budget_s=f"{ctx.budget_s:g}")
         return Measurement(metrics=metrics, details=details)
     except speedtest.SpeedtestException as e:
         raise _plain_error(e, speedtest) from None

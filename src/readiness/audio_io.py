@@ -35,7 +35,7 @@ def load_sounddevice() -> Any:
     except OSError as exc:  # raised when libportaudio is missing
         raise CheckError(
             f"the PortAudio audio library is not installed ({exc}); on Debian/Ubuntu: "
-            "apt install libportaudio2"
+            "apt install libportaudio2", code="no_portaudio", error=str(exc)
         ) from None
     except ImportError as exc:
         raise CheckError(f"the Python package sounddevice is not installed ({exc})") from None
@@ -200,7 +200,24 @@ def _input_stream(sd: Any, device: dict, capture: Capture, stop_after: int | Non
 _GONE_AT_OPEN = {-9999, -9996, -9993, -9986}
 
 
-def _open(sd: Any, factory: Any, what: str) -> Any:
+@dataclass(frozen=True)
+class _Device:
+    """A microphone or speaker as its failures name it: in the log's English (``str``), and as a
+    finding whose words the report takes from the reader's catalog (``finding.<kind>_…``)."""
+
+    kind: str  # "microphone" or "speaker"
+    name: str
+    CODES = {"microphone": ("microphone_gone", "microphone_open_failed", "microphone_stopped"),
+             "speaker": ("speaker_gone", "speaker_open_failed", "speaker_stopped")}
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r}"
+
+    def error(self, message: str, which: int, **facts: Any) -> CheckError:
+        return CheckError(message, code=self.CODES[self.kind][which], device=self.name, **facts)
+
+
+def _open(sd: Any, factory: Any, what: _Device) -> Any:
     try:
         return factory()
     except sd.PortAudioError as exc:
@@ -208,18 +225,19 @@ def _open(sd: Any, factory: Any, what: str) -> Any:
         if code is None:
             code = next((k for k in _GONE_AT_OPEN if f"[PaErrorCode {k}]" in str(exc)), None)
         if code in _GONE_AT_OPEN:
-            raise CheckError(f"the {what} is not available: it was unplugged, switched off or its sound "
-                             f"server stopped (PortAudio error {code})") from None
-        raise CheckError(f"could not open the {what}: {audio.portaudio_message(exc)}") from None
+            raise what.error(f"the {what} is not available: it was unplugged, switched off or its sound "
+                             f"server stopped (PortAudio error {code})", 0, portaudio_error=code) from None
+        raise what.error(f"could not open the {what}: {audio.portaudio_message(exc)}", 1,
+                         error=audio.portaudio_message(exc)) from None
     except ValueError as exc:  # sounddevice's own argument checks (e.g. unsupported settings)
-        raise CheckError(f"could not open the {what}: {exc}") from None
+        raise what.error(f"could not open the {what}: {exc}", 1, error=str(exc)) from None
 
 
 STALL_S = 2.5  # an open stream without callbacks this long has lost its device (some sources deliver in 2 s lumps)
 
 
 def _wait(
-    event: threading.Event, timeout: float, what: str, stream: Any = None, tick: Any = None, stamps: list | None = None
+    event: threading.Event, timeout: float, what: _Device, stream: Any = None, tick: Any = None, stamps: list | None = None
 ) -> None:
     """Wait for ``event``; raise a plain CheckError when the device stops or vanishes.
 
@@ -237,7 +255,7 @@ def _wait(
             stalled = time.perf_counter() - last > (STALL_S if stamps else STALL_S + 2.0)
         inactive = stream is not None and not stream.active and not event.is_set()
         if time.monotonic() > deadline or stalled or inactive:
-            raise CheckError(f"the {what} stopped delivering audio (unplugged, switched off or taken by another program?)")
+            raise what.error(f"the {what} stopped delivering audio (unplugged, switched off or taken by another program?)", 2)
 
 
 def record(sd: Any, device: dict, seconds: float, on_block: Any = None) -> Capture:
@@ -245,8 +263,8 @@ def record(sd: Any, device: dict, seconds: float, on_block: Any = None) -> Captu
     capture = Capture(rate=device_rate(device))
     done = threading.Event()
     wanted = int(capture.rate * seconds)
-    stream = _open(sd, lambda: _input_stream(sd, device, capture, wanted, done), f"microphone {device['name']!r}")
-    what = f"microphone {device['name']!r}"
+    what = _Device("microphone", device["name"])
+    stream = _open(sd, lambda: _input_stream(sd, device, capture, wanted, done), what)
     with stream:
         tick = (lambda: on_block(capture)) if on_block is not None else None  # interactive meter
         _wait(done, seconds + 3.0, what, stream, tick, capture.times)
@@ -306,7 +324,7 @@ def play(sd: Any, device: dict, signal: np.ndarray, rate: int) -> Playback:
     done = threading.Event()
     padded = _with_silence(signal, rate)
     mark = int(rate * LEAD_IN_S)
-    what = f"speaker {device['name']!r}"
+    what = _Device("speaker", device["name"])
     stream = _open(sd, lambda: _output_stream(sd, device, rate, padded, result, done, mark), what)
     result.opened = True
     result.latency_s = float(stream.latency)
@@ -314,7 +332,7 @@ def play(sd: Any, device: dict, signal: np.ndarray, rate: int) -> Playback:
     return result
 
 
-def _run_output(stream: Any, done: threading.Event, seconds: float, what: str) -> None:
+def _run_output(stream: Any, done: threading.Event, seconds: float, what: _Device) -> None:
     """Start, wait until every sample was handed over and has had time to sound, then abort.
 
     Aborting rather than stopping: a stop drains the buffers, which through some drivers
@@ -361,7 +379,7 @@ def loopback(
     in_done = threading.Event()
     padded = _with_silence(signal_out, out_rate)
     total = int(capture.rate * (padded.size / out_rate + listen_s))
-    in_what, out_what = f"microphone {in_dev['name']!r}", f"speaker {out_dev['name']!r}"
+    in_what, out_what = _Device("microphone", in_dev["name"]), _Device("speaker", out_dev["name"])
     in_stream = _open(sd, lambda: _input_stream(sd, in_dev, capture, total, in_done), in_what)
     playback = Playback()
     out_done = threading.Event()
