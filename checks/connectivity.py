@@ -128,7 +128,6 @@ class ConnectivityCheck(Check):
         udp_ok = 0
         udp_tested = 0
         own_udp = None
-        diagnosis: list[str] = []
         for svc in services:
             entry: dict = {"name": svc.get("name", "?"), "tcp": {}, "tls": {}, "stun": {}}
             for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478)):
@@ -153,12 +152,11 @@ class ConnectivityCheck(Check):
                 entry["udp_media"] = ok
                 udp_ok += ok
                 if not ok:
-                    diagnosis.append(f"{entry['name']}: the UDP media ports do not answer, so calls will "
-                                     "fall back to TCP/TLS with lower quality (more delay, choppy audio under loss).")
+                    findings.append({"code": "udp_media_silent", "args": {"service": entry["name"]}})
             reachable = any("ms" in r for r in entry["tcp"].values()) or any("ms" in r for r in entry["tls"].values())
             entry["reachable"] = reachable
             if not reachable and (entry["tcp"] or entry["tls"]):
-                diagnosis.append(f"{entry['name']}: cannot be reached at all (TCP/TLS connections fail).")
+                findings.append({"code": "service_unreachable", "args": {"service": entry["name"]}})
             for k, r in entry["tls"].items():
                 if r.get("certificate") == "intercepted":
                     intercepted = True
@@ -166,17 +164,15 @@ class ConnectivityCheck(Check):
                                      "args": {"service": entry["name"], "endpoint": k, "issuer": r.get("issuer", "")}})
             untrusted = [k for k, r in entry["tls"].items() if r.get("certificate") == "not trusted"]
             if untrusted:
-                diagnosis.append(f"{entry['name']}: the TLS certificate is not trusted ({', '.join(untrusted)}); "
-                                 "a firewall may be inspecting encrypted traffic, which often breaks calls.")
+                findings.append({"code": "tls_not_trusted", "args": {"service": entry["name"], "endpoints": ", ".join(untrusted)}})
             per_service.append(entry)
 
         proxies = resolver.facts()
         vpn = vpn_interfaces()
         if proxied:
-            diagnosis.append("An HTTP proxy is configured; meeting apps send media around it or fall back "
-                             "to slower TCP through it.")
+            findings.append({"code": "proxy_configured", "args": {}})
         if vpn:
-            diagnosis.append(f"A VPN is active ({', '.join(vpn)}); calls routed through it get extra delay.")
+            findings.append({"code": "vpn_active", "args": {"interfaces": ", ".join(vpn)}})
         metrics: dict = {"proxy_detected": bool(proxied), "vpn_detected": bool(vpn)}
         if any("ms" in r for e in per_service for r in e["tls"].values()):
             metrics["tls_intercepted"] = intercepted
@@ -208,7 +204,7 @@ class ConnectivityCheck(Check):
             findings.append({"code": "udp_own_server_answers" if own_udp else "udp_own_server_silent",
                              "args": {"url": server.url}})
         details = {"services": per_service, "proxies": proxies, "vpn_interfaces": vpn,
-                   "findings": findings, "diagnosis": diagnosis, "timeout_s": timeout}
+                   "findings": findings, "timeout_s": timeout}
         return Measurement(metrics=metrics, details=details)
 
 

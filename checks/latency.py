@@ -142,8 +142,7 @@ class LatencyCheck(Check):
         # No STUN answer anywhere: UDP is blocked (or the targets are down). Fall back to TCP.
         ctx.say("no UDP answers; measuring RTT by TCP handshakes instead")
         details["method"] = "tcp-connect (UDP got no answer)"
-        details["diagnosis"] = ["No answers to UDP probes: media would fall back to TCP/TLS, "
-                                "which raises delay and breaks up audio and video under loss."]
+        details["findings"] = [{"code": "latency_udp_silent", "args": {}}]
         fallback: dict = {}
         for hp in tcp_targets:
             try:

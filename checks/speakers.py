@@ -69,8 +69,8 @@ class SpeakersCheck(Check):
             "sample_rate_hz": out_rate,
         }
         metrics: dict = {}
-        diagnosis: list[str] = []
-        details["diagnosis"] = diagnosis
+        findings: list[dict] = []
+        details["findings"] = findings
         level = min(MAX_PEAK_DBFS, float(ctx.settings.get("level_dbfs", -20.0)))
         signal = audio.chirp(out_rate, CHIRP_S)
 
@@ -115,13 +115,9 @@ class SpeakersCheck(Check):
                     _speech_quality(sd, audio, audio_io, out_dev, in_dev, out_rate, final["level_dbfs"],
                                     metrics, details)
             else:
-                diagnosis.append(
-                    f"the microphone {in_dev['name']!r} did not pick up the test signal, even "
-                    f"{RETRY_GAIN_DB:g} dB louder: the speakers are off, muted or too quiet, or "
-                    "they are not the device this room uses."
-                )
+                findings.append({"code": "loopback_not_heard", "args": {"microphone": in_dev["name"], "db": f"{RETRY_GAIN_DB:g}"}})
         if metrics.get("underruns"):
-            diagnosis.append(f"{metrics['underruns']} underrun(s): the computer could not feed the speaker in time.")
+            findings.append({"code": "speaker_underruns", "args": {"count": metrics["underruns"]}})
 
         if ctx.options.get("interactive"):
             _ask_person(audio, audio_io, sd, out_dev, out_rate, level, metrics, details)

@@ -72,7 +72,13 @@ def test_reachable_and_blocked_services(link, services):
     assert org["udp_media"] is True and org["stun"][f"{ip}:3480"]["mapped_address"].startswith(link.client_ip)
     assert org["tls"][f"{ip}:8443"]["certificate"] == "not trusted"  # self-signed
     assert blocked["udp_media"] is False and blocked["reachable"] is False
-    assert any("Blocked" in x and "fall back to TCP/TLS" in x for x in d["diagnosis"])
+    from readiness.render.report import finding_texts
+
+    codes = [(f["code"], f["args"]) for f in d["findings"]]
+    assert ("udp_media_silent", {"service": "Blocked"}) in codes and ("service_unreachable", {"service": "Blocked"}) in codes
+    assert ("tls_not_trusted", {"service": "Org", "endpoints": f"{ip}:8443"}) in codes
+    assert any(t.startswith("Blocked: the UDP media ports do not answer") for t in finding_texts(d, "en"))
+    assert any(t.startswith("Blocked: UDP-portarna för media svarar inte") for t in finding_texts(d, "sv"))
 
 
 def test_server_option_points_at_readiness_serve(link, services):

@@ -78,7 +78,7 @@ def test_blocked_udp_falls_back_to_tcp_handshakes(link):
     assert r["details"]["method"].startswith("tcp-connect")
     assert 0 < r["metrics"]["rtt_median_ms"] < 50
     assert "jitter_ms" not in r["metrics"] and "mos" not in r["metrics"]
-    assert any("TCP/TLS" in d for d in r["details"]["diagnosis"])
+    assert r["details"]["findings"] == [{"code": "latency_udp_silent", "args": {}}]
 
 
 SERVICES_PROFILE = """

@@ -49,7 +49,11 @@ def test_microphone_on_another_sink_does_not_hear_retries_and_says_so(pulse):
     assert "loopback_latency_ms" not in m.metrics and "received_level_dbfs" not in m.metrics
     attempts = m.details["attempts"]
     assert [a["level_dbfs"] for a in attempts] == [-20.0, -8.0]  # retried 12 dB louder
-    assert "did not pick up" in m.details["diagnosis"][0]
+    from readiness.render.report import finding_texts
+
+    assert m.details["findings"][0] == {"code": "loopback_not_heard", "args": {"microphone": m.details["microphone"], "db": "12"}}
+    assert "did not pick up the test signal, even 12 dB louder" in finding_texts(m.details, "en")[0]
+    assert "hörde inte testsignalen, inte ens 12 dB starkare" in finding_texts(m.details, "sv")[0]
 
 
 def test_silent_microphone_does_not_fail_the_speakers(pulse):
