@@ -221,9 +221,10 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
     measured = sorted(data["checks"])
     if any(len(name) > TEXT_MAX for name in measured):
         raise Refused(422, "too_long", f"a check name is longer than {TEXT_MAX} characters")
-    row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname,
-           "room_key": room_key(site, room, hostname, data["run_id"], host.get("measured_by") == "browser"), "started": started, "received": utcnow(),
-           "profile": profile, "verdict": verdict, "coverage": coverage(judgement)}
+    key = room_key(site, room, hostname, data["run_id"], browser=host.get("measured_by") == "browser")
+    row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname, "room_key": key,
+           "started": started, "received": utcnow(), "profile": profile, "verdict": verdict,
+           "coverage": coverage(judgement)}
     row["summary"], reqs = summary_of(data)
     return row, measured, reqs
 

@@ -45,9 +45,10 @@ def upgrade() -> None:
     touched: set[str] = set()
     # the page names its runs' hosts "browser-" and 8 hex digits; the document says who measured
     candidates = conn.execute(sa.select(_results.c.run_id, _results.c.site, _results.c.room, _results.c.hostname,
-                                        _results.c.room_key, _results.c.document)
+                                        _results.c.room_key)
                               .where(_results.c.hostname.like("browser-%"))).all()
-    for run_id, site, room, hostname, key, document in candidates:
+    for run_id, site, room, hostname, key in candidates:  # each document read on its own: never all at once
+        document = conn.execute(sa.select(_results.c.document).where(_results.c.run_id == run_id)).scalar()
         host = _document(document).get("host")
         if not isinstance(host, dict) or host.get("measured_by") != "browser":
             continue
