@@ -201,7 +201,7 @@ def test_retention_keeps_each_rooms_latest_measurement_per_check(store):
 
 def test_a_browser_self_test_never_becomes_an_agent_rooms_state(store, tmp_path):
     """Whoever opens the self-test page chooses its room label. A page result labelled with an
-    agent's room, newer than the agent's run and with its camera failed, is the room's browser
+    agent's room, newer than the agent's run, with its camera failed and one core, is the room's browser
     state: the agent's room keeps its own camera fact, in the database as in the files' fleet.
     Browser runs go by age in retention; the agent's old room state stays."""
     from readiness.collector.fleetdb import build_fleet
@@ -209,7 +209,7 @@ def test_a_browser_self_test_never_becomes_an_agent_rooms_state(store, tmp_path)
 
     days = timedelta(days=1)
     agent = docs.document(age=100 * days)  # ready, camera 1080 p
-    page = docs.document(age=1 * days, height=None, browser=True)  # newer, same room, no camera
+    page = docs.document(age=1 * days, height=None, browser=True, cores=1)  # newer, same room, no camera, 1 core
     older_page = docs.document(age=50 * days, browser=True)
     loose = docs.document(room="", age=60 * days, browser=True)  # no room: a state of its own
     for d in (agent, page, older_page, loose):
@@ -222,11 +222,21 @@ def test_a_browser_self_test_never_becomes_an_agent_rooms_state(store, tmp_path)
     for fleet in (build_fleet(store), collect([docs.write(d, tmp_path / "files") for d in (agent, page, older_page, loose)])):
         units = {r.key: (r.sources["camera"][2], r.verdict, r.values.get("camera.height_px")) for r in fleet.runs}
         assert units == {("room", "Stockholm", "4.12"): (agent["run_id"], "PASS", 1080),
-                         ("browser room", "Stockholm", "4.12"): (page["run_id"], "UNKNOWN", None),
+                         ("browser room", "Stockholm", "4.12"): (page["run_id"], "FAIL", None),
                          ("browser", loose["host"]["hostname"]): (loose["run_id"], "PASS", 1080)}
-    html = FleetView(store).html("sv")  # the row says what it is
+    view = FleetView(store)
+    html = view.html("sv")  # the row says what it is
     assert html.count("självtest i webbläsare, hålls isär från agenternas resultat för rummet") == 1
     assert html.count('<div class="muted">självtest i webbläsare</div>') == 1
+    # per site, the room's browser row beside its agent row, each one unit
+    rooms = sorted((r["room"], r.get("by", ""), r["total"]) for s in view.get("sv")[1]["sites"] for r in s["rooms"])
+    assert rooms == [("", "browser", 1), ("4.12", "", 1), ("4.12", "browser", 1)]
+    assert html.count('4.12 <span class="muted">(självtest i webbläsare)</span>') == 1
+    from readiness.fleet.step5 import analysis  # the action list names the row it means
+
+    fleet = build_fleet(store)
+    where = [w for a in analysis(fleet.runs, fleet.requirements, "sv")["actions"] for w in a["where"]]
+    assert where and set(where) == {"4.12 (självtest i webbläsare)"}  # the agent's 4.12 is ready: in no action
     assert store.prune(timedelta(days=30)) == 2  # the old page runs, with and without a room; never the agent's
     assert {run_id for run_id, _ in store.documents(all_runs=True)} == {agent["run_id"], page["run_id"]}
     assert {r.key for r in build_fleet(store).runs} == {("room", "Stockholm", "4.12"), ("browser room", "Stockholm", "4.12")}

@@ -137,7 +137,8 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
             per_req[i][s] += 1
         site = sites.setdefault(r.site, {"runs": [], "rooms": {}})
         site["runs"].append(r)
-        site["rooms"].setdefault(r.room, []).append(r)
+        # a room's browser self-tests are a row of their own, beside its agent's (``Run.key``)
+        site["rooms"].setdefault((r.room, r.facts.get("by") == "browser"), []).append(r)
 
     def top_failures(runs: list[Run], limit: int = 3) -> list[str]:
         """What keeps these hosts from being ready most often (FAIL, UNKNOWN), then advice (WARN)."""
@@ -156,8 +157,9 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
     site_rows = []
     for name in sorted(sites, key=lambda s: (s == "", s.casefold())):
         entry = sites[name]
-        rooms = [{"room": room, **_counts(runs), "failing": top_failures(runs)}
-                 for room, runs in sorted(entry["rooms"].items(), key=lambda kv: (kv[0] == "", kv[0].casefold()))]
+        rooms = [{"room": room, **({"by": "browser"} if browser else {}), **_counts(runs), "failing": top_failures(runs)}
+                 for (room, browser), runs in sorted(entry["rooms"].items(),
+                                                     key=lambda kv: (kv[0][0] == "", kv[0][0].casefold(), kv[0][1]))]
         site_rows.append({"site": name, **_counts(entry["runs"]), "rooms": rooms})
 
     req_rows = []

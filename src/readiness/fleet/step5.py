@@ -227,7 +227,11 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     theirs = [r for r in runs if r.site in partner]
     units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses) for r in own]
     planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
-    labels = {_unit_key(r): (r.room or r.hostname or r.run_id) for r in own}
+    from ..render.format import word
+
+    by_browser = f" ({word(lang, 'fleet_by_browser')})"  # a room's browser row beside its agent's
+    labels = {_unit_key(r): (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"
+                                                                  else "") for r in own}
     actions = []
     for a in planned:
         d = a.to_dict()
