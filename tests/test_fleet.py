@@ -270,6 +270,33 @@ def test_malformed_input_zoo_is_skipped_listed_and_stops_nothing(cli, tmp_path, 
     assert f"skipped {len(expect)} files" in out.stdout
 
 
+def test_skip_reasons_are_said_in_the_reports_language(cli, tmp_path, fleet_dir):
+    """`aggregate --lang sv` gives each reason it has words for in Swedish (the border's detail of
+    a refused file stays as the border said it, framed); the terminal keeps the English line.
+    Worker processes hand the reason on with its code."""
+    good = next((fleet_dir / "Stockholm").glob("*.json"))
+    zoo = tmp_path / "zoo"
+    write_zoo(zoo, good)
+    out = aggregate(cli, str(good), str(zoo), "--lang", "sv", "-o", str(tmp_path / "z.html"), "--json", str(tmp_path / "z.json"))
+    got = {Path(s["path"]).name: s["reason"] for s in json.loads((tmp_path / "z.json").read_text(encoding="utf-8"))["skipped"]}
+    assert got["empty-folder"] == "tom mapp"
+    assert got["dangling.json"] == "en länk till ingenting (trasig länk)"
+    assert got["pipe.json"] == "inte en vanlig fil (en pipe, enhet eller socket); öppnades inte"
+    assert got["loop.json"] == "en länk till en mapp; länkar till mappar följs inte"
+    assert got["nojudgement.json"].startswith("innehåller ingen bedömning")
+    assert got["copy.json"].startswith("en kopia av körning ")
+    assert got["badjudgement.json"].startswith("inte ett giltigt resultat: malformed judgement in the result (")
+    assert got["hello.json"].startswith("inte ett giltigt resultat: not a readiness result")
+    html = (tmp_path / "z.html").read_text(encoding="utf-8")
+    assert "en länk till ingenting (trasig länk)" in html and "a link to nothing" not in html
+    assert f"skipped: {zoo / 'dangling.json'}: a link to nothing (broken link)" in out.stderr
+    from readiness.fleet.collect import said
+
+    here, pooled = collect([zoo], workers=1), collect([zoo], workers=2)
+    assert [(s.path, said(s.reason, "sv")) for s in here.skipped] == [(s.path, said(s.reason, "sv")) for s in pooled.skipped]
+    assert sum(said(s.reason, "sv") != s.reason for s in pooled.skipped) >= 8
+
+
 def test_only_bad_input_still_writes_a_report(cli, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.json").write_text("{", encoding="utf-8")

@@ -106,9 +106,13 @@ def test_every_failure_a_check_names_has_words_in_the_catalog():
                 for m in re.finditer(r'\{"code": "([a-z0-9_]+)"(?: if \w+ else "([a-z0-9_]+)")?', line):
                     codes.update(c for c in m.groups() if c)
     assert {"services_unreachable", "speedtest_forbidden", "microphone_gone", "udp_own_server_silent"} <= codes
+    # and every reason the fleet report gives for a skipped file (``fleet.collect.Why``)
+    skips = set(re.findall(r'Why\("([a-z0-9_]+)"', (root / "src/readiness/fleet/collect.py").read_text(encoding="utf-8")))
+    assert {"broken_link", "duplicate", "invalid_result"} <= skips
     for lang in ("en", "sv"):
-        findings = tomllib.loads(resources.files("readiness.i18n").joinpath(f"{lang}.toml").read_text(encoding="utf-8"))["finding"]
-        assert codes <= set(findings), f"{lang}.toml has no words for {sorted(codes - set(findings))}"
+        table = tomllib.loads(resources.files("readiness.i18n").joinpath(f"{lang}.toml").read_text(encoding="utf-8"))
+        assert codes <= set(table["finding"]), f"{lang}.toml has no words for {sorted(codes - set(table['finding']))}"
+        assert skips <= set(table["skip"]), f"{lang}.toml has no skip words for {sorted(skips - set(table['skip']))}"
 
 
 def test_chart_and_snapshot_render_inline():

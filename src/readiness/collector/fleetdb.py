@@ -27,7 +27,7 @@ from collections import Counter
 from typing import Any, Callable, Iterator
 
 from ..fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
-from ..fleet.collect import _Reader
+from ..fleet.collect import _Reader, invalid
 from ..result import Result, ResultError
 from .store import Store, redacted
 
@@ -49,7 +49,7 @@ def _results(store: Store, all_runs: bool, skip: list[Skipped], part: tuple[str 
         try:
             yield origin, Result.from_dict(_with_requirements(doc, reqs), origin)
         except ResultError as exc:  # checked when it arrived; a hand-edited row is listed, not fatal
-            skip.append(Skipped(origin, str(exc).removeprefix(origin + ": ")))
+            skip.append(Skipped(origin, invalid(str(exc).removeprefix(origin + ": "))))
 
 
 def _with_requirements(doc: Any, reqs: dict[str, Any]) -> Any:

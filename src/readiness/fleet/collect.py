@@ -55,10 +55,49 @@ KEY_METRICS = ["bandwidth.upload_mbps", "bandwidth.download_mbps", "latency.rtt_
                "latency.loss_pct", "camera.height_px", "camera.fps"]
 
 
+class Why(str):
+    """Why a file or run was skipped: the English sentence (terminal, log, CSV) that also
+    carries a code and its facts, so a report says it in its reader's language (catalog
+    ``skip.<code>``, ``said``). A str, so it travels from worker processes and compares as text."""
+
+    code: str
+    args: dict[str, Any]
+
+    def __new__(cls, code: str, text: str, **args: Any) -> "Why":
+        self = super().__new__(cls, text)
+        self.code, self.args = code, args
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_why_of, (self.code, str(self), self.args))
+
+
+def _why_of(code: str, text: str, args: dict[str, Any]) -> Why:
+    """How a Why is made again from its pickle (a worker's record)."""
+    return Why(code, text, **args)
+
+
+def invalid(text: str) -> Why:
+    """A result the border refused (``result.ResultError``): its English detail, framed."""
+    return Why("invalid_result", text, detail=text)
+
+
+def said(reason: str, lang: str) -> str:
+    """A skip reason in ``lang``: the catalog's words for its code, else the English sentence."""
+    from ..render.format import word
+
+    if isinstance(reason, Why):
+        key = f"skip.{reason.code}"
+        text = word(lang, key, **reason.args)
+        if text != key:
+            return text
+    return str(reason)
+
+
 @dataclass
 class Skipped:
     path: str
-    reason: str
+    reason: str  # a Why where the reader can say it in other languages
 
 
 @dataclass
@@ -144,8 +183,19 @@ class Fleet:
 # --- finding files ----------------------------------------------------------------------------
 
 
-def _why(exc: OSError) -> str:
+def _oserror(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+def _unreadable(exc: OSError) -> Why:
+    return Why("unreadable", f"cannot read it ({_oserror(exc)})", error=_oserror(exc))
+
+
+def _too_large(size: int) -> Why:
+    return Why("too_large", f"too large to be a result ({size // 1048576} MB)", mb=size // 1048576)
+
+
+_NOT_REGULAR = Why("not_regular", "not a regular file (a pipe, device or socket); not opened")
 
 
 def iter_result_files(paths: Iterable[str | os.PathLike[str]], skip: Callable[[str, str], None],
@@ -160,19 +210,19 @@ def iter_result_files(paths: Iterable[str | os.PathLike[str]], skip: Callable[[s
         try:
             st = os.stat(p)
         except OSError as exc:
-            skip(p, f"cannot read it ({_why(exc)})")
+            skip(p, _unreadable(exc))
             continue
         if stat.S_ISDIR(st.st_mode):
             found = yield from _walk(p, skip, other)
             if not found:
-                skip(p, "this folder holds no result files (*.json)")
+                skip(p, Why("no_result_files", "this folder holds no result files (*.json)"))
         elif stat.S_ISREG(st.st_mode):
             if st.st_size > MAX_FILE_BYTES:
-                skip(p, f"too large to be a result ({st.st_size // 1048576} MB)")
+                skip(p, _too_large(st.st_size))
             else:
                 yield p
         else:
-            skip(p, "not a regular file (a pipe, device or socket); not opened")
+            skip(p, _NOT_REGULAR)
 
 
 def _walk(top: str, skip: Callable[[str, str], None], other: Callable[[], None]) -> Iterator[str]:
@@ -184,10 +234,10 @@ def _walk(top: str, skip: Callable[[str, str], None], other: Callable[[], None])
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            skip(folder, f"cannot list this folder ({_why(exc)})")
+            skip(folder, Why("unlistable", f"cannot list this folder ({_oserror(exc)})", error=_oserror(exc)))
             continue
         if not entries and folder != top:
-            skip(folder, "empty folder")
+            skip(folder, Why("empty_folder", "empty folder"))
         subfolders = []
         for e in entries:
             try:
@@ -195,7 +245,7 @@ def _walk(top: str, skip: Callable[[str, str], None], other: Callable[[], None])
                     subfolders.append(e.path)
                     continue
             except OSError as exc:
-                skip(e.path, f"cannot read it ({_why(exc)})")
+                skip(e.path, _unreadable(exc))
                 continue
             if not e.name.lower().endswith(".json"):
                 other()
@@ -204,14 +254,14 @@ def _walk(top: str, skip: Callable[[str, str], None], other: Callable[[], None])
                 st = e.stat()  # follows a link to its target
             except OSError as exc:
                 broken = e.is_symlink()
-                skip(e.path, "a link to nothing (broken link)" if broken else f"cannot read it ({_why(exc)})")
+                skip(e.path, Why("broken_link", "a link to nothing (broken link)") if broken else _unreadable(exc))
                 continue
             if stat.S_ISDIR(st.st_mode):
-                skip(e.path, "a link to a folder; links to folders are not followed")
+                skip(e.path, Why("folder_link", "a link to a folder; links to folders are not followed"))
             elif not stat.S_ISREG(st.st_mode):
-                skip(e.path, "not a regular file (a pipe, device or socket); not opened")
+                skip(e.path, _NOT_REGULAR)
             elif st.st_size > MAX_FILE_BYTES:
-                skip(e.path, f"too large to be a result ({st.st_size // 1048576} MB)")
+                skip(e.path, _too_large(st.st_size))
             else:
                 found += 1
                 yield e.path
@@ -303,20 +353,21 @@ class _Reader:
             result = read_result(path)
         except ResultError as exc:
             reason = str(exc)
-            return ("skip", path, reason[len(path) + 2:] if reason.startswith(path + ": ") else reason, False)
+            return ("skip", path, invalid(reason[len(path) + 2:] if reason.startswith(path + ": ") else reason), False)
         return self.from_result(result, path)
 
     def from_result(self, result: Any, path: str) -> tuple[Any, ...]:
         """The record of a Result already read (from a file, or from the collector's database)."""
         run_id = result.run_id if isinstance(result.run_id, str) else ""
         if not run_id:
-            return ("skip", path, "malformed result (no run_id)", True)
+            return ("skip", path, Why("no_run_id", "malformed result (no run_id)"), True)
         try:
             started = parse_utc(str(result.started_utc))
             if started.tzinfo is None:
                 started = started.replace(tzinfo=timezone.utc)
         except ValueError:
-            return ("skip", path, f"malformed result (start time {result.started_utc!r} is not a date and time)", True)
+            return ("skip", path, Why("bad_start", f"malformed result (start time {result.started_utc!r} is not a date and "
+                                                   "time)", value=repr(result.started_utc)[:80]), True)
         new: dict[tuple[Any, ...], Requirement] = {}
         try:
             if self.profile is not None:
@@ -330,13 +381,16 @@ class _Reader:
                 needed = tuple(c for c in cov.get("needed", []) if isinstance(c, str)) if isinstance(cov, dict) else ()
                 overall, name, statuses = self._stored(result.judgement, new)
             else:
-                return ("skip", path, "holds no judgement; give --profile or --requirements to judge it", True)
+                return ("skip", path, Why("not_judged", "holds no judgement; give --profile or --requirements to judge it"),
+                        True)
             for status in (overall, *statuses.values()):
                 if status not in STATUSES:
                     raise ValueError(f"unknown verdict {status!r}")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            what = "cannot be judged against the profile" if self.profile is not None else "malformed judgement in the result"
-            return ("skip", path, f"{what} ({type(exc).__name__}: {exc})", True)
+            code, what = (("cannot_judge", "cannot be judged against the profile") if self.profile is not None else
+                          ("bad_judgement", "malformed judgement in the result"))
+            error = f"{type(exc).__name__}: {exc}"
+            return ("skip", path, Why(code, f"{what} ({error})", error=error), True)
         self.known.update(new)
         units: dict[str, str] = {}
         values = _metric_values(result, units, self.names)
@@ -556,7 +610,7 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
             units.setdefault(k, v)
         if run.run_id in seen:
             duplicates += 1
-            skip(run.path, f"a copy of run {run.run_id} that was already read")
+            skip(run.path, Why("duplicate", f"a copy of run {run.run_id} that was already read", run_id=run.run_id))
             continue
         seen.add(run.run_id)
         # One string object per metric name and verdict for the whole fleet, not one per run

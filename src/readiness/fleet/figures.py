@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from ..judge import FAIL, PARTIAL, PASS, UNKNOWN, WARN
 from ..requirements import Requirement
 from ..result import utc_now
-from .collect import FLEET_KIND, FLEET_SCHEMA_VERSION, KEY_METRICS, Fleet, Run
+from .collect import FLEET_KIND, FLEET_SCHEMA_VERSION, KEY_METRICS, Fleet, Run, said
 from .step5 import analysis
 
 def _counts(runs: Iterable[Run]) -> dict[str, int]:
@@ -214,7 +214,7 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         "trend": trend(fleet.per_day),
         "rows": [row_state(r, stamps) for r in fleet.runs],
         "step5": analysis(fleet.runs, fleet.requirements, lang, partners, fleet.rejudged_by),
-        "skipped": [{"path": s.path, "reason": s.reason} for s in fleet.skipped],
+        "skipped": [{"path": s.path, "reason": said(s.reason, lang)} for s in fleet.skipped],
     }
 
 

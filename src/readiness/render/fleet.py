@@ -129,7 +129,7 @@ def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[
     return template.render(f=figs, fleet=fleet, rows=rows, sites=_site_rows(figs["sites"], rooms_per_site), hidden_rows=max(0, len(fleet.runs) - max_rows),
                            charts=[c for h in figs["histograms"] if (c := histogram_svg(h, lang=lang)) is not None],
                            trend_chart=trend_svg(figs["trend"], lang=lang), **template_words(lang),
-                           skipped=fleet.skipped[:max_rows], hidden_skipped=max(0, len(fleet.skipped) - max_rows))
+                           skipped=figs["skipped"][:max_rows], hidden_skipped=max(0, len(fleet.skipped) - max_rows))
 
 
 
