@@ -21,6 +21,7 @@ everything inserted into HTML is escaped by Jinja's autoescaping.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -111,8 +112,6 @@ class SelfTest:
         modification time); returns how many files. Only files named as the page names them
         (``readiness-browser-…``, directly in the folder, not links) are touched: agents' results
         put in the same folder stay."""
-        import os
-
         cutoff = (time.time() if now is None else now) - keep_s
         gone = 0
         with self._write_lock:
