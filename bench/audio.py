@@ -13,7 +13,7 @@ the speaker, its monitor as the microphone, `module-sine-source` as a known tone
    round-trip latency (median and spread; beside the output buffer the driver reports), received level beside the level played (a chirp at
    -20 dBFS peak has an RMS of about -23 dBFS). Target: heard every time, spread <= 10 ms.
 3. Time of the whole audio part at default settings, each piece in a fresh process as in real
-   use: the audio inventory (`python -m readiness.devices --audio`, what `readiness devices`
+   use: the audio inventory (`python -m readiness.measure.devices --audio`, what `readiness devices`
    runs for audio), and `readiness run --check microphone --check speakers` through the real
    runner (checks in killable child processes). Target: inventory + the two checks' recorded
    durations <= 6 s. Shown beside it: the command's wall time (which adds the CLI's start,
@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 from pulse import SINE_HZ, PulseServer, noise_into, room_sink, running_pulse  # noqa: E402
 from readiness.check import CheckContext  # noqa: E402
 from readiness.checks.microphone import MicrophoneCheck  # noqa: E402
-from readiness import audio  # noqa: E402
+from readiness.measure import audio  # noqa: E402
 from readiness.checks.speakers import CHIRP_S, SpeakersCheck  # noqa: E402
 
 TIME_TARGET_S = 6.0
@@ -137,7 +137,7 @@ def timing(server: PulseServer) -> bool:
     print(f"3. time of the audio part at default settings, fresh processes (target <= {TIME_TARGET_S:g} s)")
     server.route(source="spk.monitor", sink="spk")
     t = time.monotonic()
-    inv = subprocess.run([sys.executable, "-m", "readiness.devices", "--audio"], capture_output=True, timeout=60)
+    inv = subprocess.run([sys.executable, "-m", "readiness.measure.devices", "--audio"], capture_output=True, timeout=60)
     inventory_s = time.monotonic() - t
     found = json.loads(inv.stdout)
     with tempfile.TemporaryDirectory() as out:

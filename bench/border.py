@@ -18,9 +18,9 @@ import statistics
 import sys
 import time
 
-from readiness.judge import judge
-from readiness.plugins import load_plugins
-from readiness.requirements import load_profile, parse_profile
+from readiness.judge.verdicts import judge
+from readiness.run.plugins import load_plugins
+from readiness.judge.requirements import load_profile, parse_profile
 from readiness.result import CheckRecord, Result, load_result_bytes
 
 FILES = 300

@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from camera_sources import MjpegServer, SilentServer  # noqa: E402
 from readiness.check import CheckContext  # noqa: E402
 from readiness.checks.camera import CameraCheck  # noqa: E402
-from readiness.frames import delivered_fps  # noqa: E402
+from readiness.measure.frames import delivered_fps  # noqa: E402
 
 RATES = (5, 12, 25, 30)
 WORKING_TARGET_S = 5.0

@@ -34,10 +34,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from readiness.judge import judge
-from readiness.plugins import load_plugins
+from readiness.judge.verdicts import judge
+from readiness.run.plugins import load_plugins
 from readiness.render.report import render_report
-from readiness.requirements import load_profile, shipped_profiles
+from readiness.judge.requirements import load_profile, shipped_profiles
 from readiness.result import CheckRecord, Result, write_atomic, write_result
 
 TARGET_S = 10.0

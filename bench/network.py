@@ -110,7 +110,7 @@ def responsiveness_run(link: netns.Link, url: str) -> None:
 
 
 def repeatability(link: netns.Link, url: str, runs: int = 10) -> None:
-    from readiness.checks.bandwidth.estimator import spread
+    from readiness.measure.estimator import spread
 
     print(f"\nRepeatability: {runs} runs of each network figure, tbf 20 Mbit/s with a 50 ms queue; responder 50 ms ± 6 ms, 1 % drop")
     link.shape(20, queue_ms=50)
@@ -235,7 +235,7 @@ def offline() -> None:
 
 def loopback_ceiling() -> None:
     print("\nCeiling on loopback: http backend download vs iperf3 (4 streams)")
-    srv = subprocess.Popen([sys.executable, "-m", "readiness.server", "--host", "127.0.0.1", "--port", "18181",
+    srv = subprocess.Popen([sys.executable, "-m", "readiness.server.http", "--host", "127.0.0.1", "--port", "18181",
                             "--stun-port", "13481"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     netns.wait_line(srv, "listening")
     code = ("import json; from readiness.check import CheckContext; from readiness.checks.bandwidth import BandwidthCheck as C;"

@@ -6,7 +6,7 @@ height), and over a short window measures what arrives: the frame size (``frame.
 what ``get()`` claims), the time to the first frame, the delivered frame rate from arrival
 times (``CAP_PROP_FPS`` is reported in details only, because drivers and FFmpeg make it up),
 and the picture (brightness, black / over-exposed / frozen by FFmpeg's rules, sharpness,
-noise; see ``readiness.frames``).
+noise; see ``readiness.measure.frames``).
 
 A camera that cannot be opened or sends no picture is a measurement, not a crash:
 ``working`` is false and ``details["findings"]`` holds the facts as codes with numbers
@@ -41,7 +41,7 @@ class _Capture(threading.Thread):
     def __init__(self, source: Any, settings: dict[str, Any], open_timeout_s: float,
                  keep_last: bool) -> None:
         super().__init__(daemon=True, name="camera-capture")
-        from readiness.frames import WindowStats
+        from readiness.measure.frames import WindowStats
 
         self.source = source
         self.settings = settings
@@ -273,13 +273,13 @@ class CameraCheck(Check):
         os.environ.setdefault("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", "0")
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        from readiness.cameras import quiet_opencv
+        from readiness.measure.cameras import quiet_opencv
 
         with quiet_opencv():  # a timed-out stream is reported in findings, not on stderr
             return self._measure(ctx)
 
     def _measure(self, ctx: CheckContext) -> Measurement:
-        from readiness.cameras import CameraNotFound, resolve_source
+        from readiness.measure.cameras import CameraNotFound, resolve_source
 
         started = time.monotonic()
         deadline = started + max(ctx.budget_s - STOP_MARGIN_S, 0.8 * ctx.budget_s)

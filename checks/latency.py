@@ -21,8 +21,8 @@ import time
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
 
-from . import _netcommon as net
-from .connectivity import DEFAULT_SERVICES
+from readiness.measure import netcommon as net
+from readiness.checks.connectivity import DEFAULT_SERVICES
 
 PER_SERVICE = ("rtt_median_ms", "rtt_p95_ms", "jitter_ms", "loss_pct", "burst_loss_pct", "mos")
 
@@ -61,7 +61,8 @@ class LatencyCheck(Check):
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
-        from readiness import netstats, stun
+        from readiness.measure import netstats
+        from readiness.measure import stun
 
         s = ctx.settings
         server = net.server_option(ctx.options)

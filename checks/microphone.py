@@ -8,8 +8,8 @@ could use); whether any level is too low or too high is the profile's word alone
 shows a live level meter and reports the speech level (target about -22 dBFS, RFC 7874).
 
 Runs isolated (a killable child process): PortAudio calls can block forever. Nothing heavy is
-imported at module level; the analysis lives in ``readiness.audio``, the device I/O in
-``readiness.audio_io``. No audio leaves the process unless ``--keep-audio`` is given.
+imported at module level; the analysis lives in ``readiness.measure.audio``, the device I/O in
+``readiness.measure.audio_io``. No audio leaves the process unless ``--keep-audio`` is given.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class MicrophoneCheck(Check):
     def run(self, ctx: CheckContext) -> Measurement:
         import numpy as np
 
-        from readiness import audio, audio_io
+        from readiness.measure import audio
+        from readiness.measure import audio_io
 
         sd = audio_io.load_sounddevice()
         name = audio_io.chosen_name(ctx.options, "microphone", ctx.settings.get("device"))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
-from readiness.inventory import Probe, parse_reg_query
+from readiness.measure.inventory import Probe, parse_reg_query
 
 _FIREWALL_KEYS = [
     r"HKLM\SOFTWARE\Policies\Microsoft\WindowsFirewall",

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
-from readiness.inventory import CLIENTS, Probe, installed_clients, os_info
-from readiness.os_support import TableError, load_table, support_status
+from readiness.measure.inventory import CLIENTS, Probe, installed_clients, os_info
+from readiness.measure.os_support import TableError, load_table, support_status
 from readiness.versions import newest
 
 

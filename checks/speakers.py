@@ -56,7 +56,8 @@ class SpeakersCheck(Check):
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
-        from readiness import audio, audio_io
+        from readiness.measure import audio
+        from readiness.measure import audio_io
 
         sd = audio_io.load_sounddevice()
         name = audio_io.chosen_name(ctx.options, "speaker", ctx.settings.get("device"))

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from readiness.check import Check, CheckContext, Measurement, Metric, Setting
-from readiness.netinfo import (command_output, default_route_interface, interface_kind, link_facts, proxy_settings,
+from readiness.measure.netinfo import (command_output, default_route_interface, interface_kind, link_facts, proxy_settings,
                                vpn_interfaces, wifi_facts)
 
 GB = 1024**3
@@ -201,7 +201,7 @@ class SystemCheck(Check):
             d["vpn_basis"] = "a VPN adapter is up"
         proxies = proxy_settings()
         d["proxies"] = proxies
-        from readiness.proxies import os_pac_url
+        from readiness.measure.proxies import os_pac_url
 
         pac = os_pac_url()  # Windows/macOS "automatic configuration script"
         if pac:

@@ -12,9 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from readiness.judge import judge
-from readiness.plugins import load_plugins
-from readiness.requirements import parse_profile
+from readiness.judge.verdicts import judge
+from readiness.run.plugins import load_plugins
+from readiness.judge.requirements import parse_profile
 from readiness.result import CheckRecord, Result
 
 PROFILE = """

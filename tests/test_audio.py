@@ -1,4 +1,4 @@
-"""readiness.audio: the analysis on signals with known answers, device choice on device lists
+"""readiness.measure.audio: the analysis on signals with known answers, device choice on device lists
 shaped like PortAudio's on Windows and Linux, and PortAudio errors in plain words."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from readiness import audio
+from readiness.measure import audio
 
 RATE = 48000
 

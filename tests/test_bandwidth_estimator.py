@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from readiness.checks.bandwidth import estimator, responsiveness
+from readiness.checks.bandwidth import responsiveness
+from readiness.measure import estimator
 
 RATE = 1_250_000  # bytes/s: 10 Mbit/s
 TICK = 0.05

@@ -1,4 +1,4 @@
-"""readiness.cameras: listing cameras and resolving a --camera choice."""
+"""readiness.measure.cameras: listing cameras and resolving a --camera choice."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from readiness.cameras import CameraNotFound, list_cameras, resolve_source
+from readiness.measure.cameras import CameraNotFound, list_cameras, resolve_source
 
 CAMERAS = [
     {"index": 0, "name": "Integrated Webcam", "path": "/dev/video0", "vid": "0bda", "pid": "5521",

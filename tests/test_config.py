@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from readiness.config import ConfigError, load_config, parse_duration
+from readiness.run.config import ConfigError, load_config, parse_duration
 
 from conftest import FIXTURE_PROFILES, Cli, validate_result
 
@@ -220,7 +220,7 @@ def test_schedule_status_without_the_scheduler_is_one_line(homes):
 def test_labels_are_held_to_the_schema_length_from_every_source(homes):
     cli, system, user, env = homes
     from readiness.cli import MAX_LABEL
-    from readiness.config import MAX_LABEL as CONFIG_MAX
+    from readiness.run.config import MAX_LABEL as CONFIG_MAX
 
     assert MAX_LABEL == CONFIG_MAX
     system.write_text(f'room = "{"r" * (MAX_LABEL + 1)}"\n', encoding="utf-8")

@@ -1,4 +1,4 @@
-"""readiness.devices: the inventory from fresh child processes (a device added after start is
+"""readiness.measure.devices: the inventory from fresh child processes (a device added after start is
 seen), defaults marked, the time limit, the text form, and `readiness devices` itself."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from pulse import pulse  # noqa: F401 - fixture
-from readiness import devices
+from readiness.measure import devices
 
 pytestmark = pytest.mark.audio
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from readiness.fleet import collect, figures, histogram
-from readiness.render.fleet import fleet_csv, render_html
-from readiness.judge import judge
-from readiness.plugins import load_plugins
+from readiness.fleet.page import fleet_csv, render_html
+from readiness.judge.verdicts import judge
+from readiness.run.plugins import load_plugins
 from readiness.render.report import render_report
-from readiness.requirements import load_profile
+from readiness.judge.requirements import load_profile
 from readiness.result import CheckRecord, Result, write_atomic, write_result
 
 from support import is_root, need
@@ -332,7 +332,7 @@ def test_fleet_catalog_keys_exist_in_every_language():
     import tomllib
     from importlib import resources
 
-    from readiness.render.format import languages
+    from readiness.i18n.format import languages
 
     keys = {lang: {k for k in tomllib.loads(resources.files("readiness.i18n").joinpath(f"{lang}.toml").read_text(encoding="utf-8"))
                    if k.startswith("fleet_")} for lang in languages()}

@@ -1,11 +1,11 @@
-"""readiness.frames: the picture rules on frames whose content is known exactly."""
+"""readiness.measure.frames: the picture rules on frames whose content is known exactly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from readiness import frames as F
+from readiness.measure import frames as F
 
 
 def gray(value: int, shape=(360, 640)) -> np.ndarray:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from readiness.judge import judge
-from readiness.plugins import load_plugins
-from readiness.requirements import parse_profile
+from readiness.judge.verdicts import judge
+from readiness.run.plugins import load_plugins
+from readiness.judge.requirements import parse_profile
 from readiness.result import CheckRecord, Result
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -186,8 +186,8 @@ def test_a_stored_nan_is_unknown_never_pass_and_json_output_stays_json(cli, tmp_
 
 
 def test_a_nan_measured_by_a_check_is_judged_unknown():
-    from readiness.judge import judge_one
-    from readiness.requirements import Requirement
+    from readiness.judge.verdicts import judge_one
+    from readiness.judge.requirements import Requirement
 
     for bad in (math.nan, math.inf, -math.inf):
         rec = CheckRecord(name="system", status="ok", started_utc="2026-11-26T10:00:00.000Z", duration_s=1.0,
@@ -399,7 +399,7 @@ def test_an_interrupt_after_the_result_was_written_says_so(tmp_path, sig, code):
     ("https://speed.cloudflare.com/__down", "https://speed.cloudflare.com/__down"),
 ])
 def test_urls_are_recorded_without_credentials_or_query_whatever_their_shape(url, recorded):
-    from readiness.netinfo import redact_text, redact_url
+    from readiness.measure.netinfo import redact_text, redact_url
 
     assert redact_url(url) == recorded
     assert redact_text(f"cannot reach {url} (timed out)") == f"cannot reach {recorded} (timed out)"
@@ -502,7 +502,7 @@ def test_a_copy_of_a_good_result_still_reads(tmp_path):
 
 
 def test_a_speed_test_url_with_credentials_never_reaches_a_header_or_the_result(cli, tmp_path):
-    from readiness.checks._netcommon import HttpUrl
+    from readiness.measure.netcommon import HttpUrl
 
     u = HttpUrl("http://user:p@ss@127.0.0.1:9/base?token=secret", "bad url")
     assert (u.hostheader, u.url) == ("127.0.0.1:9", "http://127.0.0.1:9/base")
@@ -532,10 +532,10 @@ def test_the_border_sorts_its_reasons_for_a_server_to_answer_with():
 def test_what_a_run_writes_the_border_always_reads(cli, tmp_path):
     """The writer's limits are the reader's: a text a result stores can never make it unreadable."""
     from readiness.cli import MAX_LABEL
-    from readiness.requirements import TEXT_LIMITS
+    from readiness.judge.requirements import TEXT_LIMITS
     from readiness.result import read_result
     from readiness.schema import schema_text
-    from readiness.session import MAX_ERROR, MAX_TITLE, MAX_WARNING
+    from readiness.run.session import MAX_ERROR, MAX_TITLE, MAX_WARNING
 
     schema = json.loads(schema_text())
     req = schema["$defs"]["requirement"]["properties"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from readiness.judge import FAIL, PASS, UNKNOWN, WARN, Judgement, exit_code, judge, overall
-from readiness.requirements import Profile, Requirement
+from readiness.judge.verdicts import FAIL, PASS, UNKNOWN, WARN, Judgement, exit_code, judge, overall
+from readiness.judge.requirements import Profile, Requirement
 from readiness.result import CheckRecord, Result
 
 
@@ -70,7 +70,7 @@ def test_check_that_did_not_run_is_unknown():
     ],
 )
 def test_overall_worst_wins(statuses, expected):
-    from readiness.judge import Verdict
+    from readiness.judge.verdicts import Verdict
 
     items = [Verdict(req(severity=sev, min=0), st) for sev, st in statuses]
     assert overall(items) == expected

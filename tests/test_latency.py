@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import netns  # noqa: E402
 from netns import link  # noqa: E402,F401 - the shared namespace fixture
 
-from readiness.netstats import mos  # noqa: E402
+from readiness.measure.netstats import mos  # noqa: E402
 
 
 
@@ -180,6 +180,6 @@ def test_each_service_is_judged_on_its_own_path(link, tmp_path):
     table = html[html.index('<table class="kv services">'):]
     table = table[:table.index("</table>")]
     assert "<th>Microsoft Teams</th>" in table and "<th>Nowhere</th>" in table and "Media over UDP" in table
-    from readiness.render.format import number  # the report's own rounding (150.52 -> "150.5")
+    from readiness.i18n.format import number  # the report's own rounding (150.52 -> "150.5")
 
     assert number(services["Microsoft Teams"]["rtt_median_ms"]) in table.split("<th>Microsoft Teams</th>")[1].split("</tr>")[0]

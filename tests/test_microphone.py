@@ -14,7 +14,7 @@ import pytest
 from pulse import SINE_HZ, SINE_PEAK_DBFS, SINE_RMS_DBFS, pulse  # noqa: F401 - fixture
 from readiness.check import CheckContext, CheckError
 from readiness.checks.microphone import MicrophoneCheck
-from readiness.render.format import word
+from readiness.i18n.format import word
 
 pytestmark = pytest.mark.audio
 

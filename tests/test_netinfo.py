@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from readiness import netinfo
+from readiness.measure import netinfo
 from support import need, scratch_namespace
 
 SAMPLES = Path(__file__).parent / "fixtures" / "netinfo"
@@ -86,7 +86,7 @@ def test_linux_wifi_signal_and_band():
     assert [netinfo.band_of(f) for f in (2412, 5180, 5955, 900)] == [2.4, 5.0, 6.0, None]
 
 
-PROBE = ("import json, sys; from readiness.netinfo import linux_link_facts; "
+PROBE = ("import json, sys; from readiness.measure.netinfo import linux_link_facts; "
          "print(json.dumps({k: v['kind'] for k, v in linux_link_facts().items()}))")
 
 

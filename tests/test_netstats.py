@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from readiness import netstats
-from readiness.stun import Sample
+from readiness.measure import netstats
+from readiness.measure.stun import Sample
 
 
 def stream(rtts_ms, interval=0.020, arrival=None):

@@ -242,7 +242,7 @@ def test_public_roots_see_no_interception(pki, tls_server, monkeypatch):
     """Where the public list itself holds the root (stood in for by our CA here: no public CA
     signs a loopback certificate), the chain is "trusted", not "intercepted"."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "checks"))
-    from readiness import proxies
+    from readiness.measure import proxies
     from readiness.checks import connectivity as conn
 
     monkeypatch.setattr(proxies, "public_tls_context", lambda: ssl.create_default_context(cafile=str(pki["ca"])))
@@ -251,7 +251,7 @@ def test_public_roots_see_no_interception(pki, tls_server, monkeypatch):
 
 
 def test_resolver_order_and_redaction():
-    from readiness.proxies import ProxyResolver, redact
+    from readiness.measure.proxies import ProxyResolver, redact
 
     r = ProxyResolver(env={"HTTPS_PROXY": "http://u:p@proxy.corp:3128", "NO_PROXY": "intra.corp,.local"})
     assert r.route("https://teams.microsoft.com/").proxy == "http://u:p@proxy.corp:3128"
@@ -264,7 +264,7 @@ def test_resolver_order_and_redaction():
 def test_upload_path_goes_through_the_proxy_with_the_os_trust_store(pki, tinyproxy, monkeypatch):
     """proxies.urlopen, the one way the agent sends HTTP(S) out (uploads): a POST to a local
     HTTPS server signed by the private CA, through tinyproxy with its password."""
-    from readiness.proxies import ProxyResolver, urlopen
+    from readiness.measure.proxies import ProxyResolver, urlopen
 
     got: list[bytes] = []
 

@@ -6,11 +6,11 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from readiness.judge import judge
+from readiness.judge.verdicts import judge
 from readiness.render.charts import line_chart
-from readiness.render.format import catalog
+from readiness.i18n.format import catalog
 from readiness.render.report import render_report
-from readiness.requirements import Profile, Requirement
+from readiness.judge.requirements import Profile, Requirement
 from readiness.result import CheckRecord, Result
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -95,7 +95,7 @@ def test_every_failure_a_check_names_has_words_in_the_catalog():
     sound device's failure); a code without them would fall back to the code itself."""
     import re
 
-    from readiness.audio_io import _Device
+    from readiness.measure.audio_io import _Device
 
     root = Path(__file__).resolve().parent.parent
     codes = {c for cs in _Device.CODES.values() for c in cs}
@@ -132,8 +132,8 @@ def test_every_unit_a_check_declares_has_a_word_in_every_language():
     """A unit with no catalog word is printed as the code's English token ("cores" in a Swedish
     report); every installed check's units must be in every language's [unit] table."""
     from readiness.i18n import languages
-    from readiness.plugins import load_plugins
-    from readiness.render.format import _read
+    from readiness.run.plugins import load_plugins
+    from readiness.i18n.format import _read
 
     units = {m.unit for cls in load_plugins().checks.values() for m in cls.metrics if m.unit}
     assert "cores" in units  # the list is really read from the checks

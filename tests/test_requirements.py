@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from readiness.plugins import load_plugins
-from readiness.requirements import ProfileError, load_profile, parse_profile, shipped_profiles
+from readiness.run.plugins import load_plugins
+from readiness.judge.requirements import ProfileError, load_profile, parse_profile, shipped_profiles
 
 GOOD_REQ = """
 [[requirement]]

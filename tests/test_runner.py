@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import validate_result
-from readiness.plugins import load_plugins
-from readiness.runner import Planned, run_all, run_one
+from readiness.run.plugins import load_plugins
+from readiness.run.runner import Planned, run_all, run_one
 
 
 def planned(name: str, **settings) -> Planned:

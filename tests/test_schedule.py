@@ -239,7 +239,7 @@ def test_status_says_not_installed_and_remove_is_idempotent(cli, tmp_path):
 def test_install_and_remove_for_systemd_write_where_systemd_reads(tmp_path, monkeypatch):
     """systemd is not PID 1 on this machine, so systemctl cannot run: the scheduler commands are
     recorded instead of run (the one stand-in in this file); the files are real and verified."""
-    from readiness.schedule import Plan, install, remove, status
+    from readiness.unattended.schedule import Plan, install, remove, status
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "Åsa konfig"))
     ran: list[list[str]] = []

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from readiness.check import CheckContext
-from readiness.inventory import Probe
+from readiness.measure.inventory import Probe
 from support import recorded
 
 DATA = Path(__file__).resolve().parent / "data" / "software"

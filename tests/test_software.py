@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from readiness.check import CheckContext
-from readiness.inventory import Probe, parse_dpkg_status, parse_reg_query
-from readiness.os_support import TableError, load_table, parse_table, support_status
+from readiness.measure.inventory import Probe, parse_dpkg_status, parse_reg_query
+from readiness.measure.os_support import TableError, load_table, parse_table, support_status
 
 from conftest import validate_result
 from support import recorded
@@ -176,7 +176,7 @@ def test_windows_registry_and_msix(tmp_path: Path) -> None:
 
 def test_windows_enterprise_gets_its_own_dates(tmp_path: Path) -> None:
     keys = parse_reg_query((DATA / "windows-nt-currentversion.txt").read_text(encoding="utf-8"))
-    from readiness.inventory import windows_os
+    from readiness.measure.inventory import windows_os
 
     values = next(iter(keys.values())) | {"EditionID": "Enterprise"}
     status = support_status(windows_os(values), load_table(), date(2027, 1, 1))
@@ -239,7 +239,7 @@ def test_bad_table_setting_is_a_check_error_not_a_traceback(cli, tmp_path: Path)
 @pytest.mark.skipif(shutil.which("rpmbuild") is None or shutil.which("rpm") is None, reason="needs rpm and rpmbuild")
 def test_rpm_database_in_a_temporary_root(tmp_path: Path) -> None:
     """A Fedora-style root: real packages built by rpmbuild, installed by rpm into /usr/lib/sysimage/rpm."""
-    from readiness.inventory import installed_clients
+    from readiness.measure.inventory import installed_clients
 
     top, root = tmp_path / "build", tmp_path / "root"
     (top / "SPECS").mkdir(parents=True)

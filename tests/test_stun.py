@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from readiness import netstats, stun
+from readiness.measure import netstats
+from readiness.measure import stun
 
 TXID = bytes.fromhex("b7e7a701bc34d686fa87dfae")  # RFC 5769 §2.2
 

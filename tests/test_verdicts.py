@@ -419,7 +419,7 @@ def test_offline_device_less_summary_fits_one_screen(tmp_path):
     (network,) = [c for c in causes if "No internet connection" in c]  # the catalog's words for the fact
     named = network.removeprefix("  Could not check ").split(":")[0]
     assert sorted(named.split(", ")) == ["Bandwidth", "Connectivity", "Latency"]
-    from readiness.requirements import shipped_profiles, tomllib
+    from readiness.judge.requirements import shipped_profiles, tomllib
 
     network_reqs = [r for r in tomllib.loads(shipped_profiles()["video-call"])["requirement"]
                     if r["metric"].split(".")[0] in ("connectivity", "bandwidth", "latency")]

@@ -21,9 +21,9 @@ import time
 
 from readiness.check import CheckContext, CheckError, Measurement
 
-from .. import _netcommon as net
-from .._netcommon import HttpUrl
-from . import estimator
+from readiness.measure import netcommon as net
+from readiness.measure.netcommon import HttpUrl
+from readiness.measure import estimator
 
 _UP_CHUNK = memoryview(bytes(32 * 1024))  # small: a send blocks until all of it is queued
 TICK_S = 0.05
@@ -144,7 +144,7 @@ class _Stream(threading.Thread):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.connect(sa)
         if self.t.scheme == "https":
-            from readiness.proxies import tls_context  # the OS trust store: works behind TLS inspection
+            from readiness.measure.proxies import tls_context  # the OS trust store: works behind TLS inspection
 
             s = tls_context().wrap_socket(s, server_hostname=self.t.host)
         self.sock = s
@@ -369,7 +369,8 @@ def transfer(target: Target, addr: tuple, direction: str, *, streams: int = 4, m
 
 def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
     """The whole http-backend measurement: idle RTT, then each direction loaded in turn."""
-    from . import loaded, responsiveness
+    from readiness.checks.bandwidth import responsiveness
+    from readiness.measure import loaded
 
     s = ctx.settings
     target = Target(server.url if server is not None else str(s["url"]))
@@ -436,7 +437,7 @@ def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
 
 
 def _probe_target(target: Target, stun_setting: str, server):
-    from .loaded import Probe
+    from readiness.measure.loaded import Probe
 
     if stun_setting.lower() == "none":
         return Probe("tcp", (target.host, target.port))

@@ -154,7 +154,7 @@ class ForeignProber:
             conn = sock
             if self.scheme == "https":
                 t = time.monotonic()
-                from readiness.proxies import tls_context  # the OS trust store, as the load streams use
+                from readiness.measure.proxies import tls_context  # the OS trust store, as the load streams use
 
                 conn = tls_context().wrap_socket(sock, server_hostname=self.host)
                 round_trips = 1 if conn.version() == "TLSv1.3" else 2
@@ -173,7 +173,7 @@ class ForeignProber:
 
 def _read_response(conn) -> None:
     """Read one small HTTP response to its end (Content-Length, else until close)."""
-    from readiness.proxies import read_head
+    from readiness.measure.proxies import read_head
 
     head, body = read_head(conn, 65536)
     length = None

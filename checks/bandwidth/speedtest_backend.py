@@ -21,8 +21,8 @@ import time
 
 from readiness.check import CheckContext, CheckError, Measurement
 
-from .. import _netcommon as net
-from . import loaded
+from readiness.measure import netcommon as net
+from readiness.measure import loaded
 
 
 def _plain_error(e: Exception, speedtest) -> CheckError:

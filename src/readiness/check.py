@@ -100,7 +100,7 @@ class CheckSkipped(CheckError):
 class RunChoices(Mapping):
     """The run's shared choices a check may read (``ctx.options``), typed and read-only.
 
-    Built from the validated run configuration (``readiness.config``). It is also a read-only
+    Built from the validated run configuration (``readiness.run.config``). It is also a read-only
     mapping, so ``ctx.options.get("server")`` in existing plugins keeps working.
     """
 

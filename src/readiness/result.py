@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .atomic import NotAFile, read_regular, write_atomic
+from readiness.atomic import NotAFile, read_regular, write_atomic
 
 SCHEMA_VERSION = 1
 KIND = "readiness-result"
@@ -169,7 +169,7 @@ def _validator() -> Any:
     if _VALIDATOR is None:
         import fastjsonschema  # compiled once: ~20x faster than interpreting the schema per file
 
-        from .schema import schema_text
+        from readiness.schema import schema_text
 
         schema = json.loads(schema_text())
         requirement = {"$schema": schema["$schema"], **schema["$defs"]["requirement"]}

@@ -1,7 +1,7 @@
 """The collector: results uploaded by every agent, stored in one database, read as one live fleet.
 
 Sits on the server side of the pipeline (``readiness serve --db URL``), behind the agent's
-upload (``readiness.upload``). Its parts, each a module:
+upload (``readiness.unattended.upload``). Its parts, each a module:
 
 - ``store``: the database (SQLAlchemy Core; SQLite embedded, PostgreSQL through psycopg 3), its
   tables, idempotent ingest, retention, and the streaming reads the fleet view needs;
@@ -13,7 +13,7 @@ upload (``readiness.upload``). Its parts, each a module:
   uses for files.
 - ``metrics``: Prometheus text, per site, bounded labels.
 - ``http``: the handlers, plain functions from a request to a response, wired into the site
-  server by ``readiness.server``'s route table.
+  server by ``readiness.server.http``'s route table.
 
 All its dependencies are in the ``server`` extra: ``pip install 'readiness[server]'``.
 """

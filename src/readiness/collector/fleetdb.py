@@ -1,6 +1,6 @@
 """The fleet from the database: the same collect → figures → render as ``aggregate`` over files.
 
-Sits between the store and the fleet code (``readiness.fleet``, ``readiness.render.fleet``):
+Sits between the store and the fleet code (``readiness.fleet``, ``readiness.fleet.page``):
 documents are streamed from the database in batches into ``fleet.collect_results`` (never all
 in memory), so /fleet, /api/v1/fleet, /metrics and ``aggregate --db`` give what ``aggregate``
 would give over the same results as files.
@@ -26,10 +26,10 @@ import time
 from collections import Counter
 from typing import Any, Callable, Iterator
 
-from ..fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
-from ..fleet.collect import _Reader, invalid
-from ..result import Result, ResultError
-from .store import Store, redacted
+from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
+from readiness.fleet.collect import _Reader, invalid
+from readiness.result import Result, ResultError
+from readiness.collector.store import Store, redacted
 
 
 def _results(store: Store, all_runs: bool, skip: list[Skipped], part: tuple[str | None, str | None] = (None, None)
@@ -172,7 +172,7 @@ class FleetView:
             return self.fleet, self.figs[lang]
 
     def html(self, lang: str) -> str:
-        from ..render.fleet import render_html
+        from readiness.fleet.page import render_html
 
         fleet, figs = self.get(lang)
         # the page is /fleet: a row links its run's report at /runs/ID

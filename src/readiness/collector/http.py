@@ -1,4 +1,4 @@
-"""The collector's HTTP side: handlers plugged into the site server's route table (``readiness.server``).
+"""The collector's HTTP side: handlers plugged into the site server's route table (``readiness.server.http``).
 
 ``Collector.routes()`` gives the server its routes; the server bounds each request (body size
 by the route's ``max_body``, every read in time) before a handler runs. Routes:
@@ -23,9 +23,9 @@ import time
 from datetime import timedelta
 from typing import Any, Callable
 
-from ..server import BodyError, Request, Response, Route
-from .ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
-from .store import Store, Unavailable
+from readiness.server.http import BodyError, Request, Response, Route
+from readiness.collector.ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
+from readiness.collector.store import Store, Unavailable
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -97,7 +97,7 @@ class Collector:
         self.public_read = public_read
         self.max_body = max_body
         self.counters = Counters()
-        from .fleetdb import FleetView
+        from readiness.collector.fleetdb import FleetView
 
         self.view = FleetView(store)
         self.log = log or (lambda _m: None)
@@ -216,9 +216,9 @@ class Collector:
             return refuse(404, "not_found", "no such run")
 
         def make() -> Response:
-            from ..judge import Judgement
-            from ..render.report import render_report
-            from ..result import Result
+            from readiness.judge.verdicts import Judgement
+            from readiness.render.report import render_report
+            from readiness.result import Result
 
             doc = self.store.document(run_id)
             if doc is None:
@@ -244,7 +244,7 @@ class Collector:
 
     def get_metrics(self, req: Request) -> Response:
         def make() -> Response:
-            from .metrics import CONTENT_TYPE, exposition
+            from readiness.collector.metrics import CONTENT_TYPE, exposition
 
             return Response(200, exposition(self.view, self.counters.snapshot()), CONTENT_TYPE)
 
@@ -252,7 +252,7 @@ class Collector:
 
 
 def _lang(req: Request) -> str:
-    from ..i18n import languages
+    from readiness.i18n import languages
 
     lang = _param(req, "lang", "en")
     return lang if lang in languages() else "en"

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ingest import Refused, ingest
-from .store import Store
+from readiness.collector.ingest import Refused, ingest
+from readiness.collector.store import Store
 
 # why a page result was not collected (the JSON answer's "not_collected")
 NO_LINK, BAD_LINK, REVOKED_LINK, WRONG_SITE = "no_site_link", "bad_link", "revoked_link", "wrong_site"

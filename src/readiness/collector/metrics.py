@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fleetdb import FleetView
-from .store import Store, utcnow
+from readiness.collector.fleetdb import FleetView
+from readiness.collector.store import Store, utcnow
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATES = ("ready", "not_ready", "unknown", "partial")

@@ -179,7 +179,7 @@ def _serialize(value: Any) -> str:
 
 
 def _deserialize(text: str) -> Any:
-    from .ingest import loads  # orjson where it reads the same as json
+    from readiness.collector.ingest import loads  # orjson where it reads the same as json
 
     return loads(text)
 
@@ -303,14 +303,14 @@ class Store:
 
     def migrate(self) -> None:
         """Create the tables, or bring an older database up to this collector's schema."""
-        from .migrations import upgrade
+        from readiness.collector.migrations import upgrade
 
         with self._guard(), self.engine.begin() as conn:
             upgrade(conn)
 
     def require_schema(self) -> None:
         """For readers: the database must exist and be of a schema this collector knows."""
-        from .migrations import current, head
+        from readiness.collector.migrations import current, head
 
         with self._guard(), self.engine.connect() as conn:
             rev = current(conn)

@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 
-from ..judge import FAIL, PARTIAL, PASS, READY, UNKNOWN, WARN, Judgement, judge, overall_of
-from ..requirements import Profile, Requirement
-from ..result import ResultError, parse_utc, prepare_border, read_result
-from ..versions import is_version
-from .step5 import facts_of
+from readiness.judge.verdicts import FAIL, PARTIAL, PASS, READY, UNKNOWN, WARN, Judgement, judge, overall_of
+from readiness.judge.requirements import Profile, Requirement
+from readiness.result import ResultError, parse_utc, prepare_border, read_result
+from readiness.versions import is_version
+from readiness.fleet.step5 import facts_of
 
 FLEET_KIND = "readiness-fleet"
 FLEET_SCHEMA_VERSION = 1
@@ -84,7 +84,7 @@ def invalid(text: str) -> Why:
 
 def said(reason: str, lang: str) -> str:
     """A skip reason in ``lang``: the catalog's words for its code, else the English sentence."""
-    from ..render.format import word
+    from readiness.i18n.format import word
 
     if isinstance(reason, Why):
         key = f"skip.{reason.code}"

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from ..inventory import CLIENTS
-from .actions import Req, Unit, plan_actions
+from readiness.measure.inventory import CLIENTS
+from readiness.fleet.actions import Req, Unit, plan_actions
 
 FAIL, WARN, UNKNOWN, PASS = "FAIL", "WARN", "UNKNOWN", "PASS"
 SECTIONS = ("equipment", "network", "subscriptions", "security", "support")
@@ -142,7 +142,7 @@ def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per client: units that looked, units where it is installed, the versions seen, per site."""
-    from ..versions import version_key
+    from readiness.versions import version_key
 
     out = []
     for key, c in CLIENTS.items():
@@ -227,7 +227,7 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     theirs = [r for r in runs if r.site in partner]
     units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses) for r in own]
     planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
-    from ..render.format import word
+    from readiness.i18n.format import word
 
     by_browser = f" ({word(lang, 'fleet_by_browser')})"  # a room's browser row beside its agent's
     labels = {_unit_key(r): (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .format import number
+from readiness.i18n.format import number
 
 
 def line_chart(chart: dict[str, Any], width: int = 640, height: int = 170, lang: str = "en") -> dict[str, Any] | None:

@@ -26,11 +26,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..judge import FAIL, PASS, UNKNOWN, WARN, Judgement, Verdict
-from ..result import Result
-from .charts import line_chart
-from .format import (catalog, format_bound, format_value, languages, measured_text, number, unit_text, when,
-                     word)
+from readiness.judge.verdicts import FAIL, PASS, UNKNOWN, WARN, Judgement, Verdict
+from readiness.result import Result
+from readiness.render.charts import line_chart
+from readiness.i18n.format import catalog, format_bound, format_value, languages, measured_text, number, unit_text, when, word
 
 # Detail keys with a view of their own (or none) in the per-check section.
 _SPECIAL_DETAILS = {"charts", "diagnosis", "findings", "snapshot_jpeg_b64", "traceback", "dropped_metrics"}

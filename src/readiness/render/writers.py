@@ -17,14 +17,14 @@ from typing import Any, Callable
 def write_atomic(path: Path, data: str | bytes) -> None:
     """The one place outputs reach the disk: the project's atomic writer (``readiness.atomic``:
     temp file in the target folder, fsync, rename), so a reader on a share never sees half a file."""
-    from ..atomic import write_atomic as _write
+    from readiness.atomic import write_atomic as _write
 
     _write(Path(path), data)
 
 
 def write_all_or_none(items: list[tuple[Path, str | bytes]]) -> None:
     """Several outputs of one document (a result and its report): all of them or none."""
-    from ..atomic import write_all_or_none as _write_all
+    from readiness.atomic import write_all_or_none as _write_all
 
     _write_all(items)
 
@@ -32,7 +32,7 @@ def write_all_or_none(items: list[tuple[Path, str | bytes]]) -> None:
 @dataclass(frozen=True)
 class RunDocument:
     result: Any  # readiness.result.Result
-    judgement: Any  # readiness.judge.Judgement
+    judgement: Any  # readiness.judge.verdicts.Judgement
     lang: str = "en"
 
 
@@ -57,25 +57,25 @@ def _run_json(doc: RunDocument) -> str:
 
 
 def _run_html(doc: RunDocument) -> str:
-    from .report import render_report
+    from readiness.render.report import render_report
 
     return render_report(doc.result, doc.judgement, doc.lang)
 
 
 def _fleet_html(doc: FleetDocument) -> str:
-    from .fleet import render_html
+    from readiness.fleet.page import render_html
 
     return render_html(doc.fleet, doc.figures, doc.out_path, doc.lang, doc.max_rows)
 
 
 def _fleet_csv(doc: FleetDocument) -> bytes:
-    from .fleet import fleet_csv
+    from readiness.fleet.page import fleet_csv
 
     return fleet_csv(doc.fleet)
 
 
 def _fleet_sections_csv(doc: FleetDocument) -> bytes:
-    from .fleet import step5_csv
+    from readiness.fleet.page import step5_csv
 
     return step5_csv(doc.figures)
 

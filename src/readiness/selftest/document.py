@@ -17,8 +17,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from .. import __version__
-from ..result import CheckRecord, Result, new_run_id, utc_now
+from readiness import __version__
+from readiness.result import CheckRecord, Result, new_run_id, utc_now
 
 _TITLES = {"camera": "Camera", "microphone": "Microphone", "speakers": "Speakers",
            "bandwidth": "Bandwidth", "latency": "Latency, jitter and loss", "browser": "Browser"}
@@ -58,7 +58,7 @@ def _record(name: str, sub: dict[str, Any] | None, started: str,
 
 
 def _camera(sub: dict[str, Any], metrics: dict, details: dict) -> None:
-    from ..frames import FrameFacts, WindowStats, delivered_fps
+    from readiness.measure.frames import FrameFacts, WindowStats, delivered_fps
 
     n = len(sub.get("t", []))
     lists = {k: sub.get(k, []) for k in ("brightness", "black_share", "bright_share")}
@@ -107,7 +107,7 @@ def _camera(sub: dict[str, Any], metrics: dict, details: dict) -> None:
 def _microphone(sub: dict[str, Any], metrics: dict, details: dict) -> None:
     import numpy as np
 
-    from .. import audio
+    from readiness.measure import audio
 
     windows = np.asarray(sub.get("window_rms", []), dtype=np.float64)
     rate = float(sub.get("rate_hz", 48000))
@@ -148,8 +148,9 @@ def _speakers(sub: dict[str, Any], metrics: dict, details: dict) -> None:
 def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict, idle_ms: float | None = None) -> None:
     """Rates by the agent's steady-rate estimator; latency under load by the agent's summary of
     the probes sent inside the steady window, over ``idle_ms`` (the latency step's median)."""
-    from ..checks.bandwidth import estimator, loaded
-    from ..stun import Sample
+    from readiness.measure import estimator
+    from readiness.measure import loaded
+    from readiness.measure.stun import Sample
 
     details["backend"] = "browser fetch to this server"
     for direction, name in (("down", "download_mbps"), ("up", "upload_mbps")):
@@ -179,8 +180,8 @@ def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict, idle_ms: float
 
 
 def _latency(sub: dict[str, Any], metrics: dict, details: dict) -> None:
-    from .. import netstats
-    from ..stun import Sample
+    from readiness.measure import netstats
+    from readiness.measure.stun import Sample
 
     interval = float(sub.get("interval_ms", 20.0)) / 1000
     rtts = sub.get("rtt_ms", [])

@@ -3,7 +3,7 @@
 The page opens an RTCPeerConnection to this server with one data channel configured the way
 real-time media travels (``ordered: false, maxRetransmits: 0``: UDP-like, a lost message stays
 lost) and sends a small message every 20 ms; this peer sends each one straight back. The page
-times the round trips; loss, jitter and reordering are then computed by ``readiness.netstats``
+times the round trips; loss, jitter and reordering are then computed by ``readiness.measure.netstats``
 as for the agent's STUN probes.
 
 Signalling is one HTTP exchange without trickle ICE: the page posts its offer once its

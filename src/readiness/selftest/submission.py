@@ -2,8 +2,8 @@
 
 The browser sends raw observations only (per-frame picture facts, 20 ms audio window levels,
 byte counts over time, probe round trips); the server turns them into metrics with the very
-functions the agent's checks use (``readiness.frames``, ``readiness.audio``,
-``readiness.netstats``, the bandwidth backend's ``steady_rate``). So a hand-made post cannot
+functions the agent's checks use (``readiness.measure.frames``, ``readiness.measure.audio``,
+``readiness.measure.netstats``, the bandwidth backend's ``steady_rate``). So a hand-made post cannot
 choose its own verdict-bearing numbers more freely than a browser could, and the rules are
 the agent's, not a JavaScript copy of them.
 

@@ -72,7 +72,7 @@ def read_token(token_file: str | os.PathLike[str] | None) -> str:
 def results_url(url: str) -> str:
     """The collector's upload endpoint from the URL IT gives (the server's base URL)."""
     from readiness.check import CheckError
-    from readiness.checks._netcommon import HttpUrl
+    from readiness.measure.netcommon import HttpUrl
 
     try:
         parsed = HttpUrl(url, "--upload must be a URL like https://collector.example:8080")
@@ -84,7 +84,7 @@ def results_url(url: str) -> str:
 
 def enqueue(result_file: str | os.PathLike[str], folder: Path) -> Path:
     """Put a copy of a result file into the spool, named by its run id (one file per run)."""
-    from .result import ResultError, read_result, write_atomic
+    from readiness.result import ResultError, read_result, write_atomic
 
     try:
         result = read_result(result_file)
@@ -135,7 +135,7 @@ class _Retry(Exception):
 
 def _post(url: str, token: str, body: bytes, timeout: float, resolver: Any) -> None:
     """One attempt; returns on success, raises UploadError (4xx) or _Retry (anything else)."""
-    from .proxies import urlopen
+    from readiness.measure.proxies import urlopen
 
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "readiness-agent"}
     try:

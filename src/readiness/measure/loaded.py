@@ -12,7 +12,7 @@ import socket
 import statistics
 import threading
 
-from .. import _netcommon as net
+from readiness.measure import netcommon as net
 
 
 class Probe:
@@ -35,7 +35,7 @@ class Probe:
         """Median idle RTT in ms, or None when nothing answered."""
         if self.addr is None:
             return None
-        from readiness.stun import probe_stream
+        from readiness.measure.stun import probe_stream
 
         fam, sa = self.addr[0], self.addr[4]
         if self.kind == "stun":
@@ -59,7 +59,7 @@ class Running:
         self.thread = None
         if probe.addr is None:
             return
-        from readiness.stun import probe_stream
+        from readiness.measure.stun import probe_stream
 
         fam, sa = probe.addr[0], probe.addr[4]
 

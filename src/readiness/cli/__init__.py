@@ -23,10 +23,10 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__
-from .textsafe import terminal_text
+from readiness import __version__
+from readiness.textsafe import terminal_text
 
-from .i18n import languages
+from readiness.i18n import languages
 
 EXIT_READY, EXIT_NOT_READY, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C (SIGINT), SIGTERM: 128 + the signal's number
@@ -76,7 +76,7 @@ MAX_LABEL = 200  # the result schema's maxLength of labels.*; config.py holds ev
 
 
 def _plugins() -> Any:
-    from .plugins import load_plugins
+    from readiness.run.plugins import load_plugins
 
     plugins = load_plugins()
     return plugins
@@ -90,7 +90,7 @@ def _warn_plugins(plugins: Any, quiet: bool = False) -> None:
 
 
 def _profile(profile: str | None, requirements: str | None, plugins: Any) -> Any:
-    from .requirements import ProfileError, load_profile
+    from readiness.judge.requirements import ProfileError, load_profile
 
     if profile and requirements:
         raise click.UsageError("give --profile or --requirements, not both")
@@ -109,7 +109,7 @@ def _output_dir(path: str | None) -> Path:
         from platformdirs import user_data_path
 
         folder = user_data_path("readiness", appauthor=False) / "results"
-    from .atomic import probe_writable
+    from readiness.atomic import probe_writable
 
     try:
         probe_writable(folder)
@@ -121,7 +121,7 @@ def _output_dir(path: str | None) -> Path:
 def _parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``--set CHECK.KEY=VALUE``; the value is read as TOML (numbers, true/false, "text", [lists]).
     Validated with the rest of the configuration (``config.load_config``)."""
-    from .requirements import tomllib
+    from readiness.judge.requirements import tomllib
 
     out: dict[str, dict[str, Any]] = {}
     for item in values:
@@ -143,7 +143,7 @@ def _config(ctx: click.Context, names: tuple[str, ...], config_file: str | None,
     gave on the command line count as command-line values); a wrong value anywhere exits 2."""
     from click.core import ParameterSource
 
-    from .config import ConfigError, load_config
+    from readiness.run.config import ConfigError, load_config
 
     typed = {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
     try:
@@ -278,7 +278,7 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
     Settings also come from configuration files and READINESS_* variables (see `readiness
     config show`); what is typed here wins.
     """
-    from .session import RunOptions, WriteError, run_session
+    from readiness.run.session import RunOptions, WriteError, run_session
 
     plugins = _plugins()
     cfg = _config(ctx, _CONFIG_OPTIONS, config_file, sets, plugins, interactive=interactive)
@@ -290,7 +290,7 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
         raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
     folder = _output_dir(str(cfg.output_dir) if cfg.output_dir else None)
     if cfg.upload_url:  # a missing token or a bad URL is said now, not after minutes of measuring
-        from .upload import UploadError, read_token, results_url
+        from readiness.unattended.upload import UploadError, read_token, results_url
 
         try:
             read_token(str(cfg.token_file) if cfg.token_file else None)
@@ -321,7 +321,7 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
         webbrowser.open(outcome.html_path.resolve().as_uri())
     code = outcome.exit_code
     if cfg.upload_url and outcome.json_path is not None:
-        from .proxies import ProxyResolver
+        from readiness.measure.proxies import ProxyResolver
 
         # the local files are written; the result now goes through the spool (kept until stored)
         sent = _send_spool(cfg.upload_url, str(cfg.token_file) if cfg.token_file else None, None,
@@ -347,7 +347,7 @@ def _wait_jitter(limit_s: float, quiet: bool) -> None:
 
 def _checked_server(url: str) -> str:
     """``--server``, proven to be a readiness serve before minutes of measuring (exit 2 if not)."""
-    from .serverurl import ServerError, check_server
+    from readiness.run.target import ServerError, check_server
 
     try:
         return check_server(url)
@@ -435,8 +435,8 @@ def _scope_options(fn: Any) -> Any:
 def schedule_install(every: str, at: str, random_delay: str, just_print: bool, via: str | None, system: bool,
                      run_args: tuple[str, ...]) -> None:
     """Install (or replace) the scheduled run."""
-    from .config import parse_duration
-    from .schedule import Plan, ScheduleError, artifacts, commands, default_via, install, parse_at
+    from readiness.run.config import parse_duration
+    from readiness.unattended.schedule import Plan, ScheduleError, artifacts, commands, default_via, install, parse_at
 
     try:
         hour, minute = parse_at(at)
@@ -475,7 +475,7 @@ def schedule_install(every: str, at: str, random_delay: str, just_print: bool, v
 @_scope_options
 def schedule_status(via: str | None, system: bool) -> None:
     """Say whether the scheduled run is installed, and what the scheduler knows of it. Exit 1 if not."""
-    from .schedule import ScheduleError, default_via, status
+    from readiness.unattended.schedule import ScheduleError, default_via, status
 
     try:
         installed, said = status(via or default_via(), system)
@@ -489,7 +489,7 @@ def schedule_status(via: str | None, system: bool) -> None:
 @_scope_options
 def schedule_remove(via: str | None, system: bool) -> None:
     """Remove the scheduled run (nothing happens if there is none)."""
-    from .schedule import ScheduleError, default_via, remove
+    from readiness.unattended.schedule import ScheduleError, default_via, remove
 
     try:
         for line in remove(via or default_via(), system):
@@ -518,10 +518,10 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
     """
     import json
 
-    from .judge import Judgement, exit_code, judge
-    from .render.report import summary_text
-    from .render.writers import RUN_WRITERS, RunDocument, render, write_atomic
-    from .result import ResultError, read_result
+    from readiness.judge.verdicts import Judgement, exit_code, judge
+    from readiness.render.report import summary_text
+    from readiness.render.writers import RUN_WRITERS, RunDocument, render, write_atomic
+    from readiness.result import ResultError, read_result
 
     try:
         result = read_result(result_file)
@@ -617,7 +617,7 @@ def list_profiles(as_json: bool, show: str | None) -> None:
     """List the shipped requirement lists."""
     import json
 
-    from .requirements import DEFAULT_PROFILE, shipped_profiles
+    from readiness.judge.requirements import DEFAULT_PROFILE, shipped_profiles
 
     shipped = shipped_profiles()
     if show:
@@ -649,7 +649,7 @@ def devices(as_json: bool, timeout: float) -> None:
     import json
 
     try:
-        from .devices import format_text, inventory
+        from readiness.measure.devices import format_text, inventory
     except ImportError as exc:
         fail(f"device listing is not available: {exc}")
     inv = inventory(timeout_s=timeout)
@@ -665,7 +665,7 @@ def _store(url: str | None, create: bool) -> Any:
     if not url:
         fail(f"give the collector's database: --db URL or {DB_ENV} (sqlite:///PATH/readiness.db or postgresql://...)")
     try:
-        from .collector.store import Store, StoreError, Unavailable
+        from readiness.collector.store import Store, StoreError, Unavailable
     except ImportError as exc:
         fail(f"the collector needs the server extra: pip install 'readiness[server]' ({exc})")
     try:
@@ -718,8 +718,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     if ctx.invoked_subcommand is not None:
         return
     try:
-        from .selftest.web import SelfTest
-        from .server import run_server, tls_context
+        from readiness.selftest.web import SelfTest
+        from readiness.server.http import run_server, tls_context
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
     if tls_key and not tls_cert:
@@ -733,7 +733,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         except (OSError, ssl.SSLError) as exc:
             fail(f"cannot use {tls_cert}{' and ' + tls_key if tls_key else ''} for TLS: "
                  f"{getattr(exc, 'strerror', None) or getattr(exc, 'reason', None) or exc}")
-    from .atomic import probe_writable
+    from readiness.atomic import probe_writable
 
     folder = Path(results_dir).expanduser()
     try:
@@ -743,15 +743,15 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     import threading
     from datetime import timedelta
 
-    from .server import log
+    from readiness.server.http import log
 
     routes: list[Any] = []
     collect = None
     collector = None
     if db_url:
-        from .collector.http import Collector
-        from .collector.links import collect_page_result
-        from .collector.store import redacted
+        from readiness.collector.http import Collector
+        from readiness.collector.links import collect_page_result
+        from readiness.collector.store import redacted
 
         store = _store(db_url, create=True)
         if ingest_workers is None:
@@ -825,8 +825,8 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     """
     import json
 
-    from .fleet import collect, figures
-    from .render.writers import FLEET_WRITERS, FleetDocument, write
+    from readiness.fleet import collect, figures
+    from readiness.render.writers import FLEET_WRITERS, FleetDocument, write
 
     if bool(paths) == bool(db_url):
         raise click.UsageError("give the result folders or files (PATH...), or --db URL")
@@ -850,12 +850,12 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     def show_skip(s: Any) -> None:
         click.echo(terminal_text(f"skipped: {s.path}: {s.reason}"), err=True)
 
-    from .fleet import gc_paused
+    from readiness.fleet import gc_paused
 
     with gc_paused():
         if db_url:
-            from .collector.fleetdb import build_fleet
-            from .collector.store import Unavailable, redacted
+            from readiness.collector.fleetdb import build_fleet
+            from readiness.collector.store import Unavailable, redacted
 
             try:
                 fleet = build_fleet(_store(db_url, create=False), profile=prof, all_runs=all_runs, on_skip=show_skip,
@@ -882,7 +882,7 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
             write(FLEET_WRITERS, name, doc, target)
         except OSError as exc:
             fail(f"cannot write {target}: {exc.strerror or exc}")
-    from .render.format import word
+    from readiness.i18n.format import word
 
     c = figs["counts"]
     done_key = ("aggregate_done_runs" if all_runs else "aggregate_done") + ("_db" if db_url else "")
@@ -932,7 +932,7 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
     site = (site or "").strip()
     if len(site) > 200 or not site and not read_token:
         raise click.BadParameter("a site name of 1 to 200 characters", param_hint="--site")
-    from .collector.store import Unavailable
+    from readiness.collector.store import Unavailable
 
     store = _store(db_url, create=True)
     try:
@@ -958,7 +958,7 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
 @_DB_OPTION
 def token_list(db_url: str | None) -> None:
     """List tokens: id, kind, site, first characters, created, revoked."""
-    from .collector.store import Unavailable
+    from readiness.collector.store import Unavailable
 
     store = _store(db_url, create=False)
     try:
@@ -980,7 +980,7 @@ def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> 
     """Revoke a token by its id (see `token list`), or all upload tokens and site links of a site."""
     if (token_id is None) == (site is None):
         raise click.UsageError("give a token ID or --site NAME")
-    from .collector.store import Unavailable
+    from readiness.collector.store import Unavailable
 
     store = _store(db_url, create=False)
     try:
@@ -995,7 +995,7 @@ def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> 
 def _send_spool(url: str, token_file: str | None, spool: str | None, files: tuple[str, ...], attempts: int,
                 quiet: bool = False, resolver: Any = None) -> int:
     """Spool ``files``, then send everything waiting; print what happened; the exit code."""
-    from .upload import UploadError, enqueue, read_token, send_all, spool_dir
+    from readiness.unattended.upload import UploadError, enqueue, read_token, send_all, spool_dir
 
     def say(message: str) -> None:
         if not quiet:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import entry_points
 
-from .check import Check
+from readiness.check import Check
 
 GROUP = "readiness.checks"
 

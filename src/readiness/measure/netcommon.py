@@ -214,7 +214,7 @@ def tcp_probe_stream(addr: tuple, family: int, *, interval_s: float = 0.1, count
     handshake that fails or takes longer than ``timeout_s`` counts as lost. ``on_sample`` is
     called with each answered sample as it comes (the bandwidth check watches them live).
     """
-    from readiness.stun import Sample
+    from readiness.measure.stun import Sample
 
     samples: list = []
     start = time.monotonic()

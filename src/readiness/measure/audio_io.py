@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from readiness import audio
+from readiness.measure import audio
 from readiness.check import CheckError
 
 OUTPUT_LATENCY = 0.1  # seconds asked of the output: shorter buffers underrun through ALSA's pulse plugin under load, chopping the test signal
@@ -483,7 +483,7 @@ def write_wav(path: str, samples: np.ndarray, rate: int) -> None:
     import io
     import wave
 
-    from .atomic import write_atomic
+    from readiness.atomic import write_atomic
 
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
     buf = io.BytesIO()

@@ -2,7 +2,7 @@
 
 PortAudio reads the device list once, when it initializes, so a headset plugged in after
 start would be missed by a long-running process. The inventory therefore enumerates in fresh
-child processes (``python -m readiness.devices --audio`` / ``--cameras``), each killed at the
+child processes (``python -m readiness.measure.devices --audio`` / ``--cameras``), each killed at the
 time limit: a driver that hangs costs a line in ``errors``, never a hung command. Audio and
 cameras are listed by separate children, so one hanging does not hide the other.
 
@@ -21,7 +21,7 @@ def inventory(timeout_s: float = 10) -> dict[str, Any]:
     """Microphones, speakers and cameras of this machine, as JSON-safe dicts.
 
     Keys: ``microphones`` and ``speakers`` (index, name, hostapi, channels,
-    default_samplerate, default), ``cameras`` (as :func:`readiness.cameras.list_cameras`),
+    default_samplerate, default), ``cameras`` (as :func:`readiness.measure.cameras.list_cameras`),
     and ``errors`` (plain messages for what could not be listed). On Linux with a sound
     server, ``sound_server_microphones`` / ``sound_server_speakers`` list its sources and
     sinks (name, description, default): PortAudio shows the server as one device, and
@@ -43,7 +43,7 @@ def inventory(timeout_s: float = 10) -> dict[str, Any]:
 
 def _start(part: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "readiness.devices", f"--{part}"],
+        [sys.executable, "-m", "readiness.measure.devices", f"--{part}"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,  # ALSA and OpenCV chatter on stderr while probing
@@ -76,7 +76,7 @@ def list_audio() -> dict[str, Any]:
     except (OSError, ImportError) as exc:
         result["errors"].append(f"audio devices cannot be listed: PortAudio/sounddevice is missing ({exc})")
         return result
-    from readiness import audio
+    from readiness.measure import audio
 
     try:
         devices = [dict(d) for d in sd.query_devices()]
@@ -104,7 +104,7 @@ def list_audio() -> dict[str, Any]:
 
 def _sound_server_entries(kind: str) -> list[dict[str, Any]]:
     """Linux: the PulseAudio/PipeWire sources or sinks behind PortAudio's ``pulse`` device."""
-    from readiness import audio_io
+    from readiness.measure import audio_io
 
     try:
         return [
@@ -116,9 +116,9 @@ def _sound_server_entries(kind: str) -> list[dict[str, Any]]:
 
 
 def list_camera_entries() -> dict[str, Any]:
-    """Cameras from :mod:`readiness.cameras` where that module exists."""
+    """Cameras from :mod:`readiness.measure.cameras` where that module exists."""
     try:
-        from readiness import cameras
+        from readiness.measure import cameras
     except ImportError:
         return {"cameras": []}
     try:
@@ -172,7 +172,7 @@ def _child_main(argv: list[str]) -> int:
     elif "--cameras" in argv:
         data = list_camera_entries()
     else:
-        print("usage: python -m readiness.devices --audio | --cameras", file=sys.stderr)
+        print("usage: python -m readiness.measure.devices --audio | --cameras", file=sys.stderr)
         return 2
     sys.stdout.write(json.dumps(data, ensure_ascii=False))
     sys.stdout.flush()

@@ -24,7 +24,7 @@ def check_server(url: str, timeout_s: float = 5.0) -> str:
     import urllib.request
 
     from readiness.check import CheckError
-    from readiness.checks._netcommon import Server
+    from readiness.measure.netcommon import Server
 
     text = url.strip()
     scheme = text.partition("://")[0].lower() if "://" in text else ""
@@ -34,7 +34,7 @@ def check_server(url: str, timeout_s: float = 5.0) -> str:
         server = Server(text)
     except (CheckError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ServerError(f"--server must be a URL like http://host:8080, not {url!r}") from exc
-    from readiness.proxies import tls_context
+    from readiness.measure.proxies import tls_context
 
     # the site's server: direct; an https one may carry a certificate from the organisation's own CA
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),

@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from ..i18n import languages
+from readiness.i18n import languages
 
 
 def _read(code: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .versions import newest, version_key
+from readiness.versions import newest, version_key
 
 # The meeting clients and browsers looked for, and the names each OS knows them by.
 CLIENTS: dict[str, dict[str, Any]] = {

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .check import Check, RunChoices
+from readiness.check import Check, RunChoices
 
 APP = "readiness"
 FILE_NAME = "config.toml"
@@ -110,7 +110,7 @@ def _url(value: Any, from_env: bool) -> str:
     """An http(s) URL; a bare ``host[:port]`` means http, as ``--server`` always took it."""
     from urllib.parse import urlsplit
 
-    from .netinfo import redact_url
+    from readiness.measure.netinfo import redact_url
 
     text = _text(value, from_env)
     if not text:
@@ -135,7 +135,7 @@ def _server_url(value: Any, from_env: bool) -> str:
 
 
 def _lang(value: Any, from_env: bool) -> str:
-    from .i18n import languages
+    from readiness.i18n import languages
 
     text = _text(value, from_env)
     if text not in languages():
@@ -144,7 +144,7 @@ def _lang(value: Any, from_env: bool) -> str:
 
 
 def _profile_name(value: Any, from_env: bool) -> str:
-    from .requirements import shipped_profiles
+    from readiness.judge.requirements import shipped_profiles
 
     text = _text(value, from_env)
     names = list(shipped_profiles())
@@ -242,7 +242,7 @@ class RunConfig:
         for name in FIELDS:
             value = getattr(self, name)
             if name in ("proxy", "upload_url", "pac_url") and isinstance(value, str):
-                from .proxies import redact
+                from readiness.measure.proxies import redact
 
                 value = redact(value)  # a password in a URL is not shown
             out.append((name, str(value) if isinstance(value, Path) else value, self.sources.get(name, "default")))
@@ -299,7 +299,7 @@ def _line_of(lines: list[str], table: str | None, key: str) -> int | None:
 
 
 def _file_layer(path: Path, kind: str) -> _Layer:
-    from .requirements import tomllib
+    from readiness.judge.requirements import tomllib
 
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -336,7 +336,7 @@ def _file_layer(path: Path, kind: str) -> _Layer:
 
 
 def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
-    from .requirements import tomllib
+    from readiness.judge.requirements import tomllib
 
     layer = _Layer("environment", from_env=True, base=None)
     for var, raw in sorted(env.items()):
@@ -431,7 +431,7 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
             sources[name] = where if layer.origin in ("environment", "command line") else f"{where} ({layer.origin})"
 
     if values.get("profile") is None and values.get("requirements") is None:
-        from .requirements import DEFAULT_PROFILE
+        from readiness.judge.requirements import DEFAULT_PROFILE
 
         values["profile"] = DEFAULT_PROFILE
 
@@ -454,7 +454,7 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
 def validate_check_setting(checks: Mapping[str, type[Check]] | None, cname: str, key: str, value: Any,
                            where: str) -> Any:
     """One check setting, validated against the installed check's declaration (items too)."""
-    from .requirements import validate_settings
+    from readiness.judge.requirements import validate_settings
 
     if checks is None:
         return value

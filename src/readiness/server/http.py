@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from readiness import stun
+from readiness.measure import stun
 
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_STUN_PORT = stun.DEFAULT_PORT
@@ -763,7 +763,7 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m readiness.server``: the same as ``readiness serve``."""
+    """``python -m readiness.server.http``: the same as ``readiness serve``."""
     ap = argparse.ArgumentParser(prog="readiness-serve", description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="0.0.0.0")
     ap.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT)

@@ -1,6 +1,6 @@
 """Statistics over a probe stream: RTT, RFC 3550 jitter, loss, burst loss, reorder, MOS.
 
-Sits between ``stun.py`` (which produces one :class:`~readiness.stun.Sample` per probe) and the
+Sits between ``stun.py`` (which produces one :class:`~readiness.measure.stun.Sample` per probe) and the
 network checks (which turn these numbers into metrics). Pure functions, no I/O, so tests feed
 them hand-made samples with known answers.
 """

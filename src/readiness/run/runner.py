@@ -23,9 +23,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .check import Check, CheckContext, CheckError, CheckSkipped, Measurement, RunChoices
-from .result import CheckRecord, json_safe, utc_now
-from .versions import is_version
+from readiness.check import Check, CheckContext, CheckError, CheckSkipped, Measurement, RunChoices
+from readiness.result import CheckRecord, json_safe, utc_now
+from readiness.versions import is_version
 
 # Extra seconds an isolated check gets for starting its interpreter before its budget counts.
 SPAWN_GRACE_S = 2.0
@@ -105,7 +105,7 @@ def _metrics_of(cls: type[Check], m: Measurement, details: dict[str, Any]) -> di
 
 def _child_main(spec: str, ctx: CheckContext, conn: Any) -> None:
     """Entry point of an isolated check's child process; sends one ("done", outcome) message."""
-    from .plugins import load_spec
+    from readiness.run.plugins import load_spec
 
     ctx.progress = lambda msg: conn.send(("progress", msg))
     try:

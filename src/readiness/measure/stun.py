@@ -405,12 +405,12 @@ class Responder:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m readiness.stun``: a standalone responder (the tests' late-answering far end)."""
+    """``python -m readiness.measure.stun``: a standalone responder (the tests' late-answering far end)."""
     import argparse
     import signal
     import sys
 
-    ap = argparse.ArgumentParser(prog="python -m readiness.stun", description="STUN Binding responder")
+    ap = argparse.ArgumentParser(prog="python -m readiness.measure.stun", description="STUN Binding responder")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--delay-ms", type=float, default=0.0, help="fixed delay before each answer")

@@ -319,7 +319,7 @@ def _crontab_without_ours(run: Runner) -> str:
 
 def install(plan: Plan, run: Runner = _run) -> list[str]:
     """Install the schedule; returns what was done, line by line. Raises ScheduleError."""
-    from .result import write_atomic
+    from readiness.result import write_atomic
 
     done: list[str] = []
     files = artifacts(plan)

@@ -56,9 +56,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .check import Check
-from .i18n import languages
-from .versions import is_version
+from readiness.check import Check
+from readiness.i18n import languages
+from readiness.versions import is_version
 
 SEVERITIES = ("required", "recommended")
 LANGS = languages()  # one list, derived from the catalogs: a requirement may carry a table per language
@@ -443,7 +443,7 @@ def load_profile(name: str | None = None, path: str | Path | None = None, *, che
                  broken: dict[str, str] | None = None) -> Profile:
     """A shipped profile by name, or the user's own file; raises ProfileError."""
     if path is not None:
-        from .atomic import NotAFile, read_regular
+        from readiness.atomic import NotAFile, read_regular
 
         p = Path(path)
         try:

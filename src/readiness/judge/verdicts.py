@@ -28,9 +28,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .requirements import Profile, Requirement
-from .result import Result
-from .versions import compare, is_version
+from readiness.judge.requirements import Profile, Requirement
+from readiness.result import Result
+from readiness.versions import compare, is_version
 
 PASS, WARN, FAIL, UNKNOWN = "PASS", "WARN", "FAIL", "UNKNOWN"
 PARTIAL = "PARTIAL"  # a verdict word only (no item is ever PARTIAL): no fault found in part of the list
