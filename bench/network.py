@@ -235,7 +235,7 @@ def offline() -> None:
 
 def loopback_ceiling() -> None:
     print("\nCeiling on loopback: http backend download vs iperf3 (4 streams)")
-    srv = subprocess.Popen([sys.executable, "-m", "readiness.server.http", "--host", "127.0.0.1", "--port", "18181",
+    srv = subprocess.Popen([sys.executable, "-m", "readiness.server.measure", "--host", "127.0.0.1", "--port", "18181",
                             "--stun-port", "13481"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     netns.wait_line(srv, "listening")
     code = ("import json; from readiness.check import CheckContext; from readiness.checks.bandwidth import BandwidthCheck as C;"

@@ -132,15 +132,15 @@ class Link:
 
     def start_server(self, http_port: int = 8080, stun_port: int = 3478, *extra: str) -> tuple[subprocess.Popen, str]:
         """``readiness serve`` in the server namespace; returns (process, URL) once it listens."""
-        p = self.popen(self.server_ns, [sys.executable, "-m", "readiness.server.http", "--host", self.server_ip,
+        p = self.popen(self.server_ns, [sys.executable, "-m", "readiness.server.measure", "--host", self.server_ip,
                                         "--port", str(http_port), "--stun-port", str(stun_port), *extra])
         wait_line(p, "listening on")
         return p, f"http://{self.server_ip}:{http_port}"
 
     def start_responder(self, port: int, delay_ms: float = 0, jitter_ms: float = 0, drop: float = 0,
                         seed: int = 1) -> subprocess.Popen:
-        """The late-answering STUN responder in the server namespace (``python -m readiness.measure.stun``)."""
-        p = self.popen(self.server_ns, ["nice", "-n", "-5", sys.executable, "-m", "readiness.measure.stun",
+        """The late-answering STUN responder in the server namespace (``python -m readiness.server.stun``)."""
+        p = self.popen(self.server_ns, ["nice", "-n", "-5", sys.executable, "-m", "readiness.server.stun",
                                         "--host", self.server_ip, "--port", str(port),
                                         "--delay-ms", str(delay_ms), "--jitter-ms", str(jitter_ms),
                                         "--drop", str(drop), "--seed", str(seed)])

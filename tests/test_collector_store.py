@@ -409,7 +409,7 @@ def test_the_collectors_fast_json_reads_exactly_what_json_reads(raw):
     and lone surrogates it refuses), json reads them: the same values and types come back."""
     import math
 
-    from readiness.collector.ingest import loads
+    from readiness.collector.jsontext import loads
 
     def same(a, b):
         if isinstance(a, float) and math.isnan(a):

@@ -399,7 +399,7 @@ def test_an_interrupt_after_the_result_was_written_says_so(tmp_path, sig, code):
     ("https://speed.cloudflare.com/__down", "https://speed.cloudflare.com/__down"),
 ])
 def test_urls_are_recorded_without_credentials_or_query_whatever_their_shape(url, recorded):
-    from readiness.measure.netinfo import redact_text, redact_url
+    from readiness.redact import redact_text, redact_url
 
     assert redact_url(url) == recorded
     assert redact_text(f"cannot reach {url} (timed out)") == f"cannot reach {recorded} (timed out)"

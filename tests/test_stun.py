@@ -10,6 +10,7 @@ import pytest
 
 from readiness.measure import netstats
 from readiness.measure import stun
+from readiness.server.stun import Responder
 
 TXID = bytes.fromhex("b7e7a701bc34d686fa87dfae")  # RFC 5769 §2.2
 
@@ -47,7 +48,7 @@ def test_decode_rejects_what_is_not_stun(data):
 
 
 def test_binding_gets_the_mapped_address_from_a_responder():
-    with stun.Responder() as r:
+    with Responder() as r:
         rtt, mapped = stun.binding(r.address, timeout_s=1.0)
     assert rtt is not None and rtt < 0.5
     assert mapped[0] == "127.0.0.1" and mapped[1] > 0
@@ -63,7 +64,7 @@ def test_binding_to_a_closed_port_reports_no_answer():
 
 def test_late_responder_sets_median_jitter_and_exact_loss():
     delay, jitter, drop = 0.040, 0.009, 0.05
-    with stun.Responder(delay_s=delay, jitter_s=jitter, drop=drop, seed=11) as r:
+    with Responder(delay_s=delay, jitter_s=jitter, drop=drop, seed=11) as r:
         samples = stun.probe_stream(r.address, count=150, interval_s=0.020)
         dropped = sum(c[3] for c in r._clients.values())
     st = netstats.summarize(samples)
@@ -77,7 +78,7 @@ def test_late_responder_sets_median_jitter_and_exact_loss():
 
 
 def test_probe_stream_is_paced_at_20ms():
-    with stun.Responder() as r:
+    with Responder() as r:
         samples = stun.probe_stream(r.address, count=50, interval_s=0.020)
     gaps = [b.sent_at - a.sent_at for a, b in zip(samples, samples[1:])]
     assert statistics.median(gaps) == pytest.approx(0.020, abs=0.003)
@@ -85,7 +86,7 @@ def test_probe_stream_is_paced_at_20ms():
 
 
 def test_responder_rate_limits_each_client():
-    with stun.Responder(max_rate=20) as r:
+    with Responder(max_rate=20) as r:
         samples = stun.probe_stream(r.address, count=100, interval_s=0.001, linger_s=0.3)
     answered = sum(s.rtt_s is not None for s in samples)
     assert 10 <= answered <= 50  # a bucket of 20 plus ~20/s refill over ~0.1 s
@@ -93,7 +94,7 @@ def test_responder_rate_limits_each_client():
 
 def test_responder_logs_one_line_per_idle_client():
     lines = []
-    with stun.Responder(idle_s=0.2, on_idle=lambda ip, ok, no: lines.append((ip, ok, no))) as r:
+    with Responder(idle_s=0.2, on_idle=lambda ip, ok, no: lines.append((ip, ok, no))) as r:
         stun.probe_stream(r.address, count=5, interval_s=0.01)
         time.sleep(0.9)
     assert lines == [("127.0.0.1", 5, 0)]

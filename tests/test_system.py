@@ -11,7 +11,8 @@ import pytest
 from support import scratch_namespace
 from readiness.check import CheckContext
 from readiness.checks.system import SystemCheck
-from readiness.measure.netinfo import interface_kind, redact_url
+from readiness.measure.netinfo import interface_kind
+from readiness.redact import redact_url
 
 
 def measure(**options):

@@ -174,7 +174,7 @@ class _Group(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt as exc:
-            session = sys.modules.get(f"{__package__}.session")
+            session = sys.modules.get("readiness.run.session")  # imported only when a run started
             written = list(getattr(session, "WRITTEN", []))
             if written:
                 click.echo(terminal_text(f"readiness: interrupted; already written: {', '.join(map(str, written))}"), err=True)
@@ -719,7 +719,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         return
     try:
         from readiness.selftest.web import SelfTest
-        from readiness.server.http import run_server, tls_context
+        from readiness.server.http import tls_context
+        from readiness.server.measure import run_server
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
     if tls_key and not tls_cert:
@@ -826,7 +827,8 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     import json
 
     from readiness.fleet import collect, figures
-    from readiness.render.writers import FLEET_WRITERS, FleetDocument, write
+    from readiness.fleet.page import FLEET_WRITERS, FleetDocument
+    from readiness.render.writers import write
 
     if bool(paths) == bool(db_url):
         raise click.UsageError("give the result folders or files (PATH...), or --db URL")

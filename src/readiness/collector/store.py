@@ -42,6 +42,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
+from readiness.collector.jsontext import loads
+
 TEXT_MAX = 200  # site, room, profile name; longer labels are refused at ingest
 BROWSER_KEYS = ("browser room\x1f", "browser\x1f")  # how ``latest`` keys of browser self-tests begin
 HOST_MAX = 255
@@ -179,8 +181,6 @@ def _serialize(value: Any) -> str:
 
 
 def _deserialize(text: str) -> Any:
-    from readiness.collector.ingest import loads  # orjson where it reads the same as json
-
     return loads(text)
 
 

@@ -41,7 +41,7 @@ DIRECT = "DIRECT"
 
 def redact(url: str) -> str:
     """A proxy or PAC URL fit to be recorded: no user name, password or query."""
-    from readiness.measure.netinfo import redact_url
+    from readiness.redact import redact_url
 
     return redact_url(url)
 

@@ -1,14 +1,15 @@
 """The output writers: one small registry of what can be written (JSON, HTML, CSV) for each
 kind of document (a run, a fleet), and one way every file is written — the atomic writer.
 
-Adding an output (Prometheus text, another format) is adding one entry here: a name, a file
-suffix, and a function from the document to ``str | bytes``. Nothing else in the project
-opens an output file for writing.
+Adding an output (Prometheus text, another format) is adding one entry to a registry: a name, a
+file suffix, and a function from the document to ``str | bytes``. The run's writers are here; the
+fleet's (``readiness.fleet.page.FLEET_WRITERS``) sit with the fleet, above this stage, and use the
+same :class:`Writer` and :func:`write`. Nothing else in the project opens an output file for
+writing.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -36,14 +37,6 @@ class RunDocument:
     lang: str = "en"
 
 
-@dataclass(frozen=True)
-class FleetDocument:
-    fleet: Any  # readiness.fleet.collect.Fleet
-    figures: dict[str, Any]
-    lang: str = "en"
-    out_path: Path = Path("fleet.html")  # links to the hosts' own reports are relative to it
-    max_rows: int = 500
-
 
 @dataclass(frozen=True)
 class Writer:
@@ -62,39 +55,9 @@ def _run_html(doc: RunDocument) -> str:
     return render_report(doc.result, doc.judgement, doc.lang)
 
 
-def _fleet_html(doc: FleetDocument) -> str:
-    from readiness.fleet.page import render_html
-
-    return render_html(doc.fleet, doc.figures, doc.out_path, doc.lang, doc.max_rows)
-
-
-def _fleet_csv(doc: FleetDocument) -> bytes:
-    from readiness.fleet.page import fleet_csv
-
-    return fleet_csv(doc.fleet)
-
-
-def _fleet_sections_csv(doc: FleetDocument) -> bytes:
-    from readiness.fleet.page import step5_csv
-
-    return step5_csv(doc.figures)
-
-
-def _fleet_json(doc: FleetDocument) -> str:
-    # one line: json's C encoder does not indent, and a fleet's figures are megabytes (20 MB for
-    # 10 000 rooms: 0.17 s this way, 0.58 s indented); `python -m json.tool` shows it indented
-    return json.dumps(doc.figures, ensure_ascii=False) + "\n"
-
-
 RUN_WRITERS: dict[str, Writer] = {
     "json": Writer("json", ".json", _run_json),
     "html": Writer("html", ".html", _run_html),
-}
-FLEET_WRITERS: dict[str, Writer] = {
-    "html": Writer("html", ".html", _fleet_html),
-    "csv": Writer("csv", ".csv", _fleet_csv),
-    "sections_csv": Writer("sections_csv", ".csv", _fleet_sections_csv),
-    "json": Writer("json", ".json", _fleet_json),
 }
 
 

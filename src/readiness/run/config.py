@@ -110,7 +110,7 @@ def _url(value: Any, from_env: bool) -> str:
     """An http(s) URL; a bare ``host[:port]`` means http, as ``--server`` always took it."""
     from urllib.parse import urlsplit
 
-    from readiness.measure.netinfo import redact_url
+    from readiness.redact import redact_url
 
     text = _text(value, from_env)
     if not text:

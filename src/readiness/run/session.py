@@ -18,7 +18,7 @@ from typing import Any, Callable
 from readiness import __version__
 from readiness.check import RunChoices
 from readiness.judge.verdicts import Judgement, exit_code, judge
-from readiness.measure.netinfo import redact_secrets, redact_text
+from readiness.redact import redact_secrets, redact_text
 from readiness.run.plugins import Plugins
 from readiness.judge.requirements import Profile
 from readiness.result import MAX_DEPTH, MAX_JUDGED, CheckRecord, Result, new_run_id, result_stem, utc_now

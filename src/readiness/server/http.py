@@ -1,33 +1,23 @@
-"""``readiness serve``: the measurement server IT runs at a site.
+"""A small bounded HTTP/1.1 server framework: what ``readiness serve``'s endpoints plug into.
 
-Sits beside the network checks as their far end. Two HTTP endpoints with the same shape as
-Cloudflare's speed test (``GET /__down?bytes=N`` sends N bytes, ``POST /__up`` swallows the
-body), a ``GET /__info`` that tells clients which UDP port answers STUN, and a STUN Binding
-responder on that port (``stun.Responder``). So ``readiness run --server http://host:8080``
-measures bandwidth, loaded latency, UDP RTT/jitter/loss against the organisation's own box.
-
-Other features add endpoints through a route table (:class:`Route`, ``run_server(routes=...)``)
-instead of editing the request loop: a handler gets a :class:`Request` whose body reader is
-already bounded in size and time, and returns a :class:`Response`.
+Sits under the speed-test endpoints (``server.measure``), the collector and the self-test page:
+each brings a route table (:class:`Route`); a handler gets a :class:`Request` whose body reader
+is already bounded in size and time, and returns a :class:`Response`.
 
 Bounded so a client cannot stop it: every read and write of a socket has a deadline (the
-headers of a request must arrive within ``--timeout``; a request runs at most
+headers of a request must arrive within the idle timeout; a request runs at most
 ``max_request_s``), open connections and transfers are capped in total and per client address,
 request framing follows RFC 9112 (a bad, repeated or ambiguous Content-Length is refused with
-400 and the connection closed), STUN answers are rate-limited per client. Each test served (a
-client's transfers and STUN probes, until it has been quiet for 2 s) logs one line; STUN from
-many addresses at once is summarised in one line a minute. SIGINT/SIGTERM stop it cleanly
-(exit 0).
+400 and the connection closed). Refused and dropped connections are reported to the server's
+``events`` (one log line each by default).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
 import re
-import signal
 import socket
 import sys
 import threading
@@ -38,10 +28,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from readiness.measure import stun
-
-DEFAULT_HTTP_PORT = 8080
-DEFAULT_STUN_PORT = stun.DEFAULT_PORT
 DEFAULT_LIMITS: dict[str, float] = {
     "max_bytes": 256 * 1024 * 1024,  # per request, either direction
     "max_transfers": 16,  # concurrent /__down + /__up (a client gets at most half)
@@ -52,10 +38,7 @@ DEFAULT_LIMITS: dict[str, float] = {
 MAX_HEADER_BYTES = 128 * 1024  # request line + headers (the stdlib allows 100 lines of 64 kB each)
 MIN_PROGRESS_BYTES = 1024  # a body must bring at least this much per idle timeout (see Body.chunks)
 DEFAULT_MAX_BODY = 1_000_000  # a route's request body limit unless it says otherwise
-_CHUNK = memoryview(bytes(256 * 1024))
 _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
-_STUN_ONE_BY_ONE = 3  # more STUN-only addresses than this finishing at once are summarised
-_SUMMARY_EVERY_S = 60.0
 
 
 def log(message: str) -> None:
@@ -86,7 +69,7 @@ class Body:
     deadline; a read that would has :class:`BodyError` raised instead.
     """
 
-    def __init__(self, conn: "_Handler", length: int) -> None:
+    def __init__(self, conn: "Handler", length: int) -> None:
         self._conn = conn
         self.length = length
         self.received = 0
@@ -148,7 +131,7 @@ class Request:
     headers: Any  # email.message.Message: .get(name), .get_all(name)
     client: str  # the client's IP address
     body: Body
-    server: "_Server"
+    server: "Server"
 
     @property
     def limits(self) -> dict[str, float]:
@@ -206,154 +189,6 @@ class Route:
         return path.startswith(self.path) if self.prefix else path == self.path
 
 
-# --- the built-in speed-test endpoints -----------------------------------------------------
-
-
-def _info(req: Request) -> Response:
-    lim = req.limits
-    return Response.json({"service": "readiness", "stun_port": req.server.stun_port,
-                          "max_bytes": int(lim["max_bytes"]), "max_transfers": int(lim["max_transfers"])},
-                         headers={"Access-Control-Allow-Origin": "*"})
-
-
-def _down(req: Request) -> Response:
-    try:
-        nbytes = int(req.query.get("bytes", ["0"])[0])
-    except ValueError:
-        return Response.json({"error": "bytes must be a whole number"}, 400)
-    if nbytes < 0:
-        return Response.json({"error": "bytes must not be negative"}, 400)
-    if nbytes > req.limits["max_bytes"]:
-        return Response.json({"error": f"at most {int(req.limits['max_bytes'])} bytes per request"}, 413)
-
-    def stream() -> Iterator[bytes]:
-        started, sent, outcome = time.monotonic(), 0, "client closed"
-        try:
-            while sent < nbytes:
-                cut = req.cut_reason()
-                if cut:
-                    outcome = cut
-                    return
-                n = min(len(_CHUNK), nbytes - sent)
-                yield _CHUNK[:n]
-                sent += n
-            outcome = "complete"
-        finally:
-            req.server.tests.transfer(req.client, "down", sent, started, time.monotonic(), outcome)
-
-    return Response(200, stream(), "application/octet-stream", length=nbytes,
-                    headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
-
-
-def _up(req: Request) -> Response | None:
-    started, outcome = time.monotonic(), "complete"
-    got = 0
-    try:
-        for data in req.body.chunks():
-            got += len(data)
-    except BodyError as e:
-        outcome = e.outcome
-    req.server.tests.transfer(req.client, "up", got, started, time.monotonic(), outcome)
-    if outcome != "complete":
-        return None
-    return Response.json({"bytes": got}, headers={"Access-Control-Allow-Origin": "*"})
-
-
-BUILTIN_ROUTES = (
-    Route("GET", "/__info", _info),
-    Route("GET", "/__down", _down, transfer=True),
-    Route("POST", "/__up", _up, max_body=None, transfer=True),
-)
-
-
-# --- logging: one line per test ------------------------------------------------------------
-
-
-class _Tests:
-    """Gathers what one client does (parallel transfers, STUN probes) into one log line per test.
-
-    A client's test is over once it has been quiet for ``idle_s``; a speed test opens several
-    connections and many requests, and a line per request would bury the log. STUN needs no
-    handshake, so its source address can be forged: when many STUN-only addresses finish at
-    once, they become one summary line at most every minute instead of a line each.
-    """
-
-    def __init__(self, idle_s: float = 2.0) -> None:
-        self.idle_s = idle_s
-        self.lock = threading.Lock()
-        self.clients: dict[str, dict] = {}
-        self.stun_summary = [0, 0, 0]  # addresses, answered, refused
-        self.last_summary = time.monotonic()
-
-    def _client(self, ip: str) -> dict:
-        c = self.clients.get(ip)
-        if c is None:
-            c = self.clients[ip] = {"last": time.monotonic(), "stun_ok": 0, "stun_no": 0, "notes": set(),
-                                    "down": [0, 0, None, None], "up": [0, 0, None, None]}  # bytes, requests, first, last
-        return c
-
-    def transfer(self, ip: str, what: str, nbytes: int, started: float, ended: float, outcome: str) -> None:
-        with self.lock:
-            c = self._client(ip)
-            d = c[what]
-            d[0] += nbytes
-            d[1] += 1
-            d[2] = started if d[2] is None else min(d[2], started)
-            d[3] = ended if d[3] is None else max(d[3], ended)
-            c["last"] = time.monotonic()
-            if outcome not in ("complete", "client closed"):
-                c["notes"].add(outcome)
-
-    def stun(self, ip: str, answered: int, refused: int) -> None:
-        with self.lock:
-            c = self._client(ip)
-            c["stun_ok"] += answered
-            c["stun_no"] += refused
-            c["last"] = time.monotonic()
-
-    def refused(self, ip: str, why: str) -> None:
-        with self.lock:
-            c = self._client(ip)
-            c["notes"].add(why)
-            c["last"] = time.monotonic()
-
-    def flush(self, force: bool = False) -> None:
-        now = time.monotonic()
-        with self.lock:
-            done = [ip for ip, c in self.clients.items() if force or now - c["last"] > self.idle_s]
-            finished = [(ip, self.clients.pop(ip)) for ip in done]
-            stun_only = [(ip, c) for ip, c in finished if not (c["down"][1] or c["up"][1] or c["notes"])]
-            if len(stun_only) > _STUN_ONE_BY_ONE or self.stun_summary[0]:
-                for _, c in stun_only:
-                    self.stun_summary[0] += 1
-                    self.stun_summary[1] += c["stun_ok"]
-                    self.stun_summary[2] += c["stun_no"]
-                finished = [f for f in finished if f not in stun_only]
-            summary = None
-            if self.stun_summary[0] and (force or now - self.last_summary >= _SUMMARY_EVERY_S):
-                summary, self.stun_summary = self.stun_summary, [0, 0, 0]
-                self.last_summary = now
-        for ip, c in finished:
-            log(f"{ip} test: " + "; ".join(self._parts(c)))
-        if summary:
-            log(f"stun from {summary[0]} addresses: {summary[1]} answered, {summary[2]} refused or dropped "
-                "(many addresses at once, not logged one by one)")
-
-    @staticmethod
-    def _parts(c: dict) -> list[str]:
-        parts = []
-        for what in ("down", "up"):
-            nbytes, requests, first, last = c[what]
-            if requests:
-                secs = max((last or 0) - (first or 0), 1e-6)
-                parts.append(f"{what} {nbytes} B in {requests} requests, {secs:.2f} s, "
-                             f"{nbytes * 8 / secs / 1e6:.1f} Mbit/s")
-        if c["stun_ok"] or c["stun_no"]:
-            parts.append(f"stun {c['stun_ok']} answered" + (f", {c['stun_no']} refused or dropped" if c["stun_no"] else ""))
-        parts.extend(sorted(c["notes"]))
-        return parts
-
-
 # --- the server ------------------------------------------------------------------------------
 
 
@@ -385,28 +220,36 @@ class _Counted:
                 self.by_client.pop(ip, None)
 
 
-class _Server(ThreadingHTTPServer):
+class Refusals:
+    """What the framework tells about connections it refused or dropped: one log line each. The
+    speed-test endpoints pass their own (``readiness.server.measure.TestLog``), which folds these
+    into the client's one line per test."""
+
+    def refused(self, ip: str, why: str) -> None:
+        log(f"{ip} {why}")
+
+
+class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr, handler, limits: dict, stun_port: int, routes: Iterable[Route] = (),
-                 ssl_context: Any = None) -> None:
+    def __init__(self, addr, handler, limits: dict, routes: Iterable[Route] = (), ssl_context: Any = None,
+                 events: Any = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, handler)
         self.ssl_context = ssl_context
         self.limits = limits
-        self.stun_port = stun_port
-        self.routes: list[Route] = [*routes, *BUILTIN_ROUTES]
+        self.routes: list[Route] = list(routes)
         self.transfers = _Counted(int(limits["max_transfers"]), max(1, int(limits["max_transfers"]) // 2))
         self.connections = _Counted(int(limits["max_connections"]), max(1, int(limits["max_connections"]) // 8))
         self.stopping = threading.Event()
-        self.tests = _Tests()
+        self.events = events if events is not None else Refusals()
 
     def process_request(self, request, client_address) -> None:
         # runs in the accepting thread: refuse at once, never block
         if not self.connections.take(client_address[0]):
-            self.tests.refused(client_address[0], "refused: too many connections")
+            self.events.refused(client_address[0], "refused: too many connections")
             try:
                 request.setblocking(False)
                 request.send(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"
@@ -477,7 +320,7 @@ class _Writer(io.RawIOBase):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Server
     protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection per stream
     server_version = "readiness-serve"
     sys_version = ""  # no Python version in the Server header
@@ -511,7 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
                 wait = ([], [tls])
             left = deadline - time.monotonic()
             if left <= 0 or not any(select.select(*wait, [], left)[:2]):
-                self.server.tests.refused(self.client_address[0], "dropped: TLS handshake not done in time")
+                self.server.events.refused(self.client_address[0], "dropped: TLS handshake not done in time")
                 raise TimeoutError("TLS handshake not done in time")
         tls.setblocking(True)
         return tls
@@ -530,11 +373,11 @@ class _Handler(BaseHTTPRequestHandler):
         super().handle_one_request()  # a TimeoutError there is logged through log_error and closes
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
-        pass  # one line per test is logged by _Tests
+        pass  # refusals go to self.server.events; the speed test logs one line per test
 
     def log_error(self, format: str, *args) -> None:  # noqa: A002
         if args and "timed out" in format:
-            self.server.tests.refused(self.client_address[0], "dropped: request not received in time")
+            self.server.events.refused(self.client_address[0], "dropped: request not received in time")
 
     def cut_reason(self) -> str | None:
         if self.server.stopping.is_set():
@@ -649,7 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         ip = self.client_address[0]
         if route.transfer and not self.server.transfers.take(ip):
-            self.server.tests.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
+            self.server.events.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
             self._refuse(503, "busy", {"Retry-After": "5"})
             return
         self._deadline = time.monotonic() + self.server.limits["max_request_s"]
@@ -692,92 +535,15 @@ def tls_context(cert_file: str, key_file: str | None = None) -> Any:
     return ctx
 
 
-def _check_limits(lim: dict) -> None:
+def check_limits(lim: dict) -> None:
     for key, value in lim.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{key} must be a finite number above 0, not {value!r}")
 
 
-def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
-               stun_port: int = DEFAULT_STUN_PORT, routes: Iterable[Route] = (), ssl_context: Any = None,
-               **limits) -> int:
-    """Serve until SIGINT/SIGTERM; returns the process exit code (0 on a clean stop).
-
-    ``routes`` are served beside the built-in speed-test endpoints (first match wins, so a
-    route can also replace one). ``ssl_context`` (an ``ssl.SSLContext`` with its certificate
-    loaded, see :func:`tls_context`) serves HTTPS instead of HTTP. ``limits`` override
-    :data:`DEFAULT_LIMITS`; ``None`` values keep the default. Port 0 picks a free port (the
-    "listening" line says which).
-    """
-    unknown = set(limits) - set(DEFAULT_LIMITS)
-    if unknown:
-        raise TypeError(f"unknown limits: {', '.join(sorted(unknown))}")
-    lim = dict(DEFAULT_LIMITS)
-    lim.update({k: v for k, v in limits.items() if v is not None})
-    _check_limits(lim)
-    tests = _Tests()
-    try:
-        responder = stun.Responder(host, stun_port, idle_s=0.5, on_idle=tests.stun)
-    except OSError as e:
-        log(f"cannot listen for STUN on UDP {host}:{stun_port}: {e.strerror or e}")
-        return 2
-    try:
-        httpd = _Server((host, http_port), _Handler, lim, responder.port, routes, ssl_context)
-    except OSError as e:
-        responder.close()
-        log(f"cannot listen for HTTP on {host}:{http_port}: {e.strerror or e}")
-        return 2
-    httpd.tests = tests
-    def stop(signum, _frame) -> None:
-        if not httpd.stopping.is_set():
-            log(f"stopping ({signal.Signals(signum).name})")
-            httpd.stopping.set()
-            threading.Thread(target=httpd.shutdown, daemon=True).start()
-
-    # Handlers first: a client may stop the server the moment it says it is listening.
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    responder.start()
-    port = httpd.server_address[1]
-    paths = ", ".join(f"{'|'.join(r.methods())} {r.path}{'*' if r.prefix else ''}" for r in httpd.routes)
-    scheme = "https" if ssl_context is not None else "http"
-    log(f"listening on {scheme}://{host}:{port} ({paths}), "
-        f"STUN on udp {host}:{responder.port}; max {int(lim['max_bytes'])} B per request, "
-        f"{int(lim['max_transfers'])} transfers and {int(lim['max_connections'])} connections at once")
-
-    def janitor() -> None:
-        while not httpd.stopping.wait(0.5):
-            tests.flush()
-
-    threading.Thread(target=janitor, daemon=True, name="test-log").start()
-    try:
-        httpd.serve_forever(poll_interval=0.2)
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        httpd.stopping.set()
-        httpd.server_close()
-        responder.close()
-        tests.flush(force=True)
-        log("stopped")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m readiness.server.http``: the same as ``readiness serve``."""
-    ap = argparse.ArgumentParser(prog="readiness-serve", description=__doc__.splitlines()[0])
-    ap.add_argument("--host", default="0.0.0.0")
-    ap.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT)
-    ap.add_argument("--stun-port", type=int, default=DEFAULT_STUN_PORT)
-    ap.add_argument("--max-bytes", type=int)
-    ap.add_argument("--max-transfers", type=int)
-    ap.add_argument("--timeout", type=float, dest="idle_timeout_s")
-    a = ap.parse_args(argv)
-    try:
-        return run_server(a.host, a.port, a.stun_port, max_bytes=a.max_bytes,
-                          max_transfers=a.max_transfers, idle_timeout_s=a.idle_timeout_s)
-    except ValueError as e:
-        ap.error(str(e))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def listen(host: str, port: int, routes: Iterable[Route], limits: dict, ssl_context: Any = None,
+           events: Any = None) -> Server:
+    """A bound server for ``routes`` (first match wins), not yet serving; raises OSError when the
+    address cannot be had. ``limits`` are :data:`DEFAULT_LIMITS`, checked, with overrides."""
+    check_limits(limits)
+    return Server((host, port), _Handler, limits, routes, ssl_context, events)
