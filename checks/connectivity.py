@@ -128,6 +128,7 @@ class ConnectivityCheck(Check):
         udp_ok = 0
         udp_tested = 0
         own_udp = None
+        unresolved: list[str] = []
         for svc in services:
             entry: dict = {"name": svc.get("name", "?"), "tcp": {}, "tls": {}, "stun": {}}
             for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478)):
@@ -144,6 +145,13 @@ class ConnectivityCheck(Check):
                 if not isinstance(r, Exception):
                     dns_ms.append(r[1])
             stun_results = list(entry["stun"].values())
+            names = {hp for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478)) for hp in endpoints(svc, kind, port)}
+            if names and all(isinstance(dns.get(hp), Exception) and hp not in proxied for hp in names):
+                # its names do not resolve: nothing of it was measured, so nothing of it is judged
+                entry["reachable"] = None
+                unresolved.append(entry["name"])
+                per_service.append(entry)
+                continue
             if stun_results and entry["name"] == own_name:
                 own_udp = entry["udp_media"] = any("ms" in r for r in stun_results)
             elif stun_results:
@@ -167,6 +175,8 @@ class ConnectivityCheck(Check):
                 findings.append({"code": "tls_not_trusted", "args": {"service": entry["name"], "endpoints": ", ".join(untrusted)}})
             per_service.append(entry)
 
+        if unresolved:
+            findings.insert(0, {"code": "services_unresolved", "args": {"services": ", ".join(unresolved)}})
         proxies = resolver.facts()
         vpn = vpn_interfaces()
         if proxied:

@@ -128,6 +128,9 @@ class LatencyCheck(Check):
         details: dict = {"targets": per_target, "interval_ms": interval * 1000, "duration_s": duration,
                          "jitter_method": "RFC 3550 §6.4.1 estimator over RTTs, averaged over the stream",
                          "mos_method": "simplified E-model (ITU-T G.107) as in Twilio's preflight test"}
+        if server is not None and s.get("services"):
+            # the services' own figures are not measured here: say so, rather than leave them blank
+            details["findings"] = [{"code": "measured_own_server", "args": {"url": server.url}}]
         if best is not None:
             key, st = best
             details["method"] = "udp-stun"
@@ -143,7 +146,7 @@ class LatencyCheck(Check):
         # No STUN answer anywhere: UDP is blocked (or the targets are down). Fall back to TCP.
         ctx.say("no UDP answers; measuring RTT by TCP handshakes instead")
         details["method"] = "tcp-connect (UDP got no answer)"
-        details["findings"] = [{"code": "latency_udp_silent", "args": {}}]
+        details["findings"] = [{"code": "latency_udp_silent", "args": {}}] + details.get("findings", [])
         fallback: dict = {}
         for hp in tcp_targets:
             try:

@@ -36,7 +36,8 @@ class SpeakersCheck(Check):
     order = 1
     budget_s = 25.0
     metrics = (
-        Metric("playback_ok", "", "The output opened and played the test signal without error", kind="bool"),
+        Metric("playback_ok", "", "The output opened and played the test signal without error, and a person "
+                                  "asked (--interactive) did not say they heard nothing", kind="bool"),
         Metric("underruns", "", "Times the output ran dry while playing"),
         Metric("output_latency_ms", "ms", "Output latency reported by the driver"),
         Metric("heard", "", "The microphone picked up the test signal", kind="bool"),
@@ -89,6 +90,7 @@ class SpeakersCheck(Check):
                 in_dev = audio_io.pick_device(sd, "input", mic_name)
             except CheckError as exc:
                 details["loopback"] = f"skipped: {exc}"
+                findings.append({"code": "loopback_no_microphone", "args": {}})
 
         if in_dev is None:
             ctx.say(f"playing a test tone on {out_dev['name']!r}")
@@ -165,6 +167,7 @@ def _speech_quality(sd, audio, audio_io, out_dev: dict, in_dev: dict, out_rate: 
     if importlib.util.find_spec("visqol") is None:
         details["speech_quality"] = {"not_scored": "the speech-quality model is not installed "
                                                    "(pip install 'readiness[speech]')"}
+        details["findings"].append({"code": "speech_model_missing", "args": {}})
         return
     ref, ref_rate = audio.speech_reference()
     played = audio.resample(ref, ref_rate, out_rate)
@@ -192,3 +195,8 @@ def _ask_person(audio, audio_io, sd, out_dev: dict, out_rate: int, level: float,
         details["interactive"] = "no answer"
         return
     metrics["heard_by_person"] = answer[:1].lower() in ("y", "j")
+    if not metrics["heard_by_person"]:
+        # A person who heard nothing outranks a stream that opened: no sound came out that anyone
+        # heard, so the speakers did not play sound. The finding names the cause for the report.
+        metrics["playback_ok"] = False
+        details["findings"].append({"code": "person_did_not_hear", "args": {"device": out_dev["name"]}})
