@@ -87,7 +87,7 @@ class ConnectivityCheck(Check):
         proxied = {hp for hp, r in routes.items() if r.proxy}
         all_hp = [hp for svc in services for key, port in (("tcp", 443), ("tls", 443), ("stun", 3478))
                   for hp in endpoints(svc, key, port)]
-        ctx.say(f"resolving {len({h for h, _ in all_hp})} names")
+        ctx.say(f"resolving {len({h for h, _ in all_hp})} names", step="connectivity_resolving", n=len({h for h, _ in all_hp}))
         dns = net.resolve_all(all_hp, timeout_s=timeout)
         if all(isinstance(r, Exception) for r in dns.values()) and not proxied:
             raise net.offline_error(sorted({h for h, _ in all_hp}))
@@ -114,7 +114,7 @@ class ConnectivityCheck(Check):
                     fn = {"tcp": _tcp, "tls": _tls, "stun": _stun}[kind]
                     jobs.append(threading.Thread(target=lambda f=fn, k=(kind, hp), ai=r[0][0], h=hp[0]:
                                                  record(k, f(ai, h, timeout, stun)), daemon=True))
-        ctx.say(f"testing {len(jobs)} endpoints")
+        ctx.say(f"testing {len(jobs)} endpoints", step="connectivity_testing", n=len(jobs))
         for t in jobs:
             t.start()
         deadline = time.monotonic() + 2 * timeout + 1.0

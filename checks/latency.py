@@ -89,7 +89,8 @@ class LatencyCheck(Check):
         if not addrs:
             raise net.offline_error([h for h, _ in targets])
 
-        ctx.say(f"probing {len(addrs)} target(s) over UDP every {interval * 1000:g} ms for {duration:g} s")
+        ctx.say(f"probing {len(addrs)} target(s) over UDP every {interval * 1000:g} ms for {duration:g} s",
+                step="latency_probing", n=len(addrs), ms=interval * 1000, seconds=duration)
         results: dict = {}
 
         def probe(hp, ai) -> None:
@@ -144,7 +145,7 @@ class LatencyCheck(Check):
             return Measurement(metrics=metrics, details=details)
 
         # No STUN answer anywhere: UDP is blocked (or the targets are down). Fall back to TCP.
-        ctx.say("no UDP answers; measuring RTT by TCP handshakes instead")
+        ctx.say("no UDP answers; measuring RTT by TCP handshakes instead", step="latency_tcp_fallback")
         details["method"] = "tcp-connect (UDP got no answer)"
         details["findings"] = [{"code": "latency_udp_silent", "args": {}}] + details.get("findings", [])
         fallback: dict = {}

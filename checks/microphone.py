@@ -79,7 +79,8 @@ class MicrophoneCheck(Check):
                 level = audio.dbfs(audio.rms(np.concatenate(recent))) if recent else audio.DB_FLOOR
                 terminal.say("\r  " + audio_io.meter(level), end="")
 
-        ctx.say(f"recording {duration:g} s from {device['name']!r}")
+        ctx.say(f"recording {duration:g} s from {device['name']!r}", step="microphone_recording", seconds=duration,
+                device=device["name"])
         try:
             capture = audio_io.record(sd, device, duration, on_block=on_block)
         except BaseException:

@@ -77,7 +77,8 @@ class SpeakersCheck(Check):
         signal = audio.chirp(out_rate, CHIRP_S)
 
         if ctx.options.get("no_sound"):
-            ctx.say(f"opening {out_dev['name']!r} without sound (--no-sound)")
+            ctx.say(f"opening {out_dev['name']!r} without sound (--no-sound)", step="speakers_no_sound",
+                    device=out_dev["name"])
             playback = audio_io.play(sd, out_dev, signal * 0.0, out_rate)
             _playback_metrics(metrics, playback)
             details["sound"] = "none played (--no-sound); loopback skipped"
@@ -93,14 +94,15 @@ class SpeakersCheck(Check):
                 findings.append({"code": "loopback_no_microphone", "args": {}})
 
         if in_dev is None:
-            ctx.say(f"playing a test tone on {out_dev['name']!r}")
+            ctx.say(f"playing a test tone on {out_dev['name']!r}", step="speakers_tone", device=out_dev["name"])
             playback = audio_io.play(sd, out_dev, signal * _gain(level), out_rate)
             _playback_metrics(metrics, playback)
         else:
             details["microphone"] = in_dev["name"]
             attempts = []
             for attempt_level in (level, min(MAX_PEAK_DBFS, level + RETRY_GAIN_DB)):
-                ctx.say(f"loopback: {out_dev['name']!r} -> {in_dev['name']!r} at {attempt_level:g} dBFS")
+                ctx.say(f"loopback: {out_dev['name']!r} -> {in_dev['name']!r} at {attempt_level:g} dBFS",
+                        step="speakers_loopback", speaker=out_dev["name"], microphone=in_dev["name"], level=attempt_level)
                 result = listen(sd, audio, audio_io, out_dev, in_dev, signal, out_rate, attempt_level)
                 attempts.append(result)
                 if result["heard"]:
@@ -114,7 +116,7 @@ class SpeakersCheck(Check):
                 metrics["loopback_latency_ms"] = final["latency_ms"]
                 metrics["received_level_dbfs"] = final["received_level_dbfs"]
                 if ctx.settings.get("speech_quality", True):
-                    ctx.say("speech quality: playing a short sentence")
+                    ctx.say("speech quality: playing a short sentence", step="speakers_speech")
                     _speech_quality(sd, audio, audio_io, out_dev, in_dev, out_rate, final["level_dbfs"],
                                     metrics, details)
             else:

@@ -136,6 +136,23 @@ class RunChoices(Mapping):
         return len(self.__dataclass_fields__)
 
 
+class Said(str):
+    """A progress message that also carries a catalog key (``progress.<step>``) and its facts,
+    so the terminal says it in the reader's language. As text it is the English message, so a
+    progress sink that only prints keeps working."""
+
+    step: str
+    args: dict[str, Any]
+
+    def __new__(cls, text: str, step: str, args: dict[str, Any] | None = None) -> "Said":
+        said = super().__new__(cls, text)
+        said.step, said.args = step, dict(args or {})
+        return said
+
+    def __reduce__(self) -> Any:  # crosses the pipe from an isolated check's child
+        return (Said, (str(self), self.step, self.args))
+
+
 @dataclass
 class CheckContext:
     """What a check gets to run with. Picklable: isolated checks receive it in a child process.
@@ -156,11 +173,13 @@ class CheckContext:
         if not isinstance(self.options, RunChoices):
             self.options = RunChoices.from_mapping(self.options or {})
 
-    def say(self, message: str) -> None:
-        """Report progress (shown on stderr by the CLI). Silently ignored in a child process."""
+    def say(self, message: str, step: str | None = None, **facts: Any) -> None:
+        """Report progress (shown on stderr by the CLI). With ``step`` (and its facts) the terminal
+        shows the catalog's words ``progress.<step>`` in the reader's language; ``message`` is
+        the English text for logs and for a plugin without catalog words."""
         if self.progress is not None:
             try:
-                self.progress(message)
+                self.progress(Said(message, step, facts) if step else message)
             except Exception:  # a broken progress sink must not break a measurement
                 pass
 

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from readiness.judge.diagnose import REQUIREMENT, Diagnosis, describe, diagnose
+from readiness.judge.diagnose import REQUIREMENT, Diagnosis, describe, diagnose, finding_text
 from readiness.judge.verdicts import FAIL, UNKNOWN, Judgement, Verdict
 from readiness.result import Result
 from readiness.render.charts import line_chart
@@ -104,11 +104,7 @@ def finding_texts(details: Any, lang: str) -> list[str]:
         return out
     for f in details.get("findings") or []:
         if isinstance(f, dict) and isinstance(f.get("code"), str):
-            args = f.get("args") if isinstance(f.get("args"), dict) else {}
-            text = word(lang, f"finding.{f['code']}", **args)
-            if text == f"finding.{f['code']}":  # a plugin's code without catalog words: show the facts
-                text = f["code"].replace("_", " ") + "".join(f"; {k} {v}" for k, v in args.items())
-            out.append(text)
+            out.append(finding_text(f, lang))
     for d in details.get("diagnosis") or []:
         if isinstance(d, str):
             out.append(d)
