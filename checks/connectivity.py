@@ -10,6 +10,7 @@ interface, both of which commonly hurt call quality.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import statistics
@@ -200,9 +201,16 @@ class ConnectivityCheck(Check):
         if not tcp_ms and not tls_ms and not udp_ok and not own_udp:
             via = [r for e in per_service for r in e["tls"].values() if r.get("via") and r.get("error")]
             if via:
-                raise CheckError(f"no meeting service could be reached through the proxy {via[0]['via']} "
-                                 f"({via[0]['source']}): {via[0]['error']}", code="services_unreachable_via_proxy",
-                                 proxy=via[0]["via"], source=via[0]["source"], error=via[0]["error"])
+                message = (f"no meeting service could be reached through the proxy {via[0]['via']} "
+                           f"({via[0]['source']}): {via[0]['error']}")
+                # the proxy's own answer (an HTTP status) is a fact in any language; the rest of the
+                # message is for a technician and stays in the appendix
+                answer = re.search(r"HTTP/\d(?:\.\d)? (\d{3}[^)]*)", via[0]["error"])
+                if answer:
+                    raise CheckError(message, code="services_refused_by_proxy", proxy=via[0]["via"],
+                                     source=via[0]["source"], answer=answer.group(1).strip())
+                raise CheckError(message, code="services_unreachable_via_proxy", proxy=via[0]["via"],
+                                 source=via[0]["source"])
             raise CheckError("no meeting service could be reached: names resolve, but every connection "
                              "fails (a firewall blocks them, or the internet connection is down)",
                              code="services_unreachable")

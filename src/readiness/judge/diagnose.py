@@ -83,7 +83,7 @@ CAUSES: tuple[Cause, ...] = (
     Cause("dns_fails", ("dns_fails", "services_unresolved", "speed_server_unresolved"), explains=(),
           unknowns=(ALL,), shared=True),
     Cause("services_blocked", ("services_unreachable", "latency_no_answer"), shared=True),
-    Cause("proxy_blocks", ("services_unreachable_via_proxy",), shared=True),
+    Cause("proxy_blocks", ("services_unreachable_via_proxy", "services_refused_by_proxy"), shared=True),
     Cause("udp_blocked", ("udp_media_silent", "latency_udp_silent", "latency_tcp_only"),
           explains=("connectivity.udp_media_reachable", "latency.udp_reachable"),
           unknowns=_LATENCY_FIGURES, shared=True),
@@ -308,6 +308,8 @@ def check_title(result: Result, check: str, lang: str) -> str:
 def finding_text(f: dict, lang: str) -> str:
     """One finding in words (``finding.<code>``); a plugin's code without words: its facts."""
     args = f.get("args") if isinstance(f.get("args"), dict) else {}
+    if isinstance(args.get("source"), str) and word(lang, f"fact.{args['source']}") != f"fact.{args['source']}":
+        args = {**args, "source": word(lang, f"fact.{args['source']}")}  # where a proxy came from, in words
     key = f"finding.{f['code']}"
     text = word(lang, key, **args)
     if text == key:
