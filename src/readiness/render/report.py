@@ -30,7 +30,8 @@ from readiness.judge.diagnose import REQUIREMENT, Diagnosis, describe, diagnose,
 from readiness.judge.verdicts import FAIL, UNKNOWN, Judgement, Verdict
 from readiness.result import Result
 from readiness.render.charts import line_chart
-from readiness.i18n.format import catalog, format_bound, format_value, languages, measured_text, number, unit_text, when, word
+from readiness.i18n.format import (catalog, detail_key, detail_value, format_bound, format_value, languages, measured_text,
+                                   number, unit_text, when, word)
 
 # Detail keys with a view of their own (or none) in the per-check section.
 _SPECIAL_DETAILS = {"charts", "diagnosis", "findings", "snapshot_jpeg_b64", "traceback", "dropped_metrics"}
@@ -54,7 +55,8 @@ def environment() -> Any:
     env.globals.update(format_value=format_value, format_bound=format_bound, measured_text=measured_text,
                        line_chart=line_chart, number=number, word=word, when=when, unit_text=unit_text,
                        link_url=link_url, finding_texts=finding_texts, check_title=check_title,
-                       unknown_count=unknown_count, profile_title=profile_title)
+                       unknown_count=unknown_count, profile_title=profile_title,
+                       detail_key=detail_key, detail_value=detail_value, metric_label=metric_label)
     env.filters["scalar"] = _is_scalar
     return env
 
@@ -89,6 +91,17 @@ def profile_title(profile: Any, lang: str) -> str:
     own = str(profile.get("title") or name)
     titles = catalog(lang).get("profile_title", {})
     return titles.get(name, own) if isinstance(titles, dict) else own
+
+
+def metric_label(check: str, name: str, j: Judgement, lang: str) -> str:
+    """A measured figure's name for a reader: its requirement's label (without a tier's bound),
+    else the catalog's word for the key, else the key (a metric no requirement judges)."""
+    for v in j.items:
+        if v.requirement.metric == f"{check}.{name}" and v.requirement.service is None:
+            label = v.requirement.text("label", lang)
+            if label:
+                return _plain_label(label)
+    return detail_key(name, lang)
 
 
 def check_title(name: str, lang: str, fallback: str = "") -> str:
