@@ -56,17 +56,21 @@ def english_only_words() -> set[str]:
     import tomllib
 
     en = tomllib.loads(resources.files("readiness.i18n").joinpath("en.toml").read_text(encoding="utf-8"))
-    sv_text = resources.files("readiness.i18n").joinpath("sv.toml").read_text(encoding="utf-8").lower()
-    sv_words = set(re.findall(r"[a-zåäö]+", sv_text))
+    sv = tomllib.loads(resources.files("readiness.i18n").joinpath("sv.toml").read_text(encoding="utf-8"))
+    sv_words = {w.lower() for s in _strings(sv) for w in re.findall(r"[A-Za-zåäöÅÄÖ]+", s)}
     words = {w.lower() for s in _strings(en) for w in re.findall(r"(?<![{\w-])[A-Za-z]{5,}(?![\w}-])", s)}
     return {w for w in words if w not in sv_words}
 
 
 ENGLISH = english_only_words()
+PRODUCT_NAMES = ("Windows Update",)
 
 
 def english_in(text: str) -> list[str]:
     text = re.sub(r"(?:[A-Za-z]:)?[/\\]\S+", " ", text)  # file paths and URLs are names, not words
+    text = re.sub(r"[”“][^”“]*[”“]", " ", text)  # a device's name, quoted as the system calls it
+    for name in PRODUCT_NAMES:  # names a Swedish text uses as they are
+        text = text.replace(name, " ")
     return sorted({w for w in re.findall(r"[A-Za-zåäöÅÄÖ]+", text) if w.lower() in ENGLISH})
 
 
@@ -424,7 +428,7 @@ def test_an_old_client_is_its_requirement(tmp_path):
     root = _linux_root(tmp_path, 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\nPRETTY_NAME="Debian GNU/Linux 12"\n')
     _dpkg_root(root, tmp_path, {"google-chrome-stable": "90.0.4430.72-1"})
     profile = tmp_path / "clients.toml"
-    profile.write_text('''name = "clients"
+    profile.write_text('''name = "webbklient"
 [[requirement]]
 metric = "software.chrome_version"
 min_version = "120"

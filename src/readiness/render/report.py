@@ -241,7 +241,7 @@ def summary_text(result: Result, j: Judgement, lang: str, paths: list[Path]) -> 
     """The terminal summary: the verdict, root causes, what to fix, where the files are.
     An offline run without devices fits one screen."""
     v = view(result, j, lang)
-    profile = j.profile.get("name", "") if isinstance(j.profile, dict) else ""
+    profile = profile_title(j.profile, lang)  # a shipped list by its title in the reader's language
     out = [f"{word(lang, 'terminal_' + v.verdict)}  ({profile})"]
     if v.coverage:
         out.append(f"  {v.coverage}")
