@@ -125,7 +125,7 @@ class SpeakersCheck(Check):
             findings.append({"code": "speaker_underruns", "args": {"count": metrics["underruns"]}})
 
         if ctx.options.get("interactive"):
-            _ask_person(audio, audio_io, sd, out_dev, out_rate, level, metrics, details)
+            _ask_person(audio, audio_io, sd, out_dev, out_rate, level, metrics, details, ctx.options.get("lang") or "en")
         return Measurement(metrics=metrics, details=details)
 
 
@@ -182,15 +182,18 @@ def _speech_quality(sd, audio, audio_io, out_dev: dict, in_dev: dict, out_rate: 
                                           "level_dbfs": level_dbfs}
 
 
-def _ask_person(audio, audio_io, sd, out_dev: dict, out_rate: int, level: float, metrics: dict, details: dict) -> None:
+def _ask_person(audio, audio_io, sd, out_dev: dict, out_rate: int, level: float, metrics: dict, details: dict,
+                lang: str = "en") -> None:
+    from readiness.i18n.format import word
+
     terminal = audio_io.Terminal.open()
     if terminal is None:
         details["interactive"] = "skipped: no terminal to talk to"
         return
     try:
-        terminal.say(f"Playing a tone on {out_dev['name']!r} now.")
+        terminal.say(word(lang, "interactive.tone_now", device=out_dev["name"]))
         audio_io.play(sd, out_dev, audio.tone(out_rate, 1000.0, 1.0, _gain(level)), out_rate)
-        answer = terminal.ask("Did you hear the tone? [y/n]")
+        answer = terminal.ask(word(lang, "interactive.heard_question"))
     finally:
         terminal.close()
     if answer is None or answer[:1].lower() not in ("y", "n", "j"):

@@ -373,8 +373,8 @@ def test_speakers_not_heard_by_a_person_fail(pulse, tmp_path):
     code = ("import subprocess, sys\n"
             f"sys.exit(subprocess.call({readiness()!r} + ['run', '--no-open', '--lang', 'sv', '-o', {str(out)!r}, "
             "'--check', 'speakers', '--interactive', '--set', 'speakers.speech_quality=false']))\n")
-    seen = run_on_a_terminal(code, {b"[y/n]": b"n\n"}, timeout_s=120)
-    assert "[y/n]" in seen, seen
+    seen = run_on_a_terminal(code, {"[j/n]".encode(): b"n\n"}, timeout_s=120)
+    assert "Hörde du tonen? [j/n]" in seen, seen  # the question in the run's language
     files = sorted(out.glob("*.json"))
     assert files, seen
     said = _reread(tmp_path, files[0], seen)

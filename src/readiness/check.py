@@ -115,6 +115,7 @@ class RunChoices(Mapping):
     keep_audio: bool = False
     snapshot: bool = False
     output_dir: str | None = None
+    lang: str | None = None  # the reader's language, for what a check says to a person; None: English
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "RunChoices":
@@ -160,7 +161,7 @@ class CheckContext:
     ``settings`` holds the check's settings with defaults applied and profile, config file,
     environment and ``--set`` values merged in. ``options`` holds the run's shared choices
     (:class:`RunChoices`: ``server``, ``proxy``, ``pac_url``, ``microphone``, ``speaker``, ``camera``, ``no_sound``,
-    ``interactive``, ``keep_audio``, ``snapshot``, ``output_dir``); a plain dict given here is
+    ``interactive``, ``keep_audio``, ``snapshot``, ``output_dir``, ``lang``); a plain dict given here is
     turned into one, so an unknown option name fails at once.
     """
 

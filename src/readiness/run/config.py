@@ -234,7 +234,8 @@ class RunConfig:
         return RunChoices(server=self.server, proxy=self.proxy, pac_url=self.pac_url, microphone=self.microphone, speaker=self.speaker,
                           camera=self.camera, no_sound=self.no_sound, interactive=self.interactive,
                           keep_audio=self.keep_audio, snapshot=self.snapshot,
-                          output_dir=str(folder) if folder else None)
+                          output_dir=str(folder) if folder else None,
+                          lang=None if self.lang == "en" else self.lang)
 
     def rows(self) -> list[tuple[str, Any, str]]:
         """(setting, value, source) for every setting, for ``readiness config show``."""
