@@ -187,6 +187,8 @@ class ConnectivityCheck(Check):
         metrics: dict = {"proxy_detected": bool(proxied), "vpn_detected": bool(vpn)}
         if any("ms" in r for e in per_service for r in e["tls"].values()):
             metrics["tls_intercepted"] = intercepted
+        elif not unresolved:  # nothing to judge interception by: say why, rather than leave it blank
+            findings.append({"code": "tls_not_tested", "args": {}})
         if dns_ms:
             metrics["dns_ms"] = round(statistics.median(dns_ms), 2)
         if tcp_ms:
@@ -196,6 +198,8 @@ class ConnectivityCheck(Check):
         if udp_tested:
             metrics["udp_media_reachable"] = udp_ok > 0
             metrics["services_udp_ok_count"] = udp_ok
+        elif not any(svc.get("stun") for svc in services if svc.get("name") != own_name):
+            findings.append({"code": "udp_not_tested", "args": {}})  # no relay to ask: say so
         if own_udp is not None:
             metrics["udp_server_reachable"] = own_udp
         if not tcp_ms and not tls_ms and not udp_ok and not own_udp:

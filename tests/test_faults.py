@@ -184,6 +184,7 @@ def expect(said: Said, cause: str, *, words: str | None = None, advice_args: dic
             assert text != key, key
             named = [ln for ln in headlines(summary) if _fixed(text) in ln]
         assert len(named) == 1, (lang, summary)  # the headline names the cause, once
+        assert _fixed(word(lang, "cause.not_measured")) not in summary, summary  # every UNKNOWN says why
         assert summary.count(f"→ {advice}") == 1, (lang, advice, summary)  # the cause's advice, once
         assert summary.count(advice) == 1
         shown = visible(page)
@@ -211,11 +212,11 @@ def _network_profile(tmp_path: Path, server_ip: str) -> Path:
 
     text = shipped_profiles()["video-call"] + f"""
 [checks.connectivity]
-services = [{{name = "Teams", tcp = ["{server_ip}:8080"], stun = ["{server_ip}:3478"]}}]
+services = [{{name = "Microsoft Teams", tcp = ["{server_ip}:8080"], stun = ["{server_ip}:3478"]}}]
 timeout_s = 1.0
 [checks.latency]
 targets = ["{server_ip}:3478"]
-services = [{{name = "Teams", stun = ["{server_ip}:3478"]}}]
+services = [{{name = "Microsoft Teams", stun = ["{server_ip}:3478"]}}]
 duration_s = 2.0
 tcp_port = 8080
 [checks.bandwidth]

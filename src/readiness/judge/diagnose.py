@@ -113,6 +113,8 @@ CAUSES: tuple[Cause, ...] = (
     Cause("loopback_no_microphone", ("loopback_no_microphone",), explains=(),
           unknowns=("speakers.heard", "speakers.speech_mos", "speakers.loopback_latency_ms")),
     Cause("speech_model_missing", ("speech_model_missing",), explains=(), unknowns=("speakers.speech_mos",)),
+    Cause("udp_not_tested", ("udp_not_tested",), explains=(), unknowns=("connectivity.udp_media_reachable",)),
+    Cause("tls_not_tested", ("tls_not_tested",), explains=(), unknowns=("connectivity.tls_intercepted",)),
     Cause("software_not_listed", ("no_software_inventory",), explains=(), unknowns=(ALL,)),
     Cause("os_support_unknown", ("os_support_table_stale", "os_not_in_support_table"), explains=(),
           unknowns=("software.os_supported",)),
@@ -122,8 +124,8 @@ CAUSES: tuple[Cause, ...] = (
 _BY_FINDING = {f: c for c in CAUSES for f in c.findings}
 
 # Status-based causes (a check that could not run to the end without saying why in a finding)
-DID_NOT_RUN, TIMED_OUT, SKIPPED, CHECK_FAILED, NOT_MEASURED = (
-    "check_did_not_run", "check_timed_out", "check_skipped", "check_failed", "not_measured")
+DID_NOT_RUN, TIMED_OUT, SKIPPED, CHECK_FAILED, NOT_MEASURED, SERVICE_NOT_MEASURED = (
+    "check_did_not_run", "check_timed_out", "check_skipped", "check_failed", "not_measured", "service_not_measured")
 REQUIREMENT = "requirement"
 _RANK = {FAIL: 0, WARN: 2, UNKNOWN: 3, PASS: 4}
 
@@ -263,10 +265,15 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
         if id(v) in placed:
             continue
         check = v.requirement.check
-        if v.status == UNKNOWN:
+        if v.status == UNKNOWN and v.requirement.service and not _measures_service(result.checks.get(check),
+                                                                                   v.requirement.service):
+            # the list names a service the check was not set to measure: a setting, not a fault
+            put((SERVICE_NOT_MEASURED, check, v.requirement.service), SERVICE_NOT_MEASURED, check, v,
+                {"code": SERVICE_NOT_MEASURED, "args": {"service": v.requirement.service, "check": check}})
+        elif v.status == UNKNOWN:
             put((NOT_MEASURED, check), NOT_MEASURED, check, v)
-        else:
-            put((REQUIREMENT, v.requirement.metric, v.requirement.service or ""), REQUIREMENT, check, v)
+        else:  # one figure, one line: a service's own requirement on the same figure joins it
+            put((REQUIREMENT, v.requirement.metric, repr(v.value)), REQUIREMENT, check, v)
     # a requirement line carries its metric's other tiers (even PASS) for "≥ 1.2 required; ≥ 4 recommended"
     for d in out.values():
         worst = min(d.items, key=lambda v: _RANK[v.status])
@@ -274,6 +281,15 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
         if d.cause == REQUIREMENT or worst.status in (FAIL, WARN):
             d.lead = _lead(d.items)
     return sorted(out.values(), key=lambda d: d.rank)
+
+
+def _measures_service(record: CheckRecord | None, service: str) -> bool:
+    services = record.details.get("services") if record is not None and isinstance(record.details, dict) else None
+    if isinstance(services, dict):
+        return service in services
+    if isinstance(services, list):
+        return any(isinstance(e, dict) and e.get("name") == service for e in services)
+    return True  # the check keeps no list of services: nothing to tell
 
 
 def _lead(items: list[Verdict]) -> Verdict:
@@ -310,6 +326,8 @@ def finding_text(f: dict, lang: str) -> str:
     args = f.get("args") if isinstance(f.get("args"), dict) else {}
     if isinstance(args.get("source"), str) and word(lang, f"fact.{args['source']}") != f"fact.{args['source']}":
         args = {**args, "source": word(lang, f"fact.{args['source']}")}  # where a proxy came from, in words
+    if isinstance(args.get("check"), str) and word(lang, f"check.{args['check']}") != f"check.{args['check']}":
+        args = {**args, "check": word(lang, f"check.{args['check']}")}  # a check by its name in the reader's words
     key = f"finding.{f['code']}"
     text = word(lang, key, **args)
     if text == key:
