@@ -311,14 +311,10 @@ class Words:
     advice: str  # what to do about that cause
 
 
-def check_title(result: Result, check: str, lang: str) -> str:
-    """A check's name in ``lang`` (catalog ``check.<name>``), else the title it reported."""
-    key = f"check.{check}"
-    text = word(lang, key)
-    if text != key:
-        return text
-    record = result.checks.get(check)
-    return (record.title if record is not None and record.title else check)
+def check_title(name: str, lang: str, fallback: str = "") -> str:
+    """A check's name in ``lang`` (catalog ``check.<name>``), else the title it reported, else its id."""
+    text = word(lang, f"check.{name}")
+    return text if text != f"check.{name}" else (fallback or name)
 
 
 def finding_text(f: dict, lang: str) -> str:
@@ -360,7 +356,7 @@ def _services(d: Diagnosis) -> str:
 
 def describe(d: Diagnosis, result: Result, lang: str = "en") -> Words:
     """The words of one diagnosis: what it is about, its cause, the advice for that cause."""
-    titles = ", ".join(check_title(result, c, lang) for c in d.checks)
+    titles = ", ".join(check_title(c, lang, result.checks[c].title if c in result.checks else "") for c in d.checks)
     if d.lead is not None and d.cause == REQUIREMENT:
         label = d.lead.requirement.text("label", lang) or d.lead.requirement.metric
         return Words(label, "", d.lead.requirement.text("fix", lang))

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from readiness.judge.diagnose import REQUIREMENT, Diagnosis, describe, diagnose, finding_text
+from readiness.judge.diagnose import REQUIREMENT, Diagnosis, check_title, describe, diagnose, finding_text
 from readiness.judge.verdicts import FAIL, UNKNOWN, Judgement, Verdict
 from readiness.result import Result
 from readiness.render.charts import line_chart
@@ -102,11 +102,6 @@ def metric_label(check: str, name: str, j: Judgement, lang: str) -> str:
             if label:
                 return _plain_label(label)
     return detail_key(name, lang)
-
-
-def check_title(name: str, lang: str, fallback: str = "") -> str:
-    titles = catalog(lang).get("check", {})
-    return titles.get(name) if isinstance(titles, dict) and name in titles else (fallback or name)
 
 
 def finding_texts(details: Any, lang: str) -> list[str]:
