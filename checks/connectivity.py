@@ -69,7 +69,7 @@ class ConnectivityCheck(Check):
             hp = f"{server.host}:{server.port}"
             own_name = f"readiness server {server.url}"
             services.append({"name": own_name, "tcp": [hp], "tls": [hp] if server.scheme == "https" else [],
-                             "stun": [f"{server.host}:{server.stun_port()}"]})
+                             "stun": [f"{server.host}:{server.stun_port}"]})
         if not services:
             raise CheckError("no services configured for the connectivity check")
 

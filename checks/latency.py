@@ -68,7 +68,7 @@ class LatencyCheck(Check):
         server = net.server_option(ctx.options)
         services: dict[str, list[tuple[str, int]]] = {}
         if server is not None:
-            targets = [(server.host, server.stun_port())]
+            targets = [(server.host, server.stun_port)]
             tcp_targets = [(server.host, server.port)]
         else:
             targets = [net.split_hostport(t, stun.DEFAULT_PORT) for t in s["targets"]]

@@ -23,6 +23,7 @@ from readiness.check import CheckContext, CheckError, Measurement
 
 from readiness.measure import netcommon as net
 from readiness.measure.netcommon import HttpUrl
+from readiness.siteserver import SiteServer
 from readiness.measure import estimator
 
 _UP_CHUNK = memoryview(bytes(32 * 1024))  # small: a send blocks until all of it is queued
@@ -367,7 +368,7 @@ def transfer(target: Target, addr: tuple, direction: str, *, streams: int = 4, m
     return out
 
 
-def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
+def run(ctx: CheckContext, server: SiteServer | None) -> Measurement:
     """The whole http-backend measurement: idle RTT, then each direction loaded in turn."""
     from readiness.checks.bandwidth import responsiveness
     from readiness.measure import loaded
@@ -445,7 +446,8 @@ def _probe_target(target: Target, stun_setting: str, server):
         return Probe("stun", net.split_hostport(stun_setting, 3478))
     if server is None and target.host == "speed.cloudflare.com":
         return Probe("stun", ("stun.cloudflare.com", 3478))
-    port = net.advertised_stun_port(server.url if server is not None else target.url)
+    # the site's server told its STUN port once, at the start of the run; another URL is asked here
+    port = server.stun_port if server is not None else net.advertised_stun_port(target.url)
     if port is None:
         return Probe("tcp", (target.host, target.port))
     return Probe("stun", (target.host, port))

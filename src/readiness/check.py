@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar, Iterator
 
+from readiness.siteserver import SiteServer
+
 METRIC_KINDS = ("number", "bool", "version")
 
 
@@ -104,7 +106,7 @@ class RunChoices(Mapping):
     mapping, so ``ctx.options.get("server")`` in existing plugins keeps working.
     """
 
-    server: str | None = None
+    server: SiteServer | None = None  # --server, parsed and checked once (its STUN port known)
     proxy: str | None = None  # a proxy URL or "direct"; None: the OS's settings
     pac_url: str | None = None  # a PAC file; None: the OS's
     microphone: str | None = None

@@ -125,12 +125,13 @@ def _wait_jitter(limit_s: float, quiet: bool) -> None:
     time.sleep(wait)
 
 
-def _checked_server(url: str) -> str:
-    """``--server``, proven to be a readiness serve before minutes of measuring (exit 2 if not)."""
+def _checked_server(server: Any) -> Any:
+    """``--server`` (a ``SiteServer``), proven to be a readiness serve before minutes of measuring,
+    its STUN port learned (exit 2 if not)."""
     from readiness.run.target import ServerError, check_server
 
     try:
-        return check_server(url)
+        return check_server(server)
     except ServerError as exc:
         fail(str(exc))
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from readiness.check import Check, RunChoices
+from readiness.siteserver import SiteServer
 
 APP = "readiness"
 FILE_NAME = "config.toml"
@@ -127,11 +128,10 @@ def _url(value: Any, from_env: bool) -> str:
     return text
 
 
-def _server_url(value: Any, from_env: bool) -> str:
-    if isinstance(value, str) and "@" in value:  # user:password@host, whatever the rest looks like
-        raise ValueError("a user name or password in the URL would be recorded in the result and sent to the "
-                         "server; give the server's address only")
-    return _url(value, from_env)
+def _server_url(value: Any, from_env: bool) -> SiteServer | str:
+    """The one place ``--server`` is parsed: into the typed value every check then reads."""
+    text = _text(value, from_env)
+    return SiteServer.parse(text) if text else ""
 
 
 def _lang(value: Any, from_env: bool) -> str:
@@ -201,7 +201,7 @@ class RunConfig:
 
     profile: str | None = None
     requirements: Path | None = None
-    server: str | None = None
+    server: SiteServer | None = None
     upload_url: str | None = None
     proxy: str | None = None
     pac_url: str | None = None
@@ -245,6 +245,8 @@ class RunConfig:
                 from readiness.measure.proxies import redact
 
                 value = redact(value)  # a password in a URL is not shown
+            if isinstance(value, SiteServer):
+                value = value.given or value.url
             out.append((name, str(value) if isinstance(value, Path) else value, self.sources.get(name, "default")))
         for cname, table in sorted(self.checks.items()):
             for key, value in sorted(table.items()):
