@@ -192,3 +192,21 @@ def open_store(url: str | None, create: bool) -> Any:
 
 DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_envvar=True,
                           help="The collector's database: sqlite:///PATH/readiness.db or postgresql://USER@HOST/DB.")
+
+
+def setting_options(fn: Any) -> Any:
+    """One click option per run setting that has one, made from the settings table
+    (``readiness.settings``): its name, short form, metavar, help and true/false spelling."""
+    from readiness.settings import SETTINGS
+
+    for s in reversed(SETTINGS):  # decorators apply bottom-up: the table's order is --help's
+        if not s.option:
+            continue
+        long = "--" + s.name.replace("_", "-")
+        names = [long + (f"/{s.negative}" if s.negative else "")] + ([s.short] if s.short else [])
+        if s.kind == "bool":
+            extra: dict[str, Any] = {"default": False} if s.negative else {"is_flag": True}
+        else:
+            extra = {"metavar": "|".join(LANGS) if s.kind == "lang" else (s.metavar or None)}
+        fn = click.option(*names, s.name, help=s.option, **extra)(fn)
+    return fn

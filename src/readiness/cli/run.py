@@ -9,44 +9,24 @@ from typing import Any
 
 import click
 
-from readiness.cli.common import (EXIT_ERROR, LANGS, config_option, fail, load_checks, load_list, output_dir,
+from readiness.cli.common import (EXIT_ERROR, config_option, fail, load_checks, load_list, output_dir, setting_options,
                                   typed_config, warn_plugins)
+from readiness.settings import SETTINGS
 from readiness.cli.upload import send_spool
 from readiness.textsafe import terminal_text
 
 # The package is imported inside each command: `readiness --help` stays fast (numpy, OpenCV, Jinja2).
 
 
-_CONFIG_OPTIONS = ("profile", "requirements", "label", "site", "room", "output_dir", "lang", "quiet", "server", "proxy", "pac_url",
-                   "microphone", "speaker", "camera", "no_sound", "keep_audio", "snapshot", "jitter", "upload_url",
-                   "token_file")
+# the run settings a file or variable can also hold: what was typed of them joins the configuration
+_CONFIG_OPTIONS = tuple(s.name for s in SETTINGS if s.config)
 
 
 @click.command()
-@click.option("--profile", "-p", metavar="NAME", help="Shipped requirement list (see `readiness profiles`). Default: video-call.")
-@click.option("--requirements", "-r", metavar="FILE", help="Your own requirement list (TOML).")
+@setting_options
 @click.option("--check", "-c", "only", metavar="NAME", multiple=True, help="Run only this check (repeatable); the verdict is then partial (exit 3 when no fault is found).")
-@click.option("--label", help="A free label for this run, e.g. an asset tag.")
-@click.option("--site", help="Site or office, e.g. Stockholm.")
-@click.option("--room", help="Meeting room, e.g. 4.12.")
-@click.option("--output-dir", "-o", metavar="DIR", help="Where the JSON and HTML go (default: a per-user data folder).")
-@click.option("--lang", metavar="|".join(LANGS), help="Language of the report (default: en).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the summary.")
 @click.option("--open/--no-open", "open_report", default=None, help="Open the report in the browser (default: when run interactively).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary; the exit code tells.")
-@click.option("--server", metavar="URL", help="Your organization's `readiness serve` for the network checks.")
-@click.option("--proxy", metavar="URL|direct", help="Proxy for the web checks and uploads (default: the OS's settings, PAC included).")
-@click.option("--pac-url", metavar="URL", help="Proxy auto-configuration file to use instead of the OS's.")
-@click.option("--upload-url", metavar="URL", help="Collector URL results are sent to (as configured).")
-@click.option("--token-file", metavar="FILE", help="File holding the upload token.")
-@click.option("--microphone", metavar="NAME", help="Microphone to test (part of its name).")
-@click.option("--speaker", metavar="NAME", help="Speaker to test (part of its name).")
-@click.option("--camera", metavar="NAME|INDEX|URL", help="Camera to test: part of its name, its index, or a stream URL.")
-@click.option("--no-sound/--sound", default=False, help="Play no test sound (a room in use).")
-@click.option("--interactive", "-i", is_flag=True, help="Ask you to speak and to confirm you heard the tone.")
-@click.option("--keep-audio/--no-keep-audio", default=False, help="Save the microphone recording beside the result.")
-@click.option("--snapshot/--no-snapshot", default=False, help="Put one small camera picture in the report.")
-@click.option("--jitter", metavar="DURATION", help="First wait a random time up to this long (e.g. 15m), so many rooms do not start at once.")
 @click.option("--set", "sets", metavar="CHECK.KEY=VALUE", multiple=True, help="Override a check setting, e.g. latency.duration_s=10.")
 @config_option
 @click.pass_context

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from readiness.check import Check, RunChoices
+from readiness.settings import SETTINGS
 from readiness.siteserver import SiteServer
 
 APP = "readiness"
@@ -162,6 +163,18 @@ def _duration(value: Any, from_env: bool) -> float:
     return parse_duration(value)
 
 
+def _file(value: Any, from_env: bool) -> str:
+    return _text(value, from_env)
+
+
+# How each kind of setting (``readiness.settings``) is read from a file, a variable or the command
+# line; a path kind is then resolved against the file's folder ("file" must exist, "dir" is made later).
+PARSERS: dict[str, Callable[[Any, bool], Any]] = {
+    "text": _text, "label": _label, "bool": _bool, "url": _url, "server": _server_url, "proxy": _proxy,
+    "lang": _lang, "profile": _profile_name, "duration": _duration, "file": _file, "dir": _file,
+}
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     name: str
@@ -171,70 +184,26 @@ class FieldSpec:
     path: str = ""  # "file": must be an existing file; "dir": a folder (made later); "" not a path
 
 
-FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
-    FieldSpec("profile", _profile_name, None, "shipped requirement list"),
-    FieldSpec("requirements", _text, None, "your own requirement list (TOML file)", path="file"),
-    FieldSpec("server", _server_url, None, "your organization's `readiness serve` for the network checks"),
-    FieldSpec("upload_url", _url, None, "where results are uploaded (collector URL)"),
-    FieldSpec("proxy", _proxy, None, "proxy URL, or \"direct\"; default: the OS's proxy settings"),
-    FieldSpec("pac_url", _url, None, "proxy auto-configuration (PAC) file; default: the OS's"),
-    FieldSpec("token_file", _text, None, "file holding the upload token", path="file"),
-    FieldSpec("output_dir", _text, None, "folder for the JSON and HTML results", path="dir"),
-    FieldSpec("site", _label, "", "site or office"),
-    FieldSpec("room", _label, "", "meeting room"),
-    FieldSpec("label", _label, "", "free label, e.g. an asset tag"),
-    FieldSpec("lang", _lang, "en", "language of the report"),
-    FieldSpec("microphone", _text, None, "microphone to test (part of its name)"),
-    FieldSpec("speaker", _text, None, "speaker to test (part of its name)"),
-    FieldSpec("camera", _text, None, "camera to test: part of its name, its index or a stream URL"),
-    FieldSpec("no_sound", _bool, False, "play no test sound"),
-    FieldSpec("keep_audio", _bool, False, "save the microphone recording beside the result"),
-    FieldSpec("snapshot", _bool, False, "put one small camera picture in the report"),
-    FieldSpec("quiet", _bool, False, "no progress and no summary"),
-    FieldSpec("jitter", _duration, 0.0, "wait a random time up to this long before measuring"),
-)}
+# The settings a file or a READINESS_* variable may hold (the command-line-only ones are not here).
+FIELDS: dict[str, FieldSpec] = {
+    s.name: FieldSpec(s.name, PARSERS[s.kind], s.default, s.help, s.kind if s.kind in ("file", "dir") else "")
+    for s in SETTINGS if s.config}
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """The effective configuration of one run. Built only by :func:`load_config`."""
-
-    profile: str | None = None
-    requirements: Path | None = None
-    server: SiteServer | None = None
-    upload_url: str | None = None
-    proxy: str | None = None
-    pac_url: str | None = None
-    token_file: Path | None = None
-    output_dir: Path | None = None
-    site: str = ""
-    room: str = ""
-    label: str = ""
-    lang: str = "en"
-    microphone: str | None = None
-    speaker: str | None = None
-    camera: str | None = None
-    no_sound: bool = False
-    keep_audio: bool = False
-    snapshot: bool = False
-    quiet: bool = False
-    jitter: float = 0.0
-    interactive: bool = False  # command line only: an unattended run never asks
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated check settings
-    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
-    files: tuple[tuple[str, bool], ...] = ()  # (config file, was it there)
+class _Config:
+    """What :class:`RunConfig` can tell besides its values."""
 
     @property
     def labels(self) -> dict[str, str]:
-        return {"label": self.label, "site": self.site, "room": self.room}
+        return {"label": self.label, "site": self.site, "room": self.room}  # type: ignore[attr-defined]
 
     def choices(self, output_dir: Path | None = None) -> RunChoices:
-        """What the checks see of this configuration (``CheckContext.options``)."""
-        folder = output_dir or self.output_dir
-        return RunChoices(server=self.server, proxy=self.proxy, pac_url=self.pac_url, microphone=self.microphone, speaker=self.speaker,
-                          camera=self.camera, no_sound=self.no_sound, interactive=self.interactive,
-                          keep_audio=self.keep_audio, snapshot=self.snapshot,
-                          output_dir=str(folder) if folder else None)
+        """What the checks see of this configuration (``CheckContext.options``): every setting the
+        table marks ``to_checks``; the results folder as text."""
+        values = {s.name: getattr(self, s.name) for s in SETTINGS if s.to_checks}
+        folder = output_dir or values["output_dir"]
+        values["output_dir"] = str(folder) if folder else None
+        return RunChoices(**values)
 
     def rows(self) -> list[tuple[str, Any, str]]:
         """(setting, value, source) for every setting, for ``readiness config show``."""
@@ -247,12 +216,25 @@ class RunConfig:
                 value = redact(value)  # a password in a URL is not shown
             if isinstance(value, SiteServer):
                 value = value.given or value.url
-            out.append((name, str(value) if isinstance(value, Path) else value, self.sources.get(name, "default")))
-        for cname, table in sorted(self.checks.items()):
+            out.append((name, str(value) if isinstance(value, Path) else value, self.sources.get(name, "default")))  # type: ignore[attr-defined]
+        for cname, table in sorted(self.checks.items()):  # type: ignore[attr-defined]
             for key, value in sorted(table.items()):
                 dotted = f"checks.{cname}.{key}"
-                out.append((dotted, value, self.sources.get(dotted, "default")))
+                out.append((dotted, value, self.sources.get(dotted, "default")))  # type: ignore[attr-defined]
         return out
+
+
+# The effective configuration of one run, built only by :func:`load_config`: one field per
+# setting of ``readiness.settings`` (typed as declared there), then the validated check settings,
+# where each value came from, and which configuration files were looked for.
+RunConfig = make_dataclass("RunConfig", [
+    *((s.name, s.type, field(default=s.default)) for s in SETTINGS),
+    ("checks", "dict[str, dict[str, Any]]", field(default_factory=dict)),  # validated check settings
+    ("sources", "dict[str, str]", field(default_factory=dict)),  # setting -> where its value came from
+    ("files", "tuple[tuple[str, bool], ...]", field(default=())),  # (config file, was it there)
+], bases=(_Config,), frozen=True)
+RunConfig.__module__ = __name__
+RunConfig.__doc__ = "The effective configuration of one run. Built only by :func:`load_config`."
 
 
 # --- where files are ------------------------------------------------------------------------
