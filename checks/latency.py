@@ -20,9 +20,9 @@ import threading
 import time
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
-
-from readiness.measure import netcommon as net
 from readiness.checks.connectivity import DEFAULT_SERVICES
+from readiness.measure import netcommon as net, netstats, stun
+
 
 PER_SERVICE = ("rtt_median_ms", "rtt_p95_ms", "jitter_ms", "loss_pct", "burst_loss_pct", "mos")
 
@@ -61,8 +61,6 @@ class LatencyCheck(Check):
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
-        from readiness.measure import netstats
-        from readiness.measure import stun
 
         s = ctx.settings
         server = net.server_option(ctx.options)

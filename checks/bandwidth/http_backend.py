@@ -20,11 +20,12 @@ import threading
 import time
 
 from readiness.check import CheckContext, CheckError, Measurement
-
-from readiness.measure import netcommon as net
+from readiness.checks.bandwidth import responsiveness
+from readiness.measure import estimator, loaded, netcommon as net
+from readiness.measure.loaded import Probe
 from readiness.measure.netcommon import HttpUrl
 from readiness.siteserver import SiteServer
-from readiness.measure import estimator
+
 
 _UP_CHUNK = memoryview(bytes(32 * 1024))  # small: a send blocks until all of it is queued
 TICK_S = 0.05
@@ -370,8 +371,6 @@ def transfer(target: Target, addr: tuple, direction: str, *, streams: int = 4, m
 
 def run(ctx: CheckContext, server: SiteServer | None) -> Measurement:
     """The whole http-backend measurement: idle RTT, then each direction loaded in turn."""
-    from readiness.checks.bandwidth import responsiveness
-    from readiness.measure import loaded
 
     s = ctx.settings
     target = Target(server.url if server is not None else str(s["url"]))
@@ -438,8 +437,6 @@ def run(ctx: CheckContext, server: SiteServer | None) -> Measurement:
 
 
 def _probe_target(target: Target, stun_setting: str, server):
-    from readiness.measure.loaded import Probe
-
     if stun_setting.lower() == "none":
         return Probe("tcp", (target.host, target.port))
     if stun_setting.lower() != "auto":

@@ -94,8 +94,8 @@ def _tls(opts: ServeOptions) -> Any:
 def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) -> tuple[Any, Any]:
     """The collector and the self-test page's hook into it (results with a site link)."""
     from readiness.collector.http import Collector  # the server extra: only with --db
-    from readiness.collector.links import collect_page_result
-    from readiness.collector.store import redacted
+    from readiness.collector.links import collect_page_result  # the server extra: only with --db
+    from readiness.collector.store import redacted  # the server extra: only with --db
 
     store = open_store(opts.db_url)
     workers = opts.ingest_workers

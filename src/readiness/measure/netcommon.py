@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from readiness.check import CheckError
+from readiness.measure.stun import Sample
 from readiness.siteserver import DEFAULT_STUN_PORT, SiteServer
 
 
@@ -210,8 +211,6 @@ def tcp_probe_stream(addr: tuple, family: int, *, interval_s: float = 0.1, count
     handshake that fails or takes longer than ``timeout_s`` counts as lost. ``on_sample`` is
     called with each answered sample as it comes (the bandwidth check watches them live).
     """
-    from readiness.measure.stun import Sample
-
     samples: list = []
     start = time.monotonic()
     while (count is None or len(samples) < count) and not (stop is not None and stop.is_set()):

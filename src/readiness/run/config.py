@@ -37,6 +37,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from readiness.check import Check, RunChoices
+from readiness.i18n import languages
+from readiness.judge.requirements import DEFAULT_PROFILE, shipped_profiles, tomllib, validate_settings
+from readiness.measure.proxies import redact
+from readiness.redact import redact_url
 from readiness.settings import SETTINGS
 from readiness.siteserver import SiteServer
 
@@ -112,8 +116,6 @@ def _url(value: Any, from_env: bool) -> str:
     """An http(s) URL; a bare ``host[:port]`` means http, as ``--server`` always took it."""
     from urllib.parse import urlsplit
 
-    from readiness.redact import redact_url
-
     text = _text(value, from_env)
     if not text:
         return ""
@@ -136,8 +138,6 @@ def _server_url(value: Any, from_env: bool) -> SiteServer | str:
 
 
 def _lang(value: Any, from_env: bool) -> str:
-    from readiness.i18n import languages
-
     text = _text(value, from_env)
     if text not in languages():
         raise ValueError(f"{text!r} is not one of {', '.join(languages())}")
@@ -145,8 +145,6 @@ def _lang(value: Any, from_env: bool) -> str:
 
 
 def _profile_name(value: Any, from_env: bool) -> str:
-    from readiness.judge.requirements import shipped_profiles
-
     text = _text(value, from_env)
     names = list(shipped_profiles())
     if text not in names:
@@ -211,8 +209,6 @@ class _Config:
         for name in FIELDS:
             value = getattr(self, name)
             if name in ("proxy", "upload_url", "pac_url") and isinstance(value, str):
-                from readiness.measure.proxies import redact
-
                 value = redact(value)  # a password in a URL is not shown
             if isinstance(value, SiteServer):
                 value = value.given or value.url
@@ -283,8 +279,6 @@ def _line_of(lines: list[str], table: str | None, key: str) -> int | None:
 
 
 def _file_layer(path: Path, kind: str) -> _Layer:
-    from readiness.judge.requirements import tomllib
-
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -320,8 +314,6 @@ def _file_layer(path: Path, kind: str) -> _Layer:
 
 
 def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
-    from readiness.judge.requirements import tomllib
-
     layer = _Layer("environment", from_env=True, base=None)
     for var, raw in sorted(env.items()):
         if not var.startswith(ENV_PREFIX) or var in ENV_NOT_SETTINGS:
@@ -415,8 +407,6 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
             sources[name] = where if layer.origin in ("environment", "command line") else f"{where} ({layer.origin})"
 
     if values.get("profile") is None and values.get("requirements") is None:
-        from readiness.judge.requirements import DEFAULT_PROFILE
-
         values["profile"] = DEFAULT_PROFILE
 
     check_values: dict[str, dict[str, Any]] = {}
@@ -438,8 +428,6 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
 def validate_check_setting(checks: Mapping[str, type[Check]] | None, cname: str, key: str, value: Any,
                            where: str) -> Any:
     """One check setting, validated against the installed check's declaration (items too)."""
-    from readiness.judge.requirements import validate_settings
-
     if checks is None:
         return value
     cls = checks.get(cname)

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from readiness.check import Check, CheckContext, CheckError, CheckSkipped, Measurement, RunChoices
 from readiness.result import CheckRecord, json_safe, utc_now
+from readiness.run.plugins import load_spec
 from readiness.versions import is_version
 
 # Extra seconds an isolated check gets for starting its interpreter before its budget counts.
@@ -123,8 +124,6 @@ def _metrics_of(cls: type[Check], m: Measurement, details: dict[str, Any]) -> di
 
 def _child_main(spec: str, ctx: CheckContext, conn: Any) -> None:
     """Entry point of an isolated check's child process; sends one ("done", outcome) message."""
-    from readiness.run.plugins import load_spec
-
     ctx.progress = lambda msg: conn.send(("progress", msg))
     try:
         cls = load_spec(spec)

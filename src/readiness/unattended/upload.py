@@ -30,6 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from readiness.check import CheckError
+from readiness.measure.netcommon import HttpUrl
+from readiness.measure.proxies import urlopen
+from readiness.result import ResultError, read_result, write_atomic
+
 TOKEN_ENV = "READINESS_UPLOAD_TOKEN"
 SPOOL_ENV = "READINESS_SPOOL_DIR"
 API_PATH = "/api/v1/results"
@@ -71,8 +76,6 @@ def read_token(token_file: str | os.PathLike[str] | None) -> str:
 
 def results_url(url: str) -> str:
     """The collector's upload endpoint from the URL IT gives (the server's base URL)."""
-    from readiness.check import CheckError
-    from readiness.measure.netcommon import HttpUrl
 
     try:
         parsed = HttpUrl(url, "--upload must be a URL like https://collector.example:8080")
@@ -84,8 +87,6 @@ def results_url(url: str) -> str:
 
 def enqueue(result_file: str | os.PathLike[str], folder: Path) -> Path:
     """Put a copy of a result file into the spool, named by its run id (one file per run)."""
-    from readiness.result import ResultError, read_result, write_atomic
-
     try:
         result = read_result(result_file)
     except ResultError as exc:
@@ -135,8 +136,6 @@ class _Retry(Exception):
 
 def _post(url: str, token: str, body: bytes, timeout: float, resolver: Any) -> None:
     """One attempt; returns on success, raises UploadError (4xx) or _Retry (anything else)."""
-    from readiness.measure.proxies import urlopen
-
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "readiness-agent"}
     try:
         with urlopen(url, data=body, headers=headers, timeout_s=timeout, resolver=resolver, method="POST") as resp:
