@@ -34,6 +34,7 @@ class ConnectivityCheck(Check):
     title = "Connectivity to meeting services"
     description = "DNS, TCP and TLS to each meeting service, and UDP media ports by STUN."
     resource = "network"
+    section = "network"
     order = 0
     budget_s = 10.0
     metrics = (
@@ -46,7 +47,8 @@ class ConnectivityCheck(Check):
                                            "says nothing about the services' relays", kind="bool"),
         Metric("proxy_detected", "", "Web traffic to a meeting service goes through a proxy", kind="bool"),
         Metric("tls_intercepted", "", "TLS to a meeting service is intercepted: its certificate chain ends at a "
-                                      "root only this computer trusts, not a public one", kind="bool"),
+                                      "root only this computer trusts, not a public one", kind="bool",
+               security_fact=True),
         Metric("vpn_detected", "", "A VPN interface is up", kind="bool"),
     )
     settings = {

@@ -30,6 +30,7 @@ class MicrophoneCheck(Check):
     name = "microphone"
     title = "Microphone"
     description = "Records a short stretch from the microphone and measures level, noise, clipping and silence."
+    section = "equipment"
     isolated = True
     resource = "audio"
     order = 0

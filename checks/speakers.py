@@ -31,6 +31,7 @@ class SpeakersCheck(Check):
     name = "speakers"
     title = "Speakers"
     description = "Plays a short test signal and listens for it with the microphone (acoustic loopback)."
+    section = "equipment"
     isolated = True
     resource = "audio"
     order = 1

@@ -110,6 +110,7 @@ class SystemCheck(Check):
     name = "system"
     title = "This computer"
     description = "CPU, memory, disk, power, network interfaces, VPN and proxy."
+    section = "equipment"
     metrics = (
         Metric("cpu_cores", "cores", "physical CPU cores"),
         Metric("cpu_threads", "threads", "logical processors"),
@@ -120,13 +121,15 @@ class SystemCheck(Check):
         Metric("disk_free_gb", "GB", "free disk space where results are written"),
         Metric("battery_pct", "%", "battery charge"),
         Metric("on_ac_power", "", "running on mains power (or no battery)", kind="bool"),
-        Metric("wired_network", "", "a wired network connection is up", kind="bool"),
-        Metric("wired_link_mbps", "Mbps", "fastest wired link speed"),
+        Metric("wired_network", "", "a wired network connection is up", kind="bool", section="network"),
+        Metric("wired_link_mbps", "Mbps", "fastest wired link speed", section="network"),
         Metric("wifi_signal_dbm", "dBm", "Wi-Fi signal strength of the connected Wi-Fi (macOS, Linux)"),
         Metric("wifi_signal_pct", "%", "Wi-Fi signal quality as Windows reports it"),
         Metric("wifi_band_ghz", "GHz", "Wi-Fi band in use (2.4, 5 or 6)"),
-        Metric("vpn_active", "", "traffic goes through a VPN tunnel", kind="bool"),
-        Metric("proxy_configured", "", "an HTTP proxy is configured", kind="bool"),
+        Metric("vpn_active", "", "traffic goes through a VPN tunnel", kind="bool", section="security",
+               security_fact=True),
+        Metric("proxy_configured", "", "an HTTP proxy is configured", kind="bool", section="security",
+               security_fact=True),
     )
     settings = {"sample_s": Setting(1.0, "seconds over which CPU load is sampled", (int, float))}
     budget_s = 10.0

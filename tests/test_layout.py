@@ -7,7 +7,8 @@ Layers, lowest first. A module may import its own package and any lower layer:
   measure     the measurement libraries
   judge       requirement lists, verdicts
   render      report, charts, writers
-  run         plugins, runner, config, target, session   | unattended (schedule, upload) | fleet
+  run         plugins, runner, config, target, session   | unattended (schedule, upload)
+  fleet       collect, figures, step 5: reads results with the loaded plugins' descriptions
   server      the HTTP framework, speed endpoints, STUN responder
   collector   | selftest
   service     ``readiness serve`` assembled
@@ -34,7 +35,8 @@ LAYER = {
     "checks": 2,  # plugins: above measure, never imported from below
     "judge": 2,
     "render": 3,
-    "run": 4, "unattended": 4, "fleet": 4,
+    "run": 4, "unattended": 4,
+    "fleet": 4.5,  # above run: the checks' sections and key figures come from its plugin loader
     "server": 5,
     "collector": 6, "selftest": 6,
     "service": 7,

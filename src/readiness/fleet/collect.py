@@ -50,9 +50,6 @@ MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB
 STATUSES = (PASS, WARN, FAIL, UNKNOWN)
 STATUS_RANK = {FAIL: 0, UNKNOWN: 1, PARTIAL: 2, WARN: 3, PASS: 4}
 _CANONICAL = {s: s for s in STATUSES}
-# Distributions of these come first, in this order; any other metric a requirement names follows.
-KEY_METRICS = ["bandwidth.upload_mbps", "bandwidth.download_mbps", "latency.rtt_median_ms", "latency.jitter_ms",
-               "latency.loss_pct", "camera.height_px", "camera.fps"]
 
 
 class Why(str):

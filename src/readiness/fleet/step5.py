@@ -11,6 +11,11 @@ their versions among them) and a few facts read from its result by :func:`facts_
 services it reached, who measured it (the agent or the browser self-test) and its profile's
 support contact. Nothing personal is among them.
 
+Which section a requirement belongs under, and which yes/no facts the security section counts,
+the checks say of themselves (``Check.section``, ``Metric.section``, ``Metric.security_fact``):
+read here from the loaded plugins (``run.plugins.described``), so a third-party check's
+requirements land in the section it names, with no change here.
+
 Partner organisations: rows measured by the browser self-test whose site label is not a site
 of the organisation's own agents, and rows of any site named with ``--partner``. They are
 shown in their own section and left out of the action list (their fixes are theirs to make).
@@ -20,42 +25,21 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from readiness.check import SECTIONS as MEASURED_SECTIONS
+from readiness.i18n.format import word
 from readiness.measure.inventory import CLIENTS
 from readiness.fleet.actions import Req, Unit, plan_actions
+from readiness.run.plugins import described
 
 FAIL, WARN, UNKNOWN, PASS = "FAIL", "WARN", "UNKNOWN", "PASS"
-SECTIONS = ("equipment", "network", "subscriptions", "security", "support")
-# Facts shown in the security section (reported, not judged; a profile may judge them).
-SECURITY_FACTS = [
-    ("software.os_supported", "os_supported"),
-    ("security.firewall_on", "firewall_on"),
-    ("security.disk_encrypted", "disk_encrypted"),
-    ("system.vpn_active", "vpn_active"),
-    ("system.proxy_configured", "proxy_configured"),
-    ("connectivity.tls_intercepted", "tls_intercepted"),
-]
+SECTIONS = (*MEASURED_SECTIONS, "support")
 _MAX_SERVICES = 20  # a result may list anything; the fleet keeps a bounded, known shape
 _MAX_NAME = 80
 
 
 def section_of(metric: str) -> str:
-    """The guide's heading a requirement belongs under."""
-    check, _, name = metric.partition(".")
-    if check in ("camera", "microphone", "speakers"):
-        return "equipment"
-    if check in ("connectivity", "latency", "bandwidth"):
-        return "network"
-    if check == "system":
-        if name.startswith("wired_"):
-            return "network"
-        if name in ("vpn_active", "proxy_configured"):
-            return "security"
-        return "equipment"
-    if check == "software":  # an outdated client or OS is a security matter; which clients are there is not
-        return "security" if name.startswith("os_") or name.endswith("_version") else "subscriptions"
-    if check == "security":
-        return "security"
-    return "equipment"
+    """The guide's heading a requirement belongs under: the one its check declares."""
+    return described().section_of(metric)
 
 
 def facts_of(result: Any, judgement_profile: dict[str, Any] | None) -> dict[str, Any]:
@@ -169,10 +153,13 @@ def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _security(runs: Sequence[Any]) -> list[dict[str, Any]]:
-    """Each security fact: units where it is yes, no, or not told. Counted, not judged."""
+def _security(runs: Sequence[Any], lang: str) -> list[dict[str, Any]]:
+    """Each security fact the checks declare: units where it is yes, no, or not told. Counted, not judged."""
     rows = []
-    for metric, code in SECURITY_FACTS:
+    told = described()
+    for metric in told.security_facts:
+        code = metric.partition(".")[2]
+        label = word(lang, f"step5.fact.{code}")
         yes = no = 0
         for r in runs:
             v = r.values.get(metric)
@@ -180,7 +167,8 @@ def _security(runs: Sequence[Any]) -> list[dict[str, Any]]:
                 yes += 1
             elif v is False:
                 no += 1
-        rows.append({"fact": code, "metric": metric, "yes": yes, "no": no, "not_told": len(runs) - yes - no})
+        rows.append({"fact": code, "metric": metric, "label": told.descriptions[metric] if label == f"step5.fact.{code}" else label,
+                     "yes": yes, "no": no, "not_told": len(runs) - yes - no})
     return rows
 
 
@@ -227,8 +215,6 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     theirs = [r for r in runs if r.site in partner]
     units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses) for r in own]
     planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
-    from readiness.i18n.format import word
-
     by_browser = f" ({word(lang, 'fleet_by_browser')})"  # a room's browser row beside its agent's
     labels = {_unit_key(r): (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"
                                                                   else "") for r in own}
@@ -249,7 +235,7 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
                         "site_root_causes": [a for a in actions if a["site"]]},
             "subscriptions": {"requirements": reqrows["subscriptions"], "services": _services(own),
                               "clients": _clients(own)},
-            "security": {"requirements": reqrows["security"], "facts": _security(own)},
+            "security": {"requirements": reqrows["security"], "facts": _security(own, lang)},
             "support": _support(own, rejudged),
         },
         "units": len(own),  # the organisation's own rooms and computers (partners apart)

@@ -3,16 +3,22 @@
 Sits between the plugin API (``check.py``) and the runner. Each entry point is loaded in its
 own try/except, so a broken plugin becomes a warning naming it, never a dead CLI. The
 built-in checks are entry points too: nothing here knows their names.
+
+Checks describe themselves, and the rest of the house reads those descriptions from here
+(:func:`described`): the step-5 section of each metric, the fleet's key figures and security
+facts; a check's own catalog words are handed to the language catalogs as it loads.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.metadata import entry_points
 
-from readiness.check import Check
+from readiness.check import SECTIONS, Check
+from readiness.i18n.format import add_words
 
 GROUP = "readiness.checks"
 
@@ -25,6 +31,11 @@ class Plugins:
     specs: dict[str, str] = field(default_factory=dict)  # name -> "module:attr", for child processes
     warnings: list[str] = field(default_factory=list)
     broken: dict[str, str] = field(default_factory=dict)  # name -> why it failed to load
+
+    @cached_property
+    def described(self) -> "Described":
+        """What the loaded checks say of their metrics (sections, key figures, security facts)."""
+        return _describe_all(self.checks)
 
 
 def _describe(exc: BaseException) -> str:
@@ -53,9 +64,67 @@ def load_plugins() -> Plugins:
             found.warnings.append(
                 f"check plugin '{ep.name}' calls itself '{obj.name}'; it is known by its entry-point name '{ep.name}'"
             )
+        problem = _description_problem(obj)
+        if problem:
+            found.broken[ep.name] = problem
+            found.warnings.append(f"check plugin '{ep.name}' ({ep.value}) {problem}")
+            continue
         found.checks[ep.name] = obj
         found.specs[ep.name] = ep.value
+        if obj.catalog:
+            add_words(ep.name, {lang: dict(words) for lang, words in obj.catalog.items()})
     return found
+
+
+def _description_problem(cls: type[Check]) -> str | None:
+    """What is wrong with what a check class says of itself (its section, its words), or None."""
+    if cls.section not in SECTIONS:
+        return f"names the section {cls.section!r}; it must be one of {', '.join(SECTIONS)}"
+    words = cls.catalog
+    if not isinstance(words, Mapping) or not all(isinstance(k, str) and isinstance(v, Mapping)
+                                                 for k, v in words.items()):
+        return 'has a catalog that is not {"<language>": {<words>}}'
+    return None
+
+
+@dataclass(frozen=True)
+class Described:
+    """What the loaded checks say of their metrics, keyed ``"<check>.<metric>"``."""
+
+    check_sections: dict[str, str]  # check -> its section
+    sections: dict[str, str]  # every declared metric -> its section
+    key_figures: tuple[str, ...]  # in the order the fleet shows them
+    security_facts: tuple[str, ...]  # check by check, in the order each declares them
+    descriptions: dict[str, str]  # every declared metric -> its description (words of last resort)
+
+    def section_of(self, metric: str) -> str:
+        """The step-5 section a requirement on ``metric`` is shown under; "equipment" when no loaded
+        check declares it (a plugin not installed here, or one that failed to load)."""
+        found = self.sections.get(metric)
+        if found is not None:
+            return found
+        return self.check_sections.get(metric.partition(".")[0], "equipment")
+
+
+def described() -> Described:
+    """The loaded checks' descriptions (:func:`load_plugins`), gathered once per loading."""
+    return load_plugins().described
+
+
+def _describe_all(checks: dict[str, type[Check]]) -> Described:
+    sections, keys, facts, texts = {}, [], [], {}
+    for name, cls in checks.items():
+        for m in cls.metrics:
+            full = f"{name}.{m.name}"
+            sections[full] = m.section or cls.section
+            texts[full] = m.description
+            if m.key_figure is not None:
+                keys.append((m.key_figure, full))
+            if m.security_fact:
+                facts.append(full)
+    return Described(check_sections={n: c.section for n, c in checks.items()}, sections=sections,
+                     key_figures=tuple(full for _, full in sorted(keys)), security_facts=tuple(facts),
+                     descriptions=texts)
 
 
 def load_spec(spec: str) -> type[Check]:

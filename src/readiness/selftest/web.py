@@ -210,9 +210,12 @@ class SelfTest:
             "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")}
             | {k: v for k, v in t.items() if k.startswith("verdict_")},
         }
-        from readiness.render.report import profile_title
+        from readiness.render.report import check_title, profile_title
+        from readiness.selftest.document import agent_only
 
-        html = _environment().get_template("page.html").render(lang=lang, t=t, config=config,
+        checks = load_plugins().checks  # every installed check, a third party's too, in its own words
+        elsewhere = ", ".join(check_title(n, lang, checks[n].title) for n in agent_only(checks))
+        html = _environment().get_template("page.html").render(lang=lang, t=t, config=config, agent_checks=elsewhere,
                                                                profile_title=profile_title(prof.summary(), lang))
         return _resp(200, html.encode(), "text/html; charset=utf-8",
                      {"Content-Security-Policy": PAGE_CSP, "Permissions-Policy": "camera=(self), microphone=(self)"})
