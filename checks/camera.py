@@ -240,6 +240,7 @@ class CameraCheck(Check):
     description = ("Captures a few seconds from the camera: delivered resolution and frame rate, "
                    "time to the first frame, and whether the picture is black, frozen, dark or blurred.")
     section = "equipment"
+    fix = "camera"
     metrics = (
         Metric("working", "", "Frames arrive from the camera", kind="bool"),
         Metric("width_px", "px", "Width of the frames that arrive"),

@@ -38,6 +38,7 @@ class LatencyCheck(Check):
     description = "UDP probes paced like an audio stream (every 20 ms) to meeting services' STUN servers."
     resource = "network"
     section = "network"
+    fix = "network_path"
     order = 1
     budget_s = 15.0
     metrics = (

@@ -31,6 +31,7 @@ class MicrophoneCheck(Check):
     title = "Microphone"
     description = "Records a short stretch from the microphone and measures level, noise, clipping and silence."
     section = "equipment"
+    fix = "microphone"
     isolated = True
     resource = "audio"
     order = 0

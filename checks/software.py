@@ -23,9 +23,10 @@ from readiness.versions import newest
 def _client_metrics() -> tuple[Metric, ...]:
     out = []
     for key, c in CLIENTS.items():
-        out.append(Metric(f"{key}_installed", "", f"{c['title']} is installed", kind="bool"))
+        out.append(Metric(f"{key}_installed", "", f"{c['title']} is installed", kind="bool", fix="install",
+                          fix_subject=key))
         out.append(Metric(f"{key}_version", "", f"{c['title']}: newest installed version", kind="version",
-                          section="security"))  # an outdated client is a security matter; which are there is not
+                          section="security", fix="update", fix_subject=key))  # an outdated client is a security matter; which are there is not
     return tuple(out)
 
 
@@ -43,10 +44,11 @@ class SoftwareCheck(Check):
     section = "subscriptions"
     metrics = _client_metrics() + (
         Metric("os_version", "", "operating system version (Windows: 10.0.<build>.<revision>)", kind="version",
-               section="security"),
+               section="security", fix="update_os"),
         Metric("os_supported", "", "the OS version still gets security updates from its vendor", kind="bool",
-               section="security", security_fact=True),
-        Metric("os_support_days_left", "days", "days until the vendor's security updates end", section="security"),
+               section="security", security_fact=True, fix="update_os"),
+        Metric("os_support_days_left", "days", "days until the vendor's security updates end", section="security",
+               fix="update_os"),
     )
     settings = {
         "root": Setting("", "where the file system starts (default: /); for reading a mounted disk image", str),

@@ -32,6 +32,7 @@ class SpeakersCheck(Check):
     title = "Speakers"
     description = "Plays a short test signal and listens for it with the microphone (acoustic loopback)."
     section = "equipment"
+    fix = "speakers"
     isolated = True
     resource = "audio"
     order = 1

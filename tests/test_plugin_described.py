@@ -43,6 +43,7 @@ fix = "Replace the camera."
 source = "https://example.invalid/camera"
 """
 EN_FACT, SV_FACT = "Clock kept in step with a time server", "Klockan hålls i takt med en tidsserver"
+EN_FIX, SV_FIX = "Set the clock from the organisation&#39;s time server", "Ställ klockan efter organisationens tidsserver"
 
 
 def _env() -> dict[str, str]:
@@ -107,12 +108,16 @@ def test_a_third_party_check_lands_in_the_section_it_names_with_its_own_words(cl
     assert [h["metric"] for h in figs["histograms"]] == ["roomclock.offset_ms", "camera.height_px"]
     security = _section_html(html, ">Security<", ">Support<")
     assert "Clock offset" in security and EN_FACT in security
+    # the fix it names heads the action list, in its own words
+    assert [(a["kind"], a["units"], a["section"]) for a in figs["step5"]["actions"]] == [("set_clock", 1, "security")]
+    assert EN_FIX in _section_html(html, 'id="actions"', "</section>")
 
     figs_sv, html_sv = _aggregate(cli, share, tmp_path, "sv", _env())
     facts_sv = {f["metric"]: f for f in figs_sv["step5"]["sections"]["security"]["facts"]}
     assert facts_sv["roomclock.clock_synced"]["label"] == SV_FACT
     security_sv = _section_html(html_sv, ">Säkerhet<", ">Support<")
     assert SV_FACT in security_sv and EN_FACT not in html_sv
+    assert SV_FIX in _section_html(html_sv, 'id="actions"', "</section>")
 
 
 def test_without_the_plugin_its_stored_verdicts_fall_under_equipment_and_its_fact_is_not_counted(cli, tmp_path: Path) -> None:
@@ -123,7 +128,8 @@ def test_without_the_plugin_its_stored_verdicts_fall_under_equipment_and_its_fac
     assert not sec["security"]["requirements"]
     assert "roomclock.clock_synced" not in {f["metric"] for f in sec["security"]["facts"]}
     assert [h["metric"] for h in figs["histograms"]] == ["camera.height_px", "roomclock.offset_ms"]
-    assert EN_FACT not in html
+    assert [(a["kind"], a["subject"]) for a in figs["step5"]["actions"]] == [("other", "roomclock")]
+    assert EN_FACT not in html and EN_FIX not in html
 
 
 @pytest.mark.parametrize("lang, title, builtin", [("en", "Room clock", "Connectivity"), ("sv", "Rumsklocka", "Anslutning")])

@@ -40,6 +40,11 @@ class Metric:
     # A yes/no fact the fleet counts in its security section whether or not a profile judges it
     # (words: catalog ``step5.fact.<name>``, else the description).
     security_fact: bool = False
+    # The fix for a unit that misses a requirement on this metric, as the fleet's action list groups
+    # them ("what to fix first"): a kind (words: catalog ``step5.action.<kind>``) and its subject
+    # (a client's key, a metric's name, or ""). None: its check's ``fix``.
+    fix: str | None = None
+    fix_subject: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in METRIC_KINDS:
@@ -194,6 +199,9 @@ class Check:
     - ``budget_s``: default time budget; a profile may override it with ``budget_s``.
     - ``section``: the step-5 section (:data:`SECTIONS`) its requirements are shown under in the
       fleet report; a metric may name another (``Metric(..., section="network")``).
+    - ``fix``: the kind of fix that answers a failure of its metrics in the fleet's action list
+      (words: catalog ``step5.action.<kind>``); a metric may name another (``Metric(fix=...)``).
+      None: "fix <the check>".
     - ``catalog``: the check's own words, ``{"en": {...}, "sv": {...}}``, in the shape of the
       shipped catalogs (``readiness/i18n/en.toml``): e.g. ``{"check": {"<name>": "its title"}}``,
       ``finding.<code>``, ``step5.fact.<metric>``. They are merged beneath the shipped words: a
@@ -210,6 +218,7 @@ class Check:
     order: ClassVar[int] = 0
     budget_s: ClassVar[float] = 10.0
     section: ClassVar[str] = "equipment"
+    fix: ClassVar[str | None] = None
     catalog: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def run(self, ctx: CheckContext) -> Measurement:  # pragma: no cover - abstract
@@ -227,6 +236,14 @@ class Check:
         """The step-5 section of one of its metrics (its own ``section`` for a metric it does not declare)."""
         m = cls.metric(metric)
         return m.section if m is not None and m.section else cls.section
+
+    @classmethod
+    def fix_of(cls, metric: str, check: str) -> tuple[str, str]:
+        """(kind, subject) of the fix when ``metric`` misses its bound; ``check`` is the name it is loaded by."""
+        m = cls.metric(metric)
+        if m is not None and m.fix:
+            return m.fix, m.fix_subject
+        return (cls.fix, "") if cls.fix else ("other", check)
 
     @classmethod
     def default_settings(cls) -> dict[str, Any]:

@@ -96,6 +96,8 @@ class Described:
     key_figures: tuple[str, ...]  # in the order the fleet shows them
     security_facts: tuple[str, ...]  # check by check, in the order each declares them
     descriptions: dict[str, str]  # every declared metric -> its description (words of last resort)
+    fixes: dict[str, tuple[str, str]]  # every declared metric -> (kind, subject) of its fix
+    check_fixes: dict[str, tuple[str, str]]  # check -> the fix of a metric it does not declare
 
     def section_of(self, metric: str) -> str:
         """The step-5 section a requirement on ``metric`` is shown under; "equipment" when no loaded
@@ -105,6 +107,11 @@ class Described:
             return found
         return self.check_sections.get(metric.partition(".")[0], "equipment")
 
+    def fix_of(self, metric: str) -> tuple[str, str]:
+        """(kind, subject) of the fix for ``metric``; "fix <the check>" when no loaded check declares one."""
+        check = metric.partition(".")[0]
+        return self.fixes.get(metric) or self.check_fixes.get(check) or ("other", check)
+
 
 def described() -> Described:
     """The loaded checks' descriptions (:func:`load_plugins`), gathered once per loading."""
@@ -112,11 +119,12 @@ def described() -> Described:
 
 
 def _describe_all(checks: dict[str, type[Check]]) -> Described:
-    sections, keys, facts, texts = {}, [], [], {}
+    sections, keys, facts, texts, fixes = {}, [], [], {}, {}
     for name, cls in checks.items():
         for m in cls.metrics:
             full = f"{name}.{m.name}"
             sections[full] = m.section or cls.section
+            fixes[full] = cls.fix_of(m.name, name)
             texts[full] = m.description
             if m.key_figure is not None:
                 keys.append((m.key_figure, full))
@@ -124,7 +132,8 @@ def _describe_all(checks: dict[str, type[Check]]) -> Described:
                 facts.append(full)
     return Described(check_sections={n: c.section for n, c in checks.items()}, sections=sections,
                      key_figures=tuple(full for _, full in sorted(keys)), security_facts=tuple(facts),
-                     descriptions=texts)
+                     descriptions=texts, fixes=fixes,
+                     check_fixes={n: c.fix_of("", n) for n, c in checks.items()})
 
 
 def load_spec(spec: str) -> type[Check]:

@@ -19,6 +19,7 @@ class RoomClockCheck(Check):
     title = "Room clock"
     description = "Whether the computer's clock is kept in step with a time server (sign-in and TLS need it)."
     section = "security"  # a clock off by minutes breaks sign-in tickets and certificates
+    fix = "set_clock"  # the fix the fleet's action list names for a failure of its metrics
     metrics = (
         Metric("offset_ms", "ms", "Difference between this clock and the time server's", key_figure=30),
         Metric("clock_synced", "", "The clock is kept in step with a time server", kind="bool", security_fact=True),
@@ -26,9 +27,11 @@ class RoomClockCheck(Check):
     budget_s = 5.0
     catalog = {
         "en": {"check": {"roomclock": "Room clock"},
-               "step5": {"fact": {"clock_synced": "Clock kept in step with a time server"}}},
+               "step5": {"fact": {"clock_synced": "Clock kept in step with a time server"},
+                         "action": {"set_clock": "Set the clock from the organisation's time server"}}},
         "sv": {"check": {"roomclock": "Rumsklocka"},
-               "step5": {"fact": {"clock_synced": "Klockan hålls i takt med en tidsserver"}}},
+               "step5": {"fact": {"clock_synced": "Klockan hålls i takt med en tidsserver"},
+                         "action": {"set_clock": "Ställ klockan efter organisationens tidsserver"}}},
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
