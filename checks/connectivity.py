@@ -35,6 +35,7 @@ class ConnectivityCheck(Check):
     description = "DNS, TCP and TLS to each meeting service, and UDP media ports by STUN."
     resource = "network"
     section = "network"
+    reports_services = True  # details["services"]: each service's reach and UDP media
     fix = "reach"  # let the services through the firewall; UDP media has its own fix
     order = 0
     budget_s = 10.0

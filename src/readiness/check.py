@@ -202,6 +202,9 @@ class Check:
     - ``fix``: the kind of fix that answers a failure of its metrics in the fleet's action list
       (words: catalog ``step5.action.<kind>``); a metric may name another (``Metric(fix=...)``).
       None: "fix <the check>".
+    - ``reports_services``: its details hold ``services``, a list of ``{"name", "reachable",
+      "udp_media"}`` for the meeting services it tried; the fleet keeps them and shows which
+      services work from each site (step 5, subscriptions).
     - ``catalog``: the check's own words, ``{"en": {...}, "sv": {...}}``, in the shape of the
       shipped catalogs (``readiness/i18n/en.toml``): e.g. ``{"check": {"<name>": "its title"}}``,
       ``finding.<code>``, ``step5.fact.<metric>``. They are merged beneath the shipped words: a
@@ -219,6 +222,7 @@ class Check:
     budget_s: ClassVar[float] = 10.0
     section: ClassVar[str] = "equipment"
     fix: ClassVar[str | None] = None
+    reports_services: ClassVar[bool] = False
     catalog: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def run(self, ctx: CheckContext) -> Measurement:  # pragma: no cover - abstract

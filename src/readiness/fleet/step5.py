@@ -42,21 +42,26 @@ def section_of(metric: str) -> str:
     return described().section_of(metric)
 
 
-def facts_of(result: Any, judgement_profile: dict[str, Any] | None) -> dict[str, Any]:
-    """The few facts the step-5 sections need from one result, bounded and JSON-safe."""
+def facts_of(result: Any, judgement_profile: dict[str, Any] | None,
+             service_reporters: Iterable[str]) -> dict[str, Any]:
+    """The few facts the step-5 sections need from one result, bounded and JSON-safe.
+    ``service_reporters``: the checks whose details list meeting services (``Check.reports_services``)."""
     facts: dict[str, Any] = {}
     host = result.host if isinstance(result.host, dict) else {}
     facts["by"] = "browser" if host.get("measured_by") == "browser" else "agent"
-    conn = result.checks.get("connectivity")
-    if conn is not None and conn.status == "ok" and isinstance(conn.details, dict):
+    for check in service_reporters:
+        rec = result.checks.get(check)
+        if rec is None or rec.status != "ok" or not isinstance(rec.details, dict):
+            continue
         services = {}
-        for svc in conn.details.get("services", [])[:_MAX_SERVICES] if isinstance(conn.details.get("services"), list) else []:
+        listed = rec.details.get("services")
+        for svc in listed[:_MAX_SERVICES] if isinstance(listed, list) else []:
             if isinstance(svc, dict) and isinstance(svc.get("name"), str):
                 reach = svc.get("reachable")
                 udp = svc.get("udp_media")
                 services[svc["name"][:_MAX_NAME]] = [reach if isinstance(reach, bool) else None,
                                                      udp if isinstance(udp, bool) else None]
-        facts["connectivity.services"] = services
+        facts[f"{check}.services"] = services
     support = _support_of(judgement_profile)
     if support:
         facts["support"] = support
@@ -113,7 +118,11 @@ def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per site and service: units that measured it, could reach it, and got UDP media through."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for r in runs:
-        for name, (reach, udp) in getattr(r, "facts", {}).get("connectivity.services", {}).items():
+        facts = getattr(r, "facts", {})
+        seen: dict[str, Any] = {}  # each service once per unit, whichever checks tried it
+        for key in sorted(k for k in facts if k.endswith(".services") and isinstance(facts[k], dict)):
+            seen.update(facts[key])
+        for name, (reach, udp) in seen.items():
             row = table.setdefault((r.site, name), {"site": r.site, "service": name, "units": 0, "reachable": 0,
                                                     "udp_ok": 0, "udp_tested": 0})
             row["units"] += 1

@@ -98,6 +98,7 @@ class Described:
     descriptions: dict[str, str]  # every declared metric -> its description (words of last resort)
     fixes: dict[str, tuple[str, str]]  # every declared metric -> (kind, subject) of its fix
     check_fixes: dict[str, tuple[str, str]]  # check -> the fix of a metric it does not declare
+    service_reporters: tuple[str, ...]  # checks whose details list the meeting services they tried
 
     def section_of(self, metric: str) -> str:
         """The step-5 section a requirement on ``metric`` is shown under; "equipment" when no loaded
@@ -133,7 +134,8 @@ def _describe_all(checks: dict[str, type[Check]]) -> Described:
     return Described(check_sections={n: c.section for n, c in checks.items()}, sections=sections,
                      key_figures=tuple(full for _, full in sorted(keys)), security_facts=tuple(facts),
                      descriptions=texts, fixes=fixes,
-                     check_fixes={n: c.fix_of("", n) for n, c in checks.items()})
+                     check_fixes={n: c.fix_of("", n) for n, c in checks.items()},
+                     service_reporters=tuple(n for n, c in checks.items() if c.reports_services))
 
 
 def load_spec(spec: str) -> type[Check]:
