@@ -132,6 +132,17 @@ def test_without_the_plugin_its_stored_verdicts_fall_under_equipment_and_its_fac
     assert EN_FACT not in html and EN_FIX not in html
 
 
+def test_a_saved_result_is_reported_again_with_the_plugins_own_words(cli, tmp_path: Path) -> None:
+    share = _share(tmp_path)
+    saved = sorted(share.glob("*.json"))[1]  # the room whose clock is off
+    r = cli("report", str(saved), "--lang", "sv", "-o", str(tmp_path / "with.html"), env=_env())
+    assert r.returncode == 1, r.stderr  # not ready: the clock is 900 ms off
+    assert "Rumsklocka" in (tmp_path / "with.html").read_text(encoding="utf-8")
+    r = cli("report", str(saved), "--lang", "sv", "-o", str(tmp_path / "without.html"))
+    assert r.returncode == 1, r.stderr
+    assert "Rumsklocka" not in (tmp_path / "without.html").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("lang, title, builtin", [("en", "Room clock", "Connectivity"), ("sv", "Rumsklocka", "Anslutning")])
 def test_the_self_test_page_names_the_third_party_check_in_its_own_words(tmp_path, monkeypatch, lang, title, builtin):
     monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])

@@ -529,9 +529,9 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
         fail(str(exc))
     target = Path(out) if out else Path(result_file).with_suffix(".html")
     _refuse_overwriting_inputs([(target, "--output" if out else "the report")], [result_file, requirements])
+    plugins = _plugins()  # loaded either way: a plugin brings its own words (its title, its findings)
     try:
         if profile or requirements:
-            plugins = _plugins()
             prof = _profile(profile, requirements, plugins)
             judgement = judge(result, prof, only_checks=set(result.checks))
         elif result.judgement:
