@@ -137,20 +137,25 @@ def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per client: units that looked, units where it is installed, the versions seen, per site."""
     from readiness.versions import version_key
 
+    fixes = described().fixes  # a client is what a check installs (and updates) as the fix of a metric
+    version_of = {subject: metric for metric, (kind, subject) in fixes.items() if kind == "update" and subject}
     out = []
-    for key, c in CLIENTS.items():
+    for installed_metric, (kind, key) in fixes.items():
+        if kind != "install" or not key:
+            continue
+        c = CLIENTS.get(key, {"title": key, "kind": "client"})
         looked = installed = 0
         versions: list[str] = []
         by_site: dict[str, int] = {}
         for r in runs:
-            there = r.values.get(f"software.{key}_installed")
+            there = r.values.get(installed_metric)
             if type(there) is not bool:
                 continue
             looked += 1
             if there:
                 installed += 1
                 by_site[r.site] = by_site.get(r.site, 0) + 1
-                v = r.values.get(f"software.{key}_version")
+                v = r.values.get(version_of.get(key, ""))
                 if isinstance(v, str) and version_key(v) is not None:
                     versions.append(v)
         if not looked:
@@ -168,7 +173,9 @@ def _security(runs: Sequence[Any], lang: str) -> list[dict[str, Any]]:
     told = described()
     for metric in told.security_facts:
         code = metric.partition(".")[2]
-        label = word(lang, f"step5.fact.{code}")
+        key = f"step5.fact.{code}"
+        label = word(lang, key)
+        label = told.descriptions[metric] if label == key else label  # a check without words of its own
         yes = no = 0
         for r in runs:
             v = r.values.get(metric)
@@ -176,8 +183,8 @@ def _security(runs: Sequence[Any], lang: str) -> list[dict[str, Any]]:
                 yes += 1
             elif v is False:
                 no += 1
-        rows.append({"fact": code, "metric": metric, "label": told.descriptions[metric] if label == f"step5.fact.{code}" else label,
-                     "yes": yes, "no": no, "not_told": len(runs) - yes - no})
+        rows.append({"fact": code, "metric": metric, "label": label, "yes": yes, "no": no,
+                     "not_told": len(runs) - yes - no})
     return rows
 
 
