@@ -156,3 +156,18 @@ def test_the_self_test_page_names_the_third_party_check_in_its_own_words(tmp_pat
     listed = re.search(r'<p class="muted" id="agent-checks">(.*?)</p>', body.decode()).group(1)
     assert title in listed and builtin in listed
     assert "Kamera" not in listed and "Camera" not in listed  # the page measures the camera itself
+
+
+def test_a_plugins_words_add_to_the_catalogs_and_never_reword_the_core(monkeypatch) -> None:
+    from readiness.i18n import format as fmt
+
+    monkeypatch.setattr(fmt, "_PLUGIN_WORDS", {})
+    try:
+        fmt.add_words("gadget", {"en": {"check": {"gadget": "Gadget", "camera": "Hijacked"}, "finding": {"gadget_off": "Off"}},
+                                 "sv": {"check": {"gadget": "Pryl"}}})
+        assert fmt.word("sv", "check.gadget") == "Pryl" and fmt.word("en", "check.gadget") == "Gadget"
+        assert fmt.word("sv", "finding.gadget_off") == "Off"  # no Swedish of its own: its English
+        assert fmt.word("en", "check.camera") == "Camera" and fmt.word("sv", "check.camera") == "Kamera"
+        assert fmt.word("sv", "step5.title") == "Steg 5: tekniska förutsättningar"
+    finally:
+        fmt.catalog.cache_clear()
