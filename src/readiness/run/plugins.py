@@ -5,8 +5,9 @@ own try/except, so a broken plugin becomes a warning naming it, never a dead CLI
 built-in checks are entry points too: nothing here knows their names.
 
 Checks describe themselves, and the rest of the house reads those descriptions from here
-(:func:`described`): the step-5 section of each metric, the fleet's key figures and security
-facts; a check's own catalog words are handed to the language catalogs as it loads.
+(:func:`described`): the step-5 section and the fix of each metric, the fleet's key figures and
+security facts, the checks that report meeting services; a check's own catalog words are handed
+to the language catalogs as it loads.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class Plugins:
 
     @cached_property
     def described(self) -> "Described":
-        """What the loaded checks say of their metrics (sections, key figures, security facts)."""
-        return _describe_all(self.checks)
+        """What the loaded checks say of themselves and their metrics (:class:`Described`)."""
+        return _gather_descriptions(self.checks)
 
 
 def _describe(exc: BaseException) -> str:
@@ -119,12 +120,12 @@ def described() -> Described:
     return load_plugins().described
 
 
-def _describe_all(checks: dict[str, type[Check]]) -> Described:
+def _gather_descriptions(checks: dict[str, type[Check]]) -> Described:
     sections, keys, facts, texts, fixes = {}, [], [], {}, {}
     for name, cls in checks.items():
         for m in cls.metrics:
             full = f"{name}.{m.name}"
-            sections[full] = m.section or cls.section
+            sections[full] = cls.section_of(m.name)
             fixes[full] = cls.fix_of(m.name, name)
             texts[full] = m.description
             if m.key_figure is not None:
