@@ -31,6 +31,8 @@ class MicrophoneCheck(Check):
     name = "microphone"
     title = "Microphone"
     description = "Records a short stretch from the microphone and measures level, noise, clipping and silence."
+    section = "equipment"
+    fix = "microphone"
     isolated = True
     resource = "audio"
     order = 0

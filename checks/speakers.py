@@ -32,6 +32,8 @@ class SpeakersCheck(Check):
     name = "speakers"
     title = "Speakers"
     description = "Plays a short test signal and listens for it with the microphone (acoustic loopback)."
+    section = "equipment"
+    fix = "speakers"
     isolated = True
     resource = "audio"
     order = 1

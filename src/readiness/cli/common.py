@@ -64,7 +64,7 @@ PORT = click.IntRange(0, 65535)
 
 
 def load_checks() -> Any:
-    from readiness.run.plugins import load_plugins
+    from readiness.plugins import load_plugins
 
     plugins = load_plugins()
     return plugins
