@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from readiness.cli.common import DB_OPTION, PORT, Finite, fail, open_store
+from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_store
 
 # The package is imported inside each command: `readiness --help` stays fast (numpy, OpenCV, Jinja2).
 
@@ -106,6 +106,27 @@ def _print_unit(ctx: click.Context) -> None:
         click.echo(f"readiness: warning: {program} is under a home folder, which the unit hides (ProtectHome=yes); "
                    "install readiness outside home folders (e.g. a venv in /opt/readiness)", err=True)
     click.echo(text, nl=False)
+
+
+@serve.group("db")
+def db_group() -> None:
+    """The collector's database: backups (SQLite; PostgreSQL: pg_dump, see the README)."""
+
+
+@db_group.command("backup")
+@DB_OPTION
+@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False))
+def db_backup(db_url: str | None, file: str) -> None:
+    """Copy the SQLite database to FILE while the server runs (SQLite's online backup)."""
+    if not db_url:
+        fail(f"give the collector's database: --db URL or {DB_ENV}")
+    from readiness.collector.backup import BackupError, backup_sqlite
+
+    try:
+        runs = backup_sqlite(db_url, file)
+    except BackupError as exc:
+        fail(str(exc))
+    click.echo(f"backed up {runs} run{'s' if runs != 1 else ''} to {file}", err=True)
 
 
 @serve.group("token")

@@ -112,6 +112,7 @@ tokens = Table(
 TOKEN_PREFIX = "rdy_"
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
 KINDS = ("upload", "link", "read")
+MIGRATION_LOCK = 0x72656164  # PostgreSQL advisory lock key held while the schema is upgraded ("read")
 
 
 class StoreError(Exception):
@@ -308,6 +309,9 @@ class Store:
         from readiness.collector.migrations import upgrade
 
         with self._guard(), self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # replicas starting together: one upgrades, the others wait here, then find the head
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             upgrade(conn)
 
     def require_schema(self) -> None:
