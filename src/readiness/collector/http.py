@@ -29,7 +29,7 @@ from typing import Any, Callable
 from readiness.server.http import BodyError, Request, Response, Route
 from readiness.collector.ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
-from readiness.collector.store import Store, Unavailable
+from readiness.collector.store import Store, Tally, Unavailable
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -73,22 +73,8 @@ def _local(req: Request) -> bool:
     return (mapped or addr).is_loopback
 
 
-class Counters:
-    """Uploads answered, by outcome (a fixed set: bounded cardinality), for /metrics."""
-
-    OUTCOMES = ("new", "already", "refused", "unauthorized", "unavailable")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.counts = dict.fromkeys(self.OUTCOMES, 0)
-
-    def add(self, outcome: str) -> None:
-        with self.lock:
-            self.counts[outcome] += 1
-
-    def snapshot(self) -> dict[str, int]:
-        with self.lock:
-            return dict(self.counts)
+# uploads answered, by outcome (a fixed set: bounded cardinality), for /metrics
+OUTCOMES = ("new", "already", "refused", "unauthorized", "unavailable")
 
 
 class Collector:
@@ -100,7 +86,7 @@ class Collector:
         self.checker = Checkers(workers) if workers > 0 else None
         self.public_read = public_read
         self.max_body = max_body
-        self.counters = Counters()
+        self.counters = Tally(OUTCOMES)
         self.health = Health(store)
         from readiness.collector.fleetdb import FleetView
 

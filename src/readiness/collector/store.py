@@ -283,7 +283,7 @@ class Store:
                                         pool_timeout=10, connect_args={"connect_timeout": 5}, json_serializer=_serialize,
                                         json_deserializer=_deserialize)
         self.dialect = self.engine.dialect.name
-        self.errors = _Errors()
+        self.errors = Tally(ERROR_KINDS)
         self._insert = _insert(self.dialect)
         ins = self._insert(latest)
         newer = or_(latest.c.started < ins.excluded.started,
@@ -588,30 +588,32 @@ def _token(row: Any) -> Token:
                  aware(row.revoked) if row.revoked is not None else None)
 
 
-class _Errors:
-    """Database errors met by this process, by kind (``unreachable``: the database not there or
-    not answering; ``other``: a statement it refused), for /metrics."""
+class Tally:
+    """Counts by a fixed set of names (bounded label values for /metrics), thread-safe."""
 
-    KINDS = ("unreachable", "other")
-
-    def __init__(self) -> None:
+    def __init__(self, names: tuple[str, ...]) -> None:
         self.lock = threading.Lock()
-        self.counts = dict.fromkeys(self.KINDS, 0)
+        self.counts = dict.fromkeys(names, 0)
 
-    def add(self, kind: str) -> None:
+    def add(self, name: str) -> None:
         with self.lock:
-            self.counts[kind] += 1
+            self.counts[name] += 1
 
     def snapshot(self) -> dict[str, int]:
         with self.lock:
             return dict(self.counts)
 
 
+# database errors met by this process: ``unreachable`` (not there or not answering), ``other``
+# (a statement it refused)
+ERROR_KINDS = ("unreachable", "other")
+
+
 class _Guard:
     """Turns "the database is not there now" into ``Unavailable`` (the HTTP layer answers 503),
     and counts every database error."""
 
-    def __init__(self, url: str, errors: _Errors | None = None) -> None:
+    def __init__(self, url: str, errors: Tally | None = None) -> None:
         self.url = url
         self.errors = errors
 
