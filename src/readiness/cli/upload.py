@@ -41,7 +41,7 @@ def send_spool(url: str, token_file: str | None, spool: str | None, files: tuple
 
 
 @click.command()
-@click.argument("url", metavar="URL")
+@click.argument("url", metavar="URL[,URL...]")
 @click.argument("files", metavar="[RESULT.json...]", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--token-file", metavar="FILE", help="File holding the site's upload token (else $READINESS_UPLOAD_TOKEN).")
 @click.option("--spool-dir", metavar="DIR", help="Where results wait to be sent (default: a per-user state folder; $READINESS_SPOOL_DIR).")
@@ -49,6 +49,8 @@ def send_spool(url: str, token_file: str | None, spool: str | None, files: tuple
 @click.option("--quiet", "-q", is_flag=True, help="Say only what went wrong.")
 def upload(url: str, files: tuple[str, ...], token_file: str | None, spool_dir: str | None, attempts: int, quiet: bool) -> None:
     """Send every result waiting in the spool (and the RESULT files given) to a collector.
+
+    Several collectors (replicas on one database), separated by commas, are tried in order.
 
     A result leaves the spool only when the collector has stored it; it is stored once, however
     often it is sent. Exit code: 0 all sent, 1 some still wait (collector not reachable; run again
