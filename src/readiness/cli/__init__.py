@@ -693,6 +693,7 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 @click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False), help="The certificate's private key (PEM), if not in --tls-cert.")
 @_DB_OPTION
 @click.option("--public-read", is_flag=True, help="With --db: let any machine read /fleet, /runs, /api/v1/fleet and /metrics (else: this machine, or a read token).")
+@click.option("--trusted-proxy", "trusted_proxies", metavar="ADDR|CIDR", multiple=True, help="A reverse proxy in front of this server (repeatable; default none): from it, X-Forwarded-For or Forwarded names the client, for the rate limits, the logs and this-machine reads. A request it forwards without naming the client is not this machine's. Give the proxy a source address of its own (nginx: proxy_bind 127.0.0.2).")
 @click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="Prune results older than this: the self-test page's results and reports in --results-dir, and with --db the database (each room's newest run and newest result per check stay; browser self-tests go by age).")
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
@@ -701,7 +702,7 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
-          ingest_workers: int | None) -> None:
+          ingest_workers: int | None, trusted_proxies: tuple[str, ...]) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -725,6 +726,12 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         fail(f"the measurement server is not available: {exc}")
     if tls_key and not tls_cert:
         raise click.BadParameter("give the certificate too", param_hint="--tls-cert")
+    from readiness.server.clients import parse_proxies
+
+    try:
+        proxies = parse_proxies(trusted_proxies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
     ssl_context = None
     if tls_cert:
         import ssl
@@ -768,6 +775,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
 
         log(f"collecting into {redacted(db_url)}; reading from {'anywhere' if public_read else 'this machine or with a read token'}; "
             f"results older than {keep_days} days are pruned")
+    if proxies:
+        log(f"trusting X-Forwarded-For and Forwarded from {', '.join(map(str, proxies))} only")
         if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
             log("warning: upload tokens cross the network in clear without --tls-cert/--tls-key "
                 "(or a reverse proxy that terminates TLS in front of this server)")
@@ -787,6 +796,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     threading.Thread(target=retention, daemon=True, name="retention").start()
     try:
         code = run_server(host=host, http_port=http_port, stun_port=stun_port, ssl_context=ssl_context,
+                          trusted_proxies=proxies,
                           max_bytes=int(max_mb * 1e6), max_transfers=max_transfers, max_connections=max_connections,
                           idle_timeout_s=timeout, max_request_s=max_seconds, routes=[*routes, *page.routes()])
     finally:

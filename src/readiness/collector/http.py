@@ -9,14 +9,14 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /runs/<run id>    one run's report (HTML; ``?lang=sv``)
     GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age
 
-Reading is allowed from this machine itself (loopback, and not forwarded by a proxy), with a
-read token, or from anywhere when the server was started with ``--public-read``. Upload needs a
+Reading is allowed from this machine itself (``Request.local``: loopback, and not hidden behind a
+proxy, see ``server.clients``), with a read token, or from anywhere when the server was started
+with ``--public-read``. Upload needs a
 site's upload token, and a token submits results for its own site only.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import threading
 import time
@@ -54,19 +54,6 @@ def _bearer(req: Request) -> str | None:
     value = req.headers.get("Authorization") or ""
     scheme, _, token = value.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def _local(req: Request) -> bool:
-    """From this machine and not passed on by a proxy (a proxy on the same box would otherwise
-    open the read side to everyone it serves)."""
-    if req.headers.get("X-Forwarded-For") or req.headers.get("Forwarded"):
-        return False
-    try:
-        addr = ipaddress.ip_address(req.client.split("%")[0])
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return (mapped or addr).is_loopback
 
 
 class Counters:
@@ -186,7 +173,7 @@ class Collector:
 
     def _read_allowed(self, req: Request) -> Response | None:
         """None when this request may read; else the refusal."""
-        if self.public_read or _local(req):
+        if self.public_read or req.local:
             return None
         secret = _bearer(req)
         if secret is not None:
