@@ -516,3 +516,30 @@ def test_uploads_over_tls_and_no_token_in_clear(cli, tmp_path, sqlite_url, token
             c.request("GET", "/metrics")  # plain HTTP to the TLS port gets no answer
     finally:
         c.kill()
+
+
+def test_a_result_dated_ahead_of_its_arrival_is_refused_and_never_freezes_its_room(cli, sqlite_url, token_file):
+    """A room PC whose clock says 2099 uploads a passing result, then (clock fixed) a failing
+    one: the first is refused (400, with the reason, and a log line), the room shows the failure."""
+    from datetime import datetime, timedelta, timezone
+
+    c = Collector(sqlite_url)
+    try:
+        token = token_file.read_text().strip()
+        future = docs.document(room="4.12", age=-(datetime(2099, 1, 1, tzinfo=timezone.utc) - docs.NOW))
+        status, _, data = c.request("POST", "/api/v1/results", docs.body(future), token)
+        answer = json.loads(data)
+        assert status == 400 and answer["error"] == "clock_ahead", answer
+        assert "2099-01-01T" in answer["reason"] and "clock is ahead" in answer["reason"]
+        assert "10 minutes" in answer["reason"]
+        near = docs.document(room="5.01", age=-timedelta(minutes=5))  # a clock a little fast: within tolerance
+        assert c.request("POST", "/api/v1/results", docs.body(near), token)[0] == 201
+        failing = docs.document(room="4.12", ram=2)
+        assert c.request("POST", "/api/v1/results", docs.body(failing), token)[0] == 201
+        status, _, body = c.request("GET", "/api/v1/fleet")
+        counts = json.loads(body)["counts"]
+        assert status == 200 and counts["total"] == 2 and counts["not_ready"] == 1 and counts["ready"] == 1
+        assert rows(sqlite_url) == 2
+    finally:
+        log = c.stop()
+    assert re.search(r"127\.0\.0\.1 upload refused \(400 clock_ahead\): the result starts at 2099-01-01T", log), log

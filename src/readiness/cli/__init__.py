@@ -715,6 +715,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     see `readiness serve token add`), and /fleet, /runs/ID, /api/v1/fleet and /metrics show
     the live fleet from the database. The self-test page's results go in only when the page was
     opened with the site's link (?site=NAME&key=TOKEN, see `readiness serve token add --link`).
+    A result that starts more than 10 minutes after it arrives (a computer's clock ahead) is
+    refused (400 clock_ahead), so it cannot stay its room's newest result.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -829,7 +831,8 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     By default each computer (or room, when a room label is set) counts with the latest
     measurement of each check, as judged when it ran, so a later partial run (--check system)
     cannot hide an earlier failure; --profile/--requirements judge every result again. Files that are not
-    readable results are skipped and listed, in the report and here. Exit code 0 when the
+    readable results are skipped and listed, in the report and here; so is a result that
+    starts more than 10 minutes after its file was last modified (a computer's clock ahead). Exit code 0 when the
     report was written from at least one result; 2 when no readable result was found (a
     missing or empty folder): the report is still written and says so. Missing folders in
     -o/--csv/--json are created.

@@ -3,7 +3,8 @@
 Order of the checks is cheapest first, and each refusal is an ``Refused`` carrying the HTTP
 status and one plain reason: size (413), JSON (400), nesting depth, NUL characters and
 non-finite numbers (400: the database could not hold them, and no result has them), the result
-schema (422), label lengths (422), the token's site (403), a run id already stored for another
+schema (422), a start time more than ``result.CLOCK_TOLERANCE`` after the arrival (400
+``clock_ahead``: a clock ahead would keep it its room's newest result), label lengths (422), the token's site (403), a run id already stored for another
 site (409). A stored run, or a run stored before, is success (idempotent by run id).
 """
 
@@ -17,7 +18,7 @@ from datetime import timezone
 from typing import Any
 
 
-from readiness.result import Result, parse_utc
+from readiness.result import CLOCK_TOLERANCE, Result, parse_utc
 from readiness.collector.jsontext import dumps, loads
 from readiness.collector.store import HOST_MAX, REVOKED, TEXT_MAX, RawJSON, Store, utcnow
 
@@ -80,6 +81,14 @@ def validate(data: dict[str, Any]) -> tuple[Result, bool]:
         return checked_data(data, "upload")
     except ResultError as exc:
         raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
+
+
+def clock_ahead_reason(started: Any, received: Any) -> str:
+    """Why a result dated ahead of its arrival is refused (the agent shows it, the server logs it)."""
+    minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
+    return (f"the result starts at {started.strftime('%Y-%m-%dT%H:%M:%SZ')} by its computer's clock, after it arrived "
+            f"({received.strftime('%Y-%m-%dT%H:%M:%SZ')}; {minutes} minutes are tolerated): that computer's clock is "
+            f"ahead. Set its clock (or check its clock battery) and run again; this result is not stored")
 
 
 def room_key(site: str, room: str, hostname: str, run_id: str, browser: bool = False) -> str:
@@ -186,6 +195,9 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
     started = parse_utc(data["started_utc"])
     if started.tzinfo is None:
         started = started.replace(tzinfo=timezone.utc)
+    received = utcnow()
+    if started - received > CLOCK_TOLERANCE:
+        raise Refused(400, "clock_ahead", clock_ahead_reason(started, received))
     judgement = data.get("judgement")
     verdict = (judgement.get("verdict") or judgement.get("overall")) if isinstance(judgement, dict) else None
     # every check the run holds, whatever its status: the fleet state takes each check's newest
@@ -195,7 +207,7 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
         raise Refused(422, "too_long", f"a check name is longer than {TEXT_MAX} characters")
     key = room_key(site, room, hostname, data["run_id"], browser=host.get("measured_by") == "browser")
     row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname, "room_key": key,
-           "started": started, "received": utcnow(), "profile": profile, "verdict": verdict,
+           "started": started, "received": received, "profile": profile, "verdict": verdict,
            "coverage": coverage(judgement)}
     row["summary"], reqs = summary_of(data)
     return row, measured, reqs
