@@ -543,3 +543,49 @@ def test_a_result_dated_ahead_of_its_arrival_is_refused_and_never_freezes_its_ro
     finally:
         log = c.stop()
     assert re.search(r"127\.0\.0\.1 upload refused \(400 clock_ahead\): the result starts at 2099-01-01T", log), log
+
+
+def test_advice_and_links_from_an_upload_are_never_shown_as_the_organisations(cli, tmp_path, sqlite_url, token_file):
+    """An upload's requirement texts are data: /fleet's action list and /runs show the advice of
+    the collector's own list (serve --requirements) for a requirement it knows, and an upload's
+    texts for a metric no list knows only marked "as sent by the agent", escaped, never a link."""
+    own = tmp_path / "collector-test.toml"
+    own.write_text(docs.PROFILE)
+    c = Collector(sqlite_url, "--requirements", str(own))
+    try:
+        token = token_file.read_text().strip()
+        known = docs.document(room="1", hostname="a", ram=2)  # fails Memory, which the list knows
+        for item in known["judgement"]["items"]:
+            if item["requirement"]["metric"] == "system.ram_total_gb":
+                item["requirement"].update(fix="Visit http://evil.example", why="Trust http://evil.example/why",
+                                           source="http://evil.example/source")
+        unknown = docs.document(room="2", hostname="b", cores=1)  # fails a requirement no list holds
+        for item in unknown["judgement"]["items"]:
+            if item["requirement"]["metric"] == "system.cpu_cores":
+                item["requirement"].update(metric="system.disk_free_gb", label="Disk", fix="Call <b>+1 555 EVIL</b>",
+                                           source="http://evil.example/disk")
+        for doc in (known, unknown):
+            status, _, data = c.request("POST", "/api/v1/results", docs.body(doc), token)
+            assert status == 201, data
+        status, _, page = c.request("GET", "/fleet")
+        text = page.decode()
+        actions = text.split('id="actions"')[1].split("</section>")[0]
+        assert '<div class="fix">More memory.</div>' in actions  # the organisation's advice
+        assert "evil.example" not in text.replace("Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (as sent by the agent)", "")
+        assert "Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (as sent by the agent)" in actions and "<b>+1" not in text
+        assert 'href="http://evil' not in text
+        _, _, sv = c.request("GET", "/fleet?lang=sv")
+        assert "Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (som agenten skickade det)" in sv.decode()
+        _, _, api = c.request("GET", "/api/v1/fleet")
+        rows = {r["metric"]: r for r in json.loads(api)["requirements"]}
+        assert (rows["system.ram_total_gb"]["fix"], rows["system.ram_total_gb"]["source"]) == (
+            "More memory.", "https://example.invalid/memory")
+        assert rows["system.disk_free_gb"]["source"] == ""
+        status, _, run_page = c.request("GET", f"/runs/{known['run_id']}")
+        assert status == 200 and b"More memory." in run_page and b"evil.example" not in run_page
+        status, _, run_page = c.request("GET", f"/runs/{unknown['run_id']}")
+        assert status == 200 and b"Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (as sent by the agent)" in run_page
+        assert b'href="http://evil' not in run_page
+    finally:
+        c.kill()
+    assert Store(sqlite_url).document(known["run_id"]) == known  # the upload itself is kept as sent

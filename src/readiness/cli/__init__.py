@@ -693,6 +693,7 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 @click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False), help="The certificate's private key (PEM), if not in --tls-cert.")
 @_DB_OPTION
 @click.option("--public-read", is_flag=True, help="With --db: let any machine read /fleet, /runs, /api/v1/fleet and /metrics (else: this machine, or a read token).")
+@click.option("--requirements", "-r", "own_lists", metavar="FILE", multiple=True, type=click.Path(dir_okay=False), help="With --db: your organisation's requirement list (repeatable). /fleet and /runs show the label, reason, advice and source of a requirement from your lists or the shipped profiles, never an upload's own; an upload's texts for a metric no list knows are shown marked as sent by the agent.")
 @click.option("--trusted-proxy", "trusted_proxies", metavar="ADDR|CIDR", multiple=True, help="A reverse proxy in front of this server (repeatable; default none): from it, X-Forwarded-For or Forwarded names the client, for the rate limits, the logs and this-machine reads. A request it forwards without naming the client is not this machine's. Give the proxy a source address of its own (nginx: proxy_bind 127.0.0.2).")
 @click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="Prune results older than this: the self-test page's results and reports in --results-dir, and with --db the database (each room's newest run and newest result per check stay; browser self-tests go by age).")
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
@@ -702,7 +703,7 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
-          ingest_workers: int | None, trusted_proxies: tuple[str, ...]) -> None:
+          ingest_workers: int | None, trusted_proxies: tuple[str, ...], own_lists: tuple[str, ...]) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -763,11 +764,19 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         from readiness.collector.links import collect_page_result
         from readiness.collector.store import redacted
 
+        from readiness.judge.requirements import ProfileError
+        from readiness.judge.wording import OwnWords, own_lists as org_lists
+
+        plugins = _plugins()
+        try:
+            words = OwnWords(org_lists(own_lists, plugins.checks, plugins.broken))
+        except ProfileError as exc:
+            fail(str(exc))
         store = _store(db_url, create=True)
         if ingest_workers is None:
             ingest_workers = n if (n := os.cpu_count() or 1) > 1 else 0
         collector = Collector(store, public_read=public_read, max_body=int(max_upload_mb * 1e6), log=log,
-                              workers=ingest_workers)
+                              workers=ingest_workers, words=words)
         if collector.checker is not None:
             collector.checker.warm()
         routes = collector.routes()

@@ -145,11 +145,20 @@ def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
     return fleet
 
 
-class FleetView:
-    """One built fleet (and its figures per language), rebuilt when the database changed."""
+def in_own_words(fleet: Fleet, words: Any) -> Fleet:
+    """The fleet's requirements in the organisation's words (``judge.wording.OwnWords``): the
+    texts a reader of /fleet takes as IT's advice never come from an upload unmarked."""
+    fleet.requirements = [words.reword(r)[0] for r in fleet.requirements]
+    return fleet
 
-    def __init__(self, store: Store, min_age_s: float = 10.0) -> None:
+
+class FleetView:
+    """One built fleet (and its figures per language), rebuilt when the database changed.
+    ``words``: the organisation's words for requirements (``judge.wording.OwnWords``)."""
+
+    def __init__(self, store: Store, min_age_s: float = 10.0, words: Any = None) -> None:
         self.store = store
+        self.words = words
         self.min_age_s = min_age_s
         self.lock = threading.Lock()
         self.stamp: Any = None
@@ -164,7 +173,10 @@ class FleetView:
                 stamp = self.store.change_stamp()
                 if self.fleet is None or stamp != self.stamp:
                     with gc_paused():
-                        self.fleet, self.figs, self.stamp = build_fleet(self.store), {}, stamp
+                        fleet = build_fleet(self.store)
+                        if self.words is not None:
+                            fleet = in_own_words(fleet, self.words)
+                        self.fleet, self.figs, self.stamp = fleet, {}, stamp
                 self.built = now
             if lang not in self.figs:
                 with gc_paused():

@@ -78,7 +78,10 @@ class Collector:
     """The collector's handlers over one ``Store``."""
 
     def __init__(self, store: Store, public_read: bool = False, max_body: int = MAX_BODY_BYTES,
-                 log: Callable[[str], None] | None = None, workers: int = 0) -> None:
+                 log: Callable[[str], None] | None = None, workers: int = 0, words: Any = None) -> None:
+        """``words``: the organisation's words for requirements (``judge.wording.OwnWords``, from
+        the shipped profiles and ``serve --requirements``); None: every requirement's texts are
+        shown marked as sent by the agent."""
         self.store = store
         self.checker = Checkers(workers) if workers > 0 else None
         self.public_read = public_read
@@ -86,7 +89,12 @@ class Collector:
         self.counters = Counters()
         from readiness.collector.fleetdb import FleetView
 
-        self.view = FleetView(store)
+        if words is None:
+            from readiness.judge.wording import OwnWords
+
+            words = OwnWords(())
+        self.words = words
+        self.view = FleetView(store, words=words)
         self.log = log or (lambda _m: None)
         self.started = time.time()
         self._tokens: dict[str, tuple[float, Any]] = {}  # secret -> (when looked up, Token)
@@ -213,7 +221,10 @@ class Collector:
             result = Result.from_dict(doc, origin=f"run {run_id}")
             if not result.judgement:
                 return refuse(404, "not_judged", "this run holds no judgement")
-            return html(render_report(result, Judgement.from_dict(result.judgement), _lang(req)))
+            judgement = Judgement.from_dict(result.judgement)
+            for item in judgement.items:  # IT's words, or the agent's marked as such
+                item.requirement = self.words.reword(item.requirement)[0]
+            return html(render_report(result, judgement, _lang(req)))
 
         return self._reading(req, make)
 

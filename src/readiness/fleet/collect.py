@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from readiness.judge.verdicts import FAIL, PARTIAL, PASS, READY, UNKNOWN, WARN, Judgement, judge, overall_of
 from readiness.judge.requirements import Profile, Requirement
+from readiness.judge.wording import requirement_key
 from readiness.result import CLOCK_TOLERANCE, ResultError, parse_utc, prepare_border, read_result
 from readiness.versions import is_version
 from readiness.fleet.step5 import facts_of
@@ -154,11 +155,6 @@ class Run:
     def hosts(self) -> list[str]:
         """The computers whose figures this row holds."""
         return sorted({h for h, _, _ in self.sources.values() if h} or ({self.hostname} if self.hostname else set()))
-
-
-def requirement_key(req: Requirement) -> tuple[Any, ...]:
-    """Two requirements are the same when metric, bound, severity and service are (texts may differ)."""
-    return (req.metric, req.severity, req.min, req.max, req.expect, req.min_version, req.service)
 
 
 @dataclass
