@@ -550,11 +550,13 @@ def test_advice_and_links_from_an_upload_are_never_shown_as_the_organisations(cl
     the collector's own list (serve --requirements) for a requirement it knows, and an upload's
     texts for a metric no list knows only marked "as sent by the agent", escaped, never a link."""
     own = tmp_path / "collector-test.toml"
-    own.write_text(docs.PROFILE)
+    own.write_text(docs.PROFILE + '\n[support]\nname = "IT desk"\nphone = "+46 8 123 456"\n')
     c = Collector(sqlite_url, "--requirements", str(own))
     try:
         token = token_file.read_text().strip()
         known = docs.document(room="1", hostname="a", ram=2)  # fails Memory, which the list knows
+        known["judgement"]["profile"]["support"] = {"name": "Evil desk", "phone": "+1 555 0100",
+                                                    "web": "http://evil.example/help"}
         for item in known["judgement"]["items"]:
             if item["requirement"]["metric"] == "system.ram_total_gb":
                 item["requirement"].update(fix="Visit http://evil.example", why="Trust http://evil.example/why",
@@ -574,6 +576,7 @@ def test_advice_and_links_from_an_upload_are_never_shown_as_the_organisations(cl
         assert "evil.example" not in text.replace("Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (as sent by the agent)", "")
         assert "Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (as sent by the agent)" in actions and "<b>+1" not in text
         assert 'href="http://evil' not in text
+        assert "IT desk" in text and "Evil desk" not in text and "555 0100" not in text  # whom to call: IT's list
         _, _, sv = c.request("GET", "/fleet?lang=sv")
         assert "Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (som agenten skickade det)" in sv.decode()
         _, _, api = c.request("GET", "/api/v1/fleet")
@@ -583,6 +586,7 @@ def test_advice_and_links_from_an_upload_are_never_shown_as_the_organisations(cl
         assert rows["system.disk_free_gb"]["source"] == ""
         status, _, run_page = c.request("GET", f"/runs/{known['run_id']}")
         assert status == 200 and b"More memory." in run_page and b"evil.example" not in run_page
+        assert b"IT desk" in run_page and b"Evil desk" not in run_page and b"555 0100" not in run_page
         status, _, run_page = c.request("GET", f"/runs/{unknown['run_id']}")
         assert status == 200 and b"Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (as sent by the agent)" in run_page
         assert b'href="http://evil' not in run_page

@@ -146,9 +146,16 @@ def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
 
 
 def in_own_words(fleet: Fleet, words: Any) -> Fleet:
-    """The fleet's requirements in the organisation's words (``judge.wording.OwnWords``): the
-    texts a reader of /fleet takes as IT's advice never come from an upload unmarked."""
+    """The fleet's requirements and support contacts in the organisation's words
+    (``judge.wording.OwnWords``): what a reader of /fleet takes as IT's advice never comes from
+    an upload unmarked."""
     fleet.requirements = [words.reword(r)[0] for r in fleet.requirements]
+    for run in fleet.runs:  # the support contact: the organisation's list's, never an upload's
+        contact = words.support(run.profile)
+        if contact:
+            run.facts["support"] = contact
+        else:
+            run.facts.pop("support", None)
     return fleet
 
 

@@ -224,6 +224,8 @@ class Collector:
             judgement = Judgement.from_dict(result.judgement)
             for item in judgement.items:  # IT's words, or the agent's marked as such
                 item.requirement = self.words.reword(item.requirement)[0]
+            if isinstance(judgement.profile, dict):  # whom to call: the organisation's contact only
+                judgement.profile = {**judgement.profile, "support": self.words.support(judgement.profile.get("name")) or None}
             return html(render_report(result, judgement, _lang(req)))
 
         return self._reading(req, make)

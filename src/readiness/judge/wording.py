@@ -11,6 +11,10 @@ same metric (the same bound first; the advice for a metric does not depend on it
 A requirement no list knows keeps the agent's texts, each marked in every language as sent by
 the agent (catalog ``sent_by_agent``), and loses its source link: the document keeps it as data.
 Only texts change: the metric, bound and severity a verdict was judged by stay as judged.
+
+The support contact ("Not ready? Call …", a profile's ``[support]``) is the same kind of
+words: ``support`` gives the contact of the organisation's list of that name, and nothing for a
+list it does not know (an uploaded phone number or address is never shown as IT's).
 """
 
 from __future__ import annotations
@@ -42,10 +46,16 @@ class OwnWords:
     def __init__(self, lists: Iterable[Profile]) -> None:
         self.exact: dict[tuple[Any, ...], Requirement] = {}
         self.by_metric: dict[str, Requirement] = {}
+        self.contacts: dict[str, dict[str, Any]] = {}
         for profile in lists:
+            self.contacts.setdefault(profile.name, profile.support)
             for req in profile.requirements:
                 self.exact.setdefault(requirement_key(req), req)
                 self.by_metric.setdefault(req.metric, req)
+
+    def support(self, profile_name: Any) -> dict[str, Any]:
+        """The support contact of the organisation's list named ``profile_name``; {} for none."""
+        return self.contacts.get(profile_name, {}) if isinstance(profile_name, str) else {}
 
     def find(self, req: Requirement) -> Requirement | None:
         return self.exact.get(requirement_key(req)) or self.by_metric.get(req.metric)
