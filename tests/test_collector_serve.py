@@ -540,6 +540,12 @@ def test_a_result_dated_ahead_of_its_arrival_is_refused_and_never_freezes_its_ro
         counts = json.loads(body)["counts"]
         assert status == 200 and counts["total"] == 2 and counts["not_ready"] == 1 and counts["ready"] == 1
         assert rows(sqlite_url) == 2
+        # the fleet notes the refusal among what it skipped, in its reader's language
+        noted = json.loads(body)["skipped"]
+        assert [s["path"] for s in noted] == [f"Stockholm / 4.12 (run {future['run_id']})"]
+        assert noted[0]["reason"].startswith("upload refused: its start time 2099-01-01T") and "clock is ahead" in noted[0]["reason"]
+        _, _, page = c.request("GET", "/fleet?lang=sv")
+        assert "uppladdningen avvisades: starttiden 2099-01-01T" in page.decode()
     finally:
         log = c.stop()
     assert re.search(r"127\.0\.0\.1 upload refused \(400 clock_ahead\): the result starts at 2099-01-01T", log), log

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import deque
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -94,11 +95,32 @@ class Collector:
 
             words = OwnWords(())
         self.words = words
-        self.view = FleetView(store, words=words)
+        # the latest uploads refused for a clock ahead: the fleet lists them among its skipped
+        # results, so IT sees which computer's clock to set (this process's, since it started)
+        self.skewed: deque[dict[str, Any]] = deque(maxlen=self.SKEWED_MAX)
+        self.skewed_total = 0
+        self.view = FleetView(store, words=words, notes=self._skew_notes)
         self.log = log or (lambda _m: None)
         self.started = time.time()
         self._tokens: dict[str, tuple[float, Any]] = {}  # secret -> (when looked up, Token)
         self._tokens_lock = threading.Lock()
+
+    SKEWED_MAX = 100
+
+    def _skew_notes(self) -> tuple[int, list[Any]]:
+        """(how many were noted so far, the fleet's skipped entries for them)."""
+        from readiness.fleet.collect import Skipped, Why
+
+        with self._tokens_lock:
+            notes, total = list(self.skewed), self.skewed_total
+        out = []
+        for n in notes:
+            who = " / ".join(x for x in (n.get("site"), n.get("room") or n.get("hostname")) if x)
+            text = (f"upload refused: its start time {n['started']} is after its arrival ({n['received']}); that "
+                    "computer's clock is ahead")
+            out.append(Skipped(f"{who} (run {n['run_id']})", Why("clock_ahead_upload", text, started=n["started"],
+                                                                  received=n["received"])))
+        return total, out
 
     TOKEN_CACHE_S = 2.0
     TOKEN_CACHE_MAX = 4096
@@ -168,6 +190,10 @@ class Collector:
                 return refuse(exc.status, exc.code, exc.reason, **{"WWW-Authenticate": "Bearer"})
             self.counters.add("refused")
             self.log(f"{req.client} upload refused ({exc.status} {exc.code}): {exc.reason}")
+            if exc.code == "clock_ahead" and exc.facts:
+                with self._tokens_lock:
+                    self.skewed.append(dict(exc.facts))
+                    self.skewed_total += 1
             return refuse(exc.status, exc.code, exc.reason)
         except Unavailable as exc:
             self.counters.add("unavailable")

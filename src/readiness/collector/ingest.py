@@ -32,6 +32,7 @@ class Refused(Exception):
     status: int
     code: str
     reason: str
+    facts: dict[str, Any] | None = None  # plain values the collector may note (clock_ahead: whose, when)
 
     def __str__(self) -> str:
         return self.reason
@@ -83,12 +84,16 @@ def validate(data: dict[str, Any]) -> tuple[Result, bool]:
         raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
 
 
+def _stamp(when: Any) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def clock_ahead_reason(started: Any, received: Any) -> str:
     """Why a result dated ahead of its arrival is refused (the agent shows it, the server logs it)."""
     minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
-    return (f"the result starts at {started.strftime('%Y-%m-%dT%H:%M:%SZ')} by its computer's clock, after it arrived "
-            f"({received.strftime('%Y-%m-%dT%H:%M:%SZ')}; {minutes} minutes are tolerated): that computer's clock is "
-            f"ahead. Set its clock (or check its clock battery) and run again; this result is not stored")
+    return (f"the result starts at {_stamp(started)} by its computer's clock, after it arrived ({_stamp(received)}; "
+            f"{minutes} minutes are tolerated): that computer's clock is ahead. Set its clock (or check its clock "
+            "battery) and run again; this result is not stored")
 
 
 def room_key(site: str, room: str, hostname: str, run_id: str, browser: bool = False) -> str:
@@ -197,7 +202,9 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
         started = started.replace(tzinfo=timezone.utc)
     received = utcnow()
     if started - received > CLOCK_TOLERANCE:
-        raise Refused(400, "clock_ahead", clock_ahead_reason(started, received))
+        raise Refused(400, "clock_ahead", clock_ahead_reason(started, received),
+                      {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname,
+                       "started": _stamp(started), "received": _stamp(received)})
     judgement = data.get("judgement")
     verdict = (judgement.get("verdict") or judgement.get("overall")) if isinstance(judgement, dict) else None
     # every check the run holds, whatever its status: the fleet state takes each check's newest
@@ -229,13 +236,13 @@ def _as_stored(body: bytes, data: dict[str, Any], changed: bool) -> Any:
 def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
     """Everything about one upload that needs no database: ("ok", row, checks, document, reqs) with
     document None when the bytes themselves are to be stored, or ("refused", status, code,
-    reason). Plain values only, so it can run in a worker process (``Checkers``)."""
+    reason, facts). Plain values only, so it can run in a worker process (``Checkers``)."""
     try:
         data = parse(body, max_bytes)
         _, changed = validate(data)
         row, measured, reqs = row_of(data)
     except Refused as exc:
-        return ("refused", exc.status, exc.code, exc.reason)
+        return ("refused", exc.status, exc.code, exc.reason, exc.facts)
     document = _as_stored(body, data, changed)
     return ("ok", row, measured, None if isinstance(document, RawJSON) else document, reqs)
 
