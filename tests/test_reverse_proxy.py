@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,23 +33,25 @@ READ_PATHS = ("/fleet", "/api/v1/fleet", "/metrics")
 # One request from inside a namespace; prints the status (retries while nginx starts).
 _FETCH = r"""
 import http.client, json, ssl, sys, time
-url, method, path, headers, body, cafile = sys.argv[1:7]
+url, method, path, headers, body, cafile, times = sys.argv[1:8]
 host, port = url.split(":")
 ctx = ssl.create_default_context(cafile=cafile)
 ctx.check_hostname = False  # the test certificate names 127.0.0.1; the namespace's address differs
 deadline = time.monotonic() + 20
-while True:
-    try:
-        conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
-        conn.request(method, path, body=body.encode() or None, headers=json.loads(headers))
-        resp = conn.getresponse()
-        resp.read()
-        print(resp.status)
-        break
-    except ConnectionRefusedError:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.1)
+for _ in range(int(times)):
+    while True:
+        try:
+            conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
+            conn.request(method, path, body=body.encode() or None, headers=json.loads(headers))
+            resp = conn.getresponse()
+            resp.read()
+            conn.close()
+            print(resp.status)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 """
 
 
@@ -117,12 +120,14 @@ class Stack:
         self.nginx = link.popen(link.server_ns, ["nginx", "-c", str(conf), "-p", str(prefix)])
 
     def fetch(self, ns: str, where: str, method: str, path: str, headers: dict[str, str] | None = None,
-              body: bytes = b"") -> int:
+              body: bytes = b"", times: int = 1) -> Any:
+        """The status of the request (a list of them when sent ``times`` > 1 times)."""
         done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _FETCH, where, method, path,
-                               json.dumps(headers or {}), body.decode(), str(self.cert)],
-                              capture_output=True, text=True, timeout=60)
+                               json.dumps(headers or {}), body.decode(), str(self.cert), str(times)],
+                              capture_output=True, text=True, timeout=60 + 5 * times)
         assert done.returncode == 0, done.stderr[-2000:] + self.nginx_log.read_text()[-2000:]
-        return int(done.stdout.strip())
+        codes = [int(line) for line in done.stdout.split()]
+        return codes if times > 1 else codes[0]
 
     # where a request is sent from, and to
     def remote(self, path: str, port: int = PROXY_PORT, **kw) -> int:
@@ -185,3 +190,16 @@ def test_the_collector_logs_the_client_the_proxy_names(stack):
     assert status == 422  # the upload went through nginx to the collector, TLS both ways
     line = wait_line(stack.serve, "upload refused", timeout=30)
     assert line.split()[1] == stack.link.client_ip, line  # the remote client, not nginx's 127.0.0.2
+
+
+def test_the_self_test_pages_limit_counts_the_client_the_proxy_names(stack):
+    """One address's results per minute (the disk is finite) are the client's, not the proxy's:
+    a remote client that used up its share through nginx does not use up the machine's own."""
+    from readiness.selftest.web import RESULTS_PER_MINUTE
+    from test_selftest import observations
+
+    body = json.dumps(observations()).encode()
+    headers = {"Content-Type": "application/json"}
+    codes = stack.remote("/__selftest/result", method="POST", body=body, headers=headers, times=RESULTS_PER_MINUTE + 2)
+    assert codes == [200] * RESULTS_PER_MINUTE + [429] * 2
+    assert stack.local_via_proxy("/__selftest/result", method="POST", body=body, headers=headers) == 200
