@@ -61,3 +61,48 @@ def test_a_trusted_proxy_is_an_address_or_a_network():
 def test_a_long_header_is_read_only_at_its_end():
     many = ", ".join(f"198.51.100.{i % 250}" for i in range(3000)) + ", 203.0.113.9"
     assert resolve("127.0.0.3", headers(f"X-Forwarded-For: {many}"), NGINX).address == "203.0.113.9"
+
+
+def test_a_trusted_proxys_connections_are_capped_by_the_total_only(tmp_path):
+    """A proxy carries many clients: its connections count against the total, not against one
+    address's eighth; any other address keeps its eighth. A real ``readiness serve``, sockets
+    bound to two loopback addresses."""
+    import re
+    import socket
+    import subprocess
+
+    from netns import stop, wait_line
+    from test_collector_serve import readiness_cmd
+
+    p = subprocess.Popen(readiness_cmd("serve", "--host", "127.0.0.1", "--http-port", "0", "--stun-port", "0",
+                                       "--max-connections", "16", "--trusted-proxy", "127.0.0.2",
+                                       "--results-dir", str(tmp_path)),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    held = []
+    try:
+        port = int(re.search(r"://127\.0\.0\.1:(\d+)", wait_line(p, "listening on", timeout=120)).group(1))
+
+        def statuses(source: str, n: int) -> list[int]:
+            socks = []
+            for _ in range(n):
+                s = socket.socket()
+                s.bind((source, 0))
+                s.settimeout(20)
+                s.connect(("127.0.0.1", port))
+                socks.append(s)
+            held.extend(socks)
+            out = []
+            for s in socks:
+                try:
+                    s.sendall(b"GET /__info HTTP/1.1\r\nHost: x\r\n\r\n")
+                except OSError:
+                    pass  # refused and closed already: its answer is waiting to be read
+                out.append(int(s.recv(64).split()[1]))
+            return out
+
+        assert statuses("127.0.0.2", 6) == [200] * 6  # 6 > 16 / 8: the proxy is not one client
+        assert statuses("127.0.0.3", 4) == [200, 200, 503, 503]  # an ordinary address: its eighth
+    finally:
+        for s in held:
+            s.close()
+        stop(p)
