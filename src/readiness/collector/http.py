@@ -11,8 +11,9 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
 
 Reading is allowed from this machine itself (``Request.local``: loopback, and not hidden behind a
 proxy, see ``server.clients``), with a read token, or from anywhere when the server was started
-with ``--public-read``. Upload needs a
-site's upload token, and a token submits results for its own site only.
+with ``--public-read``. Upload needs a site's upload token, and a token submits results for its
+own site only. The pages speak with the organisation's words (``judge.wording``), never an
+upload's unmarked.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Collector:
         # results, so IT sees which computer's clock to set (this process's, since it started)
         self.skewed: deque[dict[str, Any]] = deque(maxlen=self.SKEWED_MAX)
         self.skewed_total = 0
+        self._skewed_lock = threading.Lock()
         self.view = FleetView(store, words=words, notes=self._skew_notes)
         self.log = log or (lambda _m: None)
         self.started = time.time()
@@ -111,7 +113,7 @@ class Collector:
         """(how many were noted so far, the fleet's skipped entries for them)."""
         from readiness.fleet.collect import Skipped, Why
 
-        with self._tokens_lock:
+        with self._skewed_lock:
             notes, total = list(self.skewed), self.skewed_total
         out = []
         for n in notes:
@@ -191,7 +193,7 @@ class Collector:
             self.counters.add("refused")
             self.log(f"{req.client} upload refused ({exc.status} {exc.code}): {exc.reason}")
             if exc.code == "clock_ahead" and exc.facts:
-                with self._tokens_lock:
+                with self._skewed_lock:
                     self.skewed.append(dict(exc.facts))
                     self.skewed_total += 1
             return refuse(exc.status, exc.code, exc.reason)
