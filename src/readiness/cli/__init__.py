@@ -697,11 +697,12 @@ _DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_e
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
+@click.option("--org", metavar="NAME", default="", help="Your organisation's name: the self-test page tells partners it keeps their result (else: \"the organisation that sent you this link\").")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
-          ingest_workers: int | None) -> None:
+          ingest_workers: int | None, org: str) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -771,7 +772,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
             log("warning: upload tokens cross the network in clear without --tls-cert/--tls-key "
                 "(or a reverse proxy that terminates TLS in front of this server)")
-    page = SelfTest(folder, collect=collect)
+    page = SelfTest(folder, collect=collect, org=org)
     keep = timedelta(days=keep_days)
     stopping = threading.Event()
 
