@@ -104,7 +104,7 @@ def coverage(judgement: dict[str, Any] | None) -> float | None:
 
 # Check details the fleet reads (``fleet.step5.facts_of``); every other detail stays in the
 # document only. A test compares the fleet from the database with the one from the same files.
-FLEET_DETAILS = {"connectivity": ("services",)}
+FLEET_DETAILS = {"connectivity": ("services",), "latency": ("target",)}
 
 
 def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
