@@ -54,6 +54,9 @@ def room(host: str, site: str, room_label: str, faults: dict[str, Any] | None = 
     if "latency" in checks:
         checks["latency"].details = {"method": "udp-stun", "target": f"stun.{site.lower()}.example:3478",
                                      "services": {n: v for n, v in services.items()}}
+    if "connectivity" in checks:  # the services the fleet's subscriptions section lists
+        udp = checks["connectivity"].metrics.get("udp_media_reachable", {}).get("value")
+        checks["connectivity"].details = {"services": [{"name": "Microsoft Teams", "reachable": True, "udp_media": udp}]}
     host_info = {"hostname": host, "os": "Windows"} | ({"measured_by": "browser"} if browser else {})
     run_id = hashlib.md5(f"{host}-{minutes}".encode()).hexdigest()
     return Result(run_id=run_id, started_utc=t, finished_utc=t, host=host_info,
