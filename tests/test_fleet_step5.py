@@ -355,3 +355,27 @@ def test_the_fleet_of_three_rooms_prints_on_at_most_four_a4_pages_with_no_word_b
         assert seen["checked"] >= 8 and seen["broken"] == [], seen
         assert seen["styles"] == ["normal normal manual"], seen
         assert seen["wide"] <= 703  # nothing wider than the printed page
+
+
+def test_five_hundred_rooms_print_within_the_page_width_with_headers_on_every_page(cli, tmp_path: Path) -> None:
+    from browser import chromium_path, load_page
+    from fleet_rooms import room
+    from support import need
+
+    need(chromium_path() is not None, "chromium is not installed (tests/run.sh installs it)")
+    share = tmp_path / "big"
+    share.mkdir()
+    sites = ["Göteborg", "Stockholm", "Malmö", "Kiruna", "Umeå"]
+    for i in range(500):
+        faults = ({"camera.height_px": 480} if i % 5 == 0 else {}) | ({"latency.jitter_ms": 80} if i % 7 == 0 else {})
+        write_result(room(f"host-{i:03d}", sites[i % 5], f"Rum {i:03d} vid trappan", faults), share)
+    out = tmp_path / "big.html"
+    figs = aggregate_rooms(cli, share, out)
+    assert figs["tiles"]["total"] == 500
+    page = load_page(out, print_pdf=tmp_path / "big.pdf")
+    # every one of the 500 rows is printed, about 40 to a page, none wider than the paper
+    assert page.pdf_pages is not None and page.pdf_pages <= 25, page.pdf_pages
+    seen = _print_checks(out)
+    assert seen["broken"] == [] and seen["wide"] <= 703
+    html = out.read_text(encoding="utf-8")
+    assert len(re.findall(r"<tr>\n    <td>[^<]+</td><td>Rum ", html)) == 500 and "<thead><tr><th>Site</th><th>Room</th><th>Computer" in html
