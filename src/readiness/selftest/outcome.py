@@ -29,7 +29,9 @@ def coverage_sentence(result: Result, j: Judgement, lang: str) -> str:
     cov = j.coverage
     if cov is None:
         return ""
-    title = lambda c: check_title(c, lang, result.checks[c].title if c in result.checks else "")  # noqa: E731
+    def title(c: str) -> str:
+        return check_title(c, lang, result.checks[c].title if c in result.checks else "")
+
     checked = [c for c in cov.needed if c in cov.measured]
     rest = [c for c in cov.needed if c not in cov.measured]
     if not rest:
