@@ -273,7 +273,8 @@ def test_fails_most_counts_fail_apart_from_unknown_and_browser_and_partner_rows_
     no_camera = {m: None for m in ("camera.working", "camera.width_px", "camera.height_px", "camera.fps",
                                    "camera.black_pct", "camera.frozen", "camera.overexposed_pct", "camera.sharpness")}
     extra = [room("lund-r1", "Lund", "L1", no_camera | {"latency.jitter_ms": 80}),
-             room("lund-r2", "Lund", "L2"),
+             room("lund-r2", "Lund", "L2", {"microphone.silent": True}),
+             room("lund-r3", "Lund", "L3", no_camera),
              room("sth-b1", "Stockholm", "4.12", {"camera.height_px": 240}, browser=True),   # a room's browser row
              room("p-1", "Partner AB", "", {"camera.height_px": 240, "camera.fps": None}, browser=True)]  # a partner
     share = rooms_fleet(tmp_path, extra)
@@ -284,7 +285,7 @@ def test_fails_most_counts_fail_apart_from_unknown_and_browser_and_partner_rows_
     assert l1["failing"][0] == {"label": "Jitter (≤ 30 ms)", "status": "FAIL", "units": 1}
     assert [x["status"] for x in l1["failing"]] == ["FAIL", "UNKNOWN", "UNKNOWN"]
     # the tiles and the distributions are the organisation's rooms as its agents measured them
-    assert figs["tiles"]["total"] == 5 and figs["counts"]["total"] == 7
+    assert figs["tiles"]["total"] == 6 and figs["counts"]["total"] == 8
     assert figs["apart"]["browser"]["total"] == 1 and figs["apart"]["partners"]["total"] == 1
     height = next(h for h in figs["histograms"] if h["metric"] == "camera.height_px")
     assert height["n"] == 4 and height["min"] == 480  # L1 measured no picture; 240 is a browser's and a partner's
@@ -292,6 +293,12 @@ def test_fails_most_counts_fail_apart_from_unknown_and_browser_and_partner_rows_
     assert re.search(r'<div class="tile PASS"><span class="n">\d+</span>', html)
     assert "Not in these figures: 1 browser self-tests (0 ready) and 1 results from partner organisations" in html
     assert "Jitter (≤ 30 ms)</span>, <span class=\"st UNKNOWN\">" in html and "(not measured)" in html
+    # the step-5 sections too: a requirement one room fails above one two rooms could not measure
+    for name, section in figs["step5"]["sections"].items():
+        failed = [r["FAIL"] + r["WARN"] > 0 for r in section.get("requirements", [])]
+        assert failed == sorted(failed, reverse=True), name
+    equipment = [r["metric"] for r in figs["step5"]["sections"]["equipment"]["requirements"]]
+    assert equipment.index("microphone.silent") < equipment.index("camera.fps")
     partner = figs["step5"]["partners"]["sites"][0]
     assert partner["failing"] == [{"label": "Camera resolution (1080p, height)", "units": 1}]
     assert partner["not_measured"] == [{"label": "Camera frame rate", "units": 1}]  # not measured: not a failure

@@ -124,8 +124,8 @@ def _req_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> dict[str, 
         out[section_of(req.metric)].append({
             "index": i, "metric": req.metric, "label": req.text("label", lang) or req.metric, "severity": req.severity,
             "fix": req.text("fix", lang), "source": req.source, **c})
-    for rows in out.values():
-        rows.sort(key=lambda row: (-(row[FAIL] + row[UNKNOWN] + row[WARN]), row["metric"]))
+    for rows in out.values():  # what fails first; what could not be measured after it, counted apart
+        rows.sort(key=lambda row: (-(row[FAIL] + row[WARN]), -row[UNKNOWN], row["metric"]))
     return out
 
 
