@@ -215,7 +215,7 @@ def rooms_fleet(tmp_path: Path, extra: list[Result] = ()) -> Path:
     from fleet_rooms import room
 
     share = tmp_path / "rooms"
-    share.mkdir()
+    share.mkdir(parents=True)
     for r in [room("gbg-r1", "Göteborg", "Stora salen", {"camera.height_px": 480, "camera.width_px": 640}),
               room("gbg-r2", "Göteborg", "Lilla rummet", {"connectivity.udp_media_reachable": False,
                                                          "latency.jitter_ms": 80}),
@@ -386,3 +386,16 @@ def test_five_hundred_rooms_print_within_the_page_width_with_headers_on_every_pa
     assert seen["broken"] == [] and seen["wide"] <= 703
     html = out.read_text(encoding="utf-8")
     assert len(re.findall(r"<tr>\n    <td>[^<]+</td><td>Rum ", html)) == 500 and "<thead><tr><th>Site</th><th>Room</th><th>Computer" in html
+
+
+def test_an_actions_advice_stays_when_browser_rows_arrive(cli, tmp_path: Path) -> None:
+    from fleet_rooms import room
+
+    before = aggregate_rooms(cli, rooms_fleet(tmp_path / "a"), tmp_path / "a.html")
+    browsers = [room(f"b{i}", "Göteborg", f"B{i}", {"camera.fps": 5}, browser=True) for i in range(3)]
+    after = aggregate_rooms(cli, rooms_fleet(tmp_path / "b", browsers), tmp_path / "b.html")
+    camera = [next(a for a in f["step5"]["actions"] if a["kind"] == "camera") for f in (before, after)]
+    assert camera[1]["units"] == 4  # the browser rows are in the action, more of them than agent rows
+    fix = "Use a camera that delivers 1920x1080 (1080p); plug it straight into the computer, not through a hub."
+    assert camera[0]["fix"] == camera[1]["fix"] == fix
+    assert camera[1]["labels"][0].startswith("Camera resolution (1080p")
