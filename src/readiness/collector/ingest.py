@@ -115,9 +115,10 @@ def coverage(judgement: dict[str, Any] | None) -> float | None:
 
 
 # Check details the fleet reads (``fleet.step5.facts_of``): "services" of the checks that report
-# them (``Check.reports_services``); every other detail stays in the document only. A test
+# them (``Check.reports_services``) and any check's "target" (what its figures were measured to,
+# named in the fleet's chart titles); every other detail stays in the document only. A test
 # compares the fleet from the database with the one from the same files.
-FLEET_DETAILS = ("services",)
+FLEET_DETAILS = ("services", "target")
 
 
 def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -182,7 +183,7 @@ def _without_details(name: str, record: Any) -> Any:
     if not isinstance(record, dict) or not isinstance(record.get("details"), dict):
         return record
     details = record["details"]
-    kept = FLEET_DETAILS if name in described().service_reporters else ()
+    kept = FLEET_DETAILS if name in described().service_reporters else FLEET_DETAILS[1:]
     return {**record, "details": {k: details[k] for k in kept if k in details}}
 
 

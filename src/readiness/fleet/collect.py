@@ -48,7 +48,11 @@ from readiness.versions import is_version
 from readiness.plugins import described
 
 FLEET_KIND = "readiness-fleet"
-FLEET_SCHEMA_VERSION = 1
+# 1: first version. 2: a site room's "failing" is a list of {label, status, units} (FAIL, then WARN,
+# then UNKNOWN, counted apart) instead of labels; "tiles" and "apart" (the organisation's agent
+# rows, and browser/partner rows counted apart); step5 "ready_before", "combination", and per
+# action "ready_after", "together_with", "failing"; a partner site's "not_measured".
+FLEET_SCHEMA_VERSION = 2
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory
 STATUSES = (PASS, WARN, FAIL, UNKNOWN)
 STATUS_RANK = {FAIL: 0, UNKNOWN: 1, PARTIAL: 2, WARN: 3, PASS: 4}

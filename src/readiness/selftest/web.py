@@ -40,6 +40,7 @@ from readiness.result import load_result_bytes, result_stem
 from readiness.plugins import load_plugins
 from readiness.selftest import submission
 from readiness.selftest.document import agent_only, build_result
+from readiness.selftest.outcome import keeper, page_outcome
 from readiness.server.http import Request, Response, Route, log
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
@@ -95,6 +96,9 @@ def _first(query: dict[str, list[str]], key: str, default: str = "") -> str:
 class SelfTest:
     """The self-test feature of ``readiness serve``; ``results_dir`` is where results go.
 
+    ``org`` names the organisation that runs the server; the page says it keeps the result
+    ("the organisation that sent you this link" when unnamed).
+
     ``collect`` (optional) also hands each stored result document (its JSON bytes, its site
     label and the site link key the page was opened with, "" for none) to the collector's
     database. It returns None when collected, or a short reason code when the collector does not
@@ -104,10 +108,11 @@ class SelfTest:
     """
 
     def __init__(self, results_dir: Path, default_profile: str = "video-call",
-                 collect: Callable[[bytes, str, str], str | None] | None = None) -> None:
+                 collect: Callable[[bytes, str, str], str | None] | None = None, org: str = "") -> None:
         from readiness.selftest.peer import EchoPeers  # lazy: aiortc (server extra)
 
         self.collect = collect
+        self.org = _CONTROL.sub("", org)[:MAX_LABEL]  # named on the page as the one who keeps results
         self.results_dir = Path(results_dir)
         self.default_profile = default_profile
         self.peers = EchoPeers()
@@ -211,12 +216,12 @@ class SelfTest:
             "camera": {"width": int(cam.get("width", defaults["width"]) or 0),
                        "height": int(cam.get("height", defaults["height"]) or 0)},
             "needs": sorted(prof.checks()),
-            "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")}
-            | {k: v for k, v in t.items() if k.startswith("verdict_")},
+            "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")},
         }
         checks = load_plugins().checks  # every installed check, a third party's too, in its own words
         elsewhere = ", ".join(check_title(n, lang, checks[n].title) for n in agent_only(checks))
         html = _environment().get_template("page.html").render(lang=lang, t=t, config=config, agent_checks=elsewhere,
+                                                               keeper=keeper(lang, self.org),
                                                                profile_title=profile_title(prof.summary(), lang))
         return _resp(200, html.encode(), "text/html; charset=utf-8",
                      {"Content-Security-Policy": PAGE_CSP, "Permissions-Policy": "camera=(self), microphone=(self)"})
@@ -266,6 +271,7 @@ class SelfTest:
             answer = self._collect(text, result, sub.get(KEY, ""), client)
         base = f"{PREFIX}report/{result.run_id}"
         return _json(200, answer | {"run_id": result.run_id, "overall": j.overall, "verdict": j.verdict, "ready": j.ready,
+                                    "outcome": page_outcome(result, j, lang, self.org),
                                     "report": f"{base}.html", "download": f"{base}.html?download=1",
                                     "json": f"{base}.json?download=1"})
 

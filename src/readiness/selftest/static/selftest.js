@@ -477,8 +477,31 @@
     if (ac) ac.close().catch(() => {});
     try {
       const r = await postJSON("/__selftest/result", out);
-      $("verdict").textContent = W["verdict_" + r.verdict] || r.verdict;
+      // The server's words, from the one judgement the stored report shows: verdict, coverage
+      // and every fault with its advice cannot disagree with each other.
+      const o = r.outcome;
+      $("verdict").textContent = o.headline;
       $("verdict").className = r.verdict;
+      $("explain").textContent = o.explain;
+      $("coverage").textContent = o.coverage;
+      $("kept").textContent = o.keeper;
+      for (const p of o.problems) {
+        const li = document.createElement("li");
+        li.className = p.status;
+        li.dataset.status = p.status;
+        const what = document.createElement("span");
+        what.className = "what";
+        what.textContent = p.text;
+        li.appendChild(what);
+        if (p.advice) {
+          const fix = document.createElement("div");
+          fix.className = "fix";
+          fix.textContent = p.advice;
+          li.appendChild(fix);
+        }
+        $("problem-list").appendChild(li);
+      }
+      $("problems").hidden = o.problems.length === 0;
       $("report-link").href = r.report;
       $("report-download").href = r.download;
       $("json-download").href = r.json;
