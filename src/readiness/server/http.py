@@ -5,16 +5,23 @@ each brings a route table (:class:`Route`); a handler gets a :class:`Request` wh
 is already bounded in size and time, and returns a :class:`Response`.
 
 Bounded so a client cannot stop it: every read and write of a socket has a deadline (the
-headers of a request must arrive within the idle timeout; a request runs at most
-``max_request_s``), open connections and transfers are capped in total and per client address,
+headers of a request must arrive within the idle timeout, and within ``MAX_HEADER_S`` of their
+first byte; a body must keep up ``MIN_BODY_RATE``; a request runs at most ``max_request_s``),
+open connections and transfers are capped in total and per client network (:func:`client_key`),
 request framing follows RFC 9112 (a bad, repeated or ambiguous Content-Length is refused with
 400 and the connection closed). Refused and dropped connections are reported to the server's
 ``events`` (one log line each by default).
+
+Fair shares: when every connection (or transfer slot) is taken, a newcomer whose network holds
+fewer than another network does not wait: that other network's connection still waiting for
+its request headers (the oldest first), or its slowest transfer, is closed and the slot goes to
+the newcomer. So a few networks, however many addresses each, cannot lock out the rest.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import math
 import re
@@ -37,6 +44,12 @@ DEFAULT_LIMITS: dict[str, float] = {
 }
 MAX_HEADER_BYTES = 128 * 1024  # request line + headers (the stdlib allows 100 lines of 64 kB each)
 MIN_PROGRESS_BYTES = 1024  # a body must bring at least this much per idle timeout (see Body.chunks)
+# ...and at least MIN_BODY_RATE averaged over each BODY_WINDOW_S: a 1 Mbit/s uplink split over the
+# agent's 4 streams gives each ~31 kB/s; a trickle of 200 B/s per connection is 20 times too slow
+MIN_BODY_RATE = 4096  # bytes per second
+BODY_WINDOW_S = 5.0
+MAX_HEADER_S = 5.0  # from a request's first byte to its last header line (a real client sends them at once)
+IPV6_PREFIX = 64  # an IPv6 client counts as its /64 (see client_key)
 DEFAULT_MAX_BODY = 1_000_000  # a route's request body limit unless it says otherwise
 _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
 
@@ -44,6 +57,26 @@ _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII
 def log(message: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(f"{stamp} {message}", file=sys.stderr, flush=True)
+
+
+def client_key(addr: str) -> str:
+    """The network a client address counts as for every per-client limit.
+
+    IPv6: its /64. A site is given at least a /64 and a host picks addresses in it at will
+    (privacy addresses), so per address would be no limit at all. IPv4: the address itself (a
+    /32). One IPv4 address is already a whole home or office behind NAT, and on a LAN every
+    workstation has its own address in the same /24: a /24 would make a whole office one client.
+    An IPv4-mapped IPv6 address counts as its IPv4 address. Anything else counts as itself.
+    """
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    return str(ip)
 
 
 # --- the route table: what other features plug into ----------------------------------------
@@ -82,7 +115,8 @@ class Body:
         """The body piece by piece as it arrives (at most ``size`` bytes each).
 
         A trickle counts as silence: less than ``MIN_PROGRESS_BYTES`` in an idle timeout's time
-        ends the read, as nothing at all would, so a byte now and then cannot hold a slot.
+        ends the read, as nothing at all would, and so does less than ``MIN_BODY_RATE`` averaged
+        over a ``BODY_WINDOW_S`` window, so a byte now and then cannot hold a slot.
         """
         idle = self._conn.server.limits["idle_timeout_s"]
         if self.received < self.length:
@@ -90,7 +124,8 @@ class Body:
                 self._conn.continue_if_expected()
             except OSError:  # a timeout too
                 raise BodyError("client closed") from None
-        window_start, window_bytes = time.monotonic(), 0
+        window_start = rate_start = time.monotonic()
+        window_bytes = rate_bytes = 0
         while self.received < self.length:
             cut = self._conn.cut_reason()
             if cut:
@@ -100,16 +135,22 @@ class Body:
             except TimeoutError:
                 raise BodyError(self._conn.cut_reason() or "cut: client silent") from None
             except (OSError, ValueError):
-                raise BodyError("client closed") from None
+                raise BodyError(self._conn.cut_reason() or "client closed") from None
             if not data:
-                raise BodyError("client closed")
+                raise BodyError(self._conn.cut_reason() or "client closed")
             self.received += len(data)
+            self._conn.progress(len(data))
             window_bytes += len(data)
+            rate_bytes += len(data)
             now = time.monotonic()
             if now - window_start >= idle:
                 if window_bytes < MIN_PROGRESS_BYTES:
                     raise BodyError("cut: too slow")
                 window_start, window_bytes = now, 0
+            if now - rate_start >= BODY_WINDOW_S and self.received < self.length:
+                if rate_bytes < MIN_BODY_RATE * (now - rate_start):
+                    raise BodyError("cut: too slow")
+                rate_start, rate_bytes = now, 0
             yield data
 
     def read(self) -> bytes:
@@ -192,32 +233,88 @@ class Route:
 # --- the server ------------------------------------------------------------------------------
 
 
+class _Hold:
+    """One connection or transfer slot held by a client network, and how to take it back."""
+
+    __slots__ = ("ip", "key", "sock", "state", "since", "moved", "cut")
+
+    def __init__(self, ip: str, sock: Any, state: str = "waiting") -> None:
+        self.ip, self.key, self.sock = ip, client_key(ip), sock
+        self.state = state  # "waiting" (for a request), "headers" (being read), "busy", "transfer"
+        self.since = time.monotonic()
+        self.moved = 0  # bytes a transfer has moved so far
+        self.cut: str | None = None  # why the slot was taken back, once it was
+
+    def set(self, state: str) -> None:
+        self.state, self.since = state, time.monotonic()
+
+    def rank(self, now: float) -> tuple[float, float] | None:
+        """Which of a network's holds to take back first (the highest), or None: not this one."""
+        if self.state == "headers":  # a request trickling in: the slowest kind of client
+            return (2.0, now - self.since)
+        if self.state == "waiting":  # an idle keep-alive connection: the client reconnects at will
+            return (1.0, now - self.since)
+        if self.state == "transfer":  # the slowest transfer
+            return (0.0, -self.moved / max(now - self.since, 1e-3))
+        return None
+
+
 class _Counted:
-    """Counts held in total and per client address, each with its own cap."""
+    """Slots held in total and per client network, each with its own cap, shared fairly.
+
+    When all ``total`` are held, a newcomer takes a slot from the network holding the most
+    (when it holds more than the newcomer's network): the one :meth:`_Hold.rank` puts first is
+    cut. Many networks holding one slot each then take turns with the newcomer; none is shut out.
+    """
 
     def __init__(self, total: int, per_client: int) -> None:
         self.total, self.per_client = total, per_client
         self.lock = threading.Lock()
-        self.held = 0
+        self.held: set[_Hold] = set()
         self.by_client: dict[str, int] = {}
 
-    def take(self, ip: str) -> bool:
+    def take(self, hold: _Hold, why: str) -> _Hold | bool:
+        """True when ``hold`` got a slot, False when refused; the hold cut to make room (it got
+        a slot then too; the caller logs the cut one). ``why`` is what the cut one is told."""
         with self.lock:
-            mine = self.by_client.get(ip, 0)
-            if self.held >= self.total or mine >= self.per_client:
+            mine = self.by_client.get(hold.key, 0)
+            if mine >= self.per_client:
                 return False
-            self.held += 1
-            self.by_client[ip] = mine + 1
+            victim = None
+            if len(self.held) >= self.total:
+                now = time.monotonic()
+                best = None
+                for h in self.held:
+                    theirs = self.by_client.get(h.key, 0)
+                    r = h.rank(now)
+                    if theirs > mine and r is not None and (best is None or (theirs, r) > best):
+                        best, victim = (theirs, r), h
+                if victim is None:
+                    return False
+                self._drop(victim)
+                victim.cut = why
+            self.held.add(hold)
+            self.by_client[hold.key] = mine + 1
+        if victim is None:
             return True
+        try:
+            victim.sock.shutdown(socket.SHUT_RDWR)  # its thread sees the end and leaves
+        except (OSError, AttributeError):
+            pass
+        return victim
 
-    def give(self, ip: str) -> None:
+    def _drop(self, hold: _Hold) -> None:
+        self.held.discard(hold)
+        left = self.by_client.get(hold.key, 1) - 1
+        if left > 0:
+            self.by_client[hold.key] = left
+        else:
+            self.by_client.pop(hold.key, None)
+
+    def give(self, hold: _Hold) -> None:
         with self.lock:
-            self.held -= 1
-            left = self.by_client.get(ip, 1) - 1
-            if left > 0:
-                self.by_client[ip] = left
-            else:
-                self.by_client.pop(ip, None)
+            if hold in self.held:
+                self._drop(hold)
 
 
 class Refusals:
@@ -243,12 +340,16 @@ class Server(ThreadingHTTPServer):
         self.routes: list[Route] = list(routes)
         self.transfers = _Counted(int(limits["max_transfers"]), max(1, int(limits["max_transfers"]) // 2))
         self.connections = _Counted(int(limits["max_connections"]), max(1, int(limits["max_connections"]) // 8))
+        self._holds: dict[Any, _Hold] = {}  # connection socket -> its slot
         self.stopping = threading.Event()
         self.events = events if events is not None else Refusals()
 
     def process_request(self, request, client_address) -> None:
-        # runs in the accepting thread: refuse at once, never block
-        if not self.connections.take(client_address[0]):
+        # runs in the accepting thread: refuse at once, never block. Before any header is read
+        # the TCP peer is all there is: a reverse proxy's connections count as the proxy's.
+        hold = _Hold(client_address[0], request)
+        got = self.connections.take(hold, "dropped: waiting connection closed for another network (server full)")
+        if got is False:
             self.events.refused(client_address[0], "refused: too many connections")
             try:
                 request.setblocking(False)
@@ -258,17 +359,23 @@ class Server(ThreadingHTTPServer):
                 pass
             self.shutdown_request(request)
             return
+        if isinstance(got, _Hold):
+            self.events.refused(got.ip, got.cut or "dropped")
+        self._holds[request] = hold
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.connections.give(client_address[0])
+            self._holds.pop(request, None)
+            self.connections.give(hold)
             raise
 
     def process_request_thread(self, request, client_address) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.connections.give(client_address[0])
+            hold = self._holds.pop(request, None)
+            if hold is not None:
+                self.connections.give(hold)
 
     def handle_error(self, request, client_address) -> None:
         # a client that hangs up mid-request (every speed test does when it has seen enough)
@@ -280,11 +387,12 @@ class Server(ThreadingHTTPServer):
 
 class _DeadlineSocket(io.RawIOBase):
     """The connection's reading end: each receive waits at most the idle timeout and never past
-    ``deadline``, so however the bytes trickle in, a read is over in bounded time."""
+    ``deadline``, so however the bytes trickle in, a read is over in bounded time. Once a
+    request's first byte is in, the rest of its headers have ``MAX_HEADER_S`` at most."""
 
-    def __init__(self, sock: socket.socket, idle_s: float) -> None:
+    def __init__(self, sock: socket.socket, idle_s: float, hold: _Hold | None = None) -> None:
         super().__init__()
-        self.sock, self.idle_s = sock, idle_s
+        self.sock, self.idle_s, self.hold = sock, idle_s, hold
         self.deadline = math.inf
         self.header_left: int | None = None  # bytes a request's headers may still take, while they are read
 
@@ -301,6 +409,9 @@ class _DeadlineSocket(io.RawIOBase):
         n = self.sock.recv_into(buf)
         if self.header_left is not None:
             self.header_left -= n
+            if n and self.hold is not None and self.hold.state == "waiting":
+                self.hold.set("headers")
+                self.deadline = min(self.deadline, time.monotonic() + MAX_HEADER_S)
         return n
 
 
@@ -327,10 +438,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.connection = self.request
+        self._hold = self.server._holds.get(self.request)
+        self._transfer: _Hold | None = None
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         if self.server.ssl_context is not None:
             self.connection = self._tls_handshake(self.connection)
-        self._raw = _DeadlineSocket(self.connection, self.server.limits["idle_timeout_s"])
+        self._raw = _DeadlineSocket(self.connection, self.server.limits["idle_timeout_s"], self._hold)
         self.rfile = io.BufferedReader(self._raw, 64 * 1024)
         self.wfile = _Writer(self.connection)
         self._deadline = math.inf
@@ -342,6 +455,8 @@ class _Handler(BaseHTTPRequestHandler):
         import ssl
 
         tls = self.server.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        if self._hold is not None:
+            self._hold.sock = tls  # the plain socket gave its descriptor to the TLS one
         tls.setblocking(False)
         deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
         while True:
@@ -370,6 +485,8 @@ class _Handler(BaseHTTPRequestHandler):
         # the request line and headers must all arrive within the idle timeout, and be of a sane size
         self._raw.deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
         self._raw.header_left = MAX_HEADER_BYTES
+        if self._hold is not None:
+            self._hold.set("waiting")
         super().handle_one_request()  # a TimeoutError there is logged through log_error and closes
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
@@ -382,9 +499,16 @@ class _Handler(BaseHTTPRequestHandler):
     def cut_reason(self) -> str | None:
         if self.server.stopping.is_set():
             return "cut: server stopping"
+        if self._transfer is not None and self._transfer.cut:
+            return self._transfer.cut
         if time.monotonic() >= self._deadline:
             return "cut: too long"
         return None
+
+    def progress(self, nbytes: int) -> None:
+        """Bytes of a request's body or answer moved (what the slowest transfer is judged by)."""
+        if self._transfer is not None:
+            self._transfer.moved += nbytes
 
     def _send(self, data: bytes | memoryview) -> None:
         left = self._deadline - time.monotonic()
@@ -424,6 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
             for piece in body:
                 self._send(piece)
                 sent += len(piece)
+                self.progress(len(piece))
             if length is not None and sent < length:
                 self.close_connection = True  # the client must not take what follows as a body
         finally:
@@ -434,6 +559,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._expects_continue = False
         ok = super().parse_request()
         self._raw.header_left = None  # the headers are in; what follows is a body, bounded by its route
+        if self._hold is not None:
+            self._hold.set("busy")
         return ok
 
     def handle_expect_100(self) -> bool:
@@ -491,10 +618,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(413, f"at most {int(limit)} bytes per request")
             return
         ip = self.client_address[0]
-        if route.transfer and not self.server.transfers.take(ip):
-            self.server.events.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
-            self._refuse(503, "busy", {"Retry-After": "5"})
-            return
+        if route.transfer:
+            hold = _Hold(ip, self.connection, "transfer")
+            got = self.server.transfers.take(hold, "cut: slot given to another network (transfers full)")
+            if got is False:
+                self.server.events.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
+                self._refuse(503, "busy", {"Retry-After": "5"})
+                return
+            if isinstance(got, _Hold):
+                self.server.events.refused(got.ip, got.cut or "cut")
+            self._transfer = hold
         self._deadline = time.monotonic() + self.server.limits["max_request_s"]
         self._raw.deadline = self._deadline
         body = Body(self, length)
@@ -518,8 +651,9 @@ class _Handler(BaseHTTPRequestHandler):
             except (OSError, ValueError):
                 self.close_connection = True
         finally:
-            if route.transfer:
-                self.server.transfers.give(ip)
+            if self._transfer is not None:
+                self.server.transfers.give(self._transfer)
+                self._transfer = None
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch  # noqa: N815
 
