@@ -317,6 +317,53 @@ class _Counted:
                 self._drop(hold)
 
 
+class FairRate:
+    """At most ``total`` events per ``window_s`` from all clients together, and ``per_client``
+    from one client network (:func:`client_key`), with a fair share kept for newcomers.
+
+    Once the total is reached, a network that has had fewer than its fair share (``total`` over
+    the networks seen in the window) still gets in, up to twice the total: so many networks
+    filling the window do not shut out one that comes later, and the bound stays hard.
+    """
+
+    def __init__(self, total: int, per_client: int, window_s: float = 60.0) -> None:
+        self.total, self.per_client, self.window_s = total, per_client, window_s
+        self.lock = threading.Lock()
+        self.events: list[tuple[float, str]] = []  # (time, network), oldest first
+        self.by_client: dict[str, int] = {}
+
+    def allow(self, client: str, now: float | None = None, count: bool = True) -> float:
+        """0 when the event may happen now (and it is counted, unless ``count`` is false), else
+        the seconds to wait."""
+        now = time.monotonic() if now is None else now
+        key = client_key(client)
+        with self.lock:
+            cutoff = now - self.window_s
+            gone = 0
+            for t, k in self.events:
+                if t > cutoff:
+                    break
+                gone += 1
+                left = self.by_client[k] - 1
+                if left:
+                    self.by_client[k] = left
+                else:
+                    del self.by_client[k]
+            del self.events[:gone]
+            mine = self.by_client.get(key, 0)
+            held = len(self.events)
+            if mine >= self.per_client:
+                first = next(t for t, k in self.events if k == key)
+                return max(first + self.window_s - now, 0.001)
+            fair = self.total / (len(self.by_client) + (0 if mine else 1))
+            if held >= 2 * self.total or (held >= self.total and mine >= fair):
+                return max(self.events[0][0] + self.window_s - now, 0.001)
+            if count:
+                self.events.append((now, key))
+                self.by_client[key] = mine + 1
+            return 0.0
+
+
 class Refusals:
     """What the framework tells about connections it refused or dropped: one log line each. The
     speed-test endpoints pass their own (``readiness.server.measure.TestLog``), which folds these
