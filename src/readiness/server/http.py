@@ -37,10 +37,10 @@ from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_LIMITS: dict[str, float] = {
     "max_bytes": 256 * 1024 * 1024,  # per request, either direction
-    "max_transfers": 16,  # concurrent /__down + /__up (a client gets at most half)
+    "max_transfers": 16,  # concurrent /__down + /__up (a client network gets at most half)
     "idle_timeout_s": 10.0,  # a socket silent this long is dropped; a request's headers must arrive in this time
     "max_request_s": 30.0,  # no single request (body read, handler, response) runs longer
-    "max_connections": 256,  # open connections at once (a client address gets at most an eighth)
+    "max_connections": 256,  # open connections at once (a client network gets at most an eighth)
 }
 MAX_HEADER_BYTES = 128 * 1024  # request line + headers (the stdlib allows 100 lines of 64 kB each)
 MIN_PROGRESS_BYTES = 1024  # a body must bring at least this much per idle timeout (see Body.chunks)
@@ -273,12 +273,13 @@ class _Counted:
         self.held: set[_Hold] = set()
         self.by_client: dict[str, int] = {}
 
-    def take(self, hold: _Hold, why: str) -> _Hold | bool:
+    def take(self, hold: _Hold, why: str, capped: bool = True) -> _Hold | bool:
         """True when ``hold`` got a slot, False when refused; the hold cut to make room (it got
-        a slot then too; the caller logs the cut one). ``why`` is what the cut one is told."""
+        a slot then too; the caller logs the cut one). ``why`` is what the cut one is told.
+        ``capped`` False: no per-network cap (a trusted proxy's connections carry many clients)."""
         with self.lock:
             mine = self.by_client.get(hold.key, 0)
-            if mine >= self.per_client:
+            if capped and mine >= self.per_client:
                 return False
             victim = None
             if len(self.held) >= self.total:
