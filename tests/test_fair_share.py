@@ -379,35 +379,9 @@ def _offer() -> str:
     return asyncio.run(make())
 
 
-def _echo(port: int, source: str) -> tuple[int, list[str]]:
-    """A real peer from ``source``: (the offer's status, the echoes of five probes)."""
-    from aiortc import RTCPeerConnection, RTCSessionDescription
-
-    async def run() -> tuple[int, list[str]]:
-        pc = RTCPeerConnection()
-        ch = pc.createDataChannel("probe", ordered=False, maxRetransmits=0)
-        echoes: list[str] = []
-        opened = asyncio.Event()
-        ch.on("open", opened.set)
-        ch.on("message", echoes.append)
-        await pc.setLocalDescription(await pc.createOffer())
-        status, _, data, _ = await asyncio.to_thread(
-            _request, _tcp(port, source=source), "POST", "/__selftest/rtc",
-            json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}).encode(), None, 15)
-        if status == 200:
-            await pc.setRemoteDescription(RTCSessionDescription(**json.loads(data)))
-            await asyncio.wait_for(opened.wait(), 10)
-            for i in range(5):
-                ch.send(f"{i} probe")
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.5)
-        await pc.close()
-        return status, sorted(echoes)
-
-    return asyncio.run(run())
-
-
 def test_offers_that_never_connect_hold_no_webrtc_peer_for_long(tmp_path):
+    from test_selftest import webrtc_echo
+
     from readiness.selftest.peer import MAX_PEERS, MAX_PEERS_PER_NETWORK, PEER_CONNECT_S, available
 
     need(available(), "aiortc is not installed (tests/run.sh installs the server extra)")
@@ -427,7 +401,8 @@ def test_offers_that_never_connect_hold_no_webrtc_peer_for_long(tmp_path):
         # closes frees its place at once (three in a row, above the network's share of two)
         echoed = []
         for _ in range(MAX_PEERS_PER_NETWORK + 1):
-            echoed.append(_echo(srv.port, "127.0.0.1"))
+            status, echoes = webrtc_echo(srv.port, 5, "127.0.0.1")
+            echoed.append((status, sorted(echoes)))
             time.sleep(0.5)
     finally:
         log = srv.stop()
