@@ -395,10 +395,11 @@ def test_offers_that_never_connect_hold_no_webrtc_peer_for_long(tmp_path):
         one = [offer("127.0.7.1") for _ in range(8)]  # one address: its network's share, no more
         time.sleep(PEER_CONNECT_S + 1.5)
         again = offer("127.0.7.1")  # its peers never connected: their places were freed by now, not in a minute
-        many = [offer(f"127.0.7.{i}") for i in range(2, 2 + MAX_PEERS // MAX_PEERS_PER_NETWORK) for _ in range(2)]
+        networks = [f"127.0.7.{i}" for i in range(2, 2 + MAX_PEERS // MAX_PEERS_PER_NETWORK)]
+        many = [offer(src) for src in networks for _ in range(MAX_PEERS_PER_NETWORK)]  # every peer taken
         during = _legit(_tcp(srv.port))
         # every peer taken, none connected: this network still gets in, and each peer that
-        # closes frees its place at once (three in a row, above the network's share of two)
+        # closes frees its place at once (one more in a row than the network's share)
         echoed = []
         for _ in range(MAX_PEERS_PER_NETWORK + 1):
             status, echoes = webrtc_echo(srv.port, 5, "127.0.0.1")
@@ -407,8 +408,32 @@ def test_offers_that_never_connect_hold_no_webrtc_peer_for_long(tmp_path):
     finally:
         log = srv.stop()
     assert one == [200] * MAX_PEERS_PER_NETWORK + [503] * (8 - MAX_PEERS_PER_NETWORK), one
+    assert MAX_PEERS_PER_NETWORK < 8 <= MAX_PEERS  # eight offers from one address hold no more than its share
     assert again == 200
     assert many.count(200) >= MAX_PEERS - MAX_PEERS_PER_NETWORK, many
     assert _answered(during), during
     assert echoed == [(200, [f"{i} probe" for i in range(5)])] * (MAX_PEERS_PER_NETWORK + 1), echoed
     assert "Traceback" not in log
+
+
+def test_a_full_table_gives_a_newcomer_the_oldest_waiting_place_of_the_biggest_holder():
+    from readiness.server.http import _Counted, _Hold
+
+    pairs = [socket.socketpair() for _ in range(6)]
+    try:
+        table = _Counted(total=4, per_client=3)
+        big = [_Hold("192.0.2.1", pairs[i][0]) for i in range(3)]
+        busy = _Hold("192.0.2.2", pairs[3][0], "busy")
+        for h in [*big, busy]:
+            assert table.take(h, "made room") is True
+        big[1].set("headers")  # trickling its headers: taken back before the idle ones
+        newcomer = _Hold("198.51.100.1", pairs[4][0])
+        assert table.take(newcomer, "made room") is big[1] and big[1].cut == "made room"
+        assert pairs[1][1].recv(1) == b""  # its connection was ended
+        assert table.take(_Hold("192.0.2.1", pairs[5][0]), "made room") is False  # not from a network holding as many
+        table.give(big[1])  # its thread leaving later changes nothing
+        assert len(table.held) == 4 and table.by_client == {"192.0.2.1": 2, "192.0.2.2": 1, "198.51.100.1": 1}
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()

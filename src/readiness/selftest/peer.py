@@ -28,7 +28,7 @@ from typing import Any
 from readiness.server.http import client_key
 
 MAX_PEERS = 8
-MAX_PEERS_PER_NETWORK = 2  # the page opens one; a second for a retry (or two tabs)
+MAX_PEERS_PER_NETWORK = MAX_PEERS // 2  # an office behind one address (or one /64) tests at once
 PEER_CONNECT_S = 5.0  # ICE, DTLS and SCTP on a LAN take well under a second
 PEER_LIFETIME_S = 60.0
 MAX_OFFER = 16 * 1024
