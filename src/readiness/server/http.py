@@ -262,9 +262,10 @@ class _Hold:
 class _Counted:
     """Slots held in total and per client network, each with its own cap, shared fairly.
 
-    When all ``total`` are held, a newcomer takes a slot from the network holding the most
-    (when it holds more than the newcomer's network): the one :meth:`_Hold.rank` puts first is
-    cut. Many networks holding one slot each then take turns with the newcomer; none is shut out.
+    When all ``total`` are held, a newcomer takes its own network's idle keep-alive connection,
+    or else a slot from the network holding the most (when it holds more than the newcomer's
+    network): the one :meth:`_Hold.rank` puts first is cut. Many networks holding one slot each
+    then take turns with the newcomer; none is shut out.
     """
 
     def __init__(self, total: int, per_client: int) -> None:
@@ -286,16 +287,21 @@ class _Counted:
                 now = time.monotonic()
                 best = None
                 for h in self.held:
-                    theirs = self.by_client.get(h.key, 0)
                     r = h.rank(now)
-                    if theirs > mine and r is not None and (best is None or (theirs, r) > best):
+                    if r is None:
+                        continue
+                    if h.key == hold.key:  # its own network's idle keep-alive first: no one else loses
+                        theirs = math.inf if h.state == "waiting" else -1
+                    else:
+                        theirs = self.by_client.get(h.key, 0)
+                    if theirs > mine and (best is None or (theirs, r) > best):
                         best, victim = (theirs, r), h
                 if victim is None:
                     return False
                 self._drop(victim)
                 victim.cut = why
             self.held.add(hold)
-            self.by_client[hold.key] = mine + 1
+            self.by_client[hold.key] = self.by_client.get(hold.key, 0) + 1  # the victim may have been its own
         if victim is None:
             return True
         try:
@@ -396,7 +402,7 @@ class Server(ThreadingHTTPServer):
         # runs in the accepting thread: refuse at once, never block. Before any header is read
         # the TCP peer is all there is: a reverse proxy's connections count as the proxy's.
         hold = _Hold(client_address[0], request)
-        got = self.connections.take(hold, "dropped: waiting connection closed for another network (server full)")
+        got = self.connections.take(hold, "dropped: waiting connection closed to make room (server full)")
         if got is False:
             self.events.refused(client_address[0], "refused: too many connections")
             try:
