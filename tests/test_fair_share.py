@@ -91,7 +91,7 @@ class Served:
             cmd = ["ip", "netns", "exec", netns, *cmd]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
-        line = wait_line(self.proc, "listening on", timeout=60)
+        line = wait_line(self.proc, "listening on", timeout=120)
         self.port = int(re.search(r"https?://\S+:(\d+) ", line).group(1))
         self.lines: list[str] = []
         self._drain = threading.Thread(target=self._read, daemon=True)
