@@ -12,10 +12,11 @@ request framing follows RFC 9112 (a bad, repeated or ambiguous Content-Length is
 400 and the connection closed). Refused and dropped connections are reported to the server's
 ``events`` (one log line each by default).
 
-Fair shares: when every connection (or transfer slot) is taken, a newcomer whose network holds
-fewer than another network does not wait: that other network's connection still waiting for
-its request headers (the oldest first), or its slowest transfer, is closed and the slot goes to
-the newcomer. So a few networks, however many addresses each, cannot lock out the rest.
+Fair shares: when every connection (or transfer slot) is taken, a newcomer does not wait while
+its own network has an idle keep-alive connection or another network holds more: that idle
+connection, else the bigger holder's connection still waiting for its request headers (the one
+trickling them longest first) or its slowest transfer, is closed and the slot goes to the
+newcomer. So a few networks, however many addresses each, cannot lock out the rest.
 """
 
 from __future__ import annotations
