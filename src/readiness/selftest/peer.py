@@ -73,11 +73,6 @@ class EchoPeers:
                 self._loop = loop
             return self._loop
 
-    def held(self) -> int:
-        """Peers open or being set up now."""
-        with self._lock:
-            return len(self._slots)
-
     def _admit(self, key: str) -> _Slot:
         """A place for a peer of network ``key``; raises PeerError when there is none."""
         with self._lock:
