@@ -269,3 +269,23 @@ def test_firefox_measures_its_fake_camera_and_a_known_pulseaudio_tone(server, pu
     assert mic["working"] is True and mic["silent"] is False
     assert values(doc, "speakers")["playback_ok"] is True  # Firefox played into PulseAudio's null sink
     assert doc["checks"]["latency"]["details"]["method"].startswith("webrtc")
+
+
+def test_a_result_over_the_share_is_told_busy_in_the_pages_language(tmp_path):
+    """The network's results for this minute are used up (429): the page says so in Swedish."""
+    need(chromium_path() is not None, "chromium is not installed (tests/run.sh installs it)")
+    from test_selftest import observations, post
+
+    from readiness.i18n.format import catalog
+    from readiness.selftest.web import RESULTS_PER_MINUTE
+
+    p, port = serve(tmp_path)
+    try:
+        codes = [post(port, observations())[0] for _ in range(RESULTS_PER_MINUTE)]
+        with Chromium(fake_media_flags(None, None), allow=["127.0.0.1"]) as b:
+            page = run_page(b, f"http://127.0.0.1:{port}/?lang=sv")
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert codes == [200] * RESULTS_PER_MINUTE
+    assert page["run"] == "" and page["error"] == catalog("sv")["selftest_js_busy"], page["error"]

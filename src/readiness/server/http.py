@@ -5,16 +5,24 @@ each brings a route table (:class:`Route`); a handler gets a :class:`Request` wh
 is already bounded in size and time, and returns a :class:`Response`.
 
 Bounded so a client cannot stop it: every read and write of a socket has a deadline (the
-headers of a request must arrive within the idle timeout; a request runs at most
-``max_request_s``), open connections and transfers are capped in total and per client address,
+headers of a request must arrive within the idle timeout, and within ``MAX_HEADER_S`` of their
+first byte; a body must keep up ``MIN_BODY_RATE``; a request runs at most ``max_request_s``),
+open connections and transfers are capped in total and per client network (:func:`client_key`),
 request framing follows RFC 9112 (a bad, repeated or ambiguous Content-Length is refused with
 400 and the connection closed). Refused and dropped connections are reported to the server's
 ``events`` (one log line each by default).
+
+Fair shares: when every connection (or transfer slot) is taken, a newcomer does not wait while
+its own network has an idle keep-alive connection or another network holds more: that idle
+connection, else the bigger holder's connection still waiting for its request headers (the one
+trickling them longest first) or its slowest transfer, is closed and the slot goes to the
+newcomer. So a few networks, however many addresses each, cannot lock out the rest.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import math
 import re
@@ -32,13 +40,19 @@ from readiness.server.clients import Network, is_trusted, resolve
 
 DEFAULT_LIMITS: dict[str, float] = {
     "max_bytes": 256 * 1024 * 1024,  # per request, either direction
-    "max_transfers": 16,  # concurrent /__down + /__up (a client gets at most half)
+    "max_transfers": 16,  # concurrent /__down + /__up (a client network gets at most half)
     "idle_timeout_s": 10.0,  # a socket silent this long is dropped; a request's headers must arrive in this time
     "max_request_s": 30.0,  # no single request (body read, handler, response) runs longer
-    "max_connections": 256,  # open connections at once (a client address gets at most an eighth)
+    "max_connections": 256,  # open connections at once (a client network gets at most an eighth)
 }
 MAX_HEADER_BYTES = 128 * 1024  # request line + headers (the stdlib allows 100 lines of 64 kB each)
 MIN_PROGRESS_BYTES = 1024  # a body must bring at least this much per idle timeout (see Body.chunks)
+# ...and at least MIN_BODY_RATE averaged over each BODY_WINDOW_S: a 1 Mbit/s uplink split over the
+# agent's 4 streams gives each ~31 kB/s; a trickle of 200 B/s per connection is 20 times too slow
+MIN_BODY_RATE = 4096  # bytes per second
+BODY_WINDOW_S = 5.0
+MAX_HEADER_S = 5.0  # from a request's first byte to its last header line (a real client sends them at once)
+IPV6_PREFIX = 64  # an IPv6 client counts as its /64 (see client_key)
 DEFAULT_MAX_BODY = 1_000_000  # a route's request body limit unless it says otherwise
 _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
 
@@ -46,6 +60,26 @@ _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII
 def log(message: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(f"{stamp} {message}", file=sys.stderr, flush=True)
+
+
+def client_key(addr: str) -> str:
+    """The network a client address counts as for every per-client limit.
+
+    IPv6: its /64. A site is given at least a /64 and a host picks addresses in it at will
+    (privacy addresses), so per address would be no limit at all. IPv4: the address itself (a
+    /32). One IPv4 address is already a whole home or office behind NAT, and on a LAN every
+    workstation has its own address in the same /24: a /24 would make a whole office one client.
+    An IPv4-mapped IPv6 address counts as its IPv4 address. Anything else counts as itself.
+    """
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    return str(ip)
 
 
 # --- the route table: what other features plug into ----------------------------------------
@@ -84,7 +118,8 @@ class Body:
         """The body piece by piece as it arrives (at most ``size`` bytes each).
 
         A trickle counts as silence: less than ``MIN_PROGRESS_BYTES`` in an idle timeout's time
-        ends the read, as nothing at all would, so a byte now and then cannot hold a slot.
+        ends the read, as nothing at all would, and so does less than ``MIN_BODY_RATE`` averaged
+        over a ``BODY_WINDOW_S`` window, so a byte now and then cannot hold a slot.
         """
         idle = self._conn.server.limits["idle_timeout_s"]
         if self.received < self.length:
@@ -92,7 +127,8 @@ class Body:
                 self._conn.continue_if_expected()
             except OSError:  # a timeout too
                 raise BodyError("client closed") from None
-        window_start, window_bytes = time.monotonic(), 0
+        window_start = rate_start = time.monotonic()
+        window_bytes = rate_bytes = 0
         while self.received < self.length:
             cut = self._conn.cut_reason()
             if cut:
@@ -102,16 +138,22 @@ class Body:
             except TimeoutError:
                 raise BodyError(self._conn.cut_reason() or "cut: client silent") from None
             except (OSError, ValueError):
-                raise BodyError("client closed") from None
+                raise BodyError(self._conn.cut_reason() or "client closed") from None
             if not data:
-                raise BodyError("client closed")
+                raise BodyError(self._conn.cut_reason() or "client closed")
             self.received += len(data)
+            self._conn.progress(len(data))
             window_bytes += len(data)
+            rate_bytes += len(data)
             now = time.monotonic()
             if now - window_start >= idle:
                 if window_bytes < MIN_PROGRESS_BYTES:
                     raise BodyError("cut: too slow")
                 window_start, window_bytes = now, 0
+            if now - rate_start >= BODY_WINDOW_S and self.received < self.length:
+                if rate_bytes < MIN_BODY_RATE * (now - rate_start):
+                    raise BodyError("cut: too slow")
+                rate_start, rate_bytes = now, 0
             yield data
 
     def read(self) -> bytes:
@@ -196,34 +238,142 @@ class Route:
 # --- the server ------------------------------------------------------------------------------
 
 
+class _Hold:
+    """One connection or transfer slot held by a client network, and how to take it back."""
+
+    __slots__ = ("ip", "key", "sock", "state", "since", "moved", "cut")
+
+    def __init__(self, ip: str, sock: Any, state: str = "waiting") -> None:
+        self.ip, self.key, self.sock = ip, client_key(ip), sock
+        self.state = state  # "waiting" (for a request), "headers" (being read), "busy", "transfer"
+        self.since = time.monotonic()
+        self.moved = 0  # bytes a transfer has moved so far
+        self.cut: str | None = None  # why the slot was taken back, once it was
+
+    def set(self, state: str) -> None:
+        self.state, self.since = state, time.monotonic()
+
+    def rank(self, now: float) -> tuple[float, float] | None:
+        """Which of a network's holds to take back first (the highest), or None: not this one."""
+        if self.state == "headers":  # a request trickling in: the slowest kind of client
+            return (2.0, now - self.since)
+        if self.state == "waiting":  # an idle keep-alive connection: the client reconnects at will
+            return (1.0, now - self.since)
+        if self.state == "transfer":  # the slowest transfer
+            return (0.0, -self.moved / max(now - self.since, 1e-3))
+        return None
+
+
 class _Counted:
-    """Counts held in total and per client address, each with its own cap."""
+    """Slots held in total and per client network, each with its own cap, shared fairly.
+
+    When all ``total`` are held, a newcomer takes its own network's idle keep-alive connection,
+    or else a slot from the network holding the most (when it holds more than the newcomer's
+    network): the one :meth:`_Hold.rank` puts first is cut. Many networks holding one slot each
+    then take turns with the newcomer; none is shut out.
+    """
 
     def __init__(self, total: int, per_client: int) -> None:
         self.total, self.per_client = total, per_client
         self.lock = threading.Lock()
-        self.held = 0
+        self.held: set[_Hold] = set()
         self.by_client: dict[str, int] = {}
 
-    def take(self, ip: str, capped: bool = True) -> bool:
-        """One more for ``ip``; ``capped`` False: only the total applies (a trusted proxy's
-        connections carry many clients)."""
+    def take(self, hold: _Hold, why: str, capped: bool = True) -> _Hold | bool:
+        """True when ``hold`` got a slot, False when refused; the hold cut to make room (it got
+        a slot then too; the caller logs the cut one). ``why`` is what the cut one is told.
+        ``capped`` False: no per-network cap (a trusted proxy's connections carry many clients)."""
         with self.lock:
-            mine = self.by_client.get(ip, 0)
-            if self.held >= self.total or (capped and mine >= self.per_client):
+            mine = self.by_client.get(hold.key, 0)
+            if capped and mine >= self.per_client:
                 return False
-            self.held += 1
-            self.by_client[ip] = mine + 1
+            victim = None
+            if len(self.held) >= self.total:
+                now = time.monotonic()
+                best = None
+                for h in self.held:
+                    r = h.rank(now)
+                    if r is None:
+                        continue
+                    if h.key == hold.key:  # its own network's idle keep-alive first: no one else loses
+                        theirs = math.inf if h.state == "waiting" else -1
+                    else:
+                        theirs = self.by_client.get(h.key, 0)
+                    if theirs > mine and (best is None or (theirs, r) > best):
+                        best, victim = (theirs, r), h
+                if victim is None:
+                    return False
+                self._drop(victim)
+                victim.cut = why
+            self.held.add(hold)
+            self.by_client[hold.key] = self.by_client.get(hold.key, 0) + 1  # the victim may have been its own
+        if victim is None:
             return True
+        try:
+            victim.sock.shutdown(socket.SHUT_RDWR)  # its thread sees the end and leaves
+        except (OSError, AttributeError):
+            pass
+        return victim
 
-    def give(self, ip: str) -> None:
+    def _drop(self, hold: _Hold) -> None:
+        self.held.discard(hold)
+        left = self.by_client.get(hold.key, 1) - 1
+        if left > 0:
+            self.by_client[hold.key] = left
+        else:
+            self.by_client.pop(hold.key, None)
+
+    def give(self, hold: _Hold) -> None:
         with self.lock:
-            self.held -= 1
-            left = self.by_client.get(ip, 1) - 1
-            if left > 0:
-                self.by_client[ip] = left
-            else:
-                self.by_client.pop(ip, None)
+            if hold in self.held:
+                self._drop(hold)
+
+
+class FairRate:
+    """At most ``total`` events per ``window_s`` from all clients together, and ``per_client``
+    from one client network (:func:`client_key`), with a fair share kept for newcomers.
+
+    Once the total is reached, a network that has had fewer than its fair share (``total`` over
+    the networks seen in the window) still gets in, up to twice the total: so many networks
+    filling the window do not shut out one that comes later, and the bound stays hard.
+    """
+
+    def __init__(self, total: int, per_client: int, window_s: float = 60.0) -> None:
+        self.total, self.per_client, self.window_s = total, per_client, window_s
+        self.lock = threading.Lock()
+        self.events: list[tuple[float, str]] = []  # (time, network), oldest first
+        self.by_client: dict[str, int] = {}
+
+    def allow(self, client: str, now: float | None = None, count: bool = True) -> float:
+        """0 when the event may happen now (and it is counted, unless ``count`` is false), else
+        the seconds to wait."""
+        now = time.monotonic() if now is None else now
+        key = client_key(client)
+        with self.lock:
+            cutoff = now - self.window_s
+            gone = 0
+            for t, k in self.events:
+                if t > cutoff:
+                    break
+                gone += 1
+                left = self.by_client[k] - 1
+                if left:
+                    self.by_client[k] = left
+                else:
+                    del self.by_client[k]
+            del self.events[:gone]
+            mine = self.by_client.get(key, 0)
+            held = len(self.events)
+            if mine >= self.per_client:
+                first = next(t for t, k in self.events if k == key)
+                return max(first + self.window_s - now, 0.001)
+            fair = self.total / (len(self.by_client) + (0 if mine else 1))
+            if held >= 2 * self.total or (held >= self.total and mine >= fair):
+                return max(self.events[0][0] + self.window_s - now, 0.001)
+            if count:
+                self.events.append((now, key))
+                self.by_client[key] = mine + 1
+            return 0.0
 
 
 class Refusals:
@@ -249,13 +399,18 @@ class Server(ThreadingHTTPServer):
         self.routes: list[Route] = list(routes)
         self.transfers = _Counted(int(limits["max_transfers"]), max(1, int(limits["max_transfers"]) // 2))
         self.connections = _Counted(int(limits["max_connections"]), max(1, int(limits["max_connections"]) // 8))
+        self._holds: dict[Any, _Hold] = {}  # connection socket -> its slot
         self.stopping = threading.Event()
         self.events = events if events is not None else Refusals()
         self.trusted_proxies = trusted_proxies  # reverse proxies whose forwarding headers count
 
     def process_request(self, request, client_address) -> None:
-        # runs in the accepting thread: refuse at once, never block
-        if not self.connections.take(client_address[0], capped=not is_trusted(client_address[0], self.trusted_proxies)):
+        # runs in the accepting thread: refuse at once, never block. Before any header is read
+        # the TCP peer is all there is: a reverse proxy's connections count as the proxy's.
+        hold = _Hold(client_address[0], request)
+        got = self.connections.take(hold, "dropped: waiting connection closed to make room (server full)",
+                                    capped=not is_trusted(client_address[0], self.trusted_proxies))
+        if got is False:
             self.events.refused(client_address[0], "refused: too many connections")
             try:
                 request.setblocking(False)
@@ -265,17 +420,23 @@ class Server(ThreadingHTTPServer):
                 pass
             self.shutdown_request(request)
             return
+        if isinstance(got, _Hold):
+            self.events.refused(got.ip, got.cut or "dropped")
+        self._holds[request] = hold
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.connections.give(client_address[0])
+            self._holds.pop(request, None)
+            self.connections.give(hold)
             raise
 
     def process_request_thread(self, request, client_address) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.connections.give(client_address[0])
+            hold = self._holds.pop(request, None)
+            if hold is not None:
+                self.connections.give(hold)
 
     def handle_error(self, request, client_address) -> None:
         # a client that hangs up mid-request (every speed test does when it has seen enough)
@@ -287,11 +448,12 @@ class Server(ThreadingHTTPServer):
 
 class _DeadlineSocket(io.RawIOBase):
     """The connection's reading end: each receive waits at most the idle timeout and never past
-    ``deadline``, so however the bytes trickle in, a read is over in bounded time."""
+    ``deadline``, so however the bytes trickle in, a read is over in bounded time. Once a
+    request's first byte is in, the rest of its headers have ``MAX_HEADER_S`` at most."""
 
-    def __init__(self, sock: socket.socket, idle_s: float) -> None:
+    def __init__(self, sock: socket.socket, idle_s: float, hold: _Hold | None = None) -> None:
         super().__init__()
-        self.sock, self.idle_s = sock, idle_s
+        self.sock, self.idle_s, self.hold = sock, idle_s, hold
         self.deadline = math.inf
         self.header_left: int | None = None  # bytes a request's headers may still take, while they are read
 
@@ -308,6 +470,9 @@ class _DeadlineSocket(io.RawIOBase):
         n = self.sock.recv_into(buf)
         if self.header_left is not None:
             self.header_left -= n
+            if n and self.hold is not None and self.hold.state == "waiting":
+                self.hold.set("headers")
+                self.deadline = min(self.deadline, time.monotonic() + MAX_HEADER_S)
         return n
 
 
@@ -334,10 +499,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.connection = self.request
+        self._hold = self.server._holds.get(self.request)
+        self._transfer: _Hold | None = None
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         if self.server.ssl_context is not None:
             self.connection = self._tls_handshake(self.connection)
-        self._raw = _DeadlineSocket(self.connection, self.server.limits["idle_timeout_s"])
+        self._raw = _DeadlineSocket(self.connection, self.server.limits["idle_timeout_s"], self._hold)
         self.rfile = io.BufferedReader(self._raw, 64 * 1024)
         self.wfile = _Writer(self.connection)
         self._deadline = math.inf
@@ -349,6 +516,8 @@ class _Handler(BaseHTTPRequestHandler):
         import ssl
 
         tls = self.server.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        if self._hold is not None:
+            self._hold.sock = tls  # the plain socket gave its descriptor to the TLS one
         tls.setblocking(False)
         deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
         while True:
@@ -377,6 +546,8 @@ class _Handler(BaseHTTPRequestHandler):
         # the request line and headers must all arrive within the idle timeout, and be of a sane size
         self._raw.deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
         self._raw.header_left = MAX_HEADER_BYTES
+        if self._hold is not None:
+            self._hold.set("waiting")
         super().handle_one_request()  # a TimeoutError there is logged through log_error and closes
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
@@ -389,9 +560,16 @@ class _Handler(BaseHTTPRequestHandler):
     def cut_reason(self) -> str | None:
         if self.server.stopping.is_set():
             return "cut: server stopping"
+        if self._transfer is not None and self._transfer.cut:
+            return self._transfer.cut
         if time.monotonic() >= self._deadline:
             return "cut: too long"
         return None
+
+    def progress(self, nbytes: int) -> None:
+        """Bytes of a request's body or answer moved (what the slowest transfer is judged by)."""
+        if self._transfer is not None:
+            self._transfer.moved += nbytes
 
     def _send(self, data: bytes | memoryview) -> None:
         left = self._deadline - time.monotonic()
@@ -431,6 +609,7 @@ class _Handler(BaseHTTPRequestHandler):
             for piece in body:
                 self._send(piece)
                 sent += len(piece)
+                self.progress(len(piece))
             if length is not None and sent < length:
                 self.close_connection = True  # the client must not take what follows as a body
         finally:
@@ -441,6 +620,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._expects_continue = False
         ok = super().parse_request()
         self._raw.header_left = None  # the headers are in; what follows is a body, bounded by its route
+        if self._hold is not None:
+            self._hold.set("busy")
         return ok
 
     def handle_expect_100(self) -> bool:
@@ -498,11 +679,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(413, f"at most {int(limit)} bytes per request")
             return
         who = resolve(self.client_address[0], self.headers, self.server.trusted_proxies)
-        ip = who.address
-        if route.transfer and not self.server.transfers.take(ip):
-            self.server.events.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
-            self._refuse(503, "busy", {"Retry-After": "5"})
-            return
+        ip = who.address  # the forwarded client behind a trusted proxy: its network holds the slot
+        if route.transfer:
+            hold = _Hold(ip, self.connection, "transfer")
+            got = self.server.transfers.take(hold, "cut: slot given to another network (transfers full)")
+            if got is False:
+                self.server.events.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
+                self._refuse(503, "busy", {"Retry-After": "5"})
+                return
+            if isinstance(got, _Hold):
+                self.server.events.refused(got.ip, got.cut or "cut")
+            self._transfer = hold
         self._deadline = time.monotonic() + self.server.limits["max_request_s"]
         self._raw.deadline = self._deadline
         body = Body(self, length)
@@ -526,8 +713,9 @@ class _Handler(BaseHTTPRequestHandler):
             except (OSError, ValueError):
                 self.close_connection = True
         finally:
-            if route.transfer:
-                self.server.transfers.give(ip)
+            if self._transfer is not None:
+                self.server.transfers.give(self._transfer)
+                self._transfer = None
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch  # noqa: N815
 

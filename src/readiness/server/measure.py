@@ -67,6 +67,8 @@ def _down(req: Request) -> Response:
                 sent += n
             outcome = "complete"
         finally:
+            if outcome != "complete":
+                outcome = req.cut_reason() or outcome  # a slot given to another network says so
             req.server.events.transfer(req.client, "down", sent, started, time.monotonic(), outcome)
 
     return Response(200, stream(), "application/octet-stream", length=nbytes,

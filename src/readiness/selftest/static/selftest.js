@@ -272,7 +272,7 @@
   async function postJSON(url, body) {
     const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), cache: "no-store" });
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(data.error || "HTTP " + r.status);
+    if (!r.ok) throw Object.assign(new Error(data.error || "HTTP " + r.status), { status: r.status });
     return data;
   }
   function waitFor(target, event, test, seconds) {
@@ -511,7 +511,8 @@
       document.body.dataset.runId = r.run_id;
       $("report-link").focus();
     } catch (e) {
-      $("error").textContent = W.post_failed + " " + String(e.message || e);
+      // the server's share for this network (or everyone's) is used up: say so in the page's language
+      $("error").textContent = e.status === 429 ? W.busy : W.post_failed + " " + String(e.message || e);
       $("error").hidden = false;
     }
     document.body.dataset.finished = "1";
