@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from netns import wait_line  # noqa: E402
 from support import end_process, need, scratch_namespace  # noqa: E402
 
-from readiness.server.http import FairRate, client_key  # noqa: E402
+from readiness.server.fairness import FairRate, client_key  # noqa: E402
 
 LEGIT_WITHIN_S = 5.0  # "still answering": each legitimate request is answered within this
 
@@ -420,7 +420,7 @@ def test_offers_that_never_connect_hold_no_webrtc_peer_for_long(tmp_path):
 
 
 def test_a_full_table_gives_a_newcomer_the_oldest_waiting_place_of_the_biggest_holder():
-    from readiness.server.http import _Counted, _Hold
+    from readiness.server.fairness import Hold as _Hold, Slots as _Counted
 
     pairs = [socket.socketpair() for _ in range(6)]
     try:

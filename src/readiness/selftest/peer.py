@@ -11,7 +11,7 @@ candidates are gathered, this peer answers with its own. No STUN or TURN server 
 on either side: on a LAN the host candidates meet, and nothing is contacted elsewhere.
 
 aiortc (the ``server`` extra) runs in one asyncio loop on a daemon thread. Bounded: at most
-``MAX_PEERS`` at once and ``MAX_PEERS_PER_NETWORK`` per client network (``server.http.client_key``:
+``MAX_PEERS`` at once and ``MAX_PEERS_PER_NETWORK`` per client network (``server.fairness.client_key``:
 an IPv6 /64, an IPv4 address); a peer whose data channel is not open ``PEER_CONNECT_S`` after the
 answer, or has closed, is closed at once, and every peer after ``PEER_LIFETIME_S``; when all are
 taken, a newcomer's network takes the oldest not yet connected peer of a network holding more.
@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from readiness.server.http import client_key
+from readiness.server.fairness import client_key
 
 MAX_PEERS = 8
 MAX_PEERS_PER_NETWORK = MAX_PEERS // 2  # an office behind one address (or one /64) tests at once

@@ -42,7 +42,9 @@ from readiness.result import load_result_bytes, result_stem
 from readiness.selftest import submission
 from readiness.selftest.document import agent_only, build_result
 from readiness.selftest.outcome import keeper, page_outcome
-from readiness.server.http import FairRate, Request, Response, Route, log
+from readiness.server.fairness import FairRate
+from readiness.server.http import log
+from readiness.server.routes import Request, Response, Route
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
             "media-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

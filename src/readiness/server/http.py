@@ -1,8 +1,9 @@
 """A small bounded HTTP/1.1 server framework: what ``readiness serve``'s endpoints plug into.
 
 Sits under the speed-test endpoints (``server.measure``), the collector and the self-test page:
-each brings a route table (:class:`Route`); a handler gets a :class:`Request` whose body reader
-is already bounded in size and time, and returns a :class:`Response`.
+each brings a route table (``server.routes``: a handler gets a ``Request`` whose body reader is
+already bounded in size and time, and returns a ``Response``); who gets a slot when the server is
+full is ``server.fairness``'; which address a request comes from, ``server.clients``'.
 
 Bounded so a client cannot stop it: every read and write of a socket has a deadline (the
 headers of a request must arrive within the idle timeout, and within ``MAX_HEADER_S`` of their
@@ -22,21 +23,20 @@ newcomer. So a few networks, however many addresses each, cannot lock out the re
 from __future__ import annotations
 
 import io
-import ipaddress
-import json
 import math
 import re
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from readiness.server.clients import Network, is_trusted, resolve
+from readiness.server.fairness import Hold, Slots
+from readiness.server.routes import Body, BodyError, Request, Response, Route
 
 DEFAULT_LIMITS: dict[str, float] = {
     "max_bytes": 256 * 1024 * 1024,  # per request, either direction
@@ -46,14 +46,7 @@ DEFAULT_LIMITS: dict[str, float] = {
     "max_connections": 256,  # open connections at once (a client network gets at most an eighth)
 }
 MAX_HEADER_BYTES = 128 * 1024  # request line + headers (the stdlib allows 100 lines of 64 kB each)
-MIN_PROGRESS_BYTES = 1024  # a body must bring at least this much per idle timeout (see Body.chunks)
-# ...and at least MIN_BODY_RATE averaged over each BODY_WINDOW_S: a 1 Mbit/s uplink split over the
-# agent's 4 streams gives each ~31 kB/s; a trickle of 200 B/s per connection is 20 times too slow
-MIN_BODY_RATE = 4096  # bytes per second
-BODY_WINDOW_S = 5.0
 MAX_HEADER_S = 5.0  # from a request's first byte to its last header line (a real client sends them at once)
-IPV6_PREFIX = 64  # an IPv6 client counts as its /64 (see client_key)
-DEFAULT_MAX_BODY = 1_000_000  # a route's request body limit unless it says otherwise
 _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
 
 
@@ -62,318 +55,7 @@ def log(message: str) -> None:
     print(f"{stamp} {message}", file=sys.stderr, flush=True)
 
 
-def client_key(addr: str) -> str:
-    """The network a client address counts as for every per-client limit.
-
-    IPv6: its /64. A site is given at least a /64 and a host picks addresses in it at will
-    (privacy addresses), so per address would be no limit at all. IPv4: the address itself (a
-    /32). One IPv4 address is already a whole home or office behind NAT, and on a LAN every
-    workstation has its own address in the same /24: a /24 would make a whole office one client.
-    An IPv4-mapped IPv6 address counts as its IPv4 address. Anything else counts as itself.
-    """
-    try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    except ValueError:
-        return addr
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
-    return str(ip)
-
-
-# --- the route table: what other features plug into ----------------------------------------
-
-
-class BodyError(Exception):
-    """The request body could not be read in full: too slow, too long, cut or the client left.
-
-    ``outcome`` is a short phrase for the log ("cut: too long", "client closed", ...). The
-    server closes the connection without a response when a handler lets it escape.
-    """
-
-    def __init__(self, outcome: str) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
-
-
-class Body:
-    """A request body, readable only within the request's size and time bounds.
-
-    ``length`` is the declared Content-Length, already checked against the route's
-    ``max_body``. Every read waits at most the idle timeout and never past the request's
-    deadline; a read that would has :class:`BodyError` raised instead.
-    """
-
-    def __init__(self, conn: "Handler", length: int) -> None:
-        self._conn = conn
-        self.length = length
-        self.received = 0
-
-    @property
-    def complete(self) -> bool:
-        return self.received >= self.length
-
-    def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
-        """The body piece by piece as it arrives (at most ``size`` bytes each).
-
-        A trickle counts as silence: less than ``MIN_PROGRESS_BYTES`` in an idle timeout's time
-        ends the read, as nothing at all would, and so does less than ``MIN_BODY_RATE`` averaged
-        over a ``BODY_WINDOW_S`` window, so a byte now and then cannot hold a slot.
-        """
-        idle = self._conn.server.limits["idle_timeout_s"]
-        if self.received < self.length:
-            try:
-                self._conn.continue_if_expected()
-            except OSError:  # a timeout too
-                raise BodyError("client closed") from None
-        window_start = rate_start = time.monotonic()
-        window_bytes = rate_bytes = 0
-        while self.received < self.length:
-            cut = self._conn.cut_reason()
-            if cut:
-                raise BodyError(cut)
-            try:
-                data = self._conn.rfile.read1(min(size, self.length - self.received))
-            except TimeoutError:
-                raise BodyError(self._conn.cut_reason() or "cut: client silent") from None
-            except (OSError, ValueError):
-                raise BodyError(self._conn.cut_reason() or "client closed") from None
-            if not data:
-                raise BodyError(self._conn.cut_reason() or "client closed")
-            self.received += len(data)
-            self._conn.progress(len(data))
-            window_bytes += len(data)
-            rate_bytes += len(data)
-            now = time.monotonic()
-            if now - window_start >= idle:
-                if window_bytes < MIN_PROGRESS_BYTES:
-                    raise BodyError("cut: too slow")
-                window_start, window_bytes = now, 0
-            if now - rate_start >= BODY_WINDOW_S and self.received < self.length:
-                if rate_bytes < MIN_BODY_RATE * (now - rate_start):
-                    raise BodyError("cut: too slow")
-                rate_start, rate_bytes = now, 0
-            yield data
-
-    def read(self) -> bytes:
-        """The whole body (it is at most the route's ``max_body`` bytes)."""
-        return b"".join(self.chunks())
-
-    def json(self) -> Any:
-        """The body parsed as JSON; ``ValueError`` when it is not JSON."""
-        return json.loads(self.read())
-
-
-@dataclass
-class Request:
-    """What a route handler gets. ``path`` excludes the query; ``query`` is parse_qs of it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Any  # email.message.Message: .get(name), .get_all(name)
-    client: str  # the client's IP address (behind a trusted proxy: the one it names, see server.clients)
-    body: Body
-    server: "Server"
-    local: bool = False  # from this machine itself, not through a proxy that hides who (server.clients)
-    peer: str = ""  # the TCP peer: the client, or the trusted proxy that forwarded the request
-
-    @property
-    def limits(self) -> dict[str, float]:
-        return self.server.limits
-
-    def cut_reason(self) -> str | None:
-        """Why this request must stop now (server stopping, past its deadline), or None."""
-        return self.body._conn.cut_reason()
-
-
-@dataclass
-class Response:
-    """What a route handler returns. ``body`` is bytes, or an iterable of bytes with ``length``
-    set (streamed; the server stops it at the request's deadline)."""
-
-    status: int = 200
-    body: bytes | Iterable[bytes] = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    length: int | None = None
-    close: bool = False
-
-    @classmethod
-    def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> "Response":
-        return cls(status, json.dumps(obj, allow_nan=False).encode(), "application/json", dict(headers or {}))
-
-    @classmethod
-    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8",
-             headers: dict[str, str] | None = None) -> "Response":
-        return cls(status, text.encode("utf-8"), content_type, dict(headers or {}))
-
-
-Handler = Callable[[Request], "Response | None"]
-
-
-@dataclass(frozen=True)
-class Route:
-    """One endpoint. ``method`` is one method or a tuple of them; ``path`` matches exactly, or
-    as a prefix when ``prefix`` is true. ``max_body`` bounds the request body (None: the
-    server's ``max_bytes``); a longer Content-Length is refused with 413 before the handler
-    runs. ``transfer`` routes take one of the server's transfer slots while they run.
-    A handler returning None means: no response, close the connection."""
-
-    method: str | tuple[str, ...]
-    path: str
-    handler: Handler
-    max_body: int | None = DEFAULT_MAX_BODY
-    prefix: bool = False
-    transfer: bool = False
-
-    def methods(self) -> tuple[str, ...]:
-        return (self.method,) if isinstance(self.method, str) else tuple(self.method)
-
-    def matches(self, path: str) -> bool:
-        return path.startswith(self.path) if self.prefix else path == self.path
-
-
 # --- the server ------------------------------------------------------------------------------
-
-
-class _Hold:
-    """One connection or transfer slot held by a client network, and how to take it back."""
-
-    __slots__ = ("ip", "key", "sock", "state", "since", "moved", "cut")
-
-    def __init__(self, ip: str, sock: Any, state: str = "waiting") -> None:
-        self.ip, self.key, self.sock = ip, client_key(ip), sock
-        self.state = state  # "waiting" (for a request), "headers" (being read), "busy", "transfer"
-        self.since = time.monotonic()
-        self.moved = 0  # bytes a transfer has moved so far
-        self.cut: str | None = None  # why the slot was taken back, once it was
-
-    def set(self, state: str) -> None:
-        self.state, self.since = state, time.monotonic()
-
-    def rank(self, now: float) -> tuple[float, float] | None:
-        """Which of a network's holds to take back first (the highest), or None: not this one."""
-        if self.state == "headers":  # a request trickling in: the slowest kind of client
-            return (2.0, now - self.since)
-        if self.state == "waiting":  # an idle keep-alive connection: the client reconnects at will
-            return (1.0, now - self.since)
-        if self.state == "transfer":  # the slowest transfer
-            return (0.0, -self.moved / max(now - self.since, 1e-3))
-        return None
-
-
-class _Counted:
-    """Slots held in total and per client network, each with its own cap, shared fairly.
-
-    When all ``total`` are held, a newcomer takes its own network's idle keep-alive connection,
-    or else a slot from the network holding the most (when it holds more than the newcomer's
-    network): the one :meth:`_Hold.rank` puts first is cut. Many networks holding one slot each
-    then take turns with the newcomer; none is shut out.
-    """
-
-    def __init__(self, total: int, per_client: int) -> None:
-        self.total, self.per_client = total, per_client
-        self.lock = threading.Lock()
-        self.held: set[_Hold] = set()
-        self.by_client: dict[str, int] = {}
-
-    def take(self, hold: _Hold, why: str, capped: bool = True) -> _Hold | bool:
-        """True when ``hold`` got a slot, False when refused; the hold cut to make room (it got
-        a slot then too; the caller logs the cut one). ``why`` is what the cut one is told.
-        ``capped`` False: no per-network cap (a trusted proxy's connections carry many clients)."""
-        with self.lock:
-            mine = self.by_client.get(hold.key, 0)
-            if capped and mine >= self.per_client:
-                return False
-            victim = None
-            if len(self.held) >= self.total:
-                now = time.monotonic()
-                best = None
-                for h in self.held:
-                    r = h.rank(now)
-                    if r is None:
-                        continue
-                    if h.key == hold.key:  # its own network's idle keep-alive first: no one else loses
-                        theirs = math.inf if h.state == "waiting" else -1
-                    else:
-                        theirs = self.by_client.get(h.key, 0)
-                    if theirs > mine and (best is None or (theirs, r) > best):
-                        best, victim = (theirs, r), h
-                if victim is None:
-                    return False
-                self._drop(victim)
-                victim.cut = why
-            self.held.add(hold)
-            self.by_client[hold.key] = self.by_client.get(hold.key, 0) + 1  # the victim may have been its own
-        if victim is None:
-            return True
-        try:
-            victim.sock.shutdown(socket.SHUT_RDWR)  # its thread sees the end and leaves
-        except (OSError, AttributeError):
-            pass
-        return victim
-
-    def _drop(self, hold: _Hold) -> None:
-        self.held.discard(hold)
-        left = self.by_client.get(hold.key, 1) - 1
-        if left > 0:
-            self.by_client[hold.key] = left
-        else:
-            self.by_client.pop(hold.key, None)
-
-    def give(self, hold: _Hold) -> None:
-        with self.lock:
-            if hold in self.held:
-                self._drop(hold)
-
-
-class FairRate:
-    """At most ``total`` events per ``window_s`` from all clients together, and ``per_client``
-    from one client network (:func:`client_key`), with a fair share kept for newcomers.
-
-    Once the total is reached, a network that has had fewer than its fair share (``total`` over
-    the networks seen in the window) still gets in, up to twice the total: so many networks
-    filling the window do not shut out one that comes later, and the bound stays hard.
-    """
-
-    def __init__(self, total: int, per_client: int, window_s: float = 60.0) -> None:
-        self.total, self.per_client, self.window_s = total, per_client, window_s
-        self.lock = threading.Lock()
-        self.events: list[tuple[float, str]] = []  # (time, network), oldest first
-        self.by_client: dict[str, int] = {}
-
-    def allow(self, client: str, now: float | None = None, count: bool = True) -> float:
-        """0 when the event may happen now (and it is counted, unless ``count`` is false), else
-        the seconds to wait."""
-        now = time.monotonic() if now is None else now
-        key = client_key(client)
-        with self.lock:
-            cutoff = now - self.window_s
-            gone = 0
-            for t, k in self.events:
-                if t > cutoff:
-                    break
-                gone += 1
-                left = self.by_client[k] - 1
-                if left:
-                    self.by_client[k] = left
-                else:
-                    del self.by_client[k]
-            del self.events[:gone]
-            mine = self.by_client.get(key, 0)
-            held = len(self.events)
-            if mine >= self.per_client:
-                first = next(t for t, k in self.events if k == key)
-                return max(first + self.window_s - now, 0.001)
-            fair = self.total / (len(self.by_client) + (0 if mine else 1))
-            if held >= 2 * self.total or (held >= self.total and mine >= fair):
-                return max(self.events[0][0] + self.window_s - now, 0.001)
-            if count:
-                self.events.append((now, key))
-                self.by_client[key] = mine + 1
-            return 0.0
 
 
 class Refusals:
@@ -397,9 +79,9 @@ class Server(ThreadingHTTPServer):
         self.ssl_context = ssl_context
         self.limits = limits
         self.routes: list[Route] = list(routes)
-        self.transfers = _Counted(int(limits["max_transfers"]), max(1, int(limits["max_transfers"]) // 2))
-        self.connections = _Counted(int(limits["max_connections"]), max(1, int(limits["max_connections"]) // 8))
-        self._holds: dict[Any, _Hold] = {}  # connection socket -> its slot
+        self.transfers = Slots(int(limits["max_transfers"]), max(1, int(limits["max_transfers"]) // 2))
+        self.connections = Slots(int(limits["max_connections"]), max(1, int(limits["max_connections"]) // 8))
+        self._holds: dict[Any, Hold] = {}  # connection socket -> its slot
         self.stopping = threading.Event()
         self.events = events if events is not None else Refusals()
         self.trusted_proxies = trusted_proxies  # reverse proxies whose forwarding headers count
@@ -407,7 +89,7 @@ class Server(ThreadingHTTPServer):
     def process_request(self, request, client_address) -> None:
         # runs in the accepting thread: refuse at once, never block. Before any header is read
         # the TCP peer is all there is: a reverse proxy's connections count as the proxy's.
-        hold = _Hold(client_address[0], request)
+        hold = Hold(client_address[0], request)
         got = self.connections.take(hold, "dropped: waiting connection closed to make room (server full)",
                                     capped=not is_trusted(client_address[0], self.trusted_proxies))
         if got is False:
@@ -420,7 +102,7 @@ class Server(ThreadingHTTPServer):
                 pass
             self.shutdown_request(request)
             return
-        if isinstance(got, _Hold):
+        if isinstance(got, Hold):
             self.events.refused(got.ip, got.cut or "dropped")
         self._holds[request] = hold
         try:
@@ -451,7 +133,7 @@ class _DeadlineSocket(io.RawIOBase):
     ``deadline``, so however the bytes trickle in, a read is over in bounded time. Once a
     request's first byte is in, the rest of its headers have ``MAX_HEADER_S`` at most."""
 
-    def __init__(self, sock: socket.socket, idle_s: float, hold: _Hold | None = None) -> None:
+    def __init__(self, sock: socket.socket, idle_s: float, hold: Hold | None = None) -> None:
         super().__init__()
         self.sock, self.idle_s, self.hold = sock, idle_s, hold
         self.deadline = math.inf
@@ -500,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.connection = self.request
         self._hold = self.server._holds.get(self.request)
-        self._transfer: _Hold | None = None
+        self._transfer: Hold | None = None
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         if self.server.ssl_context is not None:
             self.connection = self._tls_handshake(self.connection)
@@ -681,13 +363,13 @@ class _Handler(BaseHTTPRequestHandler):
         who = resolve(self.client_address[0], self.headers, self.server.trusted_proxies)
         ip = who.address  # the forwarded client behind a trusted proxy: its network holds the slot
         if route.transfer:
-            hold = _Hold(ip, self.connection, "transfer")
+            hold = Hold(ip, self.connection, "transfer")
             got = self.server.transfers.take(hold, "cut: slot given to another network (transfers full)")
             if got is False:
                 self.server.events.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
                 self._refuse(503, "busy", {"Retry-After": "5"})
                 return
-            if isinstance(got, _Hold):
+            if isinstance(got, Hold):
                 self.server.events.refused(got.ip, got.cut or "cut")
             self._transfer = hold
         self._deadline = time.monotonic() + self.server.limits["max_request_s"]

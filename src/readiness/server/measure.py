@@ -23,8 +23,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from readiness.measure.stun import DEFAULT_PORT as DEFAULT_STUN_PORT
-from readiness.server.http import (DEFAULT_LIMITS, BodyError, Request, Response, Route, check_limits, listen,
-                                   log)
+from readiness.server.http import DEFAULT_LIMITS, check_limits, listen, log
+from readiness.server.routes import BodyError, Request, Response, Route
 from readiness.server.stun import Responder
 
 DEFAULT_HTTP_PORT = 8080
