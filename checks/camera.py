@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from readiness.check import Check, CheckContext, Measurement, Metric, Setting
+from readiness.measure.cameras import CameraNotFound, quiet_opencv, resolve_source
 
 SNAPSHOT_WIDTH = 480  # px; enough to judge framing and light, small enough for a report
 STOP_MARGIN_S = 1.0  # the check answers this long before its budget, whatever hangs
@@ -41,7 +42,7 @@ class _Capture(threading.Thread):
     def __init__(self, source: Any, settings: dict[str, Any], open_timeout_s: float,
                  keep_last: bool) -> None:
         super().__init__(daemon=True, name="camera-capture")
-        from readiness.measure.frames import WindowStats
+        from readiness.measure.frames import WindowStats  # lazy: numpy, OpenCV (plugins load fast)
 
         self.source = source
         self.settings = settings
@@ -239,11 +240,13 @@ class CameraCheck(Check):
     title = "Camera"
     description = ("Captures a few seconds from the camera: delivered resolution and frame rate, "
                    "time to the first frame, and whether the picture is black, frozen, dark or blurred.")
+    section = "equipment"
+    fix = "camera"
     metrics = (
         Metric("working", "", "Frames arrive from the camera", kind="bool"),
         Metric("width_px", "px", "Width of the frames that arrive"),
-        Metric("height_px", "px", "Height of the frames that arrive"),
-        Metric("fps", "fps", "Frame rate delivered, measured from arrival times"),
+        Metric("height_px", "px", "Height of the frames that arrive", key_figure=60),
+        Metric("fps", "fps", "Frame rate delivered, measured from arrival times", key_figure=61),
         Metric("first_frame_ms", "ms", "Time from opening the camera to its first frame"),
         Metric("brightness_pct", "%", "Mean brightness of the picture"),
         Metric("black_pct", "%", "Share of frames that are black (FFmpeg blackdetect rule)"),
@@ -273,14 +276,11 @@ class CameraCheck(Check):
         os.environ.setdefault("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", "0")
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        from readiness.measure.cameras import quiet_opencv
 
         with quiet_opencv():  # a timed-out stream is reported in findings, not on stderr
             return self._measure(ctx)
 
     def _measure(self, ctx: CheckContext) -> Measurement:
-        from readiness.measure.cameras import CameraNotFound, resolve_source
-
         started = time.monotonic()
         deadline = started + max(ctx.budget_s - STOP_MARGIN_S, 0.8 * ctx.budget_s)
         settings = ctx.settings

@@ -20,9 +20,9 @@ import threading
 import time
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
-
-from readiness.measure import netcommon as net
 from readiness.checks.connectivity import DEFAULT_SERVICES
+from readiness.measure import netcommon as net, netstats, stun
+
 
 PER_SERVICE = ("rtt_median_ms", "rtt_p95_ms", "jitter_ms", "loss_pct", "burst_loss_pct", "mos")
 
@@ -37,14 +37,16 @@ class LatencyCheck(Check):
     title = "Latency, jitter and loss"
     description = "UDP probes paced like an audio stream (every 20 ms) to meeting services' STUN servers."
     resource = "network"
+    section = "network"
+    fix = "network_path"
     order = 1
     budget_s = 15.0
     metrics = (
         Metric("rtt_min_ms", "ms", "Lowest round-trip time"),
-        Metric("rtt_median_ms", "ms", "Median round-trip time"),
+        Metric("rtt_median_ms", "ms", "Median round-trip time", key_figure=20),
         Metric("rtt_p95_ms", "ms", "95th percentile round-trip time"),
-        Metric("jitter_ms", "ms", "Interarrival jitter (RFC 3550 estimator over RTTs)"),
-        Metric("loss_pct", "%", "Probes without an answer"),
+        Metric("jitter_ms", "ms", "Interarrival jitter (RFC 3550 estimator over RTTs)", key_figure=21),
+        Metric("loss_pct", "%", "Probes without an answer", key_figure=22),
         Metric("burst_loss_pct", "%", "Worst loss in any 200 ms"),
         Metric("reorder_pct", "%", "Answers that arrived out of order"),
         Metric("mos", "", "Estimated voice quality (MOS, simplified E-model, 1-4.4)"),
@@ -61,14 +63,12 @@ class LatencyCheck(Check):
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
-        from readiness.measure import netstats
-        from readiness.measure import stun
 
         s = ctx.settings
         server = net.server_option(ctx.options)
         services: dict[str, list[tuple[str, int]]] = {}
         if server is not None:
-            targets = [(server.host, server.stun_port())]
+            targets = [(server.host, server.stun_port)]
             tcp_targets = [(server.host, server.port)]
         else:
             targets = [net.split_hostport(t, stun.DEFAULT_PORT) for t in s["targets"]]

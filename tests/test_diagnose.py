@@ -24,7 +24,7 @@ from readiness.judge.requirements import Requirement, load_profile
 from readiness.judge.verdicts import PASS, UNKNOWN, judge
 from readiness.render.report import summary_text, view
 from readiness.result import CheckRecord, Result
-from readiness.run.plugins import load_plugins
+from readiness.plugins import load_plugins
 
 PLUGINS = load_plugins()
 PROFILES = {name: load_profile(name, checks=PLUGINS.checks) for name in ("video-call", "meeting-room", "audio-call")}

@@ -13,10 +13,15 @@ This module must stay cheap to import: the CLI imports it on every start.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Callable, ClassVar, Iterator
 
+from readiness.settings import SETTINGS
+
 METRIC_KINDS = ("number", "bool", "version")
+# The headings of step 5 of the travel-free meetings guide that hold requirements (the fleet report's
+# sections; its fifth, support, holds the profiles' contacts, not measurements).
+SECTIONS = ("equipment", "network", "subscriptions", "security")
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,27 @@ class Metric:
     # "number" (judged by min/max), "bool" (judged by expect) or "version": a version string such
     # as "24295.605.3225.8804", judged by min_version and compared as a version (versions.py)
     kind: str = "number"
+    # The step-5 section a requirement on this metric is shown under; None: its check's ``section``.
+    section: str | None = None
+    # A key figure of the fleet: its distribution is shown first, lowest rank first. None: shown
+    # after the key figures, by name, when a requirement names it.
+    key_figure: int | None = None
+    # A yes/no fact the fleet counts in its security section whether or not a profile judges it
+    # (words: catalog ``step5.fact.<name>``, else the description).
+    security_fact: bool = False
+    # The fix for a unit that misses a requirement on this metric, as the fleet's action list groups
+    # them ("what to fix first"): a kind (words: catalog ``step5.action.<kind>``) and its subject
+    # (a client's key, a metric's name, or ""). None: its check's ``fix``.
+    fix: str | None = None
+    fix_subject: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in METRIC_KINDS:
             raise ValueError(f"metric {self.name}: kind must be one of {METRIC_KINDS}")
+        if self.section is not None and self.section not in SECTIONS:
+            raise ValueError(f"metric {self.name}: section must be one of {SECTIONS}")
+        if self.security_fact and self.kind != "bool":
+            raise ValueError(f"metric {self.name}: a security fact is a yes/no (kind \"bool\") metric")
 
 
 @dataclass(frozen=True)
@@ -96,45 +118,43 @@ class CheckSkipped(CheckError):
     """The check chose not to measure (e.g. ``--no-sound`` in a room in use); status ``skipped``."""
 
 
-@dataclass(frozen=True)
-class RunChoices(Mapping):
-    """The run's shared choices a check may read (``ctx.options``), typed and read-only.
-
-    Built from the validated run configuration (``readiness.run.config``). It is also a read-only
-    mapping, so ``ctx.options.get("server")`` in existing plugins keeps working.
-    """
-
-    server: str | None = None
-    proxy: str | None = None  # a proxy URL or "direct"; None: the OS's settings
-    pac_url: str | None = None  # a PAC file; None: the OS's
-    microphone: str | None = None
-    speaker: str | None = None
-    camera: str | None = None
-    no_sound: bool = False
-    interactive: bool = False
-    keep_audio: bool = False
-    snapshot: bool = False
-    output_dir: str | None = None
-    lang: str | None = None  # the reader's language, for what a check says to a person; None: English
+class _Choices(Mapping):
+    """Read-only mapping access to the choices, so ``ctx.options.get("server")`` in existing
+    plugins keeps working."""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "RunChoices":
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - known)
         if unknown:
             raise TypeError(f"unknown run option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         return cls(**dict(values))
 
     def __getitem__(self, key: str) -> Any:
-        if key in self.__dataclass_fields__:
+        if key in self.__dataclass_fields__:  # type: ignore[attr-defined]
             return getattr(self, key)
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.__dataclass_fields__)
+        return iter(self.__dataclass_fields__)  # type: ignore[attr-defined]
 
     def __len__(self) -> int:
-        return len(self.__dataclass_fields__)
+        return len(self.__dataclass_fields__)  # type: ignore[attr-defined]
+
+
+# The run's shared choices a check may read (``ctx.options``), typed and read-only: one field per
+# run setting marked ``to_checks`` in ``readiness.settings`` (server: a SiteServer, parsed and
+# checked once, its STUN port known; proxy: a URL or "direct", None: the OS's settings; pac_url;
+# microphone, speaker, camera; no_sound, interactive, keep_audio, snapshot; output_dir: the
+# results folder as text). Built from the validated run configuration (``readiness.run.config``).
+# lang: the reader's language for what a check says to a person (--interactive); None (the
+# default here) is English, the checks' own words, so a plugin that records its choices sees none.
+RunChoices = make_dataclass(
+    "RunChoices", [(s.name, s.type, field(default=None if s.name == "lang" else s.default))
+                   for s in SETTINGS if s.to_checks],
+    bases=(_Choices,), frozen=True)
+RunChoices.__module__ = __name__  # pickled by name into isolated checks' child processes
+RunChoices.__doc__ = "The run's shared choices a check may read (``ctx.options``), typed and read-only."
 
 
 class Said(str):
@@ -161,7 +181,7 @@ class CheckContext:
     ``settings`` holds the check's settings with defaults applied and profile, config file,
     environment and ``--set`` values merged in. ``options`` holds the run's shared choices
     (:class:`RunChoices`: ``server``, ``proxy``, ``pac_url``, ``microphone``, ``speaker``, ``camera``, ``no_sound``,
-    ``interactive``, ``keep_audio``, ``snapshot``, ``output_dir``, ``lang``); a plain dict given here is
+    ``interactive``, ``keep_audio``, ``snapshot``, ``output_dir``); a plain dict given here is
     turned into one, so an unknown option name fails at once.
     """
 
@@ -197,6 +217,18 @@ class Check:
       e.g. the network checks share ``"network"`` so idle latency is measured before a
       bandwidth test loads the link. Checks with different resources run concurrently.
     - ``budget_s``: default time budget; a profile may override it with ``budget_s``.
+    - ``section``: the step-5 section (:data:`SECTIONS`) its requirements are shown under in the
+      fleet report; a metric may name another (``Metric(..., section="network")``).
+    - ``fix``: the kind of fix that answers a failure of its metrics in the fleet's action list
+      (words: catalog ``step5.action.<kind>``); a metric may name another (``Metric(fix=...)``).
+      None: "fix <the check>".
+    - ``reports_services``: its details hold ``services``, a list of ``{"name", "reachable",
+      "udp_media"}`` for the meeting services it tried; the fleet keeps them and shows which
+      services work from each site (step 5, subscriptions).
+    - ``catalog``: the check's own words, ``{"en": {...}, "sv": {...}}``, in the shape of the
+      shipped catalogs (``readiness/i18n/en.toml``): e.g. ``{"check": {"<name>": "its title"}}``,
+      ``finding.<code>``, ``step5.fact.<metric>``. They are merged beneath the shipped words: a
+      check adds words, it never rewords the core's.
     """
 
     name: ClassVar[str] = ""
@@ -208,6 +240,10 @@ class Check:
     resource: ClassVar[str | None] = None
     order: ClassVar[int] = 0
     budget_s: ClassVar[float] = 10.0
+    section: ClassVar[str] = "equipment"
+    fix: ClassVar[str | None] = None
+    reports_services: ClassVar[bool] = False
+    catalog: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def run(self, ctx: CheckContext) -> Measurement:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -218,6 +254,20 @@ class Check:
             if m.name == name:
                 return m
         return None
+
+    @classmethod
+    def section_of(cls, metric: str) -> str:
+        """The step-5 section of one of its metrics (its own ``section`` for a metric it does not declare)."""
+        m = cls.metric(metric)
+        return m.section if m is not None and m.section else cls.section
+
+    @classmethod
+    def fix_of(cls, metric: str, check: str) -> tuple[str, str]:
+        """(kind, subject) of the fix when ``metric`` misses its bound; ``check`` is the name it is loaded by."""
+        m = cls.metric(metric)
+        if m is not None and m.fix:
+            return m.fix, m.fix_subject
+        return (cls.fix, "") if cls.fix else ("other", check)
 
     @classmethod
     def default_settings(cls) -> dict[str, Any]:

@@ -28,16 +28,22 @@ import re
 import socket
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from readiness.atomic import NotAFile, read_regular, write_atomic
+from readiness.schema import schema_text
 
 SCHEMA_VERSION = 1
 KIND = "readiness-result"
 STATUSES = ("ok", "error", "timeout", "skipped")
 MAX_RESULT_BYTES = 16 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory and time
+# How far a result's start may lie after the moment it reached the collector, or after its
+# file's modification time on a share. A computer whose clock is further ahead (a dead clock
+# battery, or a forged date) would stay its room's newest result until that date: the collector
+# refuses such a result, ``aggregate`` skips such a file, each with this reason.
+CLOCK_TOLERANCE = timedelta(minutes=10)
 MAX_DEPTH = 32  # nesting levels; a result needs about 8
 MAX_JUDGED = 1e15  # the schema's bound on a measured value and a requirement's bound
 
@@ -168,8 +174,6 @@ def _validator() -> Any:
     global _VALIDATOR, _REQUIREMENT_VALIDATOR
     if _VALIDATOR is None:
         import fastjsonschema  # compiled once: ~20x faster than interpreting the schema per file
-
-        from readiness.schema import schema_text
 
         schema = json.loads(schema_text())
         requirement = {"$schema": schema["$schema"], **schema["$defs"]["requirement"]}

@@ -15,18 +15,30 @@ did. Three ideas:
   action scoped to the site ("open the UDP media ports at Göteborg: all 4 rooms fail there").
 - **Ranked greedily by readiness gained.** Actions are taken in the order that makes the most
   units ready at each step: a unit becomes ready once every action it needs is taken. Ties go
-  to the action that touches more units. So the first line is the single fix that turns the
-  most rooms green, the second the best next one given the first, and so on.
+  to the action needed by the units closest to ready (fewest fixes left), then to the one that
+  touches more units. So the first line is the single fix that turns the most rooms green, the
+  second the best next one given the first, and so on; where no single fix readies anything,
+  the first lines are the fixes of the rooms closest to ready, and the step that completes
+  them names the steps it needs with it (``together_with``). Each step carries how many units
+  are ready once it and every step above it are done (``ready_after``, counting those already
+  ready).
+- **Advice from the majority.** Each action counts, per requirement, how many of its units fail
+  it — the agent's units apart from browser self-test rows — so the fix shown for "the camera"
+  is the one most of its rooms need, and a browser row arriving cannot change it.
 
 Only blocking verdicts (FAIL or UNKNOWN of a required item) make actions; a WARN is advice,
 listed after them by how many units it touches.
+
+Which fix answers which metric the checks say (``Check.fix``, ``Metric.fix``), read from the
+loaded plugins (``run.plugins.described``); the kinds' words are ``step5.action.<kind>``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
+
+from readiness.plugins import described
 
 FAIL, WARN, UNKNOWN = "FAIL", "WARN", "UNKNOWN"
 NETWORK_KINDS = ("udp_ports", "reach", "network_path", "bandwidth")
@@ -41,6 +53,7 @@ class Unit:
     room: str
     host: str
     statuses: Mapping[int, str]
+    by: str = "agent"  # "browser": a self-test page row, counted apart when choosing an action's advice
 
 
 @dataclass(frozen=True)
@@ -62,47 +75,28 @@ class Action:
     makes_ready: int = 0  # units ready once this and the actions before it are done
     rank: int = 0
     sites: dict[str, int] = field(default_factory=dict)  # site -> units that need it there
+    ready_after: int | None = None  # units ready once this step and all above are done (None: advice)
+    together_with: list[int] = field(default_factory=list)  # ranks of earlier steps its newly ready units need too
+    failing: dict[int, list[int]] = field(default_factory=dict)  # requirement -> [agent units, browser units] failing it
+
+    def by_majority(self) -> list[int]:
+        """Its requirements, the one most of its (agent) units fail first; then browser rows,
+        then the list's order."""
+        return sorted(self.requirements, key=lambda i: (-self.failing[i][0], -self.failing[i][1], i))
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "kind": self.kind, "subject": self.subject, "site": self.site,
-                "advice": self.advice, "makes_ready": self.makes_ready, "units": len(self.units),
-                "sites": dict(sorted(self.sites.items())), "requirements": self.requirements, "unit_keys": self.units}
+                "advice": self.advice, "makes_ready": self.makes_ready, "ready_after": self.ready_after,
+                "together_with": self.together_with, "units": len(self.units),
+                "sites": dict(sorted(self.sites.items())), "requirements": self.by_majority(),
+                "failing": {str(i): self.failing[i] for i in self.by_majority()}, "unit_keys": self.units}
 
 
-@lru_cache(maxsize=4096)  # pure, and asked for every failing item of every unit
 def action_kind(metric: str, status: str) -> tuple[str, str]:
     """(kind, subject) of the fix for ``metric`` missing its bound with ``status``."""
-    check, _, name = metric.partition(".")
     if status == UNKNOWN:
-        return "measure", check
-    if check == "software":
-        if name.endswith("_installed"):
-            return "install", name[: -len("_installed")]
-        if name.startswith("os_"):
-            return "update_os", ""
-        if name.endswith("_version"):
-            return "update", name[: -len("_version")]
-    if check == "security":
-        return {"firewall_on": ("firewall", ""), "disk_encrypted": ("encrypt", "")}.get(name, ("security", name))
-    if check in ("camera", "microphone", "speakers"):
-        return check, ""
-    if check == "system":
-        if name.startswith(("cpu_", "ram_")):
-            return "computer", ""
-        if name.startswith("wired_"):
-            return "wired", ""
-        if name in ("vpn_active", "proxy_configured"):
-            return "vpn_proxy", ""
-        if name in ("battery_pct", "on_ac_power"):
-            return "power", ""
-        return "computer_other", name
-    if check == "connectivity":
-        return ("udp_ports", "") if name.startswith(("udp_", "services_udp")) else ("reach", "")
-    if check == "latency":
-        return "network_path", ""
-    if check == "bandwidth":
-        return ("network_path", "") if name.startswith(("idle_rtt", "latency_increase", "loaded")) else ("bandwidth", "")
-    return "other", check
+        return "measure", metric.partition(".")[0]
+    return described().fix_of(metric)
 
 
 def site_root_causes(units: Sequence[Unit], reqs: Sequence[Req]) -> dict[tuple[str, str], set[int]]:
@@ -144,6 +138,8 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
             members[key] = set()
         if i not in a.requirements:
             a.requirements.append(i)
+            a.failing[i] = [0, 0]
+        a.failing[i][u.by == "browser"] += 1
         if u.key not in members[key]:
             members[key].add(u.key)
             a.units.append(u.key)
@@ -158,9 +154,10 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
             if not blocking and s not in (FAIL, WARN):
                 continue  # PASS, or an unknown recommended item (not a fix, not blocking)
             kind, subject = action_kind(reqs[i].metric, s)
-            client = reqs[i].metric.partition(".")[2].removesuffix("_version")
-            if kind == "measure" and reqs[i].metric.startswith("software.") and client in missing:
-                kind, subject = "install", client
+            if kind == "measure":
+                fix, client = action_kind(reqs[i].metric, FAIL)
+                if fix == "update" and client in missing:
+                    kind, subject = "install", client
             site = u.site if blocking and (u.site, kind) in roots and i in roots[(u.site, kind)] else None
             key = (kind, subject, site, not blocking)
             add(key, i, u)
@@ -177,14 +174,26 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
         taken = done | {k}
         return sum(1 for uk in actions[k].units if uk not in ready and needs[uk] <= taken)
 
+    def closest(k: tuple[str, str, str | None, bool]) -> int:
+        """How near to ready its nearest unit is: minus the fixes that unit still lacks."""
+        return -min((len(needs[uk] - done) for uk in actions[k].units if uk not in ready), default=1 << 30)
+
+    ready_count = sum(1 for u in units if u.key not in needs)  # nothing blocking: ready already
+    rank_of: dict[tuple[str, str, str | None, bool], int] = {}
     while pending:
-        best = max(pending, key=lambda k: (gained(k), len(actions[k].units)))  # max keeps the first of equals
+        # max keeps the first of equals
+        best = max(pending, key=lambda k: (gained(k), closest(k), len(actions[k].units)))
         pending.remove(best)
         done.add(best)
-        newly = {uk for uk in actions[best].units if uk not in ready and needs[uk] <= done}
-        ready |= newly
-        actions[best].makes_ready = len(newly)
-        order.append(actions[best])
+        rank_of[best] = len(order) + 1
+        newly = [uk for uk in actions[best].units if uk not in ready and needs[uk] <= done]
+        ready.update(newly)
+        ready_count += len(newly)
+        a = actions[best]
+        a.makes_ready, a.ready_after = len(newly), ready_count
+        if newly:  # the other steps the first of them needed (the same for all when ranked this way)
+            a.together_with = sorted(rank_of[k] for k in needs[newly[0]] if k != best)
+        order.append(a)
     advice = sorted((a for k, a in actions.items() if k[3]), key=lambda a: (-len(a.units), a.kind, a.subject))
     for rank, a in enumerate(order + advice, start=1):
         a.rank = rank

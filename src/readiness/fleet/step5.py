@@ -11,6 +11,11 @@ their versions among them) and a few facts read from its result by :func:`facts_
 services it reached, who measured it (the agent or the browser self-test) and its profile's
 support contact. Nothing personal is among them.
 
+Which section a requirement belongs under, and which yes/no facts the security section counts,
+the checks say of themselves (``Check.section``, ``Metric.section``, ``Metric.security_fact``):
+read here from the loaded plugins (``run.plugins.described``), so a third-party check's
+requirements land in the section it names, with no change here.
+
 Partner organisations: rows measured by the browser self-test whose site label is not a site
 of the organisation's own agents, and rows of any site named with ``--partner``. They are
 shown in their own section and left out of the action list (their fixes are theirs to make).
@@ -20,59 +25,48 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from readiness.measure.inventory import CLIENTS
+from readiness.check import SECTIONS as MEASURED_SECTIONS
 from readiness.fleet.actions import Req, Unit, plan_actions
+from readiness.i18n.format import word
+from readiness.measure.inventory import CLIENTS
+from readiness.plugins import described
+from readiness.versions import version_key
 
 FAIL, WARN, UNKNOWN, PASS = "FAIL", "WARN", "UNKNOWN", "PASS"
-SECTIONS = ("equipment", "network", "subscriptions", "security", "support")
-# Facts shown in the security section (reported, not judged; a profile may judge them).
-SECURITY_FACTS = [
-    ("software.os_supported", "os_supported"),
-    ("security.firewall_on", "firewall_on"),
-    ("security.disk_encrypted", "disk_encrypted"),
-    ("system.vpn_active", "vpn_active"),
-    ("system.proxy_configured", "proxy_configured"),
-    ("connectivity.tls_intercepted", "tls_intercepted"),
-]
+SECTIONS = (*MEASURED_SECTIONS, "support")
 _MAX_SERVICES = 20  # a result may list anything; the fleet keeps a bounded, known shape
 _MAX_NAME = 80
 
 
 def section_of(metric: str) -> str:
-    """The guide's heading a requirement belongs under."""
-    check, _, name = metric.partition(".")
-    if check in ("camera", "microphone", "speakers"):
-        return "equipment"
-    if check in ("connectivity", "latency", "bandwidth"):
-        return "network"
-    if check == "system":
-        if name.startswith("wired_"):
-            return "network"
-        if name in ("vpn_active", "proxy_configured"):
-            return "security"
-        return "equipment"
-    if check == "software":  # an outdated client or OS is a security matter; which clients are there is not
-        return "security" if name.startswith("os_") or name.endswith("_version") else "subscriptions"
-    if check == "security":
-        return "security"
-    return "equipment"
+    """The guide's heading a requirement belongs under: the one its check declares."""
+    return described().section_of(metric)
 
 
-def facts_of(result: Any, judgement_profile: dict[str, Any] | None) -> dict[str, Any]:
-    """The few facts the step-5 sections need from one result, bounded and JSON-safe."""
+def facts_of(result: Any, judgement_profile: dict[str, Any] | None,
+             service_reporters: Iterable[str]) -> dict[str, Any]:
+    """The few facts the step-5 sections need from one result, bounded and JSON-safe.
+    ``service_reporters``: the checks whose details list meeting services (``Check.reports_services``)."""
     facts: dict[str, Any] = {}
     host = result.host if isinstance(result.host, dict) else {}
     facts["by"] = "browser" if host.get("measured_by") == "browser" else "agent"
-    conn = result.checks.get("connectivity")
-    if conn is not None and conn.status == "ok" and isinstance(conn.details, dict):
+    for check in service_reporters:
+        rec = result.checks.get(check)
+        if rec is None or rec.status != "ok" or not isinstance(rec.details, dict):
+            continue
         services = {}
-        for svc in conn.details.get("services", [])[:_MAX_SERVICES] if isinstance(conn.details.get("services"), list) else []:
+        listed = rec.details.get("services")
+        for svc in listed[:_MAX_SERVICES] if isinstance(listed, list) else []:
             if isinstance(svc, dict) and isinstance(svc.get("name"), str):
                 reach = svc.get("reachable")
                 udp = svc.get("udp_media")
                 services[svc["name"][:_MAX_NAME]] = [reach if isinstance(reach, bool) else None,
                                                      udp if isinstance(udp, bool) else None]
-        facts["connectivity.services"] = services
+        facts[f"{check}.services"] = services
+    for check, rec in result.checks.items():  # what a check's figures were measured to (chart titles say so)
+        target = rec.details.get("target") if rec.status == "ok" and isinstance(rec.details, dict) else None
+        if isinstance(target, str) and target:
+            facts[f"{check}.target"] = target[:_MAX_NAME]
     support = _support_of(judgement_profile)
     if support:
         facts["support"] = support
@@ -120,8 +114,8 @@ def _req_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> dict[str, 
         out[section_of(req.metric)].append({
             "index": i, "metric": req.metric, "label": req.text("label", lang) or req.metric, "severity": req.severity,
             "fix": req.text("fix", lang), "source": req.source, **c})
-    for rows in out.values():
-        rows.sort(key=lambda row: (-(row[FAIL] + row[UNKNOWN] + row[WARN]), row["metric"]))
+    for rows in out.values():  # what fails first; what could not be measured after it, counted apart
+        rows.sort(key=lambda row: (-(row[FAIL] + row[WARN]), -row[UNKNOWN], row["metric"]))
     return out
 
 
@@ -129,7 +123,11 @@ def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per site and service: units that measured it, could reach it, and got UDP media through."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for r in runs:
-        for name, (reach, udp) in getattr(r, "facts", {}).get("connectivity.services", {}).items():
+        facts = getattr(r, "facts", {})
+        seen: dict[str, Any] = {}  # each service once per unit, whichever checks tried it
+        for key in sorted(k for k in facts if k.endswith(".services") and isinstance(facts[k], dict)):
+            seen.update(facts[key])
+        for name, (reach, udp) in seen.items():
             row = table.setdefault((r.site, name), {"site": r.site, "service": name, "units": 0, "reachable": 0,
                                                     "udp_ok": 0, "udp_tested": 0})
             row["units"] += 1
@@ -142,22 +140,25 @@ def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per client: units that looked, units where it is installed, the versions seen, per site."""
-    from readiness.versions import version_key
-
+    fixes = described().fixes  # a client is what a check installs (and updates) as the fix of a metric
+    version_of = {subject: metric for metric, (kind, subject) in fixes.items() if kind == "update" and subject}
     out = []
-    for key, c in CLIENTS.items():
+    for installed_metric, (kind, key) in fixes.items():
+        if kind != "install" or not key:
+            continue
+        c = CLIENTS.get(key, {"title": key, "kind": "client"})
         looked = installed = 0
         versions: list[str] = []
         by_site: dict[str, int] = {}
         for r in runs:
-            there = r.values.get(f"software.{key}_installed")
+            there = r.values.get(installed_metric)
             if type(there) is not bool:
                 continue
             looked += 1
             if there:
                 installed += 1
                 by_site[r.site] = by_site.get(r.site, 0) + 1
-                v = r.values.get(f"software.{key}_version")
+                v = r.values.get(version_of.get(key, ""))
                 if isinstance(v, str) and version_key(v) is not None:
                     versions.append(v)
         if not looked:
@@ -169,10 +170,15 @@ def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _security(runs: Sequence[Any]) -> list[dict[str, Any]]:
-    """Each security fact: units where it is yes, no, or not told. Counted, not judged."""
+def _security(runs: Sequence[Any], lang: str) -> list[dict[str, Any]]:
+    """Each security fact the checks declare: units where it is yes, no, or not told. Counted, not judged."""
     rows = []
-    for metric, code in SECURITY_FACTS:
+    told = described()
+    for metric in told.security_facts:
+        code = metric.partition(".")[2]
+        key = f"step5.fact.{code}"
+        label = word(lang, key)
+        label = told.descriptions[metric] if label == key else label  # a check without words of its own
         yes = no = 0
         for r in runs:
             v = r.values.get(metric)
@@ -180,7 +186,8 @@ def _security(runs: Sequence[Any]) -> list[dict[str, Any]]:
                 yes += 1
             elif v is False:
                 no += 1
-        rows.append({"fact": code, "metric": metric, "yes": yes, "no": no, "not_told": len(runs) - yes - no})
+        rows.append({"fact": code, "metric": metric, "label": label, "yes": yes, "no": no,
+                     "not_told": len(runs) - yes - no})
     return rows
 
 
@@ -204,17 +211,23 @@ def _partner_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> list[d
     out = []
     for site in sorted(by_site, key=str.casefold):
         members = by_site[site]
-        failing: dict[int, int] = {}
+        # what fails apart from what could not be measured (a browser cannot see the software):
+        # an item never measured is never listed as failing
+        counted: dict[str, dict[int, int]] = {FAIL: {}, UNKNOWN: {}}
         for r in members:
             for i, s in r.statuses.items():
-                if s in (FAIL, UNKNOWN) and reqs[i].severity == "required":
-                    failing[i] = failing.get(i, 0) + 1
-        top = sorted(failing, key=lambda i: (-failing[i], reqs[i].metric))[:5]
+                if s in counted and reqs[i].severity == "required":
+                    counted[s][i] = counted[s].get(i, 0) + 1
+
+        def top(c: dict[int, int]) -> list[dict[str, Any]]:
+            return [{"label": reqs[i].text("label", lang) or reqs[i].metric, "units": c[i]}
+                    for i in sorted(c, key=lambda i: (-c[i], reqs[i].metric))[:5]]
+
         out.append({"site": site, "units": len(members),
                     "ready": sum(1 for r in members if r.verdict_group == "ready"),
                     "not_ready": sum(1 for r in members if r.verdict_group == "not_ready"),
                     "unknown": sum(1 for r in members if r.verdict_group == "unknown"),
-                    "failing": [{"label": reqs[i].text("label", lang) or reqs[i].metric, "units": failing[i]} for i in top],
+                    "failing": top(counted[FAIL]), "not_measured": top(counted[UNKNOWN]),
                     "services": _services(members)})
     return out
 
@@ -225,21 +238,21 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     partner = partner_sites(runs, partners)
     own = [r for r in runs if r.site not in partner]
     theirs = [r for r in runs if r.site in partner]
-    units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses) for r in own]
+    units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses,
+                  by=r.facts.get("by", "agent")) for r in own]
     planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
-    from readiness.i18n.format import word
-
     by_browser = f" ({word(lang, 'fleet_by_browser')})"  # a room's browser row beside its agent's
     labels = {_unit_key(r): (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"
                                                                   else "") for r in own}
     actions = []
     for a in planned:
         d = a.to_dict()
-        d["labels"] = [reqs[i].text("label", lang) or reqs[i].metric for i in a.requirements]
-        d["fix"] = next((reqs[i].text("fix", lang) for i in a.requirements if reqs[i].text("fix", lang)), "")
+        majority = a.by_majority()  # the requirement most of its rooms fail first: its advice is shown
+        d["labels"] = [reqs[i].text("label", lang) or reqs[i].metric for i in majority]
+        d["fix"] = next((reqs[i].text("fix", lang) for i in majority if reqs[i].text("fix", lang)), "")
         d["subject_title"] = CLIENTS.get(a.subject, {}).get("title", a.subject)
         d["where"] = [labels[k] for k in a.units[:12]]
-        d["section"] = section_of(reqs[a.requirements[0]].metric)
+        d["section"] = section_of(reqs[majority[0]].metric)
         actions.append(d)
     reqrows = _req_rows(own, reqs, lang)
     return {
@@ -249,18 +262,32 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
                         "site_root_causes": [a for a in actions if a["site"]]},
             "subscriptions": {"requirements": reqrows["subscriptions"], "services": _services(own),
                               "clients": _clients(own)},
-            "security": {"requirements": reqrows["security"], "facts": _security(own)},
+            "security": {"requirements": reqrows["security"], "facts": _security(own, lang)},
             "support": _support(own, rejudged),
         },
         "units": len(own),  # the organisation's own rooms and computers (partners apart)
+        "ready_before": sum(1 for r in own if r.verdict_group == "ready"),
         "actions": actions,
+        "combination": _combination(actions),
         "partners": {"sites": _partner_rows(theirs, reqs, lang), "units": len(theirs)},
     }
 
 
+def _combination(actions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """When no single fix makes any room or computer ready: the first step that does, and the
+    steps it needs with it ({"steps": [1, 2, 3], "ready": n}); None when the first step does."""
+    blocking = [a for a in actions if not a["advice"]]
+    if not blocking or blocking[0]["makes_ready"]:
+        return None
+    first = next((a for a in blocking if a["makes_ready"]), None)
+    if first is None:
+        return None
+    return {"steps": [*first["together_with"], first["rank"]], "ready": first["makes_ready"]}
+
+
 def csv_rows(a: dict[str, Any]) -> list[list[Any]]:
     """The same sections as one long table for a spreadsheet: section, site, item, figures."""
-    header = ["section", "rank", "site", "item", "subject", "units", "ready_gained", "yes", "no", "not_told",
+    header = ["section", "rank", "site", "item", "subject", "units", "ready_gained", "ready_after", "yes", "no", "not_told",
               "pass", "warn", "fail", "unknown", "detail"]
     rows: list[list[Any]] = [header]
 
@@ -269,7 +296,8 @@ def csv_rows(a: dict[str, Any]) -> list[list[Any]]:
 
     for act in a["actions"]:
         row(section="action", rank=act["rank"], site=act["site"] or "", item=act["kind"], subject=act["subject_title"],
-            units=act["units"], ready_gained=act["makes_ready"], detail="; ".join(act["labels"]))
+            units=act["units"], ready_gained=act["makes_ready"],
+            ready_after="" if act["ready_after"] is None else act["ready_after"], detail="; ".join(act["labels"]))
     for name in ("equipment", "network", "subscriptions", "security"):
         for r in a["sections"][name]["requirements"]:
             row(section=name, item=r["metric"], subject=r["label"], units=r[PASS] + r[WARN] + r[FAIL] + r[UNKNOWN],

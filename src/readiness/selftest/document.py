@@ -18,10 +18,12 @@ from functools import partial
 from typing import Any
 
 from readiness import __version__
+from readiness.measure import estimator, loaded, netstats
+from readiness.measure.stun import Sample
 from readiness.result import CheckRecord, Result, new_run_id, utc_now
+from readiness.plugins import load_plugins
 
-_TITLES = {"camera": "Camera", "microphone": "Microphone", "speakers": "Speakers",
-           "bandwidth": "Bandwidth", "latency": "Latency, jitter and loss", "browser": "Browser"}
+BROWSER_TITLE = "Browser"  # the page's own step (no check of the agent): which browser measured
 SILENT_PEAK_DBFS = -70.0  # the microphone check's rule for "nothing usable"
 
 
@@ -31,10 +33,18 @@ def _metric(metrics: dict[str, dict[str, Any]], name: str, value: Any, unit: str
     metrics[name] = {"value": round(value, 3) if isinstance(value, float) else value, "unit": unit}
 
 
+def _title(name: str) -> str:
+    """A record's title as the agent's check calls itself (its words in other languages: catalog ``check``)."""
+    if name == "browser":
+        return BROWSER_TITLE
+    cls = load_plugins().checks.get(name)
+    return cls.title if cls is not None and cls.title else name
+
+
 def _record(name: str, sub: dict[str, Any] | None, started: str,
             measure: Any) -> CheckRecord:
     """One check's record: measured by ``measure(sub, metrics, details)`` when the page got data."""
-    rec = CheckRecord(name=name, title=_TITLES.get(name, name), status="ok", started_utc=started,
+    rec = CheckRecord(name=name, title=_title(name), status="ok", started_utc=started,
                       duration_s=0.0, details={"measured_by": "browser"})
     if sub is None:
         rec.status, rec.error = "skipped", "the page did not run this step"
@@ -58,7 +68,7 @@ def _record(name: str, sub: dict[str, Any] | None, started: str,
 
 
 def _camera(sub: dict[str, Any], metrics: dict, details: dict) -> None:
-    from readiness.measure.frames import FrameFacts, WindowStats, delivered_fps
+    from readiness.measure.frames import FrameFacts, WindowStats, delivered_fps  # lazy: numpy, OpenCV
 
     n = len(sub.get("t", []))
     lists = {k: sub.get(k, []) for k in ("brightness", "black_share", "bright_share")}
@@ -107,7 +117,7 @@ def _camera(sub: dict[str, Any], metrics: dict, details: dict) -> None:
 def _microphone(sub: dict[str, Any], metrics: dict, details: dict) -> None:
     import numpy as np
 
-    from readiness.measure import audio
+    from readiness.measure import audio  # lazy: numpy
 
     windows = np.asarray(sub.get("window_rms", []), dtype=np.float64)
     rate = float(sub.get("rate_hz", 48000))
@@ -138,9 +148,14 @@ def _groups(values: Any, size: int) -> list[Any]:
 
 
 def _speakers(sub: dict[str, Any], metrics: dict, details: dict) -> None:
-    _metric(metrics, "playback_ok", bool(sub.get("played")))
-    if "heard" in sub:
-        _metric(metrics, "heard_by_person", sub["heard"])
+    # The person is the only microphone a browser has here: a tone played that nobody heard is
+    # no sound from the speakers, so "Speakers play sound" fails with the person's word as the cause.
+    heard = sub.get("heard")
+    _metric(metrics, "playback_ok", bool(sub.get("played")) and heard is not False)
+    if heard is not None:
+        _metric(metrics, "heard_by_person", heard)
+    if heard is False:
+        details.setdefault("findings", []).append({"code": "browser_not_heard", "args": {}})
     if sub.get("tone_hz"):
         details["tone_hz"] = sub["tone_hz"]
 
@@ -148,9 +163,6 @@ def _speakers(sub: dict[str, Any], metrics: dict, details: dict) -> None:
 def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict, idle_ms: float | None = None) -> None:
     """Rates by the agent's steady-rate estimator; latency under load by the agent's summary of
     the probes sent inside the steady window, over ``idle_ms`` (the latency step's median)."""
-    from readiness.measure import estimator
-    from readiness.measure import loaded
-    from readiness.measure.stun import Sample
 
     details["backend"] = "browser fetch to this server"
     for direction, name in (("down", "download_mbps"), ("up", "upload_mbps")):
@@ -180,8 +192,6 @@ def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict, idle_ms: float
 
 
 def _latency(sub: dict[str, Any], metrics: dict, details: dict) -> None:
-    from readiness.measure import netstats
-    from readiness.measure.stun import Sample
 
     interval = float(sub.get("interval_ms", 20.0)) / 1000
     rtts = sub.get("rtt_ms", [])
@@ -225,6 +235,12 @@ def _idle_ms(lat: CheckRecord | None) -> float | None:
 # latency before bandwidth: its median is the idle round trip the loaded probes are set against
 _MEASURE = {"camera": _camera, "microphone": _microphone, "speakers": _speakers,
             "latency": _latency, "bandwidth": _bandwidth, "browser": _browser}
+PAGE_CHECKS = frozenset(_MEASURE) - {"browser"}  # the agent's checks the page measures its own way
+
+
+def agent_only(checks: Any) -> list[str]:
+    """The loaded checks (``{name: class}``) the page cannot measure, in the loader's order."""
+    return [name for name in checks if name not in PAGE_CHECKS]
 
 
 def build_result(sub: dict[str, Any], profile: Any, started_utc: str | None = None) -> Result:
@@ -244,7 +260,7 @@ def build_result(sub: dict[str, Any], profile: Any, started_utc: str | None = No
         try:
             checks[name] = _record(name, part, started, measure)
         except ValueError as exc:
-            checks[name] = CheckRecord(name=name, title=_TITLES[name], status="error", started_utc=started,
+            checks[name] = CheckRecord(name=name, title=_title(name), status="error", started_utc=started,
                                        duration_s=0.0, details={"measured_by": "browser"}, error=str(exc))
     br = sub.get("browser", {})
     run_id = new_run_id()

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from readiness.measure.stun import DEFAULT_PORT as DEFAULT_STUN_PORT
-from readiness.server.http import (DEFAULT_LIMITS, BodyError, Request, Response, Route, check_limits, listen,
-                                   log)
+from readiness.server.http import DEFAULT_LIMITS, check_limits, listen, log
+from readiness.server.routes import BodyError, Request, Response, Route
 from readiness.server.stun import Responder
 
 DEFAULT_HTTP_PORT = 8080
@@ -37,6 +37,7 @@ _SUMMARY_EVERY_S = 60.0
 
 
 def _info(req: Request) -> Response:
+    req.server.events.info(req.client)
     lim = req.limits
     return Response.json({"service": "readiness", "stun_port": req.server.stun_port,
                           "max_bytes": int(lim["max_bytes"]), "max_transfers": int(lim["max_transfers"])},
@@ -66,6 +67,8 @@ def _down(req: Request) -> Response:
                 sent += n
             outcome = "complete"
         finally:
+            if outcome != "complete":
+                outcome = req.cut_reason() or outcome  # a slot given to another network says so
             req.server.events.transfer(req.client, "down", sent, started, time.monotonic(), outcome)
 
     return Response(200, stream(), "application/octet-stream", length=nbytes,
@@ -115,7 +118,7 @@ class TestLog:
     def _client(self, ip: str) -> dict:
         c = self.clients.get(ip)
         if c is None:
-            c = self.clients[ip] = {"last": time.monotonic(), "stun_ok": 0, "stun_no": 0, "notes": set(),
+            c = self.clients[ip] = {"last": time.monotonic(), "stun_ok": 0, "stun_no": 0, "info": 0, "notes": set(),
                                     "down": [0, 0, None, None], "up": [0, 0, None, None]}  # bytes, requests, first, last
         return c
 
@@ -130,6 +133,12 @@ class TestLog:
             c["last"] = time.monotonic()
             if outcome not in ("complete", "client closed"):
                 c["notes"].add(outcome)
+
+    def info(self, ip: str) -> None:
+        with self.lock:
+            c = self._client(ip)
+            c["info"] += 1
+            c["last"] = time.monotonic()
 
     def stun(self, ip: str, answered: int, refused: int) -> None:
         with self.lock:
@@ -149,7 +158,7 @@ class TestLog:
         with self.lock:
             done = [ip for ip, c in self.clients.items() if force or now - c["last"] > self.idle_s]
             finished = [(ip, self.clients.pop(ip)) for ip in done]
-            stun_only = [(ip, c) for ip, c in finished if not (c["down"][1] or c["up"][1] or c["notes"])]
+            stun_only = [(ip, c) for ip, c in finished if not (c["down"][1] or c["up"][1] or c["notes"] or c["info"])]
             if len(stun_only) > _STUN_ONE_BY_ONE or self.stun_summary[0]:
                 for _, c in stun_only:
                     self.stun_summary[0] += 1
@@ -177,19 +186,22 @@ class TestLog:
                              f"{nbytes * 8 / secs / 1e6:.1f} Mbit/s")
         if c["stun_ok"] or c["stun_no"]:
             parts.append(f"stun {c['stun_ok']} answered" + (f", {c['stun_no']} refused or dropped" if c["stun_no"] else ""))
+        if c["info"]:
+            parts.append(f"info {c['info']} request{'s' if c['info'] != 1 else ''}")
         parts.extend(sorted(c["notes"]))
         return parts
 
 
 def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
                stun_port: int = DEFAULT_STUN_PORT, routes: Iterable[Route] = (), ssl_context: Any = None,
-               **limits) -> int:
+               trusted_proxies: tuple[Any, ...] = (), **limits) -> int:
     """Serve until SIGINT/SIGTERM; returns the process exit code (0 on a clean stop).
 
     ``routes`` are served beside the built-in speed-test endpoints (first match wins, so a
     route can also replace one). ``ssl_context`` (an ``ssl.SSLContext`` with its certificate
     loaded, see :func:`tls_context`) serves HTTPS instead of HTTP. ``limits`` override
-    :data:`DEFAULT_LIMITS`; ``None`` values keep the default. Port 0 picks a free port (the
+    :data:`DEFAULT_LIMITS`; ``None`` values keep the default. ``trusted_proxies``: reverse
+    proxies whose forwarding headers name the client (``server.clients.parse_proxies``). Port 0 picks a free port (the
     "listening" line says which).
     """
     unknown = set(limits) - set(DEFAULT_LIMITS)
@@ -205,7 +217,7 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
         log(f"cannot listen for STUN on UDP {host}:{stun_port}: {e.strerror or e}")
         return 2
     try:
-        httpd = listen(host, http_port, [*routes, *SPEED_ROUTES], lim, ssl_context, tests)
+        httpd = listen(host, http_port, [*routes, *SPEED_ROUTES], lim, ssl_context, tests, tuple(trusted_proxies))
     except OSError as e:
         responder.close()
         log(f"cannot listen for HTTP on {host}:{http_port}: {e.strerror or e}")

@@ -30,6 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from readiness.check import CheckError
+from readiness.measure.netcommon import HttpUrl
+from readiness.measure.proxies import urlopen
+from readiness.result import ResultError, read_result, write_atomic
+
 TOKEN_ENV = "READINESS_UPLOAD_TOKEN"
 SPOOL_ENV = "READINESS_SPOOL_DIR"
 API_PATH = "/api/v1/results"
@@ -71,8 +76,6 @@ def read_token(token_file: str | os.PathLike[str] | None) -> str:
 
 def results_url(url: str) -> str:
     """The collector's upload endpoint from the URL IT gives (the server's base URL)."""
-    from readiness.check import CheckError
-    from readiness.measure.netcommon import HttpUrl
 
     try:
         parsed = HttpUrl(url, "--upload must be a URL like https://collector.example:8080")
@@ -82,10 +85,18 @@ def results_url(url: str) -> str:
     return f"{parsed.scheme}://{parsed.hostheader}{base}{API_PATH}"
 
 
+def collector_urls(urls: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The upload endpoints of one collector or several replicas, in the order they are tried:
+    base URLs separated by commas, or a list."""
+    items = [u.strip() for part in ([urls] if isinstance(urls, str) else urls) for u in part.split(",")]
+    endpoints = [results_url(u) for u in items if u]
+    if not endpoints:
+        raise UploadError("give the collector's URL, like https://collector.example:8080")
+    return endpoints
+
+
 def enqueue(result_file: str | os.PathLike[str], folder: Path) -> Path:
     """Put a copy of a result file into the spool, named by its run id (one file per run)."""
-    from readiness.result import ResultError, read_result, write_atomic
-
     try:
         result = read_result(result_file)
     except ResultError as exc:
@@ -135,8 +146,6 @@ class _Retry(Exception):
 
 def _post(url: str, token: str, body: bytes, timeout: float, resolver: Any) -> None:
     """One attempt; returns on success, raises UploadError (4xx) or _Retry (anything else)."""
-    from readiness.measure.proxies import urlopen
-
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "readiness-agent"}
     try:
         with urlopen(url, data=body, headers=headers, timeout_s=timeout, resolver=resolver, method="POST") as resp:
@@ -156,6 +165,22 @@ def _post(url: str, token: str, body: bytes, timeout: float, resolver: Any) -> N
         raise _Retry(f"the upload was cut: {getattr(exc, 'strerror', None) or exc}") from None
 
 
+def _post_any(endpoints: list[str], first: int, token: str, body: bytes, timeout: float, resolver: Any) -> int:
+    """One attempt over the replicas: from ``first`` (the one that answered last), then the others in
+    order; returns the index of the one that took it. A refusal (UploadError) is not tried
+    elsewhere: the replicas share one database, so it would be refused there too. None reachable:
+    the last one's _Retry."""
+    failed: _Retry | None = None
+    for i in [first, *(j for j in range(len(endpoints)) if j != first)]:
+        try:
+            _post(endpoints[i], token, body, timeout, resolver)
+            return i
+        except _Retry as exc:
+            failed = exc if len(endpoints) == 1 else _Retry(f"{endpoints[i]}: {exc}", exc.after)
+    assert failed is not None
+    raise failed
+
+
 def _reason(exc: urllib.error.HTTPError) -> str:
     try:
         data = json.loads(exc.read(65536) or b"{}")
@@ -169,7 +194,7 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     return rng.uniform(0, min(cap, base * (2 ** attempt)))
 
 
-def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: float = 1.0, cap_s: float = 30.0,
+def send_all(url: str | list[str], token: str, folder: Path, attempts: int = 4, base_s: float = 1.0, cap_s: float = 30.0,
              timeout_s: float = REQUEST_TIMEOUT_S, sleep: Callable[[float], None] = time.sleep,
              rng: random.Random | None = None, log: Callable[[str], None] | None = None,
              resolver: Any = None) -> Report:
@@ -177,9 +202,12 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
     ``resolver``: a ``proxies.ProxyResolver`` carrying the run's proxy settings (None: the OS's).
 
     When the collector cannot be reached after ``attempts`` tries of one file, the rest wait
-    too (no point hammering a collector that is down); they go with the next call.
+    too (no point hammering a collector that is down); they go with the next call. ``url``:
+    several collectors (replicas on one database, comma-separated or a list) are each tried in
+    order within one attempt (``_post_any``), from the one that took the last file.
     """
-    endpoint = results_url(url)
+    endpoints = collector_urls(url)
+    good = 0
     rng = rng or random.Random()
     report = Report()
     files = waiting(folder)
@@ -193,7 +221,7 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
             continue
         for attempt in range(attempts):
             try:
-                _post(endpoint, token, body, timeout_s, resolver)
+                good = _post_any(endpoints, good, token, body, timeout_s, resolver)
             except UploadError as exc:
                 report.refused.append((str(path), str(exc)))
                 break
