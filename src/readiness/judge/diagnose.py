@@ -107,7 +107,7 @@ CAUSES: tuple[Cause, ...] = (
     Cause("speaker_gone", ("speaker_gone", "speaker_open_failed", "speaker_stopped")),
     Cause("microphone_silent", ("digital_silence",), explains=("microphone.silent", "microphone.working"),
           unknowns=(ALL,)),
-    Cause("speakers_not_heard", ("person_did_not_hear", "browser_not_heard"),
+    Cause("speakers_not_heard", ("person_did_not_hear",),
           explains=("speakers.playback_ok", "speakers.heard", "speakers.heard_by_person"), unknowns=(ALL,)),
     Cause("speakers_silent", ("loopback_not_heard",), explains=("speakers.heard",), unknowns=(ALL,)),
     Cause("loopback_no_microphone", ("loopback_no_microphone",), explains=(),
