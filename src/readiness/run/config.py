@@ -43,6 +43,7 @@ from readiness.measure.proxies import redact
 from readiness.redact import redact_url
 from readiness.settings import SETTINGS
 from readiness.siteserver import SiteServer
+from readiness.textsafe import has_surrogate
 
 APP = "readiness"
 FILE_NAME = "config.toml"
@@ -91,6 +92,8 @@ def _text(value: Any, from_env: bool) -> str:
         raise ValueError(f"{value!r} is not text (put it in quotes)")
     if "\n" in value or "\r" in value:
         raise ValueError("must be one line")
+    if has_surrogate(value):  # bytes of a variable that are not UTF-8 (as argv: cli._Group)
+        raise ValueError("is not text in this system's encoding (UTF-8)")
     return value.strip()
 
 

@@ -1,0 +1,119 @@
+"""Borders, round three (issue 21, items 8-12): text that is not text, values that would split a
+generated schedule, a PAC file without limits, token and config files that are not small regular
+files, and the collector's database readable by other users. Each attack runs against real
+files, FIFOs, a real HTTP server serving the PAC and a real ``readiness serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import collector_docs as docs  # noqa: E402
+from test_collector_serve import Collector, add_token, rows  # noqa: E402
+from test_hostile import make_result, put  # noqa: E402
+from test_selftest import observations  # noqa: E402
+
+# --- 8. unpaired surrogates and bytes that are not UTF-8 -------------------------------------
+
+
+def _surrogate_documents() -> list[tuple[str, bytes, str]]:
+    """(id, bytes of a result, where the border says the bad text is)."""
+    escaped = json.dumps(make_result("esc", index=71)).replace('"esc"', '"esc\\ud800"').encode()
+    low = json.dumps(make_result("low", index=72)).replace('"low"', '"\\uDC00low"').encode()
+    raw = json.dumps(make_result("raw", index=73), ensure_ascii=False).encode().replace(b'"raw"', b'"raw\xed\xa0\x80"')
+    doc = make_result("key", index=74)
+    doc["checks"]["system"]["details"] = {"\ud800": 1}
+    key = json.dumps(doc).encode()
+    utf16 = json.dumps(make_result("u16", index=75)).replace('"u16"', '"u16\\udbff"').encode("utf-16")
+    return [("escaped", escaped, "host.hostname"), ("escaped-low", low, "host.hostname"),
+            ("raw-utf8", raw, "host.hostname"), ("in-a-key", key, "details"), ("utf-16", utf16, "host.hostname")]
+
+
+SURROGATES = _surrogate_documents()
+
+
+@pytest.mark.parametrize("name,raw,where", SURROGATES, ids=[s[0] for s in SURROGATES])
+def test_a_lone_surrogate_in_a_file_is_skipped_by_aggregate_and_refused_by_report(cli, tmp_path, name, raw, where):
+    share = tmp_path / "share"
+    share.mkdir()
+    put(share / "good.json", make_result("good", index=1))
+    bad = put(share / f"{name}.json", raw)
+    r = cli("aggregate", str(share), "-o", str(tmp_path / "fleet.html"), "--json", str(tmp_path / "fleet.json"))
+    assert r.returncode == 0, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    skipped = [line for line in r.stderr.splitlines() if line.startswith("skipped: ")]
+    assert len(skipped) == 1 and skipped[0].startswith(f"skipped: {bad}: ") and where in skipped[0], r.stderr
+    assert "not Unicode" in skipped[0]
+    assert json.loads((tmp_path / "fleet.json").read_text("utf-8"))["counts"]["total"] == 1
+    rep = cli("report", str(bad))
+    lines = rep.stderr.strip().splitlines()
+    assert rep.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"readiness: {bad}: "), rep.stderr
+    assert "not Unicode" in lines[0] and not (tmp_path / "share" / f"{name}.html").exists()
+
+
+def test_paired_surrogates_and_a_backslash_before_u_still_read(cli, tmp_path):
+    # an emoji written as its escaped pair, and the text \ud800 (an escaped backslash): both text
+    doc = json.dumps(make_result("pair", index=76)).replace('"pair"', '"pair\\ud83d\\ude00 \\\\ud800"')
+    good = put(tmp_path / "pair.json", doc)
+    r = cli("report", str(good), "-o", str(tmp_path / "pair.html"))
+    assert r.returncode == 0, r.stderr
+    assert "pair\U0001f600 \\ud800" in (tmp_path / "pair.html").read_text("utf-8")
+
+
+def test_a_lone_surrogate_upload_is_a_400_with_a_short_reason_and_a_short_log_line(cli, tmp_path):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    token = add_token(cli, db, "--site", "Stockholm")
+    c = Collector(db)
+    try:
+        bodies = [json.dumps(docs.document(room="R\ud800")).encode(),  # json.dumps escapes it: "R\ud800"
+                  json.dumps(docs.document(room="R\ud800"), ensure_ascii=False).encode("utf-8", "surrogatepass")]
+        for body in bodies:
+            status, _, data = c.request("POST", "/api/v1/results", body, token)
+            answer = json.loads(data)
+            assert status == 400 and answer["error"] == "not_text", data
+            assert len(answer["reason"]) < 300 and "labels.room" in answer["reason"] and "not Unicode" in answer["reason"]
+        assert c.proc.poll() is None and rows(db) == 0
+        good = docs.document()
+        status, _, _ = c.request("POST", "/api/v1/results", docs.body(good), token)
+        assert status == 201 and rows(db) == 1
+    finally:
+        log = c.stop()
+    refused = [line for line in log.splitlines() if "refused" in line]
+    assert len(refused) == 2 and all(len(line) < 600 for line in refused), log
+    assert "internal error" not in log and "failed" not in log
+
+
+def test_a_lone_surrogate_in_the_page_result_is_a_400_and_nothing_is_kept(cli, tmp_path):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    c = Collector(db)
+    try:
+        for sub in (observations(labels={"site": "HQ", "room": "R\ud800"}),
+                    observations(browser={"name": "Chromium\udfff"})):
+            status, _, data = c.request("POST", "/__selftest/result", json.dumps(sub).encode())
+            assert status == 400 and "not Unicode" in json.loads(data)["error"], data
+            assert len(data) < 300
+        assert list(Path(c.results_dir).iterdir()) == [] and c.proc.poll() is None
+        status, _, _ = c.request("POST", "/__selftest/result", json.dumps(observations()).encode())
+        assert status == 200 and len(list(Path(c.results_dir).glob("*.json"))) == 1
+    finally:
+        log = c.stop()
+    assert "internal error" not in log and "failed" not in log and all(len(line) < 600 for line in log.splitlines())
+
+
+def test_an_argument_or_variable_that_is_not_utf8_is_a_usage_error(tmp_path):
+    import subprocess
+
+    out = tmp_path / "out"
+    argv = [os.fsencode(sys.executable), b"-m", b"readiness.cli", b"run", b"--check", b"system", b"--room", b"R\xff",
+            b"-o", os.fsencode(out), b"--no-open"]
+    r = subprocess.run(argv, capture_output=True, timeout=120)
+    assert r.returncode == 2 and b"'R\\xff' is not text" in r.stderr and b"internal error" not in r.stderr, r.stderr
+    env = {k.encode(): v.encode() for k, v in os.environ.items()} | {b"READINESS_ROOM": b"R\xff"}
+    r = subprocess.run(argv[:6] + argv[8:], capture_output=True, timeout=120, env=env)
+    assert r.returncode == 2 and b"READINESS_ROOM" in r.stderr and b"not text" in r.stderr, r.stderr
+    assert not out.exists()  # said before measuring: nothing written
