@@ -56,6 +56,25 @@ def test_a_lone_surrogate_in_a_file_is_skipped_by_aggregate_and_refused_by_repor
     assert "not Unicode" in lines[0] and not (tmp_path / "share" / f"{name}.html").exists()
 
 
+def test_a_file_or_folder_name_that_is_not_utf8_is_listed_and_skipped_and_the_report_written(cli, tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    put(share / "good.json", make_result("good", index=1))
+    put(Path(os.fsdecode(os.fsencode(share) + b"/r\xff.json")), make_result("other", index=2))
+    folder = Path(os.fsdecode(os.fsencode(share) + b"/d\xfe"))
+    folder.mkdir()
+    put(folder / "x.json", make_result("third", index=3))
+    out = {k: tmp_path / f"fleet.{k}" for k in ("html", "csv", "json")}
+    r = cli("aggregate", str(share), "-o", str(out["html"]), "--csv", str(out["csv"]), "--json", str(out["json"]))
+    assert r.returncode == 0 and "internal error" not in r.stderr, r.stderr
+    skipped = sorted(line for line in r.stderr.splitlines() if line.startswith("skipped: "))
+    assert skipped == [f"skipped: {share}/d\\xfe: its name is not UTF-8 text; rename it to read it",
+                       f"skipped: {share}/r\\xff.json: its name is not UTF-8 text; rename it to read it"], r.stderr
+    figures = json.loads(out["json"].read_text("utf-8"))
+    assert figures["counts"]["total"] == 1 and len(figures["skipped"]) == 2
+    assert "r\\xff.json" in out["html"].read_text("utf-8")
+
+
 def test_paired_surrogates_and_a_backslash_before_u_still_read(cli, tmp_path):
     # an emoji written as its escaped pair, and the text \ud800 (an escaped backslash): both text
     doc = json.dumps(make_result("pair", index=76)).replace('"pair"', '"pair\\ud83d\\ude00 \\\\ud800"')

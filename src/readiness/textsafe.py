@@ -83,3 +83,15 @@ def undecodable_argument(args: list[str]) -> str | None:
             except UnicodeEncodeError:  # a lone surrogate from a UTF-16 command line (Windows)
                 return arg.encode("utf-8", "backslashreplace").decode("ascii", "replace")
     return None
+
+
+def shown_path(path: str) -> str:
+    """A file name as text any writer takes: bytes that are not UTF-8 (surrogates, as Python
+    keeps them) shown as escapes such as ``\\xff``."""
+    if not has_surrogate(path):
+        return path
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate in a UTF-16 name (Windows)
+        return path.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+    return raw.decode("utf-8", "backslashreplace")
