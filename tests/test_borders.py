@@ -136,3 +136,34 @@ def test_an_argument_or_variable_that_is_not_utf8_is_a_usage_error(tmp_path):
     r = subprocess.run(argv[:6] + argv[8:], capture_output=True, timeout=120, env=env)
     assert r.returncode == 2 and b"READINESS_ROOM" in r.stderr and b"not text" in r.stderr, r.stderr
     assert not out.exists()  # said before measuring: nothing written
+
+
+# --- 9. control characters in what a scheduler reads ----------------------------------------
+
+ROOT_LINE = "4.12\n* * * * * root touch x #"
+
+
+@pytest.mark.parametrize("via,value", [
+    ("cron", ROOT_LINE), ("systemd", "4.12\nExecStartPre=/bin/touch /x"), ("launchd", "4.12\r</string>"),
+    ("windows", "4.12\x1b[2J"), ("systemd", "4.12\x7f"), ("cron", "4.12\x85x"), ("systemd", "4.12\u2028x"),
+    ("cron", "4.12\tx"),
+])
+@pytest.mark.parametrize("scope", [["--system"], []])
+def test_a_control_character_in_a_scheduled_value_is_refused_before_anything_is_written(cli, tmp_path, via, value,
+                                                                                       scope):
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), HOME=str(tmp_path / "home"))
+    # a real install only where a regression would write into this test's own folders, never
+    # into /etc or the crontab of the user running the tests
+    actions = [["--print"]] + ([[]] if not scope and via != "cron" else [])
+    for action in actions:
+        r = cli("schedule", "install", *action, "--via", via, *scope, "--", "--room", value, env=env)
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert r.stdout == "" and "control character" in r.stderr and "nothing was written" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "config").exists() and not (tmp_path / "home").exists()
+
+
+def test_a_windows_user_name_with_a_line_break_is_refused(cli):
+    env = dict(os.environ, USERNAME="alice</UserId><UserId>S-1-5-18\n", USERDOMAIN="CORP")
+    r = cli("schedule", "install", "--print", "--via", "windows", env=env)
+    assert r.returncode == 2 and "Windows user name" in r.stderr and r.stdout == "", r.stderr
