@@ -167,3 +167,95 @@ def test_a_windows_user_name_with_a_line_break_is_refused(cli):
     env = dict(os.environ, USERNAME="alice</UserId><UserId>S-1-5-18\n", USERDOMAIN="CORP")
     r = cli("schedule", "install", "--print", "--via", "windows", env=env)
     assert r.returncode == 2 and "Windows user name" in r.stderr and r.stdout == "", r.stderr
+
+
+# --- 10. a PAC file without limits -------------------------------------------------------------
+
+GOOD_PAC = b'function FindProxyForURL(url, host) {\n  if (host == "127.0.0.1") return "PROXY 127.0.0.1:3128";\n' \
+           b'  if (host == "loop.example") { while (true) {} }\n  return "DIRECT";\n}\n'
+
+
+@pytest.fixture(scope="module")
+def pac_files():
+    """A real HTTP server with PAC files: good, one that never loads, and two of 100 MB (with a
+    Content-Length, and without: sent until the reader stops). Counts the bytes it sent."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    sent = {"big": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ns-proxy-autoconfig")
+            if self.path.startswith("/big"):
+                if self.path == "/big.pac":
+                    self.send_header("Content-Length", str(100 * 1024 * 1024))
+                self.end_headers()
+                try:
+                    for _ in range(1600):
+                        self.wfile.write(b"/" * 65536)
+                        sent["big"] += 65536
+                except OSError:
+                    pass
+                self.close_connection = True
+                return
+            body = b"while (true) {}\n" + GOOD_PAC if self.path == "/loop.pac" else GOOD_PAC
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", sent
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_good_pac_still_names_the_proxy_and_a_throwing_host_falls_back(pac_files):
+    from readiness.measure.proxies import ProxyResolver
+
+    base, _ = pac_files
+    r = ProxyResolver(pac_url=f"{base}/good.pac", env={})
+    assert r.route("https://127.0.0.1:8443/").proxy == "http://127.0.0.1:3128"
+    assert r.route("https://example.org/") == r.route("https://example.org/")
+    assert r.route("https://example.org/").source == "pac" and r.facts() == {"pac_url": f"{base}/good.pac"}
+    # a call that never returns: the PAC is dropped for the rest of the run and said why
+    loop = r.route("https://loop.example/")
+    assert loop.source == "direct" and loop.proxy is None
+    assert "did not answer within 2 s; not used" in r.facts()["pac_error"] and r.facts()["pac_url"] is None
+    assert r.route("https://127.0.0.1:8443/").source == "direct"
+
+
+@pytest.mark.parametrize("name,said", [("loop.pac", "did not load within"), ("big.pac", "larger than 1024 kB"),
+                                       ("big-chunked.pac", "larger than 1024 kB")])
+def test_a_pac_that_never_loads_or_is_100_mb_is_not_used_and_said(pac_files, name, said):
+    import resource
+
+    from readiness.measure.proxies import ProxyResolver
+
+    base, sent = pac_files
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sent["big"] = 0
+    r = ProxyResolver(pac_url=f"{base}/{name}", env={})
+    route = r.route("https://127.0.0.1:8443/")
+    assert route.source == "direct" and route.proxy is None
+    assert said in r.facts()["pac_error"] and r.facts()["pac_url"] is None
+    assert sent["big"] < 20 * 1024 * 1024  # the reader stopped at its limit, not at 100 MB
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # kB: nothing of it here
+
+
+def test_run_with_a_pac_that_loops_for_ever_finishes_and_says_why(cli, tmp_path, pac_files):
+    base, _ = pac_files
+    port = base.rsplit(":", 1)[1]  # a port that answers, so the check has something to report
+    svc = f'[{{name = "Möte", tcp = ["127.0.0.1:{port}"], tls = ["127.0.0.1:{port}"]}}]'
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    r = cli("run", "--check", "connectivity", "--set", f"connectivity.services={svc}", "--set",
+            "connectivity.timeout_s=2", "--json", "--no-open", "-q", "-o", str(tmp_path), "--pac-url",
+            f"{base}/loop.pac", env=env, timeout=120)
+    assert r.returncode in (0, 1, 3), r.stderr
+    proxies = json.loads(r.stdout)["checks"]["connectivity"]["details"]["proxies"]
+    assert proxies["pac_url"] is None and "did not load within" in proxies["pac_error"]
