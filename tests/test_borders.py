@@ -259,3 +259,99 @@ def test_run_with_a_pac_that_loops_for_ever_finishes_and_says_why(cli, tmp_path,
     assert r.returncode in (0, 1, 3), r.stderr
     proxies = json.loads(r.stdout)["checks"]["connectivity"]["details"]["proxies"]
     assert proxies["pac_url"] is None and "did not load within" in proxies["pac_error"]
+
+
+# --- 11. token and configuration files: regular, small, shallow ----------------------------------
+
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    path = tmp_path / "pipe"
+    os.mkfifo(path)  # nobody writes to it: reading it the ordinary way would wait for ever
+    return path
+
+
+def _one_plain_line(r) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    return lines[0]
+
+
+def test_a_fifo_or_a_huge_token_file_is_refused_without_waiting_or_reading_it(cli, tmp_path, fifo):
+    huge = tmp_path / "huge-token"
+    with huge.open("wb") as fh:
+        fh.truncate(200 * 1024 * 1024)  # 200 MB that costs no disk: a sparse file
+    for path, said in ((fifo, "not a regular file"), (huge, "too large (200.0 MB; at most 64 kB)")):
+        r = cli("upload", "http://127.0.0.1:9", "--token-file", str(path), timeout=30)
+        assert said in _one_plain_line(r) and "token file" in r.stderr
+        r = cli("run", "--check", "system", "--no-open", "-q", "-o", str(tmp_path / "out"), "--upload-url",
+                "http://127.0.0.1:9", "--token-file", str(path), timeout=60)
+        assert "not a regular file" in _one_plain_line(r) if path == fifo else "too large" in _one_plain_line(r)
+        assert not list((tmp_path / "out").glob("*.json"))  # said before measuring
+
+
+def test_a_fifo_huge_or_deeply_nested_config_is_a_plain_error(cli, tmp_path, fifo):
+    huge = tmp_path / "huge.toml"
+    huge.write_text('site = "x"\nlabel = "' + "a" * (2 * 1024 * 1024) + '"\n')
+    deep = tmp_path / "deep.toml"
+    deep.write_text("[checks.latency]\ntargets = " + "[" * 5000 + "]" * 5000 + "\n")
+    for path, said in ((fifo, "not a regular file"), (huge, "too large (2.0 MB; at most 1 MB)"),
+                       (deep, "nested too deeply")):
+        assert said in _one_plain_line(cli("config", "show", "--config", str(path), timeout=30))
+        env = dict(os.environ, READINESS_CONFIG=str(path))
+        assert said in _one_plain_line(cli("config", "show", env=env, timeout=30))
+    deep_value = "[" * 5000 + "]" * 5000
+    r = cli("run", "--check", "latency", "--set", f"latency.targets={deep_value}", "-o", str(tmp_path / "out"))
+    assert "latency.targets" in _one_plain_line(r) or "targets" in r.stderr
+
+
+def test_a_profile_nested_5000_deep_is_an_error_with_the_file(cli, tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text('name = "deep"\nx = ' + "[" * 5000 + "]" * 5000 + "\n")
+    result = put(tmp_path / "r.json", make_result("deep-profile", index=5))
+    line = _one_plain_line(cli("report", "--requirements", str(deep), str(result)))
+    assert str(deep) in line and "nested too deeply" in line
+
+
+@pytest.mark.parametrize("what", ["random", "text", "fifo", "folder"])
+def test_token_commands_on_a_file_that_is_not_a_database_are_a_plain_error(cli, tmp_path, what):
+    path = tmp_path / "x.db"
+    if what == "random":
+        path.write_bytes(os.urandom(5000))
+    elif what == "text":
+        path.write_text("site = 'Stockholm'\n")
+    elif what == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    before = path.read_bytes() if path.is_file() else None
+    for args in (["list"], ["add", "--site", "Stockholm"], ["revoke", "1"]):
+        line = _one_plain_line(cli("serve", "token", *args, "--db", f"sqlite:///{path}", timeout=30))
+        assert str(path) in line and ("not an SQLite database" in line or "not a regular file" in line), line
+    assert (path.read_bytes() if path.is_file() else None) == before  # nothing written into it
+
+
+# --- 12. the collector's database is private -----------------------------------------------------
+
+
+def test_the_database_and_its_wal_and_shm_are_created_0600(cli, tmp_path):
+    import stat
+
+    db_path = tmp_path / "collector.db"
+    url = f"sqlite:///{db_path}"
+    old = os.umask(0o022)  # the usual umask, under which SQLite made them 0644
+    try:
+        token = add_token(cli, url, "--site", "Stockholm")
+        c = Collector(url)
+        try:
+            status, _, _ = c.request("POST", "/api/v1/results", docs.body(docs.document()), token)
+            assert status == 201
+            files = [db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")]
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}  # while serving: all three exist
+        finally:
+            c.kill()
+    finally:
+        os.umask(old)
+    assert modes == {"collector.db": 0o600, "collector.db-wal": 0o600, "collector.db-shm": 0o600}
+    assert rows(url) == 1
