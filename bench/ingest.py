@@ -18,7 +18,8 @@
    report built from the database (``readiness aggregate --db URL``: time and peak RSS) against
    ``readiness aggregate`` over the same results as files; and the live view, GET /fleet from
    ``readiness serve --db`` on the same database (its first request builds the fleet).
-   Target: <= 5 s, memory bounded.
+   Target: <= 2 s cold and <= 300 MB (issue 22), beside orjson's parse of the summaries the view
+   reads, measured in the same run.
 
 The machine is shared: timings taken while others load it are noisy; the ratios to the
 references measured in the same run are the figures to compare.
@@ -49,7 +50,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from fleet import generate  # noqa: E402  bench/fleet.py: the same realistic fleet
 
 TARGET_SHARE = 0.25  # of the bare HTTP endpoint's request rate, measured in the same run (issue 22)
-TARGET_FLEET_S = 5.0
+TARGET_FLEET_S = 2.0  # cold, 10 000 rooms (issue 22)
+TARGET_FLEET_MB = 300
 
 
 def readiness(*args: str) -> list[str]:
@@ -301,6 +303,19 @@ def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
     print(f"  generated and stored in {time.perf_counter() - t0:.0f} s ({store.count()} rows)", flush=True)
     store.close()
     os.sync()  # the gigabytes just written go to disk now, not while the views below are timed
+    # the reference, in the same run: orjson's parse of the summaries the view reads (one per room
+    # here), straight from SQLite; nothing else
+    import sqlite3
+
+    import orjson
+
+    conn = sqlite3.connect(f"file:{work / 'fleet.db'}?mode=ro", uri=True)
+    t1 = time.perf_counter()
+    for _run_id, text in conn.execute("SELECT run_id, summary FROM summaries WHERE run_id IN "
+                                      "(SELECT DISTINCT run_id FROM latest)"):
+        orjson.loads(text)
+    ref_s = time.perf_counter() - t1
+    conn.close()
     db_s, db_mb, db_err = peak_rss_run(readiness("aggregate", "--db", db_url, "-o", str(work / "fleet-db.html"),
                                                  "--json", str(work / "fleet-db.json")))
     again_s = peak_rss_run(readiness("aggregate", "--db", db_url, "-o", str(work / "fleet-db.html"),
@@ -344,11 +359,14 @@ def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
           f"{files_err}")
     print(f"  GET /fleet from readiness serve --db: {timings[0]:6.1f} s the first time (builds the fleet), "
           f"{timings[1]:.2f} s after (built)")
+    met = min(db_s, again_s) <= TARGET_FLEET_S and timings[0] <= TARGET_FLEET_S and db_mb <= TARGET_FLEET_MB
+    print(f"  reference: orjson's parse of the summaries the view reads: {ref_s:6.2f} s; aggregate --db takes "
+          f"{min(db_s, again_s) / ref_s:.1f}x it, the live view's first request {timings[0] / ref_s:.1f}x "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"  same counts (fleet, per site, per requirement): {same}; the database view takes {db_s / files_s:.0%} of the "
-          f"files' time and {db_mb / files_mb:.0%} of their memory; target <= {TARGET_FLEET_S:.0f} s: "
-          f"{'met' if min(db_s, again_s) <= TARGET_FLEET_S and timings[0] <= TARGET_FLEET_S else 'MISSED'} "
-          f"(aggregate --db from memory, and the live view's first request)")
-    return same and min(db_s, again_s) <= TARGET_FLEET_S and timings[0] <= TARGET_FLEET_S
+          f"files' time and {db_mb / files_mb:.0%} of their memory; target <= {TARGET_FLEET_S:.0f} s and "
+          f"<= {TARGET_FLEET_MB} MB: {'met' if met else 'MISSED'} (aggregate --db from memory, and the live view's first request)")
+    return same and met
 
 
 def main() -> int:
