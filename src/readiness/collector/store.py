@@ -16,6 +16,7 @@ Tables:
   Browser self-tests have keys of their own (``BROWSER_KEYS``), never an agent's room, and
   retention takes them by age.
 - ``summaries``: per run, the part of its document the fleet view reads (a fifth of it).
+- ``day_counts``: runs per UTC day and verdict (the fleet's trend), kept at ingest and pruning.
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
   10 000 rooms judged by a few profiles holds a few dozen.
@@ -32,6 +33,7 @@ import queue
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -71,6 +73,7 @@ results = Table(
     Index("ix_results_started", "started"),
     Index("ix_results_profile", "profile"),
     Index("ix_results_verdict", "verdict"),
+    Index("ix_results_received", "received"),  # the live view's change stamp (newest arrival)
 )
 
 latest = Table(
@@ -90,6 +93,16 @@ summaries = Table(
     "summaries", metadata,
     Column("run_id", String(32), primary_key=True),
     Column("summary", _DOCUMENT, nullable=False),
+)
+
+# The fleet's trend: runs per UTC day of their start and verdict (judged runs only), added to in
+# the transaction that stores the runs and subtracted from in the one that prunes them, so the
+# view reads a row per day instead of a page of every stored run (revision 0004).
+day_counts = Table(
+    "day_counts", metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD
+    Column("verdict", String(8), primary_key=True),
+    Column("runs", Integer, nullable=False),
 )
 
 requirements = Table(
@@ -121,6 +134,11 @@ class StoreError(Exception):
 
 class Unavailable(Exception):
     """The database is not reachable now (stopped, restarting, network): the client retries later."""
+
+
+def day_of(started: datetime) -> str:
+    """The UTC day of a run's start, as ``day_counts`` keys it (the fleet code's day for files too)."""
+    return aware(started).astimezone(timezone.utc).date().isoformat()
 
 
 def utcnow() -> datetime:
@@ -342,6 +360,9 @@ class Store:
             index_elements=[requirements.c.digest])
         self._requirements_known: set[str] = set()  # digests this process has seen committed
         # RETURNING tells whether the row went in (rowcount is not dependable across drivers)
+        days = self._insert(day_counts)
+        self._day_add = days.on_conflict_do_update(index_elements=[day_counts.c.day, day_counts.c.verdict],
+                                                   set_={"runs": day_counts.c.runs + days.excluded.runs})
         self._result_insert = (self._insert(results).on_conflict_do_nothing(index_elements=[results.c.run_id])
                                .returning(results.c.run_id))
 
@@ -477,6 +498,9 @@ class Store:
                                        "started": row["started"]}
             if newest:
                 conn.execute(self._latest_upsert, list(newest.values()))
+            judged = Counter((day_of(row["started"]), row["verdict"]) for row, *_ in winners if row["verdict"] is not None)
+            if judged:
+                conn.execute(self._day_add, [{"day": d, "verdict": v, "runs": n} for (d, v), n in sorted(judged.items())])
         self._requirements_known.update(new)  # only once committed
         return [(False, REVOKED) if i in refused
                 else (True, None) if first[item[0]["run_id"]] == i and item[0]["run_id"] in stored
@@ -549,8 +573,16 @@ class Store:
                                         .order_by(results.c.started).limit(batch)).scalars())
                 if ids:
                     conn.execute(delete(summaries).where(summaries.c.run_id.in_(ids)))
-                    gone += conn.execute(delete(results).where(results.c.run_id.in_(ids),
-                                                               results.c.run_id.not_in(held))).rowcount
+                    # what went (RETURNING: exactly the rows deleted) comes off the trend in the same transaction
+                    went = conn.execute(delete(results).where(results.c.run_id.in_(ids), results.c.run_id.not_in(held))
+                                        .returning(results.c.started, results.c.verdict)).all()
+                    gone += len(went)
+                    judged = Counter((day_of(started), verdict) for started, verdict in went if verdict is not None)
+                    for (day, verdict), n in sorted(judged.items()):
+                        conn.execute(update(day_counts).where(day_counts.c.day == day, day_counts.c.verdict == verdict)
+                                     .values(runs=day_counts.c.runs - n))
+                    if judged:
+                        conn.execute(delete(day_counts).where(day_counts.c.runs <= 0))
             if len(ids) < batch:
                 return gone
             time.sleep(pause_s)
@@ -602,19 +634,13 @@ class Store:
             return {d: r for d, r in conn.execute(select(requirements.c.digest, requirements.c.requirement))}
 
     def per_day(self) -> dict[date, dict[str, int]]:
-        """Runs per UTC day and verdict, over every stored run (the fleet trend), counted by
-        the database (one row per day and verdict comes back, not one per run)."""
+        """Runs per UTC day and verdict, over every stored run (the fleet trend): the
+        ``day_counts`` rows ingest and retention keep (one per day and verdict, not one per run)."""
         out: dict[date, dict[str, int]] = {}
-        if self.dialect == "postgresql":
-            day = func.date(func.timezone("UTC", results.c.started))
-        else:  # SQLite holds the UTC time as text: its first ten characters are the day
-            day = func.substr(results.c.started, 1, 10)
-        query = (select(day.label("day"), results.c.verdict, func.count())
-                 .where(results.c.verdict.is_not(None)).group_by(day, results.c.verdict))
+        query = select(day_counts.c.day, day_counts.c.verdict, day_counts.c.runs).where(day_counts.c.runs > 0)
         with self._guard(), self.engine.connect() as conn:
-            for when, verdict, n in conn.execute(query):
-                when = when if isinstance(when, date) else date.fromisoformat(str(when))
-                out.setdefault(when, {})[verdict] = n
+            for day, verdict, n in conn.execute(query):
+                out.setdefault(date.fromisoformat(day), {})[verdict] = n
         return out
 
     def newest_per_site(self) -> dict[str, datetime]:
