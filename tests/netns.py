@@ -212,7 +212,8 @@ class Link:
 
 
 def wait_line(p: subprocess.Popen, marker: str, timeout: float = 10.0) -> str:
-    """Read the process's stderr until a line containing ``marker``; raise if it dies first.
+    """Read the process's stderr until a line containing ``marker``; raise (the process killed)
+    if it dies or the deadline passes first.
 
     Each line is read by ``readline`` in a helper thread, waited for up to the deadline. (A
     ``select`` on the pipe before each ``readline`` waited out the whole timeout when two lines
@@ -234,6 +235,9 @@ def wait_line(p: subprocess.Popen, marker: str, timeout: float = 10.0) -> str:
         seen.append(line)
         if marker in line:
             return line
+    if p.poll() is None:  # the test fails here: the process must not outlive it
+        p.kill()
+        p.wait(10)
     raise RuntimeError(f"process never said {marker!r}: {''.join(seen)[-1000:]}")
 
 
