@@ -165,7 +165,7 @@ class _SetAside(Exception):
 
     def __init__(self, key: str, **args: Any) -> None:
         super().__init__(key)
-        self.key, self.args = key, args
+        self.key, self.fill = key, args
 
 
 def _read_spooled(path: Path) -> bytes:
@@ -414,7 +414,7 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
         except FileNotFoundError:
             continue  # sent meanwhile by another readiness on this machine
         except _SetAside as exc:
-            why = word(lang, exc.key, **exc.args)
+            why = word(lang, exc.key, **exc.fill)
             try:
                 set_aside(path, why, None)
             except OSError:
