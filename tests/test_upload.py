@@ -24,7 +24,7 @@ import pytest
 
 import collector_docs as docs
 from test_collector_serve import Collector, add_token, rows, spool_env
-from test_proxies import start_tinyproxy
+from test_proxies import tinyproxy  # noqa: F401 - the fixture: tinyproxy with a password
 
 
 class Recorder:
@@ -321,14 +321,6 @@ def test_credentials_in_the_url_are_never_printed(cli, tmp_path, sqlite_url, tok
 
 
 # --- 4. readiness upload takes the proxy run takes ----------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tinyproxy(tmp_path_factory):
-    proc, info = start_tinyproxy(tmp_path_factory.mktemp("tinyproxy"), auth=True)
-    yield info
-    proc.terminate()
-    proc.wait(10)
 
 
 def test_upload_goes_through_the_configured_proxy(cli, tmp_path, sqlite_url, token_file, tinyproxy):

@@ -1017,8 +1017,9 @@ def _send_spool(url: str, token_file: str | None, spool: str | None, files: tupl
         fail(str(exc))
     failed = False
     if own:
-        line, failed = up.own_line(report, own, url, folder, lang)
-        if summary or failed:
+        line, outcome = up.own_line(report, own, url, folder, lang)
+        failed = outcome in (up.QUARANTINED, up.HELD)
+        if summary or outcome != up.STORED:
             click.echo(terminal_text(line), err=not summary)
     for line, problem in up.other_lines(report, url, folder, lang, skip_run=own):
         if problem or not quiet:

@@ -481,20 +481,20 @@ def _plural(lang: str, key: str, n: int, **args: Any) -> str:
     return word(lang, f"{key}_one", **args) if n == 1 else word(lang, key, n=n, **args)
 
 
-def own_line(report: Report, run_id: str, url: str, folder: Path, lang: str) -> tuple[str, bool]:
-    """The run's own upload in one line for its summary, and whether it failed (the run's exit
-    code then says error): stored, waiting (not a failure: it goes later), set aside or held."""
+def own_line(report: Report, run_id: str, url: str, folder: Path, lang: str) -> tuple[str, str]:
+    """The run's own upload in one line for its summary, and its outcome: stored, waiting (it
+    goes later), quarantined or held (both a failure of this run: its exit code says error)."""
     mine = report.for_run(run_id)
     shown = redact_url(url)
     if mine is None:  # gone from the spool before this call read it: another readiness sent it
-        return word(lang, "upload.run_stored", url=shown), False
+        return word(lang, "upload.run_stored", url=shown), STORED
     if mine.outcome == STORED:
-        return word(lang, "upload.run_already" if mine.why == "already" else "upload.run_stored", url=shown), False
+        return word(lang, "upload.run_already" if mine.why == "already" else "upload.run_stored", url=shown), STORED
     if mine.outcome == WAITING:
-        return word(lang, "upload.run_waiting", why=mine.why, folder=str(folder)), False
+        return word(lang, "upload.run_waiting", why=mine.why, folder=str(folder)), WAITING
     if mine.outcome == QUARANTINED:
-        return word(lang, "upload.run_quarantined", why=mine.why, folder=str(quarantine_dir(folder))), True
-    return word(lang, "upload.run_held", why=mine.why, folder=str(folder)), True
+        return word(lang, "upload.run_quarantined", why=mine.why, folder=str(quarantine_dir(folder))), QUARANTINED
+    return word(lang, "upload.run_held", why=mine.why, folder=str(folder)), HELD
 
 
 def other_lines(report: Report, url: str, folder: Path, lang: str, skip_run: str | None = None) -> list[tuple[str, bool]]:
@@ -507,7 +507,8 @@ def other_lines(report: Report, url: str, folder: Path, lang: str, skip_run: str
     sent = [s for s in mine if s.outcome == STORED]
     if sent:
         lines.append((_plural(lang, "upload.uploaded", len(sent), url=redact_url(url)), False))
-    if report.held:
+    own = report.for_run(skip_run) if skip_run else None
+    if report.held and not (own and own.outcome == HELD):  # the run's own line says it already
         lines.append((word(lang, "upload.held", why=report.held, folder=str(folder)), True))
     waits = [s for s in mine if s.outcome == WAITING]
     if waits and not report.held:
