@@ -24,7 +24,8 @@ import pytest
 
 import collector_docs as docs
 from test_collector_serve import Collector, add_token, rows, spool_env
-from test_proxies import tinyproxy  # noqa: F401 - the fixture: tinyproxy with a password
+from test_proxies import open_proxy, pac_server, tinyproxy  # noqa: F401 - fixtures: tinyproxy (with and without a password), a PAC server
+from test_server import certificate  # noqa: F401 - the fixture: a self-signed certificate for 127.0.0.1
 
 
 class Recorder:
@@ -354,5 +355,26 @@ def test_upload_goes_through_the_configured_proxy(cli, tmp_path, sqlite_url, tok
                    "--attempts", "1", env=env)
         assert down.returncode == 1 and "cannot reach the collector" in down.stderr, down.stderr
         assert rows(sqlite_url) == 2
+    finally:
+        c.kill()
+
+
+def test_upload_over_tls_through_the_proxy_a_pac_file_names(cli, tmp_path, sqlite_url, token_file, certificate,
+                                                             open_proxy, pac_server):
+    """``--pac-url`` as ``run`` takes it: the PAC file names tinyproxy for 127.0.0.1, the upload
+    goes through a CONNECT tunnel to a TLS collector, trusted through the OS store."""
+    cert, key = certificate
+    c = Collector(sqlite_url, "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        env = spool_env(tmp_path)
+        for k in [k for k in env if k.lower().endswith("_proxy")]:
+            del env[k]
+        env["SSL_CERT_FILE"] = str(cert)
+        spooled(tmp_path / "spool", docs.document())
+        done = cli("upload", c.url, "--token-file", str(token_file), "--pac-url", f"{pac_server}?port={open_proxy['port']}",
+                   env=env)
+        assert done.returncode == 0, done.stderr
+        assert f"CONNECT 127.0.0.1:{c.port}" in open_proxy["log"].read_text(errors="replace")
+        assert rows(sqlite_url) == 1
     finally:
         c.kill()

@@ -304,6 +304,7 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: bytes
+    invited: bool | None = None  # did "100 Continue" come in time (None: not asked)
 
 
 class _Reader:
@@ -414,15 +415,17 @@ def send(url: str, body: bytes, headers: dict[str, str], timeout_s: float = 30.0
     """One HTTP(S) request to ``url`` through the proxy the resolver names, with the OS trust
     store; its final answer. Never follows a redirect (a 3xx is an answer like any other, so
     credentials in ``headers`` reach no other host). The body waits for the server's
-    ``100 Continue`` (``continue_wait_s`` at most, then goes anyway, as RFC 9110 allows), so a
-    server that refuses the size or the credentials answers before any of it is sent. Raises
+    ``100 Continue`` (``continue_wait_s`` at most, then goes anyway, as RFC 9110 allows; 0: no
+    asking), so a server that refuses the size or the credentials answers before any of it is
+    sent; ``Answer.invited`` says whether the invitation came. Raises
     ConnectFailed when nothing could be sent, another OSError when the exchange broke."""
     parts = urlsplit(url)
     route = (resolver or ProxyResolver()).route(url)
     sock, target = _connect(url, timeout_s, route)
     host = parts.netloc.rpartition("@")[2]
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}", "Connection: close"]
-    if body:
+    asking = bool(body) and continue_wait_s > 0
+    if asking:
         lines.append("Expect: 100-continue")
     if route.proxy and parts.scheme != "https":
         p = urlsplit(_with_scheme(route.proxy))
@@ -434,16 +437,18 @@ def send(url: str, body: bytes, headers: dict[str, str], timeout_s: float = 30.0
         sock.settimeout(timeout_s)
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         pending = bool(body)
-        reader = _Reader(sock, time.monotonic() + (continue_wait_s if pending else timeout_s))
-        if pending:
+        invited: bool | None = None
+        reader = _Reader(sock, time.monotonic() + (continue_wait_s if asking else timeout_s))
+        if asking:
             try:
                 status, got = _parse_head(reader.head(16384))
             except TimeoutError:
-                pass  # no word yet (a server or proxy that ignores Expect): the body goes now
+                invited = False  # no word (a server or proxy that ignores Expect): the body goes now
             else:
+                invited = True
                 if status != 100:  # a final answer before the body: refused (size, token) or moved
                     reader.deadline = time.monotonic() + timeout_s
-                    return Answer(status, got, _read_body(reader, got, answer_limit))
+                    return Answer(status, got, _read_body(reader, got, answer_limit), invited)
         while True:
             if pending:
                 pending = False
@@ -456,9 +461,9 @@ def send(url: str, body: bytes, headers: dict[str, str], timeout_s: float = 30.0
                         status, got = _parse_head(reader.head(16384))
                     except OSError:
                         raise ConnectionError("the connection was cut while the result was sent") from None
-                    return Answer(status, got, _read_body(reader, got, answer_limit))
+                    return Answer(status, got, _read_body(reader, got, answer_limit), invited)
                 reader.deadline = time.monotonic() + timeout_s
             status, got = _parse_head(reader.head(16384))
             if 100 <= status < 200:
                 continue  # an interim answer (a late 100 Continue, 103): the final one follows
-            return Answer(status, got, _read_body(reader, got, answer_limit))
+            return Answer(status, got, _read_body(reader, got, answer_limit), invited)

@@ -57,6 +57,7 @@ REQUEST_TIMEOUT_S = 30.0
 QUARANTINE = "quarantine"
 REASON_SUFFIX = ".reason.txt"
 MAX_SEND_BYTES = 64 * 1000 * 1000  # the largest --max-upload-mb a collector can be given
+CONTINUE_WAIT_S = 3.0  # for the collector's "100 Continue" before a body goes
 IN_A_ROW = 3  # files failing one after another with no success between: the collector, not the files
 
 STORED, WAITING, QUARANTINED, HELD = "stored", "waiting", "quarantined", "held"
@@ -270,7 +271,21 @@ def _reason(body: bytes, fallback: str) -> tuple[str, str]:
     return code[:60], redact_text(str(text))[:300]
 
 
-def _post(url: str, token: str, body: bytes, run_id: str, timeout: float, resolver: Any, lang: str) -> str:
+class _Asking:
+    """How long to wait for "100 Continue" in this call: ``CONTINUE_WAIT_S`` until a server (or a
+    proxy between) has once not answered it; then the bodies go at once (a proxy that drops the
+    interim answer would otherwise cost that wait per file)."""
+
+    def __init__(self) -> None:
+        self.wait_s = CONTINUE_WAIT_S
+
+    def saw(self, invited: bool | None) -> None:
+        if invited is False:
+            self.wait_s = 0.0
+
+
+def _post(url: str, token: str, body: bytes, run_id: str, timeout: float, resolver: Any, lang: str,
+          asking: _Asking) -> str:
     """One attempt; returns "new" or "already" on the collector's explicit "stored"; raises
     _Refused (this file), _Held (the token or the address), or _Retry (later)."""
     from readiness.measure.proxies import ConnectFailed, send
@@ -278,7 +293,8 @@ def _post(url: str, token: str, body: bytes, run_id: str, timeout: float, resolv
     shown = redact_url(url)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "readiness-agent"}
     try:
-        answer = send(url, body, headers, timeout_s=timeout, resolver=resolver)
+        answer = send(url, body, headers, timeout_s=timeout, resolver=resolver, continue_wait_s=asking.wait_s)
+        asking.saw(answer.invited)
     except ConnectFailed as exc:
         raise _Retry(word(lang, "upload.why_unreachable", detail=redact_text(str(exc))), whole=True) from None
     except (OSError, ValueError) as exc:  # reset or cut mid-exchange, a timeout, a garbled answer
@@ -407,6 +423,7 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
             continue
         report.files.append(Sent(path.name, QUARANTINED, word(lang, "upload.why_link")))
     failed_in_a_row = 0
+    asking = _Asking()
     for n, path in enumerate(files):
         try:
             body = _read_spooled(path)
@@ -425,7 +442,7 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
         stop = False
         for attempt in range(attempts):
             try:
-                stored = _post(endpoint, token, body, run_id, timeout_s, resolver, lang)
+                stored = _post(endpoint, token, body, run_id, timeout_s, resolver, lang, asking)
             except _Refused as exc:
                 try:
                     set_aside(path, str(exc), endpoint)
