@@ -338,12 +338,12 @@ def test_upload_goes_through_the_configured_proxy(cli, tmp_path, sqlite_url, tok
         log = tinyproxy["log"].read_text(errors="replace")
         assert f"POST http://127.0.0.1:{c.port}/api/v1/results" in log
         assert "s3cret-Losen" not in done.stderr + done.stdout
-        # the same from a configuration file, as `run` reads it
+        # the same from a configuration file, as `run` reads it (the collector's URL and token too)
         config = tmp_path / "readiness.toml"
-        config.write_text(f'proxy = "{tinyproxy["url"]}"\n')
+        config.write_text(f'proxy = "{tinyproxy["url"]}"\nupload_url = "{c.url}"\ntoken_file = "{token_file}"\n')
         before = log.count("/api/v1/results")
         spooled(spool, docs.document(hostname="by-config"))
-        done = cli("upload", c.url, "--token-file", str(token_file), "--config", str(config), env=env)
+        done = cli("upload", "--config", str(config), env=env)
         assert done.returncode == 0, done.stderr
         assert tinyproxy["log"].read_text(errors="replace").count("/api/v1/results") == before + 1
         # and a proxy that is down is a proxy used: the result waits

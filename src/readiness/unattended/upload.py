@@ -105,7 +105,7 @@ def results_url(url: str) -> str:
     try:
         parsed = HttpUrl(url, "")
     except (CheckError, ValueError):
-        raise UploadError(f"--upload must be a URL like https://collector.example:8080, not {redact_url(url)!r}") from None
+        raise UploadError(f"the collector URL must be like https://collector.example:8080, not {redact_url(url)!r}") from None
     base = parsed.base[: -len(API_PATH)] if parsed.base.endswith(API_PATH) else parsed.base
     return f"{parsed.scheme}://{parsed.hostheader}{base}{API_PATH}"
 
