@@ -271,7 +271,8 @@ def test_the_exit_code_of_run_is_its_own_result_and_upload(cli, tmp_path, sqlite
                 "--upload-url", c.url, "--token-file", str(token_file))
         done = cli(*args, env=env, timeout=180)
         assert done.returncode in (0, 1, 3), done.stderr  # the verdict's code, not 2 for the older file
-        own = json.loads(next(out.glob("*.json")).read_text())["run_id"]
+        own_file = next(out.glob("*.json"))
+        own = json.loads(own_file.read_text())["run_id"]
         assert f"Result sent to {c.url}: stored." in done.stdout
         assert "refused it (403)" in done.stderr and "set aside" in done.stderr
         assert (spool / "quarantine" / f"{malmo['run_id']}.json").exists()
@@ -279,7 +280,7 @@ def test_the_exit_code_of_run_is_its_own_result_and_upload(cli, tmp_path, sqlite
         assert sv.returncode == done.returncode, sv.stderr
         assert f"Resultatet skickat till {c.url}: sparat." in sv.stdout
         assert rows(sqlite_url) == 2
-        again = cli("upload", c.url, str(next(out.glob("*.json"))), "--token-file", str(token_file), env=env)
+        again = cli("upload", c.url, str(own_file), "--token-file", str(token_file), env=env)
         assert again.returncode == 0, again.stderr
         wrong = cli("run", "--check", "system", "--site", "Malmö", "-o", str(tmp_path / "out2"), "--no-open", "--quiet",
                     "--upload-url", c.url, "--token-file", str(token_file), env=env, timeout=180)

@@ -503,8 +503,12 @@ def own_line(report: Report, run_id: str, url: str, folder: Path, lang: str) -> 
     goes later), quarantined or held (both a failure of this run: its exit code says error)."""
     mine = report.for_run(run_id)
     shown = redact_url(url)
-    if mine is None:  # gone from the spool before this call read it: another readiness sent it
-        return word(lang, "upload.run_stored", url=shown), STORED
+    if mine is None:  # gone before this call read it: another readiness on this machine took it,
+        if os.path.lexists(quarantine_dir(folder) / f"{run_id}.json"):  # and set it aside,
+            return word(lang, "upload.run_quarantined", why="?", folder=str(quarantine_dir(folder))), QUARANTINED
+        if not os.path.lexists(folder / f"{run_id}.json"):  # or removed it: only "stored" removes
+            return word(lang, "upload.run_stored", url=shown), STORED
+        return word(lang, "upload.run_waiting", why=report.problem or "?", folder=str(folder)), WAITING
     if mine.outcome == STORED:
         return word(lang, "upload.run_already" if mine.why == "already" else "upload.run_stored", url=shown), STORED
     if mine.outcome == WAITING:
