@@ -11,7 +11,9 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
 
 Reading is allowed from this machine itself (loopback, and not forwarded by a proxy), with a
 read token, or from anywhere when the server was started with ``--public-read``. Upload needs a
-site's upload token, and a token submits results for its own site only.
+site's upload token, and a token submits results for its own site only. Every upload is logged
+in one line: client, site (the token's), run id, outcome (stored new or duplicate, refused with
+its status and code); never the token.
 """
 
 from __future__ import annotations
