@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from readiness.check import Check, CheckContext, Measurement, Metric, Setting
+from readiness.measure.cameras import CameraNotFound, quiet_opencv, resolve_source
 
 SNAPSHOT_WIDTH = 480  # px; enough to judge framing and light, small enough for a report
 STOP_MARGIN_S = 1.0  # the check answers this long before its budget, whatever hangs
@@ -41,7 +42,7 @@ class _Capture(threading.Thread):
     def __init__(self, source: Any, settings: dict[str, Any], open_timeout_s: float,
                  keep_last: bool) -> None:
         super().__init__(daemon=True, name="camera-capture")
-        from readiness.measure.frames import WindowStats
+        from readiness.measure.frames import WindowStats  # lazy: numpy, OpenCV (plugins load fast)
 
         self.source = source
         self.settings = settings
@@ -273,14 +274,11 @@ class CameraCheck(Check):
         os.environ.setdefault("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", "0")
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        from readiness.measure.cameras import quiet_opencv
 
         with quiet_opencv():  # a timed-out stream is reported in findings, not on stderr
             return self._measure(ctx)
 
     def _measure(self, ctx: CheckContext) -> Measurement:
-        from readiness.measure.cameras import CameraNotFound, resolve_source
-
         started = time.monotonic()
         deadline = started + max(ctx.budget_s - STOP_MARGIN_S, 0.8 * ctx.budget_s)
         settings = ctx.settings

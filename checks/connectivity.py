@@ -17,9 +17,10 @@ import threading
 import time
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
+from readiness.measure import netcommon as net, stun
 from readiness.measure.netinfo import vpn_interfaces
+from readiness.measure.proxies import ProxyResolver, open_tunnel, public_tls_context, tls_context
 
-from readiness.measure import netcommon as net
 
 DEFAULT_SERVICES = [
     {"name": "Microsoft Teams", "tcp": ["teams.microsoft.com:443", "worldaz.tr.teams.microsoft.com:443"],
@@ -57,8 +58,6 @@ class ConnectivityCheck(Check):
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
-        from readiness.measure import stun
-
         timeout = max(0.2, float(ctx.settings["timeout_s"]))
         server = net.server_option(ctx.options)
         services = _validated(ctx.settings["services"])
@@ -69,7 +68,7 @@ class ConnectivityCheck(Check):
             hp = f"{server.host}:{server.port}"
             own_name = f"readiness server {server.url}"
             services.append({"name": own_name, "tcp": [hp], "tls": [hp] if server.scheme == "https" else [],
-                             "stun": [f"{server.host}:{server.stun_port()}"]})
+                             "stun": [f"{server.host}:{server.stun_port}"]})
         if not services:
             raise CheckError("no services configured for the connectivity check")
 
@@ -79,7 +78,6 @@ class ConnectivityCheck(Check):
         for svc in services:
             if "tls" not in svc:
                 svc["tls"] = [e for e in svc.get("tcp", []) if net.split_hostport(e, 443)[1] == 443]
-        from readiness.measure.proxies import ProxyResolver
 
         resolver = ProxyResolver(proxy=ctx.options.get("proxy"), pac_url=ctx.options.get("pac_url"), timeout_s=timeout)
         routes = {hp: resolver.route(f"https://{_host_for_url(hp[0])}:{hp[1]}/")
@@ -279,8 +277,6 @@ def _tls(ai, host, timeout, _stun) -> dict:
 
 def _tls_via(route, hp, timeout) -> dict:
     """The same through the proxy the OS names for https://host (HTTP CONNECT)."""
-    from readiness.measure.proxies import open_tunnel
-
     return {**_tls_handshakes(lambda: open_tunnel(route.proxy, hp[0], hp[1], timeout), hp[0], timeout),
             **route.describe()}
 
@@ -289,8 +285,6 @@ def _tls_handshakes(connect, host, timeout) -> dict:
     """Handshake against the public roots; if that fails on the certificate, against the OS
     trust store; if that fails too, without validation (for the time). A chain only the OS
     trusts ends at a non-public root: TLS is intercepted (or the service uses a private CA)."""
-    from readiness.measure.proxies import public_tls_context, tls_context
-
     def attempt(context):
         start = time.monotonic()
         s = connect()

@@ -20,9 +20,9 @@ import threading
 import time
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
-
-from readiness.measure import netcommon as net
 from readiness.checks.connectivity import DEFAULT_SERVICES
+from readiness.measure import netcommon as net, netstats, stun
+
 
 PER_SERVICE = ("rtt_median_ms", "rtt_p95_ms", "jitter_ms", "loss_pct", "burst_loss_pct", "mos")
 
@@ -61,14 +61,12 @@ class LatencyCheck(Check):
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
-        from readiness.measure import netstats
-        from readiness.measure import stun
 
         s = ctx.settings
         server = net.server_option(ctx.options)
         services: dict[str, list[tuple[str, int]]] = {}
         if server is not None:
-            targets = [(server.host, server.stun_port())]
+            targets = [(server.host, server.stun_port)]
             tcp_targets = [(server.host, server.port)]
         else:
             targets = [net.split_hostport(t, stun.DEFAULT_PORT) for t in s["targets"]]

@@ -52,8 +52,8 @@ class MicrophoneCheck(Check):
     def run(self, ctx: CheckContext) -> Measurement:
         import numpy as np
 
-        from readiness.measure import audio
-        from readiness.measure import audio_io
+        from readiness.measure import audio  # lazy: numpy (plugins load fast)
+        from readiness.measure import audio_io  # lazy: numpy, sounddevice
 
         sd = audio_io.load_sounddevice()
         name = audio_io.chosen_name(ctx.options, "microphone", ctx.settings.get("device"))

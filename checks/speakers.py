@@ -56,8 +56,8 @@ class SpeakersCheck(Check):
     }
 
     def run(self, ctx: CheckContext) -> Measurement:
-        from readiness.measure import audio
-        from readiness.measure import audio_io
+        from readiness.measure import audio  # lazy: numpy (plugins load fast)
+        from readiness.measure import audio_io  # lazy: numpy, sounddevice
 
         sd = audio_io.load_sounddevice()
         name = audio_io.chosen_name(ctx.options, "speaker", ctx.settings.get("device"))

@@ -13,8 +13,9 @@ import time
 from typing import Any
 
 from readiness.check import Check, CheckContext, Measurement, Metric, Setting
-from readiness.measure.netinfo import (command_output, default_route_interface, interface_kind, link_facts, proxy_settings,
-                               vpn_interfaces, wifi_facts)
+from readiness.measure.netinfo import (command_output, default_route_interface, interface_kind, link_facts,
+                                       proxy_settings, vpn_interfaces, wifi_facts)
+from readiness.measure.proxies import os_pac_url
 
 GB = 1024**3
 
@@ -201,7 +202,6 @@ class SystemCheck(Check):
             d["vpn_basis"] = "a VPN adapter is up"
         proxies = proxy_settings()
         d["proxies"] = proxies
-        from readiness.measure.proxies import os_pac_url
 
         pac = os_pac_url()  # Windows/macOS "automatic configuration script"
         if pac:

@@ -219,10 +219,14 @@ def test_schedule_status_without_the_scheduler_is_one_line(homes):
 
 def test_labels_are_held_to_the_schema_length_from_every_source(homes):
     cli, system, user, env = homes
-    from readiness.cli import MAX_LABEL
-    from readiness.run.config import MAX_LABEL as CONFIG_MAX
+    import json
 
-    assert MAX_LABEL == CONFIG_MAX
+    from readiness.run.config import MAX_LABEL
+    from readiness.schema import schema_text
+
+    # one declaration of the limit (the CLI had its own copy): the schema's, which readers hold to
+    labels = json.loads(schema_text())["properties"]["labels"]["properties"]
+    assert {labels[k]["maxLength"] for k in ("site", "room", "label")} == {MAX_LABEL}
     system.write_text(f'room = "{"r" * (MAX_LABEL + 1)}"\n', encoding="utf-8")
     out = cli("config", "show", env=env)
     assert out.returncode == 2 and f"{system}:1: room must be at most {MAX_LABEL} characters" in out.stderr

@@ -253,7 +253,7 @@ def test_profile_loading_is_linear_in_its_requirements():
 
 
 def test_the_writability_probe_never_follows_a_planted_link(tmp_path):
-    from readiness.cli import _output_dir
+    from readiness.cli.common import output_dir as _output_dir
 
     victim = tmp_path / "victim.txt"
     victim.write_text("precious", encoding="utf-8")
@@ -531,7 +531,7 @@ def test_the_border_sorts_its_reasons_for_a_server_to_answer_with():
 
 def test_what_a_run_writes_the_border_always_reads(cli, tmp_path):
     """The writer's limits are the reader's: a text a result stores can never make it unreadable."""
-    from readiness.cli import MAX_LABEL
+    from readiness.run.config import MAX_LABEL
     from readiness.judge.requirements import TEXT_LIMITS
     from readiness.result import read_result
     from readiness.schema import schema_text

@@ -435,3 +435,27 @@ def test_a_bad_certificate_is_a_plain_error(tmp_path):
     r = subprocess.run(cmd + ["--host", "127.0.0.1", "--http-port", "0", "--stun-port", "0", "--tls-cert", str(bad)],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 2 and f"cannot use {bad} for TLS" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_run_with_server_asks_info_once(tmp_path):
+    """--server is parsed once and checked once: the STUN port learned from /__info travels in the
+    run's choices to every check that needs it (connectivity, latency, bandwidth), so a real serve
+    sees exactly one /__info request from the whole run."""
+    p, port, _ = _serve()
+    try:
+        exe = shutil.which("readiness")
+        cmd = [exe] if exe else [sys.executable, "-m", "readiness.cli"]
+        done = subprocess.run(cmd + ["run", "--no-open", "-o", str(tmp_path), "--server", f"http://127.0.0.1:{port}",
+                                     "-c", "connectivity", "-c", "latency", "-c", "bandwidth",
+                                     "--set", "latency.duration_s=1", "--set", "bandwidth.max_duration_s=1",
+                                     "--set", "bandwidth.min_duration_s=0.5", "--set", "bandwidth.request_mb=1"],
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode in (0, 1, 3), done.stderr
+        doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+        # the checks did reach the server: it measured STUN round trips and moved bytes
+        assert doc["checks"]["latency"]["status"] == "ok", doc["checks"]["latency"]
+        assert doc["checks"]["bandwidth"]["metrics"].get("download_mbps"), doc["checks"]["bandwidth"]
+    finally:
+        code, err = _stop(p)
+    asked = sum(int(n) for n in re.findall(r"info (\d+) requests?", err))
+    assert asked == 1, err

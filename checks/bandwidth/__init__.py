@@ -18,8 +18,9 @@ too much is for the profile to say. ``--server URL`` points the check at an orga
 from __future__ import annotations
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
-
+from readiness.checks.bandwidth import http_backend, speedtest_backend
 from readiness.measure import netcommon as net
+
 
 CLOUDFLARE = "https://speed.cloudflare.com"
 
@@ -60,12 +61,9 @@ class BandwidthCheck(Check):
         server = net.server_option(ctx.options)
         backend = "http" if server is not None else str(ctx.settings["backend"]).lower()
         if backend == "speedtest":
-            from readiness.checks.bandwidth import speedtest_backend
-
             return speedtest_backend.run(ctx)
         if backend != "http":
             raise CheckError(f"unknown bandwidth backend {ctx.settings['backend']!r} (use http or speedtest)")
-        from readiness.checks.bandwidth import http_backend
 
         return http_backend.run(ctx, server)
 

@@ -20,10 +20,12 @@ import threading
 import time
 
 from readiness.check import CheckContext, CheckError, Measurement
-
-from readiness.measure import netcommon as net
+from readiness.checks.bandwidth import responsiveness
+from readiness.measure import estimator, loaded, netcommon as net
+from readiness.measure.loaded import Probe
 from readiness.measure.netcommon import HttpUrl
-from readiness.measure import estimator
+from readiness.siteserver import SiteServer
+
 
 _UP_CHUNK = memoryview(bytes(32 * 1024))  # small: a send blocks until all of it is queued
 TICK_S = 0.05
@@ -367,10 +369,8 @@ def transfer(target: Target, addr: tuple, direction: str, *, streams: int = 4, m
     return out
 
 
-def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
+def run(ctx: CheckContext, server: SiteServer | None) -> Measurement:
     """The whole http-backend measurement: idle RTT, then each direction loaded in turn."""
-    from readiness.checks.bandwidth import responsiveness
-    from readiness.measure import loaded
 
     s = ctx.settings
     target = Target(server.url if server is not None else str(s["url"]))
@@ -437,15 +437,14 @@ def run(ctx: CheckContext, server: net.Server | None) -> Measurement:
 
 
 def _probe_target(target: Target, stun_setting: str, server):
-    from readiness.measure.loaded import Probe
-
     if stun_setting.lower() == "none":
         return Probe("tcp", (target.host, target.port))
     if stun_setting.lower() != "auto":
         return Probe("stun", net.split_hostport(stun_setting, 3478))
     if server is None and target.host == "speed.cloudflare.com":
         return Probe("stun", ("stun.cloudflare.com", 3478))
-    port = net.advertised_stun_port(server.url if server is not None else target.url)
+    # the site's server told its STUN port once, at the start of the run; another URL is asked here
+    port = server.stun_port if server is not None else net.advertised_stun_port(target.url)
     if port is None:
         return Probe("tcp", (target.host, target.port))
     return Probe("stun", (target.host, port))

@@ -44,6 +44,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from readiness.measure.proxies import read_head
+
 TRIM_KEEP = 0.95
 FOREIGN_INTERVAL_S = 0.1
 MAX_IN_FLIGHT = 8  # probes still waiting on a very slow link: no more are started
@@ -173,8 +175,6 @@ class ForeignProber:
 
 def _read_response(conn) -> None:
     """Read one small HTTP response to its end (Content-Length, else until close)."""
-    from readiness.measure.proxies import read_head
-
     head, body = read_head(conn, 65536)
     length = None
     for line in head.decode("latin-1").split("\r\n")[1:]:

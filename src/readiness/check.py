@@ -13,8 +13,10 @@ This module must stay cheap to import: the CLI imports it on every start.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Callable, ClassVar, Iterator
+
+from readiness.settings import SETTINGS
 
 METRIC_KINDS = ("number", "bool", "version")
 
@@ -96,44 +98,40 @@ class CheckSkipped(CheckError):
     """The check chose not to measure (e.g. ``--no-sound`` in a room in use); status ``skipped``."""
 
 
-@dataclass(frozen=True)
-class RunChoices(Mapping):
-    """The run's shared choices a check may read (``ctx.options``), typed and read-only.
-
-    Built from the validated run configuration (``readiness.run.config``). It is also a read-only
-    mapping, so ``ctx.options.get("server")`` in existing plugins keeps working.
-    """
-
-    server: str | None = None
-    proxy: str | None = None  # a proxy URL or "direct"; None: the OS's settings
-    pac_url: str | None = None  # a PAC file; None: the OS's
-    microphone: str | None = None
-    speaker: str | None = None
-    camera: str | None = None
-    no_sound: bool = False
-    interactive: bool = False
-    keep_audio: bool = False
-    snapshot: bool = False
-    output_dir: str | None = None
+class _Choices(Mapping):
+    """Read-only mapping access to the choices, so ``ctx.options.get("server")`` in existing
+    plugins keeps working."""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "RunChoices":
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - known)
         if unknown:
             raise TypeError(f"unknown run option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         return cls(**dict(values))
 
     def __getitem__(self, key: str) -> Any:
-        if key in self.__dataclass_fields__:
+        if key in self.__dataclass_fields__:  # type: ignore[attr-defined]
             return getattr(self, key)
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.__dataclass_fields__)
+        return iter(self.__dataclass_fields__)  # type: ignore[attr-defined]
 
     def __len__(self) -> int:
-        return len(self.__dataclass_fields__)
+        return len(self.__dataclass_fields__)  # type: ignore[attr-defined]
+
+
+# The run's shared choices a check may read (``ctx.options``), typed and read-only: one field per
+# run setting marked ``to_checks`` in ``readiness.settings`` (server: a SiteServer, parsed and
+# checked once, its STUN port known; proxy: a URL or "direct", None: the OS's settings; pac_url;
+# microphone, speaker, camera; no_sound, interactive, keep_audio, snapshot; output_dir: the
+# results folder as text). Built from the validated run configuration (``readiness.run.config``).
+RunChoices = make_dataclass(
+    "RunChoices", [(s.name, s.type, field(default=s.default)) for s in SETTINGS if s.to_checks],
+    bases=(_Choices,), frozen=True)
+RunChoices.__module__ = __name__  # pickled by name into isolated checks' child processes
+RunChoices.__doc__ = "The run's shared choices a check may read (``ctx.options``), typed and read-only."
 
 
 @dataclass

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from readiness.atomic import NotAFile, read_regular, write_atomic
+from readiness.schema import schema_text
 
 SCHEMA_VERSION = 1
 KIND = "readiness-result"
@@ -168,8 +169,6 @@ def _validator() -> Any:
     global _VALIDATOR, _REQUIREMENT_VALIDATOR
     if _VALIDATOR is None:
         import fastjsonschema  # compiled once: ~20x faster than interpreting the schema per file
-
-        from readiness.schema import schema_text
 
         schema = json.loads(schema_text())
         requirement = {"$schema": schema["$schema"], **schema["$defs"]["requirement"]}

@@ -26,10 +26,11 @@ import time
 from collections import Counter
 from typing import Any, Callable, Iterator
 
+from readiness.collector.store import Store, redacted
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
 from readiness.fleet.collect import _Reader, invalid
+from readiness.fleet.page import render_html
 from readiness.result import Result, ResultError
-from readiness.collector.store import Store, redacted
 
 
 def _results(store: Store, all_runs: bool, skip: list[Skipped], part: tuple[str | None, str | None] = (None, None)
@@ -172,8 +173,6 @@ class FleetView:
             return self.fleet, self.figs[lang]
 
     def html(self, lang: str) -> str:
-        from readiness.fleet.page import render_html
-
         fleet, figs = self.get(lang)
         # the page is /fleet: a row links its run's report at /runs/ID
         return render_html(fleet, figs, "fleet.html", lang, link=lambda r: f"runs/{r.run_id}")

@@ -25,9 +25,15 @@ import time
 from datetime import timedelta
 from typing import Any, Callable
 
-from readiness.server.http import BodyError, Request, Response, Route
-from readiness.collector.ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
+from readiness.collector.fleetdb import FleetView
+from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKED_REASON, ingest
+from readiness.collector.metrics import CONTENT_TYPE, exposition
 from readiness.collector.store import Store, Unavailable
+from readiness.i18n import languages
+from readiness.judge.verdicts import Judgement
+from readiness.render.report import render_report
+from readiness.result import Result
+from readiness.server.http import BodyError, Request, Response, Route
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -99,8 +105,6 @@ class Collector:
         self.public_read = public_read
         self.max_body = max_body
         self.counters = Counters()
-        from readiness.collector.fleetdb import FleetView
-
         self.view = FleetView(store)
         self.log = log or (lambda _m: None)
         self.started = time.time()
@@ -231,9 +235,6 @@ class Collector:
             return refuse(404, "not_found", "no such run")
 
         def make() -> Response:
-            from readiness.judge.verdicts import Judgement
-            from readiness.render.report import render_report
-            from readiness.result import Result
 
             doc = self.store.document(run_id)
             if doc is None:
@@ -259,15 +260,11 @@ class Collector:
 
     def get_metrics(self, req: Request) -> Response:
         def make() -> Response:
-            from readiness.collector.metrics import CONTENT_TYPE, exposition
-
             return Response(200, exposition(self.view, self.counters.snapshot()), CONTENT_TYPE)
 
         return self._reading(req, make)
 
 
 def _lang(req: Request) -> str:
-    from readiness.i18n import languages
-
     lang = _param(req, "lang", "en")
     return lang if lang in languages() else "en"

@@ -17,9 +17,9 @@ from datetime import timezone
 from typing import Any
 
 
-from readiness.result import Result, parse_utc
 from readiness.collector.jsontext import dumps, loads
-from readiness.collector.store import HOST_MAX, REVOKED, TEXT_MAX, RawJSON, Store, utcnow
+from readiness.collector.store import HOST_MAX, RawJSON, REVOKED, Store, TEXT_MAX, utcnow
+from readiness.result import Result, ResultError, checked_data, parse_utc
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a result with a camera snapshot is ~100 kB
 REVOKED_REASON = "this upload token was revoked; ask IT for a new one"
@@ -75,8 +75,6 @@ def validate(data: dict[str, Any]) -> tuple[Result, bool]:
     """The project's one border for result documents (``result.result_from_data``: kind,
     version, nesting, finite numbers, the schema); 422 with its reason when it does not pass.
     Also returns whether the border changed the document (``result.checked_data``)."""
-    from readiness.result import ResultError, checked_data
-
     try:
         return checked_data(data, "upload")
     except ResultError as exc:

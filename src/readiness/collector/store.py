@@ -303,14 +303,14 @@ class Store:
 
     def migrate(self) -> None:
         """Create the tables, or bring an older database up to this collector's schema."""
-        from readiness.collector.migrations import upgrade
+        from readiness.collector.migrations import upgrade  # lazy: the migrations import this module's tables
 
         with self._guard(), self.engine.begin() as conn:
             upgrade(conn)
 
     def require_schema(self) -> None:
         """For readers: the database must exist and be of a schema this collector knows."""
-        from readiness.collector.migrations import current, head
+        from readiness.collector.migrations import current, head  # lazy: the migrations import this module's tables
 
         with self._guard(), self.engine.connect() as conn:
             rev = current(conn)

@@ -38,11 +38,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 
-from readiness.judge.verdicts import FAIL, PARTIAL, PASS, READY, UNKNOWN, WARN, Judgement, judge, overall_of
+from readiness.fleet.step5 import facts_of
+from readiness.i18n.format import word
 from readiness.judge.requirements import Profile, Requirement
+from readiness.judge.verdicts import FAIL, Judgement, PARTIAL, PASS, READY, UNKNOWN, WARN, judge, overall_of
 from readiness.result import ResultError, parse_utc, prepare_border, read_result
 from readiness.versions import is_version
-from readiness.fleet.step5 import facts_of
 
 FLEET_KIND = "readiness-fleet"
 FLEET_SCHEMA_VERSION = 1
@@ -84,8 +85,6 @@ def invalid(text: str) -> Why:
 
 def said(reason: str, lang: str) -> str:
     """A skip reason in ``lang``: the catalog's words for its code, else the English sentence."""
-    from readiness.i18n.format import word
-
     if isinstance(reason, Why):
         key = f"skip.{reason.code}"
         text = word(lang, key, **reason.args)

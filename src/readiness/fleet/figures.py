@@ -12,11 +12,13 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import Any, Iterable
 
-from readiness.judge.verdicts import FAIL, PARTIAL, PASS, UNKNOWN, WARN
-from readiness.judge.requirements import Requirement
-from readiness.result import utc_now
-from readiness.fleet.collect import FLEET_KIND, FLEET_SCHEMA_VERSION, KEY_METRICS, Fleet, Run, said
+from readiness import __version__
+from readiness.fleet.collect import Fleet, FLEET_KIND, FLEET_SCHEMA_VERSION, KEY_METRICS, Run, said
 from readiness.fleet.step5 import analysis
+from readiness.i18n.format import format_bound
+from readiness.judge.requirements import Requirement
+from readiness.judge.verdicts import FAIL, PARTIAL, PASS, UNKNOWN, WARN
+from readiness.result import utc_now
 
 def _counts(runs: Iterable[Run]) -> dict[str, int]:
     c = {"total": 0, "ready": 0, "not_ready": 0, "unknown": 0, "partial": 0, PASS: 0, WARN: 0, FAIL: 0, UNKNOWN: 0}
@@ -125,8 +127,6 @@ def trend(per_day: dict[date, Counter]) -> dict[str, Any] | None:
 def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dict[str, Any]:
     """The aggregate figures (what ``--json`` writes and the report shows); ``partners`` names
     sites of partner organisations (see ``fleet.step5``)."""
-    from readiness import __version__
-    from readiness.i18n.format import format_bound
 
     reqs = fleet.requirements
     stamps: dict[Any, str] = {}

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
-from readiness.fleet.collect import STATUS_RANK, Fleet, Run
-from readiness.judge.requirements import Requirement
-from readiness.textsafe import CSV_QUOTING
-from readiness.textsafe import csv_cell as _csv_cell
-from readiness.render.charts import histogram_svg, trend_svg
-from readiness.render.writers import Writer
+from readiness.fleet.collect import Fleet, Run, STATUS_RANK
+from readiness.fleet.step5 import csv_rows
 from readiness.i18n.format import age, format_bound, languages
+from readiness.judge.requirements import Requirement
+from readiness.render.charts import histogram_svg, trend_svg
+from readiness.render.report import environment, template_words
+from readiness.render.writers import Writer
+from readiness.textsafe import CSV_QUOTING, csv_cell as _csv_cell
 _BOOL_TEXT = {True: "true", False: "false"}
 
 
@@ -62,8 +63,6 @@ def fleet_csv(fleet: Fleet) -> bytes:
 
 def step5_csv(figs: dict[str, Any]) -> bytes:
     """The step-5 sections and the action list as one long table (``fleet.step5.csv_rows``)."""
-    from readiness.fleet.step5 import csv_rows
-
     fh = io.StringIO(newline="")
     w = csv.writer(fh, quoting=CSV_QUOTING)
     for row in csv_rows(figs["step5"]):
@@ -113,8 +112,6 @@ def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[
 
     ``link`` gives a row's report URL (the collector links /runs/ID); by default the report
     file beside the result file, relative to ``out_path``."""
-    from readiness.render.report import environment, template_words
-
     if lang not in languages():
         lang = "en"
     now = datetime.now(timezone.utc)

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from readiness.measure.inventory import CLIENTS
 from readiness.fleet.actions import Req, Unit, plan_actions
+from readiness.i18n.format import word
+from readiness.measure.inventory import CLIENTS
+from readiness.versions import version_key
 
 FAIL, WARN, UNKNOWN, PASS = "FAIL", "WARN", "UNKNOWN", "PASS"
 SECTIONS = ("equipment", "network", "subscriptions", "security", "support")
@@ -142,8 +144,6 @@ def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per client: units that looked, units where it is installed, the versions seen, per site."""
-    from readiness.versions import version_key
-
     out = []
     for key, c in CLIENTS.items():
         looked = installed = 0
@@ -227,7 +227,6 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     theirs = [r for r in runs if r.site in partner]
     units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses) for r in own]
     planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
-    from readiness.i18n.format import word
 
     by_browser = f" ({word(lang, 'fleet_by_browser')})"  # a room's browser row beside its agent's
     labels = {_unit_key(r): (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"

@@ -56,6 +56,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from readiness.atomic import NotAFile, read_regular
 from readiness.check import Check
 from readiness.i18n import languages
 from readiness.versions import is_version
@@ -443,8 +444,6 @@ def load_profile(name: str | None = None, path: str | Path | None = None, *, che
                  broken: dict[str, str] | None = None) -> Profile:
     """A shipped profile by name, or the user's own file; raises ProfileError."""
     if path is not None:
-        from readiness.atomic import NotAFile, read_regular
-
         p = Path(path)
         try:
             text = read_regular(p, MAX_PROFILE_BYTES).decode("utf-8")

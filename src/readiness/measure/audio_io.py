@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from readiness.measure import audio
+from readiness.atomic import write_atomic
 from readiness.check import CheckError
+from readiness.measure import audio
 
 OUTPUT_LATENCY = 0.1  # seconds asked of the output: shorter buffers underrun through ALSA's pulse plugin under load, chopping the test signal
 LEAD_IN_S = 0.15  # silence before a test signal: output streams drop their first buffers on some hosts
@@ -482,8 +483,6 @@ def write_wav(path: str, samples: np.ndarray, rate: int) -> None:
     """16-bit mono WAV (only with --keep-audio), through the one atomic writer."""
     import io
     import wave
-
-    from readiness.atomic import write_atomic
 
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
     buf = io.BytesIO()

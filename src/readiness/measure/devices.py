@@ -76,7 +76,7 @@ def list_audio() -> dict[str, Any]:
     except (OSError, ImportError) as exc:
         result["errors"].append(f"audio devices cannot be listed: PortAudio/sounddevice is missing ({exc})")
         return result
-    from readiness.measure import audio
+    from readiness.measure import audio  # lazy: numpy, sounddevice
 
     try:
         devices = [dict(d) for d in sd.query_devices()]
@@ -104,7 +104,7 @@ def list_audio() -> dict[str, Any]:
 
 def _sound_server_entries(kind: str) -> list[dict[str, Any]]:
     """Linux: the PulseAudio/PipeWire sources or sinks behind PortAudio's ``pulse`` device."""
-    from readiness.measure import audio_io
+    from readiness.measure import audio_io  # lazy: numpy, sounddevice
 
     try:
         return [
@@ -118,7 +118,7 @@ def _sound_server_entries(kind: str) -> list[dict[str, Any]]:
 def list_camera_entries() -> dict[str, Any]:
     """Cameras from :mod:`readiness.measure.cameras` where that module exists."""
     try:
-        from readiness.measure import cameras
+        from readiness.measure import cameras  # lazy: OpenCV
     except ImportError:
         return {"cameras": []}
     try:

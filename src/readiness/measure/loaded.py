@@ -13,6 +13,7 @@ import statistics
 import threading
 
 from readiness.measure import netcommon as net
+from readiness.measure.stun import probe_stream
 
 
 class Probe:
@@ -35,7 +36,6 @@ class Probe:
         """Median idle RTT in ms, or None when nothing answered."""
         if self.addr is None:
             return None
-        from readiness.measure.stun import probe_stream
 
         fam, sa = self.addr[0], self.addr[4]
         if self.kind == "stun":
@@ -59,7 +59,6 @@ class Running:
         self.thread = None
         if probe.addr is None:
             return
-        from readiness.measure.stun import probe_stream
 
         fam, sa = probe.addr[0], probe.addr[4]
 

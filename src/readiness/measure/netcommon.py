@@ -14,8 +14,9 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from readiness.check import CheckError
+from readiness.measure.stun import Sample
+from readiness.siteserver import DEFAULT_STUN_PORT, SiteServer
 
-STUN_DEFAULT_PORT = 3478  # readiness serve's documented default; /__info tells the real one
 
 # An address from the documentation range (RFC 5737): a UDP connect() to it only asks the
 # kernel for a route and sends nothing, so it tells "no route at all" without any traffic.
@@ -156,20 +157,21 @@ class HttpUrl:
         self.url = f"{parts.scheme}://{self.hostheader}{self.base}"
 
 
-class Server(HttpUrl):
-    """An organisation's ``readiness serve`` given as ``--server URL`` (its path is ignored)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url, "--server must be a URL like http://host:8080")
-        self.base = ""
-        self.url = f"{self.scheme}://{self.hostheader}"
-        self._stun_port: int | None = None
-
-    def stun_port(self, timeout_s: float = 1.5) -> int:
-        """The STUN port the server advertises on GET /__info, else the default 3478."""
-        if self._stun_port is None:
-            self._stun_port = advertised_stun_port(self.url, timeout_s) or STUN_DEFAULT_PORT
-        return self._stun_port
+def server_option(options: Mapping[str, Any]) -> SiteServer | None:
+    """The run's ``--server`` with its STUN port. A real run carries it parsed and checked (one
+    ``/__info`` per run, asked by ``readiness.run.target``); a caller that hands a plain URL or
+    an unchecked server (a library user, a test) gets it parsed and asked here."""
+    server = options.get("server")
+    if not server:
+        return None
+    if not isinstance(server, SiteServer):
+        try:
+            server = SiteServer.parse(str(server))
+        except ValueError as exc:
+            raise CheckError(f"--server {exc}") from None
+    if server.stun_port is None:
+        server = server.with_stun_port(advertised_stun_port(server.url) or DEFAULT_STUN_PORT)
+    return server
 
 
 def advertised_stun_port(url: str, timeout_s: float = 1.5) -> int | None:
@@ -183,11 +185,6 @@ def advertised_stun_port(url: str, timeout_s: float = 1.5) -> int | None:
             return int(json.loads(r.read(4096))["stun_port"])
     except Exception:  # noqa: BLE001 - an older or foreign server
         return None
-
-
-def server_option(options: Mapping[str, Any]) -> Server | None:
-    url = options.get("server")
-    return Server(str(url)) if url else None
 
 
 def ms(seconds: float) -> float:
@@ -214,8 +211,6 @@ def tcp_probe_stream(addr: tuple, family: int, *, interval_s: float = 0.1, count
     handshake that fails or takes longer than ``timeout_s`` counts as lost. ``on_sample`` is
     called with each answered sample as it comes (the bandwidth check watches them live).
     """
-    from readiness.measure.stun import Sample
-
     samples: list = []
     start = time.monotonic()
     while (count is None or len(samples) < count) and not (stop is not None and stop.is_set()):

@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from readiness.redact import redact_url
+
 DIRECT = "DIRECT"
 
 
 def redact(url: str) -> str:
     """A proxy or PAC URL fit to be recorded: no user name, password or query."""
-    from readiness.redact import redact_url
-
     return redact_url(url)
 
 

@@ -14,19 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from readiness.atomic import write_all_or_none as _write_all, write_atomic as _write
+from readiness.render.report import render_report
+
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """The one place outputs reach the disk: the project's atomic writer (``readiness.atomic``:
     temp file in the target folder, fsync, rename), so a reader on a share never sees half a file."""
-    from readiness.atomic import write_atomic as _write
-
     _write(Path(path), data)
 
 
 def write_all_or_none(items: list[tuple[Path, str | bytes]]) -> None:
     """Several outputs of one document (a result and its report): all of them or none."""
-    from readiness.atomic import write_all_or_none as _write_all
-
     _write_all(items)
 
 
@@ -50,8 +49,6 @@ def _run_json(doc: RunDocument) -> str:
 
 
 def _run_html(doc: RunDocument) -> str:
-    from readiness.render.report import render_report
-
     return render_report(doc.result, doc.judgement, doc.lang)
 
 

@@ -32,11 +32,17 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from readiness.check import Check, RunChoices
+from readiness.i18n import languages
+from readiness.judge.requirements import DEFAULT_PROFILE, shipped_profiles, tomllib, validate_settings
+from readiness.measure.proxies import redact
+from readiness.redact import redact_url
+from readiness.settings import SETTINGS
+from readiness.siteserver import SiteServer
 
 APP = "readiness"
 FILE_NAME = "config.toml"
@@ -110,8 +116,6 @@ def _url(value: Any, from_env: bool) -> str:
     """An http(s) URL; a bare ``host[:port]`` means http, as ``--server`` always took it."""
     from urllib.parse import urlsplit
 
-    from readiness.redact import redact_url
-
     text = _text(value, from_env)
     if not text:
         return ""
@@ -127,16 +131,13 @@ def _url(value: Any, from_env: bool) -> str:
     return text
 
 
-def _server_url(value: Any, from_env: bool) -> str:
-    if isinstance(value, str) and "@" in value:  # user:password@host, whatever the rest looks like
-        raise ValueError("a user name or password in the URL would be recorded in the result and sent to the "
-                         "server; give the server's address only")
-    return _url(value, from_env)
+def _server_url(value: Any, from_env: bool) -> SiteServer | str:
+    """The one place ``--server`` is parsed: into the typed value every check then reads."""
+    text = _text(value, from_env)
+    return SiteServer.parse(text) if text else ""
 
 
 def _lang(value: Any, from_env: bool) -> str:
-    from readiness.i18n import languages
-
     text = _text(value, from_env)
     if text not in languages():
         raise ValueError(f"{text!r} is not one of {', '.join(languages())}")
@@ -144,8 +145,6 @@ def _lang(value: Any, from_env: bool) -> str:
 
 
 def _profile_name(value: Any, from_env: bool) -> str:
-    from readiness.judge.requirements import shipped_profiles
-
     text = _text(value, from_env)
     names = list(shipped_profiles())
     if text not in names:
@@ -162,6 +161,18 @@ def _duration(value: Any, from_env: bool) -> float:
     return parse_duration(value)
 
 
+def _file(value: Any, from_env: bool) -> str:
+    return _text(value, from_env)
+
+
+# How each kind of setting (``readiness.settings``) is read from a file, a variable or the command
+# line; a path kind is then resolved against the file's folder ("file" must exist, "dir" is made later).
+PARSERS: dict[str, Callable[[Any, bool], Any]] = {
+    "text": _text, "label": _label, "bool": _bool, "url": _url, "server": _server_url, "proxy": _proxy,
+    "lang": _lang, "profile": _profile_name, "duration": _duration, "file": _file, "dir": _file,
+}
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     name: str
@@ -171,70 +182,26 @@ class FieldSpec:
     path: str = ""  # "file": must be an existing file; "dir": a folder (made later); "" not a path
 
 
-FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
-    FieldSpec("profile", _profile_name, None, "shipped requirement list"),
-    FieldSpec("requirements", _text, None, "your own requirement list (TOML file)", path="file"),
-    FieldSpec("server", _server_url, None, "your organization's `readiness serve` for the network checks"),
-    FieldSpec("upload_url", _url, None, "where results are uploaded (collector URL)"),
-    FieldSpec("proxy", _proxy, None, "proxy URL, or \"direct\"; default: the OS's proxy settings"),
-    FieldSpec("pac_url", _url, None, "proxy auto-configuration (PAC) file; default: the OS's"),
-    FieldSpec("token_file", _text, None, "file holding the upload token", path="file"),
-    FieldSpec("output_dir", _text, None, "folder for the JSON and HTML results", path="dir"),
-    FieldSpec("site", _label, "", "site or office"),
-    FieldSpec("room", _label, "", "meeting room"),
-    FieldSpec("label", _label, "", "free label, e.g. an asset tag"),
-    FieldSpec("lang", _lang, "en", "language of the report"),
-    FieldSpec("microphone", _text, None, "microphone to test (part of its name)"),
-    FieldSpec("speaker", _text, None, "speaker to test (part of its name)"),
-    FieldSpec("camera", _text, None, "camera to test: part of its name, its index or a stream URL"),
-    FieldSpec("no_sound", _bool, False, "play no test sound"),
-    FieldSpec("keep_audio", _bool, False, "save the microphone recording beside the result"),
-    FieldSpec("snapshot", _bool, False, "put one small camera picture in the report"),
-    FieldSpec("quiet", _bool, False, "no progress and no summary"),
-    FieldSpec("jitter", _duration, 0.0, "wait a random time up to this long before measuring"),
-)}
+# The settings a file or a READINESS_* variable may hold (the command-line-only ones are not here).
+FIELDS: dict[str, FieldSpec] = {
+    s.name: FieldSpec(s.name, PARSERS[s.kind], s.default, s.help, s.kind if s.kind in ("file", "dir") else "")
+    for s in SETTINGS if s.config}
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """The effective configuration of one run. Built only by :func:`load_config`."""
-
-    profile: str | None = None
-    requirements: Path | None = None
-    server: str | None = None
-    upload_url: str | None = None
-    proxy: str | None = None
-    pac_url: str | None = None
-    token_file: Path | None = None
-    output_dir: Path | None = None
-    site: str = ""
-    room: str = ""
-    label: str = ""
-    lang: str = "en"
-    microphone: str | None = None
-    speaker: str | None = None
-    camera: str | None = None
-    no_sound: bool = False
-    keep_audio: bool = False
-    snapshot: bool = False
-    quiet: bool = False
-    jitter: float = 0.0
-    interactive: bool = False  # command line only: an unattended run never asks
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated check settings
-    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
-    files: tuple[tuple[str, bool], ...] = ()  # (config file, was it there)
+class _Config:
+    """What :class:`RunConfig` can tell besides its values."""
 
     @property
     def labels(self) -> dict[str, str]:
-        return {"label": self.label, "site": self.site, "room": self.room}
+        return {"label": self.label, "site": self.site, "room": self.room}  # type: ignore[attr-defined]
 
     def choices(self, output_dir: Path | None = None) -> RunChoices:
-        """What the checks see of this configuration (``CheckContext.options``)."""
-        folder = output_dir or self.output_dir
-        return RunChoices(server=self.server, proxy=self.proxy, pac_url=self.pac_url, microphone=self.microphone, speaker=self.speaker,
-                          camera=self.camera, no_sound=self.no_sound, interactive=self.interactive,
-                          keep_audio=self.keep_audio, snapshot=self.snapshot,
-                          output_dir=str(folder) if folder else None)
+        """What the checks see of this configuration (``CheckContext.options``): every setting the
+        table marks ``to_checks``; the results folder as text."""
+        values = {s.name: getattr(self, s.name) for s in SETTINGS if s.to_checks}
+        folder = output_dir or values["output_dir"]
+        values["output_dir"] = str(folder) if folder else None
+        return RunChoices(**values)
 
     def rows(self) -> list[tuple[str, Any, str]]:
         """(setting, value, source) for every setting, for ``readiness config show``."""
@@ -242,15 +209,28 @@ class RunConfig:
         for name in FIELDS:
             value = getattr(self, name)
             if name in ("proxy", "upload_url", "pac_url") and isinstance(value, str):
-                from readiness.measure.proxies import redact
-
                 value = redact(value)  # a password in a URL is not shown
-            out.append((name, str(value) if isinstance(value, Path) else value, self.sources.get(name, "default")))
-        for cname, table in sorted(self.checks.items()):
+            if isinstance(value, SiteServer):
+                value = value.given or value.url
+            out.append((name, str(value) if isinstance(value, Path) else value, self.sources.get(name, "default")))  # type: ignore[attr-defined]
+        for cname, table in sorted(self.checks.items()):  # type: ignore[attr-defined]
             for key, value in sorted(table.items()):
                 dotted = f"checks.{cname}.{key}"
-                out.append((dotted, value, self.sources.get(dotted, "default")))
+                out.append((dotted, value, self.sources.get(dotted, "default")))  # type: ignore[attr-defined]
         return out
+
+
+# The effective configuration of one run, built only by :func:`load_config`: one field per
+# setting of ``readiness.settings`` (typed as declared there), then the validated check settings,
+# where each value came from, and which configuration files were looked for.
+RunConfig = make_dataclass("RunConfig", [
+    *((s.name, s.type, field(default=s.default)) for s in SETTINGS),
+    ("checks", "dict[str, dict[str, Any]]", field(default_factory=dict)),  # validated check settings
+    ("sources", "dict[str, str]", field(default_factory=dict)),  # setting -> where its value came from
+    ("files", "tuple[tuple[str, bool], ...]", field(default=())),  # (config file, was it there)
+], bases=(_Config,), frozen=True)
+RunConfig.__module__ = __name__
+RunConfig.__doc__ = "The effective configuration of one run. Built only by :func:`load_config`."
 
 
 # --- where files are ------------------------------------------------------------------------
@@ -299,8 +279,6 @@ def _line_of(lines: list[str], table: str | None, key: str) -> int | None:
 
 
 def _file_layer(path: Path, kind: str) -> _Layer:
-    from readiness.judge.requirements import tomllib
-
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -336,8 +314,6 @@ def _file_layer(path: Path, kind: str) -> _Layer:
 
 
 def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
-    from readiness.judge.requirements import tomllib
-
     layer = _Layer("environment", from_env=True, base=None)
     for var, raw in sorted(env.items()):
         if not var.startswith(ENV_PREFIX) or var in ENV_NOT_SETTINGS:
@@ -431,8 +407,6 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
             sources[name] = where if layer.origin in ("environment", "command line") else f"{where} ({layer.origin})"
 
     if values.get("profile") is None and values.get("requirements") is None:
-        from readiness.judge.requirements import DEFAULT_PROFILE
-
         values["profile"] = DEFAULT_PROFILE
 
     check_values: dict[str, dict[str, Any]] = {}
@@ -454,8 +428,6 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
 def validate_check_setting(checks: Mapping[str, type[Check]] | None, cname: str, key: str, value: Any,
                            where: str) -> Any:
     """One check setting, validated against the installed check's declaration (items too)."""
-    from readiness.judge.requirements import validate_settings
-
     if checks is None:
         return value
     cls = checks.get(cname)

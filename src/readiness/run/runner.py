@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from readiness.check import Check, CheckContext, CheckError, CheckSkipped, Measurement, RunChoices
 from readiness.result import CheckRecord, json_safe, utc_now
+from readiness.run.plugins import load_spec
 from readiness.versions import is_version
 
 # Extra seconds an isolated check gets for starting its interpreter before its budget counts.
@@ -53,20 +54,38 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _outcome_of(fn: Callable[[], Measurement]) -> tuple[str, Any]:
-    """Call ``fn``; return ("ok", measurement) / ("skipped", msg) / ("error", msg, debug)."""
+@dataclass(frozen=True)
+class Outcome:
+    """How one call of a check ended (as pytest's CallInfo): ``status`` ok, skipped, error or
+    timeout; the measurement when ok; else the message, the traceback of an unexpected exception
+    (empty for a CheckError: the check said what went wrong) and the check's finding (its cause
+    code and facts, for the reader's language). Picklable: an isolated check's child sends it."""
+
+    status: str
+    measurement: Measurement | None = None
+    message: str = ""
+    traceback: str = ""
+    finding: dict[str, Any] | None = None
+
+    @classmethod
+    def error(cls, message: str, debug: str = "", finding: Any = None) -> "Outcome":
+        return cls("error", message=message, traceback=debug, finding=finding if isinstance(finding, dict) else None)
+
+
+def _outcome_of(fn: Callable[[], Measurement]) -> Outcome:
+    """Call ``fn``; every exception but KeyboardInterrupt becomes the outcome."""
     try:
         m = fn()
     except KeyboardInterrupt:
         raise
     except CheckSkipped as exc:
-        return ("skipped", str(exc))
+        return Outcome("skipped", message=str(exc))
     except BaseException as exc:  # noqa: BLE001 - any failure of plugin code is recorded
         debug = "" if isinstance(exc, CheckError) else traceback.format_exc(limit=6)
-        return ("error", _describe(exc), debug, getattr(exc, "finding", None))
+        return Outcome.error(_describe(exc), debug, getattr(exc, "finding", None))
     if not isinstance(m, Measurement):
-        return ("error", f"check returned {type(m).__name__}, not a Measurement", "")
-    return ("ok", m)
+        return Outcome.error(f"check returned {type(m).__name__}, not a Measurement")
+    return Outcome("ok", m)
 
 
 def _metrics_of(cls: type[Check], m: Measurement, details: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -105,25 +124,23 @@ def _metrics_of(cls: type[Check], m: Measurement, details: dict[str, Any]) -> di
 
 def _child_main(spec: str, ctx: CheckContext, conn: Any) -> None:
     """Entry point of an isolated check's child process; sends one ("done", outcome) message."""
-    from readiness.run.plugins import load_spec
-
     ctx.progress = lambda msg: conn.send(("progress", msg))
     try:
         cls = load_spec(spec)
         outcome = _outcome_of(lambda: cls().run(ctx))
     except BaseException as exc:  # noqa: BLE001 - includes KeyboardInterrupt in the child
-        outcome = ("error", _describe(exc), traceback.format_exc(limit=6))
-    if outcome[0] == "ok":
-        m = outcome[1]
-        outcome = ("ok", Measurement(metrics=dict(m.metrics), details=json_safe(m.details)))
+        outcome = Outcome.error(_describe(exc), traceback.format_exc(limit=6))
+    if outcome.measurement is not None:
+        m = outcome.measurement
+        outcome = Outcome("ok", Measurement(metrics=dict(m.metrics), details=json_safe(m.details)))
     try:
         conn.send(("done", outcome))
     except Exception as exc:  # unpicklable details
-        conn.send(("done", ("error", f"check result could not be sent back: {_describe(exc)}", "")))
+        conn.send(("done", Outcome.error(f"check result could not be sent back: {_describe(exc)}")))
     conn.close()
 
 
-def _run_isolated(p: Planned, ctx: CheckContext, say: Callable[[str], None]) -> tuple[str, Any]:
+def _run_isolated(p: Planned, ctx: CheckContext, say: Callable[[str], None]) -> Outcome:
     mp = multiprocessing.get_context("spawn")
     parent, child = mp.Pipe(duplex=False)
     ctx_for_child = CheckContext(settings=ctx.settings, options=ctx.options, budget_s=ctx.budget_s)
@@ -131,7 +148,7 @@ def _run_isolated(p: Planned, ctx: CheckContext, say: Callable[[str], None]) -> 
     proc.start()
     child.close()
     deadline = time.monotonic() + p.budget_s + SPAWN_GRACE_S
-    outcome: tuple[str, Any] | None = None
+    outcome: Outcome | None = None
     try:
         while outcome is None:
             left = deadline - time.monotonic()
@@ -160,24 +177,24 @@ def _run_isolated(p: Planned, ctx: CheckContext, say: Callable[[str], None]) -> 
     if outcome is not None:
         return outcome
     if time.monotonic() >= deadline:
-        return ("timeout", f"did not finish within its {p.budget_s:g} s budget; its process was stopped")
-    return ("error", f"its process ended unexpectedly (exit code {proc.exitcode})", "")
+        return Outcome("timeout", message=f"did not finish within its {p.budget_s:g} s budget; its process was stopped")
+    return Outcome.error(f"its process ended unexpectedly (exit code {proc.exitcode})")
 
 
-def _run_in_thread(p: Planned, ctx: CheckContext) -> tuple[str, Any]:
-    box: list[tuple[str, Any]] = []
+def _run_in_thread(p: Planned, ctx: CheckContext) -> Outcome:
+    box: list[Outcome] = []
 
     def target() -> None:
         try:
             box.append(_outcome_of(lambda: p.cls().run(ctx)))
         except KeyboardInterrupt:
-            box.append(("error", "interrupted", ""))
+            box.append(Outcome.error("interrupted"))
 
     t = threading.Thread(target=target, daemon=True, name=f"readiness-{p.name}")
     t.start()
     t.join(p.budget_s)
     if not box:
-        return ("timeout", f"did not finish within its {p.budget_s:g} s budget")
+        return Outcome("timeout", message=f"did not finish within its {p.budget_s:g} s budget")
     return box[0]
 
 
@@ -193,17 +210,17 @@ def run_one(p: Planned, options: RunChoices, progress: Progress | None = None) -
     t0 = time.perf_counter()
     outcome = _run_isolated(p, ctx, say) if p.cls.isolated else _run_in_thread(p, ctx)
     duration = round(time.perf_counter() - t0, 3)
-    record = CheckRecord(name=p.name, title=p.cls.title or p.name, status=outcome[0], started_utc=started, duration_s=duration)
-    if outcome[0] == "ok":
-        m: Measurement = outcome[1]
-        record.details = json_safe(dict(m.details))
-        record.metrics = _metrics_of(p.cls, m, record.details)
+    record = CheckRecord(name=p.name, title=p.cls.title or p.name, status=outcome.status, started_utc=started,
+                         duration_s=duration)
+    if outcome.measurement is not None:
+        record.details = json_safe(dict(outcome.measurement.details))
+        record.metrics = _metrics_of(p.cls, outcome.measurement, record.details)
     else:
-        record.error = outcome[1]
-        if outcome[0] == "error" and len(outcome) > 2 and outcome[2]:
-            record.details = {"traceback": outcome[2]}
-        if outcome[0] == "error" and len(outcome) > 3 and isinstance(outcome[3], dict):
-            record.details["findings"] = [json_safe(outcome[3])]  # the failure as a fact, for the reader's language
+        record.error = outcome.message
+        if outcome.traceback:
+            record.details = {"traceback": outcome.traceback}
+        if outcome.finding is not None:
+            record.details["findings"] = [json_safe(outcome.finding)]  # the failure as a fact, for the reader's language
     return record
 
 

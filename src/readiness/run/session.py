@@ -17,11 +17,14 @@ from typing import Any, Callable
 
 from readiness import __version__
 from readiness.check import RunChoices
+from readiness.i18n.format import word
+from readiness.judge.requirements import Profile
 from readiness.judge.verdicts import Judgement, exit_code, judge
 from readiness.redact import redact_secrets, redact_text
+from readiness.render.report import summary_text
+from readiness.render.writers import RUN_WRITERS, RunDocument, render, write_all_or_none
+from readiness.result import CheckRecord, MAX_DEPTH, MAX_JUDGED, Result, new_run_id, result_stem, utc_now
 from readiness.run.plugins import Plugins
-from readiness.judge.requirements import Profile
-from readiness.result import MAX_DEPTH, MAX_JUDGED, CheckRecord, Result, new_run_id, result_stem, utc_now
 from readiness.run.runner import Planned, run_all
 
 
@@ -69,8 +72,6 @@ class Outcome:
     exit_code: int
 
     def summary(self, lang: str = "en") -> str:
-        from readiness.render.report import summary_text
-
         return summary_text(self.result, self.judgement, lang, [p for p in (self.json_path, self.html_path) if p])
 
 
@@ -110,8 +111,6 @@ def run_session(opts: RunOptions, plugins: Plugins,
     planned, missing = plan(opts, plugins)
     started = utc_now()
 
-    from readiness.i18n.format import word
-
     def say(check: str, message: str) -> None:  # the runner's own word in the run's language
         if progress is not None:
             progress(check, word(opts.lang, "progress_started") if message == "started" else message)
@@ -141,7 +140,6 @@ def run_session(opts: RunOptions, plugins: Plugins,
     j = judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None)
     result.judgement = j.to_dict()
     result.coverage = j.coverage.to_dict() if j.coverage else None
-    from readiness.render.writers import RUN_WRITERS, RunDocument, render, write_all_or_none
 
     doc = RunDocument(result, j, opts.lang)
     json_path = opts.output_dir / f"{result_stem(result)}.json"

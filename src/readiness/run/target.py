@@ -1,9 +1,10 @@
 """``--server URL``: checked once, before anything is measured.
 
-A malformed URL, a scheme other than http/https, or a server that does not answer
-``GET /__info`` as a ``readiness serve`` does is a usage error (exit 2) in one plain sentence —
-not five UNKNOWN items a minute later. The URL's shape is parsed by the network checks' own
-parser (``checks._netcommon.Server``), so both read it the same way.
+The URL was parsed at the configuration's border into a ``SiteServer`` (a malformed URL or a
+scheme other than http/https is a usage error there). Here the server is asked ``GET /__info``
+once: one that does not answer as a ``readiness serve`` does is a usage error (exit 2) in one
+plain sentence — not five UNKNOWN items a minute later — and the STUN port it advertises travels
+on in the ``SiteServer``, so no check asks again.
 """
 
 from __future__ import annotations
@@ -12,30 +13,20 @@ import http.client
 import json
 import socket
 import ssl
+import urllib.error
+import urllib.request
+
+from readiness.measure.proxies import tls_context
+from readiness.siteserver import SiteServer
 
 
 class ServerError(ValueError):
     """``--server`` cannot be used; ``str()`` is one plain sentence."""
 
 
-def check_server(url: str, timeout_s: float = 5.0) -> str:
-    """The server's base URL, once it answered ``/__info``; raises ``ServerError`` otherwise."""
-    import urllib.error
-    import urllib.request
-
-    from readiness.check import CheckError
-    from readiness.measure.netcommon import Server
-
-    text = url.strip()
-    scheme = text.partition("://")[0].lower() if "://" in text else ""
-    if scheme and scheme not in ("http", "https"):
-        raise ServerError(f"--server must be an http:// or https:// URL (like http://host:8080), not {url!r}")
-    try:
-        server = Server(text)
-    except (CheckError, ValueError) as exc:  # ValueError: a port that is not a number
-        raise ServerError(f"--server must be a URL like http://host:8080, not {url!r}") from exc
-    from readiness.measure.proxies import tls_context
-
+def check_server(server: SiteServer, timeout_s: float = 5.0) -> SiteServer:
+    """``server`` with the STUN port it advertises, once it answered ``/__info``; raises
+    ``ServerError`` otherwise."""
     # the site's server: direct; an https one may carry a certificate from the organisation's own CA
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
                                          urllib.request.HTTPSHandler(context=tls_context()))
@@ -65,7 +56,8 @@ def check_server(url: str, timeout_s: float = 5.0) -> str:
         raise ServerError(f"{where} does not answer within {timeout_s:g} s") from None
     except (OSError, ValueError, http.client.HTTPException) as exc:
         raise ServerError(f"{where} answers, but not as a readiness serve ({type(exc).__name__})") from None
-    if not isinstance(info, dict) or "stun_port" not in info:
+    port = info.get("stun_port") if isinstance(info, dict) else None
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         raise ServerError(f"{where} answers, but not as a readiness serve (no STUN port in /__info)")
-    return server.url
+    return server.with_stun_port(port)
 

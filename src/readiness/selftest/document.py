@@ -18,6 +18,8 @@ from functools import partial
 from typing import Any
 
 from readiness import __version__
+from readiness.measure import estimator, loaded, netstats
+from readiness.measure.stun import Sample
 from readiness.result import CheckRecord, Result, new_run_id, utc_now
 
 _TITLES = {"camera": "Camera", "microphone": "Microphone", "speakers": "Speakers",
@@ -58,7 +60,7 @@ def _record(name: str, sub: dict[str, Any] | None, started: str,
 
 
 def _camera(sub: dict[str, Any], metrics: dict, details: dict) -> None:
-    from readiness.measure.frames import FrameFacts, WindowStats, delivered_fps
+    from readiness.measure.frames import FrameFacts, WindowStats, delivered_fps  # lazy: numpy, OpenCV
 
     n = len(sub.get("t", []))
     lists = {k: sub.get(k, []) for k in ("brightness", "black_share", "bright_share")}
@@ -107,7 +109,7 @@ def _camera(sub: dict[str, Any], metrics: dict, details: dict) -> None:
 def _microphone(sub: dict[str, Any], metrics: dict, details: dict) -> None:
     import numpy as np
 
-    from readiness.measure import audio
+    from readiness.measure import audio  # lazy: numpy
 
     windows = np.asarray(sub.get("window_rms", []), dtype=np.float64)
     rate = float(sub.get("rate_hz", 48000))
@@ -148,9 +150,6 @@ def _speakers(sub: dict[str, Any], metrics: dict, details: dict) -> None:
 def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict, idle_ms: float | None = None) -> None:
     """Rates by the agent's steady-rate estimator; latency under load by the agent's summary of
     the probes sent inside the steady window, over ``idle_ms`` (the latency step's median)."""
-    from readiness.measure import estimator
-    from readiness.measure import loaded
-    from readiness.measure.stun import Sample
 
     details["backend"] = "browser fetch to this server"
     for direction, name in (("down", "download_mbps"), ("up", "upload_mbps")):
@@ -180,8 +179,6 @@ def _bandwidth(sub: dict[str, Any], metrics: dict, details: dict, idle_ms: float
 
 
 def _latency(sub: dict[str, Any], metrics: dict, details: dict) -> None:
-    from readiness.measure import netstats
-    from readiness.measure.stun import Sample
 
     interval = float(sub.get("interval_ms", 20.0)) / 1000
     rtts = sub.get("rtt_ms", [])

@@ -30,8 +30,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from readiness.server.http import Request, Response, Route
+from readiness.atomic import write_all_or_none
+from readiness.i18n import languages
+from readiness.i18n.format import catalog
+from readiness.judge.requirements import load_profile, shipped_profiles
+from readiness.judge.verdicts import judge
+from readiness.render.report import profile_title, render_report
+from readiness.result import load_result_bytes, result_stem
+from readiness.run.plugins import load_plugins
 from readiness.selftest import submission
+from readiness.selftest.document import build_result
+from readiness.server.http import Request, Response, Route, log
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
             "media-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -73,8 +82,6 @@ def _environment() -> Any:
 
 
 def _catalog(lang: str) -> tuple[str, dict[str, str]]:
-    from readiness.i18n import languages
-    from readiness.i18n.format import catalog
 
     lang = lang if lang in languages() else "en"
     return lang, catalog(lang)
@@ -98,7 +105,7 @@ class SelfTest:
 
     def __init__(self, results_dir: Path, default_profile: str = "video-call",
                  collect: Callable[[bytes, str, str], str | None] | None = None) -> None:
-        from readiness.selftest.peer import EchoPeers
+        from readiness.selftest.peer import EchoPeers  # lazy: aiortc (server extra)
 
         self.collect = collect
         self.results_dir = Path(results_dir)
@@ -146,8 +153,6 @@ class SelfTest:
     @staticmethod
     @lru_cache(maxsize=16)
     def _profile(name: str) -> Any:
-        from readiness.run.plugins import load_plugins
-        from readiness.judge.requirements import load_profile, shipped_profiles
 
         if name not in shipped_profiles():
             return None
@@ -195,7 +200,6 @@ class SelfTest:
                 lang=lang, t=t, message=t["selftest_no_profile"].format(name=name[:80]))
             return _resp(404, html.encode(), "text/html; charset=utf-8", {"Content-Security-Policy": PAGE_CSP})
         cam = prof.check_settings.get("camera", {})
-        from readiness.run.plugins import load_plugins
 
         cam_cls = load_plugins().checks.get("camera")
         defaults = cam_cls.default_settings() if cam_cls else {"width": 1280, "height": 720}
@@ -210,7 +214,6 @@ class SelfTest:
             "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")}
             | {k: v for k, v in t.items() if k.startswith("verdict_")},
         }
-        from readiness.render.report import profile_title
 
         html = _environment().get_template("page.html").render(lang=lang, t=t, config=config,
                                                                profile_title=profile_title(prof.summary(), lang))
@@ -219,7 +222,7 @@ class SelfTest:
 
     # ------------------------------------------------------------------ WebRTC
     def rtc(self, body: bytes) -> Response:
-        from readiness.selftest.peer import MAX_OFFER, PeerError
+        from readiness.selftest.peer import MAX_OFFER, PeerError  # lazy: aiortc (server extra)
 
         if len(body) > MAX_OFFER + 1024:
             return _json(413, {"error": "the offer is too large"})
@@ -235,10 +238,6 @@ class SelfTest:
 
     # ------------------------------------------------------------------ results
     def result(self, body: bytes, client: str) -> Response:
-        from readiness.atomic import write_all_or_none
-        from readiness.judge.verdicts import judge
-        from readiness.result import load_result_bytes, result_stem
-        from readiness.selftest.document import build_result
 
         try:
             sub = submission.parse(body)
@@ -272,8 +271,6 @@ class SelfTest:
 
     def _collect(self, text: str, result: Any, key: str, client: str) -> dict[str, Any]:
         """Hand the stored result to the collector; the answer's "collected" (and why not)."""
-        from readiness.server.http import log
-
         site = result.labels.get("site", "")
         try:
             reason = self.collect(text.encode("utf-8"), site, key)  # type: ignore[misc]
@@ -310,6 +307,4 @@ class SelfTest:
 
 
 def _render(result: Any, judgement: Any, lang: str) -> str:
-    from readiness.render.report import render_report
-
     return render_report(result, judgement, lang)

@@ -37,6 +37,7 @@ _SUMMARY_EVERY_S = 60.0
 
 
 def _info(req: Request) -> Response:
+    req.server.events.info(req.client)
     lim = req.limits
     return Response.json({"service": "readiness", "stun_port": req.server.stun_port,
                           "max_bytes": int(lim["max_bytes"]), "max_transfers": int(lim["max_transfers"])},
@@ -115,7 +116,7 @@ class TestLog:
     def _client(self, ip: str) -> dict:
         c = self.clients.get(ip)
         if c is None:
-            c = self.clients[ip] = {"last": time.monotonic(), "stun_ok": 0, "stun_no": 0, "notes": set(),
+            c = self.clients[ip] = {"last": time.monotonic(), "stun_ok": 0, "stun_no": 0, "info": 0, "notes": set(),
                                     "down": [0, 0, None, None], "up": [0, 0, None, None]}  # bytes, requests, first, last
         return c
 
@@ -130,6 +131,12 @@ class TestLog:
             c["last"] = time.monotonic()
             if outcome not in ("complete", "client closed"):
                 c["notes"].add(outcome)
+
+    def info(self, ip: str) -> None:
+        with self.lock:
+            c = self._client(ip)
+            c["info"] += 1
+            c["last"] = time.monotonic()
 
     def stun(self, ip: str, answered: int, refused: int) -> None:
         with self.lock:
@@ -149,7 +156,7 @@ class TestLog:
         with self.lock:
             done = [ip for ip, c in self.clients.items() if force or now - c["last"] > self.idle_s]
             finished = [(ip, self.clients.pop(ip)) for ip in done]
-            stun_only = [(ip, c) for ip, c in finished if not (c["down"][1] or c["up"][1] or c["notes"])]
+            stun_only = [(ip, c) for ip, c in finished if not (c["down"][1] or c["up"][1] or c["notes"] or c["info"])]
             if len(stun_only) > _STUN_ONE_BY_ONE or self.stun_summary[0]:
                 for _, c in stun_only:
                     self.stun_summary[0] += 1
@@ -177,6 +184,8 @@ class TestLog:
                              f"{nbytes * 8 / secs / 1e6:.1f} Mbit/s")
         if c["stun_ok"] or c["stun_no"]:
             parts.append(f"stun {c['stun_ok']} answered" + (f", {c['stun_no']} refused or dropped" if c["stun_no"] else ""))
+        if c["info"]:
+            parts.append(f"info {c['info']} request{'s' if c['info'] != 1 else ''}")
         parts.extend(sorted(c["notes"]))
         return parts
 

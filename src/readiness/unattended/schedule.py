@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Callable
 from xml.sax.saxutils import escape
 
+from readiness.result import write_atomic
+
 NAME = "readiness"
 LABEL = "org.readiness.run"  # launchd label
 EVERY = ("daily", "hourly", "weekly")
@@ -319,8 +321,6 @@ def _crontab_without_ours(run: Runner) -> str:
 
 def install(plan: Plan, run: Runner = _run) -> list[str]:
     """Install the schedule; returns what was done, line by line. Raises ScheduleError."""
-    from readiness.result import write_atomic
-
     done: list[str] = []
     files = artifacts(plan)
     if plan.via == "cron" and not plan.system:

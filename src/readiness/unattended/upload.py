@@ -47,8 +47,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from platformdirs import user_state_path
+
+from readiness.atomic import write_atomic
+from readiness.check import CheckError
 from readiness.i18n.format import word
+from readiness.measure.netcommon import HttpUrl
+from readiness.measure.proxies import ConnectFailed, send
 from readiness.redact import redact_text, redact_url
+from readiness.result import ResultError, read_result
 
 TOKEN_ENV = "READINESS_UPLOAD_TOKEN"
 SPOOL_ENV = "READINESS_SPOOL_DIR"
@@ -73,8 +80,6 @@ def spool_dir(given: str | os.PathLike[str] | None = None) -> Path:
         return Path(given).expanduser()
     if os.environ.get(SPOOL_ENV):
         return Path(os.environ[SPOOL_ENV]).expanduser()
-    from platformdirs import user_state_path
-
     return user_state_path("readiness", appauthor=False) / "spool"
 
 
@@ -99,9 +104,6 @@ def read_token(token_file: str | os.PathLike[str] | None) -> str:
 def results_url(url: str) -> str:
     """The collector's upload endpoint from the URL IT gives (the server's base URL); no
     credentials or query from ``url`` go into it, and an error shows ``url`` redacted."""
-    from readiness.check import CheckError
-    from readiness.measure.netcommon import HttpUrl
-
     try:
         parsed = HttpUrl(url, "")
     except (CheckError, ValueError):
@@ -112,8 +114,6 @@ def results_url(url: str) -> str:
 
 def enqueue(result_file: str | os.PathLike[str], folder: Path) -> Path:
     """Put a copy of a result file into the spool, named by its run id (one file per run)."""
-    from readiness.atomic import write_atomic
-    from readiness.result import ResultError, read_result
 
     try:
         result = read_result(result_file)
@@ -288,7 +288,6 @@ def _post(url: str, token: str, body: bytes, run_id: str, timeout: float, resolv
           asking: _Asking) -> str:
     """One attempt; returns "new" or "already" on the collector's explicit "stored"; raises
     _Refused (this file), _Held (the token or the address), or _Retry (later)."""
-    from readiness.measure.proxies import ConnectFailed, send
 
     shown = redact_url(url)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "readiness-agent"}
@@ -336,7 +335,6 @@ def quarantine_dir(folder: Path) -> Path:
 
 def set_aside(path: Path, why: str, collector: str | None) -> None:
     """Move a spooled file into the quarantine folder with its reason beside it."""
-    from readiness.atomic import write_atomic
 
     qdir = quarantine_dir(path.parent)
     qdir.mkdir(exist_ok=True)

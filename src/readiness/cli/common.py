@@ -1,0 +1,212 @@
+"""What every command shares: exit codes, the one-line error, number and port types, and the
+few option values that several commands turn into package objects (the installed checks, a
+requirement list, an output folder, the run configuration, the collector's database).
+
+Only click is imported at module level: ``readiness --help`` must stay fast, so the package is
+imported inside the functions that need it (heavy: numpy, OpenCV, SQLAlchemy, Jinja2).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from readiness.i18n import languages
+from readiness.textsafe import terminal_text
+
+EXIT_READY, EXIT_NOT_READY, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C (SIGINT), SIGTERM: 128 + the signal's number
+LANGS = list(languages())
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (a KeyboardInterrupt is the one exception the runner re-raises)."""
+
+
+class Failure(click.ClickException):
+    """A user-facing error: printed as one plain line, exit code 2."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file: Any = None) -> None:
+        click.echo(terminal_text(f"readiness: {self.format_message()}"), err=True)
+
+
+def fail(message: str) -> NoReturn:
+    raise Failure(message)
+
+
+class Finite(click.ParamType):
+    """A finite number within [low, high]: click's FloatRange lets nan through (every
+    comparison with nan is false) and inf through when there is no upper bound."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number", param, ctx)
+        if not (math.isfinite(number) and self.low <= number <= self.high):
+            self.fail(f"{value} is not a number from {self.low:g} to {self.high:g}", param, ctx)
+        return number
+
+
+PORT = click.IntRange(0, 65535)
+
+
+def load_checks() -> Any:
+    from readiness.run.plugins import load_plugins
+
+    plugins = load_plugins()
+    return plugins
+
+
+def warn_plugins(plugins: Any, quiet: bool = False) -> None:
+    if quiet:
+        return
+    for w in plugins.warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
+def load_list(profile: str | None, requirements: str | None, plugins: Any) -> Any:
+    from readiness.judge.requirements import ProfileError, load_profile
+
+    if profile and requirements:
+        raise click.UsageError("give --profile or --requirements, not both")
+    try:
+        return load_profile(profile, requirements, checks=plugins.checks, broken=plugins.broken)
+    except ProfileError as exc:
+        fail(str(exc))
+
+
+def output_dir(path: str | None) -> Path:
+    """The folder for results: the given one, or a per-user data folder; proven writable now,
+    before minutes of measuring, so an unwritable share loses nothing."""
+    if path:
+        folder = Path(path).expanduser()
+    else:
+        from platformdirs import user_data_path
+
+        folder = user_data_path("readiness", appauthor=False) / "results"
+    from readiness.atomic import probe_writable
+
+    try:
+        probe_writable(folder)
+    except OSError as exc:
+        fail(f"cannot write results to {folder}: {exc.strerror or exc}. Choose another folder with --output-dir.")
+    return folder
+
+
+def parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``--set CHECK.KEY=VALUE``; the value is read as TOML (numbers, true/false, "text", [lists]).
+    Validated with the rest of the configuration (``config.load_config``)."""
+    from readiness.judge.requirements import tomllib
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        key, eq, raw = item.partition("=")
+        cname, dot, skey = key.strip().partition(".")
+        if not eq or not dot or not skey:
+            raise click.BadParameter(f"'{item}' is not CHECK.KEY=VALUE", param_hint="--set")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # plain text without quotes
+        out.setdefault(cname, {})[skey] = value
+    return out
+
+
+def typed_config(ctx: click.Context, names: tuple[str, ...], config_file: str | None, sets: tuple[str, ...] = (),
+            plugins: Any = None, interactive: bool = False) -> Any:
+    """The run configuration from files, environment and what was typed (only options the user
+    gave on the command line count as command-line values); a wrong value anywhere exits 2."""
+    from click.core import ParameterSource
+
+    from readiness.run.config import ConfigError, load_config
+
+    typed = {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+    try:
+        return load_config(typed, parse_sets(sets), checks=plugins.checks if plugins else None,
+                           broken=plugins.broken if plugins else None, config_file=config_file,
+                           warn=lambda m: click.echo(f"warning: {m}", err=True), interactive=interactive)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+
+
+def config_option(fn: Any) -> Any:
+    return click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+                        help="Read settings from this TOML file too (above the user and system files).")(fn)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_overwriting_inputs(outputs: list[tuple[Path, str]], inputs: list[Any]) -> None:
+    """No output may replace an input of the same command, nor another output."""
+    given = [i for i in inputs if i]
+    for n, (target, what) in enumerate(outputs):
+        for source in given:
+            if same_file(target, source):
+                fail(f"{what} {target} is an input of this command ({source}); it would be replaced. "
+                     "Choose another file.")
+        for other, other_what in outputs[:n]:
+            if same_file(target, other):
+                fail(f"{what} and {other_what} are the same file ({target}); choose two files.")
+
+
+
+DB_ENV = "READINESS_DB"
+
+
+def open_store(url: str | None, create: bool) -> Any:
+    """The collector's database; ``create``: make or upgrade its schema (the server, token
+    commands), else it must exist already (readers)."""
+    if not url:
+        fail(f"give the collector's database: --db URL or {DB_ENV} (sqlite:///PATH/readiness.db or postgresql://...)")
+    try:
+        from readiness.collector.store import Store, StoreError, Unavailable
+    except ImportError as exc:
+        fail(f"the collector needs the server extra: pip install 'readiness[server]' ({exc})")
+    try:
+        store = Store(url, create=create)
+        store.migrate() if create else store.require_schema()
+    except (StoreError, Unavailable) as exc:
+        fail(str(exc))
+    return store
+
+
+DB_OPTION = click.option("--db", "db_url", metavar="URL", envvar=DB_ENV, show_envvar=True,
+                          help="The collector's database: sqlite:///PATH/readiness.db or postgresql://USER@HOST/DB.")
+
+
+def setting_options(fn: Any) -> Any:
+    """One click option per run setting that has one, made from the settings table
+    (``readiness.settings``): its name, short form, metavar, help and true/false spelling."""
+    from readiness.settings import SETTINGS
+
+    for s in reversed(SETTINGS):  # decorators apply bottom-up: the table's order is --help's
+        if not s.option:
+            continue
+        long = "--" + s.name.replace("_", "-")
+        names = [long + (f"/{s.negative}" if s.negative else "")] + ([s.short] if s.short else [])
+        if s.kind == "bool":
+            extra: dict[str, Any] = {"default": False} if s.negative else {"is_flag": True}
+        else:
+            extra = {"metavar": "|".join(LANGS) if s.kind == "lang" else (s.metavar or None)}
+        fn = click.option(*names, s.name, help=s.option, **extra)(fn)
+    return fn

@@ -1,0 +1,160 @@
+"""``readiness serve``: the site server (measurement endpoints, self-test page, with ``--db`` the
+collector), and ``serve token`` for upload tokens, site links and read tokens. Options are parsed
+here; ``readiness.service.build(options).run()`` does the rest."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from readiness.cli.common import DB_OPTION, PORT, Finite, fail, open_store
+
+# The package is imported inside each command: `readiness --help` stays fast (numpy, OpenCV, Jinja2).
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--http-port", type=PORT, default=8080, show_default=True, help="TCP port of the bandwidth endpoints.")
+@click.option("--stun-port", type=PORT, default=3478, show_default=True, help="UDP port of the STUN responder.")
+@click.option("--max-mb", type=Finite(0.001, 1e6), default=256.0, show_default=True, help="Largest transfer per request, MB.")
+@click.option("--max-transfers", type=click.IntRange(1, 10000), default=16, show_default=True, help="Transfers served at once (one client gets at most half).")
+@click.option("--max-connections", type=click.IntRange(1, 100000), default=256, show_default=True, help="Open connections at once (one client gets at most an eighth).")
+@click.option("--timeout", type=Finite(0.1, 3600), default=10.0, show_default=True, help="Drop a connection silent this long, or whose request headers take longer, seconds.")
+@click.option("--max-seconds", type=Finite(0.1, 86400), default=30.0, show_default=True, help="Longest a single request may run, seconds.")
+@click.option("--tls-cert", metavar="FILE", type=click.Path(dir_okay=False), help="Serve HTTPS with this certificate (PEM, chain included).")
+@click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False), help="The certificate's private key (PEM), if not in --tls-cert.")
+@DB_OPTION
+@click.option("--public-read", is_flag=True, help="With --db: let any machine read /fleet, /runs, /api/v1/fleet and /metrics (else: this machine, or a read token).")
+@click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="Prune results older than this: the self-test page's results and reports in --results-dir, and with --db the database (each room's newest run and newest result per check stay; browser self-tests go by age).")
+@click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
+@click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
+@click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
+          max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
+          results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
+          ingest_workers: int | None) -> None:
+    """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
+
+    GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
+    UDP. Point clients at it with `readiness run --server http://HOST:PORT`. People without the
+    agent open https://HOST:PORT/ in a browser (?profile=NAME, ?lang=sv, ?site=…&room=…; browsers
+    allow the camera only over HTTPS, see --tls-cert): the page measures what a browser can, and
+    its results go to --results-dir. Ctrl-C stops it.
+
+    With --db it also collects: agents upload to POST /api/v1/results (a site's upload token,
+    see `readiness serve token add`), and /fleet, /runs/ID, /api/v1/fleet and /metrics show
+    the live fleet from the database. The self-test page's results go in only when the page was
+    opened with the site's link (?site=NAME&key=TOKEN, see `readiness serve token add --link`).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if tls_key and not tls_cert:
+        raise click.BadParameter("give the certificate too", param_hint="--tls-cert")
+    try:
+        from readiness.service import ServeOptions, ServiceError, build
+    except ImportError as exc:
+        fail(f"the measurement server is not available: {exc}")
+    opts = ServeOptions(host=host, http_port=http_port, stun_port=stun_port, max_mb=max_mb, max_transfers=max_transfers,
+                        max_connections=max_connections, timeout=timeout, max_seconds=max_seconds, tls_cert=tls_cert,
+                        tls_key=tls_key, results_dir=results_dir, db_url=db_url, public_read=public_read,
+                        keep_days=keep_days, max_upload_mb=max_upload_mb, ingest_workers=ingest_workers)
+    try:
+        site = build(opts, open_store=lambda url: open_store(url, create=True))
+    except ServiceError as exc:
+        fail(str(exc))
+    sys.exit(site.run())
+
+
+@serve.group("token")
+def token_group() -> None:
+    """Upload tokens (one per site), site links for the self-test page and read tokens for the collector."""
+
+
+@token_group.command("add")
+@DB_OPTION
+@click.option("--site", metavar="NAME", help="The site this upload token (or site link) submits results for (as agents label it with --site).")
+@click.option("--read", "read_token", is_flag=True, help="A read token instead (fleet page, API and /metrics from other machines).")
+@click.option("--link", is_flag=True, help="A site link instead: the self-test page opened with it puts that site's browser results into the database.")
+@click.option("--base-url", metavar="URL", help="With --link: the server's address as people reach it (https://HOST:PORT), to print the whole link.")
+def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool, base_url: str | None) -> None:
+    """Create a token and print it once (only its hash is kept).
+
+    An upload token (--site NAME) lets that site's agents upload; a site link (--link --site NAME)
+    lets browser self-test results labelled NAME in; a read token (--read) reads the fleet.
+    """
+    if read_token and link:
+        raise click.UsageError("give --read or --link, not both")
+    if link and not site:
+        fail("a site link needs the site it is for: give --site NAME")
+    if read_token == bool(site):
+        raise click.UsageError("give --site NAME for an upload token, or --read for a read token")
+    if base_url is not None and not link:
+        raise click.UsageError("--base-url goes with --link")
+    import re
+
+    base = (base_url or "").strip().rstrip("/")
+    if base_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base):
+        raise click.BadParameter("an address such as https://test.example.org:8443", param_hint="--base-url")
+    site = (site or "").strip()
+    if len(site) > 200 or not site and not read_token:
+        raise click.BadParameter("a site name of 1 to 200 characters", param_hint="--site")
+    from readiness.collector.store import Unavailable
+
+    store = open_store(db_url, create=True)
+    try:
+        tok, secret = store.add_token("read" if read_token else "link" if link else "upload", site)
+    except Unavailable as exc:
+        fail(str(exc))
+    if read_token:
+        click.echo(f"New read token (id {tok.id}), shown only now: give it as 'Authorization: Bearer TOKEN' "
+                   "(Prometheus: authorization.credentials) to read from other machines.", err=True)
+    elif link:
+        from urllib.parse import urlencode
+
+        click.echo(f"New site link for site {site!r} (id {tok.id}), shown only now: send people of that site the "
+                   f"self-test page's address with this ending; their results then go into the database.", err=True)
+        click.echo(f"{base}/?{urlencode({'site': site, 'key': secret})}", err=True)
+    else:
+        click.echo(f"New upload token for site {site!r} (id {tok.id}), shown only now: put it in a file on that "
+                   "site's agents (readiness run --token-file FILE).", err=True)
+    click.echo(secret)
+
+
+@token_group.command("list")
+@DB_OPTION
+def token_list(db_url: str | None) -> None:
+    """List tokens: id, kind, site, first characters, created, revoked."""
+    from readiness.collector.store import Unavailable
+
+    store = open_store(db_url, create=False)
+    try:
+        rows = store.list_tokens()
+    except Unavailable as exc:
+        fail(str(exc))
+    for t in rows:
+        state = f"revoked {t.revoked:%Y-%m-%d %H:%M}Z" if t.revoked else "live"
+        click.echo(f"{t.id:>4}  {t.kind:6}  {t.hint}…  created {t.created:%Y-%m-%d %H:%M}Z  {state}  {t.site}")
+    if not rows:
+        click.echo("no tokens yet (readiness serve token add --site NAME)", err=True)
+
+
+@token_group.command("revoke")
+@DB_OPTION
+@click.argument("token_id", metavar="[ID]", required=False, type=click.IntRange(1))
+@click.option("--site", metavar="NAME", help="Revoke every upload token and site link of this site.")
+def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> None:
+    """Revoke a token by its id (see `token list`), or all upload tokens and site links of a site."""
+    if (token_id is None) == (site is None):
+        raise click.UsageError("give a token ID or --site NAME")
+    from readiness.collector.store import Unavailable
+
+    store = open_store(db_url, create=False)
+    try:
+        n = store.revoke_tokens(token_id=token_id, site=site)
+    except Unavailable as exc:
+        fail(str(exc))
+    if n == 0:
+        fail("no live token matched; nothing revoked (see `readiness serve token list`)")
+    click.echo(f"revoked {n} token{'s' if n != 1 else ''}; results sent with {'them' if n != 1 else 'it'} are not taken in from now on")

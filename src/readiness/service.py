@@ -1,0 +1,137 @@
+"""``readiness serve`` assembled: the measurement endpoints (``server.measure``), the self-test
+page (``selftest``), and with a database the collector (``collector``), with the retention
+thread that prunes both. One call: ``build(options).run()``.
+
+Sits above server, collector and selftest, below the CLI, which only parses the options into a
+:class:`ServeOptions` and turns a :class:`ServiceError` into its one-line error.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+from readiness.atomic import probe_writable
+from readiness.selftest.web import SelfTest
+from readiness.server.http import log, tls_context
+from readiness.server.measure import run_server
+
+LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+class ServiceError(Exception):
+    """The server cannot start as asked (a certificate, a folder, the database); ``str()`` says why."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    stun_port: int = 3478
+    max_mb: float = 256.0
+    max_transfers: int = 16
+    max_connections: int = 256
+    timeout: float = 10.0
+    max_seconds: float = 30.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    results_dir: str = "readiness-results"
+    db_url: str | None = None
+    public_read: bool = False
+    keep_days: int = 400
+    max_upload_mb: float = 8.0
+    ingest_workers: int | None = None
+
+
+class Site:
+    """One ``readiness serve`` process's parts, built and checked; :meth:`run` serves until stopped."""
+
+    def __init__(self, opts: ServeOptions, ssl_context: Any, page: SelfTest, collector: Any, routes: list[Any]) -> None:
+        self.opts, self.ssl_context, self.page, self.collector, self.routes = opts, ssl_context, page, collector, routes
+        self._stopping = threading.Event()
+
+    def _retention(self) -> None:  # now, then every hour
+        keep = timedelta(days=self.opts.keep_days)
+        while True:
+            if n := self.page.prune(keep.total_seconds()):
+                log(f"retention: deleted {n} self-test results and reports older than {self.opts.keep_days} days "
+                    f"from {self.page.results_dir}")
+            if self.collector is not None:
+                self.collector.prune(keep)
+            if self._stopping.wait(3600.0):
+                return
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM; the process exit code."""
+        o = self.opts
+        threading.Thread(target=self._retention, daemon=True, name="retention").start()
+        try:
+            return run_server(host=o.host, http_port=o.http_port, stun_port=o.stun_port, ssl_context=self.ssl_context,
+                              max_bytes=int(o.max_mb * 1e6), max_transfers=o.max_transfers,
+                              max_connections=o.max_connections, idle_timeout_s=o.timeout,
+                              max_request_s=o.max_seconds, routes=[*self.routes, *self.page.routes()])
+        finally:
+            self.page.close()
+            self._stopping.set()
+
+
+def _tls(opts: ServeOptions) -> Any:
+    if not opts.tls_cert:
+        return None
+    import ssl
+
+    try:
+        return tls_context(opts.tls_cert, opts.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServiceError(f"cannot use {opts.tls_cert}{' and ' + opts.tls_key if opts.tls_key else ''} for TLS: "
+                           f"{getattr(exc, 'strerror', None) or getattr(exc, 'reason', None) or exc}") from None
+
+
+def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) -> tuple[Any, Any]:
+    """The collector and the self-test page's hook into it (results with a site link)."""
+    from readiness.collector.http import Collector  # the server extra: only with --db
+    from readiness.collector.links import collect_page_result  # the server extra: only with --db
+    from readiness.collector.store import redacted  # the server extra: only with --db
+
+    store = open_store(opts.db_url)
+    workers = opts.ingest_workers
+    if workers is None:
+        workers = n if (n := os.cpu_count() or 1) > 1 else 0
+    collector = Collector(store, public_read=opts.public_read, max_body=int(opts.max_upload_mb * 1e6), log=log,
+                          workers=workers)
+    if collector.checker is not None:
+        collector.checker.warm()
+
+    def collect(body: bytes, site: str, key: str) -> str | None:
+        return collect_page_result(store, body, site, key, collector.max_body, collector.checker)
+
+    reading = "anywhere" if opts.public_read else "this machine or with a read token"
+    log(f"collecting into {redacted(opts.db_url)}; reading from {reading}; "
+        f"results older than {opts.keep_days} days are pruned")
+    if not tls and opts.host not in LOCAL_HOSTS:
+        log("warning: upload tokens cross the network in clear without --tls-cert/--tls-key "
+            "(or a reverse proxy that terminates TLS in front of this server)")
+    return collector, collect
+
+
+def build(opts: ServeOptions, open_store: Callable[[str], Any] | None = None) -> Site:
+    """Every part of the server, checked before it listens: TLS files, the results folder, the
+    database (``open_store(url)`` makes or upgrades it). Raises :class:`ServiceError`."""
+    ssl_context = _tls(opts)
+    folder = Path(opts.results_dir).expanduser()
+    try:
+        probe_writable(folder)
+    except OSError as exc:
+        raise ServiceError(f"cannot store self-test results in {folder}: {exc.strerror or exc}. "
+                           "Choose another folder with --results-dir.") from None
+    collector, collect, routes = None, None, []
+    if opts.db_url:
+        if open_store is None:
+            raise ServiceError("a database was given but no way to open it")
+        collector, collect = _collector(opts, open_store, ssl_context is not None)
+        routes = collector.routes()
+    return Site(opts, ssl_context, SelfTest(folder, collect=collect), collector, routes)
