@@ -199,6 +199,22 @@ def test_the_spool_follows_no_link_and_never_sends_what_one_points_to(cli, tmp_p
         assert "a link or not a plain file" in (quarantine / f"{name}.json.reason.txt").read_text()
 
 
+def test_a_quarantine_folder_that_is_a_link_receives_nothing(cli, tmp_path, recorder, token_file):
+    refusing = recorder(lambda _r, _b: (422, {"Content-Type": "application/json"},
+                                        b'{"error": "invalid_result", "reason": "not a valid result"}'))
+    env = spool_env(tmp_path)
+    spool = tmp_path / "spool"
+    doc = docs.document()
+    spooled(spool, doc)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (spool / "quarantine").symlink_to(elsewhere)
+    done = cli("upload", refusing.url, "--token-file", str(token_file), env=env)
+    assert done.returncode == 2 and "not a plain folder" in done.stderr, done.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert [p.stem for p in spool.glob("*.json")] == [doc["run_id"]]  # kept where it was
+
+
 def test_newest_first_and_one_bad_file_never_blocks_the_rest(cli, tmp_path, recorder, token_file):
     now = time.time()
     fails, cut, old, older = (docs.document(hostname=h) for h in ("fails", "cut", "old", "older"))

@@ -338,6 +338,8 @@ def set_aside(path: Path, why: str, collector: str | None) -> None:
 
     qdir = quarantine_dir(path.parent)
     qdir.mkdir(exist_ok=True)
+    if qdir.is_symlink() or not qdir.is_dir():  # files go into the spool's own folder, never elsewhere
+        raise NotADirectoryError(f"{qdir} is not a plain folder")
     when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = [f"when: {when}", f"reason: {' '.join(why.split())}"]
     if collector:
