@@ -363,6 +363,11 @@ def test_upload_goes_through_the_configured_proxy(cli, tmp_path, sqlite_url, tok
         done = cli("upload", "--config", str(config), env=env)
         assert done.returncode == 0, done.stderr
         assert tinyproxy["log"].read_text(errors="replace").count("/api/v1/results") == before + 1
+        # and from the environment, the Linux convention the OS layer reads
+        spooled(spool, docs.document(hostname="by-environment"))
+        done = cli("upload", c.url, "--token-file", str(token_file), env={**env, "HTTP_PROXY": tinyproxy["url"]})
+        assert done.returncode == 0, done.stderr
+        assert tinyproxy["log"].read_text(errors="replace").count("/api/v1/results") == before + 2
         # and a proxy that is down is a proxy used: the result waits
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -371,7 +376,7 @@ def test_upload_goes_through_the_configured_proxy(cli, tmp_path, sqlite_url, tok
         down = cli("upload", c.url, "--token-file", str(token_file), "--proxy", f"http://127.0.0.1:{dead}",
                    "--attempts", "1", env=env)
         assert down.returncode == 1 and "cannot reach the collector" in down.stderr, down.stderr
-        assert rows(sqlite_url) == 2
+        assert rows(sqlite_url) == 3
     finally:
         c.kill()
 
