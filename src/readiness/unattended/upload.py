@@ -416,12 +416,17 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
     rng = rng or random.Random()
     report = Report(quarantine=quarantine_dir(folder))
     files, odd = _entries(folder)
-    for path in odd:
+
+    def aside(path: Path, why: str, collector: str | None, run_id: str = "") -> Sent:
         try:
-            set_aside(path, word(lang, "upload.why_link"), None)
-        except OSError:
-            continue
-        report.files.append(Sent(path.name, QUARANTINED, word(lang, "upload.why_link")))
+            set_aside(path, why, collector)
+        except OSError as err:  # not moved: it stays, unsent, and the call says so (exit 2)
+            report.held = f"{why} ({err.strerror or err})"
+            return Sent(path.name, HELD, report.held, run_id)
+        return Sent(path.name, QUARANTINED, why, run_id)
+
+    for path in odd:
+        report.files.append(aside(path, word(lang, "upload.why_link"), None))
     failed_in_a_row = 0
     asking = _Asking()
     for n, path in enumerate(files):
@@ -431,12 +436,7 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
         except FileNotFoundError:
             continue  # sent meanwhile by another readiness on this machine
         except _SetAside as exc:
-            why = word(lang, exc.key, **exc.fill)
-            try:
-                set_aside(path, why, None)
-            except OSError:
-                pass
-            report.files.append(Sent(path.name, QUARANTINED, why))
+            report.files.append(aside(path, word(lang, exc.key, **exc.fill), None))
             continue
         sent: Sent | None = None
         stop = False
@@ -444,14 +444,8 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
             try:
                 stored = _post(endpoint, token, body, run_id, timeout_s, resolver, lang, asking)
             except _Refused as exc:
-                try:
-                    set_aside(path, str(exc), endpoint)
-                except OSError as err:
-                    sent = Sent(path.name, HELD, f"{exc} ({err.strerror or err})", run_id)
-                    report.held = sent.why
-                    stop = True
-                    break
-                sent = Sent(path.name, QUARANTINED, str(exc), run_id)
+                sent = aside(path, str(exc), endpoint, run_id)
+                stop = sent.outcome == HELD  # a quarantine that takes nothing: stop before the next refusal
                 break
             except _Held as exc:
                 sent = Sent(path.name, HELD, str(exc), run_id)
