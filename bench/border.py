@@ -19,7 +19,7 @@ import sys
 import time
 
 from readiness.judge.verdicts import judge
-from readiness.run.plugins import load_plugins
+from readiness.plugins import load_plugins
 from readiness.judge.requirements import load_profile, parse_profile
 from readiness.result import CheckRecord, Result, load_result_bytes
 

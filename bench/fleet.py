@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from readiness.judge.verdicts import judge
-from readiness.run.plugins import load_plugins
+from readiness.plugins import load_plugins
 from readiness.render.report import render_report
 from readiness.judge.requirements import load_profile, shipped_profiles
 from readiness.result import CheckRecord, Result, write_atomic, write_result

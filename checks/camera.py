@@ -240,11 +240,13 @@ class CameraCheck(Check):
     title = "Camera"
     description = ("Captures a few seconds from the camera: delivered resolution and frame rate, "
                    "time to the first frame, and whether the picture is black, frozen, dark or blurred.")
+    section = "equipment"
+    fix = "camera"
     metrics = (
         Metric("working", "", "Frames arrive from the camera", kind="bool"),
         Metric("width_px", "px", "Width of the frames that arrive"),
-        Metric("height_px", "px", "Height of the frames that arrive"),
-        Metric("fps", "fps", "Frame rate delivered, measured from arrival times"),
+        Metric("height_px", "px", "Height of the frames that arrive", key_figure=60),
+        Metric("fps", "fps", "Frame rate delivered, measured from arrival times", key_figure=61),
         Metric("first_frame_ms", "ms", "Time from opening the camera to its first frame"),
         Metric("brightness_pct", "%", "Mean brightness of the picture"),
         Metric("black_pct", "%", "Share of frames that are black (FFmpeg blackdetect rule)"),

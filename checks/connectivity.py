@@ -35,19 +35,24 @@ class ConnectivityCheck(Check):
     title = "Connectivity to meeting services"
     description = "DNS, TCP and TLS to each meeting service, and UDP media ports by STUN."
     resource = "network"
+    section = "network"
+    reports_services = True  # details["services"]: each service's reach and UDP media
+    fix = "reach"  # let the services through the firewall; UDP media has its own fix
     order = 0
     budget_s = 10.0
     metrics = (
         Metric("dns_ms", "ms", "Median DNS lookup time"),
         Metric("tcp_connect_ms", "ms", "Median TCP connect time to the services"),
         Metric("tls_connect_ms", "ms", "Median TCP + TLS handshake time to the services"),
-        Metric("udp_media_reachable", "", "A service's media relay answers over UDP (STUN)", kind="bool"),
-        Metric("services_udp_ok_count", "", "Services whose media relays answer over UDP"),
+        Metric("udp_media_reachable", "", "A service's media relay answers over UDP (STUN)", kind="bool",
+               fix="udp_ports"),
+        Metric("services_udp_ok_count", "", "Services whose media relays answer over UDP", fix="udp_ports"),
         Metric("udp_server_reachable", "", "Your own readiness serve (--server) answers over UDP (STUN); "
-                                           "says nothing about the services' relays", kind="bool"),
+                                           "says nothing about the services' relays", kind="bool", fix="udp_ports"),
         Metric("proxy_detected", "", "Web traffic to a meeting service goes through a proxy", kind="bool"),
         Metric("tls_intercepted", "", "TLS to a meeting service is intercepted: its certificate chain ends at a "
-                                      "root only this computer trusts, not a public one", kind="bool"),
+                                      "root only this computer trusts, not a public one", kind="bool",
+               security_fact=True),
         Metric("vpn_detected", "", "A VPN interface is up", kind="bool"),
     )
     settings = {

@@ -37,14 +37,16 @@ class LatencyCheck(Check):
     title = "Latency, jitter and loss"
     description = "UDP probes paced like an audio stream (every 20 ms) to meeting services' STUN servers."
     resource = "network"
+    section = "network"
+    fix = "network_path"
     order = 1
     budget_s = 15.0
     metrics = (
         Metric("rtt_min_ms", "ms", "Lowest round-trip time"),
-        Metric("rtt_median_ms", "ms", "Median round-trip time"),
+        Metric("rtt_median_ms", "ms", "Median round-trip time", key_figure=20),
         Metric("rtt_p95_ms", "ms", "95th percentile round-trip time"),
-        Metric("jitter_ms", "ms", "Interarrival jitter (RFC 3550 estimator over RTTs)"),
-        Metric("loss_pct", "%", "Probes without an answer"),
+        Metric("jitter_ms", "ms", "Interarrival jitter (RFC 3550 estimator over RTTs)", key_figure=21),
+        Metric("loss_pct", "%", "Probes without an answer", key_figure=22),
         Metric("burst_loss_pct", "%", "Worst loss in any 200 ms"),
         Metric("reorder_pct", "%", "Answers that arrived out of order"),
         Metric("mos", "", "Estimated voice quality (MOS, simplified E-model, 1-4.4)"),

@@ -20,6 +20,7 @@ import time
 
 from readiness.check import Check, CheckContext, Measurement, Metric, Setting
 from readiness.result import safe_file_part
+from readiness.measure import audio_devices
 
 SETTLE_S = 0.1  # start of the recording left out of the analysis: converters and drivers settle
 SILENT_PEAK_DBFS = -70.0  # below this peak the capture holds nothing a meeting could use
@@ -30,6 +31,8 @@ class MicrophoneCheck(Check):
     name = "microphone"
     title = "Microphone"
     description = "Records a short stretch from the microphone and measures level, noise, clipping and silence."
+    section = "equipment"
+    fix = "microphone"
     isolated = True
     resource = "audio"
     order = 0
@@ -56,8 +59,8 @@ class MicrophoneCheck(Check):
         from readiness.measure import audio_io  # lazy: numpy, sounddevice
 
         sd = audio_io.load_sounddevice()
-        name = audio_io.chosen_name(ctx.options, "microphone", ctx.settings.get("device"))
-        device = audio_io.pick_device(sd, "input", name)
+        name = audio_devices.chosen_name(ctx.options, "microphone", ctx.settings.get("device"))
+        device = audio_devices.pick_device(sd, "input", name)
         duration = max(0.2, float(ctx.settings.get("duration_s", 2.0)))
         rate = audio_io.device_rate(device)
         details: dict = {

@@ -146,9 +146,12 @@ class SecurityCheck(Check):
     name = "security"
     title = "Security"
     description = "OS firewall and disk encryption, where the OS tells without administrator rights."
+    section = "security"
     metrics = (
-        Metric("firewall_on", "", "the OS firewall is on (on Windows: in every profile)", kind="bool"),
-        Metric("disk_encrypted", "", "the system disk is encrypted (BitLocker, FileVault, LUKS)", kind="bool"),
+        Metric("firewall_on", "", "the OS firewall is on (on Windows: in every profile)", kind="bool", security_fact=True,
+               fix="firewall"),
+        Metric("disk_encrypted", "", "the system disk is encrypted (BitLocker, FileVault, LUKS)", kind="bool", security_fact=True,
+               fix="encrypt"),
     )
     settings = {"root": Setting("", "where the file system starts (default: /)", str)}
     budget_s = 20.0

@@ -23,8 +23,10 @@ from readiness.versions import newest
 def _client_metrics() -> tuple[Metric, ...]:
     out = []
     for key, c in CLIENTS.items():
-        out.append(Metric(f"{key}_installed", "", f"{c['title']} is installed", kind="bool"))
-        out.append(Metric(f"{key}_version", "", f"{c['title']}: newest installed version", kind="version"))
+        out.append(Metric(f"{key}_installed", "", f"{c['title']} is installed", kind="bool", fix="install",
+                          fix_subject=key))
+        out.append(Metric(f"{key}_version", "", f"{c['title']}: newest installed version", kind="version",
+                          section="security", fix="update", fix_subject=key))  # an outdated client is a security matter; which are there is not
     return tuple(out)
 
 
@@ -39,10 +41,14 @@ class SoftwareCheck(Check):
     name = "software"
     title = "Software and operating system"
     description = "Meeting clients and browsers installed, their versions; the OS and its vendor support."
+    section = "subscriptions"
     metrics = _client_metrics() + (
-        Metric("os_version", "", "operating system version (Windows: 10.0.<build>.<revision>)", kind="version"),
-        Metric("os_supported", "", "the OS version still gets security updates from its vendor", kind="bool"),
-        Metric("os_support_days_left", "days", "days until the vendor's security updates end"),
+        Metric("os_version", "", "operating system version (Windows: 10.0.<build>.<revision>)", kind="version",
+               section="security", fix="update_os"),
+        Metric("os_supported", "", "the OS version still gets security updates from its vendor", kind="bool",
+               section="security", security_fact=True, fix="update_os"),
+        Metric("os_support_days_left", "days", "days until the vendor's security updates end", section="security",
+               fix="update_os"),
     )
     settings = {
         "root": Setting("", "where the file system starts (default: /); for reading a mounted disk image", str),

@@ -21,6 +21,7 @@ Runs isolated (a killable child process); heavy imports only inside :meth:`run`.
 from __future__ import annotations
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
+from readiness.measure import audio_devices
 
 CHIRP_S = 0.3
 RETRY_GAIN_DB = 12.0
@@ -31,6 +32,8 @@ class SpeakersCheck(Check):
     name = "speakers"
     title = "Speakers"
     description = "Plays a short test signal and listens for it with the microphone (acoustic loopback)."
+    section = "equipment"
+    fix = "speakers"
     isolated = True
     resource = "audio"
     order = 1
@@ -60,8 +63,8 @@ class SpeakersCheck(Check):
         from readiness.measure import audio_io  # lazy: numpy, sounddevice
 
         sd = audio_io.load_sounddevice()
-        name = audio_io.chosen_name(ctx.options, "speaker", ctx.settings.get("device"))
-        out_dev = audio_io.pick_device(sd, "output", name)
+        name = audio_devices.chosen_name(ctx.options, "speaker", ctx.settings.get("device"))
+        out_dev = audio_devices.pick_device(sd, "output", name)
         out_rate = audio_io.device_rate(out_dev)
         details: dict = {
             "device": out_dev["name"],
@@ -84,9 +87,9 @@ class SpeakersCheck(Check):
 
         in_dev = None
         if ctx.settings.get("loopback", True):
-            mic_name = audio_io.chosen_name(ctx.options, "microphone", ctx.settings.get("microphone"))
+            mic_name = audio_devices.chosen_name(ctx.options, "microphone", ctx.settings.get("microphone"))
             try:
-                in_dev = audio_io.pick_device(sd, "input", mic_name)
+                in_dev = audio_devices.pick_device(sd, "input", mic_name)
             except CheckError as exc:
                 details["loopback"] = f"skipped: {exc}"
 

@@ -111,6 +111,8 @@ class SystemCheck(Check):
     name = "system"
     title = "This computer"
     description = "CPU, memory, disk, power, network interfaces, VPN and proxy."
+    section = "equipment"
+    fix = "computer"  # CPU and memory: a better computer
     metrics = (
         Metric("cpu_cores", "cores", "physical CPU cores"),
         Metric("cpu_threads", "threads", "logical processors"),
@@ -118,16 +120,22 @@ class SystemCheck(Check):
         Metric("cpu_load_pct", "%", "CPU load while the checks ran"),
         Metric("ram_total_gb", "GB", "installed memory, rounded to whole GB"),
         Metric("ram_available_gb", "GB", "memory available"),
-        Metric("disk_free_gb", "GB", "free disk space where results are written"),
-        Metric("battery_pct", "%", "battery charge"),
-        Metric("on_ac_power", "", "running on mains power (or no battery)", kind="bool"),
-        Metric("wired_network", "", "a wired network connection is up", kind="bool"),
-        Metric("wired_link_mbps", "Mbps", "fastest wired link speed"),
-        Metric("wifi_signal_dbm", "dBm", "Wi-Fi signal strength of the connected Wi-Fi (macOS, Linux)"),
-        Metric("wifi_signal_pct", "%", "Wi-Fi signal quality as Windows reports it"),
-        Metric("wifi_band_ghz", "GHz", "Wi-Fi band in use (2.4, 5 or 6)"),
-        Metric("vpn_active", "", "traffic goes through a VPN tunnel", kind="bool"),
-        Metric("proxy_configured", "", "an HTTP proxy is configured", kind="bool"),
+        Metric("disk_free_gb", "GB", "free disk space where results are written", fix="computer_other",
+               fix_subject="disk_free_gb"),
+        Metric("battery_pct", "%", "battery charge", fix="power"),
+        Metric("on_ac_power", "", "running on mains power (or no battery)", kind="bool", fix="power"),
+        Metric("wired_network", "", "a wired network connection is up", kind="bool", section="network", fix="wired"),
+        Metric("wired_link_mbps", "Mbps", "fastest wired link speed", section="network", fix="wired"),
+        Metric("wifi_signal_dbm", "dBm", "Wi-Fi signal strength of the connected Wi-Fi (macOS, Linux)",
+               fix="computer_other", fix_subject="wifi_signal_dbm"),
+        Metric("wifi_signal_pct", "%", "Wi-Fi signal quality as Windows reports it", fix="computer_other",
+               fix_subject="wifi_signal_pct"),
+        Metric("wifi_band_ghz", "GHz", "Wi-Fi band in use (2.4, 5 or 6)", fix="computer_other",
+               fix_subject="wifi_band_ghz"),
+        Metric("vpn_active", "", "traffic goes through a VPN tunnel", kind="bool", section="security",
+               security_fact=True, fix="vpn_proxy"),
+        Metric("proxy_configured", "", "an HTTP proxy is configured", kind="bool", section="security",
+               security_fact=True, fix="vpn_proxy"),
     )
     settings = {"sample_s": Setting(1.0, "seconds over which CPU load is sampled", (int, float))}
     budget_s = 10.0

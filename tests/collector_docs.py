@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from readiness.judge.verdicts import judge
-from readiness.run.plugins import load_plugins
+from readiness.plugins import load_plugins
 from readiness.judge.requirements import parse_profile
 from readiness.result import CheckRecord, Result
 

@@ -41,7 +41,7 @@ def plugin_env() -> dict[str, str]:
 @pytest.fixture
 def with_fixture_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the fixture plugins visible to this test process too (for in-process runner tests)."""
-    from readiness.run.plugins import load_plugins
+    from readiness.plugins import load_plugins
 
     monkeypatch.syspath_prepend(str(FIXTURE_PLUGINS))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURE_PLUGINS), os.environ.get("PYTHONPATH", "")]))

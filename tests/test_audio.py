@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from readiness.measure import audio
+from readiness.measure import audio, audio_devices
 
 RATE = 48000
 
@@ -104,63 +104,63 @@ LINUX_DEVICES = [
 
 
 def test_windows_lists_a_device_once_preferring_wasapi():
-    mics = audio.usable_devices(WIN_DEVICES, WIN_APIS, "input", platform="win32")
+    mics = audio_devices.usable_devices(WIN_DEVICES, WIN_APIS, "input", platform="win32")
     jabra = [d for d in mics if "Jabra" in d["name"]]
     assert len(jabra) == 1
     assert jabra[0]["hostapi"] == "Windows WASAPI"
     assert jabra[0]["default_samplerate"] == 16000.0  # the device's own rate, as WASAPI needs
-    chosen = audio.select_device(WIN_DEVICES, WIN_APIS, "input", "jabra", platform="win32")
+    chosen = audio_devices.select_device(WIN_DEVICES, WIN_APIS, "input", "jabra", platform="win32")
     assert chosen["index"] == 3
 
 
 def test_windows_default_under_mme_maps_to_its_wasapi_twin():
-    chosen = audio.select_device(WIN_DEVICES, WIN_APIS, "input", None, default_index=1, platform="win32")
+    chosen = audio_devices.select_device(WIN_DEVICES, WIN_APIS, "input", None, default_index=1, platform="win32")
     assert (chosen["index"], chosen["hostapi"]) == (3, "Windows WASAPI")
 
 
 def test_linux_prefers_the_sound_server_over_raw_hw():
-    mics = audio.usable_devices(LINUX_DEVICES, LINUX_APIS, "input", platform="linux")
+    mics = audio_devices.usable_devices(LINUX_DEVICES, LINUX_APIS, "input", platform="linux")
     assert [d["name"] for d in mics][:2] == ["pulse", "default"]
     assert "(hw:" in mics[-1]["name"]
-    assert audio.select_device(LINUX_DEVICES, LINUX_APIS, "output", "jabra", platform="linux")["index"] == 1
+    assert audio_devices.select_device(LINUX_DEVICES, LINUX_APIS, "output", "jabra", platform="linux")["index"] == 1
 
 
 def test_unknown_name_lists_the_real_devices():
-    with pytest.raises(audio.DeviceNotFound) as err:
-        audio.select_device(LINUX_DEVICES, LINUX_APIS, "input", "Polycom", platform="linux")
+    with pytest.raises(audio_devices.DeviceNotFound) as err:
+        audio_devices.select_device(LINUX_DEVICES, LINUX_APIS, "input", "Polycom", platform="linux")
     message = str(err.value)
     assert "Polycom" in message and "pulse" in message and "Jabra SPEAK 510 USB" in message
 
 
 def test_no_device_at_all():
-    with pytest.raises(audio.DeviceNotFound, match="no speaker found"):
-        audio.select_device(WIN_DEVICES[:5], WIN_APIS, "output", None, platform="win32")
+    with pytest.raises(audio_devices.DeviceNotFound, match="no speaker found"):
+        audio_devices.select_device(WIN_DEVICES[:5], WIN_APIS, "output", None, platform="win32")
 
 
 def test_portaudio_codes_become_plain_messages():
     class FakePortAudioError(Exception):  # the shape sounddevice raises: (text, code)
         pass
 
-    busy = audio.portaudio_message(FakePortAudioError("Error opening InputStream: Device unavailable [PaErrorCode -9985]", -9985))
+    busy = audio_devices.portaudio_message(FakePortAudioError("Error opening InputStream: Device unavailable [PaErrorCode -9985]", -9985))
     assert "in use by another program" in busy and "Privacy" in busy
-    assert "sample rate" in audio.portaudio_message(FakePortAudioError("Invalid device [PaErrorCode -9996]"))
-    assert "together" in audio.portaudio_message(FakePortAudioError("x", -9993))
+    assert "sample rate" in audio_devices.portaudio_message(FakePortAudioError("Invalid device [PaErrorCode -9996]"))
+    assert "together" in audio_devices.portaudio_message(FakePortAudioError("x", -9993))
 
 
 def test_sound_server_lists_in_both_pactl_forms():
     as_json = '[{"index":0,"name":"alsa_input.usb-Jabra_SPEAK_510","description":"Jabra SPEAK 510 Mono"},{"index":1,"name":"spk.monitor","description":"Monitor of Null Output"}]'
     short = "0\talsa_input.usb-Jabra_SPEAK_510\tmodule-alsa-card.c\ts16le 1ch 16000Hz\tSUSPENDED\n1\tspk.monitor\tmodule-null-sink.c\ts16le 2ch 48000Hz\tIDLE\n"
-    full = audio.parse_pactl(as_json)
+    full = audio_devices.parse_pactl(as_json)
     assert full[0] == {"name": "alsa_input.usb-Jabra_SPEAK_510", "description": "Jabra SPEAK 510 Mono"}
-    assert [e["name"] for e in audio.parse_pactl(short)] == [e["name"] for e in full]
-    assert audio.match_by_name(full, "speak 510")["name"] == "alsa_input.usb-Jabra_SPEAK_510"
-    assert audio.match_by_name(full, "monitor")["name"] == "spk.monitor"
-    assert audio.match_by_name(full, "Polycom") is None
-    assert audio.parse_pactl("not json [") == [] and audio.parse_pactl("") == []
+    assert [e["name"] for e in audio_devices.parse_pactl(short)] == [e["name"] for e in full]
+    assert audio_devices.match_by_name(full, "speak 510")["name"] == "alsa_input.usb-Jabra_SPEAK_510"
+    assert audio_devices.match_by_name(full, "monitor")["name"] == "spk.monitor"
+    assert audio_devices.match_by_name(full, "Polycom") is None
+    assert audio_devices.parse_pactl("not json [") == [] and audio_devices.parse_pactl("") == []
 
 
 def test_windows_default_is_taken_from_wasapi_not_the_mme_sound_mapper():
-    default = audio.preferred_default(WIN_APIS, "input", fallback=0, platform="win32")
-    chosen = audio.select_device(WIN_DEVICES, WIN_APIS, "input", None, default_index=default, platform="win32")
+    default = audio_devices.preferred_default(WIN_APIS, "input", fallback=0, platform="win32")
+    chosen = audio_devices.select_device(WIN_DEVICES, WIN_APIS, "input", None, default_index=default, platform="win32")
     assert (chosen["name"], chosen["hostapi"]) == ("Microphone (Jabra SPEAK 510 USB)", "Windows WASAPI")
-    assert audio.preferred_default(LINUX_APIS, "input", fallback=3, platform="linux") == 3
+    assert audio_devices.preferred_default(LINUX_APIS, "input", fallback=3, platform="linux") == 3

@@ -425,3 +425,41 @@ def test_the_collectors_fast_json_reads_exactly_what_json_reads(raw):
     assert same(loads(raw), json.loads(raw))
     if not raw.startswith((b"\xef\xbb\xbf", b"\xff\xfe")):
         assert same(loads(raw.decode("utf-8", "surrogatepass")), json.loads(raw.decode("utf-8", "surrogatepass")))
+
+
+def test_pruning_many_runs_goes_in_batches_and_ingest_answers_meanwhile(store):
+    """A year of runs (here 12 000, pruned 1 000 per transaction) goes while results keep coming
+    in: uploads are stored between the batches. A reader sees the old runs go a batch at a time
+    (one transaction would take them all at once, and hold SQLite's write lock all along)."""
+    from datetime import datetime, timezone
+
+    from readiness.collector.store import results
+
+    n, batch = 12_000, 1_000
+    old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    with store.engine.begin() as conn:
+        conn.execute(results.insert(), [
+            {"run_id": f"{i:032x}", "site": "Stockholm", "room": f"r{i}", "hostname": f"pc{i}",
+             "room_key": f"room\x1fStockholm\x1fr{i}", "started": old + timedelta(minutes=i), "received": old,
+             "profile": "p", "verdict": "PASS", "coverage": 1.0, "document": {"n": i}} for i in range(n)])
+
+    def old_left() -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(results).where(results.c.started < old.replace(year=2021))
+                                ).scalar_one()
+
+    pruned: list[int] = []
+    pruner = threading.Thread(target=lambda: pruned.append(store.prune(timedelta(days=30), batch=batch)))
+    pruner.start()
+    seen_mid_prune, stored = [], []
+    while pruner.is_alive():
+        d = docs.document(hostname=f"new{len(stored)}", room=f"n{len(stored)}")
+        assert ingest(store, docs.body(d), "Stockholm")["stored"] == "new"
+        stored.append(d["run_id"])
+        left = old_left()
+        if 0 < left < n:
+            seen_mid_prune.append(left)
+    pruner.join()
+    assert pruned == [n] and old_left() == 0
+    assert len(set(seen_mid_prune)) >= 2  # stored while the old runs were partly gone, at two batches at least
+    assert store.count() == len(stored)  # every upload made during the prune is there

@@ -244,3 +244,14 @@ def test_a_profile_list_setting_is_checked_item_by_item_too(homes, tmp_path):
     out = cli("run", "--requirements", str(prof), "--no-open", "-o", str(tmp_path / "out"), env=env)
     assert out.returncode == 2, out.stderr
     assert f"{prof}:{line}: checks.latency.targets[1]: 'stun.example.org:70000': port 70000 is outside 1-65535" in out.stderr
+
+
+def test_upload_url_takes_several_collectors_as_a_list_or_with_commas(homes, tmp_path):
+    cli, system, user, env = homes
+    system.write_text('upload_url = ["https://c1.example:8443", "https://c2.example:8443"]\n', encoding="utf-8")
+    assert show(cli, env=env)["upload_url"][0] == "https://c1.example:8443,https://c2.example:8443"
+    env2 = dict(env, READINESS_UPLOAD_URL="http://a.example:8080, http://b.example:8080")
+    assert show(cli, env=env2)["upload_url"] == ("http://a.example:8080,http://b.example:8080", "READINESS_UPLOAD_URL")
+    system.write_text('site = "x"\nupload_url = ["https://c1.example:8443", "ftp://c2.example"]\n', encoding="utf-8")
+    bad = cli("config", "show", env=env)
+    assert bad.returncode == 2 and "config.toml:2" in bad.stderr and "ftp://c2.example" in bad.stderr

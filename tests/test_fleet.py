@@ -18,7 +18,7 @@ import pytest
 from readiness.fleet import collect, figures, histogram
 from readiness.fleet.page import fleet_csv, render_html
 from readiness.judge.verdicts import judge
-from readiness.run.plugins import load_plugins
+from readiness.plugins import load_plugins
 from readiness.render.report import render_report
 from readiness.judge.requirements import load_profile
 from readiness.result import CheckRecord, Result, write_atomic, write_result

@@ -3,12 +3,12 @@ or inside a function): imports point down the pipeline, no package imports a plu
 
 Layers, lowest first. A module may import its own package and any lower layer:
 
-  foundation  check, result, atomic, textsafe, redact, versions, settings, siteserver, i18n, schema
+  foundation  check, plugins, result, atomic, textsafe, redact, versions, settings, siteserver, i18n, schema
               (and data folders)
   measure     the measurement libraries
   judge       requirement lists, verdicts
   render      report, charts, writers
-  run         plugins, runner, config, target, session   | unattended (schedule, upload) | fleet
+  run         runner, config, target, session   | unattended (schedule, upload) | fleet
   server      the HTTP framework, speed endpoints, STUN responder
   collector   | selftest
   service     ``readiness serve`` assembled
@@ -30,7 +30,7 @@ CHECKS = ROOT / "checks"
 
 LAYER = {
     "check": 0, "result": 0, "atomic": 0, "textsafe": 0, "redact": 0, "versions": 0, "i18n": 0, "schema": 0,
-    "settings": 0, "siteserver": 0,
+    "settings": 0, "siteserver": 0, "plugins": 0,
     "data": 0, "profiles": 0, "sounds": 0, "templates": 0,
     "measure": 1,
     "checks": 2,  # plugins: above measure, never imported from below

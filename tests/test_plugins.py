@@ -49,3 +49,12 @@ def test_requirement_on_a_broken_plugin_is_unknown_not_a_crash(plugin_cli, tmp_p
     assert item["status"] == "UNKNOWN"
     assert "could not be loaded" in item["reason"] and "broken on purpose" in item["reason"]
     assert doc["checks"]["fixture_broken"]["status"] == "error"
+
+
+def test_a_check_naming_an_unknown_section_is_a_warning_naming_it(plugin_cli):
+    out = plugin_cli("checks", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert any("'fixture_nowhere'" in w and "'plumbing'" in w and "equipment" in w for w in doc["warnings"]), doc
+    assert "fixture_nowhere" not in {r["name"] for r in doc["checks"]}
+    assert "fixture_fast" in {r["name"] for r in doc["checks"]}

@@ -132,7 +132,7 @@ def test_every_unit_a_check_declares_has_a_word_in_every_language():
     """A unit with no catalog word is printed as the code's English token ("cores" in a Swedish
     report); every installed check's units must be in every language's [unit] table."""
     from readiness.i18n import languages
-    from readiness.run.plugins import load_plugins
+    from readiness.plugins import load_plugins
     from readiness.i18n.format import _read
 
     units = {m.unit for cls in load_plugins().checks.values() for m in cls.metrics if m.unit}

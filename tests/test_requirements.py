@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from readiness.run.plugins import load_plugins
+from readiness.plugins import load_plugins
 from readiness.judge.requirements import ProfileError, load_profile, parse_profile, shipped_profiles
 
 GOOD_REQ = """

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import validate_result
-from readiness.run.plugins import load_plugins
+from readiness.plugins import load_plugins
 from readiness.run.runner import Planned, run_all, run_one
 
 

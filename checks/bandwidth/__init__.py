@@ -30,13 +30,16 @@ class BandwidthCheck(Check):
     title = "Bandwidth and latency under load"
     description = "Download and upload speed, and how much delay grows while the link is busy."
     resource = "network"
+    section = "network"
+    fix = "bandwidth"
     order = 2
     budget_s = 25.0
     metrics = (
-        Metric("download_mbps", "Mbit/s", "Download speed"),
-        Metric("upload_mbps", "Mbit/s", "Upload speed"),
-        Metric("loaded_latency_increase_ms", "ms", "Extra round-trip time while the link is loaded (worst direction)"),
-        Metric("idle_rtt_ms", "ms", "Round-trip time to the test server before loading the link"),
+        Metric("download_mbps", "Mbit/s", "Download speed", key_figure=11),
+        Metric("upload_mbps", "Mbit/s", "Upload speed", key_figure=10),  # the one a video call runs out of first
+        Metric("loaded_latency_increase_ms", "ms", "Extra round-trip time while the link is loaded (worst direction)",
+               fix="network_path"),
+        Metric("idle_rtt_ms", "ms", "Round-trip time to the test server before loading the link", fix="network_path"),
         Metric("responsiveness_rpm", "RPM", "Round trips per minute while the link is loaded "
                                             "(draft-ietf-ippm-responsiveness; worst direction)"),
     )

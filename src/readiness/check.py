@@ -19,6 +19,9 @@ from typing import Any, Callable, ClassVar, Iterator
 from readiness.settings import SETTINGS
 
 METRIC_KINDS = ("number", "bool", "version")
+# The headings of step 5 of the travel-free meetings guide that hold requirements (the fleet report's
+# sections; its fifth, support, holds the profiles' contacts, not measurements).
+SECTIONS = ("equipment", "network", "subscriptions", "security")
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,27 @@ class Metric:
     # "number" (judged by min/max), "bool" (judged by expect) or "version": a version string such
     # as "24295.605.3225.8804", judged by min_version and compared as a version (versions.py)
     kind: str = "number"
+    # The step-5 section a requirement on this metric is shown under; None: its check's ``section``.
+    section: str | None = None
+    # A key figure of the fleet: its distribution is shown first, lowest rank first. None: shown
+    # after the key figures, by name, when a requirement names it.
+    key_figure: int | None = None
+    # A yes/no fact the fleet counts in its security section whether or not a profile judges it
+    # (words: catalog ``step5.fact.<name>``, else the description).
+    security_fact: bool = False
+    # The fix for a unit that misses a requirement on this metric, as the fleet's action list groups
+    # them ("what to fix first"): a kind (words: catalog ``step5.action.<kind>``) and its subject
+    # (a client's key, a metric's name, or ""). None: its check's ``fix``.
+    fix: str | None = None
+    fix_subject: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in METRIC_KINDS:
             raise ValueError(f"metric {self.name}: kind must be one of {METRIC_KINDS}")
+        if self.section is not None and self.section not in SECTIONS:
+            raise ValueError(f"metric {self.name}: section must be one of {SECTIONS}")
+        if self.security_fact and self.kind != "bool":
+            raise ValueError(f"metric {self.name}: a security fact is a yes/no (kind \"bool\") metric")
 
 
 @dataclass(frozen=True)
@@ -175,6 +195,18 @@ class Check:
       e.g. the network checks share ``"network"`` so idle latency is measured before a
       bandwidth test loads the link. Checks with different resources run concurrently.
     - ``budget_s``: default time budget; a profile may override it with ``budget_s``.
+    - ``section``: the step-5 section (:data:`SECTIONS`) its requirements are shown under in the
+      fleet report; a metric may name another (``Metric(..., section="network")``).
+    - ``fix``: the kind of fix that answers a failure of its metrics in the fleet's action list
+      (words: catalog ``step5.action.<kind>``); a metric may name another (``Metric(fix=...)``).
+      None: "fix <the check>".
+    - ``reports_services``: its details hold ``services``, a list of ``{"name", "reachable",
+      "udp_media"}`` for the meeting services it tried; the fleet keeps them and shows which
+      services work from each site (step 5, subscriptions).
+    - ``catalog``: the check's own words, ``{"en": {...}, "sv": {...}}``, in the shape of the
+      shipped catalogs (``readiness/i18n/en.toml``): e.g. ``{"check": {"<name>": "its title"}}``,
+      ``finding.<code>``, ``step5.fact.<metric>``. They are merged beneath the shipped words: a
+      check adds words, it never rewords the core's.
     """
 
     name: ClassVar[str] = ""
@@ -186,6 +218,10 @@ class Check:
     resource: ClassVar[str | None] = None
     order: ClassVar[int] = 0
     budget_s: ClassVar[float] = 10.0
+    section: ClassVar[str] = "equipment"
+    fix: ClassVar[str | None] = None
+    reports_services: ClassVar[bool] = False
+    catalog: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def run(self, ctx: CheckContext) -> Measurement:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -196,6 +232,20 @@ class Check:
             if m.name == name:
                 return m
         return None
+
+    @classmethod
+    def section_of(cls, metric: str) -> str:
+        """The step-5 section of one of its metrics (its own ``section`` for a metric it does not declare)."""
+        m = cls.metric(metric)
+        return m.section if m is not None and m.section else cls.section
+
+    @classmethod
+    def fix_of(cls, metric: str, check: str) -> tuple[str, str]:
+        """(kind, subject) of the fix when ``metric`` misses its bound; ``check`` is the name it is loaded by."""
+        m = cls.metric(metric)
+        if m is not None and m.fix:
+            return m.fix, m.fix_subject
+        return (cls.fix, "") if cls.fix else ("other", check)
 
     @classmethod
     def default_settings(cls) -> dict[str, Any]:

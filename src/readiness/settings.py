@@ -18,7 +18,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # how a value is read: text, label, bool, url, server, proxy, lang, profile, duration, file, dir
+    kind: str  # how a value is read: text, label, bool, url, urls, server, proxy, lang, profile, duration, file, dir
     default: Any
     help: str  # what `readiness config show` and the docs say of it
     type: str  # its Python type, as the typed objects declare it
@@ -38,8 +38,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "server", None, "your organization's `readiness serve` for the network checks",
             "SiteServer | None", "Your organization's `readiness serve` for the network checks.", metavar="URL",
             to_checks=True),
-    Setting("upload_url", "url", None, "where results are uploaded (collector URL)", "str | None",
-            "Collector URL results are sent to (as configured).", metavar="URL"),
+    Setting("upload_url", "urls", None,
+            "where results are uploaded (collector URL; several, comma-separated or a list, are tried in order)",
+            "str | None", "Collector URL results are sent to (as configured); several (repeated or comma-separated) "
+            "are tried in order.", metavar="URL"),
     Setting("proxy", "proxy", None, "proxy URL, or \"direct\"; default: the OS's proxy settings", "str | None",
             "Proxy for the web checks and uploads (default: the OS's settings, PAC included).", metavar="URL|direct",
             to_checks=True),

@@ -64,7 +64,7 @@ PORT = click.IntRange(0, 65535)
 
 
 def load_checks() -> Any:
-    from readiness.run.plugins import load_plugins
+    from readiness.plugins import load_plugins
 
     plugins = load_plugins()
     return plugins
@@ -207,6 +207,7 @@ def setting_options(fn: Any) -> Any:
         if s.kind == "bool":
             extra: dict[str, Any] = {"default": False} if s.negative else {"is_flag": True}
         else:
-            extra = {"metavar": "|".join(LANGS) if s.kind == "lang" else (s.metavar or None)}
+            extra = {"metavar": "|".join(LANGS) if s.kind == "lang" else (s.metavar or None),
+                     **({"multiple": True} if s.kind == "urls" else {})}
         fn = click.option(*names, s.name, help=s.option, **extra)(fn)
     return fn

@@ -45,9 +45,9 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
         fail(str(exc))
     target = Path(out) if out else Path(result_file).with_suffix(".html")
     refuse_overwriting_inputs([(target, "--output" if out else "the report")], [result_file, requirements])
+    plugins = load_checks()  # loaded either way: a plugin brings its own words (its title, its findings)
     try:
         if profile or requirements:
-            plugins = load_checks()
             prof = load_list(profile, requirements, plugins)
             judgement = judge(result, prof, only_checks=set(result.checks))
         elif result.judgement:

@@ -50,11 +50,11 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
         raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
     folder = output_dir(str(cfg.output_dir) if cfg.output_dir else None)
     if cfg.upload_url:  # a missing token or a bad URL is said now, not after minutes of measuring
-        from readiness.unattended.upload import UploadError, read_token, results_url
+        from readiness.unattended.upload import UploadError, collector_urls, read_token
 
         try:
             read_token(str(cfg.token_file) if cfg.token_file else None)
-            results_url(cfg.upload_url)
+            collector_urls(cfg.upload_url)
         except UploadError as exc:
             fail(str(exc))
     _wait_jitter(cfg.jitter, quiet)  # before the first request to a server: that is what it spreads

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from readiness.cli.common import DB_OPTION, PORT, Finite, fail, open_store
+from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_store
 
 # The package is imported inside each command: `readiness --help` stays fast (numpy, OpenCV, Jinja2).
 
@@ -30,11 +30,12 @@ from readiness.cli.common import DB_OPTION, PORT, Finite, fail, open_store
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
+@click.option("--print-unit", is_flag=True, help="Print a hardened systemd unit that runs this server with the options given, and exit.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
-          ingest_workers: int | None) -> None:
+          ingest_workers: int | None, print_unit: bool) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -49,6 +50,9 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     opened with the site's link (?site=NAME&key=TOKEN, see `readiness serve token add --link`).
     """
     if ctx.invoked_subcommand is not None:
+        return
+    if print_unit:
+        _print_unit(ctx)
         return
     if tls_key and not tls_cert:
         raise click.BadParameter("give the certificate too", param_hint="--tls-cert")
@@ -65,6 +69,64 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     except ServiceError as exc:
         fail(str(exc))
     sys.exit(site.run())
+
+
+def _print_unit(ctx: click.Context) -> None:
+    """``serve --print-unit``: the options typed (or set in the environment) become the unit's command."""
+    import shutil
+    from pathlib import Path
+
+    from click.core import ParameterSource
+
+    from readiness.collector.unit import UnitError, hidden_by_unit, program_path, unit_text
+
+    apart = {"print_unit", "db_url", "results_dir", "tls_cert", "tls_key"}
+    options: list[tuple[str, str | None]] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in apart:
+            continue
+        if ctx.get_parameter_source(param.name) not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            continue
+        value = ctx.params[param.name]
+        if param.is_flag:
+            if value:
+                options.append((param.opts[0], None))
+        elif value is not None:
+            options.append((param.opts[0], str(value)))
+    p = ctx.params
+    try:
+        program = program_path(sys.argv[0], shutil.which("readiness"))
+        text = unit_text(str(program), options, p["db_url"],
+                         str(Path(p["results_dir"]).expanduser().absolute())
+                         if ctx.get_parameter_source("results_dir") == ParameterSource.COMMANDLINE else None,
+                         [p["http_port"], p["stun_port"]], p["tls_cert"], p["tls_key"])
+    except UnitError as exc:
+        fail(str(exc))
+    if hidden_by_unit(program):
+        click.echo(f"readiness: warning: {program} is under a home folder, which the unit hides (ProtectHome=yes); "
+                   "install readiness outside home folders (e.g. a venv in /opt/readiness)", err=True)
+    click.echo(text, nl=False)
+
+
+@serve.group("db")
+def db_group() -> None:
+    """The collector's database: backups (SQLite; PostgreSQL: pg_dump, see the README)."""
+
+
+@db_group.command("backup")
+@DB_OPTION
+@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False))
+def db_backup(db_url: str | None, file: str) -> None:
+    """Copy the SQLite database to FILE while the server runs (SQLite's online backup)."""
+    if not db_url:
+        fail(f"give the collector's database: --db URL or {DB_ENV}")
+    from readiness.collector.backup import BackupError, backup_sqlite
+
+    try:
+        runs = backup_sqlite(db_url, file)
+    except BackupError as exc:
+        fail(str(exc))
+    click.echo(f"backed up {runs} run{'s' if runs != 1 else ''} to {file}", err=True)
 
 
 @serve.group("token")

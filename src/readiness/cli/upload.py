@@ -51,7 +51,7 @@ def send_spool(url: str, token_file: str | None, spool: str | None, files: tuple
 
 
 @click.command()
-@click.argument("url", metavar="[URL]", required=False)
+@click.argument("url", metavar="[URL[,URL...]]", required=False)
 @click.argument("files", metavar="[RESULT.json...]", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--token-file", metavar="FILE", help="File holding the site's upload token (else $READINESS_UPLOAD_TOKEN or the configuration).")
 @click.option("--spool-dir", metavar="DIR", help="Where results wait to be sent (default: a per-user state folder; $READINESS_SPOOL_DIR).")
@@ -68,6 +68,8 @@ def upload(ctx: click.Context, url: str | None, files: tuple[str, ...], spool_di
            list_quarantined: bool, drop_quarantined: bool, config_file: str | None, **_typed: Any) -> None:
     """Send every result waiting in the spool (and the RESULT files given) to a collector at URL
     (default: the configured upload_url).
+
+    Several collectors (replicas on one database), separated by commas, are tried in order.
 
     Newest first; a result leaves the spool only when the collector says it stored it (stored
     once, however often sent). A result the collector refuses (too large, not valid, another
@@ -92,7 +94,7 @@ def upload(ctx: click.Context, url: str | None, files: tuple[str, ...], spool_di
     if not url:
         raise click.UsageError("give the collector's URL (or set upload_url in the configuration)")
     try:
-        up.results_url(url)
+        up.collector_urls(url)
     except up.UploadError as exc:
         fail(str(exc))
     sys.exit(send_spool(url, str(cfg.token_file) if cfg.token_file else None, spool_dir, files, attempts, quiet,

@@ -11,7 +11,10 @@ upload (``readiness.unattended.upload``). Its parts, each a module:
   the token's site. Every refusal is a 4xx with a plain reason.
 - ``fleetdb``: the fleet figures from database rows, through the same fleet code ``aggregate``
   uses for files.
-- ``metrics``: Prometheus text, per site, bounded labels.
+- ``metrics``: Prometheus text, per site, bounded labels; the process's own health (ingest
+  latency, queue depth, database errors, memory).
+- ``backup``: a copy of the SQLite database while the server runs (SQLite's online backup).
+- ``unit``: the hardened systemd unit ``readiness serve --print-unit`` prints.
 - ``http``: the handlers, plain functions from a request to a response, wired into the site
   server by ``readiness.server.http``'s route table.
 

@@ -7,7 +7,10 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /fleet            the live fleet report (HTML; ``?lang=sv``)
     GET  /api/v1/fleet     the fleet figures (JSON)
     GET  /runs/<run id>    one run's report (HTML; ``?lang=sv``)
-    GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age
+    GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age;
+                           this process's ingest latency, queue depth, database errors, memory
+    GET  /healthz          200 while the process is up (for a load balancer; no token)
+    GET  /readyz           200 when the database answers a query within 2 s, else 503 (no token)
 
 Reading is allowed from this machine itself (loopback, and not forwarded by a proxy), with a
 read token, or from anywhere when the server was started with ``--public-read``. Upload needs a
@@ -26,9 +29,9 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from readiness.collector.fleetdb import FleetView
-from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKED_REASON, ingest
-from readiness.collector.metrics import CONTENT_TYPE, exposition
-from readiness.collector.store import Store, Unavailable
+from readiness.collector.ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
+from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
+from readiness.collector.store import Store, Tally, Unavailable
 from readiness.i18n import languages
 from readiness.judge.verdicts import Judgement
 from readiness.render.report import render_report
@@ -77,22 +80,8 @@ def _local(req: Request) -> bool:
     return (mapped or addr).is_loopback
 
 
-class Counters:
-    """Uploads answered, by outcome (a fixed set: bounded cardinality), for /metrics."""
-
-    OUTCOMES = ("new", "already", "refused", "unauthorized", "unavailable")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.counts = dict.fromkeys(self.OUTCOMES, 0)
-
-    def add(self, outcome: str) -> None:
-        with self.lock:
-            self.counts[outcome] += 1
-
-    def snapshot(self) -> dict[str, int]:
-        with self.lock:
-            return dict(self.counts)
+# uploads answered, by outcome (a fixed set: bounded cardinality), for /metrics
+OUTCOMES = ("new", "already", "refused", "unauthorized", "unavailable")
 
 
 class Collector:
@@ -104,7 +93,8 @@ class Collector:
         self.checker = Checkers(workers) if workers > 0 else None
         self.public_read = public_read
         self.max_body = max_body
-        self.counters = Counters()
+        self.counters = Tally(OUTCOMES)
+        self.health = Health(store)
         self.view = FleetView(store)
         self.log = log or (lambda _m: None)
         self.started = time.time()
@@ -137,7 +127,25 @@ class Collector:
         read = ("GET", "HEAD")
         return [Route("POST", "/api/v1/results", self.post_result, max_body=self.max_body),
                 Route(read, "/fleet", self.get_fleet, max_body=0), Route(read, "/api/v1/fleet", self.get_fleet_json, max_body=0),
-                Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0)]
+                Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0),
+                Route(read, "/healthz", self.get_healthz, max_body=0), Route(read, "/readyz", self.get_readyz, max_body=0)]
+
+    READY_TIMEOUT_S = 2.0
+
+    def get_healthz(self, _req: Request) -> Response:
+        """The process is up and answering (no database involved: a load balancer must not take
+        every replica out because the one database is restarting)."""
+        return reply(200, {"status": "ok"}, **{"Cache-Control": "no-store"})
+
+    def get_readyz(self, _req: Request) -> Response:
+        """Ready to take uploads: the database answers ``SELECT 1`` within ``READY_TIMEOUT_S``.
+        The reason names no address or password (anyone may ask)."""
+        why = self.store.ping(self.READY_TIMEOUT_S)
+        if why is None:
+            return reply(200, {"status": "ready"}, **{"Cache-Control": "no-store"})
+        self.log(f"readyz: database not reachable: {why}")
+        return reply(503, {"status": "not_ready", "reason": "the database is not reachable"},
+                     **{"Cache-Control": "no-store", "Retry-After": "5"})
 
     def prune(self, keep: timedelta) -> None:
         """One pass of retention over the database (a database that is away is tried again
@@ -158,6 +166,13 @@ class Collector:
         self.log(f"{req.client} upload: site {where}, run {run_id or '?'}: {outcome}")
 
     def post_result(self, req: Request) -> Response:
+        start = time.perf_counter()
+        try:
+            return self._post_result(req)
+        finally:
+            self.health.latency.observe(time.perf_counter() - start)
+
+    def _post_result(self, req: Request) -> Response:
         secret = _bearer(req)
         if secret is None:
             self.counters.add("unauthorized")
@@ -260,7 +275,7 @@ class Collector:
 
     def get_metrics(self, req: Request) -> Response:
         def make() -> Response:
-            return Response(200, exposition(self.view, self.counters.snapshot()), CONTENT_TYPE)
+            return Response(200, exposition(self.view, self.counters.snapshot(), self.health), CONTENT_TYPE)
 
         return self._reading(req, make)
 

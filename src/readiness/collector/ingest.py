@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
 
-
 from readiness.collector.jsontext import dumps, loads
 from readiness.collector.store import HOST_MAX, RawJSON, REVOKED, Store, TEXT_MAX, utcnow
 from readiness.result import Result, ResultError, checked_data, parse_utc
+from readiness.plugins import described
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a result with a camera snapshot is ~100 kB
 REVOKED_REASON = "this upload token was revoked; ask IT for a new one"
@@ -101,9 +101,10 @@ def coverage(judgement: dict[str, Any] | None) -> float | None:
     return len(needed & set(cov.get("measured") or ())) / len(needed)
 
 
-# Check details the fleet reads (``fleet.step5.facts_of``); every other detail stays in the
-# document only. A test compares the fleet from the database with the one from the same files.
-FLEET_DETAILS = {"connectivity": ("services",)}
+# Check details the fleet reads (``fleet.step5.facts_of``): "services" of the checks that report
+# them (``Check.reports_services``); every other detail stays in the document only. A test
+# compares the fleet from the database with the one from the same files.
+FLEET_DETAILS = ("services",)
 
 
 def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -168,7 +169,8 @@ def _without_details(name: str, record: Any) -> Any:
     if not isinstance(record, dict) or not isinstance(record.get("details"), dict):
         return record
     details = record["details"]
-    return {**record, "details": {k: details[k] for k in FLEET_DETAILS.get(name, ()) if k in details}}
+    kept = FLEET_DETAILS if name in described().service_reporters else ()
+    return {**record, "details": {k: details[k] for k in kept if k in details}}
 
 
 def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:

@@ -12,14 +12,55 @@ behind one load balancer report the same numbers.
     readiness_fleet_newest_result_age_seconds{site}
     readiness_results_stored                  runs in the database
     readiness_uploads_total{outcome}          uploads answered by this process since it started
+
+and the process's own health (each replica its own numbers: sum or compare them across
+replicas in Prometheus):
+
+    readiness_ingest_seconds                  histogram: an upload's time in this process, from
+                                              its handler's start to its answer (body read,
+                                              border, group commit)
+    readiness_ingest_queue_depth              results checked and waiting for the group commit
+    readiness_database_errors_total{kind}     database errors met: unreachable, other
+    process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds, ...
+                                              prometheus_client's process collector (Linux)
+
+The agent's spool is on each agent, not here; the collector keeps no outbox yet.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.store import Store, utcnow
+
+# seconds; a quiet collector answers in a few milliseconds, one under load or waiting for a
+# database that is away in seconds
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Health:
+    """This process's own figures, kept between scrapes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.latency = Histogram("readiness_ingest_seconds", "Time to answer an upload in this process",
+                                 buckets=LATENCY_BUCKETS, registry=None)
+        self.process = ProcessCollector(registry=None)
+
+    def collect(self) -> Any:
+        depth = GaugeMetricFamily("readiness_ingest_queue_depth",
+                                  "Results checked and waiting for the group commit in this process")
+        depth.add_metric([], self.store.queue_depth())
+        yield depth
+        errors = CounterMetricFamily("readiness_database_errors", "Database errors met by this process, by kind",
+                                     labels=["kind"])
+        for kind, n in self.store.errors.snapshot().items():
+            errors.add_metric([kind], n)
+        yield errors
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATES = ("ready", "not_ready", "unknown", "partial")
@@ -34,8 +75,6 @@ class _FleetState:
         self.uploads = uploads
 
     def collect(self) -> Any:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
         computers = GaugeMetricFamily("readiness_fleet_computers",
                                       "Rooms (or computers without a room label) whose newest run is in this state",
                                       labels=["site", "state"])
@@ -61,9 +100,10 @@ class _FleetState:
         yield uploads
 
 
-def exposition(view: FleetView, uploads: dict[str, int]) -> bytes:
-    from prometheus_client import CollectorRegistry, generate_latest
-
+def exposition(view: FleetView, uploads: dict[str, int], health: Health | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_FleetState(view, uploads))
+    if health is not None:
+        for part in (health, health.latency, health.process):
+            registry.register(part)
     return generate_latest(registry)

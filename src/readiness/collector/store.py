@@ -31,6 +31,7 @@ import json
 import queue
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -111,6 +112,7 @@ tokens = Table(
 TOKEN_PREFIX = "rdy_"
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
 KINDS = ("upload", "link", "read")
+MIGRATION_LOCK = 0x72656164  # PostgreSQL advisory lock key held while the schema is upgraded ("read")
 
 
 class StoreError(Exception):
@@ -281,6 +283,7 @@ class Store:
                                         pool_timeout=10, connect_args={"connect_timeout": 5}, json_serializer=_serialize,
                                         json_deserializer=_deserialize)
         self.dialect = self.engine.dialect.name
+        self.errors = Tally(ERROR_KINDS)
         self._insert = _insert(self.dialect)
         ins = self._insert(latest)
         newer = or_(latest.c.started < ins.excluded.started,
@@ -306,6 +309,9 @@ class Store:
         from readiness.collector.migrations import upgrade  # lazy: the migrations import this module's tables
 
         with self._guard(), self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # replicas starting together: one upgrades, the others wait here, then find the head
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             upgrade(conn)
 
     def require_schema(self) -> None:
@@ -322,7 +328,53 @@ class Store:
                              "update readiness, or start `readiness serve --db URL` once to upgrade it")
 
     def _guard(self) -> Any:
-        return _Guard(self.url)
+        return _Guard(self.url, self.errors)
+
+    # --- health ----------------------------------------------------------------------------
+
+    def queue_depth(self) -> int:
+        """Results handed in and waiting for the group commit (this process)."""
+        return self._batcher.queue.qsize()
+
+    def ping(self, timeout_s: float = 2.0) -> str | None:
+        """None when the database answers a query within ``timeout_s``, else why not (one line).
+
+        SQLite: a new read-only connection to the file (a pooled one keeps a file open that has
+        been removed or replaced); PostgreSQL: a pooled connection and ``SELECT 1`` under a
+        statement timeout. Either runs in a thread of its own, waited for at most ``timeout_s``:
+        a database that hangs makes the answer "not ready", never a hung probe."""
+        outcome: list[str | None] = []
+
+        def probe() -> None:
+            try:
+                outcome.append(self._probe(timeout_s))
+            except Exception as exc:  # noqa: BLE001 - any failure is "not ready", said in one line
+                text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+                outcome.append((text[0] if text else type(exc).__name__)[:200])
+
+        worker = threading.Thread(target=probe, daemon=True, name="readyz")
+        worker.start()
+        worker.join(timeout_s)
+        if not outcome:
+            return f"no answer within {timeout_s:g} s"
+        return outcome[0]
+
+    def _probe(self, timeout_s: float) -> str | None:
+        if self.dialect == "sqlite":
+            import sqlite3
+
+            path = Path(self.engine.url.database or "").resolve()
+            conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=timeout_s)
+            try:
+                conn.execute("SELECT count(*) FROM alembic_version").fetchone()
+            finally:
+                conn.close()
+            return None
+        with self.engine.connect() as conn:
+            with conn.begin():
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
+                conn.exec_driver_sql("SELECT 1").scalar_one()
+        return None
 
     # --- ingest ----------------------------------------------------------------------------
 
@@ -421,22 +473,41 @@ class Store:
 
     # --- retention -------------------------------------------------------------------------
 
-    def prune(self, keep: timedelta, now: datetime | None = None) -> int:
+    PRUNE_BATCH = 5000  # runs deleted per transaction
+    PRUNE_PAUSE_S = 0.05  # between transactions: the writers waiting for the lock go first
+
+    def prune(self, keep: timedelta, now: datetime | None = None, batch: int | None = None,
+              pause_s: float | None = None) -> int:
         """Delete runs that started before ``now - keep``, except those the fleet state points
         to (each room's newest run and its newest measurement of every check). A browser
         self-test is a moment's test of one person's device, not a room's standing state: its
         runs go by age like any other (each run without a room label is a state of its own,
-        which would otherwise be kept for ever)."""
+        which would otherwise be kept for ever).
+
+        In transactions of at most ``batch`` runs (and their summaries), with a pause between
+        them: a year of a big fleet goes in many short transactions, none holding the write
+        lock (SQLite) or many row locks (PostgreSQL) long enough to stall ingest."""
         cutoff = (now or utcnow()) - keep
+        batch = batch or self.PRUNE_BATCH
+        pause_s = self.PRUNE_PAUSE_S if pause_s is None else pause_s
         held = select(latest.c.run_id)
         with self._guard(), self.engine.begin() as conn:
             conn.execute(delete(latest).where(latest.c.started < cutoff,
                                               or_(*(latest.c.room_key.startswith(p) for p in BROWSER_KEYS))))
-            gone = conn.execute(delete(results).where(results.c.started < cutoff,
-                                                      results.c.run_id.not_in(held))).rowcount
-            if gone:
-                conn.execute(delete(summaries).where(summaries.c.run_id.not_in(select(results.c.run_id))))
-            return gone
+        gone = 0
+        while True:
+            with self._guard(), self.engine.begin() as conn:
+                # the oldest first, through the index on ``started``; a run ``latest`` holds is never taken
+                ids = list(conn.execute(select(results.c.run_id)
+                                        .where(results.c.started < cutoff, results.c.run_id.not_in(held))
+                                        .order_by(results.c.started).limit(batch)).scalars())
+                if ids:
+                    conn.execute(delete(summaries).where(summaries.c.run_id.in_(ids)))
+                    gone += conn.execute(delete(results).where(results.c.run_id.in_(ids),
+                                                               results.c.run_id.not_in(held))).rowcount
+            if len(ids) < batch:
+                return gone
+            time.sleep(pause_s)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -517,11 +588,34 @@ def _token(row: Any) -> Token:
                  aware(row.revoked) if row.revoked is not None else None)
 
 
-class _Guard:
-    """Turns "the database is not there now" into ``Unavailable`` (the HTTP layer answers 503)."""
+class Tally:
+    """Counts by a fixed set of names (bounded label values for /metrics), thread-safe."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.lock = threading.Lock()
+        self.counts = dict.fromkeys(names, 0)
+
+    def add(self, name: str) -> None:
+        with self.lock:
+            self.counts[name] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.counts)
+
+
+# database errors met by this process: ``unreachable`` (not there or not answering), ``other``
+# (a statement it refused)
+ERROR_KINDS = ("unreachable", "other")
+
+
+class _Guard:
+    """Turns "the database is not there now" into ``Unavailable`` (the HTTP layer answers 503),
+    and counts every database error."""
+
+    def __init__(self, url: str, errors: Tally | None = None) -> None:
         self.url = url
+        self.errors = errors
 
     def __enter__(self) -> None:
         return None
@@ -529,8 +623,11 @@ class _Guard:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
         if exc is None:
             return False
-        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
-                isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or isinstance(exc, sa_exc.TimeoutError):
+        unreachable = isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
+            isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or isinstance(exc, sa_exc.TimeoutError)
+        if self.errors is not None and isinstance(exc, sa_exc.SQLAlchemyError):
+            self.errors.add("unreachable" if unreachable else "other")
+        if unreachable:
             raise Unavailable(f"database {redacted(self.url)} is not reachable: "
                               f"{str(getattr(exc, 'orig', exc) or exc).strip().splitlines()[0][:200]}") from None
         return False

@@ -20,13 +20,17 @@ did. Three ideas:
 
 Only blocking verdicts (FAIL or UNKNOWN of a required item) make actions; a WARN is advice,
 listed after them by how many units it touches.
+
+Which fix answers which metric the checks say (``Check.fix``, ``Metric.fix``), read from the
+loaded plugins (``run.plugins.described``); the kinds' words are ``step5.action.<kind>``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
+
+from readiness.plugins import described
 
 FAIL, WARN, UNKNOWN = "FAIL", "WARN", "UNKNOWN"
 NETWORK_KINDS = ("udp_ports", "reach", "network_path", "bandwidth")
@@ -69,40 +73,11 @@ class Action:
                 "sites": dict(sorted(self.sites.items())), "requirements": self.requirements, "unit_keys": self.units}
 
 
-@lru_cache(maxsize=4096)  # pure, and asked for every failing item of every unit
 def action_kind(metric: str, status: str) -> tuple[str, str]:
     """(kind, subject) of the fix for ``metric`` missing its bound with ``status``."""
-    check, _, name = metric.partition(".")
     if status == UNKNOWN:
-        return "measure", check
-    if check == "software":
-        if name.endswith("_installed"):
-            return "install", name[: -len("_installed")]
-        if name.startswith("os_"):
-            return "update_os", ""
-        if name.endswith("_version"):
-            return "update", name[: -len("_version")]
-    if check == "security":
-        return {"firewall_on": ("firewall", ""), "disk_encrypted": ("encrypt", "")}.get(name, ("security", name))
-    if check in ("camera", "microphone", "speakers"):
-        return check, ""
-    if check == "system":
-        if name.startswith(("cpu_", "ram_")):
-            return "computer", ""
-        if name.startswith("wired_"):
-            return "wired", ""
-        if name in ("vpn_active", "proxy_configured"):
-            return "vpn_proxy", ""
-        if name in ("battery_pct", "on_ac_power"):
-            return "power", ""
-        return "computer_other", name
-    if check == "connectivity":
-        return ("udp_ports", "") if name.startswith(("udp_", "services_udp")) else ("reach", "")
-    if check == "latency":
-        return "network_path", ""
-    if check == "bandwidth":
-        return ("network_path", "") if name.startswith(("idle_rtt", "latency_increase", "loaded")) else ("bandwidth", "")
-    return "other", check
+        return "measure", metric.partition(".")[0]
+    return described().fix_of(metric)
 
 
 def site_root_causes(units: Sequence[Unit], reqs: Sequence[Req]) -> dict[tuple[str, str], set[int]]:
@@ -158,9 +133,10 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
             if not blocking and s not in (FAIL, WARN):
                 continue  # PASS, or an unknown recommended item (not a fix, not blocking)
             kind, subject = action_kind(reqs[i].metric, s)
-            client = reqs[i].metric.partition(".")[2].removesuffix("_version")
-            if kind == "measure" and reqs[i].metric.startswith("software.") and client in missing:
-                kind, subject = "install", client
+            if kind == "measure":
+                fix, client = action_kind(reqs[i].metric, FAIL)
+                if fix == "update" and client in missing:
+                    kind, subject = "install", client
             site = u.site if blocking and (u.site, kind) in roots and i in roots[(u.site, kind)] else None
             key = (kind, subject, site, not blocking)
             add(key, i, u)

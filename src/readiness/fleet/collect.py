@@ -44,6 +44,7 @@ from readiness.judge.requirements import Profile, Requirement
 from readiness.judge.verdicts import FAIL, Judgement, PARTIAL, PASS, READY, UNKNOWN, WARN, judge, overall_of
 from readiness.result import ResultError, parse_utc, prepare_border, read_result
 from readiness.versions import is_version
+from readiness.plugins import described
 
 FLEET_KIND = "readiness-fleet"
 FLEET_SCHEMA_VERSION = 1
@@ -51,9 +52,6 @@ MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB
 STATUSES = (PASS, WARN, FAIL, UNKNOWN)
 STATUS_RANK = {FAIL: 0, UNKNOWN: 1, PARTIAL: 2, WARN: 3, PASS: 4}
 _CANONICAL = {s: s for s in STATUSES}
-# Distributions of these come first, in this order; any other metric a requirement names follows.
-KEY_METRICS = ["bandwidth.upload_mbps", "bandwidth.download_mbps", "latency.rtt_median_ms", "latency.jitter_ms",
-               "latency.loss_pct", "camera.height_px", "camera.fps"]
 
 
 class Why(str):
@@ -338,8 +336,10 @@ class _Reader:
     requirements, new units).
     """
 
-    def __init__(self, profile: Profile | None) -> None:
+    def __init__(self, profile: Profile | None, service_reporters: tuple[str, ...] | None = None) -> None:
         self.profile = profile
+        # given to a worker process, which need not load the plugins for it
+        self.service_reporters = described().service_reporters if service_reporters is None else service_reporters
         self.known: set[tuple[Any, ...]] = set()
         self.units: set[str] = set()
         # one object per distinct requirement key and metric name for all the runs this reader
@@ -403,7 +403,7 @@ class _Reader:
                   profile=name, overall=overall, statuses=statuses, values=values, checks=checks,
                   needed=needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses)),
                   facts=facts_of(result, self.profile.summary() if self.profile is not None else
-                                 (result.judgement or {}).get("profile")))
+                                 (result.judgement or {}).get("profile"), self.service_reporters))
         return ("run", run, new, new_units)
 
     def _judged(self, j: Judgement, new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
@@ -438,10 +438,10 @@ class _Reader:
 _WORKER_READER: _Reader | None = None
 
 
-def _worker_start(profile: Profile | None) -> None:
+def _worker_start(profile: Profile | None, service_reporters: tuple[str, ...]) -> None:
     global _WORKER_READER
     prepare_border()  # compiled once per worker (inherited when forked), not on its first file
-    _WORKER_READER = _Reader(profile)
+    _WORKER_READER = _Reader(profile, service_reporters)
 
 
 def _worker_read(path: str) -> tuple[Any, ...]:
@@ -464,7 +464,8 @@ def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterat
         prepare_border()  # compile the schema before forking: every worker inherits it
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                     initializer=_worker_start, initargs=(profile,)) as pool:
+                                     initializer=_worker_start,
+                                     initargs=(profile, described().service_reporters)) as pool:
                 for record in pool.map(_worker_read, files, chunksize=32):
                     done += 1
                     yield record

@@ -13,12 +13,13 @@ from datetime import date, timedelta
 from typing import Any, Iterable
 
 from readiness import __version__
-from readiness.fleet.collect import Fleet, FLEET_KIND, FLEET_SCHEMA_VERSION, KEY_METRICS, Run, said
+from readiness.fleet.collect import FLEET_KIND, FLEET_SCHEMA_VERSION, Fleet, Run, said
 from readiness.fleet.step5 import analysis
 from readiness.i18n.format import format_bound
 from readiness.judge.requirements import Requirement
 from readiness.judge.verdicts import FAIL, PARTIAL, PASS, UNKNOWN, WARN
 from readiness.result import utc_now
+from readiness.plugins import described
 
 def _counts(runs: Iterable[Run]) -> dict[str, int]:
     c = {"total": 0, "ready": 0, "not_ready": 0, "unknown": 0, "partial": 0, PASS: 0, WARN: 0, FAIL: 0, UNKNOWN: 0}
@@ -180,7 +181,9 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
     for req in reqs:
         if req.expect is None and req.min_version is None:  # numbers only
             metrics.setdefault(req.metric, []).append(req)
-    order = sorted(metrics, key=lambda m: (KEY_METRICS.index(m) if m in KEY_METRICS else len(KEY_METRICS), m))
+    # the checks' key figures first, in their order; any other metric a requirement names follows
+    keys = described().key_figures
+    order = sorted(metrics, key=lambda m: (keys.index(m) if m in keys else len(keys), m))
     numbers = _numbers(fleet.runs, order)
     for metric in order:
         values = numbers[metric]

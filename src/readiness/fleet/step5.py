@@ -11,6 +11,11 @@ their versions among them) and a few facts read from its result by :func:`facts_
 services it reached, who measured it (the agent or the browser self-test) and its profile's
 support contact. Nothing personal is among them.
 
+Which section a requirement belongs under, and which yes/no facts the security section counts,
+the checks say of themselves (``Check.section``, ``Metric.section``, ``Metric.security_fact``):
+read here from the loaded plugins (``run.plugins.described``), so a third-party check's
+requirements land in the section it names, with no change here.
+
 Partner organisations: rows measured by the browser self-test whose site label is not a site
 of the organisation's own agents, and rows of any site named with ``--partner``. They are
 shown in their own section and left out of the action list (their fixes are theirs to make).
@@ -20,61 +25,44 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from readiness.check import SECTIONS as MEASURED_SECTIONS
 from readiness.fleet.actions import Req, Unit, plan_actions
 from readiness.i18n.format import word
 from readiness.measure.inventory import CLIENTS
+from readiness.plugins import described
 from readiness.versions import version_key
 
 FAIL, WARN, UNKNOWN, PASS = "FAIL", "WARN", "UNKNOWN", "PASS"
-SECTIONS = ("equipment", "network", "subscriptions", "security", "support")
-# Facts shown in the security section (reported, not judged; a profile may judge them).
-SECURITY_FACTS = [
-    ("software.os_supported", "os_supported"),
-    ("security.firewall_on", "firewall_on"),
-    ("security.disk_encrypted", "disk_encrypted"),
-    ("system.vpn_active", "vpn_active"),
-    ("system.proxy_configured", "proxy_configured"),
-    ("connectivity.tls_intercepted", "tls_intercepted"),
-]
+SECTIONS = (*MEASURED_SECTIONS, "support")
 _MAX_SERVICES = 20  # a result may list anything; the fleet keeps a bounded, known shape
 _MAX_NAME = 80
 
 
 def section_of(metric: str) -> str:
-    """The guide's heading a requirement belongs under."""
-    check, _, name = metric.partition(".")
-    if check in ("camera", "microphone", "speakers"):
-        return "equipment"
-    if check in ("connectivity", "latency", "bandwidth"):
-        return "network"
-    if check == "system":
-        if name.startswith("wired_"):
-            return "network"
-        if name in ("vpn_active", "proxy_configured"):
-            return "security"
-        return "equipment"
-    if check == "software":  # an outdated client or OS is a security matter; which clients are there is not
-        return "security" if name.startswith("os_") or name.endswith("_version") else "subscriptions"
-    if check == "security":
-        return "security"
-    return "equipment"
+    """The guide's heading a requirement belongs under: the one its check declares."""
+    return described().section_of(metric)
 
 
-def facts_of(result: Any, judgement_profile: dict[str, Any] | None) -> dict[str, Any]:
-    """The few facts the step-5 sections need from one result, bounded and JSON-safe."""
+def facts_of(result: Any, judgement_profile: dict[str, Any] | None,
+             service_reporters: Iterable[str]) -> dict[str, Any]:
+    """The few facts the step-5 sections need from one result, bounded and JSON-safe.
+    ``service_reporters``: the checks whose details list meeting services (``Check.reports_services``)."""
     facts: dict[str, Any] = {}
     host = result.host if isinstance(result.host, dict) else {}
     facts["by"] = "browser" if host.get("measured_by") == "browser" else "agent"
-    conn = result.checks.get("connectivity")
-    if conn is not None and conn.status == "ok" and isinstance(conn.details, dict):
+    for check in service_reporters:
+        rec = result.checks.get(check)
+        if rec is None or rec.status != "ok" or not isinstance(rec.details, dict):
+            continue
         services = {}
-        for svc in conn.details.get("services", [])[:_MAX_SERVICES] if isinstance(conn.details.get("services"), list) else []:
+        listed = rec.details.get("services")
+        for svc in listed[:_MAX_SERVICES] if isinstance(listed, list) else []:
             if isinstance(svc, dict) and isinstance(svc.get("name"), str):
                 reach = svc.get("reachable")
                 udp = svc.get("udp_media")
                 services[svc["name"][:_MAX_NAME]] = [reach if isinstance(reach, bool) else None,
                                                      udp if isinstance(udp, bool) else None]
-        facts["connectivity.services"] = services
+        facts[f"{check}.services"] = services
     support = _support_of(judgement_profile)
     if support:
         facts["support"] = support
@@ -131,7 +119,11 @@ def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per site and service: units that measured it, could reach it, and got UDP media through."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for r in runs:
-        for name, (reach, udp) in getattr(r, "facts", {}).get("connectivity.services", {}).items():
+        facts = getattr(r, "facts", {})
+        seen: dict[str, Any] = {}  # each service once per unit, whichever checks tried it
+        for key in sorted(k for k in facts if k.endswith(".services") and isinstance(facts[k], dict)):
+            seen.update(facts[key])
+        for name, (reach, udp) in seen.items():
             row = table.setdefault((r.site, name), {"site": r.site, "service": name, "units": 0, "reachable": 0,
                                                     "udp_ok": 0, "udp_tested": 0})
             row["units"] += 1
@@ -144,20 +136,25 @@ def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per client: units that looked, units where it is installed, the versions seen, per site."""
+    fixes = described().fixes  # a client is what a check installs (and updates) as the fix of a metric
+    version_of = {subject: metric for metric, (kind, subject) in fixes.items() if kind == "update" and subject}
     out = []
-    for key, c in CLIENTS.items():
+    for installed_metric, (kind, key) in fixes.items():
+        if kind != "install" or not key:
+            continue
+        c = CLIENTS.get(key, {"title": key, "kind": "client"})
         looked = installed = 0
         versions: list[str] = []
         by_site: dict[str, int] = {}
         for r in runs:
-            there = r.values.get(f"software.{key}_installed")
+            there = r.values.get(installed_metric)
             if type(there) is not bool:
                 continue
             looked += 1
             if there:
                 installed += 1
                 by_site[r.site] = by_site.get(r.site, 0) + 1
-                v = r.values.get(f"software.{key}_version")
+                v = r.values.get(version_of.get(key, ""))
                 if isinstance(v, str) and version_key(v) is not None:
                     versions.append(v)
         if not looked:
@@ -169,10 +166,15 @@ def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _security(runs: Sequence[Any]) -> list[dict[str, Any]]:
-    """Each security fact: units where it is yes, no, or not told. Counted, not judged."""
+def _security(runs: Sequence[Any], lang: str) -> list[dict[str, Any]]:
+    """Each security fact the checks declare: units where it is yes, no, or not told. Counted, not judged."""
     rows = []
-    for metric, code in SECURITY_FACTS:
+    told = described()
+    for metric in told.security_facts:
+        code = metric.partition(".")[2]
+        key = f"step5.fact.{code}"
+        label = word(lang, key)
+        label = told.descriptions[metric] if label == key else label  # a check without words of its own
         yes = no = 0
         for r in runs:
             v = r.values.get(metric)
@@ -180,7 +182,8 @@ def _security(runs: Sequence[Any]) -> list[dict[str, Any]]:
                 yes += 1
             elif v is False:
                 no += 1
-        rows.append({"fact": code, "metric": metric, "yes": yes, "no": no, "not_told": len(runs) - yes - no})
+        rows.append({"fact": code, "metric": metric, "label": label, "yes": yes, "no": no,
+                     "not_told": len(runs) - yes - no})
     return rows
 
 
@@ -227,7 +230,6 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     theirs = [r for r in runs if r.site in partner]
     units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses) for r in own]
     planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
-
     by_browser = f" ({word(lang, 'fleet_by_browser')})"  # a room's browser row beside its agent's
     labels = {_unit_key(r): (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"
                                                                   else "") for r in own}
@@ -248,7 +250,7 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
                         "site_root_causes": [a for a in actions if a["site"]]},
             "subscriptions": {"requirements": reqrows["subscriptions"], "services": _services(own),
                               "clients": _clients(own)},
-            "security": {"requirements": reqrows["security"], "facts": _security(own)},
+            "security": {"requirements": reqrows["security"], "facts": _security(own, lang)},
             "support": _support(own, rejudged),
         },
         "units": len(own),  # the organisation's own rooms and computers (partners apart)

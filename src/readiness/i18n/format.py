@@ -4,7 +4,9 @@ for the language (through Babel, so Swedish gets its decimal comma and grouping)
 Sits at the bottom of the render package; the run report, the fleet report and the terminal
 summary all take their words from here. The list of languages is the list of catalog files
 in ``readiness/i18n``: adding a language is adding one catalog (plus the profiles' texts).
-A key missing from a catalog falls back to English.
+A key missing from a catalog falls back to English. A check plugin may bring its own words
+(``Check.catalog``); the plugin loader hands them to :func:`add_words`, and they are merged
+beneath the shipped catalogs, so a plugin adds words and never rewords the core's.
 """
 
 from __future__ import annotations
@@ -36,12 +38,28 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_PLUGIN_WORDS: dict[str, dict[str, Any]] = {}  # plugin name -> {language: words}, as add_words got them
+
+
+def add_words(owner: str, words: dict[str, Any]) -> None:
+    """Take a plugin's own words, ``{"en": {...}, "sv": {...}}``, into every catalog (beneath the shipped ones)."""
+    if _PLUGIN_WORDS.get(owner) != words:
+        _PLUGIN_WORDS[owner] = words
+        catalog.cache_clear()
+
+
 @lru_cache(maxsize=None)
 def catalog(lang: str) -> dict[str, Any]:
     """The words in ``lang`` (tables such as ``finding`` and ``unit`` nested); English fills gaps."""
     words = _read("en")
     if lang != "en" and lang in languages():
         words = _merge(words, _read(lang))
+    for owner in sorted(_PLUGIN_WORDS):
+        own = _PLUGIN_WORDS[owner]
+        theirs = own.get("en", {})
+        if lang != "en":
+            theirs = _merge(theirs, own.get(lang, {}))
+        words = _merge(theirs, words)  # the shipped words win where both say something
     return words
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from readiness.atomic import write_atomic
 from readiness.check import CheckError
-from readiness.measure import audio
+from readiness.measure import audio_devices
 
 OUTPUT_LATENCY = 0.1  # seconds asked of the output: shorter buffers underrun through ALSA's pulse plugin under load, chopping the test signal
 LEAD_IN_S = 0.15  # silence before a test signal: output streams drop their first buffers on some hosts
@@ -41,116 +41,6 @@ def load_sounddevice() -> Any:
     except ImportError as exc:
         raise CheckError(f"the Python package sounddevice is not installed ({exc})") from None
     return sounddevice
-
-
-def pick_device(sd: Any, kind: str, name: str | int | None) -> dict:
-    """The device to use: by (part of) name or number, else the system default.
-
-    On Linux a name that no PortAudio device carries is looked up among the sound server's
-    sources/sinks (``pactl``); the stream then opens PortAudio's ``pulse`` device routed to it.
-    """
-    try:
-        devices = [dict(d) for d in sd.query_devices()]
-        hostapis = [dict(h) for h in sd.query_hostapis()]
-    except sd.PortAudioError as exc:
-        raise CheckError(audio.portaudio_message(exc)) from None
-    default = sd.default.device[0 if kind == "input" else 1]
-    try:
-        default_index = int(default) if default is not None else -1
-    except (TypeError, ValueError):
-        default_index = -1
-    default_index = audio.preferred_default(hostapis, kind, default_index)
-    try:
-        chosen = audio.select_device(devices, hostapis, kind, name, default_index)
-        if chosen["name"].lower() in ("default", "pulse", "pipewire", "sysdefault"):
-            # Say which real device the sound server routes to (the report names it).
-            target = next((e for e in sound_server_devices(kind) if e.get("default")), None)
-            if target is not None:
-                chosen["sound_server_device"] = f"{target['description']} ({target['name']})"
-        return chosen
-    except audio.DeviceNotFound as exc:
-        routed = _sound_server_device(devices, hostapis, kind, name)
-        if routed is not None:
-            return routed
-        server = sound_server_devices(kind) if name is not None else []
-        extra = ""
-        if server:
-            what = "sources" if kind == "input" else "sinks"
-            extra = f"; sound server {what}: " + "; ".join(f"{e['description']} ({e['name']})" for e in server)
-        raise CheckError(str(exc) + extra, code=None if extra else exc.code) from None
-
-
-def sound_server_devices(kind: str) -> list[dict]:
-    """PulseAudio/PipeWire sources (``input``) or sinks (``output``); [] where there is none."""
-    import shutil
-    import subprocess
-    import sys
-
-    if not sys.platform.startswith("linux") or not shutil.which("pactl"):
-        return []
-    import os
-
-    what = "sources" if kind == "input" else "sinks"
-    env = dict(os.environ, LC_ALL="C")  # pactl translates its text output
-    entries: list[dict] = []
-    for args in (["pactl", "-f", "json", "list", what], ["pactl", "list", "short", what]):
-        try:
-            out = subprocess.run(args, capture_output=True, text=True, timeout=3, env=env)
-        except (OSError, subprocess.TimeoutExpired):
-            return []
-        if out.returncode == 0:
-            entries = audio.parse_pactl(out.stdout)
-            break
-    if not entries:
-        return []
-    try:
-        info = subprocess.run(["pactl", "info"], capture_output=True, text=True, timeout=3, env=env).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        info = ""
-    label = "Default Source: " if kind == "input" else "Default Sink: "
-    default = next((line[len(label):].strip() for line in info.splitlines() if line.startswith(label)), None)
-    for entry in entries:
-        entry["default"] = entry["name"] == default
-    if kind == "input":  # a monitor hears what a sink plays: not a microphone by default
-        entries.sort(key=lambda e: e["name"].endswith(".monitor"))
-    return entries
-
-
-def _sound_server_device(devices: list[dict], hostapis: list[dict], kind: str, name: Any) -> dict | None:
-    if name is None or str(name).strip().isdigit():
-        return None
-    entry = audio.match_by_name(sound_server_devices(kind), str(name))
-    if entry is None:
-        return None
-    try:
-        base = audio.select_device(devices, hostapis, kind, "pulse")
-    except audio.DeviceNotFound:
-        return None
-    return dict(base, name=f"{entry['description']} ({entry['name']})", pulse_name=entry["name"])
-
-
-class _routed:
-    """While a stream opens, point ALSA's pulse plugin at the chosen source/sink by name."""
-
-    def __init__(self, device: dict, kind: str) -> None:
-        self.name = device.get("pulse_name")
-        self.var = "PULSE_SOURCE" if kind == "input" else "PULSE_SINK"
-
-    def __enter__(self) -> None:
-        import os
-
-        if self.name:
-            self.saved = os.environ.get(self.var)
-            os.environ[self.var] = self.name
-
-    def __exit__(self, *exc: Any) -> None:
-        import os
-
-        if self.name:
-            if self.saved is None:
-                os.environ.pop(self.var, None)
-            else:
-                os.environ[self.var] = self.saved
 
 
 def device_rate(device: dict) -> int:
@@ -184,7 +74,7 @@ def _input_stream(sd: Any, device: dict, capture: Capture, stop_after: int | Non
         if stop_after is not None and capture.frames >= stop_after:
             done.set()
 
-    with _routed(device, "input"):
+    with audio_devices.routed(device, "input"):
         return sd.InputStream(
             device=device["index"],
             samplerate=capture.rate,
@@ -228,8 +118,8 @@ def _open(sd: Any, factory: Any, what: _Device) -> Any:
         if code in _GONE_AT_OPEN:
             raise what.error(f"the {what} is not available: it was unplugged, switched off or its sound "
                              f"server stopped (PortAudio error {code})", 0, portaudio_error=code) from None
-        raise what.error(f"could not open the {what}: {audio.portaudio_message(exc)}", 1,
-                         error=audio.portaudio_message(exc)) from None
+        raise what.error(f"could not open the {what}: {audio_devices.portaudio_message(exc)}", 1,
+                         error=audio_devices.portaudio_message(exc)) from None
     except ValueError as exc:  # sounddevice's own argument checks (e.g. unsupported settings)
         raise what.error(f"could not open the {what}: {exc}", 1, error=str(exc)) from None
 
@@ -307,7 +197,7 @@ def _output_stream(
             done.set()
 
     channels = max(1, min(2, int(device.get("channels") or 1)))
-    with _routed(device, "output"):
+    with audio_devices.routed(device, "output"):
         return sd.OutputStream(
             device=device["index"],
             samplerate=rate,
@@ -409,14 +299,6 @@ def loopback(
         handed = out_offset + mark / out_rate
         mark_index = (handed - in_offset) * capture.rate
     return Loopback(capture.samples()[:total], capture.rate, playback, mark_index, input_latency)
-
-
-def chosen_name(ctx_options: dict, option: str, setting_value: Any) -> str | None:
-    """``--microphone``/``--speaker`` wins over the profile's ``device`` setting."""
-    for value in (ctx_options.get(option), setting_value):
-        if value is not None and str(value).strip() != "":
-            return str(value).strip()
-    return None
 
 
 class Terminal:

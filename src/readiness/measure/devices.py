@@ -16,6 +16,8 @@ import subprocess
 import sys
 from typing import Any
 
+from readiness.measure import audio_devices
+
 
 def inventory(timeout_s: float = 10) -> dict[str, Any]:
     """Microphones, speakers and cameras of this machine, as JSON-safe dicts.
@@ -76,24 +78,23 @@ def list_audio() -> dict[str, Any]:
     except (OSError, ImportError) as exc:
         result["errors"].append(f"audio devices cannot be listed: PortAudio/sounddevice is missing ({exc})")
         return result
-    from readiness.measure import audio  # lazy: numpy, sounddevice
 
     try:
         devices = [dict(d) for d in sd.query_devices()]
         hostapis = [dict(h) for h in sd.query_hostapis()]
         default_in, default_out = (
-            audio.preferred_default(hostapis, kind, int(x) if x is not None else -1)
+            audio_devices.preferred_default(hostapis, kind, int(x) if x is not None else -1)
             for kind, x in zip(("input", "output"), sd.default.device)
         )
     except Exception as exc:  # PortAudioError and friends: report, do not crash the listing
-        result["errors"].append(f"audio devices cannot be listed: {audio.portaudio_message(exc)}")
+        result["errors"].append(f"audio devices cannot be listed: {audio_devices.portaudio_message(exc)}")
         return result
     for kind, key, default in (("input", "microphones", default_in), ("output", "speakers", default_out)):
-        usable = audio.usable_devices(devices, hostapis, kind)
+        usable = audio_devices.usable_devices(devices, hostapis, kind)
         chosen = None
         try:
-            chosen = audio.select_device(devices, hostapis, kind, None, default)["index"]
-        except audio.DeviceNotFound:
+            chosen = audio_devices.select_device(devices, hostapis, kind, None, default)["index"]
+        except audio_devices.DeviceNotFound:
             pass
         for entry in usable:
             entry["default"] = entry["index"] == chosen
@@ -104,12 +105,11 @@ def list_audio() -> dict[str, Any]:
 
 def _sound_server_entries(kind: str) -> list[dict[str, Any]]:
     """Linux: the PulseAudio/PipeWire sources or sinks behind PortAudio's ``pulse`` device."""
-    from readiness.measure import audio_io  # lazy: numpy, sounddevice
 
     try:
         return [
             {"name": e["name"], "description": e["description"], "default": bool(e.get("default"))}
-            for e in audio_io.sound_server_devices(kind)
+            for e in audio_devices.sound_server_devices(kind)
         ]
     except Exception:  # an odd pactl must not hide the PortAudio list
         return []

@@ -131,6 +131,18 @@ def _url(value: Any, from_env: bool) -> str:
     return text
 
 
+def _urls(value: Any, from_env: bool) -> str:
+    """One collector URL, or several the agent fails over to in order: a TOML list, a repeated
+    option, or text with commas. Kept as text with commas (the upload splits it)."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        for part in _text(item, from_env).split(","):
+            if part.strip():
+                out.append(_url(part.strip(), from_env))
+    return ",".join(out)
+
+
 def _server_url(value: Any, from_env: bool) -> SiteServer | str:
     """The one place ``--server`` is parsed: into the typed value every check then reads."""
     text = _text(value, from_env)
@@ -168,7 +180,7 @@ def _file(value: Any, from_env: bool) -> str:
 # How each kind of setting (``readiness.settings``) is read from a file, a variable or the command
 # line; a path kind is then resolved against the file's folder ("file" must exist, "dir" is made later).
 PARSERS: dict[str, Callable[[Any, bool], Any]] = {
-    "text": _text, "label": _label, "bool": _bool, "url": _url, "server": _server_url, "proxy": _proxy,
+    "text": _text, "label": _label, "bool": _bool, "url": _url, "urls": _urls, "server": _server_url, "proxy": _proxy,
     "lang": _lang, "profile": _profile_name, "duration": _duration, "file": _file, "dir": _file,
 }
 
@@ -209,7 +221,7 @@ class _Config:
         for name in FIELDS:
             value = getattr(self, name)
             if name in ("proxy", "upload_url", "pac_url") and isinstance(value, str):
-                value = redact(value)  # a password in a URL is not shown
+                value = ",".join(redact(u) for u in value.split(","))  # a password in a URL is not shown
             if isinstance(value, SiteServer):
                 value = value.given or value.url
             out.append((name, str(value) if isinstance(value, Path) else value, self.sources.get(name, "default")))  # type: ignore[attr-defined]

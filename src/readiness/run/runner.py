@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from readiness.check import Check, CheckContext, CheckError, CheckSkipped, Measurement, RunChoices
 from readiness.result import CheckRecord, json_safe, utc_now
-from readiness.run.plugins import load_spec
+from readiness.plugins import load_spec
 from readiness.versions import is_version
 
 # Extra seconds an isolated check gets for starting its interpreter before its budget counts.

@@ -24,7 +24,7 @@ from readiness.redact import redact_secrets, redact_text
 from readiness.render.report import summary_text
 from readiness.render.writers import RUN_WRITERS, RunDocument, render, write_all_or_none
 from readiness.result import CheckRecord, MAX_DEPTH, MAX_JUDGED, Result, new_run_id, result_stem, utc_now
-from readiness.run.plugins import Plugins
+from readiness.plugins import Plugins
 from readiness.run.runner import Planned, run_all
 
 

@@ -21,9 +21,9 @@ from readiness import __version__
 from readiness.measure import estimator, loaded, netstats
 from readiness.measure.stun import Sample
 from readiness.result import CheckRecord, Result, new_run_id, utc_now
+from readiness.plugins import load_plugins
 
-_TITLES = {"camera": "Camera", "microphone": "Microphone", "speakers": "Speakers",
-           "bandwidth": "Bandwidth", "latency": "Latency, jitter and loss", "browser": "Browser"}
+BROWSER_TITLE = "Browser"  # the page's own step (no check of the agent): which browser measured
 SILENT_PEAK_DBFS = -70.0  # the microphone check's rule for "nothing usable"
 
 
@@ -33,10 +33,18 @@ def _metric(metrics: dict[str, dict[str, Any]], name: str, value: Any, unit: str
     metrics[name] = {"value": round(value, 3) if isinstance(value, float) else value, "unit": unit}
 
 
+def _title(name: str) -> str:
+    """A record's title as the agent's check calls itself (its words in other languages: catalog ``check``)."""
+    if name == "browser":
+        return BROWSER_TITLE
+    cls = load_plugins().checks.get(name)
+    return cls.title if cls is not None and cls.title else name
+
+
 def _record(name: str, sub: dict[str, Any] | None, started: str,
             measure: Any) -> CheckRecord:
     """One check's record: measured by ``measure(sub, metrics, details)`` when the page got data."""
-    rec = CheckRecord(name=name, title=_TITLES.get(name, name), status="ok", started_utc=started,
+    rec = CheckRecord(name=name, title=_title(name), status="ok", started_utc=started,
                       duration_s=0.0, details={"measured_by": "browser"})
     if sub is None:
         rec.status, rec.error = "skipped", "the page did not run this step"
@@ -222,6 +230,12 @@ def _idle_ms(lat: CheckRecord | None) -> float | None:
 # latency before bandwidth: its median is the idle round trip the loaded probes are set against
 _MEASURE = {"camera": _camera, "microphone": _microphone, "speakers": _speakers,
             "latency": _latency, "bandwidth": _bandwidth, "browser": _browser}
+PAGE_CHECKS = frozenset(_MEASURE) - {"browser"}  # the agent's checks the page measures its own way
+
+
+def agent_only(checks: Any) -> list[str]:
+    """The loaded checks (``{name: class}``) the page cannot measure, in the loader's order."""
+    return [name for name in checks if name not in PAGE_CHECKS]
 
 
 def build_result(sub: dict[str, Any], profile: Any, started_utc: str | None = None) -> Result:
@@ -241,7 +255,7 @@ def build_result(sub: dict[str, Any], profile: Any, started_utc: str | None = No
         try:
             checks[name] = _record(name, part, started, measure)
         except ValueError as exc:
-            checks[name] = CheckRecord(name=name, title=_TITLES[name], status="error", started_utc=started,
+            checks[name] = CheckRecord(name=name, title=_title(name), status="error", started_utc=started,
                                        duration_s=0.0, details={"measured_by": "browser"}, error=str(exc))
     br = sub.get("browser", {})
     run_id = new_run_id()

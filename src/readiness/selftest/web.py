@@ -35,11 +35,11 @@ from readiness.i18n import languages
 from readiness.i18n.format import catalog
 from readiness.judge.requirements import load_profile, shipped_profiles
 from readiness.judge.verdicts import judge
-from readiness.render.report import profile_title, render_report
+from readiness.render.report import check_title, profile_title, render_report
 from readiness.result import load_result_bytes, result_stem
-from readiness.run.plugins import load_plugins
+from readiness.plugins import load_plugins
 from readiness.selftest import submission
-from readiness.selftest.document import build_result
+from readiness.selftest.document import agent_only, build_result
 from readiness.server.http import Request, Response, Route, log
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
@@ -214,8 +214,9 @@ class SelfTest:
             "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")}
             | {k: v for k, v in t.items() if k.startswith("verdict_")},
         }
-
-        html = _environment().get_template("page.html").render(lang=lang, t=t, config=config,
+        checks = load_plugins().checks  # every installed check, a third party's too, in its own words
+        elsewhere = ", ".join(check_title(n, lang, checks[n].title) for n in agent_only(checks))
+        html = _environment().get_template("page.html").render(lang=lang, t=t, config=config, agent_checks=elsewhere,
                                                                profile_title=profile_title(prof.summary(), lang))
         return _resp(200, html.encode(), "text/html; charset=utf-8",
                      {"Content-Security-Policy": PAGE_CSP, "Permissions-Policy": "camera=(self), microphone=(self)"})
@@ -238,7 +239,6 @@ class SelfTest:
 
     # ------------------------------------------------------------------ results
     def result(self, body: bytes, client: str) -> Response:
-
         try:
             sub = submission.parse(body)
         except submission.SubmissionError as exc:

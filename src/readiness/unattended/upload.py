@@ -112,6 +112,16 @@ def results_url(url: str) -> str:
     return f"{parsed.scheme}://{parsed.hostheader}{base}{API_PATH}"
 
 
+def collector_urls(urls: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The upload endpoints of one collector or several replicas, in the order they are tried:
+    base URLs separated by commas, or a list."""
+    items = [u.strip() for part in ([urls] if isinstance(urls, str) else urls) for u in part.split(",")]
+    endpoints = [results_url(u) for u in items if u]
+    if not endpoints:
+        raise UploadError("give the collector's URL, like https://collector.example:8080")
+    return endpoints
+
+
 def enqueue(result_file: str | os.PathLike[str], folder: Path) -> Path:
     """Put a copy of a result file into the spool, named by its run id (one file per run)."""
 
@@ -251,11 +261,18 @@ class _Retry(Exception):
 
 
 class _Held(Exception):
-    """Not stored, not this file's fault, and trying again will not help until a person acts."""
+    """Not stored, not this file's fault, and trying again will not help until a person acts;
+    ``token``: the token was refused (every replica would refuse it)."""
+
+    def __init__(self, why: str, token: bool = False) -> None:
+        super().__init__(why)
+        self.token = token
 
 
 class _Refused(Exception):
     """The collector refused this file."""
+
+    endpoint = ""
 
 
 def _reason(body: bytes, fallback: str) -> tuple[str, str]:
@@ -314,7 +331,7 @@ def _post(url: str, token: str, body: bytes, run_id: str, timeout: float, resolv
             return str(data["stored"])
         raise _Held(word(lang, "upload.why_not_collector", url=shown, status=str(status)))
     if status in (401, 407):
-        raise _Held(word(lang, "upload.why_token", status=str(status), reason=text))
+        raise _Held(word(lang, "upload.why_token", status=str(status), reason=text), token=True)
     if status == 413 or (400 <= status < 500 and code and status not in (404, 405, 408, 425, 429)):
         raise _Refused(word(lang, "upload.why_refused", status=str(status), reason=text))
     if status in (408, 425, 429) or status >= 500:
@@ -322,6 +339,36 @@ def _post(url: str, token: str, body: bytes, run_id: str, timeout: float, resolv
         raise _Retry(word(lang, "upload.why_server", status=str(status), reason=text),
                      float(after) if after.isdigit() else None, whole=status in (429, 503))
     raise _Held(word(lang, "upload.why_not_collector", url=shown, status=str(status)))
+
+
+def _post_any(endpoints: list[str], first: int, token: str, body: bytes, run_id: str, timeout: float, resolver: Any,
+              lang: str, asking: _Asking) -> tuple[int, str]:
+    """One attempt over the replicas: from ``first`` (the one that took the last file), then the
+    others in order; (the index of the one that stored it, "new" or "already"). A refusal of the
+    file or the token (_Refused, a 401) is not tried elsewhere: the replicas share one database,
+    so it would be refused there too. An address that redirects or is no collector is passed
+    over for the next (the token still goes to none but the addresses given). None took it: the
+    first such _Held, else the last _Retry (``whole`` only when every replica was away)."""
+    held: _Held | None = None
+    retry: _Retry | None = None
+    whole = True
+    for i in [first, *(j for j in range(len(endpoints)) if j != first)]:
+        try:
+            return i, _post(endpoints[i], token, body, run_id, timeout, resolver, lang, asking)
+        except _Refused as exc:
+            exc.endpoint = endpoints[i]  # for the reason file: which collector refused it
+            raise
+        except _Held as exc:
+            if exc.token or len(endpoints) == 1:
+                raise
+            held = held or exc
+        except _Retry as exc:
+            whole = whole and exc.whole
+            retry = exc if len(endpoints) == 1 else _Retry(f"{redact_url(endpoints[i])}: {exc}", exc.after, whole)
+    if held is not None:
+        raise held
+    assert retry is not None
+    raise retry
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -405,14 +452,17 @@ def drop_quarantined(folder: Path) -> int:
     return n
 
 
-def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: float = 1.0, cap_s: float = 30.0,
+def send_all(url: str | list[str], token: str, folder: Path, attempts: int = 4, base_s: float = 1.0, cap_s: float = 30.0,
              timeout_s: float = REQUEST_TIMEOUT_S, sleep: Callable[[float], None] = time.sleep,
              rng: random.Random | None = None, log: Callable[[str], None] | None = None,
              resolver: Any = None, lang: str = "en") -> Report:
     """Send every spooled result, newest first; each one stored is removed from the spool, each
     one refused is set aside in quarantine. ``resolver``: a ``proxies.ProxyResolver`` carrying
-    the run's proxy settings (None: the OS's). Messages are in ``lang``."""
-    endpoint = results_url(url)
+    the run's proxy settings (None: the OS's). Messages are in ``lang``. ``url``: several
+    collectors (replicas on one database, comma-separated or a list) are each tried in order
+    within one attempt (``_post_any``), from the one that took the last file."""
+    endpoints = collector_urls(url)
+    good = 0
     rng = rng or random.Random()
     report = Report(quarantine=quarantine_dir(folder))
     files, odd = _entries(folder)
@@ -442,9 +492,9 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
         stop = False
         for attempt in range(attempts):
             try:
-                stored = _post(endpoint, token, body, run_id, timeout_s, resolver, lang, asking)
+                good, stored = _post_any(endpoints, good, token, body, run_id, timeout_s, resolver, lang, asking)
             except _Refused as exc:
-                sent = aside(path, str(exc), endpoint, run_id)
+                sent = aside(path, str(exc), exc.endpoint or endpoints[good], run_id)
                 stop = sent.outcome == HELD  # a quarantine that takes nothing: stop before the next refusal
                 break
             except _Held as exc:
@@ -488,6 +538,11 @@ def send_all(url: str, token: str, folder: Path, attempts: int = 4, base_s: floa
 # --- what a person is told --------------------------------------------------------------------
 
 
+def shown_urls(url: str) -> str:
+    """One collector URL or several (comma-separated), each without credentials or query."""
+    return ",".join(redact_url(u.strip()) for u in url.split(","))
+
+
 def _plural(lang: str, key: str, n: int, **args: Any) -> str:
     return word(lang, f"{key}_one", **args) if n == 1 else word(lang, key, n=n, **args)
 
@@ -496,7 +551,7 @@ def own_line(report: Report, run_id: str, url: str, folder: Path, lang: str) -> 
     """The run's own upload in one line for its summary, and its outcome: stored, waiting (it
     goes later), quarantined or held (both a failure of this run: its exit code says error)."""
     mine = report.for_run(run_id)
-    shown = redact_url(url)
+    shown = shown_urls(url)
     if mine is None:  # gone before this call read it: another readiness on this machine took it,
         if os.path.lexists(quarantine_dir(folder) / f"{run_id}.json"):  # and set it aside,
             return word(lang, "upload.run_quarantined", why="?", folder=str(quarantine_dir(folder))), QUARANTINED
@@ -521,7 +576,7 @@ def other_lines(report: Report, url: str, folder: Path, lang: str, skip_run: str
              for s in mine if s.outcome == QUARANTINED]
     sent = [s for s in mine if s.outcome == STORED]
     if sent:
-        lines.append((_plural(lang, "upload.uploaded", len(sent), url=redact_url(url)), False))
+        lines.append((_plural(lang, "upload.uploaded", len(sent), url=shown_urls(url)), False))
     own = report.for_run(skip_run) if skip_run else None
     if report.held and not (own and own.outcome == HELD):  # the run's own line says it already
         lines.append((word(lang, "upload.held", why=report.held, folder=str(folder)), True))

@@ -30,10 +30,11 @@ def head() -> str:
     return ScriptDirectory.from_config(_config(None)).get_current_head()
 
 
-def upgrade(conn: Any) -> None:
+def upgrade(conn: Any, target: str = "head") -> None:
+    """To ``target``: the head, or an older revision (the tests make a previous release's database so)."""
     from alembic import command
 
-    command.upgrade(_config(conn), "head")
+    command.upgrade(_config(conn), target)
 
 
 def current(conn: Any) -> str | None:
