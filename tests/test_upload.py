@@ -139,6 +139,19 @@ def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(cli, tmp_pat
     assert [p.stem for p in (tmp_path / "spool").glob("*.json")] == [doc["run_id"]]  # not stored: kept
 
 
+def test_with_replicas_a_redirecting_one_is_passed_over_and_followed_nowhere(cli, tmp_path, recorder, token_file):
+    elsewhere = recorder()
+    portal = recorder(lambda _r, _b: (302, {"Location": f"{elsewhere.url}/api/v1/results"}, b""))
+    replica = recorder()
+    env = spool_env(tmp_path)
+    doc = docs.document()
+    spooled(tmp_path / "spool", doc)
+    done = cli("upload", f"{portal.url},{replica.url}", "--token-file", str(token_file), env=env)
+    assert done.returncode == 0, done.stderr
+    assert [s["run_id"] for s in replica.seen] == [doc["run_id"]] and elsewhere.seen == []
+    assert list((tmp_path / "spool").glob("*.json")) == []
+
+
 def test_urlopen_follows_no_redirect_with_credentials(recorder):
     """proxies.urlopen, kept for requests other than uploads: with Authorization, a 3xx is an error."""
     import urllib.error
