@@ -3,7 +3,8 @@
 Order of the checks is cheapest first, and each refusal is an ``Refused`` carrying the HTTP
 status and one plain reason: size (413), JSON (400), nesting depth, NUL characters and
 non-finite numbers (400: the database could not hold them, and no result has them), the result
-schema (422), label lengths (422), the token's site (403), a run id already stored for another
+schema (422), a start time more than ``result.CLOCK_TOLERANCE`` after the arrival (400
+``clock_ahead``: a clock ahead would keep it its room's newest result), label lengths (422), the token's site (403), a run id already stored for another
 site (409). A stored run, or a run stored before, is success (idempotent by run id).
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from readiness.collector.jsontext import dumps, loads
 from readiness.collector.store import HOST_MAX, RawJSON, REVOKED, Store, TEXT_MAX, utcnow
-from readiness.result import Result, ResultError, checked_data, parse_utc
+from readiness.result import CLOCK_TOLERANCE, Result, ResultError, checked_data, parse_utc
 from readiness.plugins import described
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a result with a camera snapshot is ~100 kB
@@ -31,6 +32,7 @@ class Refused(Exception):
     status: int
     code: str
     reason: str
+    facts: dict[str, Any] | None = None  # plain values the collector may note (clock_ahead: whose, when)
     run_id: str | None = None  # when known: the document was read and its run id is well formed
 
     def __str__(self) -> str:
@@ -79,6 +81,18 @@ def validate(data: dict[str, Any]) -> tuple[Result, bool]:
         return checked_data(data, "upload")
     except ResultError as exc:
         raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
+
+
+def _stamp(when: Any) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clock_ahead_reason(started: Any, received: Any) -> str:
+    """Why a result dated ahead of its arrival is refused (the agent shows it, the server logs it)."""
+    minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
+    return (f"the result starts at {_stamp(started)} by its computer's clock, after it arrived ({_stamp(received)}; "
+            f"{minutes} minutes are tolerated): that computer's clock is ahead. Set its clock (or check its clock "
+            "battery) and run again; this result is not stored")
 
 
 def room_key(site: str, room: str, hostname: str, run_id: str, browser: bool = False) -> str:
@@ -187,6 +201,11 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
     started = parse_utc(data["started_utc"])
     if started.tzinfo is None:
         started = started.replace(tzinfo=timezone.utc)
+    received = utcnow()
+    if started - received > CLOCK_TOLERANCE:
+        raise Refused(400, "clock_ahead", clock_ahead_reason(started, received),
+                      {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname,
+                       "started": _stamp(started), "received": _stamp(received)})
     judgement = data.get("judgement")
     verdict = (judgement.get("verdict") or judgement.get("overall")) if isinstance(judgement, dict) else None
     # every check the run holds, whatever its status: the fleet state takes each check's newest
@@ -196,7 +215,7 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
         raise Refused(422, "too_long", f"a check name is longer than {TEXT_MAX} characters")
     key = room_key(site, room, hostname, data["run_id"], browser=host.get("measured_by") == "browser")
     row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname, "room_key": key,
-           "started": started, "received": utcnow(), "profile": profile, "verdict": verdict,
+           "started": started, "received": received, "profile": profile, "verdict": verdict,
            "coverage": coverage(judgement)}
     row["summary"], reqs = summary_of(data)
     return row, measured, reqs
@@ -218,13 +237,13 @@ def _as_stored(body: bytes, data: dict[str, Any], changed: bool) -> Any:
 def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
     """Everything about one upload that needs no database: ("ok", row, checks, document, reqs) with
     document None when the bytes themselves are to be stored, or ("refused", status, code,
-    reason). Plain values only, so it can run in a worker process (``Checkers``)."""
+    reason, facts). Plain values only, so it can run in a worker process (``Checkers``)."""
     try:
         data = parse(body, max_bytes)
         _, changed = validate(data)
         row, measured, reqs = row_of(data)
     except Refused as exc:
-        return ("refused", exc.status, exc.code, exc.reason)
+        return ("refused", exc.status, exc.code, exc.reason, exc.facts)
     document = _as_stored(body, data, changed)
     return ("ok", row, measured, None if isinstance(document, RawJSON) else document, reqs)
 
@@ -368,10 +387,10 @@ def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY
         if token is not None and _revoked(store, token):  # the gate may have known it a moment ago
             raise Refused(401, "revoked_token", REVOKED_REASON)
         raise Refused(403, "wrong_site", f"this token submits results for site {token_site!r} only; "
-                                         f"the result is labelled site {row['site']!r}", row["run_id"])
+                                         f"the result is labelled site {row['site']!r}", run_id=row["run_id"])
     stored, other_site = store.store(row, document, measured, reqs, token)
     if other_site == REVOKED:
         raise Refused(401, "revoked_token", REVOKED_REASON)
     if not stored and other_site != row["site"]:
-        raise Refused(409, "run_id_taken", "a result with this run id is already stored for another site", row["run_id"])
+        raise Refused(409, "run_id_taken", "a result with this run id is already stored for another site", run_id=row["run_id"])
     return {"run_id": row["run_id"], "stored": "new" if stored else "already"}

@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from readiness.server.clients import Network, is_trusted, resolve
+
 DEFAULT_LIMITS: dict[str, float] = {
     "max_bytes": 256 * 1024 * 1024,  # per request, either direction
     "max_transfers": 16,  # concurrent /__down + /__up (a client gets at most half)
@@ -129,9 +131,11 @@ class Request:
     path: str
     query: dict[str, list[str]]
     headers: Any  # email.message.Message: .get(name), .get_all(name)
-    client: str  # the client's IP address
+    client: str  # the client's IP address (behind a trusted proxy: the one it names, see server.clients)
     body: Body
     server: "Server"
+    local: bool = False  # from this machine itself, not through a proxy that hides who (server.clients)
+    peer: str = ""  # the TCP peer: the client, or the trusted proxy that forwarded the request
 
     @property
     def limits(self) -> dict[str, float]:
@@ -201,10 +205,12 @@ class _Counted:
         self.held = 0
         self.by_client: dict[str, int] = {}
 
-    def take(self, ip: str) -> bool:
+    def take(self, ip: str, capped: bool = True) -> bool:
+        """One more for ``ip``; ``capped`` False: only the total applies (a trusted proxy's
+        connections carry many clients)."""
         with self.lock:
             mine = self.by_client.get(ip, 0)
-            if self.held >= self.total or mine >= self.per_client:
+            if self.held >= self.total or (capped and mine >= self.per_client):
                 return False
             self.held += 1
             self.by_client[ip] = mine + 1
@@ -235,7 +241,7 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, addr, handler, limits: dict, routes: Iterable[Route] = (), ssl_context: Any = None,
-                 events: Any = None) -> None:
+                 events: Any = None, trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, handler)
         self.ssl_context = ssl_context
@@ -245,10 +251,11 @@ class Server(ThreadingHTTPServer):
         self.connections = _Counted(int(limits["max_connections"]), max(1, int(limits["max_connections"]) // 8))
         self.stopping = threading.Event()
         self.events = events if events is not None else Refusals()
+        self.trusted_proxies = trusted_proxies  # reverse proxies whose forwarding headers count
 
     def process_request(self, request, client_address) -> None:
         # runs in the accepting thread: refuse at once, never block
-        if not self.connections.take(client_address[0]):
+        if not self.connections.take(client_address[0], capped=not is_trusted(client_address[0], self.trusted_proxies)):
             self.events.refused(client_address[0], "refused: too many connections")
             try:
                 request.setblocking(False)
@@ -492,7 +499,8 @@ class _Handler(BaseHTTPRequestHandler):
                                                                f"{length} bytes, at most {int(limit)}")
             self._refuse(413, f"at most {int(limit)} bytes per request")
             return
-        ip = self.client_address[0]
+        who = resolve(self.client_address[0], self.headers, self.server.trusted_proxies)
+        ip = who.address
         if route.transfer and not self.server.transfers.take(ip):
             self.server.events.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
             self._refuse(503, "busy", {"Retry-After": "5"})
@@ -500,7 +508,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._deadline = time.monotonic() + self.server.limits["max_request_s"]
         self._raw.deadline = self._deadline
         body = Body(self, length)
-        req = Request(self.command, url.path, parse_qs(url.query), self.headers, ip, body, self.server)
+        req = Request(self.command, url.path, parse_qs(url.query), self.headers, ip, body, self.server, who.local, who.peer)
         try:
             try:
                 resp = route.handler(req)
@@ -544,8 +552,9 @@ def check_limits(lim: dict) -> None:
 
 
 def listen(host: str, port: int, routes: Iterable[Route], limits: dict, ssl_context: Any = None,
-           events: Any = None) -> Server:
+           events: Any = None, trusted_proxies: tuple[Network, ...] = ()) -> Server:
     """A bound server for ``routes`` (first match wins), not yet serving; raises OSError when the
-    address cannot be had. ``limits`` are :data:`DEFAULT_LIMITS`, checked, with overrides."""
+    address cannot be had. ``limits`` are :data:`DEFAULT_LIMITS`, checked, with overrides;
+    ``trusted_proxies``: reverse proxies whose forwarding headers name the client (``server.clients``)."""
     check_limits(limits)
-    return Server((host, port), _Handler, limits, routes, ssl_context, events)
+    return Server((host, port), _Handler, limits, routes, ssl_context, events, trusted_proxies)
