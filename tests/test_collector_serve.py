@@ -560,7 +560,8 @@ def test_a_result_dated_ahead_of_its_arrival_is_refused_and_never_freezes_its_ro
         assert "uppladdningen avvisades: starttiden 2099-01-01T" in page.decode()
     finally:
         log = c.stop()
-    assert re.search(r"127\.0\.0\.1 upload refused \(400 clock_ahead\): the result starts at 2099-01-01T", log), log
+    assert re.search(rf"127\.0\.0\.1 upload: site 'Stockholm', run {future['run_id']}: refused \(400 clock_ahead\): "
+                     r".the result starts at 2099-01-01T", log), log
 
 
 def test_advice_and_links_from_an_upload_are_never_shown_as_the_organisations(cli, tmp_path, sqlite_url, token_file):

@@ -213,7 +213,8 @@ class Collector:
             resp.close = True  # what is left of the body must not be read as the next request
             return resp
         except Refused as exc:
-            self._logged(req, site, exc.run_id, f"refused ({exc.status} {exc.code}): {exc.reason[:200]!r}")
+            run_id = exc.run_id or (exc.facts or {}).get("run_id")
+            self._logged(req, site, run_id, f"refused ({exc.status} {exc.code}): {exc.reason[:200]!r}")
             if exc.code == "revoked_token":
                 with self._tokens_lock:
                     self._tokens.pop(secret, None)
