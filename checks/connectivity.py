@@ -19,7 +19,8 @@ import time
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
 from readiness.measure import netcommon as net, stun
 from readiness.measure.netinfo import vpn_interfaces
-from readiness.measure.proxies import ProxyResolver, open_tunnel, public_tls_context, tls_context
+from readiness.measure import proxies as trust_stores  # the module: its trust stores are looked up at each handshake
+from readiness.measure.proxies import ProxyResolver, open_tunnel
 
 
 DEFAULT_SERVICES = [
@@ -305,7 +306,8 @@ def _tls_handshakes(connect, host, timeout) -> dict:
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
     first_error = None
-    for context, trust in ((public_tls_context(), "trusted"), (tls_context(), "intercepted"), (unverified, "not trusted")):
+    for context, trust in ((trust_stores.public_tls_context(), "trusted"), (trust_stores.tls_context(), "intercepted"),
+                           (unverified, "not trusted")):
         try:
             secs, version, cert = attempt(context)
         except ssl.SSLCertVerificationError as e:

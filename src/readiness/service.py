@@ -50,6 +50,7 @@ class ServeOptions:
     ingest_workers: int | None = None
     trusted_proxies: tuple[Any, ...] = ()  # networks (ipaddress) whose forwarding headers name the client
     own_lists: tuple[str, ...] = ()  # the organisation's requirement lists: the words /fleet and /runs show
+    org: str = ""  # the organisation's name: the self-test page says who keeps a partner's result
 
 
 class Site:
@@ -151,4 +152,4 @@ def build(opts: ServeOptions, open_store: Callable[[str], Any] | None = None) ->
             raise ServiceError("a database was given but no way to open it")
         collector, collect = _collector(opts, open_store, ssl_context is not None)
         routes = collector.routes()
-    return Site(opts, ssl_context, SelfTest(folder, collect=collect), collector, routes)
+    return Site(opts, ssl_context, SelfTest(folder, collect=collect, org=opts.org), collector, routes)

@@ -32,13 +32,14 @@ from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_sto
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
+@click.option("--org", metavar="NAME", default="", help="Your organisation's name: the self-test page tells partners it keeps their result (else: \"the organisation that sent you this link\").")
 @click.option("--print-unit", is_flag=True, help="Print a hardened systemd unit that runs this server with the options given, and exit.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
           ingest_workers: int | None, print_unit: bool, trusted_proxies: tuple[str, ...],
-          own_lists: tuple[str, ...]) -> None:
+          own_lists: tuple[str, ...], org: str) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -74,7 +75,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
                         max_connections=max_connections, timeout=timeout, max_seconds=max_seconds, tls_cert=tls_cert,
                         tls_key=tls_key, results_dir=results_dir, db_url=db_url, public_read=public_read,
                         keep_days=keep_days, max_upload_mb=max_upload_mb, ingest_workers=ingest_workers,
-                        trusted_proxies=tuple(proxies), own_lists=own_lists)
+                        trusted_proxies=tuple(proxies), own_lists=own_lists, org=org)
     try:
         site = build(opts, open_store=lambda url: open_store(url, create=True))
     except ServiceError as exc:
@@ -102,8 +103,13 @@ def _print_unit(ctx: click.Context) -> None:
         if param.is_flag:
             if value:
                 options.append((param.opts[0], None))
-        elif value is not None:
-            options.append((param.opts[0], str(value)))
+            continue
+        for one in (value if param.multiple else (value,)):  # a repeatable option: once per value
+            if one is None:
+                continue
+            if isinstance(param.type, click.Path):  # the unit runs in its own folder: paths absolute
+                one = Path(one).expanduser().absolute()
+            options.append((param.opts[0], str(one)))
     p = ctx.params
     try:
         program = program_path(sys.argv[0], shutil.which("readiness"))

@@ -39,7 +39,7 @@ from readiness.judge.verdicts import Judgement
 from readiness.judge.wording import OwnWords
 from readiness.render.report import render_report
 from readiness.result import Result
-from readiness.server.http import BodyError, Request, Response, Route
+from readiness.server.routes import BodyError, Request, Response, Route
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"

@@ -148,11 +148,57 @@ def sqlalchemy_url(url: str, create: bool = True) -> str:
         path = Path(parsed.database).expanduser().resolve()
         if not path.parent.is_dir():
             raise StoreError(f"no folder {path.parent} for the SQLite database")
-        if not create and not path.is_file():
+        if not create and not path.exists():
             raise StoreError(f"no database file {path} (`readiness serve --db URL` creates it)")
+        if create:
+            _create_private(path)
+        _check_sqlite_file(path)
     else:
         raise StoreError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
     return parsed.render_as_string(hide_password=False)
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def _create_private(path: Path) -> None:
+    """Make a new database file readable and writable by its owner only (0600), before SQLite
+    opens it: SQLite gives its -wal and -shm files the mode of the database file, so all three
+    stay private (it would make them 0644 under the usual umask). An existing file keeps its mode."""
+    import os
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the database file {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """A StoreError, in plain words, unless ``path`` is a regular file that is empty (new) or
+    starts as an SQLite database does: never opened if it is a pipe or device (no wait), and
+    never handed to SQLite if it is something else (its "file is not a database" is no message)."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot open the database file {path}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"{path} is not a regular file (a folder, pipe or device), so not a database")
+        head = os.read(fd, len(_SQLITE_HEADER)) if st.st_size else b""
+    finally:
+        os.close(fd)
+    if head and head != _SQLITE_HEADER:
+        raise StoreError(f"{path} is not an SQLite database (it holds something else); give the collector's "
+                         "database file, or a new name for a new one")
 
 
 def redacted(url: str) -> str:

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from readiness.measure.stun import DEFAULT_PORT as DEFAULT_STUN_PORT
-from readiness.server.http import (DEFAULT_LIMITS, BodyError, Request, Response, Route, check_limits, listen,
-                                   log)
+from readiness.server.http import DEFAULT_LIMITS, check_limits, listen, log
+from readiness.server.routes import BodyError, Request, Response, Route
 from readiness.server.stun import Responder
 
 DEFAULT_HTTP_PORT = 8080
@@ -67,6 +67,8 @@ def _down(req: Request) -> Response:
                 sent += n
             outcome = "complete"
         finally:
+            if outcome != "complete":
+                outcome = req.cut_reason() or outcome  # a slot given to another network says so
             req.server.events.transfer(req.client, "down", sent, started, time.monotonic(), outcome)
 
     return Response(200, stream(), "application/octet-stream", length=nbytes,
