@@ -33,7 +33,8 @@ from readiness.collector.fleetdb import FleetView
 from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKED_REASON, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
 from readiness.collector.store import Store, Tally, Unavailable
-from readiness.fleet.collect import Skipped, Why
+from readiness.fleet.files import Why
+from readiness.fleet.model import Skipped
 from readiness.i18n import languages
 from readiness.judge.verdicts import Judgement
 from readiness.judge.wording import OwnWords
