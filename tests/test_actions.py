@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings, strategies as st
+
 from readiness.fleet.actions import Req, Unit, action_kind, plan_actions, site_root_causes
+from readiness.fleet.step5 import _combination
 
 REQS = [
     Req("camera.height_px", True),                  # 0
@@ -111,3 +114,59 @@ def test_an_actions_advice_follows_most_of_its_agent_rooms_and_not_browser_rows(
     assert camera.by_majority()[0] == 0 and camera.failing == {0: [3, 0], 1: [1, 6]}
     [camera] = plan_actions(browsers, REQS)  # browser rows alone: theirs is the advice
     assert camera.by_majority() == [1]
+
+
+# --- property: the steps an action names really make the units it counts ready ----------------
+
+STATUSES = st.sampled_from(["PASS", "PASS", "FAIL", "WARN", "UNKNOWN"])
+UNITS = st.lists(st.tuples(st.dictionaries(st.integers(0, len(REQS) - 1), STATUSES, max_size=len(REQS)),
+                           st.sampled_from(["A", "B", "C", ""]), st.sampled_from(["agent", "agent", "browser"])),
+                 min_size=1, max_size=12)
+
+
+def _fleet(drawn: list) -> list[Unit]:
+    return [Unit(key=f"u{n}", site=site, room=f"r{n}", host=f"h{n}", by=by,
+                 statuses={i: "PASS" for i in range(len(REQS))} | fails) for n, (fails, site, by) in enumerate(drawn)]
+
+
+def _ready_with(units: list[Unit], actions: list, steps: set[int]) -> set[str]:
+    """The agent units ready once exactly ``steps`` (ranks) are done: every blocking action listing them is among them."""
+    return {u.key for u in units if u.by != "browser"
+            and {a.rank for a in actions if not a.advice and u.key in a.units} <= steps}
+
+
+@settings(max_examples=400, deadline=None)
+@given(UNITS)
+def test_the_steps_an_action_names_make_the_units_it_counts_ready(drawn: list) -> None:
+    units = _fleet(drawn)
+    actions = plan_actions(units, REQS)
+    before = _ready_with(units, actions, set())
+    for a in actions:
+        if a.advice:
+            continue
+        named = {a.rank, *a.together_with}
+        assert all(r < a.rank for r in a.together_with)
+        # itself and the steps it is "with": at least the units it says it makes ready
+        assert len(_ready_with(units, actions, named) - before) >= a.makes_ready, (a.rank, a.together_with)
+        # and this step with every step above it: exactly the cumulative column
+        assert len(_ready_with(units, actions, set(range(1, a.rank + 1)))) == a.ready_after
+    combination = _combination([a.to_dict() for a in actions])
+    if combination is not None:  # "No single fix …: steps X together make n ready"
+        assert combination["ready"] > 0
+        assert len(_ready_with(units, actions, set(combination["steps"])) - before) >= combination["ready"]
+
+
+def test_a_step_completing_units_names_every_step_any_of_them_needs() -> None:
+    # the Teams install readies u1 first; UDP then readies u0 (UDP alone) and u2 (UDP and the
+    # install): the UDP step is "with step 1", though the first of the two it readies needs no other
+    units = [unit("u0", "A", {2: "FAIL"}), unit("u1", "A", {4: "FAIL"}), unit("u2", "A", {2: "FAIL", 4: "FAIL"})]
+    got = [(a.rank, a.kind, a.makes_ready, a.ready_after, a.together_with) for a in plan_actions(units, REQS)]
+    assert got == [(1, "install", 1, 1, []), (2, "udp_ports", 2, 3, [1])]
+
+
+def test_browser_rows_are_in_an_action_but_not_in_its_readiness_count() -> None:
+    agents = [unit("a1", "A", {0: "FAIL"}), unit("a2", "A", {})]
+    browser = Unit(key="b1", site="A", room="a2", host="b1", by="browser",
+                   statuses={i: "PASS" for i in range(len(REQS))} | {0: "FAIL"})
+    [camera] = plan_actions(agents + [browser], REQS)
+    assert sorted(camera.units) == ["a1", "b1"] and (camera.makes_ready, camera.ready_after) == (1, 2)

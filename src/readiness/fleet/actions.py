@@ -19,9 +19,11 @@ did. Three ideas:
   touches more units. So the first line is the single fix that turns the most rooms green, the
   second the best next one given the first, and so on; where no single fix readies anything,
   the first lines are the fixes of the rooms closest to ready, and the step that completes
-  them names the steps it needs with it (``together_with``). Each step carries how many units
-  are ready once it and every step above it are done (``ready_after``, counting those already
-  ready).
+  them names the steps it needs with it (``together_with``: every earlier step any unit it
+  readies needs, so doing exactly those steps readies them all). Each step carries how many
+  units are ready once it and every step above it are done (``ready_after``, counting those
+  already ready). Readiness is counted over the agent's units only, as the fleet's tiles count
+  the organisation: a browser self-test row is in an action (and its advice), not in its count.
 - **Advice from the majority.** Each action counts, per requirement, how many of its units fail
   it — the agent's units apart from browser self-test rows — so the fix shown for "the camera"
   is the one most of its rooms need, and a browser row arriving cannot change it.
@@ -53,7 +55,7 @@ class Unit:
     room: str
     host: str
     statuses: Mapping[int, str]
-    by: str = "agent"  # "browser": a self-test page row, counted apart when choosing an action's advice
+    by: str = "agent"  # "browser": a self-test page row, counted apart (advice, readiness)
 
 
 @dataclass(frozen=True)
@@ -170,15 +172,20 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
     ready: set[str] = set()
     order: list[Action] = []
 
+    # readiness is counted over the organisation's units as its agents measured them (the fleet
+    # tiles' definition): a browser self-test row shapes an action's advice, never its count
+    counted = {u.key for u in units if u.by != "browser"}
+
     def gained(k: tuple[str, str, str | None, bool]) -> int:
         taken = done | {k}
-        return sum(1 for uk in actions[k].units if uk not in ready and needs[uk] <= taken)
+        return sum(1 for uk in actions[k].units if uk in counted and uk not in ready and needs[uk] <= taken)
 
     def closest(k: tuple[str, str, str | None, bool]) -> int:
-        """How near to ready its nearest unit is: minus the fixes that unit still lacks."""
-        return -min((len(needs[uk] - done) for uk in actions[k].units if uk not in ready), default=1 << 30)
+        """How near to ready its nearest (counted) unit is: minus the fixes that unit still lacks."""
+        return -min((len(needs[uk] - done) for uk in actions[k].units if uk in counted and uk not in ready),
+                    default=1 << 30)
 
-    ready_count = sum(1 for u in units if u.key not in needs)  # nothing blocking: ready already
+    ready_count = sum(1 for u in units if u.key in counted and u.key not in needs)  # nothing blocking: ready already
     rank_of: dict[tuple[str, str, str | None, bool], int] = {}
     while pending:
         # max keeps the first of equals
@@ -186,13 +193,14 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
         pending.remove(best)
         done.add(best)
         rank_of[best] = len(order) + 1
-        newly = [uk for uk in actions[best].units if uk not in ready and needs[uk] <= done]
+        newly = [uk for uk in actions[best].units if uk in counted and uk not in ready and needs[uk] <= done]
         ready.update(newly)
         ready_count += len(newly)
         a = actions[best]
         a.makes_ready, a.ready_after = len(newly), ready_count
-        if newly:  # the other steps the first of them needed (the same for all when ranked this way)
-            a.together_with = sorted(rank_of[k] for k in needs[newly[0]] if k != best)
+        # every other step any of them needed: this step and those make all of them ready (the
+        # first one's needs alone can leave out a step another of them needs)
+        a.together_with = sorted({rank_of[k] for uk in newly for k in needs[uk] if k != best})
         order.append(a)
     advice = sorted((a for k, a in actions.items() if k[3]), key=lambda a: (-len(a.units), a.kind, a.subject))
     for rank, a in enumerate(order + advice, start=1):

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from readiness import __version__
 from readiness.fleet.files import said
 from readiness.fleet.model import FLEET_KIND, FLEET_SCHEMA_VERSION, Fleet, Run
-from readiness.fleet.step5 import analysis, partner_sites
+from readiness.fleet.step5 import analysis, organisation, partner_sites
 from readiness.i18n.format import format_bound
 from readiness.judge.requirements import Requirement
 from readiness.judge.verdicts import FAIL, PARTIAL, PASS, UNKNOWN, WARN
@@ -185,7 +185,7 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
     # distributions. Browser self-tests and partner organisations are counted apart.
     partners = list(partners)
     theirs = partner_sites(fleet.runs, partners)
-    org = [r for r in fleet.runs if r.site not in theirs and r.facts.get("by") != "browser"]
+    org = organisation(fleet.runs, theirs)
     apart = {"browser": _counts(r for r in fleet.runs if r.site not in theirs and r.facts.get("by") == "browser"),
              "partners": _counts(r for r in fleet.runs if r.site in theirs)}
     hists = []
@@ -237,7 +237,7 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         "histograms": hists,
         "trend": trend(fleet.per_day),
         "rows": [row_state(r, stamps) for r in fleet.runs],
-        "step5": analysis(fleet.runs, fleet.requirements, lang, partners, fleet.rejudged_by),
+        "step5": analysis(fleet.runs, fleet.requirements, lang, partners, fleet.rejudged_by, theirs=theirs),
         "skipped": [{"path": s.path, "reason": said(s.reason, lang)} for s in fleet.skipped],
     }
 

@@ -99,6 +99,13 @@ def partner_sites(runs: Sequence[Any], named: Iterable[str] = ()) -> set[str]:
     return set(named) | (browser_sites - agent_sites)
 
 
+def organisation(runs: Iterable[Any], theirs: set[str]) -> list[Any]:
+    """The organisation's own rooms and computers as its agents measured them: not a partner's
+    (``theirs``: :func:`partner_sites`), not a browser self-test. What the fleet's tiles and
+    distributions count, and the total of the action list's "ready after this step"."""
+    return [r for r in runs if r.site not in theirs and getattr(r, "facts", {}).get("by", "agent") != "browser"]
+
+
 def _req_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> dict[str, list[dict[str, Any]]]:
     """Per section, each requirement with how many units pass, miss or could not show it."""
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in SECTIONS}
@@ -233,9 +240,10 @@ def _partner_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> list[d
 
 
 def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partners: Iterable[str] = (),
-             rejudged: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The step-5 sections, the action list and the partner organisations, as plain data."""
-    partner = partner_sites(runs, partners)
+             rejudged: dict[str, Any] | None = None, *, theirs: set[str] | None = None) -> dict[str, Any]:
+    """The step-5 sections, the action list and the partner organisations, as plain data.
+    ``theirs``: the partner sites when the caller has them already (``partner_sites(runs, partners)``)."""
+    partner = partner_sites(runs, partners) if theirs is None else theirs
     own = [r for r in runs if r.site not in partner]
     theirs = [r for r in runs if r.site in partner]
     units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses,
@@ -255,6 +263,7 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
         d["section"] = section_of(reqs[majority[0]].metric)
         actions.append(d)
     reqrows = _req_rows(own, reqs, lang)
+    org = organisation(own, partner)
     return {
         "sections": {
             "equipment": {"requirements": reqrows["equipment"]},
@@ -265,8 +274,9 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
             "security": {"requirements": reqrows["security"], "facts": _security(own, lang)},
             "support": _support(own, rejudged),
         },
-        "units": len(own),  # the organisation's own rooms and computers (partners apart)
-        "ready_before": sum(1 for r in own if r.verdict_group == "ready"),
+        # the organisation's own rooms and computers as the tiles count them (partners and browser rows apart)
+        "units": len(org),
+        "ready_before": sum(1 for r in org if r.verdict_group == "ready"),
         "actions": actions,
         "combination": _combination(actions),
         "partners": {"sites": _partner_rows(theirs, reqs, lang), "units": len(theirs)},
