@@ -399,3 +399,19 @@ def test_an_actions_advice_stays_when_browser_rows_arrive(cli, tmp_path: Path) -
     fix = "Use a camera that delivers 1920x1080 (1080p); plug it straight into the computer, not through a hub."
     assert camera[0]["fix"] == camera[1]["fix"] == fix
     assert camera[1]["labels"][0].startswith("Camera resolution (1080p")
+
+
+def test_the_action_lists_total_is_the_tiles_total_when_browser_rows_are_in(cli, tmp_path: Path) -> None:
+    from fleet_rooms import room
+
+    browser = [room("sth-b1", "Stockholm", "4.12", {"camera.height_px": 240}, browser=True)]  # 4.12's self-test page
+    figs = aggregate_rooms(cli, rooms_fleet(tmp_path, browser), tmp_path / "f.html")
+    s5 = figs["step5"]
+    assert figs["tiles"]["total"] == s5["units"] == 3 and figs["counts"]["total"] == 4
+    assert s5["ready_before"] == figs["tiles"]["ready"] == 1
+    camera = s5["actions"][0]
+    assert (camera["kind"], camera["units"], camera["makes_ready"]) == ("camera", 2, 1)  # the browser row is in it, not counted
+    assert [a["ready_after"] for a in s5["actions"]] == [2, 2, 3]
+    html = (tmp_path / "f.html").read_text(encoding="utf-8")
+    cells = re.findall(r'<td class="num[^"]*">(\d+ of \d+)(?:<div class="muted">([^<]*)</div>)?</td>', html)
+    assert cells == [("2 of 3", ""), ("2 of 3", ""), ("3 of 3", "with step 2")]
