@@ -96,8 +96,9 @@ CAUSES: tuple[Cause, ...] = (
     Cause("no_camera", ("no_camera_found", "camera_named_not_found", "browser_not_found_camera")),
     Cause("no_microphone", ("no_microphone_found", "browser_not_found_microphone")),
     Cause("no_speaker", ("no_speaker_found",)),
-    Cause("camera_permission", ("camera_permission_macos", "camera_permission_windows",
-                                "camera_permission_device", "browser_denied_camera")),
+    Cause("camera_permission", ("camera_permission_macos", "camera_permission_windows")),
+    Cause("camera_permission_browser", ("browser_denied_camera",)),  # the page's site permission
+    Cause("camera_permission_group", ("camera_permission_device",)),  # Linux: the "video" group
     Cause("microphone_permission", ("browser_denied_microphone",)),
     Cause("camera_busy", ("camera_may_be_in_use", "browser_in_use_camera")),
     Cause("microphone_busy", ("browser_in_use_microphone",)),
@@ -126,6 +127,9 @@ _BY_FINDING = {f: c for c in CAUSES for f in c.findings}
 # Status-based causes (a check that could not run to the end without saying why in a finding)
 DID_NOT_RUN, TIMED_OUT, SKIPPED, CHECK_FAILED, NOT_MEASURED, SERVICE_NOT_MEASURED = (
     "check_did_not_run", "check_timed_out", "check_skipped", "check_failed", "not_measured", "service_not_measured")
+# a figure the self-test page cannot measure (the services themselves, responsiveness): it measures
+# the organisation's own server; the readiness agent on the computer measures the rest
+BROWSER_NOT_MEASURED = "browser_not_measured"
 REQUIREMENT = "requirement"
 _RANK = {FAIL: 0, WARN: 2, UNKNOWN: 3, PASS: 4}
 
@@ -265,7 +269,9 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
         if id(v) in placed:
             continue
         check = v.requirement.check
-        if v.status == UNKNOWN and v.requirement.service and not _measures_service(result.checks.get(check),
+        if v.status == UNKNOWN and result.host.get("measured_by") == "browser":
+            put((BROWSER_NOT_MEASURED,), BROWSER_NOT_MEASURED, check, v)
+        elif v.status == UNKNOWN and v.requirement.service and not _measures_service(result.checks.get(check),
                                                                                    v.requirement.service):
             # the list names a service the check was not set to measure: a setting, not a fault
             put((SERVICE_NOT_MEASURED, check, v.requirement.service), SERVICE_NOT_MEASURED, check, v,
@@ -281,6 +287,27 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
         if d.cause == REQUIREMENT or worst.status in (FAIL, WARN):
             d.lead = _lead(d.items)
     return sorted(out.values(), key=lambda d: d.rank)
+
+
+def checked_areas(result: Result, j: Judgement, found: list[Diagnosis] | None = None) -> list[str]:
+    """The areas (checks the requirement list needs) that measured something they were asked, in
+    the list's order: the one count of "areas checked" for the report, its partial line and the page.
+
+    A check that crashed measured nothing; an area whose only figure is the headline of a cause
+    that left its other requirements unknown ("Camera works: no" when no camera was found) measured
+    nothing either. ``found``: :func:`diagnose`'s answer, when the caller already has it."""
+    found = diagnose(result, j) if found is None else found
+    hollow = {id(d.lead) for d in found
+              if d.lead is not None and d.cause != REQUIREMENT
+              and any(v.status == UNKNOWN and v.requirement.check == d.lead.requirement.check for v in d.items)}
+    return [c for c in needed_areas(j)
+            if any(v.requirement.check == c and v.status != UNKNOWN and id(v) not in hollow for v in j.items)]
+
+
+def needed_areas(j: Judgement) -> list[str]:
+    """The areas the requirement list needs (the judgement's coverage, else its requirements' checks)."""
+    return list(j.coverage.needed) if j.coverage is not None else list(dict.fromkeys(v.requirement.check
+                                                                                     for v in j.items))
 
 
 def _measures_service(record: CheckRecord | None, service: str) -> bool:
@@ -367,8 +394,6 @@ def describe(d: Diagnosis, result: Result, lang: str = "en") -> Words:
     if cause == f"cause.{d.cause}":
         if d.findings:
             cause = finding_text(d.findings[0], lang)
-        elif d.cause == CHECK_FAILED:
-            cause = (d.error or "").strip().rstrip(".") or word(lang, "cause.not_measured")
         else:
             cause = word(lang, "cause.not_measured")
     advice = word(lang, f"advice.{d.cause}", **facts)
