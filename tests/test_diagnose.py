@@ -16,13 +16,15 @@ The real-fault counterpart is tests/test_faults.py.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from readiness.judge.diagnose import CAUSES, describe, diagnose
 from readiness.judge.requirements import Requirement, load_profile
 from readiness.judge.verdicts import PASS, UNKNOWN, judge
-from readiness.render.report import summary_text, view
+from readiness.i18n.format import catalog
+from readiness.render.report import render_report, summary_text, view
 from readiness.result import CheckRecord, Result
 from readiness.plugins import load_plugins
 
@@ -114,3 +116,39 @@ def test_one_cause_behind_two_checks_is_one_headline_naming_both():
     words = describe(d, result, "sv")
     assert words.title == "Mikrofon, Högtalare" and "PortAudio" in words.advice
     assert "mikrofon" not in words.advice.lower()  # advice for the cause, not "connect a microphone"
+
+
+def _one(name: str, status: str, details: dict | None = None, metrics: dict | None = None,
+         error: str | None = None, profile: str = "video-call"):
+    prof = PROFILES[profile]
+    rec = CheckRecord(name=name, status=status, started_utc="2026-12-01T10:00:00.000Z", duration_s=0.1,
+                      metrics=metrics or {}, details=details or {}, error=error)
+    result = Result(run_id="r", started_utc="2026-12-01T10:00:00.000Z", finished_utc="2026-12-01T10:00:10.000Z",
+                    host={}, labels={}, profile=prof.summary(), checks={name: rec}, tool_version="t")
+    return result, judge(result, prof, only_checks={name})
+
+
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_a_camera_the_user_may_not_open_on_linux_gets_the_video_group_advice(lang):
+    result, j = _one("camera", "error", {"findings": [{"code": "camera_permission_device",
+                                                       "args": {"path": "/dev/video0"}}]}, error="denied")
+    (d,) = diagnose(result, j)
+    assert d.cause == "camera_permission_group"
+    words = describe(d, result, lang)
+    t = catalog(lang)
+    assert words.advice == t["advice"]["camera_permission_group"] and "video" in words.advice
+    assert words.advice != t["advice"]["camera_permission"]
+
+
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_a_crashed_check_says_so_in_words_and_keeps_the_raw_error_for_the_appendix(lang):
+    raw = "OSError: [Errno 13] Permission denied: '/sys/class/dmi/id/product_name'"
+    result, j = _one("system", "error", error=raw)
+    t = catalog(lang)
+    text = summary_text(result, j, lang, [])
+    assert t["cause"]["check_failed"] in text and "Errno" not in text
+    v = view(result, j, lang)
+    assert v.measured_areas == []  # a check that crashed measured nothing: no area checked
+    assert v.coverage == t["partial_headline"].format(checks="—", n=0, total=len(v.areas))
+    html = render_report(result, j, lang)
+    assert html.count("Errno 13") == 1 and html.index("Errno 13") > html.index('class="appendix"')
