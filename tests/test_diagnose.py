@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from readiness.judge.diagnose import CAUSES, describe, diagnose
+from readiness.judge.diagnose import CAUSES, describe, diagnose, reconcile
 from readiness.judge.requirements import Requirement, load_profile
 from readiness.judge.verdicts import PASS, UNKNOWN, judge
 from readiness.i18n.format import catalog
@@ -75,7 +75,8 @@ def runs(draw):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs())
 def test_every_requirement_under_one_headline_and_no_contradiction(run):
-    result, judgement = run
+    result, raw = run
+    judgement = reconcile(result, raw)  # what is stored, counted and shown
     found = diagnose(result, judgement)
     placed = [id(v) for d in found for v in d.items]
     assert len(placed) == len(set(placed))  # no requirement under two headlines
@@ -90,11 +91,27 @@ def test_every_requirement_under_one_headline_and_no_contradiction(run):
             words = describe(d, result, lang)
             assert words.advice and not words.advice.startswith(("advice.", "unmeasured.")), (d.to_dict(), words)
             assert words.title and not words.cause.startswith("cause.")
+    # no cause beside a PASS of a metric it explains (advice "you did not hear the tone" under
+    # "Speakers play sound: PASS"); a finding that outranks its figure makes that figure a fault
+    passed = {v.requirement.metric for v in judgement.items if v.status == PASS}
+    for d in found:
+        cause = next((c for c in CAUSES if c.code == d.cause), None)
+        assert cause is None or not passed & set(cause.named()), (d.to_dict(), passed & set(cause.named()))
+    overruled = {m for name, rec in result.checks.items() if rec.status == "ok"
+                 for f in rec.details.get("findings", []) for c in CAUSES
+                 if f["code"] in c.findings and c.overrules for m in c.named()}
+    hit = [v.requirement.severity for v in raw.items if v.status != UNKNOWN and v.requirement.metric in overruled]
     for lang in ("en", "sv"):
-        v = view(result, judgement, lang)
+        first = summary_text(result, raw, lang, []).splitlines()[0]
+        t = catalog(lang)
+        if "required" in hit:  # the rendered summary never says "no fault found" beside that cause
+            assert not first.startswith((t["terminal_PASS"], t["terminal_PARTIAL"])), first
+        elif hit:  # a recommended one: never plain "ready"
+            assert not first.startswith(t["terminal_PASS"] + " "), first
+        v = view(result, raw, lang)
         advice = [c.advice for c in v.causes if c.advice] + [ln.fix for ln in v.lines if ln.fix]
         assert len(advice) == len(set(advice))  # no advice given twice
-        text = summary_text(result, judgement, lang, [])
+        text = summary_text(result, raw, lang, [])
         passed = {(it.requirement.text("label", lang) or it.requirement.metric) for it in judgement.items
                   if it.status == PASS and not [o for o in judgement.items if o.status != PASS
                                                 and o.requirement.metric == it.requirement.metric]}
@@ -152,3 +169,18 @@ def test_a_crashed_check_says_so_in_words_and_keeps_the_raw_error_for_the_append
     assert v.coverage == t["partial_headline"].format(checks="—", n=0, total=len(v.areas))
     html = render_report(result, j, lang)
     assert html.count("Errno 13") == 1 and html.index("Errno 13") > html.index('class="appendix"')
+
+
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_a_person_who_did_not_hear_outranks_a_stream_that_opened(lang):
+    """A stored result with "did not hear" beside playback_ok = True (an older agent, or a page):
+    the speakers fail under that cause; never "no fault found" above the advice."""
+    result, raw = _one("speakers", "ok", {"findings": [{"code": "person_did_not_hear", "args": {"device": "USB"}}]},
+                       {"playback_ok": {"value": True, "unit": ""}})
+    t = catalog(lang)
+    text = summary_text(result, raw, lang, [])
+    assert text.splitlines()[0].startswith(t["terminal_FAIL"]), text
+    j = reconcile(result, raw)
+    [d] = [d for d in diagnose(result, j) if d.cause == "speakers_not_heard"]
+    assert d.lead.requirement.metric == "speakers.playback_ok" and d.lead.status == "FAIL"
+    assert reconcile(result, j) is j  # once is enough

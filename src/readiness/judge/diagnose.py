@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from readiness.i18n.format import word
-from readiness.judge.verdicts import FAIL, PASS, UNKNOWN, WARN, Judgement, Verdict
+from readiness.judge.verdicts import FAIL, PASS, UNKNOWN, WARN, Judgement, Verdict, overall
 from readiness.result import CheckRecord, Result
 
 ALL = "*"  # a cause that explains every requirement of the check reporting it
@@ -59,6 +59,11 @@ class Cause:
     unknowns: tuple[str, ...] = ()
     shared: bool = False
     services: bool = False
+    overrules: bool = False  # its finding outranks the figure: a metric it explains measured PASS is a fault
+
+    def named(self) -> tuple[str, ...]:
+        """The metrics it explains by name (not :data:`ALL`)."""
+        return tuple(m for m in self.explains if m != ALL)
 
     def covers(self, check: str, v: Verdict) -> bool:
         """Does this cause, named by a finding of ``check``, explain verdict ``v``?"""
@@ -87,7 +92,8 @@ CAUSES: tuple[Cause, ...] = (
     Cause("udp_blocked", ("udp_media_silent", "latency_udp_silent", "latency_tcp_only"),
           explains=("connectivity.udp_media_reachable", "latency.udp_reachable"),
           unknowns=_LATENCY_FIGURES, shared=True),
-    Cause("own_server_udp_blocked", ("udp_own_server_silent",), explains=("connectivity.udp_server_reachable",)),
+    Cause("own_server_udp_blocked", ("udp_own_server_silent",), explains=("connectivity.udp_server_reachable",),
+          overrules=True),
     Cause("own_server_only", ("measured_own_server",), explains=(), services=True, shared=True),
     Cause("speed_server_silent", ("speed_server_silent",), shared=True),
     Cause("speed_test_failed", ("speed_test_failed", "speedtest_forbidden", "speedtest_no_config",
@@ -107,10 +113,11 @@ CAUSES: tuple[Cause, ...] = (
     Cause("microphone_gone", ("microphone_gone", "microphone_open_failed", "microphone_stopped")),
     Cause("speaker_gone", ("speaker_gone", "speaker_open_failed", "speaker_stopped")),
     Cause("microphone_silent", ("digital_silence",), explains=("microphone.silent", "microphone.working"),
-          unknowns=(ALL,)),
+          unknowns=(ALL,), overrules=True),
     Cause("speakers_not_heard", ("person_did_not_hear",),
-          explains=("speakers.playback_ok", "speakers.heard", "speakers.heard_by_person"), unknowns=(ALL,)),
-    Cause("speakers_silent", ("loopback_not_heard",), explains=("speakers.heard",), unknowns=(ALL,)),
+          explains=("speakers.playback_ok", "speakers.heard", "speakers.heard_by_person"), unknowns=(ALL,),
+          overrules=True),  # a person who heard nothing outranks a stream that opened
+    Cause("speakers_silent", ("loopback_not_heard",), explains=("speakers.heard",), unknowns=(ALL,), overrules=True),
     Cause("loopback_no_microphone", ("loopback_no_microphone",), explains=(),
           unknowns=("speakers.heard", "speakers.speech_mos", "speakers.loopback_latency_ms")),
     Cause("speech_model_missing", ("speech_model_missing",), explains=(), unknowns=("speakers.speech_mos",)),
@@ -200,9 +207,37 @@ def _status_cause(record: CheckRecord | None) -> str:
     return {"timeout": TIMED_OUT, "skipped": SKIPPED}.get(record.status, CHECK_FAILED)
 
 
+def _named_causes(result: Result) -> list[tuple[str, Cause, dict]]:
+    """(check, cause, finding) for every finding that names a cause, in checks that measured."""
+    named: list[tuple[str, Cause, dict]] = []
+    for check, record in result.checks.items():
+        if record.status != "ok":
+            continue
+        for f in _findings(record):
+            cause = cause_of(f["code"])
+            if cause is not None:
+                named.append((check, cause, f))
+    return named
+
+
+def reconcile(result: Result, judgement: Judgement) -> Judgement:
+    """The judgement with no PASS beside a cause that explains the same metric: a finding that
+    outranks its figure (:attr:`Cause.overrules`: a person who did not hear the tone, digital
+    silence) makes that metric FAIL (WARN when recommended). Returns ``judgement`` itself when
+    nothing changes; every judgement is reconciled before it is stored, counted or shown."""
+    named = {m for _, cause, _ in _named_causes(result) if cause.overrules for m in cause.named()}
+    if not any(v.status == PASS and v.requirement.metric in named for v in judgement.items):
+        return judgement
+    items = [Verdict(v.requirement, FAIL if v.requirement.severity == "required" else WARN, v.value, v.unit)
+             if v.status == PASS and v.requirement.metric in named else v for v in judgement.items]
+    return Judgement(profile=judgement.profile, overall=overall(items), items=items, coverage=judgement.coverage)
+
+
 def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
-    """Every requirement that is not PASS, in exactly one diagnosis, most important first."""
+    """Every requirement that is not PASS, in exactly one diagnosis, most important first.
+    ``judgement`` as :func:`reconcile` leaves it (a PASS a finding overrules is not placed)."""
     bad = [v for v in judgement.items if v.status != PASS]
+    passed = {v.requirement.metric for v in judgement.items if v.status == PASS}
     out: dict[tuple, Diagnosis] = {}
     placed: set[int] = set()
 
@@ -231,7 +266,8 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
         if record is not None and record.status == "ok":
             continue
         check = v.requirement.check
-        found = _findings(record)
+        found = [f for f in _findings(record)  # a cause its own PASS refutes names nothing (see 2.)
+                 if not passed & set(getattr(cause_of(f["code"]), "explains", ()))]
         if record is not None and record.status == "error" and found:
             f = found[0]
             cause = cause_of(f["code"])
@@ -243,14 +279,9 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
 
     # 2. Checks that measured: a finding that names a cause explains what it covers, wherever
     #    that is judged (UDP blocked: connectivity's and latency's requirements alike).
-    named: list[tuple[str, Cause, dict]] = []
-    for check, record in result.checks.items():
-        if record.status != "ok":
-            continue
-        for f in _findings(record):
-            cause = cause_of(f["code"])
-            if cause is not None:
-                named.append((check, cause, f))
+    #    A cause whose own metric measured PASS is refuted (one service's UDP silent while another
+    #    answers is no "UDP blocked"): no advice beside a PASS saying the same thing is fine.
+    named = [(check, cause, f) for check, cause, f in _named_causes(result) if not passed & set(cause.named())]
     for v in bad:
         if id(v) in placed:
             continue

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from readiness.judge.diagnose import (Diagnosis, check_title, checked_areas, describe, diagnose, finding_text,
-                                      needed_areas)
+                                      needed_areas, reconcile)
 from readiness.judge.verdicts import FAIL, UNKNOWN, Judgement, Verdict
 from readiness.result import Result
 from readiness.render.charts import line_chart
@@ -184,6 +184,7 @@ def _line(result: Result, d: Diagnosis, j: Judgement, lang: str) -> Line:
 def view(result: Result, j: Judgement, lang: str = "en") -> View:
     """What both the terminal and the HTML say, in the order they say it: the diagnoses
     (``judge.diagnose``), one per cause, laid out; nothing here decides a cause."""
+    j = reconcile(result, j)  # no PASS beside a finding that outranks it
     verdict = j.verdict
     found = diagnose(result, j)
     checked = checked_areas(result, j, found)  # the one count of areas checked: this line, the facts, the page
@@ -273,6 +274,7 @@ def render_report(result: Result, judgement: Judgement, lang: str = "en") -> str
     if lang not in languages():
         lang = "en"
     template = environment().get_template("report.html")
+    judgement = reconcile(result, judgement)
     return template.render(r=result, j=judgement, v=view(result, judgement, lang), special=_SPECIAL_DETAILS,
                            **template_words(lang))
 

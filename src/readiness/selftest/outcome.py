@@ -14,7 +14,7 @@ from typing import Any
 
 from readiness.i18n.format import word
 from readiness.judge.verdicts import FAIL, PARTIAL, UNKNOWN, WARN, Judgement
-from readiness.judge.diagnose import check_title, checked_areas, needed_areas
+from readiness.judge.diagnose import check_title, checked_areas, needed_areas, reconcile
 from readiness.render.report import view
 from readiness.result import Result
 
@@ -46,6 +46,7 @@ def page_outcome(result: Result, j: Judgement, lang: str, org: str = "") -> dict
 
     ``problems``: every FAIL and WARN (its tiers on one line, as in the report) and every check
     that left a required item unknown, worst first, each with its advice."""
+    j = reconcile(result, j)  # the verdict the view and the report show
     v = view(result, j, lang)
     problems: list[dict[str, str]] = []
     for c in v.causes:  # a cause that left a required item unknown; an unknown recommended one is for the report
