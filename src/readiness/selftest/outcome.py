@@ -33,7 +33,8 @@ def coverage_sentence(result: Result, j: Judgement, lang: str, checked: list[str
         return check_title(c, lang, result.checks[c].title if c in result.checks else "")
 
     needed = needed_areas(j)
-    checked = checked_areas(result, j) if checked is None else checked  # the report's count: an area that measured nothing is not checked
+    # the report's count: an area that measured nothing (a camera not found) is not checked
+    checked = checked_areas(result, j) if checked is None else checked
     rest = [c for c in needed if c not in checked]
     if not rest:
         return word(lang, "selftest_coverage_all", total=len(needed), checked=", ".join(map(title, checked)))
@@ -68,4 +69,5 @@ def page_outcome(result: Result, j: Judgement, lang: str, org: str = "") -> dict
     if verdict == PARTIAL and problems:  # only advice (WARN): not "no fault found" above it
         headline, explain_key = word(lang, "selftest_verdict_PARTIAL_advice"), "selftest_explain_PARTIAL_advice"
     return {"verdict": verdict, "headline": headline, "explain": word(lang, explain_key),
-            "coverage": coverage_sentence(result, j, lang, v.measured_areas), "problems": problems, "keeper": keeper(lang, org)}
+            "coverage": coverage_sentence(result, j, lang, v.measured_areas), "problems": problems,
+            "keeper": keeper(lang, org)}
