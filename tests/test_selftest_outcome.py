@@ -141,3 +141,87 @@ def test_the_served_page_and_answer_name_the_configured_organisation(tmp_path):
     assert "The result is kept by Region Norr, who sent you this link." in page
     assert status == 200 and answer["verdict"] == "FAIL" and answer["outcome"]["keeper"].startswith("The result is kept by Region Norr")
     assert any(x["status"] == "FAIL" and x["text"].startswith("Speakers play sound") for x in answer["outcome"]["problems"])
+
+
+def judged(doc: dict):
+    """(result, judgement) for what the page would post, judged as the server judges it."""
+    import json
+
+    sub = parse(json.dumps(doc).encode())
+    prof = SelfTest._profile(sub["profile"])
+    result = build_result(sub, prof)
+    return result, judge(result, prof, only_checks=set(result.checks))
+
+
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_no_camera_is_no_area_checked_on_the_page_and_in_its_report_alike(lang):
+    """One count of areas checked: the page's sentence, the report's partial line and its facts."""
+    import re
+
+    from readiness.render.report import render_report, view
+
+    doc = observations(lang=lang, camera={"state": "not_found"})
+    said, _ = outcome(doc, lang)
+    t = catalog(lang)
+    assert said["coverage"].startswith(t["selftest_coverage"].split("{n}")[0] + "4 ")
+    assert t["check"]["camera"] not in said["coverage"].split(":")[1].split(".")[0]  # not among those checked
+    result, j = judged(doc)
+    v = view(result, j, lang)
+    assert "camera" not in v.measured_areas and len(v.measured_areas) == 4
+    titles = ", ".join(t["check"][c] for c in v.measured_areas)
+    assert v.coverage == t["partial_headline"].format(checks=titles, n=4, total=8)
+    html = render_report(result, j, lang)
+    assert t["coverage_ran"].format(n=4, total=8) in html
+    assert t["coverage_ran"].format(n=5, total=8) not in re.sub(r"<[^>]+>", "", html)
+
+
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_service_figures_a_browser_cannot_measure_say_so_and_are_not_run_again(lang):
+    """The page measures the organisation's own server: the services' own figures and responsiveness
+    under load are the agent's, with that cause and advice — never "run the check again"."""
+    from readiness.judge.diagnose import diagnose
+    from readiness.render.report import summary_text
+
+    result, j = judged(observations(lang=lang))
+    t = catalog(lang)
+    found = diagnose(result, j)
+    unknown_services = [v for v in j.items if v.status == "UNKNOWN" and v.requirement.service]
+    assert unknown_services  # the page never measures Microsoft Teams' own figures
+    causes = {d.cause for d in found for v in d.items if v in unknown_services}
+    assert causes == {"browser_not_measured"}
+    text = summary_text(result, j, lang, [])
+    assert t["cause"]["not_measured"] not in text and t["unmeasured"]["latency"] not in text
+    assert t["cause"]["browser_not_measured"] in text and t["advice"]["browser_not_measured"] in text
+
+
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_a_camera_denied_by_the_browser_gets_the_browser_advice_and_the_page_shows_the_cause(lang):
+    said, _ = outcome(observations(lang=lang, camera={"state": "denied"}), lang)
+    t = catalog(lang)
+    [cam] = [p for p in said["problems"] if p["advice"] == t["advice"]["camera_permission_browser"]]
+    assert t["finding"]["browser_denied_camera"] in cam["text"]  # the cause, not only the bound
+    assert not [p for p in said["problems"] if p["advice"] == t["advice"]["camera_permission"]]
+
+
+def test_a_cause_is_listed_on_the_page_from_its_own_requirements_not_from_its_title():
+    """A plugin's check whose title holds ", " and that left a required item unknown: its cause is
+    on the page (matched by the diagnosis' own checks and items, not by splitting a title)."""
+    from readiness.judge.requirements import Profile, Requirement
+    from readiness.result import CheckRecord, Result
+
+    rec = CheckRecord(name="dock", title="Dock, hub", status="error", started_utc="2026-12-01T10:00:00.000Z",
+                      duration_s=1.0, error="no dock")
+    result = Result(run_id="r", started_utc="2026-12-01T10:00:00.000Z", finished_utc="2026-12-01T10:00:10.000Z",
+                    host={"measured_by": "browser"}, labels={}, profile={"name": "p", "sha256": "0" * 64},
+                    checks={"dock": rec}, tool_version="t")
+    reqs = [Requirement(metric="dock.ports", min=2, severity="required", label="Dock ports", why="", fix="Plug it in", source=""),
+            Requirement(metric="dock.speed", min=2, severity="recommended", label="Dock speed", why="", fix="", source="")]
+    prof = Profile(name="p", title="P", description="", requirements=reqs, check_settings={}, origin="p",
+                   sha256="0" * 64)
+    said = page_outcome(result, judge(result, prof), "en")
+    assert [p["status"] for p in said["problems"]] == ["UNKNOWN"]
+    assert said["problems"][0]["text"].startswith(catalog("en")["cannot_check"] + " Dock, hub: ")
+    reqs[0] = Requirement(metric="dock.ports", min=2, severity="recommended", label="Dock ports", why="", fix="", source="")
+    prof = Profile(name="p", title="P", description="", requirements=reqs, check_settings={}, origin="p",
+                   sha256="0" * 64)
+    assert page_outcome(result, judge(result, prof), "en")["problems"] == []  # recommended only: the report's

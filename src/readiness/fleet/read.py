@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from readiness.fleet.files import Why, _unreadable, invalid
 from readiness.fleet.model import _CANONICAL, STATUSES, Run
 from readiness.fleet.step5 import facts_of
+from readiness.judge.diagnose import reconcile
 from readiness.judge.requirements import Profile, Requirement
 from readiness.judge.verdicts import Judgement, judge
 from readiness.judge.wording import requirement_key
@@ -136,7 +137,7 @@ class _Reader:
             if self.profile is not None:
                 # each check's requirements are judged where that check ran; the room's state
                 # takes every check from its latest run (see collect)
-                j = judge(result, self.profile, only_checks=set(result.checks))
+                j = reconcile(result, judge(result, self.profile, only_checks=set(result.checks)))
                 needed = tuple(j.coverage.needed) if j.coverage else ()
                 overall, name, statuses = self._judged(j, new)
             elif isinstance(result.judgement, dict):

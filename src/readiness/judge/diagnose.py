@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from readiness.i18n.format import word
-from readiness.judge.verdicts import FAIL, PASS, UNKNOWN, WARN, Judgement, Verdict
+from readiness.judge.verdicts import FAIL, PASS, UNKNOWN, WARN, Judgement, Verdict, overall
 from readiness.result import CheckRecord, Result
 
 ALL = "*"  # a cause that explains every requirement of the check reporting it
@@ -59,6 +59,11 @@ class Cause:
     unknowns: tuple[str, ...] = ()
     shared: bool = False
     services: bool = False
+    overrules: bool = False  # its finding outranks the figure: a metric it explains measured PASS is a fault
+
+    def named(self) -> tuple[str, ...]:
+        """The metrics it explains by name (not :data:`ALL`)."""
+        return tuple(m for m in self.explains if m != ALL)
 
     def covers(self, check: str, v: Verdict) -> bool:
         """Does this cause, named by a finding of ``check``, explain verdict ``v``?"""
@@ -87,7 +92,8 @@ CAUSES: tuple[Cause, ...] = (
     Cause("udp_blocked", ("udp_media_silent", "latency_udp_silent", "latency_tcp_only"),
           explains=("connectivity.udp_media_reachable", "latency.udp_reachable"),
           unknowns=_LATENCY_FIGURES, shared=True),
-    Cause("own_server_udp_blocked", ("udp_own_server_silent",), explains=("connectivity.udp_server_reachable",)),
+    Cause("own_server_udp_blocked", ("udp_own_server_silent",), explains=("connectivity.udp_server_reachable",),
+          overrules=True),
     Cause("own_server_only", ("measured_own_server",), explains=(), services=True, shared=True),
     Cause("speed_server_silent", ("speed_server_silent",), shared=True),
     Cause("speed_test_failed", ("speed_test_failed", "speedtest_forbidden", "speedtest_no_config",
@@ -96,8 +102,9 @@ CAUSES: tuple[Cause, ...] = (
     Cause("no_camera", ("no_camera_found", "camera_named_not_found", "browser_not_found_camera")),
     Cause("no_microphone", ("no_microphone_found", "browser_not_found_microphone")),
     Cause("no_speaker", ("no_speaker_found",)),
-    Cause("camera_permission", ("camera_permission_macos", "camera_permission_windows",
-                                "camera_permission_device", "browser_denied_camera")),
+    Cause("camera_permission", ("camera_permission_macos", "camera_permission_windows")),
+    Cause("camera_permission_browser", ("browser_denied_camera",)),  # the page's site permission
+    Cause("camera_permission_group", ("camera_permission_device",)),  # Linux: the "video" group
     Cause("microphone_permission", ("browser_denied_microphone",)),
     Cause("camera_busy", ("camera_may_be_in_use", "browser_in_use_camera")),
     Cause("microphone_busy", ("browser_in_use_microphone",)),
@@ -106,10 +113,11 @@ CAUSES: tuple[Cause, ...] = (
     Cause("microphone_gone", ("microphone_gone", "microphone_open_failed", "microphone_stopped")),
     Cause("speaker_gone", ("speaker_gone", "speaker_open_failed", "speaker_stopped")),
     Cause("microphone_silent", ("digital_silence",), explains=("microphone.silent", "microphone.working"),
-          unknowns=(ALL,)),
+          unknowns=(ALL,), overrules=True),
     Cause("speakers_not_heard", ("person_did_not_hear",),
-          explains=("speakers.playback_ok", "speakers.heard", "speakers.heard_by_person"), unknowns=(ALL,)),
-    Cause("speakers_silent", ("loopback_not_heard",), explains=("speakers.heard",), unknowns=(ALL,)),
+          explains=("speakers.playback_ok", "speakers.heard", "speakers.heard_by_person"), unknowns=(ALL,),
+          overrules=True),  # a person who heard nothing outranks a stream that opened
+    Cause("speakers_silent", ("loopback_not_heard",), explains=("speakers.heard",), unknowns=(ALL,), overrules=True),
     Cause("loopback_no_microphone", ("loopback_no_microphone",), explains=(),
           unknowns=("speakers.heard", "speakers.speech_mos", "speakers.loopback_latency_ms")),
     Cause("speech_model_missing", ("speech_model_missing",), explains=(), unknowns=("speakers.speech_mos",)),
@@ -126,6 +134,9 @@ _BY_FINDING = {f: c for c in CAUSES for f in c.findings}
 # Status-based causes (a check that could not run to the end without saying why in a finding)
 DID_NOT_RUN, TIMED_OUT, SKIPPED, CHECK_FAILED, NOT_MEASURED, SERVICE_NOT_MEASURED = (
     "check_did_not_run", "check_timed_out", "check_skipped", "check_failed", "not_measured", "service_not_measured")
+# a figure the self-test page cannot measure (the services themselves, responsiveness): it measures
+# the organisation's own server; the readiness agent on the computer measures the rest
+BROWSER_NOT_MEASURED = "browser_not_measured"
 REQUIREMENT = "requirement"
 _RANK = {FAIL: 0, WARN: 2, UNKNOWN: 3, PASS: 4}
 
@@ -196,9 +207,37 @@ def _status_cause(record: CheckRecord | None) -> str:
     return {"timeout": TIMED_OUT, "skipped": SKIPPED}.get(record.status, CHECK_FAILED)
 
 
+def _named_causes(result: Result) -> list[tuple[str, Cause, dict]]:
+    """(check, cause, finding) for every finding that names a cause, in checks that measured."""
+    named: list[tuple[str, Cause, dict]] = []
+    for check, record in result.checks.items():
+        if record.status != "ok":
+            continue
+        for f in _findings(record):
+            cause = cause_of(f["code"])
+            if cause is not None:
+                named.append((check, cause, f))
+    return named
+
+
+def reconcile(result: Result, judgement: Judgement) -> Judgement:
+    """The judgement with no PASS beside a cause that explains the same metric: a finding that
+    outranks its figure (:attr:`Cause.overrules`: a person who did not hear the tone, digital
+    silence) makes that metric FAIL (WARN when recommended). Returns ``judgement`` itself when
+    nothing changes; every judgement is reconciled before it is stored, counted or shown."""
+    named = {m for _, cause, _ in _named_causes(result) if cause.overrules for m in cause.named()}
+    if not any(v.status == PASS and v.requirement.metric in named for v in judgement.items):
+        return judgement
+    items = [Verdict(v.requirement, FAIL if v.requirement.severity == "required" else WARN, v.value, v.unit)
+             if v.status == PASS and v.requirement.metric in named else v for v in judgement.items]
+    return Judgement(profile=judgement.profile, overall=overall(items), items=items, coverage=judgement.coverage)
+
+
 def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
-    """Every requirement that is not PASS, in exactly one diagnosis, most important first."""
+    """Every requirement that is not PASS, in exactly one diagnosis, most important first.
+    ``judgement`` as :func:`reconcile` leaves it (a PASS a finding overrules is not placed)."""
     bad = [v for v in judgement.items if v.status != PASS]
+    passed = {v.requirement.metric for v in judgement.items if v.status == PASS}
     out: dict[tuple, Diagnosis] = {}
     placed: set[int] = set()
 
@@ -227,7 +266,8 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
         if record is not None and record.status == "ok":
             continue
         check = v.requirement.check
-        found = _findings(record)
+        found = [f for f in _findings(record)  # a cause its own PASS refutes names nothing (see 2.)
+                 if not passed & set(getattr(cause_of(f["code"]), "explains", ()))]
         if record is not None and record.status == "error" and found:
             f = found[0]
             cause = cause_of(f["code"])
@@ -239,14 +279,9 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
 
     # 2. Checks that measured: a finding that names a cause explains what it covers, wherever
     #    that is judged (UDP blocked: connectivity's and latency's requirements alike).
-    named: list[tuple[str, Cause, dict]] = []
-    for check, record in result.checks.items():
-        if record.status != "ok":
-            continue
-        for f in _findings(record):
-            cause = cause_of(f["code"])
-            if cause is not None:
-                named.append((check, cause, f))
+    #    A cause whose own metric measured PASS is refuted (one service's UDP silent while another
+    #    answers is no "UDP blocked"): no advice beside a PASS saying the same thing is fine.
+    named = [(check, cause, f) for check, cause, f in _named_causes(result) if not passed & set(cause.named())]
     for v in bad:
         if id(v) in placed:
             continue
@@ -265,7 +300,9 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
         if id(v) in placed:
             continue
         check = v.requirement.check
-        if v.status == UNKNOWN and v.requirement.service and not _measures_service(result.checks.get(check),
+        if v.status == UNKNOWN and result.host.get("measured_by") == "browser":
+            put((BROWSER_NOT_MEASURED,), BROWSER_NOT_MEASURED, check, v)
+        elif v.status == UNKNOWN and v.requirement.service and not _measures_service(result.checks.get(check),
                                                                                    v.requirement.service):
             # the list names a service the check was not set to measure: a setting, not a fault
             put((SERVICE_NOT_MEASURED, check, v.requirement.service), SERVICE_NOT_MEASURED, check, v,
@@ -281,6 +318,27 @@ def diagnose(result: Result, judgement: Judgement) -> list[Diagnosis]:
         if d.cause == REQUIREMENT or worst.status in (FAIL, WARN):
             d.lead = _lead(d.items)
     return sorted(out.values(), key=lambda d: d.rank)
+
+
+def checked_areas(result: Result, j: Judgement, found: list[Diagnosis] | None = None) -> list[str]:
+    """The areas (checks the requirement list needs) that measured something they were asked, in
+    the list's order: the one count of "areas checked" for the report, its partial line and the page.
+
+    A check that crashed measured nothing; an area whose only figure is the headline of a cause
+    that left its other requirements unknown ("Camera works: no" when no camera was found) measured
+    nothing either. ``found``: :func:`diagnose`'s answer, when the caller already has it."""
+    found = diagnose(result, j) if found is None else found
+    hollow = {id(d.lead) for d in found
+              if d.lead is not None and d.cause != REQUIREMENT
+              and any(v.status == UNKNOWN and v.requirement.check == d.lead.requirement.check for v in d.items)}
+    return [c for c in needed_areas(j)
+            if any(v.requirement.check == c and v.status != UNKNOWN and id(v) not in hollow for v in j.items)]
+
+
+def needed_areas(j: Judgement) -> list[str]:
+    """The areas the requirement list needs (the judgement's coverage, else its requirements' checks)."""
+    return list(j.coverage.needed) if j.coverage is not None else list(dict.fromkeys(v.requirement.check
+                                                                                     for v in j.items))
 
 
 def _measures_service(record: CheckRecord | None, service: str) -> bool:
@@ -367,8 +425,6 @@ def describe(d: Diagnosis, result: Result, lang: str = "en") -> Words:
     if cause == f"cause.{d.cause}":
         if d.findings:
             cause = finding_text(d.findings[0], lang)
-        elif d.cause == CHECK_FAILED:
-            cause = (d.error or "").strip().rstrip(".") or word(lang, "cause.not_measured")
         else:
             cause = word(lang, "cause.not_measured")
     advice = word(lang, f"advice.{d.cause}", **facts)

@@ -26,7 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from readiness.judge.diagnose import REQUIREMENT, Diagnosis, check_title, describe, diagnose, finding_text
+from readiness.judge.diagnose import (Diagnosis, check_title, checked_areas, describe, diagnose, finding_text,
+                                      needed_areas, reconcile)
 from readiness.judge.verdicts import FAIL, UNKNOWN, Judgement, Verdict
 from readiness.result import Result
 from readiness.render.charts import line_chart
@@ -183,17 +184,19 @@ def _line(result: Result, d: Diagnosis, j: Judgement, lang: str) -> Line:
 def view(result: Result, j: Judgement, lang: str = "en") -> View:
     """What both the terminal and the HTML say, in the order they say it: the diagnoses
     (``judge.diagnose``), one per cause, laid out; nothing here decides a cause."""
+    j = reconcile(result, j)  # no PASS beside a finding that outranks it
     verdict = j.verdict
+    found = diagnose(result, j)
+    checked = checked_areas(result, j, found)  # the one count of areas checked: this line, the facts, the page
+    needed = needed_areas(j)
     coverage = None
     if j.coverage is not None and j.coverage.partial:
-        ran = [c for c in j.coverage.needed if c in j.coverage.ran]
-        titles = [check_title(c, lang, result.checks[c].title if c in result.checks else "") for c in ran]
-        coverage = word(lang, "partial_headline", checks=", ".join(titles) or "—",
-                        n=len(ran), total=len(j.coverage.needed))
+        titles = [check_title(c, lang, result.checks[c].title if c in result.checks else "") for c in checked]
+        coverage = word(lang, "partial_headline", checks=", ".join(titles) or "—", n=len(checked), total=len(needed))
     causes: list[Cause] = []
     lines: list[Line] = []
     given: set[str] = set()
-    for d in diagnose(result, j):
+    for d in found:
         if d.lead is None:
             words = describe(d, result, lang)
             entry: Cause | Line = Cause(d.checks[0], words.title, words.cause, words.advice, len(d.items), d)
@@ -211,21 +214,8 @@ def view(result: Result, j: Judgement, lang: str = "en") -> View:
     explain = f"explain_{verdict}"
     if coverage is not None and verdict != FAIL and result.host.get("measured_by") == "browser":
         explain = "explain_PARTIAL_browser"  # the rest needs the agent, not another --check
-    needed = j.coverage.needed if j.coverage is not None else list(dict.fromkeys(v.requirement.check for v in j.items))
     return View(verdict, word(lang, f"verdict_{verdict}"), word(lang, explain), coverage, causes, lines,
-                measured_areas(result, j), needed)
-
-
-def measured_areas(result: Result, j: Judgement) -> list[str]:
-    """The areas that measured something they were asked. An area whose only figure is the
-    headline of a cause that left its other requirements unknown ("Camera works: no" when no
-    camera was found) measured nothing: it is not counted as checked."""
-    hollow = {id(d.lead) for d in diagnose(result, j)
-              if d.lead is not None and d.cause != REQUIREMENT
-              and any(v.status == UNKNOWN and v.requirement.check == d.lead.requirement.check for v in d.items)}
-    needed = j.coverage.needed if j.coverage is not None else list(dict.fromkeys(v.requirement.check for v in j.items))
-    return [c for c in needed
-            if any(v.requirement.check == c and v.status != UNKNOWN and id(v) not in hollow for v in j.items)]
+                checked, needed)
 
 
 def unknown_count(n: int, lang: str) -> str:
@@ -284,6 +274,7 @@ def render_report(result: Result, judgement: Judgement, lang: str = "en") -> str
     if lang not in languages():
         lang = "en"
     template = environment().get_template("report.html")
+    judgement = reconcile(result, judgement)
     return template.render(r=result, j=judgement, v=view(result, judgement, lang), special=_SPECIAL_DETAILS,
                            **template_words(lang))
 

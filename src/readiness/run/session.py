@@ -19,7 +19,7 @@ from readiness import __version__
 from readiness.check import RunChoices, Said
 from readiness.i18n.format import word
 from readiness.judge.requirements import Profile
-from readiness.judge.diagnose import finding_text
+from readiness.judge.diagnose import finding_text, reconcile
 from readiness.judge.verdicts import Judgement, exit_code, judge
 from readiness.redact import redact_secrets, redact_text
 from readiness.render.report import summary_text
@@ -145,7 +145,8 @@ def run_session(opts: RunOptions, plugins: Plugins,
         labels={k: v for k, v in opts.labels.items() if v}, profile=opts.profile.summary(), checks=records,
         tool_version=__version__, warnings=[_clip(redact_text(w), MAX_WARNING) for w in plugins.warnings][:500],
     )
-    j = judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None)
+    # a finding that outranks its figure (a person who did not hear the tone) is judged as one
+    j = reconcile(result, judge(result, opts.profile, only_checks=set(opts.only) if opts.only else None))
     result.judgement = j.to_dict()
     result.coverage = j.coverage.to_dict() if j.coverage else None
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from readiness.i18n.format import word
 from readiness.judge.verdicts import FAIL, PARTIAL, UNKNOWN, WARN, Judgement
-from readiness.render.report import check_title, view
+from readiness.judge.diagnose import check_title, checked_areas, needed_areas, reconcile
+from readiness.render.report import view
 from readiness.result import Result
 
 
@@ -24,19 +25,20 @@ def keeper(lang: str, org: str = "") -> str:
     return word(lang, "selftest_keeper_org", org=org) if org else word(lang, "selftest_keeper")
 
 
-def coverage_sentence(result: Result, j: Judgement, lang: str) -> str:
+def coverage_sentence(result: Result, j: Judgement, lang: str, checked: list[str] | None = None) -> str:
     """"Your browser could check 5 of 8 areas: …" with the counts taken from what measured."""
-    cov = j.coverage
-    if cov is None:
+    if j.coverage is None:
         return ""
     def title(c: str) -> str:
         return check_title(c, lang, result.checks[c].title if c in result.checks else "")
 
-    checked = [c for c in cov.needed if c in cov.measured]
-    rest = [c for c in cov.needed if c not in cov.measured]
+    needed = needed_areas(j)
+    # the report's count: an area that measured nothing (a camera not found) is not checked
+    checked = checked_areas(result, j) if checked is None else checked
+    rest = [c for c in needed if c not in checked]
     if not rest:
-        return word(lang, "selftest_coverage_all", total=len(cov.needed), checked=", ".join(map(title, checked)))
-    return word(lang, "selftest_coverage", n=len(checked), total=len(cov.needed),
+        return word(lang, "selftest_coverage_all", total=len(needed), checked=", ".join(map(title, checked)))
+    return word(lang, "selftest_coverage", n=len(checked), total=len(needed),
                 checked=", ".join(map(title, checked)) or "—", rest=", ".join(map(title, rest)))
 
 
@@ -45,21 +47,19 @@ def page_outcome(result: Result, j: Judgement, lang: str, org: str = "") -> dict
 
     ``problems``: every FAIL and WARN (its tiers on one line, as in the report) and every check
     that left a required item unknown, worst first, each with its advice."""
+    j = reconcile(result, j)  # the verdict the view and the report show
     v = view(result, j, lang)
-    # a cause line names the checks it stands for ("Latency, Bandwidth"): listed when one of them
-    # left a required item unknown; an unknown recommended item is for the report alone
-    blocked = {check_title(x.requirement.check, lang, result.checks[x.requirement.check].title
-                           if x.requirement.check in result.checks else "")
-               for x in j.items if x.status == UNKNOWN and x.requirement.severity == "required"}
     problems: list[dict[str, str]] = []
-    for c in v.causes:
-        if blocked & set(c.title.split(", ")):
+    for c in v.causes:  # a cause that left a required item unknown; an unknown recommended one is for the report
+        d = c.diagnosis
+        if d is not None and any(x.status == UNKNOWN and x.requirement.severity == "required" for x in d.items):
             problems.append({"status": UNKNOWN, "text": f"{word(lang, 'cannot_check')} {c.title}: {c.cause}",
                              "advice": c.advice})
     for ln in v.lines:
         if ln.status in (FAIL, WARN) or (ln.status == UNKNOWN and any(
                 x.requirement.severity == "required" for x in ln.items if x.status == UNKNOWN)):
-            problems.append({"status": ln.status, "text": f"{ln.label}: {ln.measured} — {word(lang, 'needs')} {ln.needs}",
+            why = ln.cause or f"{word(lang, 'needs')} {ln.needs}"  # the cause behind it, as in the summary
+            problems.append({"status": ln.status, "text": f"{ln.label}: {ln.measured} — {why}",
                              "advice": ln.fix or ""})
     rank = {FAIL: 0, UNKNOWN: 1, WARN: 2}
     problems.sort(key=lambda p: rank[p["status"]])
@@ -69,4 +69,5 @@ def page_outcome(result: Result, j: Judgement, lang: str, org: str = "") -> dict
     if verdict == PARTIAL and problems:  # only advice (WARN): not "no fault found" above it
         headline, explain_key = word(lang, "selftest_verdict_PARTIAL_advice"), "selftest_explain_PARTIAL_advice"
     return {"verdict": verdict, "headline": headline, "explain": word(lang, explain_key),
-            "coverage": coverage_sentence(result, j, lang), "problems": problems, "keeper": keeper(lang, org)}
+            "coverage": coverage_sentence(result, j, lang, v.measured_areas), "problems": problems,
+            "keeper": keeper(lang, org)}

@@ -35,6 +35,7 @@ from readiness.atomic import write_all_or_none
 from readiness.i18n import languages
 from readiness.i18n.format import catalog
 from readiness.judge.requirements import load_profile, shipped_profiles
+from readiness.judge.diagnose import reconcile
 from readiness.judge.verdicts import judge
 from readiness.plugins import load_plugins
 from readiness.render.report import check_title, profile_title, render_report
@@ -263,7 +264,7 @@ class SelfTest:
                          "application/json", {"Retry-After": str(math.ceil(wait))})
         lang, _ = _catalog(sub.get("lang", "en"))
         result = build_result(sub, prof)
-        j = judge(result, prof, only_checks=set(result.checks))  # partial: a browser cannot run them all
+        j = reconcile(result, judge(result, prof, only_checks=set(result.checks)))  # partial: a browser cannot run them all
         result.judgement = j.to_dict()
         text = result.to_json()
         load_result_bytes(text.encode("utf-8"), "self-test result")  # the border every result crosses
