@@ -145,11 +145,13 @@ def test_deep_queue_bufferbloat_is_measured_and_judged_through_the_cli(link, ser
     assert items[("bandwidth.loaded_latency_increase_ms", "recommended")] == "WARN"
     assert items[("latency.rtt_median_ms", "required")] == "PASS"
     # the own server answers over UDP; that proves nothing about the services' relays, which
-    # this isolated link cannot reach: judged apart, and that is a fault
+    # this isolated link cannot reach: judged apart. Their names do not resolve here, so their
+    # UDP ports are not measured: UNKNOWN with that cause, never FAIL (issue 20's preconditions),
+    # and the room is not ready
     conn = result["checks"]["connectivity"]["metrics"]
-    assert conn["udp_server_reachable"]["value"] is True and conn["udp_media_reachable"]["value"] is False
-    assert items[("connectivity.udp_media_reachable", "required")] == "FAIL"
-    assert result["judgement"]["overall"] == "FAIL" and r.returncode == 1
+    assert conn["udp_server_reachable"]["value"] is True and "udp_media_reachable" not in conn
+    assert items[("connectivity.udp_media_reachable", "required")] == "UNKNOWN"
+    assert result["judgement"]["overall"] in ("FAIL", "UNKNOWN") and r.returncode == 1
     # the download's spread within the run is in the details and beside the figure in the report
     spread = result["checks"]["bandwidth"]["details"]["spread"]["download_mbps"]
     assert spread["n"] >= 4 and spread["cv_pct"] < 10  # a steady window's slices agree within 5 %
