@@ -50,6 +50,11 @@ LEGIT_WITHIN_S = 5.0  # "still answering": each legitimate request is answered w
     ("192.0.2.7", "192.0.2.7"),
     ("192.0.2.8", "192.0.2.8"),
     ("not an address", "not an address"),
+    # read as server.clients.address reads it: one parser for the rate limits and the headers
+    ("[2001:db8:13::a]:4711", "2001:db8:13::/64"),
+    ("[::ffff:192.0.2.7]", "192.0.2.7"),
+    ("::ffff:192.0.2.7%eth0", "192.0.2.7"),
+    ("192.0.2.7:4711", "192.0.2.7"),
 ])
 def test_a_client_counts_as_its_ipv6_64_or_its_ipv4_address(addr, key):
     assert client_key(addr) == key
