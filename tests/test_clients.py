@@ -42,8 +42,14 @@ def headers(*lines: str):
     ("127.0.0.3", ["X-Forwarded-For: unknown"], NGINX, "127.0.0.3", False),
     ("127.0.0.3", ["Forwarded: for=_hidden"], NGINX, "127.0.0.3", False),
     ("127.0.0.3", ["X-Forwarded-For: 127.0.0.3"], NGINX, "127.0.0.3", False),
-    # the two headers naming different clients: one is the client's own; not local
-    ("127.0.0.3", ["X-Forwarded-For: 127.0.0.1", "Forwarded: for=203.0.113.7"], NGINX, "127.0.0.1", False),
+    # the two headers naming different clients: one is the client's own, and which is unknown:
+    # neither names the client (a proxy setting only Forwarded passes the client's X-Forwarded-For on)
+    ("127.0.0.3", ["X-Forwarded-For: 127.0.0.1", "Forwarded: for=203.0.113.7"], NGINX, "127.0.0.3", False),
+    ("127.0.0.3", ["X-Forwarded-For: 198.51.100.66", "Forwarded: for=203.0.113.7"], NGINX, "127.0.0.3", False),
+    ("127.0.0.3", ["Forwarded: for=203.0.113.7", "X-Forwarded-For: 198.51.100.66"], NGINX, "127.0.0.3", False),
+    ("127.0.0.3", ["X-Forwarded-For: 203.0.113.7", "Forwarded: for=unknown"], NGINX, "127.0.0.3", False),
+    # both naming the same client: that client
+    ("127.0.0.3", ["X-Forwarded-For: 203.0.113.7", "Forwarded: for=203.0.113.7"], NGINX, "203.0.113.7", False),
 ])
 def test_the_client_and_this_machine(peer, lines, proxies, client, local):
     who = resolve(peer, headers(*lines), proxies)

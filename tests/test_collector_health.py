@@ -16,6 +16,18 @@ from test_collector_serve import Collector, add_token, collector, sqlite_url, to
 FORWARDED = {"X-Forwarded-For": "198.51.100.7"}  # as a proxy passes on another machine's request: not local
 
 
+def _readyz(c, want: int, within_s: float = 15.0) -> tuple[int, dict, bytes]:
+    """/readyz's answer once it is ``want`` (it keeps an answer about a second), or the last one."""
+    import time
+
+    deadline = time.monotonic() + within_s
+    while True:
+        got = c.request("GET", "/readyz")
+        if got[0] == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for fam in text_string_to_metric_families(text) for s in fam.samples}
@@ -56,13 +68,13 @@ def test_readyz_is_503_while_the_sqlite_file_is_gone_and_200_when_it_is_back(col
 
     os.rename(path, path + ".away")
     try:
-        code, headers, body = collector.request("GET", "/readyz")
+        code, headers, body = _readyz(collector, 503)
         assert code == 503 and headers["retry-after"] and json.loads(body)["status"] == "not_ready"
         assert path not in body.decode()  # the reason names no path
         assert collector.request("GET", "/healthz")[0] == 200  # the process itself is fine
     finally:
         os.rename(path + ".away", path)
-    assert collector.request("GET", "/readyz")[0] == 200
+    assert _readyz(collector, 200)[0] == 200
 
 
 def test_readyz_follows_postgresql_and_database_errors_are_counted(cli, tmp_path):
@@ -74,12 +86,12 @@ def test_readyz_follows_postgresql_and_database_errors_are_counted(cli, tmp_path
         try:
             assert c.request("GET", "/readyz")[0] == 200
             pg.stop()
-            code, _, body = c.request("GET", "/readyz")
+            code, _, body = _readyz(c, 503)
             assert code == 503 and json.loads(body)["reason"] == "the database is not reachable"
             assert c.request("GET", "/healthz")[0] == 200
             assert c.request("POST", "/api/v1/results", docs.body(docs.document()), token)[0] == 503
             pg.start()
-            assert c.request("GET", "/readyz")[0] == 200
+            assert _readyz(c, 200)[0] == 200
             code, _, body = c.request("GET", "/metrics")
             m = _samples(body.decode())
             assert code == 200 and m[("readiness_database_errors_total", (("kind", "unreachable"),))] >= 1
@@ -87,3 +99,25 @@ def test_readyz_follows_postgresql_and_database_errors_are_counted(cli, tmp_path
             c.kill()
     finally:
         pg.close()
+
+
+def test_readyz_asks_the_database_once_a_second_and_logs_a_failure_once_a_minute(cli, sqlite_url, token_file):
+    """Anyone may ask /readyz: many asks while the database is away give one log line, not one
+    per request (a log an anonymous client could fill), and each is still answered 503."""
+    import os
+
+    c = Collector(sqlite_url)
+    path = sqlite_url.removeprefix("sqlite:///")
+    try:
+        assert _readyz(c, 200)[0] == 200
+        os.rename(path, path + ".away")
+        try:
+            assert _readyz(c, 503)[0] == 503
+            codes = [c.request("GET", "/readyz")[0] for _ in range(30)]
+        finally:
+            os.rename(path + ".away", path)
+        assert codes == [503] * 30
+        assert _readyz(c, 200)[0] == 200
+    finally:
+        log = c.stop()
+    assert log.count("readyz: database not reachable") == 1, log

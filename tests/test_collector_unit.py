@@ -101,3 +101,27 @@ def test_options_that_cannot_make_a_safe_unit_are_plain_errors(cli, args, why):
     done = cli("serve", "--print-unit", *args)
     assert done.returncode == 2 and why in done.stderr and "Traceback" not in done.stderr
     assert "secret" not in done.stderr and done.stdout == ""
+
+
+INJECTED = "\nExecStartPre=/bin/sh -c 'id > /tmp/owned'"
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--org", "Acme" + INJECTED),
+    ("--results-dir", "/srv/results" + INJECTED),
+    ("--db", "sqlite:////srv/readiness.db" + INJECTED),
+    ("--trusted-proxy", "127.0.0.2" + INJECTED),
+    ("--requirements", "/etc/readiness/own.toml" + INJECTED),
+    ("--tls-cert", "/etc/ssl/cert.pem" + INJECTED),
+    ("--org", "Acme\rExecStartPre=/bin/true"),
+    ("--org", "Acme\u2028ExecStartPre=/bin/true"),
+    ("--org", "Acme\x1b]0;x\x07"),
+])
+def test_a_line_break_or_control_character_in_any_value_is_refused_not_quoted(cli, option, value):
+    """A newline inside quotes still ends the unit's line: the rest would be a directive of its own
+    (an ExecStartPre= run as root). Every value is refused in one plain line; no unit printed."""
+    done = cli("serve", "--print-unit", option, value)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    assert "control character" in done.stderr and option in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

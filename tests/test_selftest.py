@@ -302,6 +302,56 @@ def test_one_address_cannot_fill_the_disk_with_results(tmp_path):
     assert len(list(tmp_path.glob("*.json"))) == RESULTS_PER_MINUTE
 
 
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_a_refused_result_says_the_wait_its_retry_after_says(tmp_path, lang):
+    """The 429's words name the wait of its Retry-After header (which may be up to an hour, the
+    hour's total), in the submission's language, never a fixed "a minute"."""
+    from readiness.i18n.format import age, word
+    from readiness.selftest.web import RESULTS_PER_MINUTE
+
+    p, port = serve(tmp_path)
+    try:
+        body = json.dumps(observations(lang=lang)).encode()
+        for _ in range(RESULTS_PER_MINUTE):
+            request(port, "/__selftest/result", "POST", body, {"Content-Type": "application/json"})
+        status, headers, data = request(port, "/__selftest/result", "POST", body, {"Content-Type": "application/json"})
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert status == 429
+    wait = int({k.lower(): v for k, v in headers.items()}["retry-after"])
+    assert 0 < wait <= 60
+    assert json.loads(data)["error"] == word(lang, "selftest_busy_wait", wait=age(wait, lang))
+
+
+def test_the_result_caps_hold_under_concurrent_requests(tmp_path):
+    """Checking a cap and counting against it are one step: many requests from one network at
+    the same moment get no more than its share, not each its own look at a count not yet raised."""
+    import sys
+    import threading
+
+    from readiness.selftest.web import RESULTS_PER_MINUTE, SelfTest
+
+    site = SelfTest(tmp_path)
+    allowed, barrier = [], threading.Barrier(64)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: any gap between check and count shows
+    try:
+        def one() -> None:
+            barrier.wait()
+            for _ in range(4):
+                allowed.append(site._allow("192.0.2.1") == 0)
+
+        threads = [threading.Thread(target=one) for _ in range(64)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(old)
+    assert len(allowed) == 256 and sum(allowed) == RESULTS_PER_MINUTE
+
+
 def _contrast(a: str, b: str) -> float:
     def lum(hex_color: str) -> float:
         rgb = [int(hex_color.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]

@@ -331,7 +331,43 @@ def test_a_route_added_by_another_feature_gets_a_bounded_body(tmp_path):
         s.close()
     finally:
         code, err = _stop(p)
-    assert code == 0 and "GET /broken failed: RuntimeError('a bug in a handler')" in err and "Traceback" not in err
+    assert code == 0 and "GET '/broken' failed: RuntimeError('a bug in a handler')" in err and "Traceback" not in err
+
+
+def test_log_lines_are_bounded_and_name_the_client_a_trusted_proxy_names(tmp_path):
+    """A handler that fails on a long path with a long error, and a body too large sent through a
+    trusted proxy: each log line is bounded and escaped, and names the forwarded client."""
+    script = tmp_path / "serve_with_route.py"
+    script.write_text(
+        "import sys\n"
+        "from readiness.server.clients import parse_proxies\n"
+        "from readiness.server.routes import Response, Route\nfrom readiness.server.measure import run_server\n"
+        "def echo(req):\n"
+        "    return Response.json({'got': req.body.json()}, status=201)\n"
+        "def broken(req):\n"
+        "    raise RuntimeError('a bug about ' + req.path)\n"
+        "sys.exit(run_server('127.0.0.1', 0, 0, routes=[Route('POST', '/api/echo', echo, max_body=1000),\n"
+        "                                           Route('GET', '/broken', broken, prefix=True)],\n"
+        "                    trusted_proxies=parse_proxies(['127.0.0.1'])))\n", encoding="utf-8")
+    p = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)", wait_line(p, "listening on")).group(1))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("POST", "/api/echo", body=b"x" * 1001, headers={"X-Forwarded-For": "203.0.113.9"})
+        assert c.getresponse().status == 413
+        c.close()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/broken/" + "y" * 60000, headers={"X-Forwarded-For": "203.0.113.9"})
+        assert c.getresponse().status == 500
+        c.close()
+    finally:
+        code, err = _stop(p)
+    assert code == 0, err
+    assert re.search(r"203\.0\.113\.9 .*POST '/api/echo' refused: 413", err), err
+    assert re.search(r"203\.0\.113\.9 GET '/broken/y+' failed: RuntimeError\('a bug about /broken/y+", err), err[:2000]
+    assert max(len(line) for line in err.splitlines()) < 1000, max(len(line) for line in err.splitlines())
+    assert "127.0.0.1 POST" not in err
 
 
 def test_oversized_request_headers_are_cut_off(server):

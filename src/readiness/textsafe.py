@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from typing import Any
 
 # Every text field is quoted, so a ';' (the separator of Swedish Excel) or ',' inside a value
@@ -95,3 +96,36 @@ def shown_path(path: str) -> str:
     except UnicodeEncodeError:  # a lone surrogate in a UTF-16 name (Windows)
         return path.encode("utf-8", "backslashreplace").decode("ascii", "replace")
     return raw.decode("utf-8", "backslashreplace")
+
+
+class ControlCharacter(ValueError):
+    """A value that would go into a file one line at a time (a systemd unit, a crontab) holds a
+    line break or another control character; the message is one plain line."""
+
+
+def one_line(value: str, what: str) -> str:
+    """``value`` unchanged, or :class:`ControlCharacter` when it holds a control character (a
+    line break, NUL, any other C0 or C1 character, DEL, a Unicode line or paragraph separator) or
+    text that is not Unicode: no quoting survives a line break, so no unit file, crontab, plist or
+    task XML may get a line it did not write."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
+            shown = value if len(value) <= 80 else value[:77] + "..."  # the CLI prints it escaped
+            raise ControlCharacter(f"{what} may not hold a line break or another control character "
+                                   f"({shown!r}); nothing was written")
+    return value
+
+
+_SYSTEMD_PLAIN = re.compile(r"[A-Za-z0-9_./:+,=@-]+")
+
+
+def systemd_quote(arg: str, what: str = "a value", bare_when_plain: bool = False) -> str:
+    """One argument for a systemd ``ExecStart=`` line, refused (:class:`ControlCharacter`) when it
+    holds a control character; ``%`` and ``$`` doubled, because systemd expands specifiers and
+    variables inside quotes too; in double quotes with C escapes (a plain ASCII word stays bare
+    when ``bare_when_plain``)."""
+    one_line(arg, what)
+    text = arg.replace("%", "%%").replace("$", "$$")
+    if bare_when_plain and _SYSTEMD_PLAIN.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -97,6 +97,9 @@ class Collector:
         self._skewed_lock = threading.Lock()
         self.view = FleetView(store, words=self.words, notes=self._skew_notes)
         self.log = log or (lambda _m: None)
+        self._ready_lock = threading.Lock()
+        self._ready_answer: tuple[float | None, str | None] = (None, None)  # (when asked, why not ready)
+        self._ready_logged: float | None = None
         self.started = time.time()
         self._tokens: dict[str, tuple[float, Any]] = {}  # secret -> (when looked up, Token)
         self._tokens_lock = threading.Lock()
@@ -152,13 +155,30 @@ class Collector:
         every replica out because the one database is restarting)."""
         return reply(200, {"status": "ok"}, **{"Cache-Control": "no-store"})
 
+    READY_CACHE_S = 1.0  # /readyz's answer is kept this long: anyone may ask, the database is asked once
+    READY_LOG_EVERY_S = 60.0  # a database that stays away is logged once a minute, not per request
+
+    def _ready(self) -> str | None:
+        """None when the database answers, else why not; asked at most once per
+        ``READY_CACHE_S`` (requests meanwhile wait for that one answer), a failure logged at
+        most once per ``READY_LOG_EVERY_S``."""
+        with self._ready_lock:
+            at, why = self._ready_answer
+            if at is not None and time.monotonic() - at < self.READY_CACHE_S:
+                return why
+            why = self.store.ping(self.READY_TIMEOUT_S)
+            now = time.monotonic()
+            self._ready_answer = (now, why)
+            if why is not None and (self._ready_logged is None or now - self._ready_logged >= self.READY_LOG_EVERY_S):
+                self._ready_logged = now
+                self.log(f"readyz: database not reachable: {why}")
+            return why
+
     def get_readyz(self, _req: Request) -> Response:
-        """Ready to take uploads: the database answers ``SELECT 1`` within ``READY_TIMEOUT_S``.
-        The reason names no address or password (anyone may ask)."""
-        why = self.store.ping(self.READY_TIMEOUT_S)
-        if why is None:
+        """Ready to take uploads: the database answers ``SELECT 1`` within ``READY_TIMEOUT_S``
+        (see :meth:`_ready`). The reason names no address or password (anyone may ask)."""
+        if self._ready() is None:
             return reply(200, {"status": "ready"}, **{"Cache-Control": "no-store"})
-        self.log(f"readyz: database not reachable: {why}")
         return reply(503, {"status": "not_ready", "reason": "the database is not reachable"},
                      **{"Cache-Control": "no-store", "Retry-After": "5"})
 

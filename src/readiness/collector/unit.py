@@ -14,9 +14,10 @@ added with ``ReadWritePaths``. A TLS key readable only by root reaches it throug
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
+
+from readiness.textsafe import ControlCharacter, one_line, systemd_quote
 
 UNIT_NAME = "readiness-collector.service"
 STATE = Path("/var/lib/readiness")
@@ -47,13 +48,21 @@ def hidden_by_unit(program: Path) -> bool:
     return any(program.is_relative_to(p) for p in (Path("/home"), Path("/root"), Path("/run/user")))
 
 
-def _quote(arg: str) -> str:
-    """One ExecStart word: systemd expands % specifiers and $ variables, so both are doubled;
-    a word with a space, quote or backslash goes in double quotes with C escapes."""
-    arg = arg.replace("%", "%%").replace("$", "$$")
-    if arg and not re.search(r'[\s"\'\\;]', arg):
-        return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _quote(arg: str, what: str = "a value for the unit") -> str:
+    """One ExecStart word (see :func:`readiness.textsafe.systemd_quote`): a plain word bare, any
+    other in double quotes; a line break or another control character refused (UnitError), as
+    it would end the line and start one of its own (an ``ExecStartPre=`` run as root)."""
+    try:
+        return systemd_quote(arg, what, bare_when_plain=True)
+    except ControlCharacter as exc:
+        raise UnitError(str(exc)) from None
+
+
+def _one_line(value: str, what: str) -> str:
+    try:
+        return one_line(value, what)
+    except ControlCharacter as exc:
+        raise UnitError(str(exc)) from None
 
 
 def unit_text(program: str, options: Sequence[tuple[str, str | None]], db_url: str | None,
@@ -63,7 +72,11 @@ def unit_text(program: str, options: Sequence[tuple[str, str | None]], db_url: s
     ``options``: the other ``serve`` options as (option, value or None for a flag), in order."""
     if not Path(program).is_absolute():
         raise UnitError(f"the unit needs the absolute path of the readiness program, not {program!r}")
-    db = db_url or DEFAULT_DB
+    db = _one_line(db_url or DEFAULT_DB, "--db")
+    for option, value in options:
+        _one_line(value or "", option)
+    for option, value in (("--results-dir", results_dir), ("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        _one_line(value or "", option)
     from sqlalchemy.engine import make_url
 
     try:

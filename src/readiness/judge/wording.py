@@ -6,10 +6,12 @@ holds a site's token, and a page that shows them as advice would put an uploader
 ("Visit http://…") in IT's mouth. So the collector speaks with the lists it knows: the
 profiles shipped with readiness and the organisation's own lists (``serve --requirements``).
 
-``OwnWords.reword`` gives a requirement the texts of the organisation's requirement on the
-same metric (the same bound first; the advice for a metric does not depend on its number).
-A requirement no list knows keeps the agent's texts, each marked in every language as sent by
-the agent (catalog ``sent_by_agent``), and loses its source link: the document keeps it as data.
+``OwnWords.reword`` gives a requirement the texts of the organisation's requirement that is
+the same requirement (metric, bound, severity and service). Only that one: a label such as
+"Memory (4 GB)" names its bound, so the words of another bound on the same metric would say
+what the verdict was not judged by. A requirement no list holds keeps the agent's texts, each
+marked in every language as sent by the agent (catalog ``sent_by_agent``), and loses its source
+link: the document keeps it as data.
 Only texts change: the metric, bound and severity a verdict was judged by stay as judged.
 
 The support contact ("Not ready? Call …", a profile's ``[support]``) is the same kind of
@@ -47,24 +49,23 @@ class OwnWords:
 
     def __init__(self, lists: Iterable[Profile]) -> None:
         self.exact: dict[tuple[Any, ...], Requirement] = {}
-        self.by_metric: dict[str, Requirement] = {}
         self.contacts: dict[str, dict[str, Any]] = {}
         for profile in lists:
             self.contacts.setdefault(profile.name, profile.support)
             for req in profile.requirements:
                 self.exact.setdefault(requirement_key(req), req)
-                self.by_metric.setdefault(req.metric, req)
 
     def support(self, profile_name: Any) -> dict[str, Any]:
         """The support contact of the organisation's list named ``profile_name``; {} for none."""
         return self.contacts.get(profile_name, {}) if isinstance(profile_name, str) else {}
 
     def find(self, req: Requirement) -> Requirement | None:
-        return self.exact.get(requirement_key(req)) or self.by_metric.get(req.metric)
+        """The organisation's requirement that is ``req`` (texts aside), or None."""
+        return self.exact.get(requirement_key(req))
 
     def reword(self, req: Requirement) -> tuple[Requirement, bool]:
         """(the requirement in the organisation's words, True), or (its texts marked as the
-        agent's, False) when no list holds its metric."""
+        agent's, False) when no list holds that requirement."""
         own = self.find(req)
         if own is not None:
             return replace(req, label=own.label, why=own.why, fix=own.fix, source=own.source,

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from readiness.atomic import write_all_or_none
 from readiness.i18n import languages
-from readiness.i18n.format import catalog
+from readiness.i18n.format import age, catalog, word
 from readiness.judge.requirements import load_profile, shipped_profiles
 from readiness.judge.diagnose import reconcile
 from readiness.judge.verdicts import judge
@@ -125,6 +125,7 @@ class SelfTest:
         self.default_profile = default_profile
         self.peers = EchoPeers()
         self._write_lock = threading.Lock()
+        self._rate_lock = threading.Lock()
         self._rates = (FairRate(RESULTS_PER_MINUTE_ALL, RESULTS_PER_MINUTE, 60.0),
                        FairRate(RESULTS_PER_HOUR_ALL, RESULTS_PER_HOUR_ALL, 3600.0))
 
@@ -154,12 +155,13 @@ class SelfTest:
         """0 when a result from ``client`` may be stored now, else the seconds to wait: at most
         RESULTS_PER_MINUTE per client network and minute, RESULTS_PER_MINUTE_ALL and
         RESULTS_PER_HOUR_ALL from everyone, with a fair share kept for each network."""
-        now = time.monotonic()
-        wait = max(rate.allow(client, now, count=False) for rate in self._rates)
-        if not wait:
-            for rate in self._rates:
-                rate.allow(client, now)
-        return wait
+        with self._rate_lock:  # check and count as one step: else two requests both pass the check
+            now = time.monotonic()
+            wait = max(rate.allow(client, now, count=False) for rate in self._rates)
+            if not wait:
+                for rate in self._rates:
+                    rate.allow(client, now)
+            return wait
 
     # ------------------------------------------------------------------ profiles
     @staticmethod
@@ -259,10 +261,11 @@ class SelfTest:
         if prof is None:
             return _json(400, {"error": f"no requirement list named {sub['profile'][:64]!r}"})
         wait = self._allow(client)
-        if wait:
-            return _resp(429, json.dumps({"error": "too many results at once; try again in a minute"}).encode(),
-                         "application/json", {"Retry-After": str(math.ceil(wait))})
         lang, _ = _catalog(sub.get("lang", "en"))
+        if wait:  # the minute's share or the hour's total: the words say the wait the header says
+            seconds = math.ceil(wait)
+            error = word(lang, "selftest_busy_wait", wait=age(seconds, lang))
+            return _resp(429, json.dumps({"error": error}).encode(), "application/json", {"Retry-After": str(seconds)})
         result = build_result(sub, prof)
         j = reconcile(result, judge(result, prof, only_checks=set(result.checks)))  # partial: a browser cannot run them all
         result.judgement = j.to_dict()

@@ -10,7 +10,9 @@ default):
   other peer are ignored: anyone can write them.
 - From a trusted proxy, the client is the right-most address in ``X-Forwarded-For`` (or, without
   it, RFC 7239 ``Forwarded: for=``) that is not itself a trusted proxy: the proxy appends the
-  address it saw, so everything left of that is what the client claimed.
+  address it saw, so everything left of that is what the client claimed. When both headers are
+  there and name different clients, the client wrote one of them: the proxy's own address
+  stands for the client then (not local).
 - "This machine" (``local``): the client is a loopback address and either no proxy was involved
   or the trusted proxy says the client is loopback. A trusted proxy that names nobody (no
   header, an empty or unreadable one) is not local: a proxy's own connection says nothing about
@@ -118,8 +120,9 @@ def resolve(peer: str, headers: Any, proxies: tuple[Network, ...] = ()) -> Clien
         return Client(str(peer_addr or peer), peer, False, loopback and not present)
     named = [_from_header(hops, proxies) for hops in present.values()]
     found = named[0] if named else None
-    # two headers naming different clients: one of them came from the client itself
-    agreed = found is not None and all(n == found for n in named)
-    if found is None:
+    # Two headers naming different clients: one of them came from the client itself (a proxy
+    # that sets only one passes the other on), and which one is unknowable here; trusting
+    # either would let a client pick its own rate-limit key. Neither names the client then.
+    if found is None or any(n != found for n in named):
         return Client(str(peer_addr), peer, True, False)
-    return Client(str(found), peer, True, agreed and found.is_loopback)
+    return Client(str(found), peer, True, found.is_loopback)

@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+from readiness.server.clients import address
+
 IPV6_PREFIX = 64  # an IPv6 client counts as its /64 (see client_key)
 
 
@@ -26,15 +28,13 @@ def client_key(addr: str) -> str:
     (privacy addresses), so per address would be no limit at all. IPv4: the address itself (a
     /32). One IPv4 address is already a whole home or office behind NAT, and on a LAN every
     workstation has its own address in the same /24: a /24 would make a whole office one client.
-    An IPv4-mapped IPv6 address counts as its IPv4 address. Anything else counts as itself.
+    An address is read as :func:`readiness.server.clients.address` reads it (a zone id dropped,
+    an IPv4-mapped IPv6 address as its IPv4 address). Anything else counts as itself.
     """
-    try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    except ValueError:
+    ip = address(addr)
+    if ip is None:
         return addr
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
     return str(ip)
 

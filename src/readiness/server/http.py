@@ -363,13 +363,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(411, "Content-Length required")
             return
         limit = self.server.limits["max_bytes"] if route.max_body is None else route.max_body
-        if length > limit:  # said in the log: the handler (which would log it) never sees it
-            self.server.events.refused(self.client_address[0], f"{self.command} {url.path[:100]!r} refused: 413, "
-                                                               f"{length} bytes, at most {int(limit)}")
-            self._refuse(413, f"at most {int(limit)} bytes per request")
-            return
         who = resolve(self.client_address[0], self.headers, self.server.trusted_proxies)
         ip = who.address  # the forwarded client behind a trusted proxy: its network holds the slot
+        if length > limit:  # said in the log: the handler (which would log it) never sees it
+            self.server.events.refused(ip, f"{self.command} {url.path[:100]!r} refused: 413, "
+                                           f"{length} bytes, at most {int(limit)}")
+            self._refuse(413, f"at most {int(limit)} bytes per request")
+            return
         if route.transfer:
             hold = Hold(ip, self.connection, "transfer")
             got = self.server.transfers.take(hold, "cut: slot given to another network (transfers full)")
@@ -390,7 +390,8 @@ class _Handler(BaseHTTPRequestHandler):
             except BodyError:
                 resp = None
             except Exception as exc:  # noqa: BLE001 - one broken handler must not take the server down
-                log(f"{ip} {self.command} {url.path} failed: {exc!r}")
+                # bounded and escaped as the 413 line is: a path may be 128 kB, an error may quote input
+                log(f"{ip} {self.command} {url.path[:100]!r} failed: {repr(exc)[:300]}")
                 resp = Response.json({"error": "internal error"}, 500)
                 resp.close = True
             if resp is None:

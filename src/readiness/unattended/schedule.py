@@ -28,12 +28,12 @@ import os
 import shlex
 import subprocess
 import sys
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from xml.sax.saxutils import escape
 
+from readiness import textsafe
 from readiness.result import write_atomic
 
 NAME = "readiness"
@@ -84,15 +84,12 @@ class Artifact:
 
 
 def one_line(value: str, what: str) -> str:
-    """``value`` unchanged, or ScheduleError when it holds a control character (a line break,
-    NUL, any other C0 or C1 character, DEL, a Unicode line or paragraph separator) or text that
-    is not Unicode: no unit file, crontab, plist or task XML may get a line it did not write."""
-    for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
-            shown = value if len(value) <= 80 else value[:77] + "..."  # the CLI prints it escaped
-            raise ScheduleError(f"{what} may not hold a line break or another control character "
-                                f"({shown!r}); nothing was written")
-    return value
+    """``value`` unchanged, or ScheduleError when it holds a control character (see
+    :func:`readiness.textsafe.one_line`)."""
+    try:
+        return textsafe.one_line(value, what)
+    except textsafe.ControlCharacter as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 def parse_at(text: str) -> tuple[int, int]:
@@ -212,10 +209,11 @@ def _log_dir(plan: Plan) -> Path:
 
 
 def systemd_quote(arg: str) -> str:
-    """One argument for ExecStart=: double-quoted with C escapes; ``%`` and ``$`` doubled,
-    because systemd expands specifiers and variables inside quotes too."""
-    text = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
-    return f'"{text}"'
+    """One argument for ExecStart=, always in double quotes (see :func:`readiness.textsafe.systemd_quote`)."""
+    try:
+        return textsafe.systemd_quote(arg, "a value for the scheduled run")
+    except textsafe.ControlCharacter as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 def systemd_calendar(plan: Plan) -> str:

@@ -511,8 +511,9 @@
       document.body.dataset.runId = r.run_id;
       $("report-link").focus();
     } catch (e) {
-      // the server's share for this network (or everyone's) is used up: say so in the page's language
-      $("error").textContent = e.status === 429 ? W.busy : W.post_failed + " " + String(e.message || e);
+      // the server's share for this network (or everyone's) is used up: the server says for how
+      // long, in the page's language
+      $("error").textContent = e.status === 429 ? (e.message || W.busy) : W.post_failed + " " + String(e.message || e);
       $("error").hidden = false;
     }
     document.body.dataset.finished = "1";
