@@ -136,22 +136,31 @@ def token_group() -> None:
 
 @token_group.command("add")
 @DB_OPTION
-@click.option("--site", metavar="NAME", help="The site this upload token (or site link) submits results for (as agents label it with --site).")
+@click.option("--site", metavar="NAME", help="The site this upload token (or site link) submits results for (as agents label it with --site); with --read: the one site it reads.")
 @click.option("--read", "read_token", is_flag=True, help="A read token instead (fleet page, API and /metrics from other machines).")
 @click.option("--link", is_flag=True, help="A site link instead: the self-test page opened with it puts that site's browser results into the database.")
 @click.option("--base-url", metavar="URL", help="With --link: the server's address as people reach it (https://HOST:PORT), to print the whole link.")
-def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool, base_url: str | None) -> None:
+@click.option("--expires", metavar="SPAN", help="The token stops working after this long: 12h, 30d, 2w (default: until revoked).")
+def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool, base_url: str | None,
+              expires: str | None) -> None:
     """Create a token and print it once (only its hash is kept).
 
     An upload token (--site NAME) lets that site's agents upload; a site link (--link --site NAME)
-    lets browser self-test results labelled NAME in; a read token (--read) reads the fleet.
+    lets browser self-test results labelled NAME in; a read token (--read) reads the fleet, and
+    with --site NAME only that site.
     """
     if read_token and link:
         raise click.UsageError("give --read or --link, not both")
     if link and not site:
         fail("a site link needs the site it is for: give --site NAME")
-    if read_token == bool(site):
+    if not read_token and not site:
         raise click.UsageError("give --site NAME for an upload token, or --read for a read token")
+    from readiness.collector.access import parse_span
+
+    try:
+        span = parse_span(expires) if expires is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires") from None
     if base_url is not None and not link:
         raise click.UsageError("--base-url goes with --link")
     import re
@@ -162,11 +171,14 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
     site = (site or "").strip()
     if len(site) > 200 or not site and not read_token:
         raise click.BadParameter("a site name of 1 to 200 characters", param_hint="--site")
-    from readiness.collector.store import Unavailable
+    from readiness.collector.store import Unavailable, utcnow
 
     store = open_store(db_url, create=True)
+    kind = "read" if read_token else "link" if link else "upload"
     try:
-        tok, secret = store.add_token("read" if read_token else "link" if link else "upload", site)
+        tok, secret = store.add_token(kind, site, utcnow() + span if span else None)
+        store.add_audit("command line", "token_add", f"{kind} token {tok.id}", site,
+                        f"expires {tok.expires:%Y-%m-%d %H:%M}Z" if tok.expires else "")
     except Unavailable as exc:
         fail(str(exc))
     if read_token:
@@ -187,7 +199,7 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
 @token_group.command("list")
 @DB_OPTION
 def token_list(db_url: str | None) -> None:
-    """List tokens: id, kind, site, first characters, created, revoked."""
+    """List tokens: id, kind, first characters, created, state (live, expires, revoked, expired), last use, site."""
     from readiness.collector.store import Unavailable
 
     store = open_store(db_url, create=False)
@@ -196,8 +208,10 @@ def token_list(db_url: str | None) -> None:
     except Unavailable as exc:
         fail(str(exc))
     for t in rows:
-        state = f"revoked {t.revoked:%Y-%m-%d %H:%M}Z" if t.revoked else "live"
-        click.echo(f"{t.id:>4}  {t.kind:6}  {t.hint}…  created {t.created:%Y-%m-%d %H:%M}Z  {state}  {t.site}")
+        state = (f"expired {t.expires:%Y-%m-%d %H:%M}Z" if t.expired else f"revoked {t.revoked:%Y-%m-%d %H:%M}Z"
+                 if t.revoked else f"live until {t.expires:%Y-%m-%d %H:%M}Z" if t.expires else "live")
+        used = f"used {t.last_used:%Y-%m-%d %H:%M}Z" if t.last_used else "never used"
+        click.echo(f"{t.id:>4}  {t.kind:6}  {t.hint}…  created {t.created:%Y-%m-%d %H:%M}Z  {state}  {used}  {t.site}")
     if not rows:
         click.echo("no tokens yet (readiness serve token add --site NAME)", err=True)
 
@@ -214,9 +228,12 @@ def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> 
 
     store = open_store(db_url, create=False)
     try:
-        n = store.revoke_tokens(token_id=token_id, site=site)
+        gone = store.revoke(token_id=token_id, site=site)
+        for t in gone:
+            store.add_audit("command line", "token_revoke", f"{t.kind} token {t.id}", t.site)
     except Unavailable as exc:
         fail(str(exc))
+    n = len(gone)
     if n == 0:
         fail("no live token matched; nothing revoked (see `readiness serve token list`)")
     click.echo(f"revoked {n} token{'s' if n != 1 else ''}; results sent with {'them' if n != 1 else 'it'} are not taken in from now on")

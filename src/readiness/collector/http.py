@@ -6,6 +6,7 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     POST /api/v1/results   one result document; ``Authorization: Bearer <upload token>``
     GET  /fleet            the live fleet report (HTML; ``?lang=sv``)
     GET  /api/v1/fleet     the fleet figures (JSON)
+    GET  /fleet.csv        the fleet's rows (CSV; each export is written to the audit log)
     GET  /runs/<run id>    one run's report (HTML; ``?lang=sv``)
     GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age;
                            this process's ingest latency, queue depth, database errors, memory
@@ -15,6 +16,10 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
 Reading is allowed from this machine itself (loopback, and not forwarded by a proxy), with a
 read token, or from anywhere when the server was started with ``--public-read``. Upload needs a
 site's upload token, and a token submits results for its own site only.
+
+Who reads sees only the sites allowed (``collector.access.Caller``): a read token made with
+``--site`` reads that site alone; the fleet is cut to those sites before any figure is computed,
+and a run of another site is "no such run".
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ import time
 from datetime import timedelta
 from typing import Any, Callable
 
+from readiness.collector.access import LOCAL, PUBLIC, Caller
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
 from readiness.collector.store import Store, Tally, Unavailable
 from readiness.i18n import languages
+from readiness.fleet.page import fleet_csv
 from readiness.judge.verdicts import Judgement
 from readiness.render.report import render_report
 from readiness.result import Result
@@ -41,6 +48,7 @@ HTML_TYPE = "text/html; charset=utf-8"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 # The pages are self-contained: no script, styles inline, pictures as data: URLs only.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+CSV_TYPE = "text/csv; charset=utf-8"
 
 
 def reply(status: int, body: dict[str, Any], **headers: str) -> Response:
@@ -115,16 +123,32 @@ class Collector:
             return hit[1]
         token = self.store.lookup_token(secret)
         if token is not None:
+            self._touch(token)
             with self._tokens_lock:
                 if len(self._tokens) >= self.TOKEN_CACHE_MAX:
                     self._tokens.clear()
                 self._tokens[secret] = (now, token)
         return token
 
+    def _touch(self, token: Any) -> None:
+        """Note the token's last use (``token list`` shows it); a database away loses only that."""
+        try:
+            self.store.touch_token(token)
+        except Unavailable:
+            pass
+
+    def audit(self, caller: Caller, action: str, target: str = "", site: str = "", detail: str = "") -> None:
+        """One line in the audit log; a database away is logged here instead (never a failed request)."""
+        try:
+            self.store.add_audit(caller.name, action, target, site, detail)
+        except Unavailable as exc:
+            self.log(f"audit: not written ({caller.name} {action} {target}): {exc}")
+
     def routes(self) -> list[Route]:
         read = ("GET", "HEAD")
         return [Route("POST", "/api/v1/results", self.post_result, max_body=self.max_body),
                 Route(read, "/fleet", self.get_fleet, max_body=0), Route(read, "/api/v1/fleet", self.get_fleet_json, max_body=0),
+                Route(read, "/fleet.csv", self.get_fleet_csv, max_body=0),
                 Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0),
                 Route(read, "/healthz", self.get_healthz, max_body=0), Route(read, "/readyz", self.get_readyz, max_body=0)]
 
@@ -203,10 +227,9 @@ class Collector:
 
     # --- read side -------------------------------------------------------------------------
 
-    def _read_allowed(self, req: Request) -> Response | None:
-        """None when this request may read; else the refusal."""
-        if self.public_read or _local(req):
-            return None
+    def caller(self, req: Request) -> Caller | Response:
+        """Who may read, and which sites; else the refusal. Credentials given (a live read
+        token) count first, so a site's token reads its site only even from this machine."""
         secret = _bearer(req)
         if secret is not None:
             try:
@@ -214,17 +237,22 @@ class Collector:
             except Unavailable:
                 return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
             if token is not None and token.kind == "read" and token.revoked is None:
-                return None
+                self._touch(token)
+                return Caller(f"read token {token.id}", "token", frozenset({token.site}) if token.site else None)
+        if self.public_read:
+            return PUBLIC
+        if _local(req):
+            return LOCAL
         return refuse(401, "read_token_required",
                       "reading needs a read token (Authorization: Bearer TOKEN) from another machine",
                       **{"WWW-Authenticate": "Bearer"})
 
-    def _reading(self, req: Request, make: Callable[[], Response]) -> Response:
-        denied = self._read_allowed(req)
-        if denied is not None:
-            return denied
+    def _reading(self, req: Request, make: Callable[[Caller], Response]) -> Response:
+        who = self.caller(req)
+        if isinstance(who, Response):
+            return who
         try:
-            return make()
+            return make(who)
         except Unavailable as exc:
             self.log(f"{req.client} read failed: {exc}")
             return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
@@ -234,8 +262,10 @@ class Collector:
         if not RUN_ID.match(run_id):
             return refuse(404, "not_found", "no such run")
 
-        def make() -> Response:
-
+        def make(who: Caller) -> Response:
+            site = self.store.site_of(run_id)
+            if site is None or not who.sees(site):  # another site's run is not there for this caller
+                return refuse(404, "not_found", "no such run")
             doc = self.store.document(run_id)
             if doc is None:
                 return refuse(404, "not_found", "no such run")
@@ -247,20 +277,29 @@ class Collector:
         return self._reading(req, make)
 
     def get_fleet(self, req: Request) -> Response:
-        def make() -> Response:
-            return html(self.view.html(_lang(req)))
+        def make(who: Caller) -> Response:
+            return html(self.view.html(_lang(req), who.sites))
 
         return self._reading(req, make)
 
     def get_fleet_json(self, req: Request) -> Response:
-        def make() -> Response:
-            return reply(200, self.view.get(_lang(req))[1])
+        def make(who: Caller) -> Response:
+            return reply(200, self.view.get(_lang(req), who.sites)[1])
+
+        return self._reading(req, make)
+
+    def get_fleet_csv(self, req: Request) -> Response:
+        def make(who: Caller) -> Response:
+            fleet, _ = self.view.get("en", who.sites)
+            self.audit(who, "export", "/fleet.csv", detail=f"{len(fleet.runs)} rows")
+            return Response(200, fleet_csv(fleet), CSV_TYPE,
+                            {"Content-Disposition": 'attachment; filename="fleet.csv"', "Cache-Control": "no-store"})
 
         return self._reading(req, make)
 
     def get_metrics(self, req: Request) -> Response:
-        def make() -> Response:
-            return Response(200, exposition(self.view, self.counters.snapshot(), self.health), CONTENT_TYPE)
+        def make(who: Caller) -> Response:
+            return Response(200, exposition(self.view, self.counters.snapshot(), self.health, who.sites), CONTENT_TYPE)
 
         return self._reading(req, make)
 

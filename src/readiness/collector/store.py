@@ -629,13 +629,22 @@ class Store:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def count(self) -> int:
+    def count(self, sites: frozenset[str] | None = None) -> int:
+        """Runs stored (of ``sites`` only, when given)."""
+        query = select(func.count()).select_from(results)
+        if sites is not None:
+            query = query.where(results.c.site.in_(sites))
         with self._guard(), self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(results)).scalar_one()
+            return conn.execute(query).scalar_one()
 
     def document(self, run_id: str) -> dict[str, Any] | None:
         with self._guard(), self.engine.connect() as conn:
             return conn.execute(select(results.c.document).where(results.c.run_id == run_id)).scalar()
+
+    def site_of(self, run_id: str) -> str | None:
+        """The site a run was stored for, or None when there is no such run."""
+        with self._guard(), self.engine.connect() as conn:
+            return conn.execute(select(results.c.site).where(results.c.run_id == run_id)).scalar()
 
     def documents(self, all_runs: bool = False, batch: int = 500) -> Iterator[tuple[str, dict[str, Any]]]:
         """(run id, document) oldest first, streamed in batches (never all in memory): every
@@ -673,9 +682,10 @@ class Store:
         with self._guard(), self.engine.connect() as conn:
             return {d: r for d, r in conn.execute(select(requirements.c.digest, requirements.c.requirement))}
 
-    def per_day(self) -> dict[date, dict[str, int]]:
-        """Runs per UTC day and verdict, over every stored run (the fleet trend), counted by
-        the database (one row per day and verdict comes back, not one per run)."""
+    def per_day(self, sites: frozenset[str] | None = None) -> dict[date, dict[str, int]]:
+        """Runs per UTC day and verdict, over every stored run (of ``sites`` only, when given:
+        the fleet trend), counted by the database (one row per day and verdict comes back, not
+        one per run)."""
         out: dict[date, dict[str, int]] = {}
         if self.dialect == "postgresql":
             day = func.date(func.timezone("UTC", results.c.started))
@@ -683,6 +693,8 @@ class Store:
             day = func.substr(results.c.started, 1, 10)
         query = (select(day.label("day"), results.c.verdict, func.count())
                  .where(results.c.verdict.is_not(None)).group_by(day, results.c.verdict))
+        if sites is not None:
+            query = query.where(results.c.site.in_(sites))
         with self._guard(), self.engine.connect() as conn:
             for when, verdict, n in conn.execute(query):
                 when = when if isinstance(when, date) else date.fromisoformat(str(when))
