@@ -140,3 +140,44 @@ def test_token_changes_and_exports_are_in_the_audit_log(cli, fleet, db_url):
     assert actions.count(("token_revoke", "Göteborg")) == 1  # the upload token only: a read token is not a site's
     export = next(e for e in log if e["action"] == "export")
     assert export["actor"].startswith("read token ") and export["detail"] == "1 rows"
+
+
+def test_the_audit_log_is_listed_for_auditors_and_refused_to_readers(cli, fleet, db_url):
+    c, runs = fleet
+    gbg = add_token(cli, db_url, "--read", "--site", "Göteborg")
+    everything = add_token(cli, db_url, "--read")
+    status, headers, body = c.request("GET", "/admin/audit")  # this machine
+    assert status == 200 and headers["content-security-policy"].startswith("default-src 'none'")
+    page = body.decode()
+    assert page.count("token_add") == 2 and "Göteborg" in page and "400 days" in page
+    for token in (gbg, everything):  # a read token reads the fleet, not who did what
+        status, _, body = c.request("GET", "/admin/audit", token=token, headers=NOT_LOCAL)
+        assert status == 403 and json.loads(body)["error"] == "forbidden"
+    assert c.request("GET", "/admin/audit", headers=NOT_LOCAL)[0] == 401
+    listed = cli("serve", "audit", "--db", db_url, "--since", "1h")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 2, listed.stdout
+    assert all("command line  token_add  read token" in line for line in listed.stdout.splitlines())
+    bad = cli("serve", "audit", "--db", db_url, "--since", "yesterday")
+    assert bad.returncode == 2 and "--since" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_retention_prunes_the_audit_log_by_its_own_days(db_url):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from readiness.collector.access import AccessConfig
+    from readiness.collector.http import Collector as Handlers
+    from readiness.collector.store import audit, utcnow
+
+    store = Store(db_url)
+    store.migrate()
+    try:
+        for age, what in ((40, "old"), (10, "recent")):
+            store.add_audit("someone", "sign_in", what)
+            with store.engine.begin() as conn:
+                conn.execute(update(audit).where(audit.c.target == what).values(at=utcnow() - timedelta(days=age)))
+        Handlers(store, access=AccessConfig(audit_keep_days=30)).prune(timedelta(days=400))
+        assert [e["target"] for e in store.list_audit()] == ["recent"]
+    finally:
+        store.close()

@@ -45,6 +45,7 @@ class ServeOptions:
     keep_days: int = 400
     max_upload_mb: float = 8.0
     ingest_workers: int | None = None
+    access_file: str | None = None  # roles, sign-in and the audit log's retention (``collector.access``)
 
 
 class Site:
@@ -96,13 +97,18 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
     from readiness.collector.http import Collector  # the server extra: only with --db
     from readiness.collector.links import collect_page_result  # the server extra: only with --db
     from readiness.collector.store import redacted  # the server extra: only with --db
+    from readiness.collector.access import AccessConfig, AccessError, load_config  # the server extra: only with --db
 
+    try:
+        access = load_config(opts.access_file) if opts.access_file else AccessConfig()
+    except AccessError as exc:
+        raise ServiceError(str(exc)) from None
     store = open_store(opts.db_url)
     workers = opts.ingest_workers
     if workers is None:
         workers = n if (n := os.cpu_count() or 1) > 1 else 0
     collector = Collector(store, public_read=opts.public_read, max_body=int(opts.max_upload_mb * 1e6), log=log,
-                          workers=workers)
+                          workers=workers, access=access, tls=tls)
     if collector.checker is not None:
         collector.checker.warm()
 

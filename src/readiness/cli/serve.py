@@ -30,12 +30,13 @@ from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_sto
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
+@click.option("--access", "access_file", metavar="FILE", type=click.Path(dir_okay=False), help="With --db: who may see what (TOML: sign-in with OpenID Connect, roles per site, the audit log's retention; see the README).")
 @click.option("--print-unit", is_flag=True, help="Print a hardened systemd unit that runs this server with the options given, and exit.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
-          ingest_workers: int | None, print_unit: bool) -> None:
+          ingest_workers: int | None, access_file: str | None, print_unit: bool) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -63,7 +64,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     opts = ServeOptions(host=host, http_port=http_port, stun_port=stun_port, max_mb=max_mb, max_transfers=max_transfers,
                         max_connections=max_connections, timeout=timeout, max_seconds=max_seconds, tls_cert=tls_cert,
                         tls_key=tls_key, results_dir=results_dir, db_url=db_url, public_read=public_read,
-                        keep_days=keep_days, max_upload_mb=max_upload_mb, ingest_workers=ingest_workers)
+                        keep_days=keep_days, max_upload_mb=max_upload_mb, ingest_workers=ingest_workers,
+                        access_file=access_file)
     try:
         site = build(opts, open_store=lambda url: open_store(url, create=True))
     except ServiceError as exc:
@@ -127,6 +129,31 @@ def db_backup(db_url: str | None, file: str) -> None:
     except BackupError as exc:
         fail(str(exc))
     click.echo(f"backed up {runs} run{'s' if runs != 1 else ''} to {file}", err=True)
+
+
+@serve.command("audit")
+@DB_OPTION
+@click.option("--since", metavar="SPAN", help="Only entries of the last SPAN: 12h, 30d, 2w.")
+@click.option("--limit", type=click.IntRange(1, 1000000), default=1000, show_default=True, help="At most this many entries, newest first.")
+def audit_list(db_url: str | None, since: str | None, limit: int) -> None:
+    """List the audit log, newest first: sign-ins, tokens and links made and revoked, role changes, exports."""
+    from readiness.collector.access import parse_span
+    from readiness.collector.store import Unavailable, utcnow
+
+    try:
+        start = utcnow() - parse_span(since) if since is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    store = open_store(db_url, create=False)
+    try:
+        entries = store.list_audit(limit, start)
+    except Unavailable as exc:
+        fail(str(exc))
+    for e in entries:
+        click.echo("  ".join(x for x in (f"{e['at']:%Y-%m-%d %H:%M:%S}Z", e["actor"], e["action"], e["target"],
+                                         f"site {e['site']}" if e["site"] else "", e["detail"]) if x))
+    if not entries:
+        click.echo("no audit log entries", err=True)
 
 
 @serve.group("token")

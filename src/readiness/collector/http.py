@@ -10,6 +10,7 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /runs/<run id>    one run's report (HTML; ``?lang=sv``)
     GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age;
                            this process's ingest latency, queue depth, database errors, memory
+    GET  /admin/audit      the audit log (HTML; admin, auditor, this machine)
     GET  /healthz          200 while the process is up (for a load balancer; no token)
     GET  /readyz           200 when the database answers a query within 2 s, else 503 (no token)
 
@@ -31,7 +32,8 @@ import time
 from datetime import timedelta
 from typing import Any, Callable
 
-from readiness.collector.access import LOCAL, PUBLIC, Caller
+from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller
+from readiness.collector.pages import audit_page
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
@@ -94,8 +96,11 @@ class Collector:
     """The collector's handlers over one ``Store``."""
 
     def __init__(self, store: Store, public_read: bool = False, max_body: int = MAX_BODY_BYTES,
-                 log: Callable[[str], None] | None = None, workers: int = 0) -> None:
+                 log: Callable[[str], None] | None = None, workers: int = 0, access: AccessConfig | None = None,
+                 tls: bool = False) -> None:
         self.store = store
+        self.access = access or AccessConfig()
+        self.tls = tls
         self.checker = Checkers(workers) if workers > 0 else None
         self.public_read = public_read
         self.max_body = max_body
@@ -149,6 +154,7 @@ class Collector:
         return [Route("POST", "/api/v1/results", self.post_result, max_body=self.max_body),
                 Route(read, "/fleet", self.get_fleet, max_body=0), Route(read, "/api/v1/fleet", self.get_fleet_json, max_body=0),
                 Route(read, "/fleet.csv", self.get_fleet_csv, max_body=0),
+                Route(read, "/admin/audit", self.get_audit, max_body=0),
                 Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0),
                 Route(read, "/healthz", self.get_healthz, max_body=0), Route(read, "/readyz", self.get_readyz, max_body=0)]
 
@@ -176,6 +182,9 @@ class Collector:
             n = self.store.prune(keep)
             if n:
                 self.log(f"retention: pruned {n} results older than {keep.days} days")
+            days = self.access.audit_keep_days
+            if n := self.store.prune_audit(timedelta(days=days)):
+                self.log(f"retention: pruned {n} audit log entries older than {days} days")
         except Unavailable as exc:
             self.log(f"retention: {exc}")
 
@@ -294,6 +303,14 @@ class Collector:
             self.audit(who, "export", "/fleet.csv", detail=f"{len(fleet.runs)} rows")
             return Response(200, fleet_csv(fleet), CSV_TYPE,
                             {"Content-Disposition": 'attachment; filename="fleet.csv"', "Cache-Control": "no-store"})
+
+        return self._reading(req, make)
+
+    def get_audit(self, req: Request) -> Response:
+        def make(who: Caller) -> Response:
+            if not who.audits:
+                return refuse(403, "forbidden", "the audit log is for administrators and auditors")
+            return html(audit_page(self.store.list_audit(), self.access.audit_keep_days, who, _lang(req)))
 
         return self._reading(req, make)
 

@@ -1,0 +1,68 @@
+"""The collector's own small pages: the audit log, sign-in and sign-out, the signed-in bar on
+top of the fleet page, and a partner's share page. Self-contained HTML (no script, styles
+inline), every word from the catalogs, every value escaped.
+
+Sits below ``collector.http`` (which decides who sees them) and beside ``fleet.page``.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Iterable
+
+from readiness.collector.access import Caller
+from readiness.i18n.format import word
+
+STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}"
+         "table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left}"
+         ".bar{display:flex;gap:1em;align-items:center;justify-content:flex-end;font-size:.9em;margin:0 0 1em}"
+         ".PASS{color:#176b2c}.FAIL{color:#b00020}.WARN{color:#8a5a00}.UNKNOWN{color:#555}")
+
+
+def shell(title: str, body: str, lang: str) -> str:
+    return (f'<!doctype html><html lang="{escape(lang)}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def form(action: str, csrf: str, label: str) -> str:
+    """A POST form carrying the session's CSRF token (every state-changing form is one)."""
+    return (f'<form method="post" action="{escape(action)}"><input type="hidden" name="csrf" value="{escape(csrf)}">'
+            f'<button type="submit">{escape(label)}</button></form>')
+
+
+def bar(caller: Caller, lang: str) -> str:
+    """"Signed in as …" and the sign-out button, for a signed-in person; nothing otherwise."""
+    if not caller.session:
+        return ""
+    role = word(lang, f"access.role_{caller.role}")
+    return (f'<div class="bar" id="signed-in"><span>{escape(word(lang, "access.signed_in_as", name=caller.name, role=role))}'
+            f'</span>{form("/auth/logout", caller.csrf, word(lang, "access.sign_out"))}</div>')
+
+
+def with_bar(page: str, caller: Caller, lang: str) -> str:
+    """``page`` (a whole HTML document) with the signed-in bar first in its body."""
+    top = bar(caller, lang)
+    if not top:
+        return page
+    at = page.find("<body")
+    end = page.find(">", at) + 1 if at >= 0 else 0
+    return page[:end] + top + page[end:]
+
+
+def audit_page(entries: Iterable[dict[str, Any]], keep_days: int, caller: Caller, lang: str) -> str:
+    heads = ("audit_when", "audit_who", "audit_action", "audit_target", "audit_site", "audit_detail")
+    rows = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (
+        f"{e['at']:%Y-%m-%d %H:%M:%S}", e["actor"], e["action"], e["target"], e["site"], e["detail"])) + "</tr>"
+        for e in entries)
+    head = "".join(f"<th>{escape(word(lang, 'access.' + h))}</th>" for h in heads)
+    table = (f"<table><tr>{head}</tr>{rows}</table>" if rows else f"<p>{escape(word(lang, 'access.audit_empty'))}</p>")
+    title = word(lang, "access.audit_title")
+    return shell(title, f"{bar(caller, lang)}<h1>{escape(title)}</h1>"
+                        f"<p>{escape(word(lang, 'access.audit_retention', days=keep_days))}</p>{table}", lang)
+
+
+def message_page(key: str, lang: str, action: str = "", label: str = "") -> str:
+    """One sentence, and a link (sign in again) when ``action`` is given."""
+    link = f'<p><a href="{escape(action)}">{escape(label)}</a></p>' if action else ""
+    return shell(word(lang, key), f"<p>{escape(word(lang, key))}</p>{link}", lang)
