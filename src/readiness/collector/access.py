@@ -24,6 +24,7 @@ The file::
     claim = "groups"                                   # the ID token's claim the grants match
     scopes = ["openid", "profile", "email"]
     session_hours = 8
+    local_read = true          # false: a browser on the server itself signs in too
 
     [[grant]]
     value = "fleet-admins"     # a value of the claim (a list claim matches any member)
@@ -72,6 +73,7 @@ class SignIn:
     claim: str = "groups"
     scopes: tuple[str, ...] = ("openid", "profile", "email")
     session_hours: float = 8.0
+    local_read: bool = True  # this machine reads everything without signing in (scripts on the server)
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Acce
         where = key_line("", "sign_in")
         if not isinstance(s, dict):
             raise err(where, "sign_in must be a table")
-        known = {"issuer", "client_id", "client_secret_env", "base_url", "claim", "scopes", "session_hours"}
+        known = {"issuer", "client_id", "client_secret_env", "base_url", "claim", "scopes", "session_hours", "local_read"}
         for k in s:
             if k not in known:
                 raise err(key_line(k), f"unknown key {k!r} in [sign_in] (known: {', '.join(sorted(known))})")
@@ -230,8 +232,11 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Acce
         claim = s.get("claim", "groups")
         if not isinstance(claim, str) or not claim:
             raise err(key_line("claim"), "claim must be the name of an ID token claim, e.g. groups or roles")
+        local_read = s.get("local_read", True)
+        if not isinstance(local_read, bool):
+            raise err(key_line("local_read"), "local_read must be true or false")
         sign_in = SignIn(s["issuer"].strip().rstrip("/"), s["client_id"].strip(), secret, s["base_url"].strip().rstrip("/"),
-                         claim, tuple(scopes), float(hours))
+                         claim, tuple(scopes), float(hours), local_read)
     grants = []
     raw_grants = data.get("grant", [])
     if not isinstance(raw_grants, list):

@@ -11,6 +11,9 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age;
                            this process's ingest latency, queue depth, database errors, memory
     GET  /admin/audit      the audit log (HTML; admin, auditor, this machine)
+    GET  /auth/login       sign in with OpenID Connect (with ``[sign_in]`` in the access file)
+    GET  /auth/callback    where the provider sends the browser back
+    POST /auth/logout      sign out (the session's CSRF token in the form)
     GET  /healthz          200 while the process is up (for a load balancer; no token)
     GET  /readyz           200 when the database answers a query within 2 s, else 503 (no token)
 
@@ -33,7 +36,8 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller
-from readiness.collector.pages import audit_page
+from readiness.collector.pages import audit_page, message_page, with_bar
+from readiness.collector.signin import SignIn, SignInError
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
@@ -61,8 +65,20 @@ def refuse(status: int, code: str, reason: str, **headers: str) -> Response:
     return reply(status, {"error": code, "reason": reason}, **headers)
 
 
-def html(text: str) -> Response:
-    return Response.text(text, content_type=HTML_TYPE, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+def html(text: str, status: int = 200, who: Caller | None = None, **headers: str) -> Response:
+    """A page; a signed-in person's pages hold the sign-out form, posted to this server only."""
+    csp = CSP.replace("form-action 'none'", "form-action 'self'") if who is not None and who.session else CSP
+    return Response.text(text, status, content_type=HTML_TYPE,
+                         headers={"Content-Security-Policy": csp, "Cache-Control": "no-store", **headers})
+
+
+def _form(req: Request) -> dict[str, str]:
+    from urllib.parse import parse_qs
+
+    try:
+        return {k: v[0] for k, v in parse_qs(req.body.read().decode("utf-8"), max_num_fields=20).items()}
+    except (UnicodeDecodeError, ValueError, BodyError):
+        return {}
 
 
 def _param(req: Request, name: str, default: str = "") -> str:
@@ -101,6 +117,8 @@ class Collector:
         self.store = store
         self.access = access or AccessConfig()
         self.tls = tls
+        self.signin = SignIn(store, self.access) if self.access.sign_in is not None else None
+        self.local_read = self.access.sign_in is None or self.access.sign_in.local_read
         self.checker = Checkers(workers) if workers > 0 else None
         self.public_read = public_read
         self.max_body = max_body
@@ -155,6 +173,9 @@ class Collector:
                 Route(read, "/fleet", self.get_fleet, max_body=0), Route(read, "/api/v1/fleet", self.get_fleet_json, max_body=0),
                 Route(read, "/fleet.csv", self.get_fleet_csv, max_body=0),
                 Route(read, "/admin/audit", self.get_audit, max_body=0),
+                Route("GET", "/auth/login", self.get_login, max_body=0),
+                Route("GET", "/auth/callback", self.get_callback, max_body=0),
+                Route("POST", "/auth/logout", self.post_logout, max_body=4096),
                 Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0),
                 Route(read, "/healthz", self.get_healthz, max_body=0), Route(read, "/readyz", self.get_readyz, max_body=0)]
 
@@ -248,17 +269,26 @@ class Collector:
             if token is not None and token.kind == "read" and token.revoked is None:
                 self._touch(token)
                 return Caller(f"read token {token.id}", "token", frozenset({token.site}) if token.site else None)
+        if self.signin is not None:
+            try:
+                person = self.signin.caller(req.headers.get("Cookie"))
+            except Unavailable:
+                return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+            if person is not None:
+                return person
         if self.public_read:
             return PUBLIC
-        if _local(req):
+        if self.local_read and _local(req):
             return LOCAL
         return refuse(401, "read_token_required",
                       "reading needs a read token (Authorization: Bearer TOKEN) from another machine",
                       **{"WWW-Authenticate": "Bearer"})
 
-    def _reading(self, req: Request, make: Callable[[Caller], Response]) -> Response:
+    def _reading(self, req: Request, make: Callable[[Caller], Response], page: bool = False) -> Response:
         who = self.caller(req)
         if isinstance(who, Response):
+            if page and self.signin is not None and who.status == 401:  # a person: to the sign-in
+                return Response(302, b"", HTML_TYPE, {"Location": self.signin.login_url(req.path), "Cache-Control": "no-store"})
             return who
         try:
             return make(who)
@@ -281,15 +311,17 @@ class Collector:
             result = Result.from_dict(doc, origin=f"run {run_id}")
             if not result.judgement:
                 return refuse(404, "not_judged", "this run holds no judgement")
-            return html(render_report(result, Judgement.from_dict(result.judgement), _lang(req)))
+            lang = _lang(req)
+            return html(with_bar(render_report(result, Judgement.from_dict(result.judgement), lang), who, lang), who=who)
 
-        return self._reading(req, make)
+        return self._reading(req, make, page=True)
 
     def get_fleet(self, req: Request) -> Response:
         def make(who: Caller) -> Response:
-            return html(self.view.html(_lang(req), who.sites))
+            lang = _lang(req)
+            return html(with_bar(self.view.html(lang, who.sites), who, lang), who=who)
 
-        return self._reading(req, make)
+        return self._reading(req, make, page=True)
 
     def get_fleet_json(self, req: Request) -> Response:
         def make(who: Caller) -> Response:
@@ -310,15 +342,76 @@ class Collector:
         def make(who: Caller) -> Response:
             if not who.audits:
                 return refuse(403, "forbidden", "the audit log is for administrators and auditors")
-            return html(audit_page(self.store.list_audit(), self.access.audit_keep_days, who, _lang(req)))
+            return html(audit_page(self.store.list_audit(), self.access.audit_keep_days, who, _lang(req)), who=who)
 
-        return self._reading(req, make)
+        return self._reading(req, make, page=True)
+
+    # --- sign-in ---------------------------------------------------------------------------
+
+    def get_login(self, req: Request) -> Response:
+        if self.signin is None:
+            return refuse(404, "not_found", "sign-in is not set up on this collector (see --access)")
+        try:
+            url, cookie = self.signin.begin(_param(req, "next", "/fleet"))
+        except SignInError as exc:
+            self.log(f"{req.client} sign-in not started: {exc}")
+            return refuse(502, "provider_unavailable", "the sign-in provider is not reachable now")
+        except Unavailable:
+            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+        return Response(302, b"", HTML_TYPE, {"Location": url, "Set-Cookie": cookie, "Cache-Control": "no-store"})
+
+    def get_callback(self, req: Request) -> Response:
+        if self.signin is None:
+            return refuse(404, "not_found", "sign-in is not set up on this collector (see --access)")
+        lang = _lang(req)
+        try:
+            who, cookie, to, name = self.signin.finish(req.headers.get("Cookie"), req.query)
+        except SignInError as exc:
+            self.log(f"{req.client} sign-in refused: {exc}")
+            self.audit(Caller(req.client, "anonymous"), "sign_in_refused", detail=str(exc))
+            return html(message_page("access.sign_in_intro", lang, "/auth/login", _word(lang, "access.sign_in")), 403,
+                        **{"Set-Cookie": self.signin.clear_cookie()})
+        except Unavailable:
+            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+        if who is None:
+            self.audit(Caller(name, "anonymous"), "sign_in_refused", detail="no role for this account")
+            return html(message_page("access.no_role", lang), 403, **{"Set-Cookie": cookie})
+        sites = "every site" if who.sites is None else ", ".join(sorted(who.sites))
+        self.audit(who, "sign_in", who.role, detail=sites)
+        return Response(302, b"", HTML_TYPE, {"Location": to, "Set-Cookie": cookie, "Cache-Control": "no-store"})
+
+    def post_logout(self, req: Request) -> Response:
+        if self.signin is None:
+            return refuse(404, "not_found", "sign-in is not set up on this collector (see --access)")
+        who = self.caller(req)
+        if not isinstance(who, Caller) or not who.session:
+            return refuse(401, "not_signed_in", "not signed in")
+        if not _csrf_ok(_form(req).get("csrf", ""), who):
+            self.audit(who, "csrf_refused", req.path)
+            return refuse(403, "csrf", "this form did not come from this collector's page")
+        self.signin.end(who)
+        self.audit(who, "sign_out")
+        lang = _lang(req)
+        return html(message_page("access.signed_out", lang, "/auth/login", _word(lang, "access.sign_in")),
+                    **{"Set-Cookie": self.signin.clear_cookie()})
 
     def get_metrics(self, req: Request) -> Response:
         def make(who: Caller) -> Response:
             return Response(200, exposition(self.view, self.counters.snapshot(), self.health, who.sites), CONTENT_TYPE)
 
         return self._reading(req, make)
+
+
+def _csrf_ok(given: str, who: Caller) -> bool:
+    import hmac
+
+    return bool(who.csrf) and hmac.compare_digest(given.encode("utf-8", "replace"), who.csrf.encode("ascii"))
+
+
+def _word(lang: str, key: str) -> str:
+    from readiness.i18n.format import word
+
+    return word(lang, key)
 
 
 def _lang(req: Request) -> str:
