@@ -78,3 +78,36 @@ def test_missing_client_version_unknown_is_the_install() -> None:
     units = [unit("ws", "A", {4: "FAIL", 3: "UNKNOWN"})]  # Teams not installed, so its version is unknown
     actions = plan_actions(units, REQS)
     assert [(a.kind, a.subject, sorted(a.requirements), a.makes_ready) for a in actions] == [("install", "teams", [3, 4], 1)]
+
+
+def test_the_readiness_column_counts_cumulatively_from_the_units_already_ready() -> None:
+    units = ([unit("ok1", "A", {}), unit("ok2", "A", {})]                       # ready already
+             + [unit(f"cam{i}", "A", {0: "FAIL"}) for i in range(3)]             # camera alone
+             + [unit("fw", "B", {7: "FAIL"}), unit("ram", "B", {6: "WARN"})])     # firewall; RAM is advice
+    actions = plan_actions(units, REQS)
+    assert [(a.kind, a.makes_ready, a.ready_after) for a in actions] == [
+        ("camera", 3, 6), ("firewall", 1, 7), ("computer", 0, None)]  # 3 ready (a WARN is ready), +3, +1
+
+
+def test_when_no_single_fix_readies_anything_the_combination_is_named() -> None:
+    # every unit needs two fixes: none alone makes any ready
+    units = [unit("r1", "A", {0: "FAIL", 2: "FAIL"}), unit("r2", "A", {0: "FAIL", 5: "FAIL"}),
+             unit("r3", "B", {7: "FAIL", 3: "FAIL"})]
+    actions = plan_actions(units, REQS)
+    got = [(a.rank, a.kind, a.makes_ready, a.ready_after, a.together_with) for a in actions]
+    # the camera is needed by two of the units closest to ready: first; then each completes a unit
+    assert got[0] == (1, "camera", 0, 0, [])
+    assert got[1] == (2, "network_path", 1, 1, [1]) and got[2] == (3, "udp_ports", 1, 2, [1])
+    assert got[3:] == [(4, "firewall", 0, 2, []), (5, "update", 1, 3, [4])]
+
+
+def test_an_actions_advice_follows_most_of_its_agent_rooms_and_not_browser_rows() -> None:
+    agents = [unit(f"a{i}", "A", {0: "FAIL"}) for i in range(3)] + [unit("a9", "A", {1: "FAIL"})]
+    [camera] = plan_actions(agents, REQS)
+    assert camera.by_majority()[0] == 0  # three rooms fail the height, one the frame rate
+    browsers = [Unit(key=f"b{i}", site="A", room=f"b{i}", host=f"b{i}", by="browser",
+                     statuses={i2: "PASS" for i2 in range(len(REQS))} | {1: "FAIL"}) for i in range(6)]
+    [camera] = plan_actions(browsers + agents, REQS)  # more browser rows than agent rows, and first
+    assert camera.by_majority()[0] == 0 and camera.failing == {0: [3, 0], 1: [1, 6]}
+    [camera] = plan_actions(browsers, REQS)  # browser rows alone: theirs is the advice
+    assert camera.by_majority() == [1]

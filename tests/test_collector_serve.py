@@ -516,3 +516,86 @@ def test_uploads_over_tls_and_no_token_in_clear(cli, tmp_path, sqlite_url, token
             c.request("GET", "/metrics")  # plain HTTP to the TLS port gets no answer
     finally:
         c.kill()
+
+
+def test_a_result_dated_ahead_of_its_arrival_is_refused_and_never_freezes_its_room(cli, sqlite_url, token_file):
+    """A room PC whose clock says 2099 uploads a passing result, then (clock fixed) a failing
+    one: the first is refused (400, with the reason, and a log line), the room shows the failure."""
+    from datetime import datetime, timedelta, timezone
+
+    c = Collector(sqlite_url)
+    try:
+        token = token_file.read_text().strip()
+        future = docs.document(room="4.12", age=-(datetime(2099, 1, 1, tzinfo=timezone.utc) - docs.NOW))
+        status, _, data = c.request("POST", "/api/v1/results", docs.body(future), token)
+        answer = json.loads(data)
+        assert status == 400 and answer["error"] == "clock_ahead", answer
+        assert "2099-01-01T" in answer["reason"] and "clock is ahead" in answer["reason"]
+        assert "10 minutes" in answer["reason"]
+        near = docs.document(room="5.01", age=-timedelta(minutes=5))  # a clock a little fast: within tolerance
+        assert c.request("POST", "/api/v1/results", docs.body(near), token)[0] == 201
+        failing = docs.document(room="4.12", ram=2)
+        assert c.request("POST", "/api/v1/results", docs.body(failing), token)[0] == 201
+        status, _, body = c.request("GET", "/api/v1/fleet")
+        counts = json.loads(body)["counts"]
+        assert status == 200 and counts["total"] == 2 and counts["not_ready"] == 1 and counts["ready"] == 1
+        assert rows(sqlite_url) == 2
+        # the fleet notes the refusal among what it skipped, in its reader's language
+        noted = json.loads(body)["skipped"]
+        assert [s["path"] for s in noted] == [f"Stockholm / 4.12 (run {future['run_id']})"]
+        assert noted[0]["reason"].startswith("upload refused: its start time 2099-01-01T") and "clock is ahead" in noted[0]["reason"]
+        _, _, page = c.request("GET", "/fleet?lang=sv")
+        assert "uppladdningen avvisades: starttiden 2099-01-01T" in page.decode()
+    finally:
+        log = c.stop()
+    assert re.search(r"127\.0\.0\.1 upload refused \(400 clock_ahead\): the result starts at 2099-01-01T", log), log
+
+
+def test_advice_and_links_from_an_upload_are_never_shown_as_the_organisations(cli, tmp_path, sqlite_url, token_file):
+    """An upload's requirement texts are data: /fleet's action list and /runs show the advice of
+    the collector's own list (serve --requirements) for a requirement it knows, and an upload's
+    texts for a metric no list knows only marked "as sent by the agent", escaped, never a link."""
+    own = tmp_path / "collector-test.toml"
+    own.write_text(docs.PROFILE + '\n[support]\nname = "IT desk"\nphone = "+46 8 123 456"\n')
+    c = Collector(sqlite_url, "--requirements", str(own))
+    try:
+        token = token_file.read_text().strip()
+        known = docs.document(room="1", hostname="a", ram=2)  # fails Memory, which the list knows
+        known["judgement"]["profile"]["support"] = {"name": "Evil desk", "phone": "+1 555 0100",
+                                                    "web": "http://evil.example/help"}
+        for item in known["judgement"]["items"]:
+            if item["requirement"]["metric"] == "system.ram_total_gb":
+                item["requirement"].update(fix="Visit http://evil.example", why="Trust http://evil.example/why",
+                                           source="http://evil.example/source")
+        unknown = docs.document(room="2", hostname="b", cores=1)  # fails a requirement no list holds
+        for item in unknown["judgement"]["items"]:
+            if item["requirement"]["metric"] == "system.cpu_cores":
+                item["requirement"].update(metric="system.disk_free_gb", label="Disk", fix="Call <b>+1 555 EVIL</b>",
+                                           source="http://evil.example/disk")
+        for doc in (known, unknown):
+            status, _, data = c.request("POST", "/api/v1/results", docs.body(doc), token)
+            assert status == 201, data
+        status, _, page = c.request("GET", "/fleet")
+        text = page.decode()
+        actions = text.split('id="actions"')[1].split("</section>")[0]
+        assert '<div class="fix">More memory.</div>' in actions  # the organisation's advice
+        assert "evil.example" not in text.replace("Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (as sent by the agent)", "")
+        assert "Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (as sent by the agent)" in actions and "<b>+1" not in text
+        assert 'href="http://evil' not in text
+        assert "IT desk" in text and "Evil desk" not in text and "555 0100" not in text  # whom to call: IT's list
+        _, _, sv = c.request("GET", "/fleet?lang=sv")
+        assert "Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (som agenten skickade det)" in sv.decode()
+        _, _, api = c.request("GET", "/api/v1/fleet")
+        rows = {r["metric"]: r for r in json.loads(api)["requirements"]}
+        assert (rows["system.ram_total_gb"]["fix"], rows["system.ram_total_gb"]["source"]) == (
+            "More memory.", "https://example.invalid/memory")
+        assert rows["system.disk_free_gb"]["source"] == ""
+        status, _, run_page = c.request("GET", f"/runs/{known['run_id']}")
+        assert status == 200 and b"More memory." in run_page and b"evil.example" not in run_page
+        assert b"IT desk" in run_page and b"Evil desk" not in run_page and b"555 0100" not in run_page
+        status, _, run_page = c.request("GET", f"/runs/{unknown['run_id']}")
+        assert status == 200 and b"Call &lt;b&gt;+1 555 EVIL&lt;/b&gt; (as sent by the agent)" in run_page
+        assert b'href="http://evil' not in run_page
+    finally:
+        c.kill()
+    assert Store(sqlite_url).document(known["run_id"]) == known  # the upload itself is kept as sent

@@ -437,3 +437,27 @@ def test_a_dying_worker_loses_nothing_and_hangs_nothing(fleet_dir, monkeypatch):
     assert len(readers_here) == 1  # the pool broke and the rest was read in this process
     assert [(r.run_id, r.overall) for r in pooled.runs] == [(r.run_id, r.overall) for r in here.runs]
     assert pooled.results_read == here.results_read == 11 and pooled.duplicates == 1
+
+
+def test_a_result_dated_ahead_of_its_file_never_freezes_its_room(cli, tmp_path):
+    """A computer whose clock says 2099 (a dead clock battery) wrote a passing result; the same
+    room's later run fails. The 2099 file is compared with its modification time and skipped
+    with a reason in the report's language; the room shows the failure."""
+    import collector_docs as docs
+
+    share = tmp_path / "share"
+    future = docs.document(room="4.12", hostname="mr1", age=-(datetime(2099, 1, 1, tzinfo=timezone.utc) - docs.NOW))
+    failing = docs.document(room="4.12", hostname="mr1", ram=2)
+    ahead, now = docs.write(future, share), docs.write(failing, share)
+    slightly = docs.write(docs.document(room="5.01", hostname="mr2", age=-timedelta(minutes=5)), share)  # within tolerance
+    out = aggregate(cli, str(share), "--lang", "sv", "-o", str(tmp_path / "f.html"), "--json", str(tmp_path / "f.json"))
+    figs = json.loads((tmp_path / "f.json").read_text(encoding="utf-8"))
+    assert figs["counts"]["total"] == 2 and figs["counts"]["not_ready"] == 1 and figs["counts"]["ready"] == 1
+    skipped = {Path(s["path"]).name: s["reason"] for s in figs["skipped"]}
+    assert list(skipped) == [ahead.name] and now.name not in skipped and slightly.name not in skipped
+    assert skipped[ahead.name].startswith("börjar 2099-01-01T") and "klocka går före" in skipped[ahead.name]
+    assert f"skipped: {ahead}: starts at 2099-01-01T" in out.stderr and "clock is ahead" in out.stderr
+    # the same from worker processes (the reason travels with its code)
+    pooled = collect([share], workers=2)
+    assert [(Path(s.path).name, s.reason.code) for s in pooled.skipped] == [(ahead.name, "clock_ahead")]
+    assert [r.run_id for r in pooled.runs if r.room == "4.12"] == [failing["run_id"]]

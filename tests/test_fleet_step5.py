@@ -7,10 +7,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from readiness.result import CheckRecord, Result, write_result
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
 
@@ -202,3 +206,196 @@ def test_hostile_support_contact_in_stored_results(cli, tmp_path: Path) -> None:
     rows = list(csv.reader((tmp_path / "s.csv").open(encoding="utf-8-sig")))
     cell = next(row for row in rows if row[0] == "support")[-1]
     assert cell.startswith("'=")  # a spreadsheet shows it, never runs it
+
+
+# --- a fleet of meeting rooms with known faults (tests/fleet_rooms.py), judged by meeting-room ----
+
+def rooms_fleet(tmp_path: Path, extra: list[Result] = ()) -> Path:
+    """Three rooms: one camera too small, one with UDP blocked and a jittery link, one fine."""
+    from fleet_rooms import room
+
+    share = tmp_path / "rooms"
+    share.mkdir(parents=True)
+    for r in [room("gbg-r1", "Göteborg", "Stora salen", {"camera.height_px": 480, "camera.width_px": 640}),
+              room("gbg-r2", "Göteborg", "Lilla rummet", {"connectivity.udp_media_reachable": False,
+                                                         "latency.jitter_ms": 80}),
+              room("sth-r1", "Stockholm", "4.12"), *extra]:
+        write_result(r, share)
+    return share
+
+
+def aggregate_rooms(cli, share: Path, out: Path, *extra: str) -> dict:
+    r = cli("aggregate", str(share), "--profile", "meeting-room", "-o", str(out), "--json", "-", *extra)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_known_faults_per_room_give_the_action_order_and_the_readiness_column(cli, tmp_path: Path) -> None:
+    share = rooms_fleet(tmp_path)
+    figs = aggregate_rooms(cli, share, tmp_path / "f.html")
+    s5 = figs["step5"]
+    got = [(a["rank"], a["kind"], a["units"], a["makes_ready"], a["ready_after"], a["together_with"]) for a in s5["actions"]]
+    # 4.12 is ready before anything; the camera readies Stora salen; Lilla rummet needs both network fixes
+    assert got == [(1, "camera", 1, 1, 2, []), (2, "network_path", 1, 0, 2, []), (3, "udp_ports", 1, 1, 3, [2])]
+    assert (s5["ready_before"], s5["units"], s5["combination"]) == (1, 3, None)
+    html = (tmp_path / "f.html").read_text(encoding="utf-8")
+    assert "Rooms and computers ready after this step" in html and "Made ready" not in html
+    cells = re.findall(r'<td class="num[^"]*">(\d+ of 3)(?:<div class="muted">([^<]*)</div>)?</td>', html)
+    assert cells == [("2 of 3", ""), ("2 of 3", ""), ("3 of 3", "with step 2")]
+    sv = aggregate_rooms(cli, share, tmp_path / "sv.html", "--lang", "sv")
+    assert sv["step5"]["actions"][2]["ready_after"] == 3
+    html = (tmp_path / "sv.html").read_text(encoding="utf-8")
+    assert "Rum och datorer redo efter detta steg" in html and "3 av 3" in html and "tillsammans med steg 2" in html
+
+
+def test_no_single_fix_readying_any_room_is_said_in_words(cli, tmp_path: Path) -> None:
+    from fleet_rooms import room
+
+    share = tmp_path / "two"
+    share.mkdir()
+    for r in [room("a", "Lund", "A", {"camera.height_px": 480, "connectivity.udp_media_reachable": False}),
+              room("b", "Lund", "B", {"camera.height_px": 480, "latency.jitter_ms": 80})]:
+        write_result(r, share)
+    for lang, words in (("en", "No single fix makes a room or computer ready: each needs more than one. "
+                               "Steps 1 and 2 together make 1 ready."),
+                        ("sv", "Ingen enskild åtgärd gör något rum eller någon dator redo: var och en behöver fler "
+                               "än en. Stegen 1 och 2 tillsammans gör 1 redo.")):
+        figs = aggregate_rooms(cli, share, tmp_path / f"{lang}.html", "--lang", lang)
+        s5 = figs["step5"]
+        assert [a["kind"] for a in s5["actions"]] == ["camera", "network_path", "udp_ports"]
+        assert s5["combination"] == {"steps": [1, 2], "ready": 1}
+        assert words in (tmp_path / f"{lang}.html").read_text(encoding="utf-8")
+
+
+def test_fails_most_counts_fail_apart_from_unknown_and_browser_and_partner_rows_stay_apart(cli, tmp_path: Path) -> None:
+    from fleet_rooms import room
+
+    no_camera = {m: None for m in ("camera.working", "camera.width_px", "camera.height_px", "camera.fps",
+                                   "camera.black_pct", "camera.frozen", "camera.overexposed_pct", "camera.sharpness")}
+    extra = [room("lund-r1", "Lund", "L1", no_camera | {"latency.jitter_ms": 80}),
+             room("lund-r2", "Lund", "L2", {"microphone.silent": True}),
+             room("lund-r3", "Lund", "L3", no_camera),
+             room("sth-b1", "Stockholm", "4.12", {"camera.height_px": 240}, browser=True),   # a room's browser row
+             room("p-1", "Partner AB", "", {"camera.height_px": 240, "camera.fps": None}, browser=True)]  # a partner
+    share = rooms_fleet(tmp_path, extra)
+    figs = aggregate_rooms(cli, share, tmp_path / "f.html")
+    lund = next(s for s in figs["sites"] if s["site"] == "Lund")
+    l1 = next(r for r in lund["rooms"] if r["room"] == "L1")
+    # one real failure, eight camera items never measured: the failure comes first
+    assert l1["failing"][0] == {"label": "Jitter (≤ 30 ms)", "status": "FAIL", "units": 1}
+    assert [x["status"] for x in l1["failing"]] == ["FAIL", "UNKNOWN", "UNKNOWN"]
+    # the tiles and the distributions are the organisation's rooms as its agents measured them
+    assert figs["tiles"]["total"] == 6 and figs["counts"]["total"] == 8
+    assert figs["apart"]["browser"]["total"] == 1 and figs["apart"]["partners"]["total"] == 1
+    height = next(h for h in figs["histograms"] if h["metric"] == "camera.height_px")
+    assert height["n"] == 4 and height["min"] == 480  # L1 measured no picture; 240 is a browser's and a partner's
+    html = (tmp_path / "f.html").read_text(encoding="utf-8")
+    assert re.search(r'<div class="tile PASS"><span class="n">\d+</span>', html)
+    assert "Not in these figures: browser self-tests 1 (0 ready), results from partner organisations 1 (0 ready)" in html
+    assert "Jitter (≤ 30 ms)</span>, <span class=\"st UNKNOWN\">" in html and "(not measured)" in html
+    # the step-5 sections too: a requirement one room fails above one two rooms could not measure
+    for name, section in figs["step5"]["sections"].items():
+        failed = [r["FAIL"] + r["WARN"] > 0 for r in section.get("requirements", [])]
+        assert failed == sorted(failed, reverse=True), name
+    equipment = [r["metric"] for r in figs["step5"]["sections"]["equipment"]["requirements"]]
+    assert equipment.index("microphone.silent") < equipment.index("camera.fps")
+    partner = figs["step5"]["partners"]["sites"][0]
+    assert partner["failing"] == [{"label": "Camera resolution (1080p, height)", "units": 1}]
+    assert partner["not_measured"] == [{"label": "Camera frame rate", "units": 1}]  # not measured: not a failure
+
+
+def test_charts_say_what_was_measured_and_nothing_measured_only_when_nothing_was(cli, tmp_path: Path) -> None:
+    share = rooms_fleet(tmp_path)
+    figs = aggregate_rooms(cli, share, tmp_path / "f.html")
+    hists = {h["metric"]: h for h in figs["histograms"]}
+    rtt = hists["latency.rtt_median_ms"]
+    # the round trip plotted is the check's own (to the site's server here), not Microsoft Teams' figure
+    assert rtt["label"] == "Round-trip time" and not any(h["label"].startswith("Microsoft Teams") for h in hists.values())
+    assert rtt["measured_to"] == [{"target": "stun.göteborg.example:3478", "units": 2},
+                                  {"target": "stun.stockholm.example:3478", "units": 1}]
+    assert [b["severity"] for b in rtt["bounds"]] == ["required"]  # Teams' own bound judges another figure
+    html = (tmp_path / "f.html").read_text(encoding="utf-8")
+    assert "round trips measured to: <span class=\"name\">stun.göteborg.example:3478</span> (2)" in html
+    # meeting-room asks nothing under "Subscriptions", yet its services table is filled: not "nothing measured"
+    subs = html.split("<h3>Subscriptions: services and clients</h3>")[1].split("<h4>")[0]
+    assert "Nothing measured here" not in subs and "The requirement list asks nothing under this heading." in subs
+    services = html.split("<h4>Which services work from each site</h4>")[1].split("<h4>")[0]
+    assert "Nothing measured here" not in services and "Microsoft Teams" in services
+
+
+def _print_checks(page_html: Path) -> dict:
+    """The report printed (print media, A4 width): every name on one line, and its CSS."""
+    from browser import Chromium
+
+    with Chromium() as b:
+        b.navigate(page_html.resolve().as_uri())
+        b.call("Emulation.setEmulatedMedia", {"media": "print"})
+        b.call("Emulation.setDeviceMetricsOverride", {"width": 703, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+        return b.evaluate("""(() => {
+            const cells = [...document.querySelectorAll('table.hosts td:nth-child(-n+2), table.sites th, table.sites td:nth-child(2), .name')]
+                .filter(e => e.offsetParent !== null && e.textContent.trim());
+            const lines = (e) => { const r = document.createRange(); r.selectNodeContents(e);
+                return new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top))).size; };
+            return {
+              styles: [...new Set(cells.map(e => { const s = getComputedStyle(e); return [s.overflowWrap, s.wordBreak, s.hyphens].join(' '); }))],
+              // a name of one word (Göteborg, Stockholm) printed on more than one line is broken mid-word
+              broken: cells.filter(e => !/\\s/.test(e.textContent.trim()) && lines(e) > 1).map(e => e.textContent.trim()),
+              checked: cells.length,
+              wide: document.documentElement.scrollWidth,
+            };
+        })()""")
+
+
+def test_the_fleet_of_three_rooms_prints_on_at_most_four_a4_pages_with_no_word_broken(cli, tmp_path: Path) -> None:
+    from browser import chromium_path, load_page
+    from support import need
+
+    need(chromium_path() is not None, "chromium is not installed (tests/run.sh installs it)")
+    share = rooms_fleet(tmp_path)
+    for lang in ("en", "sv"):
+        out = tmp_path / f"fleet-{lang}.html"
+        aggregate_rooms(cli, share, out, "--lang", lang)
+        page = load_page(out, print_pdf=tmp_path / f"fleet-{lang}.pdf")
+        assert page.loaded and page.other_requests == []
+        assert page.pdf_pages is not None and 1 <= page.pdf_pages <= 4, (lang, page.pdf_pages)
+        seen = _print_checks(out)
+        assert seen["checked"] >= 8 and seen["broken"] == [], seen
+        assert seen["styles"] == ["normal normal manual"], seen
+        assert seen["wide"] <= 703  # nothing wider than the printed page
+
+
+def test_five_hundred_rooms_print_within_the_page_width_with_headers_on_every_page(cli, tmp_path: Path) -> None:
+    from browser import chromium_path, load_page
+    from fleet_rooms import room
+    from support import need
+
+    need(chromium_path() is not None, "chromium is not installed (tests/run.sh installs it)")
+    share = tmp_path / "big"
+    share.mkdir()
+    sites = ["Göteborg", "Stockholm", "Malmö", "Kiruna", "Umeå"]
+    for i in range(500):
+        faults = ({"camera.height_px": 480} if i % 5 == 0 else {}) | ({"latency.jitter_ms": 80} if i % 7 == 0 else {})
+        write_result(room(f"host-{i:03d}", sites[i % 5], f"Rum {i:03d} vid trappan", faults), share)
+    out = tmp_path / "big.html"
+    figs = aggregate_rooms(cli, share, out)
+    assert figs["tiles"]["total"] == 500
+    page = load_page(out, print_pdf=tmp_path / "big.pdf")
+    # every one of the 500 rows is printed, about 40 to a page, none wider than the paper
+    assert page.pdf_pages is not None and page.pdf_pages <= 25, page.pdf_pages
+    seen = _print_checks(out)
+    assert seen["broken"] == [] and seen["wide"] <= 703
+    html = out.read_text(encoding="utf-8")
+    assert len(re.findall(r"<tr>\n    <td>[^<]+</td><td>Rum ", html)) == 500 and "<thead><tr><th>Site</th><th>Room</th><th>Computer" in html
+
+
+def test_an_actions_advice_stays_when_browser_rows_arrive(cli, tmp_path: Path) -> None:
+    from fleet_rooms import room
+
+    before = aggregate_rooms(cli, rooms_fleet(tmp_path / "a"), tmp_path / "a.html")
+    browsers = [room(f"b{i}", "Göteborg", f"B{i}", {"camera.fps": 5}, browser=True) for i in range(3)]
+    after = aggregate_rooms(cli, rooms_fleet(tmp_path / "b", browsers), tmp_path / "b.html")
+    camera = [next(a for a in f["step5"]["actions"] if a["kind"] == "camera") for f in (before, after)]
+    assert camera[1]["units"] == 4  # the browser rows are in the action, more of them than agent rows
+    fix = "Use a camera that delivers 1920x1080 (1080p); plug it straight into the computer, not through a hub."
+    assert camera[0]["fix"] == camera[1]["fix"] == fix
+    assert camera[1]["labels"][0].startswith("Camera resolution (1080p")

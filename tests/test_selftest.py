@@ -42,8 +42,8 @@ def server(tmp_path_factory):
 
 
 def request(port: int, path: str, method: str = "GET", body: bytes | None = None,
-            headers: dict | None = None) -> tuple[int, dict, bytes]:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+            headers: dict | None = None, source: str | None = None) -> tuple[int, dict, bytes]:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=15, source_address=(source, 0) if source else None)
     c.request(method, path, body=body, headers=headers or {})
     r = c.getresponse()
     data = r.read()
@@ -51,9 +51,9 @@ def request(port: int, path: str, method: str = "GET", body: bytes | None = None
     return r.status, {k.lower(): v for k, v in r.getheaders()}, data
 
 
-def post(port: int, doc, path: str = "/__selftest/result") -> tuple[int, dict]:
+def post(port: int, doc, path: str = "/__selftest/result", source: str | None = None) -> tuple[int, dict]:
     body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-    status, _, data = request(port, path, "POST", body, {"Content-Type": "application/json"})
+    status, _, data = request(port, path, "POST", body, {"Content-Type": "application/json"}, source)
     return status, json.loads(data) if data else {}
 
 
@@ -214,19 +214,14 @@ def test_non_json_nan_and_oversized_posts_are_refused(server):
     assert status == 413
 
 
-def test_the_webrtc_peer_echoes_a_real_peer_over_an_unreliable_channel(server):
-    """aiortc on the client side too: a real ICE/DTLS/SCTP exchange with the server's peer."""
-    from readiness.selftest.peer import available
-    from support import need
-
-    need(available(), "aiortc is not installed (tests/run.sh installs the server extra)")
+def webrtc_echo(port: int, probes: int, source: str | None = None) -> tuple[int, list[str]]:
+    """A real peer (aiortc) from ``source``: the offer's HTTP status, and the echoes of
+    ``probes`` probes sent every 20 ms over an unordered channel without retransmits."""
     import asyncio
 
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
-    port, _ = server
-
-    async def run() -> list[float]:
+    async def run() -> tuple[int, list[str]]:
         pc = RTCPeerConnection()
         ch = pc.createDataChannel("probe", ordered=False, maxRetransmits=0)
         echoes: list[str] = []
@@ -235,18 +230,29 @@ def test_the_webrtc_peer_echoes_a_real_peer_over_an_unreliable_channel(server):
         ch.on("message", echoes.append)
         await pc.setLocalDescription(await pc.createOffer())
         status, answer = await asyncio.to_thread(
-            post, port, {"type": "offer", "sdp": pc.localDescription.sdp}, "/__selftest/rtc")
-        assert status == 200, answer
-        await pc.setRemoteDescription(RTCSessionDescription(**answer))
-        await asyncio.wait_for(opened.wait(), 10)
-        for i in range(20):
-            ch.send(f"{i} probe")
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.5)
+            post, port, {"type": "offer", "sdp": pc.localDescription.sdp}, "/__selftest/rtc", source)
+        if status == 200:
+            await pc.setRemoteDescription(RTCSessionDescription(**answer))
+            await asyncio.wait_for(opened.wait(), 10)
+            for i in range(probes):
+                ch.send(f"{i} probe")
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.5)
         await pc.close()
-        return echoes
+        return status, echoes
 
-    echoes = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def test_the_webrtc_peer_echoes_a_real_peer_over_an_unreliable_channel(server):
+    """aiortc on the client side too: a real ICE/DTLS/SCTP exchange with the server's peer."""
+    from readiness.selftest.peer import available
+    from support import need
+
+    need(available(), "aiortc is not installed (tests/run.sh installs the server extra)")
+    port, _ = server
+    status, echoes = webrtc_echo(port, 20)
+    assert status == 200
     assert sorted(echoes, key=lambda e: int(e.split()[0])) == [f"{i} probe" for i in range(20)]
     assert post(port, {"type": "offer", "sdp": "hello"}, "/__selftest/rtc")[0] == 503
     assert post(port, b"[]", "/__selftest/rtc")[0] == 400

@@ -77,6 +77,11 @@ def run_page(browser, url: str, answer: str = "#heard-yes", timeout: float = 40)
         raise AssertionError("the page did not finish in time: " + browser.evaluate("document.body.innerText"))
     return browser.evaluate("""({run: document.body.dataset.runId || '', text: document.body.innerText,
         advice: [...document.querySelectorAll('#advice-list li')].map(li => li.dataset.code),
+        verdict: document.getElementById('verdict').textContent, verdict_class: document.getElementById('verdict').className,
+        coverage: document.getElementById('coverage').textContent, kept: document.getElementById('kept').textContent,
+        problems: [...document.querySelectorAll('#problem-list li')].map(li => ({status: li.dataset.status,
+            text: li.querySelector('.what').textContent, advice: (li.querySelector('.fix') || {}).textContent || ''})),
+        shown: !document.getElementById('problems').hidden,
         error: document.getElementById('error').textContent})""")
 
 
@@ -126,6 +131,20 @@ def test_the_page_measures_what_the_fake_camera_and_microphone_hold(server, tmp_
     assert items["camera.width_px"] == "FAIL" and items["microphone.working"] == "PASS"
     assert "system.cpu_cores" not in items and doc["judgement"]["verdict"] == "FAIL"
     assert "system" not in doc["judgement"]["coverage"]["ran"]  # not covered: the agent measures it
+    # "Yes, I heard it": the speakers pass, and the page says how much a browser could cover,
+    # counted from what measured (camera, microphone, speakers, latency, bandwidth of video-call's 8)
+    assert items["speakers.playback_ok"] == "PASS"
+    cov = doc["judgement"]["coverage"]
+    measured = [c for c in cov["needed"] if c in cov["measured"]]
+    assert page["coverage"].startswith(f"Your browser could check {len(measured)} of {len(cov['needed'])} areas")
+    assert (len(measured), len(cov["needed"])) == (5, 8)
+    # every FAIL of its own report is on the page with its advice; the verdict says FAIL
+    assert page["verdict"] == "Not ready for video meetings" and page["verdict_class"] == "FAIL"
+    fails = {i["requirement"]["label"] for i in doc["judgement"]["items"] if i["status"] == "FAIL"}
+    listed = " ".join(p["text"] for p in page["problems"] if p["status"] == "FAIL")
+    assert fails and all(label in listed for label in fails), (fails, listed)
+    assert page["kept"] == "The result is kept by the organisation that sent you this link."
+    assert "your organisation" not in page["text"]
 
 
 def test_a_black_picture_is_diagnosed_black_and_judged_by_the_profile(server, tmp_path):
@@ -136,6 +155,16 @@ def test_a_black_picture_is_diagnosed_black_and_judged_by_the_profile(server, tm
         page = run_page(b, url + "/?lang=sv", answer="#heard-no")
     assert "not_heard" in page["advice"]
     doc = stored(results, page["run"])
+    # "No": the speakers fail in the stored result and on the page, with the speakers' advice,
+    # under a failing verdict (in Swedish: the page was opened with lang=sv)
+    items = {i["requirement"]["metric"]: i for i in doc["judgement"]["items"]}
+    assert items["speakers.playback_ok"]["status"] == "FAIL"
+    assert page["verdict"] == "Inte redo för videomöten" and page["verdict_class"] == "FAIL" and page["shown"]
+    speakers = items["speakers.playback_ok"]["requirement"]
+    [row] = [p for p in page["problems"] if p["text"].startswith(speakers["translations"]["sv"]["label"])]
+    assert row["status"] == "FAIL" and row["advice"] == speakers["translations"]["sv"]["fix"]
+    assert page["coverage"].startswith("Din webbläsare kunde kontrollera 5 av 8 områden")
+    assert "Inget fel hittades" not in page["text"]
     cam = values(doc, "camera")
     assert (cam["width_px"], cam["height_px"]) == (320, 240) and cam["fps"] == pytest.approx(15, abs=1.5)
     assert cam["black_pct"] == 100 and cam["working"] is True  # a black picture still arrives
@@ -240,3 +269,23 @@ def test_firefox_measures_its_fake_camera_and_a_known_pulseaudio_tone(server, pu
     assert mic["working"] is True and mic["silent"] is False
     assert values(doc, "speakers")["playback_ok"] is True  # Firefox played into PulseAudio's null sink
     assert doc["checks"]["latency"]["details"]["method"].startswith("webrtc")
+
+
+def test_a_result_over_the_share_is_told_busy_in_the_pages_language(tmp_path):
+    """The network's results for this minute are used up (429): the page says so in Swedish."""
+    need(chromium_path() is not None, "chromium is not installed (tests/run.sh installs it)")
+    from test_selftest import observations, post
+
+    from readiness.i18n.format import catalog
+    from readiness.selftest.web import RESULTS_PER_MINUTE
+
+    p, port = serve(tmp_path)
+    try:
+        codes = [post(port, observations())[0] for _ in range(RESULTS_PER_MINUTE)]
+        with Chromium(fake_media_flags(None, None), allow=["127.0.0.1"]) as b:
+            page = run_page(b, f"http://127.0.0.1:{port}/?lang=sv")
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert codes == [200] * RESULTS_PER_MINUTE
+    assert page["run"] == "" and page["error"] == catalog("sv")["selftest_js_busy"], page["error"]

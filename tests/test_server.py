@@ -299,7 +299,7 @@ def test_a_route_added_by_another_feature_gets_a_bounded_body(tmp_path):
     script = tmp_path / "serve_with_route.py"
     script.write_text(
         "import sys\n"
-        "from readiness.server.http import Response, Route\nfrom readiness.server.measure import run_server\n"
+        "from readiness.server.routes import Response, Route\nfrom readiness.server.measure import run_server\n"
         "def echo(req):\n"
         "    data = req.body.json()\n"
         "    return Response.json({'got': data, 'client': req.client}, status=201)\n"

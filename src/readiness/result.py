@@ -28,7 +28,7 @@ import re
 import socket
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,11 @@ SCHEMA_VERSION = 1
 KIND = "readiness-result"
 STATUSES = ("ok", "error", "timeout", "skipped")
 MAX_RESULT_BYTES = 16 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory and time
+# How far a result's start may lie after the moment it reached the collector, or after its
+# file's modification time on a share. A computer whose clock is further ahead (a dead clock
+# battery, or a forged date) would stay its room's newest result until that date: the collector
+# refuses such a result, ``aggregate`` skips such a file, each with this reason.
+CLOCK_TOLERANCE = timedelta(minutes=10)
 MAX_DEPTH = 32  # nesting levels; a result needs about 8
 MAX_JUDGED = 1e15  # the schema's bound on a measured value and a requirement's bound
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from readiness.atomic import probe_writable
+from readiness.judge.requirements import ProfileError
+from readiness.judge.wording import OwnWords, own_lists
+from readiness.plugins import load_plugins
 from readiness.selftest.web import SelfTest
 from readiness.server.http import log, tls_context
 from readiness.server.measure import run_server
@@ -45,6 +48,9 @@ class ServeOptions:
     keep_days: int = 400
     max_upload_mb: float = 8.0
     ingest_workers: int | None = None
+    trusted_proxies: tuple[Any, ...] = ()  # networks (ipaddress) whose forwarding headers name the client
+    own_lists: tuple[str, ...] = ()  # the organisation's requirement lists: the words /fleet and /runs show
+    org: str = ""  # the organisation's name: the self-test page says who keeps a partner's result
     access_file: str | None = None  # roles, sign-in and the audit log's retention (``collector.access``)
 
 
@@ -74,7 +80,8 @@ class Site:
             return run_server(host=o.host, http_port=o.http_port, stun_port=o.stun_port, ssl_context=self.ssl_context,
                               max_bytes=int(o.max_mb * 1e6), max_transfers=o.max_transfers,
                               max_connections=o.max_connections, idle_timeout_s=o.timeout,
-                              max_request_s=o.max_seconds, routes=[*self.routes, *self.page.routes()])
+                              max_request_s=o.max_seconds, trusted_proxies=o.trusted_proxies,
+                              routes=[*self.routes, *self.page.routes()])
         finally:
             self.page.close()
             self._stopping.set()
@@ -92,6 +99,11 @@ def _tls(opts: ServeOptions) -> Any:
                            f"{getattr(exc, 'strerror', None) or getattr(exc, 'reason', None) or exc}") from None
 
 
+def _installed() -> tuple[Any, Any]:
+    plugins = load_plugins()
+    return plugins.checks, plugins.broken
+
+
 def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) -> tuple[Any, Any]:
     """The collector and the self-test page's hook into it (results with a site link)."""
     from readiness.collector.http import Collector  # the server extra: only with --db
@@ -103,12 +115,16 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
         access = load_config(opts.access_file) if opts.access_file else AccessConfig()
     except AccessError as exc:
         raise ServiceError(str(exc)) from None
+    try:
+        words = OwnWords(own_lists(opts.own_lists, *_installed()))
+    except ProfileError as exc:
+        raise ServiceError(str(exc)) from None
     store = open_store(opts.db_url)
     workers = opts.ingest_workers
     if workers is None:
         workers = n if (n := os.cpu_count() or 1) > 1 else 0
     collector = Collector(store, public_read=opts.public_read, max_body=int(opts.max_upload_mb * 1e6), log=log,
-                          workers=workers, access=access, tls=tls)
+                          workers=workers, words=words, access=access, tls=tls)
     if collector.checker is not None:
         collector.checker.warm()
 
@@ -118,6 +134,8 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
     reading = "anywhere" if opts.public_read else "this machine or with a read token"
     log(f"collecting into {redacted(opts.db_url)}; reading from {reading}; "
         f"results older than {opts.keep_days} days are pruned")
+    if opts.trusted_proxies:
+        log(f"trusting X-Forwarded-For and Forwarded from {', '.join(map(str, opts.trusted_proxies))} only")
     if not tls and opts.host not in LOCAL_HOSTS:
         log("warning: upload tokens cross the network in clear without --tls-cert/--tls-key "
             "(or a reverse proxy that terminates TLS in front of this server)")
@@ -140,4 +158,4 @@ def build(opts: ServeOptions, open_store: Callable[[str], Any] | None = None) ->
             raise ServiceError("a database was given but no way to open it")
         collector, collect = _collector(opts, open_store, ssl_context is not None)
         routes = collector.routes()
-    return Site(opts, ssl_context, SelfTest(folder, collect=collect), collector, routes)
+    return Site(opts, ssl_context, SelfTest(folder, collect=collect, org=opts.org), collector, routes)

@@ -101,7 +101,8 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     By default each computer (or room, when a room label is set) counts with the latest
     measurement of each check, as judged when it ran, so a later partial run (--check system)
     cannot hide an earlier failure; --profile/--requirements judge every result again. Files that are not
-    readable results are skipped and listed, in the report and here. Exit code 0 when the
+    readable results are skipped and listed, in the report and here; so is a result that
+    starts more than 10 minutes after its file was last modified (a computer's clock ahead). Exit code 0 when the
     report was written from at least one result; 2 when no readable result was found (a
     missing or empty folder): the report is still written and says so. Missing folders in
     -o/--csv/--json are created.

@@ -26,17 +26,21 @@ from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_sto
 @click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False), help="The certificate's private key (PEM), if not in --tls-cert.")
 @DB_OPTION
 @click.option("--public-read", is_flag=True, help="With --db: let any machine read /fleet, /runs, /api/v1/fleet and /metrics (else: this machine, or a read token).")
+@click.option("--requirements", "-r", "own_lists", metavar="FILE", multiple=True, type=click.Path(dir_okay=False), help="With --db: your organisation's requirement list (repeatable). /fleet and /runs show the label, reason, advice and source of a requirement from your lists or the shipped profiles, never an upload's own; an upload's texts for a metric no list knows are shown marked as sent by the agent.")
+@click.option("--trusted-proxy", "trusted_proxies", metavar="ADDR|CIDR", multiple=True, help="A reverse proxy in front of this server (repeatable; default none): from it, X-Forwarded-For or Forwarded names the client, for the rate limits, the logs and this-machine reads. A request it forwards without naming the client is not this machine's. Give the proxy a source address of its own (nginx: proxy_bind 127.0.0.2).")
 @click.option("--keep-days", type=click.IntRange(1, 36500), default=400, show_default=True, help="Prune results older than this: the self-test page's results and reports in --results-dir, and with --db the database (each room's newest run and newest result per check stay; browser self-tests go by age).")
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
 @click.option("--access", "access_file", metavar="FILE", type=click.Path(dir_okay=False), help="With --db: who may see what (TOML: sign-in with OpenID Connect, roles per site, the audit log's retention; see the README).")
+@click.option("--org", metavar="NAME", default="", help="Your organisation's name: the self-test page tells partners it keeps their result (else: \"the organisation that sent you this link\").")
 @click.option("--print-unit", is_flag=True, help="Print a hardened systemd unit that runs this server with the options given, and exit.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
-          ingest_workers: int | None, access_file: str | None, print_unit: bool) -> None:
+          ingest_workers: int | None, access_file: str | None, print_unit: bool, trusted_proxies: tuple[str, ...],
+          own_lists: tuple[str, ...], org: str) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -49,6 +53,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     see `readiness serve token add`), and /fleet, /runs/ID, /api/v1/fleet and /metrics show
     the live fleet from the database. The self-test page's results go in only when the page was
     opened with the site's link (?site=NAME&key=TOKEN, see `readiness serve token add --link`).
+    A result that starts more than 10 minutes after it arrives (a computer's clock ahead) is
+    refused (400 clock_ahead), so it cannot stay its room's newest result.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -58,14 +64,19 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
     if tls_key and not tls_cert:
         raise click.BadParameter("give the certificate too", param_hint="--tls-cert")
     try:
+        from readiness.server.clients import parse_proxies
         from readiness.service import ServeOptions, ServiceError, build
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
+    try:
+        proxies = parse_proxies(trusted_proxies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
     opts = ServeOptions(host=host, http_port=http_port, stun_port=stun_port, max_mb=max_mb, max_transfers=max_transfers,
                         max_connections=max_connections, timeout=timeout, max_seconds=max_seconds, tls_cert=tls_cert,
                         tls_key=tls_key, results_dir=results_dir, db_url=db_url, public_read=public_read,
                         keep_days=keep_days, max_upload_mb=max_upload_mb, ingest_workers=ingest_workers,
-                        access_file=access_file)
+                        trusted_proxies=tuple(proxies), own_lists=own_lists, org=org, access_file=access_file)
     try:
         site = build(opts, open_store=lambda url: open_store(url, create=True))
     except ServiceError as exc:
@@ -93,8 +104,13 @@ def _print_unit(ctx: click.Context) -> None:
         if param.is_flag:
             if value:
                 options.append((param.opts[0], None))
-        elif value is not None:
-            options.append((param.opts[0], str(value)))
+            continue
+        for one in (value if param.multiple else (value,)):  # a repeatable option: once per value
+            if one is None:
+                continue
+            if isinstance(param.type, click.Path):  # the unit runs in its own folder: paths absolute
+                one = Path(one).expanduser().absolute()
+            options.append((param.opts[0], str(one)))
     p = ctx.params
     try:
         program = program_path(sys.argv[0], shutil.which("readiness"))

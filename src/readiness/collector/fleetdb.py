@@ -147,11 +147,30 @@ def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
     return fleet
 
 
-class FleetView:
-    """One built fleet (and its figures per language), rebuilt when the database changed."""
+def in_own_words(fleet: Fleet, words: Any) -> Fleet:
+    """The fleet's requirements and support contacts in the organisation's words
+    (``judge.wording.OwnWords``): what a reader of /fleet takes as IT's advice never comes from
+    an upload unmarked."""
+    fleet.requirements = [words.reword(r)[0] for r in fleet.requirements]
+    for run in fleet.runs:  # the support contact: the organisation's list's, never an upload's
+        contact = words.support(run.profile)
+        if contact:
+            run.facts["support"] = contact
+        else:
+            run.facts.pop("support", None)
+    return fleet
 
-    def __init__(self, store: Store, min_age_s: float = 10.0) -> None:
+
+class FleetView:
+    """One built fleet (and its figures per language), rebuilt when the database changed.
+    ``words``: the organisation's words for requirements (``judge.wording.OwnWords``);
+    ``notes``: uploads the collector refused that the fleet lists among its skipped (a clock ahead)."""
+
+    def __init__(self, store: Store, min_age_s: float = 10.0, words: Any = None,
+                 notes: Callable[[], tuple[int, list[Skipped]]] | None = None) -> None:
         self.store = store
+        self.words = words
+        self.notes = notes  # () -> (a count that grows with each note, skipped entries to list)
         self.min_age_s = min_age_s
         self.lock = threading.Lock()
         self.stamp: Any = None
@@ -168,10 +187,15 @@ class FleetView:
         with self.lock:  # one build at a time; readers arriving meanwhile get its result
             now = time.monotonic()
             if self.fleet is None or now - self.built >= self.min_age_s:
-                stamp = self.store.change_stamp()
+                count, notes = self.notes() if self.notes is not None else (0, [])
+                stamp = (self.store.change_stamp(), count)
                 if self.fleet is None or stamp != self.stamp:
                     with gc_paused():
-                        self.fleet, self.figs, self.scoped, self.stamp = build_fleet(self.store), {}, {}, stamp
+                        fleet = build_fleet(self.store)
+                        if self.words is not None:
+                            fleet = in_own_words(fleet, self.words)
+                        fleet.skipped.extend(notes)
+                        self.fleet, self.figs, self.scoped, self.stamp = fleet, {}, {}, stamp
                 self.built = now
             fleet = self.fleet
             if sites is not None:
@@ -186,7 +210,7 @@ class FleetView:
                     self.figs[(sites, lang)] = figures(fleet, lang)
             return fleet, self.figs[(sites, lang)]
 
-    def html(self, lang: str, sites: frozenset[str] | None = None, extra: str = "") -> str:
+    def html(self, lang: str, sites: frozenset[str] | None = None) -> str:
         fleet, figs = self.get(lang, sites)
         # the page is /fleet: a row links its run's report at /runs/ID
         return render_html(fleet, figs, "fleet.html", lang, link=lambda r: f"runs/{r.run_id}")

@@ -17,9 +17,11 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /healthz          200 while the process is up (for a load balancer; no token)
     GET  /readyz           200 when the database answers a query within 2 s, else 503 (no token)
 
-Reading is allowed from this machine itself (loopback, and not forwarded by a proxy), with a
-read token, or from anywhere when the server was started with ``--public-read``. Upload needs a
-site's upload token, and a token submits results for its own site only.
+Reading is allowed from this machine itself (``Request.local``: loopback, and not hidden behind a
+proxy, see ``server.clients``), with a read token, or from anywhere when the server was started
+with ``--public-read``. Upload needs a site's upload token, and a token submits results for its
+own site only. The pages speak with the organisation's words (``judge.wording``), never an
+upload's unmarked.
 
 Who reads sees only the sites allowed (``collector.access.Caller``): a read token made with
 ``--site`` reads that site alone; the fleet is cut to those sites before any figure is computed,
@@ -28,10 +30,10 @@ and a run of another site is "no such run".
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import threading
 import time
+from collections import deque
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -39,15 +41,17 @@ from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller
 from readiness.collector.pages import audit_page, message_page, with_bar
 from readiness.collector.signin import SignIn, SignInError
 from readiness.collector.fleetdb import FleetView
-from readiness.collector.ingest import MAX_BODY_BYTES, REVOKED_REASON, Checkers, Refused, ingest
+from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKED_REASON, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
 from readiness.collector.store import Store, Tally, Unavailable
+from readiness.fleet.collect import Skipped, Why
 from readiness.i18n import languages
 from readiness.fleet.page import fleet_csv
 from readiness.judge.verdicts import Judgement
+from readiness.judge.wording import OwnWords
 from readiness.render.report import render_report
 from readiness.result import Result
-from readiness.server.http import BodyError, Request, Response, Route
+from readiness.server.routes import BodyError, Request, Response, Route
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -91,19 +95,6 @@ def _bearer(req: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _local(req: Request) -> bool:
-    """From this machine and not passed on by a proxy (a proxy on the same box would otherwise
-    open the read side to everyone it serves)."""
-    if req.headers.get("X-Forwarded-For") or req.headers.get("Forwarded"):
-        return False
-    try:
-        addr = ipaddress.ip_address(req.client.split("%")[0])
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return (mapped or addr).is_loopback
-
-
 # uploads answered, by outcome (a fixed set: bounded cardinality), for /metrics
 OUTCOMES = ("new", "already", "refused", "unauthorized", "unavailable")
 
@@ -112,8 +103,11 @@ class Collector:
     """The collector's handlers over one ``Store``."""
 
     def __init__(self, store: Store, public_read: bool = False, max_body: int = MAX_BODY_BYTES,
-                 log: Callable[[str], None] | None = None, workers: int = 0, access: AccessConfig | None = None,
-                 tls: bool = False) -> None:
+                 log: Callable[[str], None] | None = None, workers: int = 0, words: Any = None,
+                 access: AccessConfig | None = None, tls: bool = False) -> None:
+        """``words``: the organisation's words for requirements (``judge.wording.OwnWords``, from
+        the shipped profiles and ``serve --requirements``); None: every requirement's texts are
+        shown marked as sent by the agent."""
         self.store = store
         self.access = access or AccessConfig()
         self.tls = tls
@@ -124,11 +118,32 @@ class Collector:
         self.max_body = max_body
         self.counters = Tally(OUTCOMES)
         self.health = Health(store)
-        self.view = FleetView(store)
+        self.words = words if words is not None else OwnWords(())
+        # the latest uploads refused for a clock ahead: the fleet lists them among its skipped
+        # results, so IT sees which computer's clock to set (this process's, since it started)
+        self.skewed: deque[dict[str, Any]] = deque(maxlen=self.SKEWED_MAX)
+        self.skewed_total = 0
+        self._skewed_lock = threading.Lock()
+        self.view = FleetView(store, words=self.words, notes=self._skew_notes)
         self.log = log or (lambda _m: None)
         self.started = time.time()
         self._tokens: dict[str, tuple[float, Any]] = {}  # secret -> (when looked up, Token)
         self._tokens_lock = threading.Lock()
+
+    SKEWED_MAX = 100
+
+    def _skew_notes(self) -> tuple[int, list[Any]]:
+        """(how many were noted so far, the fleet's skipped entries for them)."""
+        with self._skewed_lock:
+            notes, total = list(self.skewed), self.skewed_total
+        out = []
+        for n in notes:
+            who = " / ".join(x for x in (n.get("site"), n.get("room") or n.get("hostname")) if x)
+            text = (f"upload refused: its start time {n['started']} is after its arrival ({n['received']}); that "
+                    "computer's clock is ahead")
+            out.append(Skipped(f"{who} (run {n['run_id']})", Why("clock_ahead_upload", text, started=n["started"],
+                                                                  received=n["received"])))
+        return total, out
 
     TOKEN_CACHE_S = 2.0
     TOKEN_CACHE_MAX = 4096
@@ -246,6 +261,10 @@ class Collector:
                 return refuse(exc.status, exc.code, exc.reason, **{"WWW-Authenticate": "Bearer"})
             self.counters.add("refused")
             self.log(f"{req.client} upload refused ({exc.status} {exc.code}): {exc.reason}")
+            if exc.code == "clock_ahead" and exc.facts:
+                with self._skewed_lock:
+                    self.skewed.append(dict(exc.facts))
+                    self.skewed_total += 1
             return refuse(exc.status, exc.code, exc.reason)
         except Unavailable as exc:
             self.counters.add("unavailable")
@@ -278,7 +297,7 @@ class Collector:
                 return person
         if self.public_read:
             return PUBLIC
-        if self.local_read and _local(req):
+        if self.local_read and req.local:
             return LOCAL
         return refuse(401, "read_token_required",
                       "reading needs a read token (Authorization: Bearer TOKEN) from another machine",
@@ -311,8 +330,13 @@ class Collector:
             result = Result.from_dict(doc, origin=f"run {run_id}")
             if not result.judgement:
                 return refuse(404, "not_judged", "this run holds no judgement")
+            judgement = Judgement.from_dict(result.judgement)
+            for item in judgement.items:  # IT's words, or the agent's marked as such
+                item.requirement = self.words.reword(item.requirement)[0]
+            if isinstance(judgement.profile, dict):  # whom to call: the organisation's contact only
+                judgement.profile = {**judgement.profile, "support": self.words.support(judgement.profile.get("name")) or None}
             lang = _lang(req)
-            return html(with_bar(render_report(result, Judgement.from_dict(result.judgement), lang), who, lang), who=who)
+            return html(with_bar(render_report(result, judgement, lang), who, lang), who=who)
 
         return self._reading(req, make, page=True)
 

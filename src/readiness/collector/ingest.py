@@ -3,7 +3,8 @@
 Order of the checks is cheapest first, and each refusal is an ``Refused`` carrying the HTTP
 status and one plain reason: size (413), JSON (400), nesting depth, NUL characters and
 non-finite numbers (400: the database could not hold them, and no result has them), the result
-schema (422), label lengths (422), the token's site (403), a run id already stored for another
+schema (422), a start time more than ``result.CLOCK_TOLERANCE`` after the arrival (400
+``clock_ahead``: a clock ahead would keep it its room's newest result), label lengths (422), the token's site (403), a run id already stored for another
 site (409). A stored run, or a run stored before, is success (idempotent by run id).
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from readiness.collector.jsontext import dumps, loads
 from readiness.collector.store import HOST_MAX, RawJSON, REVOKED, Store, TEXT_MAX, utcnow
-from readiness.result import Result, ResultError, checked_data, parse_utc
+from readiness.result import CLOCK_TOLERANCE, Result, ResultError, checked_data, parse_utc
 from readiness.plugins import described
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a result with a camera snapshot is ~100 kB
@@ -31,6 +32,7 @@ class Refused(Exception):
     status: int
     code: str
     reason: str
+    facts: dict[str, Any] | None = None  # plain values the collector may note (clock_ahead: whose, when)
 
     def __str__(self) -> str:
         return self.reason
@@ -80,6 +82,18 @@ def validate(data: dict[str, Any]) -> tuple[Result, bool]:
         raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
 
 
+def _stamp(when: Any) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clock_ahead_reason(started: Any, received: Any) -> str:
+    """Why a result dated ahead of its arrival is refused (the agent shows it, the server logs it)."""
+    minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
+    return (f"the result starts at {_stamp(started)} by its computer's clock, after it arrived ({_stamp(received)}; "
+            f"{minutes} minutes are tolerated): that computer's clock is ahead. Set its clock (or check its clock "
+            "battery) and run again; this result is not stored")
+
+
 def room_key(site: str, room: str, hostname: str, run_id: str, browser: bool = False) -> str:
     """Same key as the fleet report (``Run.key``): per room when a room label is set, else per
     host; a browser self-test's results apart from the agents' (``store.BROWSER_KEYS``)."""
@@ -101,9 +115,10 @@ def coverage(judgement: dict[str, Any] | None) -> float | None:
 
 
 # Check details the fleet reads (``fleet.step5.facts_of``): "services" of the checks that report
-# them (``Check.reports_services``); every other detail stays in the document only. A test
+# them (``Check.reports_services``) and any check's "target" (what its figures were measured to,
+# named in the fleet's chart titles); every other detail stays in the document only. A test
 # compares the fleet from the database with the one from the same files.
-FLEET_DETAILS = ("services",)
+FLEET_DETAILS = ("services", "target")
 
 
 def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -168,7 +183,7 @@ def _without_details(name: str, record: Any) -> Any:
     if not isinstance(record, dict) or not isinstance(record.get("details"), dict):
         return record
     details = record["details"]
-    kept = FLEET_DETAILS if name in described().service_reporters else ()
+    kept = FLEET_DETAILS if name in described().service_reporters else FLEET_DETAILS[1:]
     return {**record, "details": {k: details[k] for k in kept if k in details}}
 
 
@@ -186,6 +201,11 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
     started = parse_utc(data["started_utc"])
     if started.tzinfo is None:
         started = started.replace(tzinfo=timezone.utc)
+    received = utcnow()
+    if started - received > CLOCK_TOLERANCE:
+        raise Refused(400, "clock_ahead", clock_ahead_reason(started, received),
+                      {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname,
+                       "started": _stamp(started), "received": _stamp(received)})
     judgement = data.get("judgement")
     verdict = (judgement.get("verdict") or judgement.get("overall")) if isinstance(judgement, dict) else None
     # every check the run holds, whatever its status: the fleet state takes each check's newest
@@ -195,7 +215,7 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
         raise Refused(422, "too_long", f"a check name is longer than {TEXT_MAX} characters")
     key = room_key(site, room, hostname, data["run_id"], browser=host.get("measured_by") == "browser")
     row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname, "room_key": key,
-           "started": started, "received": utcnow(), "profile": profile, "verdict": verdict,
+           "started": started, "received": received, "profile": profile, "verdict": verdict,
            "coverage": coverage(judgement)}
     row["summary"], reqs = summary_of(data)
     return row, measured, reqs
@@ -217,13 +237,13 @@ def _as_stored(body: bytes, data: dict[str, Any], changed: bool) -> Any:
 def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
     """Everything about one upload that needs no database: ("ok", row, checks, document, reqs) with
     document None when the bytes themselves are to be stored, or ("refused", status, code,
-    reason). Plain values only, so it can run in a worker process (``Checkers``)."""
+    reason, facts). Plain values only, so it can run in a worker process (``Checkers``)."""
     try:
         data = parse(body, max_bytes)
         _, changed = validate(data)
         row, measured, reqs = row_of(data)
     except Refused as exc:
-        return ("refused", exc.status, exc.code, exc.reason)
+        return ("refused", exc.status, exc.code, exc.reason, exc.facts)
     document = _as_stored(body, data, changed)
     return ("ok", row, measured, None if isinstance(document, RawJSON) else document, reqs)
 

@@ -15,8 +15,16 @@ did. Three ideas:
   action scoped to the site ("open the UDP media ports at Göteborg: all 4 rooms fail there").
 - **Ranked greedily by readiness gained.** Actions are taken in the order that makes the most
   units ready at each step: a unit becomes ready once every action it needs is taken. Ties go
-  to the action that touches more units. So the first line is the single fix that turns the
-  most rooms green, the second the best next one given the first, and so on.
+  to the action needed by the units closest to ready (fewest fixes left), then to the one that
+  touches more units. So the first line is the single fix that turns the most rooms green, the
+  second the best next one given the first, and so on; where no single fix readies anything,
+  the first lines are the fixes of the rooms closest to ready, and the step that completes
+  them names the steps it needs with it (``together_with``). Each step carries how many units
+  are ready once it and every step above it are done (``ready_after``, counting those already
+  ready).
+- **Advice from the majority.** Each action counts, per requirement, how many of its units fail
+  it — the agent's units apart from browser self-test rows — so the fix shown for "the camera"
+  is the one most of its rooms need, and a browser row arriving cannot change it.
 
 Only blocking verdicts (FAIL or UNKNOWN of a required item) make actions; a WARN is advice,
 listed after them by how many units it touches.
@@ -45,6 +53,7 @@ class Unit:
     room: str
     host: str
     statuses: Mapping[int, str]
+    by: str = "agent"  # "browser": a self-test page row, counted apart when choosing an action's advice
 
 
 @dataclass(frozen=True)
@@ -66,11 +75,21 @@ class Action:
     makes_ready: int = 0  # units ready once this and the actions before it are done
     rank: int = 0
     sites: dict[str, int] = field(default_factory=dict)  # site -> units that need it there
+    ready_after: int | None = None  # units ready once this step and all above are done (None: advice)
+    together_with: list[int] = field(default_factory=list)  # ranks of earlier steps its newly ready units need too
+    failing: dict[int, list[int]] = field(default_factory=dict)  # requirement -> [agent units, browser units] failing it
+
+    def by_majority(self) -> list[int]:
+        """Its requirements, the one most of its (agent) units fail first; then browser rows,
+        then the list's order."""
+        return sorted(self.requirements, key=lambda i: (-self.failing[i][0], -self.failing[i][1], i))
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "kind": self.kind, "subject": self.subject, "site": self.site,
-                "advice": self.advice, "makes_ready": self.makes_ready, "units": len(self.units),
-                "sites": dict(sorted(self.sites.items())), "requirements": self.requirements, "unit_keys": self.units}
+                "advice": self.advice, "makes_ready": self.makes_ready, "ready_after": self.ready_after,
+                "together_with": self.together_with, "units": len(self.units),
+                "sites": dict(sorted(self.sites.items())), "requirements": self.by_majority(),
+                "failing": {str(i): self.failing[i] for i in self.by_majority()}, "unit_keys": self.units}
 
 
 def action_kind(metric: str, status: str) -> tuple[str, str]:
@@ -119,6 +138,8 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
             members[key] = set()
         if i not in a.requirements:
             a.requirements.append(i)
+            a.failing[i] = [0, 0]
+        a.failing[i][u.by == "browser"] += 1
         if u.key not in members[key]:
             members[key].add(u.key)
             a.units.append(u.key)
@@ -153,14 +174,26 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
         taken = done | {k}
         return sum(1 for uk in actions[k].units if uk not in ready and needs[uk] <= taken)
 
+    def closest(k: tuple[str, str, str | None, bool]) -> int:
+        """How near to ready its nearest unit is: minus the fixes that unit still lacks."""
+        return -min((len(needs[uk] - done) for uk in actions[k].units if uk not in ready), default=1 << 30)
+
+    ready_count = sum(1 for u in units if u.key not in needs)  # nothing blocking: ready already
+    rank_of: dict[tuple[str, str, str | None, bool], int] = {}
     while pending:
-        best = max(pending, key=lambda k: (gained(k), len(actions[k].units)))  # max keeps the first of equals
+        # max keeps the first of equals
+        best = max(pending, key=lambda k: (gained(k), closest(k), len(actions[k].units)))
         pending.remove(best)
         done.add(best)
-        newly = {uk for uk in actions[best].units if uk not in ready and needs[uk] <= done}
-        ready |= newly
-        actions[best].makes_ready = len(newly)
-        order.append(actions[best])
+        rank_of[best] = len(order) + 1
+        newly = [uk for uk in actions[best].units if uk not in ready and needs[uk] <= done]
+        ready.update(newly)
+        ready_count += len(newly)
+        a = actions[best]
+        a.makes_ready, a.ready_after = len(newly), ready_count
+        if newly:  # the other steps the first of them needed (the same for all when ranked this way)
+            a.together_with = sorted(rank_of[k] for k in needs[newly[0]] if k != best)
+        order.append(a)
     advice = sorted((a for k, a in actions.items() if k[3]), key=lambda a: (-len(a.units), a.kind, a.subject))
     for rank, a in enumerate(order + advice, start=1):
         a.rank = rank

@@ -42,12 +42,17 @@ from readiness.fleet.step5 import facts_of
 from readiness.i18n.format import word
 from readiness.judge.requirements import Profile, Requirement
 from readiness.judge.verdicts import FAIL, Judgement, PARTIAL, PASS, READY, UNKNOWN, WARN, judge, overall_of
-from readiness.result import ResultError, parse_utc, prepare_border, read_result
+from readiness.judge.wording import requirement_key
+from readiness.result import CLOCK_TOLERANCE, ResultError, parse_utc, prepare_border, read_result
 from readiness.versions import is_version
 from readiness.plugins import described
 
 FLEET_KIND = "readiness-fleet"
-FLEET_SCHEMA_VERSION = 1
+# 1: first version. 2: a site room's "failing" is a list of {label, status, units} (FAIL, then WARN,
+# then UNKNOWN, counted apart) instead of labels; "tiles" and "apart" (the organisation's agent
+# rows, and browser/partner rows counted apart); step5 "ready_before", "combination", and per
+# action "ready_after", "together_with", "failing"; a partner site's "not_measured".
+FLEET_SCHEMA_VERSION = 2
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory
 STATUSES = (PASS, WARN, FAIL, UNKNOWN)
 STATUS_RANK = {FAIL: 0, UNKNOWN: 1, PARTIAL: 2, WARN: 3, PASS: 4}
@@ -151,11 +156,6 @@ class Run:
     def hosts(self) -> list[str]:
         """The computers whose figures this row holds."""
         return sorted({h for h, _, _ in self.sources.values() if h} or ({self.hostname} if self.hostname else set()))
-
-
-def requirement_key(req: Requirement) -> tuple[Any, ...]:
-    """Two requirements are the same when metric, bound, severity and service are (texts may differ)."""
-    return (req.metric, req.severity, req.min, req.max, req.expect, req.min_version, req.service)
 
 
 @dataclass
@@ -350,13 +350,19 @@ class _Reader:
     def __call__(self, path: str) -> tuple[Any, ...]:
         try:
             result = read_result(path)
+            written = datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
         except ResultError as exc:
             reason = str(exc)
             return ("skip", path, invalid(reason[len(path) + 2:] if reason.startswith(path + ": ") else reason), False)
-        return self.from_result(result, path)
+        except OSError as exc:  # gone between reading and looking at its time
+            return ("skip", path, _unreadable(exc), False)
+        return self.from_result(result, path, written)
 
-    def from_result(self, result: Any, path: str) -> tuple[Any, ...]:
-        """The record of a Result already read (from a file, or from the collector's database)."""
+    def from_result(self, result: Any, path: str, written: datetime | None = None) -> tuple[Any, ...]:
+        """The record of a Result already read (from a file, or from the collector's database).
+        ``written``: when its file was last modified; a start later than that (by more than
+        ``CLOCK_TOLERANCE``) is a clock ahead, and the run is skipped: it would otherwise stay its
+        room's newest until that date and hide every later failure."""
         run_id = result.run_id if isinstance(result.run_id, str) else ""
         if not run_id:
             return ("skip", path, Why("no_run_id", "malformed result (no run_id)"), True)
@@ -367,6 +373,13 @@ class _Reader:
         except ValueError:
             return ("skip", path, Why("bad_start", f"malformed result (start time {result.started_utc!r} is not a date and "
                                                    "time)", value=repr(result.started_utc)[:80]), True)
+        if written is not None and started - written > CLOCK_TOLERANCE:
+            stamp, file_time = started.strftime("%Y-%m-%dT%H:%M:%SZ"), written.strftime("%Y-%m-%dT%H:%M:%SZ")
+            minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
+            return ("skip", path, Why("clock_ahead", f"starts at {stamp} by its computer's clock, after its file was "
+                                                     f"written ({file_time}; {minutes} minutes are tolerated): that "
+                                                     "computer's clock is ahead; not counted",
+                                      started=stamp, written=file_time, minutes=minutes), True)
         new: dict[tuple[Any, ...], Requirement] = {}
         try:
             if self.profile is not None:

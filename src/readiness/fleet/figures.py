@@ -14,12 +14,12 @@ from typing import Any, Iterable
 
 from readiness import __version__
 from readiness.fleet.collect import FLEET_KIND, FLEET_SCHEMA_VERSION, Fleet, Run, said
-from readiness.fleet.step5 import analysis
+from readiness.fleet.step5 import analysis, partner_sites
 from readiness.i18n.format import format_bound
 from readiness.judge.requirements import Requirement
 from readiness.judge.verdicts import FAIL, PARTIAL, PASS, UNKNOWN, WARN
-from readiness.result import utc_now
 from readiness.plugins import described
+from readiness.result import utc_now
 
 def _counts(runs: Iterable[Run]) -> dict[str, int]:
     c = {"total": 0, "ready": 0, "not_ready": 0, "unknown": 0, "partial": 0, PASS: 0, WARN: 0, FAIL: 0, UNKNOWN: 0}
@@ -141,19 +141,23 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         # a room's browser self-tests are a row of their own, beside its agent's (``Run.key``)
         site["rooms"].setdefault((r.room, r.facts.get("by") == "browser"), []).append(r)
 
-    def top_failures(runs: list[Run], limit: int = 3) -> list[str]:
-        """What keeps these hosts from being ready most often (FAIL, UNKNOWN), then advice (WARN)."""
-        blocking: Counter = Counter()
-        advice: Counter = Counter()
+    def top_failures(runs: list[Run], limit: int = 3) -> list[dict[str, Any]]:
+        """What these hosts fail most often: FAIL, then WARN (advice), and only then what could
+        not be measured (UNKNOWN), each counted apart: an item never measured is not listed
+        above a real failure. Each entry: label, status, units."""
+        counted: dict[str, Counter] = {FAIL: Counter(), WARN: Counter(), UNKNOWN: Counter()}
         for r in runs:
             for i, s in r.statuses.items():
-                if s == FAIL or s == UNKNOWN:
-                    blocking[i] += 1
-                elif s == WARN:
-                    advice[i] += 1
-        top = [i for i, _ in blocking.most_common(limit)]
-        top += [i for i, _ in advice.most_common(limit) if i not in top][: limit - len(top)]
-        return [reqs[i].text("label", lang) or reqs[i].metric for i in top]
+                if s in counted:
+                    counted[s][i] += 1
+        top: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        for status in (FAIL, WARN, UNKNOWN):
+            for i, n in sorted(counted[status].items(), key=lambda kv: (-kv[1], kv[0])):
+                if len(top) < limit and i not in seen:
+                    seen.add(i)
+                    top.append({"label": reqs[i].text("label", lang) or reqs[i].metric, "status": status, "units": n})
+        return top
 
     site_rows = []
     for name in sorted(sites, key=lambda s: (s == "", s.casefold())):
@@ -176,15 +180,24 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
     order = sorted(range(len(req_rows)), key=lambda i: (-req_rows[i]["missed"], -req_rows[i][UNKNOWN], req_rows[i]["metric"]))
     req_rows = [req_rows[i] for i in order]
 
+    # The organisation's own rooms and computers as its agents measured them: the tiles and the
+    # distributions. Browser self-tests and partner organisations are counted apart.
+    partners = list(partners)
+    theirs = partner_sites(fleet.runs, partners)
+    org = [r for r in fleet.runs if r.site not in theirs and r.facts.get("by") != "browser"]
+    apart = {"browser": _counts(r for r in fleet.runs if r.site not in theirs and r.facts.get("by") == "browser"),
+             "partners": _counts(r for r in fleet.runs if r.site in theirs)}
     hists = []
     metrics: dict[str, list[Requirement]] = {}
     for req in reqs:
-        if req.expect is None and req.min_version is None:  # numbers only
+        # numbers only; a service's requirement judges that service's own figure (latency details),
+        # not the plotted one, so it names neither the chart nor a bound on it
+        if req.expect is None and req.min_version is None and req.service is None:
             metrics.setdefault(req.metric, []).append(req)
     # the checks' key figures first, in their order; any other metric a requirement names follows
     keys = described().key_figures
     order = sorted(metrics, key=lambda m: (keys.index(m) if m in keys else len(keys), m))
-    numbers = _numbers(fleet.runs, order)
+    numbers = _numbers(org, order)
     for metric in order:
         values = numbers[metric]
         bounds = []
@@ -197,8 +210,13 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         if h is None:
             continue
         label = min(_plain_label(r.text("label", lang) or metric) for r in metrics[metric])
-        hists.append({"metric": metric, "label": label, "unit": fleet.units.get(metric),
-                      "bounds": bounds, **h})
+        entry = {"metric": metric, "label": label, "unit": fleet.units.get(metric), "bounds": bounds, **h}
+        check = metric.partition(".")[0]  # measured to what (the services, or the site's server): the check's "target"
+        targets = Counter(r.facts[f"{check}.target"] for r in org if isinstance(r.facts.get(f"{check}.target"), str))
+        if targets:
+            entry["measured_to"] = [{"target": t, "units": n} for t, n in targets.most_common(3)]
+            entry["measured_to_more"] = max(0, len(targets) - 3)
+        hists.append(entry)
 
     return {
         "kind": FLEET_KIND,
@@ -211,6 +229,8 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
                    "superseded": fleet.superseded, "duplicates": fleet.duplicates, "skipped": len(fleet.skipped),
                    "other_files_ignored": fleet.other_files},
         "counts": _counts(fleet.runs),
+        "tiles": _counts(org),  # the organisation's rooms and computers, measured by its agents
+        "apart": apart,  # browser self-tests and partner organisations: shown apart from the tiles
         "sites": site_rows,
         "requirements": req_rows,
         "histograms": hists,

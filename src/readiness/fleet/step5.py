@@ -63,6 +63,10 @@ def facts_of(result: Any, judgement_profile: dict[str, Any] | None,
                 services[svc["name"][:_MAX_NAME]] = [reach if isinstance(reach, bool) else None,
                                                      udp if isinstance(udp, bool) else None]
         facts[f"{check}.services"] = services
+    for check, rec in result.checks.items():  # what a check's figures were measured to (chart titles say so)
+        target = rec.details.get("target") if rec.status == "ok" and isinstance(rec.details, dict) else None
+        if isinstance(target, str) and target:
+            facts[f"{check}.target"] = target[:_MAX_NAME]
     support = _support_of(judgement_profile)
     if support:
         facts["support"] = support
@@ -110,8 +114,8 @@ def _req_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> dict[str, 
         out[section_of(req.metric)].append({
             "index": i, "metric": req.metric, "label": req.text("label", lang) or req.metric, "severity": req.severity,
             "fix": req.text("fix", lang), "source": req.source, **c})
-    for rows in out.values():
-        rows.sort(key=lambda row: (-(row[FAIL] + row[UNKNOWN] + row[WARN]), row["metric"]))
+    for rows in out.values():  # what fails first; what could not be measured after it, counted apart
+        rows.sort(key=lambda row: (-(row[FAIL] + row[WARN]), -row[UNKNOWN], row["metric"]))
     return out
 
 
@@ -207,17 +211,23 @@ def _partner_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> list[d
     out = []
     for site in sorted(by_site, key=str.casefold):
         members = by_site[site]
-        failing: dict[int, int] = {}
+        # what fails apart from what could not be measured (a browser cannot see the software):
+        # an item never measured is never listed as failing
+        counted: dict[str, dict[int, int]] = {FAIL: {}, UNKNOWN: {}}
         for r in members:
             for i, s in r.statuses.items():
-                if s in (FAIL, UNKNOWN) and reqs[i].severity == "required":
-                    failing[i] = failing.get(i, 0) + 1
-        top = sorted(failing, key=lambda i: (-failing[i], reqs[i].metric))[:5]
+                if s in counted and reqs[i].severity == "required":
+                    counted[s][i] = counted[s].get(i, 0) + 1
+
+        def top(c: dict[int, int]) -> list[dict[str, Any]]:
+            return [{"label": reqs[i].text("label", lang) or reqs[i].metric, "units": c[i]}
+                    for i in sorted(c, key=lambda i: (-c[i], reqs[i].metric))[:5]]
+
         out.append({"site": site, "units": len(members),
                     "ready": sum(1 for r in members if r.verdict_group == "ready"),
                     "not_ready": sum(1 for r in members if r.verdict_group == "not_ready"),
                     "unknown": sum(1 for r in members if r.verdict_group == "unknown"),
-                    "failing": [{"label": reqs[i].text("label", lang) or reqs[i].metric, "units": failing[i]} for i in top],
+                    "failing": top(counted[FAIL]), "not_measured": top(counted[UNKNOWN]),
                     "services": _services(members)})
     return out
 
@@ -228,7 +238,8 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     partner = partner_sites(runs, partners)
     own = [r for r in runs if r.site not in partner]
     theirs = [r for r in runs if r.site in partner]
-    units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses) for r in own]
+    units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses,
+                  by=r.facts.get("by", "agent")) for r in own]
     planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
     by_browser = f" ({word(lang, 'fleet_by_browser')})"  # a room's browser row beside its agent's
     labels = {_unit_key(r): (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"
@@ -236,11 +247,12 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     actions = []
     for a in planned:
         d = a.to_dict()
-        d["labels"] = [reqs[i].text("label", lang) or reqs[i].metric for i in a.requirements]
-        d["fix"] = next((reqs[i].text("fix", lang) for i in a.requirements if reqs[i].text("fix", lang)), "")
+        majority = a.by_majority()  # the requirement most of its rooms fail first: its advice is shown
+        d["labels"] = [reqs[i].text("label", lang) or reqs[i].metric for i in majority]
+        d["fix"] = next((reqs[i].text("fix", lang) for i in majority if reqs[i].text("fix", lang)), "")
         d["subject_title"] = CLIENTS.get(a.subject, {}).get("title", a.subject)
         d["where"] = [labels[k] for k in a.units[:12]]
-        d["section"] = section_of(reqs[a.requirements[0]].metric)
+        d["section"] = section_of(reqs[majority[0]].metric)
         actions.append(d)
     reqrows = _req_rows(own, reqs, lang)
     return {
@@ -254,14 +266,28 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
             "support": _support(own, rejudged),
         },
         "units": len(own),  # the organisation's own rooms and computers (partners apart)
+        "ready_before": sum(1 for r in own if r.verdict_group == "ready"),
         "actions": actions,
+        "combination": _combination(actions),
         "partners": {"sites": _partner_rows(theirs, reqs, lang), "units": len(theirs)},
     }
 
 
+def _combination(actions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """When no single fix makes any room or computer ready: the first step that does, and the
+    steps it needs with it ({"steps": [1, 2, 3], "ready": n}); None when the first step does."""
+    blocking = [a for a in actions if not a["advice"]]
+    if not blocking or blocking[0]["makes_ready"]:
+        return None
+    first = next((a for a in blocking if a["makes_ready"]), None)
+    if first is None:
+        return None
+    return {"steps": [*first["together_with"], first["rank"]], "ready": first["makes_ready"]}
+
+
 def csv_rows(a: dict[str, Any]) -> list[list[Any]]:
     """The same sections as one long table for a spreadsheet: section, site, item, figures."""
-    header = ["section", "rank", "site", "item", "subject", "units", "ready_gained", "yes", "no", "not_told",
+    header = ["section", "rank", "site", "item", "subject", "units", "ready_gained", "ready_after", "yes", "no", "not_told",
               "pass", "warn", "fail", "unknown", "detail"]
     rows: list[list[Any]] = [header]
 
@@ -270,7 +296,8 @@ def csv_rows(a: dict[str, Any]) -> list[list[Any]]:
 
     for act in a["actions"]:
         row(section="action", rank=act["rank"], site=act["site"] or "", item=act["kind"], subject=act["subject_title"],
-            units=act["units"], ready_gained=act["makes_ready"], detail="; ".join(act["labels"]))
+            units=act["units"], ready_gained=act["makes_ready"],
+            ready_after="" if act["ready_after"] is None else act["ready_after"], detail="; ".join(act["labels"]))
     for name in ("equipment", "network", "subscriptions", "security"):
         for r in a["sections"][name]["requirements"]:
             row(section=name, item=r["metric"], subject=r["label"], units=r[PASS] + r[WARN] + r[FAIL] + r[UNKNOWN],

@@ -148,9 +148,14 @@ def _groups(values: Any, size: int) -> list[Any]:
 
 
 def _speakers(sub: dict[str, Any], metrics: dict, details: dict) -> None:
-    _metric(metrics, "playback_ok", bool(sub.get("played")))
-    if "heard" in sub:
-        _metric(metrics, "heard_by_person", sub["heard"])
+    # The person is the only microphone a browser has here: a tone played that nobody heard is
+    # no sound from the speakers, so "Speakers play sound" fails with the person's word as the cause.
+    heard = sub.get("heard")
+    _metric(metrics, "playback_ok", bool(sub.get("played")) and heard is not False)
+    if heard is not None:
+        _metric(metrics, "heard_by_person", heard)
+    if heard is False:
+        details.setdefault("findings", []).append({"code": "browser_not_heard", "args": {}})
     if sub.get("tone_hz"):
         details["tone_hz"] = sub["tone_hz"]
 

@@ -21,6 +21,7 @@ everything inserted into HTML is escaped by Jinja's autoescaping.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -35,12 +36,15 @@ from readiness.i18n import languages
 from readiness.i18n.format import catalog
 from readiness.judge.requirements import load_profile, shipped_profiles
 from readiness.judge.verdicts import judge
+from readiness.plugins import load_plugins
 from readiness.render.report import check_title, profile_title, render_report
 from readiness.result import load_result_bytes, result_stem
-from readiness.plugins import load_plugins
 from readiness.selftest import submission
 from readiness.selftest.document import agent_only, build_result
-from readiness.server.http import Request, Response, Route, log
+from readiness.selftest.outcome import keeper, page_outcome
+from readiness.server.fairness import FairRate
+from readiness.server.http import log
+from readiness.server.routes import Request, Response, Route
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
             "media-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -54,7 +58,11 @@ _ASSETS = {"selftest.js": "text/javascript; charset=utf-8", "selftest.css": "tex
 PREFIX = "/__selftest/"
 MAX_LABEL = 120
 KEY = "key"  # the site link's query parameter and submission field (collector.links.LINK_PARAM)
-RESULTS_PER_MINUTE = 30  # per client address (an office behind one NAT address shares it); the disk is finite
+# The disk is finite: stored results (about 75 kB with the report) per client network (an office
+# behind one NAT address, an IPv6 /64, shares it) and from everyone together (see FairRate).
+RESULTS_PER_MINUTE = 30  # per network
+RESULTS_PER_MINUTE_ALL = 60
+RESULTS_PER_HOUR_ALL = 600
 
 
 def _resp(status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> Response:
@@ -95,6 +103,9 @@ def _first(query: dict[str, list[str]], key: str, default: str = "") -> str:
 class SelfTest:
     """The self-test feature of ``readiness serve``; ``results_dir`` is where results go.
 
+    ``org`` names the organisation that runs the server; the page says it keeps the result
+    ("the organisation that sent you this link" when unnamed).
+
     ``collect`` (optional) also hands each stored result document (its JSON bytes, its site
     label and the site link key the page was opened with, "" for none) to the collector's
     database. It returns None when collected, or a short reason code when the collector does not
@@ -104,15 +115,17 @@ class SelfTest:
     """
 
     def __init__(self, results_dir: Path, default_profile: str = "video-call",
-                 collect: Callable[[bytes, str, str], str | None] | None = None) -> None:
+                 collect: Callable[[bytes, str, str], str | None] | None = None, org: str = "") -> None:
         from readiness.selftest.peer import EchoPeers  # lazy: aiortc (server extra)
 
         self.collect = collect
+        self.org = _CONTROL.sub("", org)[:MAX_LABEL]  # named on the page as the one who keeps results
         self.results_dir = Path(results_dir)
         self.default_profile = default_profile
         self.peers = EchoPeers()
         self._write_lock = threading.Lock()
-        self._posted: dict[str, list[float]] = {}  # client -> times of its recent results
+        self._rates = (FairRate(RESULTS_PER_MINUTE_ALL, RESULTS_PER_MINUTE, 60.0),
+                       FairRate(RESULTS_PER_HOUR_ALL, RESULTS_PER_HOUR_ALL, 3600.0))
 
     def prune(self, keep_s: float, now: float | None = None) -> int:
         """Delete this page's own results and reports older than ``keep_s`` seconds (by their
@@ -136,18 +149,16 @@ class SelfTest:
                     pass
         return gone
 
-    def _allow(self, client: str) -> bool:
-        """At most RESULTS_PER_MINUTE stored results per client and minute (the disk is finite)."""
+    def _allow(self, client: str) -> float:
+        """0 when a result from ``client`` may be stored now, else the seconds to wait: at most
+        RESULTS_PER_MINUTE per client network and minute, RESULTS_PER_MINUTE_ALL and
+        RESULTS_PER_HOUR_ALL from everyone, with a fair share kept for each network."""
         now = time.monotonic()
-        with self._write_lock:
-            if len(self._posted) > 10_000:  # forget quiet clients so the table stays small
-                self._posted = {c: ts for c, ts in self._posted.items() if ts and now - ts[-1] < 60}
-            recent = [t for t in self._posted.get(client, []) if now - t < 60]
-            if len(recent) >= RESULTS_PER_MINUTE:
-                self._posted[client] = recent
-                return False
-            self._posted[client] = recent + [now]
-            return True
+        wait = max(rate.allow(client, now, count=False) for rate in self._rates)
+        if not wait:
+            for rate in self._rates:
+                rate.allow(client, now)
+        return wait
 
     # ------------------------------------------------------------------ profiles
     @staticmethod
@@ -182,7 +193,7 @@ class SelfTest:
         if method == "GET" and rest == "ping":
             return _resp(200, b"", "text/plain")
         if method == "POST" and rest == "rtc":
-            return self.rtc(body)
+            return self.rtc(body, client)
         if method == "POST" and rest == "result":
             return self.result(body, client)
         m = re.fullmatch(r"report/([0-9a-f]{32})\.(html|json)", rest)
@@ -211,18 +222,18 @@ class SelfTest:
             "camera": {"width": int(cam.get("width", defaults["width"]) or 0),
                        "height": int(cam.get("height", defaults["height"]) or 0)},
             "needs": sorted(prof.checks()),
-            "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")}
-            | {k: v for k, v in t.items() if k.startswith("verdict_")},
+            "words": {k[len("selftest_js_"):]: v for k, v in t.items() if k.startswith("selftest_js_")},
         }
         checks = load_plugins().checks  # every installed check, a third party's too, in its own words
         elsewhere = ", ".join(check_title(n, lang, checks[n].title) for n in agent_only(checks))
         html = _environment().get_template("page.html").render(lang=lang, t=t, config=config, agent_checks=elsewhere,
+                                                               keeper=keeper(lang, self.org),
                                                                profile_title=profile_title(prof.summary(), lang))
         return _resp(200, html.encode(), "text/html; charset=utf-8",
                      {"Content-Security-Policy": PAGE_CSP, "Permissions-Policy": "camera=(self), microphone=(self)"})
 
     # ------------------------------------------------------------------ WebRTC
-    def rtc(self, body: bytes) -> Response:
+    def rtc(self, body: bytes, client: str = "") -> Response:
         from readiness.selftest.peer import MAX_OFFER, PeerError  # lazy: aiortc (server extra)
 
         if len(body) > MAX_OFFER + 1024:
@@ -231,11 +242,11 @@ class SelfTest:
             offer = json.loads(body.decode("utf-8"))
             if not isinstance(offer, dict):
                 raise ValueError
-            return _json(200, self.peers.answer(offer))
+            return _json(200, self.peers.answer(offer, client))
         except (ValueError, UnicodeDecodeError):
             return _json(400, {"error": "not a WebRTC offer"})
         except PeerError as exc:
-            return _json(503, {"error": str(exc)})
+            return _resp(503, json.dumps({"error": str(exc)}).encode(), "application/json", {"Retry-After": "5"})
 
     # ------------------------------------------------------------------ results
     def result(self, body: bytes, client: str) -> Response:
@@ -246,9 +257,10 @@ class SelfTest:
         prof = self.profile(sub["profile"])
         if prof is None:
             return _json(400, {"error": f"no requirement list named {sub['profile'][:64]!r}"})
-        if not self._allow(client):
-            return _resp(429, json.dumps({"error": "too many results from this address; try again in a minute"}).encode(),
-                         "application/json", {"Retry-After": "60"})
+        wait = self._allow(client)
+        if wait:
+            return _resp(429, json.dumps({"error": "too many results at once; try again in a minute"}).encode(),
+                         "application/json", {"Retry-After": str(math.ceil(wait))})
         lang, _ = _catalog(sub.get("lang", "en"))
         result = build_result(sub, prof)
         j = judge(result, prof, only_checks=set(result.checks))  # partial: a browser cannot run them all
@@ -266,6 +278,7 @@ class SelfTest:
             answer = self._collect(text, result, sub.get(KEY, ""), client)
         base = f"{PREFIX}report/{result.run_id}"
         return _json(200, answer | {"run_id": result.run_id, "overall": j.overall, "verdict": j.verdict, "ready": j.ready,
+                                    "outcome": page_outcome(result, j, lang, self.org),
                                     "report": f"{base}.html", "download": f"{base}.html?download=1",
                                     "json": f"{base}.json?download=1"})
 

@@ -1,43 +1,52 @@
 """A small bounded HTTP/1.1 server framework: what ``readiness serve``'s endpoints plug into.
 
 Sits under the speed-test endpoints (``server.measure``), the collector and the self-test page:
-each brings a route table (:class:`Route`); a handler gets a :class:`Request` whose body reader
-is already bounded in size and time, and returns a :class:`Response`.
+each brings a route table (``server.routes``: a handler gets a ``Request`` whose body reader is
+already bounded in size and time, and returns a ``Response``); who gets a slot when the server is
+full is ``server.fairness``'; which address a request comes from, ``server.clients``'.
 
 Bounded so a client cannot stop it: every read and write of a socket has a deadline (the
-headers of a request must arrive within the idle timeout; a request runs at most
-``max_request_s``), open connections and transfers are capped in total and per client address,
+headers of a request must arrive within the idle timeout, and within ``MAX_HEADER_S`` of their
+first byte; a body must keep up ``MIN_BODY_RATE``; a request runs at most ``max_request_s``),
+open connections and transfers are capped in total and per client network (:func:`client_key`),
 request framing follows RFC 9112 (a bad, repeated or ambiguous Content-Length is refused with
 400 and the connection closed). Refused and dropped connections are reported to the server's
 ``events`` (one log line each by default).
+
+Fair shares: when every connection (or transfer slot) is taken, a newcomer does not wait while
+its own network has an idle keep-alive connection or another network holds more: that idle
+connection, else the bigger holder's connection still waiting for its request headers (the one
+trickling them longest first) or its slowest transfer, is closed and the slot goes to the
+newcomer. So a few networks, however many addresses each, cannot lock out the rest.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from readiness.server.clients import Network, is_trusted, resolve
+from readiness.server.fairness import Hold, Slots
+from readiness.server.routes import Body, BodyError, Request, Response, Route
+
 DEFAULT_LIMITS: dict[str, float] = {
     "max_bytes": 256 * 1024 * 1024,  # per request, either direction
-    "max_transfers": 16,  # concurrent /__down + /__up (a client gets at most half)
+    "max_transfers": 16,  # concurrent /__down + /__up (a client network gets at most half)
     "idle_timeout_s": 10.0,  # a socket silent this long is dropped; a request's headers must arrive in this time
     "max_request_s": 30.0,  # no single request (body read, handler, response) runs longer
-    "max_connections": 256,  # open connections at once (a client address gets at most an eighth)
+    "max_connections": 256,  # open connections at once (a client network gets at most an eighth)
 }
 MAX_HEADER_BYTES = 128 * 1024  # request line + headers (the stdlib allows 100 lines of 64 kB each)
-MIN_PROGRESS_BYTES = 1024  # a body must bring at least this much per idle timeout (see Body.chunks)
-DEFAULT_MAX_BODY = 1_000_000  # a route's request body limit unless it says otherwise
+MAX_HEADER_S = 5.0  # from a request's first byte to its last header line (a real client sends them at once)
 _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
 
 
@@ -46,178 +55,7 @@ def log(message: str) -> None:
     print(f"{stamp} {message}", file=sys.stderr, flush=True)
 
 
-# --- the route table: what other features plug into ----------------------------------------
-
-
-class BodyError(Exception):
-    """The request body could not be read in full: too slow, too long, cut or the client left.
-
-    ``outcome`` is a short phrase for the log ("cut: too long", "client closed", ...). The
-    server closes the connection without a response when a handler lets it escape.
-    """
-
-    def __init__(self, outcome: str) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
-
-
-class Body:
-    """A request body, readable only within the request's size and time bounds.
-
-    ``length`` is the declared Content-Length, already checked against the route's
-    ``max_body``. Every read waits at most the idle timeout and never past the request's
-    deadline; a read that would has :class:`BodyError` raised instead.
-    """
-
-    def __init__(self, conn: "Handler", length: int) -> None:
-        self._conn = conn
-        self.length = length
-        self.received = 0
-
-    @property
-    def complete(self) -> bool:
-        return self.received >= self.length
-
-    def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
-        """The body piece by piece as it arrives (at most ``size`` bytes each).
-
-        A trickle counts as silence: less than ``MIN_PROGRESS_BYTES`` in an idle timeout's time
-        ends the read, as nothing at all would, so a byte now and then cannot hold a slot.
-        """
-        idle = self._conn.server.limits["idle_timeout_s"]
-        if self.received < self.length:
-            try:
-                self._conn.continue_if_expected()
-            except OSError:  # a timeout too
-                raise BodyError("client closed") from None
-        window_start, window_bytes = time.monotonic(), 0
-        while self.received < self.length:
-            cut = self._conn.cut_reason()
-            if cut:
-                raise BodyError(cut)
-            try:
-                data = self._conn.rfile.read1(min(size, self.length - self.received))
-            except TimeoutError:
-                raise BodyError(self._conn.cut_reason() or "cut: client silent") from None
-            except (OSError, ValueError):
-                raise BodyError("client closed") from None
-            if not data:
-                raise BodyError("client closed")
-            self.received += len(data)
-            window_bytes += len(data)
-            now = time.monotonic()
-            if now - window_start >= idle:
-                if window_bytes < MIN_PROGRESS_BYTES:
-                    raise BodyError("cut: too slow")
-                window_start, window_bytes = now, 0
-            yield data
-
-    def read(self) -> bytes:
-        """The whole body (it is at most the route's ``max_body`` bytes)."""
-        return b"".join(self.chunks())
-
-    def json(self) -> Any:
-        """The body parsed as JSON; ``ValueError`` when it is not JSON."""
-        return json.loads(self.read())
-
-
-@dataclass
-class Request:
-    """What a route handler gets. ``path`` excludes the query; ``query`` is parse_qs of it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Any  # email.message.Message: .get(name), .get_all(name)
-    client: str  # the client's IP address
-    body: Body
-    server: "Server"
-
-    @property
-    def limits(self) -> dict[str, float]:
-        return self.server.limits
-
-    def cut_reason(self) -> str | None:
-        """Why this request must stop now (server stopping, past its deadline), or None."""
-        return self.body._conn.cut_reason()
-
-
-@dataclass
-class Response:
-    """What a route handler returns. ``body`` is bytes, or an iterable of bytes with ``length``
-    set (streamed; the server stops it at the request's deadline)."""
-
-    status: int = 200
-    body: bytes | Iterable[bytes] = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    length: int | None = None
-    close: bool = False
-
-    @classmethod
-    def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> "Response":
-        return cls(status, json.dumps(obj, allow_nan=False).encode(), "application/json", dict(headers or {}))
-
-    @classmethod
-    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8",
-             headers: dict[str, str] | None = None) -> "Response":
-        return cls(status, text.encode("utf-8"), content_type, dict(headers or {}))
-
-
-Handler = Callable[[Request], "Response | None"]
-
-
-@dataclass(frozen=True)
-class Route:
-    """One endpoint. ``method`` is one method or a tuple of them; ``path`` matches exactly, or
-    as a prefix when ``prefix`` is true. ``max_body`` bounds the request body (None: the
-    server's ``max_bytes``); a longer Content-Length is refused with 413 before the handler
-    runs. ``transfer`` routes take one of the server's transfer slots while they run.
-    A handler returning None means: no response, close the connection."""
-
-    method: str | tuple[str, ...]
-    path: str
-    handler: Handler
-    max_body: int | None = DEFAULT_MAX_BODY
-    prefix: bool = False
-    transfer: bool = False
-
-    def methods(self) -> tuple[str, ...]:
-        return (self.method,) if isinstance(self.method, str) else tuple(self.method)
-
-    def matches(self, path: str) -> bool:
-        return path.startswith(self.path) if self.prefix else path == self.path
-
-
 # --- the server ------------------------------------------------------------------------------
-
-
-class _Counted:
-    """Counts held in total and per client address, each with its own cap."""
-
-    def __init__(self, total: int, per_client: int) -> None:
-        self.total, self.per_client = total, per_client
-        self.lock = threading.Lock()
-        self.held = 0
-        self.by_client: dict[str, int] = {}
-
-    def take(self, ip: str) -> bool:
-        with self.lock:
-            mine = self.by_client.get(ip, 0)
-            if self.held >= self.total or mine >= self.per_client:
-                return False
-            self.held += 1
-            self.by_client[ip] = mine + 1
-            return True
-
-    def give(self, ip: str) -> None:
-        with self.lock:
-            self.held -= 1
-            left = self.by_client.get(ip, 1) - 1
-            if left > 0:
-                self.by_client[ip] = left
-            else:
-                self.by_client.pop(ip, None)
 
 
 class Refusals:
@@ -235,20 +73,26 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, addr, handler, limits: dict, routes: Iterable[Route] = (), ssl_context: Any = None,
-                 events: Any = None) -> None:
+                 events: Any = None, trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, handler)
         self.ssl_context = ssl_context
         self.limits = limits
         self.routes: list[Route] = list(routes)
-        self.transfers = _Counted(int(limits["max_transfers"]), max(1, int(limits["max_transfers"]) // 2))
-        self.connections = _Counted(int(limits["max_connections"]), max(1, int(limits["max_connections"]) // 8))
+        self.transfers = Slots(int(limits["max_transfers"]), max(1, int(limits["max_transfers"]) // 2))
+        self.connections = Slots(int(limits["max_connections"]), max(1, int(limits["max_connections"]) // 8))
+        self._holds: dict[Any, Hold] = {}  # connection socket -> its slot
         self.stopping = threading.Event()
         self.events = events if events is not None else Refusals()
+        self.trusted_proxies = trusted_proxies  # reverse proxies whose forwarding headers count
 
     def process_request(self, request, client_address) -> None:
-        # runs in the accepting thread: refuse at once, never block
-        if not self.connections.take(client_address[0]):
+        # runs in the accepting thread: refuse at once, never block. Before any header is read
+        # the TCP peer is all there is: a reverse proxy's connections count as the proxy's.
+        hold = Hold(client_address[0], request)
+        got = self.connections.take(hold, "dropped: waiting connection closed to make room (server full)",
+                                    capped=not is_trusted(client_address[0], self.trusted_proxies))
+        if got is False:
             self.events.refused(client_address[0], "refused: too many connections")
             try:
                 request.setblocking(False)
@@ -258,17 +102,23 @@ class Server(ThreadingHTTPServer):
                 pass
             self.shutdown_request(request)
             return
+        if isinstance(got, Hold):
+            self.events.refused(got.ip, got.cut or "dropped")
+        self._holds[request] = hold
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.connections.give(client_address[0])
+            self._holds.pop(request, None)
+            self.connections.give(hold)
             raise
 
     def process_request_thread(self, request, client_address) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.connections.give(client_address[0])
+            hold = self._holds.pop(request, None)
+            if hold is not None:
+                self.connections.give(hold)
 
     def handle_error(self, request, client_address) -> None:
         # a client that hangs up mid-request (every speed test does when it has seen enough)
@@ -280,11 +130,12 @@ class Server(ThreadingHTTPServer):
 
 class _DeadlineSocket(io.RawIOBase):
     """The connection's reading end: each receive waits at most the idle timeout and never past
-    ``deadline``, so however the bytes trickle in, a read is over in bounded time."""
+    ``deadline``, so however the bytes trickle in, a read is over in bounded time. Once a
+    request's first byte is in, the rest of its headers have ``MAX_HEADER_S`` at most."""
 
-    def __init__(self, sock: socket.socket, idle_s: float) -> None:
+    def __init__(self, sock: socket.socket, idle_s: float, hold: Hold | None = None) -> None:
         super().__init__()
-        self.sock, self.idle_s = sock, idle_s
+        self.sock, self.idle_s, self.hold = sock, idle_s, hold
         self.deadline = math.inf
         self.header_left: int | None = None  # bytes a request's headers may still take, while they are read
 
@@ -301,6 +152,9 @@ class _DeadlineSocket(io.RawIOBase):
         n = self.sock.recv_into(buf)
         if self.header_left is not None:
             self.header_left -= n
+            if n and self.hold is not None and self.hold.state == "waiting":
+                self.hold.set("headers")
+                self.deadline = min(self.deadline, time.monotonic() + MAX_HEADER_S)
         return n
 
 
@@ -327,10 +181,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.connection = self.request
+        self._hold = self.server._holds.get(self.request)
+        self._transfer: Hold | None = None
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         if self.server.ssl_context is not None:
             self.connection = self._tls_handshake(self.connection)
-        self._raw = _DeadlineSocket(self.connection, self.server.limits["idle_timeout_s"])
+        self._raw = _DeadlineSocket(self.connection, self.server.limits["idle_timeout_s"], self._hold)
         self.rfile = io.BufferedReader(self._raw, 64 * 1024)
         self.wfile = _Writer(self.connection)
         self._deadline = math.inf
@@ -342,6 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
         import ssl
 
         tls = self.server.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        if self._hold is not None:
+            self._hold.sock = tls  # the plain socket gave its descriptor to the TLS one
         tls.setblocking(False)
         deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
         while True:
@@ -370,6 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
         # the request line and headers must all arrive within the idle timeout, and be of a sane size
         self._raw.deadline = time.monotonic() + self.server.limits["idle_timeout_s"]
         self._raw.header_left = MAX_HEADER_BYTES
+        if self._hold is not None:
+            self._hold.set("waiting")
         super().handle_one_request()  # a TimeoutError there is logged through log_error and closes
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
@@ -382,9 +242,16 @@ class _Handler(BaseHTTPRequestHandler):
     def cut_reason(self) -> str | None:
         if self.server.stopping.is_set():
             return "cut: server stopping"
+        if self._transfer is not None and self._transfer.cut:
+            return self._transfer.cut
         if time.monotonic() >= self._deadline:
             return "cut: too long"
         return None
+
+    def progress(self, nbytes: int) -> None:
+        """Bytes of a request's body or answer moved (what the slowest transfer is judged by)."""
+        if self._transfer is not None:
+            self._transfer.moved += nbytes
 
     def _send(self, data: bytes | memoryview) -> None:
         left = self._deadline - time.monotonic()
@@ -424,6 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
             for piece in body:
                 self._send(piece)
                 sent += len(piece)
+                self.progress(len(piece))
             if length is not None and sent < length:
                 self.close_connection = True  # the client must not take what follows as a body
         finally:
@@ -434,6 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._expects_continue = False
         ok = super().parse_request()
         self._raw.header_left = None  # the headers are in; what follows is a body, bounded by its route
+        if self._hold is not None:
+            self._hold.set("busy")
         return ok
 
     def handle_expect_100(self) -> bool:
@@ -490,15 +360,22 @@ class _Handler(BaseHTTPRequestHandler):
         if length > limit:
             self._refuse(413, f"at most {int(limit)} bytes per request")
             return
-        ip = self.client_address[0]
-        if route.transfer and not self.server.transfers.take(ip):
-            self.server.events.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
-            self._refuse(503, "busy", {"Retry-After": "5"})
-            return
+        who = resolve(self.client_address[0], self.headers, self.server.trusted_proxies)
+        ip = who.address  # the forwarded client behind a trusted proxy: its network holds the slot
+        if route.transfer:
+            hold = Hold(ip, self.connection, "transfer")
+            got = self.server.transfers.take(hold, "cut: slot given to another network (transfers full)")
+            if got is False:
+                self.server.events.refused(ip, f"refused: {int(self.server.limits['max_transfers'])} transfers already running")
+                self._refuse(503, "busy", {"Retry-After": "5"})
+                return
+            if isinstance(got, Hold):
+                self.server.events.refused(got.ip, got.cut or "cut")
+            self._transfer = hold
         self._deadline = time.monotonic() + self.server.limits["max_request_s"]
         self._raw.deadline = self._deadline
         body = Body(self, length)
-        req = Request(self.command, url.path, parse_qs(url.query), self.headers, ip, body, self.server)
+        req = Request(self.command, url.path, parse_qs(url.query), self.headers, ip, body, self.server, who.local, who.peer)
         try:
             try:
                 resp = route.handler(req)
@@ -518,8 +395,9 @@ class _Handler(BaseHTTPRequestHandler):
             except (OSError, ValueError):
                 self.close_connection = True
         finally:
-            if route.transfer:
-                self.server.transfers.give(ip)
+            if self._transfer is not None:
+                self.server.transfers.give(self._transfer)
+                self._transfer = None
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch  # noqa: N815
 
@@ -542,8 +420,9 @@ def check_limits(lim: dict) -> None:
 
 
 def listen(host: str, port: int, routes: Iterable[Route], limits: dict, ssl_context: Any = None,
-           events: Any = None) -> Server:
+           events: Any = None, trusted_proxies: tuple[Network, ...] = ()) -> Server:
     """A bound server for ``routes`` (first match wins), not yet serving; raises OSError when the
-    address cannot be had. ``limits`` are :data:`DEFAULT_LIMITS`, checked, with overrides."""
+    address cannot be had. ``limits`` are :data:`DEFAULT_LIMITS`, checked, with overrides;
+    ``trusted_proxies``: reverse proxies whose forwarding headers name the client (``server.clients``)."""
     check_limits(limits)
-    return Server((host, port), _Handler, limits, routes, ssl_context, events)
+    return Server((host, port), _Handler, limits, routes, ssl_context, events, trusted_proxies)

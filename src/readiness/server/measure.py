@@ -23,8 +23,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from readiness.measure.stun import DEFAULT_PORT as DEFAULT_STUN_PORT
-from readiness.server.http import (DEFAULT_LIMITS, BodyError, Request, Response, Route, check_limits, listen,
-                                   log)
+from readiness.server.http import DEFAULT_LIMITS, check_limits, listen, log
+from readiness.server.routes import BodyError, Request, Response, Route
 from readiness.server.stun import Responder
 
 DEFAULT_HTTP_PORT = 8080
@@ -67,6 +67,8 @@ def _down(req: Request) -> Response:
                 sent += n
             outcome = "complete"
         finally:
+            if outcome != "complete":
+                outcome = req.cut_reason() or outcome  # a slot given to another network says so
             req.server.events.transfer(req.client, "down", sent, started, time.monotonic(), outcome)
 
     return Response(200, stream(), "application/octet-stream", length=nbytes,
@@ -192,13 +194,14 @@ class TestLog:
 
 def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
                stun_port: int = DEFAULT_STUN_PORT, routes: Iterable[Route] = (), ssl_context: Any = None,
-               **limits) -> int:
+               trusted_proxies: tuple[Any, ...] = (), **limits) -> int:
     """Serve until SIGINT/SIGTERM; returns the process exit code (0 on a clean stop).
 
     ``routes`` are served beside the built-in speed-test endpoints (first match wins, so a
     route can also replace one). ``ssl_context`` (an ``ssl.SSLContext`` with its certificate
     loaded, see :func:`tls_context`) serves HTTPS instead of HTTP. ``limits`` override
-    :data:`DEFAULT_LIMITS`; ``None`` values keep the default. Port 0 picks a free port (the
+    :data:`DEFAULT_LIMITS`; ``None`` values keep the default. ``trusted_proxies``: reverse
+    proxies whose forwarding headers name the client (``server.clients.parse_proxies``). Port 0 picks a free port (the
     "listening" line says which).
     """
     unknown = set(limits) - set(DEFAULT_LIMITS)
@@ -214,7 +217,7 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
         log(f"cannot listen for STUN on UDP {host}:{stun_port}: {e.strerror or e}")
         return 2
     try:
-        httpd = listen(host, http_port, [*routes, *SPEED_ROUTES], lim, ssl_context, tests)
+        httpd = listen(host, http_port, [*routes, *SPEED_ROUTES], lim, ssl_context, tests, tuple(trusted_proxies))
     except OSError as e:
         responder.close()
         log(f"cannot listen for HTTP on {host}:{http_port}: {e.strerror or e}")

@@ -272,7 +272,7 @@
   async function postJSON(url, body) {
     const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), cache: "no-store" });
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(data.error || "HTTP " + r.status);
+    if (!r.ok) throw Object.assign(new Error(data.error || "HTTP " + r.status), { status: r.status });
     return data;
   }
   function waitFor(target, event, test, seconds) {
@@ -477,8 +477,31 @@
     if (ac) ac.close().catch(() => {});
     try {
       const r = await postJSON("/__selftest/result", out);
-      $("verdict").textContent = W["verdict_" + r.verdict] || r.verdict;
+      // The server's words, from the one judgement the stored report shows: verdict, coverage
+      // and every fault with its advice cannot disagree with each other.
+      const o = r.outcome;
+      $("verdict").textContent = o.headline;
       $("verdict").className = r.verdict;
+      $("explain").textContent = o.explain;
+      $("coverage").textContent = o.coverage;
+      $("kept").textContent = o.keeper;
+      for (const p of o.problems) {
+        const li = document.createElement("li");
+        li.className = p.status;
+        li.dataset.status = p.status;
+        const what = document.createElement("span");
+        what.className = "what";
+        what.textContent = p.text;
+        li.appendChild(what);
+        if (p.advice) {
+          const fix = document.createElement("div");
+          fix.className = "fix";
+          fix.textContent = p.advice;
+          li.appendChild(fix);
+        }
+        $("problem-list").appendChild(li);
+      }
+      $("problems").hidden = o.problems.length === 0;
       $("report-link").href = r.report;
       $("report-download").href = r.download;
       $("json-download").href = r.json;
@@ -488,7 +511,8 @@
       document.body.dataset.runId = r.run_id;
       $("report-link").focus();
     } catch (e) {
-      $("error").textContent = W.post_failed + " " + String(e.message || e);
+      // the server's share for this network (or everyone's) is used up: say so in the page's language
+      $("error").textContent = e.status === 429 ? W.busy : W.post_failed + " " + String(e.message || e);
       $("error").hidden = false;
     }
     document.body.dataset.finished = "1";
