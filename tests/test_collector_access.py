@@ -182,3 +182,45 @@ def test_retention_prunes_the_audit_log_by_its_own_days(db_url):
         assert [e["target"] for e in store.list_audit()] == ["recent"]
     finally:
         store.close()
+
+
+def test_a_partner_share_link_shows_its_site_without_hosts_and_stops_when_revoked(cli, db_url, tmp_path):
+    store = Store(db_url)
+    store.migrate()
+    try:
+        for d in (docs.document(site="Stockholm", room="4.12", hostname="sthlm-mr1", ram=2),
+                  docs.document(site="Partner AB", room="Styrelserummet", hostname="partner-mr1", ram=2),
+                  docs.document(site="Partner AB", room="", hostname="partner-laptop-77")):
+            ingest(store, docs.body(d), d["labels"]["site"])
+    finally:
+        store.close()
+    c = Collector(db_url, "--org", "Example Corp")
+    try:
+        made = cli("serve", "token", "add", "--db", db_url, "--share", "--site", "Partner AB", "--expires", "30d",
+                   "--base-url", c.url)
+        assert made.returncode == 0, made.stderr
+        link = made.stderr.strip().splitlines()[-1]
+        assert link.startswith(c.url + "/share/rdy_")
+        path = link[len(c.url):]
+        status, headers, body = c.request("GET", path, headers=NOT_LOCAL)
+        page = body.decode()
+        assert status == 200 and headers["referrer-policy"] == "no-referrer"
+        assert "Styrelserummet" in page and "Example Corp" in page and "4 GB of RAM" in page and "works until" in page
+        for hidden in ("partner-mr1", "partner-laptop-77", "Stockholm", "sthlm", "4.12"):
+            assert hidden not in re.sub(r"<style>.*?</style>", "", page, flags=re.S), hidden
+        secret = path[len("/share/"):]
+        # the link is good for this page only: not a read token, not an upload token
+        assert c.request("GET", "/api/v1/fleet", token=secret, headers=NOT_LOCAL)[0] == 401
+        assert c.request("POST", "/api/v1/results", body=b"{}", token=secret)[0] == 401
+        token_id = made.stderr.split("(id ")[1].split(")")[0]
+        assert cli("serve", "token", "revoke", "--db", db_url, token_id).returncode == 0
+        status, _, body = c.request("GET", path, headers=NOT_LOCAL)
+        assert status == 404 and "expired or was withdrawn" in body.decode() and "Styrelserummet" not in body.decode()
+        assert c.request("GET", "/share/rdy_not-a-link", headers=NOT_LOCAL)[0] == 404
+    finally:
+        c.kill()
+    store = Store(db_url)
+    try:
+        assert [e["action"] for e in store.list_audit()][:2] == ["token_revoke", "token_add"]
+    finally:
+        store.close()

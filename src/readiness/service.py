@@ -125,6 +125,7 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
         workers = n if (n := os.cpu_count() or 1) > 1 else 0
     collector = Collector(store, public_read=opts.public_read, max_body=int(opts.max_upload_mb * 1e6), log=log,
                           workers=workers, words=words, access=access, tls=tls)
+    collector.org = opts.org
     if collector.checker is not None:
         collector.checker.warm()
 

@@ -182,9 +182,10 @@ def token_group() -> None:
 @click.option("--site", metavar="NAME", help="The site this upload token (or site link) submits results for (as agents label it with --site); with --read: the one site it reads.")
 @click.option("--read", "read_token", is_flag=True, help="A read token instead (fleet page, API and /metrics from other machines).")
 @click.option("--link", is_flag=True, help="A site link instead: the self-test page opened with it puts that site's browser results into the database.")
+@click.option("--share", is_flag=True, help="A partner share link instead: /share/TOKEN shows that site's verdicts and fixes, without host names or addresses (give --expires).")
 @click.option("--base-url", metavar="URL", help="With --link: the server's address as people reach it (https://HOST:PORT), to print the whole link.")
 @click.option("--expires", metavar="SPAN", help="The token stops working after this long: 12h, 30d, 2w (default: until revoked).")
-def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool, base_url: str | None,
+def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool, share: bool, base_url: str | None,
               expires: str | None) -> None:
     """Create a token and print it once (only its hash is kept).
 
@@ -192,10 +193,12 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
     lets browser self-test results labelled NAME in; a read token (--read) reads the fleet, and
     with --site NAME only that site.
     """
-    if read_token and link:
-        raise click.UsageError("give --read or --link, not both")
+    if read_token + link + share > 1:
+        raise click.UsageError("give one of --read, --link, --share")
     if link and not site:
         fail("a site link needs the site it is for: give --site NAME")
+    if share and not site:
+        fail("a share link shows one partner site: give --site NAME")
     if not read_token and not site:
         raise click.UsageError("give --site NAME for an upload token, or --read for a read token")
     from readiness.collector.access import parse_span
@@ -204,8 +207,8 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
         span = parse_span(expires) if expires is not None else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expires") from None
-    if base_url is not None and not link:
-        raise click.UsageError("--base-url goes with --link")
+    if base_url is not None and not (link or share):
+        raise click.UsageError("--base-url goes with --link or --share")
     import re
 
     base = (base_url or "").strip().rstrip("/")
@@ -217,14 +220,19 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
     from readiness.collector.store import Unavailable, utcnow
 
     store = open_store(db_url, create=True)
-    kind = "read" if read_token else "link" if link else "upload"
+    kind = "read" if read_token else "link" if link else "share" if share else "upload"
     try:
         tok, secret = store.add_token(kind, site, utcnow() + span if span else None)
         store.add_audit("command line", "token_add", f"{kind} token {tok.id}", site,
                         f"expires {tok.expires:%Y-%m-%d %H:%M}Z" if tok.expires else "")
     except Unavailable as exc:
         fail(str(exc))
-    if read_token:
+    if share:
+        until = f"until {tok.expires:%Y-%m-%d %H:%M} UTC" if tok.expires else "until revoked"
+        click.echo(f"New share link for partner site {site!r} (id {tok.id}), works {until}, shown only now: "
+                   f"send it to the partner; revoke it with `readiness serve token revoke {tok.id}`.", err=True)
+        click.echo(f"{base}/share/{secret}", err=True)
+    elif read_token:
         click.echo(f"New read token (id {tok.id}), shown only now: give it as 'Authorization: Bearer TOKEN' "
                    "(Prometheus: authorization.credentials) to read from other machines.", err=True)
     elif link:

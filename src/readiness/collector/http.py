@@ -14,6 +14,7 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /auth/login       sign in with OpenID Connect (with ``[sign_in]`` in the access file)
     GET  /auth/callback    where the provider sends the browser back
     POST /auth/logout      sign out (the session's CSRF token in the form)
+    GET  /share/<secret>   a partner's share link: one site's rooms, verdicts and fixes (no host names, no addresses)
     GET  /healthz          200 while the process is up (for a load balancer; no token)
     GET  /readyz           200 when the database answers a query within 2 s, else 503 (no token)
 
@@ -38,7 +39,7 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller
-from readiness.collector.pages import audit_page, message_page, with_bar
+from readiness.collector.pages import audit_page, message_page, share_page, with_bar
 from readiness.collector.signin import SignIn, SignInError
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKED_REASON, ingest
@@ -112,6 +113,7 @@ class Collector:
         self.access = access or AccessConfig()
         self.tls = tls
         self.signin = SignIn(store, self.access) if self.access.sign_in is not None else None
+        self.org = ""  # the organisation's name, as the share page names it (``serve --org``)
         self.local_read = self.access.sign_in is None or self.access.sign_in.local_read
         self.checker = Checkers(workers) if workers > 0 else None
         self.public_read = public_read
@@ -191,6 +193,7 @@ class Collector:
                 Route("GET", "/auth/login", self.get_login, max_body=0),
                 Route("GET", "/auth/callback", self.get_callback, max_body=0),
                 Route("POST", "/auth/logout", self.post_logout, max_body=4096),
+                Route(read, "/share/", self.get_share, max_body=0, prefix=True),
                 Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0),
                 Route(read, "/healthz", self.get_healthz, max_body=0), Route(read, "/readyz", self.get_readyz, max_body=0)]
 
@@ -369,6 +372,22 @@ class Collector:
             return html(audit_page(self.store.list_audit(), self.access.audit_keep_days, who, _lang(req)), who=who)
 
         return self._reading(req, make, page=True)
+
+    def get_share(self, req: Request) -> Response:
+        """A partner's view of its own site through a share link (kind "share"): the link is
+        the credential, good for that one site and this page only, until it expires or is revoked."""
+        secret = req.path[len("/share/"):]
+        lang = _lang(req)
+        try:
+            token = self.store.lookup_token(secret) if 0 < len(secret) <= 100 else None
+            if token is None or token.kind != "share" or token.revoked is not None:
+                return html(message_page("access.share_gone", lang), 404, **{"Referrer-Policy": "no-referrer"})
+            self._touch(token)
+            fleet, figs = self.view.get(lang, frozenset({token.site}))
+            page = share_page(fleet, figs, token.site, self.org or _word(lang, "access.share_host"), token.expires, lang)
+        except Unavailable:
+            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+        return html(page, **{"Referrer-Policy": "no-referrer"})  # the link is the key: never in a Referer
 
     # --- sign-in ---------------------------------------------------------------------------
 

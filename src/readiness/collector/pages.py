@@ -66,3 +66,36 @@ def message_page(key: str, lang: str, action: str = "", label: str = "") -> str:
     """One sentence, and a link (sign in again) when ``action`` is given."""
     link = f'<p><a href="{escape(action)}">{escape(label)}</a></p>' if action else ""
     return shell(word(lang, key), f"<p>{escape(word(lang, key))}</p>{link}", lang)
+
+
+def share_page(fleet: Any, figs: dict[str, Any], site: str, host_org: str, until: Any, lang: str) -> str:
+    """One partner site's rooms, their verdicts and what they need, and the fixes that make
+    most rooms ready: room names only, never a computer's name or an address (a room without
+    a room label is shown without a name). ``fleet`` holds that site's runs only."""
+    reqs = fleet.requirements
+    rooms = {r.room for r in fleet.runs if r.room}
+    rows = []
+    for r in sorted(fleet.runs, key=lambda r: (r.room == "", r.room.casefold())):
+        needs = sorted({reqs[i].text("label", lang) or reqs[i].metric for i, s in r.statuses.items() if s != "PASS"})
+        rows.append(f"<tr><td>{escape(r.room or '—')}</td><td class=\"{escape(r.overall)}\">"
+                    f"{escape(word(lang, 'verdict_' + r.overall))}</td><td>{escape(', '.join(needs))}</td></tr>")
+    fixes = []
+    for a in figs.get("step5", {}).get("actions", []):
+        title = word(lang, f"step5.action.{a.get('kind', 'other')}", subject=a.get("subject_title") or a.get("subject") or "")
+        where = [w for w in a.get("where", []) if w in rooms]  # a room's name; never a host's
+        count = word(lang, "access.share_fix_rooms", n=int(a.get("units") or 0))
+        fix = f" — {escape(a['fix'])}" if a.get("fix") else ""
+        fixes.append(f"<li><strong>{escape(title)}</strong>{fix} ({escape(count)}"
+                     f"{': ' + escape(', '.join(where)) if where else ''})</li>")
+    heads = "".join(f"<th>{escape(word(lang, 'access.' + k))}</th>" for k in ("share_room", "share_verdict", "share_needs"))
+    title = word(lang, "access.share_title", site=site)
+    body = [f"<h1>{escape(title)}</h1>", f"<p>{escape(word(lang, 'access.share_intro', host=host_org))}</p>"]
+    if until is not None:
+        body.append(f"<p>{escape(word(lang, 'access.share_until', when=f'{until:%Y-%m-%d %H:%M} UTC'))}</p>")
+    if rows:
+        body.append(f"<h2>{escape(word(lang, 'access.share_rooms'))}</h2><table><tr>{heads}</tr>{''.join(rows)}</table>")
+        if fixes:
+            body.append(f"<h2>{escape(word(lang, 'access.share_fixes'))}</h2><ol>{''.join(fixes)}</ol>")
+    else:
+        body.append(f"<p>{escape(word(lang, 'access.share_none'))}</p>")
+    return shell(title, "".join(body), lang)
