@@ -27,7 +27,7 @@ def shell(title: str, body: str, lang: str) -> str:
 
 def form(action: str, csrf: str, label: str) -> str:
     """A POST form carrying the session's CSRF token (every state-changing form is one)."""
-    return (f'<form method="post" action="{escape(action)}"><input type="hidden" name="csrf" value="{escape(csrf)}">'
+    return (f'<form method="post" action="{escape(action)}" style="margin:0"><input type="hidden" name="csrf" value="{escape(csrf)}">'
             f'<button type="submit">{escape(label)}</button></form>')
 
 
@@ -36,7 +36,9 @@ def bar(caller: Caller, lang: str) -> str:
     if not caller.session:
         return ""
     role = word(lang, f"access.role_{caller.role}")
-    return (f'<div class="bar" id="signed-in"><span>{escape(word(lang, "access.signed_in_as", name=caller.name, role=role))}'
+    # styled inline: the bar goes on pages with style sheets of their own (the fleet, a run)
+    return (f'<div class="bar" id="signed-in" style="display:flex;gap:1em;align-items:center;justify-content:flex-end;'
+            f'padding:.4em 1em;font:14px system-ui,sans-serif;border-bottom:1px solid #ddd"><span>{escape(word(lang, "access.signed_in_as", name=caller.name, role=role))}'
             f'</span>{form("/auth/logout", caller.csrf, word(lang, "access.sign_out"))}</div>')
 
 
