@@ -307,3 +307,35 @@ def test_chromium_signs_in_sees_its_sites_signs_out_and_is_refused_after(served,
         assert b.evaluate("location.origin") == provider_origin
         b.navigate(c.url + "/api/v1/fleet")
         assert "read_token_required" in b.evaluate("document.body.innerText")
+
+
+def test_a_site_lead_makes_and_withdraws_share_links_of_its_own_sites_only_with_the_csrf_token(served):
+    c, _ = served
+    lead, _ = sign_in(c, "lena")
+    page = lead.get(c.url + "/admin/links", timeout=30).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert "<option>Göteborg</option>" in page and "Stockholm" not in page
+    assert lead.post(c.url + "/admin/links", data={"action": "add", "site": "Göteborg", "days": "7"},
+                     timeout=30).json()["error"] == "csrf"
+    refused = lead.post(c.url + "/admin/links", data={"csrf": csrf, "action": "add", "site": "Stockholm", "days": "7"},
+                        timeout=30)
+    assert refused.status_code == 403
+    made = lead.post(c.url + "/admin/links", data={"csrf": csrf, "action": "add", "site": "Göteborg", "days": "7"},
+                     timeout=30)
+    assert made.status_code == 200, made.text
+    link = re.search(r'<code>([^<]+/share/rdy_[^<]+)</code>', made.text).group(1)
+    assert link.startswith(c.url + "/share/")
+    shared = requests.get(link, timeout=30)
+    assert shared.status_code == 200 and "Ljuset" in shared.text and "gbg-mr1" not in shared.text
+    token_id = re.search(r'name="id" value="(\d+)"', made.text).group(1)
+    reader, _ = sign_in(c, "sven")  # a reader manages nothing
+    assert reader.get(c.url + "/admin/links", timeout=30).status_code == 403
+    assert reader.post(c.url + "/admin/links", data={"action": "revoke", "id": token_id}, timeout=30).status_code == 403
+    assert lead.post(c.url + "/admin/links", data={"action": "revoke", "id": token_id}, timeout=30).status_code == 403
+    assert requests.get(link, timeout=30).status_code == 200  # the refused forms changed nothing
+    assert lead.post(c.url + "/admin/links", data={"csrf": csrf, "action": "revoke", "id": token_id},
+                     timeout=30).status_code == 200
+    assert requests.get(link, timeout=30).status_code == 404
+    admin, _ = sign_in(c, "ada")
+    log = admin.get(c.url + "/admin/audit", timeout=30).text
+    assert log.count("csrf_refused") == 2 and f"share token {token_id}" in log

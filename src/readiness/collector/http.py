@@ -14,6 +14,8 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /auth/login       sign in with OpenID Connect (with ``[sign_in]`` in the access file)
     GET  /auth/callback    where the provider sends the browser back
     POST /auth/logout      sign out (the session's CSRF token in the form)
+    GET  /admin/links      partner share links of the sites one manages (admin, site lead; signed in)
+    POST /admin/links      make or withdraw one (the session's CSRF token in the form)
     GET  /share/<secret>   a partner's share link: one site's rooms, verdicts and fixes (no host names, no addresses)
     GET  /healthz          200 while the process is up (for a load balancer; no token)
     GET  /readyz           200 when the database answers a query within 2 s, else 503 (no token)
@@ -31,23 +33,26 @@ and a run of another site is "no such run".
 
 from __future__ import annotations
 
+import hmac
 import re
 import threading
 import time
 from collections import deque
 from datetime import timedelta
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
-from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller
-from readiness.collector.pages import audit_page, message_page, share_page, with_bar
-from readiness.collector.signin import SignIn, SignInError
+from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller, parse_span
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKED_REASON, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
-from readiness.collector.store import Store, Tally, Unavailable
+from readiness.collector.pages import audit_page, links_page, message_page, share_page, with_bar
+from readiness.collector.signin import SignIn, SignInError
+from readiness.collector.store import Store, Tally, Unavailable, utcnow
 from readiness.fleet.collect import Skipped, Why
-from readiness.i18n import languages
 from readiness.fleet.page import fleet_csv
+from readiness.i18n import languages
+from readiness.i18n.format import word
 from readiness.judge.verdicts import Judgement
 from readiness.judge.wording import OwnWords
 from readiness.render.report import render_report
@@ -78,8 +83,6 @@ def html(text: str, status: int = 200, who: Caller | None = None, **headers: str
 
 
 def _form(req: Request) -> dict[str, str]:
-    from urllib.parse import parse_qs
-
     try:
         return {k: v[0] for k, v in parse_qs(req.body.read().decode("utf-8"), max_num_fields=20).items()}
     except (UnicodeDecodeError, ValueError, BodyError):
@@ -194,6 +197,8 @@ class Collector:
                 Route("GET", "/auth/callback", self.get_callback, max_body=0),
                 Route("POST", "/auth/logout", self.post_logout, max_body=4096),
                 Route(read, "/share/", self.get_share, max_body=0, prefix=True),
+                Route(read, "/admin/links", self.get_links, max_body=0),
+                Route("POST", "/admin/links", self.post_links, max_body=4096),
                 Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0),
                 Route(read, "/healthz", self.get_healthz, max_body=0), Route(read, "/readyz", self.get_readyz, max_body=0)]
 
@@ -373,6 +378,60 @@ class Collector:
 
         return self._reading(req, make, page=True)
 
+    def _manager(self, req: Request) -> Caller | Response:
+        """A signed-in person who manages links of at least one site (admin, site lead)."""
+        who = self.caller(req)
+        if isinstance(who, Response):
+            return who
+        if not who.session or not (who.admin or who.lead_sites):
+            return refuse(403, "forbidden", "share links are managed by administrators and site leads, signed in")
+        return who
+
+    def _links_page(self, req: Request, who: Caller, made: str = "") -> Response:
+        links = [t for t in self.store.list_tokens() if t.kind == "share" and t.revoked is None and who.manages(t.site)]
+        sites = None if who.admin else sorted(who.lead_sites)
+        return html(links_page(who, links, sites, made, _lang(req)), who=who)
+
+    def get_links(self, req: Request) -> Response:
+        def make(_who: Caller) -> Response:
+            who = self._manager(req)
+            return who if isinstance(who, Response) else self._links_page(req, who)
+
+        return self._reading(req, make, page=True)
+
+    def post_links(self, req: Request) -> Response:
+        who = self._manager(req)
+        if isinstance(who, Response):
+            return who
+        form = _form(req)
+        if not _csrf_ok(form.get("csrf", ""), who):
+            self.audit(who, "csrf_refused", req.path)
+            return refuse(403, "csrf", "this form did not come from this collector's page")
+        try:
+            if form.get("action") == "add":
+                site = form.get("site", "").strip()
+                try:
+                    span = parse_span(f"{form.get('days', '')}d")
+                except ValueError:
+                    return refuse(400, "bad_days", "give the days the link works, 1 to 365")
+                if not site or len(site) > 200 or not who.manages(site) or span.days > 365:
+                    return refuse(403, "forbidden", "you do not manage share links of that site")
+                tok, secret = self.store.add_token("share", site, utcnow() + span)
+                self.audit(who, "token_add", f"share token {tok.id}", site, f"expires {tok.expires:%Y-%m-%d %H:%M}Z")
+                base = self.signin.settings.base_url if self.signin is not None else ""
+                return self._links_page(req, who, f"{base}/share/{secret}")
+            if form.get("action") == "revoke":
+                wanted = form.get("id", "")
+                token = next((t for t in self.store.list_tokens() if str(t.id) == wanted and t.kind == "share"), None)
+                if token is None or not who.manages(token.site):
+                    return refuse(403, "forbidden", "you do not manage that share link")
+                for t in self.store.revoke(token_id=token.id):
+                    self.audit(who, "token_revoke", f"share token {t.id}", t.site)
+                return self._links_page(req, who)
+        except Unavailable:
+            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+        return refuse(400, "bad_form", "this form asks for nothing this page does")
+
     def get_share(self, req: Request) -> Response:
         """A partner's view of its own site through a share link (kind "share"): the link is
         the credential, good for that one site and this page only, until it expires or is revoked."""
@@ -446,14 +505,10 @@ class Collector:
 
 
 def _csrf_ok(given: str, who: Caller) -> bool:
-    import hmac
-
     return bool(who.csrf) and hmac.compare_digest(given.encode("utf-8", "replace"), who.csrf.encode("ascii"))
 
 
 def _word(lang: str, key: str) -> str:
-    from readiness.i18n.format import word
-
     return word(lang, key)
 
 

@@ -25,12 +25,6 @@ def shell(title: str, body: str, lang: str) -> str:
             f"<style>{STYLE}</style></head><body>{body}</body></html>")
 
 
-def form(action: str, csrf: str, label: str) -> str:
-    """A POST form carrying the session's CSRF token (every state-changing form is one)."""
-    return (f'<form method="post" action="{escape(action)}" style="margin:0"><input type="hidden" name="csrf" value="{escape(csrf)}">'
-            f'<button type="submit">{escape(label)}</button></form>')
-
-
 def bar(caller: Caller, lang: str) -> str:
     """"Signed in as …" and the sign-out button, for a signed-in person; nothing otherwise."""
     if not caller.session:
@@ -39,7 +33,7 @@ def bar(caller: Caller, lang: str) -> str:
     # styled inline: the bar goes on pages with style sheets of their own (the fleet, a run)
     return (f'<div class="bar" id="signed-in" style="display:flex;gap:1em;align-items:center;justify-content:flex-end;'
             f'padding:.4em 1em;font:14px system-ui,sans-serif;border-bottom:1px solid #ddd"><span>{escape(word(lang, "access.signed_in_as", name=caller.name, role=role))}'
-            f'</span>{form("/auth/logout", caller.csrf, word(lang, "access.sign_out"))}</div>')
+            f'</span>{form_fields("/auth/logout", caller.csrf, word(lang, "access.sign_out"))}</div>')
 
 
 def with_bar(page: str, caller: Caller, lang: str) -> str:
@@ -101,3 +95,34 @@ def share_page(fleet: Any, figs: dict[str, Any], site: str, host_org: str, until
     else:
         body.append(f"<p>{escape(word(lang, 'access.share_none'))}</p>")
     return shell(title, "".join(body), lang)
+
+
+def links_page(caller: Caller, links: list[Any], sites: list[str] | None, made: str, lang: str) -> str:
+    """Share links of the sites ``caller`` manages, a form to make one (``sites``: the choice;
+    None: any site, typed), and a revoke button each; ``made``: a link just made, shown once."""
+    rows = "".join(
+        f"<tr><td>{t.id}</td><td>{escape(t.site)}</td><td>{escape(t.hint)}…</td>"
+        f"<td>{escape(f'{t.expires:%Y-%m-%d %H:%M}' if t.expires else '—')}</td>"
+        f"<td>{form_fields('/admin/links', caller.csrf, word(lang, 'access.links_revoke'), action='revoke', id=str(t.id))}</td></tr>"
+        for t in links)
+    heads = "".join(f"<th>{escape(word(lang, 'access.' + k))}</th>"
+                    for k in ("links_id", "audit_site", "links_start", "links_until", "links_revoke"))
+    table = f"<table><tr>{heads}</tr>{rows}</table>" if rows else f"<p>{escape(word(lang, 'access.links_none'))}</p>"
+    if sites is None:
+        choose = '<input name="site" required maxlength="200">'
+    else:
+        choose = '<select name="site">' + "".join(f"<option>{escape(x)}</option>" for x in sites) + "</select>"
+    new = (f'<form method="post" action="/admin/links"><input type="hidden" name="csrf" value="{escape(caller.csrf)}">'
+           f'<input type="hidden" name="action" value="add"><label>{escape(word(lang, "access.audit_site"))} {choose}</label> '
+           f'<label>{escape(word(lang, "access.links_days"))} <input name="days" type="number" min="1" max="365" value="30"></label> '
+           f'<button type="submit">{escape(word(lang, "access.links_add"))}</button></form>')
+    shown = f'<p id="new-link"><strong>{escape(word(lang, "access.links_made"))}</strong> <code>{escape(made)}</code></p>' if made else ""
+    title = word(lang, "access.links_title")
+    return shell(title, f"{bar(caller, lang)}<h1>{escape(title)}</h1>{shown}{table}<h2>{escape(word(lang, 'access.links_add'))}</h2>{new}", lang)
+
+
+def form_fields(target: str, csrf: str, label: str, **fields: str) -> str:
+    """A POST form to ``target`` with the CSRF token and ``fields`` hidden, one button."""
+    hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items())
+    return (f'<form method="post" action="{escape(target)}" style="margin:0"><input type="hidden" name="csrf" '
+            f'value="{escape(csrf)}">{hidden}<button type="submit">{escape(label)}</button></form>')
