@@ -224,3 +224,35 @@ def test_a_partner_share_link_shows_its_site_without_hosts_and_stops_when_revoke
         assert [e["action"] for e in store.list_audit()][:2] == ["token_revoke", "token_add"]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("text, line, why", [
+    ('[sign_in]\nissuer = "https://id.example.org"\nclient_id = "r"\nclient_secret_env = "NOPE_UNSET"\n'
+     'base_url = "https://f.example.org"\n', 4, "NOPE_UNSET"),
+    ('[sign_in]\nissuer = "id.example.org"\nclient_id = "r"\nclient_secret_env = "T_SECRET"\n'
+     'base_url = "https://f.example.org"\n', 2, "issuer must be an address"),
+    ('[sign_in]\nissuer = "https://id.example.org"\nclient_id = "r"\nclient_secret_env = "T_SECRET"\n'
+     'base_url = "https://f.example.org"\nwhatever = 1\n', 6, "unknown key 'whatever'"),
+    ('[sign_in]\nissuer = "https://id.example.org"\nclient_id = "r"\nclient_secret_env = "T_SECRET"\n'
+     'base_url = "https://f.example.org"\n\n[[grant]]\nvalue = "a"\nrole = "admin"\n\n[[grant]]\nvalue = "b"\n'
+     'role = "site_lead"\n', 11, "lists its sites"),
+    ('[[grant]]\nvalue = "a"\nrole = "boss"\n', 1, "role must be one of"),
+    ('[audit]\nkeep_days = 0\n', 2, "keep_days"),
+])
+def test_a_bad_access_file_is_one_line_with_its_line(tmp_path, text, line, why):
+    from readiness.collector.access import AccessError, load_config
+
+    path = tmp_path / "access.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(AccessError) as caught:
+        load_config(path, environ={"T_SECRET": "s"})
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{line}: ") and why in message and "\n" not in message, message
+
+
+def test_serve_with_a_bad_access_file_stops_with_its_reason(cli, tmp_path):
+    path = tmp_path / "access.toml"
+    path.write_text('[audit]\nkeep_days = "forever"\n', encoding="utf-8")
+    done = cli("serve", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--access", str(path), "--http-port", "0",
+               "--stun-port", "0", "--results-dir", str(tmp_path / "res"))
+    assert done.returncode != 0 and f"{path}:2: keep_days" in done.stderr and "Traceback" not in done.stderr
