@@ -339,3 +339,32 @@ def test_a_site_lead_makes_and_withdraws_share_links_of_its_own_sites_only_with_
     admin, _ = sign_in(c, "ada")
     log = admin.get(c.url + "/admin/audit", timeout=30).text
     assert log.count("csrf_refused") == 2 and f"share token {token_id}" in log
+
+
+def test_the_session_cookie_is_secure_when_people_reach_the_collector_over_https(tmp_path):
+    from readiness.collector.access import AccessConfig, SignIn as Settings
+    from readiness.collector.signin import SignIn
+    from readiness.collector.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    store.migrate()
+    try:
+        def cookie(base: str) -> str:
+            config = AccessConfig(Settings("https://id.example.org", "r", "s", base))
+            return SignIn(store, config).cookie("secret", 60)
+
+        tls, plain = cookie("https://fleet.example.org"), cookie("http://127.0.0.1:8080")
+        assert tls.split("; ")[1:] == ["Path=/", "HttpOnly", "SameSite=Lax", "Max-Age=60", "Secure"]
+        assert "Secure" not in plain and "HttpOnly" in plain and "SameSite=Lax" in plain
+        # one key per database: another SignIn on the same store reads the same cookie, another store's does not
+        config = AccessConfig(Settings("https://id.example.org", "r", "s", "https://f.example.org"))
+        value = tls.split(";")[0].split("=", 1)[1]
+        assert SignIn(store, config).secret_of(f"{COOKIE}={value}") == "secret"
+        other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+        other.migrate()
+        try:
+            assert SignIn(other, config).secret_of(f"{COOKIE}={value}") is None
+        finally:
+            other.close()
+    finally:
+        store.close()
