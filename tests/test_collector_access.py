@@ -178,8 +178,16 @@ def test_retention_prunes_the_audit_log_by_its_own_days(db_url):
             store.add_audit("someone", "sign_in", what)
             with store.engine.begin() as conn:
                 conn.execute(update(audit).where(audit.c.target == what).values(at=utcnow() - timedelta(days=age)))
+        for secret in ("live", "signed-out"):
+            store.put_session(secret, subject="s", name="n", role="reader", sites="", pending="", csrf="c",
+                              expires=utcnow() + timedelta(hours=1))
+        store.end_session("signed-out")
         Handlers(store, access=AccessConfig(audit_keep_days=30)).prune(timedelta(days=400))
         assert [e["target"] for e in store.list_audit()] == ["recent"]
+        from readiness.collector.store import sessions
+        with store.engine.connect() as conn:
+            assert conn.execute(sessions.select()).all().__len__() == 1
+        assert store.get_session("live") is not None
     finally:
         store.close()
 

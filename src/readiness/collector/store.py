@@ -556,10 +556,12 @@ class Store:
                      "detail": r.detail} for r in conn.execute(query)]
 
     def prune_audit(self, keep: timedelta, now: datetime | None = None) -> int:
-        """Delete audit entries older than ``keep``, and sessions over for as long."""
-        cutoff = (now or utcnow()) - keep
+        """Delete audit entries older than ``keep``, and every session that is over (expired, signed
+        out, or a sign-in never finished): the audit log keeps who signed in, not the sessions."""
+        now = now or utcnow()
+        cutoff = now - keep
         with self._guard(), self.engine.begin() as conn:
-            conn.execute(delete(sessions).where(sessions.c.expires < cutoff))
+            conn.execute(delete(sessions).where(or_(sessions.c.expires < now, sessions.c.ended.is_not(None))))
             return conn.execute(delete(audit).where(audit.c.at < cutoff)).rowcount
 
     def setting(self, name: str, make: Callable[[], str]) -> str:
