@@ -52,6 +52,42 @@ def best_of(fn, runs: int = 5) -> float:
     return min(times)
 
 
+def decoders(docs: list[bytes]) -> None:
+    """Where the border's time goes, and what a one-pass decoder could save: the parsers
+    alone (json, orjson, msgspec when installed: C, untyped), the schema (fastjsonschema) and
+    the finite-number walk alone, beside the whole border, in interleaved rounds (median per
+    file). msgspec's gain is bounded by the parse share: the schema's exact refusals (patterns,
+    bounds, the messages the hostile tests read) would have to be written again as typed
+    structs to replace the rest."""
+    import orjson
+
+    from readiness.result import _bounded, _validator
+
+    try:
+        import msgspec  # optional: only measured when installed
+        ms = msgspec.json.Decoder()
+    except ImportError:
+        ms = None
+    validate = _validator()
+    parsed = [json.loads(d) for d in docs]
+    parts = {"json.loads": lambda: [json.loads(d) for d in docs],
+             "orjson.loads": lambda: [orjson.loads(d) for d in docs],
+             "schema (fastjsonschema)": lambda: [validate(d) for d in parsed],
+             "finite-number walk": lambda: [_bounded(d, "bench") for d in parsed],
+             "whole border": lambda: [load_result_bytes(d, "bench") for d in docs]}
+    if ms is not None:
+        parts["msgspec decode"] = lambda: [ms.decode(d) for d in docs]
+    rounds: dict[str, list[float]] = {k: [] for k in parts}
+    for _ in range(7):
+        for name, fn in parts.items():
+            rounds[name].append(best_of(fn, runs=1) / len(docs) * 1000)
+    ref = statistics.median(rounds["json.loads"])
+    print("border, per file (median of 7 interleaved rounds; ratio to json.loads in the same rounds):")
+    for name, times in rounds.items():
+        t = statistics.median(times)
+        print(f"  {name:26s} {t:7.3f} ms  {t / ref:5.2f}x")
+
+
 def main() -> int:
     plugins = load_plugins()
     profile = load_profile("meeting-room", checks=plugins.checks, broken=plugins.broken)
@@ -70,6 +106,8 @@ def main() -> int:
     print(f"result border: {border:.3f} ms per {size:.0f} kB result; json.loads alone {parse:.3f} ms; "
           f"the checks add {extra:.3f} ms = {extra / parse:.2f}x the parse (target <= 2x) "
           f"{'OK' if ok_border else 'MISSED'}")
+
+    decoders(docs)
 
     block = ('[[requirement]]\nmetric = "system.cpu_cores"\nmin = {n}\nseverity = "required"\nwhy = "w"\n'
              'fix = "f"\nsource = "https://example.invalid"\n[requirement.sv]\nwhy = "v"\n')

@@ -11,12 +11,15 @@
    (must equal the distinct run ids: zero lost), repeats answered "already" with no new row
    (zero doubled). References measured in the same run: the same bodies POSTed to the
    server's own ``/__up`` (the HTTP floor: no parsing, no database), and ``ingest()`` called
-   in-process on one thread (the database floor: no HTTP). Target: >= 500 results/s on SQLite.
+   in-process on one thread (the database floor: no HTTP). Target: >= 25 % of the HTTP floor's rate
+   on SQLite. PostgreSQL: one replica, then two (``readiness serve`` twice on one database, the
+   clients spread over them).
 2. Fleet view: ``--fleet-rooms`` rooms x ``--fleet-runs`` runs stored in SQLite, then the fleet
    report built from the database (``readiness aggregate --db URL``: time and peak RSS) against
    ``readiness aggregate`` over the same results as files; and the live view, GET /fleet from
    ``readiness serve --db`` on the same database (its first request builds the fleet).
-   Target: <= 5 s, memory bounded.
+   Target: <= 2 s cold and <= 300 MB (issue 22), beside orjson's parse of the summaries the view
+   reads, measured in the same run.
 
 The machine is shared: timings taken while others load it are noisy; the ratios to the
 references measured in the same run are the figures to compare.
@@ -46,8 +49,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from fleet import generate  # noqa: E402  bench/fleet.py: the same realistic fleet
 
-TARGET_RATE = 500.0
-TARGET_FLEET_S = 5.0
+TARGET_SHARE = 0.25  # of the bare HTTP endpoint's request rate, measured in the same run (issue 22)
+TARGET_FLEET_S = 2.0  # cold, 10 000 rooms (issue 22)
+TARGET_FLEET_MB = 300
 
 
 def readiness(*args: str) -> list[str]:
@@ -108,14 +112,17 @@ class Server:
             self.proc.wait(5)
 
 
-def post_all(port: int, path: str, bodies: list[tuple[bytes, str]], clients: int) -> tuple[float, dict[Any, int]]:
-    """POST every (body, token) with ``clients`` threads, one keep-alive connection each; returns
-    the wall time and the count of each answer (status, or the error's name)."""
+def post_all(port: int | list[int], path: str, bodies: list[tuple[bytes, str]], clients: int
+             ) -> tuple[float, dict[Any, int]]:
+    """POST every (body, token) with ``clients`` threads, one keep-alive connection each (spread
+    over the ports given, one per replica); returns the wall time and the count of each answer
+    (status, or the error's name)."""
+    ports = port if isinstance(port, list) else [port]
     answers: dict[Any, int] = {}
     lock = threading.Lock()
     shares = [bodies[i::clients] for i in range(clients)]
 
-    def worker(share: list[tuple[bytes, str]]) -> None:
+    def worker(share: list[tuple[bytes, str]], port: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         seen: dict[Any, int] = {}
         for body, token in share:
@@ -138,7 +145,7 @@ def post_all(port: int, path: str, bodies: list[tuple[bytes, str]], clients: int
             for k, v in seen.items():
                 answers[k] = answers.get(k, 0) + v
 
-    threads = [threading.Thread(target=worker, args=(s,)) for s in shares]
+    threads = [threading.Thread(target=worker, args=(s, ports[i % len(ports)])) for i, s in enumerate(shares)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -147,7 +154,7 @@ def post_all(port: int, path: str, bodies: list[tuple[bytes, str]], clients: int
     return time.perf_counter() - t0, answers
 
 
-def ingest_bench(name: str, db_url: str, bodies: list[bytes], clients: int) -> bool:
+def ingest_bench(name: str, db_url: str, bodies: list[bytes], clients: int, replicas: int = 1) -> bool:
     from readiness.collector.ingest import ingest
     from readiness.collector.store import Store
 
@@ -171,17 +178,22 @@ def ingest_bench(name: str, db_url: str, bodies: list[bytes], clients: int) -> b
         floor_rate = len(sample) / (time.perf_counter() - t0)
         floor.close()
 
-    server = Server(db_url)
+    servers = [Server(db_url) for _ in range(replicas)]
+    ports = [server.port for server in servers]
+
+    def cpu_s() -> float:
+        return sum(server.cpu_s() for server in servers)
+
     try:
         # reference 2, the HTTP floor: the same bodies to /__up (read and dropped)
-        cpu0 = server.cpu_s()
-        up_s, up_answers = post_all(server.port, "/__up", pairs, clients)
-        cpu1 = server.cpu_s()
-        secs, answers = post_all(server.port, "/api/v1/results", pairs, clients)
-        cpu2 = server.cpu_s()
+        cpu0 = cpu_s()
+        up_s, up_answers = post_all(ports, "/__up", pairs, clients)
+        cpu1 = cpu_s()
+        secs, answers = post_all(ports, "/api/v1/results", pairs, clients)
+        cpu2 = cpu_s()
         stored = store.count()
         again = pairs[::10]
-        again_s, again_answers = post_all(server.port, "/api/v1/results", again, clients)
+        again_s, again_answers = post_all(ports, "/api/v1/results", again, clients)
         stored_after = store.count()
         with store.engine.connect() as conn:
             from sqlalchemy import select
@@ -189,13 +201,19 @@ def ingest_bench(name: str, db_url: str, bodies: list[bytes], clients: int) -> b
             from readiness.collector.store import results
 
             in_db = {r for (r,) in conn.execute(select(results.c.run_id))}
+            if store.dialect == "postgresql":  # what the capacity model in the README reads
+                db_bytes = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one()
+            else:
+                db_bytes = sum(f.stat().st_size for f in Path(store.engine.url.database).parent.glob("readiness.db*"))
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
         store.close()
     rate = len(pairs) / secs
     lost = len(run_ids - in_db)
     doubled = stored_after - len(run_ids)
-    print(f"\n[{name}] {len(pairs)} results, {clients} clients")
+    print(f"\n[{name}] {len(pairs)} results, {clients} clients, {replicas} replica(s); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"  ingest over HTTP:      {rate:8.0f} results/s ({secs:.1f} s)  answers {answers}")
     print(f"                         {len(pairs) / max(cpu2 - cpu1, 1e-9):8.0f} results per CPU-second of the collector "
           f"(server and its ingest workers; one free core's rate)")
@@ -205,10 +223,14 @@ def ingest_bench(name: str, db_url: str, bodies: list[bytes], clients: int) -> b
         print(f"  in-process ingest():   {floor_rate:8.0f} results/s, one thread, no HTTP")
     print(f"  rows {stored} for {len(run_ids)} run ids: lost {lost}; every tenth sent again: answers "
           f"{again_answers}, rows after {stored_after}: doubled {doubled} ({len(again) / again_s:.0f} repeats/s)")
+    print(f"  database size: {db_bytes / 1e6:.0f} MB for {stored_after} results = {db_bytes / stored_after / 1e3:.1f} kB "
+          f"per result (documents of {sum(map(len, bodies)) / len(bodies) / 1e3:.1f} kB on average)")
     ok = lost == 0 and doubled == 0 and answers.get(201, 0) == len(pairs) and again_answers.get(200, 0) == len(again)
     if name == "sqlite":
-        ok = ok and rate >= TARGET_RATE
-        print(f"  target >= {TARGET_RATE:.0f} results/s on SQLite: {'met' if rate >= TARGET_RATE else 'MISSED'}")
+        share = rate / (len(pairs) / up_s)
+        ok = ok and share >= TARGET_SHARE
+        print(f"  target >= {TARGET_SHARE:.0%} of the HTTP floor's rate on SQLite (the same run): "
+              f"{'met' if share >= TARGET_SHARE else 'MISSED'} ({share:.0%})")
     return ok
 
 
@@ -281,6 +303,19 @@ def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
     print(f"  generated and stored in {time.perf_counter() - t0:.0f} s ({store.count()} rows)", flush=True)
     store.close()
     os.sync()  # the gigabytes just written go to disk now, not while the views below are timed
+    # the reference, in the same run: orjson's parse of the summaries the view reads (one per room
+    # here), straight from SQLite; nothing else
+    import sqlite3
+
+    import orjson
+
+    conn = sqlite3.connect(f"file:{work / 'fleet.db'}?mode=ro", uri=True)
+    t1 = time.perf_counter()
+    for _run_id, text in conn.execute("SELECT run_id, summary FROM summaries WHERE run_id IN "
+                                      "(SELECT DISTINCT run_id FROM latest)"):
+        orjson.loads(text)
+    ref_s = time.perf_counter() - t1
+    conn.close()
     db_s, db_mb, db_err = peak_rss_run(readiness("aggregate", "--db", db_url, "-o", str(work / "fleet-db.html"),
                                                  "--json", str(work / "fleet-db.json")))
     again_s = peak_rss_run(readiness("aggregate", "--db", db_url, "-o", str(work / "fleet-db.html"),
@@ -324,11 +359,14 @@ def fleet_bench(work: Path, rooms: int, runs: int) -> bool:
           f"{files_err}")
     print(f"  GET /fleet from readiness serve --db: {timings[0]:6.1f} s the first time (builds the fleet), "
           f"{timings[1]:.2f} s after (built)")
+    met = min(db_s, again_s) <= TARGET_FLEET_S and timings[0] <= TARGET_FLEET_S and db_mb <= TARGET_FLEET_MB
+    print(f"  reference: orjson's parse of the summaries the view reads: {ref_s:6.2f} s; aggregate --db takes "
+          f"{min(db_s, again_s) / ref_s:.1f}x it, the live view's first request {timings[0] / ref_s:.1f}x "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"  same counts (fleet, per site, per requirement): {same}; the database view takes {db_s / files_s:.0%} of the "
-          f"files' time and {db_mb / files_mb:.0%} of their memory; target <= {TARGET_FLEET_S:.0f} s: "
-          f"{'met' if min(db_s, again_s) <= TARGET_FLEET_S and timings[0] <= TARGET_FLEET_S else 'MISSED'} "
-          f"(aggregate --db from memory, and the live view's first request)")
-    return same and min(db_s, again_s) <= TARGET_FLEET_S and timings[0] <= TARGET_FLEET_S
+          f"files' time and {db_mb / files_mb:.0%} of their memory; target <= {TARGET_FLEET_S:.0f} s and "
+          f"<= {TARGET_FLEET_MB} MB: {'met' if met else 'MISSED'} (aggregate --db from memory, and the live view's first request)")
+    return same and met
 
 
 def main() -> int:
@@ -339,6 +377,7 @@ def main() -> int:
     ap.add_argument("--fleet-runs", type=int, default=10)
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--skip-fleet", action="store_true")
+    ap.add_argument("--skip-sqlite", action="store_true", help="ingest into PostgreSQL only")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--keep", action="store_true", help="Keep the work folder (databases and files) and print where it is.")
     args = ap.parse_args()
@@ -350,13 +389,15 @@ def main() -> int:
             generate(work / "files", args.results, max(1, args.results // 4), bad_every=10**9, html_every=10**9)
             bodies = results_from(work / "files")
             random.Random(3).shuffle(bodies)
-            ok &= ingest_bench("sqlite", f"sqlite:///{work / 'readiness.db'}", bodies, args.clients)
+            if not args.skip_sqlite:
+                ok &= ingest_bench("sqlite", f"sqlite:///{work / 'readiness.db'}", bodies, args.clients)
         if not args.skip_postgres and not args.skip_ingest:
             from postgres import Postgres
 
             pg = Postgres()
             try:
                 ok &= ingest_bench("postgresql", pg.fresh_url(), bodies, args.clients)
+                ok &= ingest_bench("postgresql, two replicas", pg.fresh_url(), bodies, args.clients, replicas=2)
             finally:
                 pg.close()
         if not args.skip_fleet:

@@ -299,7 +299,7 @@ class CameraCheck(Check):
         wanted = (int(settings.get("width") or 0), int(settings.get("height") or 0))
         details["requested"] = {"width_px": wanted[0], "height_px": wanted[1],
                                 "fourcc": settings.get("fourcc") or ""}
-        ctx.say(f"opening {source.describe()}")
+        ctx.say(f"opening {source.describe()}", step="camera_opening", source=source.describe())
 
         capture_s = float(settings["warmup_s"]) + float(settings["window_s"])
         open_timeout = max(deadline - time.monotonic() - capture_s - JOIN_GRACE_S, 1.0)

@@ -10,6 +10,7 @@ interface, both of which commonly hurt call quality.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import statistics
@@ -19,7 +20,8 @@ import time
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
 from readiness.measure import netcommon as net, stun
 from readiness.measure.netinfo import vpn_interfaces
-from readiness.measure.proxies import ProxyResolver, open_tunnel, public_tls_context, tls_context
+from readiness.measure import proxies as trust_stores  # the module: its trust stores are looked up at each handshake
+from readiness.measure.proxies import ProxyResolver, open_tunnel
 
 
 DEFAULT_SERVICES = [
@@ -90,7 +92,7 @@ class ConnectivityCheck(Check):
         proxied = {hp for hp, r in routes.items() if r.proxy}
         all_hp = [hp for svc in services for key, port in (("tcp", 443), ("tls", 443), ("stun", 3478))
                   for hp in endpoints(svc, key, port)]
-        ctx.say(f"resolving {len({h for h, _ in all_hp})} names")
+        ctx.say(f"resolving {len({h for h, _ in all_hp})} names", step="connectivity_resolving", n=len({h for h, _ in all_hp}))
         dns = net.resolve_all(all_hp, timeout_s=timeout)
         if all(isinstance(r, Exception) for r in dns.values()) and not proxied:
             raise net.offline_error(sorted({h for h, _ in all_hp}))
@@ -117,7 +119,7 @@ class ConnectivityCheck(Check):
                     fn = {"tcp": _tcp, "tls": _tls, "stun": _stun}[kind]
                     jobs.append(threading.Thread(target=lambda f=fn, k=(kind, hp), ai=r[0][0], h=hp[0]:
                                                  record(k, f(ai, h, timeout, stun)), daemon=True))
-        ctx.say(f"testing {len(jobs)} endpoints")
+        ctx.say(f"testing {len(jobs)} endpoints", step="connectivity_testing", n=len(jobs))
         for t in jobs:
             t.start()
         deadline = time.monotonic() + 2 * timeout + 1.0
@@ -131,6 +133,7 @@ class ConnectivityCheck(Check):
         udp_ok = 0
         udp_tested = 0
         own_udp = None
+        unresolved: list[str] = []
         for svc in services:
             entry: dict = {"name": svc.get("name", "?"), "tcp": {}, "tls": {}, "stun": {}}
             for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478)):
@@ -147,6 +150,13 @@ class ConnectivityCheck(Check):
                 if not isinstance(r, Exception):
                     dns_ms.append(r[1])
             stun_results = list(entry["stun"].values())
+            names = {hp for kind, port in (("tcp", 443), ("tls", 443), ("stun", 3478)) for hp in endpoints(svc, kind, port)}
+            if names and all(isinstance(dns.get(hp), Exception) and hp not in proxied for hp in names):
+                # its names do not resolve: nothing of it was measured, so nothing of it is judged
+                entry["reachable"] = None
+                unresolved.append(entry["name"])
+                per_service.append(entry)
+                continue
             if stun_results and entry["name"] == own_name:
                 own_udp = entry["udp_media"] = any("ms" in r for r in stun_results)
             elif stun_results:
@@ -170,6 +180,8 @@ class ConnectivityCheck(Check):
                 findings.append({"code": "tls_not_trusted", "args": {"service": entry["name"], "endpoints": ", ".join(untrusted)}})
             per_service.append(entry)
 
+        if unresolved:
+            findings.insert(0, {"code": "services_unresolved", "args": {"services": ", ".join(unresolved)}})
         proxies = resolver.facts()
         vpn = vpn_interfaces()
         if proxied:
@@ -179,6 +191,8 @@ class ConnectivityCheck(Check):
         metrics: dict = {"proxy_detected": bool(proxied), "vpn_detected": bool(vpn)}
         if any("ms" in r for e in per_service for r in e["tls"].values()):
             metrics["tls_intercepted"] = intercepted
+        elif not unresolved:  # nothing to judge interception by: say why, rather than leave it blank
+            findings.append({"code": "tls_not_tested", "args": {}})
         if dns_ms:
             metrics["dns_ms"] = round(statistics.median(dns_ms), 2)
         if tcp_ms:
@@ -188,14 +202,23 @@ class ConnectivityCheck(Check):
         if udp_tested:
             metrics["udp_media_reachable"] = udp_ok > 0
             metrics["services_udp_ok_count"] = udp_ok
+        elif not any(svc.get("stun") for svc in services if svc.get("name") != own_name):
+            findings.append({"code": "udp_not_tested", "args": {}})  # no relay to ask: say so
         if own_udp is not None:
             metrics["udp_server_reachable"] = own_udp
         if not tcp_ms and not tls_ms and not udp_ok and not own_udp:
             via = [r for e in per_service for r in e["tls"].values() if r.get("via") and r.get("error")]
             if via:
-                raise CheckError(f"no meeting service could be reached through the proxy {via[0]['via']} "
-                                 f"({via[0]['source']}): {via[0]['error']}", code="services_unreachable_via_proxy",
-                                 proxy=via[0]["via"], source=via[0]["source"], error=via[0]["error"])
+                message = (f"no meeting service could be reached through the proxy {via[0]['via']} "
+                           f"({via[0]['source']}): {via[0]['error']}")
+                # the proxy's own answer (an HTTP status) is a fact in any language; the rest of the
+                # message is for a technician and stays in the appendix
+                answer = re.search(r"HTTP/\d(?:\.\d)? (\d{3}[^)]*)", via[0]["error"])
+                if answer:
+                    raise CheckError(message, code="services_refused_by_proxy", proxy=via[0]["via"],
+                                     source=via[0]["source"], answer=answer.group(1).strip())
+                raise CheckError(message, code="services_unreachable_via_proxy", proxy=via[0]["via"],
+                                 source=via[0]["source"])
             raise CheckError("no meeting service could be reached: names resolve, but every connection "
                              "fails (a firewall blocks them, or the internet connection is down)",
                              code="services_unreachable")
@@ -305,7 +328,8 @@ def _tls_handshakes(connect, host, timeout) -> dict:
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
     first_error = None
-    for context, trust in ((public_tls_context(), "trusted"), (tls_context(), "intercepted"), (unverified, "not trusted")):
+    for context, trust in ((trust_stores.public_tls_context(), "trusted"), (trust_stores.tls_context(), "intercepted"),
+                           (unverified, "not trusted")):
         try:
             secs, version, cert = attempt(context)
         except ssl.SSLCertVerificationError as e:

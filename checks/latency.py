@@ -89,7 +89,8 @@ class LatencyCheck(Check):
         if not addrs:
             raise net.offline_error([h for h, _ in targets])
 
-        ctx.say(f"probing {len(addrs)} target(s) over UDP every {interval * 1000:g} ms for {duration:g} s")
+        ctx.say(f"probing {len(addrs)} target(s) over UDP every {interval * 1000:g} ms for {duration:g} s",
+                step="latency_probing", n=len(addrs), ms=interval * 1000, seconds=duration)
         results: dict = {}
 
         def probe(hp, ai) -> None:
@@ -128,6 +129,9 @@ class LatencyCheck(Check):
         details: dict = {"targets": per_target, "interval_ms": interval * 1000, "duration_s": duration,
                          "jitter_method": "RFC 3550 §6.4.1 estimator over RTTs, averaged over the stream",
                          "mos_method": "simplified E-model (ITU-T G.107) as in Twilio's preflight test"}
+        if server is not None and s.get("services"):
+            # the services' own figures are not measured here: say so, rather than leave them blank
+            details["findings"] = [{"code": "measured_own_server", "args": {"url": server.url}}]
         if best is not None:
             key, st = best
             details["method"] = "udp-stun"
@@ -141,9 +145,9 @@ class LatencyCheck(Check):
             return Measurement(metrics=metrics, details=details)
 
         # No STUN answer anywhere: UDP is blocked (or the targets are down). Fall back to TCP.
-        ctx.say("no UDP answers; measuring RTT by TCP handshakes instead")
+        ctx.say("no UDP answers; measuring RTT by TCP handshakes instead", step="latency_tcp_fallback")
         details["method"] = "tcp-connect (UDP got no answer)"
-        details["findings"] = [{"code": "latency_udp_silent", "args": {}}]
+        details["findings"] = [{"code": "latency_udp_silent", "args": {}}] + details.get("findings", [])
         fallback: dict = {}
         for hp in tcp_targets:
             try:

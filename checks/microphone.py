@@ -70,19 +70,23 @@ class MicrophoneCheck(Check):
             "sample_rate_hz": rate,
         }
 
+        from readiness.i18n.format import word
+
+        lang = ctx.options.get("lang") or "en"
         terminal = audio_io.Terminal.open() if ctx.options.get("interactive") else None
         if ctx.options.get("interactive") and terminal is None:
             details["interactive"] = "skipped: no terminal to talk to"
         on_block = None
         if terminal is not None:
-            terminal.say(f"Microphone {device['name']!r}: say a sentence now, as in a meeting ({duration:g} s).")
+            terminal.say(word(lang, "interactive.say_sentence", device=device["name"], seconds=duration))
 
             def on_block(capture) -> None:  # live meter over the latest blocks
                 recent = capture.blocks[-5:]
                 level = audio.dbfs(audio.rms(np.concatenate(recent))) if recent else audio.DB_FLOOR
                 terminal.say("\r  " + audio_io.meter(level), end="")
 
-        ctx.say(f"recording {duration:g} s from {device['name']!r}")
+        ctx.say(f"recording {duration:g} s from {device['name']!r}", step="microphone_recording", seconds=duration,
+                device=device["name"])
         try:
             capture = audio_io.record(sd, device, duration, on_block=on_block)
         except BaseException:
@@ -107,12 +111,10 @@ class MicrophoneCheck(Check):
             if not silent:
                 metrics["speech_level_dbfs"] = speech_level(audio, samples, rate)
                 details["speech_target_dbfs"] = SPEECH_TARGET_DBFS
-                terminal.say(
-                    f"\nYour speech level: {metrics['speech_level_dbfs']:.1f} dBFS "
-                    f"(meetings want about {SPEECH_TARGET_DBFS:g} dBFS, give or take 6 dB)."
-                )
+                terminal.say("\n" + word(lang, "interactive.speech_level", level=round(metrics["speech_level_dbfs"], 1),
+                                         target=SPEECH_TARGET_DBFS))
             else:
-                terminal.say("\nNothing was heard from the microphone.")
+                terminal.say("\n" + word(lang, "interactive.nothing_heard"))
             terminal.close()
         series = audio.level_series(samples, rate, 0.1)
         details.update(

@@ -70,7 +70,7 @@ class SoftwareCheck(Check):
             raise CheckError(str(exc)) from None
         today = today or datetime.now(timezone.utc).date()
 
-        ctx.say("looking for meeting clients and browsers")
+        ctx.say("looking for meeting clients and browsers", step="software_looking")
         found, sources = installed_clients(probe)
         metrics: dict[str, Any] = {}
         clients: dict[str, Any] = {}

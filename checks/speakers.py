@@ -39,7 +39,8 @@ class SpeakersCheck(Check):
     order = 1
     budget_s = 25.0
     metrics = (
-        Metric("playback_ok", "", "The output opened and played the test signal without error", kind="bool"),
+        Metric("playback_ok", "", "The output opened and played the test signal without error, and a person "
+                                  "asked (--interactive) did not say they heard nothing", kind="bool"),
         Metric("underruns", "", "Times the output ran dry while playing"),
         Metric("output_latency_ms", "ms", "Output latency reported by the driver"),
         Metric("heard", "", "The microphone picked up the test signal", kind="bool"),
@@ -79,7 +80,8 @@ class SpeakersCheck(Check):
         signal = audio.chirp(out_rate, CHIRP_S)
 
         if ctx.options.get("no_sound"):
-            ctx.say(f"opening {out_dev['name']!r} without sound (--no-sound)")
+            ctx.say(f"opening {out_dev['name']!r} without sound (--no-sound)", step="speakers_no_sound",
+                    device=out_dev["name"])
             playback = audio_io.play(sd, out_dev, signal * 0.0, out_rate)
             _playback_metrics(metrics, playback)
             details["sound"] = "none played (--no-sound); loopback skipped"
@@ -92,16 +94,18 @@ class SpeakersCheck(Check):
                 in_dev = audio_devices.pick_device(sd, "input", mic_name)
             except CheckError as exc:
                 details["loopback"] = f"skipped: {exc}"
+                findings.append({"code": "loopback_no_microphone", "args": {}})
 
         if in_dev is None:
-            ctx.say(f"playing a test tone on {out_dev['name']!r}")
+            ctx.say(f"playing a test tone on {out_dev['name']!r}", step="speakers_tone", device=out_dev["name"])
             playback = audio_io.play(sd, out_dev, signal * _gain(level), out_rate)
             _playback_metrics(metrics, playback)
         else:
             details["microphone"] = in_dev["name"]
             attempts = []
             for attempt_level in (level, min(MAX_PEAK_DBFS, level + RETRY_GAIN_DB)):
-                ctx.say(f"loopback: {out_dev['name']!r} -> {in_dev['name']!r} at {attempt_level:g} dBFS")
+                ctx.say(f"loopback: {out_dev['name']!r} -> {in_dev['name']!r} at {attempt_level:g} dBFS",
+                        step="speakers_loopback", speaker=out_dev["name"], microphone=in_dev["name"], level=attempt_level)
                 result = listen(sd, audio, audio_io, out_dev, in_dev, signal, out_rate, attempt_level)
                 attempts.append(result)
                 if result["heard"]:
@@ -115,7 +119,7 @@ class SpeakersCheck(Check):
                 metrics["loopback_latency_ms"] = final["latency_ms"]
                 metrics["received_level_dbfs"] = final["received_level_dbfs"]
                 if ctx.settings.get("speech_quality", True):
-                    ctx.say("speech quality: playing a short sentence")
+                    ctx.say("speech quality: playing a short sentence", step="speakers_speech")
                     _speech_quality(sd, audio, audio_io, out_dev, in_dev, out_rate, final["level_dbfs"],
                                     metrics, details)
             else:
@@ -124,7 +128,7 @@ class SpeakersCheck(Check):
             findings.append({"code": "speaker_underruns", "args": {"count": metrics["underruns"]}})
 
         if ctx.options.get("interactive"):
-            _ask_person(audio, audio_io, sd, out_dev, out_rate, level, metrics, details)
+            _ask_person(audio, audio_io, sd, out_dev, out_rate, level, metrics, details, ctx.options.get("lang") or "en")
         return Measurement(metrics=metrics, details=details)
 
 
@@ -168,6 +172,7 @@ def _speech_quality(sd, audio, audio_io, out_dev: dict, in_dev: dict, out_rate: 
     if importlib.util.find_spec("visqol") is None:
         details["speech_quality"] = {"not_scored": "the speech-quality model is not installed "
                                                    "(pip install 'readiness[speech]')"}
+        details["findings"].append({"code": "speech_model_missing", "args": {}})
         return
     ref, ref_rate = audio.speech_reference()
     played = audio.resample(ref, ref_rate, out_rate)
@@ -180,18 +185,26 @@ def _speech_quality(sd, audio, audio_io, out_dev: dict, in_dev: dict, out_rate: 
                                           "level_dbfs": level_dbfs}
 
 
-def _ask_person(audio, audio_io, sd, out_dev: dict, out_rate: int, level: float, metrics: dict, details: dict) -> None:
+def _ask_person(audio, audio_io, sd, out_dev: dict, out_rate: int, level: float, metrics: dict, details: dict,
+                lang: str = "en") -> None:
+    from readiness.i18n.format import word
+
     terminal = audio_io.Terminal.open()
     if terminal is None:
         details["interactive"] = "skipped: no terminal to talk to"
         return
     try:
-        terminal.say(f"Playing a tone on {out_dev['name']!r} now.")
+        terminal.say(word(lang, "interactive.tone_now", device=out_dev["name"]))
         audio_io.play(sd, out_dev, audio.tone(out_rate, 1000.0, 1.0, _gain(level)), out_rate)
-        answer = terminal.ask("Did you hear the tone? [y/n]")
+        answer = terminal.ask(word(lang, "interactive.heard_question"))
     finally:
         terminal.close()
     if answer is None or answer[:1].lower() not in ("y", "n", "j"):
         details["interactive"] = "no answer"
         return
     metrics["heard_by_person"] = answer[:1].lower() in ("y", "j")
+    if not metrics["heard_by_person"]:
+        # A person who heard nothing outranks a stream that opened: no sound came out that anyone
+        # heard, so the speakers did not play sound. The finding names the cause for the report.
+        metrics["playback_ok"] = False
+        details["findings"].append({"code": "person_did_not_hear", "args": {"device": out_dev["name"]}})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -96,3 +97,20 @@ def write(doc: dict[str, Any], folder: Path) -> Path:
     path = folder / f"readiness-{doc['run_id']}.json"
     path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return path
+
+
+def counted_trend(store: Any) -> dict[tuple[Any, str], int]:
+    """Runs per UTC day and verdict, counted here from every stored run's columns."""
+    from sqlalchemy import select  # lazy: the server extra, only the collector tests need it
+
+    from readiness.collector.store import aware, results
+
+    with store.engine.connect() as conn:
+        return dict(Counter((aware(started).astimezone(timezone.utc).date(), verdict) for started, verdict
+                            in conn.execute(select(results.c.started, results.c.verdict)) if verdict is not None))
+
+
+def trend(store: Any) -> dict[tuple[Any, str], int]:
+    """The trend as the fleet view reads it (``day_counts``)."""
+    return {(day, verdict): n for day, counts in store.per_day().items() for verdict, n in counts.items()}
+

@@ -19,6 +19,7 @@ from readiness.collector.ingest import Refused, ingest
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.migrations import head
 from readiness.collector.metrics import exposition
+from readiness.collector.migrations import head
 from readiness.collector.store import Store, StoreError, Unavailable, latest, tokens
 
 
@@ -190,7 +191,10 @@ def test_retention_keeps_each_rooms_latest_measurement_per_check(store):
     assert state[("4.12", "")] == newest["run_id"]
     assert state[("4.12", "system")] == newest["run_id"]
     assert state[("4.12", "camera")] == cam_failed["run_id"]
+    assert docs.trend(store) == docs.counted_trend(store) != {}  # the trend kept at ingest
     assert store.prune(timedelta(days=30)) == 2  # gone and cam_old
+    assert docs.trend(store) == docs.counted_trend(store)  # and what went came off it
+    assert sum(docs.trend(store).values()) == 4
     with store.engine.connect() as conn:  # their fleet summaries go with them
         from readiness.collector.store import summaries
         assert conn.execute(select(func.count()).select_from(summaries)).scalar_one() == 4
@@ -271,11 +275,13 @@ def test_a_database_with_browser_results_in_agents_rooms_is_mended_by_the_migrat
         conn.execute(latest.insert().values(room_key=host, check_name="", run_id=loose["run_id"],
                                             started=conn.execute(select(latest.c.started).limit(1)).scalar()))
         conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+        conn.execute(text("DROP INDEX ix_results_received"))  # and without what revision 0004 adds
+        conn.execute(text("DROP TABLE day_counts"))
     assert state() != fresh
     store.migrate()
     assert state() == fresh
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head()
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head()  # 0003 ran, and what came after
     store.migrate()  # at the head: nothing more to do
     assert state() == fresh
 

@@ -53,6 +53,7 @@ def _check_upgraded(store: Store, before_runs: set[str]) -> None:
     assert (page, "browser room\x1fStockholm\x1f4.12") in result_rows  # the page's run has a key of its own
     newest_agent = {r for k, c, r in latest_rows if k == ROOM and c == ""}
     assert len(newest_agent) == 1 and page not in newest_agent  # the room's state is its agent's again
+    assert docs.trend(store) == docs.counted_trend(store) != {}  # revision 0004 counted the runs already there
 
 
 def test_a_previous_release_sqlite_database_is_upgraded_in_place_by_serve_with_its_data(cli, tmp_path):

@@ -83,16 +83,18 @@ def test_reachable_and_blocked_services(link, services):
 
 def test_server_option_points_at_readiness_serve(link, services):
     r = link.run_checks(["connectivity"], options={"server": services})["connectivity"]
-    # Two facts kept apart: the own server answers over UDP; the services' relays (not
-    # reachable from this isolated namespace) do not, and the first proves nothing about them.
+    # Two facts kept apart: the own server answers over UDP; the services' relays were never
+    # tested, because their names do not resolve in this isolated namespace. Untested is unknown
+    # (issue 20), not "UDP ports closed": the first proves nothing about them either way.
     assert r["metrics"]["udp_server_reachable"] is True
-    assert r["metrics"]["udp_media_reachable"] is False and r["metrics"]["services_udp_ok_count"] == 0
+    assert "udp_media_reachable" not in r["metrics"] and "services_udp_ok_count" not in r["metrics"]
     own = r["details"]["services"][-1]
     assert own["name"].startswith("readiness server ") and own["udp_media"] is True
     assert list(own["stun"]) == [f"{link.server_ip}:3480"]
     assert all(not s.get("udp_media") for s in r["details"]["services"][:-1])
     codes = {f["code"]: f["args"] for f in r["details"]["findings"]}
-    assert codes["udp_own_server_answers"]["url"] == services and codes["udp_relays_tested"]["ok"] == 0
+    assert codes["udp_own_server_answers"]["url"] == services and "udp_relays_tested" not in codes
+    assert codes["services_unresolved"]["services"] == "Microsoft Teams, Zoom, Google Meet, Webex"
 
 
 def test_every_service_blocked_is_said_in_the_readers_language(link, tmp_path):

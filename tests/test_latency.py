@@ -78,7 +78,9 @@ def test_blocked_udp_falls_back_to_tcp_handshakes(link):
     assert r["details"]["method"].startswith("tcp-connect")
     assert 0 < r["metrics"]["rtt_median_ms"] < 50
     assert "jitter_ms" not in r["metrics"] and "mos" not in r["metrics"]
-    assert r["details"]["findings"] == [{"code": "latency_udp_silent", "args": {}}]
+    # and, under --server, that the services' own figures were not measured (issue 20)
+    assert r["details"]["findings"] == [{"code": "latency_udp_silent", "args": {}},
+                                        {"code": "measured_own_server", "args": {"url": url}}]
 
 
 SERVICES_PROFILE = """

@@ -51,7 +51,7 @@ def test_no_external_resource_at_all():
 
     Attrs().feed(html)
     # the only URLs: the snapshot (inline) and the requirement's source as a link (never loaded)
-    assert urls == ["https://example.invalid/src", "data:image/jpeg;base64,AAAA"], urls
+    assert sorted(urls) == ["data:image/jpeg;base64,AAAA", "https://example.invalid/src"], urls  # the source: in the appendix
     assert '<a href="https://example.invalid/src"' in html
     assert "@import" not in html and "url(" not in html
     assert "default-src 'none'" in html  # and the page forbids loading anything else
@@ -109,9 +109,14 @@ def test_every_failure_a_check_names_has_words_in_the_catalog():
     # and every reason the fleet report gives for a skipped file (``fleet.collect.Why``)
     skips = set(re.findall(r'Why\("([a-z0-9_]+)"', (root / "src/readiness/fleet/collect.py").read_text(encoding="utf-8")))
     assert {"broken_link", "duplicate", "invalid_result"} <= skips
+    # and every progress step a check announces (``ctx.say(..., step="...")``)
+    steps = {s for path in (root / "checks").rglob("*.py")
+             for s in re.findall(r'\bstep="([a-z0-9_]+)"', path.read_text(encoding="utf-8"))}
+    assert {"software_looking", "latency_probing", "bandwidth_download"} <= steps
     for lang in ("en", "sv"):
         table = tomllib.loads(resources.files("readiness.i18n").joinpath(f"{lang}.toml").read_text(encoding="utf-8"))
         assert codes <= set(table["finding"]), f"{lang}.toml has no words for {sorted(codes - set(table['finding']))}"
+        assert steps <= set(table["progress"]), f"{lang}.toml has no progress words for {sorted(steps - set(table['progress']))}"
         assert skips <= set(table["skip"]), f"{lang}.toml has no skip words for {sorted(skips - set(table['skip']))}"
 
 

@@ -164,7 +164,8 @@ def test_interactive_asks_whether_the_tone_was_heard(pulse, answer, expected):
     assert "Did you hear the tone?" in out
     metrics = json.loads(out.split("RESULT:", 1)[1].splitlines()[0])
     assert metrics["heard_by_person"] is expected
-    assert metrics["playback_ok"] is True
+    # a person who heard nothing outranks a stream that opened: the speakers did not play sound
+    assert metrics["playback_ok"] is expected
 
 
 def test_loopback_with_devices_chosen_by_sound_server_name(pulse):

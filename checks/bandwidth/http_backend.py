@@ -387,7 +387,7 @@ def run(ctx: CheckContext, server: SiteServer | None) -> Measurement:
                      "estimator": "upper hull of the in-order byte counts; steady over slices of one loaded "
                                   "round trip once the queue stops growing"}
 
-    ctx.say("measuring idle latency")
+    ctx.say("measuring idle latency", step="bandwidth_idle")
     idle = probe.idle()
     if idle is None and probe.kind == "stun":
         probe = loaded.Probe("tcp", (target.host, target.port))  # the STUN port does not answer
@@ -399,7 +399,8 @@ def run(ctx: CheckContext, server: SiteServer | None) -> Measurement:
     details["idle_rtt_ms"] = round(idle, 2)
     metrics: dict = {"idle_rtt_ms": round(idle, 2)}
     for direction, metric in (("down", "download_mbps"), ("up", "upload_mbps")):
-        ctx.say(f"measuring {'download' if direction == 'down' else 'upload'}")
+        ctx.say(f"measuring {'download' if direction == 'down' else 'upload'}",
+                step="bandwidth_download" if direction == "down" else "bandwidth_upload")
         running = probe.start()
         foreign = (responsiveness.ForeignProber(target.scheme, target.host, target.hostheader, target.base, addr).start()
                    if s.get("responsiveness", True) else None)

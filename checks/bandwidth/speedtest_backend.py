@@ -71,7 +71,7 @@ def run(ctx: CheckContext) -> Measurement:
     watchdog.daemon = True
     watchdog.start()
     try:
-        ctx.say("fetching the speedtest.net configuration")
+        ctx.say("fetching the speedtest.net configuration", step="speedtest_config")
         st = speedtest.Speedtest(secure=bool(s["speedtest_secure"]), timeout=10, shutdown_event=shutdown)
         length = max(1.0, float(s["speedtest_seconds"]))
         for d in ("download", "upload"):
@@ -96,7 +96,8 @@ def run(ctx: CheckContext) -> Measurement:
             if shutdown.is_set() or time.monotonic() + length + 0.5 > deadline:
                 details[direction] = {"skipped": "not started: it would not end within the check's budget"}
                 continue
-            ctx.say(f"speedtest.net {'download' if direction == 'down' else 'upload'}")
+            ctx.say(f"speedtest.net {'download' if direction == 'down' else 'upload'}",
+                    step="speedtest_download" if direction == "down" else "speedtest_upload")
             running = probe.start()
             t0 = time.monotonic()
             bits = call()

@@ -110,6 +110,10 @@ def probe_writable(folder: str | os.PathLike[str]) -> None:
     os.unlink(tmp)
 
 
+def _size(limit: int) -> str:
+    return f"{limit / 1048576:g} MB" if limit >= 1048576 else f"{limit / 1024:g} kB"
+
+
 def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes. Raises NotAFile for a folder, a
     pipe, a device or a larger file (never blocking on a pipe), OSError when it cannot be read."""
@@ -121,7 +125,7 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise NotAFile("not a regular file (a pipe, device or socket); not read")
         if st.st_size > limit:
-            raise NotAFile(f"too large ({st.st_size / 1048576:.1f} MB; at most {limit / 1048576:g} MB)")
+            raise NotAFile(f"too large ({st.st_size / 1048576:.1f} MB; at most {_size(limit)})")
         with os.fdopen(fd, "rb", closefd=False) as fh:
             # sized by the file, not the limit: read(limit + 1) allocates the whole limit (16 MB
             # for a result) for every file, which cost more than parsing a 50 kB result
@@ -130,7 +134,7 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
             if len(data) == want:  # grew since fstat: read on, still at most limit + 1 bytes
                 data += fh.read(limit + 1 - want)
         if len(data) > limit:  # grew while being read
-            raise NotAFile(f"too large (more than {limit / 1048576:g} MB)")
+            raise NotAFile(f"too large (more than {_size(limit)})")
         return data
     finally:
         os.close(fd)

@@ -147,11 +147,31 @@ class _Choices(Mapping):
 # checked once, its STUN port known; proxy: a URL or "direct", None: the OS's settings; pac_url;
 # microphone, speaker, camera; no_sound, interactive, keep_audio, snapshot; output_dir: the
 # results folder as text). Built from the validated run configuration (``readiness.run.config``).
+# lang: the reader's language for what a check says to a person (--interactive); None (the
+# default here) is English, the checks' own words, so a plugin that records its choices sees none.
 RunChoices = make_dataclass(
-    "RunChoices", [(s.name, s.type, field(default=s.default)) for s in SETTINGS if s.to_checks],
+    "RunChoices", [(s.name, s.type, field(default=None if s.name == "lang" else s.default))
+                   for s in SETTINGS if s.to_checks],
     bases=(_Choices,), frozen=True)
 RunChoices.__module__ = __name__  # pickled by name into isolated checks' child processes
 RunChoices.__doc__ = "The run's shared choices a check may read (``ctx.options``), typed and read-only."
+
+
+class Said(str):
+    """A progress message that also carries a catalog key (``progress.<step>``) and its facts,
+    so the terminal says it in the reader's language. As text it is the English message, so a
+    progress sink that only prints keeps working."""
+
+    step: str
+    args: dict[str, Any]
+
+    def __new__(cls, text: str, step: str, args: dict[str, Any] | None = None) -> "Said":
+        said = super().__new__(cls, text)
+        said.step, said.args = step, dict(args or {})
+        return said
+
+    def __reduce__(self) -> Any:  # crosses the pipe from an isolated check's child
+        return (Said, (str(self), self.step, self.args))
 
 
 @dataclass
@@ -174,11 +194,13 @@ class CheckContext:
         if not isinstance(self.options, RunChoices):
             self.options = RunChoices.from_mapping(self.options or {})
 
-    def say(self, message: str) -> None:
-        """Report progress (shown on stderr by the CLI). Silently ignored in a child process."""
+    def say(self, message: str, step: str | None = None, **facts: Any) -> None:
+        """Report progress (shown on stderr by the CLI). With ``step`` (and its facts) the terminal
+        shows the catalog's words ``progress.<step>`` in the reader's language; ``message`` is
+        the English text for logs and for a plugin without catalog words."""
         if self.progress is not None:
             try:
-                self.progress(message)
+                self.progress(Said(message, step, facts) if step else message)
             except Exception:  # a broken progress sink must not break a measurement
                 pass
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from readiness.atomic import NotAFile, read_regular, write_atomic
 from readiness.schema import schema_text
+from readiness.textsafe import surrogate_at
 
 SCHEMA_VERSION = 1
 KIND = "readiness-result"
@@ -46,6 +47,12 @@ MAX_RESULT_BYTES = 16 * 1024 * 1024  # far above any result (a snapshot is ~100 
 CLOCK_TOLERANCE = timedelta(minutes=10)
 MAX_DEPTH = 32  # nesting levels; a result needs about 8
 MAX_JUDGED = 1e15  # the schema's bound on a measured value and a requirement's bound
+# What in JSON bytes can become an unpaired surrogate: the escape \ud800-\udfff, or the bytes of
+# one written raw in UTF-8 (json reads both). No match: the (slower) exact look is not needed.
+# Two patterns, each looked for only where a byte search (memchr) finds its first byte: one
+# pattern with both alternatives cost as much as parsing the document (measured, 96 kB).
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")
 
 __all__ = ["MAX_RESULT_BYTES", "CheckRecord", "Result", "ResultError", "load_result_bytes", "prepare_border",
            "read_result", "result_from_data", "write_atomic", "write_result"]
@@ -55,7 +62,8 @@ class ResultError(Exception):
     """A document that is not a readable result; the message says why in plain words.
 
     ``kind`` sorts the reason for a server's answer: "too_large" (413), "not_json" (400),
-    "invalid" (422: JSON, but not a result this version can read), "unreadable" (a file).
+    "invalid" (422: JSON, but not a result this version can read), "not_text" (400: text that is
+    not Unicode, an unpaired surrogate), "unreadable" (a file).
     """
 
     def __init__(self, message: str, kind: str = "invalid") -> None:
@@ -308,7 +316,7 @@ def load_result_bytes(raw: bytes, origin: str) -> Result:
         raise ResultError(f"{origin}: nested more than {MAX_DEPTH} levels deep; not a result", "not_json") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ResultError(f"{origin}: not valid JSON ({_printable(str(exc), 120)})", "not_json") from None
-    return result_from_data(data, origin)
+    return checked_data(data, origin, raw)[0]
 
 
 def result_from_data(data: Any, origin: str) -> Result:
@@ -319,9 +327,11 @@ def result_from_data(data: Any, origin: str) -> Result:
     return checked_data(data, origin)[0]
 
 
-def checked_data(data: Any, origin: str) -> tuple[Result, bool]:
+def checked_data(data: Any, origin: str, raw: bytes | None = None) -> tuple[Result, bool]:
     """``result_from_data``, and whether it changed ``data`` (a non-finite measured value made
-    None): when it did not, the bytes ``data`` was parsed from are the checked document as they are."""
+    None): when it did not, the bytes ``data`` was parsed from are the checked document as they are.
+    ``raw``: those bytes, when the caller has them (they tell cheaply that no text needs the
+    exact look for unpaired surrogates)."""
     import fastjsonschema
 
     if not isinstance(data, dict) or data.get("kind") != KIND:
@@ -336,6 +346,7 @@ def checked_data(data: Any, origin: str) -> tuple[Result, bool]:
     requirements = _judged_requirements(data)
     known = {id(req) for req in requirements if _is_known(req)}
     changed = _bounded(data, origin, known)
+    _refuse_surrogates(data, origin, raw)  # after the depth is bounded: its walk copies paths
     where: list[Any] = []
     try:
         _validator()(data)
@@ -351,6 +362,27 @@ def checked_data(data: Any, origin: str) -> tuple[Result, bool]:
         what = "malformed judgement in the result" if path[:1] == ["judgement"] else "malformed result"
         raise ResultError(f"{origin}: {what} ({_where(path)} must {rule})") from None
     return Result.from_dict(data, origin), changed
+
+
+def _may_hold_surrogate(raw: bytes) -> bool:
+    if b"\x00" in raw[:4]:  # UTF-16 or UTF-32
+        return True
+    if raw.find(b"\\") != -1 and _ESCAPED_SURROGATE.search(raw) is not None:
+        return True
+    return raw.find(b"\xed") != -1 and _RAW_SURROGATE.search(raw) is not None
+
+
+def _refuse_surrogates(data: Any, origin: str, raw: bytes | None) -> None:
+    """A key or text holding an unpaired surrogate (``"\\ud800"``) is not Unicode text: no file,
+    database or page could hold it, so the document is refused here, named, rather than
+    failing later in whichever writer meets it first. UTF-16 and UTF-32 bytes (a NUL among the
+    first four) always get the exact look."""
+    if raw is not None and not _may_hold_surrogate(raw):
+        return
+    path = surrogate_at(data)
+    if path is not None:
+        raise ResultError(f"{origin}: {_where(path)} holds text that is not Unicode (an unpaired surrogate, "
+                          "such as \\ud800)", "not_text")
 
 
 def read_result(path: str | os.PathLike[str]) -> Result:

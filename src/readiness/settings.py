@@ -54,7 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("site", "label", "", "site or office", "str", "Site or office, e.g. Stockholm."),
     Setting("room", "label", "", "meeting room", "str", "Meeting room, e.g. 4.12."),
     Setting("label", "label", "", "free label, e.g. an asset tag", "str", "A free label for this run, e.g. an asset tag."),
-    Setting("lang", "lang", "en", "language of the report", "str", "Language of the report (default: en)."),
+    Setting("lang", "lang", "en", "language of the report", "str", "Language of the report (default: en).",
+            to_checks=True),  # what a check says to a person (--interactive) is said in it
     Setting("microphone", "text", None, "microphone to test (part of its name)", "str | None",
             "Microphone to test (part of its name).", metavar="NAME", to_checks=True),
     Setting("speaker", "text", None, "speaker to test (part of its name)", "str | None",

@@ -1,4 +1,5 @@
-"""Text from files, labels or the network, made safe for the program that shows it next.
+"""Text from files, labels or the network, made safe for the program that shows it next, and
+text that is not text (unpaired surrogates) found at the borders.
 
 Two such programs read readiness's output as more than text: a terminal (an escape sequence in
 a label can move the cursor, retitle the window or hide lines) and a spreadsheet (a cell that
@@ -39,3 +40,58 @@ def terminal_text(text: str) -> str:
     such as ``\\x1b``, never sent raw; newlines and tabs kept."""
     return "".join(ch if ch in "\n\t" or (ch.isprintable() and ch not in "\u2028\u2029") else ascii(ch)[1:-1]
                    for ch in text)
+
+
+# An unpaired UTF-16 surrogate: JSON can spell one ("\ud800"), Python's json reads it, and no
+# UTF-8 writer (a file, a database, an HTTP answer) can write it. On POSIX a byte that is not
+# UTF-8 in argv, the environment or a file name reaches Python as one too (surrogateescape).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds an unpaired surrogate (so it is not Unicode text any writer takes)."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def surrogate_at(data: Any) -> list[Any] | None:
+    """The path (keys and indexes) of the first key or text in a parsed JSON document that holds
+    an unpaired surrogate, or None. Iterative, so no document exhausts the stack."""
+    stack: list[tuple[Any, list[Any]]] = [(data, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if has_surrogate(node):
+                return path
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if has_surrogate(key):
+                    return path + [key]
+                stack.append((value, path + [key]))
+        elif isinstance(node, list):
+            stack.extend((value, path + [i]) for i, value in enumerate(node))
+    return None
+
+
+def undecodable_argument(args: list[str]) -> str | None:
+    """The first command-line argument that is not text (bytes the system's encoding could not
+    decode, which Python keeps as surrogates), shown with those bytes escaped; None when every
+    one is text."""
+    for arg in args:
+        if has_surrogate(arg):
+            try:
+                return repr(arg.encode("utf-8", "surrogateescape"))[2:-1]
+            except UnicodeEncodeError:  # a lone surrogate from a UTF-16 command line (Windows)
+                return arg.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+    return None
+
+
+def shown_path(path: str) -> str:
+    """A file name as text any writer takes: bytes that are not UTF-8 (surrogates, as Python
+    keeps them) shown as escapes such as ``\\xff``."""
+    if not has_surrogate(path):
+        return path
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate in a UTF-16 name (Windows)
+        return path.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+    return raw.decode("utf-8", "backslashreplace")

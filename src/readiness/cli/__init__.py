@@ -25,11 +25,20 @@ import click
 from readiness import __version__
 from readiness.cli import config, listing, report, run, schedule, serve, upload
 from readiness.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
-from readiness.textsafe import terminal_text
+from readiness.textsafe import terminal_text, undecodable_argument
 
 
 class _Group(click.Group):
     """Turns an unexpected exception into one plain line and exit code 2 (READINESS_DEBUG=1 shows it)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # bytes that are not text in the system's encoding (Python keeps them as surrogates) would
+        # fail in whichever writer met them first: a usage error now, naming the argument
+        bad = undecodable_argument(args)
+        if bad is not None:
+            raise click.UsageError(f"the argument '{bad}' is not text in this system's encoding (UTF-8); "
+                                   "give it as UTF-8", ctx)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         import signal

@@ -109,7 +109,7 @@ def output_dir(path: str | None) -> Path:
 def parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``--set CHECK.KEY=VALUE``; the value is read as TOML (numbers, true/false, "text", [lists]).
     Validated with the rest of the configuration (``config.load_config``)."""
-    from readiness.judge.requirements import tomllib
+    from readiness.judge.requirements import toml_loads, tomllib
 
     out: dict[str, dict[str, Any]] = {}
     for item in values:
@@ -118,7 +118,7 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         if not eq or not dot or not skey:
             raise click.BadParameter(f"'{item}' is not CHECK.KEY=VALUE", param_hint="--set")
         try:
-            value = tomllib.loads(f"v = {raw}")["v"]
+            value = toml_loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw  # plain text without quotes
         out.setdefault(cname, {})[skey] = value

@@ -62,8 +62,11 @@ def schedule_install(every: str, at: str, random_delay: str, just_print: bool, v
         run_command.make_context("run", ["--no-open", *run_args])
     except click.UsageError as exc:
         fail(f"options after --: {exc.format_message()}")
-    plan = Plan(every=every, hour=hour, minute=minute, random_delay_s=delay, run_args=tuple(run_args),
-                system=system, via=via or default_via())
+    try:  # a value that would break a line of the unit, crontab, plist or task XML
+        plan = Plan(every=every, hour=hour, minute=minute, random_delay_s=delay, run_args=tuple(run_args),
+                    system=system, via=via or default_via())
+    except ScheduleError as exc:
+        fail(str(exc))
     if just_print:
         for art in artifacts(plan):
             click.echo(f"# --- {art.path}")

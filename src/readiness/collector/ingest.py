@@ -1,11 +1,12 @@
 """One uploaded result, from request body to stored row, checked at the border.
 
 Order of the checks is cheapest first, and each refusal is an ``Refused`` carrying the HTTP
-status and one plain reason: size (413), JSON (400), nesting depth, NUL characters and
-non-finite numbers (400: the database could not hold them, and no result has them), the result
-schema (422), a start time more than ``result.CLOCK_TOLERANCE`` after the arrival (400
-``clock_ahead``: a clock ahead would keep it its room's newest result), label lengths (422), the token's site (403), a run id already stored for another
-site (409). A stored run, or a run stored before, is success (idempotent by run id).
+status and one plain reason: size (413), JSON (400), nesting depth, NUL characters,
+unpaired surrogates and non-finite numbers (400: the database could not hold them, and no
+result has them), the result schema (422), a start time more than ``result.CLOCK_TOLERANCE``
+after the arrival (400 ``clock_ahead``: a clock ahead would keep it its room's newest result),
+label lengths (422), the token's site (403), a run id already stored for another site (409). A
+stored run, or a run stored before, is success (idempotent by run id).
 """
 
 from __future__ import annotations
@@ -72,13 +73,17 @@ def _holds_nul(data: Any) -> bool:
     return False
 
 
-def validate(data: dict[str, Any]) -> tuple[Result, bool]:
+def validate(data: dict[str, Any], body: bytes | None = None) -> tuple[Result, bool]:
     """The project's one border for result documents (``result.result_from_data``: kind,
-    version, nesting, finite numbers, the schema); 422 with its reason when it does not pass.
-    Also returns whether the border changed the document (``result.checked_data``)."""
+    version, nesting, finite numbers, text that is Unicode, the schema); 422 with its reason when
+    it does not pass, 400 for text that is not Unicode (an unpaired surrogate: like a NUL, no
+    database holds it). ``body``: the bytes ``data`` came from. Also returns whether the border
+    changed the document (``result.checked_data``)."""
     try:
-        return checked_data(data, "upload")
+        return checked_data(data, "upload", body)
     except ResultError as exc:
+        if exc.kind == "not_text":
+            raise Refused(400, "not_text", str(exc).removeprefix("upload: ")) from None
         raise Refused(422, "invalid_result", str(exc).removeprefix("upload: ")) from None
 
 
@@ -240,7 +245,7 @@ def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
     reason, facts). Plain values only, so it can run in a worker process (``Checkers``)."""
     try:
         data = parse(body, max_bytes)
-        _, changed = validate(data)
+        _, changed = validate(data, body)
         row, measured, reqs = row_of(data)
     except Refused as exc:
         return ("refused", exc.status, exc.code, exc.reason, exc.facts)

@@ -16,6 +16,7 @@ Tables:
   Browser self-tests have keys of their own (``BROWSER_KEYS``), never an agent's room, and
   retention takes them by age.
 - ``summaries``: per run, the part of its document the fleet view reads (a fifth of it).
+- ``day_counts``: runs per UTC day and verdict (the fleet's trend), kept at ingest and pruning.
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
   10 000 rooms judged by a few profiles holds a few dozen.
@@ -32,6 +33,7 @@ import queue
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -71,6 +73,7 @@ results = Table(
     Index("ix_results_started", "started"),
     Index("ix_results_profile", "profile"),
     Index("ix_results_verdict", "verdict"),
+    Index("ix_results_received", "received"),  # the live view's change stamp (newest arrival)
 )
 
 latest = Table(
@@ -90,6 +93,16 @@ summaries = Table(
     "summaries", metadata,
     Column("run_id", String(32), primary_key=True),
     Column("summary", _DOCUMENT, nullable=False),
+)
+
+# The fleet's trend: runs per UTC day of their start and verdict (judged runs only), added to in
+# the transaction that stores the runs and subtracted from in the one that prunes them, so the
+# view reads a row per day instead of a page of every stored run (revision 0004).
+day_counts = Table(
+    "day_counts", metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD
+    Column("verdict", String(8), primary_key=True),
+    Column("runs", Integer, nullable=False),
 )
 
 requirements = Table(
@@ -160,6 +173,11 @@ class Unavailable(Exception):
     """The database is not reachable now (stopped, restarting, network): the client retries later."""
 
 
+def day_of(started: datetime) -> str:
+    """The UTC day of a run's start, as ``day_counts`` keys it (the fleet code's day for files too)."""
+    return aware(started).astimezone(timezone.utc).date().isoformat()
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -185,11 +203,57 @@ def sqlalchemy_url(url: str, create: bool = True) -> str:
         path = Path(parsed.database).expanduser().resolve()
         if not path.parent.is_dir():
             raise StoreError(f"no folder {path.parent} for the SQLite database")
-        if not create and not path.is_file():
+        if not create and not path.exists():
             raise StoreError(f"no database file {path} (`readiness serve --db URL` creates it)")
+        if create:
+            _create_private(path)
+        _check_sqlite_file(path)
     else:
         raise StoreError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
     return parsed.render_as_string(hide_password=False)
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def _create_private(path: Path) -> None:
+    """Make a new database file readable and writable by its owner only (0600), before SQLite
+    opens it: SQLite gives its -wal and -shm files the mode of the database file, so all three
+    stay private (it would make them 0644 under the usual umask). An existing file keeps its mode."""
+    import os
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the database file {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """A StoreError, in plain words, unless ``path`` is a regular file that is empty (new) or
+    starts as an SQLite database does: never opened if it is a pipe or device (no wait), and
+    never handed to SQLite if it is something else (its "file is not a database" is no message)."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot open the database file {path}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"{path} is not a regular file (a folder, pipe or device), so not a database")
+        head = os.read(fd, len(_SQLITE_HEADER)) if st.st_size else b""
+    finally:
+        os.close(fd)
+    if head and head != _SQLITE_HEADER:
+        raise StoreError(f"{path} is not an SQLite database (it holds something else); give the collector's "
+                         "database file, or a new name for a new one")
 
 
 def redacted(url: str) -> str:
@@ -341,6 +405,9 @@ class Store:
         self._touched: dict[int, float] = {}  # token id -> when this process last noted its use
         self._touch_lock = threading.Lock()
         # RETURNING tells whether the row went in (rowcount is not dependable across drivers)
+        days = self._insert(day_counts)
+        self._day_add = days.on_conflict_do_update(index_elements=[day_counts.c.day, day_counts.c.verdict],
+                                                   set_={"runs": day_counts.c.runs + days.excluded.runs})
         self._result_insert = (self._insert(results).on_conflict_do_nothing(index_elements=[results.c.run_id])
                                .returning(results.c.run_id))
 
@@ -477,6 +544,9 @@ class Store:
                                        "started": row["started"]}
             if newest:
                 conn.execute(self._latest_upsert, list(newest.values()))
+            judged = Counter((day_of(row["started"]), row["verdict"]) for row, *_ in winners if row["verdict"] is not None)
+            if judged:
+                conn.execute(self._day_add, [{"day": d, "verdict": v, "runs": n} for (d, v), n in sorted(judged.items())])
         self._requirements_known.update(new)  # only once committed
         return [(False, REVOKED) if i in refused
                 else (True, None) if first[item[0]["run_id"]] == i and item[0]["run_id"] in stored
@@ -623,8 +693,16 @@ class Store:
                                         .order_by(results.c.started).limit(batch)).scalars())
                 if ids:
                     conn.execute(delete(summaries).where(summaries.c.run_id.in_(ids)))
-                    gone += conn.execute(delete(results).where(results.c.run_id.in_(ids),
-                                                               results.c.run_id.not_in(held))).rowcount
+                    # what went (RETURNING: exactly the rows deleted) comes off the trend in the same transaction
+                    went = conn.execute(delete(results).where(results.c.run_id.in_(ids), results.c.run_id.not_in(held))
+                                        .returning(results.c.started, results.c.verdict)).all()
+                    gone += len(went)
+                    judged = Counter((day_of(started), verdict) for started, verdict in went if verdict is not None)
+                    for (day, verdict), n in sorted(judged.items()):
+                        conn.execute(update(day_counts).where(day_counts.c.day == day, day_counts.c.verdict == verdict)
+                                     .values(runs=day_counts.c.runs - n))
+                    if judged:
+                        conn.execute(delete(day_counts).where(day_counts.c.runs <= 0))
             if len(ids) < batch:
                 return gone
             time.sleep(pause_s)
@@ -685,18 +763,27 @@ class Store:
             return {d: r for d, r in conn.execute(select(requirements.c.digest, requirements.c.requirement))}
 
     def per_day(self, sites: frozenset[str] | None = None) -> dict[date, dict[str, int]]:
-        """Runs per UTC day and verdict, over every stored run (of ``sites`` only, when given:
-        the fleet trend), counted by the database (one row per day and verdict comes back, not
-        one per run)."""
+        """Runs per UTC day and verdict, over every stored run (the fleet trend): the
+        ``day_counts`` rows ingest and retention keep (one per day and verdict, not one per run).
+        Of ``sites`` only, when given: counted from the runs stored for them (``day_counts``
+        holds no site), by the database (one row per day and verdict comes back)."""
+        out: dict[date, dict[str, int]] = {}
+        if sites is not None:
+            return self._per_day_of(sites)
+        query = select(day_counts.c.day, day_counts.c.verdict, day_counts.c.runs).where(day_counts.c.runs > 0)
+        with self._guard(), self.engine.connect() as conn:
+            for day, verdict, n in conn.execute(query):
+                out.setdefault(date.fromisoformat(day), {})[verdict] = n
+        return out
+
+    def _per_day_of(self, sites: frozenset[str]) -> dict[date, dict[str, int]]:
         out: dict[date, dict[str, int]] = {}
         if self.dialect == "postgresql":
             day = func.date(func.timezone("UTC", results.c.started))
         else:  # SQLite holds the UTC time as text: its first ten characters are the day
             day = func.substr(results.c.started, 1, 10)
         query = (select(day.label("day"), results.c.verdict, func.count())
-                 .where(results.c.verdict.is_not(None)).group_by(day, results.c.verdict))
-        if sites is not None:
-            query = query.where(results.c.site.in_(sites))
+                 .where(results.c.verdict.is_not(None), results.c.site.in_(sites)).group_by(day, results.c.verdict))
         with self._guard(), self.engine.connect() as conn:
             for when, verdict, n in conn.execute(query):
                 when = when if isinstance(when, date) else date.fromisoformat(str(when))

@@ -45,6 +45,7 @@ from readiness.judge.verdicts import FAIL, Judgement, PARTIAL, PASS, READY, UNKN
 from readiness.judge.wording import requirement_key
 from readiness.result import CLOCK_TOLERANCE, ResultError, parse_utc, prepare_border, read_result
 from readiness.versions import is_version
+from readiness.textsafe import has_surrogate, shown_path
 from readiness.plugins import described
 
 FLEET_KIND = "readiness-fleet"
@@ -193,6 +194,8 @@ def _too_large(size: int) -> Why:
 
 
 _NOT_REGULAR = Why("not_regular", "not a regular file (a pipe, device or socket); not opened")
+# a name that is not UTF-8: readable, but no report, CSV or page could name it
+_NAME_NOT_TEXT = Why("name_not_text", "its name is not UTF-8 text; rename it to read it")
 
 
 def iter_result_files(paths: Iterable[str | os.PathLike[str]], skip: Callable[[str, str], None],
@@ -200,7 +203,8 @@ def iter_result_files(paths: Iterable[str | os.PathLike[str]], skip: Callable[[s
     """Regular files to read: each file given, and every ``*.json`` under each folder given.
 
     Folders are walked without following links to folders (no loops on a share). Anything
-    that is not a regular file (pipe, device, socket, broken link) is skipped, never opened.
+    that is not a regular file (pipe, device, socket, broken link) is skipped, never opened, and
+    so is a file or folder whose name is not UTF-8 text (it is listed with its bytes escaped).
     """
     for p in paths:
         p = os.fspath(p)
@@ -237,6 +241,9 @@ def _walk(top: str, skip: Callable[[str, str], None], other: Callable[[], None])
             skip(folder, Why("empty_folder", "empty folder"))
         subfolders = []
         for e in entries:
+            if has_surrogate(e.name):
+                skip(shown_path(e.path), _NAME_NOT_TEXT)
+                continue
             try:
                 if e.is_dir(follow_symlinks=False):
                     subfolders.append(e.path)

@@ -12,6 +12,7 @@ beneath the shipped catalogs, so a plugin adds words and never rewords the core'
 from __future__ import annotations
 
 import math
+import re
 import sys
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -179,3 +180,33 @@ def age(seconds: float, lang: str = "en") -> str:
     from babel.dates import format_timedelta
 
     return format_timedelta(timedelta(seconds=max(0.0, seconds)), threshold=1.5, locale=_locale(lang))
+
+
+def detail_key(key: Any, lang: str = "en") -> str:
+    """A key of a check's details or the host facts, in words (catalog ``detail.<key>``); a key
+    without words is shown as it is (a plugin's own, a service name)."""
+    text = word(lang, f"detail.{key}") if isinstance(key, str) and key and "." not in key else None
+    return text if text is not None and text != f"detail.{key}" else str(key)
+
+
+_VALUE_PARTS = re.compile(r"^(?P<head>[^()]+?) \((?P<inner>[^()]+)\)$")
+
+
+def detail_value(key: Any, value: Any, lang: str = "en") -> str:
+    """A detail's value for a reader: bytes as GB; a fixed phrase a check records ("default route",
+    "DNS lookup failed (name not found)") in the reader's words (catalog ``detail_value``); any
+    other text as it is (names, versions, addresses)."""
+    if isinstance(key, str) and key.endswith("_bytes") and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        return f"{number(round(value / 1e9, 1), lang)} {unit_text('GB', lang)}"
+    if not isinstance(value, str):
+        return str(value)
+    table = catalog(lang).get("detail_value", {})
+    if not isinstance(table, dict):
+        return value
+    if value in table:
+        return table[value]
+    parts = _VALUE_PARTS.match(value)
+    if parts and parts["head"] in table:
+        return f"{table[parts['head']]} ({table.get(parts['inner'], parts['inner'])})"
+    return value

@@ -77,6 +77,16 @@ MAX_BUDGET_S = 86400.0
 # profile that passes here always gives results that readers accept
 TEXT_LIMITS = {"name": 200, "title": 500, "label": 500, "why": 4000, "fix": 4000, "source": 2000}
 MAX_PROFILE_BYTES = 8 * 1024 * 1024  # some 40 000 requirements; a pipe or /dev/zero is refused, not read
+
+
+def toml_loads(text: str) -> dict[str, Any]:
+    """``tomllib.loads``, with text nested deeper than its recursion can go (5 000 arrays inside
+    each other) a TOMLDecodeError like any other mistake, not a RecursionError."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("nested too deeply (arrays or tables inside each other)") from None
+
 _REQ_HEADER = re.compile(r"\s*\[\[\s*requirement\s*\]\]")
 _SUB_TABLE = re.compile(r"\s*\[\s*requirement\.")
 _ANY_HEADER = re.compile(r"\s*\[\[?[^\]]")
@@ -229,7 +239,7 @@ def parse_profile(text: str, origin: str, checks: dict[str, type[Check]], broken
     """
     broken = broken or {}
     try:
-        data = tomllib.loads(text)
+        data = toml_loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ProfileError(origin, int(m.group(1)) if m else None, f"not valid TOML: {exc}") from None

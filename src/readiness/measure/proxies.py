@@ -9,7 +9,8 @@ Used by the network checks and by anything that uploads. Order, as the OS applie
 3. a PAC file: the run's ``pac_url`` setting, else the one the OS names (Windows: the current
    user's or the machine's "automatic configuration script" in the registry, which is
    per-user unless policy says per-machine; macOS: the network settings), else WPAD on Windows,
-   where "Automatically detect settings" is on by default. Read and evaluated by pypac;
+   where "Automatically detect settings" is on by default. Read (at most 1 MB) and evaluated by
+   pypac in a child process with a time limit; a PAC file that cannot be used is skipped;
 4. the OS's fixed proxy (Windows registry, macOS settings) through urllib;
 5. direct.
 
@@ -83,39 +84,44 @@ class ProxyResolver:
             return {k[:-6].lower(): v for k, v in self._env.items() if k.lower().endswith("_proxy") and v}
         return urllib.request.getproxies_environment()
 
-    def _load_pac(self) -> Any:
+    def _load_pac(self) -> "_PacWorker | None":
         with self._lock:
             if self._pac_loaded:
                 return self._pac
             self._pac_loaded = True
-            try:
-                from pypac import api as pacapi
-                from pypac.parser import PACFile
-            except ImportError as exc:  # pragma: no cover - a dependency of the package
-                self.pac_error = f"pypac is not available: {exc}"
-                return None
             urls = [self.pac_url] if self.pac_url else []
             if not urls:
                 try:
+                    from pypac import api as pacapi
+
                     urls = pacapi.collect_pac_urls(from_os_settings=True, from_dns=sys.platform == "win32")
                 except Exception as exc:  # noqa: BLE001 - registry/preferences unreadable: no PAC
                     self.pac_error = f"{type(exc).__name__}: {exc}"
                     urls = []
-            for url in urls:
-                try:
-                    text = pacapi.download_pac([url], timeout=self.timeout_s)
-                except Exception as exc:  # noqa: BLE001
-                    text, self.pac_error = None, f"{redact(url)}: {type(exc).__name__}"
-                if text:
-                    try:
-                        self._pac = PACFile(text)
-                        self._pac_source = url
-                        return self._pac
-                    except Exception as exc:  # noqa: BLE001 - a broken PAC file is a fact to report
-                        self.pac_error = f"{redact(url)}: the PAC file does not parse ({type(exc).__name__})"
-                elif self.pac_error is None:
-                    self.pac_error = f"{redact(url)}: no PAC file could be fetched"
-            return None
+            if not urls:
+                return None
+            worker = _PacWorker(urls, self.timeout_s)
+            self._pac_source, error = worker.load()
+            if self._pac_source is None:
+                worker.close()
+                self.pac_error = error or f"{redact(urls[-1])}: no PAC file could be fetched"
+                return None
+            self._pac = worker
+            return worker
+
+    def _pac_answer(self, pac: "_PacWorker", url: str, host: str) -> str | None:
+        """What the PAC says for ``url``; None when it failed for good (it is then dropped for the
+        rest of the run, and ``pac_error`` says why)."""
+        with self._lock:
+            if self._pac is not pac:
+                return None
+            try:
+                return pac.ask(url, host)
+            except PacFailed as exc:
+                self.pac_error = f"{redact(self._pac_source or '')}: {exc}; not used"
+                self._pac, self._pac_source = None, None
+                pac.close()
+                return None
 
     # -- answer --------------------------------------------------------------------------------
 
@@ -135,15 +141,15 @@ class ProxyResolver:
             if proxy:
                 return Route(_with_scheme(proxy), "environment")
         pac = self._load_pac()
-        if pac is not None:
+        source = self._pac_source
+        answer = self._pac_answer(pac, url, host) if pac is not None else None
+        if answer is not None:
             from pypac.parser import parse_pac_value
 
-            try:
-                choices = parse_pac_value(pac.find_proxy_for_url(url, host))
-            except Exception:  # noqa: BLE001 - a PAC function that throws means "direct" to browsers
-                choices = [DIRECT]
+            # "" is what a PAC function that throws answers: "direct" to browsers
+            choices = parse_pac_value(answer) if answer else [DIRECT]
             first = next((c for c in choices if c == DIRECT or c.startswith(("http://", "https://"))), DIRECT)
-            return Route(None if first == DIRECT else first, "pac", self._pac_source)
+            return Route(None if first == DIRECT else first, "pac", source)
         if self._env is None:
             try:
                 os_proxies = urllib.request.getproxies()
@@ -176,6 +182,134 @@ class ProxyResolver:
             if self.pac_error and not self._pac_source:
                 out["pac_error"] = self.pac_error
         return out
+
+
+# --- the PAC file, in a child process with limits ---------------------------------------------
+# A PAC file is a program from the network (WPAD: from anyone on the LAN who answers first).
+# pypac runs it with dukpy's JavaScript engine, in C, holding the GIL: a ``while(true){}``
+# would stop every thread of the run, and nothing in the process can interrupt it. So the file is
+# fetched and run in a spawned child that is killed when it is late, and read only up to
+# MAX_PAC_BYTES. Any failure means the PAC is not used (the next source: the OS's proxy, else
+# direct) and ``pac_error`` says why.
+
+MAX_PAC_BYTES = 1024 * 1024  # real PAC files are a few kB; the largest seen in the wild ~100 kB
+PAC_EVAL_S = 2.0  # one evaluation: loading the file, or one FindProxyForURL call
+_PAC_START_S = 30.0  # a spawned Python importing pypac and dukpy, on a machine busy measuring
+_PAC_TYPES = ("application/x-ns-proxy-autoconfig", "application/x-javascript-config")
+
+
+class PacFailed(Exception):
+    """The PAC file cannot be used; the message says why in plain words."""
+
+
+def fetch_pac(url: str, timeout_s: float, limit: int = MAX_PAC_BYTES) -> str:
+    """The text of the PAC file at ``url``: at most ``limit`` bytes, within about 2 x ``timeout_s``
+    (connection, and the whole body). Raises PacFailed."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + 2 * timeout_s
+    sess = requests.Session()
+    sess.trust_env = False  # as pypac: a PAC file is fetched directly, never through a proxy
+    try:
+        with sess.get(url, timeout=timeout_s, stream=True) as resp:
+            kind = resp.headers.get("content-type", "").lower()
+            if not resp.ok or (kind and not any(t in kind for t in _PAC_TYPES)):
+                raise PacFailed("no PAC file could be fetched")
+            length = resp.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                raise PacFailed(f"the PAC file is larger than {limit // 1024} kB")
+            body = b""
+            for chunk in resp.iter_content(16384):
+                body += chunk
+                if len(body) > limit:
+                    raise PacFailed(f"the PAC file is larger than {limit // 1024} kB")
+                if time.monotonic() > deadline:
+                    raise PacFailed("the PAC file took too long to arrive")
+            return body.decode(resp.encoding or "utf-8", "replace")
+    except requests.RequestException:
+        raise PacFailed("no PAC file could be fetched") from None
+    finally:
+        sess.close()
+
+
+def _pac_child(conn: Any, urls: list[str], timeout_s: float) -> None:
+    """The child: fetch the first PAC file that loads, say which, then answer (url, host) pairs."""
+    try:
+        from pypac.parser import PACFile
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        conn.send(("loaded", None, f"pypac is not available: {exc}"))
+        return
+    conn.send(("ready",))
+    pac, source, error = None, None, None
+    for url in urls:
+        try:
+            text = fetch_pac(url, timeout_s)
+            pac, source = PACFile(text), url
+            break
+        except PacFailed as exc:
+            error = f"{redact(url)}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a broken PAC file is a fact to report
+            error = f"{redact(url)}: the PAC file does not parse ({type(exc).__name__})"
+    conn.send(("loaded", source, error))
+    while pac is not None:
+        try:
+            url, host = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(("answer", str(pac.find_proxy_for_url(url, host) or "")))
+        except Exception:  # noqa: BLE001 - a PAC function that throws means "direct" to browsers
+            conn.send(("answer", ""))
+
+
+class _PacWorker:
+    """The parent's side of :func:`_pac_child`: every wait bounded, the child killed when late."""
+
+    def __init__(self, urls: list[str], timeout_s: float) -> None:
+        import multiprocessing
+
+        self.urls, self.timeout_s = urls, timeout_s
+        ctx = multiprocessing.get_context("spawn")  # no fork of a threaded run
+        self.conn, theirs = ctx.Pipe()
+        self.proc = ctx.Process(target=_pac_child, args=(theirs, urls, timeout_s), daemon=True,
+                                name="readiness-pac")
+        self.proc.start()
+        theirs.close()
+
+    def _receive(self, wait_s: float, late: str) -> tuple[Any, ...]:
+        try:
+            if self.conn.poll(wait_s):
+                return self.conn.recv()
+        except (EOFError, OSError):
+            raise PacFailed("the PAC file stopped its evaluator") from None
+        self.close()
+        raise PacFailed(late)
+
+    def load(self) -> tuple[str | None, str | None]:
+        """(the URL whose PAC file loaded, or None; why none did)."""
+        try:
+            first = self._receive(_PAC_START_S, "the PAC evaluator did not start")
+            if first[0] == "ready":
+                wait = len(self.urls) * (2 * self.timeout_s + PAC_EVAL_S) + 1
+                first = self._receive(wait, f"the PAC file did not load within {wait:g} s")
+        except PacFailed as exc:
+            return None, f"{redact(self.urls[0])}: {exc}"
+        return first[1], first[2]
+
+    def ask(self, url: str, host: str) -> str:
+        try:
+            self.conn.send((url, host))
+        except OSError:
+            raise PacFailed("the PAC file stopped its evaluator") from None
+        return self._receive(PAC_EVAL_S, f"the PAC file did not answer within {PAC_EVAL_S:g} s")[1]
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
 
 
 def os_pac_url() -> str | None:

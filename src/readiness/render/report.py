@@ -26,14 +26,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from readiness.judge.verdicts import FAIL, PASS, UNKNOWN, WARN, Judgement, Verdict
+from readiness.judge.diagnose import REQUIREMENT, Diagnosis, check_title, describe, diagnose, finding_text
+from readiness.judge.verdicts import FAIL, UNKNOWN, Judgement, Verdict
 from readiness.result import Result
 from readiness.render.charts import line_chart
-from readiness.i18n.format import catalog, format_bound, format_value, languages, measured_text, number, unit_text, when, word
+from readiness.i18n.format import (catalog, detail_key, detail_value, format_bound, format_value, languages, measured_text,
+                                   number, unit_text, when, word)
 
 # Detail keys with a view of their own (or none) in the per-check section.
 _SPECIAL_DETAILS = {"charts", "diagnosis", "findings", "snapshot_jpeg_b64", "traceback", "dropped_metrics"}
-_RANK = {FAIL: 0, WARN: 1, UNKNOWN: 2, PASS: 3}
 
 
 def _load_template(name: str) -> str:
@@ -54,7 +55,8 @@ def environment() -> Any:
     env.globals.update(format_value=format_value, format_bound=format_bound, measured_text=measured_text,
                        line_chart=line_chart, number=number, word=word, when=when, unit_text=unit_text,
                        link_url=link_url, finding_texts=finding_texts, check_title=check_title,
-                       unknown_count=unknown_count, profile_title=profile_title)
+                       unknown_count=unknown_count, profile_title=profile_title,
+                       detail_key=detail_key, detail_value=detail_value, metric_label=metric_label)
     env.filters["scalar"] = _is_scalar
     return env
 
@@ -91,9 +93,15 @@ def profile_title(profile: Any, lang: str) -> str:
     return titles.get(name, own) if isinstance(titles, dict) else own
 
 
-def check_title(name: str, lang: str, fallback: str = "") -> str:
-    titles = catalog(lang).get("check", {})
-    return titles.get(name) if isinstance(titles, dict) and name in titles else (fallback or name)
+def metric_label(check: str, name: str, j: Judgement, lang: str) -> str:
+    """A measured figure's name for a reader: its requirement's label (without a tier's bound),
+    else the catalog's word for the key, else the key (a metric no requirement judges)."""
+    for v in j.items:
+        if v.requirement.metric == f"{check}.{name}" and v.requirement.service is None:
+            label = v.requirement.text("label", lang)
+            if label:
+                return _plain_label(label)
+    return detail_key(name, lang)
 
 
 def finding_texts(details: Any, lang: str) -> list[str]:
@@ -104,11 +112,7 @@ def finding_texts(details: Any, lang: str) -> list[str]:
         return out
     for f in details.get("findings") or []:
         if isinstance(f, dict) and isinstance(f.get("code"), str):
-            args = f.get("args") if isinstance(f.get("args"), dict) else {}
-            text = word(lang, f"finding.{f['code']}", **args)
-            if text == f"finding.{f['code']}":  # a plugin's code without catalog words: show the facts
-                text = f["code"].replace("_", " ") + "".join(f"; {k} {v}" for k, v in args.items())
-            out.append(text)
+            out.append(finding_text(f, lang))
     for d in details.get("diagnosis") or []:
         if isinstance(d, str):
             out.append(d)
@@ -117,18 +121,20 @@ def finding_texts(details: Any, lang: str) -> list[str]:
 
 @dataclass
 class Cause:
-    """A check that could not measure what the profile needs from it."""
+    """A cause that left requirements unmeasured (a diagnosis without a requirement to name)."""
 
     check: str
-    title: str
+    title: str  # the checks it touches, by name
     cause: str
-    advice: str
+    advice: str  # "" when the same advice was already given above
     unknown: int  # requirements left unknown by it
+    diagnosis: Diagnosis | None = None
 
 
 @dataclass
 class Line:
-    """One metric's verdicts (its tiers, e.g. required ≥ 1.2 and recommended ≥ 4) on one line."""
+    """One requirement that is not met, by metric (its tiers, e.g. required ≥ 1.2 and recommended
+    ≥ 4, on one line), with the cause behind it when it has one and what that cause folds in."""
 
     status: str
     label: str
@@ -136,6 +142,9 @@ class Line:
     needs: str
     fix: str | None  # None when the same advice was already given above
     items: list[Verdict] = field(default_factory=list)
+    cause: str = ""  # the cause in words ("" for a missed bound: the figure says it)
+    unknown: int = 0  # requirements of the same cause left unknown, folded under this line
+    diagnosis: Diagnosis | None = None
 
 
 @dataclass
@@ -146,19 +155,8 @@ class View:
     coverage: str | None  # "Partial check: System only — 1 of 7 areas checked"
     causes: list[Cause]
     lines: list[Line]
-
-
-def _cause_text(result: Result, check: str, lang: str) -> str:
-    record = result.checks.get(check)
-    if record is None:
-        return word(lang, "cause_did_not_run")
-    facts = finding_texts(record.details, lang)
-    if record.status != "ok":
-        if record.status == "error" and facts:  # a failure the check gave as a fact: in the reader's words
-            return facts[0]
-        key = {"timeout": "cause_timeout", "skipped": "cause_skipped"}.get(record.status, "cause_error")
-        return word(lang, key, error=(record.error or "").strip().rstrip("."))
-    return facts[0] if facts else word(lang, "cause_no_figures")
+    measured_areas: list[str] = field(default_factory=list)  # areas that measured something they were asked
+    areas: list[str] = field(default_factory=list)  # the areas the requirement list needs
 
 
 def _plain_label(label: str) -> str:
@@ -166,8 +164,25 @@ def _plain_label(label: str) -> str:
     return label.split(" (")[0].strip() or label
 
 
+def _line(result: Result, d: Diagnosis, j: Judgement, lang: str) -> Line:
+    lead = d.lead
+    words = describe(d, result, lang)
+    same = (lead.requirement.metric, lead.requirement.service)
+    # the lead's metric with all its tiers (PASS ones too): "≥ 1.2 (required); ≥ 4 (recommended)"
+    tiers = sorted([v for v in j.items if (v.requirement.metric, v.requirement.service) == same],
+                   key=lambda v: v.requirement.severity != "required")
+    needs = "; ".join(f"{format_bound(v.requirement, v.unit, lang)} ({word(lang, v.requirement.severity)})"
+                      if len(tiers) > 1 else format_bound(v.requirement, v.unit, lang) for v in tiers)
+    label = lead.requirement.text("label", lang) or lead.requirement.metric
+    measured = measured_text(lead.requirement, lead.value, lead.unit, lang) if lead.status != UNKNOWN else "—"
+    folded = [v for v in d.folded if (v.requirement.metric, v.requirement.service) != same]
+    return Line(lead.status, _plain_label(label) if len(tiers) > 1 else label, measured, needs, words.advice,
+                tiers, words.cause, sum(1 for v in folded if v.status == UNKNOWN), d)
+
+
 def view(result: Result, j: Judgement, lang: str = "en") -> View:
-    """What both the terminal and the HTML say, in the order they say it."""
+    """What both the terminal and the HTML say, in the order they say it: the diagnoses
+    (``judge.diagnose``), one per cause, laid out; nothing here decides a cause."""
     verdict = j.verdict
     coverage = None
     if j.coverage is not None and j.coverage.partial:
@@ -175,63 +190,42 @@ def view(result: Result, j: Judgement, lang: str = "en") -> View:
         titles = [check_title(c, lang, result.checks[c].title if c in result.checks else "") for c in ran]
         coverage = word(lang, "partial_headline", checks=", ".join(titles) or "—",
                         n=len(ran), total=len(j.coverage.needed))
-    # Root causes: a check with requirements it could not measure
-    unknown_by_check: dict[str, int] = {}
-    for v in j.items:
-        if v.status == UNKNOWN:
-            unknown_by_check[v.requirement.check] = unknown_by_check.get(v.requirement.check, 0) + 1
     causes: list[Cause] = []
-    for check, n in unknown_by_check.items():
-        record = result.checks.get(check)
-        title = check_title(check, lang, record.title if record else "")
-        advice = word(lang, f"unmeasured.{check}")
-        if advice == f"unmeasured.{check}":
-            advice = word(lang, "unmeasured_other")
-        cause = _cause_text(result, check, lang)
-        same = next((c for c in causes if c.cause == cause and c.advice == advice), None)
-        if same is not None:  # one cause behind several checks (no network): one line
-            same.title, same.unknown = f"{same.title}, {title}", same.unknown + n
-            continue
-        causes.append(Cause(check, title, cause, advice, n))
-    given_advice: set[str] = set()
-    for c in causes:  # identical advice given once
-        if c.advice in given_advice:
-            c.advice = ""
-        given_advice.add(c.advice)
-    # The rest: by metric, worst first
-    def key(v: Verdict) -> tuple[str, str]:  # one metric (of one service): its tiers on one line
-        return (v.requirement.metric, getattr(v.requirement, "service", None) or "")
-
-    by_metric: dict[tuple[str, str], list[Verdict]] = {}
-    for v in j.items:
-        if v.status in (FAIL, WARN) or (v.status == UNKNOWN and v.requirement.check not in unknown_by_check):
-            by_metric.setdefault(key(v), [])
-    for v in j.items:
-        if key(v) in by_metric:
-            by_metric[key(v)].append(v)
     lines: list[Line] = []
-    for (metric, _service), items in by_metric.items():
-        bad = [v for v in items if v.status != PASS]
-        worst = min(bad, key=lambda v: _RANK[v.status])
-        tiers = sorted(items, key=lambda v: v.requirement.severity != "required")
-        needs = "; ".join(f"{format_bound(v.requirement, v.unit, lang)} ({word(lang, v.requirement.severity)})"
-                          if len(tiers) > 1 else format_bound(v.requirement, v.unit, lang) for v in tiers)
-        label = worst.requirement.text("label", lang) or metric
-        lines.append(Line(worst.status, _plain_label(label) if len(tiers) > 1 else label,
-                          measured_text(worst.requirement, worst.value, worst.unit, lang)
-                          if worst.status != UNKNOWN else (worst.reason or "—"),
-                          needs, worst.requirement.text("fix", lang), items))
-    lines.sort(key=lambda ln: _RANK[ln.status])
     given: set[str] = set()
-    for ln in lines:
-        if ln.fix in given:
-            ln.fix = None
-        elif ln.fix:
-            given.add(ln.fix)
+    for d in diagnose(result, j):
+        if d.lead is None:
+            words = describe(d, result, lang)
+            entry: Cause | Line = Cause(d.checks[0], words.title, words.cause, words.advice, len(d.items), d)
+            causes.append(entry)
+            key = "advice"
+        else:
+            entry = _line(result, d, j, lang)
+            lines.append(entry)
+            key = "fix"
+        text = getattr(entry, key)
+        if text in given:  # identical advice given once
+            setattr(entry, key, "" if key == "advice" else None)
+        elif text:
+            given.add(text)
     explain = f"explain_{verdict}"
     if coverage is not None and verdict != FAIL and result.host.get("measured_by") == "browser":
         explain = "explain_PARTIAL_browser"  # the rest needs the agent, not another --check
-    return View(verdict, word(lang, f"verdict_{verdict}"), word(lang, explain), coverage, causes, lines)
+    needed = j.coverage.needed if j.coverage is not None else list(dict.fromkeys(v.requirement.check for v in j.items))
+    return View(verdict, word(lang, f"verdict_{verdict}"), word(lang, explain), coverage, causes, lines,
+                measured_areas(result, j), needed)
+
+
+def measured_areas(result: Result, j: Judgement) -> list[str]:
+    """The areas that measured something they were asked. An area whose only figure is the
+    headline of a cause that left its other requirements unknown ("Camera works: no" when no
+    camera was found) measured nothing: it is not counted as checked."""
+    hollow = {id(d.lead) for d in diagnose(result, j)
+              if d.lead is not None and d.cause != REQUIREMENT
+              and any(v.status == UNKNOWN and v.requirement.check == d.lead.requirement.check for v in d.items)}
+    needed = j.coverage.needed if j.coverage is not None else list(dict.fromkeys(v.requirement.check for v in j.items))
+    return [c for c in needed
+            if any(v.requirement.check == c and v.status != UNKNOWN and id(v) not in hollow for v in j.items)]
 
 
 def unknown_count(n: int, lang: str) -> str:
@@ -242,7 +236,7 @@ def summary_text(result: Result, j: Judgement, lang: str, paths: list[Path]) -> 
     """The terminal summary: the verdict, root causes, what to fix, where the files are.
     An offline run without devices fits one screen."""
     v = view(result, j, lang)
-    profile = j.profile.get("name", "") if isinstance(j.profile, dict) else ""
+    profile = profile_title(j.profile, lang)  # a shipped list by its title in the reader's language
     out = [f"{word(lang, 'terminal_' + v.verdict)}  ({profile})"]
     if v.coverage:
         out.append(f"  {v.coverage}")
@@ -253,7 +247,11 @@ def summary_text(result: Result, j: Judgement, lang: str, paths: list[Path]) -> 
             out.append(f"      → {c.advice}")
     for ln in v.lines:
         status = word(lang, f"status_{ln.status}")
-        out.append(f"  {status:9} {ln.label}: {ln.measured} — {word(lang, 'needs')} {ln.needs}")
+        if ln.cause:  # a cause behind it: the cause says why, and what it left unknown is counted under it
+            more = f" ({unknown_count(ln.unknown, lang)})" if ln.unknown else ""
+            out.append(f"  {status:9} {ln.label}: {ln.measured} — {ln.cause}{more}")
+        else:
+            out.append(f"  {status:9} {ln.label}: {ln.measured} — {word(lang, 'needs')} {ln.needs}")
         if ln.fix:
             out.append(f"      → {ln.fix}")
     contact = support_line(j.profile.get("support") if isinstance(j.profile, dict) else None, v.verdict, lang)

@@ -36,13 +36,15 @@ from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from readiness.atomic import NotAFile, read_regular
 from readiness.check import Check, RunChoices
 from readiness.i18n import languages
-from readiness.judge.requirements import DEFAULT_PROFILE, shipped_profiles, tomllib, validate_settings
+from readiness.judge.requirements import DEFAULT_PROFILE, shipped_profiles, toml_loads, tomllib, validate_settings
 from readiness.measure.proxies import redact
 from readiness.redact import redact_url
 from readiness.settings import SETTINGS
 from readiness.siteserver import SiteServer
+from readiness.textsafe import has_surrogate
 
 APP = "readiness"
 FILE_NAME = "config.toml"
@@ -91,6 +93,8 @@ def _text(value: Any, from_env: bool) -> str:
         raise ValueError(f"{value!r} is not text (put it in quotes)")
     if "\n" in value or "\r" in value:
         raise ValueError("must be one line")
+    if has_surrogate(value):  # bytes of a variable that are not UTF-8 (as argv: cli._Group)
+        raise ValueError("is not text in this system's encoding (UTF-8)")
     return value.strip()
 
 
@@ -213,6 +217,8 @@ class _Config:
         values = {s.name: getattr(self, s.name) for s in SETTINGS if s.to_checks}
         folder = output_dir or values["output_dir"]
         values["output_dir"] = str(folder) if folder else None
+        if values.get("lang") == "en":  # English is the checks' own words: nothing to tell them
+            values["lang"] = None
         return RunChoices(**values)
 
     def rows(self) -> list[tuple[str, Any, str]]:
@@ -290,15 +296,20 @@ def _line_of(lines: list[str], table: str | None, key: str) -> int | None:
     return start if table is not None else None
 
 
+MAX_CONFIG_BYTES = 1024 * 1024  # a configuration is a few hundred bytes; a pipe or /dev/zero is refused
+
+
 def _file_layer(path: Path, kind: str) -> _Layer:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(str(path), "is not UTF-8 text") from None
+    except NotAFile as exc:
+        raise ConfigError(str(path), str(exc)) from None
     except OSError as exc:
         raise ConfigError(str(path), f"cannot be read: {exc.strerror or exc}") from None
     try:
-        data = tomllib.loads(text)
+        data = toml_loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         where = f"{path}:{m.group(1)}" if m else str(path)
@@ -336,7 +347,7 @@ def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
             if len(parts) != 3 or not parts[1] or not parts[2]:
                 raise ConfigError(var, "a check setting is READINESS_CHECKS__<CHECK>__<SETTING>")
             try:
-                value = tomllib.loads(f"v = {raw}")["v"]
+                value = toml_loads(f"v = {raw}")["v"]
             except tomllib.TOMLDecodeError:
                 value = raw  # plain text without quotes
             layer.checks.setdefault(parts[1].lower(), {})[parts[2].lower()] = (value, var)
@@ -354,7 +365,8 @@ def _resolve_path(spec: FieldSpec, text: str, base: Path | None) -> Path:
     if not p.is_absolute() and base is not None and not text.startswith(("\\\\", "//")):
         p = base / p
     if spec.path == "file" and not p.is_file():
-        raise ValueError(f"{text!r}: no such file")
+        raise ValueError(f"{text!r}: not a regular file (a folder, pipe or device)" if p.exists() else
+                         f"{text!r}: no such file")
     return p
 
 
@@ -378,7 +390,7 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
     named = config_file or env.get("READINESS_CONFIG")
     if named:
         path = Path(named).expanduser()
-        if not path.is_file():
+        if not path.exists():  # anything else there (a pipe, a folder) is refused unread by _file_layer
             raise ConfigError("--config" if config_file else "READINESS_CONFIG", f"{named}: no such file")
         files.append((str(path), True))
         layers.append(_file_layer(path, "config file"))

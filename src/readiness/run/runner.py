@@ -163,7 +163,7 @@ def _run_isolated(p: Planned, ctx: CheckContext, say: Callable[[str], None]) -> 
             except (EOFError, OSError):
                 break
             if kind == "progress":
-                say(str(payload))
+                say(payload if isinstance(payload, str) else str(payload))
             elif kind == "done":
                 outcome = payload
     finally:

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from readiness import __version__
-from readiness.check import RunChoices
+from readiness.check import RunChoices, Said
 from readiness.i18n.format import word
 from readiness.judge.requirements import Profile
+from readiness.judge.diagnose import finding_text
 from readiness.judge.verdicts import Judgement, exit_code, judge
 from readiness.redact import redact_secrets, redact_text
 from readiness.render.report import summary_text
@@ -111,13 +112,20 @@ def run_session(opts: RunOptions, plugins: Plugins,
     planned, missing = plan(opts, plugins)
     started = utc_now()
 
-    def say(check: str, message: str) -> None:  # the runner's own word in the run's language
+    def say(check: str, message: str) -> None:  # the runner's and the checks' words in the run's language
         if progress is not None:
-            progress(check, word(opts.lang, "progress_started") if message == "started" else message)
+            if message == "started":
+                message = word(opts.lang, "progress_started")
+            elif isinstance(message, Said):
+                text = word(opts.lang, f"progress.{message.step}", **message.args)
+                message = message if text == f"progress.{message.step}" else text
+            progress(check, message)
 
     def done(rec: CheckRecord) -> None:
         if progress is not None:
-            tail = f" — {rec.error}" if rec.error else ""
+            found = rec.details.get("findings") if rec.status == "error" and isinstance(rec.details, dict) else None
+            facts = [finding_text(f, opts.lang) for f in found or [] if isinstance(f, dict) and isinstance(f.get("code"), str)]
+            tail = f" — {facts[0] if facts else rec.error}" if rec.error else ""
             progress(rec.name, word(opts.lang, "progress_done", status=word(opts.lang, f"check_status_{rec.status}"),
                                     seconds=round(rec.duration_s, 1)) + tail)
 

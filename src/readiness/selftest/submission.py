@@ -8,8 +8,8 @@ choose its own verdict-bearing numbers more freely than a browser could, and the
 the agent's, not a JavaScript copy of them.
 
 :func:`parse` is strict: unknown keys, wrong types, non-finite or out-of-range numbers,
-over-long strings or lists and control characters are refused with one plain message
-(:class:`SubmissionError`), before any other code sees the document.
+over-long strings or lists, control characters and unpaired surrogates are refused with one
+plain message (:class:`SubmissionError`), before any other code sees the document.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import json
 import math
 import re
 from typing import Any
+
+from readiness.textsafe import has_surrogate
 
 MAX_BODY = 256 * 1024  # bytes; a real post is 10-40 kB
 MAX_KEY = 100  # a site link's token (47 characters); the server looks it up, never stores it
@@ -75,6 +77,8 @@ class Text(_Spec):
             raise SubmissionError(f"{where} is longer than {self.max_len} characters")
         if _CONTROL.search(value):
             raise SubmissionError(f"{where} holds control characters")
+        if has_surrogate(value):  # "\ud800": json reads it, no file or database can hold it
+            raise SubmissionError(f"{where} holds text that is not Unicode (an unpaired surrogate)")
         if self.pattern is not None and not self.pattern.fullmatch(value):
             raise SubmissionError(f"{where} has an unexpected form")
         return value

@@ -50,9 +50,15 @@ MAX_HEADER_S = 5.0  # from a request's first byte to its last header line (a rea
 _LENGTH = re.compile(r"[0-9]{1,18}")  # RFC 9112 Content-Length = 1*DIGIT (ASCII only)
 
 
+LOG_LINE_MAX = 500  # characters of one log line: an exception may carry a whole request body
+
+
 def log(message: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(f"{stamp} {message}", file=sys.stderr, flush=True)
+    if len(message) > LOG_LINE_MAX:
+        message = message[:LOG_LINE_MAX - 1] + "…"
+    # the log is text: what a client sent that is not (an unpaired surrogate) shown escaped
+    print(f"{stamp} {message.encode('utf-8', 'backslashreplace').decode('utf-8')}", file=sys.stderr, flush=True)
 
 
 # --- the server ------------------------------------------------------------------------------

@@ -16,7 +16,10 @@ scheduler of the platform:
 Each scheduler has its own quoting: the command is an argument list until the last moment, and
 each renderer quotes it for its reader (Windows' command-line rules, systemd's unit syntax,
 ``/bin/sh`` for cron; launchd takes the list as it is). Paths with spaces and Swedish letters
-survive all four.
+survive all four. No quoting survives a line break, though: a newline in a room name would end
+the cron line or the ``ExecStart=`` line and start a line of its own (a root cron job, an
+``ExecStartPre=``). So a :class:`Plan` refuses every control character (and text that is not
+Unicode) in every value it would write, when it is made, before anything is written.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import os
 import shlex
 import subprocess
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -56,6 +60,14 @@ class Plan:
     via: str = "systemd"
     python: str = field(default_factory=lambda: sys.executable)
 
+    def __post_init__(self) -> None:
+        for arg in self.command(with_jitter=True):
+            one_line(arg, "a value for the scheduled run")
+        if self.via == "windows" and not self.system:
+            one_line(windows_user(), "the Windows user name")
+        if self.via == "launchd":
+            one_line(str(_log_dir(self)), "the log folder")
+
     def command(self, with_jitter: bool = False) -> list[str]:
         """The exact argument list the scheduler starts; ``with_jitter`` where the scheduler
         has no random delay of its own."""
@@ -69,6 +81,18 @@ class Plan:
 class Artifact:
     path: Path
     text: str
+
+
+def one_line(value: str, what: str) -> str:
+    """``value`` unchanged, or ScheduleError when it holds a control character (a line break,
+    NUL, any other C0 or C1 character, DEL, a Unicode line or paragraph separator) or text that
+    is not Unicode: no unit file, crontab, plist or task XML may get a line it did not write."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
+            shown = value if len(value) <= 80 else value[:77] + "..."  # the CLI prints it escaped
+            raise ScheduleError(f"{what} may not hold a line break or another control character "
+                                f"({shown!r}); nothing was written")
+    return value
 
 
 def parse_at(text: str) -> tuple[int, int]:

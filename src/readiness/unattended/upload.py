@@ -30,12 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from readiness.atomic import read_regular
 from readiness.check import CheckError
 from readiness.measure.netcommon import HttpUrl
 from readiness.measure.proxies import urlopen
 from readiness.result import ResultError, read_result, write_atomic
 
 TOKEN_ENV = "READINESS_UPLOAD_TOKEN"
+MAX_TOKEN_FILE_BYTES = 64 * 1024  # a token is 47 characters
 SPOOL_ENV = "READINESS_SPOOL_DIR"
 API_PATH = "/api/v1/results"
 REQUEST_TIMEOUT_S = 30.0
@@ -59,8 +61,8 @@ def spool_dir(given: str | os.PathLike[str] | None = None) -> Path:
 def read_token(token_file: str | os.PathLike[str] | None) -> str:
     """The upload token: from the file, else from $READINESS_UPLOAD_TOKEN."""
     if token_file:
-        try:
-            token = Path(token_file).read_text(encoding="utf-8").strip()
+        try:  # a regular file only, and small: a pipe would wait for ever, /dev/zero fill memory
+            token = read_regular(token_file, MAX_TOKEN_FILE_BYTES).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise UploadError(f"cannot read the token file {token_file}: {getattr(exc, 'strerror', None) or exc}") from None
         if not token:

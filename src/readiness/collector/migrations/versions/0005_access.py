@@ -2,14 +2,14 @@
 collector's own settings (the key that signs session cookies, made once per database so every
 replica on it signs alike).
 
-Revision ID: 0004
+Revision ID: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
