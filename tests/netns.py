@@ -212,24 +212,32 @@ class Link:
 
 
 def wait_line(p: subprocess.Popen, marker: str, timeout: float = 10.0) -> str:
-    """Read the process's stderr until a line containing ``marker``; raise if it dies first."""
-    import selectors
+    """Read the process's stderr until a line containing ``marker``; raise (the process killed)
+    if it dies or the deadline passes first.
 
-    sel = selectors.DefaultSelector()
-    sel.register(p.stderr, selectors.EVENT_READ)
+    Each line is read by ``readline`` in a helper thread, waited for up to the deadline. (A
+    ``select`` on the pipe before each ``readline`` waited out the whole timeout when two lines
+    had come in one read: the second sat in Python's buffer, not in the pipe.)"""
+    import queue
+    import threading
+
     deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+    seen: list[str] = []
+    while True:
+        box: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: box.put(p.stderr.readline()), daemon=True).start()
+        try:
+            line = box.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
             break
-        line = p.stderr.readline()
         if not line:
             break
         seen.append(line)
         if marker in line:
-            sel.close()
             return line
-    sel.close()
+    if p.poll() is None:  # the test fails here: the process must not outlive it
+        p.kill()
+        p.wait(10)
     raise RuntimeError(f"process never said {marker!r}: {''.join(seen)[-1000:]}")
 
 

@@ -404,18 +404,30 @@ def test_fleet_from_the_database_is_the_fleet_from_the_same_files(cli, tmp_path,
 
 
 def test_a_refused_upload_is_a_plain_error_that_keeps_the_file(cli, tmp_path, collector, token_file, sqlite_url):
+    """A file the collector refuses (another site's) is said once, with the collector's reason,
+    and set aside in quarantine with its reason: it blocks no later call. A refused token is
+    not the file's fault: the file stays in the spool for a fixed token."""
     env = spool_env(tmp_path)
+    spool = tmp_path / "spool"
     wrong_site = docs.write(docs.document(site="Malmö"), tmp_path / "out")
     good = docs.write(docs.document(hostname="fine"), tmp_path / "out")
     done = cli("upload", collector.url, str(wrong_site), str(good), "--token-file", str(token_file), env=env)
     assert done.returncode == 2
     assert "refused it (403)" in done.stderr and "Malmö" in done.stderr and "Traceback" not in done.stderr
-    assert [p.stem for p in (tmp_path / "spool").glob("*.json")] == [json.loads(wrong_site.read_text())["run_id"]]
-    assert rows(sqlite_url) == 1  # the good one went; the refused one waits, with its reason said
+    refused_id = json.loads(wrong_site.read_text())["run_id"]
+    assert list(spool.glob("*.json")) == []
+    assert [p.stem for p in (spool / "quarantine").glob("*.json")] == [refused_id]  # nothing lost
+    reason = (spool / "quarantine" / f"{refused_id}.json.reason.txt").read_text()
+    assert "403" in reason and "Malmö" in reason and "/api/v1/results" in reason
+    assert rows(sqlite_url) == 1  # the good one went
+    later = cli("upload", collector.url, "--token-file", str(token_file), env=env)
+    assert later.returncode == 0, later.stderr  # the refused file poisons nothing after it
+    assert "1 result is set aside in quarantine" in later.stderr
     assert cli("serve", "token", "revoke", "1", "--db", sqlite_url).returncode == 0
-    again = cli("upload", collector.url, "--token-file", str(token_file), env=env)
+    again = cli("upload", collector.url, str(docs.write(docs.document(hostname="late"), tmp_path / "out")),
+                "--token-file", str(token_file), env=env)
     assert again.returncode == 2 and "revoked" in again.stderr
-    assert len(list((tmp_path / "spool").glob("*.json"))) == 1
+    assert len(list(spool.glob("*.json"))) == 1  # kept for a new token, not set aside
     missing = cli("upload", collector.url, env={k: v for k, v in env.items() if k != "READINESS_UPLOAD_TOKEN"})
     assert missing.returncode == 2 and "upload token is needed" in missing.stderr
 
@@ -548,7 +560,8 @@ def test_a_result_dated_ahead_of_its_arrival_is_refused_and_never_freezes_its_ro
         assert "uppladdningen avvisades: starttiden 2099-01-01T" in page.decode()
     finally:
         log = c.stop()
-    assert re.search(r"127\.0\.0\.1 upload refused \(400 clock_ahead\): the result starts at 2099-01-01T", log), log
+    assert re.search(rf"127\.0\.0\.1 upload: site 'Stockholm', run {future['run_id']}: refused \(400 clock_ahead\): "
+                     r".the result starts at 2099-01-01T", log), log
 
 
 def test_advice_and_links_from_an_upload_are_never_shown_as_the_organisations(cli, tmp_path, sqlite_url, token_file):

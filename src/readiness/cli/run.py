@@ -83,12 +83,13 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
     if cfg.upload_url and outcome.json_path is not None:
         from readiness.measure.proxies import ProxyResolver
 
-        # the local files are written; the result now goes through the spool (kept until stored)
-        sent = send_spool(cfg.upload_url, str(cfg.token_file) if cfg.token_file else None, None,
-                           (str(outcome.json_path),), attempts=3, quiet=quiet,
-                           resolver=ProxyResolver(proxy=cfg.proxy, pac_url=cfg.pac_url))
-        if sent == 2:
-            code = EXIT_ERROR  # refused: a plain error (said above), the result kept
+        # the local files are written; the result now goes through the spool (kept until stored).
+        # The exit code is this run's: its verdict, or an error when its own upload was refused.
+        if send_spool(cfg.upload_url, str(cfg.token_file) if cfg.token_file else None, None,
+                      (str(outcome.json_path),), attempts=3, quiet=quiet,
+                      resolver=ProxyResolver(proxy=cfg.proxy, pac_url=cfg.pac_url), lang=cfg.lang,
+                      own=outcome.result.run_id, summary=not (quiet or as_json)):
+            code = EXIT_ERROR
     sys.exit(code)
 
 

@@ -24,7 +24,8 @@ Reading is allowed from this machine itself (``Request.local``: loopback, and no
 proxy, see ``server.clients``), with a read token, or from anywhere when the server was started
 with ``--public-read``. Upload needs a site's upload token, and a token submits results for its
 own site only. The pages speak with the organisation's words (``judge.wording``), never an
-upload's unmarked.
+upload's unmarked. Every upload is logged in one line: client, site (the token's), run id,
+outcome (stored new or duplicate, refused with its status and code); never the token.
 
 Who reads sees only the sites allowed (``collector.access.Caller``): a read token made with
 ``--site`` reads that site alone; the fleet is cut to those sites before any figure is computed,
@@ -234,6 +235,12 @@ class Collector:
 
     # --- upload ----------------------------------------------------------------------------
 
+    def _logged(self, req: Request, site: str | None, run_id: str | None, outcome: str) -> None:
+        """One line per upload: who sent it, the site (the token's), the run id, the outcome.
+        Never the token; the site through repr (no line breaks from a stored name)."""
+        where = repr(site[:80]) if site is not None else "?"
+        self.log(f"{req.client} upload: site {where}, run {run_id or '?'}: {outcome}")
+
     def post_result(self, req: Request) -> Response:
         start = time.perf_counter()
         try:
@@ -245,30 +252,37 @@ class Collector:
         secret = _bearer(req)
         if secret is None:
             self.counters.add("unauthorized")
+            self._logged(req, None, None, "refused (401 no_token)")
             return refuse(401, "no_token", "an upload token is required (Authorization: Bearer TOKEN)",
                           **{"WWW-Authenticate": "Bearer"})
+        site: str | None = None
         try:
             token = self._token(secret)
             if token is None or token.kind != "upload":
                 self.counters.add("unauthorized")
+                self._logged(req, None, None, "refused (401 bad_token)")
                 return refuse(401, "bad_token", "this is not a valid upload token", **{"WWW-Authenticate": "Bearer"})
+            site = token.site
             if token.revoked is not None:
                 self.counters.add("unauthorized")
+                self._logged(req, site, None, "refused (401 revoked_token)")
                 return refuse(401, "revoked_token", REVOKED_REASON, **{"WWW-Authenticate": "Bearer"})
             outcome = ingest(self.store, req.body.read(), token.site, self.max_body, self.checker, secret)
         except BodyError as exc:
             self.counters.add("refused")
+            self._logged(req, site, None, f"refused (408 body_incomplete: {exc.outcome})")
             resp = refuse(408, "body_incomplete", f"the result did not arrive in time or whole ({exc.outcome})")
             resp.close = True  # what is left of the body must not be read as the next request
             return resp
         except Refused as exc:
+            run_id = exc.run_id or (exc.facts or {}).get("run_id")
+            self._logged(req, site, run_id, f"refused ({exc.status} {exc.code}): {exc.reason[:200]!r}")
             if exc.code == "revoked_token":
                 with self._tokens_lock:
                     self._tokens.pop(secret, None)
                 self.counters.add("unauthorized")
                 return refuse(exc.status, exc.code, exc.reason, **{"WWW-Authenticate": "Bearer"})
             self.counters.add("refused")
-            self.log(f"{req.client} upload refused ({exc.status} {exc.code}): {exc.reason}")
             if exc.code == "clock_ahead" and exc.facts:
                 with self._skewed_lock:
                     self.skewed.append(dict(exc.facts))
@@ -276,10 +290,11 @@ class Collector:
             return refuse(exc.status, exc.code, exc.reason)
         except Unavailable as exc:
             self.counters.add("unavailable")
-            self.log(f"{req.client} upload not stored: {exc}")
+            self._logged(req, site, None, f"not stored (503 database_unavailable): {exc}")
             return refuse(503, "database_unavailable", "the database is not reachable now; keep the result and retry",
                           **{"Retry-After": "10"})
         self.counters.add(outcome["stored"])
+        self._logged(req, site, outcome["run_id"], "stored (new)" if outcome["stored"] == "new" else "stored (duplicate)")
         return reply(200 if outcome["stored"] == "already" else 201, outcome)
 
     # --- read side -------------------------------------------------------------------------

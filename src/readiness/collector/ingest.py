@@ -34,6 +34,7 @@ class Refused(Exception):
     code: str
     reason: str
     facts: dict[str, Any] | None = None  # plain values the collector may note (clock_ahead: whose, when)
+    run_id: str | None = None  # when known: the document was read and its run id is well formed
 
     def __str__(self) -> str:
         return self.reason
@@ -392,10 +393,10 @@ def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY
         if token is not None and _revoked(store, token):  # the gate may have known it a moment ago
             raise Refused(401, "revoked_token", REVOKED_REASON)
         raise Refused(403, "wrong_site", f"this token submits results for site {token_site!r} only; "
-                                         f"the result is labelled site {row['site']!r}")
+                                         f"the result is labelled site {row['site']!r}", run_id=row["run_id"])
     stored, other_site = store.store(row, document, measured, reqs, token)
     if other_site == REVOKED:
         raise Refused(401, "revoked_token", REVOKED_REASON)
     if not stored and other_site != row["site"]:
-        raise Refused(409, "run_id_taken", "a result with this run id is already stored for another site")
+        raise Refused(409, "run_id_taken", "a result with this run id is already stored for another site", run_id=row["run_id"])
     return {"run_id": row["run_id"], "stored": "new" if stored else "already"}

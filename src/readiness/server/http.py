@@ -363,7 +363,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(411, "Content-Length required")
             return
         limit = self.server.limits["max_bytes"] if route.max_body is None else route.max_body
-        if length > limit:
+        if length > limit:  # said in the log: the handler (which would log it) never sees it
+            self.server.events.refused(self.client_address[0], f"{self.command} {url.path[:100]!r} refused: 413, "
+                                                               f"{length} bytes, at most {int(limit)}")
             self._refuse(413, f"at most {int(limit)} bytes per request")
             return
         who = resolve(self.client_address[0], self.headers, self.server.trusted_proxies)

@@ -1,50 +1,78 @@
 """Upload with store and forward: every result reaches the collector once, whatever the link does.
 
-Sits after the atomic write at the end of the agent's pipeline (``readiness run --upload URL``)
+Sits after the atomic write at the end of the agent's pipeline (``readiness run --upload-url``)
 and behind ``readiness upload``. A result to send is first copied into the spool folder (a
-per-user state folder from platformdirs, or ``--spool-dir``); only an answer of success from
-the collector removes it. So:
+per-user state folder from platformdirs, or ``--spool-dir``); only the collector's explicit
+"stored" (201 or 200 with ``{"run_id": <this run>, "stored": "new" | "already"}``) removes it.
+Each file sent has one of four outcomes (:class:`Sent`):
 
-- collector unreachable, 5xx, the connection cut: the file stays and is sent by the next run or
-  ``readiness upload``. Within one call, retries back off exponentially with full jitter (many
-  room PCs starting together after a collector outage must not knock it down again); a
-  ``Retry-After`` the collector sends is honoured, within the same bounds.
-- 4xx (bad or revoked token, a document refused): a plain error naming the file and the
-  collector's reason; the file stays (nothing is lost; a fixed token sends it later).
-- sent twice (an answer lost on the way back): the collector stores a run once (by run id)
-  and answers success both times, so nothing is doubled.
+- ``stored``: the collector holds it (sent twice, after an answer lost on the way back, it is
+  stored once and both answers say so);
+- ``waiting``: the collector is unreachable, answered 5xx, 408 or 429, or the connection was
+  cut. The file stays for the next run or ``readiness upload``. Retries back off exponentially
+  with full jitter (many room PCs starting together after an outage must not knock the
+  collector down again), honouring ``Retry-After`` within the same bounds. One file that keeps
+  failing does not hold back the others; a collector that cannot be reached at all (or answers
+  503, or fails several files in a row) ends the call: the rest wait too;
+- ``quarantined``: the collector refused *this file* (413 too large, 400/422 not a valid result,
+  403 another site's result, 409 run id taken: a 4xx with its reason code), or the agent could
+  not send it at all (not a regular file, a link, unreadable, not a result, larger than any
+  collector takes). It moves to ``quarantine/`` inside the spool with ``<name>.reason.txt``
+  beside it, so it never blocks or fails a later run; ``readiness upload --quarantined`` lists,
+  ``--drop-quarantined`` deletes them;
+- ``held``: nothing is wrong with the file, but nothing can go until a person acts: the token
+  is refused (401, or 407 from a proxy), the address redirects (3xx: never followed, so the
+  token never reaches another host), or what answers is not the collector (404, 405, a 2xx
+  without "stored"). The file stays; the call stops.
 
-No new dependency (the agent stays light): requests go through ``proxies.urlopen``, the one way
-the agent reaches the outside, so uploads take the same proxy (setting, environment, PAC, OS)
-and the same trust store (the OS's) as the network checks.
+The spool never follows a link: a symbolic link, a FIFO or a file with several hard links is
+set aside unread (a link to a secret file must not be sent with the token). Newest first: the
+run's own result goes before older ones.
+
+No new dependency (the agent stays light): requests go through ``proxies.send``, so uploads
+take the same proxy (setting, environment, PAC, OS) and trust store (the OS's) as the network
+checks, and no redirect is ever followed. Every URL shown is redacted (no credentials, no query).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
+import stat
 import time
-import urllib.error
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from readiness.atomic import read_regular
+from platformdirs import user_state_path
+
+from readiness.atomic import read_regular, write_atomic
 from readiness.check import CheckError
+from readiness.i18n.format import word
 from readiness.measure.netcommon import HttpUrl
-from readiness.measure.proxies import urlopen
-from readiness.result import ResultError, read_result, write_atomic
+from readiness.measure.proxies import ConnectFailed, send
+from readiness.redact import redact_text, redact_url
+from readiness.result import ResultError, read_result
 
 TOKEN_ENV = "READINESS_UPLOAD_TOKEN"
 MAX_TOKEN_FILE_BYTES = 64 * 1024  # a token is 47 characters
 SPOOL_ENV = "READINESS_SPOOL_DIR"
 API_PATH = "/api/v1/results"
 REQUEST_TIMEOUT_S = 30.0
+QUARANTINE = "quarantine"
+REASON_SUFFIX = ".reason.txt"
+MAX_SEND_BYTES = 64 * 1000 * 1000  # the largest --max-upload-mb a collector can be given
+CONTINUE_WAIT_S = 3.0  # for the collector's "100 Continue" before a body goes
+IN_A_ROW = 3  # files failing one after another with no success between: the collector, not the files
+
+STORED, WAITING, QUARANTINED, HELD = "stored", "waiting", "quarantined", "held"
 
 
 class UploadError(Exception):
-    """A user mistake or a refusal, in plain words (the CLI prints it and exits 2)."""
+    """A user mistake, in plain words (the CLI prints it and exits 2)."""
 
 
 def spool_dir(given: str | os.PathLike[str] | None = None) -> Path:
@@ -53,8 +81,6 @@ def spool_dir(given: str | os.PathLike[str] | None = None) -> Path:
         return Path(given).expanduser()
     if os.environ.get(SPOOL_ENV):
         return Path(os.environ[SPOOL_ENV]).expanduser()
-    from platformdirs import user_state_path
-
     return user_state_path("readiness", appauthor=False) / "spool"
 
 
@@ -77,12 +103,12 @@ def read_token(token_file: str | os.PathLike[str] | None) -> str:
 
 
 def results_url(url: str) -> str:
-    """The collector's upload endpoint from the URL IT gives (the server's base URL)."""
-
+    """The collector's upload endpoint from the URL IT gives (the server's base URL); no
+    credentials or query from ``url`` go into it, and an error shows ``url`` redacted."""
     try:
-        parsed = HttpUrl(url, "--upload must be a URL like https://collector.example:8080")
-    except CheckError as exc:
-        raise UploadError(str(exc)) from None
+        parsed = HttpUrl(url, "")
+    except (CheckError, ValueError):
+        raise UploadError(f"the collector URL must be like https://collector.example:8080, not {redact_url(url)!r}") from None
     base = parsed.base[: -len(API_PATH)] if parsed.base.endswith(API_PATH) else parsed.base
     return f"{parsed.scheme}://{parsed.hostheader}{base}{API_PATH}"
 
@@ -99,6 +125,7 @@ def collector_urls(urls: str | list[str] | tuple[str, ...]) -> list[str]:
 
 def enqueue(result_file: str | os.PathLike[str], folder: Path) -> Path:
     """Put a copy of a result file into the spool, named by its run id (one file per run)."""
+
     try:
         result = read_result(result_file)
     except ResultError as exc:
@@ -108,87 +135,241 @@ def enqueue(result_file: str | os.PathLike[str], folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{result.run_id}.json"
-        if not target.exists():
+        if not os.path.lexists(target):
             write_atomic(target, Path(result_file).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UploadError(f"cannot keep the result in the spool folder {folder}: {exc.strerror or exc}") from None
     return target
 
 
-def waiting(folder: Path) -> list[Path]:
-    """Spooled results, oldest first."""
+def _entries(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(regular ``*.json`` files, newest first; ``*.json`` entries that are anything else)."""
+    files: list[tuple[float, str, Path]] = []
+    odd: list[Path] = []
     try:
-        files = [p for p in folder.iterdir() if p.suffix == ".json" and p.is_file() and not p.name.startswith(".")]
+        with os.scandir(folder) as it:
+            for e in it:
+                if not e.name.endswith(".json") or e.name.startswith("."):
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # gone meanwhile
+                if stat.S_ISREG(st.st_mode):
+                    files.append((st.st_mtime, e.name, Path(e.path)))
+                else:
+                    odd.append(Path(e.path))
     except FileNotFoundError:
-        return []
+        return [], []
     except OSError as exc:
         raise UploadError(f"cannot read the spool folder {folder}: {exc.strerror or exc}") from None
-    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+    files.sort(key=lambda t: (-t[0], t[1]))
+    return [p for _, _, p in files], odd
+
+
+def waiting(folder: Path) -> list[Path]:
+    """Spooled results that will be sent, newest first (links and other odd entries excluded)."""
+    return _entries(folder)[0]
+
+
+class _SetAside(Exception):
+    """This file cannot be sent at all; ``reason`` is a catalog key and its arguments."""
+
+    def __init__(self, key: str, **args: Any) -> None:
+        super().__init__(key)
+        self.key, self.fill = key, args
+
+
+def _read_spooled(path: Path) -> bytes:
+    """The bytes of one spooled file, read without following a link (O_NOFOLLOW, and the open
+    file checked: a regular file with one name, not too large), without hanging on a FIFO."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        if not hasattr(os, "O_NOFOLLOW") and path.is_symlink():  # Windows: no O_NOFOLLOW
+            raise _SetAside("upload.why_link")
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link
+            raise _SetAside("upload.why_link") from None
+        raise _SetAside("upload.why_unreadable", detail=exc.strerror or str(exc)) from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise _SetAside("upload.why_link")
+        if st.st_size > MAX_SEND_BYTES:
+            raise _SetAside("upload.why_too_large", mb=MAX_SEND_BYTES / 1e6)
+        data = f.read(MAX_SEND_BYTES + 1)
+    if len(data) > MAX_SEND_BYTES:
+        raise _SetAside("upload.why_too_large", mb=MAX_SEND_BYTES / 1e6)
+    return data
+
+
+def _run_id_of(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _SetAside("upload.why_not_result") from None
+    run_id = data.get("run_id") if isinstance(data, dict) else None
+    if not isinstance(run_id, str) or not run_id.isascii() or not run_id.isalnum():
+        raise _SetAside("upload.why_not_result")
+    return run_id
+
+
+@dataclass
+class Sent:
+    """What happened to one spooled file in one call."""
+
+    name: str  # the file's name in the spool
+    outcome: str  # STORED, WAITING, QUARANTINED or HELD
+    why: str = ""  # in the call's language; for STORED, "new" or "already"
+    run_id: str = ""
 
 
 @dataclass
 class Report:
     """What one ``send_all`` did."""
 
-    sent: list[str] = field(default_factory=list)  # run ids the collector now holds
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (file, the collector's reason)
-    waiting: int = 0  # files still in the spool for want of a collector
-    problem: str = ""  # why they wait
+    files: list[Sent] = field(default_factory=list)
+    waiting: int = 0  # files still in the spool, not sent (this call's unsent ones included)
+    problem: str = ""  # why they wait (the last reason)
+    held: str = ""  # why the call stopped and needs a person (token, redirect, not a collector)
+    quarantine: Path | None = None
+
+    def of(self, outcome: str) -> list[Sent]:
+        return [s for s in self.files if s.outcome == outcome]
+
+    @property
+    def sent(self) -> list[str]:
+        return [s.run_id for s in self.of(STORED)]
+
+    def for_run(self, run_id: str) -> Sent | None:
+        return next((s for s in self.files if s.run_id == run_id or s.name == f"{run_id}.json"), None)
 
     @property
     def exit_code(self) -> int:
-        return 2 if self.refused else 1 if self.waiting else 0
+        """For ``readiness upload``: 2 when this call was refused (a file set aside, or the token or
+        address refused), 1 when some still wait, 0 when all went."""
+        return 2 if self.of(QUARANTINED) or self.held else 1 if self.waiting else 0
 
 
 class _Retry(Exception):
-    def __init__(self, why: str, after: float | None = None) -> None:
+    def __init__(self, why: str, after: float | None = None, whole: bool = False) -> None:
         super().__init__(why)
         self.after = after
+        self.whole = whole  # about the collector (unreachable, 503), not this file
 
 
-def _post(url: str, token: str, body: bytes, timeout: float, resolver: Any) -> None:
-    """One attempt; returns on success, raises UploadError (4xx) or _Retry (anything else)."""
+class _Held(Exception):
+    """Not stored, not this file's fault, and trying again will not help until a person acts;
+    ``token``: the token was refused (every replica would refuse it)."""
+
+    def __init__(self, why: str, token: bool = False) -> None:
+        super().__init__(why)
+        self.token = token
+
+
+class _Refused(Exception):
+    """The collector refused this file."""
+
+    endpoint = ""
+
+
+def _reason(body: bytes, fallback: str) -> tuple[str, str]:
+    """(the collector's reason code, its reason text) from a refusal's JSON body."""
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        return "", fallback
+    if not isinstance(data, dict):
+        return "", fallback
+    code = data.get("error") if isinstance(data.get("error"), str) else ""
+    text = data.get("reason") or data.get("error") or fallback
+    return code[:60], redact_text(str(text))[:300]
+
+
+class _Asking:
+    """How long to wait for "100 Continue" in this call: ``CONTINUE_WAIT_S`` until a server (or a
+    proxy between) has once not answered it; then the bodies go at once (a proxy that drops the
+    interim answer would otherwise cost that wait per file)."""
+
+    def __init__(self) -> None:
+        self.wait_s = CONTINUE_WAIT_S
+
+    def saw(self, invited: bool | None) -> None:
+        if invited is False:
+            self.wait_s = 0.0
+
+
+def _post(url: str, token: str, body: bytes, run_id: str, timeout: float, resolver: Any, lang: str,
+          asking: _Asking) -> str:
+    """One attempt; returns "new" or "already" on the collector's explicit "stored"; raises
+    _Refused (this file), _Held (the token or the address), or _Retry (later)."""
+
+    shown = redact_url(url)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "readiness-agent"}
     try:
-        with urlopen(url, data=body, headers=headers, timeout_s=timeout, resolver=resolver, method="POST") as resp:
-            resp.read(65536)
-            return
-    except urllib.error.HTTPError as exc:
-        reason = _reason(exc)
-        if 400 <= exc.code < 500 and exc.code not in (408, 429):
-            raise UploadError(f"the collector refused it ({exc.code}): {reason}") from None
-        after = exc.headers.get("Retry-After") if exc.headers else None
-        raise _Retry(f"the collector answered {exc.code}: {reason}",
-                     float(after) if after and after.isdigit() else None) from None
-    except urllib.error.URLError as exc:
-        why = exc.reason
-        raise _Retry(f"cannot reach the collector: {getattr(why, 'strerror', None) or why}") from None
-    except (OSError, ValueError) as exc:  # connection reset or cut mid-answer, timeout, bad status line
-        raise _Retry(f"the upload was cut: {getattr(exc, 'strerror', None) or exc}") from None
+        answer = send(url, body, headers, timeout_s=timeout, resolver=resolver, continue_wait_s=asking.wait_s)
+        asking.saw(answer.invited)
+    except ConnectFailed as exc:
+        raise _Retry(word(lang, "upload.why_unreachable", detail=redact_text(str(exc))), whole=True) from None
+    except (OSError, ValueError) as exc:  # reset or cut mid-exchange, a timeout, a garbled answer
+        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise _Retry(word(lang, "upload.why_cut", detail=redact_text(str(detail)))) from None
+    status = answer.status
+    if 300 <= status < 400:
+        where = answer.headers.get("location", "")
+        raise _Held(word(lang, "upload.why_redirect", url=shown, status=str(status),
+                         location=redact_url(where) if where else "?"))
+    code, text = _reason(answer.body, f"HTTP {status}")
+    if status in (200, 201):
+        try:
+            data = json.loads(answer.body)
+        except (ValueError, RecursionError):
+            data = None
+        if isinstance(data, dict) and data.get("run_id") == run_id and data.get("stored") in ("new", "already"):
+            return str(data["stored"])
+        raise _Held(word(lang, "upload.why_not_collector", url=shown, status=str(status)))
+    if status in (401, 407):
+        raise _Held(word(lang, "upload.why_token", status=str(status), reason=text), token=True)
+    if status == 413 or (400 <= status < 500 and code and status not in (404, 405, 408, 425, 429)):
+        raise _Refused(word(lang, "upload.why_refused", status=str(status), reason=text))
+    if status in (408, 425, 429) or status >= 500:
+        after = answer.headers.get("retry-after", "")
+        raise _Retry(word(lang, "upload.why_server", status=str(status), reason=text),
+                     float(after) if after.isdigit() else None, whole=status in (429, 503))
+    raise _Held(word(lang, "upload.why_not_collector", url=shown, status=str(status)))
 
 
-def _post_any(endpoints: list[str], first: int, token: str, body: bytes, timeout: float, resolver: Any) -> int:
-    """One attempt over the replicas: from ``first`` (the one that answered last), then the others in
-    order; returns the index of the one that took it. A refusal (UploadError) is not tried
-    elsewhere: the replicas share one database, so it would be refused there too. None reachable:
-    the last one's _Retry."""
-    failed: _Retry | None = None
+def _post_any(endpoints: list[str], first: int, token: str, body: bytes, run_id: str, timeout: float, resolver: Any,
+              lang: str, asking: _Asking) -> tuple[int, str]:
+    """One attempt over the replicas: from ``first`` (the one that took the last file), then the
+    others in order; (the index of the one that stored it, "new" or "already"). A refusal of the
+    file or the token (_Refused, a 401) is not tried elsewhere: the replicas share one database,
+    so it would be refused there too. An address that redirects or is no collector is passed
+    over for the next (the token still goes to none but the addresses given). None took it: the
+    first such _Held, else the last _Retry (``whole`` only when every replica was away)."""
+    held: _Held | None = None
+    retry: _Retry | None = None
+    whole = True
     for i in [first, *(j for j in range(len(endpoints)) if j != first)]:
         try:
-            _post(endpoints[i], token, body, timeout, resolver)
-            return i
+            return i, _post(endpoints[i], token, body, run_id, timeout, resolver, lang, asking)
+        except _Refused as exc:
+            exc.endpoint = endpoints[i]  # for the reason file: which collector refused it
+            raise
+        except _Held as exc:
+            if exc.token or len(endpoints) == 1:
+                raise
+            held = held or exc
         except _Retry as exc:
-            failed = exc if len(endpoints) == 1 else _Retry(f"{endpoints[i]}: {exc}", exc.after)
-    assert failed is not None
-    raise failed
-
-
-def _reason(exc: urllib.error.HTTPError) -> str:
-    try:
-        data = json.loads(exc.read(65536) or b"{}")
-        return str(data.get("reason") or data.get("error") or exc.reason)[:300]
-    except (OSError, ValueError, AttributeError):
-        return str(exc.reason)
+            whole = whole and exc.whole
+            retry = exc if len(endpoints) == 1 else _Retry(f"{redact_url(endpoints[i])}: {exc}", exc.after, whole)
+    if held is not None:
+        raise held
+    assert retry is not None
+    raise retry
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -196,36 +377,131 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     return rng.uniform(0, min(cap, base * (2 ** attempt)))
 
 
+def quarantine_dir(folder: Path) -> Path:
+    return folder / QUARANTINE
+
+
+def set_aside(path: Path, why: str, collector: str | None) -> None:
+    """Move a spooled file into the quarantine folder with its reason beside it."""
+
+    qdir = quarantine_dir(path.parent)
+    qdir.mkdir(exist_ok=True)
+    if qdir.is_symlink() or not qdir.is_dir():  # files go into the spool's own folder, never elsewhere
+        raise NotADirectoryError(f"{qdir} is not a plain folder")
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [f"when: {when}", f"reason: {' '.join(why.split())}"]
+    if collector:
+        lines.insert(1, f"collector: {redact_url(collector)}")
+    write_atomic(qdir / (path.name + REASON_SUFFIX), "\n".join(lines) + "\n")
+    os.replace(path, qdir / path.name)  # a link moves as the link itself, never what it points to
+
+
+@dataclass
+class Quarantined:
+    name: str
+    when: str
+    reason: str
+
+
+def quarantined(folder: Path) -> list[Quarantined]:
+    """What waits in quarantine, newest first, each with its reason."""
+    qdir = quarantine_dir(folder)
+    out: list[tuple[float, Quarantined]] = []
+    try:
+        entries = list(os.scandir(qdir))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise UploadError(f"cannot read the quarantine folder {qdir}: {exc.strerror or exc}") from None
+    for e in entries:
+        if e.name.endswith(REASON_SUFFIX) or e.name.startswith("."):
+            continue
+        facts = {"when": "", "reason": ""}
+        try:
+            with open(os.path.join(qdir, e.name + REASON_SUFFIX), encoding="utf-8", errors="replace") as f:
+                for line in f.read(8192).splitlines():
+                    key, sep, value = line.partition(": ")
+                    if sep and key in facts:
+                        facts[key] = value
+        except OSError:
+            pass
+        try:
+            mtime = e.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        out.append((mtime, Quarantined(e.name, facts["when"], facts["reason"])))
+    out.sort(key=lambda t: (-t[0], t[1].name))
+    return [q for _, q in out]
+
+
+def drop_quarantined(folder: Path) -> int:
+    """Delete every file in quarantine (and its reason file); how many results were dropped."""
+    qdir = quarantine_dir(folder)
+    n = 0
+    for q in quarantined(folder):
+        try:
+            os.unlink(qdir / q.name)  # unlink removes a link itself, never its target
+            n += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise UploadError(f"cannot delete {qdir / q.name}: {exc.strerror or exc}") from None
+        try:
+            os.unlink(qdir / (q.name + REASON_SUFFIX))
+        except OSError:
+            pass
+    return n
+
+
 def send_all(url: str | list[str], token: str, folder: Path, attempts: int = 4, base_s: float = 1.0, cap_s: float = 30.0,
              timeout_s: float = REQUEST_TIMEOUT_S, sleep: Callable[[float], None] = time.sleep,
              rng: random.Random | None = None, log: Callable[[str], None] | None = None,
-             resolver: Any = None) -> Report:
-    """Send every spooled result, oldest first; each one sent is removed from the spool.
-    ``resolver``: a ``proxies.ProxyResolver`` carrying the run's proxy settings (None: the OS's).
-
-    When the collector cannot be reached after ``attempts`` tries of one file, the rest wait
-    too (no point hammering a collector that is down); they go with the next call. ``url``:
-    several collectors (replicas on one database, comma-separated or a list) are each tried in
-    order within one attempt (``_post_any``), from the one that took the last file.
-    """
+             resolver: Any = None, lang: str = "en") -> Report:
+    """Send every spooled result, newest first; each one stored is removed from the spool, each
+    one refused is set aside in quarantine. ``resolver``: a ``proxies.ProxyResolver`` carrying
+    the run's proxy settings (None: the OS's). Messages are in ``lang``. ``url``: several
+    collectors (replicas on one database, comma-separated or a list) are each tried in order
+    within one attempt (``_post_any``), from the one that took the last file."""
     endpoints = collector_urls(url)
     good = 0
     rng = rng or random.Random()
-    report = Report()
-    files = waiting(folder)
+    report = Report(quarantine=quarantine_dir(folder))
+    files, odd = _entries(folder)
+
+    def aside(path: Path, why: str, collector: str | None, run_id: str = "") -> Sent:
+        try:
+            set_aside(path, why, collector)
+        except OSError as err:  # not moved: it stays, unsent, and the call says so (exit 2)
+            report.held = f"{why} ({err.strerror or err})"
+            return Sent(path.name, HELD, report.held, run_id)
+        return Sent(path.name, QUARANTINED, why, run_id)
+
+    for path in odd:
+        report.files.append(aside(path, word(lang, "upload.why_link"), None))
+    failed_in_a_row = 0
+    asking = _Asking()
     for n, path in enumerate(files):
         try:
-            body = path.read_bytes()
+            body = _read_spooled(path)
+            run_id = _run_id_of(body)
         except FileNotFoundError:
             continue  # sent meanwhile by another readiness on this machine
-        except OSError as exc:
-            report.refused.append((str(path), f"cannot read it: {exc.strerror or exc}"))
+        except _SetAside as exc:
+            report.files.append(aside(path, word(lang, exc.key, **exc.fill), None))
             continue
+        sent: Sent | None = None
+        stop = False
         for attempt in range(attempts):
             try:
-                good = _post_any(endpoints, good, token, body, timeout_s, resolver)
-            except UploadError as exc:
-                report.refused.append((str(path), str(exc)))
+                good, stored = _post_any(endpoints, good, token, body, run_id, timeout_s, resolver, lang, asking)
+            except _Refused as exc:
+                sent = aside(path, str(exc), exc.endpoint or endpoints[good], run_id)
+                stop = sent.outcome == HELD  # a quarantine that takes nothing: stop before the next refusal
+                break
+            except _Held as exc:
+                sent = Sent(path.name, HELD, str(exc), run_id)
+                report.held = str(exc)
+                stop = True
                 break
             except _Retry as exc:
                 report.problem = str(exc)
@@ -234,13 +510,100 @@ def send_all(url: str | list[str], token: str, folder: Path, attempts: int = 4, 
                     if exc.after is not None:
                         wait = max(wait, min(exc.after, cap_s))
                     if log:
-                        log(f"{exc}; trying again in {wait:.1f} s")
+                        log(word(lang, "upload.retrying", why=str(exc), seconds=round(wait, 1)))
                     sleep(wait)
-                continue
-            path.unlink(missing_ok=True)
-            report.sent.append(path.stem)
+                    continue
+                sent = Sent(path.name, WAITING, str(exc), run_id)
+                failed_in_a_row += 1
+                stop = exc.whole or failed_in_a_row >= IN_A_ROW
+                break
+            else:
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                sent = Sent(path.name, STORED, stored, run_id)
+                failed_in_a_row = 0
+                break
+        if sent is not None:
+            report.files.append(sent)
+        if stop:
+            rest = files[n + 1:]
+            report.files.extend(Sent(p.name, HELD if report.held else WAITING, report.held or report.problem)
+                                for p in rest)
             break
-        else:
-            report.waiting = len(files) - n  # this one and those after it
-            return report
+    report.waiting = len([s for s in report.files if s.outcome in (WAITING, HELD)])
     return report
+
+
+# --- what a person is told --------------------------------------------------------------------
+
+
+def shown_urls(url: str) -> str:
+    """One collector URL or several (comma-separated), each without credentials or query."""
+    return ",".join(redact_url(u.strip()) for u in url.split(","))
+
+
+def _plural(lang: str, key: str, n: int, **args: Any) -> str:
+    return word(lang, f"{key}_one", **args) if n == 1 else word(lang, key, n=n, **args)
+
+
+def own_line(report: Report, run_id: str, url: str, folder: Path, lang: str) -> tuple[str, str]:
+    """The run's own upload in one line for its summary, and its outcome: stored, waiting (it
+    goes later), quarantined or held (both a failure of this run: its exit code says error)."""
+    mine = report.for_run(run_id)
+    shown = shown_urls(url)
+    if mine is None:  # gone before this call read it: another readiness on this machine took it,
+        if os.path.lexists(quarantine_dir(folder) / f"{run_id}.json"):  # and set it aside,
+            return word(lang, "upload.run_quarantined", why="?", folder=str(quarantine_dir(folder))), QUARANTINED
+        if not os.path.lexists(folder / f"{run_id}.json"):  # or removed it: only "stored" removes
+            return word(lang, "upload.run_stored", url=shown), STORED
+        return word(lang, "upload.run_waiting", why=report.problem or "?", folder=str(folder)), WAITING
+    if mine.outcome == STORED:
+        return word(lang, "upload.run_already" if mine.why == "already" else "upload.run_stored", url=shown), STORED
+    if mine.outcome == WAITING:
+        return word(lang, "upload.run_waiting", why=mine.why, folder=str(folder)), WAITING
+    if mine.outcome == QUARANTINED:
+        return word(lang, "upload.run_quarantined", why=mine.why, folder=str(quarantine_dir(folder))), QUARANTINED
+    return word(lang, "upload.run_held", why=mine.why, folder=str(folder)), HELD
+
+
+def other_lines(report: Report, url: str, folder: Path, lang: str, skip_run: str | None = None) -> list[tuple[str, bool]]:
+    """Lines about every file of this call (but ``skip_run``'s, said in the run's summary), each
+    with whether it tells of a problem: refusals one by one, then how many went, how many wait,
+    or why the call stopped."""
+    mine = [s for s in report.files if not skip_run or s.run_id != skip_run]
+    lines = [(word(lang, "upload.set_aside", name=s.name, why=s.why, folder=str(quarantine_dir(folder))), True)
+             for s in mine if s.outcome == QUARANTINED]
+    sent = [s for s in mine if s.outcome == STORED]
+    if sent:
+        lines.append((_plural(lang, "upload.uploaded", len(sent), url=shown_urls(url)), False))
+    own = report.for_run(skip_run) if skip_run else None
+    if report.held and not (own and own.outcome == HELD):  # the run's own line says it already
+        lines.append((word(lang, "upload.held", why=report.held, folder=str(folder)), True))
+    waits = [s for s in mine if s.outcome == WAITING]
+    if waits and not report.held:
+        lines.append((_plural(lang, "upload.waiting", len(waits), folder=str(folder), why=report.problem), True))
+    return lines
+
+
+def quarantine_note(folder: Path, lang: str) -> str:
+    """One line when quarantine holds anything (so a refused file is never forgotten), else ""."""
+    try:
+        n = len(quarantined(folder))
+    except UploadError:
+        return ""
+    return _plural(lang, "upload.in_quarantine", n) if n else ""
+
+
+def quarantine_lines(folder: Path, lang: str, drop: bool = False) -> list[str]:
+    """The ``readiness upload --quarantined`` listing; with ``drop``, then deleted."""
+    items = quarantined(folder)
+    qdir = quarantine_dir(folder)
+    if not items:
+        return [word(lang, "upload.quarantine_none", folder=str(qdir))]
+    lines = [word(lang, "upload.quarantine_head", folder=str(qdir)),
+             *(f"  {q.name}  {q.when}  {q.reason}" for q in items)]
+    if drop:
+        lines.append(word(lang, "upload.dropped", n=drop_quarantined(folder), folder=str(qdir)))
+    return lines
