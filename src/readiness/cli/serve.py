@@ -193,7 +193,9 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
     lets browser self-test results labelled NAME in; a read token (--read) reads the fleet, and
     with --site NAME only that site.
     """
-    if read_token + link + share > 1:
+    if read_token and link:
+        raise click.UsageError("give --read or --link, not both")
+    if share and (read_token or link):
         raise click.UsageError("give one of --read, --link, --share")
     if link and not site:
         fail("a site link needs the site it is for: give --site NAME")
