@@ -133,6 +133,8 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
         return collect_page_result(store, body, site, key, collector.max_body, collector.checker)
 
     reading = "anywhere" if opts.public_read else "this machine or with a read token"
+    if access.sign_in is not None:
+        reading += f", and people signed in with {access.sign_in.issuer}"
     log(f"collecting into {redacted(opts.db_url)}; reading from {reading}; "
         f"results older than {opts.keep_days} days are pruned")
     if opts.trusted_proxies:
