@@ -290,7 +290,7 @@ def test_skip_reasons_are_said_in_the_reports_language(cli, tmp_path, fleet_dir)
     html = (tmp_path / "z.html").read_text(encoding="utf-8")
     assert "en länk till ingenting (trasig länk)" in html and "a link to nothing" not in html
     assert f"skipped: {zoo / 'dangling.json'}: a link to nothing (broken link)" in out.stderr
-    from readiness.fleet.collect import said
+    from readiness.fleet.files import said
 
     here, pooled = collect([zoo], workers=1), collect([zoo], workers=2)
     assert [(s.path, said(s.reason, "sv")) for s in here.skipped] == [(s.path, said(s.reason, "sv")) for s in pooled.skipped]
@@ -411,7 +411,7 @@ def test_a_dying_worker_loses_nothing_and_hangs_nothing(fleet_dir, monkeypatch):
     """A worker killed mid-way (out of memory, say): the files it had are read here instead."""
     import sys
 
-    fleet_module = sys.modules["readiness.fleet.collect"]  # the package's name `collect` is the function
+    fleet_module = sys.modules["readiness.fleet.read"]  # where each file is read and judged
 
     need(sys.platform.startswith("linux"), "the workers are forked (and so inherit the patch) on Linux")
     parent, real = os.getpid(), fleet_module.read_result

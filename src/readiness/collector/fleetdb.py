@@ -29,7 +29,8 @@ from typing import Any, Callable, Iterator
 from readiness.collector.access import scoped
 from readiness.collector.store import Store, redacted
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
-from readiness.fleet.collect import _Reader, invalid
+from readiness.fleet.files import invalid
+from readiness.fleet.read import _Reader
 from readiness.fleet.page import render_html
 from readiness.result import Result, ResultError
 

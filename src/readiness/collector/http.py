@@ -50,7 +50,8 @@ from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
 from readiness.collector.pages import audit_page, links_page, message_page, share_page, with_bar
 from readiness.collector.signin import SignIn, SignInError
 from readiness.collector.store import Store, Tally, Unavailable, utcnow
-from readiness.fleet.collect import Skipped, Why
+from readiness.fleet.files import Why
+from readiness.fleet.model import Skipped
 from readiness.fleet.page import fleet_csv
 from readiness.i18n import languages
 from readiness.i18n.format import word

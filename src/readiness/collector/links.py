@@ -2,7 +2,7 @@
 
 Anyone who can open the self-test page can post a result labelled with any site and room, so a
 page result reaches the database (and the fleet, as a browser row of its own that never
-replaces an agent's room: ``fleet.collect.Run.key``) only when the page was opened with a site
+replaces an agent's room: ``fleet.model.Run.key``) only when the page was opened with a site
 link: ``?site=NAME&key=TOKEN``, the token a live one of kind "link"
 made for that very site (``readiness serve token add --link --site NAME``). Without one the
 result is still judged, stored in the results folder and shown to the person; only the

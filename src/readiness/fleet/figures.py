@@ -13,7 +13,8 @@ from datetime import date, timedelta
 from typing import Any, Iterable
 
 from readiness import __version__
-from readiness.fleet.collect import FLEET_KIND, FLEET_SCHEMA_VERSION, Fleet, Run, said
+from readiness.fleet.files import said
+from readiness.fleet.model import FLEET_KIND, FLEET_SCHEMA_VERSION, Fleet, Run
 from readiness.fleet.step5 import analysis, partner_sites
 from readiness.i18n.format import format_bound
 from readiness.judge.requirements import Requirement

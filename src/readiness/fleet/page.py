@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
-from readiness.fleet.collect import Fleet, Run, STATUS_RANK
+from readiness.fleet.model import STATUS_RANK, Fleet, Run
 from readiness.fleet.step5 import csv_rows
 from readiness.i18n.format import age, format_bound, languages
 from readiness.judge.requirements import Requirement

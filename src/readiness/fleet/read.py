@@ -1,0 +1,247 @@
+"""Reading and judging result files for the fleet: one file becomes one record (its labels,
+verdicts keyed by requirement, metric values, the few facts step 5 needs), in worker processes
+when there are many files; each distinct requirement is built once, not once per file."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from readiness.fleet.files import Why, _unreadable, invalid
+from readiness.fleet.model import _CANONICAL, STATUSES, Run
+from readiness.fleet.step5 import facts_of
+from readiness.judge.requirements import Profile, Requirement
+from readiness.judge.verdicts import Judgement, judge
+from readiness.judge.wording import requirement_key
+from readiness.plugins import described
+from readiness.result import CLOCK_TOLERANCE, ResultError, parse_utc, prepare_border, read_result
+from readiness.versions import is_version
+
+class _Registry:
+    """The distinct requirements met in the fleet, each with the profiles that hold it."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[Any, ...], int] = {}
+        self.requirements: list[Requirement] = []
+        self.profiles: list[set[str]] = []
+        self.noted: dict[str, set[int]] = {}  # profile -> indexes already in its profiles set
+
+    def learn(self, key: tuple[Any, ...], req: Requirement) -> None:
+        if key not in self.index:
+            self.index[key] = len(self.requirements)
+            self.requirements.append(req)
+            self.profiles.append(set())
+
+    def indexed(self, statuses: dict[tuple[Any, ...], str], profile: str) -> dict[int, str]:
+        """A run's verdicts keyed by requirement index (each verdict one shared string), its
+        profile noted for each (in C loops: 10 000 runs x 40 items)."""
+        out = dict(zip(map(self.index.__getitem__, statuses), map(_CANONICAL.__getitem__, statuses.values())))
+        if profile:
+            noted = self.noted.setdefault(profile, set())
+            for i in out.keys() - noted:
+                self.profiles[i].add(profile)
+                noted.add(i)
+        return out
+
+
+def _metric_values(result: Any, units: dict[str, str], names: dict[tuple[str, str], str] | None = None
+                   ) -> dict[str, Any]:
+    """Every number, yes/no or version a run measured, as "check.metric" -> value (the CSV's
+    columns). ``names``: one string per name across runs (smaller when sent between processes)."""
+    values: dict[str, Any] = {}
+    names = {} if names is None else names
+    for cname, record in result.checks.items():
+        metrics = record.metrics
+        if type(metrics) is not dict:
+            continue
+        for mname, entry in metrics.items():
+            try:
+                v = entry.get("value")
+            except AttributeError:
+                continue
+            t = type(v)
+            if t is bool or t is int or (t is float and math.isfinite(v)) or (t is str and is_version(v)):
+                name = names.get((cname, mname))
+                if name is None:
+                    name = names[(cname, mname)] = f"{cname}.{mname}"
+                values[name] = v
+                if name not in units:
+                    unit = entry.get("unit")
+                    if unit:
+                        units[name] = str(unit)
+    return values
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+class _Reader:
+    """Reads one file into a Run whose verdicts are keyed by ``requirement_key``.
+
+    Runs here or in a worker process; each Requirement and unit is passed on once per reader,
+    not once per file. Returns ("skip", path, reason, was_a_result) or ("run", run, new
+    requirements, new units).
+    """
+
+    def __init__(self, profile: Profile | None, service_reporters: tuple[str, ...] | None = None) -> None:
+        self.profile = profile
+        # given to a worker process, which need not load the plugins for it
+        self.service_reporters = described().service_reporters if service_reporters is None else service_reporters
+        self.known: set[tuple[Any, ...]] = set()
+        self.units: set[str] = set()
+        # one object per distinct requirement key and metric name for all the runs this reader
+        # makes: records sent back from a worker process pickle each once, not once per run
+        self.keys: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.names: dict[tuple[str, str], str] = {}
+
+    def __call__(self, path: str) -> tuple[Any, ...]:
+        try:
+            result = read_result(path)
+            written = datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
+        except ResultError as exc:
+            reason = str(exc)
+            return ("skip", path, invalid(reason[len(path) + 2:] if reason.startswith(path + ": ") else reason), False)
+        except OSError as exc:  # gone between reading and looking at its time
+            return ("skip", path, _unreadable(exc), False)
+        return self.from_result(result, path, written)
+
+    def from_result(self, result: Any, path: str, written: datetime | None = None) -> tuple[Any, ...]:
+        """The record of a Result already read (from a file, or from the collector's database).
+        ``written``: when its file was last modified; a start later than that (by more than
+        ``CLOCK_TOLERANCE``) is a clock ahead, and the run is skipped: it would otherwise stay its
+        room's newest until that date and hide every later failure."""
+        run_id = result.run_id if isinstance(result.run_id, str) else ""
+        if not run_id:
+            return ("skip", path, Why("no_run_id", "malformed result (no run_id)"), True)
+        try:
+            started = parse_utc(str(result.started_utc))
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=timezone.utc)
+        except ValueError:
+            return ("skip", path, Why("bad_start", f"malformed result (start time {result.started_utc!r} is not a date and "
+                                                   "time)", value=repr(result.started_utc)[:80]), True)
+        if written is not None and started - written > CLOCK_TOLERANCE:
+            stamp, file_time = started.strftime("%Y-%m-%dT%H:%M:%SZ"), written.strftime("%Y-%m-%dT%H:%M:%SZ")
+            minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
+            return ("skip", path, Why("clock_ahead", f"starts at {stamp} by its computer's clock, after its file was "
+                                                     f"written ({file_time}; {minutes} minutes are tolerated): that "
+                                                     "computer's clock is ahead; not counted",
+                                      started=stamp, written=file_time, minutes=minutes), True)
+        new: dict[tuple[Any, ...], Requirement] = {}
+        try:
+            if self.profile is not None:
+                # each check's requirements are judged where that check ran; the room's state
+                # takes every check from its latest run (see collect)
+                j = judge(result, self.profile, only_checks=set(result.checks))
+                needed = tuple(j.coverage.needed) if j.coverage else ()
+                overall, name, statuses = self._judged(j, new)
+            elif isinstance(result.judgement, dict):
+                cov = result.judgement.get("coverage")
+                needed = tuple(c for c in cov.get("needed", []) if isinstance(c, str)) if isinstance(cov, dict) else ()
+                overall, name, statuses = self._stored(result.judgement, new)
+            else:
+                return ("skip", path, Why("not_judged", "holds no judgement; give --profile or --requirements to judge it"),
+                        True)
+            for status in (overall, *statuses.values()):
+                if status not in STATUSES:
+                    raise ValueError(f"unknown verdict {status!r}")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            code, what = (("cannot_judge", "cannot be judged against the profile") if self.profile is not None else
+                          ("bad_judgement", "malformed judgement in the result"))
+            error = f"{type(exc).__name__}: {exc}"
+            return ("skip", path, Why(code, f"{what} ({error})", error=error), True)
+        self.known.update(new)
+        units: dict[str, str] = {}
+        values = _metric_values(result, units, self.names)
+        new_units = {k: v for k, v in units.items() if k not in self.units}
+        self.units.update(new_units)
+        host = result.host if isinstance(result.host, dict) else {}
+        labels = result.labels if isinstance(result.labels, dict) else {}
+        checks = tuple(c for c in result.checks if isinstance(c, str))
+        run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
+                  site=_text(labels.get("site")), room=_text(labels.get("room")), label=_text(labels.get("label")),
+                  profile=name, overall=overall, statuses=statuses, values=values, checks=checks,
+                  needed=needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses)),
+                  facts=facts_of(result, self.profile.summary() if self.profile is not None else
+                                 (result.judgement or {}).get("profile"), self.service_reporters))
+        return ("run", run, new, new_units)
+
+    def _judged(self, j: Judgement, new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
+        statuses: dict[Any, str] = {}
+        for v in j.items:
+            key = requirement_key(v.requirement)
+            key = self.keys.setdefault(key, key)
+            if key not in self.known:
+                new[key] = v.requirement
+            statuses[key] = v.status
+        return j.overall, _text(j.profile.get("name")), statuses
+
+    def _stored(self, data: dict[str, Any], new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
+        """The judgement stored in a result, read from its JSON form as ``Judgement.from_dict``
+        reads it, but building each distinct Requirement once, not once per item and file
+        (10 000 files x 20 items was half the run time)."""
+        prof = data.get("profile")
+        name = _text(prof.get("name")) if isinstance(prof, dict) else ""
+        statuses: dict[Any, str] = {}
+        for item in data.get("items", []):
+            req = item["requirement"]
+            key = (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"),
+                   req.get("min_version"), req.get("service"))
+            key = self.keys.setdefault(key, key)
+            if key not in self.known and key not in new:
+                new[key] = Requirement.from_dict(req)
+            status = item["status"]
+            statuses[key] = _CANONICAL.get(status, status) if type(status) is str else status
+        return data["overall"], name, statuses
+
+
+_WORKER_READER: _Reader | None = None
+
+
+def _worker_start(profile: Profile | None, service_reporters: tuple[str, ...]) -> None:
+    global _WORKER_READER
+    prepare_border()  # compiled once per worker (inherited when forked), not on its first file
+    _WORKER_READER = _Reader(profile, service_reporters)
+
+
+def _worker_read(path: str) -> tuple[Any, ...]:
+    assert _WORKER_READER is not None
+    return _WORKER_READER(path)
+
+
+def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterator[tuple[Any, ...]]:
+    """Each file's record, in order: in worker processes when there are many files (parsing
+    JSON is most of the time, and it is CPU-bound), else here. A worker that dies (out of
+    memory, killed) does not hang or lose anything: the files left are read here."""
+    done = 0
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        # fork starts in milliseconds; where it is unsafe or missing (macOS, Windows), spawn
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        prepare_border()  # compile the schema before forking: every worker inherits it
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                     initializer=_worker_start,
+                                     initargs=(profile, described().service_reporters)) as pool:
+                for record in pool.map(_worker_read, files, chunksize=32):
+                    done += 1
+                    yield record
+            return
+        except (BrokenProcessPool, OSError):
+            pass
+    reader = _Reader(profile)
+    for path in files[done:]:
+        yield reader(path)
+
+
+def _auto_workers(n_files: int) -> int:
+    if n_files < 400:  # starting processes would cost more than it saves
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
