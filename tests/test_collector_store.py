@@ -17,6 +17,7 @@ import collector_docs as docs
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
 from readiness.collector.ingest import Refused, ingest
 from readiness.collector.fleetdb import FleetView
+from readiness.collector.migrations import head
 from readiness.collector.metrics import exposition
 from readiness.collector.migrations import head
 from readiness.collector.store import Store, StoreError, Unavailable, latest, tokens

@@ -51,6 +51,7 @@ class ServeOptions:
     trusted_proxies: tuple[Any, ...] = ()  # networks (ipaddress) whose forwarding headers name the client
     own_lists: tuple[str, ...] = ()  # the organisation's requirement lists: the words /fleet and /runs show
     org: str = ""  # the organisation's name: the self-test page says who keeps a partner's result
+    access_file: str | None = None  # roles, sign-in and the audit log's retention (``collector.access``)
 
 
 class Site:
@@ -108,7 +109,12 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
     from readiness.collector.http import Collector  # the server extra: only with --db
     from readiness.collector.links import collect_page_result  # the server extra: only with --db
     from readiness.collector.store import redacted  # the server extra: only with --db
+    from readiness.collector.access import AccessConfig, AccessError, load_config  # the server extra: only with --db
 
+    try:
+        access = load_config(opts.access_file) if opts.access_file else AccessConfig()
+    except AccessError as exc:
+        raise ServiceError(str(exc)) from None
     try:
         words = OwnWords(own_lists(opts.own_lists, *_installed()))
     except ProfileError as exc:
@@ -118,7 +124,8 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
     if workers is None:
         workers = n if (n := os.cpu_count() or 1) > 1 else 0
     collector = Collector(store, public_read=opts.public_read, max_body=int(opts.max_upload_mb * 1e6), log=log,
-                          workers=workers, words=words)
+                          workers=workers, words=words, access=access, tls=tls)
+    collector.org = opts.org
     if collector.checker is not None:
         collector.checker.warm()
 
@@ -126,6 +133,8 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
         return collect_page_result(store, body, site, key, collector.max_body, collector.checker)
 
     reading = "anywhere" if opts.public_read else "this machine or with a read token"
+    if access.sign_in is not None:
+        reading += f", and people signed in with {access.sign_in.issuer}"
     log(f"collecting into {redacted(opts.db_url)}; reading from {reading}; "
         f"results older than {opts.keep_days} days are pruned")
     if opts.trusted_proxies:

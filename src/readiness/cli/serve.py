@@ -32,13 +32,14 @@ from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_sto
 @click.option("--max-upload-mb", type=Finite(0.01, 64), default=8.0, show_default=True, help="With --db: largest result accepted, MB.")
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
+@click.option("--access", "access_file", metavar="FILE", type=click.Path(dir_okay=False), help="With --db: who may see what (TOML: sign-in with OpenID Connect, roles per site, the audit log's retention; see the README).")
 @click.option("--org", metavar="NAME", default="", help="Your organisation's name: the self-test page tells partners it keeps their result (else: \"the organisation that sent you this link\").")
 @click.option("--print-unit", is_flag=True, help="Print a hardened systemd unit that runs this server with the options given, and exit.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
-          ingest_workers: int | None, print_unit: bool, trusted_proxies: tuple[str, ...],
+          ingest_workers: int | None, access_file: str | None, print_unit: bool, trusted_proxies: tuple[str, ...],
           own_lists: tuple[str, ...], org: str) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
@@ -75,7 +76,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
                         max_connections=max_connections, timeout=timeout, max_seconds=max_seconds, tls_cert=tls_cert,
                         tls_key=tls_key, results_dir=results_dir, db_url=db_url, public_read=public_read,
                         keep_days=keep_days, max_upload_mb=max_upload_mb, ingest_workers=ingest_workers,
-                        trusted_proxies=tuple(proxies), own_lists=own_lists, org=org)
+                        trusted_proxies=tuple(proxies), own_lists=own_lists, org=org, access_file=access_file)
     try:
         site = build(opts, open_store=lambda url: open_store(url, create=True))
     except ServiceError as exc:
@@ -146,6 +147,31 @@ def db_backup(db_url: str | None, file: str) -> None:
     click.echo(f"backed up {runs} run{'s' if runs != 1 else ''} to {file}", err=True)
 
 
+@serve.command("audit")
+@DB_OPTION
+@click.option("--since", metavar="SPAN", help="Only entries of the last SPAN: 12h, 30d, 2w.")
+@click.option("--limit", type=click.IntRange(1, 1000000), default=1000, show_default=True, help="At most this many entries, newest first.")
+def audit_list(db_url: str | None, since: str | None, limit: int) -> None:
+    """List the audit log, newest first: sign-ins, tokens and links made and revoked, role changes, exports."""
+    from readiness.collector.access import parse_span
+    from readiness.collector.store import Unavailable, utcnow
+
+    try:
+        start = utcnow() - parse_span(since) if since is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    store = open_store(db_url, create=False)
+    try:
+        entries = store.list_audit(limit, start)
+    except Unavailable as exc:
+        fail(str(exc))
+    for e in entries:
+        click.echo("  ".join(x for x in (f"{e['at']:%Y-%m-%d %H:%M:%S}Z", e["actor"], e["action"], e["target"],
+                                         f"site {e['site']}" if e["site"] else "", e["detail"]) if x))
+    if not entries:
+        click.echo("no audit log entries", err=True)
+
+
 @serve.group("token")
 def token_group() -> None:
     """Upload tokens (one per site), site links for the self-test page and read tokens for the collector."""
@@ -153,24 +179,38 @@ def token_group() -> None:
 
 @token_group.command("add")
 @DB_OPTION
-@click.option("--site", metavar="NAME", help="The site this upload token (or site link) submits results for (as agents label it with --site).")
+@click.option("--site", metavar="NAME", help="The site this upload token (or site link) submits results for (as agents label it with --site); with --read: the one site it reads.")
 @click.option("--read", "read_token", is_flag=True, help="A read token instead (fleet page, API and /metrics from other machines).")
 @click.option("--link", is_flag=True, help="A site link instead: the self-test page opened with it puts that site's browser results into the database.")
+@click.option("--share", is_flag=True, help="A partner share link instead: /share/TOKEN shows that site's verdicts and fixes, without host names or addresses (give --expires).")
 @click.option("--base-url", metavar="URL", help="With --link: the server's address as people reach it (https://HOST:PORT), to print the whole link.")
-def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool, base_url: str | None) -> None:
+@click.option("--expires", metavar="SPAN", help="The token stops working after this long: 12h, 30d, 2w (default: until revoked).")
+def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool, share: bool, base_url: str | None,
+              expires: str | None) -> None:
     """Create a token and print it once (only its hash is kept).
 
     An upload token (--site NAME) lets that site's agents upload; a site link (--link --site NAME)
-    lets browser self-test results labelled NAME in; a read token (--read) reads the fleet.
+    lets browser self-test results labelled NAME in; a read token (--read) reads the fleet, and
+    with --site NAME only that site.
     """
     if read_token and link:
         raise click.UsageError("give --read or --link, not both")
+    if share and (read_token or link):
+        raise click.UsageError("give one of --read, --link, --share")
     if link and not site:
         fail("a site link needs the site it is for: give --site NAME")
-    if read_token == bool(site):
+    if share and not site:
+        fail("a share link shows one partner site: give --site NAME")
+    if not read_token and not site:
         raise click.UsageError("give --site NAME for an upload token, or --read for a read token")
-    if base_url is not None and not link:
-        raise click.UsageError("--base-url goes with --link")
+    from readiness.collector.access import parse_span
+
+    try:
+        span = parse_span(expires) if expires is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires") from None
+    if base_url is not None and not (link or share):
+        raise click.UsageError("--base-url goes with --link or --share")
     import re
 
     base = (base_url or "").strip().rstrip("/")
@@ -179,14 +219,22 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
     site = (site or "").strip()
     if len(site) > 200 or not site and not read_token:
         raise click.BadParameter("a site name of 1 to 200 characters", param_hint="--site")
-    from readiness.collector.store import Unavailable
+    from readiness.collector.store import Unavailable, utcnow
 
     store = open_store(db_url, create=True)
+    kind = "read" if read_token else "link" if link else "share" if share else "upload"
     try:
-        tok, secret = store.add_token("read" if read_token else "link" if link else "upload", site)
+        tok, secret = store.add_token(kind, site, utcnow() + span if span else None)
+        store.add_audit("command line", "token_add", f"{kind} token {tok.id}", site,
+                        f"expires {tok.expires:%Y-%m-%d %H:%M}Z" if tok.expires else "")
     except Unavailable as exc:
         fail(str(exc))
-    if read_token:
+    if share:
+        until = f"until {tok.expires:%Y-%m-%d %H:%M} UTC" if tok.expires else "until revoked"
+        click.echo(f"New share link for partner site {site!r} (id {tok.id}), works {until}, shown only now: "
+                   f"send it to the partner; revoke it with `readiness serve token revoke {tok.id}`.", err=True)
+        click.echo(f"{base}/share/{secret}", err=True)
+    elif read_token:
         click.echo(f"New read token (id {tok.id}), shown only now: give it as 'Authorization: Bearer TOKEN' "
                    "(Prometheus: authorization.credentials) to read from other machines.", err=True)
     elif link:
@@ -204,7 +252,7 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
 @token_group.command("list")
 @DB_OPTION
 def token_list(db_url: str | None) -> None:
-    """List tokens: id, kind, site, first characters, created, revoked."""
+    """List tokens: id, kind, first characters, created, state (live, expires, revoked, expired), last use, site."""
     from readiness.collector.store import Unavailable
 
     store = open_store(db_url, create=False)
@@ -213,8 +261,10 @@ def token_list(db_url: str | None) -> None:
     except Unavailable as exc:
         fail(str(exc))
     for t in rows:
-        state = f"revoked {t.revoked:%Y-%m-%d %H:%M}Z" if t.revoked else "live"
-        click.echo(f"{t.id:>4}  {t.kind:6}  {t.hint}…  created {t.created:%Y-%m-%d %H:%M}Z  {state}  {t.site}")
+        state = (f"expired {t.expires:%Y-%m-%d %H:%M}Z" if t.expired else f"revoked {t.revoked:%Y-%m-%d %H:%M}Z"
+                 if t.revoked else f"live until {t.expires:%Y-%m-%d %H:%M}Z" if t.expires else "live")
+        used = f"used {t.last_used:%Y-%m-%d %H:%M}Z" if t.last_used else "never used"
+        click.echo(f"{t.id:>4}  {t.kind:6}  {t.hint}…  created {t.created:%Y-%m-%d %H:%M}Z  {state}  {used}  {t.site}")
     if not rows:
         click.echo("no tokens yet (readiness serve token add --site NAME)", err=True)
 
@@ -231,9 +281,12 @@ def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> 
 
     store = open_store(db_url, create=False)
     try:
-        n = store.revoke_tokens(token_id=token_id, site=site)
+        gone = store.revoke(token_id=token_id, site=site)
+        for t in gone:
+            store.add_audit("command line", "token_revoke", f"{t.kind} token {t.id}", t.site)
     except Unavailable as exc:
         fail(str(exc))
+    n = len(gone)
     if n == 0:
         fail("no live token matched; nothing revoked (see `readiness serve token list`)")
     click.echo(f"revoked {n} token{'s' if n != 1 else ''}; results sent with {'them' if n != 1 else 'it'} are not taken in from now on")

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from typing import Any, Callable, Iterator
 
+from readiness.collector.access import scoped
 from readiness.collector.store import Store, redacted
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
 from readiness.fleet.files import invalid
@@ -176,9 +177,14 @@ class FleetView:
         self.stamp: Any = None
         self.built = 0.0
         self.fleet: Fleet | None = None
-        self.figs: dict[str, dict[str, Any]] = {}
+        self.scoped: dict[frozenset[str], Fleet] = {}  # the fleet of a set of sites (``access.scoped``)
+        self.figs: dict[tuple[frozenset[str] | None, str], dict[str, Any]] = {}
 
-    def get(self, lang: str) -> tuple[Fleet, dict[str, Any]]:
+    SCOPES_MAX = 256  # distinct site sets kept at once
+
+    def get(self, lang: str, sites: frozenset[str] | None = None) -> tuple[Fleet, dict[str, Any]]:
+        """The fleet and its figures in ``lang``; of ``sites`` only when given (cut before the
+        figures are computed: no count, action or name of another site is in them)."""
         with self.lock:  # one build at a time; readers arriving meanwhile get its result
             now = time.monotonic()
             if self.fleet is None or now - self.built >= self.min_age_s:
@@ -190,14 +196,22 @@ class FleetView:
                         if self.words is not None:
                             fleet = in_own_words(fleet, self.words)
                         fleet.skipped.extend(notes)
-                        self.fleet, self.figs, self.stamp = fleet, {}, stamp
+                        self.fleet, self.figs, self.scoped, self.stamp = fleet, {}, {}, stamp
                 self.built = now
-            if lang not in self.figs:
+            fleet = self.fleet
+            if sites is not None:
+                if sites not in self.scoped:
+                    if len(self.scoped) >= self.SCOPES_MAX:
+                        self.scoped, self.figs = {}, {k: v for k, v in self.figs.items() if k[0] is None}
+                    self.scoped[sites] = scoped(fleet, sites, self.store.count(sites), {
+                        day: Counter(counts) for day, counts in self.store.per_day(sites).items()})
+                fleet = self.scoped[sites]
+            if (sites, lang) not in self.figs:
                 with gc_paused():
-                    self.figs[lang] = figures(self.fleet, lang)
-            return self.fleet, self.figs[lang]
+                    self.figs[(sites, lang)] = figures(fleet, lang)
+            return fleet, self.figs[(sites, lang)]
 
-    def html(self, lang: str) -> str:
-        fleet, figs = self.get(lang)
+    def html(self, lang: str, sites: frozenset[str] | None = None) -> str:
+        fleet, figs = self.get(lang, sites)
         # the page is /fleet: a row links its run's report at /runs/ID
         return render_html(fleet, figs, "fleet.html", lang, link=lambda r: f"runs/{r.run_id}")

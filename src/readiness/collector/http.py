@@ -6,9 +6,17 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     POST /api/v1/results   one result document; ``Authorization: Bearer <upload token>``
     GET  /fleet            the live fleet report (HTML; ``?lang=sv``)
     GET  /api/v1/fleet     the fleet figures (JSON)
+    GET  /fleet.csv        the fleet's rows (CSV; each export is written to the audit log)
     GET  /runs/<run id>    one run's report (HTML; ``?lang=sv``)
     GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age;
                            this process's ingest latency, queue depth, database errors, memory
+    GET  /admin/audit      the audit log (HTML; admin, auditor, this machine)
+    GET  /auth/login       sign in with OpenID Connect (with ``[sign_in]`` in the access file)
+    GET  /auth/callback    where the provider sends the browser back
+    POST /auth/logout      sign out (the session's CSRF token in the form)
+    GET  /admin/links      partner share links of the sites one manages (admin, site lead; signed in)
+    POST /admin/links      make or withdraw one (the session's CSRF token in the form)
+    GET  /share/<secret>   a partner's share link: one site's rooms, verdicts and fixes (no host names, no addresses)
     GET  /healthz          200 while the process is up (for a load balancer; no token)
     GET  /readyz           200 when the database answers a query within 2 s, else 503 (no token)
 
@@ -18,24 +26,35 @@ with ``--public-read``. Upload needs a site's upload token, and a token submits 
 own site only. The pages speak with the organisation's words (``judge.wording``), never an
 upload's unmarked. Every upload is logged in one line: client, site (the token's), run id,
 outcome (stored new or duplicate, refused with its status and code); never the token.
+
+Who reads sees only the sites allowed (``collector.access.Caller``): a read token made with
+``--site`` reads that site alone; the fleet is cut to those sites before any figure is computed,
+and a run of another site is "no such run".
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 import threading
 import time
 from collections import deque
 from datetime import timedelta
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
+from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller, parse_span
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKED_REASON, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
-from readiness.collector.store import Store, Tally, Unavailable
+from readiness.collector.pages import audit_page, links_page, message_page, share_page, with_bar
+from readiness.collector.signin import SignIn, SignInError
+from readiness.collector.store import Store, Tally, Unavailable, utcnow
 from readiness.fleet.files import Why
 from readiness.fleet.model import Skipped
+from readiness.fleet.page import fleet_csv
 from readiness.i18n import languages
+from readiness.i18n.format import word
 from readiness.judge.verdicts import Judgement
 from readiness.judge.wording import OwnWords
 from readiness.render.report import render_report
@@ -47,6 +66,7 @@ HTML_TYPE = "text/html; charset=utf-8"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 # The pages are self-contained: no script, styles inline, pictures as data: URLs only.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+CSV_TYPE = "text/csv; charset=utf-8"
 
 
 def reply(status: int, body: dict[str, Any], **headers: str) -> Response:
@@ -57,8 +77,18 @@ def refuse(status: int, code: str, reason: str, **headers: str) -> Response:
     return reply(status, {"error": code, "reason": reason}, **headers)
 
 
-def html(text: str) -> Response:
-    return Response.text(text, content_type=HTML_TYPE, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+def html(text: str, status: int = 200, who: Caller | None = None, **headers: str) -> Response:
+    """A page; a signed-in person's pages hold the sign-out form, posted to this server only."""
+    csp = CSP.replace("form-action 'none'", "form-action 'self'") if who is not None and who.session else CSP
+    return Response.text(text, status, content_type=HTML_TYPE,
+                         headers={"Content-Security-Policy": csp, "Cache-Control": "no-store", **headers})
+
+
+def _form(req: Request) -> dict[str, str]:
+    try:
+        return {k: v[0] for k, v in parse_qs(req.body.read().decode("utf-8"), max_num_fields=20).items()}
+    except (UnicodeDecodeError, ValueError, BodyError):
+        return {}
 
 
 def _param(req: Request, name: str, default: str = "") -> str:
@@ -79,11 +109,17 @@ class Collector:
     """The collector's handlers over one ``Store``."""
 
     def __init__(self, store: Store, public_read: bool = False, max_body: int = MAX_BODY_BYTES,
-                 log: Callable[[str], None] | None = None, workers: int = 0, words: Any = None) -> None:
+                 log: Callable[[str], None] | None = None, workers: int = 0, words: Any = None,
+                 access: AccessConfig | None = None, tls: bool = False) -> None:
         """``words``: the organisation's words for requirements (``judge.wording.OwnWords``, from
         the shipped profiles and ``serve --requirements``); None: every requirement's texts are
         shown marked as sent by the agent."""
         self.store = store
+        self.access = access or AccessConfig()
+        self.tls = tls
+        self.signin = SignIn(store, self.access) if self.access.sign_in is not None else None
+        self.org = ""  # the organisation's name, as the share page names it (``serve --org``)
+        self.local_read = self.access.sign_in is None or self.access.sign_in.local_read
         self.checker = Checkers(workers) if workers > 0 else None
         self.public_read = public_read
         self.max_body = max_body
@@ -135,16 +171,39 @@ class Collector:
             return hit[1]
         token = self.store.lookup_token(secret)
         if token is not None:
+            self._touch(token)
             with self._tokens_lock:
                 if len(self._tokens) >= self.TOKEN_CACHE_MAX:
                     self._tokens.clear()
                 self._tokens[secret] = (now, token)
         return token
 
+    def _touch(self, token: Any) -> None:
+        """Note the token's last use (``token list`` shows it); a database away loses only that."""
+        try:
+            self.store.touch_token(token)
+        except Unavailable:
+            pass
+
+    def audit(self, caller: Caller, action: str, target: str = "", site: str = "", detail: str = "") -> None:
+        """One line in the audit log; a database away is logged here instead (never a failed request)."""
+        try:
+            self.store.add_audit(caller.name, action, target, site, detail)
+        except Unavailable as exc:
+            self.log(f"audit: not written ({caller.name} {action} {target}): {exc}")
+
     def routes(self) -> list[Route]:
         read = ("GET", "HEAD")
         return [Route("POST", "/api/v1/results", self.post_result, max_body=self.max_body),
                 Route(read, "/fleet", self.get_fleet, max_body=0), Route(read, "/api/v1/fleet", self.get_fleet_json, max_body=0),
+                Route(read, "/fleet.csv", self.get_fleet_csv, max_body=0),
+                Route(read, "/admin/audit", self.get_audit, max_body=0),
+                Route("GET", "/auth/login", self.get_login, max_body=0),
+                Route("GET", "/auth/callback", self.get_callback, max_body=0),
+                Route("POST", "/auth/logout", self.post_logout, max_body=4096),
+                Route(read, "/share/", self.get_share, max_body=0, prefix=True),
+                Route(read, "/admin/links", self.get_links, max_body=0),
+                Route("POST", "/admin/links", self.post_links, max_body=4096),
                 Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0),
                 Route(read, "/healthz", self.get_healthz, max_body=0), Route(read, "/readyz", self.get_readyz, max_body=0)]
 
@@ -189,6 +248,9 @@ class Collector:
             n = self.store.prune(keep)
             if n:
                 self.log(f"retention: pruned {n} results older than {keep.days} days")
+            days = self.access.audit_keep_days
+            if n := self.store.prune_audit(timedelta(days=days)):
+                self.log(f"retention: pruned {n} audit log entries older than {days} days")
         except Unavailable as exc:
             self.log(f"retention: {exc}")
 
@@ -258,10 +320,9 @@ class Collector:
 
     # --- read side -------------------------------------------------------------------------
 
-    def _read_allowed(self, req: Request) -> Response | None:
-        """None when this request may read; else the refusal."""
-        if self.public_read or req.local:
-            return None
+    def caller(self, req: Request) -> Caller | Response:
+        """Who may read, and which sites; else the refusal. Credentials given (a live read
+        token) count first, so a site's token reads its site only even from this machine."""
         secret = _bearer(req)
         if secret is not None:
             try:
@@ -269,17 +330,31 @@ class Collector:
             except Unavailable:
                 return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
             if token is not None and token.kind == "read" and token.revoked is None:
-                return None
+                self._touch(token)
+                return Caller(f"read token {token.id}", "token", frozenset({token.site}) if token.site else None)
+        if self.signin is not None:
+            try:
+                person = self.signin.caller(req.headers.get("Cookie"))
+            except Unavailable:
+                return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+            if person is not None:
+                return person
+        if self.public_read:
+            return PUBLIC
+        if self.local_read and req.local:
+            return LOCAL
         return refuse(401, "read_token_required",
                       "reading needs a read token (Authorization: Bearer TOKEN) from another machine",
                       **{"WWW-Authenticate": "Bearer"})
 
-    def _reading(self, req: Request, make: Callable[[], Response]) -> Response:
-        denied = self._read_allowed(req)
-        if denied is not None:
-            return denied
+    def _reading(self, req: Request, make: Callable[[Caller], Response], page: bool = False) -> Response:
+        who = self.caller(req)
+        if isinstance(who, Response):
+            if page and self.signin is not None and who.status == 401:  # a person: to the sign-in
+                return Response(302, b"", HTML_TYPE, {"Location": self.signin.login_url(req.path), "Cache-Control": "no-store"})
+            return who
         try:
-            return make()
+            return make(who)
         except Unavailable as exc:
             self.log(f"{req.client} read failed: {exc}")
             return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
@@ -289,8 +364,10 @@ class Collector:
         if not RUN_ID.match(run_id):
             return refuse(404, "not_found", "no such run")
 
-        def make() -> Response:
-
+        def make(who: Caller) -> Response:
+            site = self.store.site_of(run_id)
+            if site is None or not who.sees(site):  # another site's run is not there for this caller
+                return refuse(404, "not_found", "no such run")
             doc = self.store.document(run_id)
             if doc is None:
                 return refuse(404, "not_found", "no such run")
@@ -302,27 +379,173 @@ class Collector:
                 item.requirement = self.words.reword(item.requirement)[0]
             if isinstance(judgement.profile, dict):  # whom to call: the organisation's contact only
                 judgement.profile = {**judgement.profile, "support": self.words.support(judgement.profile.get("name")) or None}
-            return html(render_report(result, judgement, _lang(req)))
+            lang = _lang(req)
+            return html(with_bar(render_report(result, judgement, lang), who, lang), who=who)
 
-        return self._reading(req, make)
+        return self._reading(req, make, page=True)
 
     def get_fleet(self, req: Request) -> Response:
-        def make() -> Response:
-            return html(self.view.html(_lang(req)))
+        def make(who: Caller) -> Response:
+            lang = _lang(req)
+            return html(with_bar(self.view.html(lang, who.sites), who, lang), who=who)
 
-        return self._reading(req, make)
+        return self._reading(req, make, page=True)
 
     def get_fleet_json(self, req: Request) -> Response:
-        def make() -> Response:
-            return reply(200, self.view.get(_lang(req))[1])
+        def make(who: Caller) -> Response:
+            return reply(200, self.view.get(_lang(req), who.sites)[1])
 
         return self._reading(req, make)
+
+    def get_fleet_csv(self, req: Request) -> Response:
+        def make(who: Caller) -> Response:
+            fleet, _ = self.view.get("en", who.sites)
+            self.audit(who, "export", "/fleet.csv", detail=f"{len(fleet.runs)} rows")
+            return Response(200, fleet_csv(fleet), CSV_TYPE,
+                            {"Content-Disposition": 'attachment; filename="fleet.csv"', "Cache-Control": "no-store"})
+
+        return self._reading(req, make)
+
+    def get_audit(self, req: Request) -> Response:
+        def make(who: Caller) -> Response:
+            if not who.audits:
+                return refuse(403, "forbidden", "the audit log is for administrators and auditors")
+            return html(audit_page(self.store.list_audit(), self.access.audit_keep_days, who, _lang(req)), who=who)
+
+        return self._reading(req, make, page=True)
+
+    def _manager(self, req: Request) -> Caller | Response:
+        """A signed-in person who manages links of at least one site (admin, site lead)."""
+        who = self.caller(req)
+        if isinstance(who, Response):
+            return who
+        if not who.session or not (who.admin or who.lead_sites):
+            return refuse(403, "forbidden", "share links are managed by administrators and site leads, signed in")
+        return who
+
+    def _links_page(self, req: Request, who: Caller, made: str = "") -> Response:
+        links = [t for t in self.store.list_tokens() if t.kind == "share" and t.revoked is None and who.manages(t.site)]
+        sites = None if who.admin else sorted(who.lead_sites)
+        return html(links_page(who, links, sites, made, _lang(req)), who=who)
+
+    def get_links(self, req: Request) -> Response:
+        def make(_who: Caller) -> Response:
+            who = self._manager(req)
+            return who if isinstance(who, Response) else self._links_page(req, who)
+
+        return self._reading(req, make, page=True)
+
+    def post_links(self, req: Request) -> Response:
+        who = self._manager(req)
+        if isinstance(who, Response):
+            return who
+        form = _form(req)
+        if not _csrf_ok(form.get("csrf", ""), who):
+            self.audit(who, "csrf_refused", req.path)
+            return refuse(403, "csrf", "this form did not come from this collector's page")
+        try:
+            if form.get("action") == "add":
+                site = form.get("site", "").strip()
+                try:
+                    span = parse_span(f"{form.get('days', '')}d")
+                except ValueError:
+                    return refuse(400, "bad_days", "give the days the link works, 1 to 365")
+                if not site or len(site) > 200 or not who.manages(site) or span.days > 365:
+                    return refuse(403, "forbidden", "you do not manage share links of that site")
+                tok, secret = self.store.add_token("share", site, utcnow() + span)
+                self.audit(who, "token_add", f"share token {tok.id}", site, f"expires {tok.expires:%Y-%m-%d %H:%M}Z")
+                base = self.signin.settings.base_url if self.signin is not None else ""
+                return self._links_page(req, who, f"{base}/share/{secret}")
+            if form.get("action") == "revoke":
+                wanted = form.get("id", "")
+                token = next((t for t in self.store.list_tokens() if str(t.id) == wanted and t.kind == "share"), None)
+                if token is None or not who.manages(token.site):
+                    return refuse(403, "forbidden", "you do not manage that share link")
+                for t in self.store.revoke(token_id=token.id):
+                    self.audit(who, "token_revoke", f"share token {t.id}", t.site)
+                return self._links_page(req, who)
+        except Unavailable:
+            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+        return refuse(400, "bad_form", "this form asks for nothing this page does")
+
+    def get_share(self, req: Request) -> Response:
+        """A partner's view of its own site through a share link (kind "share"): the link is
+        the credential, good for that one site and this page only, until it expires or is revoked."""
+        secret = req.path[len("/share/"):]
+        lang = _lang(req)
+        try:
+            token = self.store.lookup_token(secret) if 0 < len(secret) <= 100 else None
+            if token is None or token.kind != "share" or token.revoked is not None:
+                return html(message_page("access.share_gone", lang), 404, **{"Referrer-Policy": "no-referrer"})
+            self._touch(token)
+            fleet, figs = self.view.get(lang, frozenset({token.site}))
+            page = share_page(fleet, figs, token.site, self.org or _word(lang, "access.share_host"), token.expires, lang)
+        except Unavailable:
+            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+        return html(page, **{"Referrer-Policy": "no-referrer"})  # the link is the key: never in a Referer
+
+    # --- sign-in ---------------------------------------------------------------------------
+
+    def get_login(self, req: Request) -> Response:
+        if self.signin is None:
+            return refuse(404, "not_found", "sign-in is not set up on this collector (see --access)")
+        try:
+            url, cookie = self.signin.begin(_param(req, "next", "/fleet"))
+        except SignInError as exc:
+            self.log(f"{req.client} sign-in not started: {exc}")
+            return refuse(502, "provider_unavailable", "the sign-in provider is not reachable now")
+        except Unavailable:
+            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+        return Response(302, b"", HTML_TYPE, {"Location": url, "Set-Cookie": cookie, "Cache-Control": "no-store"})
+
+    def get_callback(self, req: Request) -> Response:
+        if self.signin is None:
+            return refuse(404, "not_found", "sign-in is not set up on this collector (see --access)")
+        lang = _lang(req)
+        try:
+            who, cookie, to, name = self.signin.finish(req.headers.get("Cookie"), req.query)
+        except SignInError as exc:
+            self.log(f"{req.client} sign-in refused: {exc}")
+            self.audit(Caller(req.client, "anonymous"), "sign_in_refused", detail=str(exc))
+            return html(message_page("access.sign_in_intro", lang, "/auth/login", _word(lang, "access.sign_in")), 403,
+                        **{"Set-Cookie": self.signin.clear_cookie()})
+        except Unavailable:
+            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
+        if who is None:
+            self.audit(Caller(name, "anonymous"), "sign_in_refused", detail="no role for this account")
+            return html(message_page("access.no_role", lang), 403, **{"Set-Cookie": cookie})
+        sites = "every site" if who.sites is None else ", ".join(sorted(who.sites))
+        self.audit(who, "sign_in", who.role, detail=sites)
+        return Response(302, b"", HTML_TYPE, {"Location": to, "Set-Cookie": cookie, "Cache-Control": "no-store"})
+
+    def post_logout(self, req: Request) -> Response:
+        if self.signin is None:
+            return refuse(404, "not_found", "sign-in is not set up on this collector (see --access)")
+        who = self.caller(req)
+        if not isinstance(who, Caller) or not who.session:
+            return refuse(401, "not_signed_in", "not signed in")
+        if not _csrf_ok(_form(req).get("csrf", ""), who):
+            self.audit(who, "csrf_refused", req.path)
+            return refuse(403, "csrf", "this form did not come from this collector's page")
+        self.signin.end(who)
+        self.audit(who, "sign_out")
+        lang = _lang(req)
+        return html(message_page("access.signed_out", lang, "/auth/login", _word(lang, "access.sign_in")),
+                    **{"Set-Cookie": self.signin.clear_cookie()})
 
     def get_metrics(self, req: Request) -> Response:
-        def make() -> Response:
-            return Response(200, exposition(self.view, self.counters.snapshot(), self.health), CONTENT_TYPE)
+        def make(who: Caller) -> Response:
+            return Response(200, exposition(self.view, self.counters.snapshot(), self.health, who.sites), CONTENT_TYPE)
 
         return self._reading(req, make)
+
+
+def _csrf_ok(given: str, who: Caller) -> bool:
+    return bool(who.csrf) and hmac.compare_digest(given.encode("utf-8", "replace"), who.csrf.encode("ascii"))
+
+
+def _word(lang: str, key: str) -> str:
+    return word(lang, key)
 
 
 def _lang(req: Request) -> str:

@@ -69,10 +69,11 @@ STATES = ("ready", "not_ready", "unknown", "partial")
 class _FleetState:
     """A prometheus_client custom collector: computed at scrape time, nothing kept between."""
 
-    def __init__(self, view: FleetView, uploads: dict[str, int]) -> None:
+    def __init__(self, view: FleetView, uploads: dict[str, int], sites: frozenset[str] | None = None) -> None:
         self.view = view
         self.store: Store = view.store
         self.uploads = uploads
+        self.sites = sites  # None: every site
 
     def collect(self) -> Any:
         computers = GaugeMetricFamily("readiness_fleet_computers",
@@ -80,7 +81,7 @@ class _FleetState:
                                       labels=["site", "state"])
         age = GaugeMetricFamily("readiness_fleet_newest_result_age_seconds",
                                 "Seconds since the newest result of the site started", labels=["site"])
-        _, figs = self.view.get("en")
+        _, figs = self.view.get("en", self.sites)
         newest = self.store.newest_per_site()
         now = utcnow()
         for row in figs["sites"]:
@@ -91,7 +92,7 @@ class _FleetState:
         yield computers
         yield age
         stored = GaugeMetricFamily("readiness_results_stored", "Runs stored in the database")
-        stored.add_metric([], self.store.count())
+        stored.add_metric([], self.store.count(self.sites))
         yield stored
         uploads = CounterMetricFamily("readiness_uploads", "Uploads answered by this server process, by outcome",
                                       labels=["outcome"])
@@ -100,9 +101,11 @@ class _FleetState:
         yield uploads
 
 
-def exposition(view: FleetView, uploads: dict[str, int], health: Health | None = None) -> bytes:
+def exposition(view: FleetView, uploads: dict[str, int], health: Health | None = None,
+               sites: frozenset[str] | None = None) -> bytes:
+    """The scrape; ``sites``: only these sites' figures (the rest is this process's own health)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_FleetState(view, uploads))
+    registry.register(_FleetState(view, uploads, sites))
     if health is not None:
         for part in (health, health.latency, health.process):
             registry.register(part)

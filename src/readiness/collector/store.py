@@ -120,11 +120,48 @@ tokens = Table(
     Column("hint", String(12), nullable=False),  # the token's first characters, to tell tokens apart in a list
     Column("created", DateTime(timezone=True), nullable=False),
     Column("revoked", DateTime(timezone=True), nullable=True),
+    Column("expires", DateTime(timezone=True), nullable=True),  # None: until revoked
+    Column("last_used", DateTime(timezone=True), nullable=True),  # to the minute or so (``Store.touch_token``)
+)
+
+# Who did what (``readiness.collector.access``: sign-ins, tokens, links, role changes, exports).
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(300), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("site", String(TEXT_MAX), nullable=False),
+    Column("detail", String(1000), nullable=False),
+    Index("ix_audit_at", "at"),
+)
+
+# Sign-in sessions, by the SHA-256 of their secret (the cookie holds the secret, signed).
+sessions = Table(
+    "sessions", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("subject", String(300), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("role", String(16), nullable=False),  # "" while the sign-in is pending
+    Column("sites", String(4000), nullable=False),  # JSON list of sites; "" for every site
+    Column("pending", String(2000), nullable=False),  # JSON: state, nonce, PKCE verifier of a pending sign-in
+    Column("csrf", String(64), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=False),
+    Column("ended", DateTime(timezone=True), nullable=True),
+    Index("ix_sessions_expires", "expires"),
+)
+
+settings = Table(
+    "settings", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(1000), nullable=False),
 )
 
 TOKEN_PREFIX = "rdy_"
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
-KINDS = ("upload", "link", "read")
+KINDS = ("upload", "link", "read", "share")  # share: a partner's read of one site (``collector.access``)
 MIGRATION_LOCK = 0x72656164  # PostgreSQL advisory lock key held while the schema is upgraded ("read")
 
 
@@ -319,7 +356,13 @@ class Token:
     site: str
     hint: str
     created: datetime
-    revoked: datetime | None
+    revoked: datetime | None  # an expired token reads as revoked at its expiry
+    expires: datetime | None = None
+    last_used: datetime | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self.expires is not None and self.revoked == self.expires
 
 
 def digest(token: str) -> str:
@@ -359,6 +402,8 @@ class Store:
         self._requirement_insert = self._insert(requirements).on_conflict_do_nothing(
             index_elements=[requirements.c.digest])
         self._requirements_known: set[str] = set()  # digests this process has seen committed
+        self._touched: dict[int, float] = {}  # token id -> when this process last noted its use
+        self._touch_lock = threading.Lock()
         # RETURNING tells whether the row went in (rowcount is not dependable across drivers)
         days = self._insert(day_counts)
         self._day_add = days.on_conflict_do_update(index_elements=[day_counts.c.day, day_counts.c.verdict],
@@ -470,7 +515,8 @@ class Store:
                 conn.execute(self._requirement_insert, [{"digest": d, "requirement": RawJSON(t)} for d, t in new.items()])
             wanted = {item[4] for item in items if len(item) > 4 and item[4]}
             live = set(conn.execute(select(tokens.c.digest).where(tokens.c.digest.in_(wanted),
-                                                                  tokens.c.revoked.is_(None))).scalars()) if wanted else set()
+                                                                  tokens.c.revoked.is_(None),
+                                                                  _unexpired())).scalars()) if wanted else set()
             refused = {i for i, item in enumerate(items) if len(item) > 4 and item[4] and item[4] not in live}
             first: dict[str, int] = {}  # run id -> index of the item that may store it
             for i, item in enumerate(items):
@@ -510,19 +556,20 @@ class Store:
 
     # --- tokens ----------------------------------------------------------------------------
 
-    def add_token(self, kind: str, site: str) -> tuple[Token, str]:
-        """A new token; the secret is returned here once and never stored."""
+    def add_token(self, kind: str, site: str, expires: datetime | None = None) -> tuple[Token, str]:
+        """A new token; the secret is returned here once and never stored. ``expires``: when it
+        stops working by itself (None: until revoked)."""
         if kind not in KINDS:
             raise ValueError(kind)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
         with self._guard(), self.engine.begin() as conn:
-            new_id = conn.execute(tokens.insert().values(kind=kind, site=site, digest=digest(secret),
-                                                         hint=secret[:10], created=now)).inserted_primary_key[0]
-        return Token(new_id, kind, site, secret[:10], now, None), secret
+            new_id = conn.execute(tokens.insert().values(kind=kind, site=site, digest=digest(secret), hint=secret[:10],
+                                                         created=now, expires=expires)).inserted_primary_key[0]
+        return Token(new_id, kind, site, secret[:10], now, None, expires), secret
 
     def lookup_token(self, secret: str) -> Token | None:
-        """The token with this secret (revoked ones too: the refusal can say so), or None."""
+        """The token with this secret (revoked and expired ones too: the refusal can say so), or None."""
         with self._guard(), self.engine.connect() as conn:
             row = conn.execute(select(tokens).where(tokens.c.digest == digest(secret))).first()
         return None if row is None else _token(row)
@@ -531,15 +578,88 @@ class Store:
         with self._guard(), self.engine.connect() as conn:
             return [_token(r) for r in conn.execute(select(tokens).order_by(tokens.c.id))]
 
+    TOUCH_EVERY_S = 60.0
+
+    def touch_token(self, token: Token) -> None:
+        """Note that ``token`` was used now: written at most once a minute per token and process
+        (an agent's every upload must not become a write of its own)."""
+        now = time.monotonic()
+        with self._touch_lock:
+            if now - self._touched.get(token.id, -1e9) < self.TOUCH_EVERY_S:
+                return
+            self._touched[token.id] = now
+        with self._guard(), self.engine.begin() as conn:
+            conn.execute(update(tokens).where(tokens.c.id == token.id).values(last_used=utcnow()))
+
     def revoke_tokens(self, token_id: int | None = None, site: str | None = None) -> int:
         """Revoke one token by id, or every live upload token and site link of a site; returns how many."""
+        return len(self.revoke(token_id, site))
+
+    def revoke(self, token_id: int | None = None, site: str | None = None,
+               kinds: tuple[str, ...] = ("upload", "link")) -> list[Token]:
+        """Revoke one token by id, or every live token of ``kinds`` of a site; returns those revoked."""
         cond = tokens.c.revoked.is_(None)
         if token_id is not None:
             cond = and_(cond, tokens.c.id == token_id)
         if site is not None:
-            cond = and_(cond, tokens.c.site == site, tokens.c.kind.in_(("upload", "link")))
+            cond = and_(cond, tokens.c.site == site, tokens.c.kind.in_(kinds))
         with self._guard(), self.engine.begin() as conn:
-            return conn.execute(update(tokens).where(cond).values(revoked=utcnow())).rowcount
+            gone = [_token(r) for r in conn.execute(select(tokens).where(cond, _unexpired()))]
+            if gone:
+                conn.execute(update(tokens).where(tokens.c.id.in_([t.id for t in gone])).values(revoked=utcnow()))
+        return gone
+
+    # --- audit log, sessions, settings -----------------------------------------------------
+
+    def add_audit(self, actor: str, action: str, target: str = "", site: str = "", detail: str = "") -> None:
+        with self._guard(), self.engine.begin() as conn:
+            conn.execute(audit.insert().values(at=utcnow(), actor=actor[:300], action=action[:32], target=target[:300],
+                                               site=site[:TEXT_MAX], detail=detail[:1000]))
+
+    def list_audit(self, limit: int = 1000, since: datetime | None = None) -> list[dict[str, Any]]:
+        """The newest entries first."""
+        query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if since is not None:
+            query = query.where(audit.c.at >= since)
+        with self._guard(), self.engine.connect() as conn:
+            return [{"at": aware(r.at), "actor": r.actor, "action": r.action, "target": r.target, "site": r.site,
+                     "detail": r.detail} for r in conn.execute(query)]
+
+    def prune_audit(self, keep: timedelta, now: datetime | None = None) -> int:
+        """Delete audit entries older than ``keep``, and every session that is over (expired, signed
+        out, or a sign-in never finished): the audit log keeps who signed in, not the sessions."""
+        now = now or utcnow()
+        cutoff = now - keep
+        with self._guard(), self.engine.begin() as conn:
+            conn.execute(delete(sessions).where(or_(sessions.c.expires < now, sessions.c.ended.is_not(None))))
+            return conn.execute(delete(audit).where(audit.c.at < cutoff)).rowcount
+
+    def setting(self, name: str, make: Callable[[], str]) -> str:
+        """The stored setting ``name``; made by ``make()`` and stored the first time (the first
+        of several processes asking at once wins, and all get its value)."""
+        with self._guard(), self.engine.begin() as conn:
+            value = conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar()
+            if value is None:
+                conn.execute(self._insert(settings).on_conflict_do_nothing(index_elements=[settings.c.name])
+                             .values(name=name, value=make()))
+                value = conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar_one()
+        return value
+
+    def put_session(self, secret: str, **values: Any) -> None:
+        with self._guard(), self.engine.begin() as conn:
+            conn.execute(sessions.insert().values(digest=digest(secret), created=utcnow(), **values))
+
+    def get_session(self, secret: str) -> dict[str, Any] | None:
+        """A session neither ended nor expired, or None."""
+        with self._guard(), self.engine.connect() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.digest == digest(secret), sessions.c.ended.is_(None),
+                                                      sessions.c.expires > utcnow())).first()
+        return None if row is None else dict(row._mapping)
+
+    def end_session(self, secret: str) -> bool:
+        with self._guard(), self.engine.begin() as conn:
+            return bool(conn.execute(update(sessions).where(sessions.c.digest == digest(secret),
+                                                            sessions.c.ended.is_(None)).values(ended=utcnow())).rowcount)
 
     # --- retention -------------------------------------------------------------------------
 
@@ -589,13 +709,22 @@ class Store:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def count(self) -> int:
+    def count(self, sites: frozenset[str] | None = None) -> int:
+        """Runs stored (of ``sites`` only, when given)."""
+        query = select(func.count()).select_from(results)
+        if sites is not None:
+            query = query.where(results.c.site.in_(sites))
         with self._guard(), self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(results)).scalar_one()
+            return conn.execute(query).scalar_one()
 
     def document(self, run_id: str) -> dict[str, Any] | None:
         with self._guard(), self.engine.connect() as conn:
             return conn.execute(select(results.c.document).where(results.c.run_id == run_id)).scalar()
+
+    def site_of(self, run_id: str) -> str | None:
+        """The site a run was stored for, or None when there is no such run."""
+        with self._guard(), self.engine.connect() as conn:
+            return conn.execute(select(results.c.site).where(results.c.run_id == run_id)).scalar()
 
     def documents(self, all_runs: bool = False, batch: int = 500) -> Iterator[tuple[str, dict[str, Any]]]:
         """(run id, document) oldest first, streamed in batches (never all in memory): every
@@ -633,14 +762,32 @@ class Store:
         with self._guard(), self.engine.connect() as conn:
             return {d: r for d, r in conn.execute(select(requirements.c.digest, requirements.c.requirement))}
 
-    def per_day(self) -> dict[date, dict[str, int]]:
+    def per_day(self, sites: frozenset[str] | None = None) -> dict[date, dict[str, int]]:
         """Runs per UTC day and verdict, over every stored run (the fleet trend): the
-        ``day_counts`` rows ingest and retention keep (one per day and verdict, not one per run)."""
+        ``day_counts`` rows ingest and retention keep (one per day and verdict, not one per run).
+        Of ``sites`` only, when given: counted from the runs stored for them (``day_counts``
+        holds no site), by the database (one row per day and verdict comes back)."""
         out: dict[date, dict[str, int]] = {}
+        if sites is not None:
+            return self._per_day_of(sites)
         query = select(day_counts.c.day, day_counts.c.verdict, day_counts.c.runs).where(day_counts.c.runs > 0)
         with self._guard(), self.engine.connect() as conn:
             for day, verdict, n in conn.execute(query):
                 out.setdefault(date.fromisoformat(day), {})[verdict] = n
+        return out
+
+    def _per_day_of(self, sites: frozenset[str]) -> dict[date, dict[str, int]]:
+        out: dict[date, dict[str, int]] = {}
+        if self.dialect == "postgresql":
+            day = func.date(func.timezone("UTC", results.c.started))
+        else:  # SQLite holds the UTC time as text: its first ten characters are the day
+            day = func.substr(results.c.started, 1, 10)
+        query = (select(day.label("day"), results.c.verdict, func.count())
+                 .where(results.c.verdict.is_not(None), results.c.site.in_(sites)).group_by(day, results.c.verdict))
+        with self._guard(), self.engine.connect() as conn:
+            for when, verdict, n in conn.execute(query):
+                when = when if isinstance(when, date) else date.fromisoformat(str(when))
+                out.setdefault(when, {})[verdict] = n
         return out
 
     def newest_per_site(self) -> dict[str, datetime]:
@@ -655,9 +802,17 @@ class Store:
             return tuple(conn.execute(select(func.count(), func.max(results.c.received))).one())
 
 
+def _unexpired() -> Any:
+    return or_(tokens.c.expires.is_(None), tokens.c.expires > utcnow())
+
+
 def _token(row: Any) -> Token:
-    return Token(row.id, row.kind, row.site, row.hint, aware(row.created),
-                 aware(row.revoked) if row.revoked is not None else None)
+    revoked = aware(row.revoked) if row.revoked is not None else None
+    expires = aware(row.expires) if row.expires is not None else None
+    if revoked is None and expires is not None and expires <= utcnow():
+        revoked = expires  # stops by itself: every check of ``revoked`` refuses it
+    return Token(row.id, row.kind, row.site, row.hint, aware(row.created), revoked, expires,
+                 aware(row.last_used) if row.last_used is not None else None)
 
 
 class Tally:
