@@ -198,7 +198,7 @@ def ingest_bench(name: str, db_url: str, bodies: list[bytes], clients: int, repl
         with store.engine.connect() as conn:
             from sqlalchemy import select
 
-            from readiness.collector.store import results
+            from readiness.collector.tables import results
 
             in_db = {r for (r,) in conn.execute(select(results.c.run_id))}
             if store.dialect == "postgresql":  # what the capacity model in the README reads

@@ -103,7 +103,8 @@ def counted_trend(store: Any) -> dict[tuple[Any, str], int]:
     """Runs per UTC day and verdict, counted here from every stored run's columns."""
     from sqlalchemy import select  # lazy: the server extra, only the collector tests need it
 
-    from readiness.collector.store import aware, results
+    from readiness.collector.engine import aware
+    from readiness.collector.tables import results
 
     with store.engine.connect() as conn:
         return dict(Counter((aware(started).astimezone(timezone.utc).date(), verdict) for started, verdict

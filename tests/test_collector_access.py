@@ -112,7 +112,8 @@ def test_an_expired_or_revoked_read_token_reads_nothing_and_the_list_shows_last_
     try:  # an hour later
         from sqlalchemy import update
 
-        from readiness.collector.store import tokens, utcnow
+        from readiness.collector.engine import utcnow
+        from readiness.collector.tables import tokens
         with store.engine.begin() as conn:
             conn.execute(update(tokens).where(tokens.c.kind == "read").values(expires=utcnow()))
     finally:
@@ -169,7 +170,8 @@ def test_retention_prunes_the_audit_log_by_its_own_days(db_url):
 
     from readiness.collector.access import AccessConfig
     from readiness.collector.http import Collector as Handlers
-    from readiness.collector.store import audit, utcnow
+    from readiness.collector.engine import utcnow
+    from readiness.collector.tables import audit
 
     store = Store(db_url)
     store.migrate()
@@ -184,7 +186,7 @@ def test_retention_prunes_the_audit_log_by_its_own_days(db_url):
         store.end_session("signed-out")
         Handlers(store, access=AccessConfig(audit_keep_days=30)).prune(timedelta(days=400))
         assert [e["target"] for e in store.list_audit()] == ["recent"]
-        from readiness.collector.store import sessions
+        from readiness.collector.tables import sessions
         with store.engine.connect() as conn:
             assert conn.execute(sessions.select()).all().__len__() == 1
         assert store.get_session("live") is not None

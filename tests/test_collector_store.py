@@ -20,7 +20,9 @@ from readiness.collector.fleetdb import FleetView
 from readiness.collector.migrations import head
 from readiness.collector.metrics import exposition
 from readiness.collector.migrations import head
-from readiness.collector.store import Store, StoreError, Unavailable, latest, tokens
+from readiness.collector.engine import StoreError, Unavailable
+from readiness.collector.store import Store
+from readiness.collector.tables import latest, tokens
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -196,7 +198,7 @@ def test_retention_keeps_each_rooms_latest_measurement_per_check(store):
     assert docs.trend(store) == docs.counted_trend(store)  # and what went came off it
     assert sum(docs.trend(store).values()) == 4
     with store.engine.connect() as conn:  # their fleet summaries go with them
-        from readiness.collector.store import summaries
+        from readiness.collector.tables import summaries
         assert conn.execute(select(func.count()).select_from(summaries)).scalar_one() == 4
     kept = {run_id for run_id, _ in store.documents(all_runs=True)}
     assert kept == {newest["run_id"], cam_failed["run_id"], other_room["run_id"], fresh["run_id"]}
@@ -251,7 +253,7 @@ def test_a_database_with_browser_results_in_agents_rooms_is_mended_by_the_migrat
     """A collector before revision 0003 keyed a room-labelled page result as the room's agent
     runs. Put a database into that state by hand, mark it 0002, and start the collector: the
     page runs get their own keys and the rooms' ``latest`` rows are what fresh ingest makes."""
-    from readiness.collector.store import results
+    from readiness.collector.tables import results
 
     days = timedelta(days=1)
     agent = docs.document(age=10 * days, hostname="browser-host")  # an agent whose host name only looks like one
@@ -335,7 +337,7 @@ def _fleet_rows(fleet):
 
 def test_the_fleet_from_summaries_is_the_fleet_from_whole_documents(store):
     from readiness.collector.fleetdb import build_fleet
-    from readiness.collector.store import requirements, results, summaries
+    from readiness.collector.tables import requirements, results, summaries
 
     with_services = docs.document(room="7.01", hostname="c7")
     when = with_services["started_utc"]
@@ -364,7 +366,7 @@ def test_the_fleet_from_summaries_is_the_fleet_from_whole_documents(store):
 
 def test_a_summary_pointing_to_no_stored_requirement_is_skipped_with_a_reason(store):
     from readiness.collector.fleetdb import build_fleet
-    from readiness.collector.store import summaries
+    from readiness.collector.tables import summaries
 
     good, bad = docs.document(room="1"), docs.document(room="2")
     for d in (good, bad):
@@ -383,7 +385,7 @@ def test_the_fleet_read_by_worker_processes_is_the_fleet_read_here(store):
     """``aggregate --db`` reads a large fleet in worker processes over parts of the run ids: the
     same rows, verdicts, figures and skips as one process reading it all."""
     from readiness.collector.fleetdb import _parts, build_fleet
-    from readiness.collector.store import summaries
+    from readiness.collector.tables import summaries
     from readiness.fleet import figures
 
     days = timedelta(days=1)
@@ -440,7 +442,7 @@ def test_pruning_many_runs_goes_in_batches_and_ingest_answers_meanwhile(store):
     (one transaction would take them all at once, and hold SQLite's write lock all along)."""
     from datetime import datetime, timezone
 
-    from readiness.collector.store import results
+    from readiness.collector.tables import results
 
     n, batch = 12_000, 1_000
     old = datetime(2020, 1, 1, tzinfo=timezone.utc)

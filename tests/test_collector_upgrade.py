@@ -18,7 +18,9 @@ from sqlalchemy import MetaData, Table, select, text
 import collector_docs as docs
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
 from readiness.collector.migrations import head, upgrade
-from readiness.collector.store import Store, aware, latest, requirements, results, summaries, tokens
+from readiness.collector.engine import aware
+from readiness.collector.store import Store
+from readiness.collector.tables import latest, requirements, results, summaries, tokens
 from test_collector_serve import Collector, add_token, readiness_cmd, rows, spool_env
 
 DATA = Path(__file__).resolve().parent / "data"

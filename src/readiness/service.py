@@ -108,7 +108,7 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
     """The collector and the self-test page's hook into it (results with a site link)."""
     from readiness.collector.http import Collector  # the server extra: only with --db
     from readiness.collector.links import collect_page_result  # the server extra: only with --db
-    from readiness.collector.store import redacted  # the server extra: only with --db
+    from readiness.collector.engine import redacted  # the server extra: only with --db
     from readiness.collector.access import AccessConfig, AccessError, load_config  # the server extra: only with --db
 
     try:

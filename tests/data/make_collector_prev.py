@@ -25,7 +25,10 @@ from sqlalchemy import text  # noqa: E402
 
 from readiness.collector.ingest import ingest  # noqa: E402
 from readiness.collector.migrations import upgrade  # noqa: E402
-from readiness.collector.store import Store, digest, latest, results, tokens, utcnow  # noqa: E402
+from readiness.collector.accounts import digest
+from readiness.collector.engine import utcnow
+from readiness.collector.store import Store
+from readiness.collector.tables import latest, results, tokens  # noqa: E402
 from readiness.result import parse_utc  # noqa: E402
 
 PREVIOUS = "0002"

@@ -179,7 +179,8 @@ def open_store(url: str | None, create: bool) -> Any:
     if not url:
         fail(f"give the collector's database: --db URL or {DB_ENV} (sqlite:///PATH/readiness.db or postgresql://...)")
     try:
-        from readiness.collector.store import Store, StoreError, Unavailable
+        from readiness.collector.engine import StoreError, Unavailable
+        from readiness.collector.store import Store
     except ImportError as exc:
         fail(f"the collector needs the server extra: pip install 'readiness[server]' ({exc})")
     try:

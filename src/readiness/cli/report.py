@@ -140,7 +140,7 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     with gc_paused():
         if db_url:
             from readiness.collector.fleetdb import build_fleet
-            from readiness.collector.store import Unavailable, redacted
+            from readiness.collector.engine import Unavailable, redacted
 
             try:
                 fleet = build_fleet(open_store(db_url, create=False), profile=prof, all_runs=all_runs, on_skip=show_skip,

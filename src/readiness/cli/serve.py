@@ -154,7 +154,7 @@ def db_backup(db_url: str | None, file: str) -> None:
 def audit_list(db_url: str | None, since: str | None, limit: int) -> None:
     """List the audit log, newest first: sign-ins, tokens and links made and revoked, role changes, exports."""
     from readiness.collector.access import parse_span
-    from readiness.collector.store import Unavailable, utcnow
+    from readiness.collector.engine import Unavailable, utcnow
 
     try:
         start = utcnow() - parse_span(since) if since is not None else None
@@ -219,7 +219,7 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
     site = (site or "").strip()
     if len(site) > 200 or not site and not read_token:
         raise click.BadParameter("a site name of 1 to 200 characters", param_hint="--site")
-    from readiness.collector.store import Unavailable, utcnow
+    from readiness.collector.engine import Unavailable, utcnow
 
     store = open_store(db_url, create=True)
     kind = "read" if read_token else "link" if link else "share" if share else "upload"
@@ -253,7 +253,7 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
 @DB_OPTION
 def token_list(db_url: str | None) -> None:
     """List tokens: id, kind, first characters, created, state (live, expires, revoked, expired), last use, site."""
-    from readiness.collector.store import Unavailable
+    from readiness.collector.engine import Unavailable
 
     store = open_store(db_url, create=False)
     try:
@@ -277,7 +277,7 @@ def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> 
     """Revoke a token by its id (see `token list`), or all upload tokens and site links of a site."""
     if (token_id is None) == (site is None):
         raise click.UsageError("give a token ID or --site NAME")
-    from readiness.collector.store import Unavailable
+    from readiness.collector.engine import Unavailable
 
     store = open_store(db_url, create=False)
     try:

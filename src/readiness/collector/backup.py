@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from readiness.collector.store import StoreError, sqlalchemy_url
+from readiness.collector.engine import StoreError, sqlalchemy_url
 
 BUSY_TIMEOUT_S = 30.0
 

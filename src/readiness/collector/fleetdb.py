@@ -27,7 +27,8 @@ from collections import Counter
 from typing import Any, Callable, Iterator
 
 from readiness.collector.access import scoped
-from readiness.collector.store import Store, redacted
+from readiness.collector.engine import redacted
+from readiness.collector.store import Store
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
 from readiness.fleet.files import invalid
 from readiness.fleet.read import _Reader

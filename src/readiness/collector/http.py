@@ -49,7 +49,8 @@ from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKE
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
 from readiness.collector.pages import audit_page, links_page, message_page, share_page, with_bar
 from readiness.collector.signin import SignIn, SignInError
-from readiness.collector.store import Store, Tally, Unavailable, utcnow
+from readiness.collector.engine import Tally, Unavailable, utcnow
+from readiness.collector.store import Store
 from readiness.fleet.files import Why
 from readiness.fleet.model import Skipped
 from readiness.fleet.page import fleet_csv

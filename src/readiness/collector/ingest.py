@@ -19,7 +19,9 @@ from datetime import timezone
 from typing import Any
 
 from readiness.collector.jsontext import dumps, loads
-from readiness.collector.store import HOST_MAX, RawJSON, REVOKED, Store, TEXT_MAX, utcnow
+from readiness.collector.engine import utcnow
+from readiness.collector.store import RawJSON, REVOKED, Store
+from readiness.collector.tables import HOST_MAX, TEXT_MAX
 from readiness.result import CLOCK_TOLERANCE, Result, ResultError, checked_data, parse_utc
 from readiness.plugins import described
 

@@ -35,7 +35,8 @@ from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, ge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from readiness.collector.fleetdb import FleetView
-from readiness.collector.store import Store, utcnow
+from readiness.collector.engine import utcnow
+from readiness.collector.store import Store
 
 # seconds; a quiet collector answers in a few milliseconds, one under load or waiting for a
 # database that is away in seconds

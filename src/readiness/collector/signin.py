@@ -29,7 +29,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from readiness.collector.access import AccessConfig, Caller, caller_from_claims, caller_of
-from readiness.collector.store import Store, utcnow
+from readiness.collector.engine import utcnow
+from readiness.collector.store import Store
 
 COOKIE = "readiness_session"
 PENDING_S = 600  # a sign-in must come back from the provider within ten minutes

@@ -1,4 +1,6 @@
-"""The collector's database: tables, idempotent ingest, tokens, retention, streaming reads.
+"""The collector's database: idempotent ingest, retention, streaming reads. The tables are
+``tables``'; reaching the database and its errors, ``engine``'s; tokens, the audit log and
+sessions, ``accounts``' (a part of :class:`Store`).
 
 SQLAlchemy Core 2 over SQLite (embedded, the default for one server) or PostgreSQL (psycopg 3).
 The two differ in one place only: the INSERT construct with ON CONFLICT, which SQLAlchemy
@@ -27,251 +29,27 @@ Tables:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import queue
-import secrets
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import (JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, and_, create_engine,
-                        delete, event, func, or_, select, update)
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import and_, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
+from readiness.collector.accounts import Accounts, _unexpired, digest
+from readiness.collector.engine import (ERROR_KINDS, StoreError, Tally, Unavailable, _Guard, _on_sqlite_connect, aware,
+                                        day_of, redacted, sqlalchemy_url, utcnow)
 from readiness.collector.jsontext import loads
+from readiness.collector.tables import BROWSER_KEYS, day_counts, latest, requirements, results, summaries, tokens
 
-TEXT_MAX = 200  # site, room, profile name; longer labels are refused at ingest
-BROWSER_KEYS = ("browser room\x1f", "browser\x1f")  # how ``latest`` keys of browser self-tests begin
-HOST_MAX = 255
-
-metadata = MetaData()
-_DOCUMENT = JSON().with_variant(postgresql.JSONB(), "postgresql")
-
-results = Table(
-    "results", metadata,
-    Column("run_id", String(32), primary_key=True),
-    Column("site", String(TEXT_MAX), nullable=False),
-    Column("room", String(TEXT_MAX), nullable=False),
-    Column("hostname", String(HOST_MAX), nullable=False),
-    Column("room_key", String(2 * TEXT_MAX + HOST_MAX + 8), nullable=False),
-    Column("started", DateTime(timezone=True), nullable=False),
-    Column("received", DateTime(timezone=True), nullable=False),
-    Column("profile", String(TEXT_MAX), nullable=False),
-    Column("verdict", String(8), nullable=True),  # the judgement's verdict (PARTIAL too); None: not judged
-    Column("coverage", Float, nullable=True),  # share of the list's requirements measured, 0..1
-    Column("document", _DOCUMENT, nullable=False),
-    Index("ix_results_site_started", "site", "started"),
-    Index("ix_results_site_room", "site", "room"),
-    Index("ix_results_hostname", "hostname"),
-    Index("ix_results_started", "started"),
-    Index("ix_results_profile", "profile"),
-    Index("ix_results_verdict", "verdict"),
-    Index("ix_results_received", "received"),  # the live view's change stamp (newest arrival)
-)
-
-latest = Table(
-    "latest", metadata,
-    Column("room_key", String(2 * TEXT_MAX + HOST_MAX + 8), primary_key=True),
-    Column("check_name", String(TEXT_MAX), primary_key=True),  # "" = the room's newest run
-    Column("run_id", String(32), nullable=False),
-    Column("started", DateTime(timezone=True), nullable=False),
-    Index("ix_latest_run_id", "run_id"),
-)
-
-# What the fleet view reads of a run (``ingest.summary_of``): the document without the check
-# details it does not use, each judgement item its verdict and a digest into ``requirements``.
-# A table apart: SQLite reaches a column after a 40 kB document only by reading its pages.
-# Runs stored before revision 0002 have none (the fleet reads their whole document).
-summaries = Table(
-    "summaries", metadata,
-    Column("run_id", String(32), primary_key=True),
-    Column("summary", _DOCUMENT, nullable=False),
-)
-
-# The fleet's trend: runs per UTC day of their start and verdict (judged runs only), added to in
-# the transaction that stores the runs and subtracted from in the one that prunes them, so the
-# view reads a row per day instead of a page of every stored run (revision 0004).
-day_counts = Table(
-    "day_counts", metadata,
-    Column("day", String(10), primary_key=True),  # YYYY-MM-DD
-    Column("verdict", String(8), primary_key=True),
-    Column("runs", Integer, nullable=False),
-)
-
-requirements = Table(
-    "requirements", metadata,
-    Column("digest", String(64), primary_key=True),  # SHA-256 of the requirement's canonical JSON
-    Column("requirement", _DOCUMENT, nullable=False),
-)
-
-tokens = Table(
-    "tokens", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(8), nullable=False),  # "upload" | "link" | "read"
-    Column("site", String(TEXT_MAX), nullable=False),  # upload, link: the one site it may submit for; read: ""
-    Column("digest", String(64), nullable=False, unique=True),
-    Column("hint", String(12), nullable=False),  # the token's first characters, to tell tokens apart in a list
-    Column("created", DateTime(timezone=True), nullable=False),
-    Column("revoked", DateTime(timezone=True), nullable=True),
-    Column("expires", DateTime(timezone=True), nullable=True),  # None: until revoked
-    Column("last_used", DateTime(timezone=True), nullable=True),  # to the minute or so (``Store.touch_token``)
-)
-
-# Who did what (``readiness.collector.access``: sign-ins, tokens, links, role changes, exports).
-audit = Table(
-    "audit", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("actor", String(300), nullable=False),
-    Column("action", String(32), nullable=False),
-    Column("target", String(300), nullable=False),
-    Column("site", String(TEXT_MAX), nullable=False),
-    Column("detail", String(1000), nullable=False),
-    Index("ix_audit_at", "at"),
-)
-
-# Sign-in sessions, by the SHA-256 of their secret (the cookie holds the secret, signed).
-sessions = Table(
-    "sessions", metadata,
-    Column("digest", String(64), primary_key=True),
-    Column("subject", String(300), nullable=False),
-    Column("name", String(300), nullable=False),
-    Column("role", String(16), nullable=False),  # "" while the sign-in is pending
-    Column("sites", String(4000), nullable=False),  # JSON list of sites; "" for every site
-    Column("pending", String(2000), nullable=False),  # JSON: state, nonce, PKCE verifier of a pending sign-in
-    Column("csrf", String(64), nullable=False),
-    Column("created", DateTime(timezone=True), nullable=False),
-    Column("expires", DateTime(timezone=True), nullable=False),
-    Column("ended", DateTime(timezone=True), nullable=True),
-    Index("ix_sessions_expires", "expires"),
-)
-
-settings = Table(
-    "settings", metadata,
-    Column("name", String(64), primary_key=True),
-    Column("value", String(1000), nullable=False),
-)
-
-TOKEN_PREFIX = "rdy_"
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
-KINDS = ("upload", "link", "read", "share")  # share: a partner's read of one site (``collector.access``)
 MIGRATION_LOCK = 0x72656164  # PostgreSQL advisory lock key held while the schema is upgraded ("read")
-
-
-class StoreError(Exception):
-    """A database the collector cannot use (bad URL, not created, newer schema); plain words."""
-
-
-class Unavailable(Exception):
-    """The database is not reachable now (stopped, restarting, network): the client retries later."""
-
-
-def day_of(started: datetime) -> str:
-    """The UTC day of a run's start, as ``day_counts`` keys it (the fleet code's day for files too)."""
-    return aware(started).astimezone(timezone.utc).date().isoformat()
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def aware(when: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored here is UTC."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
-
-
-def sqlalchemy_url(url: str, create: bool = True) -> str:
-    """The user's URL as SQLAlchemy takes it: ``postgresql://`` means psycopg 3. ``create``
-    false: a SQLite file must exist already (a reader must not leave an empty database behind)."""
-    try:
-        parsed = make_url(url)
-    except sa_exc.ArgumentError:
-        raise StoreError(f"not a database URL: {url!r} (give sqlite:///PATH or postgresql://USER@HOST/DB)") from None
-    backend = parsed.get_backend_name()
-    if backend in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif backend == "sqlite":
-        if parsed.database in (None, "", ":memory:"):
-            raise StoreError("give SQLite a file: sqlite:///PATH/readiness.db (a memory database would lose everything)")
-        path = Path(parsed.database).expanduser().resolve()
-        if not path.parent.is_dir():
-            raise StoreError(f"no folder {path.parent} for the SQLite database")
-        if not create and not path.exists():
-            raise StoreError(f"no database file {path} (`readiness serve --db URL` creates it)")
-        if create:
-            _create_private(path)
-        _check_sqlite_file(path)
-    else:
-        raise StoreError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
-    return parsed.render_as_string(hide_password=False)
-
-
-_SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
-
-
-def _create_private(path: Path) -> None:
-    """Make a new database file readable and writable by its owner only (0600), before SQLite
-    opens it: SQLite gives its -wal and -shm files the mode of the database file, so all three
-    stay private (it would make them 0644 under the usual umask). An existing file keeps its mode."""
-    import os
-
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot create the database file {path}: {exc.strerror or exc}") from None
-    os.close(fd)
-
-
-def _check_sqlite_file(path: Path) -> None:
-    """A StoreError, in plain words, unless ``path`` is a regular file that is empty (new) or
-    starts as an SQLite database does: never opened if it is a pipe or device (no wait), and
-    never handed to SQLite if it is something else (its "file is not a database" is no message)."""
-    import os
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot open the database file {path}: {exc.strerror or exc}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise StoreError(f"{path} is not a regular file (a folder, pipe or device), so not a database")
-        head = os.read(fd, len(_SQLITE_HEADER)) if st.st_size else b""
-    finally:
-        os.close(fd)
-    if head and head != _SQLITE_HEADER:
-        raise StoreError(f"{path} is not an SQLite database (it holds something else); give the collector's "
-                         "database file, or a new name for a new one")
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and reports."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except sa_exc.ArgumentError:
-        return "<database>"
-
-
-def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers (the fleet page) never block the writer; FULL: a commit the client was told
-    # about survives a power cut, not only a killed process
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
 
 
 class RawJSON(str):
@@ -349,27 +127,7 @@ def _insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-@dataclass
-class Token:
-    id: int
-    kind: str
-    site: str
-    hint: str
-    created: datetime
-    revoked: datetime | None  # an expired token reads as revoked at its expiry
-    expires: datetime | None = None
-    last_used: datetime | None = None
-
-    @property
-    def expired(self) -> bool:
-        return self.expires is not None and self.revoked == self.expires
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-class Store:
+class Store(Accounts):
     """One database. Thread-safe: each call takes a connection from the engine's pool."""
 
     def __init__(self, url: str, pool_size: int = 8, create: bool = True) -> None:
@@ -556,116 +314,6 @@ class Store:
 
     # --- tokens ----------------------------------------------------------------------------
 
-    def add_token(self, kind: str, site: str, expires: datetime | None = None) -> tuple[Token, str]:
-        """A new token; the secret is returned here once and never stored. ``expires``: when it
-        stops working by itself (None: until revoked)."""
-        if kind not in KINDS:
-            raise ValueError(kind)
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        now = utcnow()
-        with self._guard(), self.engine.begin() as conn:
-            new_id = conn.execute(tokens.insert().values(kind=kind, site=site, digest=digest(secret), hint=secret[:10],
-                                                         created=now, expires=expires)).inserted_primary_key[0]
-        return Token(new_id, kind, site, secret[:10], now, None, expires), secret
-
-    def lookup_token(self, secret: str) -> Token | None:
-        """The token with this secret (revoked and expired ones too: the refusal can say so), or None."""
-        with self._guard(), self.engine.connect() as conn:
-            row = conn.execute(select(tokens).where(tokens.c.digest == digest(secret))).first()
-        return None if row is None else _token(row)
-
-    def list_tokens(self) -> list[Token]:
-        with self._guard(), self.engine.connect() as conn:
-            return [_token(r) for r in conn.execute(select(tokens).order_by(tokens.c.id))]
-
-    TOUCH_EVERY_S = 60.0
-
-    def touch_token(self, token: Token) -> None:
-        """Note that ``token`` was used now: written at most once a minute per token and process
-        (an agent's every upload must not become a write of its own)."""
-        now = time.monotonic()
-        with self._touch_lock:
-            if now - self._touched.get(token.id, -1e9) < self.TOUCH_EVERY_S:
-                return
-            self._touched[token.id] = now
-        with self._guard(), self.engine.begin() as conn:
-            conn.execute(update(tokens).where(tokens.c.id == token.id).values(last_used=utcnow()))
-
-    def revoke_tokens(self, token_id: int | None = None, site: str | None = None) -> int:
-        """Revoke one token by id, or every live upload token and site link of a site; returns how many."""
-        return len(self.revoke(token_id, site))
-
-    def revoke(self, token_id: int | None = None, site: str | None = None,
-               kinds: tuple[str, ...] = ("upload", "link")) -> list[Token]:
-        """Revoke one token by id, or every live token of ``kinds`` of a site; returns those revoked."""
-        cond = tokens.c.revoked.is_(None)
-        if token_id is not None:
-            cond = and_(cond, tokens.c.id == token_id)
-        if site is not None:
-            cond = and_(cond, tokens.c.site == site, tokens.c.kind.in_(kinds))
-        with self._guard(), self.engine.begin() as conn:
-            gone = [_token(r) for r in conn.execute(select(tokens).where(cond, _unexpired()))]
-            if gone:
-                conn.execute(update(tokens).where(tokens.c.id.in_([t.id for t in gone])).values(revoked=utcnow()))
-        return gone
-
-    # --- audit log, sessions, settings -----------------------------------------------------
-
-    def add_audit(self, actor: str, action: str, target: str = "", site: str = "", detail: str = "") -> None:
-        with self._guard(), self.engine.begin() as conn:
-            conn.execute(audit.insert().values(at=utcnow(), actor=actor[:300], action=action[:32], target=target[:300],
-                                               site=site[:TEXT_MAX], detail=detail[:1000]))
-
-    def list_audit(self, limit: int = 1000, since: datetime | None = None) -> list[dict[str, Any]]:
-        """The newest entries first."""
-        query = select(audit).order_by(audit.c.id.desc()).limit(limit)
-        if since is not None:
-            query = query.where(audit.c.at >= since)
-        with self._guard(), self.engine.connect() as conn:
-            return [{"at": aware(r.at), "actor": r.actor, "action": r.action, "target": r.target, "site": r.site,
-                     "detail": r.detail} for r in conn.execute(query)]
-
-    def prune_audit(self, keep: timedelta, now: datetime | None = None) -> int:
-        """Delete audit entries older than ``keep``, and every session that is over (expired, signed
-        out, or a sign-in never finished): the audit log keeps who signed in, not the sessions."""
-        now = now or utcnow()
-        cutoff = now - keep
-        with self._guard(), self.engine.begin() as conn:
-            conn.execute(delete(sessions).where(or_(sessions.c.expires < now, sessions.c.ended.is_not(None))))
-            return conn.execute(delete(audit).where(audit.c.at < cutoff)).rowcount
-
-    def setting(self, name: str, make: Callable[[], str]) -> str:
-        """The stored setting ``name``; made by ``make()`` and stored the first time (the first
-        of several processes asking at once wins, and all get its value)."""
-        with self._guard(), self.engine.begin() as conn:
-            value = conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar()
-            if value is None:
-                conn.execute(self._insert(settings).on_conflict_do_nothing(index_elements=[settings.c.name])
-                             .values(name=name, value=make()))
-                value = conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar_one()
-        return value
-
-    def put_session(self, secret: str, **values: Any) -> None:
-        with self._guard(), self.engine.begin() as conn:
-            conn.execute(sessions.insert().values(digest=digest(secret), created=utcnow(), **values))
-
-    def get_session(self, secret: str) -> dict[str, Any] | None:
-        """A session neither ended nor expired, or None."""
-        with self._guard(), self.engine.connect() as conn:
-            row = conn.execute(select(sessions).where(sessions.c.digest == digest(secret), sessions.c.ended.is_(None),
-                                                      sessions.c.expires > utcnow())).first()
-        return None if row is None else dict(row._mapping)
-
-    def end_session(self, secret: str) -> bool:
-        with self._guard(), self.engine.begin() as conn:
-            return bool(conn.execute(update(sessions).where(sessions.c.digest == digest(secret),
-                                                            sessions.c.ended.is_(None)).values(ended=utcnow())).rowcount)
-
-    # --- retention -------------------------------------------------------------------------
-
-    PRUNE_BATCH = 5000  # runs deleted per transaction
-    PRUNE_PAUSE_S = 0.05  # between transactions: the writers waiting for the lock go first
-
     def prune(self, keep: timedelta, now: datetime | None = None, batch: int | None = None,
               pause_s: float | None = None) -> int:
         """Delete runs that started before ``now - keep``, except those the fleet state points
@@ -802,59 +450,3 @@ class Store:
             return tuple(conn.execute(select(func.count(), func.max(results.c.received))).one())
 
 
-def _unexpired() -> Any:
-    return or_(tokens.c.expires.is_(None), tokens.c.expires > utcnow())
-
-
-def _token(row: Any) -> Token:
-    revoked = aware(row.revoked) if row.revoked is not None else None
-    expires = aware(row.expires) if row.expires is not None else None
-    if revoked is None and expires is not None and expires <= utcnow():
-        revoked = expires  # stops by itself: every check of ``revoked`` refuses it
-    return Token(row.id, row.kind, row.site, row.hint, aware(row.created), revoked, expires,
-                 aware(row.last_used) if row.last_used is not None else None)
-
-
-class Tally:
-    """Counts by a fixed set of names (bounded label values for /metrics), thread-safe."""
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.lock = threading.Lock()
-        self.counts = dict.fromkeys(names, 0)
-
-    def add(self, name: str) -> None:
-        with self.lock:
-            self.counts[name] += 1
-
-    def snapshot(self) -> dict[str, int]:
-        with self.lock:
-            return dict(self.counts)
-
-
-# database errors met by this process: ``unreachable`` (not there or not answering), ``other``
-# (a statement it refused)
-ERROR_KINDS = ("unreachable", "other")
-
-
-class _Guard:
-    """Turns "the database is not there now" into ``Unavailable`` (the HTTP layer answers 503),
-    and counts every database error."""
-
-    def __init__(self, url: str, errors: Tally | None = None) -> None:
-        self.url = url
-        self.errors = errors
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None:
-            return False
-        unreachable = isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
-            isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or isinstance(exc, sa_exc.TimeoutError)
-        if self.errors is not None and isinstance(exc, sa_exc.SQLAlchemyError):
-            self.errors.add("unreachable" if unreachable else "other")
-        if unreachable:
-            raise Unavailable(f"database {redacted(self.url)} is not reachable: "
-                              f"{str(getattr(exc, 'orig', exc) or exc).strip().splitlines()[0][:200]}") from None
-        return False

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from readiness.collector.store import metadata
+from readiness.collector.tables import metadata
 
 context.configure(connection=context.config.attributes["connection"], target_metadata=metadata,
                   render_as_batch=True)  # SQLite alters tables by copying them; batch mode does that

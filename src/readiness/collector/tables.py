@@ -1,0 +1,119 @@
+"""The collector's tables (SQLAlchemy Core): what ``store`` reads and writes and what Alembic's
+migrations (``migrations/``) create and upgrade. See ``store``'s docstring for what each holds."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table
+from sqlalchemy.dialects import postgresql
+
+TEXT_MAX = 200  # site, room, profile name; longer labels are refused at ingest
+BROWSER_KEYS = ("browser room\x1f", "browser\x1f")  # how ``latest`` keys of browser self-tests begin
+HOST_MAX = 255
+
+metadata = MetaData()
+_DOCUMENT = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+results = Table(
+    "results", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("site", String(TEXT_MAX), nullable=False),
+    Column("room", String(TEXT_MAX), nullable=False),
+    Column("hostname", String(HOST_MAX), nullable=False),
+    Column("room_key", String(2 * TEXT_MAX + HOST_MAX + 8), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Column("received", DateTime(timezone=True), nullable=False),
+    Column("profile", String(TEXT_MAX), nullable=False),
+    Column("verdict", String(8), nullable=True),  # the judgement's verdict (PARTIAL too); None: not judged
+    Column("coverage", Float, nullable=True),  # share of the list's requirements measured, 0..1
+    Column("document", _DOCUMENT, nullable=False),
+    Index("ix_results_site_started", "site", "started"),
+    Index("ix_results_site_room", "site", "room"),
+    Index("ix_results_hostname", "hostname"),
+    Index("ix_results_started", "started"),
+    Index("ix_results_profile", "profile"),
+    Index("ix_results_verdict", "verdict"),
+    Index("ix_results_received", "received"),  # the live view's change stamp (newest arrival)
+)
+
+latest = Table(
+    "latest", metadata,
+    Column("room_key", String(2 * TEXT_MAX + HOST_MAX + 8), primary_key=True),
+    Column("check_name", String(TEXT_MAX), primary_key=True),  # "" = the room's newest run
+    Column("run_id", String(32), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Index("ix_latest_run_id", "run_id"),
+)
+
+# What the fleet view reads of a run (``ingest.summary_of``): the document without the check
+# details it does not use, each judgement item its verdict and a digest into ``requirements``.
+# A table apart: SQLite reaches a column after a 40 kB document only by reading its pages.
+# Runs stored before revision 0002 have none (the fleet reads their whole document).
+summaries = Table(
+    "summaries", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("summary", _DOCUMENT, nullable=False),
+)
+
+# The fleet's trend: runs per UTC day of their start and verdict (judged runs only), added to in
+# the transaction that stores the runs and subtracted from in the one that prunes them, so the
+# view reads a row per day instead of a page of every stored run (revision 0004).
+day_counts = Table(
+    "day_counts", metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD
+    Column("verdict", String(8), primary_key=True),
+    Column("runs", Integer, nullable=False),
+)
+
+requirements = Table(
+    "requirements", metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the requirement's canonical JSON
+    Column("requirement", _DOCUMENT, nullable=False),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # "upload" | "link" | "read"
+    Column("site", String(TEXT_MAX), nullable=False),  # upload, link: the one site it may submit for; read: ""
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("hint", String(12), nullable=False),  # the token's first characters, to tell tokens apart in a list
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("revoked", DateTime(timezone=True), nullable=True),
+    Column("expires", DateTime(timezone=True), nullable=True),  # None: until revoked
+    Column("last_used", DateTime(timezone=True), nullable=True),  # to the minute or so (``Store.touch_token``)
+)
+
+# Who did what (``readiness.collector.access``: sign-ins, tokens, links, role changes, exports).
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(300), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("site", String(TEXT_MAX), nullable=False),
+    Column("detail", String(1000), nullable=False),
+    Index("ix_audit_at", "at"),
+)
+
+# Sign-in sessions, by the SHA-256 of their secret (the cookie holds the secret, signed).
+sessions = Table(
+    "sessions", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("subject", String(300), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("role", String(16), nullable=False),  # "" while the sign-in is pending
+    Column("sites", String(4000), nullable=False),  # JSON list of sites; "" for every site
+    Column("pending", String(2000), nullable=False),  # JSON: state, nonce, PKCE verifier of a pending sign-in
+    Column("csrf", String(64), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=False),
+    Column("ended", DateTime(timezone=True), nullable=True),
+    Index("ix_sessions_expires", "expires"),
+)
+
+settings = Table(
+    "settings", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(1000), nullable=False),
+)
