@@ -21,7 +21,7 @@ def send_spool(url: str, token_file: str | None, spool: str | None, files: tuple
     """Spool ``files``, then send everything waiting; print what happened. With ``own`` (a run's
     id): its outcome goes in the run's summary (stdout when ``summary``), and the return is 1 when
     that upload failed, else 0; without: ``readiness upload``'s exit code."""
-    from readiness.unattended import upload as up
+    from readiness.unattended import spool as spooling, upload as up
 
     def say(message: str) -> None:
         if not quiet:
@@ -29,9 +29,9 @@ def send_spool(url: str, token_file: str | None, spool: str | None, files: tuple
 
     try:
         token = up.read_token(token_file)
-        folder = up.spool_dir(spool)
+        folder = spooling.spool_dir(spool)
         for f in files:
-            up.enqueue(f, folder)
+            spooling.enqueue(f, folder)
         report = up.send_all(url, token, folder, attempts=attempts, log=say, resolver=resolver, lang=lang)
     except up.UploadError as exc:
         fail(str(exc))
@@ -78,11 +78,11 @@ def upload(ctx: click.Context, url: str | None, files: tuple[str, ...], spool_di
     reachable; run again later), 2 refused now (the reason is printed).
     """
     from readiness.measure.proxies import ProxyResolver
-    from readiness.unattended import upload as up
+    from readiness.unattended import spool as spooling, upload as up
 
     cfg = typed_config(ctx, ("proxy", "pac_url", "token_file", "lang"), config_file)
     if list_quarantined or drop_quarantined:
-        folder = up.spool_dir(spool_dir)
+        folder = spooling.spool_dir(spool_dir)
         try:
             lines = up.quarantine_lines(folder, cfg.lang, drop=drop_quarantined)
         except up.UploadError as exc:
