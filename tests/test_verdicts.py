@@ -65,6 +65,33 @@ def test_partial_run_without_fault_is_partial_never_ready(plugin_cli, tmp_path, 
     assert "Ready for video meetings" not in html and "Redo för videomöten" not in html
 
 
+@pytest.mark.parametrize("lang, first, not_said", [
+    ("en", "PARTIAL CHECK — nothing that stops a meeting in what was checked, with advice", "no fault found"),
+    ("sv", "DELVIS KONTROLL — inget som hindrar ett möte i det som kontrollerades, med råd", "inget fel hittades"),
+])
+def test_a_partial_run_with_advice_does_not_say_no_fault_found(plugin_cli, tmp_path, lang, first, not_said):
+    """A recommended item missed in a partial run: the verdict line does not say "no fault found"
+    above the advice it then gives (terminal and report)."""
+    path = tmp_path / "advice.toml"
+    path.write_text(TWO_AREAS + """
+[[requirement]]
+metric = "fixture_fast.value_ms"
+max = 5
+severity = "recommended"
+why = "fixture"
+fix = "make it smaller still"
+source = "https://example.invalid/fixture"
+""", encoding="utf-8")
+    done = run(plugin_cli, tmp_path, "--requirements", str(path), "--check", "fixture_fast", lang=lang)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(first), done.stdout
+    assert not_said not in done.stdout.lower() and "make it smaller still" in done.stdout
+    doc = validate_result(next((tmp_path / "out").glob("*.json")))
+    assert doc["judgement"]["verdict"] == "PARTIAL" and doc["judgement"]["ready"] is False
+    html = next((tmp_path / "out").glob("*.html")).read_text(encoding="utf-8")
+    assert not_said not in html.lower()
+
+
 def test_partial_run_with_a_fault_is_not_ready(plugin_cli, tmp_path):
     done = run(plugin_cli, tmp_path, "--requirements", two_areas(tmp_path), "--check", "fixture_fast",
                "--set", "fixture_fast.value=12")

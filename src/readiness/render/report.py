@@ -28,7 +28,7 @@ from typing import Any
 
 from readiness.judge.diagnose import (Diagnosis, check_title, checked_areas, describe, diagnose, finding_text,
                                       needed_areas, reconcile)
-from readiness.judge.verdicts import FAIL, UNKNOWN, Judgement, Verdict
+from readiness.judge.verdicts import FAIL, PARTIAL, UNKNOWN, Judgement, Verdict
 from readiness.result import Result
 from readiness.render.charts import line_chart
 from readiness.i18n.format import (catalog, detail_key, detail_value, format_bound, format_value, languages, measured_text,
@@ -158,6 +158,7 @@ class View:
     lines: list[Line]
     measured_areas: list[str] = field(default_factory=list)  # areas that measured something they were asked
     areas: list[str] = field(default_factory=list)  # the areas the requirement list needs
+    word_key: str = ""  # the verdict's words: "PARTIAL_advice" when a partial run found advice to give
 
 
 def _plain_label(label: str) -> str:
@@ -214,8 +215,11 @@ def view(result: Result, j: Judgement, lang: str = "en") -> View:
     explain = f"explain_{verdict}"
     if coverage is not None and verdict != FAIL and result.host.get("measured_by") == "browser":
         explain = "explain_PARTIAL_browser"  # the rest needs the agent, not another --check
-    return View(verdict, word(lang, f"verdict_{verdict}"), word(lang, explain), coverage, causes, lines,
-                checked, needed)
+    # a partial run with no fault but advice to give (a WARN, an unknown recommended item) does not
+    # say "no fault found" above that advice
+    key = f"{verdict}_advice" if verdict == PARTIAL and (causes or lines) else verdict
+    return View(verdict, word(lang, f"verdict_{key}"), word(lang, explain), coverage, causes, lines,
+                checked, needed, key)
 
 
 def unknown_count(n: int, lang: str) -> str:
@@ -227,7 +231,7 @@ def summary_text(result: Result, j: Judgement, lang: str, paths: list[Path]) -> 
     An offline run without devices fits one screen."""
     v = view(result, j, lang)
     profile = profile_title(j.profile, lang)  # a shipped list by its title in the reader's language
-    out = [f"{word(lang, 'terminal_' + v.verdict)}  ({profile})"]
+    out = [f"{word(lang, 'terminal_' + (v.word_key or v.verdict))}  ({profile})"]
     if v.coverage:
         out.append(f"  {v.coverage}")
     for c in v.causes:
