@@ -28,18 +28,25 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def install_reference(ref: str, where: Path) -> Path:
-    """``ref`` of this repository, installed (not editable) into a venv that sees this Python's
-    packages; returns its python."""
-    src = where / "src"
-    src.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(where / "venv")], check=True)
-    py = where / "venv" / "bin" / "python"
+def install(src: Path, where: Path) -> Path:
+    """The tree at ``src`` installed (not editable, byte-compiled as pip does) into a venv that sees
+    this Python's packages; returns its python. Both trees are installed the same way, so neither
+    pays for compiling its modules at every start (an editable install under
+    PYTHONDONTWRITEBYTECODE would)."""
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(where)], check=True)
+    py = where / "bin" / "python"
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(src)],
                    check=True, capture_output=True)
     return py
+
+
+def install_reference(ref: str, where: Path) -> Path:
+    """``ref`` of this repository, installed into a throw-away venv; returns its python."""
+    src = where / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    return install(src, where / "venv")
 
 
 def alternate(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
@@ -55,11 +62,11 @@ def main() -> int:
     ap.add_argument("--ref", default=REFERENCE, help="commit to compare with (default: %(default)s)")
     ap.add_argument("--runs", type=int, default=7)
     a = ap.parse_args()
-    py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
-        ref_py = str(install_reference(a.ref, Path(tmp)))
+        ref_py = str(install_reference(a.ref, Path(tmp) / "ref"))
+        py = str(install(ROOT, Path(tmp) / "this"))
         out = Path(tmp) / "out"
-        help_t = alternate({"bare": [py, "-c", "pass"], "this": [py, "-m", "readiness.cli", "--help"],
+        help_t = alternate({"bare": [sys.executable, "-c", "pass"], "this": [py, "-m", "readiness.cli", "--help"],
                             "ref": [ref_py, "-m", "readiness.cli", "--help"]}, a.runs)
         system = [ "run", "--check", "system", "--no-open", "-q", "-o", str(out)]
         sys_t = alternate({"this": [py, "-m", "readiness.cli", *system], "ref": [ref_py, "-m", "readiness.cli", *system]},

@@ -18,7 +18,6 @@ too much is for the profile to say. ``--server URL`` points the check at an orga
 from __future__ import annotations
 
 from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
-from readiness.checks.bandwidth import http_backend, speedtest_backend
 from readiness.measure import netcommon as net
 
 
@@ -64,9 +63,12 @@ class BandwidthCheck(Check):
         server = net.server_option(ctx.options)
         backend = "http" if server is not None else str(ctx.settings["backend"]).lower()
         if backend == "speedtest":
+            from readiness.checks.bandwidth import speedtest_backend  # lazy: speedtest-cli, only when chosen
+
             return speedtest_backend.run(ctx)
         if backend != "http":
             raise CheckError(f"unknown bandwidth backend {ctx.settings['backend']!r} (use http or speedtest)")
+        from readiness.checks.bandwidth import http_backend  # lazy: the plugin loader reads this module on every run
 
         return http_backend.run(ctx, server)
 
