@@ -230,9 +230,13 @@ def running_pulse() -> Iterator[PulseServer]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pulse():
-    """The private server for the whole session (see :func:`running_pulse`)."""
+    """A private server for the test module that imports this fixture (see :func:`running_pulse`).
+
+    Module scope, not session: each importing module registers a fixture of its own, so a session
+    scope kept one server (and its two low-latency clients, ~10 % of a core) alive per module to
+    the end of the whole run, slowing every timing-sensitive test after them."""
     need(pulse_available(), "PulseAudio and ALSA's pulse plugin are not installed (tests/run.sh installs them)")
     with running_pulse() as server:
         yield server
