@@ -422,6 +422,10 @@ def describe(d: Diagnosis, result: Result, lang: str = "en") -> Words:
              "url": next((f["args"].get("url") for f in d.findings
                           if isinstance(f.get("args"), dict) and f["args"].get("url")), "")}
     cause = word(lang, f"cause.{d.cause}", **facts)
+    if d.cause == CHECK_FAILED and not d.findings:
+        rec = result.checks.get(d.checks[0]) if d.checks else None
+        if rec is not None and rec.error and not (isinstance(rec.details, dict) and rec.details.get("traceback")):
+            cause = rec.error  # the check's own sentence (a CheckError); an unexpected exception keeps the catalog's
     if cause == f"cause.{d.cause}":
         if d.findings:
             cause = finding_text(d.findings[0], lang)
