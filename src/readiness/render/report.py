@@ -46,12 +46,15 @@ def _load_template(name: str) -> str:
 def environment() -> Any:
     import jinja2
 
+    from readiness.render.templatecache import TemplateCache  # imports jinja2 too: only when a page is made
+
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(_load_template),
         autoescape=True,  # everything, whatever the file name: results hold hostile strings too
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=TemplateCache(),  # compiled once per template version, not at every run
     )
     env.globals.update(format_value=format_value, format_bound=format_bound, measured_text=measured_text,
                        line_chart=line_chart, number=number, word=word, when=when, unit_text=unit_text,
