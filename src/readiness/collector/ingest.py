@@ -192,7 +192,13 @@ def _without_details(name: str, record: Any) -> Any:
         return record
     details = record["details"]
     kept = FLEET_DETAILS if name in described().service_reporters else FLEET_DETAILS[1:]
-    return {**record, "details": {k: details[k] for k in kept if k in details}}
+    out = {k: details[k] for k in kept if k in details}
+    # the device the run used, by name only (a room's history lists a changed camera or microphone)
+    if isinstance(details.get("device"), str):
+        out["device"] = details["device"]
+    if isinstance(details.get("source"), dict) and isinstance(details["source"].get("name"), str):
+        out["source"] = {"name": details["source"]["name"]}
+    return {**record, "details": out}
 
 
 def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:

@@ -405,6 +405,36 @@ class Store(Accounts):
             for row in conn.execution_options(yield_per=batch).execute(query):
                 yield row[0], row[1]
 
+    def room_runs(self, key: str, site: str, room: str, hostname: str, limit: int = 5000
+                  ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(run id, site, summary) of one room's (or computer's) stored runs, oldest first, by
+        ``room_key`` (its index): the summary, or the whole document of a run stored before
+        summaries were kept. At most the newest ``limit``. Judgement items point to
+        ``requirement_texts``. Found through the (site, room) index for a room, the hostname's for
+        a computer (``room_key`` has none); the key then keeps browser runs apart. A room's
+        history page reads these (730 runs in tens of ms, bench/history.py), so it needs no
+        table of its own."""
+        found = (results.c.site == site, results.c.room == room) if room else (results.c.hostname == hostname,)
+        query = (select(results.c.run_id, results.c.site, func.coalesce(summaries.c.summary, results.c.document))
+                 .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
+                 .where(*found, results.c.room_key == key).order_by(results.c.started.desc(), results.c.run_id.desc())
+                 .limit(limit))
+        with self._guard(), self.engine.connect() as conn:
+            rows = [(r[0], r[1], r[2]) for r in conn.execute(query)]
+        rows.reverse()
+        return rows
+
+    def runs_since(self, since: datetime, batch: int = 1000) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+        """(room key, run id, site, summary) of every run started since ``since``, by room and
+        time (the fleet's suspected regressions read these: consecutive runs per room), streamed."""
+        query = (select(results.c.room_key, results.c.run_id, results.c.site,
+                        func.coalesce(summaries.c.summary, results.c.document))
+                 .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
+                 .where(results.c.started >= since).order_by(results.c.room_key, results.c.started, results.c.run_id))
+        with self._guard(), self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=batch).execute(query):
+                yield row[0], row[1], row[2], row[3]
+
     def requirement_texts(self) -> dict[str, Any]:
         """Every stored requirement by digest (a few dozen)."""
         with self._guard(), self.engine.connect() as conn:
