@@ -6,7 +6,7 @@
 Each part of the path is percent-escaped whole (``fleet.history.room_path``), so a "/" in a
 site's name stays in its part. Read as /runs/<id> is (``Collector._reading``): a caller scoped
 to other sites gets "no such room", the same answer as for a room that does not exist. The page
-is ``fleet.history.room_page`` over the room's stored summaries (``Store.room_runs``); the
+is ``fleet.history.room_page`` over the room's history records (``Store.room_runs``); the
 requirements' words are the organisation's (``judge.wording.OwnWords``).
 
 :class:`FleetChanges` finds the suspected regressions /fleet lists (``fleet.changes``): each
@@ -28,9 +28,8 @@ from readiness.collector.access import Caller
 from readiness.collector.engine import utcnow
 from readiness.collector.ingest import room_key
 from readiness.collector.store import Store
-from readiness.fleet.changes import Change, Regression, room_run, suspected_regressions
+from readiness.fleet.changes import Change, Regression, directions, from_record, room_run, suspected_regressions
 from readiness.fleet.history import regression_items, room_changes, room_page
-from readiness.plugins import described
 from readiness.render.plots import PlotsUnavailable
 from readiness.server.routes import Request, Response
 
@@ -78,19 +77,18 @@ class RoomPages:
         def make(who: Caller) -> Response:
             if room and not who.sees(site):  # another site's room is not there for this caller
                 return self.refuse(404, "not_found", "no such room")
-            rows = self.store.room_runs(key, site, room, hostname)
+            rows = self.store.room_runs(key)
             # a computer is seen only when every one of its runs is of a site the caller sees
-            if not rows or not all(who.sees(s) for _, s, _ in rows):
+            if not rows or not all(who.sees(s) for _, _, s, _ in rows):
                 return self.refuse(404, "not_found", "no such room" if room else "no such computer")
             lang = self.lang(req)
             stamp = (key, rows[-1][0], len(rows), lang)
             with self._lock:
                 text = self._cache.get(stamp)
             if text is None:
-                reqs = self.store.requirement_texts()
-                followed = tuple(described().repeatability)
-                runs = [room_run(run_id, doc, followed, reqs) for run_id, _, doc in rows]
-                shown_site = site or rows[-1][1]
+                runs = [from_record(run_id, started, s, record) for run_id, started, s, record in rows]
+                runs[-1].bounds = self._bounds(runs[-1].run_id)
+                shown_site = site or rows[-1][2]
                 try:
                     text = room_page(runs, shown_site, room, hostname, lang, lambda r: f"{up}runs/{r}",
                                      words=self.words, back=f"{up}fleet")
@@ -103,6 +101,13 @@ class RoomPages:
             return self.page(text, who)
 
         return self.reading(req, make, page=True)
+
+    def _bounds(self, run_id: str) -> list[dict[str, Any]]:
+        """The requirements the run was judged by (its summary's items, digests resolved)."""
+        summary = self.store.summary(run_id)
+        if not isinstance(summary, dict):
+            return []
+        return room_run(run_id, summary, (), self.store.requirement_texts()).bounds
 
 
 class FleetChanges:
@@ -120,23 +125,23 @@ class FleetChanges:
         stamp = self.store.change_stamp()
         if stamp == self._stamp:
             return
-        followed = tuple(described().repeatability)
         reqs = self.store.requirement_texts()
+        better = directions(reqs.values())  # which way each figure is better, as the stored lists say
         rooms: dict[str, tuple[str, list[Change]]] = {}
         key, runs, site = None, [], ""
 
         def close() -> None:
             if key is not None and len(runs) > 1:
-                found = [c for c in room_changes(runs) if c.kind in ("version", "device", "figure")]
+                found = [c for c in room_changes(runs, better) if c.kind in ("version", "device", "figure")]
                 if found:
                     name = " / ".join(x for x in (site, runs[-1].room) if x) if runs[-1].room else runs[-1].hostname
                     rooms[name or key] = (site, found)
 
-        for k, run_id, s, doc in self.store.runs_since(utcnow() - timedelta(days=self.days)):
+        for k, run_id, started, s, record in self.store.runs_since(utcnow() - timedelta(days=self.days)):
             if k != key:
                 close()
                 key, runs, site = k, [], s
-            runs.append(room_run(run_id, doc, followed, reqs))
+            runs.append(from_record(run_id, started, s, record))
         close()
         self._rooms, self._reqs, self._stamp = rooms, reqs, stamp
 

@@ -22,6 +22,7 @@ from readiness.collector.jsontext import dumps, loads
 from readiness.collector.engine import utcnow
 from readiness.collector.store import RawJSON, REVOKED, Store
 from readiness.collector.tables import HOST_MAX, TEXT_MAX
+from readiness.fleet.changes import history_record, room_run
 from readiness.result import CLOCK_TOLERANCE, Result, ResultError, checked_data, parse_utc
 from readiness.plugins import described
 
@@ -232,6 +233,8 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
            "started": started, "received": received, "profile": profile, "verdict": verdict,
            "coverage": coverage(judgement)}
     row["summary"], reqs = summary_of(data)
+    # the room's history record (``run_history``): its figures, versions and devices, as JSON text
+    row["history"] = dumps(history_record(room_run(data["run_id"], data, tuple(described().repeatability))))
     return row, measured, reqs
 
 

@@ -137,6 +137,21 @@ def room_run(run_id: str, doc: Mapping[str, Any], followed: Iterable[str],
                    hostname=str(host.get("hostname", "")), bounds=bounds)
 
 
+def history_record(run: RoomRun) -> dict[str, Any]:
+    """What the collector keeps of a run for its room's history (``run_history``, a few hundred
+    bytes instead of the summary's ~8 kB): everything of ``RoomRun`` but the ids, time, site and
+    bounds, which are columns or read from the newest run's summary."""
+    return {"verdict": run.verdict, "values": run.values, "versions": run.versions, "devices": run.devices,
+            "room": run.room, "hostname": run.hostname}
+
+
+def from_record(run_id: str, started: datetime, site: str, record: Mapping[str, Any]) -> RoomRun:
+    """The ``RoomRun`` of a stored :func:`history_record`."""
+    return RoomRun(run_id=run_id, started=started, verdict=record.get("verdict"), values=dict(record.get("values") or {}),
+                   versions=dict(record.get("versions") or {}), devices=dict(record.get("devices") or {}),
+                   site=site, room=str(record.get("room") or ""), hostname=str(record.get("hostname") or ""))
+
+
 def directions(requirements: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Which way is better, per metric, as the requirements say: +1 (a ``min``: higher is
     better), -1 (a ``max``: lower is better). A metric with neither, or both ways, is left out."""

@@ -29,7 +29,7 @@ from readiness.i18n.format import detail_key, format_bound, number, unit_text, w
 from readiness.judge.diagnose import check_title
 from readiness.judge.requirements import Requirement
 from readiness.plugins import described
-from readiness.render.plots import Bound, Series, line_svg
+from readiness.render.plots import Bound, Series, bound_style, legend_style, line_svg
 from readiness.render.report import environment, template_words
 
 DAY_CLASS = {"PASS": "PASS", "WARN": "WARN", "PARTIAL": "PARTIAL", "FAIL": "FAIL", "UNKNOWN": "UNKNOWN"}
@@ -55,7 +55,8 @@ class Plot:
     id: str
     title: str
     svg: str
-    summaries: list[str]
+    summaries: list[str]  # the text alternative: a sentence per series and per bound
+    legend: list[tuple[str, str]]  # (CSS of the mark, label)
 
 
 def _requirements(runs: list[RoomRun], words: Any) -> list[Requirement]:
@@ -122,13 +123,14 @@ def _plots(runs: list[RoomRun], reqs: list[Requirement], lang: str) -> list[Plot
         groups.setdefault((metric.partition(".")[0], d.units.get(metric, "")), []).append(metric)
     plots = []
     for n, ((check, unit), metrics) in enumerate(groups.items()):
-        series, sums = [], []
+        series, sums, legend = [], [], []
         shown_unit = unit_text(unit, lang)
         for metric in metrics:
             points = [(r.started, r.values[metric]) for r in runs if metric in r.values]
             if not points:
                 continue
             label = _label(metric, reqs, lang)
+            legend.append((legend_style(len(series)), label))
             series.append(Series(label, [p[0] for p in points], [p[1] for p in points]))
             vals = [p[1] for p in points]
             missed = sum(1 for v in vals for q in reqs if q.metric == metric and q.severity == "required"
@@ -149,9 +151,10 @@ def _plots(runs: list[RoomRun], reqs: list[Requirement], lang: str) -> list[Plot
                                                             severity=word(lang, f"history.severity_{q.severity}")),
                                     q.severity))
                 sums.append(bounds[-1].label)
+                legend.append((bound_style(q.severity), bounds[-1].label))
         title = f"{check_title(check, lang)}" + (f" ({shown_unit})" if shown_unit else "")
         plot_id = f"plot-{n}"
-        plots.append(Plot(plot_id, title, line_svg(series, bounds, shown_unit, f"{plot_id}-title"), sums))
+        plots.append(Plot(plot_id, title, line_svg(series, bounds, shown_unit, f"{plot_id}-title"), sums, legend))
     return plots
 
 
@@ -179,11 +182,12 @@ def regression_text(r: Regression, lang: str, reqs: list[Requirement] | None = N
                 value=r.after, same=r.same_day, day=r.day, changed=r.changed_rooms)
 
 
-def room_changes(runs: list[RoomRun]) -> list[Change]:
-    """The room's changes with each figure's declared repeatability and the direction its
-    newest requirements call better."""
-    reqs = next((r.bounds for r in reversed(runs) if r.bounds), [])
-    return changes(runs, described().repeatability, directions(reqs))
+def room_changes(runs: list[RoomRun], better: Mapping[str, int] | None = None) -> list[Change]:
+    """The room's changes with each figure's declared repeatability and the direction
+    ``better`` calls better (None: the room's newest requirements')."""
+    if better is None:
+        better = directions(next((r.bounds for r in reversed(runs) if r.bounds), []))
+    return changes(runs, described().repeatability, better)
 
 
 def room_page(runs: list[RoomRun], site: str, room: str, hostname: str, lang: str,

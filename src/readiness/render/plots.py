@@ -59,10 +59,22 @@ def _pyplot() -> Any:
     return matplotlib, Figure, mdates
 
 
+def legend_style(index: int) -> str:
+    """CSS for the legend mark of series ``index`` (a short line of its colour and dashes)."""
+    dashes = ("solid", "dashed", "dotted", "dashed")[index % len(STYLES)]
+    return f"border-top:2px {dashes} {COLOURS[index % len(COLOURS)]}"
+
+
+def bound_style(severity: str) -> str:
+    """CSS for the legend mark of a bound line."""
+    return f"border-top:2px dashed {BOUND_COLOURS.get(severity, '#555555')}"
+
+
 def line_svg(series: Sequence[Series], bounds: Sequence[Bound], unit: str, labelled_by: str = "",
-             width_in: float = 8.0, height_in: float = 2.3) -> str:
-    """One plot: each series a line with dots, each bound a dashed horizontal line labelled at
-    its right end; the time axis spans the series. The ``<svg>`` element only (no XML prolog),
+             width_in: float = 8.0, height_in: float = 2.0) -> str:
+    """One plot: each series a line (with dots when few), each bound a dashed horizontal line;
+    the time axis spans the series. No legend inside: :func:`legend_style` and
+    :func:`bound_style` mark the page's legend. The ``<svg>`` element only (no XML prolog),
     with ``role="img"`` (named by the element ``labelled_by``) and no fixed size (it scales to its box)."""
     matplotlib, Figure, mdates = _pyplot()
     rc = {"svg.fonttype": "none",  # text stays text: smaller, selectable, read by screen readers' "find"
@@ -70,8 +82,9 @@ def line_svg(series: Sequence[Series], bounds: Sequence[Bound], unit: str, label
           "font.size": 8, "axes.spines.top": False, "axes.spines.right": False}
     with _LOCK, matplotlib.rc_context(rc):
         fig = Figure(figsize=(width_in, height_in))
-        # fixed margins, the legend on the right: a layout engine would draw the figure twice
-        fig.subplots_adjust(left=0.08, right=0.72, top=0.95, bottom=0.14)
+        # fixed margins: a layout engine would draw the figure twice; the legend is the page's
+        # (``legend_style``), in HTML beside the plot: text a reader can select and enlarge
+        fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.14)
         ax = fig.add_subplot()
         for i, s in enumerate(series):
             dots = len(s.values) <= MANY
@@ -83,12 +96,12 @@ def line_svg(series: Sequence[Series], bounds: Sequence[Bound], unit: str, label
             ax.axhline(b.value, color=colour, linestyle=(0, (3, 3)), linewidth=1, label=_mathless(b.label))
         if unit:
             ax.set_ylabel(_mathless(unit))
-        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=4))
+        # few ticks: each one is a handful of artists to lay out (most of a plot's time)
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=3))
         locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         ax.grid(axis="y", color="#dddddd", linewidth=0.5)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
         out = io.StringIO()
         fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
     text = out.getvalue()
