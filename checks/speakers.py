@@ -49,7 +49,7 @@ class SpeakersCheck(Check):
         Metric("received_level_dbfs", "dBFS", "Level of the test signal as recorded by the microphone"),
         Metric("heard_by_person", "", "The person said they heard the tone (--interactive only)", kind="bool"),
         Metric("speech_mos", "", "Speech quality through the room: MOS-LQO, ViSQOL speech mode (1-5)",
-               repeatability=Repeatability(0.0, 0.2, "bench/audio.py section 4: the room's score beside the same degradation in numbers")),
+               repeatability=Repeatability(0.0, 0.1, "bench/audio.py section 4: the room's score beside the same degradation in numbers")),
     )
     settings = {
         "device": Setting("", "Speaker to use: part of its name or its number; empty = system default", str),

@@ -213,3 +213,34 @@ def test_aggregate_history_writes_a_page_per_room_and_an_index_from_files(cli, t
     assert "in 3 rooms after" in (tmp_path / "fleet.html").read_text(encoding="utf-8")
     refused = cli("aggregate", "--db", "sqlite:///x.db", "--history", str(tmp_path / "h2"))
     assert refused.returncode == 2 and "--history reads result files" in refused.stderr
+
+
+def test_revision_0009_fills_the_history_of_runs_stored_before_it_as_ingest_does(db_url):
+    from sqlalchemy import select, text
+
+    from readiness.collector.ingest import ingest
+    from readiness.collector.migrations import head
+    from readiness.collector.store import Store
+    from readiness.collector.tables import run_history
+
+    store = Store(db_url)
+    try:
+        store.migrate()
+        for d in _stockholm():
+            ingest(store, json.dumps(d).encode(), "Stockholm")
+
+        def rows() -> dict[str, Any]:
+            with store.engine.connect() as conn:
+                return {r.run_id: (r.room_key, r.site, r.record) for r in conn.execute(select(run_history))}
+
+        fresh = rows()
+        assert len(fresh) == len(_stockholm()) and any(rec["versions"] for _, _, rec in fresh.values())
+        with store.engine.begin() as conn:  # as a collector of revision 0005 left it
+            conn.execute(text("DROP TABLE run_history"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+        store.migrate()
+        assert rows() == fresh
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head()
+    finally:
+        store.close()

@@ -90,10 +90,14 @@ def _num(value: float, lang: str) -> str:
 
 
 def _label(metric: str, reqs: list[Requirement], lang: str) -> str:
+    """A figure's name: its requirement's label, else the catalog's word for it, else the
+    check's own description of it (words of last resort), else its key."""
     for r in reqs:
         if r.metric == metric and r.text("label", lang):
             return r.text("label", lang).split(" (")[0].strip()
-    return detail_key(metric.partition(".")[2], lang)
+    name = metric.partition(".")[2]
+    shown = detail_key(name, lang)
+    return described().descriptions.get(metric, shown) if shown == name else shown
 
 
 def _worst(verdicts: Iterable[str | None]) -> str:

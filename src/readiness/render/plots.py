@@ -84,7 +84,7 @@ def line_svg(series: Sequence[Series], bounds: Sequence[Bound], unit: str, label
         fig = Figure(figsize=(width_in, height_in))
         # fixed margins: a layout engine would draw the figure twice; the legend is the page's
         # (``legend_style``), in HTML beside the plot: text a reader can select and enlarge
-        fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.14)
+        fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.2)
         ax = fig.add_subplot()
         for i, s in enumerate(series):
             dots = len(s.values) <= MANY
