@@ -19,7 +19,7 @@ import fleet_rooms
 from browser import Chromium, chromium_path
 from postgres import postgres  # noqa: F401 - the session fixture
 from readiness.collector.http import CSP
-from readiness.fleet.changes import room_run, suspected_regressions
+from readiness.fleet.changes import moved, room_run, suspected_regressions
 from readiness.fleet.history import room_changes, room_path
 from readiness.judge.requirements import load_profile
 from readiness.judge.verdicts import judge
@@ -64,9 +64,9 @@ def test_what_changed_sees_a_version_a_device_and_a_drop_beyond_repeatability_bu
     speech = last[("figure", "speakers.speech_mos")]
     assert (speech.before, speech.after, speech.worse) == (4.4, 3.4, True)
     assert last[("figure", "bandwidth.upload_mbps")].worse is True
-    # the declared repeatability is what decides: the same 0.1 step is a change for a figure declared exact
+    # the declared repeatability is what decides: the 0.1 step is within speech quality's, the 1.0 fall beyond it
     rep = described().repeatability["speakers.speech_mos"]
-    assert rep.floor > 0.1 and rep.source
+    assert rep.source and not moved(4.5, 4.4, rep) and moved(4.4, 3.4, rep)
 
 
 def _room_changes(site: str, room: str, versions: list[str], speeches: list[float]) -> list[Any]:
@@ -244,3 +244,18 @@ def test_revision_0009_fills_the_history_of_runs_stored_before_it_as_ingest_does
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head()
     finally:
         store.close()
+
+
+def test_a_plot_shows_hostile_labels_as_text_and_holds_no_script():
+    from xml.dom.minidom import parseString
+
+    from readiness.render.plots import Bound, Series, line_svg
+
+    when = [datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(days=i) for i in range(3)]
+    svg = line_svg([Series(HOSTILE + " $x$ \\", when, [1.0, 2.0, 3.0])], [Bound(2.0, "$a <b>", "required")], "$",
+                   labelled_by=HOSTILE)
+    assert "<script" not in svg and "<img" not in svg
+    dom = parseString(svg)  # well-formed: every hostile character escaped
+    assert dom.documentElement.getAttribute("role") == "img"
+    assert dom.documentElement.getAttribute("aria-labelledby") == HOSTILE
+    assert not dom.getElementsByTagName("script")

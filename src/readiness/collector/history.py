@@ -19,6 +19,7 @@ Sits in ``collector``; ``collector.http`` only registers the routes.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable
@@ -114,15 +115,22 @@ class FleetChanges:
     """Each room's changes over the last ``days`` days (runs read in one pass), found again when
     the database changed; the suspected regressions of the rooms of a set of sites."""
 
-    def __init__(self, store: Store, days: int = 30, min_rooms: int = 3) -> None:
-        self.store, self.days, self.min_rooms = store, days, min_rooms
+    def __init__(self, store: Store, days: int = 30, min_rooms: int = 3, min_age_s: float = 60.0) -> None:
+        """``min_age_s``: found again at most this often (uploads arrive all the time; a
+        regression is a matter of days, and a large fleet's 30 days are read in one pass)."""
+        self.store, self.days, self.min_rooms, self.min_age_s = store, days, min_rooms, min_age_s
         self._lock = threading.Lock()
         self._stamp: Any = None
+        self._built = -1e18
         self._rooms: dict[str, tuple[str, list[Change]]] = {}
         self._reqs: dict[str, Any] = {}
 
     def _load(self) -> None:
+        now = time.monotonic()
+        if now - self._built < self.min_age_s:
+            return
         stamp = self.store.change_stamp()
+        self._built = now
         if stamp == self._stamp:
             return
         reqs = self.store.requirement_texts()
