@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pytest
 
 import fleet_rooms
-from browser import Chromium, chromium_path
+from browser import Chromium, chromium_path, load_page
 from postgres import postgres  # noqa: F401 - the session fixture
 from readiness.collector.http import CSP
 from readiness.fleet.changes import moved, room_run, suspected_regressions
@@ -140,6 +140,8 @@ def test_room_history_on_the_collector_scoped_escaped_and_linked(cli, db_url):
         for d in sthlm[:4]:  # every run of the room linked to its report
             assert f'href="../../runs/{d["run_id"]}"' in text
         assert 'class="day PASS"' in text and 'aria-labelledby="plot-' in text
+        status, _, sv = c.request("GET", "/rooms/Stockholm/4.12?lang=sv")
+        assert status == 200 and "Vad som ändrades" in sv.decode() and "What changed" not in sv.decode()
 
         # a caller scoped to another site gets no such room; its own site's reader gets it
         assert c.request("GET", "/rooms/Stockholm/4.12", token=goteborg_read)[0] == 404
@@ -190,6 +192,11 @@ def test_room_history_in_chromium_draws_plots_runs_no_script_and_has_text_altern
         assert len(plots) >= 4 and all(w > 100 and h > 30 and paths > 5 for w, h, paths in plots), plots
         assert scripts == 0 and alts == len(plots) and timeline == 4
         assert seen.errors == [] and seen.dialogs == [], seen.errors  # a CSP violation is logged as an error
+        # printable: the page as a file prints on A4 with its plots, still without script
+        page = tmp_path / "room.html"
+        page.write_bytes(c.request("GET", "/rooms/Stockholm/4.12")[2])
+        printed = load_page(page, print_pdf=tmp_path / "room.pdf")
+        assert printed.scripts == 0 and printed.pdf_pages >= 1 and printed.errors == []
     finally:
         c.kill()
 
