@@ -158,10 +158,10 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     to_stdout = json_path == "-"
     regressions: list[str] = []
     if history_dir:  # each room's runs, for its page and the fleet's suspected regressions
-        from readiness.fleet.history import regression_items, rooms_from_files, rooms_regressions, write_history
+        from readiness.fleet.history import fleet_regressions, rooms_from_files, write_history
 
         rooms = rooms_from_files(paths, lambda _p, _r: None)
-        regressions = regression_items(rooms_regressions(rooms), lang)
+        regressions = fleet_regressions(rooms, lang)
     doc = FleetDocument(fleet, figs, lang, Path(out), max_rows, regressions)
     targets = [("html", Path(out))]
     if csv_path:

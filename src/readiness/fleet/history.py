@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote
 
-from readiness.fleet.changes import (VERDICT_RANK, Change, Regression, RoomRun, changes, directions, room_run,
+from readiness.fleet.changes import (AGENT, VERDICT_RANK, Change, Regression, RoomRun, changes, directions, room_run,
                                      suspected_regressions)
 from readiness.i18n.format import detail_key, format_bound, number, unit_text, when, word
 from readiness.judge.diagnose import check_title
 from readiness.judge.requirements import Requirement
+from readiness.measure.inventory import CLIENTS
 from readiness.plugins import described
 from readiness.render.plots import Bound, Series, bound_style, legend_style, line_svg
 from readiness.render.report import environment, template_words
@@ -47,7 +48,7 @@ def room_file(site: str, room: str, hostname: str) -> str:
     """The page's file name in ``aggregate --history DIR``: readable, safe on every file system,
     and distinct per room (the escaped name, with "%" itself escaped)."""
     name = f"room-{quote(site, safe='')}--{quote(room, safe='')}" if room else f"host-{quote(hostname, safe='')}"
-    return name.replace("%", "_") [:200] + ".html"
+    return name.replace("%", "_")[:200] + ".html"
 
 
 @dataclass
@@ -98,6 +99,17 @@ def _label(metric: str, reqs: list[Requirement], lang: str) -> str:
     name = metric.partition(".")[2]
     shown = detail_key(name, lang)
     return described().descriptions.get(metric, shown) if shown == name else shown
+
+
+def _software(metric: str, reqs: list[Requirement], lang: str) -> str:
+    """A version's name: the agent, a meeting client by its product name (the client its check's
+    fix updates, as the fleet's action list names it), else the figure's label."""
+    if metric == AGENT:
+        return word(lang, "history.agent")
+    kind, subject = described().fixes.get(metric, ("", ""))
+    if kind == "update" and subject in CLIENTS:
+        return str(CLIENTS[subject]["title"])
+    return _label(metric, reqs, lang)
 
 
 def _worst(verdicts: Iterable[str | None]) -> str:
@@ -169,8 +181,8 @@ def change_text(c: Change, reqs: list[Requirement], lang: str) -> str:
     if c.kind == "device":
         return word(lang, "history.change_device", check=check_title(c.subject, lang), before=c.before, after=c.after)
     if c.kind == "version":
-        name = word(lang, "history.agent") if c.subject == "readiness" else _label(c.subject, reqs, lang)
-        return word(lang, "history.change_version", name=name, before=c.before or "—", after=c.after or "—")
+        return word(lang, "history.change_version", name=_software(c.subject, reqs, lang), before=c.before or "—",
+                    after=c.after or "—")
     unit = unit_text(described().units.get(c.subject, ""), lang)
     key = "history.change_worse" if c.worse else "history.change_better" if c.worse is False else "history.change_moved"
     return word(lang, key, name=_label(c.subject, reqs, lang), before=f"{number(c.before, lang)} {unit}".strip(),
@@ -180,8 +192,7 @@ def change_text(c: Change, reqs: list[Requirement], lang: str) -> str:
 def regression_text(r: Regression, lang: str, reqs: list[Requirement] | None = None) -> str:
     """"speech quality got worse in 12 rooms after Microsoft Teams 24.1; 11 of them changed the same day"."""
     reqs = reqs or []
-    what = (check_title(r.subject, lang) if r.change_kind == "device" else
-            word(lang, "history.agent") if r.subject == "readiness" else _label(r.subject, reqs, lang))
+    what = check_title(r.subject, lang) if r.change_kind == "device" else _software(r.subject, reqs, lang)
     return word(lang, "history.regression", figure=_label(r.figure, reqs, lang), n=len(r.rooms), change=what,
                 value=r.after, same=r.same_day, day=r.day, changed=r.changed_rooms)
 
@@ -225,21 +236,24 @@ def _group(verdict: str) -> str:
     return "ready" if verdict in ("PASS", "WARN", "PARTIAL") else "not_ready" if verdict == "FAIL" else "unknown"
 
 
-def index_page(rooms: list[dict[str, Any]], regressions: list[Regression], lang: str) -> str:
+def index_page(rooms: list[dict[str, Any]], regressions: list[str], lang: str) -> str:
     """The static history's first page: each room (``site``, ``room``, ``hostname``, ``verdict``
-    of its newest run, ``runs``, ``file``) and the suspected regressions."""
+    of its newest run, ``runs``, ``file``) and the suspected regressions in words."""
     return environment().get_template("history_index.html").render(
-        rooms=rooms, regressions=[regression_text(r, lang) for r in regressions], **template_words(lang))
+        rooms=rooms, regressions=regressions, **template_words(lang))
 
 
 def regression_items(regressions: list[Regression], lang: str, reqs: Iterable[Mapping[str, Any]] = ()) -> list[str]:
     """The suspected regressions in words, for /fleet's small section."""
-    parsed = []
-    for data in reqs:
+    parsed, seen = [], set()
+    for data in reqs:  # one per metric is enough to name it (a fleet's rooms hold the same few dozen)
+        if data.get("metric") in seen:
+            continue
         try:
             parsed.append(Requirement.from_dict(dict(data)))
         except TypeError:
             continue
+        seen.add(data.get("metric"))
     return [regression_text(r, lang, parsed) for r in regressions]
 
 
@@ -321,7 +335,7 @@ def write_history(rooms: Mapping[tuple[str, ...], Room], out_dir: str | os.PathL
         latest = room.runs[-1] if room.runs else None
         index.append({"site": room.site, "room": room.room, "hostname": room.hostname, "runs": len(room.runs),
                       "verdict": latest.verdict if latest else "", "file": quote(file)})
-    page = index_page(index, rooms_regressions(rooms, min_rooms), lang)
+    page = index_page(index, fleet_regressions(rooms, lang, min_rooms), lang)
     write_atomic(out / "index.html", page)
     written.append(out / "index.html")
     return written
@@ -335,3 +349,10 @@ def rooms_regressions(rooms: Mapping[tuple[str, ...], Room], min_rooms: int = 3)
         if changed:
             found[" / ".join(x for x in (room.site, room.room) if x) if room.room else room.hostname] = changed
     return suspected_regressions(found, min_rooms)
+
+
+def fleet_regressions(rooms: Mapping[tuple[str, ...], Room], lang: str, min_rooms: int = 3) -> list[str]:
+    """The suspected regressions among ``rooms`` in words, each figure named as the rooms'
+    newest requirements name it (the fleet report's section and the index's)."""
+    named_by = [b for room in rooms.values() for b in (room.runs[-1].bounds if room.runs else ())]
+    return regression_items(rooms_regressions(rooms, min_rooms), lang, named_by)
