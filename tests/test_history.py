@@ -217,7 +217,9 @@ def test_aggregate_history_writes_a_page_per_room_and_an_index_from_files(cli, t
     room = (tmp_path / "hist" / "room-Stockholm--4.12.html").read_text(encoding="utf-8")
     assert room.count("<svg") >= 4 and "<script" not in room and "24.1.0 → 24.2.0" in room
     assert "in 3 rooms after" in index
-    assert "in 3 rooms after" in (tmp_path / "fleet.html").read_text(encoding="utf-8")
+    fleet = (tmp_path / "fleet.html").read_text(encoding="utf-8")
+    assert "in 3 rooms after" in fleet and 'href="hist/room-Stockholm--4.12.html"' in fleet
+    assert 'href="hist/host-desk-7.html"' in fleet
     refused = cli("aggregate", "--db", "sqlite:///x.db", "--history", str(tmp_path / "h2"))
     assert refused.returncode == 2 and "--history reads result files" in refused.stderr
 
@@ -266,3 +268,21 @@ def test_a_plot_shows_hostile_labels_as_text_and_holds_no_script():
     assert dom.documentElement.getAttribute("role") == "img"
     assert dom.documentElement.getAttribute("aria-labelledby") == HOSTILE
     assert not dom.getElementsByTagName("script")
+
+
+def test_aggregate_history_without_matplotlib_says_what_to_install_in_one_line(cli, tmp_path):
+    import os
+
+    blocked = tmp_path / "blocked"
+    (blocked / "matplotlib").mkdir(parents=True)  # shadows the installed one: its import fails
+    (blocked / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    folder = tmp_path / "share"
+    folder.mkdir()
+    for d in _stockholm()[:4]:
+        (folder / f"readiness-{d['run_id']}.json").write_text(json.dumps(d), encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocked), os.environ.get("PYTHONPATH", "")]))
+    done = cli("aggregate", str(folder), "-o", str(tmp_path / "fleet.html"), "--history", str(tmp_path / "hist"), env=env)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "pip install 'readiness[server]'" in done.stderr
+    assert not list((tmp_path / "hist").glob("*.html"))  # no page written
+    assert (tmp_path / "fleet.html").is_file()  # the fleet report, which needs no plot, is there

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -158,11 +159,20 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     to_stdout = json_path == "-"
     regressions: list[str] = []
     if history_dir:  # each room's runs, for its page and the fleet's suspected regressions
-        from readiness.fleet.history import fleet_regressions, rooms_from_files, write_history
+        from readiness.fleet.history import fleet_regressions, page_files, rooms_from_files, write_history
 
         rooms = rooms_from_files(paths, lambda _p, _r: None)
         regressions = fleet_regressions(rooms, lang)
-    doc = FleetDocument(fleet, figs, lang, Path(out), max_rows, regressions)
+        pages = page_files(rooms)
+        try:  # the fleet report links each room's page, relative: the share can move
+            base = quote(Path(os.path.relpath(os.path.abspath(history_dir), os.path.abspath(Path(out).parent))).as_posix())
+        except ValueError:  # another drive (Windows): no relative path
+            base = Path(os.path.abspath(history_dir)).as_uri()
+
+        def room_link(run: Any) -> str | None:
+            file = pages.get(run.key)
+            return None if file is None else f"{base}/{quote(file)}"
+    doc = FleetDocument(fleet, figs, lang, Path(out), max_rows, regressions, room_link if history_dir else None)
     targets = [("html", Path(out))]
     if csv_path:
         targets.append(("csv", Path(csv_path)))

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote
 
+from readiness.atomic import write_atomic
 from readiness.fleet.changes import (AGENT, VERDICT_RANK, Change, Regression, RoomRun, changes, directions, room_run,
                                      suspected_regressions)
+from readiness.fleet.files import iter_result_files
 from readiness.i18n.format import detail_key, format_bound, number, unit_text, when, word
 from readiness.judge.diagnose import check_title
 from readiness.judge.requirements import Requirement
@@ -32,6 +34,7 @@ from readiness.measure.inventory import CLIENTS
 from readiness.plugins import described
 from readiness.render.plots import Bound, Series, bound_style, legend_style, line_svg
 from readiness.render.report import environment, template_words
+from readiness.result import ResultError, read_result
 
 DAY_CLASS = {"PASS": "PASS", "WARN": "WARN", "PARTIAL": "PARTIAL", "FAIL": "FAIL", "UNKNOWN": "UNKNOWN"}
 
@@ -274,9 +277,6 @@ def rooms_from_files(paths: Iterable[str], on_skip: Callable[[str, str], None]) 
     """Every readable result under ``paths``, by room (``fleet.model.Run.key``'s rule: the room
     label when set, else the computer; a browser self-test apart), oldest run first. Files that
     are not results are passed to ``on_skip`` (path, reason), as ``aggregate`` lists them."""
-    from readiness.fleet.files import iter_result_files
-    from readiness.result import ResultError, read_result
-
     followed = tuple(described().repeatability)
     rooms: dict[tuple[str, ...], Room] = {}
     seen: set[str] = set()
@@ -308,17 +308,12 @@ def write_history(rooms: Mapping[tuple[str, ...], Room], out_dir: str | os.PathL
     """One page per room and an index (``index.html``) into ``out_dir``, each written whole or
     not at all (``atomic.write_atomic``); a run links its own report file when there is one
     (relative, so the folder can move with the share). Returns the files written."""
-    from readiness.atomic import write_atomic
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, index = [], []
-    names: set[str] = set()
+    files = page_files(rooms)
     for key, room in sorted(rooms.items(), key=lambda kv: (kv[1].site.casefold(), kv[1].room.casefold(), kv[1].hostname)):
-        file = room_file(room.site, room.room, room.hostname if not key[0].startswith("browser") else "browser-" + room.hostname)
-        while file in names:  # two names that escape alike (rare): keep both
-            file = file[:-5] + "-" + str(len(names)) + ".html"
-        names.add(file)
+        file = files[key]
 
         def link(run_id: str, reports: dict[str, str] = room.reports) -> str | None:
             target = reports.get(run_id)
@@ -339,6 +334,21 @@ def write_history(rooms: Mapping[tuple[str, ...], Room], out_dir: str | os.PathL
     write_atomic(out / "index.html", page)
     written.append(out / "index.html")
     return written
+
+
+def page_files(rooms: Mapping[tuple[str, ...], Room]) -> dict[tuple[str, ...], str]:
+    """Each room's page file name in the history folder (``room_file``; two names that escape
+    alike get a number), in a stable order: the fleet report links the same names."""
+    names: set[str] = set()
+    out = {}
+    for key in sorted(rooms):
+        room = rooms[key]
+        file = room_file(room.site, room.room, room.hostname if not key[0].startswith("browser") else "browser-" + room.hostname)
+        while file in names:
+            file = file[:-5] + "-" + str(len(names)) + ".html"
+        names.add(file)
+        out[key] = file
+    return out
 
 
 def rooms_regressions(rooms: Mapping[tuple[str, ...], Room], min_rooms: int = 3) -> list[Regression]:

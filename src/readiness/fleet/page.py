@@ -158,6 +158,7 @@ class FleetDocument:
     out_path: Path = Path("fleet.html")  # links to the hosts' own reports are relative to it
     max_rows: int = 500
     regressions: list[str] = field(default_factory=list)  # suspected regressions in words (``--history``)
+    room_link: Callable[[Run], str | None] | None = None  # a row's room history page (``--history``)
 
 
 def _fleet_json(doc: FleetDocument) -> str:
@@ -168,7 +169,7 @@ def _fleet_json(doc: FleetDocument) -> str:
 
 FLEET_WRITERS: dict[str, Writer] = {
     "html": Writer("html", ".html", lambda d: render_html(d.fleet, d.figures, d.out_path, d.lang, d.max_rows,
-                                                          regressions=d.regressions)),
+                                                          room_link=d.room_link, regressions=d.regressions)),
     "csv": Writer("csv", ".csv", lambda d: fleet_csv(d.fleet)),
     "sections_csv": Writer("sections_csv", ".csv", lambda d: step5_csv(d.figures)),
     "json": Writer("json", ".json", _fleet_json),
