@@ -28,6 +28,7 @@ from urllib.parse import unquote
 from readiness.collector.access import Caller
 from readiness.collector.engine import utcnow
 from readiness.collector.ingest import room_key
+from readiness.collector.pages import with_bar
 from readiness.collector.store import Store
 from readiness.fleet.changes import Change, Regression, directions, from_record, room_run, suspected_regressions
 from readiness.fleet.history import regression_items, room_changes, room_page
@@ -99,7 +100,7 @@ class RoomPages:
                     self._cache[stamp] = text
                     while len(self._cache) > self.CACHE_MAX:
                         self._cache.popitem(last=False)
-            return self.page(text, who)
+            return self.page(with_bar(text, who, lang), who)  # the signed-in bar, as on /runs and /fleet
 
         return self.reading(req, make, page=True)
 

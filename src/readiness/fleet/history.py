@@ -30,6 +30,7 @@ from readiness.fleet.files import iter_result_files
 from readiness.i18n.format import detail_key, format_bound, number, unit_text, when, word
 from readiness.judge.diagnose import check_title
 from readiness.judge.requirements import Requirement
+from readiness.judge.verdicts import FAIL, READY
 from readiness.measure.inventory import CLIENTS
 from readiness.plugins import described
 from readiness.render.plots import Bound, Series, bound_style, legend_style, line_svg
@@ -152,8 +153,9 @@ def _plots(runs: list[RoomRun], reqs: list[Requirement], lang: str) -> list[Plot
             legend.append((legend_style(len(series)), label))
             series.append(Series(label, [p[0] for p in points], [p[1] for p in points]))
             vals = [p[1] for p in points]
-            missed = sum(1 for v in vals for q in reqs if q.metric == metric and q.severity == "required"
-                         and ((q.min is not None and v < q.min) or (q.max is not None and v > q.max)))
+            required = [q for q in reqs if q.metric == metric and q.severity == "required"]
+            missed = sum(1 for v in vals if any((q.min is not None and v < q.min) or (q.max is not None and v > q.max)
+                                                for q in required))
             sums.append(word(lang, "history.plot_summary", label=label, n=len(vals),
                              first=when(points[0][0], lang), last=when(points[-1][0], lang),
                              low=f"{number(min(vals), lang)} {shown_unit}".strip(),
@@ -236,7 +238,8 @@ def room_page(runs: list[RoomRun], site: str, room: str, hostname: str, lang: st
 
 
 def _group(verdict: str) -> str:
-    return "ready" if verdict in ("PASS", "WARN", "PARTIAL") else "not_ready" if verdict == "FAIL" else "unknown"
+    """As ``fleet.model.Run.verdict_group``."""
+    return "ready" if verdict in READY else "not_ready" if verdict == FAIL else "unknown"
 
 
 def index_page(rooms: list[dict[str, Any]], regressions: list[str], lang: str) -> str:
