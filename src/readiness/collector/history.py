@@ -26,7 +26,7 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from readiness.collector.access import Caller
-from readiness.collector.engine import utcnow
+from readiness.collector.engine import Unavailable, utcnow
 from readiness.collector.ingest import room_key
 from readiness.collector.pages import with_bar
 from readiness.collector.store import Store
@@ -114,26 +114,50 @@ class RoomPages:
 
 class FleetChanges:
     """Each room's changes over the last ``days`` days (runs read in one pass), found again when
-    the database changed; the suspected regressions of the rooms of a set of sites."""
+    the database changed, in a thread of its own: /fleet shows what the last pass found and
+    never waits for one (a large fleet's 30 days take about a second; the live view has its own
+    budget). The suspected regressions of the rooms of a set of sites."""
 
-    def __init__(self, store: Store, days: int = 30, min_rooms: int = 3, min_age_s: float = 60.0) -> None:
+    def __init__(self, store: Store, days: int = 30, min_rooms: int = 3, min_age_s: float = 60.0,
+                 log: Callable[[str], None] | None = None) -> None:
         """``min_age_s``: found again at most this often (uploads arrive all the time; a
-        regression is a matter of days, and a large fleet's 30 days are read in one pass)."""
+        regression is a matter of days)."""
         self.store, self.days, self.min_rooms, self.min_age_s = store, days, min_rooms, min_age_s
+        self.log = log or (lambda _m: None)
         self._lock = threading.Lock()
         self._stamp: Any = None
-        self._built = -1e18
+        self._asked = -1e18  # when a pass was last started
+        self._running = False
         self._rooms: dict[str, tuple[str, list[Change]]] = {}
         self._reqs: dict[str, Any] = {}
 
-    def _load(self) -> None:
-        now = time.monotonic()
-        if now - self._built < self.min_age_s:
-            return
-        stamp = self.store.change_stamp()
-        self._built = now
-        if stamp == self._stamp:
-            return
+    def refresh(self, wait: bool = False) -> None:
+        """Start a pass when the last one is older than ``min_age_s`` and none runs; ``wait``:
+        in this thread, to its end (the tests, and a caller that needs the answer now)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._running or now - self._asked < self.min_age_s:
+                return
+            self._running, self._asked = True, now
+        if wait:
+            self._pass()
+        else:
+            threading.Thread(target=self._pass, name="fleet-changes", daemon=True).start()
+
+    def _pass(self) -> None:
+        try:
+            stamp = self.store.change_stamp()
+            if stamp != self._stamp:
+                rooms, reqs = self._read()
+                with self._lock:
+                    self._rooms, self._reqs, self._stamp = rooms, reqs, stamp
+        except Unavailable as exc:  # tried again at the next /fleet after min_age_s
+            self.log(f"suspected regressions not found again: {exc}")
+        finally:
+            with self._lock:
+                self._running = False
+
+    def _read(self) -> tuple[dict[str, tuple[str, list[Change]]], dict[str, Any]]:
         reqs = self.store.requirement_texts()
         better = directions(reqs.values())  # which way each figure is better, as the stored lists say
         rooms: dict[str, tuple[str, list[Change]]] = {}
@@ -152,12 +176,13 @@ class FleetChanges:
                 key, runs, site = k, [], s
             runs.append(from_record(run_id, started, s, record))
         close()
-        self._rooms, self._reqs, self._stamp = rooms, reqs, stamp
+        return rooms, reqs
 
     def regressions(self, sites: frozenset[str] | None) -> list[Regression]:
-        """The suspected regressions among the rooms of ``sites`` (None: every site)."""
+        """The suspected regressions among the rooms of ``sites`` (None: every site), as the
+        last pass found them (a new pass is started when that one is old)."""
+        self.refresh()
         with self._lock:
-            self._load()
             rooms = {name: found for name, (site, found) in self._rooms.items() if sites is None or site in sites}
         return suspected_regressions(rooms, self.min_rooms)
 

@@ -143,7 +143,7 @@ class Collector:
         self._tokens: dict[str, tuple[float, Any]] = {}  # secret -> (when looked up, Token)
         self._tokens_lock = threading.Lock()
         self.rooms = RoomPages(store, self._reading, lambda text, who: html(text, who=who), refuse, _lang, self.words)
-        self.changes = FleetChanges(store)
+        self.changes = FleetChanges(store, log=self.log)
 
     SKEWED_MAX = 100
 
