@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-from readiness.check import Check, CheckContext, Measurement, Metric, Setting
+from readiness.check import Check, CheckContext, Measurement, Metric, Repeatability, Setting
 from readiness.measure.cameras import CameraNotFound, quiet_opencv, resolve_source
 
 SNAPSHOT_WIDTH = 480  # px; enough to judge framing and light, small enough for a report
@@ -245,8 +245,10 @@ class CameraCheck(Check):
     metrics = (
         Metric("working", "", "Frames arrive from the camera", kind="bool"),
         Metric("width_px", "px", "Width of the frames that arrive"),
-        Metric("height_px", "px", "Height of the frames that arrive", key_figure=60),
-        Metric("fps", "fps", "Frame rate delivered, measured from arrival times", key_figure=61),
+        Metric("height_px", "px", "Height of the frames that arrive", key_figure=60,
+               repeatability=Repeatability(0.0, 0.0, "the driver negotiates the size: any change is real")),
+        Metric("fps", "fps", "Frame rate delivered, measured from arrival times", key_figure=61,
+               repeatability=Repeatability(0.0, 1.0, "bench/camera.py section 1: delivered fps within 1 fps of the served rate")),
         Metric("first_frame_ms", "ms", "Time from opening the camera to its first frame"),
         Metric("brightness_pct", "%", "Mean brightness of the picture"),
         Metric("black_pct", "%", "Share of frames that are black (FFmpeg blackdetect rule)"),

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 
-from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
+from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Repeatability, Setting
 from readiness.checks.connectivity import DEFAULT_SERVICES
 from readiness.measure import netcommon as net, netstats, stun
 
@@ -43,10 +43,13 @@ class LatencyCheck(Check):
     budget_s = 15.0
     metrics = (
         Metric("rtt_min_ms", "ms", "Lowest round-trip time"),
-        Metric("rtt_median_ms", "ms", "Median round-trip time", key_figure=20),
+        Metric("rtt_median_ms", "ms", "Median round-trip time", key_figure=20,
+               repeatability=Repeatability(0.0, 2.0, "bench/network.py: median RTT within 2 ms of the responder's delay, 10-200 ms")),
         Metric("rtt_p95_ms", "ms", "95th percentile round-trip time"),
-        Metric("jitter_ms", "ms", "Interarrival jitter (RFC 3550 estimator over RTTs)", key_figure=21),
-        Metric("loss_pct", "%", "Probes without an answer", key_figure=22),
+        Metric("jitter_ms", "ms", "Interarrival jitter (RFC 3550 estimator over RTTs)", key_figure=21,
+               repeatability=Repeatability(0.0, 2.0, "bench/network.py: jitter within 2 ms of what the responder's uniform jitter implies")),
+        Metric("loss_pct", "%", "Probes without an answer", key_figure=22,
+               repeatability=Repeatability(0.0, 1.0, "bench/network.py: loss within 1 point of the kernel's drop counter at 3 %")),
         Metric("burst_loss_pct", "%", "Worst loss in any 200 ms"),
         Metric("reorder_pct", "%", "Answers that arrived out of order"),
         Metric("mos", "", "Estimated voice quality (MOS, simplified E-model, 1-4.4)"),

@@ -20,7 +20,7 @@ Runs isolated (a killable child process); heavy imports only inside :meth:`run`.
 
 from __future__ import annotations
 
-from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Setting
+from readiness.check import Check, CheckContext, CheckError, Measurement, Metric, Repeatability, Setting
 from readiness.measure import audio_devices
 
 CHIRP_S = 0.3
@@ -48,7 +48,8 @@ class SpeakersCheck(Check):
         Metric("loopback_peak_ratio", "", "Cross-correlation peak over its median (how clearly it was heard)"),
         Metric("received_level_dbfs", "dBFS", "Level of the test signal as recorded by the microphone"),
         Metric("heard_by_person", "", "The person said they heard the tone (--interactive only)", kind="bool"),
-        Metric("speech_mos", "", "Speech quality through the room: MOS-LQO, ViSQOL speech mode (1-5)"),
+        Metric("speech_mos", "", "Speech quality through the room: MOS-LQO, ViSQOL speech mode (1-5)",
+               repeatability=Repeatability(0.0, 0.1, "bench/audio.py section 4: the room's score beside the same degradation in numbers")),
     )
     settings = {
         "device": Setting("", "Speaker to use: part of its name or its number; empty = system default", str),

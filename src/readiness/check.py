@@ -25,6 +25,22 @@ SECTIONS = ("equipment", "network", "subscriptions", "security")
 
 
 @dataclass(frozen=True)
+class Repeatability:
+    """How far two runs of the same figure on an unchanged room differ by chance: the spread of
+    one run, as a share of the value (``cv_pct``, a coefficient of variation) and at least
+    ``floor`` in the metric's own unit. ``source``: where the figure comes from (a bench and
+    its row, a paper). A room's history calls a move "changed" only beyond this spread."""
+
+    cv_pct: float
+    floor: float
+    source: str
+
+    def spread(self, value: float) -> float:
+        """One run's standard deviation around ``value``."""
+        return max(abs(value) * self.cv_pct / 100.0, self.floor)
+
+
+@dataclass(frozen=True)
 class Metric:
     """A metric a check provides. ``name`` carries its unit (``upload_mbps``, ``rtt_p95_ms``)."""
 
@@ -47,6 +63,9 @@ class Metric:
     # (a client's key, a metric's name, or ""). None: its check's ``fix``.
     fix: str | None = None
     fix_subject: str = ""
+    # How repeatable one run's value is (``Repeatability``); a metric that declares one is followed
+    # over time on a room's history page (a plot per check and unit) and in "what changed".
+    repeatability: Repeatability | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in METRIC_KINDS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from importlib.metadata import entry_points
@@ -100,6 +101,10 @@ class Described:
     fixes: dict[str, tuple[str, str]]  # every declared metric -> (kind, subject) of its fix
     check_fixes: dict[str, tuple[str, str]]  # check -> the fix of a metric it does not declare
     service_reporters: tuple[str, ...]  # checks whose details list the meeting services they tried
+    # every metric declaring its repeatability (followed over time: a room's history, "what
+    # changed"), key figures first in their order, then by check and name; and its unit
+    repeatability: dict[str, Any] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
 
     def section_of(self, metric: str) -> str:
         """The step-5 section a requirement on ``metric`` is shown under; "equipment" when no loaded
@@ -121,13 +126,16 @@ def described() -> Described:
 
 
 def _gather_descriptions(checks: dict[str, type[Check]]) -> Described:
-    sections, keys, facts, texts, fixes = {}, [], [], {}, {}
+    sections, keys, facts, texts, fixes, units, followed = {}, [], [], {}, {}, {}, []
     for name, cls in checks.items():
         for m in cls.metrics:
             full = f"{name}.{m.name}"
             sections[full] = cls.section_of(m.name)
             fixes[full] = cls.fix_of(m.name, name)
             texts[full] = m.description
+            units[full] = m.unit
+            if m.repeatability is not None:
+                followed.append(((m.key_figure is None, m.key_figure or 0, full), full, m.repeatability))
             if m.key_figure is not None:
                 keys.append((m.key_figure, full))
             if m.security_fact:
@@ -136,7 +144,8 @@ def _gather_descriptions(checks: dict[str, type[Check]]) -> Described:
                      key_figures=tuple(full for _, full in sorted(keys)), security_facts=tuple(facts),
                      descriptions=texts, fixes=fixes,
                      check_fixes={n: c.fix_of("", n) for n, c in checks.items()},
-                     service_reporters=tuple(n for n, c in checks.items() if c.reports_services))
+                     service_reporters=tuple(n for n, c in checks.items() if c.reports_services),
+                     repeatability={full: r for _, full, r in sorted(followed, key=lambda x: x[0])}, units=units)
 
 
 def load_spec(spec: str) -> type[Check]:

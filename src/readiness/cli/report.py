@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -90,9 +91,10 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
 @click.option("--max-rows", default=500, show_default=True, type=click.IntRange(min=0), help="Rows of the per-computer table in the HTML (the CSV has all).")
 @click.option("--sections-csv", "sections_csv", metavar="FILE.csv", type=click.Path(dir_okay=False), help="Also write the step-5 sections and the action list as one long table.")
 @click.option("--partner", "partners", metavar="SITE", multiple=True, help="A site label of a partner organisation (repeatable); browser self-tests from sites no agent measured count as partners too.")
+@click.option("--history", "history_dir", metavar="DIR", type=click.Path(file_okay=False), help="Also write each room's history (verdict per day, key figures over time, what changed, every run) as static pages into DIR, with an index.html; from result files only.")
 def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: str | None, json_path: str | None,
               profile: str | None, requirements: str | None, all_runs: bool, lang: str, max_rows: int,
-              sections_csv: str | None, partners: tuple[str, ...]) -> None:
+              sections_csv: str | None, partners: tuple[str, ...], history_dir: str | None) -> None:
     """One fleet report from many results; folders are searched for *.json recursively.
 
     With --db URL the results come from a collector's database (`readiness serve --db`): the
@@ -115,6 +117,8 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
 
     if bool(paths) == bool(db_url):
         raise click.UsageError("give the result folders or files (PATH...), or --db URL")
+    if history_dir and db_url:
+        raise click.UsageError("--history reads result files; the collector shows the same pages at /rooms/SITE/ROOM")
     prof = None
     if profile or requirements:
         plugins = load_checks()
@@ -153,7 +157,22 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
             source = ", ".join(paths)
         figs = figures(fleet, lang, partners)
     to_stdout = json_path == "-"
-    doc = FleetDocument(fleet, figs, lang, Path(out), max_rows)
+    regressions: list[str] = []
+    if history_dir:  # each room's runs, for its page and the fleet's suspected regressions
+        from readiness.fleet.history import fleet_regressions, page_files, rooms_from_files, write_history
+
+        rooms = rooms_from_files(paths, lambda _p, _r: None)
+        regressions = fleet_regressions(rooms, lang)
+        pages = page_files(rooms)
+        try:  # the fleet report links each room's page, relative: the share can move
+            base = quote(Path(os.path.relpath(os.path.abspath(history_dir), os.path.abspath(Path(out).parent))).as_posix())
+        except ValueError:  # another drive (Windows): no relative path
+            base = Path(os.path.abspath(history_dir)).as_uri()
+
+        def room_link(run: Any) -> str | None:
+            file = pages.get(run.key)
+            return None if file is None else f"{base}/{quote(file)}"
+    doc = FleetDocument(fleet, figs, lang, Path(out), max_rows, regressions, room_link if history_dir else None)
     targets = [("html", Path(out))]
     if csv_path:
         targets.append(("csv", Path(csv_path)))
@@ -173,6 +192,16 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     done_key = ("aggregate_done_runs" if all_runs else "aggregate_done") + ("_db" if db_url else "")
     click.echo(terminal_text(word(lang, done_key, files=fleet.results_read, skipped=len(fleet.skipped), total=c["total"],
                                   ready=c["ready"], not_ready=c["not_ready"], unknown=c["unknown"])), err=to_stdout)
+    if history_dir:
+        from readiness.render.plots import PlotsUnavailable
+
+        try:
+            pages = write_history(rooms, history_dir, lang)
+        except PlotsUnavailable as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"cannot write {history_dir}: {exc.strerror or exc}")
+        targets.append(("history", pages[-1]))
     for _, target in targets:
         click.echo(terminal_text(word(lang, "wrote", path=str(target))), err=to_stdout)
     if to_stdout:

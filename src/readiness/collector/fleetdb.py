@@ -32,6 +32,7 @@ from readiness.collector.store import Store
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
 from readiness.fleet.files import invalid
 from readiness.fleet.read import _Reader
+from readiness.fleet.history import room_path
 from readiness.fleet.page import render_html
 from readiness.result import Result, ResultError
 
@@ -212,7 +213,10 @@ class FleetView:
                     self.figs[(sites, lang)] = figures(fleet, lang)
             return fleet, self.figs[(sites, lang)]
 
-    def html(self, lang: str, sites: frozenset[str] | None = None) -> str:
+    def html(self, lang: str, sites: frozenset[str] | None = None, regressions: list[str] | None = None) -> str:
         fleet, figs = self.get(lang, sites)
-        # the page is /fleet: a row links its run's report at /runs/ID
-        return render_html(fleet, figs, "fleet.html", lang, link=lambda r: f"runs/{r.run_id}")
+        # the page is /fleet: a row links its run's report at /runs/ID, its room's history at
+        # /rooms/SITE/ROOM (a computer's at /hosts/NAME)
+        return render_html(fleet, figs, "fleet.html", lang, link=lambda r: f"runs/{r.run_id}",
+                           room_link=lambda r: None if r.facts.get("by") == "browser" or not (r.room or r.hostname) else
+                           room_path(r.site, r.room, r.hostname).lstrip("/"), regressions=regressions or [])

@@ -8,6 +8,7 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /api/v1/fleet     the fleet figures (JSON)
     GET  /fleet.csv        the fleet's rows (CSV; each export is written to the audit log)
     GET  /runs/<run id>    one run's report (HTML; ``?lang=sv``)
+    GET  /rooms/<site>/<room>, /hosts/<hostname>   a room's (a computer's) history (``collector.history``)
     GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age;
                            this process's ingest latency, queue depth, database errors, memory
     GET  /admin/audit      the audit log (HTML; admin, auditor, this machine)
@@ -45,6 +46,7 @@ from urllib.parse import parse_qs
 
 from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller, parse_span
 from readiness.collector.fleetdb import FleetView
+from readiness.collector.history import FleetChanges, RoomPages
 from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKED_REASON, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
 from readiness.collector.pages import audit_page, links_page, message_page, share_page, with_bar
@@ -140,6 +142,8 @@ class Collector:
         self.started = time.time()
         self._tokens: dict[str, tuple[float, Any]] = {}  # secret -> (when looked up, Token)
         self._tokens_lock = threading.Lock()
+        self.rooms = RoomPages(store, self._reading, lambda text, who: html(text, who=who), refuse, _lang, self.words)
+        self.changes = FleetChanges(store, log=self.log)
 
     SKEWED_MAX = 100
 
@@ -206,6 +210,8 @@ class Collector:
                 Route(read, "/admin/links", self.get_links, max_body=0),
                 Route("POST", "/admin/links", self.post_links, max_body=4096),
                 Route(read, "/runs/", self.get_run, max_body=0, prefix=True), Route(read, "/metrics", self.get_metrics, max_body=0),
+                Route(read, "/rooms/", self.rooms.get_room, max_body=0, prefix=True),
+                Route(read, "/hosts/", self.rooms.get_host, max_body=0, prefix=True),
                 Route(read, "/healthz", self.get_healthz, max_body=0), Route(read, "/readyz", self.get_readyz, max_body=0)]
 
     READY_TIMEOUT_S = 2.0
@@ -388,7 +394,7 @@ class Collector:
     def get_fleet(self, req: Request) -> Response:
         def make(who: Caller) -> Response:
             lang = _lang(req)
-            return html(with_bar(self.view.html(lang, who.sites), who, lang), who=who)
+            return html(with_bar(self.view.html(lang, who.sites, self.changes.texts(lang, who.sites)), who, lang), who=who)
 
         return self._reading(req, make, page=True)
 

@@ -22,6 +22,7 @@ from readiness.collector.jsontext import dumps, loads
 from readiness.collector.engine import utcnow
 from readiness.collector.store import RawJSON, REVOKED, Store
 from readiness.collector.tables import HOST_MAX, TEXT_MAX
+from readiness.fleet.changes import history_record, room_run
 from readiness.result import CLOCK_TOLERANCE, Result, ResultError, checked_data, parse_utc
 from readiness.plugins import described
 
@@ -192,7 +193,13 @@ def _without_details(name: str, record: Any) -> Any:
         return record
     details = record["details"]
     kept = FLEET_DETAILS if name in described().service_reporters else FLEET_DETAILS[1:]
-    return {**record, "details": {k: details[k] for k in kept if k in details}}
+    out = {k: details[k] for k in kept if k in details}
+    # the device the run used, by name only (a room's history lists a changed camera or microphone)
+    if isinstance(details.get("device"), str):
+        out["device"] = details["device"]
+    if isinstance(details.get("source"), dict) and isinstance(details["source"].get("name"), str):
+        out["source"] = {"name": details["source"]["name"]}
+    return {**record, "details": out}
 
 
 def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
@@ -226,6 +233,8 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
            "started": started, "received": received, "profile": profile, "verdict": verdict,
            "coverage": coverage(judgement)}
     row["summary"], reqs = summary_of(data)
+    # the room's history record (``run_history``): its figures, versions and devices, as JSON text
+    row["history"] = dumps(history_record(room_run(data["run_id"], data, tuple(described().repeatability))))
     return row, measured, reqs
 
 

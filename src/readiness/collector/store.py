@@ -46,7 +46,8 @@ from readiness.collector.accounts import Accounts, _unexpired, digest
 from readiness.collector.engine import (ERROR_KINDS, StoreError, Tally, Unavailable, _Guard, _on_sqlite_connect, aware,
                                         day_of, redacted, sqlalchemy_url, utcnow)
 from readiness.collector.jsontext import loads
-from readiness.collector.tables import BROWSER_KEYS, day_counts, latest, requirements, results, summaries, tokens
+from readiness.collector.tables import (BROWSER_KEYS, day_counts, latest, requirements, results, run_history, summaries,
+                                       tokens)
 
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
 MIGRATION_LOCK = 0x72656164  # PostgreSQL advisory lock key held while the schema is upgraded ("read")
@@ -281,7 +282,7 @@ class Store(Accounts):
                 if i not in refused:
                     first.setdefault(item[0]["run_id"], i)
             # the row is kept as given: a batch that failed is tried again one item at a time
-            params = [{**{k: v for k, v in items[i][0].items() if k != "summary"}, "document": items[i][1]}
+            params = [{**{k: v for k, v in items[i][0].items() if k not in ("summary", "history")}, "document": items[i][1]}
                       for i in first.values()]
             stored = set(conn.execute(self._result_insert, params).scalars()) if params else set()
             others = [run_id for run_id in first if run_id not in stored]
@@ -292,6 +293,11 @@ class Store(Accounts):
                              for row, *_ in winners if row.get("summary") is not None]
             if summaries_new:
                 conn.execute(summaries.insert(), summaries_new)
+            history_new = [{"run_id": row["run_id"], "room_key": row["room_key"], "site": row["site"],
+                            "started": row["started"], "record": RawJSON(row["history"])}
+                           for row, *_ in winners if row.get("history") is not None]
+            if history_new:
+                conn.execute(run_history.insert(), history_new)
             newest: dict[tuple[str, str], dict[str, Any]] = {}  # one row per key: the newest run of the batch
             for row, _document, checks, *_ in winners:
                 for name in ["", *checks]:
@@ -341,6 +347,7 @@ class Store(Accounts):
                                         .order_by(results.c.started).limit(batch)).scalars())
                 if ids:
                     conn.execute(delete(summaries).where(summaries.c.run_id.in_(ids)))
+                    conn.execute(delete(run_history).where(run_history.c.run_id.in_(ids)))
                     # what went (RETURNING: exactly the rows deleted) comes off the trend in the same transaction
                     went = conn.execute(delete(results).where(results.c.run_id.in_(ids), results.c.run_id.not_in(held))
                                         .returning(results.c.started, results.c.verdict)).all()
@@ -404,6 +411,37 @@ class Store(Accounts):
         with self._guard(), self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=batch).execute(query):
                 yield row[0], row[1]
+
+    def room_runs(self, key: str, limit: int = 5000) -> list[tuple[str, datetime, str, dict[str, Any]]]:
+        """(run id, start, site, history record) of one room's (or computer's) stored runs by
+        ``room_key``, oldest first, at most the newest ``limit`` (``run_history``: a few hundred
+        bytes each; 730 runs read in ~10 ms, bench/history.py)."""
+        query = (select(run_history.c.run_id, run_history.c.started, run_history.c.site, run_history.c.record)
+                 .where(run_history.c.room_key == key)
+                 .order_by(run_history.c.started.desc(), run_history.c.run_id.desc()).limit(limit))
+        with self._guard(), self.engine.connect() as conn:
+            rows = [(r[0], aware(r[1]), r[2], r[3]) for r in conn.execute(query)]
+        rows.reverse()
+        return rows
+
+    def summary(self, run_id: str) -> dict[str, Any] | None:
+        """One run's summary (the whole document of a run stored before summaries were kept)."""
+        query = (select(func.coalesce(summaries.c.summary, results.c.document))
+                 .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
+                 .where(results.c.run_id == run_id))
+        with self._guard(), self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def runs_since(self, since: datetime, batch: int = 1000) -> Iterator[tuple[str, str, datetime, str, dict[str, Any]]]:
+        """(room key, run id, start, site, history record) of every run started since ``since``,
+        by room and time (the fleet's suspected regressions read consecutive runs per room), streamed."""
+        query = (select(run_history.c.room_key, run_history.c.run_id, run_history.c.started, run_history.c.site,
+                        run_history.c.record)
+                 .where(run_history.c.started >= since)
+                 .order_by(run_history.c.room_key, run_history.c.started, run_history.c.run_id))
+        with self._guard(), self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=batch).execute(query):
+                yield row[0], row[1], aware(row[2]), row[3], row[4]
 
     def requirement_texts(self) -> dict[str, Any]:
         """Every stored requirement by digest (a few dozen)."""

@@ -64,6 +64,20 @@ day_counts = Table(
     Column("runs", Integer, nullable=False),
 )
 
+# A room's history (``collector.history``): per run, its verdict, the followed figures, the software
+# versions and the devices (``fleet.changes.history_record``), a few hundred bytes, by room and
+# time, so a room's page with 730 runs reads 730 small rows, not 730 summaries (revision 0009).
+run_history = Table(
+    "run_history", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("room_key", String(2 * TEXT_MAX + HOST_MAX + 8), nullable=False),
+    Column("site", String(TEXT_MAX), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Column("record", _DOCUMENT, nullable=False),
+    Index("ix_run_history_room_started", "room_key", "started"),
+    Index("ix_run_history_started", "started"),
+)
+
 requirements = Table(
     "requirements", metadata,
     Column("digest", String(64), primary_key=True),  # SHA-256 of the requirement's canonical JSON

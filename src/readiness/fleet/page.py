@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -107,11 +107,14 @@ def _site_rows(sites: list[dict[str, Any]], rooms_per_site: int) -> list[dict[st
 
 
 def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[str], lang: str = "en",
-                max_rows: int = 500, rooms_per_site: int = 12, link: Callable[[Run], str | None] | None = None) -> str:
+                max_rows: int = 500, rooms_per_site: int = 12, link: Callable[[Run], str | None] | None = None,
+                room_link: Callable[[Run], str | None] | None = None, regressions: list[str] | None = None) -> str:
     """The fleet report: self-contained HTML, bounded in size whatever the number of hosts.
 
     ``link`` gives a row's report URL (the collector links /runs/ID); by default the report
-    file beside the result file, relative to ``out_path``."""
+    file beside the result file, relative to ``out_path``. ``room_link``: a row's room history
+    URL (None: no link); ``regressions``: the suspected regressions in words
+    (``fleet.history.regression_items``), listed in a section of their own."""
     if lang not in languages():
         lang = "en"
     now = datetime.now(timezone.utc)
@@ -121,6 +124,7 @@ def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[
     for r in fleet.runs[:max_rows]:
         failing = sorted(((i, s) for i, s in r.statuses.items() if s != "PASS"), key=lambda x: STATUS_RANK[x[1]])
         rows.append({"run": r, "link": link(r) if link is not None else report_link(r, out_dir),
+                     "history": room_link(r) if room_link is not None else None,
                      "age": age((now - r.oldest).total_seconds(), lang) if r.oldest else "",
                      "sources": _sources_by_host(r),
                      "failing": [(s, reqs[i].text("label", lang) or reqs[i].metric) for i, s in failing[:4]],
@@ -129,7 +133,8 @@ def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[
     return template.render(f=figs, fleet=fleet, rows=rows, sites=_site_rows(figs["sites"], rooms_per_site), hidden_rows=max(0, len(fleet.runs) - max_rows),
                            charts=[c for h in figs["histograms"] if (c := histogram_svg(h, lang=lang)) is not None],
                            trend_chart=trend_svg(figs["trend"], lang=lang), **template_words(lang),
-                           skipped=figs["skipped"][:max_rows], hidden_skipped=max(0, len(fleet.skipped) - max_rows))
+                           skipped=figs["skipped"][:max_rows], hidden_skipped=max(0, len(fleet.skipped) - max_rows),
+                           regressions=regressions or [])
 
 
 
@@ -152,6 +157,8 @@ class FleetDocument:
     lang: str = "en"
     out_path: Path = Path("fleet.html")  # links to the hosts' own reports are relative to it
     max_rows: int = 500
+    regressions: list[str] = field(default_factory=list)  # suspected regressions in words (``--history``)
+    room_link: Callable[[Run], str | None] | None = None  # a row's room history page (``--history``)
 
 
 def _fleet_json(doc: FleetDocument) -> str:
@@ -161,7 +168,8 @@ def _fleet_json(doc: FleetDocument) -> str:
 
 
 FLEET_WRITERS: dict[str, Writer] = {
-    "html": Writer("html", ".html", lambda d: render_html(d.fleet, d.figures, d.out_path, d.lang, d.max_rows)),
+    "html": Writer("html", ".html", lambda d: render_html(d.fleet, d.figures, d.out_path, d.lang, d.max_rows,
+                                                          room_link=d.room_link, regressions=d.regressions)),
     "csv": Writer("csv", ".csv", lambda d: fleet_csv(d.fleet)),
     "sections_csv": Writer("sections_csv", ".csv", lambda d: step5_csv(d.figures)),
     "json": Writer("json", ".json", _fleet_json),
