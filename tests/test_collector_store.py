@@ -364,6 +364,17 @@ def test_the_fleet_from_summaries_is_the_fleet_from_whole_documents(store):
     assert not from_summaries.skipped
 
 
+def _point_record_nowhere(conn, run_id):
+    """Hand-edit a run's fleet record as its summary: its first requirement is not stored."""
+    import json
+
+    from readiness.collector.tables import fleet_records
+
+    record = json.loads(conn.execute(select(fleet_records.c.record).where(fleet_records.c.run_id == run_id)).scalar_one())
+    record["refs"][0] = "0" * 64
+    conn.execute(fleet_records.update().where(fleet_records.c.run_id == run_id).values(record=json.dumps(record)))
+
+
 def test_a_summary_pointing_to_no_stored_requirement_is_skipped_with_a_reason(store):
     from readiness.collector.fleetdb import build_fleet
     from readiness.collector.tables import summaries
@@ -375,6 +386,7 @@ def test_a_summary_pointing_to_no_stored_requirement_is_skipped_with_a_reason(st
         summary = conn.execute(select(summaries.c.summary).where(summaries.c.run_id == bad["run_id"])).scalar_one()
         summary["judgement"]["items"][0]["requirement"] = "0" * 64
         conn.execute(summaries.update().where(summaries.c.run_id == bad["run_id"]).values(summary=summary))
+        _point_record_nowhere(conn, bad["run_id"])
     fleet = build_fleet(store)
     assert [r.run_id for r in fleet.runs] == [good["run_id"]]
     assert [(s.path, s.reason) for s in fleet.skipped] == [
@@ -398,6 +410,7 @@ def test_the_fleet_read_by_worker_processes_is_the_fleet_read_here(store):
         summary = conn.execute(select(summaries.c.summary).where(summaries.c.run_id == bad["run_id"])).scalar_one()
         summary["judgement"]["items"][0]["requirement"] = "0" * 64
         conn.execute(summaries.update().where(summaries.c.run_id == bad["run_id"]).values(summary=summary))
+        _point_record_nowhere(conn, bad["run_id"])
     here, apart = build_fleet(store, workers=1), build_fleet(store, workers=3)
     assert len(_parts(12)) == 12 and _parts(12)[0][0] is None and _parts(12)[-1][1] is None
     assert len(here.runs) == 7 and [(s.path, s.reason) for s in apart.skipped] == [(s.path, s.reason) for s in here.skipped]

@@ -18,6 +18,8 @@ Tables:
   Browser self-tests have keys of their own (``BROWSER_KEYS``), never an agent's room, and
   retention takes them by age.
 - ``summaries``: per run, the part of its document the fleet view reads (a fifth of it).
+- ``fleet_records``: per run, what the fleet state keeps of it (``fleetdb.record_of``), made
+  at ingest; the view reads those of the runs ``latest`` holds.
 - ``day_counts``: runs per UTC day and verdict (the fleet's trend), kept at ingest and pruning.
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
@@ -46,7 +48,8 @@ from readiness.collector.accounts import Accounts, _unexpired, digest
 from readiness.collector.engine import (ERROR_KINDS, StoreError, Tally, Unavailable, _Guard, _on_sqlite_connect, aware,
                                         day_of, redacted, sqlalchemy_url, utcnow)
 from readiness.collector.jsontext import loads
-from readiness.collector.tables import BROWSER_KEYS, day_counts, latest, requirements, results, summaries, tokens
+from readiness.collector.tables import (BROWSER_KEYS, day_counts, fleet_records, latest, requirements, results, summaries,
+                                        tokens)
 
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
 MIGRATION_LOCK = 0x72656164  # PostgreSQL advisory lock key held while the schema is upgraded ("read")
@@ -121,6 +124,9 @@ class _Batcher:
                 slot[2] = outcome
         for slot in batch:
             slot[1].set()
+
+
+_NOT_COLUMNS = ("summary", "record")  # of a row given to ``Store.store``: kept in tables of their own
 
 
 def _insert(dialect: str) -> Any:
@@ -281,7 +287,7 @@ class Store(Accounts):
                 if i not in refused:
                     first.setdefault(item[0]["run_id"], i)
             # the row is kept as given: a batch that failed is tried again one item at a time
-            params = [{**{k: v for k, v in items[i][0].items() if k != "summary"}, "document": items[i][1]}
+            params = [{**{k: v for k, v in items[i][0].items() if k not in _NOT_COLUMNS}, "document": items[i][1]}
                       for i in first.values()]
             stored = set(conn.execute(self._result_insert, params).scalars()) if params else set()
             others = [run_id for run_id in first if run_id not in stored]
@@ -292,6 +298,10 @@ class Store(Accounts):
                              for row, *_ in winners if row.get("summary") is not None]
             if summaries_new:
                 conn.execute(summaries.insert(), summaries_new)
+            records_new = [{"run_id": row["run_id"], "record": row["record"]}
+                           for row, *_ in winners if row.get("record") is not None]
+            if records_new:
+                conn.execute(fleet_records.insert(), records_new)
             newest: dict[tuple[str, str], dict[str, Any]] = {}  # one row per key: the newest run of the batch
             for row, _document, checks, *_ in winners:
                 for name in ["", *checks]:
@@ -341,6 +351,7 @@ class Store(Accounts):
                                         .order_by(results.c.started).limit(batch)).scalars())
                 if ids:
                     conn.execute(delete(summaries).where(summaries.c.run_id.in_(ids)))
+                    conn.execute(delete(fleet_records).where(fleet_records.c.run_id.in_(ids)))
                     # what went (RETURNING: exactly the rows deleted) comes off the trend in the same transaction
                     went = conn.execute(delete(results).where(results.c.run_id.in_(ids), results.c.run_id.not_in(held))
                                         .returning(results.c.started, results.c.verdict)).all()
@@ -404,6 +415,27 @@ class Store(Accounts):
         with self._guard(), self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=batch).execute(query):
                 yield row[0], row[1]
+
+    def fleet_records(self, batch: int = 2000) -> Iterator[tuple[str, str | None]]:
+        """(run id, record text or None) of each run the fleet state holds (``latest``), in run
+        id order, streamed: the records kept at ingest (``fleetdb.record_of``); None for a run
+        stored without one."""
+        held = select(latest.c.run_id).distinct().subquery()
+        query = (select(results.c.run_id, fleet_records.c.record)
+                 .select_from(held.join(results, results.c.run_id == held.c.run_id)
+                              .outerjoin(fleet_records, fleet_records.c.run_id == held.c.run_id))
+                 .order_by(results.c.run_id))
+        with self._guard(), self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=batch).execute(query):
+                yield row[0], row[1]
+
+    def summary(self, run_id: str) -> Any:
+        """One run's summary (``summaries``), or its whole document when it has none; None: no such run."""
+        query = (select(func.coalesce(summaries.c.summary, results.c.document))
+                 .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
+                 .where(results.c.run_id == run_id))
+        with self._guard(), self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     def requirement_texts(self) -> dict[str, Any]:
         """Every stored requirement by digest (a few dozen)."""
