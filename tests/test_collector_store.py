@@ -485,3 +485,77 @@ def test_pruning_many_runs_goes_in_batches_and_ingest_answers_meanwhile(store):
     assert pruned == [n] and old_left() == 0
     assert len(set(seen_mid_prune)) >= 2  # stored while the old runs were partly gone, at two batches at least
     assert store.count() == len(stored)  # every upload made during the prune is there
+
+
+def _fleet_figures(store):
+    from readiness.collector.fleetdb import build_fleet
+    from readiness.fleet import figures
+
+    got = figures(build_fleet(store))
+    return {key: got[key] for key in ("counts", "sites", "rows", "inputs", "trend", "histograms", "step5", "skipped")}
+
+
+def _made_fleet(store, n=24):
+    days = timedelta(days=1)
+    made = [docs.document(room=str(k % 5) if k % 6 else "", hostname=f"pc{k}", age=(k % 4) * days, cores=2 + k % 3,
+                          height=None if k % 5 == 0 else 720 + k, camera=k % 7 != 0) for k in range(n)]
+    for d in made:
+        ingest(store, docs.body(d), "Stockholm")
+    return made
+
+
+def test_the_fleet_is_read_from_the_records_kept_at_ingest(store):
+    """Each stored run has its fleet record; the view reads those of the runs the state holds, not
+    their summaries: with every summary made unreadable the fleet is the same. A run whose record
+    cannot be used is read from its summary (the next tests)."""
+    from readiness.collector.tables import fleet_records, results, summaries
+
+    _made_fleet(store)
+    before = _fleet_figures(store)
+    with store.engine.begin() as conn:
+        assert conn.execute(select(func.count()).select_from(fleet_records)).scalar_one() == \
+            conn.execute(select(func.count()).select_from(results)).scalar_one() == 24
+        conn.execute(summaries.update().values(summary={"not": "a result"}))
+    # five rooms, and four computers without a room label (every sixth run)
+    assert _fleet_figures(store) == before and before["inputs"]["used"] == 9 and before["skipped"] == []
+
+
+def test_revision_0006_makes_the_records_of_the_runs_held_and_pruning_keeps_them_right(store):
+    """A database left by revision 0005 (no records) gets the record of every run the fleet state
+    holds when it is upgraded, and the fleet is what it was; pruning deletes a run's record with
+    the run, and never a held run's."""
+    from readiness.collector.tables import fleet_records
+
+    _made_fleet(store)
+    before = _fleet_figures(store)
+    with store.engine.begin() as conn:  # as a collector of revision 0005 left it
+        held = set(conn.execute(select(latest.c.run_id)).scalars())
+        conn.execute(text("DROP TABLE fleet_records"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+    store.migrate()
+    with store.engine.connect() as conn:
+        assert set(conn.execute(select(fleet_records.c.run_id)).scalars()) == held
+    assert _fleet_figures(store) == before
+    _made_fleet(store, 8)  # newer runs of the same rooms: their records are made at ingest
+    assert store.prune(timedelta(0)) > 0
+    with store.engine.connect() as conn:
+        assert set(conn.execute(select(fleet_records.c.run_id)).scalars()) == \
+            set(conn.execute(select(latest.c.run_id)).scalars())
+
+
+def test_a_record_naming_a_requirement_two_stored_ones_begin_with_is_read_from_its_summary(store):
+    """Records name requirements by the first characters of their digests: when another stored
+    requirement begins the same, those runs are read from their summaries, never given the other."""
+    from readiness.collector.fleetdb import REF_CHARS
+    from readiness.collector.tables import requirements, summaries
+
+    _made_fleet(store)
+    before = _fleet_figures(store)
+    with store.engine.begin() as conn:
+        digest, req = conn.execute(select(requirements.c.digest, requirements.c.requirement).limit(1)).one()
+        conn.execute(requirements.insert().values(digest=digest[:REF_CHARS] + "f" * (64 - REF_CHARS),
+                                                  requirement={**req, "metric": "system.other", "min": 123}))
+    assert _fleet_figures(store) == before
+    with store.engine.begin() as conn:  # and read from the summaries indeed: those runs now fail to be read
+        conn.execute(summaries.update().values(summary={"not": "a result"}))
+    assert _fleet_figures(store)["skipped"]
