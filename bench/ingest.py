@@ -262,7 +262,7 @@ def peak_rss_run(cmd: list[str]) -> tuple[float, float, str]:
     return secs, rss_kb / 1024, first
 
 
-def fleet_bench(work: Path, rooms: int, runs: int, pg: Any = None, reuse: bool = False) -> bool:
+def fleet_bench(work: Path, rooms: int, runs: int, pg: Any = None, reuse: bool = False, files: bool = True) -> bool:
     """The fleet views over ``rooms`` x ``runs`` stored results (``make_fleet``; ``reuse``: the
     ones a previous run kept in ``work``), on SQLite and, given ``pg`` (tests/postgres.py), on
     PostgreSQL (the same rows copied there)."""
@@ -275,7 +275,7 @@ def fleet_bench(work: Path, rooms: int, runs: int, pg: Any = None, reuse: bool =
     store.migrate()  # a kept database of an older schema is brought up to date (and its records made)
     print(f"  {store.count()} stored runs", flush=True)
     store.close()
-    ok = fleet_views(work, "SQLite", db_url)
+    ok = fleet_views(work, "SQLite", db_url, files)
     if pg is not None:
         pg_url = pg.fresh_url()
         t0 = time.perf_counter()
@@ -414,7 +414,7 @@ def fleet_views(work: Path, engine: str, db_url: str, files: bool = True) -> boo
     finally:
         server.stop()
     a = json.loads(out.read_text())
-    # the same fleet as from the files, or (without them) as from SQLite
+    # the same fleet as from the files, or (without them) as from SQLite (itself, on SQLite)
     b = json.loads((work / ("fleet-files.json" if files else "fleet-db-SQLite.json")).read_text())
     # a requirement's texts come from the first profile that names it, so they depend on reading
     # order (files by path, the database by time); its counts must not
@@ -459,6 +459,7 @@ def main() -> int:
     ap.add_argument("--skip-sqlite", action="store_true", help="ingest into PostgreSQL only")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--keep", action="store_true", help="Keep the work folder (databases and files) and print where it is.")
+    ap.add_argument("--skip-files", action="store_true", help="Do not time aggregate over the fleet as files")
     ap.add_argument("--reuse", metavar="DIR", help="The fleet view over the fleet a --keep run left in DIR (kept again)")
     args = ap.parse_args()
     work = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="readiness-bench-ingest-"))
@@ -489,7 +490,8 @@ def main() -> int:
 
                 pg = Postgres()
             try:
-                ok &= fleet_bench(work, args.fleet_rooms, args.fleet_runs, pg, reuse=bool(args.reuse))
+                ok &= fleet_bench(work, args.fleet_rooms, args.fleet_runs, pg, reuse=bool(args.reuse),
+                                  files=not args.skip_files)
             finally:
                 if pg is not None:
                     pg.close()
