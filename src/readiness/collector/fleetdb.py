@@ -38,7 +38,7 @@ from readiness.collector.store import Store
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
 from readiness.fleet.files import invalid
 from readiness.fleet.model import _CANONICAL, Run
-from readiness.fleet.read import _Reader
+from readiness.fleet.read import _Reader, stored_key
 from readiness.fleet.page import render_html
 from readiness.render.report import environment
 from readiness.judge.requirements import Requirement
@@ -144,8 +144,7 @@ class _Records:
         keys = []
         for ref in refs:
             req = self.texts[ref]
-            key = (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"),
-                   req.get("min_version"), req.get("service"))
+            key = stored_key(req)
             keys.append(reader.keys.setdefault(key, key))
         out = self.by_refs[refs] = tuple(keys)
         return out
