@@ -18,8 +18,8 @@ Tables:
   Browser self-tests have keys of their own (``BROWSER_KEYS``), never an agent's room, and
   retention takes them by age.
 - ``summaries``: per run, the part of its document the fleet view reads (a fifth of it).
-- ``fleet_records``: per run, what the fleet state keeps of it (``fleetdb.record_of``), made
-  at ingest; the view reads those of the runs ``latest`` holds.
+- ``fleet_records``: what the fleet state keeps of a run (``fleetdb.record_of``), made at
+  ingest and kept while ``latest`` holds the run (about one row per room); the view reads them.
 - ``day_counts``: runs per UTC day and verdict (the fleet's trend), kept at ingest and pruning.
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
@@ -311,7 +311,10 @@ class Store(Accounts):
                         newest[key] = {"room_key": row["room_key"], "check_name": name, "run_id": row["run_id"],
                                        "started": row["started"]}
             if newest:
+                keys = {key for key, _ in newest}
+                held = set(conn.execute(select(latest.c.run_id).where(latest.c.room_key.in_(keys))).scalars())
                 conn.execute(self._latest_upsert, list(newest.values()))
+                self._drop_records(conn, held | {row["run_id"] for row, *_ in winners})
             judged = Counter((day_of(row["started"]), row["verdict"]) for row, *_ in winners if row["verdict"] is not None)
             if judged:
                 conn.execute(self._day_add, [{"day": d, "verdict": v, "runs": n} for (d, v), n in sorted(judged.items())])
@@ -321,6 +324,15 @@ class Store(Accounts):
                 else (False, items[first[item[0]["run_id"]]][0]["site"] if item[0]["run_id"] in stored
                       else sites.get(item[0]["run_id"]))
                 for i, item in enumerate(items)]
+
+    def _drop_records(self, conn: Any, run_ids: set[str]) -> None:
+        """Delete the fleet records of those of ``run_ids`` no room holds any more (displaced by
+        a newer run now, or stored already older than what the room holds): the view reads only
+        held runs' records, so the table stays about one row per room. One a concurrent
+        transaction displaces is left to retention (harmless: never read)."""
+        still = set(conn.execute(select(latest.c.run_id).where(latest.c.run_id.in_(run_ids))).scalars())
+        if run_ids - still:
+            conn.execute(delete(fleet_records).where(fleet_records.c.run_id.in_(run_ids - still)))
 
     # --- tokens ----------------------------------------------------------------------------
 
