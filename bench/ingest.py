@@ -380,12 +380,14 @@ def fleet_views(work: Path, engine: str, db_url: str, files: bool = True) -> boo
     import orjson
 
     conn = sqlite3.connect(f"file:{work / 'fleet.db'}?mode=ro", uri=True)
-    t1 = time.perf_counter()
-    for _run_id, text in conn.execute("SELECT run_id, summary FROM summaries WHERE run_id IN "
-                                      "(SELECT DISTINCT run_id FROM latest)"):
+    texts = [text for (text,) in conn.execute("SELECT summary FROM summaries WHERE run_id IN "
+                                             "(SELECT DISTINCT run_id FROM latest)")]
+    conn.close()
+    t1 = time.perf_counter()  # the texts are in memory: the reference is the parse alone, not the disk
+    for text in texts:
         orjson.loads(text)
     ref_s = time.perf_counter() - t1
-    conn.close()
+    del texts
     out = work / f"fleet-db-{engine}.json"
     db_s, db_mb, db_err = peak_rss_run(readiness("aggregate", "--db", db_url, "-o", str(work / "fleet-db.html"),
                                                  "--json", str(out)))
