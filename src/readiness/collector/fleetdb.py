@@ -97,6 +97,13 @@ def record_of(result: Result, refs: list[str]) -> str | None:
     the requirement digest of each judgement item, in order (``ingest.summary_of``). None for a
     run the fleet would skip (no judgement, a malformed one): the view reads those the old way
     and lists them as it always did."""
+    try:
+        return _record_of(result, refs)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a cache, never a refusal: read the summary
+        return None
+
+
+def _record_of(result: Result, refs: list[str]) -> str | None:
     global _RECORDER
     if _RECORDER is None or len(_RECORDER.known) > _RECORDER_KEYS_MAX:
         _RECORDER = _Reader(None)
