@@ -364,6 +364,20 @@ def test_the_fleet_from_summaries_is_the_fleet_from_whole_documents(store):
     assert not from_summaries.skipped
 
 
+def _point_record_nowhere(conn, run_id):
+    """Hand-edit a run's fleet record as its summary: its first requirement is not stored."""
+    import json
+
+    from readiness.collector.tables import fleet_records
+
+    text = conn.execute(select(fleet_records.c.record).where(fleet_records.c.run_id == run_id)).scalar()
+    if text is None:  # a run no room holds has none: it is not read at all
+        return
+    record = json.loads(text)
+    record["refs"][0] = "0" * 64
+    conn.execute(fleet_records.update().where(fleet_records.c.run_id == run_id).values(record=json.dumps(record)))
+
+
 def test_a_summary_pointing_to_no_stored_requirement_is_skipped_with_a_reason(store):
     from readiness.collector.fleetdb import build_fleet
     from readiness.collector.tables import summaries
@@ -375,6 +389,7 @@ def test_a_summary_pointing_to_no_stored_requirement_is_skipped_with_a_reason(st
         summary = conn.execute(select(summaries.c.summary).where(summaries.c.run_id == bad["run_id"])).scalar_one()
         summary["judgement"]["items"][0]["requirement"] = "0" * 64
         conn.execute(summaries.update().where(summaries.c.run_id == bad["run_id"]).values(summary=summary))
+        _point_record_nowhere(conn, bad["run_id"])
     fleet = build_fleet(store)
     assert [r.run_id for r in fleet.runs] == [good["run_id"]]
     assert [(s.path, s.reason) for s in fleet.skipped] == [
@@ -398,6 +413,7 @@ def test_the_fleet_read_by_worker_processes_is_the_fleet_read_here(store):
         summary = conn.execute(select(summaries.c.summary).where(summaries.c.run_id == bad["run_id"])).scalar_one()
         summary["judgement"]["items"][0]["requirement"] = "0" * 64
         conn.execute(summaries.update().where(summaries.c.run_id == bad["run_id"]).values(summary=summary))
+        _point_record_nowhere(conn, bad["run_id"])
     here, apart = build_fleet(store, workers=1), build_fleet(store, workers=3)
     assert len(_parts(12)) == 12 and _parts(12)[0][0] is None and _parts(12)[-1][1] is None
     assert len(here.runs) == 7 and [(s.path, s.reason) for s in apart.skipped] == [(s.path, s.reason) for s in here.skipped]
@@ -472,3 +488,83 @@ def test_pruning_many_runs_goes_in_batches_and_ingest_answers_meanwhile(store):
     assert pruned == [n] and old_left() == 0
     assert len(set(seen_mid_prune)) >= 2  # stored while the old runs were partly gone, at two batches at least
     assert store.count() == len(stored)  # every upload made during the prune is there
+
+
+def _fleet_figures(store):
+    from readiness.collector.fleetdb import build_fleet
+    from readiness.fleet import figures
+
+    got = figures(build_fleet(store))
+    return {key: got[key] for key in ("counts", "sites", "rows", "inputs", "trend", "histograms", "step5", "skipped")}
+
+
+def _made_fleet(store, n=24):
+    days = timedelta(days=1)
+    made = [docs.document(room=str(k % 5) if k % 6 else "", hostname=f"pc{k}", age=(k % 4) * days, cores=2 + k % 3,
+                          height=None if k % 5 == 0 else 720 + k, camera=k % 7 != 0) for k in range(n)]
+    for d in made:
+        ingest(store, docs.body(d), "Stockholm")
+    return made
+
+
+def test_the_fleet_is_read_from_the_records_kept_at_ingest(store):
+    """Each run the fleet state holds has its fleet record (displaced ones lose it); the view reads
+    those, not the runs' summaries: with every summary made unreadable the fleet is the same. A run whose record
+    cannot be used is read from its summary (the next tests)."""
+    from readiness.collector.tables import fleet_records, results, summaries
+
+    _made_fleet(store)
+    before = _fleet_figures(store)
+    with store.engine.begin() as conn:  # a record per run held, none of a run no room holds any more
+        assert set(conn.execute(select(fleet_records.c.run_id)).scalars()) == \
+            set(conn.execute(select(latest.c.run_id)).scalars())
+        assert conn.execute(select(func.count()).select_from(results)).scalar_one() == 24
+        conn.execute(summaries.update().values(summary={"not": "a result"}))
+    # five rooms, and four computers without a room label (every sixth run)
+    assert _fleet_figures(store) == before and before["inputs"]["used"] == 9 and before["skipped"] == []
+
+
+def test_revision_0006_makes_the_records_of_the_runs_held_and_pruning_keeps_them_right(store):
+    """A database left by revision 0005 (no records) gets the record of every run the fleet state
+    holds when it is upgraded, and the fleet is what it was; pruning deletes a run's record with
+    the run, and never a held run's."""
+    from readiness.collector.tables import fleet_records
+
+    _made_fleet(store)
+    before = _fleet_figures(store)
+    with store.engine.begin() as conn:  # as a collector of revision 0005 left it
+        held = set(conn.execute(select(latest.c.run_id)).scalars())
+        conn.execute(text("DROP TABLE fleet_records"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+    store.migrate()
+    with store.engine.connect() as conn:
+        assert set(conn.execute(select(fleet_records.c.run_id)).scalars()) == held
+    assert _fleet_figures(store) == before
+    ahead = -timedelta(seconds=2)  # started after every run stored (a clock this little ahead is taken)
+    for d in (docs.document(room="0", hostname="pc5", age=ahead), docs.document(room="", hostname="pc0", age=ahead)):
+        ingest(store, docs.body(d), "Stockholm")
+    with store.engine.connect() as conn:  # their records made at ingest, those of the runs they displaced dropped
+        assert set(conn.execute(select(fleet_records.c.run_id)).scalars()) == \
+            set(conn.execute(select(latest.c.run_id)).scalars()) != held
+    assert store.prune(timedelta(0)) > 0
+    with store.engine.connect() as conn:
+        assert set(conn.execute(select(fleet_records.c.run_id)).scalars()) == \
+            set(conn.execute(select(latest.c.run_id)).scalars())
+
+
+def test_a_record_naming_a_requirement_two_stored_ones_begin_with_is_read_from_its_summary(store):
+    """Records name requirements by the first characters of their digests: when another stored
+    requirement begins the same, those runs are read from their summaries, never given the other."""
+    from readiness.collector.fleetdb import REF_CHARS
+    from readiness.collector.tables import requirements, summaries
+
+    _made_fleet(store)
+    before = _fleet_figures(store)
+    with store.engine.begin() as conn:
+        digest, req = conn.execute(select(requirements.c.digest, requirements.c.requirement).limit(1)).one()
+        conn.execute(requirements.insert().values(digest=digest[:REF_CHARS] + "f" * (64 - REF_CHARS),
+                                                  requirement={**req, "metric": "system.other", "min": 123}))
+    assert _fleet_figures(store) == before
+    with store.engine.begin() as conn:  # and read from the summaries indeed: those runs now fail to be read
+        conn.execute(summaries.update().values(summary={"not": "a result"}))
+    assert _fleet_figures(store)["skipped"]

@@ -128,6 +128,7 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
     collector.org = opts.org
     if collector.checker is not None:
         collector.checker.warm()
+    collector.view.warm()
 
     def collect(body: bytes, site: str, key: str) -> str | None:
         return collect_page_result(store, body, site, key, collector.max_body, collector.checker)

@@ -7,9 +7,12 @@ would give over the same results as files.
 
 Judged as stored (the default), only the runs the fleet state can use are read: the ``latest``
 table holds, per room (or host), its newest run and its newest run of each check, which is
-exactly what the fleet code keeps from all runs, and of those only their summaries (the
-document without check details, requirements by reference: ``ingest.summary_of``). The counts of every stored run (runs read,
-runs per day for the trend) are counted by the database from indexed columns. Judged again against a profile, or
+exactly what the fleet code keeps from all runs, and of those only the record made at ingest
+(``record_of``: labels, verdicts, values, a few facts; ``fleet_records``), so a cold view of
+10 000 rooms parses 10 000 small records, not their documents. A run without a usable record
+is read from its summary (the document without check details, requirements by reference:
+``ingest.summary_of``). The counts of every stored run (runs read, runs per day for the
+trend) are counted by the database from indexed columns or kept at ingest. Judged again against a profile, or
 with every run, all documents are streamed.
 
 The server keeps one built fleet and builds it again only when the data changed (a cheap
@@ -19,21 +22,27 @@ Prometheus scrape every 15 s does not rebuild a large fleet each time.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from typing import Any, Callable, Iterator
+
+import orjson
 
 from readiness.collector.access import scoped
 from readiness.collector.engine import redacted
+from readiness.collector.jsontext import dumps
 from readiness.collector.store import Store
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
 from readiness.fleet.files import invalid
-from readiness.fleet.read import _Reader
+from readiness.fleet.model import _CANONICAL, Run
+from readiness.fleet.read import _Reader, stored_key
 from readiness.fleet.history import room_path
 from readiness.fleet.page import render_html
+from readiness.render.report import environment
+from readiness.judge.requirements import Requirement
 from readiness.result import Result, ResultError
 
 
@@ -72,7 +81,137 @@ def _with_requirements(doc: Any, reqs: dict[str, Any]) -> Any:
     return doc
 
 
-PARALLEL_FROM = 2000  # stored runs; below this, starting processes costs more than it saves
+RECORD_FORMAT = 1  # ``fleet_records``' text: what ``record_of`` writes and ``_Records`` reads
+_RECORDER: _Reader | None = None
+_RECORDER_KEYS_MAX = 4096  # distinct requirements remembered by the ingest process's reader
+_INT64 = (-(2**63), 2**64 - 1)  # the integers orjson reads as integers
+# A record names each requirement by the first characters of its digest (a third of a record's
+# bytes instead of most of them); a start that two stored requirements share is not used
+# (``_Records``): such a run is read from its summary, never given another's requirement.
+REF_CHARS = 16
+
+
+def record_of(result: Result, refs: list[str]) -> str | None:
+    """What the fleet keeps of a checked run (the fleet reader's record, ``_Reader.from_result``),
+    as compact JSON text for ``fleet_records``: made once at ingest, so the view reads it instead
+    of parsing the run's summary and building a Result each time the fleet is built. ``refs``:
+    the requirement digest of each judgement item, in order (``ingest.summary_of``). None for a
+    run the fleet would skip (no judgement, a malformed one): the view reads those the old way
+    and lists them as it always did."""
+    try:
+        return _record_of(result, refs)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a cache, never a refusal: read the summary
+        return None
+
+
+def _record_of(result: Result, refs: list[str]) -> str | None:
+    global _RECORDER
+    if _RECORDER is None or len(_RECORDER.known) > _RECORDER_KEYS_MAX:
+        _RECORDER = _Reader(None)
+    record = _RECORDER.from_result(result, "")
+    items = (result.judgement or {}).get("items") if isinstance(result.judgement, dict) else None
+    if record[0] != "run" or not isinstance(items, list) or len(items) != len(refs):
+        return None
+    run: Run = record[1]
+    if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in run.values.values()):
+        return None  # orjson reads the record (``_Records``): no integer past 64 bits in it
+    units: dict[str, str] = {}
+    for cname, rec in result.checks.items():  # each value's unit, as the reader notes it once per fleet
+        for mname, entry in rec.metrics.items() if type(rec.metrics) is dict else ():
+            name = f"{cname}.{mname}"
+            if name in run.values and isinstance(entry, dict) and entry.get("unit"):
+                units.setdefault(name, str(entry["unit"]))
+    return dumps({"v": RECORD_FORMAT, "started": run.started.isoformat(), "hostname": run.hostname, "site": run.site,
+                  "room": run.room, "label": run.label, "profile": run.profile, "overall": run.overall,
+                  "refs": [ref[:REF_CHARS] for ref in refs], "statuses": [item["status"] for item in items],
+                  "values": run.values,
+                  "units": units, "checks": list(run.checks), "needed": list(run.needed), "facts": run.facts})
+
+
+class _Records:
+    """Turns stored records (``record_of``) back into the fleet reader's records, exactly as
+    ``_Reader.from_result`` makes them from the summaries: the same reader state (requirements
+    and units already passed on), each distinct requirement built once from its stored text."""
+
+    def __init__(self, reader: _Reader, texts: dict[str, Any]) -> None:
+        self.reader = reader
+        self.texts: dict[str, Any] = {}  # a digest's first characters -> requirement (``Store.requirement_texts``)
+        shared = set()
+        for digest, req in texts.items():
+            ref = digest[:REF_CHARS]
+            if ref in self.texts:
+                shared.add(ref)
+            self.texts[ref] = req
+        for ref in shared:
+            del self.texts[ref]
+        # a judgement's digests (most runs of a profile have the same list) -> requirement keys
+        self.by_refs: dict[tuple[str, ...], tuple[tuple[Any, ...], ...]] = {}
+
+    def _keys(self, refs: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+        reader = self.reader
+        keys = []
+        for ref in refs:
+            req = self.texts[ref]
+            key = stored_key(req)
+            keys.append(reader.keys.setdefault(key, key))
+        out = self.by_refs[refs] = tuple(keys)
+        return out
+
+    def __call__(self, run_id: str, text: str | None) -> tuple[Any, ...] | None:
+        """The reader's record of a run, or None when its stored record cannot be used (none,
+        another format, a requirement not stored): that run is then read from its summary."""
+        if text is None:
+            return None
+        try:
+            rec = orjson.loads(text)  # written by ``record_of``: nothing in it that json reads otherwise
+            if rec.get("v") != RECORD_FORMAT:
+                return None
+            refs = tuple(rec["refs"])
+            keys = self.by_refs.get(refs) or self._keys(refs)
+            statuses = rec["statuses"]
+            if len(statuses) != len(keys):
+                return None
+            reader = self.reader
+            known = reader.known
+            new = {}
+            if not known.issuperset(keys):
+                for ref, key in zip(refs, keys):  # each requirement built once, from the first item naming it
+                    if key not in known and key not in new:
+                        new[key] = Requirement.from_dict(self.texts[ref])
+            statuses = dict(zip(keys, map(_CANONICAL.__getitem__, statuses)))
+            units = rec["units"]
+            if not reader.units.issuperset(units):
+                units = {k: v for k, v in units.items() if k not in reader.units}
+            else:
+                units = {}
+            run = Run(path=f"run {run_id}", run_id=run_id, started=datetime.fromisoformat(rec["started"]),
+                      hostname=rec["hostname"], site=rec["site"], room=rec["room"], label=rec["label"],
+                      profile=rec["profile"], overall=rec["overall"], statuses=statuses, values=rec["values"],
+                      checks=tuple(rec["checks"]), needed=tuple(rec["needed"]), facts=rec["facts"])
+        except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError):  # a hand-edited row
+            return None
+        known.update(new)
+        reader.units.update(units)
+        return ("run", run, new, units)
+
+
+def _from_records(store: Store, bad: list[Skipped]) -> Iterator[tuple[Any, ...]]:
+    """The fleet reader's record of each run the fleet state holds, in run id order (as
+    ``_results`` reads them): from ``fleet_records``, or from the summary where a run has no
+    usable record."""
+    reqs = store.requirement_texts()
+    reader = _Reader(None)
+    records = _Records(reader, reqs)
+    for run_id, text in store.fleet_records():
+        record = records(run_id, text)
+        if record is not None:
+            yield record
+            continue
+        origin = f"run {run_id}"
+        try:
+            yield reader.from_result(Result.from_dict(_with_requirements(store.summary(run_id), reqs), origin), origin)
+        except ResultError as exc:
+            bad.append(Skipped(origin, invalid(str(exc).removeprefix(origin + ": "))))
 
 
 def _parts(n: int) -> list[tuple[str | None, str | None]]:
@@ -125,15 +264,18 @@ def _records(store: Store, workers: int, bad: list[Skipped]) -> Iterator[tuple[A
 def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
                 on_skip: Callable[[Skipped], None] | None = None, workers: int | None = 1) -> Fleet:
     """The fleet state from the database, as ``fleet.collect`` would build it from files.
-    ``workers``: processes reading (judged as stored, the latest runs only; None: by the CPUs
-    and the size of the database; 1: here)."""
+
+    Judged as stored, the runs the state holds are read from the records kept at ingest
+    (``fleet_records``: one small row per room, usually), here. ``workers`` > 1: read from
+    their summaries instead, by that many processes over parts of the run ids (the way before
+    the records, kept as a second reading the tests hold the records to); None or 1: the records."""
     bad: list[Skipped] = []
     every = all_runs or profile is not None
     total = store.count() if not every else 0
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1) if total >= PARALLEL_FROM else 1
-    if not every and workers > 1:
+    if not every and workers is not None and workers > 1:
         fleet = collect_records(_records(store, workers, bad), on_skip=on_skip)
+    elif not every:
+        fleet = collect_records(_from_records(store, bad), on_skip=on_skip)
     else:
         fleet = collect_results(_results(store, every, bad), profile=profile, all_runs=all_runs, on_skip=on_skip)
     for s in bad:
@@ -212,6 +354,11 @@ class FleetView:
                 with gc_paused():
                     self.figs[(sites, lang)] = figures(fleet, lang)
             return fleet, self.figs[(sites, lang)]
+
+    def warm(self) -> None:
+        """Compile the page's templates now (a fifth of a second), at start, not in the first
+        request for /fleet."""
+        environment().get_template("fleet.html")
 
     def html(self, lang: str, sites: frozenset[str] | None = None, regressions: list[str] | None = None) -> str:
         fleet, figs = self.get(lang, sites)

@@ -20,6 +20,7 @@ from typing import Any
 
 from readiness.collector.jsontext import dumps, loads
 from readiness.collector.engine import utcnow
+from readiness.collector.fleetdb import record_of
 from readiness.collector.store import RawJSON, REVOKED, Store
 from readiness.collector.tables import HOST_MAX, TEXT_MAX
 from readiness.fleet.changes import history_record, room_run
@@ -130,9 +131,10 @@ def coverage(judgement: dict[str, Any] | None) -> float | None:
 FLEET_DETAILS = ("services", "target")
 
 
-def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """What the fleet view reads of a validated document, as JSON text, and the requirements it
-    points to (digest -> canonical JSON).
+def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str], list[str | None]]:
+    """What the fleet view reads of a validated document, as JSON text, the requirements it
+    points to (digest -> canonical JSON), and each judgement item's digest in order (None for
+    an item without a requirement).
 
     The same document without the check details the fleet does not use, and with each judgement
     item cut to its verdict and its requirement (its texts in every language: most of a result's
@@ -140,6 +142,7 @@ def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
     distinct one once. Read back (``fleetdb``) it is a document of the same Result model, about
     a fifth of the size (the measured values, in the checks, are all there)."""
     reqs: dict[str, str] = {}
+    refs: list[str | None] = []
     out = dict(data)
     checks = data.get("checks")
     if isinstance(checks, dict):
@@ -153,9 +156,12 @@ def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
                 reqs[ref] = text
                 # the fleet reads an item's verdict and requirement; its value is in the checks
                 item = {"status": item.get("status"), "requirement": ref}
+            else:
+                ref = None
+            refs.append(ref)
             items.append(item)
         out["judgement"] = {**judgement, "items": items}
-    return dumps(out), reqs
+    return dumps(out), reqs, refs
 
 
 # Requirements already digested in this process, by metric: (a copy, (digest, canonical JSON)).
@@ -202,9 +208,10 @@ def _without_details(name: str, record: Any) -> Any:
     return {**record, "details": out}
 
 
-def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
-    """The indexed columns of a validated document (its fleet summary among them), the checks
-    it holds, and the requirements the summary points to."""
+def row_of(data: dict[str, Any], result: Result | None = None) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """The indexed columns of a validated document (its fleet summary and fleet record among
+    them), the checks it holds, and the requirements the summary points to. ``result``: the
+    document as the border read it (None: read here)."""
     labels, host = data.get("labels") or {}, data.get("host") or {}
     site, room = labels.get("site", "").strip(), labels.get("room", "").strip()
     hostname = str(host.get("hostname", "")).strip()
@@ -232,7 +239,10 @@ def row_of(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, s
     row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname, "room_key": key,
            "started": started, "received": received, "profile": profile, "verdict": verdict,
            "coverage": coverage(judgement)}
-    row["summary"], reqs = summary_of(data)
+    row["summary"], reqs, refs = summary_of(data)
+    if result is None:
+        result = Result.from_dict(data, "upload")
+    row["record"] = record_of(result, refs) if None not in refs else None
     # the room's history record (``run_history``): its figures, versions and devices, as JSON text
     row["history"] = dumps(history_record(room_run(data["run_id"], data, tuple(described().repeatability))))
     return row, measured, reqs
@@ -257,8 +267,8 @@ def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
     reason, facts). Plain values only, so it can run in a worker process (``Checkers``)."""
     try:
         data = parse(body, max_bytes)
-        _, changed = validate(data, body)
-        row, measured, reqs = row_of(data)
+        result, changed = validate(data, body)
+        row, measured, reqs = row_of(data, result)
     except Refused as exc:
         return ("refused", exc.status, exc.code, exc.reason, exc.facts)
     document = _as_stored(body, data, changed)

@@ -18,6 +18,8 @@ Tables:
   Browser self-tests have keys of their own (``BROWSER_KEYS``), never an agent's room, and
   retention takes them by age.
 - ``summaries``: per run, the part of its document the fleet view reads (a fifth of it).
+- ``fleet_records``: what the fleet state keeps of a run (``fleetdb.record_of``), made at
+  ingest and kept while ``latest`` holds the run (about one row per room); the view reads them.
 - ``day_counts``: runs per UTC day and verdict (the fleet's trend), kept at ingest and pruning.
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
@@ -46,8 +48,8 @@ from readiness.collector.accounts import Accounts, _unexpired, digest
 from readiness.collector.engine import (ERROR_KINDS, StoreError, Tally, Unavailable, _Guard, _on_sqlite_connect, aware,
                                         day_of, redacted, sqlalchemy_url, utcnow)
 from readiness.collector.jsontext import loads
-from readiness.collector.tables import (BROWSER_KEYS, day_counts, latest, requirements, results, run_history, summaries,
-                                       tokens)
+from readiness.collector.tables import (BROWSER_KEYS, day_counts, fleet_records, latest, requirements, results,
+                                        run_history, summaries, tokens)
 
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
 MIGRATION_LOCK = 0x72656164  # PostgreSQL advisory lock key held while the schema is upgraded ("read")
@@ -122,6 +124,9 @@ class _Batcher:
                 slot[2] = outcome
         for slot in batch:
             slot[1].set()
+
+
+_NOT_COLUMNS = ("summary", "record", "history")  # of a row given to ``Store.store``: kept in tables of their own
 
 
 def _insert(dialect: str) -> Any:
@@ -282,7 +287,7 @@ class Store(Accounts):
                 if i not in refused:
                     first.setdefault(item[0]["run_id"], i)
             # the row is kept as given: a batch that failed is tried again one item at a time
-            params = [{**{k: v for k, v in items[i][0].items() if k not in ("summary", "history")}, "document": items[i][1]}
+            params = [{**{k: v for k, v in items[i][0].items() if k not in _NOT_COLUMNS}, "document": items[i][1]}
                       for i in first.values()]
             stored = set(conn.execute(self._result_insert, params).scalars()) if params else set()
             others = [run_id for run_id in first if run_id not in stored]
@@ -298,6 +303,10 @@ class Store(Accounts):
                            for row, *_ in winners if row.get("history") is not None]
             if history_new:
                 conn.execute(run_history.insert(), history_new)
+            records_new = [{"run_id": row["run_id"], "record": row["record"]}
+                           for row, *_ in winners if row.get("record") is not None]
+            if records_new:
+                conn.execute(fleet_records.insert(), records_new)
             newest: dict[tuple[str, str], dict[str, Any]] = {}  # one row per key: the newest run of the batch
             for row, _document, checks, *_ in winners:
                 for name in ["", *checks]:
@@ -307,7 +316,10 @@ class Store(Accounts):
                         newest[key] = {"room_key": row["room_key"], "check_name": name, "run_id": row["run_id"],
                                        "started": row["started"]}
             if newest:
+                keys = {key for key, _ in newest}
+                held = set(conn.execute(select(latest.c.run_id).where(latest.c.room_key.in_(keys))).scalars())
                 conn.execute(self._latest_upsert, list(newest.values()))
+                self._drop_records(conn, held | {row["run_id"] for row, *_ in winners})
             judged = Counter((day_of(row["started"]), row["verdict"]) for row, *_ in winners if row["verdict"] is not None)
             if judged:
                 conn.execute(self._day_add, [{"day": d, "verdict": v, "runs": n} for (d, v), n in sorted(judged.items())])
@@ -317,6 +329,15 @@ class Store(Accounts):
                 else (False, items[first[item[0]["run_id"]]][0]["site"] if item[0]["run_id"] in stored
                       else sites.get(item[0]["run_id"]))
                 for i, item in enumerate(items)]
+
+    def _drop_records(self, conn: Any, run_ids: set[str]) -> None:
+        """Delete the fleet records of those of ``run_ids`` no room holds any more (displaced by
+        a newer run now, or stored already older than what the room holds): the view reads only
+        held runs' records, so the table stays about one row per room. One a concurrent
+        transaction displaces is left to retention (harmless: never read)."""
+        still = set(conn.execute(select(latest.c.run_id).where(latest.c.run_id.in_(run_ids))).scalars())
+        if run_ids - still:
+            conn.execute(delete(fleet_records).where(fleet_records.c.run_id.in_(run_ids - still)))
 
     # --- tokens ----------------------------------------------------------------------------
 
@@ -348,6 +369,7 @@ class Store(Accounts):
                 if ids:
                     conn.execute(delete(summaries).where(summaries.c.run_id.in_(ids)))
                     conn.execute(delete(run_history).where(run_history.c.run_id.in_(ids)))
+                    conn.execute(delete(fleet_records).where(fleet_records.c.run_id.in_(ids)))
                     # what went (RETURNING: exactly the rows deleted) comes off the trend in the same transaction
                     went = conn.execute(delete(results).where(results.c.run_id.in_(ids), results.c.run_id.not_in(held))
                                         .returning(results.c.started, results.c.verdict)).all()
@@ -424,8 +446,21 @@ class Store(Accounts):
         rows.reverse()
         return rows
 
-    def summary(self, run_id: str) -> dict[str, Any] | None:
-        """One run's summary (the whole document of a run stored before summaries were kept)."""
+    def fleet_records(self, batch: int = 2000) -> Iterator[tuple[str, str | None]]:
+        """(run id, record text or None) of each run the fleet state holds (``latest``), in run
+        id order, streamed: the records kept at ingest (``fleetdb.record_of``); None for a run
+        stored without one."""
+        held = select(latest.c.run_id).distinct().subquery()
+        query = (select(results.c.run_id, fleet_records.c.record)
+                 .select_from(held.join(results, results.c.run_id == held.c.run_id)
+                              .outerjoin(fleet_records, fleet_records.c.run_id == held.c.run_id))
+                 .order_by(results.c.run_id))
+        with self._guard(), self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=batch).execute(query):
+                yield row[0], row[1]
+
+    def summary(self, run_id: str) -> Any:
+        """One run's summary (``summaries``), or its whole document when it has none; None: no such run."""
         query = (select(func.coalesce(summaries.c.summary, results.c.document))
                  .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
                  .where(results.c.run_id == run_id))

@@ -3,7 +3,7 @@ migrations (``migrations/``) create and upgrade. See ``store``'s docstring for w
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table
+from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects import postgresql
 
 TEXT_MAX = 200  # site, room, profile name; longer labels are refused at ingest
@@ -52,6 +52,17 @@ summaries = Table(
     "summaries", metadata,
     Column("run_id", String(32), primary_key=True),
     Column("summary", _DOCUMENT, nullable=False),
+)
+
+# What the fleet state keeps of a run (``fleetdb.record_of``), made at ingest: its labels, verdicts
+# (by requirement digest), metric values, units and step-5 facts as compact JSON text. The live
+# view reads the record of each run ``latest`` holds (one per room, usually) instead of parsing
+# its summary and building a Result to take the same few fields from it (revision 0006).
+# ``v`` in the text is its format: a record of another format, or none, is read the old way.
+fleet_records = Table(
+    "fleet_records", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("record", Text, nullable=False),
 )
 
 # The fleet's trend: runs per UTC day of their start and verdict (judged runs only), added to in

@@ -58,8 +58,13 @@ def _state(req_checks: list[str], req_severity: list[str], slot: dict[str, Run])
         for i, s in latest.statuses.items():
             statuses.setdefault(i, s)
     facts = {k: v for k, v in latest.facts.items() if "." not in k}  # who measured, the support contact
-    for check, r in slot.items():
-        facts.update((k, v) for k, v in r.facts.items() if k.partition(".")[0] == check)
+    per_check: dict[int, dict[str, list[tuple[str, Any]]]] = {}  # per run: its facts by what precedes a "."
+    for r in runs:  # once per run, not once per run and check
+        grouped = per_check[id(r)] = {}
+        for k, v in r.facts.items():
+            grouped.setdefault(k.partition(".")[0], []).append((k, v))
+    for check, r in slot.items():  # each check's facts from the run its figures came from
+        facts.update(per_check[id(r)].get(check, ()))
     needed = tuple(dict.fromkeys(c for r in runs for c in r.needed))
     missing = tuple(c for c in needed if c not in slot)
     overall = overall_of((req_severity[i], s) for i, s in statuses.items()) if len(runs) > 1 or not latest.statuses else latest.overall

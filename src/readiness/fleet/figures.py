@@ -199,6 +199,7 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
     keys = described().key_figures
     order = sorted(metrics, key=lambda m: (keys.index(m) if m in keys else len(keys), m))
     numbers = _numbers(org, order)
+    measured_to: dict[str, Counter] = {}
     for metric in order:
         values = numbers[metric]
         bounds = []
@@ -213,7 +214,10 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         label = min(_plain_label(r.text("label", lang) or metric) for r in metrics[metric])
         entry = {"metric": metric, "label": label, "unit": fleet.units.get(metric), "bounds": bounds, **h}
         check = metric.partition(".")[0]  # measured to what (the services, or the site's server): the check's "target"
-        targets = Counter(r.facts[f"{check}.target"] for r in org if isinstance(r.facts.get(f"{check}.target"), str))
+        targets = measured_to.get(check)
+        if targets is None:  # once per check, not once per metric (a pass over every row each)
+            fact = f"{check}.target"
+            targets = measured_to[check] = Counter(t for r in org if isinstance(t := r.facts.get(fact), str))
         if targets:
             entry["measured_to"] = [{"target": t, "units": n} for t, n in targets.most_common(3)]
             entry["measured_to_more"] = max(0, len(targets) - 3)

@@ -190,14 +190,19 @@ class _Reader:
         statuses: dict[Any, str] = {}
         for item in data.get("items", []):
             req = item["requirement"]
-            key = (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"),
-                   req.get("min_version"), req.get("service"))
+            key = stored_key(req)
             key = self.keys.setdefault(key, key)
             if key not in self.known and key not in new:
                 new[key] = Requirement.from_dict(req)
             status = item["status"]
             statuses[key] = _CANONICAL.get(status, status) if type(status) is str else status
         return data["overall"], name, statuses
+
+
+def stored_key(req: dict[str, Any]) -> tuple[Any, ...]:
+    """A stored judgement's requirement (its JSON form) as the fleet tells requirements apart."""
+    return (req["metric"], req["severity"], req.get("min"), req.get("max"), req.get("expect"),
+            req.get("min_version"), req.get("service"))
 
 
 _WORKER_READER: _Reader | None = None
