@@ -19,6 +19,8 @@ Tables:
   retention takes them by age.
 - ``summaries``: per run, the part of its document the fleet view reads (a fifth of it).
 - ``day_counts``: runs per UTC day and verdict (the fleet's trend), kept at ingest and pruning.
+- ``room_days``: per room (or host) and UTC day, its last run that day: site, labels, start,
+  verdict (the fleet over time, ``fleet.compliance``), kept at ingest and pruning.
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
   10 000 rooms judged by a few profiles holds a few dozen.
@@ -46,7 +48,8 @@ from readiness.collector.accounts import Accounts, _unexpired, digest
 from readiness.collector.engine import (ERROR_KINDS, StoreError, Tally, Unavailable, _Guard, _on_sqlite_connect, aware,
                                         day_of, redacted, sqlalchemy_url, utcnow)
 from readiness.collector.jsontext import loads
-from readiness.collector.tables import BROWSER_KEYS, day_counts, latest, requirements, results, summaries, tokens
+from readiness.collector.tables import (BROWSER_KEYS, day_counts, latest, requirements, results, room_days, summaries,
+                                        tokens)
 
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
 MIGRATION_LOCK = 0x72656164  # PostgreSQL advisory lock key held while the schema is upgraded ("read")
@@ -123,6 +126,22 @@ class _Batcher:
             slot[1].set()
 
 
+def _last_per_day(rows: Any) -> list[dict[str, Any]]:
+    """Of runs (``results`` rows), each room's last per UTC day, as ``room_days`` rows; browser
+    self-tests left out."""
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        if row["room_key"].startswith(BROWSER_KEYS):
+            continue
+        at = (row["room_key"], day_of(row["started"]))
+        had = last.get(at)
+        if had is None or (aware(had["started"]), had["run_id"]) < (aware(row["started"]), row["run_id"]):
+            last[at] = {"room_key": row["room_key"], "day": at[1], "site": row["site"], "room": row["room"],
+                        "hostname": row["hostname"], "run_id": row["run_id"], "started": row["started"],
+                        "verdict": row["verdict"]}
+    return [last[k] for k in sorted(last)]
+
+
 def _insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
@@ -166,6 +185,14 @@ class Store(Accounts):
         days = self._insert(day_counts)
         self._day_add = days.on_conflict_do_update(index_elements=[day_counts.c.day, day_counts.c.verdict],
                                                    set_={"runs": day_counts.c.runs + days.excluded.runs})
+        # a room's day: its last run that day (by start, then run id), whichever order runs arrive in
+        ins = self._insert(room_days)
+        later = or_(room_days.c.started < ins.excluded.started,
+                    and_(room_days.c.started == ins.excluded.started, room_days.c.run_id < ins.excluded.run_id))
+        self._room_day_upsert = ins.on_conflict_do_update(
+            index_elements=[room_days.c.room_key, room_days.c.day],
+            set_={c: getattr(ins.excluded, c) for c in ("site", "room", "hostname", "run_id", "started", "verdict")},
+            where=later)
         self._result_insert = (self._insert(results).on_conflict_do_nothing(index_elements=[results.c.run_id])
                                .returning(results.c.run_id))
 
@@ -305,6 +332,9 @@ class Store(Accounts):
             judged = Counter((day_of(row["started"]), row["verdict"]) for row, *_ in winners if row["verdict"] is not None)
             if judged:
                 conn.execute(self._day_add, [{"day": d, "verdict": v, "runs": n} for (d, v), n in sorted(judged.items())])
+            days = _last_per_day(row for row, *_ in winners)
+            if days:
+                conn.execute(self._room_day_upsert, days)
         self._requirements_known.update(new)  # only once committed
         return [(False, REVOKED) if i in refused
                 else (True, None) if first[item[0]["run_id"]] == i and item[0]["run_id"] in stored
@@ -343,9 +373,10 @@ class Store(Accounts):
                     conn.execute(delete(summaries).where(summaries.c.run_id.in_(ids)))
                     # what went (RETURNING: exactly the rows deleted) comes off the trend in the same transaction
                     went = conn.execute(delete(results).where(results.c.run_id.in_(ids), results.c.run_id.not_in(held))
-                                        .returning(results.c.started, results.c.verdict)).all()
+                                        .returning(results.c.started, results.c.verdict, results.c.run_id)).all()
                     gone += len(went)
-                    judged = Counter((day_of(started), verdict) for started, verdict in went if verdict is not None)
+                    self._room_days_pruned(conn, [run_id for _, _, run_id in went])
+                    judged = Counter((day_of(started), verdict) for started, verdict, _ in went if verdict is not None)
                     for (day, verdict), n in sorted(judged.items()):
                         conn.execute(update(day_counts).where(day_counts.c.day == day, day_counts.c.verdict == verdict)
                                      .values(runs=day_counts.c.runs - n))
@@ -355,7 +386,43 @@ class Store(Accounts):
                 return gone
             time.sleep(pause_s)
 
+    def _room_days_pruned(self, conn: Any, run_ids: list[str]) -> None:
+        """Days whose last run was just deleted take the last run of the day still stored. Runs
+        go oldest first, so a day's last run goes only once every earlier run of that day went,
+        except those ``latest`` holds: those are the only runs to look for, by the ``latest``
+        table's key (the runs have no index by room)."""
+        if not run_ids:
+            return
+        went = conn.execute(delete(room_days).where(room_days.c.run_id.in_(run_ids))
+                            .returning(room_days.c.room_key, room_days.c.day)).all()
+        if not went:
+            return
+        emptied = {(key, day) for key, day in went}
+        keys = sorted({key for key, _ in emptied})
+        kept = conn.execute(select(results.c.room_key, results.c.site, results.c.room, results.c.hostname,
+                                   results.c.run_id, results.c.started, results.c.verdict)
+                            .where(results.c.run_id.in_(select(latest.c.run_id).where(latest.c.room_key.in_(keys)))))
+        rows = [dict(r._mapping) for r in kept if (r.room_key, day_of(r.started)) in emptied]
+        days = _last_per_day(rows)
+        if days:
+            conn.execute(self._room_day_upsert, days)
+
     # --- reads -----------------------------------------------------------------------------
+
+    def room_days(self, since: str, sites: frozenset[str] | None = None, batch: int = 5000
+                  ) -> Iterator[tuple[str, str, str, str, str, datetime, str | None]]:
+        """Each room's state per day from ``since`` (YYYY-MM-DD) on, per room and oldest day
+        first, as ``fleet.compliance`` reads them: (room key, site, room, hostname, day, start,
+        verdict); of ``sites`` only, when given. Streamed (never all in memory)."""
+        query = (select(room_days.c.room_key, room_days.c.site, room_days.c.room, room_days.c.hostname,
+                        room_days.c.day, room_days.c.started, room_days.c.verdict)
+                 .where(room_days.c.day >= since).order_by(room_days.c.room_key, room_days.c.day))
+        if sites is not None:
+            query = query.where(room_days.c.site.in_(sites))
+        with self._guard(), self.engine.connect() as conn:
+            for key, site, room, host, day, started, verdict in conn.execution_options(yield_per=batch).execute(query):
+                yield key, site, room, host, day, aware(started), verdict
+
 
     def count(self, sites: frozenset[str] | None = None) -> int:
         """Runs stored (of ``sites`` only, when given)."""
