@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from readiness.fleet.model import STATUS_RANK, Fleet, Run
 from readiness.fleet.step5 import csv_rows
-from readiness.i18n.format import age, format_bound, languages
+from readiness.i18n.format import age, format_bound, languages, span
 from readiness.judge.requirements import Requirement
 from readiness.render.charts import histogram_svg, sparkline_svg, trend_svg
 from readiness.render.report import environment, template_words
@@ -130,7 +130,7 @@ def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[
                            charts=[c for h in figs["histograms"] if (c := histogram_svg(h, lang=lang)) is not None],
                            trend_chart=trend_svg(figs["trend"], lang=lang), **template_words(lang),
                            spark=sparkline_svg, 
-                           not_reporting_after=age(fleet.not_reporting_after, lang) if fleet.not_reporting_after else "",
+                           not_reporting_after=span(fleet.not_reporting_after, lang) if fleet.not_reporting_after else "",
                            skipped=figs["skipped"][:max_rows], hidden_skipped=max(0, len(fleet.skipped) - max_rows))
 
 
