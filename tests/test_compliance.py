@@ -291,7 +291,7 @@ def test_a_day_carries_until_the_age_and_today_ends_now():
     """The boundaries of the definition, from hand-made rows: the last run of a day counts; a day
     without runs carries the state; past the age (strictly more) it is not reporting."""
     now = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
-    at = lambda d, h: datetime(2026, 3, d, h, 0, tzinfo=timezone.utc)  # noqa: E731
+    at = lambda d, h: datetime(2026, 3, d, h, 0, tzinfo=timezone.utc).timestamp()  # noqa: E731
     rows = [("room\x1fS\x1fR", "S", "R", "", "2026-03-05", at(5, 12), "FAIL"),  # the day's last run: FAIL
             ("room\x1fS\x1fR", "S", "R", "", "2026-03-07", at(7, 0), "PASS")]
     got = compliance(rows, now, after_s=2 * 86400, windows=(7,))

@@ -1,9 +1,9 @@
 """``GET /metrics``: the fleet state in Prometheus text format (prometheus_client).
 
 Labels of the fleet counts are bounded: ``site`` (sites exist only through the upload tokens IT
-creates; a result cannot invent one) and ``state`` from a fixed set. The two per-room gauges are
+creates; a result cannot invent one) and ``state`` from a fixed set. The three per-room gauges are
 the exception, on purpose: one series per room (or computer without a room label) and metric,
-so 10 000 rooms are 20 000 series; Prometheus holds that easily, and an alert on one silent
+so 10 000 rooms are 30 000 series; Prometheus holds that easily, and an alert on one silent
 room needs its name. Browser self-tests have none (a moment's test, not a standing room).
 A room renamed or retired drops its series at the next scrape. The counts are the fleet report's own (``FleetView``: each
 room's latest measurement of each check), read from the database, so several collectors
@@ -19,6 +19,10 @@ behind one load balancer report the same numbers.
     readiness_room_not_reporting{site,room,host}
                                               per room: 1 when that age is past the collector's
                                               not-reporting age (``serve --not-reporting-after``)
+    readiness_room_ready{site,room,host}      per room: 1 when it reports and its verdict is
+                                              ready (PASS or WARN), else 0
+
+contrib/prometheus/readiness-rules.yml holds example alerting rules on these.
     readiness_results_stored                  runs in the database
     readiness_uploads_total{outcome}          uploads answered by this process since it started
 
@@ -46,7 +50,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.engine import utcnow
 from readiness.collector.store import Store
-from readiness.fleet.compliance import silent
+from readiness.fleet.compliance import group_of, silent
 
 # seconds; a quiet collector answers in a few milliseconds, one under load or waiting for a
 # database that is away in seconds
@@ -96,14 +100,20 @@ class _FleetState:
         quiet = GaugeMetricFamily("readiness_room_not_reporting",
                                   f"1 when the room has sent no result for longer than {after:g} seconds",
                                   labels=["site", "room", "host"])
+        ready = GaugeMetricFamily("readiness_room_ready",
+                                  "1 when the room reports and its newest verdict is ready (PASS or WARN)",
+                                  labels=["site", "room", "host"])
         for r in fleet.runs:
             if r.facts.get("by") == "browser":
                 continue
             labels = [r.site, r.room, "" if r.room else r.hostname]
+            gone = silent(r.started, now, after)
             ages.add_metric(labels, max(0.0, (now - r.started).total_seconds()))
-            quiet.add_metric(labels, 1.0 if silent(r.started, now, after) else 0.0)
+            quiet.add_metric(labels, 1.0 if gone else 0.0)
+            ready.add_metric(labels, 1.0 if not gone and group_of(r.verdict) == "ready" else 0.0)
         yield ages
         yield quiet
+        yield ready
 
     def collect(self) -> Any:
         computers = GaugeMetricFamily("readiness_fleet_computers",

@@ -40,7 +40,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import and_, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import Float, and_, cast, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -409,20 +409,35 @@ class Store(Accounts):
 
     # --- reads -----------------------------------------------------------------------------
 
-    def room_days(self, since: str, sites: frozenset[str] | None = None, batch: int = 5000
-                  ) -> Iterator[tuple[str, str, str, str, str, datetime, str | None]]:
+    def room_days(self, since: str, sites: frozenset[str] | None = None, batch: int = 10000
+                  ) -> Iterator[tuple[str, str, str, str, str, float, str | None]]:
         """Each room's state per day from ``since`` (YYYY-MM-DD) on, per room and oldest day
-        first, as ``fleet.compliance`` reads them: (room key, site, room, hostname, day, start,
-        verdict); of ``sites`` only, when given. Streamed (never all in memory)."""
+        first, as ``fleet.compliance`` reads them: (room key, site, room, hostname, day, start in
+        seconds since the epoch, verdict); of ``sites`` only, when given. Streamed (never all in
+        memory): 10 000 rooms x 90 days are 900 000 rows, so they come through the driver's own
+        cursor (no row objects, no date parsing in Python; the database turns the start into
+        seconds) and, on PostgreSQL, a server-side cursor."""
+        if self.dialect == "postgresql":
+            epoch = cast(func.extract("epoch", room_days.c.started), Float)
+        else:  # SQLite holds the time as text; its julianday() reads it in C
+            epoch = (func.julianday(room_days.c.started) - 2440587.5) * 86400.0
         query = (select(room_days.c.room_key, room_days.c.site, room_days.c.room, room_days.c.hostname,
-                        room_days.c.day, room_days.c.started, room_days.c.verdict)
+                        room_days.c.day, epoch, room_days.c.verdict)
                  .where(room_days.c.day >= since).order_by(room_days.c.room_key, room_days.c.day))
         if sites is not None:
             query = query.where(room_days.c.site.in_(sites))
+        compiled = query.compile(dialect=self.engine.dialect)
+        params: Any = ([compiled.params[k] for k in compiled.positiontup or ()] if compiled.positional
+                       else compiled.params)
         with self._guard(), self.engine.connect() as conn:
-            for key, site, room, host, day, started, verdict in conn.execution_options(yield_per=batch).execute(query):
-                yield key, site, room, host, day, aware(started), verdict
-
+            raw = conn.connection.dbapi_connection
+            cursor = raw.cursor(name="room_days") if self.dialect == "postgresql" else raw.cursor()
+            try:
+                cursor.execute(str(compiled), params)
+                while rows := cursor.fetchmany(batch):
+                    yield from rows
+            finally:
+                cursor.close()
 
     def count(self, sites: frozenset[str] | None = None) -> int:
         """Runs stored (of ``sites`` only, when given)."""

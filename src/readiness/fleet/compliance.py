@@ -17,7 +17,8 @@ share is its days ready over its days counted (of the last 30 or 90). Browser se
 moment's test of one person's device, not a room's standing state: they are not counted here.
 
 Input rows come per room, oldest day first, one per day the room ran (its last run that day):
-``(key, site, room, hostname, day, started, verdict)``, the day as ``YYYY-MM-DD`` (UTC). Memory holds one room's rows at a time,
+``(key, site, room, hostname, day, started, verdict)``, the day as ``YYYY-MM-DD`` (UTC) and the
+start in seconds since the epoch. Memory holds one room's rows at a time,
 the per-site day counts and one small entry per room.
 """
 
@@ -68,7 +69,7 @@ def _end_of(day: date, now: datetime) -> datetime:
     return min(now, datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc))
 
 
-def compliance(rows: Iterable[tuple[str, str, str, str, str, datetime, str | None]], now: datetime,
+def compliance(rows: Iterable[tuple[str, str, str, str, str, float, str | None]], now: datetime,
                after_s: float = NOT_REPORTING_AFTER_S, windows: tuple[int, ...] = WINDOWS) -> dict[str, Any]:
     """Per site the state counts of each of the last ``max(windows)`` days and the share of
     rooms ready over each window; per room its days counted and ready over each window. ``rows``
@@ -76,31 +77,31 @@ def compliance(rows: Iterable[tuple[str, str, str, str, str, datetime, str | Non
     span = max(windows)
     today = now.astimezone(timezone.utc).date()
     dates = [today - timedelta(days=span - 1 - i) for i in range(span)]
-    ends = [_end_of(d, now) for d in dates]
+    ends = [_end_of(d, now).timestamp() for d in dates]  # times as seconds: compared a million times
     days = [d.isoformat() for d in dates]  # rows carry their day as YYYY-MM-DD: compared as text
     per_site: dict[str, list[Counter]] = {}
     rooms: list[dict[str, Any]] = []
 
-    def finish(key: str, site: str, room: str, host: str, runs: list[tuple[str, datetime, str | None]]) -> None:
+    def finish(key: str, site: str, room: str, host: str, runs: list[tuple[str, float, str]]) -> None:
         if key.startswith(BROWSER_PREFIXES) or not runs:
             return
         counts = per_site.setdefault(site, [Counter() for _ in days])
         states: list[str | None] = []
-        j = -1  # index of the newest run by the day being looked at
+        j, n = -1, len(runs)  # j: index of the newest run by the day being looked at
         for i, d in enumerate(days):
-            while j + 1 < len(runs) and runs[j + 1][0] <= d:
+            while j + 1 < n and runs[j + 1][0] <= d:
                 j += 1
             if j < 0:
                 states.append(None)
                 continue
-            _, started, verdict = runs[j]
-            state = "not_reporting" if silent(started, ends[i], after_s) else group_of(verdict)
+            _, started, group = runs[j]
+            state = "not_reporting" if ends[i] - started > after_s else group
             states.append(state)
             counts[i][state] += 1
         entry: dict[str, Any] = {"site": site, "room": room, "hostname": "" if room else host}
         for w in windows:
             counted = [s for s in states[span - w:] if s is not None]
-            ready = sum(1 for s in counted if s == "ready")
+            ready = counted.count("ready")
             entry[f"days_{w}"] = len(counted)
             entry[f"ready_{w}"] = ready
             entry[f"ready_pct_{w}"] = round(100.0 * ready / len(counted), 1) if counted else None
@@ -108,13 +109,13 @@ def compliance(rows: Iterable[tuple[str, str, str, str, str, datetime, str | Non
             rooms.append(entry)
 
     current: tuple[str, str, str, str] | None = None
-    runs: list[tuple[str, datetime, str | None]] = []
+    runs: list[tuple[str, float, str]] = []
     for key, site, room, host, day, started, verdict in rows:
         if current is None or key != current[0]:
             if current is not None:
                 finish(*current, runs)
             current, runs = (key, site, room, host), []
-        runs.append((day, started, verdict))
+        runs.append((day, started, group_of(verdict)))
     if current is not None:
         finish(*current, runs)
 
@@ -138,7 +139,7 @@ def compliance(rows: Iterable[tuple[str, str, str, str, str, datetime, str | Non
 
 
 def day_rows(latest_per_day: dict[tuple[str, ...], dict[date, tuple[datetime, str, str | None]]],
-             labels: dict[tuple[str, ...], tuple[str, str, str]]) -> Iterator[tuple[str, str, str, str, str, datetime, str | None]]:
+             labels: dict[tuple[str, ...], tuple[str, str, str]]) -> Iterator[tuple[str, str, str, str, str, float, str | None]]:
     """The rows ``compliance`` reads, from what ``collect.gather`` kept of files: per room key
     (``Run.key``), per day its last run's (started, run id, verdict); ``labels``: site, room, hostname."""
     for key in sorted(latest_per_day):
@@ -146,11 +147,11 @@ def day_rows(latest_per_day: dict[tuple[str, ...], dict[date, tuple[datetime, st
         name = "\x1f".join(key)
         for day in sorted(latest_per_day[key]):
             started, _, verdict = latest_per_day[key][day]
-            yield name, site, room, host, day.isoformat(), started, verdict
+            yield name, site, room, host, day.isoformat(), started.timestamp(), verdict
 
 
 def over_time(fleet: Any, now: datetime, after_s: float = NOT_REPORTING_AFTER_S,
-              rows: Iterable[tuple[str, str, str, str, str, datetime, str | None]] | None = None) -> datetime:
+              rows: Iterable[tuple[str, str, str, str, str, float, str | None]] | None = None) -> datetime:
     """Judge ``fleet`` at ``now``: which rows are not reporting, and its compliance (from
     ``rows``, or from the days ``collect`` kept of files). Returns when the answer next changes
     by time alone (a row crossing the age, or a new UTC day), so a cached fleet is judged again then."""

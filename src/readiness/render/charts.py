@@ -114,7 +114,7 @@ def trend_svg(tr: dict[str, Any] | None, width: int = 640, height: int = 170, la
             "first": pts[0]["period"], "last": pts[-1]["period"]}
 
 
-def sparkline_svg(values: list[float | None], width: int = 120, height: int = 26) -> dict[str, Any] | None:
+def sparkline_svg(values: list[float | None], width: int = 90, height: int = 24) -> dict[str, Any] | None:
     """Geometry of a small trend line of shares (0–100 %), one value per day, oldest first; a
     day without a value (nothing counted) breaks the line. None when fewer than two values."""
     if sum(1 for v in values if v is not None) < 2:

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(32), nullable=False),
         sa.Column("started", sa.DateTime(timezone=True), nullable=False),
         sa.Column("verdict", sa.String(8), nullable=True),
+        sqlite_with_rowid=False,  # SQLite: rows in key order, read in one sweep
     )
     op.create_index("ix_room_days_day", "room_days", ["day"])
     op.create_index("ix_room_days_run_id", "room_days", ["run_id"])
