@@ -48,7 +48,8 @@ def plan(now: datetime) -> list[dict]:
     - Göteborg A, "flaky": every day from 59 days ago to today, failing on every third day (k % 3
       == 0), and on days k % 10 == 5 an earlier run that day that fails (the day's last run counts);
     - Göteborg, computer ws1 without a room label: its camera check fails (unknown) daily from 50
-      to 40 days ago, then nothing.
+      to 40 days ago, then nothing;
+    - Malmö M1: one run 100 days ago, before the 90 days: not reporting on every one of them.
     """
     docs.NOW = now  # collector_docs dates documents by its NOW less ``age``
     out = []
@@ -64,17 +65,20 @@ def plan(now: datetime) -> list[dict]:
             out.append(docs.document(site="Göteborg", room="A", hostname="flaky", cores=1, age=k * DAY + 2 * minute))
     for k in range(40, 51):
         out.append(docs.document(site="Göteborg", room="", hostname="ws1", height=None, age=k * DAY + minute))
+    out.append(docs.document(site="Malmö", room="M1", hostname="m1", age=100 * DAY))
     return out
 
 
 # what the schedule gives by hand (see ``plan``): per site and room, the share ready over 30 and 90 days
 HAND = {
     "sites": {"Stockholm": (round(100 * 58 / 60, 1), round(100 * 178 / 180, 1)),
-              "Göteborg": (round(100 * 20 / 60, 1), round(100 * 40 / 111, 1))},
+              "Göteborg": (round(100 * 20 / 60, 1), round(100 * 40 / 111, 1)),
+              "Malmö": (0.0, 0.0)},
     "rooms": {("Stockholm", "4.1", ""): (round(100 * 28 / 30, 1), round(100 * 88 / 90, 1)),
               ("Stockholm", "4.2", ""): (100.0, 100.0),
               ("Göteborg", "A", ""): (round(100 * 20 / 30, 1), round(100 * 40 / 60, 1)),
-              ("Göteborg", "", "ws1"): (0.0, 0.0)},
+              ("Göteborg", "", "ws1"): (0.0, 0.0),
+              ("Malmö", "M1", ""): (0.0, 0.0)},
 }
 
 
@@ -163,7 +167,7 @@ def test_compliance_and_not_reporting_from_a_real_collector_and_aggregate(cli, t
     _away_from_midnight()
     now = datetime.now(timezone.utc).replace(microsecond=0)
     documents = plan(now)
-    tokens = {site: add_token(cli, db_url, "--site", site) for site in ("Stockholm", "Göteborg")}
+    tokens = {site: add_token(cli, db_url, "--site", site) for site in ("Stockholm", "Göteborg", "Malmö")}
     c = Collector(db_url)
     try:
         _upload(c, tokens, documents)
@@ -172,8 +176,8 @@ def test_compliance_and_not_reporting_from_a_real_collector_and_aggregate(cli, t
         figs = json.loads(data)
         check_figures(figs, documents, datetime.now(timezone.utc), 3 * 86400)
         # 4 days silent is not reporting, 2 days is not; the computer silent for 40 days neither ready nor unknown
-        assert silent_rooms(figs) == {"4.1", "ws1"}
-        assert figs["tiles"]["not_reporting"] == 2 and figs["tiles"]["ready"] == 1
+        assert silent_rooms(figs) == {"4.1", "ws1", "M1"}
+        assert figs["tiles"]["not_reporting"] == 3 and figs["tiles"]["ready"] == 1
         rows = {r["room"] or r["hostname"]: r for r in figs["rows"]}
         assert rows["4.1"]["verdict"] == "NOT_REPORTING" and rows["4.1"]["last_verdict"] == "PASS"
         assert rows["4.2"]["verdict"] == "PASS"
@@ -185,7 +189,7 @@ def test_compliance_and_not_reporting_from_a_real_collector_and_aggregate(cli, t
         quiet = {(s.labels["site"], s.labels["room"], s.labels["host"]): s.value
                  for s in fams["readiness_room_not_reporting"].samples}
         assert quiet == {("Stockholm", "4.1", ""): 1.0, ("Stockholm", "4.2", ""): 0.0, ("Göteborg", "A", ""): 0.0,
-                         ("Göteborg", "", "ws1"): 1.0}
+                         ("Göteborg", "", "ws1"): 1.0, ("Malmö", "M1", ""): 1.0}
         ages = {s.labels["room"] or s.labels["host"]: s.value for s in fams["readiness_room_last_report_age_seconds"].samples}
         assert 4 * 86400 < ages["4.1"] < 4 * 86400 + 3600 and 2 * 86400 < ages["4.2"] < 2 * 86400 + 3600
         state = {s.labels["state"]: s.value for s in fams["readiness_fleet_computers"].samples
@@ -193,13 +197,13 @@ def test_compliance_and_not_reporting_from_a_real_collector_and_aggregate(cli, t
         assert state["not_reporting"] == 1 and state["ready"] == 1
         _, _, page = c.request("GET", "/fleet")
         html = page.decode()
-        assert html.count('<svg class="spark"') == 2 and "<script" not in html
+        assert html.count('<svg class="spark"') == 3 and "<script" not in html  # a line per site
         assert "not reporting" in html and "NOT REPORTING" in html
     finally:
         c.kill()
 
     # the age is the collector's option: 1 day makes the room silent for 2 days not reporting too, 5 days neither
-    for span, silent, seconds in (("1d", {"4.1", "4.2", "ws1"}, 86400), ("5d", {"ws1"}, 5 * 86400)):
+    for span, silent, seconds in (("1d", {"4.1", "4.2", "ws1", "M1"}, 86400), ("5d", {"ws1", "M1"}, 5 * 86400)):
         c = Collector(db_url, "--not-reporting-after", span)
         try:
             figs = json.loads(c.request("GET", "/api/v1/fleet")[2])
@@ -215,7 +219,8 @@ def test_compliance_and_not_reporting_from_a_real_collector_and_aggregate(cli, t
     share = tmp_path / "share"
     for d in documents:
         docs.write(d, share)
-    for span, silent, seconds in (("3d", {"4.1", "ws1"}, 3 * 86400), ("36h", {"4.1", "4.2", "ws1"}, 36 * 3600)):
+    for span, silent, seconds in (("3d", {"4.1", "ws1", "M1"}, 3 * 86400),
+                                  ("36h", {"4.1", "4.2", "ws1", "M1"}, 36 * 3600)):
         agg = cli("aggregate", str(share), "-o", str(tmp_path / "f.html"), "--json", "-", "--not-reporting-after", span,
                   timeout=120)
         assert agg.returncode == 0, agg.stderr
@@ -292,9 +297,9 @@ def test_a_day_carries_until_the_age_and_today_ends_now():
     without runs carries the state; past the age (strictly more) it is not reporting."""
     now = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
     at = lambda d, h: datetime(2026, 3, d, h, 0, tzinfo=timezone.utc).timestamp()  # noqa: E731
-    rows = [("room\x1fS\x1fR", "S", "R", "", "2026-03-05", at(5, 12), "FAIL"),  # the day's last run: FAIL
-            ("room\x1fS\x1fR", "S", "R", "", "2026-03-07", at(7, 0), "PASS")]
-    got = compliance(rows, now, after_s=2 * 86400, windows=(7,))
+    rows = [("room\x1fS\x1fR", "2026-03-05", at(5, 12), "FAIL"),  # the day's last run: FAIL
+            ("room\x1fS\x1fR", "2026-03-07", at(7, 0), "PASS")]
+    got = compliance(rows, {"room\x1fS\x1fR": ("S", "R", "")}, now, after_s=2 * 86400, windows=(7,))
     days = {p["day"]: next(g for g in ("ready", "not_ready", "unknown", "not_reporting") if p[g]) if p["rooms"] else None
             for p in got["sites"][0]["days"]}
     # 03-07 00:00 + 2 days = 03-09 00:00: the end of 03-08 is exactly the age (not past it): still ready

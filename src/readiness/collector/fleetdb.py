@@ -124,9 +124,10 @@ def _records(store: Store, workers: int, bad: list[Skipped]) -> Iterator[tuple[A
 
 
 def day_rows(store: Store, now: datetime, after_s: float, sites: frozenset[str] | None = None) -> Any:
-    """The ``room_days`` rows the compliance of the last days at ``now`` reads (``fleet.compliance``)."""
+    """The ``room_days`` rows and the labels the compliance of the last days at ``now`` reads
+    (``fleet.compliance``)."""
     since = (now.date() - timedelta(days=max(WINDOWS) - 1 + lookback_days(after_s))).isoformat()
-    return store.room_days(since, sites)
+    return store.room_days(since, sites), store.room_labels(sites)
 
 
 def judge_over_time(fleet: Fleet, store: Store, now: datetime | None = None,

@@ -36,7 +36,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -410,26 +410,36 @@ class Store(Accounts):
     # --- reads -----------------------------------------------------------------------------
 
     def room_days(self, since: str, sites: frozenset[str] | None = None, batch: int = 10000
-                  ) -> Iterator[tuple[str, str, str, str, str, float, str | None]]:
+                  ) -> Iterator[tuple[str, str, float, str | None]]:
         """Each room's state per day from ``since`` (YYYY-MM-DD) on, per room and oldest day
-        first, as ``fleet.compliance`` reads them: (room key, site, room, hostname, day, start in
-        seconds since the epoch, verdict); of ``sites`` only, when given. Streamed (never all in
-        memory): 10 000 rooms x 90 days are 900 000 rows, so they come through the driver's own
-        cursor (no row objects, no date parsing in Python; the database turns the start into
-        seconds) and, on PostgreSQL, a server-side cursor."""
+        first, as ``fleet.compliance`` reads them: (room key, day, start in seconds since the
+        epoch, verdict); of ``sites`` only, when given. First, each room whose newest run is
+        older than ``since``, once (its newest run: silent all along, it still counts). Streamed
+        (never all in memory): 10 000 rooms x 90 days are 900 000 rows, so they come through the
+        driver's own cursor (no row objects, no date parsing in Python: the database turns the
+        start into seconds) and, on PostgreSQL, a server-side cursor."""
         if self.dialect == "postgresql":
             epoch = cast(func.extract("epoch", room_days.c.started), Float)
+            old_epoch = cast(func.extract("epoch", results.c.started), Float)
         else:  # SQLite holds the time as text; its julianday() reads it in C
             epoch = (func.julianday(room_days.c.started) - 2440587.5) * 86400.0
-        query = (select(room_days.c.room_key, room_days.c.site, room_days.c.room, room_days.c.hostname,
-                        room_days.c.day, epoch, room_days.c.verdict)
+            old_epoch = (func.julianday(results.c.started) - 2440587.5) * 86400.0
+        start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
+        silent = (select(results.c.room_key, results.c.started, old_epoch, results.c.verdict)
+                  .select_from(latest.join(results, results.c.run_id == latest.c.run_id))
+                  .where(latest.c.check_name == "", latest.c.started < start))
+        query = (select(room_days.c.room_key, room_days.c.day, epoch, room_days.c.verdict)
                  .where(room_days.c.day >= since).order_by(room_days.c.room_key, room_days.c.day))
         if sites is not None:
+            silent = silent.where(results.c.site.in_(sites))
             query = query.where(room_days.c.site.in_(sites))
-        compiled = query.compile(dialect=self.engine.dialect)
-        params: Any = ([compiled.params[k] for k in compiled.positiontup or ()] if compiled.positional
-                       else compiled.params)
         with self._guard(), self.engine.connect() as conn:
+            for key, started, seconds, verdict in conn.execute(silent):
+                if not key.startswith(BROWSER_KEYS):
+                    yield key, day_of(started), seconds, verdict
+            compiled = query.compile(dialect=self.engine.dialect)
+            params: Any = ([compiled.params[k] for k in compiled.positiontup or ()] if compiled.positional
+                           else compiled.params)
             raw = conn.connection.dbapi_connection
             cursor = raw.cursor(name="room_days") if self.dialect == "postgresql" else raw.cursor()
             try:
@@ -438,6 +448,16 @@ class Store(Accounts):
                     yield from rows
             finally:
                 cursor.close()
+
+    def room_labels(self, sites: frozenset[str] | None = None) -> dict[str, tuple[str, str, str]]:
+        """Each room's (or computer's) site, room and hostname, as its newest run says them."""
+        query = (select(latest.c.room_key, results.c.site, results.c.room, results.c.hostname)
+                 .select_from(latest.join(results, results.c.run_id == latest.c.run_id))
+                 .where(latest.c.check_name == ""))
+        if sites is not None:
+            query = query.where(results.c.site.in_(sites))
+        with self._guard(), self.engine.connect() as conn:
+            return {key: (site, room, host) for key, site, room, host in conn.execute(query)}
 
     def count(self, sites: frozenset[str] | None = None) -> int:
         """Runs stored (of ``sites`` only, when given)."""

@@ -69,69 +69,82 @@ def _end_of(day: date, now: datetime) -> datetime:
     return min(now, datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc))
 
 
-def compliance(rows: Iterable[tuple[str, str, str, str, str, float, str | None]], now: datetime,
-               after_s: float = NOT_REPORTING_AFTER_S, windows: tuple[int, ...] = WINDOWS) -> dict[str, Any]:
+_STATE = {"ready": 0, "not_ready": 1, "unknown": 2}  # GROUPS' indexes; not reporting is 3
+_NOT_REPORTING = 3
+
+
+def compliance(rows: Iterable[tuple[str, str, float, str | None]], labels: dict[str, tuple[str, str, str]],
+               now: datetime, after_s: float = NOT_REPORTING_AFTER_S, windows: tuple[int, ...] = WINDOWS
+               ) -> dict[str, Any]:
     """Per site the state counts of each of the last ``max(windows)`` days and the share of
     rooms ready over each window; per room its days counted and ready over each window. ``rows``
-    in order of room, then day (see the module's docstring)."""
+    in order of room, then day (see the module's docstring); ``labels``: each room key's site,
+    room and hostname (as its newest run says them)."""
     span = max(windows)
     today = now.astimezone(timezone.utc).date()
     dates = [today - timedelta(days=span - 1 - i) for i in range(span)]
     ends = [_end_of(d, now).timestamp() for d in dates]  # times as seconds: compared a million times
     days = [d.isoformat() for d in dates]  # rows carry their day as YYYY-MM-DD: compared as text
-    per_site: dict[str, list[Counter]] = {}
+    per_site: dict[str, list[list[int]]] = {}  # per day: rooms ready, not ready, unknown, not reporting
     rooms: list[dict[str, Any]] = []
+    state_of = {v: _STATE[group_of(v)] for v in ("PASS", "WARN", "FAIL", "UNKNOWN", "PARTIAL", None)}
+    steps = list(zip(range(span), days, ends))
 
-    def finish(key: str, site: str, room: str, host: str, runs: list[tuple[str, float, str]]) -> None:
-        if key.startswith(BROWSER_PREFIXES) or not runs:
+    def finish(key: str, runs: list[tuple[str, float, int]]) -> None:
+        if key.startswith(BROWSER_PREFIXES) or not runs or key not in labels:
             return
-        counts = per_site.setdefault(site, [Counter() for _ in days])
-        states: list[str | None] = []
+        site, room, host = labels[key]
+        counts = per_site.get(site)
+        if counts is None:
+            counts = per_site[site] = [[0, 0, 0, 0] for _ in days]
+        states: list[int] = []
         j, n = -1, len(runs)  # j: index of the newest run by the day being looked at
-        for i, d in enumerate(days):
+        for i, d, end in steps:
             while j + 1 < n and runs[j + 1][0] <= d:
                 j += 1
             if j < 0:
-                states.append(None)
+                states.append(-1)  # not in the fleet yet
                 continue
-            _, started, group = runs[j]
-            state = "not_reporting" if ends[i] - started > after_s else group
+            run = runs[j]
+            state = _NOT_REPORTING if end - run[1] > after_s else run[2]
             states.append(state)
             counts[i][state] += 1
+        if states[-1] == -1:
+            return
         entry: dict[str, Any] = {"site": site, "room": room, "hostname": "" if room else host}
         for w in windows:
-            counted = [s for s in states[span - w:] if s is not None]
-            ready = counted.count("ready")
-            entry[f"days_{w}"] = len(counted)
+            part = states[span - w:]
+            counted = len(part) - part.count(-1)
+            ready = part.count(0)
+            entry[f"days_{w}"] = counted
             entry[f"ready_{w}"] = ready
-            entry[f"ready_pct_{w}"] = round(100.0 * ready / len(counted), 1) if counted else None
-        if any(s is not None for s in states):
-            rooms.append(entry)
+            entry[f"ready_pct_{w}"] = round(100.0 * ready / counted, 1) if counted else None
+        rooms.append(entry)
 
-    current: tuple[str, str, str, str] | None = None
-    runs: list[tuple[str, float, str]] = []
-    for key, site, room, host, day, started, verdict in rows:
-        if current is None or key != current[0]:
+    current: str | None = None
+    runs: list[tuple[str, float, int]] = []
+    for key, day, started, verdict in rows:
+        if key != current:
             if current is not None:
-                finish(*current, runs)
-            current, runs = (key, site, room, host), []
-        runs.append((day, started, group_of(verdict)))
+                finish(current, runs)
+            current, runs = key, []
+        runs.append((day, started, state_of.get(verdict, 2)))
     if current is not None:
-        finish(*current, runs)
+        finish(current, runs)
 
     sites = []
     for name in sorted(per_site, key=lambda s: (s == "", s.casefold())):
         counts = per_site[name]
         points = []
         for d, c in zip(days, counts):
-            total = sum(c.values())
-            points.append({"day": d, "rooms": total, **{g: c[g] for g in GROUPS},
-                           "ready_pct": round(100.0 * c["ready"] / total, 1) if total else None})
+            total = sum(c)
+            points.append({"day": d, "rooms": total, **dict(zip(GROUPS, c)),
+                           "ready_pct": round(100.0 * c[0] / total, 1) if total else None})
         entry = {"site": name, "days": points}
         for w in windows:
             part = counts[span - w:]
-            total = sum(sum(c.values()) for c in part)
-            entry[f"ready_pct_{w}"] = round(100.0 * sum(c["ready"] for c in part) / total, 1) if total else None
+            total = sum(sum(c) for c in part)
+            entry[f"ready_pct_{w}"] = round(100.0 * sum(c[0] for c in part) / total, 1) if total else None
         sites.append(entry)
     rooms.sort(key=lambda r: (r["site"] == "", r["site"].casefold(), r["room"].casefold(), r["hostname"].casefold()))
     return {"windows": list(windows), "first_day": days[0], "last_day": today.isoformat(),
@@ -139,21 +152,26 @@ def compliance(rows: Iterable[tuple[str, str, str, str, str, float, str | None]]
 
 
 def day_rows(latest_per_day: dict[tuple[str, ...], dict[date, tuple[datetime, str, str | None]]],
-             labels: dict[tuple[str, ...], tuple[str, str, str]]) -> Iterator[tuple[str, str, str, str, str, float, str | None]]:
-    """The rows ``compliance`` reads, from what ``collect.gather`` kept of files: per room key
-    (``Run.key``), per day its last run's (started, run id, verdict); ``labels``: site, room, hostname."""
-    for key in sorted(latest_per_day):
-        site, room, host = labels[key]
-        name = "\x1f".join(key)
-        for day in sorted(latest_per_day[key]):
-            started, _, verdict = latest_per_day[key][day]
-            yield name, site, room, host, day.isoformat(), started.timestamp(), verdict
+             labels: dict[tuple[str, ...], tuple[str, str, str]]
+             ) -> tuple[Iterator[tuple[str, str, float, str | None]], dict[str, tuple[str, str, str]]]:
+    """The rows and labels ``compliance`` reads, from what ``collect.gather`` kept of files: per
+    room key (``Run.key``), per day its last run's (started, run id, verdict); ``labels``: site,
+    room, hostname of its newest run."""
+    def rows() -> Iterator[tuple[str, str, float, str | None]]:
+        for key in sorted(latest_per_day, key="\x1f".join):
+            name = "\x1f".join(key)
+            for day in sorted(latest_per_day[key]):
+                started, _, verdict = latest_per_day[key][day]
+                yield name, day.isoformat(), started.timestamp(), verdict
+
+    return rows(), {"\x1f".join(k): v for k, v in labels.items()}
 
 
 def over_time(fleet: Any, now: datetime, after_s: float = NOT_REPORTING_AFTER_S,
-              rows: Iterable[tuple[str, str, str, str, str, float, str | None]] | None = None) -> datetime:
+              days: tuple[Iterable[tuple[str, str, float, str | None]], dict[str, tuple[str, str, str]]] | None = None
+              ) -> datetime:
     """Judge ``fleet`` at ``now``: which rows are not reporting, and its compliance (from
-    ``rows``, or from the days ``collect`` kept of files). Returns when the answer next changes
+    ``days``: rows and labels, or from the days ``collect`` kept of files). Returns when the answer next changes
     by time alone (a row crossing the age, or a new UTC day), so a cached fleet is judged again then."""
     fleet.now, fleet.not_reporting_after = now, after_s
     nxt = None
@@ -163,7 +181,8 @@ def over_time(fleet: Any, now: datetime, after_s: float = NOT_REPORTING_AFTER_S,
         fleet.runs.sort(key=lambda r: (0.5 if r.silent else STATUS_RANK[r.verdict], r.site.casefold(),
                                        r.room.casefold(), r.hostname.casefold(), r.started))
     fleet.recheck = None
-    fleet.compliance = compliance(day_rows(fleet.room_days, fleet.room_labels) if rows is None else rows, now, after_s)
+    rows, labels = day_rows(fleet.room_days, fleet.room_labels) if days is None else days
+    fleet.compliance = compliance(rows, labels, now, after_s)
     midnight = datetime.combine(now.astimezone(timezone.utc).date() + timedelta(days=1), time(0), tzinfo=timezone.utc)
     fleet.recheck = midnight if nxt is None or nxt > midnight else nxt
     return fleet.recheck
