@@ -278,6 +278,12 @@ def test_room_days_follow_ingest_in_any_order_pruning_and_the_migration(store):
         ingest(store, docs.body(d), d["labels"].get("site", "Stockholm"))
     assert stored_days(store) == days_from_runs(documents)
 
+    # of some sites only (a site lead's view): that site's rooms, and nothing of another's
+    since = (now - timedelta(days=30)).date().isoformat()
+    assert {k for k, *_ in store.room_days(since, frozenset({"Stockholm"}))} == {"room\x1fStockholm\x1f1",
+                                                                             "host\x1fws"}
+    assert list(store.room_days(since, frozenset({"Malmö"}))) == [] and store.room_labels(frozenset({"Malmö"})) == {}
+
     pruned = store.prune(timedelta(days=4), now=now)
     assert pruned > 0
     with store.engine.connect() as conn:

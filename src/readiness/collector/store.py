@@ -437,7 +437,7 @@ class Store(Accounts):
             for key, started, seconds, verdict in conn.execute(silent):
                 if not key.startswith(BROWSER_KEYS):
                     yield key, day_of(started), seconds, verdict
-            compiled = query.compile(dialect=self.engine.dialect)
+            compiled = query.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
             params: Any = ([compiled.params[k] for k in compiled.positiontup or ()] if compiled.positional
                            else compiled.params)
             raw = conn.connection.dbapi_connection
