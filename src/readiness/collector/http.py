@@ -9,6 +9,7 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /fleet.csv        the fleet's rows (CSV; each export is written to the audit log)
     GET  /runs/<run id>    one run's report (HTML; ``?lang=sv``)
     GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age;
+                           per room, its last-report age, not reporting, ready;
                            this process's ingest latency, queue depth, database errors, memory
     GET  /admin/audit      the audit log (HTML; admin, auditor, this machine)
     GET  /auth/login       sign in with OpenID Connect (with ``[sign_in]`` in the access file)
