@@ -5,9 +5,9 @@ creates; a result cannot invent one) and ``state`` from a fixed set. The three p
 the exception, on purpose: one series per room (or computer without a room label) and metric,
 so 10 000 rooms are 30 000 series; Prometheus holds that easily, and an alert on one silent
 room needs its name. Browser self-tests have none (a moment's test, not a standing room).
-A room renamed or retired drops its series at the next scrape. The counts are the fleet report's own (``FleetView``: each
-room's latest measurement of each check), read from the database, so several collectors
-behind one load balancer report the same numbers.
+A room renamed or retired drops its series at the next scrape. The counts are the fleet
+report's own (``FleetView``: each room's latest measurement of each check), read from the
+database, so several collectors behind one load balancer report the same numbers.
 
     readiness_fleet_computers{site,state}     rooms/computers by state: ready, not_ready,
                                               unknown, not_reporting (these four add up to

@@ -294,6 +294,7 @@ def row_state(r: Run, stamps: dict[Any, str] | None = None) -> dict[str, Any]:
         return text
 
     return {"site": r.site, "room": r.room, "hostname": r.hostname, "hosts": r.hosts, "verdict": r.shown_verdict,
-            "last_verdict": r.verdict, "not_reporting": r.silent, "overall": r.overall, "partial": r.partial, "missing_checks": list(r.missing),
+            "last_verdict": r.verdict, "not_reporting": r.silent, "overall": r.overall, "partial": r.partial,
+            "missing_checks": list(r.missing),
             "latest_utc": utc(r.started), "oldest_utc": utc(r.oldest) if r.oldest else None,
             "checks": {c: {"hostname": h, "started_utc": utc(t), "run_id": rid} for c, (h, t, rid) in sorted(r.sources.items())}}
