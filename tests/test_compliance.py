@@ -199,6 +199,14 @@ def test_compliance_and_not_reporting_from_a_real_collector_and_aggregate(cli, t
         html = page.decode()
         assert html.count('<svg class="spark"') == 3 and "<script" not in html  # a line per site
         assert "not reporting" in html and "NOT REPORTING" in html
+        # a partner's share link says it too: a silent room is not "ready as last seen"
+        made = cli("serve", "token", "add", "--db", db_url, "--share", "--site", "Stockholm", "--expires", "30d",
+                   "--base-url", c.url)
+        assert made.returncode == 0, made.stderr
+        shared = c.request("GET", made.stderr.strip().splitlines()[-1][len(c.url):],
+                           headers={"X-Forwarded-For": "192.0.2.7"})[2].decode()
+        assert shared.count("Not reporting: no result for too long") == 1  # 4.1
+        assert shared.count("Ready for video meetings") == 1  # 4.2
     finally:
         c.kill()
 
