@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # systemd (systemd-analyze verifies the generated timer units), tinyproxy (a real forward proxy),
 # dpkg and rpm (real package databases built in a temporary root for the software check),
 # postgresql (the collector's database, a throw-away cluster per test session: tests/postgres.py),
-# nginx (a real reverse proxy in front of the collector: tests/test_reverse_proxy.py).
-DEB_PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iperf3 iproute2 iptables chromium firefox-esr procps openssl systemd tinyproxy dpkg rpm postgresql nginx"
+# nginx (a real reverse proxy in front of the collector: tests/test_reverse_proxy.py),
+# prometheus (promtool checks and unit-tests contrib/prometheus/readiness-rules.yml: tests/test_prometheus_rules.py).
+DEB_PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iperf3 iproute2 iptables chromium firefox-esr procps openssl systemd tinyproxy dpkg rpm postgresql nginx prometheus"
 missing=""
 for p in $DEB_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -338,7 +338,7 @@ def test_metrics_over_http_follow_uploads(cli, tmp_path, collector, token_file):
     assert status == 200 and headers["content-type"].startswith("text/plain")
     fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
     rooms = {s.labels["state"]: s.value for s in fams["readiness_fleet_computers"].samples if s.labels["site"] == "Stockholm"}
-    assert rooms == {"ready": 1, "not_ready": 1, "unknown": 0, "partial": 0}
+    assert rooms == {"ready": 1, "not_ready": 1, "unknown": 0, "not_reporting": 0, "partial": 0}
     uploads = {s.labels["outcome"]: s.value for s in fams["readiness_uploads"].samples if s.name.endswith("_total")}
     assert uploads["new"] == 2
 

@@ -304,8 +304,12 @@ def test_metrics_count_rooms_per_site_with_bounded_labels(store):
     ages = {s.labels["site"]: s.value for s in families["readiness_fleet_newest_result_age_seconds"].samples}
     assert 0 <= ages["Stockholm"] < 3600
     assert {s.value for s in families["readiness_results_stored"].samples} == {5}
-    labels = {k for f in families.values() for s in f.samples for k in s.labels}
-    assert labels <= {"site", "state", "outcome"}  # never a host or room label
+    per_room = {"readiness_room_last_report_age_seconds", "readiness_room_not_reporting", "readiness_room_ready"}
+    labels = {k for f in families.values() if f.name not in per_room for s in f.samples for k in s.labels}
+    assert labels <= {"site", "state", "outcome"}  # never a host or room label, but in the per-room gauges
+    for name in per_room:  # one series per room and computer without a room label: 3 rooms, 1 computer
+        assert {tuple(sorted(s.labels)) for s in families[name].samples} == {("host", "room", "site")}
+        assert len(families[name].samples) == 4
 
 
 def test_postgresql_going_away_is_unavailable_and_coming_back_works():

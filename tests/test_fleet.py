@@ -123,7 +123,10 @@ def fleet_dir(tmp_path, profiles):
 
 
 def aggregate(cli, *args):
-    out = cli("aggregate", *args, timeout=120)
+    # this fleet's runs are of a fixed day (NOW): judged as they were measured, not as silent since
+    # (not reporting is tested in test_compliance.py)
+    extra = () if "--not-reporting-after" in args else ("--not-reporting-after", "36500d")
+    out = cli("aggregate", *args, *extra, timeout=120)
     assert out.returncode == 0, out.stderr
     return out
 
@@ -138,7 +141,7 @@ def test_known_fleet_counts_in_csv_and_json(cli, tmp_path, fleet_dir):
                     "--json", str(tmp_path / "fleet.json"))
     assert "skipped:" in out.stderr and "a copy of run" in out.stderr
     figs = json.loads((tmp_path / "fleet.json").read_text(encoding="utf-8"))
-    assert figs["counts"] == {"total": 8, "ready": 5, "not_ready": 2, "unknown": 1, "partial": 0, "PASS": 4, "WARN": 1, "FAIL": 2, "UNKNOWN": 1}
+    assert figs["counts"] == {"total": 8, "ready": 5, "not_ready": 2, "unknown": 1, "not_reporting": 0, "partial": 0, "PASS": 4, "WARN": 1, "FAIL": 2, "UNKNOWN": 1}
     assert figs["inputs"]["results_read"] == 11 and figs["inputs"]["duplicates"] == 1
     assert figs["inputs"]["superseded"] == 2 and figs["inputs"]["skipped"] == 1 and figs["inputs"]["used"] == 8
     sites = {s["site"]: (s["total"], s["ready"], s["not_ready"], s["unknown"]) for s in figs["sites"]}

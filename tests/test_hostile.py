@@ -15,6 +15,7 @@ import signal
 import stat
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 import time
 from pathlib import Path
 
@@ -53,12 +54,16 @@ source = "https://example.invalid/ram"
 NOT_JSON_CONSTANTS = {"parse_constant": lambda name: pytest.fail(f"{name} is not JSON")}
 
 
+# an hour ago: the fleet counts these rooms as reporting (``aggregate --not-reporting-after``, 3 days)
+STARTED = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 def make_result(hostname: str = "ws-1", cores: float = 8, index: int = 1, label: str = "") -> dict:
     """A valid result document (as written by a run) judged against PROFILE."""
-    rec = CheckRecord(name="system", title="This computer", status="ok", started_utc="2026-11-26T10:00:00.000Z",
+    rec = CheckRecord(name="system", title="This computer", status="ok", started_utc=STARTED,
                       duration_s=1.0, metrics={"cpu_cores": {"value": cores, "unit": "cores"},
                                                "ram_total_gb": {"value": 16.0, "unit": "GB"}})
-    res = Result(run_id=f"{index:032x}", started_utc="2026-11-26T10:00:00.000Z", finished_utc="2026-11-26T10:00:02.000Z",
+    res = Result(run_id=f"{index:032x}", started_utc=STARTED, finished_utc=STARTED,
                  host={"hostname": hostname, "os": "Linux"}, labels={"label": label} if label else {},
                  profile={"name": "hostile", "sha256": "0" * 64}, checks={"system": rec}, tool_version="0.1.0")
     prof = parse_profile(PROFILE, "hostile.toml", load_plugins().checks)

@@ -52,6 +52,7 @@ class ServeOptions:
     own_lists: tuple[str, ...] = ()  # the organisation's requirement lists: the words /fleet and /runs show
     org: str = ""  # the organisation's name: the self-test page says who keeps a partner's result
     access_file: str | None = None  # roles, sign-in and the audit log's retention (``collector.access``)
+    not_reporting_after: float = 3 * 86400.0  # seconds without a result before a room is "not reporting"
 
 
 class Site:
@@ -124,7 +125,8 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
     if workers is None:
         workers = n if (n := os.cpu_count() or 1) > 1 else 0
     collector = Collector(store, public_read=opts.public_read, max_body=int(opts.max_upload_mb * 1e6), log=log,
-                          workers=workers, words=words, access=access, tls=tls)
+                          workers=workers, words=words, access=access, tls=tls,
+                          not_reporting_after=opts.not_reporting_after)
     collector.org = opts.org
     if collector.checker is not None:
         collector.checker.warm()

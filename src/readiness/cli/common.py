@@ -173,6 +173,16 @@ def refuse_overwriting_inputs(outputs: list[tuple[Path, str]], inputs: list[Any]
 DB_ENV = "READINESS_DB"
 
 
+def span_seconds(text: str, hint: str) -> float:
+    """A time span option (``12h``, ``3d``, ``2w``, as ``--since`` and ``--expires`` take) in seconds."""
+    from readiness.collector.access import parse_span  # no server extra needed: plain text
+
+    try:
+        return parse_span(text).total_seconds()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
 def open_store(url: str | None, create: bool) -> Any:
     """The collector's database; ``create``: make or upgrade its schema (the server, token
     commands), else it must exist already (readers)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +13,7 @@ from urllib.parse import quote
 import click
 
 from readiness.cli.common import (LANGS, fail, load_checks, load_list, open_store, refuse_overwriting_inputs,
-                                  warn_plugins)
+                                  span_seconds, warn_plugins)
 from readiness.textsafe import terminal_text
 
 # The package is imported inside each command: `readiness --help` stays fast (numpy, OpenCV, Jinja2).
@@ -90,11 +91,13 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
 @click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--max-rows", default=500, show_default=True, type=click.IntRange(min=0), help="Rows of the per-computer table in the HTML (the CSV has all).")
 @click.option("--sections-csv", "sections_csv", metavar="FILE.csv", type=click.Path(dir_okay=False), help="Also write the step-5 sections and the action list as one long table.")
+@click.option("--not-reporting-after", "not_reporting_after", metavar="SPAN", default="3d", show_default=True, help="A room with no result for longer than this (before now) is \"not reporting\": a fault, not ready as last seen; 12h, 3d, 1w.")
 @click.option("--partner", "partners", metavar="SITE", multiple=True, help="A site label of a partner organisation (repeatable); browser self-tests from sites no agent measured count as partners too.")
 @click.option("--history", "history_dir", metavar="DIR", type=click.Path(file_okay=False), help="Also write each room's history (verdict per day, key figures over time, what changed, every run) as static pages into DIR, with an index.html; from result files only.")
 def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: str | None, json_path: str | None,
               profile: str | None, requirements: str | None, all_runs: bool, lang: str, max_rows: int,
-              sections_csv: str | None, partners: tuple[str, ...], history_dir: str | None) -> None:
+              sections_csv: str | None, partners: tuple[str, ...], history_dir: str | None,
+              not_reporting_after: str) -> None:
     """One fleet report from many results; folders are searched for *.json recursively.
 
     With --db URL the results come from a collector's database (`readiness serve --db`): the
@@ -112,6 +115,7 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     import json
 
     from readiness.fleet import collect, figures
+    from readiness.fleet.compliance import over_time
     from readiness.fleet.page import FLEET_WRITERS, FleetDocument
     from readiness.render.writers import write
 
@@ -119,6 +123,7 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
         raise click.UsageError("give the result folders or files (PATH...), or --db URL")
     if history_dir and db_url:
         raise click.UsageError("--history reads result files; the collector shows the same pages at /rooms/SITE/ROOM")
+    silent_after = span_seconds(not_reporting_after, "--not-reporting-after")
     prof = None
     if profile or requirements:
         plugins = load_checks()
@@ -148,12 +153,13 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
 
             try:
                 fleet = build_fleet(open_store(db_url, create=False), profile=prof, all_runs=all_runs, on_skip=show_skip,
-                                    workers=None)
+                                    workers=None, not_reporting_after=silent_after)
             except Unavailable as exc:
                 fail(str(exc))
             source = redacted(db_url)
         else:
             fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
+            over_time(fleet, datetime.now(timezone.utc), silent_after)  # now: when this report is made
             source = ", ".join(paths)
         figs = figures(fleet, lang, partners)
     to_stdout = json_path == "-"

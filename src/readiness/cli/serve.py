@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_store
+from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_store, span_seconds
 
 # The package is imported inside each command: `readiness --help` stays fast (numpy, OpenCV, Jinja2).
 
@@ -34,13 +34,14 @@ from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_sto
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
 @click.option("--access", "access_file", metavar="FILE", type=click.Path(dir_okay=False), help="With --db: who may see what (TOML: sign-in with OpenID Connect, roles per site, the audit log's retention; see the README).")
 @click.option("--org", metavar="NAME", default="", help="Your organisation's name: the self-test page tells partners it keeps their result (else: \"the organisation that sent you this link\").")
+@click.option("--not-reporting-after", "not_reporting_after", metavar="SPAN", default="3d", show_default=True, help="With --db: a room with no result for longer than this is \"not reporting\" on /fleet and /metrics (a fault, not ready as last seen): 12h, 3d, 1w.")
 @click.option("--print-unit", is_flag=True, help="Print a hardened systemd unit that runs this server with the options given, and exit.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
           ingest_workers: int | None, access_file: str | None, print_unit: bool, trusted_proxies: tuple[str, ...],
-          own_lists: tuple[str, ...], org: str) -> None:
+          own_lists: tuple[str, ...], org: str, not_reporting_after: str) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -68,6 +69,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         from readiness.service import ServeOptions, ServiceError, build
     except ImportError as exc:
         fail(f"the measurement server is not available: {exc}")
+    silent_after = span_seconds(not_reporting_after, "--not-reporting-after")
     try:
         proxies = parse_proxies(trusted_proxies)
     except ValueError as exc:
@@ -76,7 +78,8 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
                         max_connections=max_connections, timeout=timeout, max_seconds=max_seconds, tls_cert=tls_cert,
                         tls_key=tls_key, results_dir=results_dir, db_url=db_url, public_read=public_read,
                         keep_days=keep_days, max_upload_mb=max_upload_mb, ingest_workers=ingest_workers,
-                        trusted_proxies=tuple(proxies), own_lists=own_lists, org=org, access_file=access_file)
+                        trusted_proxies=tuple(proxies), own_lists=own_lists, org=org, access_file=access_file,
+                        not_reporting_after=silent_after)
     try:
         site = build(opts, open_store=lambda url: open_store(url, create=True))
     except ServiceError as exc:

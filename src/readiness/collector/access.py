@@ -164,7 +164,8 @@ def scoped(fleet: Any, sites: frozenset[str], read: int, per_day: dict[Any, Any]
     unreadable, the database's address) is left out."""
     runs = [r for r in fleet.runs if r.site in sites]
     return replace(fleet, runs=runs, skipped=[], results_read=read, superseded=max(0, read - len(runs)),
-                   duplicates=0, per_day=per_day, paths=[])
+                   duplicates=0, per_day=per_day, paths=[],
+                   compliance=None)  # the caller computes it again from these sites' days
 
 
 # --- the file -----------------------------------------------------------------------------

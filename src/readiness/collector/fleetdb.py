@@ -26,16 +26,17 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 import orjson
 
 from readiness.collector.access import scoped
-from readiness.collector.engine import redacted
+from readiness.collector.engine import redacted, utcnow
 from readiness.collector.jsontext import dumps
 from readiness.collector.store import Store
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
+from readiness.fleet.compliance import NOT_REPORTING_AFTER_S, WINDOWS, lookback_days, over_time
 from readiness.fleet.files import invalid
 from readiness.fleet.model import _CANONICAL, Run
 from readiness.fleet.read import _Reader, stored_key
@@ -261,9 +262,28 @@ def _records(store: Store, workers: int, bad: list[Skipped]) -> Iterator[tuple[A
             yield reader.from_result(result, origin)
 
 
+def day_rows(store: Store, now: datetime, after_s: float, sites: frozenset[str] | None = None) -> Any:
+    """The ``room_days`` rows and the labels the compliance of the last days at ``now`` reads
+    (``fleet.compliance``)."""
+    since = (now.date() - timedelta(days=max(WINDOWS) - 1 + lookback_days(after_s))).isoformat()
+    return store.room_days(since, sites), store.room_labels(sites)
+
+
+def judge_over_time(fleet: Fleet, store: Store, now: datetime | None = None,
+                    after_s: float = NOT_REPORTING_AFTER_S, sites: frozenset[str] | None = None) -> datetime:
+    """``fleet.compliance.over_time`` with the database's days (every run's state per day kept
+    at ingest), unless the fleet was built from every document (judged again, or every run):
+    then from the days it read, in its verdicts. When the answer next changes by time alone."""
+    now = now or utcnow()
+    every = fleet.all_runs or fleet.rejudged_by is not None
+    return over_time(fleet, now, after_s, None if every else day_rows(store, now, after_s, sites))
+
+
 def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
-                on_skip: Callable[[Skipped], None] | None = None, workers: int | None = 1) -> Fleet:
-    """The fleet state from the database, as ``fleet.collect`` would build it from files.
+                on_skip: Callable[[Skipped], None] | None = None, workers: int | None = 1,
+                not_reporting_after: float = NOT_REPORTING_AFTER_S, now: datetime | None = None) -> Fleet:
+    """The fleet state from the database, as ``fleet.collect`` would build it from files, at
+    ``now`` (rooms silent longer than ``not_reporting_after`` seconds are not reporting).
 
     Judged as stored, the runs the state holds are read from the records kept at ingest
     (``fleet_records``: one small row per room, usually), here. ``workers`` > 1: read from
@@ -289,6 +309,7 @@ def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
         fleet.results_read = total
         fleet.superseded += fleet.results_read - fed
         fleet.per_day = {day: Counter(counts) for day, counts in store.per_day().items()}
+    judge_over_time(fleet, store, now, not_reporting_after)
     return fleet
 
 
@@ -312,8 +333,10 @@ class FleetView:
     ``notes``: uploads the collector refused that the fleet lists among its skipped (a clock ahead)."""
 
     def __init__(self, store: Store, min_age_s: float = 10.0, words: Any = None,
-                 notes: Callable[[], tuple[int, list[Skipped]]] | None = None) -> None:
+                 notes: Callable[[], tuple[int, list[Skipped]]] | None = None,
+                 not_reporting_after: float = NOT_REPORTING_AFTER_S) -> None:
         self.store = store
+        self.not_reporting_after = not_reporting_after
         self.words = words
         self.notes = notes  # () -> (a count that grows with each note, skipped entries to list)
         self.min_age_s = min_age_s
@@ -336,11 +359,16 @@ class FleetView:
                 stamp = (self.store.change_stamp(), count)
                 if self.fleet is None or stamp != self.stamp:
                     with gc_paused():
-                        fleet = build_fleet(self.store)
+                        fleet = build_fleet(self.store, not_reporting_after=self.not_reporting_after)
                         if self.words is not None:
                             fleet = in_own_words(fleet, self.words)
                         fleet.skipped.extend(notes)
                         self.fleet, self.figs, self.scoped, self.stamp = fleet, {}, {}, stamp
+                elif self.fleet.recheck is not None and utcnow() >= self.fleet.recheck:
+                    # nothing arrived, but time moved on: a room fell silent, or a new day began
+                    with gc_paused():
+                        judge_over_time(self.fleet, self.store, after_s=self.not_reporting_after)
+                    self.figs, self.scoped = {}, {}
                 self.built = now
             fleet = self.fleet
             if sites is not None:
@@ -349,6 +377,10 @@ class FleetView:
                         self.scoped, self.figs = {}, {k: v for k, v in self.figs.items() if k[0] is None}
                     self.scoped[sites] = scoped(fleet, sites, self.store.count(sites), {
                         day: Counter(counts) for day, counts in self.store.per_day(sites).items()})
+                    # its compliance from its own sites' days: nothing of another site is in it
+                    if fleet.now is not None:
+                        over_time(self.scoped[sites], fleet.now, self.not_reporting_after,
+                                  day_rows(self.store, fleet.now, self.not_reporting_after, sites))
                 fleet = self.scoped[sites]
             if (sites, lang) not in self.figs:
                 with gc_paused():

@@ -10,6 +10,7 @@ by the route's ``max_body``, every read in time) before a handler runs. Routes:
     GET  /runs/<run id>    one run's report (HTML; ``?lang=sv``)
     GET  /rooms/<site>/<room>, /hosts/<hostname>   a room's (a computer's) history (``collector.history``)
     GET  /metrics          Prometheus text: per site, rooms/computers by state, newest result age;
+                           per room, its last-report age, not reporting, ready;
                            this process's ingest latency, queue depth, database errors, memory
     GET  /admin/audit      the audit log (HTML; admin, auditor, this machine)
     GET  /auth/login       sign in with OpenID Connect (with ``[sign_in]`` in the access file)
@@ -53,6 +54,7 @@ from readiness.collector.pages import audit_page, links_page, message_page, shar
 from readiness.collector.signin import SignIn, SignInError
 from readiness.collector.engine import Tally, Unavailable, utcnow
 from readiness.collector.store import Store
+from readiness.fleet.compliance import NOT_REPORTING_AFTER_S
 from readiness.fleet.files import Why
 from readiness.fleet.model import Skipped
 from readiness.fleet.page import fleet_csv
@@ -113,7 +115,8 @@ class Collector:
 
     def __init__(self, store: Store, public_read: bool = False, max_body: int = MAX_BODY_BYTES,
                  log: Callable[[str], None] | None = None, workers: int = 0, words: Any = None,
-                 access: AccessConfig | None = None, tls: bool = False) -> None:
+                 access: AccessConfig | None = None, tls: bool = False,
+                 not_reporting_after: float = NOT_REPORTING_AFTER_S) -> None:
         """``words``: the organisation's words for requirements (``judge.wording.OwnWords``, from
         the shipped profiles and ``serve --requirements``); None: every requirement's texts are
         shown marked as sent by the agent."""
@@ -134,7 +137,7 @@ class Collector:
         self.skewed: deque[dict[str, Any]] = deque(maxlen=self.SKEWED_MAX)
         self.skewed_total = 0
         self._skewed_lock = threading.Lock()
-        self.view = FleetView(store, words=self.words, notes=self._skew_notes)
+        self.view = FleetView(store, words=self.words, notes=self._skew_notes, not_reporting_after=not_reporting_after)
         self.log = log or (lambda _m: None)
         self._ready_lock = threading.Lock()
         self._ready_answer: tuple[float | None, str | None] = (None, None)  # (when asked, why not ready)

@@ -1,15 +1,28 @@
 """``GET /metrics``: the fleet state in Prometheus text format (prometheus_client).
 
-Labels are bounded: ``site`` (sites exist only through the upload tokens IT creates; a result
-cannot invent one) and ``state`` from a fixed set. Never a label per host or room: 10 000 rooms
-would be 10 000 series per metric. The counts are the fleet report's own (``FleetView``: each
-room's latest measurement of each check), read from the database, so several collectors
-behind one load balancer report the same numbers.
+Labels of the fleet counts are bounded: ``site`` (sites exist only through the upload tokens IT
+creates; a result cannot invent one) and ``state`` from a fixed set. The three per-room gauges are
+the exception, on purpose: one series per room (or computer without a room label) and metric,
+so 10 000 rooms are 30 000 series; Prometheus holds that easily, and an alert on one silent
+room needs its name. Browser self-tests have none (a moment's test, not a standing room).
+A room renamed or retired drops its series at the next scrape. The counts are the fleet
+report's own (``FleetView``: each room's latest measurement of each check), read from the
+database, so several collectors behind one load balancer report the same numbers.
 
     readiness_fleet_computers{site,state}     rooms/computers by state: ready, not_ready,
-                                              unknown (these three add up to all), and
-                                              partial (counted besides: checks missing)
+                                              unknown, not_reporting (these four add up to
+                                              all), and partial (counted besides: checks missing)
     readiness_fleet_newest_result_age_seconds{site}
+    readiness_room_last_report_age_seconds{site,room,host}
+                                              per room: seconds since its newest result started
+                                              (host: the computer's name when no room label is set)
+    readiness_room_not_reporting{site,room,host}
+                                              per room: 1 when that age is past the collector's
+                                              not-reporting age (``serve --not-reporting-after``)
+    readiness_room_ready{site,room,host}      per room: 1 when it reports and its verdict is
+                                              ready (PASS or WARN), else 0
+
+contrib/prometheus/readiness-rules.yml holds example alerting rules on these.
     readiness_results_stored                  runs in the database
     readiness_uploads_total{outcome}          uploads answered by this process since it started
 
@@ -37,6 +50,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.engine import utcnow
 from readiness.collector.store import Store
+from readiness.fleet.compliance import group_of, silent
 
 # seconds; a quiet collector answers in a few milliseconds, one under load or waiting for a
 # database that is away in seconds
@@ -64,7 +78,7 @@ class Health:
         yield errors
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STATES = ("ready", "not_ready", "unknown", "partial")
+STATES = ("ready", "not_ready", "unknown", "not_reporting", "partial")
 
 
 class _FleetState:
@@ -75,6 +89,31 @@ class _FleetState:
         self.store: Store = view.store
         self.uploads = uploads
         self.sites = sites  # None: every site
+
+    def _rooms(self, now: Any) -> Any:
+        """Each room's last-report age and whether it is not reporting (the rows of the fleet the
+        caller may see; browser self-tests apart)."""
+        fleet, _ = self.view.get("en", self.sites)
+        after = self.view.not_reporting_after
+        ages = GaugeMetricFamily("readiness_room_last_report_age_seconds",
+                                 "Seconds since the room's newest result started", labels=["site", "room", "host"])
+        quiet = GaugeMetricFamily("readiness_room_not_reporting",
+                                  f"1 when the room has sent no result for longer than {after:g} seconds",
+                                  labels=["site", "room", "host"])
+        ready = GaugeMetricFamily("readiness_room_ready",
+                                  "1 when the room reports and its newest verdict is ready (PASS or WARN)",
+                                  labels=["site", "room", "host"])
+        for r in fleet.runs:
+            if r.facts.get("by") == "browser":
+                continue
+            labels = [r.site, r.room, "" if r.room else r.hostname]
+            gone = silent(r.started, now, after)
+            ages.add_metric(labels, max(0.0, (now - r.started).total_seconds()))
+            quiet.add_metric(labels, 1.0 if gone else 0.0)
+            ready.add_metric(labels, 1.0 if not gone and group_of(r.verdict) == "ready" else 0.0)
+        yield ages
+        yield quiet
+        yield ready
 
     def collect(self) -> Any:
         computers = GaugeMetricFamily("readiness_fleet_computers",
@@ -92,6 +131,7 @@ class _FleetState:
                 age.add_metric([row["site"]], max(0.0, (now - newest[row["site"]]).total_seconds()))
         yield computers
         yield age
+        yield from self._rooms(now)
         stored = GaugeMetricFamily("readiness_results_stored", "Runs stored in the database")
         stored.add_metric([], self.store.count(self.sites))
         yield stored

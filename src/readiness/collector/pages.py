@@ -73,8 +73,9 @@ def share_page(fleet: Any, figs: dict[str, Any], site: str, host_org: str, until
     rows = []
     for r in sorted(fleet.runs, key=lambda r: (r.room == "", r.room.casefold())):
         needs = sorted({reqs[i].text("label", lang) or reqs[i].metric for i, s in r.statuses.items() if s != "PASS"})
-        rows.append(f"<tr><td>{escape(r.room or '—')}</td><td class=\"{escape(r.overall)}\">"
-                    f"{escape(word(lang, 'verdict_' + r.overall))}</td><td>{escape(', '.join(needs))}</td></tr>")
+        shown = r.shown_verdict if r.silent else r.overall  # silent: not "ready as last seen"
+        rows.append(f"<tr><td>{escape(r.room or '—')}</td><td class=\"{escape(shown)}\">"
+                    f"{escape(word(lang, 'verdict_' + shown))}</td><td>{escape(', '.join(needs))}</td></tr>")
     fixes = []
     for a in figs.get("step5", {}).get("actions", []):
         title = word(lang, f"step5.action.{a.get('kind', 'other')}", subject=a.get("subject_title") or a.get("subject") or "")

@@ -21,6 +21,8 @@ Tables:
 - ``fleet_records``: what the fleet state keeps of a run (``fleetdb.record_of``), made at
   ingest and kept while ``latest`` holds the run (about one row per room); the view reads them.
 - ``day_counts``: runs per UTC day and verdict (the fleet's trend), kept at ingest and pruning.
+- ``room_days``: per room (or host) and UTC day, its last run that day: site, labels, start,
+  verdict (the fleet over time, ``fleet.compliance``), kept at ingest and pruning.
 - ``requirements``: each distinct requirement (as a judgement item holds it, texts and
   translations included) once, by digest; a result's ``summary`` points to them. A fleet of
   10 000 rooms judged by a few profiles holds a few dozen.
@@ -36,11 +38,11 @@ import queue
 import threading
 import time
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import and_, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import Float, and_, cast, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -49,7 +51,7 @@ from readiness.collector.engine import (ERROR_KINDS, StoreError, Tally, Unavaila
                                         day_of, redacted, sqlalchemy_url, utcnow)
 from readiness.collector.jsontext import loads
 from readiness.collector.tables import (BROWSER_KEYS, day_counts, fleet_records, latest, requirements, results,
-                                        run_history, summaries, tokens)
+                                        room_days, run_history, summaries, tokens)
 
 REVOKED = "\x00revoked"  # ``Store.store``'s answer for an upload whose token is no longer live (no site is this)
 MIGRATION_LOCK = 0x72656164  # PostgreSQL advisory lock key held while the schema is upgraded ("read")
@@ -129,6 +131,22 @@ class _Batcher:
 _NOT_COLUMNS = ("summary", "record", "history")  # of a row given to ``Store.store``: kept in tables of their own
 
 
+def _last_per_day(rows: Any) -> list[dict[str, Any]]:
+    """Of runs (``results`` rows), each room's last per UTC day, as ``room_days`` rows; browser
+    self-tests left out."""
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        if row["room_key"].startswith(BROWSER_KEYS):
+            continue
+        at = (row["room_key"], day_of(row["started"]))
+        had = last.get(at)
+        if had is None or (aware(had["started"]), had["run_id"]) < (aware(row["started"]), row["run_id"]):
+            last[at] = {"room_key": row["room_key"], "day": at[1], "site": row["site"], "room": row["room"],
+                        "hostname": row["hostname"], "run_id": row["run_id"], "started": row["started"],
+                        "verdict": row["verdict"]}
+    return [last[k] for k in sorted(last)]
+
+
 def _insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
@@ -172,6 +190,14 @@ class Store(Accounts):
         days = self._insert(day_counts)
         self._day_add = days.on_conflict_do_update(index_elements=[day_counts.c.day, day_counts.c.verdict],
                                                    set_={"runs": day_counts.c.runs + days.excluded.runs})
+        # a room's day: its last run that day (by start, then run id), whichever order runs arrive in
+        ins = self._insert(room_days)
+        later = or_(room_days.c.started < ins.excluded.started,
+                    and_(room_days.c.started == ins.excluded.started, room_days.c.run_id < ins.excluded.run_id))
+        self._room_day_upsert = ins.on_conflict_do_update(
+            index_elements=[room_days.c.room_key, room_days.c.day],
+            set_={c: getattr(ins.excluded, c) for c in ("site", "room", "hostname", "run_id", "started", "verdict")},
+            where=later)
         self._result_insert = (self._insert(results).on_conflict_do_nothing(index_elements=[results.c.run_id])
                                .returning(results.c.run_id))
 
@@ -323,6 +349,9 @@ class Store(Accounts):
             judged = Counter((day_of(row["started"]), row["verdict"]) for row, *_ in winners if row["verdict"] is not None)
             if judged:
                 conn.execute(self._day_add, [{"day": d, "verdict": v, "runs": n} for (d, v), n in sorted(judged.items())])
+            days = _last_per_day(row for row, *_ in winners)
+            if days:
+                conn.execute(self._room_day_upsert, days)
         self._requirements_known.update(new)  # only once committed
         return [(False, REVOKED) if i in refused
                 else (True, None) if first[item[0]["run_id"]] == i and item[0]["run_id"] in stored
@@ -372,9 +401,10 @@ class Store(Accounts):
                     conn.execute(delete(fleet_records).where(fleet_records.c.run_id.in_(ids)))
                     # what went (RETURNING: exactly the rows deleted) comes off the trend in the same transaction
                     went = conn.execute(delete(results).where(results.c.run_id.in_(ids), results.c.run_id.not_in(held))
-                                        .returning(results.c.started, results.c.verdict)).all()
+                                        .returning(results.c.started, results.c.verdict, results.c.run_id)).all()
                     gone += len(went)
-                    judged = Counter((day_of(started), verdict) for started, verdict in went if verdict is not None)
+                    self._room_days_pruned(conn, [run_id for _, _, run_id in went])
+                    judged = Counter((day_of(started), verdict) for started, verdict, _ in went if verdict is not None)
                     for (day, verdict), n in sorted(judged.items()):
                         conn.execute(update(day_counts).where(day_counts.c.day == day, day_counts.c.verdict == verdict)
                                      .values(runs=day_counts.c.runs - n))
@@ -384,7 +414,78 @@ class Store(Accounts):
                 return gone
             time.sleep(pause_s)
 
+    def _room_days_pruned(self, conn: Any, run_ids: list[str]) -> None:
+        """Days whose last run was just deleted take the last run of the day still stored. Runs
+        go oldest first, so a day's last run goes only once every earlier run of that day went,
+        except those ``latest`` holds: those are the only runs to look for, by the ``latest``
+        table's key (the runs have no index by room)."""
+        if not run_ids:
+            return
+        went = conn.execute(delete(room_days).where(room_days.c.run_id.in_(run_ids))
+                            .returning(room_days.c.room_key, room_days.c.day)).all()
+        if not went:
+            return
+        emptied = {(key, day) for key, day in went}
+        keys = sorted({key for key, _ in emptied})
+        kept = conn.execute(select(results.c.room_key, results.c.site, results.c.room, results.c.hostname,
+                                   results.c.run_id, results.c.started, results.c.verdict)
+                            .where(results.c.run_id.in_(select(latest.c.run_id).where(latest.c.room_key.in_(keys)))))
+        rows = [dict(r._mapping) for r in kept if (r.room_key, day_of(r.started)) in emptied]
+        days = _last_per_day(rows)
+        if days:
+            conn.execute(self._room_day_upsert, days)
+
     # --- reads -----------------------------------------------------------------------------
+
+    def room_days(self, since: str, sites: frozenset[str] | None = None, batch: int = 10000
+                  ) -> Iterator[tuple[str, str, float, str | None]]:
+        """Each room's state per day from ``since`` (YYYY-MM-DD) on, per room and oldest day
+        first, as ``fleet.compliance`` reads them: (room key, day, start in seconds since the
+        epoch, verdict); of ``sites`` only, when given. First, each room whose newest run is
+        older than ``since``, once (its newest run: silent all along, it still counts). Streamed
+        (never all in memory): 10 000 rooms x 90 days are 900 000 rows, so they come through the
+        driver's own cursor (no row objects, no date parsing in Python: the database turns the
+        start into seconds) and, on PostgreSQL, a server-side cursor."""
+        if self.dialect == "postgresql":
+            epoch = cast(func.extract("epoch", room_days.c.started), Float)
+            old_epoch = cast(func.extract("epoch", results.c.started), Float)
+        else:  # SQLite holds the time as text; its julianday() reads it in C
+            epoch = (func.julianday(room_days.c.started) - 2440587.5) * 86400.0
+            old_epoch = (func.julianday(results.c.started) - 2440587.5) * 86400.0
+        start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
+        silent = (select(results.c.room_key, results.c.started, old_epoch, results.c.verdict)
+                  .select_from(latest.join(results, results.c.run_id == latest.c.run_id))
+                  .where(latest.c.check_name == "", latest.c.started < start))
+        query = (select(room_days.c.room_key, room_days.c.day, epoch, room_days.c.verdict)
+                 .where(room_days.c.day >= since).order_by(room_days.c.room_key, room_days.c.day))
+        if sites is not None:
+            silent = silent.where(results.c.site.in_(sites))
+            query = query.where(room_days.c.site.in_(sites))
+        with self._guard(), self.engine.connect() as conn:
+            for key, started, seconds, verdict in conn.execute(silent):
+                if not key.startswith(BROWSER_KEYS):
+                    yield key, day_of(started), seconds, verdict
+            compiled = query.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
+            params: Any = ([compiled.params[k] for k in compiled.positiontup or ()] if compiled.positional
+                           else compiled.params)
+            raw = conn.connection.dbapi_connection
+            cursor = raw.cursor(name="room_days") if self.dialect == "postgresql" else raw.cursor()
+            try:
+                cursor.execute(str(compiled), params)
+                while rows := cursor.fetchmany(batch):
+                    yield from rows
+            finally:
+                cursor.close()
+
+    def room_labels(self, sites: frozenset[str] | None = None) -> dict[str, tuple[str, str, str]]:
+        """Each room's (or computer's) site, room and hostname, as its newest run says them."""
+        query = (select(latest.c.room_key, results.c.site, results.c.room, results.c.hostname)
+                 .select_from(latest.join(results, results.c.run_id == latest.c.run_id))
+                 .where(latest.c.check_name == ""))
+        if sites is not None:
+            query = query.where(results.c.site.in_(sites))
+        with self._guard(), self.engine.connect() as conn:
+            return {key: (site, room, host) for key, site, room, host in conn.execute(query)}
 
     def count(self, sites: frozenset[str] | None = None) -> int:
         """Runs stored (of ``sites`` only, when given)."""

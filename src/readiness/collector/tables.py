@@ -89,6 +89,27 @@ run_history = Table(
     Index("ix_run_history_started", "started"),
 )
 
+# Each room's state per UTC day (the fleet over time, ``fleet.compliance``): its last run that
+# day, kept in the transaction that stores the runs and the one that prunes them (revision
+# 0008), so compliance over 90 days reads a row per room and day, never the runs. Agents'
+# rooms and computers only: browser self-tests are not a room's standing state.
+room_days = Table(
+    "room_days", metadata,
+    Column("room_key", String(2 * TEXT_MAX + HOST_MAX + 8), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC, of the run's start
+    Column("site", String(TEXT_MAX), nullable=False),
+    Column("room", String(TEXT_MAX), nullable=False),
+    Column("hostname", String(HOST_MAX), nullable=False),
+    Column("run_id", String(32), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Column("verdict", String(8), nullable=True),
+    Index("ix_room_days_day", "day"),
+    Index("ix_room_days_run_id", "run_id"),
+    # SQLite: the rows stored in key order (room, day), so compliance reads them in one sweep
+    # instead of a lookup per row from the key's index
+    sqlite_with_rowid=False,
+)
+
 requirements = Table(
     "requirements", metadata,
     Column("digest", String(64), primary_key=True),  # SHA-256 of the requirement's canonical JSON

@@ -1,7 +1,7 @@
 """The fleet (``readiness aggregate``): find the files (``files``) → read and judge each
 (``read``) → keep each room's latest measurement of each check (``collect``, into ``model``'s
-rows) → figures (``figures``: pure functions of what was kept) → step 5 (``step5``, ``actions``)
-→ the report (``page``)."""
+rows) → the fleet over time and who is not reporting (``compliance``) → figures (``figures``:
+pure functions of what was kept) → step 5 (``step5``, ``actions``) → the report (``page``)."""
 
 from readiness.fleet.collect import collect, collect_records, collect_results, gc_paused
 from readiness.fleet.figures import figures, histogram, row_state, trend

@@ -154,6 +154,8 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
     every: list[Run] = []
     skipped_results: list[str] = []
     per_day: dict[date, Counter] = {}
+    room_days: dict[tuple[str, ...], dict[date, tuple[Any, str, str | None]]] = {}
+    labels: dict[tuple[str, ...], tuple[Any, tuple[str, str, str]]] = {}
     results_read = duplicates = superseded = 0
 
     for record in records:
@@ -181,7 +183,16 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
         run.values = dict(zip(map(names.setdefault, run.values, run.values), run.values.values()))
         run.overall = _CANONICAL[run.overall]
         day = run.started.astimezone(timezone.utc).date()
-        per_day.setdefault(day, Counter())[run.verdict if run.needed else run.overall] += 1
+        verdict = run.verdict if run.needed else run.overall
+        per_day.setdefault(day, Counter())[verdict] += 1
+        # the room's state that day (``compliance``): the day's last run
+        key = run.key
+        on_day = room_days.setdefault(key, {})
+        had = on_day.get(day)
+        if had is None or (run.started, run.run_id) > had[:2]:
+            on_day[day] = (run.started, run.run_id, verdict)
+            if key not in labels or labels[key][0] <= (run.started, run.run_id):
+                labels[key] = ((run.started, run.run_id), (run.site, run.room, run.hostname))
         if all_runs:
             every.append(run)
             continue
@@ -203,4 +214,5 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
     return Fleet(runs=runs, requirements=registry.requirements, requirement_profiles=registry.profiles, units=units,
                  skipped=[], results_read=results_read, duplicates=duplicates, superseded=superseded,
                  other_files=0, per_day=per_day, all_runs=all_runs,
-                 rejudged_by=profile.summary() if profile is not None else None)
+                 rejudged_by=profile.summary() if profile is not None else None, room_days=room_days,
+                 room_labels={k: v for k, (_, v) in labels.items()})

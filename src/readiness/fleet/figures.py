@@ -23,7 +23,7 @@ from readiness.plugins import described
 from readiness.result import utc_now
 
 def _counts(runs: Iterable[Run]) -> dict[str, int]:
-    c = {"total": 0, "ready": 0, "not_ready": 0, "unknown": 0, "partial": 0, PASS: 0, WARN: 0, FAIL: 0, UNKNOWN: 0}
+    c = {"total": 0, "ready": 0, "not_ready": 0, "unknown": 0, "not_reporting": 0, "partial": 0, PASS: 0, WARN: 0, FAIL: 0, UNKNOWN: 0}
     for r in runs:
         c["total"] += 1
         c[r.verdict_group] += 1
@@ -167,6 +167,7 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
                  for (room, browser), runs in sorted(entry["rooms"].items(),
                                                      key=lambda kv: (kv[0][0] == "", kv[0][0].casefold(), kv[0][1]))]
         site_rows.append({"site": name, **_counts(entry["runs"]), "rooms": rooms})
+    _with_compliance(site_rows, fleet.compliance)
 
     req_rows = []
     for i, req in enumerate(reqs):
@@ -240,10 +241,35 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         "requirements": req_rows,
         "histograms": hists,
         "trend": trend(fleet.per_day),
+        "compliance": fleet.compliance,
         "rows": [row_state(r, stamps) for r in fleet.runs],
         "step5": analysis(fleet.runs, fleet.requirements, lang, partners, fleet.rejudged_by, theirs=theirs),
         "skipped": [{"path": s.path, "reason": said(s.reason, lang)} for s in fleet.skipped],
     }
+
+
+def _with_compliance(site_rows: list[dict[str, Any]], comp: dict[str, Any] | None) -> None:
+    """Each site row its share of rooms ready over each window and per day (the trend line);
+    each room row its share of days ready (the computers without a room label of a site
+    together: their days ready over their days counted)."""
+    if not comp:
+        return
+    windows = comp["windows"]
+    by_site = {s["site"]: s for s in comp["sites"]}
+    per_room: dict[tuple[str, str], Counter] = {}
+    for r in comp["rooms"]:
+        c = per_room.setdefault((r["site"], r["room"]), Counter())
+        for w in windows:
+            c[f"days_{w}"] += r[f"days_{w}"]
+            c[f"ready_{w}"] += r[f"ready_{w}"]
+    for site in site_rows:
+        s = by_site.get(site["site"])
+        site["compliance"] = ({**{f"ready_pct_{w}": s[f"ready_pct_{w}"] for w in windows},
+                               "daily": [p["ready_pct"] for p in s["days"]]} if s else None)
+        for room in site["rooms"]:
+            c = per_room.get((site["site"], room["room"])) if room.get("by") != "browser" else None
+            room["compliance"] = ({f"ready_pct_{w}": round(100.0 * c[f"ready_{w}"] / c[f"days_{w}"], 1)
+                                   if c[f"days_{w}"] else None for w in windows} if c else None)
 
 
 def _numbers(runs: list[Run], metrics: list[str]) -> dict[str, list[float]]:
@@ -271,7 +297,8 @@ def row_state(r: Run, stamps: dict[Any, str] | None = None) -> dict[str, Any]:
             text = stamps[t] = t.strftime("%Y-%m-%dT%H:%M:%SZ")
         return text
 
-    return {"site": r.site, "room": r.room, "hostname": r.hostname, "hosts": r.hosts, "verdict": r.verdict,
-            "overall": r.overall, "partial": r.partial, "missing_checks": list(r.missing),
+    return {"site": r.site, "room": r.room, "hostname": r.hostname, "hosts": r.hosts, "verdict": r.shown_verdict,
+            "last_verdict": r.verdict, "not_reporting": r.silent, "overall": r.overall, "partial": r.partial,
+            "missing_checks": list(r.missing),
             "latest_utc": utc(r.started), "oldest_utc": utc(r.oldest) if r.oldest else None,
             "checks": {c: {"hostname": h, "started_utc": utc(t), "run_id": rid} for c, (h, t, rid) in sorted(r.sources.items())}}

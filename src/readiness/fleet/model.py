@@ -19,6 +19,7 @@ FLEET_KIND = "readiness-fleet"
 # action "ready_after", "together_with", "failing"; a partner site's "not_measured".
 FLEET_SCHEMA_VERSION = 2
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB); guards memory
+NOT_REPORTING = "NOT_REPORTING"  # a row's verdict when its newest run is older than the not-reporting age
 STATUSES = (PASS, WARN, FAIL, UNKNOWN)
 STATUS_RANK = {FAIL: 0, UNKNOWN: 1, PARTIAL: 2, WARN: 3, PASS: 4}
 _CANONICAL = {s: s for s in STATUSES}
@@ -54,6 +55,9 @@ class Run:
     # A few facts for the step-5 sections (fleet.step5.facts_of): "by", "support", and per check
     # "<check>.<fact>" (the services reached), kept per check like ``values``
     facts: dict[str, Any] = field(default_factory=dict)
+    # Its newest run is older than the not-reporting age (``compliance.mark_not_reporting``):
+    # counted as not reporting, whatever that run's verdict was
+    silent: bool = False
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -76,7 +80,14 @@ class Run:
         return PARTIAL if self.partial and self.overall in READY else self.overall
 
     @property
+    def shown_verdict(self) -> str:
+        """What a reader is told: not reporting, or the verdict of what was last measured."""
+        return NOT_REPORTING if self.silent else self.verdict
+
+    @property
     def verdict_group(self) -> str:
+        if self.silent:
+            return "not_reporting"
         v = self.verdict
         return "ready" if v in READY else "not_ready" if v == FAIL else "unknown"
 
@@ -103,3 +114,11 @@ class Fleet:
     all_runs: bool
     rejudged_by: dict[str, Any] | None
     paths: list[str] = field(default_factory=list)
+    # the fleet over time (``compliance.compliance``), and what "not reporting" was judged by
+    compliance: dict[str, Any] | None = None
+    now: datetime | None = None
+    not_reporting_after: float | None = None
+    recheck: datetime | None = None  # when the above next changes by time alone
+    # per room key (``Run.key``), per UTC day: its last run's (started, run id, verdict), from files
+    room_days: dict[tuple[str, ...], dict[date, tuple[datetime, str, str | None]]] = field(default_factory=dict)
+    room_labels: dict[tuple[str, ...], tuple[str, str, str]] = field(default_factory=dict)

@@ -20,9 +20,9 @@ from urllib.parse import quote
 
 from readiness.fleet.model import STATUS_RANK, Fleet, Run
 from readiness.fleet.step5 import csv_rows
-from readiness.i18n.format import age, format_bound, languages
+from readiness.i18n.format import age, format_bound, languages, span
 from readiness.judge.requirements import Requirement
-from readiness.render.charts import histogram_svg, trend_svg
+from readiness.render.charts import histogram_svg, sparkline_svg, trend_svg
 from readiness.render.report import environment, template_words
 from readiness.render.writers import Writer
 from readiness.textsafe import CSV_QUOTING, csv_cell as _csv_cell
@@ -82,7 +82,7 @@ def _write_rows(fh: Any, header: list[str], fleet: Fleet, metric_names: list[str
         html = os.path.splitext(r.path)[0] + ".html"
         row = [_csv_cell(v) for v in (r.site, r.room, r.label, r.hostname)]
         row += [r.started.strftime("%Y-%m-%dT%H:%M:%SZ"), _csv_cell(r.run_id), _csv_cell(r.profile), r.overall,
-                r.verdict, "true" if r.verdict_group == "ready" else "false",
+                r.shown_verdict, "true" if r.verdict_group == "ready" else "false",
                 " ".join(sorted(r.sources)), " ".join(r.missing),
                 r.oldest.strftime("%Y-%m-%dT%H:%M:%SZ") if r.oldest else "", _csv_cell(_sources_text(r)),
                 _csv_cell(r.path), _csv_cell(html) if os.path.isfile(html) else ""]
@@ -133,6 +133,8 @@ def render_html(fleet: Fleet, figs: dict[str, Any], out_path: str | os.PathLike[
     return template.render(f=figs, fleet=fleet, rows=rows, sites=_site_rows(figs["sites"], rooms_per_site), hidden_rows=max(0, len(fleet.runs) - max_rows),
                            charts=[c for h in figs["histograms"] if (c := histogram_svg(h, lang=lang)) is not None],
                            trend_chart=trend_svg(figs["trend"], lang=lang), **template_words(lang),
+                           spark=sparkline_svg,
+                           not_reporting_after=span(fleet.not_reporting_after, lang) if fleet.not_reporting_after else "",
                            skipped=figs["skipped"][:max_rows], hidden_skipped=max(0, len(fleet.skipped) - max_rows),
                            regressions=regressions or [])
 

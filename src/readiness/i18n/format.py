@@ -182,6 +182,18 @@ def age(seconds: float, lang: str = "en") -> str:
     return format_timedelta(timedelta(seconds=max(0.0, seconds)), threshold=1.5, locale=_locale(lang))
 
 
+def span(seconds: float, lang: str = "en") -> str:
+    """A configured span said exactly ("3 days", "36 hours"): the largest unit that divides it
+    (``age`` rounds, which suits a measured age but not a setting)."""
+    from babel.units import format_unit
+
+    for unit, size in (("duration-week", 604800), ("duration-day", 86400), ("duration-hour", 3600),
+                       ("duration-minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            return format_unit(int(seconds // size), unit, length="long", locale=_locale(lang))
+    return format_unit(round(seconds), "duration-second", length="long", locale=_locale(lang))
+
+
 def detail_key(key: Any, lang: str = "en") -> str:
     """A key of a check's details or the host facts, in words (catalog ``detail.<key>``); a key
     without words is shown as it is (a plugin's own, a service name)."""

@@ -112,3 +112,24 @@ def trend_svg(tr: dict[str, Any] | None, width: int = 640, height: int = 170, la
             "dots": [{"x": x, "y": y, "p": p} for (x, y), p in zip(coords, pts)],
             "x0": pad_l, "x1": width - pad_r, "y_top": pad_t, "y_bottom": pad_t + hgt,
             "first": pts[0]["period"], "last": pts[-1]["period"]}
+
+
+def sparkline_svg(values: list[float | None], width: int = 90, height: int = 24) -> dict[str, Any] | None:
+    """Geometry of a small trend line of shares (0–100 %), one value per day, oldest first; a
+    day without a value (nothing counted) breaks the line. None when fewer than two values."""
+    if sum(1 for v in values if v is not None) < 2:
+        return None
+    pad = 2
+    n = len(values)
+    w, h = width - 2 * pad, height - 2 * pad
+    segments: list[list[tuple[float, float]]] = [[]]
+    for i, v in enumerate(values):
+        if v is None:
+            if segments[-1]:
+                segments.append([])
+            continue
+        segments[-1].append((round(pad + i / max(1, n - 1) * w, 1), round(pad + h - v / 100 * h, 1)))
+    last = next(v for v in reversed(values) if v is not None)
+    return {"width": width, "height": height, "lines": [" ".join(f"{x},{y}" for x, y in s) for s in segments if len(s) > 1],
+            "dots": [{"x": s[0][0], "y": s[0][1]} for s in segments if len(s) == 1], "last": last,
+            "low": min(v for v in values if v is not None), "high": max(v for v in values if v is not None)}

@@ -21,7 +21,7 @@ from readiness.fleet.changes import history_record, room_run
 from readiness.plugins import described
 
 revision = "0009"
-down_revision = "0005"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
