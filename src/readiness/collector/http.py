@@ -140,6 +140,7 @@ class Collector:
         self.started = time.time()
         self._tokens: dict[str, tuple[float, Any]] = {}  # secret -> (when looked up, Token)
         self._tokens_lock = threading.Lock()
+        self.alerts: Any = None  # ``collector.alerts.Alerts`` when the server has alert rules
 
     SKEWED_MAX = 100
 
@@ -316,6 +317,8 @@ class Collector:
             return refuse(503, "database_unavailable", "the database is not reachable now; keep the result and retry",
                           **{"Retry-After": "10"})
         self.counters.add(outcome["stored"])
+        if self.alerts is not None and outcome["stored"] == "new":
+            self.alerts.noted()
         self._logged(req, site, outcome["run_id"], "stored (new)" if outcome["stored"] == "new" else "stored (duplicate)")
         return reply(200 if outcome["stored"] == "already" else 201, outcome)
 
