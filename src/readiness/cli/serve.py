@@ -146,7 +146,7 @@ def alerts_test(alerts_file: str) -> None:
     """Send a test message on every channel of the alert file; one line per channel: sent, or failed and why."""
     try:
         from readiness.collector.alertconfig import AlertConfigError, load_alerts
-        from readiness.collector.notify import test_all
+        from readiness.collector.notify import send_test
     except ImportError as exc:
         fail(f"alerts need the server extra: {exc}")
     try:
@@ -156,7 +156,7 @@ def alerts_test(alerts_file: str) -> None:
     if not cfg.channels:
         fail(f"{alerts_file}: no channels to test ([channel.NAME])")
     failed = 0
-    for name, why in test_all(cfg):
+    for name, why in send_test(cfg):
         kind = cfg.channels[name].kind
         if why is None:
             click.echo(f"{name} ({kind}): sent")

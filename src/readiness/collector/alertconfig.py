@@ -26,8 +26,8 @@ sends); ``service`` loads the file. The file::
     secret_env = "READINESS_HOOK_SECRET"
 
     [channel.teams]
-    type = "teams"                   # the URL Teams gives (Workflows or an incoming webhook)
-    url_env = "TEAMS_WEBHOOK_URL"
+    type = "teams"                   # the URL Teams gives (Workflows or an incoming webhook),
+    url_env = "TEAMS_WEBHOOK_URL"    # or apprise's form: workflows://HOST/WORKFLOW/SIGNATURE
 
     [channel.slack]
     type = "slack"
@@ -281,9 +281,13 @@ def load_alerts(path: str | Path, environ: Mapping[str, str] | None = None) -> A
             known = {"type", "url", "url_env"} | ({"secret", "secret_env"} if kind == "webhook" else set())
             unknown(c, known, where, at)
             url = secret(c, "url", where, at)
-            if not _url_ok(url, ("https", "http")):
+            # Teams and Slack: the URL the service gives, or apprise's own form of it
+            schemes = {"webhook": ("https", "http"), "teams": ("https", "workflows", "msteams"),
+                       "slack": ("https", "slack")}[kind]
+            if not _url_ok(url, schemes):
                 raise err(key_line("url_env" if "url_env" in c else "url", at),
-                          f"{where}: url is not an http(s) address")
+                          f"{where}: url is not an address such as {schemes[0]}://HOST/..."
+                          + (f" (or {', '.join(s + '://' for s in schemes[1:])})" if len(schemes) > 1 and kind != "webhook" else ""))
             key = secret(c, "secret", where, at) if kind == "webhook" else ""
             if kind == "webhook" and len(key) < 16:
                 raise err(key_line("secret_env" if "secret_env" in c else "secret", at),

@@ -113,7 +113,7 @@ def render(cfg: AlertConfig, facts: dict[str, Any]) -> Message:
     return Message(facts["id"], title, text, html, facts)
 
 
-def test_message(cfg: AlertConfig) -> Message:
+def sample_message(cfg: AlertConfig) -> Message:
     """The message ``readiness serve alerts test`` sends on every channel."""
     facts = {"id": uuid.uuid4().hex, "event": "test", "state": OPEN, "site": "", "rooms": [], "items": [],
              "sent": utcnow().isoformat(timespec="seconds"), "fleet_link": f"{cfg.base_url}/fleet" if cfg.base_url else ""}
@@ -468,7 +468,7 @@ class Alerts:
                 wait = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** attempts)
                 with self.store._guard(), self.store.engine.begin() as conn:
                     conn.execute(update(alert_outbox).where(alert_outbox.c.id == row_id, alert_outbox.c.claim == self.mark)
-                                 .values(attempts=attempts + 1, next_try=utcnow() + timedelta(seconds=wait),
+                                 .values(attempts=attempts + 1, next_try=max(now, utcnow()) + timedelta(seconds=wait),
                                          lease_until=None, claim=None, last_error=reason))
                 self.log(f"alerts: {channel}: not sent ({reason}); trying again in {wait:g} s")
                 continue

@@ -7,7 +7,7 @@ The body carries the message's ``id`` (the same on every retry: a receiver drops
 seen) and its ``sent`` time. Every send is bounded by the alert file's ``delivery_timeout``.
 
 Sits below ``collector.alerts`` (which calls :func:`send` from its delivery thread) and the
-``serve alerts test`` command (:func:`test_all`).
+``serve alerts test`` command (:func:`send_test`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from readiness.collector.alertconfig import AlertConfig, Channel
-from readiness.collector.alerts import Message, test_message
+from readiness.collector.alerts import Message, sample_message
 
 SIGNATURE_HEADER = "X-Readiness-Signature"
 
@@ -85,7 +85,7 @@ def _apprise(ch: Channel, message: Message, timeout: float) -> None:
         service.socket_connect_timeout = timeout
         service.socket_read_timeout = timeout
     html = ch.kind == "email"
-    with apprise.LogCapture(level=apprise.logging.WARNING) as logs:
+    with apprise.LogCapture(level=apprise.logging.WARNING, fmt="%(message)s") as logs:
         ok = sender.notify(title=message.title, body=message.html if html else message.text,
                            body_format=apprise.NotifyFormat.HTML if html else apprise.NotifyFormat.MARKDOWN)
         said = logs.getvalue() if hasattr(logs, "getvalue") else ""
@@ -103,9 +103,9 @@ def send(cfg: AlertConfig, channel: str, message: Message) -> None:
         _apprise(ch, message, cfg.delivery_timeout_s)
 
 
-def test_all(cfg: AlertConfig) -> list[tuple[str, str | None]]:
+def send_test(cfg: AlertConfig) -> list[tuple[str, str | None]]:
     """A test message on every channel: (channel, None when sent, else why not)."""
-    message = test_message(cfg)
+    message = sample_message(cfg)
     out: list[tuple[str, str | None]] = []
     for name in cfg.channels:
         try:
