@@ -351,3 +351,120 @@ def test_a_failed_send_is_retried_with_backoff(tmp_path, store):
     assert a.deliver(t0 + timedelta(seconds=12)) == 0 and len(tries) == 2
     assert a.deliver(t0 + timedelta(seconds=30)) == 1 and a.depth() == 0 and len(set(tries)) == 1
     assert a.deliver(t0 + timedelta(hours=2)) == 0 and len(tries) == 3
+
+
+# --- a real collector ------------------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'readiness.db'}"
+    return request.getfixturevalue("postgres").fresh_url()
+
+
+def _upload(server, token: str, body: bytes) -> None:
+    status, _, answer = server.request("POST", "/api/v1/results", body, token=token)
+    assert status == 201, answer
+
+
+def _outbox(db_url: str) -> list[tuple]:
+    from sqlalchemy import select
+
+    from readiness.collector.tables import alert_outbox
+
+    s = Store(db_url, create=False)
+    try:
+        with s.engine.connect() as conn:
+            return conn.execute(select(alert_outbox.c.message_id, alert_outbox.c.sent, alert_outbox.c.attempts)).all()
+    finally:
+        s.close()
+
+
+def test_serve_groups_four_rooms_resolves_and_keeps_silence(cli, tmp_path, db_url):
+    from test_collector_serve import Collector, add_token
+
+    rx = Receiver(secret=SECRET)
+    now = datetime.now(timezone.utc)
+    path = hook_file(tmp_path, rx.url(), top=f"""
+        [[silence]]
+        site = "Malmö"
+        start = {(now - timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}
+        end = {(now + timedelta(hours=2)).strftime('%Y-%m-%dT%H:%M:%SZ')}
+        """.replace("\n        ", "\n"))
+    gbg = add_token(cli, db_url, "--site", "Göteborg")
+    mal = add_token(cli, db_url, "--site", "Malmö")
+    server = Collector(db_url, "--alerts", str(path))
+    try:
+        bodies = [judged(f"gbg{i}", "Göteborg", f"Rum {i}", UDP) for i in range(4)]
+        for body in bodies:  # a morning burst: four rooms of one site fail the same cause
+            _upload(server, gbg, body)
+        for i in range(2):  # silenced: maintenance at Malmö
+            _upload(server, mal, judged(f"mal{i}", "Malmö", f"M{i}", UDP))
+        first = rx.wait(1)[0]
+        time.sleep(4)  # anything else would have come by now (group_within 1 s, a tick of 1 s)
+        assert len(rx.messages()) == 1
+        assert first["signed"]
+        msg = first["json"]
+        assert msg["title"] == "Not ready at Göteborg: 4 rooms. Open the meeting services' UDP media ports"
+        assert [r["room"] for r in msg["facts"]["rooms"]] == [f"Rum {i}" for i in range(4)]
+        assert msg["facts"]["site_wide"] and "https://fleet.example.org/runs/" in msg["text"]
+        bodies = [judged(f"gbg{i}", "Göteborg", f"Rum {i}", None, minutes=-1) for i in range(4)]
+        for body in bodies:  # the next good runs resolve it
+            _upload(server, gbg, body)
+        second = rx.wait(2)[1]["json"]
+        assert second["title"] == "Ready again at Göteborg: 4 rooms. Fixed: Open the meeting services' UDP media ports"
+        assert second["facts"]["state"] == "resolved" and second["id"] != msg["id"]
+        time.sleep(3)
+        assert len(rx.messages()) == 2 and not any("Malmö" in p["json"]["title"] for p in rx.messages())
+        status, _, metrics = server.request("GET", "/metrics")
+        assert status == 200 and "readiness_alert_outbox_depth 0.0" in metrics.decode()
+    finally:
+        err = server.stop()
+        rx.close()
+    assert "alerts: hook: sent" in err and "Traceback" not in err
+    rows = _outbox(db_url)
+    assert len(rows) == 2 and all(sent is not None for _, sent, _ in rows)
+
+
+def test_sigkill_mid_delivery_every_message_arrives_none_twice_once_acknowledged(cli, tmp_path, db_url):
+    from test_collector_serve import Collector, add_token
+
+    rx = Receiver(secret=SECRET, hang_s=6.0)
+    rx.mode = "fail"  # the receiver is down at first: the messages wait in the outbox
+    path = hook_file(tmp_path, rx.url())
+    token = add_token(cli, db_url, "--site", "Göteborg")
+    server = Collector(db_url, "--alerts", str(path))
+    try:
+        bodies = [judged(f"g{i}", "Göteborg", f"R{i}", UDP) for i in range(3)]
+        bodies.append(judged("g9", "Göteborg", "R9", {"camera.height_px": 240}))
+        for body in bodies:  # two causes, two messages: the UDP ports (3 rooms) and the camera (1 room)
+            _upload(server, token, body)
+        rx.wait(2, status=500)
+        ids = {m for m, _, _ in _outbox(db_url)}
+        assert len(ids) == 2 and {p["json"]["id"] for p in rx.messages()} == ids
+        rx.mode = "ack_first_then_hang"  # the next try: one acknowledged, the other held mid-delivery
+        deadline = time.monotonic() + 60
+        while not rx.messages("held") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert rx.messages("held"), [p["status"] for p in rx.messages()]
+        server.kill()  # SIGKILL while the second message is in flight
+        acked = {p["json"]["id"] for p in rx.messages(200)}
+        assert len(acked) == 1
+        sent_before = {m for m, sent, _ in _outbox(db_url) if sent is not None}
+        assert sent_before == acked  # what the collector knew was delivered is marked in the database
+        rx.mode = "ok"
+        count_before = len(rx.messages())
+        server.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(sent is None for _, sent, _ in _outbox(db_url)):
+            time.sleep(0.2)
+        rows = _outbox(db_url)
+        assert all(sent is not None for _, sent, _ in rows), rows
+    finally:
+        server.kill()
+        rx.close()
+    after = [p["json"]["id"] for p in rx.messages()[count_before:]]
+    (held,) = ids - acked
+    assert held in after  # the message in flight at the kill came again after the restart
+    assert not acked & set(after)  # the acknowledged one never again
+    assert {p["json"]["id"] for p in rx.messages() if p["status"] in (200, 204)} == ids

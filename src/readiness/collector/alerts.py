@@ -13,8 +13,9 @@ and beside ``http``, whose upload handler calls :meth:`Alerts.noted` after a run
 - **Events.** A room became not ready (its causes: ``fleet.actions.action_kind`` of each
   blocking item), became ready again (the resolution), stopped reporting (a sweep: no run for
   ``not_reporting_after``) and reports again; a site-wide root cause (every judged room of a
-  site, two or more, fails the same network item: ``fleet.actions.NETWORK_KINDS``) appeared or
-  cleared; a suspected regression appeared or cleared (:meth:`Alerts.regressions`).
+  site, two or more, fails the same network item: ``fleet.actions.NETWORK_KINDS``) appeared, or
+  cleared (no room of the site fails it any more: a room added without the fault does not
+  clear it); a suspected regression appeared or cleared (:meth:`Alerts.regressions`).
 - **Grouping.** Events go to ``alert_events`` under a group key: site, cause (kind and
   subject), opened or resolved. A group becomes one message once its first event is
   ``group_within`` old (default 2 minutes): four rooms of a site failing the same cause within
@@ -314,14 +315,18 @@ class Alerts:
                 self._site_causes(conn, site, now)
 
     def _site_causes(self, conn: Any, site: str, now: datetime) -> None:
-        """Open or clear the site's root causes: a network item every judged room fails (two or more rooms)."""
+        """Open the site's root causes: a network item every judged room fails (two or more
+        rooms); clear one when no room fails it any more."""
         rooms = conn.execute(select(alert_rooms.c.room, alert_rooms.c.causes, alert_rooms.c.run_id)
                              .where(alert_rooms.c.site == site, alert_rooms.c.state.in_(("ready", "not_ready")))).all()
         common: dict[str, tuple[str, str]] | None = None
-        if len(rooms) >= 2:
-            for _room, causes, _run in rooms:
-                mine = {m: (k, s) for k, s, m, st in loads(causes) if st == FAIL and k in NETWORK_KINDS}
-                common = mine if common is None else {m: v for m, v in common.items() if m in mine}
+        anywhere: set[str] = set()  # the network kinds any room of the site still fails
+        for _room, causes, _run in rooms:
+            mine = {m: (k, s) for k, s, m, st in loads(causes) if st == FAIL and k in NETWORK_KINDS}
+            anywhere.update(k for k, _s in mine.values())
+            common = mine if common is None else {m: v for m, v in common.items() if m in mine}
+        if len(rooms) < 2:
+            common = None
         kinds: dict[str, str] = {}
         for _metric, (k, s) in sorted((common or {}).items()):
             kinds.setdefault(k, s)
@@ -336,7 +341,9 @@ class Alerts:
                 if not quiet:
                     self._event(conn, now, "site_cause", site, kind, subject, OPEN, {"rooms": len(rooms)})
         for kind, detail in have.items():
-            if kind not in kinds:
+            # cleared once no room fails it: a room that joins the site without the fault does not
+            # make the cause go away (and come back with the next run)
+            if kind not in kinds and kind not in anywhere:
                 conn.execute(delete(alert_open).where(alert_open.c.key == prefix + kind))
                 if not quiet:
                     self._event(conn, now, "site_cause", site, kind, detail.get("subject", ""), RESOLVED, {})
