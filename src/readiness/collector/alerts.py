@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,6 +63,7 @@ BACKOFF_MAX_S = 3600.0
 TICK_S = 1.0  # how often the evaluator looks for groups to close and rows to send
 SWEEP_S = 60.0  # how often rooms are looked at for not reporting
 RECONCILE_S = 30.0  # runs stored by another replica are found at least this often
+EVALUATE_EVERY_S = 1.0  # at most one evaluation pass per second
 
 
 @dataclass
@@ -186,10 +188,12 @@ class Alerts:
 
     def _evaluate_loop(self) -> None:
         last_reconcile = last_sweep = 0.0
-        import time
-
         while not self.stopping.is_set():
             woken = self.wake.wait(TICK_S)
+            # runs stored meanwhile are judged together: one pass (one commit) per second at
+            # most, however fast uploads come
+            if woken and self.stopping.wait(max(0.0, last_reconcile + EVALUATE_EVERY_S - time.monotonic())):
+                return
             self.wake.clear()
             now = time.monotonic()
             try:
@@ -229,9 +233,42 @@ class Alerts:
                         *(~latest.c.room_key.startswith(p) for p in BROWSER_KEYS)))
         with self.store._guard(), self.store.engine.connect() as conn:
             todo = conn.execute(query).all()
-        for room_key, run_id, seen in todo:
-            self._judge_room(room_key, run_id, seen, now)
+        for i in range(0, len(todo), self.BATCH):
+            chunk = todo[i:i + self.BATCH]
+            try:
+                self._judge_rooms(chunk, now)
+            except Unavailable:
+                raise
+            except Exception:  # noqa: BLE001 - one bad run must not hold the others back: one at a time
+                for one in chunk:
+                    try:
+                        self._judge_rooms([one], now)
+                    except Unavailable:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - said in the log, the room tried again next pass
+                        self.log(f"alerts: run {one[1]} not judged: {type(exc).__name__}: {str(exc)[:200]}")
         return len(todo)
+
+    BATCH = 200  # rooms judged in one transaction (one commit, not one per room)
+
+    def _judge_rooms(self, rows: list[Any], now: datetime) -> None:
+        # read first, outside the write transaction: on SQLite that holds the one write lock ingest needs too
+        with self.store._guard(), self.store.engine.connect() as conn:
+            ids = [run_id for _k, run_id, _s in rows]
+            runs = {r[0]: r[1:] for r in conn.execute(select(results.c.run_id, results.c.site, results.c.room,
+                                                             results.c.hostname, results.c.started, results.c.verdict)
+                                                      .where(results.c.run_id.in_(ids)))}
+            # a ready run blocks on nothing: only the others' summaries are read
+            blocked = [i for i in ids if i in runs and runs[i][4] not in READY]
+            docs = dict(conn.execute(select(results.c.run_id, func.coalesce(summaries.c.summary, results.c.document))
+                                     .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
+                                     .where(results.c.run_id.in_(blocked))).all()) if blocked else {}
+            causes = {i: self._causes(conn, d if isinstance(d, dict) else {}) for i, d in docs.items()}
+        with self.store._guard(), self.store.engine.begin() as conn:
+            sites = {site for room_key, run_id, seen in rows if run_id in runs
+                     and (site := self._judge_room(conn, room_key, run_id, seen, runs[run_id], causes.get(run_id, []), now))}
+            for site in sorted(sites):
+                self._site_causes(conn, site, now)
 
     def _requirement(self, conn: Any, ref: Any) -> dict[str, Any]:
         if isinstance(ref, dict):
@@ -261,58 +298,54 @@ class Alerts:
         out.sort(key=lambda c: c["kind"] not in NETWORK_KINDS)  # stable: the list's order otherwise
         return out
 
-    def _judge_room(self, room_key: str, run_id: str, seen: str | None, now: datetime) -> None:
-        with self.store._guard(), self.store.engine.begin() as conn:
-            row = conn.execute(select(results.c.site, results.c.room, results.c.hostname, results.c.started,
-                                      results.c.verdict, func.coalesce(summaries.c.summary, results.c.document))
-                               .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
-                               .where(results.c.run_id == run_id)).first()
-            if row is None:
-                return
-            site, room, host, started, verdict, doc = row
-            room = room or host
-            causes = self._causes(conn, doc if isinstance(doc, dict) else {})
-            state = "ready" if verdict in READY else "not_ready" if verdict in (FAIL, UNKNOWN) else "other"
-            cause_json = _dumps([[c["kind"], c["subject"], c["metric"], c["status"]] for c in causes])
-            before = None
-            if seen is None:
-                got = conn.execute(self.store._insert(alert_rooms).values(
-                    room_key=room_key, site=site, room=room, run_id=run_id, started=started, state=state, causes=cause_json,
-                    silent=0).on_conflict_do_nothing(index_elements=[alert_rooms.c.room_key])
-                    .returning(alert_rooms.c.room_key)).first()
-                if got is None:
-                    return  # another replica judged it first
-            else:
-                before = conn.execute(select(alert_rooms.c.state, alert_rooms.c.silent)
-                                      .where(alert_rooms.c.room_key == room_key, alert_rooms.c.run_id == seen)).first()
-                moved = conn.execute(update(alert_rooms).where(alert_rooms.c.room_key == room_key,
-                                                               alert_rooms.c.run_id == seen)
-                                     .values(site=site, room=room, run_id=run_id, started=started, state=state,
-                                             causes=cause_json, silent=0))
-                if moved.rowcount != 1 or before is None:
-                    return
-            quiet = self.cfg.silenced(site, room, now)
-            detail = {"room": room, "run_id": run_id, "started": aware(started).isoformat(timespec="seconds")}
-            if before is not None and before.silent:  # it reports again
-                conn.execute(delete(alert_open).where(alert_open.c.key == f"not_reporting{SEP}{room_key}"))
-                if not quiet:
-                    self._event(conn, now, "not_reporting", site, "not_reporting", "", RESOLVED, detail)
-            key = f"not_ready{SEP}{room_key}"
-            was_open = conn.execute(select(alert_open.c.detail).where(alert_open.c.key == key)).scalar()
-            if state == "not_ready" and was_open is None and causes:
-                first = causes[0]
-                conn.execute(insert(alert_open).values(key=key, opened=now, detail=_dumps(
-                    {"kind": first["kind"], "subject": first["subject"]})))
-                if not quiet:
-                    self._event(conn, now, "not_ready", site, first["kind"], first["subject"], OPEN,
-                                {**detail, "causes": causes})
-            elif state == "ready" and was_open is not None:
-                conn.execute(delete(alert_open).where(alert_open.c.key == key))
-                had = loads(was_open)
-                if not quiet:
-                    self._event(conn, now, "not_ready", site, had["kind"], had["subject"], RESOLVED, detail)
-            if site:
-                self._site_causes(conn, site, now)
+    def _judge_room(self, conn: Any, room_key: str, run_id: str, seen: str | None, row: Any,
+                    causes: list[dict[str, Any]], now: datetime) -> str | None:
+        """One room's newest run (``row``: site, room, host, start, verdict) against its state;
+        the room's site when it was judged here."""
+        site, room, host, started, verdict = row
+        room = room or host
+        state = "ready" if verdict in READY else "not_ready" if verdict in (FAIL, UNKNOWN) else "other"
+        cause_json = _dumps([[c["kind"], c["subject"], c["metric"], c["status"]] for c in causes])
+        before = None
+        if seen is None:
+            got = conn.execute(self.store._insert(alert_rooms).values(
+                room_key=room_key, site=site, room=room, run_id=run_id, started=started, state=state, causes=cause_json,
+                silent=0).on_conflict_do_nothing(index_elements=[alert_rooms.c.room_key])
+                .returning(alert_rooms.c.room_key)).first()
+            if got is None:
+                return None  # another replica judged it first
+        else:
+            before = conn.execute(select(alert_rooms.c.state, alert_rooms.c.silent)
+                                  .where(alert_rooms.c.room_key == room_key, alert_rooms.c.run_id == seen)).first()
+            moved = conn.execute(update(alert_rooms).where(alert_rooms.c.room_key == room_key,
+                                                           alert_rooms.c.run_id == seen)
+                                 .values(site=site, room=room, run_id=run_id, started=started, state=state,
+                                         causes=cause_json, silent=0))
+            if moved.rowcount != 1 or before is None:
+                return None
+        quiet = self.cfg.silenced(site, room, now)
+        detail = {"room": room, "run_id": run_id, "started": aware(started).isoformat(timespec="seconds")}
+        if before is not None and before.silent:  # it reports again
+            conn.execute(delete(alert_open).where(alert_open.c.key == f"not_reporting{SEP}{room_key}"))
+            if not quiet:
+                self._event(conn, now, "not_reporting", site, "not_reporting", "", RESOLVED, detail)
+        if state == "ready" and (before is None or before.state == "ready"):
+            return site or None  # ready and was: nothing can be open for it
+        key = f"not_ready{SEP}{room_key}"
+        was_open = conn.execute(select(alert_open.c.detail).where(alert_open.c.key == key)).scalar()
+        if state == "not_ready" and was_open is None and causes:
+            first = causes[0]
+            conn.execute(insert(alert_open).values(key=key, opened=now, detail=_dumps(
+                {"kind": first["kind"], "subject": first["subject"]})))
+            if not quiet:
+                self._event(conn, now, "not_ready", site, first["kind"], first["subject"], OPEN,
+                            {**detail, "causes": causes})
+        elif state == "ready" and was_open is not None:
+            conn.execute(delete(alert_open).where(alert_open.c.key == key))
+            had = loads(was_open)
+            if not quiet:
+                self._event(conn, now, "not_ready", site, had["kind"], had["subject"], RESOLVED, detail)
+        return site or None
 
     def _site_causes(self, conn: Any, site: str, now: datetime) -> None:
         """Open the site's root causes: a network item every judged room fails (two or more
