@@ -43,7 +43,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 
 from readiness.collector.alertconfig import AlertConfig
 from readiness.collector.engine import Unavailable, aware, utcnow
@@ -125,6 +125,14 @@ def sample_message(cfg: AlertConfig) -> Message:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _state(verdict: str | None) -> str:
+    return "ready" if verdict in READY else "not_ready" if verdict in (FAIL, UNKNOWN) else "other"
+
+
+def _cause_json(causes: list[dict[str, Any]]) -> str:
+    return _dumps([[c["kind"], c["subject"], c["metric"], c["status"]] for c in causes])
 
 
 class Alerts:
@@ -264,9 +272,29 @@ class Alerts:
                                      .select_from(results.outerjoin(summaries, summaries.c.run_id == results.c.run_id))
                                      .where(results.c.run_id.in_(blocked))).all()) if blocked else {}
             causes = {i: self._causes(conn, d if isinstance(d, dict) else {}) for i, d in docs.items()}
+            before = {r[0]: r[1:] for r in conn.execute(
+                select(alert_rooms.c.room_key, alert_rooms.c.run_id, alert_rooms.c.state, alert_rooms.c.silent,
+                       alert_rooms.c.causes).where(alert_rooms.c.room_key.in_([k for k, _r, _s in rows])))}
+        # most runs change nothing but the run a room is judged by: those in one statement
+        same, changed = [], []
+        for room_key, run_id, seen in rows:
+            if run_id not in runs:
+                continue
+            was = before.get(room_key)
+            state = _state(runs[run_id][4])
+            cause_json = _cause_json(causes.get(run_id, []))
+            if seen is not None and was is not None and was[0] == seen and not was[2] and was[1] == state \
+                    and was[3] == cause_json:
+                same.append({"k": room_key, "seen": seen, "new": run_id, "at": runs[run_id][3]})
+            else:
+                changed.append((room_key, run_id, seen))
         with self.store._guard(), self.store.engine.begin() as conn:
-            sites = {site for room_key, run_id, seen in rows if run_id in runs
-                     and (site := self._judge_room(conn, room_key, run_id, seen, runs[run_id], causes.get(run_id, []), now))}
+            if same:
+                conn.execute(update(alert_rooms).where(alert_rooms.c.room_key == bindparam("k"),
+                                                       alert_rooms.c.run_id == bindparam("seen"))
+                             .values(run_id=bindparam("new"), started=bindparam("at")), same)
+            sites = {site for room_key, run_id, seen in changed
+                     if (site := self._judge_room(conn, room_key, run_id, seen, runs[run_id], causes.get(run_id, []), now))}
             for site in sorted(sites):
                 self._site_causes(conn, site, now)
 
@@ -304,8 +332,8 @@ class Alerts:
         the room's site when it was judged here."""
         site, room, host, started, verdict = row
         room = room or host
-        state = "ready" if verdict in READY else "not_ready" if verdict in (FAIL, UNKNOWN) else "other"
-        cause_json = _dumps([[c["kind"], c["subject"], c["metric"], c["status"]] for c in causes])
+        state = _state(verdict)
+        cause_json = _cause_json(causes)
         before = None
         if seen is None:
             got = conn.execute(self.store._insert(alert_rooms).values(
