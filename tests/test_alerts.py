@@ -308,7 +308,7 @@ def test_not_reporting_and_back(tmp_path, store):
     assert a.sweep() == 1 and a.sweep() == 0
     a.flush(force=True)
     a.deliver()
-    assert sent[-1][1].title == "Not reporting at Umeå: U1" and "10 days" not in sent[-1][1].text
+    assert sent[-1][1].title == "Not reporting at Umeå: U1" and "No result for more than 10 minutes" in sent[-1][1].text
     ingest(store, judged("s1", "Umeå", "U1", None, minutes=-1), "Umeå")
     a.evaluate()
     a.flush(force=True)

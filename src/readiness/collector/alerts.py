@@ -127,6 +127,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def _age(lang: str, seconds: float) -> str:
+    if seconds < 7200:
+        return word(lang, "alert.age_minutes", n=round(seconds / 60))
+    if seconds < 2 * 86400:
+        return word(lang, "alert.age_hours", n=round(seconds / 3600, 1))
+    return word(lang, "alert.age_days", n=round(seconds / 86400, 1))
+
+
 def _state(verdict: str | None) -> str:
     return "ready" if verdict in READY else "not_ready" if verdict in (FAIL, UNKNOWN) else "other"
 
@@ -496,7 +504,7 @@ class Alerts:
             "cause_text": cause_words(self.cfg.language, kind, subject) if event in ("not_ready", "site_cause") else "",
             "site_wide": "site_cause" in names, "rooms": rooms, "fix": fix, "source": source, "label": label,
             "items": [{"key": d["key"], "text": d["text"]} for e, d in events if e == "regression"],
-            "age": word(self.cfg.language, "alert.age_days", n=round(self.not_reporting_after.total_seconds() / 86400, 1)),
+            "age": _age(self.cfg.language, self.not_reporting_after.total_seconds()),
             "fleet_link": f"{base}/fleet" if base else "", "sent": now.isoformat(timespec="seconds"),
         }
 
