@@ -468,3 +468,38 @@ def test_sigkill_mid_delivery_every_message_arrives_none_twice_once_acknowledged
     assert held in after  # the message in flight at the kill came again after the restart
     assert not acked & set(after)  # the acknowledged one never again
     assert {p["json"]["id"] for p in rx.messages() if p["status"] in (200, 204)} == ids
+
+
+def test_two_replicas_on_postgresql_never_send_one_message_twice(tmp_path, postgres):  # noqa: F811
+    import threading
+
+    url = postgres.fresh_url()
+    store = Store(url)
+    store.migrate()
+    try:
+        cfg = load_alerts(hook_file(tmp_path, "http://127.0.0.1:9/x"))
+        got: list = []
+        lock = threading.Lock()
+
+        def slow(_c, ch, m):
+            time.sleep(0.2)  # a send in flight while the other replica looks for work
+            with lock:
+                got.append(m.id)
+
+        replicas = [Alerts(store, cfg, 86400, slow), Alerts(store, cfg, 86400, slow)]
+        sites = [f"Site {i}" for i in range(6)]
+        for i, site in enumerate(sites):  # six sites, six messages
+            ingest(store, judged(f"h{i}", site, "R", UDP), site)
+        replicas[0].evaluate()
+        assert replicas[1].evaluate() == 0
+        later = datetime.now(timezone.utc) + timedelta(seconds=5)
+        made = [replicas[0].flush(later), replicas[1].flush(later)]
+        assert sorted(made) == [0, 6]
+        threads = [threading.Thread(target=lambda r=r: [r.deliver(later, batch=2) for _ in range(6)]) for r in replicas]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 6 and len(set(got)) == 6 and replicas[0].depth() == 0
+    finally:
+        store.close()

@@ -527,8 +527,11 @@ class Alerts:
         with self.store._guard(), self.store.engine.begin() as conn:
             rows = conn.execute(query).all()
             if rows:
-                conn.execute(update(alert_outbox).where(alert_outbox.c.id.in_([r[0] for r in rows]), due)
-                             .values(lease_until=now + self.lease, claim=self.mark))
+                # only the rows this claim took (RETURNING): without SKIP LOCKED another sender may have been first
+                took = set(conn.execute(update(alert_outbox).where(alert_outbox.c.id.in_([r[0] for r in rows]), due)
+                                        .values(lease_until=now + self.lease, claim=self.mark)
+                                        .returning(alert_outbox.c.id)).scalars())
+                rows = [r for r in rows if r[0] in took]
         sent = 0
         for row_id, channel, body, attempts in rows:
             if self.stopping.is_set():
