@@ -98,7 +98,7 @@ def render(cfg: AlertConfig, facts: dict[str, Any]) -> Message:
     """The message for a closed group (``facts``: as :meth:`Alerts._message_facts` makes them)."""
     lang = cfg.language
     n, event, state = len(facts["rooms"]), facts["event"], facts["state"]
-    args = {"site": facts["site"], "n": n, "cause": facts.get("cause_text", ""),
+    args = {"site": facts["site"] or word(lang, "alert.no_site"), "n": n, "cause": facts.get("cause_text", ""),
             "room": facts["rooms"][0]["room"] if n else ""}
     if event == "regression":
         key = "alert.title_regression" if state == OPEN else "alert.title_regression_cleared"
@@ -108,6 +108,8 @@ def render(cfg: AlertConfig, facts: dict[str, Any]) -> Message:
     else:
         base = {"not_ready": "not_ready", "site_cause": "not_ready", "not_reporting": "not_reporting"}[event]
         key = f"alert.title_{base}{'_back' if state == RESOLVED else ''}{'_one' if n == 1 else ''}"
+        if n == 0:  # a site-wide cause cleared while its rooms still fail something else
+            key = "alert.title_site_cleared"
     title = word(lang, key, **args)
     env = _templates()
     ctx = {"f": facts, "title": title, "lang": lang, "w": lambda k, **a: word(lang, f"alert.{k}", **a)}
@@ -408,7 +410,8 @@ class Alerts:
                 conn.execute(insert(alert_open).values(key=prefix + kind, opened=now,
                                                        detail=_dumps({"subject": subject})))
                 if not quiet:
-                    self._event(conn, now, "site_cause", site, kind, subject, OPEN, {"rooms": len(rooms)})
+                    members = [{"room": r, "run_id": run} for r, _c, run in sorted(rooms)]
+                    self._event(conn, now, "site_cause", site, kind, subject, OPEN, {"members": members})
         for kind, detail in have.items():
             # cleared once no room fails it: a room that joins the site without the fault does not
             # make the cause go away (and come back with the next run)
@@ -459,8 +462,10 @@ class Alerts:
         with self.store._guard(), self.store.engine.connect() as conn:
             due = [g for g, first in conn.execute(query).all() if force or aware(first) <= cutoff]
         made = 0
-        for group in due:
-            with self.store._guard(), self.store.engine.begin() as conn:
+        if not due:
+            return 0
+        with self.store._guard(), self.store.engine.begin() as conn:  # every group due in one commit
+            for group in due:
                 # taken by deleting: a replica closing the same group at once finds nothing left
                 rows = conn.execute(delete(alert_events).where(alert_events.c.group_key == group)
                                     .returning(alert_events.c.id, alert_events.c.event, alert_events.c.site,
@@ -495,6 +500,11 @@ class Alerts:
                 seen.add(d.get("room"))
                 rooms.append({"room": d.get("room", ""), "run_id": d.get("run_id", ""), "started": d.get("started", ""),
                               "link": f"{base}/runs/{d['run_id']}" if base and d.get("run_id") else ""})
+            for m in d.get("members", ()):  # a site-wide cause names its rooms, whatever their own first cause
+                if m["room"] not in seen:
+                    seen.add(m["room"])
+                    rooms.append({"room": m["room"], "run_id": m["run_id"], "started": "",
+                                  "link": f"{base}/runs/{m['run_id']}" if base else ""})
             for c in d.get("causes", ()):
                 if c["kind"] == kind and c["subject"] == subject and not fix:
                     fix, source, label = c["fix"], c["source"], c["label"]
