@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,50 +31,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from fleet import generate  # noqa: E402  bench/fleet.py: the same realistic fleet
-from ingest import post_all, readiness, results_from  # noqa: E402  bench/ingest.py: the same clients
+from ingest import Server, post_all, results_from  # noqa: E402  bench/ingest.py: the same server and clients
 
 TARGET_RATIO = 1.10
-
-
-class Server:
-    def __init__(self, db_url: str, *extra: str) -> None:
-        self.proc = subprocess.Popen(readiness("serve", "--db", db_url, "--host", "127.0.0.1", "--http-port", "0",
-                                               "--stun-port", "0", "--max-connections", "512", "--max-transfers", "64",
-                                               "--results-dir", tempfile.mkdtemp(prefix="readiness-bench-selftest-"),
-                                               *extra),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
-        deadline = time.monotonic() + 60
-        while True:
-            line = self.proc.stderr.readline()
-            if not line or time.monotonic() > deadline:
-                raise RuntimeError(f"readiness serve did not start: {line}")
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-        threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # drain the log
-
-    def cpu_s(self) -> float:
-        import psutil
-
-        proc = psutil.Process(self.proc.pid)
-        total = 0.0
-        for p in [proc, *proc.children(recursive=True)]:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 def receiver() -> tuple[ThreadingHTTPServer, list[int]]:

@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 from readiness.collector.alertconfig import AlertConfig, Channel
