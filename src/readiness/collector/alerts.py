@@ -33,6 +33,7 @@ and beside ``http``, whose upload handler calls :meth:`Alerts.noted` after a run
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -64,6 +65,12 @@ TICK_S = 1.0  # how often the evaluator looks for groups to close and rows to se
 SWEEP_S = 60.0  # how often rooms are looked at for not reporting
 RECONCILE_S = 30.0  # runs stored by another replica are found at least this often
 EVALUATE_EVERY_S = 1.0  # at most one evaluation pass per second
+
+
+@dataclass
+class _Before:
+    state: str
+    silent: int
 
 
 @dataclass
@@ -160,6 +167,9 @@ class Alerts:
         self.mark = uuid.uuid4().hex  # this process's claim mark on outbox rows
         self.lease = timedelta(seconds=2 * cfg.delivery_timeout_s + 5)
         self._reqs: dict[str, dict[str, Any]] = {}
+        # the suspected regressions as they stand, asked at each sweep (once a minute) and handed
+        # to :meth:`regressions`: (stable key, one-line text) each; None: none are looked for
+        self.regression_source: Callable[[], Iterable[tuple[str, str]]] | None = None
         self._pg = store.dialect == "postgresql"
 
     # --- the hooks -------------------------------------------------------------------------
@@ -172,7 +182,8 @@ class Alerts:
         """The suspected regressions as they stand now: (stable key, one-line text) each. A key
         not open yet is an event; an open key no longer listed is cleared (its resolution)."""
         now = now or utcnow()
-        current = {k: t for k, t in items}
+        # the key column holds 1 000 characters and a message a readable line: longer ones are cut
+        current = {(k if len(k) <= 900 else hashlib.sha256(k.encode()).hexdigest()): t[:500] for k, t in items}
         with self.store._guard(), self.store.engine.begin() as conn:
             rows = conn.execute(select(alert_open.c.key, alert_open.c.detail)
                                 .where(alert_open.c.key.startswith(f"regression{SEP}"))).all()
@@ -221,6 +232,8 @@ class Alerts:
                 if now - last_sweep >= SWEEP_S:
                     last_sweep = now
                     self.sweep()
+                    if self.regression_source is not None:
+                        self.regressions(list(self.regression_source()))
                 self.flush()
             except Unavailable as exc:
                 self.log(f"alerts: {exc}")
@@ -285,6 +298,8 @@ class Alerts:
             before = {r[0]: r[1:] for r in conn.execute(
                 select(alert_rooms.c.room_key, alert_rooms.c.run_id, alert_rooms.c.state, alert_rooms.c.silent,
                        alert_rooms.c.causes).where(alert_rooms.c.room_key.in_([k for k, _r, _s in rows])))}
+            opened = dict(conn.execute(select(alert_open.c.key, alert_open.c.detail).where(
+                alert_open.c.key.in_([f"not_ready{SEP}{k}" for k, _r, _s in rows]))).all())
         # most runs change nothing but the run a room is judged by: those in one statement
         same, changed = [], []
         for room_key, run_id, seen in rows:
@@ -304,7 +319,8 @@ class Alerts:
                                                        alert_rooms.c.run_id == bindparam("seen"))
                              .values(run_id=bindparam("new"), started=bindparam("at")), same)
             sites = {site for room_key, run_id, seen in changed
-                     if (site := self._judge_room(conn, room_key, run_id, seen, runs[run_id], causes.get(run_id, []), now))}
+                     if (site := self._judge_room(conn, room_key, run_id, seen, runs[run_id], causes.get(run_id, []),
+                                                  before.get(room_key), opened.get(f"not_ready{SEP}{room_key}"), now))}
             for site in sorted(sites):
                 self._site_causes(conn, site, now)
 
@@ -337,9 +353,11 @@ class Alerts:
         return out
 
     def _judge_room(self, conn: Any, room_key: str, run_id: str, seen: str | None, row: Any,
-                    causes: list[dict[str, Any]], now: datetime) -> str | None:
-        """One room's newest run (``row``: site, room, host, start, verdict) against its state;
-        the room's site when it was judged here."""
+                    causes: list[dict[str, Any]], was: Any, was_open: str | None, now: datetime) -> str | None:
+        """One room's newest run (``row``: site, room, host, start, verdict) against its state
+        (``was``: run, state, silent, causes as read before; ``was_open``: its open event's
+        detail); the room's site when it was judged here. The state moves only if it is still
+        what was read (else another replica moved it, and the next pass looks again)."""
         site, room, host, started, verdict = row
         room = room or host
         state = _state(verdict)
@@ -353,13 +371,14 @@ class Alerts:
             if got is None:
                 return None  # another replica judged it first
         else:
-            before = conn.execute(select(alert_rooms.c.state, alert_rooms.c.silent)
-                                  .where(alert_rooms.c.room_key == room_key, alert_rooms.c.run_id == seen)).first()
+            if was is None or was[0] != seen:
+                return None
+            before = _Before(was[1], was[2])
             moved = conn.execute(update(alert_rooms).where(alert_rooms.c.room_key == room_key,
-                                                           alert_rooms.c.run_id == seen)
+                                                           alert_rooms.c.run_id == seen, alert_rooms.c.silent == was[2])
                                  .values(site=site, room=room, run_id=run_id, started=started, state=state,
                                          causes=cause_json, silent=0))
-            if moved.rowcount != 1 or before is None:
+            if moved.rowcount != 1:
                 return None
         quiet = self.cfg.silenced(site, room, now)
         detail = {"room": room, "run_id": run_id, "started": aware(started).isoformat(timespec="seconds")}
@@ -370,11 +389,10 @@ class Alerts:
         if state == "ready" and (before is None or before.state == "ready"):
             return site or None  # ready and was: nothing can be open for it
         key = f"not_ready{SEP}{room_key}"
-        was_open = conn.execute(select(alert_open.c.detail).where(alert_open.c.key == key)).scalar()
         if state == "not_ready" and was_open is None and causes:
             first = causes[0]
-            conn.execute(insert(alert_open).values(key=key, opened=now, detail=_dumps(
-                {"kind": first["kind"], "subject": first["subject"]})))
+            conn.execute(self.store._insert(alert_open).values(key=key, opened=now, detail=_dumps(
+                {"kind": first["kind"], "subject": first["subject"]})).on_conflict_do_nothing(index_elements=[alert_open.c.key]))
             if not quiet:
                 self._event(conn, now, "not_ready", site, first["kind"], first["subject"], OPEN,
                             {**detail, "causes": causes})
