@@ -74,10 +74,11 @@ def results_from(top: Path) -> list[bytes]:
 class Server:
     """``readiness serve --db URL`` on a loopback port the system picks."""
 
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, *extra: str) -> None:
         self.proc = subprocess.Popen(readiness("serve", "--db", db_url, "--host", "127.0.0.1", "--http-port", "0",
                                                "--stun-port", "0", "--max-connections", "512", "--max-transfers", "64",
-                                               "--results-dir", tempfile.mkdtemp(prefix="readiness-bench-selftest-")),
+                                               "--results-dir", tempfile.mkdtemp(prefix="readiness-bench-selftest-"),
+                                               *extra),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)
         deadline = time.monotonic() + 60

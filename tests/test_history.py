@@ -293,3 +293,39 @@ def test_aggregate_history_without_matplotlib_says_what_to_install_in_one_line(c
     assert "pip install 'readiness[server]'" in done.stderr
     assert not list((tmp_path / "hist").glob("*.html"))  # no page written
     assert (tmp_path / "fleet.html").is_file()  # the fleet report, which needs no plot, is there
+
+
+def test_the_suspected_regressions_on_fleet_open_one_alert_and_none_before_the_first_pass(tmp_path):
+    """The wiring ``readiness serve --alerts`` uses: the collector's pass over the rooms' changes
+    hands its regressions (stable key, words) to the alerts; before its first pass it hands None,
+    so a restart does not clear and reopen every open regression."""
+    from readiness.collector.alertconfig import load_alerts
+    from readiness.collector.alerts import Alerts
+    from readiness.collector.history import FleetChanges
+    from readiness.collector.ingest import ingest
+    from readiness.collector.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        store.migrate()
+        for d in _stockholm():
+            ingest(store, json.dumps(d).encode(), "Stockholm")
+        changes = FleetChanges(store, min_age_s=3600)
+        assert changes.keyed("en") is None  # not looked yet; this asking started the first pass
+        deadline = time.monotonic() + 60
+        while changes._stamp is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        keyed = changes.keyed("sv")
+        assert [k for k, _ in keyed] == ["speakers.speech_mos|version:software.teams_version=24.2.0"]
+        assert "24.2.0" in keyed[0][1]
+        rules = tmp_path / "alerts.toml"
+        rules.write_text('group_within = "1s"\n[channel.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/x"\n'
+                         'secret = "s3cret-s3cret-s3cret"\n[[rule]]\nevents = ["regression"]\nchannels = ["hook"]\n')
+        sent: list = []
+        alerts = Alerts(store, load_alerts(rules), 3 * 86400, lambda _c, ch, m: sent.append(m))
+        alerts.regressions(keyed)
+        alerts.flush(force=True)
+        alerts.deliver()
+        assert len(sent) == 1 and keyed[0][1] in sent[0].text
+    finally:
+        store.close()

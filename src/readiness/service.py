@@ -52,6 +52,7 @@ class ServeOptions:
     own_lists: tuple[str, ...] = ()  # the organisation's requirement lists: the words /fleet and /runs show
     org: str = ""  # the organisation's name: the self-test page says who keeps a partner's result
     access_file: str | None = None  # roles, sign-in and the audit log's retention (``collector.access``)
+    alerts_file: str | None = None  # alert rules and channels (``collector.alertconfig``)
     not_reporting_after: float = 3 * 86400.0  # seconds without a result before a room is "not reporting"
 
 
@@ -77,6 +78,9 @@ class Site:
         """Serve until SIGINT/SIGTERM; the process exit code."""
         o = self.opts
         threading.Thread(target=self._retention, daemon=True, name="retention").start()
+        alerts = getattr(self.collector, "alerts", None)
+        if alerts is not None:
+            alerts.start()
         try:
             return run_server(host=o.host, http_port=o.http_port, stun_port=o.stun_port, ssl_context=self.ssl_context,
                               max_bytes=int(o.max_mb * 1e6), max_transfers=o.max_transfers,
@@ -86,6 +90,8 @@ class Site:
         finally:
             self.page.close()
             self._stopping.set()
+            if alerts is not None:
+                alerts.stop()
 
 
 def _tls(opts: ServeOptions) -> Any:
@@ -116,6 +122,14 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
         access = load_config(opts.access_file) if opts.access_file else AccessConfig()
     except AccessError as exc:
         raise ServiceError(str(exc)) from None
+    alert_cfg = None
+    if opts.alerts_file:
+        from readiness.collector.alertconfig import AlertConfigError, load_alerts  # the server extra: only with --db
+
+        try:
+            alert_cfg = load_alerts(opts.alerts_file)
+        except AlertConfigError as exc:
+            raise ServiceError(str(exc)) from None
     try:
         words = OwnWords(own_lists(opts.own_lists, *_installed()))
     except ProfileError as exc:
@@ -128,6 +142,16 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
                           workers=workers, words=words, access=access, tls=tls,
                           not_reporting_after=opts.not_reporting_after)
     collector.org = opts.org
+    if alert_cfg is not None:
+        from readiness.collector.alerts import Alerts  # the server extra: only with --alerts
+        from readiness.collector.notify import send  # the server extra: only with --alerts
+
+        collector.alerts = Alerts(store, alert_cfg, opts.not_reporting_after, send, log)
+        collector.health.outbox = collector.alerts.depth
+        # suspected regressions (collector.history's pass over the rooms' changes) open and clear alerts too
+        collector.alerts.regression_source = lambda: collector.changes.keyed(alert_cfg.language)
+        log(f"alerts: {len(alert_cfg.rules)} rules, channels {', '.join(alert_cfg.channels) or 'none'} "
+            f"({opts.alerts_file}); events of one site and cause within {alert_cfg.group_within_s:g} s go in one message")
     if collector.checker is not None:
         collector.checker.warm()
     collector.view.warm()
@@ -159,6 +183,8 @@ def build(opts: ServeOptions, open_store: Callable[[str], Any] | None = None) ->
         raise ServiceError(f"cannot store self-test results in {folder}: {exc.strerror or exc}. "
                            "Choose another folder with --results-dir.") from None
     collector, collect, routes = None, None, []
+    if opts.alerts_file and not opts.db_url:
+        raise ServiceError("--alerts needs the collector's database: give --db URL too")
     if opts.db_url:
         if open_store is None:
             raise ServiceError("a database was given but no way to open it")

@@ -33,6 +33,7 @@ from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_sto
 @click.option("--ingest-workers", type=click.IntRange(0, 64), default=None, help="With --db: processes checking uploads (default: one per CPU when there are several; 0: in the server process).")
 @click.option("--results-dir", metavar="DIR", default="readiness-results", show_default=True, type=click.Path(file_okay=False), help="Where the self-test page's results and reports are stored.")
 @click.option("--access", "access_file", metavar="FILE", type=click.Path(dir_okay=False), help="With --db: who may see what (TOML: sign-in with OpenID Connect, roles per site, the audit log's retention; see the README).")
+@click.option("--alerts", "alerts_file", metavar="FILE", type=click.Path(dir_okay=False), help="With --db: alert rules and channels (TOML: email, webhook, Teams, Slack; rules, silence windows, language; see the README). Checked whole at startup.")
 @click.option("--org", metavar="NAME", default="", help="Your organisation's name: the self-test page tells partners it keeps their result (else: \"the organisation that sent you this link\").")
 @click.option("--not-reporting-after", "not_reporting_after", metavar="SPAN", default="3d", show_default=True, help="With --db: a room with no result for longer than this is \"not reporting\" on /fleet and /metrics (a fault, not ready as last seen): 12h, 3d, 1w.")
 @click.option("--print-unit", is_flag=True, help="Print a hardened systemd unit that runs this server with the options given, and exit.")
@@ -41,7 +42,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
           max_connections: int, timeout: float, max_seconds: float, tls_cert: str | None, tls_key: str | None,
           results_dir: str, db_url: str | None, public_read: bool, keep_days: int, max_upload_mb: float,
           ingest_workers: int | None, access_file: str | None, print_unit: bool, trusted_proxies: tuple[str, ...],
-          own_lists: tuple[str, ...], org: str, not_reporting_after: str) -> None:
+          own_lists: tuple[str, ...], org: str, alerts_file: str | None, not_reporting_after: str) -> None:
     """Run a measurement server for your site: bandwidth endpoints, a STUN responder and the self-test page.
 
     GET /__down?bytes=N and POST /__up (as Cloudflare's speed test), GET /__info, and STUN on
@@ -79,7 +80,7 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
                         tls_key=tls_key, results_dir=results_dir, db_url=db_url, public_read=public_read,
                         keep_days=keep_days, max_upload_mb=max_upload_mb, ingest_workers=ingest_workers,
                         trusted_proxies=tuple(proxies), own_lists=own_lists, org=org, access_file=access_file,
-                        not_reporting_after=silent_after)
+                        alerts_file=alerts_file, not_reporting_after=silent_after)
     try:
         site = build(opts, open_store=lambda url: open_store(url, create=True))
     except ServiceError as exc:
@@ -127,6 +128,37 @@ def _print_unit(ctx: click.Context) -> None:
         click.echo(f"readiness: warning: {program} is under a home folder, which the unit hides (ProtectHome=yes); "
                    "install readiness outside home folders (e.g. a venv in /opt/readiness)", err=True)
     click.echo(text, nl=False)
+
+
+@serve.group("alerts")
+def alerts_group() -> None:
+    """Alerts (``serve --alerts FILE``): try the channels."""
+
+
+@alerts_group.command("test")
+@click.option("--alerts", "alerts_file", metavar="FILE", required=True, type=click.Path(dir_okay=False), help="The alert file the server is started with.")
+def alerts_test(alerts_file: str) -> None:
+    """Send a test message on every channel of the alert file; one line per channel: sent, or failed and why."""
+    try:
+        from readiness.collector.alertconfig import AlertConfigError, load_alerts
+        from readiness.collector.notify import send_test
+    except ImportError as exc:
+        fail(f"alerts need the server extra: {exc}")
+    try:
+        cfg = load_alerts(alerts_file)
+    except AlertConfigError as exc:
+        fail(str(exc))
+    if not cfg.channels:
+        fail(f"{alerts_file}: no channels to test ([channel.NAME])")
+    failed = 0
+    for name, why in send_test(cfg):
+        kind = cfg.channels[name].kind
+        if why is None:
+            click.echo(f"{name} ({kind}): sent")
+        else:
+            failed += 1
+            click.echo(f"{name} ({kind}): failed: {why}")
+    sys.exit(1 if failed else 0)
 
 
 @serve.group("db")

@@ -13,6 +13,9 @@ upload (``readiness.unattended.upload``). Its parts, each a module:
   uses for files.
 - ``metrics``: Prometheus text, per site, bounded labels; the process's own health (ingest
   latency, queue depth, database errors, memory).
+- ``alertconfig``, ``alerts``, ``notify``: alerts (``serve --alerts FILE``): the rules file, the
+  engine (room state, events grouped by root cause, the outbox and its delivery thread) and the
+  channels (email, Teams, Slack through apprise; the signed webhook).
 - ``backup``: a copy of the SQLite database while the server runs (SQLite's online backup).
 - ``unit``: the hardened systemd unit ``readiness serve --print-unit`` prints.
 - ``http``: the handlers, plain functions from a request to a response, wired into the site

@@ -188,5 +188,14 @@ class FleetChanges:
 
     def texts(self, lang: str, sites: frozenset[str] | None) -> list[str]:
         """The suspected regressions in words (for /fleet's section)."""
+        return [text for _key, text in self.keyed(lang, sites) or []]
+
+    def keyed(self, lang: str, sites: frozenset[str] | None = None) -> list[tuple[str, str]] | None:
+        """(stable key, words) of each suspected regression: what the alerts open and clear;
+        None until a first pass has finished (not "none any more": that would clear them at
+        every restart)."""
+        looked = self._stamp is not None  # before asking: asking may start the first pass
         found = self.regressions(sites)
-        return regression_items(found, lang, self._reqs.values()) if found else []
+        if not looked:
+            return None
+        return list(zip((r.key for r in found), regression_items(found, lang, self._reqs.values()))) if found else []

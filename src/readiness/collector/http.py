@@ -147,6 +147,7 @@ class Collector:
         self._tokens_lock = threading.Lock()
         self.rooms = RoomPages(store, self._reading, lambda text, who: html(text, who=who), refuse, _lang, self.words)
         self.changes = FleetChanges(store, log=self.log)
+        self.alerts: Any = None  # ``collector.alerts.Alerts`` when the server has alert rules
 
     SKEWED_MAX = 100
 
@@ -325,6 +326,8 @@ class Collector:
             return refuse(503, "database_unavailable", "the database is not reachable now; keep the result and retry",
                           **{"Retry-After": "10"})
         self.counters.add(outcome["stored"])
+        if self.alerts is not None and outcome["stored"] == "new":
+            self.alerts.noted()
         self._logged(req, site, outcome["run_id"], "stored (new)" if outcome["stored"] == "new" else "stored (duplicate)")
         return reply(200 if outcome["stored"] == "already" else 201, outcome)
 

@@ -34,21 +34,24 @@ replicas in Prometheus):
                                               border, group commit)
     readiness_ingest_queue_depth              results checked and waiting for the group commit
     readiness_database_errors_total{kind}     database errors met: unreachable, other
+    readiness_alert_outbox_depth              alert messages (one per channel) not yet sent, in
+                                              the database (every replica reports the same);
+                                              only with ``serve --alerts``
     process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds, ...
                                               prometheus_client's process collector (Linux)
 
-The agent's spool is on each agent, not here; the collector keeps no outbox yet.
+The agent's spool is on each agent, not here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from readiness.collector.fleetdb import FleetView
-from readiness.collector.engine import utcnow
+from readiness.collector.engine import Unavailable, utcnow
 from readiness.collector.store import Store
 from readiness.fleet.compliance import group_of, silent
 
@@ -65,6 +68,7 @@ class Health:
         self.latency = Histogram("readiness_ingest_seconds", "Time to answer an upload in this process",
                                  buckets=LATENCY_BUCKETS, registry=None)
         self.process = ProcessCollector(registry=None)
+        self.outbox: Callable[[], int] | None = None  # the alert outbox's depth (``alerts.Alerts.depth``)
 
     def collect(self) -> Any:
         depth = GaugeMetricFamily("readiness_ingest_queue_depth",
@@ -76,6 +80,15 @@ class Health:
         for kind, n in self.store.errors.snapshot().items():
             errors.add_metric([kind], n)
         yield errors
+        if self.outbox is not None:
+            try:
+                n = self.outbox()
+            except Unavailable:
+                return
+            outbox = GaugeMetricFamily("readiness_alert_outbox_depth",
+                                       "Alert messages (one per channel) waiting in the outbox, not yet sent")
+            outbox.add_metric([], n)
+            yield outbox
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATES = ("ready", "not_ready", "unknown", "not_reporting", "partial")

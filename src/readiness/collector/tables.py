@@ -163,3 +163,57 @@ settings = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(1000), nullable=False),
 )
+
+# Alerts (``collector.alerts``, revision 0007). Each room's state as the alerts last saw it: the
+# run it was judged by, ready or not, its causes; so a restart (or another replica) neither
+# raises an event again nor misses a run stored meanwhile.
+alert_rooms = Table(
+    "alert_rooms", metadata,
+    Column("room_key", String(2 * TEXT_MAX + HOST_MAX + 8), primary_key=True),
+    Column("site", String(TEXT_MAX), nullable=False),
+    Column("room", String(TEXT_MAX), nullable=False),  # the room label, or the host name
+    Column("run_id", String(32), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),  # "ready" | "not_ready" | "other" (partial, not judged)
+    Column("causes", String(4000), nullable=False),  # JSON: [[kind, subject, metric], ...] of its blocking items
+    Column("silent", Integer, nullable=False),  # 1: marked not reporting (an event was raised)
+    Index("ix_alert_rooms_site", "site"),
+)
+
+# Open events by key ("not_ready\x1f<room key>", "site_cause\x1f<site>\x1f<kind>", "regression\x1f<key>"):
+# what is open is not raised again; what is resolved gives its resolution message.
+alert_open = Table(
+    "alert_open", metadata,
+    Column("key", String(1000), primary_key=True),
+    Column("opened", DateTime(timezone=True), nullable=False),
+    Column("detail", String(4000), nullable=False),  # JSON
+)
+
+# Events waiting for their group to close (``group_within``): one message per group.
+alert_events = Table(
+    "alert_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("group_key", String(1000), nullable=False),  # site, cause, opened or resolved
+    Column("event", String(16), nullable=False),  # a rule's event name (``alertconfig.EVENTS``)
+    Column("site", String(TEXT_MAX), nullable=False),
+    Column("detail", String(8000), nullable=False),  # JSON: the room, its run, the fix and its source
+    Index("ix_alert_events_group", "group_key", "at"),
+)
+
+# The outbox: one row per message and channel, sent at least once, retried with backoff.
+alert_outbox = Table(
+    "alert_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(32), nullable=False),  # the same for every channel of one message
+    Column("channel", String(64), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("message", String(100000), nullable=False),  # JSON: title, text, html, payload
+    Column("attempts", Integer, nullable=False),
+    Column("next_try", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=True),  # claimed by a sender until then
+    Column("claim", String(32), nullable=True),  # the claiming sender's own mark
+    Column("sent", DateTime(timezone=True), nullable=True),
+    Column("last_error", String(1000), nullable=False),
+    Index("ix_alert_outbox_due", "sent", "next_try"),
+)
