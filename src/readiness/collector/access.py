@@ -47,7 +47,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterable
 
-from readiness.judge.requirements import tomllib
+from readiness.collector.tomlfile import read_toml
 
 ROLES = ("admin", "site_lead", "reader", "auditor")
 AUDIT_KEEP_DAYS = 400
@@ -183,15 +183,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Acce
 
     env = os.environ if environ is None else environ
     origin = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccessError(f"{origin}: cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AccessError(f"{origin}: {exc}") from None
-    lines = text.splitlines()
+    data, lines = read_toml(path, AccessError)
 
     def err(line: int | None, message: str) -> AccessError:
         return AccessError(f"{origin}:{line}: {message}" if line else f"{origin}: {message}")

@@ -62,7 +62,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from readiness.i18n import languages
-from readiness.judge.requirements import tomllib
+from readiness.collector.tomlfile import read_toml
 
 EVENTS = ("not_ready", "not_reporting", "site_cause", "regression")
 KINDS = ("email", "webhook", "teams", "slack")
@@ -175,15 +175,7 @@ def load_alerts(path: str | Path, environ: Mapping[str, str] | None = None) -> A
     """The alert file, checked whole (unknown keys, URLs, spans, secrets); ``AlertConfigError``."""
     env = os.environ if environ is None else environ
     origin = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AlertConfigError(f"{origin}: cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AlertConfigError(f"{origin}: {exc}") from None
-    lines = text.splitlines()
+    data, lines = read_toml(path, AlertConfigError)
 
     def err(line: int | None, message: str) -> AlertConfigError:
         return AlertConfigError(f"{origin}:{line}: {message}" if line else f"{origin}: {message}")
