@@ -36,81 +36,38 @@ and a run of another site is "no such run".
 
 from __future__ import annotations
 
-import hmac
-import re
 import threading
 import time
 from collections import deque
 from datetime import timedelta
 from typing import Any, Callable
-from urllib.parse import parse_qs
 
-from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller, parse_span
+from readiness.collector.access import LOCAL, PUBLIC, AccessConfig, Caller
+from readiness.collector.accessroutes import AccessRoutes
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.history import FleetChanges, RoomPages
+from readiness.collector.replies import CSP, CSV_TYPE, HTML_TYPE, RUN_ID, bearer, html, lang_of, refuse, reply  # noqa: F401 - CSP: read here by tests
 from readiness.collector.ingest import Checkers, MAX_BODY_BYTES, Refused, REVOKED_REASON, ingest
 from readiness.collector.metrics import CONTENT_TYPE, Health, exposition
-from readiness.collector.pages import audit_page, links_page, message_page, share_page, with_bar
-from readiness.collector.signin import SignIn, SignInError
-from readiness.collector.engine import Tally, Unavailable, utcnow
+from readiness.collector.pages import audit_page, with_bar
+from readiness.collector.signin import SignIn
+from readiness.collector.engine import Tally, Unavailable
 from readiness.collector.store import Store
 from readiness.fleet.compliance import NOT_REPORTING_AFTER_S
 from readiness.fleet.files import Why
 from readiness.fleet.model import Skipped
 from readiness.fleet.page import fleet_csv
-from readiness.i18n import languages
-from readiness.i18n.format import word
 from readiness.judge.verdicts import Judgement
 from readiness.judge.wording import OwnWords
 from readiness.render.report import render_report
 from readiness.result import Result
 from readiness.server.routes import BodyError, Request, Response, Route
 
-JSON_TYPE = "application/json"
-HTML_TYPE = "text/html; charset=utf-8"
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-# The pages are self-contained: no script, styles inline, pictures as data: URLs only.
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-CSV_TYPE = "text/csv; charset=utf-8"
-
-
-def reply(status: int, body: dict[str, Any], **headers: str) -> Response:
-    return Response.json(body, status, headers)
-
-
-def refuse(status: int, code: str, reason: str, **headers: str) -> Response:
-    return reply(status, {"error": code, "reason": reason}, **headers)
-
-
-def html(text: str, status: int = 200, who: Caller | None = None, **headers: str) -> Response:
-    """A page; a signed-in person's pages hold the sign-out form, posted to this server only."""
-    csp = CSP.replace("form-action 'none'", "form-action 'self'") if who is not None and who.session else CSP
-    return Response.text(text, status, content_type=HTML_TYPE,
-                         headers={"Content-Security-Policy": csp, "Cache-Control": "no-store", **headers})
-
-
-def _form(req: Request) -> dict[str, str]:
-    try:
-        return {k: v[0] for k, v in parse_qs(req.body.read().decode("utf-8"), max_num_fields=20).items()}
-    except (UnicodeDecodeError, ValueError, BodyError):
-        return {}
-
-
-def _param(req: Request, name: str, default: str = "") -> str:
-    return (req.query.get(name) or [default])[0]
-
-
-def _bearer(req: Request) -> str | None:
-    value = req.headers.get("Authorization") or ""
-    scheme, _, token = value.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
 # uploads answered, by outcome (a fixed set: bounded cardinality), for /metrics
 OUTCOMES = ("new", "already", "refused", "unauthorized", "unavailable")
 
 
-class Collector:
+class Collector(AccessRoutes):
     """The collector's handlers over one ``Store``."""
 
     def __init__(self, store: Store, public_read: bool = False, max_body: int = MAX_BODY_BYTES,
@@ -145,7 +102,7 @@ class Collector:
         self.started = time.time()
         self._tokens: dict[str, tuple[float, Any]] = {}  # secret -> (when looked up, Token)
         self._tokens_lock = threading.Lock()
-        self.rooms = RoomPages(store, self._reading, lambda text, who: html(text, who=who), refuse, _lang, self.words)
+        self.rooms = RoomPages(store, self._reading, lambda text, who: html(text, who=who), refuse, lang_of, self.words)
         self.changes = FleetChanges(store, log=self.log)
         self.alerts: Any = None  # ``collector.alerts.Alerts`` when the server has alert rules
 
@@ -281,7 +238,7 @@ class Collector:
             self.health.latency.observe(time.perf_counter() - start)
 
     def _post_result(self, req: Request) -> Response:
-        secret = _bearer(req)
+        secret = bearer(req)
         if secret is None:
             self.counters.add("unauthorized")
             self._logged(req, None, None, "refused (401 no_token)")
@@ -336,7 +293,7 @@ class Collector:
     def caller(self, req: Request) -> Caller | Response:
         """Who may read, and which sites; else the refusal. Credentials given (a live read
         token) count first, so a site's token reads its site only even from this machine."""
-        secret = _bearer(req)
+        secret = bearer(req)
         if secret is not None:
             try:
                 token = self.store.lookup_token(secret)
@@ -392,21 +349,21 @@ class Collector:
                 item.requirement = self.words.reword(item.requirement)[0]
             if isinstance(judgement.profile, dict):  # whom to call: the organisation's contact only
                 judgement.profile = {**judgement.profile, "support": self.words.support(judgement.profile.get("name")) or None}
-            lang = _lang(req)
+            lang = lang_of(req)
             return html(with_bar(render_report(result, judgement, lang), who, lang), who=who)
 
         return self._reading(req, make, page=True)
 
     def get_fleet(self, req: Request) -> Response:
         def make(who: Caller) -> Response:
-            lang = _lang(req)
+            lang = lang_of(req)
             return html(with_bar(self.view.html(lang, who.sites, self.changes.texts(lang, who.sites)), who, lang), who=who)
 
         return self._reading(req, make, page=True)
 
     def get_fleet_json(self, req: Request) -> Response:
         def make(who: Caller) -> Response:
-            return reply(200, self.view.get(_lang(req), who.sites)[1])
+            return reply(200, self.view.get(lang_of(req), who.sites)[1])
 
         return self._reading(req, make)
 
@@ -423,144 +380,12 @@ class Collector:
         def make(who: Caller) -> Response:
             if not who.audits:
                 return refuse(403, "forbidden", "the audit log is for administrators and auditors")
-            return html(audit_page(self.store.list_audit(), self.access.audit_keep_days, who, _lang(req)), who=who)
+            return html(audit_page(self.store.list_audit(), self.access.audit_keep_days, who, lang_of(req)), who=who)
 
         return self._reading(req, make, page=True)
-
-    def _manager(self, req: Request) -> Caller | Response:
-        """A signed-in person who manages links of at least one site (admin, site lead)."""
-        who = self.caller(req)
-        if isinstance(who, Response):
-            return who
-        if not who.session or not (who.admin or who.lead_sites):
-            return refuse(403, "forbidden", "share links are managed by administrators and site leads, signed in")
-        return who
-
-    def _links_page(self, req: Request, who: Caller, made: str = "") -> Response:
-        links = [t for t in self.store.list_tokens() if t.kind == "share" and t.revoked is None and who.manages(t.site)]
-        sites = None if who.admin else sorted(who.lead_sites)
-        return html(links_page(who, links, sites, made, _lang(req)), who=who)
-
-    def get_links(self, req: Request) -> Response:
-        def make(_who: Caller) -> Response:
-            who = self._manager(req)
-            return who if isinstance(who, Response) else self._links_page(req, who)
-
-        return self._reading(req, make, page=True)
-
-    def post_links(self, req: Request) -> Response:
-        who = self._manager(req)
-        if isinstance(who, Response):
-            return who
-        form = _form(req)
-        if not _csrf_ok(form.get("csrf", ""), who):
-            self.audit(who, "csrf_refused", req.path)
-            return refuse(403, "csrf", "this form did not come from this collector's page")
-        try:
-            if form.get("action") == "add":
-                site = form.get("site", "").strip()
-                try:
-                    span = parse_span(f"{form.get('days', '')}d")
-                except ValueError:
-                    return refuse(400, "bad_days", "give the days the link works, 1 to 365")
-                if not site or len(site) > 200 or not who.manages(site) or span.days > 365:
-                    return refuse(403, "forbidden", "you do not manage share links of that site")
-                tok, secret = self.store.add_token("share", site, utcnow() + span)
-                self.audit(who, "token_add", f"share token {tok.id}", site, f"expires {tok.expires:%Y-%m-%d %H:%M}Z")
-                base = self.signin.settings.base_url if self.signin is not None else ""
-                return self._links_page(req, who, f"{base}/share/{secret}")
-            if form.get("action") == "revoke":
-                wanted = form.get("id", "")
-                token = next((t for t in self.store.list_tokens() if str(t.id) == wanted and t.kind == "share"), None)
-                if token is None or not who.manages(token.site):
-                    return refuse(403, "forbidden", "you do not manage that share link")
-                for t in self.store.revoke(token_id=token.id):
-                    self.audit(who, "token_revoke", f"share token {t.id}", t.site)
-                return self._links_page(req, who)
-        except Unavailable:
-            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
-        return refuse(400, "bad_form", "this form asks for nothing this page does")
-
-    def get_share(self, req: Request) -> Response:
-        """A partner's view of its own site through a share link (kind "share"): the link is
-        the credential, good for that one site and this page only, until it expires or is revoked."""
-        secret = req.path[len("/share/"):]
-        lang = _lang(req)
-        try:
-            token = self.store.lookup_token(secret) if 0 < len(secret) <= 100 else None
-            if token is None or token.kind != "share" or token.revoked is not None:
-                return html(message_page("access.share_gone", lang), 404, **{"Referrer-Policy": "no-referrer"})
-            self._touch(token)
-            fleet, figs = self.view.get(lang, frozenset({token.site}))
-            page = share_page(fleet, figs, token.site, self.org or _word(lang, "access.share_host"), token.expires, lang)
-        except Unavailable:
-            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
-        return html(page, **{"Referrer-Policy": "no-referrer"})  # the link is the key: never in a Referer
-
-    # --- sign-in ---------------------------------------------------------------------------
-
-    def get_login(self, req: Request) -> Response:
-        if self.signin is None:
-            return refuse(404, "not_found", "sign-in is not set up on this collector (see --access)")
-        try:
-            url, cookie = self.signin.begin(_param(req, "next", "/fleet"))
-        except SignInError as exc:
-            self.log(f"{req.client} sign-in not started: {exc}")
-            return refuse(502, "provider_unavailable", "the sign-in provider is not reachable now")
-        except Unavailable:
-            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
-        return Response(302, b"", HTML_TYPE, {"Location": url, "Set-Cookie": cookie, "Cache-Control": "no-store"})
-
-    def get_callback(self, req: Request) -> Response:
-        if self.signin is None:
-            return refuse(404, "not_found", "sign-in is not set up on this collector (see --access)")
-        lang = _lang(req)
-        try:
-            who, cookie, to, name = self.signin.finish(req.headers.get("Cookie"), req.query)
-        except SignInError as exc:
-            self.log(f"{req.client} sign-in refused: {exc}")
-            self.audit(Caller(req.client, "anonymous"), "sign_in_refused", detail=str(exc))
-            return html(message_page("access.sign_in_intro", lang, "/auth/login", _word(lang, "access.sign_in")), 403,
-                        **{"Set-Cookie": self.signin.clear_cookie()})
-        except Unavailable:
-            return refuse(503, "database_unavailable", "the database is not reachable now", **{"Retry-After": "10"})
-        if who is None:
-            self.audit(Caller(name, "anonymous"), "sign_in_refused", detail="no role for this account")
-            return html(message_page("access.no_role", lang), 403, **{"Set-Cookie": cookie})
-        sites = "every site" if who.sites is None else ", ".join(sorted(who.sites))
-        self.audit(who, "sign_in", who.role, detail=sites)
-        return Response(302, b"", HTML_TYPE, {"Location": to, "Set-Cookie": cookie, "Cache-Control": "no-store"})
-
-    def post_logout(self, req: Request) -> Response:
-        if self.signin is None:
-            return refuse(404, "not_found", "sign-in is not set up on this collector (see --access)")
-        who = self.caller(req)
-        if not isinstance(who, Caller) or not who.session:
-            return refuse(401, "not_signed_in", "not signed in")
-        if not _csrf_ok(_form(req).get("csrf", ""), who):
-            self.audit(who, "csrf_refused", req.path)
-            return refuse(403, "csrf", "this form did not come from this collector's page")
-        self.signin.end(who)
-        self.audit(who, "sign_out")
-        lang = _lang(req)
-        return html(message_page("access.signed_out", lang, "/auth/login", _word(lang, "access.sign_in")),
-                    **{"Set-Cookie": self.signin.clear_cookie()})
 
     def get_metrics(self, req: Request) -> Response:
         def make(who: Caller) -> Response:
             return Response(200, exposition(self.view, self.counters.snapshot(), self.health, who.sites), CONTENT_TYPE)
 
         return self._reading(req, make)
-
-
-def _csrf_ok(given: str, who: Caller) -> bool:
-    return bool(who.csrf) and hmac.compare_digest(given.encode("utf-8", "replace"), who.csrf.encode("ascii"))
-
-
-def _word(lang: str, key: str) -> str:
-    return word(lang, key)
-
-
-def _lang(req: Request) -> str:
-    lang = _param(req, "lang", "en")
-    return lang if lang in languages() else "en"
