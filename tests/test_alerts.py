@@ -159,7 +159,7 @@ def test_the_webhook_is_signed_over_the_exact_body(tmp_path):
 
 
 def _message(cfg):
-    from readiness.collector.alerts import sample_message
+    from readiness.collector.alertmessages import sample_message
 
     return sample_message(cfg)
 

@@ -19,7 +19,7 @@ import time
 from urllib.parse import quote, urlsplit
 
 from readiness.collector.alertconfig import AlertConfig, Channel
-from readiness.collector.alerts import Message, sample_message
+from readiness.collector.alertmessages import Message, sample_message
 
 SIGNATURE_HEADER = "X-Readiness-Signature"
 
