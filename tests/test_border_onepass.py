@@ -1,0 +1,148 @@
+"""The one-pass border (issue 22, item 6): msgspec's typed decode checks a result's structure
+and a walk checks only the free-form parts; anything they refuse takes the full path (parse,
+nesting walk, schema), which words every refusal. These tests hold the one pass to never
+accept what the full path refuses, and to build the same Result when both accept: over every
+place of a judged result (with support, translations, coverage and nested details) replaced by
+values of each JSON kind, out of bounds, too long, too deep, non-finite, with unknown keys."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_hostile import make_result  # noqa: E402
+
+from readiness.result import MAX_DEPTH, ResultError, _one_pass, checked_data, load_result_bytes  # noqa: E402
+
+
+def _base() -> dict[str, Any]:
+    doc = make_result("onepass", index=5)
+    doc["labels"] = {"site": "Lund", "room": "A1"}
+    doc["host"].update(measured_by="agent", cpu=4, up=1.5, gpu=None, vm=False)
+    doc["profile"].update(title="Rooms", origin="profiles/x.toml", extra={"a": [1, 2.5]},
+                          support={"name": "IT", "phone": "123", "lund": {"name": "Lund desk", "hours": "8-17"}})
+    doc["warnings"] = ["one warning"]
+    doc["checks"]["system"]["details"] = {"samples": [1.5, 2, None], "devices": [{"name": "d", "rates": [8000]}]}
+    doc["checks"]["net"] = {"name": "net", "status": "error", "started_utc": doc["started_utc"], "duration_s": 0,
+                            "metrics": {"up": {"value": True, "unit": ""}, "v": {"value": "1.2", "unit": ""}},
+                            "details": {}, "error": "no route"}
+    doc["coverage"] = {"needed": ["system"], "ran": ["system", "net"], "measured": ["system"]}
+    req = doc["judgement"]["items"][0]["requirement"]
+    req["translations"] = {"sv": {"why": "varför", "fix": "åtgärd"}}
+    req["note"] = {"free": [1, {"x": 2}]}
+    doc["judgement"]["items"][0]["extra"] = [1, 2]
+    doc["judgement"]["verdict"] = "PASS"
+    return doc
+
+
+def _places(node: Any, path: tuple = ()) -> list[tuple]:
+    out = [path] if path else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _places(value, path + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _places(value, path + (i,))
+    return out
+
+
+def _deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+VALUES = [None, True, 0, -1, 2.5, -1e16, 1e16, 10 ** 20, "", "x" * 70, "y" * 5000, "é", [], ["s"], {}, {"k": 1},
+          {"": None}, _deep(MAX_DEPTH), "2026-11-26T10:00:00Z", "f" * 32, "0" * 64, "ok", "error", "PASS",
+          "required", "sv"]
+
+
+def _full(raw: bytes, origin: str) -> Any:
+    """The full path alone (the one pass is skipped without the bytes)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return "refused"
+    try:
+        result, _changed = checked_data(data, origin)
+    except (ResultError, RecursionError):
+        return "refused"
+    return result.to_dict()
+
+
+def _mutations() -> list[bytes]:
+    base = _base()
+    out = []
+    for place in _places(base):
+        for value in VALUES:
+            doc = copy.deepcopy(base)
+            node = doc
+            for key in place[:-1]:
+                node = node[key]
+            node[place[-1]] = copy.deepcopy(value)
+            out.append(json.dumps(doc).encode())
+        doc = copy.deepcopy(base)  # the key removed
+        node = doc
+        for key in place[:-1]:
+            node = node[key]
+        if isinstance(node, dict):
+            del node[place[-1]]
+            out.append(json.dumps(doc).encode())
+        if isinstance(node, dict):  # an unknown key beside it, and a non-finite number there
+            doc = copy.deepcopy(base)
+            node = doc
+            for key in place[:-1]:
+                node = node[key]
+            node["unknown"] = 1
+            out.append(json.dumps(doc).encode())
+            node["unknown"] = float("inf")
+            out.append(json.dumps(doc).encode())  # 'Infinity': json reads it, the one pass does not
+            out.append(json.dumps(doc).encode().replace(b"Infinity", b"1e400"))
+    return out
+
+
+def test_the_one_pass_reads_a_good_result_and_builds_the_same_result():
+    raw = json.dumps(_base()).encode()
+    fast = _one_pass(raw, None, "doc")
+    assert fast is not None, "a valid result must take the one pass"
+    assert fast.to_dict() == _full(raw, "doc")
+    assert load_result_bytes(raw, "doc").to_dict() == fast.to_dict()
+
+
+def test_the_one_pass_never_accepts_what_the_full_path_refuses():
+    mutations = _mutations()
+    taken = refused = 0
+    for raw in mutations:
+        full = _full(raw, "doc")
+        fast = _one_pass(raw, None, "doc")
+        data = json.loads(raw)
+        at_collector = _one_pass(raw, data, "doc")  # the collector's parse, then the border
+        if full == "refused":
+            refused += 1
+            assert fast is None and at_collector is None, raw[:2000]
+        elif fast is not None:
+            taken += 1
+            assert fast.to_dict() == full and at_collector.to_dict() == full, raw[:2000]
+    # both sides were exercised: many refusals, and most accepted documents took the one pass
+    assert refused > 200 and taken > 200, (refused, taken, len(mutations))
+
+
+@pytest.mark.parametrize("raw,said", [
+    (json.dumps(_base()).replace('"duration_s": 1.0', '"duration_s": -1').encode(),
+     "malformed result (checks.system.duration_s must be bigger than or equal to 0)"),
+    (json.dumps(_base()).replace('"no route"', "null").encode(), "checks.net.error must be string"),
+    (json.dumps(_base()).replace('"samples": [', '"samples": [' + "[" * 40 + "]" * 40 + ",").encode(),
+     f"nested more than {MAX_DEPTH} levels deep"),
+])
+def test_a_refusal_is_worded_by_the_full_path(raw, said):
+    assert _one_pass(raw, None, "doc") is None
+    with pytest.raises(ResultError) as err:
+        load_result_bytes(raw, "doc")
+    assert said in str(err.value)
