@@ -70,7 +70,8 @@ def decoders(docs: list[bytes]) -> None:
     import msgspec
     import orjson
 
-    from readiness.result import _TYPED, _bounded, _validator
+    from readiness.onepass import _TYPED
+    from readiness.result import _bounded, _validator
 
     ms = msgspec.json.Decoder()
     validate = _validator()

@@ -3,7 +3,7 @@ or inside a function): imports point down the pipeline, no package imports a plu
 
 Layers, lowest first. A module may import its own package and any lower layer:
 
-  foundation  check, plugins, result, atomic, textsafe, redact, versions, settings, siteserver, i18n, schema
+  foundation  check, plugins, result, onepass, atomic, textsafe, redact, versions, settings, siteserver, i18n, schema
               (and data folders)
   measure     the measurement libraries
   judge       requirement lists, verdicts
@@ -29,7 +29,7 @@ SRC = ROOT / "src" / "readiness"
 CHECKS = ROOT / "checks"
 
 LAYER = {
-    "check": 0, "result": 0, "atomic": 0, "textsafe": 0, "redact": 0, "versions": 0, "i18n": 0, "schema": 0,
+    "check": 0, "result": 0, "onepass": 0, "atomic": 0, "textsafe": 0, "redact": 0, "versions": 0, "i18n": 0, "schema": 0,
     "settings": 0, "siteserver": 0, "plugins": 0,
     "data": 0, "profiles": 0, "sounds": 0, "templates": 0,
     "measure": 1,

@@ -1,0 +1,251 @@
+"""The result border's one pass: msgspec's typed decoding (in C) checks a result document's
+structure against types that mirror ``schema/result.schema.json``, and a walk of only the
+free-form parts (details, the profile, open keys) checks nesting and finite numbers. A document
+it does not find clean takes ``result``'s full path (parse, nesting walk, the schema), which
+refuses it in words that name the place and the rule; so this module only ever says "clean" or
+"ask the full path", never why.
+
+A foundation module beside ``result``, which calls :func:`clean_document` first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+MAX_DEPTH = 32  # nesting levels; a result needs about 8
+MAX_JUDGED = 1e15  # the schema's bound on a measured value and a requirement's bound
+# What in JSON bytes can become an unpaired surrogate: the escape \ud800-\udfff, or the bytes of
+# one written raw in UTF-8 (json reads both). No match: the (slower) exact look is not needed.
+# Two patterns, each looked for only where a byte search (memchr) finds its first byte: one
+# pattern with both alternatives cost as much as parsing the document (measured, 96 kB).
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")
+
+
+def may_hold_surrogate(raw: bytes) -> bool:
+    if b"\x00" in raw[:4]:  # UTF-16 or UTF-32
+        return True
+    if raw.find(b"\\") != -1 and _ESCAPED_SURROGATE.search(raw) is not None:
+        return True
+    return raw.find(b"\xed") != -1 and _RAW_SURROGATE.search(raw) is not None
+
+
+
+# --- The one-pass border: msgspec's typed decoding (C) checks the document's structure --------
+# The types below mirror schema/result.schema.json: a document they accept, the schema accepts
+# (tests/test_borders.py holds them to that over every hostile document and its mutations).
+# A document they refuse takes the full path (json, the nesting walk, the schema), whose
+# refusal names the place and the rule in the words the hostile tests read: the common valid
+# document costs one typed decode, one untyped decode and a walk of the free-form parts only.
+def _text(limit: int) -> Any:
+    return Annotated[str, msgspec.Meta(max_length=limit)]
+
+
+_UTC = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")]
+_JUDGED_INT = Annotated[int, msgspec.Meta(ge=-10 ** 15, le=10 ** 15)]
+_JUDGED_FLOAT = Annotated[float, msgspec.Meta(ge=-MAX_JUDGED, le=MAX_JUDGED)]
+_VALUE = Union[None, bool, _JUDGED_INT, _JUDGED_FLOAT, _text(64)]
+_BOUNDED = Annotated[float, msgspec.Meta(ge=-MAX_JUDGED, le=MAX_JUDGED)]  # an int decodes too
+_VERDICT = Literal["PASS", "WARN", "FAIL", "UNKNOWN"]
+_UNSET: Any = msgspec.UNSET
+
+
+class _Closed(msgspec.Struct, forbid_unknown_fields=True):
+    """An object of the schema with ``additionalProperties: false``."""
+
+
+class _Metric(_Closed):
+    value: _VALUE
+    unit: _text(40)
+
+
+class _Check(_Closed):
+    name: _text(100)
+    status: Literal["ok", "error", "timeout", "skipped"]
+    started_utc: _UTC
+    duration_s: Annotated[float, msgspec.Meta(ge=0, le=1e6)]
+    metrics: Annotated[dict[_text(100), _Metric], msgspec.Meta(max_length=500)]
+    details: dict[str, Any]  # free-form: its nesting and numbers are walked (_free_parts_clean)
+    error: Union[_text(20000), None]
+    title: Union[_text(500), msgspec.UnsetType] = _UNSET
+
+
+class _Labels(_Closed):
+    label: Union[_text(200), msgspec.UnsetType] = _UNSET
+    site: Union[_text(200), msgspec.UnsetType] = _UNSET
+    room: Union[_text(200), msgspec.UnsetType] = _UNSET
+
+
+class _Desk(_Closed):
+    name: Union[_text(500), msgspec.UnsetType] = _UNSET
+    hours: Union[_text(500), msgspec.UnsetType] = _UNSET
+
+
+class _Coverage(_Closed):
+    needed: Annotated[list[_text(100)], msgspec.Meta(max_length=200)]
+    ran: Annotated[list[_text(100)], msgspec.Meta(max_length=200)]
+    measured: Annotated[list[_text(100)], msgspec.Meta(max_length=200)]
+
+
+class _Translation(_Closed):
+    label: Union[_text(500), msgspec.UnsetType] = _UNSET
+    why: Union[_text(4000), msgspec.UnsetType] = _UNSET
+    fix: Union[_text(4000), msgspec.UnsetType] = _UNSET
+
+
+_LANGUAGE = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")]
+
+
+class _Requirement(msgspec.Struct):  # open: other keys are walked (_free_parts_clean)
+    metric: Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^.]+\..+$")]
+    severity: Literal["required", "recommended"]
+    why: _text(4000)
+    fix: _text(4000)
+    source: _text(2000)
+    min: Union[_BOUNDED, msgspec.UnsetType] = _UNSET
+    max: Union[_BOUNDED, msgspec.UnsetType] = _UNSET
+    expect: Union[bool, msgspec.UnsetType] = _UNSET
+    min_version: Union[_text(64), msgspec.UnsetType] = _UNSET
+    label: Union[_text(500), msgspec.UnsetType] = _UNSET
+    service: Union[_text(500), msgspec.UnsetType] = _UNSET
+    translations: Union[Annotated[dict[_LANGUAGE, _Translation], msgspec.Meta(max_length=20)],
+                        msgspec.UnsetType] = _UNSET
+
+
+class _Item(msgspec.Struct):  # open
+    status: _VERDICT
+    requirement: _Requirement
+    value: Union[_VALUE, msgspec.UnsetType] = _UNSET
+    unit: Union[_text(40), None, msgspec.UnsetType] = _UNSET
+    reason: Union[_text(20000), None, msgspec.UnsetType] = _UNSET
+
+
+class _Judgement(msgspec.Struct):  # open
+    profile: dict[str, Any]
+    overall: _VERDICT
+    ready: bool
+    items: Annotated[list[_Item], msgspec.Meta(max_length=5000)]
+    verdict: Union[Literal["PASS", "WARN", "FAIL", "UNKNOWN", "PARTIAL"], msgspec.UnsetType] = _UNSET
+    coverage: Union[_Coverage, msgspec.UnsetType] = _UNSET
+
+
+class _Document(_Closed):
+    kind: Literal["readiness-result"]
+    schema_version: Literal[1]
+    tool_version: _text(100)
+    run_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
+    started_utc: _UTC
+    finished_utc: _UTC
+    host: Annotated[dict[str, Union[None, bool, int, float, _text(1000)]], msgspec.Meta(max_length=50)]
+    labels: _Labels
+    profile: dict[str, Any]  # its named keys are checked in _typed_clean, the rest walked
+    checks: Annotated[dict[_text(100), _Check], msgspec.Meta(max_length=200)]
+    warnings: Annotated[list[_text(4000)], msgspec.Meta(max_length=500)]
+    judgement: Union[_Judgement, None, msgspec.UnsetType] = _UNSET
+    coverage: Union[_Coverage, None, msgspec.UnsetType] = _UNSET
+
+
+_TYPED = msgspec.json.Decoder(_Document)
+_UNTYPED = msgspec.json.Decoder()
+_PROFILE_TEXT = {"name": 200, "title": 500, "origin": 2000}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DESK_TEXT = ("name", "phone", "email", "web", "hours")
+_REQUIREMENT_KEYS = frozenset(_Requirement.__struct_fields__)
+_ITEM_KEYS = frozenset(_Item.__struct_fields__)
+_JUDGEMENT_KEYS = frozenset(("overall", "ready", "items", "verdict", "coverage"))  # profile: walked
+
+
+def _typed(raw: bytes) -> _Document | None:
+    """The document's structure checked in one typed decode; None when it does not pass (or
+    may hold what only the full path tells apart: an unpaired surrogate)."""
+    if may_hold_surrogate(raw):
+        return None
+    try:
+        return _TYPED.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+def _typed_clean(doc: _Document) -> bool:
+    """The rules the types do not hold: a failed, timed-out or skipped check's error is text;
+    the host's named keys; the profile's named keys (its other keys are free-form)."""
+    for check in doc.checks.values():
+        if check.status != "ok" and type(check.error) is not str:
+            return False
+    host = doc.host
+    if type(host.get("hostname")) is not str or len(host["hostname"]) > 255:
+        return False
+    if "os" in host and (type(host["os"]) is not str or len(host["os"]) > 200):
+        return False
+    if "measured_by" in host and host["measured_by"] not in ("agent", "browser"):
+        return False
+    profile = doc.profile
+    for key, limit in _PROFILE_TEXT.items():
+        if key in profile and (type(profile[key]) is not str or len(profile[key]) > limit):
+            return False
+    if "sha256" in profile and (type(profile["sha256"]) is not str or not _SHA256.search(profile["sha256"])):
+        return False
+    if "support" in profile:
+        support = profile["support"]
+        if type(support) is not dict:
+            return False
+        for key, value in support.items():
+            if key in _DESK_TEXT:
+                if type(value) is not str or len(value) > 500:
+                    return False
+            else:
+                try:
+                    msgspec.convert(value, _Desk)
+                except msgspec.ValidationError:
+                    return False
+    return True
+
+
+def _free_parts_clean(data: dict[str, Any]) -> bool:
+    """The parts the types leave free (details, the profile, the judgement's profile and any
+    key the schema leaves open): nested at most MAX_DEPTH levels where they stand, and every
+    number finite. Anything else: the full path decides (and names it)."""
+    parts: list[tuple[Any, int]] = [(data["profile"], 1)]
+    for record in data["checks"].values():
+        parts.append((record["details"], 3))
+    judgement = data.get("judgement")
+    if judgement is not None:
+        parts.extend((v, 2) for k, v in judgement.items() if k not in _JUDGEMENT_KEYS)
+        for item in judgement["items"]:
+            parts.extend((v, 4) for k, v in item.items() if k not in _ITEM_KEYS)
+            parts.extend((v, 5) for k, v in item["requirement"].items() if k not in _REQUIREMENT_KEYS)
+    stack = [(node, depth) for node, depth in parts if type(node) is dict or type(node) is list]
+    for node, depth in parts:
+        if type(node) is float and not math.isfinite(node):
+            return False
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        for value in node.values() if type(node) is dict else node:
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append((value, depth + 1))
+            elif kind is float and not math.isfinite(value):
+                return False
+    return True
+
+
+def clean_document(raw: bytes, data: Any) -> dict[str, Any] | None:
+    """``data`` (parsed from ``raw``; None: parse it here) when the typed decode and the walk of
+    the free-form parts pass; None: the full path decides."""
+    doc = _typed(raw)
+    if doc is None or not _typed_clean(doc):
+        return None
+    if data is None:
+        try:
+            data = _UNTYPED.decode(raw)
+        except msgspec.DecodeError:
+            return None
+    if type(data) is not dict or not _free_parts_clean(data):
+        return None
+    return data
