@@ -71,6 +71,11 @@ BAD = [
     ('[channel.x]\ntype = "webhook"\nurl = "https://h/x"\nsecret_env = "NO_SUCH_VAR_HERE"\n',
      ":5: [channel.x]: the environment variable NO_SUCH_VAR_HERE (secret_env) is not set or empty"),
     ('group_within = "soon"\n', ":2: group_within: 'soon' is not a time span"),
+    ('group_within = "0s"\n', ":2: group_within: '0s' is not a time span"),
+    ('group_within = "-2m"\n', ":2: group_within: '-2m' is not a time span"),
+    ('group_within = 120\n', ":2: group_within: 120 is not a time span"),
+    ('group_within = "36501d"\n', ":2: group_within: '36501d' is longer than a hundred years"),
+    ('delivery_timeout = "11m"\n', ":2: delivery_timeout: at most 10m"),
     ('[channel.m]\ntype = "email"\nhost = "smtp.example.org"\nfrom = "a@example.org"\nto = ["b@example.org"]\n'
      'user = "a"\npassword_env = "NO_SUCH_VAR_HERE"\n', ":8: [channel.m]: the environment variable NO_SUCH_VAR_HERE"),
     ('[channel.m]\ntype = "email"\nhost = "smtp.example.org"\nfrom = "a@example.org"\nto = ["b@example.org"]\nsmtp_port = 25\n',
@@ -91,6 +96,14 @@ def test_every_mistake_in_the_file_is_one_line_naming_its_line(tmp_path, text, e
         load_alerts(path, environ={})
     said = str(caught.value)
     assert said.startswith(str(path)) and expected in said and "\n" not in said
+
+
+@pytest.mark.parametrize("group,timeout,expected", [("45s", "30s", (45, 30)), ("2m", "10m", (120, 600)),
+                                                     ("1h", "5s", (3600, 5)), ("1d", "1m", (86400, 60)), ("1w", "9s", (604800, 9))])
+def test_the_file_takes_every_unit_of_a_time_span(tmp_path, group, timeout, expected):
+    path = write(tmp_path, f'group_within = "{group}"\ndelivery_timeout = "{timeout}"\n')
+    config = load_alerts(path, environ={})
+    assert (config.group_within_s, config.delivery_timeout_s) == expected
 
 
 def test_secrets_come_from_the_environment(tmp_path):

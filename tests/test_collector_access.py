@@ -266,3 +266,43 @@ def test_serve_with_a_bad_access_file_stops_with_its_reason(cli, tmp_path):
     done = cli("serve", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--access", str(path), "--http-port", "0",
                "--stun-port", "0", "--results-dir", str(tmp_path / "res"))
     assert done.returncode != 0 and f"{path}:2: keep_days" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- time spans: the one reader behind --since, --expires, --not-reporting-after and the alert file
+
+
+@pytest.mark.parametrize("text,seconds", [("30s", 30), ("2m", 120), ("12h", 43200), ("3d", 259200), ("2w", 1209600),
+                                          (" 90 m ", 5400), ("36500d", 36500 * 86400), ("5214w", 5214 * 604800)])
+def test_a_time_span_takes_every_unit(text, seconds):
+    from readiness.collector.access import parse_span
+
+    assert parse_span(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("36501d", "longer than a hundred years"), ("5215w", "longer than a hundred years"),
+    ("3153600001s", "longer than a hundred years"), ("999999999999w", "longer than a hundred years"),
+    ("0s", "is not a time span"), ("0d", "is not a time span"), ("-5m", "is not a time span"),
+    ("soon", "is not a time span"), ("12", "is not a time span"), ("1.5h", "is not a time span"),
+    ("3y", "is not a time span"), ("", "is not a time span"), (None, "is not a time span"),
+    (30, "is not a time span"), (True, "is not a time span"), (["1d"], "is not a time span"),
+])
+def test_a_bad_time_span_is_refused_with_a_plain_reason(text, reason):
+    from readiness.collector.access import parse_span
+
+    with pytest.raises(ValueError) as caught:
+        parse_span(text)
+    assert reason in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_command_line_takes_minutes_and_refuses_garbage_in_one_line(cli, tmp_path):
+    """``--not-reporting-after`` of ``aggregate`` through the same reader: 90m works, 0m and 101 years do not."""
+    def aggregate(span: str):
+        return cli("aggregate", str(tmp_path), "-o", str(tmp_path / "f.html"), "--not-reporting-after", span)
+
+    for bad, reason in (("0m", "is not a time span"), ("5300w", "longer than a hundred years"), ("3 days", "is not a time span")):
+        done = aggregate(bad)
+        assert done.returncode == 2 and reason in done.stderr and "--not-reporting-after" in done.stderr
+        assert "Traceback" not in done.stderr
+    done = aggregate("90m")
+    assert "Traceback" not in done.stderr and "not-reporting-after" not in done.stderr

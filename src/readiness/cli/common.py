@@ -174,7 +174,7 @@ DB_ENV = "READINESS_DB"
 
 
 def span_seconds(text: str, hint: str) -> float:
-    """A time span option (``12h``, ``3d``, ``2w``, as ``--since`` and ``--expires`` take) in seconds."""
+    """A time span option (``30s``, ``2m``, ``12h``, ``3d``, ``2w``, as ``--since`` and ``--expires`` take) in seconds."""
     from readiness.collector.access import parse_span  # no server extra needed: plain text
 
     try:

@@ -91,7 +91,7 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
 @click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language of the report.")
 @click.option("--max-rows", default=500, show_default=True, type=click.IntRange(min=0), help="Rows of the per-computer table in the HTML (the CSV has all).")
 @click.option("--sections-csv", "sections_csv", metavar="FILE.csv", type=click.Path(dir_okay=False), help="Also write the step-5 sections and the action list as one long table.")
-@click.option("--not-reporting-after", "not_reporting_after", metavar="SPAN", default="3d", show_default=True, help="A room with no result for longer than this (before now) is \"not reporting\": a fault, not ready as last seen; 12h, 3d, 1w.")
+@click.option("--not-reporting-after", "not_reporting_after", metavar="SPAN", default="3d", show_default=True, help="A room with no result for longer than this (before now) is \"not reporting\": a fault, not ready as last seen; 30m, 12h, 3d, 1w (units s, m, h, d, w).")
 @click.option("--partner", "partners", metavar="SITE", multiple=True, help="A site label of a partner organisation (repeatable); browser self-tests from sites no agent measured count as partners too.")
 @click.option("--history", "history_dir", metavar="DIR", type=click.Path(file_okay=False), help="Also write each room's history (verdict per day, key figures over time, what changed, every run) as static pages into DIR, with an index.html; from result files only.")
 def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: str | None, json_path: str | None,

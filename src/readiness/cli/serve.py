@@ -35,7 +35,7 @@ from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_sto
 @click.option("--access", "access_file", metavar="FILE", type=click.Path(dir_okay=False), help="With --db: who may see what (TOML: sign-in with OpenID Connect, roles per site, the audit log's retention; see the README).")
 @click.option("--alerts", "alerts_file", metavar="FILE", type=click.Path(dir_okay=False), help="With --db: alert rules and channels (TOML: email, webhook, Teams, Slack; rules, silence windows, language; see the README). Checked whole at startup.")
 @click.option("--org", metavar="NAME", default="", help="Your organisation's name: the self-test page tells partners it keeps their result (else: \"the organisation that sent you this link\").")
-@click.option("--not-reporting-after", "not_reporting_after", metavar="SPAN", default="3d", show_default=True, help="With --db: a room with no result for longer than this is \"not reporting\" on /fleet and /metrics (a fault, not ready as last seen): 12h, 3d, 1w.")
+@click.option("--not-reporting-after", "not_reporting_after", metavar="SPAN", default="3d", show_default=True, help="With --db: a room with no result for longer than this is \"not reporting\" on /fleet and /metrics (a fault, not ready as last seen): 30m, 12h, 3d, 1w (units s, m, h, d, w).")
 @click.option("--print-unit", is_flag=True, help="Print a hardened systemd unit that runs this server with the options given, and exit.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb: float, max_transfers: int,
@@ -184,7 +184,7 @@ def db_backup(db_url: str | None, file: str) -> None:
 
 @serve.command("audit")
 @DB_OPTION
-@click.option("--since", metavar="SPAN", help="Only entries of the last SPAN: 12h, 30d, 2w.")
+@click.option("--since", metavar="SPAN", help="Only entries of the last SPAN: 30m, 12h, 30d, 2w (units s, m, h, d, w).")
 @click.option("--limit", type=click.IntRange(1, 1000000), default=1000, show_default=True, help="At most this many entries, newest first.")
 def audit_list(db_url: str | None, since: str | None, limit: int) -> None:
     """List the audit log, newest first: sign-ins, tokens and links made and revoked, role changes, exports."""
@@ -219,7 +219,7 @@ def token_group() -> None:
 @click.option("--link", is_flag=True, help="A site link instead: the self-test page opened with it puts that site's browser results into the database.")
 @click.option("--share", is_flag=True, help="A partner share link instead: /share/TOKEN shows that site's verdicts and fixes, without host names or addresses (give --expires).")
 @click.option("--base-url", metavar="URL", help="With --link: the server's address as people reach it (https://HOST:PORT), to print the whole link.")
-@click.option("--expires", metavar="SPAN", help="The token stops working after this long: 12h, 30d, 2w (default: until revoked).")
+@click.option("--expires", metavar="SPAN", help="The token stops working after this long: 30m, 12h, 30d, 2w (units s, m, h, d, w; default: until revoked).")
 def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool, share: bool, base_url: str | None,
               expires: str | None) -> None:
     """Create a token and print it once (only its hash is kept).

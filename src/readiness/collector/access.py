@@ -139,19 +139,23 @@ def caller_of(name: str, role: str, sites: Iterable[str] | None, lead_sites: Ite
 
 # --- expiry -------------------------------------------------------------------------------
 
-_SPAN = re.compile(r"^\s*(\d{1,6})\s*([hdw])\s*$")
+_SPAN = re.compile(r"^\s*(\d{1,12})\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LONGEST = timedelta(days=36500)
 
 
-def parse_span(text: str) -> timedelta:
-    """``30d``, ``12h``, ``2w`` as a time span; ValueError with a plain reason otherwise."""
-    m = _SPAN.match(text or "")
+def parse_span(text: Any) -> timedelta:
+    """``30s``, ``2m``, ``12h``, ``30d``, ``2w`` as a time span: the one reader of every span the
+    CLI and the configuration files take (``--since``, ``--expires``, ``--not-reporting-after``,
+    the alert file's ``group_within``). ValueError with a plain reason for anything else: not
+    text, no unit, zero, negative, longer than a hundred years."""
+    m = _SPAN.match(text) if isinstance(text, str) else None
     if not m or int(m.group(1)) == 0:
-        raise ValueError(f"{text!r} is not a time span such as 12h, 30d or 2w")
-    n, unit = int(m.group(1)), m.group(2)
-    span = {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
-    if span > timedelta(days=36500):
+        raise ValueError(f"{text!r} is not a time span such as 30s, 2m, 12h, 30d or 2w")
+    seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if seconds > _LONGEST.total_seconds():  # compared as a number: timedelta itself overflows first
         raise ValueError(f"{text!r} is longer than a hundred years")
-    return span
+    return timedelta(seconds=seconds)
 
 
 # --- the fleet a caller may see -------------------------------------------------------------

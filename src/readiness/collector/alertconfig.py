@@ -62,26 +62,18 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from readiness.i18n import languages
+from readiness.collector.access import parse_span
 from readiness.collector.tomlfile import read_toml
 
 EVENTS = ("not_ready", "not_reporting", "site_cause", "regression")
 KINDS = ("email", "webhook", "teams", "slack")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPAN = re.compile(r"^\s*(\d{1,7})\s*([smhdw])\s*$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class AlertConfigError(Exception):
     """The alert file cannot be used; ``str()`` is one line: file:line: what is wrong."""
-
-
-def parse_seconds(text: Any) -> float:
-    """``30s``, ``2m``, ``12h``, ``3d``, ``1w`` in seconds; ValueError with a plain reason."""
-    m = _SPAN.match(text) if isinstance(text, str) else None
-    if not m or int(m.group(1)) == 0:
-        raise ValueError(f"{text!r} is not a time span such as 30s, 2m, 12h or 3d")
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
 
 
 @dataclass(frozen=True)
@@ -228,7 +220,7 @@ def load_alerts(path: str | Path, environ: Mapping[str, str] | None = None) -> A
     spans = {}
     for key, default in (("group_within", 120.0), ("delivery_timeout", 10.0)):
         try:
-            spans[key] = parse_seconds(data[key]) if key in data else default
+            spans[key] = parse_span(data[key]).total_seconds() if key in data else default
         except ValueError as exc:
             raise err(key_line(key), f"{key}: {exc}") from None
     if spans["delivery_timeout"] > 600:
