@@ -125,3 +125,17 @@ def test_a_line_break_or_control_character_in_any_value_is_refused_not_quoted(cl
     assert done.stdout == "" and "Traceback" not in done.stderr
     assert "control character" in done.stderr and option in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("args, swedish", [
+    (("--db", "sqlite:///relative/readiness.db"), "ange SQLite-databasen som en absolut sökväg"),
+    (("--db", "postgresql://collector:secret@db.example/readiness"), "alla användare kan läsa en enhetsfil"),
+    (("--org", "Acme" + INJECTED), "--org får inte innehålla en radbrytning"),
+])
+def test_a_refused_unit_is_said_in_the_configured_language(cli, args, swedish):
+    import os
+
+    done = cli("serve", "--print-unit", *args, env=dict(os.environ, READINESS_LANG="sv"))
+    assert done.returncode == 2 and swedish in done.stderr and done.stdout == "", done.stderr
+    assert "Traceback" not in done.stderr and "secret" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

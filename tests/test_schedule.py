@@ -258,3 +258,22 @@ def test_install_and_remove_for_systemd_write_where_systemd_reads(tmp_path, monk
     remove("systemd", False, run=record)
     assert not list(units.iterdir())
     assert ran[-2:] == [["systemctl", "--user", "disable", "--now", "readiness.timer"], ["systemctl", "--user", "daemon-reload"]]
+
+
+def test_mistakes_are_said_in_the_configured_language(cli):
+    """With Swedish chosen (READINESS_LANG=sv, as a configuration file's lang would) a bad time,
+    a bad delay and a value that would break the scheduler's line are each one Swedish line."""
+    import os
+
+    env = dict(os.environ, READINESS_LANG="sv")
+    for args, swedish in [(("--at", "25:00"), "är ingen tid på dygnet"),
+                          (("--at", "7.30"), "är ingen tid som 07:30"),
+                          (("--random-delay", "a bit"), "är ingen varaktighet"),
+                          (("--", "--site", "Luleå\nExecStartPre=/bin/true"),
+                           "ett värde för den schemalagda körningen får inte innehålla en radbrytning")]:
+        out = cli("schedule", "install", "--print", *args, env=env)
+        assert out.returncode == 2 and swedish in out.stderr, (args, out.stderr)
+        assert "Traceback" not in out.stderr and out.stdout == "" and "is not" not in out.stderr, out.stderr
+    # --lang given to the run wins over the configuration
+    out = cli("schedule", "install", "--print", "--at", "25:00", "--", "--lang", "en", env=env)
+    assert out.returncode == 2 and "is not a time of day" in out.stderr, out.stderr

@@ -413,3 +413,37 @@ def test_upload_over_tls_through_the_proxy_a_pac_file_names(cli, tmp_path, sqlit
         assert rows(sqlite_url) == 1
     finally:
         c.kill()
+
+
+def test_token_and_spool_faults_are_said_in_swedish_in_one_line(cli, tmp_path):
+    """The token and spool refusals come from the catalogs: with --lang sv an unreadable, empty or
+    garbled token file, no token at all, and a spool folder that cannot be made each give one Swedish line, exit 2."""
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps(docs.document()), encoding="utf-8")
+    good = tmp_path / "token"
+    good.write_text("a-token-of-the-site\n")
+    empty = tmp_path / "empty-token"
+    empty.write_text("\n")
+    garbled = tmp_path / "garbled-token"
+    garbled.write_text("two words\n")
+    not_text = tmp_path / "binary-token"
+    not_text.write_bytes(b"\xff\xfe\x00token")
+    in_the_way = tmp_path / "not-a-folder"
+    in_the_way.write_text("a file where the spool folder should be\n")
+    env = spool_env(tmp_path)
+    env.pop("READINESS_UPLOAD_TOKEN", None)
+    for args, swedish, english in [
+        (("--token-file", str(not_text)), "kan inte läsa nyckelfilen", "cannot read the token file"),
+        (("--token-file", str(empty)), "är tom", "is empty"),
+        (("--token-file", str(garbled)), "innehåller mellanslag eller styrtecken", "spaces or control characters"),
+        ((), "en uppladdningsnyckel behövs", "an upload token is needed"),
+        (("--token-file", str(good), "--spool-dir", str(in_the_way / "spool"), str(result)),
+         "kan inte spara resultatet i kömappen", "cannot keep the result"),
+    ]:
+        done = cli("upload", "http://127.0.0.1:9", *args, "--lang", "sv", env=env)
+        assert done.returncode == 2, (args, done.stderr)
+        assert swedish in done.stderr and english not in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        english_done = cli("upload", "http://127.0.0.1:9", *args, env=env)
+        assert english_done.returncode == 2 and english in english_done.stderr, english_done.stderr
+    assert in_the_way.is_file() and result.exists()  # nothing lost, nothing replaced

@@ -111,8 +111,10 @@ def one_line(value: str, what: str) -> str:
     for ch in value:
         if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
             shown = value if len(value) <= 80 else value[:77] + "..."  # the CLI prints it escaped
-            raise ControlCharacter(f"{what} may not hold a line break or another control character "
-                                   f"({shown!r}); nothing was written")
+            refused = ControlCharacter(f"{what} may not hold a line break or another control character "
+                                       f"({shown!r}); nothing was written")
+            refused.shown = repr(shown)  # for callers that say it in the reader's language
+            raise refused
     return value
 
 

@@ -144,6 +144,20 @@ def typed_config(ctx: click.Context, names: tuple[str, ...], config_file: str | 
 
 
 
+def message_lang(typed: str | None = None) -> str:
+    """The language of a command's messages when it has no ``--lang`` of its own: ``typed`` (a
+    ``--lang`` given to the run it sets up), else the configuration's (files, READINESS_LANG),
+    else English. A configuration that cannot be read leaves English: the command says the rest."""
+    if typed:
+        return typed
+    from readiness.run.config import ConfigError, load_config
+
+    try:
+        return load_config({}).lang or "en"
+    except ConfigError:
+        return "en"
+
+
 def config_option(fn: Any) -> Any:
     return click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
                         help="Read settings from this TOML file too (above the user and system files).")(fn)

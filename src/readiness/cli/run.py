@@ -56,7 +56,7 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
             read_token(str(cfg.token_file) if cfg.token_file else None)
             collector_urls(cfg.upload_url)
         except UploadError as exc:
-            fail(str(exc))
+            fail(exc.text(cfg.lang))
     _wait_jitter(cfg.jitter, quiet)  # before the first request to a server: that is what it spreads
     if cfg.server:
         import dataclasses

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from readiness.cli.common import fail
+from readiness.cli.common import fail, message_lang
 from readiness.cli.run import run as run_command
 
 # The package is imported inside each command: `readiness --help` stays fast (numpy, OpenCV, Jinja2).
@@ -47,26 +47,29 @@ def _scope_options(fn: Any) -> Any:
 def schedule_install(every: str, at: str, random_delay: str, just_print: bool, via: str | None, system: bool,
                      run_args: tuple[str, ...]) -> None:
     """Install (or replace) the scheduled run."""
+    from readiness.i18n.format import word
     from readiness.run.config import parse_duration
     from readiness.unattended.schedule import Plan, ScheduleError, artifacts, commands, default_via, install, parse_at
 
+    try:  # the options for the run are checked now, not at 07:30 in a log nobody reads
+        run_ctx = run_command.make_context("run", ["--no-open", *run_args])
+    except click.UsageError as exc:
+        fail(word(message_lang(), "schedule.err_run_options", detail=exc.format_message()))
+    lang = message_lang(run_ctx.params.get("lang"))
     try:
         hour, minute = parse_at(at)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--at") from None
+    except ScheduleError as exc:
+        raise click.BadParameter(exc.text(lang), param_hint="--at") from None
     try:
         delay = round(parse_duration(random_delay))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--random-delay") from None
-    try:  # the options for the run are checked now, not at 07:30 in a log nobody reads
-        run_command.make_context("run", ["--no-open", *run_args])
-    except click.UsageError as exc:
-        fail(f"options after --: {exc.format_message()}")
+    except ValueError:
+        raise click.BadParameter(word(lang, "schedule.err_delay", value=repr(random_delay)),
+                                 param_hint="--random-delay") from None
     try:  # a value that would break a line of the unit, crontab, plist or task XML
         plan = Plan(every=every, hour=hour, minute=minute, random_delay_s=delay, run_args=tuple(run_args),
                     system=system, via=via or default_via())
     except ScheduleError as exc:
-        fail(str(exc))
+        fail(exc.text(lang))
     if just_print:
         for art in artifacts(plan):
             click.echo(f"# --- {art.path}")
@@ -77,26 +80,28 @@ def schedule_install(every: str, at: str, random_delay: str, just_print: bool, v
             import subprocess
 
             join = subprocess.list2cmdline if plan.via == "windows" else shlex.join  # each OS's own quoting
-            click.echo("# --- then: " + "; ".join(join(c) for c in cmds))
+            click.echo("# --- " + word(lang, "schedule.then", commands="; ".join(join(c) for c in cmds)))
         return
     try:
-        for line in install(plan):
+        for line in install(plan, lang=lang):
             click.echo(line)
     except ScheduleError as exc:
-        fail(str(exc))
+        fail(exc.text(lang))
 
 
 @schedule_group.command("status")
 @_scope_options
 def schedule_status(via: str | None, system: bool) -> None:
     """Say whether the scheduled run is installed, and what the scheduler knows of it. Exit 1 if not."""
+    from readiness.i18n.format import word
     from readiness.unattended.schedule import ScheduleError, default_via, status
 
+    lang = message_lang()
     try:
-        installed, said = status(via or default_via(), system)
+        installed, said = status(via or default_via(), system, lang=lang)
     except ScheduleError as exc:
-        fail(str(exc))
-    click.echo(("installed" if installed else "not installed") + (f"\n{said}" if said else ""))
+        fail(exc.text(lang))
+    click.echo(word(lang, "schedule.installed" if installed else "schedule.not_installed") + (f"\n{said}" if said else ""))
     sys.exit(0 if installed else 1)
 
 
@@ -106,8 +111,9 @@ def schedule_remove(via: str | None, system: bool) -> None:
     """Remove the scheduled run (nothing happens if there is none)."""
     from readiness.unattended.schedule import ScheduleError, default_via, remove
 
+    lang = message_lang()
     try:
-        for line in remove(via or default_via(), system):
+        for line in remove(via or default_via(), system, lang=lang):
             click.echo(line)
     except ScheduleError as exc:
-        fail(str(exc))
+        fail(exc.text(lang))

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, open_store, span_seconds
+from readiness.cli.common import DB_ENV, DB_OPTION, PORT, Finite, fail, message_lang, open_store, span_seconds
 
 # The package is imported inside each command: `readiness --help` stays fast (numpy, OpenCV, Jinja2).
 
@@ -96,6 +96,8 @@ def _print_unit(ctx: click.Context) -> None:
     from click.core import ParameterSource
 
     from readiness.collector.unit import UnitError, hidden_by_unit, program_path, unit_text
+    from readiness.i18n.format import word
+    from readiness.textsafe import terminal_text
 
     apart = {"print_unit", "db_url", "results_dir", "tls_cert", "tls_key"}
     options: list[tuple[str, str | None]] = []
@@ -123,10 +125,9 @@ def _print_unit(ctx: click.Context) -> None:
                          if ctx.get_parameter_source("results_dir") == ParameterSource.COMMANDLINE else None,
                          [p["http_port"], p["stun_port"]], p["tls_cert"], p["tls_key"])
     except UnitError as exc:
-        fail(str(exc))
+        fail(exc.text(message_lang()))
     if hidden_by_unit(program):
-        click.echo(f"readiness: warning: {program} is under a home folder, which the unit hides (ProtectHome=yes); "
-                   "install readiness outside home folders (e.g. a venv in /opt/readiness)", err=True)
+        click.echo(terminal_text("readiness: " + word(message_lang(), "service_unit.warn_home", program=str(program))), err=True)
     click.echo(text, nl=False)
 
 

@@ -34,7 +34,7 @@ def send_spool(url: str, token_file: str | None, spool: str | None, files: tuple
             spooling.enqueue(f, folder)
         report = up.send_all(url, token, folder, attempts=attempts, log=say, resolver=resolver, lang=lang)
     except up.UploadError as exc:
-        fail(str(exc))
+        fail(exc.text(lang))
     failed = False
     if own:
         line, outcome = up.own_line(report, own, url, folder, lang)
@@ -77,6 +77,7 @@ def upload(ctx: click.Context, url: str | None, files: tuple[str, ...], spool_di
     A redirect is never followed. Exit code: 0 all sent, 1 some still wait (collector not
     reachable; run again later), 2 refused now (the reason is printed).
     """
+    from readiness.i18n.format import word
     from readiness.measure.proxies import ProxyResolver
     from readiness.unattended import spool as spooling, upload as up
 
@@ -86,16 +87,16 @@ def upload(ctx: click.Context, url: str | None, files: tuple[str, ...], spool_di
         try:
             lines = up.quarantine_lines(folder, cfg.lang, drop=drop_quarantined)
         except up.UploadError as exc:
-            fail(str(exc))
+            fail(exc.text(cfg.lang))
         for line in lines:
             click.echo(terminal_text(line))
         sys.exit(0)
     url = url or cfg.upload_url
     if not url:
-        raise click.UsageError("give the collector's URL (or set upload_url in the configuration)")
+        raise click.UsageError(word(cfg.lang, "upload.err_no_url_configured"))
     try:
         up.collector_urls(url)
     except up.UploadError as exc:
-        fail(str(exc))
+        fail(exc.text(cfg.lang))
     sys.exit(send_spool(url, str(cfg.token_file) if cfg.token_file else None, spool_dir, files, attempts, quiet,
                         resolver=ProxyResolver(proxy=cfg.proxy, pac_url=cfg.pac_url), lang=cfg.lang))

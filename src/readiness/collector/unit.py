@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from readiness.i18n.format import Worded
 from readiness.textsafe import ControlCharacter, one_line, systemd_quote
 
 UNIT_NAME = "readiness-collector.service"
@@ -27,8 +28,8 @@ ENV_FILE = "/etc/readiness/collector.env"  # optional: PGPASSWORD and the like, 
 PRIVILEGED_BELOW = 1024
 
 
-class UnitError(Exception):
-    """Options that cannot become a safe unit; plain words."""
+class UnitError(Worded):
+    """Options that cannot become a safe unit: a catalog key (``unit.err_*``) and its arguments."""
 
 
 def program_path(argv0: str, found: str | None) -> Path:
@@ -39,8 +40,7 @@ def program_path(argv0: str, found: str | None) -> Path:
         return here.resolve()
     if found:
         return Path(found).resolve()
-    raise UnitError("cannot find the readiness program to start: install it (pip install 'readiness[server]') "
-                    "so that `readiness` is on PATH")
+    raise UnitError("service_unit.err_no_program")
 
 
 def hidden_by_unit(program: Path) -> bool:
@@ -48,21 +48,21 @@ def hidden_by_unit(program: Path) -> bool:
     return any(program.is_relative_to(p) for p in (Path("/home"), Path("/root"), Path("/run/user")))
 
 
-def _quote(arg: str, what: str = "a value for the unit") -> str:
+def _quote(arg: str, what: str = "") -> str:
     """One ExecStart word (see :func:`readiness.textsafe.systemd_quote`): a plain word bare, any
     other in double quotes; a line break or another control character refused (UnitError), as
     it would end the line and start one of its own (an ``ExecStartPre=`` run as root)."""
     try:
         return systemd_quote(arg, what, bare_when_plain=True)
     except ControlCharacter as exc:
-        raise UnitError(str(exc)) from None
+        raise UnitError("service_unit.err_control", what=what or Worded("service_unit.what_value"), value=exc.shown) from None
 
 
 def _one_line(value: str, what: str) -> str:
     try:
         return one_line(value, what)
     except ControlCharacter as exc:
-        raise UnitError(str(exc)) from None
+        raise UnitError("service_unit.err_control", what=what, value=exc.shown) from None
 
 
 def unit_text(program: str, options: Sequence[tuple[str, str | None]], db_url: str | None,
@@ -71,7 +71,7 @@ def unit_text(program: str, options: Sequence[tuple[str, str | None]], db_url: s
     """The unit file. ``program``: the absolute path of the ``readiness`` console script;
     ``options``: the other ``serve`` options as (option, value or None for a flag), in order."""
     if not Path(program).is_absolute():
-        raise UnitError(f"the unit needs the absolute path of the readiness program, not {program!r}")
+        raise UnitError("service_unit.err_program_relative", program=repr(program))
     db = _one_line(db_url or DEFAULT_DB, "--db")
     for option, value in options:
         _one_line(value or "", option)
@@ -82,20 +82,19 @@ def unit_text(program: str, options: Sequence[tuple[str, str | None]], db_url: s
     try:
         parsed = make_url(db)
     except Exception:  # noqa: BLE001 - any unparsable URL: said plainly below
-        raise UnitError(f"not a database URL: {db!r}") from None
+        raise UnitError("service_unit.err_db_url", db=repr(db)) from None
     if parsed.password:
-        raise UnitError("every user can read a unit file: give --db without the password, and put "
-                        f"PGPASSWORD=... in {ENV_FILE} (readable by root only; the unit reads it)")
+        raise UnitError("service_unit.err_db_password", file=str(ENV_FILE))
     writable: list[Path] = []
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         if not Path(parsed.database).is_absolute():
-            raise UnitError(f"give the SQLite database as an absolute path for a service (sqlite:////PATH), not {db!r}")
+            raise UnitError("service_unit.err_sqlite_relative", db=repr(db))
         folder = Path(parsed.database).parent
         if not folder.is_relative_to(STATE):
             writable.append(folder)
     results = Path(results_dir) if results_dir else DEFAULT_RESULTS
     if not results.is_absolute():
-        raise UnitError(f"give --results-dir as an absolute path for a service, not {results_dir!r}")
+        raise UnitError("service_unit.err_results_relative", folder=repr(results_dir))
     if not results.is_relative_to(STATE):
         writable.append(results)
     words = [_quote(program), "serve", "--db", _quote(db), "--results-dir", _quote(str(results))]

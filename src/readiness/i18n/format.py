@@ -82,6 +82,22 @@ def word(lang: str, key: str, **args: Any) -> str:
         return node
 
 
+class Worded(Exception):
+    """An error a person reads, held as a catalog key and its arguments: ``text(lang)`` is the
+    line in the reader's language, ``str()`` the English one (logs, other exceptions' details).
+    An argument that is itself ``Worded`` (a word naming the value) is said in the same language."""
+
+    def __init__(self, key: str, **fill: Any) -> None:
+        super().__init__(key)
+        self.key, self.fill = key, fill
+
+    def text(self, lang: str) -> str:
+        return word(lang, self.key, **{k: v.text(lang) if isinstance(v, Worded) else v for k, v in self.fill.items()})
+
+    def __str__(self) -> str:
+        return self.text("en")
+
+
 def _locale(lang: str) -> str:
     return lang if lang in languages() else "en"
 

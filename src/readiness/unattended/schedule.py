@@ -34,6 +34,7 @@ from typing import Callable
 from xml.sax.saxutils import escape
 
 from readiness import textsafe
+from readiness.i18n.format import Worded, word
 from readiness.result import write_atomic
 
 NAME = "readiness"
@@ -45,8 +46,9 @@ _START_DATE = "2026-01-05"  # a Monday: the weekly run falls on Mondays
 _WEEKDAY_XML, _WEEKDAY_SYSTEMD, _WEEKDAY_CRON, _WEEKDAY_LAUNCHD = "Monday", "Mon", "1", 1
 
 
-class ScheduleError(Exception):
-    """Something the user can act on; printed as one line, exit 2."""
+class ScheduleError(Worded):
+    """Something the user can act on: a catalog key (``schedule.err_*``) and its arguments; the
+    CLI prints ``text(lang)`` as one line, exit 2."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,11 @@ class Plan:
 
     def __post_init__(self) -> None:
         for arg in self.command(with_jitter=True):
-            one_line(arg, "a value for the scheduled run")
+            one_line(arg, "schedule.what_value")
         if self.via == "windows" and not self.system:
-            one_line(windows_user(), "the Windows user name")
+            one_line(windows_user(), "schedule.what_user")
         if self.via == "launchd":
-            one_line(str(_log_dir(self)), "the log folder")
+            one_line(str(_log_dir(self)), "schedule.what_log")
 
     def command(self, with_jitter: bool = False) -> list[str]:
         """The exact argument list the scheduler starts; ``with_jitter`` where the scheduler
@@ -85,21 +87,21 @@ class Artifact:
 
 def one_line(value: str, what: str) -> str:
     """``value`` unchanged, or ScheduleError when it holds a control character (see
-    :func:`readiness.textsafe.one_line`)."""
+    :func:`readiness.textsafe.one_line`); ``what`` is the catalog key naming the value."""
     try:
         return textsafe.one_line(value, what)
     except textsafe.ControlCharacter as exc:
-        raise ScheduleError(str(exc)) from None
+        raise ScheduleError("schedule.err_control", what=Worded(what), value=exc.shown) from None
 
 
 def parse_at(text: str) -> tuple[int, int]:
-    """``HH:MM`` -> (hour, minute); ValueError with a plain message otherwise."""
+    """``HH:MM`` -> (hour, minute); ScheduleError with a plain message otherwise."""
     hh, sep, mm = text.strip().partition(":")
     if not sep or not hh.isdigit() or not mm.isdigit() or len(mm) != 2:
-        raise ValueError(f"{text!r} is not a time like 07:30")
+        raise ScheduleError("schedule.err_at_form", value=repr(text))
     hour, minute = int(hh), int(mm)
     if hour > 23 or minute > 59:
-        raise ValueError(f"{text!r} is not a time of day")
+        raise ScheduleError("schedule.err_at_range", value=repr(text))
     return hour, minute
 
 
@@ -213,7 +215,7 @@ def systemd_quote(arg: str) -> str:
     try:
         return textsafe.systemd_quote(arg, "a value for the scheduled run")
     except textsafe.ControlCharacter as exc:
-        raise ScheduleError(str(exc)) from None
+        raise ScheduleError("schedule.err_control", what=Worded("schedule.what_value"), value=exc.shown) from None
 
 
 def systemd_calendar(plan: Plan) -> str:
@@ -329,10 +331,10 @@ def _run(cmd: list[str]) -> "subprocess.CompletedProcess[str]":
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     except FileNotFoundError:
-        hint = " (Debian/Ubuntu: apt install cron)" if cmd[0] == "crontab" else ""
-        raise ScheduleError(f"{cmd[0]} is not available on this computer{hint}") from None
+        raise ScheduleError("schedule.err_no_cron" if cmd[0] == "crontab" else "schedule.err_no_tool",
+                            tool=cmd[0]) from None
     except subprocess.TimeoutExpired:
-        raise ScheduleError(f"{' '.join(cmd[:3])} did not answer within 60 s") from None
+        raise ScheduleError("schedule.err_no_answer", command=" ".join(cmd[:3]), seconds=60) from None
 
 
 def _crontab_without_ours(run: Runner) -> str:
@@ -341,16 +343,16 @@ def _crontab_without_ours(run: Runner) -> str:
     return "".join(line + "\n" for line in text.splitlines() if not line.rstrip().endswith(CRON_MARK))
 
 
-def install(plan: Plan, run: Runner = _run) -> list[str]:
-    """Install the schedule; returns what was done, line by line. Raises ScheduleError."""
+def install(plan: Plan, run: Runner = _run, lang: str = "en") -> list[str]:
+    """Install the schedule; returns what was done, line by line, in ``lang``. Raises ScheduleError."""
     done: list[str] = []
     files = artifacts(plan)
     if plan.via == "cron" and not plan.system:
         text = _crontab_without_ours(run) + files[0].text
         r = subprocess.run(["crontab", "-"], input=text, capture_output=True, text=True, timeout=60, check=False)
         if r.returncode != 0:
-            raise ScheduleError(f"crontab refused the new line: {r.stderr.strip()}")
-        return [f"added to your crontab: {files[0].text.strip()}"]
+            raise ScheduleError("schedule.err_crontab", detail=r.stderr.strip())
+        return [word(lang, "schedule.added_crontab", line=files[0].text.strip())]
     if plan.via == "windows":
         import tempfile
 
@@ -360,8 +362,9 @@ def install(plan: Plan, run: Runner = _run) -> list[str]:
             cmd = commands(plan.via, plan.system, "install", [target])[0]
             r = run(cmd)
         if r.returncode != 0:
-            raise ScheduleError(f"schtasks could not create the task: {(r.stderr or r.stdout).strip()}")
-        return [f"created the scheduled task {NAME!r} ({'as SYSTEM' if plan.system else 'as ' + windows_user()})"]
+            raise ScheduleError("schedule.err_schtasks", detail=(r.stderr or r.stdout).strip())
+        return [word(lang, "schedule.created_task_system" if plan.system else "schedule.created_task",
+                     name=repr(NAME), user=windows_user())]
     else:
         if plan.via == "launchd":  # launchd does not make the folder of its log file
             files = [Artifact(_log_dir(plan) / "scheduled-run.log", ""), *files]
@@ -372,46 +375,46 @@ def install(plan: Plan, run: Runner = _run) -> list[str]:
                     continue
                 write_atomic(art.path, art.text)
             except OSError as exc:
-                raise ScheduleError(f"cannot write {art.path}: {exc.strerror or exc}"
-                                    + ("; --system needs administrator rights" if plan.system else "")) from None
-            done.append(f"wrote {art.path}")
+                raise ScheduleError("schedule.err_write_system" if plan.system else "schedule.err_write",
+                                    path=str(art.path), detail=exc.strerror or str(exc)) from None
+            done.append(word(lang, "schedule.wrote", path=str(art.path)))
     files = [a for a in files if a.text]
     for i, cmd in enumerate(commands(plan.via, plan.system, "install", [a.path for a in files])):
         r = run(cmd)
         if r.returncode != 0 and not (plan.via == "launchd" and i == 0):  # bootout of nothing is fine
-            raise ScheduleError(f"{' '.join(cmd)} failed: {(r.stderr or r.stdout).strip()}")
-        done.append("ran " + " ".join(cmd))
+            raise ScheduleError("schedule.err_command", command=" ".join(cmd), detail=(r.stderr or r.stdout).strip())
+        done.append(word(lang, "schedule.ran", command=" ".join(cmd)))
     if plan.via == "systemd" and not plan.system:
-        done.append("note: a user timer runs while you are logged in; for runs without a login, "
-                    "an administrator runs `loginctl enable-linger USER` (or install with --system)")
+        done.append(word(lang, "schedule.note_linger"))
     return done
 
 
-def remove(via: str, system: bool, run: Runner = _run) -> list[str]:
+def remove(via: str, system: bool, run: Runner = _run, lang: str = "en") -> list[str]:
+    """Remove the schedule; returns what was done, line by line, in ``lang``. Raises ScheduleError."""
     done: list[str] = []
     if via == "cron" and not system:
         text = _crontab_without_ours(run)
         subprocess.run(["crontab", "-"], input=text, capture_output=True, text=True, timeout=60, check=False)
-        return ["removed the readiness line from your crontab"]
+        return [word(lang, "schedule.removed_crontab")]
     for cmd in commands(via, system, "remove"):
         run(cmd)  # not installed is fine: removing is idempotent
-        done.append("ran " + " ".join(cmd))
+        done.append(word(lang, "schedule.ran", command=" ".join(cmd)))
     if via != "windows":
         for art in artifacts(Plan(via=via, system=system)):
             try:
                 art.path.unlink()
-                done.append(f"removed {art.path}")
+                done.append(word(lang, "schedule.removed", path=str(art.path)))
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise ScheduleError(f"cannot remove {art.path}: {exc.strerror or exc}") from None
+                raise ScheduleError("schedule.err_remove", path=str(art.path), detail=exc.strerror or str(exc)) from None
     if via == "systemd":
         run(["systemctl"] + ([] if system else ["--user"]) + ["daemon-reload"])
     return done
 
 
-def status(via: str, system: bool, run: Runner = _run) -> tuple[bool, str]:
-    """(installed?, what the scheduler says)."""
+def status(via: str, system: bool, run: Runner = _run, lang: str = "en") -> tuple[bool, str]:
+    """(installed?, what the scheduler says; a failure to ask it in ``lang``)."""
     if via == "cron":
         if system:
             path = artifacts(Plan(via="cron", system=True))[0].path
@@ -427,5 +430,5 @@ def status(via: str, system: bool, run: Runner = _run) -> tuple[bool, str]:
     try:
         r = run(cmd)
     except ScheduleError as exc:
-        return via != "windows", str(exc)
+        return via != "windows", exc.text(lang)
     return (r.returncode == 0 or via != "windows"), (r.stdout or r.stderr).strip()

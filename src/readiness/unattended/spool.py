@@ -12,11 +12,11 @@ import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from platformdirs import user_state_path
 
 from readiness.atomic import write_atomic
+from readiness.i18n.format import Worded
 from readiness.redact import redact_url
 from readiness.result import ResultError, read_result
 
@@ -26,8 +26,9 @@ REASON_SUFFIX = ".reason.txt"
 MAX_SEND_BYTES = 64 * 1000 * 1000  # the largest --max-upload-mb a collector can be given
 
 
-class UploadError(Exception):
-    """A user mistake, in plain words (the CLI prints it and exits 2)."""
+class UploadError(Worded):
+    """A user mistake, in plain words: a catalog key (``upload.err_*``) and its arguments; the CLI
+    prints ``text(lang)`` and exits 2."""
 
 
 def spool_dir(given: str | os.PathLike[str] | None = None) -> Path:
@@ -45,16 +46,16 @@ def enqueue(result_file: str | os.PathLike[str], folder: Path) -> Path:
     try:
         result = read_result(result_file)
     except ResultError as exc:
-        raise UploadError(str(exc)) from None
+        raise UploadError("upload.err_result", file=str(result_file), detail=str(exc)) from None
     if not isinstance(result.run_id, str) or not result.run_id.isalnum():
-        raise UploadError(f"{result_file}: the result has no usable run id")
+        raise UploadError("upload.err_no_run_id", file=str(result_file))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{result.run_id}.json"
         if not os.path.lexists(target):
             write_atomic(target, Path(result_file).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UploadError(f"cannot keep the result in the spool folder {folder}: {exc.strerror or exc}") from None
+        raise UploadError("upload.err_spool_write", folder=str(folder), detail=exc.strerror or str(exc)) from None
     return target
 
 
@@ -78,7 +79,7 @@ def _entries(folder: Path) -> tuple[list[Path], list[Path]]:
     except FileNotFoundError:
         return [], []
     except OSError as exc:
-        raise UploadError(f"cannot read the spool folder {folder}: {exc.strerror or exc}") from None
+        raise UploadError("upload.err_spool_read", folder=str(folder), detail=exc.strerror or str(exc)) from None
     files.sort(key=lambda t: (-t[0], t[1]))
     return [p for _, _, p in files], odd
 
@@ -88,12 +89,8 @@ def waiting(folder: Path) -> list[Path]:
     return _entries(folder)[0]
 
 
-class _SetAside(Exception):
-    """This file cannot be sent at all; ``reason`` is a catalog key and its arguments."""
-
-    def __init__(self, key: str, **args: Any) -> None:
-        super().__init__(key)
-        self.key, self.fill = key, args
+class _SetAside(Worded):
+    """This file cannot be sent at all; the reason is a catalog key and its arguments."""
 
 
 def _read_spooled(path: Path) -> bytes:
@@ -143,7 +140,7 @@ def set_aside(path: Path, why: str, collector: str | None) -> None:
     qdir = quarantine_dir(path.parent)
     qdir.mkdir(exist_ok=True)
     if qdir.is_symlink() or not qdir.is_dir():  # files go into the spool's own folder, never elsewhere
-        raise NotADirectoryError(f"{qdir} is not a plain folder")
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(qdir))
     when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = [f"when: {when}", f"reason: {' '.join(why.split())}"]
     if collector:
@@ -168,7 +165,7 @@ def quarantined(folder: Path) -> list[Quarantined]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise UploadError(f"cannot read the quarantine folder {qdir}: {exc.strerror or exc}") from None
+        raise UploadError("upload.err_quarantine_read", folder=str(qdir), detail=exc.strerror or str(exc)) from None
     for e in entries:
         if e.name.endswith(REASON_SUFFIX) or e.name.startswith("."):
             continue
@@ -201,7 +198,7 @@ def drop_quarantined(folder: Path) -> int:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise UploadError(f"cannot delete {qdir / q.name}: {exc.strerror or exc}") from None
+            raise UploadError("upload.err_quarantine_delete", file=str(qdir / q.name), detail=exc.strerror or str(exc)) from None
         try:
             os.unlink(qdir / (q.name + REASON_SUFFIX))
         except OSError:

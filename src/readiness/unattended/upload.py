@@ -69,15 +69,16 @@ def read_token(token_file: str | os.PathLike[str] | None) -> str:
         try:  # a regular file only, and small: a pipe would wait for ever, /dev/zero fill memory
             token = read_regular(token_file, MAX_TOKEN_FILE_BYTES).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise UploadError(f"cannot read the token file {token_file}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise UploadError("upload.err_token_unreadable", file=str(token_file),
+                              detail=getattr(exc, "strerror", None) or str(exc)) from None
         if not token:
-            raise UploadError(f"the token file {token_file} is empty")
+            raise UploadError("upload.err_token_empty", file=str(token_file))
     else:
         token = os.environ.get(TOKEN_ENV, "").strip()
         if not token:
-            raise UploadError(f"an upload token is needed: give --token-file FILE or set {TOKEN_ENV}")
+            raise UploadError("upload.err_token_needed", env=TOKEN_ENV)
     if any(c.isspace() or not c.isprintable() for c in token):
-        raise UploadError("the upload token holds spaces or control characters; copy it again")
+        raise UploadError("upload.err_token_chars")
     return token
 
 
@@ -87,7 +88,7 @@ def results_url(url: str) -> str:
     try:
         parsed = HttpUrl(url, "")
     except (CheckError, ValueError):
-        raise UploadError(f"the collector URL must be like https://collector.example:8080, not {redact_url(url)!r}") from None
+        raise UploadError("upload.err_url", url=repr(redact_url(url))) from None
     base = parsed.base[: -len(API_PATH)] if parsed.base.endswith(API_PATH) else parsed.base
     return f"{parsed.scheme}://{parsed.hostheader}{base}{API_PATH}"
 
@@ -98,7 +99,7 @@ def collector_urls(urls: str | list[str] | tuple[str, ...]) -> list[str]:
     items = [u.strip() for part in ([urls] if isinstance(urls, str) else urls) for u in part.split(",")]
     endpoints = [results_url(u) for u in items if u]
     if not endpoints:
-        raise UploadError("give the collector's URL, like https://collector.example:8080")
+        raise UploadError("upload.err_no_url")
     return endpoints
 
 
@@ -281,7 +282,9 @@ def send_all(url: str | list[str], token: str, folder: Path, attempts: int = 4, 
         try:
             set_aside(path, why, collector)
         except OSError as err:  # not moved: it stays, unsent, and the call says so (exit 2)
-            report.held = f"{why} ({err.strerror or err})"
+            detail = (word(lang, "upload.err_not_folder", folder=str(quarantine_dir(folder)))
+                      if isinstance(err, NotADirectoryError) else err.strerror or str(err))
+            report.held = f"{why} ({detail})"
             return Sent(path.name, HELD, report.held, run_id)
         return Sent(path.name, QUARANTINED, why, run_id)
 
@@ -296,7 +299,7 @@ def send_all(url: str | list[str], token: str, folder: Path, attempts: int = 4, 
         except FileNotFoundError:
             continue  # sent meanwhile by another readiness on this machine
         except _SetAside as exc:
-            report.files.append(aside(path, word(lang, exc.key, **exc.fill), None))
+            report.files.append(aside(path, exc.text(lang), None))
             continue
         sent: Sent | None = None
         stop = False
