@@ -201,3 +201,71 @@ def test_pg_dump_and_pg_restore_carry_a_collectors_database(postgres, tmp_path):
         assert tok.id > max(t.id for t in restored.list_tokens() if t.site == "Stockholm")
     finally:
         restored.close()
+
+
+def test_revision_0009_backfills_the_previous_releases_runs_as_the_live_record_makes_them(tmp_path):
+    """0009 carries its own copy of the history record (a migration never calls live code); on
+    the previous release's runs its rows equal what ``fleet.changes.history_record`` makes today."""
+    from readiness.collector.tables import run_history
+    from readiness.fleet.changes import history_record, room_run
+    from readiness.plugins import described
+
+    db = tmp_path / "readiness.db"
+    shutil.copyfile(PREV, db)
+    store = Store(f"sqlite:///{db}")
+    try:
+        assert _revision(store) == "0002"
+        store.migrate()
+        assert _revision(store) == head()
+        with store.engine.connect() as conn:
+            backfilled = {r.run_id: (r.room_key, r.site, r.record) for r in conn.execute(select(run_history))}
+            stored = {r.run_id: (r.room_key, r.site) for r in conn.execute(select(results.c.run_id, results.c.room_key,
+                                                                                  results.c.site))}
+        followed = tuple(described().repeatability)
+        live = {run_id: history_record(room_run(run_id, doc, followed)) for run_id, doc in store.documents(all_runs=True)}
+    finally:
+        store.close()
+    assert len(live) == 5 and set(backfilled) == set(live) == set(stored)
+    for run_id, (key, site, record) in backfilled.items():
+        assert (key, site) == stored[run_id]
+        assert record == live[run_id], run_id
+    assert any(rec["values"] for _, _, rec in backfilled.values())  # figures were followed, not an empty copy
+    assert any(rec["versions"] for _, _, rec in backfilled.values()) and any(rec["verdict"] for _, _, rec in backfilled.values())
+
+
+def test_revision_0009_backfills_varied_runs_of_a_revision_0008_database_as_the_live_record(tmp_path):
+    """The same on runs that exercise every part of the record: software versions (with a build
+    after the number, and text that is no version), devices by name and by ``details.device`` (spaces
+    around trimmed), followed figures and rooms without a label."""
+    from readiness.collector.ingest import ingest
+    from readiness.collector.tables import run_history
+    from readiness.fleet.changes import history_record, room_run
+    from readiness.plugins import described
+    from test_history import doc
+
+    made = [doc("Stockholm", "4.12", "mr-1", 3), doc("Stockholm", "4.12", "mr-1", 2, teams="24.2.0", speech=3.1,
+                                                      camera="  Poly Studio  "),
+            doc("Stockholm", "", "desk-7", 1, teams="Teams (new client)"), doc("Göteborg", "A", "gbg-1", 1, teams="24.3.0 (build 7)")]
+    made[3]["checks"]["microphone"]["details"] = {"device": " Shure MXA310 "}
+    store = Store(f"sqlite:///{tmp_path / 'readiness.db'}")
+    try:
+        store.migrate()
+        for d in made:
+            ingest(store, json.dumps(d).encode(), d["labels"]["site"])
+        with store.engine.begin() as conn:  # as a collector of revision 0008 left it
+            conn.execute(text("DROP TABLE run_history"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
+        store.migrate()
+        with store.engine.connect() as conn:
+            backfilled = {r.run_id: r.record for r in conn.execute(select(run_history))}
+        followed = tuple(described().repeatability)
+        live = {run_id: history_record(room_run(run_id, d, followed)) for run_id, d in store.documents(all_runs=True)}
+    finally:
+        store.close()
+    assert len(backfilled) == len(made) and backfilled == live
+    by_host = {rec["hostname"]: rec for rec in backfilled.values() if rec["hostname"] != "mr-1"}
+    assert by_host["gbg-1"]["devices"]["microphone"] == "Shure MXA310"
+    assert by_host["gbg-1"]["versions"]["software.teams_version"] == "24.3.0 (build 7)"
+    assert "software.teams_version" not in by_host["desk-7"]["versions"] and by_host["desk-7"]["room"] == ""
+    assert {rec["devices"].get("camera") for rec in backfilled.values()} >= {"Logitech Rally", "Poly Studio"}
+    assert any(rec["values"].get("speakers.speech_mos") == 3.1 for rec in backfilled.values())
