@@ -329,3 +329,20 @@ def test_the_suspected_regressions_on_fleet_open_one_alert_and_none_before_the_f
         assert len(sent) == 1 and keyed[0][1] in sent[0].text
     finally:
         store.close()
+
+
+def test_the_collector_preloads_the_plotting_library_once_it_listens(tmp_path):
+    """The first room page after a start would pay for importing matplotlib and building its
+    font cache; the server does it in the background after it listens: the line saying so comes
+    after "listening on" (the Collector has read up to that line), and the server answers meanwhile."""
+    from netns import wait_line
+
+    c = Collector(f"sqlite:///{tmp_path / 'readiness.db'}")
+    try:
+        assert c.request("GET", "/healthz")[0] == 200
+        line = wait_line(c.proc, "history plots: ready", timeout=120)
+        assert "to load matplotlib" in line
+        assert c.request("GET", "/healthz")[0] == 200
+    finally:
+        err = c.stop()
+    assert "Traceback" not in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -74,6 +75,21 @@ class Site:
             if self._stopping.wait(3600.0):
                 return
 
+    def _preload_plots(self) -> None:
+        """The first room history page after a start would import matplotlib and build its font
+        cache (~2 s); done here, in the background, once the server listens."""
+        def preload() -> None:
+            from readiness.render import plots  # the server extra: matplotlib, imported in this thread
+
+            started = time.monotonic()
+            try:
+                plots.warm()
+            except plots.PlotsUnavailable:
+                return  # the history pages say so themselves
+            log(f"history plots: ready ({time.monotonic() - started:.1f} s to load matplotlib and its fonts)")
+
+        threading.Thread(target=preload, daemon=True, name="plots-preload").start()
+
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; the process exit code."""
         o = self.opts
@@ -86,7 +102,8 @@ class Site:
                               max_bytes=int(o.max_mb * 1e6), max_transfers=o.max_transfers,
                               max_connections=o.max_connections, idle_timeout_s=o.timeout,
                               max_request_s=o.max_seconds, trusted_proxies=o.trusted_proxies,
-                              routes=[*self.routes, *self.page.routes()])
+                              routes=[*self.routes, *self.page.routes()],
+                              on_listening=self._preload_plots if self.collector is not None else None)
         finally:
             self.page.close()
             self._stopping.set()

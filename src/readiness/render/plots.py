@@ -29,6 +29,9 @@ BOUND_COLOURS = {"required": "#b00020", "recommended": "#8a5a00"}
 _LOCK = threading.Lock()  # matplotlib's text and font caches are not safe across threads
 
 
+READY = threading.Event()  # set once matplotlib is imported and has drawn (``warm``)
+
+
 class PlotsUnavailable(RuntimeError):
     """matplotlib is not installed here."""
 
@@ -57,6 +60,16 @@ def _pyplot() -> Any:
     from matplotlib.figure import Figure
 
     return matplotlib, Figure, mdates
+
+
+def warm() -> None:
+    """Import matplotlib and draw one small plot, so its font cache and text layout are built:
+    the first plot after a start otherwise pays ~2 s for them. PlotsUnavailable without matplotlib."""
+    from datetime import timezone
+
+    when = [datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)]
+    line_svg([Series("warm", when, [1.0, 2.0])], [Bound(1.5, "bound", "required")], "Mbit/s")
+    READY.set()
 
 
 def legend_style(index: int) -> str:

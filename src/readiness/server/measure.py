@@ -194,7 +194,7 @@ class TestLog:
 
 def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
                stun_port: int = DEFAULT_STUN_PORT, routes: Iterable[Route] = (), ssl_context: Any = None,
-               trusted_proxies: tuple[Any, ...] = (), **limits) -> int:
+               trusted_proxies: tuple[Any, ...] = (), on_listening: Any = None, **limits) -> int:
     """Serve until SIGINT/SIGTERM; returns the process exit code (0 on a clean stop).
 
     ``routes`` are served beside the built-in speed-test endpoints (first match wins, so a
@@ -202,7 +202,8 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
     loaded, see :func:`tls_context`) serves HTTPS instead of HTTP. ``limits`` override
     :data:`DEFAULT_LIMITS`; ``None`` values keep the default. ``trusted_proxies``: reverse
     proxies whose forwarding headers name the client (``server.clients.parse_proxies``). Port 0 picks a free port (the
-    "listening" line says which).
+    "listening" line says which). ``on_listening()`` is called once the sockets listen, before
+    the first request is served (for work that must not delay the start).
     """
     unknown = set(limits) - set(DEFAULT_LIMITS)
     if unknown:
@@ -244,6 +245,8 @@ def run_server(host: str = "0.0.0.0", http_port: int = DEFAULT_HTTP_PORT,
             tests.flush()
 
     threading.Thread(target=janitor, daemon=True, name="test-log").start()
+    if on_listening is not None:
+        on_listening()
     try:
         httpd.serve_forever(poll_interval=0.2)
     finally:
