@@ -274,6 +274,7 @@ def test_mistakes_are_said_in_the_configured_language(cli):
         out = cli("schedule", "install", "--print", *args, env=env)
         assert out.returncode == 2 and swedish in out.stderr, (args, out.stderr)
         assert "Traceback" not in out.stderr and out.stdout == "" and "is not" not in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr  # one line, no English usage text around it
     # --lang given to the run wins over the configuration
     out = cli("schedule", "install", "--print", "--at", "25:00", "--", "--lang", "en", env=env)
     assert out.returncode == 2 and "is not a time of day" in out.stderr, out.stderr

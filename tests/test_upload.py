@@ -447,3 +447,6 @@ def test_token_and_spool_faults_are_said_in_swedish_in_one_line(cli, tmp_path):
         english_done = cli("upload", "http://127.0.0.1:9", *args, env=env)
         assert english_done.returncode == 2 and english in english_done.stderr, english_done.stderr
     assert in_the_way.is_file() and result.exists()  # nothing lost, nothing replaced
+    no_url = cli("upload", "--token-file", str(good), "--lang", "sv", env=env)
+    assert no_url.returncode == 2 and no_url.stderr.strip() == (
+        "readiness: ange insamlingsserverns adress (eller sätt upload_url i konfigurationen)"), no_url.stderr

@@ -59,12 +59,11 @@ def schedule_install(every: str, at: str, random_delay: str, just_print: bool, v
     try:
         hour, minute = parse_at(at)
     except ScheduleError as exc:
-        raise click.BadParameter(exc.text(lang), param_hint="--at") from None
+        fail(f"--at: {exc.text(lang)}")
     try:
         delay = round(parse_duration(random_delay))
     except ValueError:
-        raise click.BadParameter(word(lang, "schedule.err_delay", value=repr(random_delay)),
-                                 param_hint="--random-delay") from None
+        fail(f"--random-delay: {word(lang, 'schedule.err_delay', value=repr(random_delay))}")
     try:  # a value that would break a line of the unit, crontab, plist or task XML
         plan = Plan(every=every, hour=hour, minute=minute, random_delay_s=delay, run_args=tuple(run_args),
                     system=system, via=via or default_via())

@@ -93,7 +93,7 @@ def upload(ctx: click.Context, url: str | None, files: tuple[str, ...], spool_di
         sys.exit(0)
     url = url or cfg.upload_url
     if not url:
-        raise click.UsageError(word(cfg.lang, "upload.err_no_url_configured"))
+        fail(word(cfg.lang, "upload.err_no_url_configured"))
     try:
         up.collector_urls(url)
     except up.UploadError as exc:
