@@ -46,7 +46,7 @@ def enqueue(result_file: str | os.PathLike[str], folder: Path) -> Path:
     try:
         result = read_result(result_file)
     except ResultError as exc:
-        raise UploadError("upload.err_result", file=str(result_file), detail=str(exc)) from None
+        raise UploadError("upload.err_result", detail=str(exc)) from None
     if not isinstance(result.run_id, str) or not result.run_id.isalnum():
         raise UploadError("upload.err_no_run_id", file=str(result_file))
     try:
