@@ -149,7 +149,27 @@ class _Document(_Closed):
     coverage: Union[_Coverage, None, msgspec.UnsetType] = _UNSET
 
 
+# The same types with the open objects closed: a document whose judgement, items or
+# requirements hold keys the types do not name is left to ``clean_document`` (which walks those
+# keys); one that passes these needs no walk of its judgement, only of its free parts.
+class _ClosedRequirement(_Requirement, forbid_unknown_fields=True):
+    pass
+
+
+class _ClosedItem(_Item, forbid_unknown_fields=True):
+    requirement: _ClosedRequirement
+
+
+class _ClosedJudgement(_Judgement, forbid_unknown_fields=True):
+    items: Annotated[list[_ClosedItem], msgspec.Meta(max_length=5000)]
+
+
+class _ClosedDocument(_Document):
+    judgement: Union[_ClosedJudgement, None, msgspec.UnsetType] = _UNSET
+
+
 _TYPED = msgspec.json.Decoder(_Document)
+_TYPED_CLOSED = msgspec.json.Decoder(_ClosedDocument)
 _UNTYPED = msgspec.json.Decoder()
 _PROFILE_TEXT = {"name": 200, "title": 500, "origin": 2000}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -218,6 +238,11 @@ def _free_parts_clean(data: dict[str, Any]) -> bool:
         for item in judgement["items"]:
             parts.extend((v, 4) for k, v in item.items() if k not in _ITEM_KEYS)
             parts.extend((v, 5) for k, v in item["requirement"].items() if k not in _REQUIREMENT_KEYS)
+    return _parts_clean(parts)
+
+
+def _parts_clean(parts: list[tuple[Any, int]]) -> bool:
+    """Each (free part, the depth it stands at): nested at most MAX_DEPTH levels, numbers finite."""
     stack = [(node, depth) for node, depth in parts if type(node) is dict or type(node) is list]
     for node, depth in parts:
         if type(node) is float and not math.isfinite(node):
@@ -249,3 +274,25 @@ def clean_document(raw: bytes, data: Any) -> dict[str, Any] | None:
     if type(data) is not dict or not _free_parts_clean(data):
         return None
     return data
+
+
+def clean_struct(raw: bytes) -> _ClosedDocument | None:
+    """The document as the typed structure itself, in ONE decode, for a reader that needs only
+    a few of its fields (the fleet): the types with the open objects closed, the rules the
+    types do not hold, and a walk of the free parts left (the profile, the judgement's profile,
+    each check's details). None: not clean by these rules (the caller takes the border's
+    usual path, ``result.load_result_bytes``, which reads or refuses it)."""
+    if may_hold_surrogate(raw):
+        return None
+    try:
+        doc = _TYPED_CLOSED.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if not _typed_clean(doc):
+        return None
+    parts: list[tuple[Any, int]] = [(doc.profile, 1)]
+    parts.extend((record.details, 3) for record in doc.checks.values())
+    judgement = doc.judgement
+    if judgement is not None and judgement is not _UNSET:
+        parts.append((judgement.profile, 2))
+    return doc if _parts_clean(parts) else None

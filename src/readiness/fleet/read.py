@@ -8,7 +8,9 @@ import math
 import os
 import sys
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+from msgspec import UNSET
 
 from readiness.fleet.files import Why, _unreadable, invalid
 from readiness.fleet.model import _CANONICAL, STATUSES, Run
@@ -18,7 +20,9 @@ from readiness.judge.requirements import Profile, Requirement
 from readiness.judge.verdicts import Judgement, judge
 from readiness.judge.wording import requirement_key
 from readiness.plugins import described
-from readiness.result import CLOCK_TOLERANCE, ResultError, parse_utc, prepare_border, read_result
+from readiness.atomic import NotAFile, read_regular
+from readiness.onepass import _UNTYPED, _ClosedJudgement, clean_struct
+from readiness.result import CLOCK_TOLERANCE, MAX_RESULT_BYTES, ResultError, parse_utc, prepare_border, read_result
 from readiness.versions import is_version
 
 class _Registry:
@@ -48,32 +52,68 @@ class _Registry:
         return out
 
 
-def _metric_values(result: Any, units: dict[str, str], names: dict[tuple[str, str], str] | None = None
-                   ) -> dict[str, Any]:
+def _metric_values(entries: Iterable[tuple[str, str, Any, Any]], units: dict[str, str],
+                   names: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
     """Every number, yes/no or version a run measured, as "check.metric" -> value (the CSV's
-    columns). ``names``: one string per name across runs (smaller when sent between processes)."""
+    columns), from (check, metric, value, unit) entries. ``names``: one string per name across
+    runs (smaller when sent between processes)."""
     values: dict[str, Any] = {}
     names = {} if names is None else names
+    for cname, mname, v, unit in entries:
+        t = type(v)
+        if t is bool or t is int or (t is float and math.isfinite(v)) or (t is str and is_version(v)):
+            name = names.get((cname, mname))
+            if name is None:
+                name = names[(cname, mname)] = f"{cname}.{mname}"
+            values[name] = v
+            if unit and name not in units:
+                units[name] = str(unit)
+    return values
+
+
+def _metric_entries(result: Any) -> Iterator[tuple[str, str, Any, Any]]:
+    """(check, metric, value, unit) of each metric of a Result; an entry that is not an object is passed over."""
     for cname, record in result.checks.items():
         metrics = record.metrics
         if type(metrics) is not dict:
             continue
         for mname, entry in metrics.items():
             try:
-                v = entry.get("value")
+                yield cname, mname, entry.get("value"), entry.get("unit")
             except AttributeError:
                 continue
-            t = type(v)
-            if t is bool or t is int or (t is float and math.isfinite(v)) or (t is str and is_version(v)):
-                name = names.get((cname, mname))
-                if name is None:
-                    name = names[(cname, mname)] = f"{cname}.{mname}"
-                values[name] = v
-                if name not in units:
-                    unit = entry.get("unit")
-                    if unit:
-                        units[name] = str(unit)
-    return values
+
+
+def _struct_entries(doc: Any) -> Iterator[tuple[str, str, Any, Any]]:
+    """The same from ``onepass.clean_struct``'s typed document."""
+    for cname, record in doc.checks.items():
+        for mname, m in record.metrics.items():
+            yield cname, mname, m.value, m.unit
+
+
+def _given(value: Any) -> Any:
+    """A typed field left out of the document (UNSET) as ``dict.get`` reads it: None."""
+    return None if value is UNSET else value
+
+
+def _started(text: Any, path: str, written: datetime | None) -> Any:
+    """A run's start as a datetime, or the reader's skip record: not a date and time, or (by
+    ``written``, its file's modification time) a clock ahead."""
+    try:
+        started = parse_utc(str(text))
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=timezone.utc)
+    except ValueError:
+        return ("skip", path, Why("bad_start", f"malformed result (start time {text!r} is not a date and "
+                                               "time)", value=repr(text)[:80]), True)
+    if written is not None and started - written > CLOCK_TOLERANCE:
+        stamp, file_time = started.strftime("%Y-%m-%dT%H:%M:%SZ"), written.strftime("%Y-%m-%dT%H:%M:%SZ")
+        minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
+        return ("skip", path, Why("clock_ahead", f"starts at {stamp} by its computer's clock, after its file was "
+                                                 f"written ({file_time}; {minutes} minutes are tolerated): that "
+                                                 "computer's clock is ahead; not counted",
+                                  started=stamp, written=file_time, minutes=minutes), True)
+    return started
 
 
 def _text(value: Any) -> str:
@@ -100,6 +140,10 @@ class _Reader:
         self.names: dict[tuple[str, str], str] = {}
 
     def __call__(self, path: str) -> tuple[Any, ...]:
+        if self.profile is None:  # the usual case: the judgement stored in each file
+            record = self._fast(path)
+            if record is not None:
+                return record
         try:
             result = read_result(path)
             written = datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
@@ -110,6 +154,21 @@ class _Reader:
             return ("skip", path, _unreadable(exc), False)
         return self.from_result(result, path, written)
 
+    def _fast(self, path: str) -> tuple[Any, ...] | None:
+        """The record of a clean file with a stored judgement from ONE typed decode
+        (``onepass.clean_struct``), without building a Result; None: anything else (a file that
+        cannot be read, a document the closed types refuse, no judgement), which takes the
+        border's usual path and is read, skipped or refused in its words."""
+        try:
+            raw = read_regular(path, MAX_RESULT_BYTES)
+            written = datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
+        except (OSError, NotAFile):
+            return None
+        doc = clean_struct(raw)
+        if doc is None or not isinstance(doc.judgement, _ClosedJudgement):
+            return None
+        return self._record(doc, path, written, raw)
+
     def from_result(self, result: Any, path: str, written: datetime | None = None) -> tuple[Any, ...]:
         """The record of a Result already read (from a file, or from the collector's database).
         ``written``: when its file was last modified; a start later than that (by more than
@@ -118,20 +177,9 @@ class _Reader:
         run_id = result.run_id if isinstance(result.run_id, str) else ""
         if not run_id:
             return ("skip", path, Why("no_run_id", "malformed result (no run_id)"), True)
-        try:
-            started = parse_utc(str(result.started_utc))
-            if started.tzinfo is None:
-                started = started.replace(tzinfo=timezone.utc)
-        except ValueError:
-            return ("skip", path, Why("bad_start", f"malformed result (start time {result.started_utc!r} is not a date and "
-                                                   "time)", value=repr(result.started_utc)[:80]), True)
-        if written is not None and started - written > CLOCK_TOLERANCE:
-            stamp, file_time = started.strftime("%Y-%m-%dT%H:%M:%SZ"), written.strftime("%Y-%m-%dT%H:%M:%SZ")
-            minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
-            return ("skip", path, Why("clock_ahead", f"starts at {stamp} by its computer's clock, after its file was "
-                                                     f"written ({file_time}; {minutes} minutes are tolerated): that "
-                                                     "computer's clock is ahead; not counted",
-                                      started=stamp, written=file_time, minutes=minutes), True)
+        started = _started(result.started_utc, path, written)
+        if type(started) is tuple:
+            return started
         new: dict[tuple[Any, ...], Requirement] = {}
         try:
             if self.profile is not None:
@@ -155,20 +203,63 @@ class _Reader:
                           ("bad_judgement", "malformed judgement in the result"))
             error = f"{type(exc).__name__}: {exc}"
             return ("skip", path, Why(code, f"{what} ({error})", error=error), True)
-        self.known.update(new)
-        units: dict[str, str] = {}
-        values = _metric_values(result, units, self.names)
-        new_units = {k: v for k, v in units.items() if k not in self.units}
-        self.units.update(new_units)
         host = result.host if isinstance(result.host, dict) else {}
         labels = result.labels if isinstance(result.labels, dict) else {}
-        checks = tuple(c for c in result.checks if isinstance(c, str))
+        return self._run(path, run_id, started, new, _metric_entries(result), host,
+                         (_text(labels.get("site")), _text(labels.get("room")), _text(labels.get("label"))),
+                         name, overall, statuses, tuple(c for c in result.checks if isinstance(c, str)), needed,
+                         facts_of(result, self.profile.summary() if self.profile is not None else
+                                  (result.judgement or {}).get("profile"), self.service_reporters))
+
+    def _record(self, doc: Any, path: str, written: datetime, raw: bytes) -> tuple[Any, ...]:
+        """``from_result`` for a document checked by ``onepass.clean_struct`` and its stored
+        judgement: the same record, read from the typed structure (whose types already hold
+        what ``from_result`` checks: the run id, each verdict, the judgement's shape)."""
+        started = _started(doc.started_utc, path, written)
+        if type(started) is tuple:
+            return started
+        j = doc.judgement
+        new: dict[tuple[Any, ...], Requirement] = {}
+        statuses: dict[Any, str] = {}
+        fresh = []
+        keys, known = self.keys, self.known
+        for i, item in enumerate(j.items):
+            req = item.requirement
+            key = (req.metric, req.severity, _given(req.min), _given(req.max), _given(req.expect),
+                   _given(req.min_version), _given(req.service))
+            key = keys.setdefault(key, key)
+            if key not in known and key not in new:
+                new[key] = None
+                fresh.append(i)
+            statuses[key] = item.status
+        if fresh:  # a requirement this reader has not met: built from the JSON as read, as _stored does
+            items = _UNTYPED.decode(raw)["judgement"]["items"]
+            for i, key in zip(fresh, new):
+                new[key] = Requirement.from_dict(items[i]["requirement"])
+        labels = doc.labels
+        prof = j.profile
+        return self._run(path, doc.run_id, started, new, _struct_entries(doc), doc.host,
+                         (_text(labels.site), _text(labels.room), _text(labels.label)),
+                         _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),
+                         tuple(j.coverage.needed) if j.coverage is not UNSET else (),
+                         facts_of(doc, prof, self.service_reporters))
+
+    def _run(self, path: str, run_id: str, started: datetime, new: dict[tuple[Any, ...], Requirement],
+             entries: Iterator[tuple[str, str, Any, Any]], host: dict[str, Any], labels: tuple[str, str, str],
+             name: str, overall: str, statuses: dict[Any, str], checks: tuple[str, ...], needed: tuple[str, ...],
+             facts: dict[str, Any]) -> tuple[Any, ...]:
+        """The reader's record of a judged run (``labels``: site, room, label)."""
+        self.known.update(new)
+        units: dict[str, str] = {}
+        values = _metric_values(entries, units, self.names)
+        new_units = {k: v for k, v in units.items() if k not in self.units}
+        self.units.update(new_units)
+        site, room, label = labels
         run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
-                  site=_text(labels.get("site")), room=_text(labels.get("room")), label=_text(labels.get("label")),
+                  site=site, room=room, label=label,
                   profile=name, overall=overall, statuses=statuses, values=values, checks=checks,
                   needed=needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses)),
-                  facts=facts_of(result, self.profile.summary() if self.profile is not None else
-                                 (result.judgement or {}).get("profile"), self.service_reporters))
+                  facts=facts)
         return ("run", run, new, new_units)
 
     def _judged(self, j: Judgement, new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
