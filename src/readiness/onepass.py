@@ -149,27 +149,32 @@ class _Document(_Closed):
     coverage: Union[_Coverage, None, msgspec.UnsetType] = _UNSET
 
 
-# The same types with the open objects closed: a document whose judgement, items or
-# requirements hold keys the types do not name is left to ``clean_document`` (which walks those
-# keys); one that passes these needs no walk of its judgement, only of its free parts.
+# For a reader that needs few fields of many documents (the fleet): the same types with the open
+# objects closed, so a document that passes needs no walk of its judgement (one with keys the
+# types do not name is left to ``clean_document``, which walks them), and each item's requirement
+# kept as its JSON bytes: a fleet's files repeat the same few requirements, each checked once
+# (``_ClosedRequirement``) and remembered by its bytes, not decoded again in every file.
 class _ClosedRequirement(_Requirement, forbid_unknown_fields=True):
     pass
 
 
-class _ClosedItem(_Item, forbid_unknown_fields=True):
-    requirement: _ClosedRequirement
+class _RawItem(_Item, forbid_unknown_fields=True):
+    requirement: msgspec.Raw
 
 
-class _ClosedJudgement(_Judgement, forbid_unknown_fields=True):
-    items: Annotated[list[_ClosedItem], msgspec.Meta(max_length=5000)]
+class _RawJudgement(_Judgement, forbid_unknown_fields=True):
+    items: Annotated[list[_RawItem], msgspec.Meta(max_length=5000)]
 
 
-class _ClosedDocument(_Document):
-    judgement: Union[_ClosedJudgement, None, msgspec.UnsetType] = _UNSET
+class _RawDocument(_Document):
+    judgement: Union[_RawJudgement, None, msgspec.UnsetType] = _UNSET
 
 
 _TYPED = msgspec.json.Decoder(_Document)
-_TYPED_CLOSED = msgspec.json.Decoder(_ClosedDocument)
+_TYPED_RAW = msgspec.json.Decoder(_RawDocument)
+_REQUIREMENT = msgspec.json.Decoder(_ClosedRequirement)
+_CHECKED_REQUIREMENTS: set[bytes] = set()  # requirements (JSON bytes) that passed _REQUIREMENT
+_MAX_CHECKED = 4096  # bounds its memory whatever the files hold; past it, each is checked every time
 _UNTYPED = msgspec.json.Decoder()
 _PROFILE_TEXT = {"name": 200, "title": 500, "origin": 2000}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -276,16 +281,17 @@ def clean_document(raw: bytes, data: Any) -> dict[str, Any] | None:
     return data
 
 
-def clean_struct(raw: bytes) -> _ClosedDocument | None:
+def clean_struct(raw: bytes) -> tuple[_RawDocument, list[bytes]] | None:
     """The document as the typed structure itself, in ONE decode, for a reader that needs only
-    a few of its fields (the fleet): the types with the open objects closed, the rules the
-    types do not hold, and a walk of the free parts left (the profile, the judgement's profile,
-    each check's details). None: not clean by these rules (the caller takes the border's
-    usual path, ``result.load_result_bytes``, which reads or refuses it)."""
+    a few of its fields (the fleet), and each judgement item's requirement as its JSON bytes
+    (checked: decode them for their data); None: not clean by the closed types, the rules they
+    do not hold or the walk of the free parts (the profile, the judgement's profile, each
+    check's details). The caller then takes the border's usual path
+    (``result.load_result_bytes``), which reads or refuses the document in its words."""
     if may_hold_surrogate(raw):
         return None
     try:
-        doc = _TYPED_CLOSED.decode(raw)
+        doc = _TYPED_RAW.decode(raw)
     except msgspec.DecodeError:
         return None
     if not _typed_clean(doc):
@@ -293,6 +299,39 @@ def clean_struct(raw: bytes) -> _ClosedDocument | None:
     parts: list[tuple[Any, int]] = [(doc.profile, 1)]
     parts.extend((record.details, 3) for record in doc.checks.values())
     judgement = doc.judgement
+    requirements: list[bytes] = []
     if judgement is not None and judgement is not _UNSET:
         parts.append((judgement.profile, 2))
-    return doc if _parts_clean(parts) else None
+        checked = _CHECKED_REQUIREMENTS
+        for item in judgement.items:
+            req = bytes(item.requirement)
+            if req not in checked:
+                try:
+                    _REQUIREMENT.decode(req)
+                except msgspec.DecodeError:
+                    return None
+                if len(checked) < _MAX_CHECKED:
+                    checked.add(req)
+            requirements.append(req)
+    return (doc, requirements) if _nested_within(parts) else None
+
+
+_CONTAINERS = frozenset((dict, list))
+
+
+def _nested_within(parts: list[tuple[Any, int]]) -> bool:
+    """``_parts_clean`` for what msgspec decoded from bytes, which holds no number that is not
+    finite (it refuses NaN, Infinity and a number out of range: tests/test_border_onepass.py):
+    only the nesting is looked at, and a container holding no container is passed over in C."""
+    stack = [(node, depth) for node, depth in parts if type(node) is dict or type(node) is list]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        values = node.values() if type(node) is dict else node
+        if _CONTAINERS.isdisjoint(map(type, values)):
+            continue
+        for value in values:
+            if type(value) is dict or type(value) is list:
+                stack.append((value, depth + 1))
+    return True

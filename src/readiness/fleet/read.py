@@ -21,9 +21,12 @@ from readiness.judge.verdicts import Judgement, judge
 from readiness.judge.wording import requirement_key
 from readiness.plugins import described
 from readiness.atomic import NotAFile, read_regular
-from readiness.onepass import _UNTYPED, _ClosedJudgement, clean_struct
+from readiness.onepass import _UNTYPED, _RawJudgement, clean_struct
 from readiness.result import CLOCK_TOLERANCE, MAX_RESULT_BYTES, ResultError, parse_utc, prepare_border, read_result
 from readiness.versions import is_version
+
+_MAX_REMEMBERED = 4096  # distinct requirements a reader remembers by their bytes (bounds its memory)
+
 
 class _Registry:
     """The distinct requirements met in the fleet, each with the profiles that hold it."""
@@ -84,16 +87,10 @@ def _metric_entries(result: Any) -> Iterator[tuple[str, str, Any, Any]]:
                 continue
 
 
-def _struct_entries(doc: Any) -> Iterator[tuple[str, str, Any, Any]]:
+def _struct_entries(doc: Any) -> list[tuple[str, str, Any, Any]]:
     """The same from ``onepass.clean_struct``'s typed document."""
-    for cname, record in doc.checks.items():
-        for mname, m in record.metrics.items():
-            yield cname, mname, m.value, m.unit
-
-
-def _given(value: Any) -> Any:
-    """A typed field left out of the document (UNSET) as ``dict.get`` reads it: None."""
-    return None if value is UNSET else value
+    return [(cname, mname, m.value, m.unit) for cname, record in doc.checks.items()
+            for mname, m in record.metrics.items()]
 
 
 def _started(text: Any, path: str, written: datetime | None) -> Any:
@@ -138,6 +135,8 @@ class _Reader:
         # makes: records sent back from a worker process pickle each once, not once per run
         self.keys: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.names: dict[tuple[str, str], str] = {}
+        # each requirement met in a clean file (its JSON bytes) -> (its key, its data)
+        self.requirements: dict[bytes, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
     def __call__(self, path: str) -> tuple[Any, ...]:
         if self.profile is None:  # the usual case: the judgement stored in each file
@@ -164,10 +163,10 @@ class _Reader:
             written = datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
         except (OSError, NotAFile):
             return None
-        doc = clean_struct(raw)
-        if doc is None or not isinstance(doc.judgement, _ClosedJudgement):
+        clean = clean_struct(raw)
+        if clean is None or not isinstance(clean[0].judgement, _RawJudgement):
             return None
-        return self._record(doc, path, written, raw)
+        return self._record(*clean, path, written)
 
     def from_result(self, result: Any, path: str, written: datetime | None = None) -> tuple[Any, ...]:
         """The record of a Result already read (from a file, or from the collector's database).
@@ -211,31 +210,30 @@ class _Reader:
                          facts_of(result, self.profile.summary() if self.profile is not None else
                                   (result.judgement or {}).get("profile"), self.service_reporters))
 
-    def _record(self, doc: Any, path: str, written: datetime, raw: bytes) -> tuple[Any, ...]:
+    def _record(self, doc: Any, requirements: list[bytes], path: str, written: datetime) -> tuple[Any, ...]:
         """``from_result`` for a document checked by ``onepass.clean_struct`` and its stored
-        judgement: the same record, read from the typed structure (whose types already hold
-        what ``from_result`` checks: the run id, each verdict, the judgement's shape)."""
+        judgement (``requirements``: each item's requirement, JSON bytes): the same record, read
+        from the typed structure, whose types already hold what ``from_result`` checks (the run
+        id, each verdict, the judgement's shape)."""
         started = _started(doc.started_utc, path, written)
         if type(started) is tuple:
             return started
         j = doc.judgement
         new: dict[tuple[Any, ...], Requirement] = {}
         statuses: dict[Any, str] = {}
-        fresh = []
-        keys, known = self.keys, self.known
-        for i, item in enumerate(j.items):
-            req = item.requirement
-            key = (req.metric, req.severity, _given(req.min), _given(req.max), _given(req.expect),
-                   _given(req.min_version), _given(req.service))
-            key = keys.setdefault(key, key)
+        read, known = self.requirements, self.known
+        for item, req in zip(j.items, requirements):
+            hit = read.get(req)
+            if hit is None:  # as _stored reads it, from the JSON
+                data = _UNTYPED.decode(req)
+                key = stored_key(data)
+                hit = (self.keys.setdefault(key, key), data)
+                if len(read) < _MAX_REMEMBERED:
+                    read[req] = hit
+            key = hit[0]
             if key not in known and key not in new:
-                new[key] = None
-                fresh.append(i)
+                new[key] = Requirement.from_dict(hit[1])
             statuses[key] = item.status
-        if fresh:  # a requirement this reader has not met: built from the JSON as read, as _stored does
-            items = _UNTYPED.decode(raw)["judgement"]["items"]
-            for i, key in zip(fresh, new):
-                new[key] = Requirement.from_dict(items[i]["requirement"])
         labels = doc.labels
         prof = j.profile
         return self._run(path, doc.run_id, started, new, _struct_entries(doc), doc.host,
@@ -245,7 +243,7 @@ class _Reader:
                          facts_of(doc, prof, self.service_reporters))
 
     def _run(self, path: str, run_id: str, started: datetime, new: dict[tuple[Any, ...], Requirement],
-             entries: Iterator[tuple[str, str, Any, Any]], host: dict[str, Any], labels: tuple[str, str, str],
+             entries: Iterable[tuple[str, str, Any, Any]], host: dict[str, Any], labels: tuple[str, str, str],
              name: str, overall: str, statuses: dict[Any, str], checks: tuple[str, ...], needed: tuple[str, ...],
              facts: dict[str, Any]) -> tuple[Any, ...]:
         """The reader's record of a judged run (``labels``: site, room, label)."""
