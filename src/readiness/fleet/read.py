@@ -164,9 +164,7 @@ class _Reader:
         except (OSError, NotAFile):
             return None
         clean = clean_struct(raw)
-        if clean is None or not isinstance(clean[0].judgement, _RawJudgement):
-            return None
-        return self._record(*clean, path, written)
+        return None if clean is None else self._record(*clean, path, written)
 
     def from_result(self, result: Any, path: str, written: datetime | None = None) -> tuple[Any, ...]:
         """The record of a Result already read (from a file, or from the collector's database).
@@ -210,15 +208,18 @@ class _Reader:
                          facts_of(result, self.profile.summary() if self.profile is not None else
                                   (result.judgement or {}).get("profile"), self.service_reporters))
 
-    def _record(self, doc: Any, requirements: list[bytes], path: str, written: datetime) -> tuple[Any, ...]:
+    def _record(self, doc: Any, requirements: list[bytes], path: str, written: datetime | None
+                ) -> tuple[Any, ...] | None:
         """``from_result`` for a document checked by ``onepass.clean_struct`` and its stored
         judgement (``requirements``: each item's requirement, JSON bytes): the same record, read
         from the typed structure, whose types already hold what ``from_result`` checks (the run
-        id, each verdict, the judgement's shape)."""
+        id, each verdict, the judgement's shape). None: it holds no judgement (``from_result`` says so)."""
+        j = doc.judgement
+        if not isinstance(j, _RawJudgement):
+            return None
         started = _started(doc.started_utc, path, written)
         if type(started) is tuple:
             return started
-        j = doc.judgement
         new: dict[tuple[Any, ...], Requirement] = {}
         statuses: dict[Any, str] = {}
         read, known = self.requirements, self.known
