@@ -175,3 +175,27 @@ def test_the_fleets_one_decode_never_accepts_what_the_full_path_refuses_and_read
                 taken += 1
                 assert record == _Reader(None).from_result(checked_data(json.loads(raw), "doc")[0], "doc"), raw[:2000]
     assert refused > 200 and taken > 200, (refused, taken)
+
+
+@pytest.mark.parametrize("kind", ["lists", "objects", "mixed"])
+def test_the_fleets_nesting_walk_draws_the_line_where_the_full_walk_does(kind):
+    """The fleet's walk of the free parts looks at a container's children in one go when they are
+    all lists or all objects (a chart's points); around MAX_DEPTH, in each shape, it must say
+    exactly what the full walk says."""
+    from readiness.onepass import _nested_within, _parts_clean
+
+    def nested(levels: int) -> Any:
+        value: Any = 1
+        for i in range(levels):
+            value = ([value, [2]] if kind == "lists" else {"a": value, "b": {"c": 1}} if kind == "objects"
+                     else [value] if i % 2 else {"k": value})
+        return value
+
+    verdicts = set()
+    for levels in range(MAX_DEPTH - 8, MAX_DEPTH + 1):
+        for wrap in (lambda v: v, lambda v: [v, v], lambda v: [[1], v], lambda v: {"x": v, "y": {"z": 2}}):
+            for depth in (1, 3):
+                part = [(wrap(nested(levels)), depth)]
+                verdicts.add(_parts_clean(part))
+                assert _nested_within(part) == _parts_clean(part), (levels, depth)
+    assert verdicts == {True, False}  # both sides of the line were drawn

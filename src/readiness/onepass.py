@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import chain
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -329,9 +330,12 @@ def _nested_within(parts: list[tuple[Any, int]]) -> bool:
         if depth > MAX_DEPTH:
             return False
         values = node.values() if type(node) is dict else node
-        if _CONTAINERS.isdisjoint(map(type, values)):
+        kinds = set(map(type, values))
+        if kinds.isdisjoint(_CONTAINERS):
             continue
-        for value in values:
-            if type(value) is dict or type(value) is list:
-                stack.append((value, depth + 1))
+        if len(kinds) == 1 and depth < MAX_DEPTH:  # all lists, or all objects (a chart's points)
+            inner = chain.from_iterable(values if list in kinds else map(dict.values, values))
+            if _CONTAINERS.isdisjoint(map(type, inner)):
+                continue  # none holds a container: all looked at in one go
+        stack.extend((value, depth + 1) for value in values if type(value) is dict or type(value) is list)
     return True
