@@ -55,6 +55,12 @@ class _Registry:
         return out
 
 
+def _kept(value: Any) -> bool:
+    """A measured value the fleet keeps: a number (finite), yes/no, or a version."""
+    t = type(value)
+    return t is bool or t is int or (t is float and math.isfinite(value)) or (t is str and is_version(value))
+
+
 def _metric_values(entries: Iterable[tuple[str, str, Any, Any]], units: dict[str, str],
                    names: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
     """Every number, yes/no or version a run measured, as "check.metric" -> value (the CSV's
@@ -63,8 +69,7 @@ def _metric_values(entries: Iterable[tuple[str, str, Any, Any]], units: dict[str
     values: dict[str, Any] = {}
     names = {} if names is None else names
     for cname, mname, v, unit in entries:
-        t = type(v)
-        if t is bool or t is int or (t is float and math.isfinite(v)) or (t is str and is_version(v)):
+        if _kept(v):
             name = names.get((cname, mname))
             if name is None:
                 name = names[(cname, mname)] = f"{cname}.{mname}"
@@ -87,10 +92,24 @@ def _metric_entries(result: Any) -> Iterator[tuple[str, str, Any, Any]]:
                 continue
 
 
-def _struct_entries(doc: Any) -> list[tuple[str, str, Any, Any]]:
-    """The same from ``onepass.clean_struct``'s typed document."""
-    return [(cname, mname, m.value, m.unit) for cname, record in doc.checks.items()
-            for mname, m in record.metrics.items()]
+def _struct_values(doc: Any, units: dict[str, str], names: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """``_metric_values`` of ``onepass.clean_struct``'s typed document (its metrics typed, their
+    units text), without building an entry per metric; ``names``: per check, metric -> name."""
+    values: dict[str, Any] = {}
+    for cname, record in doc.checks.items():
+        named = names.get(cname)
+        if named is None:
+            named = names[cname] = {}
+        for mname, m in record.metrics.items():
+            v = m.value
+            if _kept(v):
+                name = named.get(mname)
+                if name is None:
+                    name = named[mname] = f"{cname}.{mname}"
+                values[name] = v
+                if m.unit and name not in units:
+                    units[name] = m.unit
+    return values
 
 
 def _started(text: Any, path: str, written: datetime | None) -> Any:
@@ -135,6 +154,7 @@ class _Reader:
         # makes: records sent back from a worker process pickle each once, not once per run
         self.keys: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.names: dict[tuple[str, str], str] = {}
+        self.check_names: dict[str, dict[str, str]] = {}  # the same, per check (the one-decode path)
         # each requirement met in a clean file (its JSON bytes) -> (its key, its data)
         self.requirements: dict[bytes, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
@@ -202,7 +222,9 @@ class _Reader:
             return ("skip", path, Why(code, f"{what} ({error})", error=error), True)
         host = result.host if isinstance(result.host, dict) else {}
         labels = result.labels if isinstance(result.labels, dict) else {}
-        return self._run(path, run_id, started, new, _metric_entries(result), host,
+        units: dict[str, str] = {}
+        values = _metric_values(_metric_entries(result), units, self.names)
+        return self._run(path, run_id, started, new, values, units, host,
                          (_text(labels.get("site")), _text(labels.get("room")), _text(labels.get("label"))),
                          name, overall, statuses, tuple(c for c in result.checks if isinstance(c, str)), needed,
                          facts_of(result, self.profile.summary() if self.profile is not None else
@@ -237,20 +259,20 @@ class _Reader:
             statuses[key] = item.status
         labels = doc.labels
         prof = j.profile
-        return self._run(path, doc.run_id, started, new, _struct_entries(doc), doc.host,
+        units: dict[str, str] = {}
+        values = _struct_values(doc, units, self.check_names)
+        return self._run(path, doc.run_id, started, new, values, units, doc.host,
                          (_text(labels.site), _text(labels.room), _text(labels.label)),
                          _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),
                          tuple(j.coverage.needed) if j.coverage is not UNSET else (),
                          facts_of(doc, prof, self.service_reporters))
 
     def _run(self, path: str, run_id: str, started: datetime, new: dict[tuple[Any, ...], Requirement],
-             entries: Iterable[tuple[str, str, Any, Any]], host: dict[str, Any], labels: tuple[str, str, str],
+             values: dict[str, Any], units: dict[str, str], host: dict[str, Any], labels: tuple[str, str, str],
              name: str, overall: str, statuses: dict[Any, str], checks: tuple[str, ...], needed: tuple[str, ...],
              facts: dict[str, Any]) -> tuple[Any, ...]:
-        """The reader's record of a judged run (``labels``: site, room, label)."""
+        """The reader's record of a judged run (``labels``: site, room, label; ``units``: of its values)."""
         self.known.update(new)
-        units: dict[str, str] = {}
-        values = _metric_values(entries, units, self.names)
         new_units = {k: v for k, v in units.items() if k not in self.units}
         self.units.update(new_units)
         site, room, label = labels
