@@ -5,7 +5,10 @@ it does not find clean takes ``result``'s full path (parse, nesting walk, the sc
 refuses it in words that name the place and the rule; so this module only ever says "clean" or
 "ask the full path", never why.
 
-A foundation module beside ``result``, which calls :func:`clean_document` first.
+A foundation module beside ``result``, which calls :func:`clean_document` first. The fleet
+reader (``fleet.read``) calls :func:`clean_struct` instead: the same rules in one typed decode,
+the open objects closed (a document with keys they do not name takes the usual path), the typed
+structure handed over as it is.
 """
 
 from __future__ import annotations
