@@ -22,7 +22,7 @@ from readiness.judge.wording import requirement_key
 from readiness.plugins import described
 from readiness.atomic import NotAFile, read_regular
 from readiness.onepass import _UNTYPED, _RawJudgement, clean_struct
-from readiness.result import CLOCK_TOLERANCE, MAX_RESULT_BYTES, ResultError, parse_utc, prepare_border, read_result
+from readiness.result import CLOCK_TOLERANCE, MAX_RESULT_BYTES, ResultError, parse_utc, read_result
 from readiness.versions import is_version
 
 _MAX_REMEMBERED = 4096  # distinct requirements a reader remembers by their bytes (bounds its memory)
@@ -322,7 +322,6 @@ _WORKER_READER: _Reader | None = None
 
 def _worker_start(profile: Profile | None, service_reporters: tuple[str, ...]) -> None:
     global _WORKER_READER
-    prepare_border()  # compiled once per worker (inherited when forked), not on its first file
     _WORKER_READER = _Reader(profile, service_reporters)
 
 
@@ -343,7 +342,8 @@ def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterat
 
         # fork starts in milliseconds; where it is unsafe or missing (macOS, Windows), spawn
         method = "fork" if sys.platform.startswith("linux") else "spawn"
-        prepare_border()  # compile the schema before forking: every worker inherits it
+        # the schema is not compiled ahead (``prepare_border``): a clean file never needs it (the
+        # one decode), and a worker compiles it on the first file that takes the full path
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                      initializer=_worker_start,
