@@ -187,10 +187,15 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
         run.overall = _CANONICAL[run.overall]
         day = run.started.astimezone(timezone.utc).date()
         verdict = run.verdict if run.needed else run.overall
-        per_day.setdefault(day, Counter())[verdict] += 1
+        counts = per_day.get(day)
+        if counts is None:  # a Counter made once per day, not once per run
+            counts = per_day[day] = Counter()
+        counts[verdict] += 1
         # the room's state that day (``compliance``): the day's last run
         key = run.key
-        on_day = room_days.setdefault(key, {})
+        on_day = room_days.get(key)
+        if on_day is None:
+            on_day = room_days[key] = {}
         had = on_day.get(day)
         if had is None or (run.started, run.run_id) > had[:2]:
             on_day[day] = (run.started, run.run_id, verdict)
@@ -199,7 +204,9 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
         if all_runs:
             every.append(run)
             continue
-        slot = slots.setdefault(run.key, {})
+        slot = slots.get(key)
+        if slot is None:
+            slot = slots[key] = {}
         for check in run.checks or ("",):  # a run without any check still stands for its host
             previous = slot.get(check)
             if previous is None or (run.started, run.run_id) > (previous.started, previous.run_id):
