@@ -11,8 +11,11 @@
    timed out or were skipped, metrics that could not be measured, a HTML report beside one
    result in ten, duplicate copies of runs, and a sprinkle of bad files.
 2. Times ``readiness aggregate DIR -o fleet.html --csv fleet.csv`` (a real subprocess) and
-   measures its peak RSS (``wait4``), beside the floor measured in the same run: plain
-   ``json.loads`` of every file in one process.
+   measures its peak RSS and CPU (``wait4``), beside the floor measured in the same run: plain
+   ``json.loads`` of every file in one process; and, in interleaved rounds, beside ``orjson.loads``
+   of every file in one process (issue 22's target: at most 1.5x, wall time against wall time;
+   aggregate reads in worker processes when there is more than one CPU, so its CPU per file is
+   printed too).
 3. Peak RSS at 2 500 / 5 000 / 10 000 files with the SAME hosts (1, 2, 4 runs each: memory
    should stay flat, it grows with hosts, not files), and at 2 500 / 5 000 / 10 000 DISTINCT
    hosts for comparison.
@@ -34,6 +37,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from readiness.fleet.read import _auto_workers
 from readiness.judge.verdicts import judge
 from readiness.plugins import load_plugins
 from readiness.render.report import render_report
@@ -253,8 +257,9 @@ def generate(top: Path, files: int, hosts: int, seed: int = 7, bad_every: int = 
             "profiles": sorted(profiles)}
 
 
-def run_aggregate(args: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of one `readiness aggregate` subprocess."""
+def run_aggregate(args: list[str], cwd: Path, cpu: list[float] | None = None) -> tuple[float, float, str]:
+    """Wall seconds and peak RSS (MB) of one `readiness aggregate` subprocess; ``cpu``: its CPU
+    seconds (its worker processes' included) appended there."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "readiness.cli", "aggregate", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -262,6 +267,8 @@ def run_aggregate(args: list[str], cwd: Path) -> tuple[float, float, str]:
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append(usage.ru_utime + usage.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"aggregate failed ({proc.returncode}): {out}")
     return wall, usage.ru_maxrss / 1024, out.strip().splitlines()[0] if out.strip() else ""
@@ -287,6 +294,7 @@ def main() -> None:
     ap.add_argument("--keep", metavar="DIR", help="write the fleet here and keep it")
     ap.add_argument("--no-distinct", action="store_true", help="skip the distinct-hosts memory series")
     ap.add_argument("--reuse", action="store_true", help="with --keep: time the fleet already there")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of orjson's parse and aggregate")
     ap.add_argument("--default-only", action="store_true",
                     help="time only the default aggregate (no --all-runs, re-judging or memory series)")
     a = ap.parse_args()
@@ -318,6 +326,22 @@ def main() -> None:
 
         out = work / "out"
         out.mkdir(exist_ok=True)
+        if fast:
+            # the issue's figure: aggregate beside orjson's parse of the same files, in interleaved
+            # rounds (load from others on the machine hits both alike), the ratio taken per round
+            rounds = []
+            for _ in range(a.rounds):
+                ref = json_floor(top, orjson.loads)
+                cpu: list[float] = []
+                wall, _, _ = run_aggregate([str(top), "-o", str(out / "fleet.html"), "--csv", str(out / "fleet.csv")],
+                                           work, cpu)
+                rounds.append((wall / ref, wall, ref, cpu[0], os.getloadavg()[0]))
+            ratio, wall, ref, cpu_s, load = sorted(rounds)[len(rounds) // 2]
+            print(f"aggregate {a.files} files beside orjson.loads of them, median of {a.rounds} interleaved rounds: "
+                  f"{wall:.2f} s wall against {ref:.2f} s = {ratio:.2f}x (target <= 1.5x, wall time against orjson in one "
+                  f"process) {'OK' if ratio <= 1.5 else 'MISSED'}; CPU {cpu_s:.2f} s = {cpu_s / len(sizes) * 1000:.3f} ms "
+                  f"per file on {_auto_workers(len(sizes))} process(es) reading; load average {load:.1f} on "
+                  f"{os.cpu_count()} CPUs; every round: " + ", ".join(f"{r[0]:.2f}x" for r in rounds))
         runs = {}
         for name, extra in [("default (latest per host)", []), ("--all-runs", ["--all-runs"]),
                             ("--profile meeting-room (re-judge all)", ["--profile", "meeting-room"])]:

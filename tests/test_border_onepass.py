@@ -77,8 +77,8 @@ def _full(raw: bytes, origin: str) -> Any:
     return result.to_dict()
 
 
-def _mutations() -> list[bytes]:
-    base = _base()
+def _mutations(base: dict[str, Any] | None = None) -> list[bytes]:
+    base = _base() if base is None else base
     out = []
     for place in _places(base):
         for value in VALUES:
@@ -146,3 +146,56 @@ def test_a_refusal_is_worded_by_the_full_path(raw, said):
     with pytest.raises(ResultError) as err:
         load_result_bytes(raw, "doc")
     assert said in str(err.value)
+
+
+def test_the_fleets_one_decode_never_accepts_what_the_full_path_refuses_and_reads_the_same():
+    """``clean_struct`` (the fleet reader's one typed decode, its open objects closed, each
+    requirement checked once by its bytes) over the same mutations: never a document the full
+    path refuses, and for one it takes, the fleet's record equals the one made from the full
+    path's Result (labels, verdicts by requirement, figures, facts, the requirements built)."""
+    from readiness.fleet.read import _Reader
+    from readiness.onepass import clean_struct
+
+    # the base document's item and requirement hold keys the closed types do not name: the
+    # fleet reads such a document the usual way; without them, it takes the one decode
+    assert clean_struct(json.dumps(_base()).encode()) is None
+    plain = _base()
+    del plain["judgement"]["items"][0]["extra"], plain["judgement"]["items"][0]["requirement"]["note"]
+    assert clean_struct(json.dumps(plain).encode()) is not None
+    taken = refused = 0
+    for raw in _mutations(plain):
+        full = _full(raw, "doc")
+        clean = clean_struct(raw)
+        if full == "refused":
+            refused += 1
+            assert clean is None, raw[:2000]
+        elif clean is not None:
+            record = _Reader(None)._record(*clean, "doc", None)
+            if record is not None:  # None: no judgement, read the usual way
+                taken += 1
+                assert record == _Reader(None).from_result(checked_data(json.loads(raw), "doc")[0], "doc"), raw[:2000]
+    assert refused > 200 and taken > 200, (refused, taken)
+
+
+@pytest.mark.parametrize("kind", ["lists", "objects", "mixed"])
+def test_the_fleets_nesting_walk_draws_the_line_where_the_full_walk_does(kind):
+    """The fleet's walk of the free parts looks at a container's children in one go when they are
+    all lists or all objects (a chart's points); around MAX_DEPTH, in each shape, it must say
+    exactly what the full walk says."""
+    from readiness.onepass import _nested_within, _parts_clean
+
+    def nested(levels: int) -> Any:
+        value: Any = 1
+        for i in range(levels):
+            value = ([value, [2]] if kind == "lists" else {"a": value, "b": {"c": 1}} if kind == "objects"
+                     else [value] if i % 2 else {"k": value})
+        return value
+
+    verdicts = set()
+    for levels in range(MAX_DEPTH - 8, MAX_DEPTH + 1):
+        for wrap in (lambda v: v, lambda v: [v, v], lambda v: [[1], v], lambda v: {"x": v, "y": {"z": 2}}):
+            for depth in (1, 3):
+                part = [(wrap(nested(levels)), depth)]
+                verdicts.add(_parts_clean(part))
+                assert _nested_within(part) == _parts_clean(part), (levels, depth)
+    assert verdicts == {True, False}  # both sides of the line were drawn

@@ -464,3 +464,41 @@ def test_a_result_dated_ahead_of_its_file_never_freezes_its_room(cli, tmp_path):
     pooled = collect([share], workers=2)
     assert [(Path(s.path).name, s.reason.code) for s in pooled.skipped] == [(ahead.name, "clock_ahead")]
     assert [r.run_id for r in pooled.runs if r.room == "4.12"] == [failing["run_id"]]
+
+
+def test_the_one_decode_reader_gives_the_same_fleet_as_the_border(fleet_dir, tmp_path, monkeypatch):
+    """A clean file with a stored judgement is read in one typed decode (``onepass.clean_struct``),
+    its record built without a Result; everything else the usual way. Over the known fleet, the
+    zoo of bad input and a result with keys the closed types leave to the usual path, the fleet,
+    its figures and its CSV must not differ in any way from the fleet read through the border
+    alone; and the one decode must have read most files."""
+    from readiness.fleet import read as reader
+
+    good = next((fleet_dir / "Stockholm").glob("*.json"))
+    write_zoo(fleet_dir / "zoo", good)
+    data = json.loads(good.read_text(encoding="utf-8"))
+    data["run_id"] = "a" * 32
+    data["judgement"]["items"][0]["note"] = {"free": [1, 2]}  # open in the schema: the usual path
+    (fleet_dir / "open.json").write_text(json.dumps(data), encoding="utf-8")
+    fast_reads = []
+    one_decode = reader._Reader._fast
+
+    def counted(self, path):
+        record = one_decode(self, path)
+        fast_reads.append(record is not None)
+        return record
+
+    monkeypatch.setattr(reader._Reader, "_fast", counted)
+    fast = collect([fleet_dir], workers=1)
+    monkeypatch.setattr(reader._Reader, "_fast", lambda self, path: None)
+    usual = collect([fleet_dir], workers=1)
+    assert sum(fast_reads) >= len(HOSTS) and not all(fast_reads), fast_reads
+    assert "a" * 32 in {r.run_id for r in usual.runs} | {src[2] for r in usual.runs for src in r.sources.values()}
+    assert fast.runs == usual.runs
+    assert [r.to_dict() for r in fast.requirements] == [r.to_dict() for r in usual.requirements]
+    assert (fast.units, fast.requirement_profiles, fast.per_day, fast.room_days) == \
+           (usual.units, usual.requirement_profiles, usual.per_day, usual.room_days)
+    assert [(s.path, s.reason) for s in fast.skipped] == [(s.path, s.reason) for s in usual.skipped]
+    strip = lambda figs: {k: v for k, v in figs.items() if k != "generated_utc"}  # noqa: E731
+    assert strip(figures(fast)) == strip(figures(usual))
+    assert fleet_csv(fast) == fleet_csv(usual)

@@ -5,13 +5,17 @@ it does not find clean takes ``result``'s full path (parse, nesting walk, the sc
 refuses it in words that name the place and the rule; so this module only ever says "clean" or
 "ask the full path", never why.
 
-A foundation module beside ``result``, which calls :func:`clean_document` first.
+A foundation module beside ``result``, which calls :func:`clean_document` first. The fleet
+reader (``fleet.read``) calls :func:`clean_struct` instead: the same rules in one typed decode,
+the open objects closed (a document with keys they do not name takes the usual path), the typed
+structure handed over as it is.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from itertools import chain
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -149,7 +153,32 @@ class _Document(_Closed):
     coverage: Union[_Coverage, None, msgspec.UnsetType] = _UNSET
 
 
+# For a reader that needs few fields of many documents (the fleet): the same types with the open
+# objects closed, so a document that passes needs no walk of its judgement (one with keys the
+# types do not name is left to ``clean_document``, which walks them), and each item's requirement
+# kept as its JSON bytes: a fleet's files repeat the same few requirements, each checked once
+# (``_ClosedRequirement``) and remembered by its bytes, not decoded again in every file.
+class _ClosedRequirement(_Requirement, forbid_unknown_fields=True):
+    pass
+
+
+class _RawItem(_Item, forbid_unknown_fields=True):
+    requirement: msgspec.Raw
+
+
+class _RawJudgement(_Judgement, forbid_unknown_fields=True):
+    items: Annotated[list[_RawItem], msgspec.Meta(max_length=5000)]
+
+
+class _RawDocument(_Document):
+    judgement: Union[_RawJudgement, None, msgspec.UnsetType] = _UNSET
+
+
 _TYPED = msgspec.json.Decoder(_Document)
+_TYPED_RAW = msgspec.json.Decoder(_RawDocument)
+_REQUIREMENT = msgspec.json.Decoder(_ClosedRequirement)
+_CHECKED_REQUIREMENTS: set[bytes] = set()  # requirements (JSON bytes) that passed _REQUIREMENT
+_MAX_CHECKED = 4096  # bounds its memory whatever the files hold; past it, each is checked every time
 _UNTYPED = msgspec.json.Decoder()
 _PROFILE_TEXT = {"name": 200, "title": 500, "origin": 2000}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -218,6 +247,11 @@ def _free_parts_clean(data: dict[str, Any]) -> bool:
         for item in judgement["items"]:
             parts.extend((v, 4) for k, v in item.items() if k not in _ITEM_KEYS)
             parts.extend((v, 5) for k, v in item["requirement"].items() if k not in _REQUIREMENT_KEYS)
+    return _parts_clean(parts)
+
+
+def _parts_clean(parts: list[tuple[Any, int]]) -> bool:
+    """Each (free part, the depth it stands at): nested at most MAX_DEPTH levels, numbers finite."""
     stack = [(node, depth) for node, depth in parts if type(node) is dict or type(node) is list]
     for node, depth in parts:
         if type(node) is float and not math.isfinite(node):
@@ -249,3 +283,62 @@ def clean_document(raw: bytes, data: Any) -> dict[str, Any] | None:
     if type(data) is not dict or not _free_parts_clean(data):
         return None
     return data
+
+
+def clean_struct(raw: bytes) -> tuple[_RawDocument, list[bytes]] | None:
+    """The document as the typed structure itself, in ONE decode, for a reader that needs only
+    a few of its fields (the fleet), and each judgement item's requirement as its JSON bytes
+    (checked: decode them for their data); None: not clean by the closed types, the rules they
+    do not hold or the walk of the free parts (the profile, the judgement's profile, each
+    check's details). The caller then takes the border's usual path
+    (``result.load_result_bytes``), which reads or refuses the document in its words."""
+    if may_hold_surrogate(raw):
+        return None
+    try:
+        doc = _TYPED_RAW.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if not _typed_clean(doc):
+        return None
+    parts: list[tuple[Any, int]] = [(doc.profile, 1)]
+    parts.extend((record.details, 3) for record in doc.checks.values())
+    judgement = doc.judgement
+    requirements: list[bytes] = []
+    if judgement is not None and judgement is not _UNSET:
+        parts.append((judgement.profile, 2))
+        checked = _CHECKED_REQUIREMENTS
+        for item in judgement.items:
+            req = bytes(item.requirement)
+            if req not in checked:
+                try:
+                    _REQUIREMENT.decode(req)
+                except msgspec.DecodeError:
+                    return None
+                if len(checked) < _MAX_CHECKED:
+                    checked.add(req)
+            requirements.append(req)
+    return (doc, requirements) if _nested_within(parts) else None
+
+
+_CONTAINERS = frozenset((dict, list))
+
+
+def _nested_within(parts: list[tuple[Any, int]]) -> bool:
+    """``_parts_clean`` for what msgspec decoded from bytes, which holds no number that is not
+    finite (it refuses NaN, Infinity and a number out of range: tests/test_border_onepass.py):
+    only the nesting is looked at, and a container holding no container is passed over in C."""
+    stack = [(node, depth) for node, depth in parts if type(node) is dict or type(node) is list]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        values = node.values() if type(node) is dict else node
+        kinds = set(map(type, values))
+        if kinds.isdisjoint(_CONTAINERS):
+            continue
+        if len(kinds) == 1 and depth < MAX_DEPTH:  # all lists, or all objects (a chart's points)
+            inner = chain.from_iterable(values if list in kinds else map(dict.values, values))
+            if _CONTAINERS.isdisjoint(map(type, inner)):
+                continue  # none holds a container: all looked at in one go
+        stack.extend((value, depth + 1) for value in values if type(value) is dict or type(value) is list)
+    return True

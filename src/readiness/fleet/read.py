@@ -8,7 +8,9 @@ import math
 import os
 import sys
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+from msgspec import UNSET
 
 from readiness.fleet.files import Why, _unreadable, invalid
 from readiness.fleet.model import _CANONICAL, STATUSES, Run
@@ -18,8 +20,13 @@ from readiness.judge.requirements import Profile, Requirement
 from readiness.judge.verdicts import Judgement, judge
 from readiness.judge.wording import requirement_key
 from readiness.plugins import described
-from readiness.result import CLOCK_TOLERANCE, ResultError, parse_utc, prepare_border, read_result
+from readiness.atomic import NotAFile, read_regular
+from readiness.onepass import _UNTYPED, _RawJudgement, clean_struct
+from readiness.result import CLOCK_TOLERANCE, MAX_RESULT_BYTES, ResultError, parse_utc, read_result
 from readiness.versions import is_version
+
+_MAX_REMEMBERED = 4096  # distinct requirements a reader remembers by their bytes (bounds its memory)
+
 
 class _Registry:
     """The distinct requirements met in the fleet, each with the profiles that hold it."""
@@ -48,32 +55,81 @@ class _Registry:
         return out
 
 
-def _metric_values(result: Any, units: dict[str, str], names: dict[tuple[str, str], str] | None = None
-                   ) -> dict[str, Any]:
+def _kept(value: Any) -> bool:
+    """A measured value the fleet keeps: a number (finite), yes/no, or a version."""
+    t = type(value)
+    return t is bool or t is int or (t is float and math.isfinite(value)) or (t is str and is_version(value))
+
+
+def _metric_values(entries: Iterable[tuple[str, str, Any, Any]], units: dict[str, str],
+                   names: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
     """Every number, yes/no or version a run measured, as "check.metric" -> value (the CSV's
-    columns). ``names``: one string per name across runs (smaller when sent between processes)."""
+    columns), from (check, metric, value, unit) entries. ``names``: one string per name across
+    runs (smaller when sent between processes)."""
     values: dict[str, Any] = {}
     names = {} if names is None else names
+    for cname, mname, v, unit in entries:
+        if _kept(v):
+            name = names.get((cname, mname))
+            if name is None:
+                name = names[(cname, mname)] = f"{cname}.{mname}"
+            values[name] = v
+            if unit and name not in units:
+                units[name] = str(unit)
+    return values
+
+
+def _metric_entries(result: Any) -> Iterator[tuple[str, str, Any, Any]]:
+    """(check, metric, value, unit) of each metric of a Result; an entry that is not an object is passed over."""
     for cname, record in result.checks.items():
         metrics = record.metrics
         if type(metrics) is not dict:
             continue
         for mname, entry in metrics.items():
             try:
-                v = entry.get("value")
+                yield cname, mname, entry.get("value"), entry.get("unit")
             except AttributeError:
                 continue
-            t = type(v)
-            if t is bool or t is int or (t is float and math.isfinite(v)) or (t is str and is_version(v)):
-                name = names.get((cname, mname))
+
+
+def _struct_values(doc: Any, units: dict[str, str], names: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """``_metric_values`` of ``onepass.clean_struct``'s typed document (its metrics typed, their
+    units text), without building an entry per metric; ``names``: per check, metric -> name."""
+    values: dict[str, Any] = {}
+    for cname, record in doc.checks.items():
+        named = names.get(cname)
+        if named is None:
+            named = names[cname] = {}
+        for mname, m in record.metrics.items():
+            v = m.value
+            if _kept(v):
+                name = named.get(mname)
                 if name is None:
-                    name = names[(cname, mname)] = f"{cname}.{mname}"
+                    name = named[mname] = f"{cname}.{mname}"
                 values[name] = v
-                if name not in units:
-                    unit = entry.get("unit")
-                    if unit:
-                        units[name] = str(unit)
+                if m.unit and name not in units:
+                    units[name] = m.unit
     return values
+
+
+def _started(text: Any, path: str, written: datetime | None) -> Any:
+    """A run's start as a datetime, or the reader's skip record: not a date and time, or (by
+    ``written``, its file's modification time) a clock ahead."""
+    try:
+        started = parse_utc(str(text))
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=timezone.utc)
+    except ValueError:
+        return ("skip", path, Why("bad_start", f"malformed result (start time {text!r} is not a date and "
+                                               "time)", value=repr(text)[:80]), True)
+    if written is not None and started - written > CLOCK_TOLERANCE:
+        stamp, file_time = started.strftime("%Y-%m-%dT%H:%M:%SZ"), written.strftime("%Y-%m-%dT%H:%M:%SZ")
+        minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
+        return ("skip", path, Why("clock_ahead", f"starts at {stamp} by its computer's clock, after its file was "
+                                                 f"written ({file_time}; {minutes} minutes are tolerated): that "
+                                                 "computer's clock is ahead; not counted",
+                                  started=stamp, written=file_time, minutes=minutes), True)
+    return started
 
 
 def _text(value: Any) -> str:
@@ -98,8 +154,15 @@ class _Reader:
         # makes: records sent back from a worker process pickle each once, not once per run
         self.keys: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.names: dict[tuple[str, str], str] = {}
+        self.check_names: dict[str, dict[str, str]] = {}  # the same, per check (the one-decode path)
+        # each requirement met in a clean file (its JSON bytes) -> (its key, its data)
+        self.requirements: dict[bytes, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
     def __call__(self, path: str) -> tuple[Any, ...]:
+        if self.profile is None:  # the usual case: the judgement stored in each file
+            record = self._fast(path)
+            if record is not None:
+                return record
         try:
             result = read_result(path)
             written = datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
@@ -110,6 +173,19 @@ class _Reader:
             return ("skip", path, _unreadable(exc), False)
         return self.from_result(result, path, written)
 
+    def _fast(self, path: str) -> tuple[Any, ...] | None:
+        """The record of a clean file with a stored judgement from ONE typed decode
+        (``onepass.clean_struct``), without building a Result; None: anything else (a file that
+        cannot be read, a document the closed types refuse, no judgement), which takes the
+        border's usual path and is read, skipped or refused in its words."""
+        try:
+            raw = read_regular(path, MAX_RESULT_BYTES)
+            written = datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
+        except (OSError, NotAFile):
+            return None
+        clean = clean_struct(raw)
+        return None if clean is None else self._record(*clean, path, written)
+
     def from_result(self, result: Any, path: str, written: datetime | None = None) -> tuple[Any, ...]:
         """The record of a Result already read (from a file, or from the collector's database).
         ``written``: when its file was last modified; a start later than that (by more than
@@ -118,20 +194,9 @@ class _Reader:
         run_id = result.run_id if isinstance(result.run_id, str) else ""
         if not run_id:
             return ("skip", path, Why("no_run_id", "malformed result (no run_id)"), True)
-        try:
-            started = parse_utc(str(result.started_utc))
-            if started.tzinfo is None:
-                started = started.replace(tzinfo=timezone.utc)
-        except ValueError:
-            return ("skip", path, Why("bad_start", f"malformed result (start time {result.started_utc!r} is not a date and "
-                                                   "time)", value=repr(result.started_utc)[:80]), True)
-        if written is not None and started - written > CLOCK_TOLERANCE:
-            stamp, file_time = started.strftime("%Y-%m-%dT%H:%M:%SZ"), written.strftime("%Y-%m-%dT%H:%M:%SZ")
-            minutes = int(CLOCK_TOLERANCE.total_seconds() // 60)
-            return ("skip", path, Why("clock_ahead", f"starts at {stamp} by its computer's clock, after its file was "
-                                                     f"written ({file_time}; {minutes} minutes are tolerated): that "
-                                                     "computer's clock is ahead; not counted",
-                                      started=stamp, written=file_time, minutes=minutes), True)
+        started = _started(result.started_utc, path, written)
+        if type(started) is tuple:
+            return started
         new: dict[tuple[Any, ...], Requirement] = {}
         try:
             if self.profile is not None:
@@ -155,20 +220,67 @@ class _Reader:
                           ("bad_judgement", "malformed judgement in the result"))
             error = f"{type(exc).__name__}: {exc}"
             return ("skip", path, Why(code, f"{what} ({error})", error=error), True)
-        self.known.update(new)
-        units: dict[str, str] = {}
-        values = _metric_values(result, units, self.names)
-        new_units = {k: v for k, v in units.items() if k not in self.units}
-        self.units.update(new_units)
         host = result.host if isinstance(result.host, dict) else {}
         labels = result.labels if isinstance(result.labels, dict) else {}
-        checks = tuple(c for c in result.checks if isinstance(c, str))
+        units: dict[str, str] = {}
+        values = _metric_values(_metric_entries(result), units, self.names)
+        return self._run(path, run_id, started, new, values, units, host,
+                         (_text(labels.get("site")), _text(labels.get("room")), _text(labels.get("label"))),
+                         name, overall, statuses, tuple(c for c in result.checks if isinstance(c, str)), needed,
+                         facts_of(result, self.profile.summary() if self.profile is not None else
+                                  (result.judgement or {}).get("profile"), self.service_reporters))
+
+    def _record(self, doc: Any, requirements: list[bytes], path: str, written: datetime | None
+                ) -> tuple[Any, ...] | None:
+        """``from_result`` for a document checked by ``onepass.clean_struct`` and its stored
+        judgement (``requirements``: each item's requirement, JSON bytes): the same record, read
+        from the typed structure, whose types already hold what ``from_result`` checks (the run
+        id, each verdict, the judgement's shape). None: it holds no judgement (``from_result`` says so)."""
+        j = doc.judgement
+        if not isinstance(j, _RawJudgement):
+            return None
+        started = _started(doc.started_utc, path, written)
+        if type(started) is tuple:
+            return started
+        new: dict[tuple[Any, ...], Requirement] = {}
+        statuses: dict[Any, str] = {}
+        read, known = self.requirements, self.known
+        for item, req in zip(j.items, requirements):
+            hit = read.get(req)
+            if hit is None:  # as _stored reads it, from the JSON
+                data = _UNTYPED.decode(req)
+                key = stored_key(data)
+                hit = (self.keys.setdefault(key, key), data)
+                if len(read) < _MAX_REMEMBERED:
+                    read[req] = hit
+            key = hit[0]
+            if key not in known and key not in new:
+                new[key] = Requirement.from_dict(hit[1])
+            statuses[key] = item.status
+        labels = doc.labels
+        prof = j.profile
+        units: dict[str, str] = {}
+        values = _struct_values(doc, units, self.check_names)
+        return self._run(path, doc.run_id, started, new, values, units, doc.host,
+                         (_text(labels.site), _text(labels.room), _text(labels.label)),
+                         _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),
+                         tuple(j.coverage.needed) if j.coverage is not UNSET else (),
+                         facts_of(doc, prof, self.service_reporters))
+
+    def _run(self, path: str, run_id: str, started: datetime, new: dict[tuple[Any, ...], Requirement],
+             values: dict[str, Any], units: dict[str, str], host: dict[str, Any], labels: tuple[str, str, str],
+             name: str, overall: str, statuses: dict[Any, str], checks: tuple[str, ...], needed: tuple[str, ...],
+             facts: dict[str, Any]) -> tuple[Any, ...]:
+        """The reader's record of a judged run (``labels``: site, room, label; ``units``: of its values)."""
+        self.known.update(new)
+        new_units = {k: v for k, v in units.items() if k not in self.units}
+        self.units.update(new_units)
+        site, room, label = labels
         run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
-                  site=_text(labels.get("site")), room=_text(labels.get("room")), label=_text(labels.get("label")),
+                  site=site, room=room, label=label,
                   profile=name, overall=overall, statuses=statuses, values=values, checks=checks,
                   needed=needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses)),
-                  facts=facts_of(result, self.profile.summary() if self.profile is not None else
-                                 (result.judgement or {}).get("profile"), self.service_reporters))
+                  facts=facts)
         return ("run", run, new, new_units)
 
     def _judged(self, j: Judgement, new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
@@ -210,7 +322,6 @@ _WORKER_READER: _Reader | None = None
 
 def _worker_start(profile: Profile | None, service_reporters: tuple[str, ...]) -> None:
     global _WORKER_READER
-    prepare_border()  # compiled once per worker (inherited when forked), not on its first file
     _WORKER_READER = _Reader(profile, service_reporters)
 
 
@@ -231,7 +342,8 @@ def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterat
 
         # fork starts in milliseconds; where it is unsafe or missing (macOS, Windows), spawn
         method = "fork" if sys.platform.startswith("linux") else "spawn"
-        prepare_border()  # compile the schema before forking: every worker inherits it
+        # the schema is not compiled ahead (``prepare_border``): a clean file never needs it (the
+        # one decode), and a worker compiles it on the first file that takes the full path
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                      initializer=_worker_start,
