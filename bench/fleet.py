@@ -230,13 +230,18 @@ def generate(top: Path, files: int, hosts: int, seed: int = 7, bad_every: int = 
     rooms_taken: dict[str, int] = {}
     fleet = [Host(rng, i, rooms_taken) for i in range(hosts)]
     per_host = max(1, files // hosts)
-    start = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    # the fleet ends yesterday, so its rooms are reporting (the default not-reporting age is
+    # 3 days) and the view's verdict counts are exercised: each host's newest run is 7 h to 2.7 days
+    # old, its earlier ones spaced 180 / per-host days back
+    end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    spacing = 180 / per_host
     written = dupes = bad = 0
     for run_no in range(per_host):
         for i, host in enumerate(fleet):
             if written >= files:
                 break
-            when = start + timedelta(days=run_no * (180 / per_host) + rng.uniform(0, 20), hours=rng.uniform(7, 17))
+            back = (per_host - 1 - run_no) * spacing + rng.uniform(0, 1.0)
+            when = end - timedelta(days=back) + timedelta(hours=rng.uniform(7, 17))
             res = make_run(host, when, run_no, rng, catalog, profiles[host.profile], bounds)
             folder = top / f"run{run_no + 1}" / host.site
             folder.mkdir(parents=True, exist_ok=True)
