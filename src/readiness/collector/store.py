@@ -149,6 +149,9 @@ def _last_per_day(rows: Any) -> list[dict[str, Any]]:
     return [last[k] for k in sorted(last)]
 
 
+_MISSING = object()
+
+
 class _Driven:
     """An INSERT of ingest's group commit run by the driver itself (``exec_driver_sql``), on
     SQLite: its SQL compiled once, each row bound by its columns' own bind processors (exactly
@@ -173,9 +176,10 @@ class _Driven:
         self._many: dict[int, str] = {}
 
     def _bound(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        # a key the row lacks binds NULL, as SQLAlchemy leaves out a column not given
-        values = [row.get(name) for name, _ in self.procs]
-        return tuple(v if proc is None or v is None else proc(v) for v, (_, proc) in zip(values, self.procs))
+        # a key the row lacks binds NULL, as SQLAlchemy leaves out a column not given; a value
+        # given goes through its processor, None too (JSON's makes it "null", as SQLAlchemy does)
+        return tuple(None if (v := row.get(name, _MISSING)) is _MISSING else v if proc is None else proc(v)
+                     for name, proc in self.procs)
 
     def __call__(self, conn: Any, rows: list[dict[str, Any]]) -> Any:
         if not self.returning:
