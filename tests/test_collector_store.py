@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -100,6 +100,67 @@ def test_one_group_commit_stores_each_run_once_and_keeps_the_newest_per_check(st
         state = {c: r for c, r in conn.execute(select(latest.c.check_name, latest.c.run_id))}
     assert state[""] == before["run_id"] and state["system"] == before["run_id"]
     assert store.count() == 4
+
+
+def test_the_group_commit_through_the_driver_writes_what_sqlalchemy_writes(tmp_path):
+    """On SQLite the group commit binds its inserts itself (``store._Driven``): every table it
+    writes holds, value for value, what SQLAlchemy's own executemany writes for the same batch
+    (a run stored before, one twice, one with a document the border changed, one out of order)."""
+    from sqlalchemy import MetaData
+
+    from readiness.collector.ingest import check
+    from readiness.collector.store import RawJSON, _Driven
+
+    days = timedelta(days=1)
+    before = docs.document(age=1 * days)
+    changed = docs.document(age=3 * days, hostname="changed")
+    changed["checks"]["system"]["metrics"]["cpu_cores"]["value"] = float("inf")
+    newest, middle = docs.document(age=2 * days), docs.document(age=10 * days, camera=False, room="5.01")
+    bodies = [docs.body(d) for d in (newest, before, middle)]
+    bodies.insert(1, docs.body(changed).replace(b"Infinity", b"1e999"))
+    bodies.append(bodies[0])
+
+    def item(body):
+        outcome = check(body)
+        assert outcome[0] == "ok", outcome
+        _, row, measured, document, reqs = outcome
+        return row, document if document is not None else RawJSON(body.decode()), measured, reqs
+
+    arrived = datetime.now(timezone.utc).replace(microsecond=123456)
+    tables = {}
+    for way in ("driver", "sqlalchemy"):
+        store = Store(f"sqlite:///{tmp_path / (way + '.db')}")
+        store.migrate()
+        if way == "sqlalchemy":  # the statements as PostgreSQL runs them
+            store.dialect = "postgresql"
+            store._run = store._statements()
+            store.dialect = "sqlite"
+        else:
+            assert all(isinstance(run, _Driven) for run in store._run.values())
+        ingest(store, docs.body(before), "Stockholm")
+        items = [item(b) for b in bodies]
+        for row, *_ in items:
+            row["received"] = arrived  # the arrival stamp is the only value that differs between the two
+        assert store._store_batch(items) == [(True, None), (True, None), (False, "Stockholm"), (True, None),
+                                             (False, "Stockholm")]
+        meta = MetaData()
+        meta.reflect(store.engine)
+        with store.engine.connect() as conn:
+            tables[way] = {name: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {name}")).all()), key=repr)
+                           for name in sorted(meta.tables)}
+        store.close()
+    skip = {"tokens", "audit", "alembic_version"}
+    for name in tables["driver"]:
+        if name in skip:
+            continue
+        if name == "results":  # the run stored before the batch has its own arrival time in each
+            strip = [tuple(v for i, v in enumerate(r) if i != 6) for r in tables["driver"][name]]
+            assert strip == [tuple(v for i, v in enumerate(r) if i != 6) for r in tables["sqlalchemy"][name]]
+        else:
+            assert tables["driver"][name] == tables["sqlalchemy"][name], name
+    assert len(tables["driver"]["results"]) == 4 and len(tables["driver"]["latest"]) == 5
+    assert all(tables["driver"][name] for name in ("summaries", "run_history", "fleet_records", "day_counts",
+                                                   "room_days", "requirements"))
 
 
 def test_a_token_submits_for_its_own_site_only(store):

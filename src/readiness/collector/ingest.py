@@ -57,8 +57,9 @@ def parse(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Refused(400, "invalid_json", "a result is a JSON object")
     # PostgreSQL text and JSONB cannot hold NUL; in JSON text a NUL can only be the escape \u0000,
-    # so the bytes tell cheaply whether the exact (slower) look is needed
-    if b"\\u0000" in body and _holds_nul(data):
+    # so the bytes tell cheaply whether the exact (slower) look is needed; a backslash is looked
+    # for first (one byte: memchr, a tenth of the six-byte search; most results hold none)
+    if b"\\" in body and b"\\u0000" in body and _holds_nul(data):
         raise Refused(400, "nul_character", "text may not hold a NUL character")
     return data
 

@@ -149,6 +149,47 @@ def _last_per_day(rows: Any) -> list[dict[str, Any]]:
     return [last[k] for k in sorted(last)]
 
 
+_MISSING = object()
+
+
+class _Driven:
+    """An INSERT of ingest's group commit run by the driver itself (``exec_driver_sql``), on
+    SQLite: its SQL compiled once, each row bound by its columns' own bind processors (exactly
+    the values SQLAlchemy would bind). SQLAlchemy's executemany builds and processes each row's
+    parameters in Python: with some 25 rows per result (most of them ``latest``'s), measured
+    about a third of the commit thread's time, and that one thread is what every upload waits
+    on. ``returning``: the statement ends in RETURNING, so the rows go in one multi-row VALUES
+    statement (the driver's executemany returns no rows)."""
+
+    def __init__(self, stmt: Any, keys: list[str], dialect: Any, returning: bool = False) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=keys)
+        self.sql = compiled.string
+        self.names = list(compiled.positiontup or ())
+        if sorted(self.names) != sorted(keys):
+            raise ValueError(f"unexpected parameters {self.names} for {keys}")
+        self.procs = [(name, compiled.binds[name].type._cached_bind_processor(dialect)) for name in self.names]
+        self.returning = returning
+        group = "(" + ", ".join("?" * len(self.names)) + ")"
+        if returning and self.sql.count(group) != 1:
+            raise ValueError("no single VALUES group")
+        self.group = group
+        self._many: dict[int, str] = {}
+
+    def _bound(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        # a key the row lacks binds NULL, as SQLAlchemy leaves out a column not given; a value
+        # given goes through its processor, None too (JSON's makes it "null", as SQLAlchemy does)
+        return tuple(None if (v := row.get(name, _MISSING)) is _MISSING else v if proc is None else proc(v)
+                     for name, proc in self.procs)
+
+    def __call__(self, conn: Any, rows: list[dict[str, Any]]) -> Any:
+        if not self.returning:
+            return conn.exec_driver_sql(self.sql, [self._bound(row) for row in rows])
+        sql = self._many.get(len(rows))
+        if sql is None:
+            sql = self._many[len(rows)] = self.sql.replace(self.group, ", ".join([self.group] * len(rows)))
+        return conn.exec_driver_sql(sql, tuple(v for row in rows for v in self._bound(row)))
+
+
 def _insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
@@ -202,6 +243,26 @@ class Store(Accounts, Reads):
             where=later)
         self._result_insert = (self._insert(results).on_conflict_do_nothing(index_elements=[results.c.run_id])
                                .returning(results.c.run_id))
+        self._run = self._statements()
+
+    _ROW_KEYS = ("run_id", "site", "room", "hostname", "room_key", "started", "received", "profile", "verdict",
+                 "coverage", "document")
+
+    def _statements(self) -> dict[str, Callable[[Any, list[dict[str, Any]]], Any]]:
+        """Ingest's inserts by name, each a call (connection, rows): through the driver on SQLite
+        (``_Driven``), through SQLAlchemy on PostgreSQL."""
+        plan = {"results": (self._result_insert, list(self._ROW_KEYS), True),
+                "summaries": (summaries.insert(), ["run_id", "summary"], False),
+                "history": (run_history.insert(), ["run_id", "room_key", "site", "started", "record"], False),
+                "records": (fleet_records.insert(), ["run_id", "record"], False),
+                "latest": (self._latest_upsert, ["room_key", "check_name", "run_id", "started"], False),
+                "days": (self._day_add, ["day", "verdict", "runs"], False),
+                "room_days": (self._room_day_upsert, ["room_key", "day", "site", "room", "hostname", "run_id",
+                                                      "started", "verdict"], False)}
+        if self.dialect == "sqlite" and self.engine.dialect.paramstyle == "qmark":
+            return {name: _Driven(stmt, keys, self.engine.dialect, returning)
+                    for name, (stmt, keys, returning) in plan.items()}
+        return {name: (lambda conn, rows, stmt=stmt: conn.execute(stmt, rows)) for name, (stmt, _k, _r) in plan.items()}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -317,7 +378,7 @@ class Store(Accounts, Reads):
             # the row is kept as given: a batch that failed is tried again one item at a time
             params = [{**{k: v for k, v in items[i][0].items() if k not in _NOT_COLUMNS}, "document": items[i][1]}
                       for i in first.values()]
-            stored = set(conn.execute(self._result_insert, params).scalars()) if params else set()
+            stored = set(self._run["results"](conn, params).scalars()) if params else set()
             others = [run_id for run_id in first if run_id not in stored]
             sites = dict(conn.execute(select(results.c.run_id, results.c.site).where(results.c.run_id.in_(others)))
                          .all()) if others else {}
@@ -325,16 +386,16 @@ class Store(Accounts, Reads):
             summaries_new = [{"run_id": row["run_id"], "summary": RawJSON(row["summary"])}
                              for row, *_ in winners if row.get("summary") is not None]
             if summaries_new:
-                conn.execute(summaries.insert(), summaries_new)
+                self._run["summaries"](conn, summaries_new)
             history_new = [{"run_id": row["run_id"], "room_key": row["room_key"], "site": row["site"],
                             "started": row["started"], "record": RawJSON(row["history"])}
                            for row, *_ in winners if row.get("history") is not None]
             if history_new:
-                conn.execute(run_history.insert(), history_new)
+                self._run["history"](conn, history_new)
             records_new = [{"run_id": row["run_id"], "record": row["record"]}
                            for row, *_ in winners if row.get("record") is not None]
             if records_new:
-                conn.execute(fleet_records.insert(), records_new)
+                self._run["records"](conn, records_new)
             newest: dict[tuple[str, str], dict[str, Any]] = {}  # one row per key: the newest run of the batch
             for row, _document, checks, *_ in winners:
                 for name in ["", *checks]:
@@ -346,14 +407,14 @@ class Store(Accounts, Reads):
             if newest:
                 keys = {key for key, _ in newest}
                 held = set(conn.execute(select(latest.c.run_id).where(latest.c.room_key.in_(keys))).scalars())
-                conn.execute(self._latest_upsert, list(newest.values()))
+                self._run["latest"](conn, list(newest.values()))
                 self._drop_records(conn, held | {row["run_id"] for row, *_ in winners})
             judged = Counter((day_of(row["started"]), row["verdict"]) for row, *_ in winners if row["verdict"] is not None)
             if judged:
-                conn.execute(self._day_add, [{"day": d, "verdict": v, "runs": n} for (d, v), n in sorted(judged.items())])
+                self._run["days"](conn, [{"day": d, "verdict": v, "runs": n} for (d, v), n in sorted(judged.items())])
             days = _last_per_day(row for row, *_ in winners)
             if days:
-                conn.execute(self._room_day_upsert, days)
+                self._run["room_days"](conn, days)
         self._requirements_known.update(new)  # only once committed
         return [(False, REVOKED) if i in refused
                 else (True, None) if first[item[0]["run_id"]] == i and item[0]["run_id"] in stored
