@@ -21,15 +21,15 @@ class Reads:
     dialect: str
     _guard: Any  # the store's: database errors as StoreError / Unavailable
 
-    def room_days(self, since: str, sites: frozenset[str] | None = None, batch: int = 10000
-                  ) -> Iterator[tuple[str, str, float, str | None]]:
+    def room_days(self, since: str, sites: frozenset[str] | None = None, batch: int = 10000,
+                  keys: list[str] | None = None) -> Iterator[tuple[str, str, float, str | None]]:
         """Each room's state per day from ``since`` (YYYY-MM-DD) on, per room and oldest day
         first, as ``fleet.compliance`` reads them: (room key, day, start in seconds since the
         epoch, verdict); of ``sites`` only, when given. First, each room whose newest run is
         older than ``since``, once (its newest run: silent all along, it still counts). Streamed
         (never all in memory): 10 000 rooms x 90 days are 900 000 rows, so they come through the
         driver's own cursor (no row objects, no date parsing in Python: the database turns the
-        start into seconds) and, on PostgreSQL, a server-side cursor."""
+        start into seconds) and, on PostgreSQL, a server-side cursor. ``keys``: of those rooms only."""
         if self.dialect == "postgresql":
             epoch = cast(func.extract("epoch", room_days.c.started), Float)
             old_epoch = cast(func.extract("epoch", results.c.started), Float)
@@ -45,6 +45,9 @@ class Reads:
         if sites is not None:
             silent = silent.where(results.c.site.in_(sites))
             query = query.where(room_days.c.site.in_(sites))
+        if keys is not None:
+            silent = silent.where(latest.c.room_key.in_(keys))
+            query = query.where(room_days.c.room_key.in_(keys))
         with self._guard(), self.engine.connect() as conn:
             for key, started, seconds, verdict in conn.execute(silent):
                 if not key.startswith(BROWSER_KEYS):
@@ -61,13 +64,17 @@ class Reads:
             finally:
                 cursor.close()
 
-    def room_labels(self, sites: frozenset[str] | None = None) -> dict[str, tuple[str, str, str]]:
-        """Each room's (or computer's) site, room and hostname, as its newest run says them."""
+    def room_labels(self, sites: frozenset[str] | None = None, keys: list[str] | None = None
+                    ) -> dict[str, tuple[str, str, str]]:
+        """Each room's (or computer's) site, room and hostname, as its newest run says them
+        (``keys``: of those rooms only)."""
         query = (select(latest.c.room_key, results.c.site, results.c.room, results.c.hostname)
                  .select_from(latest.join(results, results.c.run_id == latest.c.run_id))
                  .where(latest.c.check_name == ""))
         if sites is not None:
             query = query.where(results.c.site.in_(sites))
+        if keys is not None:
+            query = query.where(latest.c.room_key.in_(keys))
         with self._guard(), self.engine.connect() as conn:
             return {key: (site, room, host) for key, site, room, host in conn.execute(query)}
 
@@ -201,6 +208,14 @@ class Reads:
         query = select(results.c.site, func.max(results.c.started)).group_by(results.c.site)
         with self._guard(), self.engine.connect() as conn:
             return {site: aware(when) for site, when in conn.execute(query)}
+
+    def arrived_after(self, when: datetime) -> tuple[int, list[str]]:
+        """Runs received after ``when`` (strictly): how many, and their rooms' keys (``room_key``)."""
+        query = (select(results.c.room_key, func.count()).where(results.c.received > when)
+                 .group_by(results.c.room_key))
+        with self._guard(), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return sum(n for _, n in rows), [key for key, _ in rows]
 
     def change_stamp(self) -> tuple[Any, ...]:
         """Changes whenever a run is stored or pruned (any collector process on this database)."""
