@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from readiness import __version__
 from readiness.fleet.files import said
 from readiness.fleet.model import FLEET_KIND, FLEET_SCHEMA_VERSION, Fleet, Run
-from readiness.fleet.step5 import analysis, organisation, partner_sites
+from readiness.fleet.step5 import analysis, organisation, partner_sites, verdict_patterns
 from readiness.i18n.format import format_bound
 from readiness.judge.requirements import Requirement
 from readiness.judge.verdicts import FAIL, PARTIAL, PASS, UNKNOWN, WARN
@@ -134,9 +134,14 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
     stamps: dict[Any, str] = {}
     per_req = [Counter() for _ in reqs]
     sites: dict[str, dict[str, Any]] = {}
+    patterns, pattern_of = verdict_patterns(fleet.runs)
+    for statuses, n in patterns:
+        for i, s in statuses.items():
+            per_req[i][s] += n
+    # per distinct set of verdicts, the items it fails, warns of or could not measure
+    flagged = [[(s, i) for i, s in statuses.items() if s == FAIL or s == WARN or s == UNKNOWN]
+               for statuses, _ in patterns]
     for r in fleet.runs:
-        for i, s in r.statuses.items():
-            per_req[i][s] += 1
         site = sites.setdefault(r.site, {"runs": [], "rooms": {}})
         site["runs"].append(r)
         # a room's browser self-tests are a row of their own, beside its agent's (``Run.key``)
@@ -148,9 +153,8 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         above a real failure. Each entry: label, status, units."""
         counted: dict[str, Counter] = {FAIL: Counter(), WARN: Counter(), UNKNOWN: Counter()}
         for r in runs:
-            for i, s in r.statuses.items():
-                if s in counted:
-                    counted[s][i] += 1
+            for s, i in flagged[pattern_of[id(r)]]:
+                counted[s][i] += 1
         top: list[dict[str, Any]] = []
         seen: set[int] = set()
         for status in (FAIL, WARN, UNKNOWN):
@@ -297,8 +301,16 @@ def row_state(r: Run, stamps: dict[Any, str] | None = None) -> dict[str, Any]:
             text = stamps[t] = t.strftime("%Y-%m-%dT%H:%M:%SZ")
         return text
 
+    checks = {}
+    made: dict[Any, dict[str, Any]] = {}  # a row's checks mostly come from one run: one entry for them
+    for c, source in sorted(r.sources.items()):
+        entry = made.get(source)
+        if entry is None:
+            h, t, rid = source
+            entry = made[source] = {"hostname": h, "started_utc": utc(t), "run_id": rid}
+        checks[c] = entry
     return {"site": r.site, "room": r.room, "hostname": r.hostname, "hosts": r.hosts, "verdict": r.shown_verdict,
             "last_verdict": r.verdict, "not_reporting": r.silent, "overall": r.overall, "partial": r.partial,
             "missing_checks": list(r.missing),
             "latest_utc": utc(r.started), "oldest_utc": utc(r.oldest) if r.oldest else None,
-            "checks": {c: {"hostname": h, "started_utc": utc(t), "run_id": rid} for c, (h, t, rid) in sorted(r.sources.items())}}
+            "checks": checks}
