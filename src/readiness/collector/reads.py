@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import Float, cast, func, select
 
-from readiness.collector.engine import aware, day_of
+from readiness.collector.engine import aware
 from readiness.collector.tables import (BROWSER_KEYS, day_counts, fleet_records, latest, requirements, results,
                                         room_days, run_history, summaries)
 
@@ -33,11 +33,13 @@ class Reads:
         if self.dialect == "postgresql":
             epoch = cast(func.extract("epoch", room_days.c.started), Float)
             old_epoch = cast(func.extract("epoch", results.c.started), Float)
+            old_day = func.to_char(func.timezone("UTC", results.c.started), "YYYY-MM-DD")
         else:  # SQLite holds the time as text; its julianday() reads it in C
             epoch = (func.julianday(room_days.c.started) - 2440587.5) * 86400.0
             old_epoch = (func.julianday(results.c.started) - 2440587.5) * 86400.0
+            old_day = func.substr(results.c.started, 1, 10)  # the UTC time as text: its day first
         start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
-        silent = (select(results.c.room_key, results.c.started, old_epoch, results.c.verdict)
+        silent = (select(results.c.room_key, old_day, old_epoch, results.c.verdict)
                   .select_from(latest.join(results, results.c.run_id == latest.c.run_id))
                   .where(latest.c.check_name == "", latest.c.started < start))
         query = (select(room_days.c.room_key, room_days.c.day, epoch, room_days.c.verdict)
@@ -49,20 +51,25 @@ class Reads:
             silent = silent.where(latest.c.room_key.in_(keys))
             query = query.where(room_days.c.room_key.in_(keys))
         with self._guard(), self.engine.connect() as conn:
-            for key, started, seconds, verdict in conn.execute(silent):
-                if not key.startswith(BROWSER_KEYS):
-                    yield key, day_of(started), seconds, verdict
-            compiled = query.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
-            params: Any = ([compiled.params[k] for k in compiled.positiontup or ()] if compiled.positional
-                           else compiled.params)
-            raw = conn.connection.dbapi_connection
-            cursor = raw.cursor(name="room_days") if self.dialect == "postgresql" else raw.cursor()
-            try:
-                cursor.execute(str(compiled), params)
-                while rows := cursor.fetchmany(batch):
-                    yield from rows
-            finally:
-                cursor.close()
+            for row in self._raw_rows(conn, silent, batch, "room_days_silent"):
+                if not row[0].startswith(BROWSER_KEYS):
+                    yield row
+            yield from self._raw_rows(conn, query, batch, "room_days")
+
+    def _raw_rows(self, conn: Any, query: Any, batch: int, name: str) -> Iterator[Any]:
+        """The rows of ``query`` as the driver gives them, through its own cursor (no row
+        objects: a tenth of the time for 10 000 rows), on PostgreSQL a server-side one (``name``)."""
+        compiled = query.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
+        params: Any = ([compiled.params[k] for k in compiled.positiontup or ()] if compiled.positional
+                       else compiled.params)
+        raw = conn.connection.dbapi_connection
+        cursor = raw.cursor(name=name) if self.dialect == "postgresql" else raw.cursor()
+        try:
+            cursor.execute(str(compiled), params)
+            while rows := cursor.fetchmany(batch):
+                yield from rows
+        finally:
+            cursor.close()
 
     def room_labels(self, sites: frozenset[str] | None = None, keys: list[str] | None = None
                     ) -> dict[str, tuple[str, str, str]]:
@@ -76,7 +83,7 @@ class Reads:
         if keys is not None:
             query = query.where(latest.c.room_key.in_(keys))
         with self._guard(), self.engine.connect() as conn:
-            return {key: (site, room, host) for key, site, room, host in conn.execute(query)}
+            return {key: (site, room, host) for key, site, room, host in self._raw_rows(conn, query, 5000, "labels")}
 
     def count(self, sites: frozenset[str] | None = None) -> int:
         """Runs stored (of ``sites`` only, when given)."""
@@ -148,8 +155,7 @@ class Reads:
                               .outerjoin(fleet_records, fleet_records.c.run_id == held.c.run_id))
                  .order_by(results.c.run_id))
         with self._guard(), self.engine.connect() as conn:
-            for row in conn.execution_options(yield_per=batch).execute(query):
-                yield row[0], row[1]
+            yield from self._raw_rows(conn, query, batch, "fleet_records")
 
     def summary(self, run_id: str) -> Any:
         """One run's summary (``summaries``), or its whole document when it has none; None: no such run."""
