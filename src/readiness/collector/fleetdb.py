@@ -42,6 +42,9 @@ from readiness.fleet.model import _CANONICAL, Run
 from readiness.fleet.read import _Reader, stored_key
 from readiness.fleet.history import room_path
 from readiness.fleet.page import render_html
+from readiness.i18n import languages
+from readiness.i18n.format import number, when
+from readiness.plugins import described
 from readiness.render.report import environment
 from readiness.judge.requirements import Requirement
 from readiness.result import Result, ResultError
@@ -453,9 +456,14 @@ class FleetView:
             return fleet, self.figs[(sites, lang)]
 
     def warm(self) -> None:
-        """Compile the page's templates now (a fifth of a second), at start, not in the first
-        request for /fleet."""
+        """Compile the page's templates (a fifth of a second), load the checks' descriptions
+        the fleet's sections read and each language's number and date formats now, at start,
+        not in the first request for /fleet."""
         environment().get_template("fleet.html")
+        described()
+        for lang in languages():
+            number(0.5, lang)
+            when(utcnow(), lang)
 
     def html(self, lang: str, sites: frozenset[str] | None = None, regressions: list[str] | None = None) -> str:
         fleet, figs = self.get(lang, sites)

@@ -53,8 +53,11 @@ def mark_not_reporting(runs: Iterable[Any], now: datetime, after_s: float) -> da
     next time a row crosses that age (None: none will), so a cached fleet knows when to look again."""
     step = timedelta(seconds=after_s)
     nxt: datetime | None = None
+    # silent: started before ``now - step`` (the same as ``silent`` when the age is whole microseconds)
+    exact = step.total_seconds() == after_s
+    cut = now - step
     for r in runs:
-        r.silent = silent(r.started, now, after_s)
+        r.silent = r.started < cut if exact else silent(r.started, now, after_s)
         if not r.silent:
             when = r.started + step
             nxt = when if nxt is None or when < nxt else nxt
