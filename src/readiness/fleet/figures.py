@@ -68,15 +68,16 @@ def histogram(values: list[float], bounds: list[float], bins: int = 20) -> dict[
     positive = [v for v in (*vals[: max(1, n // 100)], *bounds) if v > 0]
     scale = "linear"
     squeezed = median - lo < (hi - lo) / 8  # half the values in the first eighth of a linear axis
+    seen = Counter(vals)  # each distinct value binned once (10 000 rooms share a few hundred values)
     if vals[0] >= 0 and positive and all(b > 0 for b in bounds) and squeezed and hi / max(min(positive), 1e-9) >= 100:
         scale = "log"
         step = _nice_step((math.log10(hi) - math.log10(min(positive))) / bins)
         start = math.floor(math.log10(min(positive)) / step) * step
         count = max(1, int(math.floor((math.log10(hi) - start) / step)) + 1)
         edges = [10 ** (start + i * step) for i in range(count + 1)]
-        index = [int((math.log10(v) - start) // step) if v > 0 else 0 for v in vals]
+        index = [(int((math.log10(v) - start) // step) if v > 0 else 0, k) for v, k in seen.items()]
     else:
-        if hi - lo <= bins and all(float(v).is_integer() for v in vals):
+        if hi - lo <= bins and all(float(v).is_integer() for v in seen):
             step, start = 1.0, math.floor(lo)
             count = int(hi - start) + 1
         else:
@@ -84,14 +85,14 @@ def histogram(values: list[float], bounds: list[float], bins: int = 20) -> dict[
             start = math.floor(lo / step) * step
             count = max(1, int(math.floor((hi - start) / step)) + 1)
         edges = [start + i * step for i in range(count + 1)]
-        index = [int((v - start) // step) for v in vals]
+        index = [(int((v - start) // step), k) for v, k in seen.items()]
     counts = [0] * count
     above = 0
-    for i in index:
+    for i, k in index:
         if i >= count:
-            above += 1
+            above += k
             i = count - 1
-        counts[max(0, i)] += 1
+        counts[max(0, i)] += k
     return {"scale": scale, "edges": [round(e, 10) for e in edges], "counts": counts, "above": above, "n": n,
             "median": median, "min": vals[0], "max": vals[-1]}
 
