@@ -267,12 +267,13 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     partner = partner_sites(runs, partners) if theirs is None else theirs
     own = [r for r in runs if r.site not in partner]
     theirs = [r for r in runs if r.site in partner]
-    units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses,
-                  by=r.facts.get("by", "agent")) for r in own]
+    keys = [_unit_key(r) for r in own]
+    units = [Unit(key=k, site=r.site, room=r.room, host=r.hostname, statuses=r.statuses,
+                  by=r.facts.get("by", "agent")) for k, r in zip(keys, own)]
     planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
     by_browser = f" ({word(lang, 'fleet_by_browser')})"  # a room's browser row beside its agent's
-    labels = {_unit_key(r): (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"
-                                                                  else "") for r in own}
+    labels = {k: (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"
+                                                       else "") for k, r in zip(keys, own)}
     actions = []
     for a in planned:
         d = a.to_dict()
