@@ -475,6 +475,11 @@ class FleetView:
             pass
 
     def html(self, lang: str, sites: frozenset[str] | None = None, regressions: list[str] | None = None) -> str:
+        with gc_paused():  # one pause for the build, the figures and the page (each young
+            # collection after a pause walks every object made during it: once, not three times)
+            return self._html(lang, sites, regressions)
+
+    def _html(self, lang: str, sites: frozenset[str] | None, regressions: list[str] | None) -> str:
         fleet, figs = self.get(lang, sites)
         # the page is /fleet: a row links its run's report at /runs/ID, its room's history at
         # /rooms/SITE/ROOM (a computer's at /hosts/NAME)
