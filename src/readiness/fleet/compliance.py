@@ -204,6 +204,7 @@ class Tally:
         for site in self.members:
             per_site.setdefault(site, [[0, 0, 0, 0] for _ in days])
         rooms: list[dict[str, Any]] = []
+        names = [(span - w, f"days_{w}", f"ready_{w}", f"ready_pct_{w}") for w in windows]
         for entry in self.rooms.values():
             if entry is None:
                 continue
@@ -211,13 +212,13 @@ class Tally:
             now_state = _NOT_REPORTING if end - started > after_s else state
             per_site[site][-1][now_state] += 1
             out: dict[str, Any] = {"site": site, "room": room, "hostname": "" if room else host}
-            for w in windows:
-                part = past[span - w:]
+            for first, days_w, ready_w, pct_w in names:
+                part = past[first:]
                 counted = len(part) + 1 - part.count(_NOT_YET)
                 ready = part.count(0) + (now_state == 0)
-                out[f"days_{w}"] = counted
-                out[f"ready_{w}"] = ready
-                out[f"ready_pct_{w}"] = round(100.0 * ready / counted, 1) if counted else None
+                out[days_w] = counted
+                out[ready_w] = ready
+                out[pct_w] = round(100.0 * ready / counted, 1) if counted else None
             rooms.append(out)
 
         sites = []

@@ -262,11 +262,11 @@ def _with_compliance(site_rows: list[dict[str, Any]], comp: dict[str, Any] | Non
     windows = comp["windows"]
     by_site = {s["site"]: s for s in comp["sites"]}
     per_room: dict[tuple[str, str], Counter] = {}
+    names = [name for w in windows for name in (f"days_{w}", f"ready_{w}")]
     for r in comp["rooms"]:
         c = per_room.setdefault((r["site"], r["room"]), Counter())
-        for w in windows:
-            c[f"days_{w}"] += r[f"days_{w}"]
-            c[f"ready_{w}"] += r[f"ready_{w}"]
+        for name in names:
+            c[name] += r[name]
     for site in site_rows:
         s = by_site.get(site["site"])
         site["compliance"] = ({**{f"ready_pct_{w}": s[f"ready_pct_{w}"] for w in windows},
