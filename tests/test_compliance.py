@@ -322,3 +322,79 @@ def test_a_day_carries_until_the_age_and_today_ends_now():
                     "2026-03-10": "not_reporting"}
     assert got["rooms"][0]["days_7"] == 6 and got["rooms"][0]["ready_pct_7"] == round(100 * 2 / 6, 1)
     assert date.fromisoformat(got["last_day"]) == now.date()
+
+
+# --- the live view's compliance, kept apart and followed room by room ---------------------------
+
+
+def test_a_tally_followed_room_by_room_is_the_compliance_computed_whole():
+    """``Tally``: rooms put, put again with other runs and dropped in any order give what
+    ``compliance`` gives over the rows as they are then, at any time of the day."""
+    import random
+
+    from readiness.fleet.compliance import Tally, per_room
+
+    rng = random.Random(7)
+    now = datetime(2026, 3, 10, 9, 30, tzinfo=timezone.utc)
+
+    def runs_of() -> list[tuple[str, float, str | None]]:
+        days = {}
+        for _ in range(rng.randrange(1, 40)):
+            at = now - timedelta(seconds=rng.randrange(-3600, 100 * 86400))
+            days[at.date().isoformat()] = (at.timestamp(), rng.choice(["PASS", "WARN", "FAIL", "UNKNOWN", None]))
+        return [(d, *days[d]) for d in sorted(days)]
+
+    keys = [f"room\x1fS{k % 4}\x1fR{k}" for k in range(30)] + [f"host\x1fh{k}" for k in range(10)] + ["browser\x1fb"]
+    labels = {k: (f"S{n % 5}" if n % 7 else "", k.split("\x1f")[-1] if k.startswith("room") else "", f"h{n}")
+              for n, k in enumerate(keys)}
+    rooms = {k: runs_of() for k in keys}
+    tally = Tally(now, 2 * 86400)
+    for key in rng.sample(keys, len(keys)):
+        tally.put(key, rooms[key], labels[key])
+    for step in range(60):
+        key = rng.choice(keys)
+        if step % 5 == 4:
+            rooms.pop(key, None)
+            tally.drop(key)
+        else:
+            rooms[key] = runs_of()
+            labels[key] = (f"S{rng.randrange(6)}", labels[key][1], labels[key][2])  # a computer moved to a site
+            tally.put(key, rooms[key], labels[key])
+        at = now + timedelta(hours=rng.randrange(0, 14))
+        rows = [(k, *run) for k in sorted(rooms) for run in rooms[k]]
+        assert tally.result(at) == compliance(rows, labels, at, 2 * 86400)
+        assert dict(per_room(rows)) == {k: v for k, v in rooms.items()}
+
+
+def test_a_new_run_moves_the_live_compliance_reading_only_its_room(store):
+    """The live view (``FleetView``) keeps the compliance apart from the built fleet: a run that
+    arrives moves its figures, from that room's days alone, to what a whole computation gives."""
+    from readiness.collector.fleetdb import FleetView, day_rows
+
+    _away_from_midnight()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    documents = plan(now)
+    for d in documents:
+        ingest(store, docs.body(d), d["labels"]["site"])
+    view = FleetView(store, min_age_s=0)
+    before = view.get("en")[1]["compliance"]
+    assert view.compliance.full_reads == 1
+    check_figures({"compliance": before}, documents, datetime.now(timezone.utc), 3 * 86400)
+
+    # Göteborg's computer ws1, silent for 40 days (its camera unknown), reports again, ready:
+    # today it counts as ready, no longer as not reporting
+    docs.NOW = datetime.now(timezone.utc)
+    back = docs.document(site="Göteborg", room="", hostname="ws1", age=timedelta(seconds=1))
+    assert ingest(store, docs.body(back), "Göteborg")
+    after = view.get("en")[1]["compliance"]
+    assert view.compliance.full_reads == 1 and view.compliance.rooms_read == 1  # only its room was read again
+    today = [{s["site"]: s for s in c["sites"]}["Göteborg"]["days"][-1] for c in (before, after)]
+    assert (today[0]["ready"], today[0]["not_reporting"]) == (0, 1)
+    assert (today[1]["ready"], today[1]["not_reporting"]) == (1, 0)
+    ws1 = [next(r for r in c["rooms"] if r["hostname"] == "ws1") for c in (before, after)]
+    assert ws1[0]["ready_30"] == 0 and ws1[1]["ready_30"] == 1
+    assert found({"compliance": after}) == expected([*documents, back], datetime.now(timezone.utc), 3 * 86400)
+    # the same as computed whole from the database's days at the same moment
+    at = datetime.now(timezone.utc)
+    rows, labels = day_rows(store, at, 3 * 86400)
+    assert view.compliance.at(at) == compliance(rows, labels, at, 3 * 86400)

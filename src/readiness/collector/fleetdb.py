@@ -26,22 +26,25 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 import orjson
 
 from readiness.collector.access import scoped
-from readiness.collector.engine import redacted, utcnow
+from readiness.collector.engine import StoreError, Unavailable, redacted, utcnow
 from readiness.collector.jsontext import dumps
 from readiness.collector.store import Store
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
-from readiness.fleet.compliance import NOT_REPORTING_AFTER_S, WINDOWS, lookback_days, over_time
+from readiness.fleet.compliance import NOT_REPORTING_AFTER_S, WINDOWS, Tally, lookback_days, over_time, per_room
 from readiness.fleet.files import invalid
 from readiness.fleet.model import _CANONICAL, Run
 from readiness.fleet.read import _Reader, stored_key
 from readiness.fleet.history import room_path
 from readiness.fleet.page import render_html
+from readiness.i18n import languages
+from readiness.i18n.format import number, when
+from readiness.plugins import described
 from readiness.render.report import environment
 from readiness.judge.requirements import Requirement
 from readiness.result import Result, ResultError
@@ -269,19 +272,79 @@ def day_rows(store: Store, now: datetime, after_s: float, sites: frozenset[str] 
     return store.room_days(since, sites), store.room_labels(sites)
 
 
+class ComplianceCache:
+    """The fleet's compliance (``fleet.compliance``) from the database, kept apart from the
+    built fleet and brought up to date as runs arrive: only the rooms whose runs arrived since
+    it last looked are read again (their ``room_days``), not the 10 000 rooms x 90 days. Read
+    whole again only when it cannot tell what changed: the first time, on a new UTC day, after
+    pruning, or when a run was stored with an arrival time older than one already seen (another
+    replica's slow transaction)."""
+
+    KEYS_MAX = 2000  # more rooms changed than this: everything is read again (one sweep)
+
+    def __init__(self, store: Store, after_s: float = NOT_REPORTING_AFTER_S) -> None:
+        self.store, self.after_s = store, after_s
+        self.lock = threading.Lock()
+        self.tally: Tally | None = None
+        self.stamp: tuple[Any, ...] | None = None  # (runs stored, newest arrival) the tally holds
+        self.rooms_read = 0  # rooms read again by the last update (everything: all of them)
+        self.full_reads = 0
+
+    def at(self, now: datetime) -> dict[str, Any]:
+        """The compliance at ``now``, with every run stored before this call."""
+        with self.lock:
+            stamp = self.store.change_stamp()
+            tally = self.tally
+            if tally is None or tally.today != now.astimezone(timezone.utc).date() or self.stamp is None:
+                self._read_all(now, stamp)
+            elif stamp != self.stamp:
+                count, newest = self.stamp
+                arrived, keys = (0, []) if newest is None else self.store.arrived_after(newest)
+                if newest is None or stamp[0] - count != arrived or len(keys) > self.KEYS_MAX:
+                    self._read_all(now, stamp)  # pruned, or a run arrived that is not "after" the newest seen
+                else:
+                    self._read_rooms(now, keys, stamp)
+            assert self.tally is not None
+            return self.tally.result(now)
+
+    def _since(self, now: datetime) -> str:
+        return (now.date() - timedelta(days=max(WINDOWS) - 1 + lookback_days(self.after_s))).isoformat()
+
+    def _read_all(self, now: datetime, stamp: tuple[Any, ...]) -> None:
+        tally = Tally(now, self.after_s)
+        labels = self.store.room_labels()
+        for key, runs in per_room(self.store.room_days(self._since(now))):
+            tally.put(key, runs, labels.get(key))
+        self.tally, self.stamp, self.rooms_read = tally, stamp, len(tally.site_of)
+        self.full_reads += 1
+
+    def _read_rooms(self, now: datetime, keys: list[str], stamp: tuple[Any, ...]) -> None:
+        assert self.tally is not None
+        labels = self.store.room_labels(keys=keys)
+        rows = dict(per_room(self.store.room_days(self._since(now), keys=keys)))
+        for key in keys:
+            self.tally.put(key, rows.get(key, []), labels.get(key))
+        self.stamp, self.rooms_read = stamp, len(keys)
+
+
 def judge_over_time(fleet: Fleet, store: Store, now: datetime | None = None,
-                    after_s: float = NOT_REPORTING_AFTER_S, sites: frozenset[str] | None = None) -> datetime:
+                    after_s: float = NOT_REPORTING_AFTER_S, sites: frozenset[str] | None = None,
+                    cache: ComplianceCache | None = None) -> datetime:
     """``fleet.compliance.over_time`` with the database's days (every run's state per day kept
     at ingest), unless the fleet was built from every document (judged again, or every run):
-    then from the days it read, in its verdicts. When the answer next changes by time alone."""
+    then from the days it read, in its verdicts. When the answer next changes by time alone.
+    ``cache``: the compliance kept up to date there (the live view's), not read whole again."""
     now = now or utcnow()
     every = fleet.all_runs or fleet.rejudged_by is not None
+    if cache is not None and not every and sites is None:
+        return over_time(fleet, now, after_s, comp=cache.at(now))
     return over_time(fleet, now, after_s, None if every else day_rows(store, now, after_s, sites))
 
 
 def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
                 on_skip: Callable[[Skipped], None] | None = None, workers: int | None = 1,
-                not_reporting_after: float = NOT_REPORTING_AFTER_S, now: datetime | None = None) -> Fleet:
+                not_reporting_after: float = NOT_REPORTING_AFTER_S, now: datetime | None = None,
+                cache: ComplianceCache | None = None) -> Fleet:
     """The fleet state from the database, as ``fleet.collect`` would build it from files, at
     ``now`` (rooms silent longer than ``not_reporting_after`` seconds are not reporting).
 
@@ -309,7 +372,7 @@ def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
         fleet.results_read = total
         fleet.superseded += fleet.results_read - fed
         fleet.per_day = {day: Counter(counts) for day, counts in store.per_day().items()}
-    judge_over_time(fleet, store, now, not_reporting_after)
+    judge_over_time(fleet, store, now, not_reporting_after, cache=cache)
     return fleet
 
 
@@ -346,6 +409,9 @@ class FleetView:
         self.fleet: Fleet | None = None
         self.scoped: dict[frozenset[str], Fleet] = {}  # the fleet of a set of sites (``access.scoped``)
         self.figs: dict[tuple[frozenset[str] | None, str], dict[str, Any]] = {}
+        # the whole fleet's compliance, kept apart and brought up to date room by room as runs
+        # arrive, not computed again over every room at each rebuild
+        self.compliance = ComplianceCache(store, not_reporting_after)
 
     SCOPES_MAX = 256  # distinct site sets kept at once
 
@@ -359,7 +425,8 @@ class FleetView:
                 stamp = (self.store.change_stamp(), count)
                 if self.fleet is None or stamp != self.stamp:
                     with gc_paused():
-                        fleet = build_fleet(self.store, not_reporting_after=self.not_reporting_after)
+                        fleet = build_fleet(self.store, not_reporting_after=self.not_reporting_after,
+                                            cache=self.compliance)
                         if self.words is not None:
                             fleet = in_own_words(fleet, self.words)
                         fleet.skipped.extend(notes)
@@ -367,7 +434,8 @@ class FleetView:
                 elif self.fleet.recheck is not None and utcnow() >= self.fleet.recheck:
                     # nothing arrived, but time moved on: a room fell silent, or a new day began
                     with gc_paused():
-                        judge_over_time(self.fleet, self.store, after_s=self.not_reporting_after)
+                        judge_over_time(self.fleet, self.store, after_s=self.not_reporting_after,
+                                        cache=self.compliance)
                     self.figs, self.scoped = {}, {}
                 self.built = now
             fleet = self.fleet
@@ -388,11 +456,30 @@ class FleetView:
             return fleet, self.figs[(sites, lang)]
 
     def warm(self) -> None:
-        """Compile the page's templates now (a fifth of a second), at start, not in the first
-        request for /fleet."""
+        """Compile the page's templates (a fifth of a second), load the checks' descriptions
+        the fleet's sections read and each language's number and date formats now, at start,
+        not in the first request for /fleet."""
         environment().get_template("fleet.html")
+        described()
+        for lang in languages():
+            number(0.5, lang)
+            when(utcnow(), lang)
+        # the compliance of every room read once now, beside the start, so that the first
+        # /fleet finds it (it waits for this one if it comes first); a failure here is met again there
+        threading.Thread(target=self._warm_compliance, name="fleet-compliance", daemon=True).start()
+
+    def _warm_compliance(self) -> None:
+        try:
+            self.compliance.at(utcnow())
+        except (StoreError, Unavailable):
+            pass
 
     def html(self, lang: str, sites: frozenset[str] | None = None, regressions: list[str] | None = None) -> str:
+        with gc_paused():  # one pause for the build, the figures and the page (each young
+            # collection after a pause walks every object made during it: once, not three times)
+            return self._html(lang, sites, regressions)
+
+    def _html(self, lang: str, sites: frozenset[str] | None, regressions: list[str] | None) -> str:
         fleet, figs = self.get(lang, sites)
         # the page is /fleet: a row links its run's report at /runs/ID, its room's history at
         # /rooms/SITE/ROOM (a computer's at /hosts/NAME)

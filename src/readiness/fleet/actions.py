@@ -106,6 +106,56 @@ def site_root_causes(units: Sequence[Unit], reqs: Sequence[Req]) -> dict[tuple[s
 
     Needs two units or more at the site: one room failing says nothing about the site.
     """
+    return _site_root_causes(units, reqs, _Patterns(reqs))
+
+
+class _Patterns:
+    """What the planner reads of a unit's verdicts, worked out once per distinct set of verdicts
+    (10 000 rooms have a few hundred): its network failures (``site_root_causes``) and, per
+    failing or warning item, the action that answers it (``plan_actions``)."""
+
+    def __init__(self, reqs: Sequence[Req]) -> None:
+        self.reqs = reqs
+        self.kinds: dict[tuple[str, str], tuple[str, str]] = {}  # (metric, status) -> action_kind
+        self.seen: dict[tuple[tuple[int, ...], tuple[str, ...]], tuple[frozenset[int], list[tuple[str, str, int, bool]]]] = {}
+
+    def kind(self, i: int, s: str) -> tuple[str, str]:
+        metric = self.reqs[i].metric
+        got = self.kinds.get((metric, s))
+        if got is None:
+            got = self.kinds[(metric, s)] = action_kind(metric, s)
+        return got
+
+    def of(self, statuses: Mapping[int, str]) -> tuple[frozenset[int], list[tuple[str, str, int, bool]]]:
+        """(the network items it fails, [(kind, subject, item, blocking)] in item order)."""
+        pattern = (tuple(statuses), tuple(statuses.values()))
+        got = self.seen.get(pattern)
+        if got is None:
+            got = self.seen[pattern] = self._work(statuses)
+        return got
+
+    def _work(self, statuses: Mapping[int, str]) -> tuple[frozenset[int], list[tuple[str, str, int, bool]]]:
+        reqs, kind = self.reqs, self.kind
+        network = frozenset(i for i, s in statuses.items() if s == FAIL and reqs[i].required
+                            and kind(i, s)[0] in NETWORK_KINDS)
+        # a client that is not there has no version to show: its version's UNKNOWN is the install
+        missing = {kind(i, s)[1] for i, s in statuses.items() if s == FAIL and kind(i, s)[0] == "install"}
+        items = []
+        for i, s in sorted(statuses.items()):
+            blocking = reqs[i].required and s in (FAIL, UNKNOWN)
+            if not blocking and s not in (FAIL, WARN):
+                continue  # PASS, or an unknown recommended item (not a fix, not blocking)
+            k, subject = kind(i, s)
+            if k == "measure":
+                fix, client = kind(i, FAIL)
+                if fix == "update" and client in missing:
+                    k, subject = "install", client
+            items.append((k, subject, i, blocking))
+        return network, items
+
+
+def _site_root_causes(units: Sequence[Unit], reqs: Sequence[Req], patterns: _Patterns
+                      ) -> dict[tuple[str, str], set[int]]:
     by_site: dict[str, list[Unit]] = {}
     for u in units:
         if u.site:
@@ -114,55 +164,47 @@ def site_root_causes(units: Sequence[Unit], reqs: Sequence[Req]) -> dict[tuple[s
     for site, members in by_site.items():
         if len(members) < 2:
             continue
-        common: set[int] | None = None
+        common: frozenset[int] | None = None
         for u in members:
-            failing = {i for i, s in u.statuses.items() if s == FAIL and reqs[i].required
-                       and action_kind(reqs[i].metric, s)[0] in NETWORK_KINDS}
+            failing = patterns.of(u.statuses)[0]
             common = failing if common is None else common & failing
+            if not common:
+                break
         for i in common or ():
-            out.setdefault((site, action_kind(reqs[i].metric, FAIL)[0]), set()).add(i)
+            out.setdefault((site, patterns.kind(i, FAIL)[0]), set()).add(i)
     return out
 
 
 def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
     """The actions that make units ready, most readiness gained first; then advice (WARN)."""
     units = list(units)
-    roots = site_root_causes(units, reqs)
+    patterns = _Patterns(reqs)
+    roots = _site_root_causes(units, reqs, patterns)
     actions: dict[tuple[str, str, str | None, bool], Action] = {}
     needs: dict[str, set[tuple[str, str, str | None, bool]]] = {}
 
     members: dict[tuple[str, str, str | None, bool], set[str]] = {}  # an action's units, to look up
 
-    def add(key: tuple[str, str, str | None, bool], i: int, u: Unit) -> None:
-        a = actions.get(key)
-        if a is None:
-            a = actions[key] = Action(kind=key[0], subject=key[1], site=key[2], requirements=[], units=[], advice=key[3])
-            members[key] = set()
-        if i not in a.requirements:
-            a.requirements.append(i)
-            a.failing[i] = [0, 0]
-        a.failing[i][u.by == "browser"] += 1
-        if u.key not in members[key]:
-            members[key].add(u.key)
-            a.units.append(u.key)
-            a.sites[u.site] = a.sites.get(u.site, 0) + 1
-
     for u in units:
-        # a client that is not there has no version to show: its version's UNKNOWN is the install
-        missing = {action_kind(reqs[i].metric, s)[1] for i, s in u.statuses.items()
-                   if s == FAIL and action_kind(reqs[i].metric, s)[0] == "install"}
-        for i, s in sorted(u.statuses.items()):
-            blocking = reqs[i].required and s in (FAIL, UNKNOWN)
-            if not blocking and s not in (FAIL, WARN):
-                continue  # PASS, or an unknown recommended item (not a fix, not blocking)
-            kind, subject = action_kind(reqs[i].metric, s)
-            if kind == "measure":
-                fix, client = action_kind(reqs[i].metric, FAIL)
-                if fix == "update" and client in missing:
-                    kind, subject = "install", client
-            site = u.site if blocking and (u.site, kind) in roots and i in roots[(u.site, kind)] else None
+        browser = u.by == "browser"
+        for kind, subject, i, blocking in patterns.of(u.statuses)[1]:
+            site = u.site if blocking and i in roots.get((u.site, kind), ()) else None
             key = (kind, subject, site, not blocking)
-            add(key, i, u)
+            a = actions.get(key)
+            if a is None:
+                a = actions[key] = Action(kind=kind, subject=subject, site=site, requirements=[], units=[],
+                                          advice=not blocking)
+                members[key] = set()
+            failing = a.failing.get(i)
+            if failing is None:
+                a.requirements.append(i)
+                failing = a.failing[i] = [0, 0]
+            failing[browser] += 1
+            held = members[key]
+            if u.key not in held:
+                held.add(u.key)
+                a.units.append(u.key)
+                a.sites[u.site] = a.sites.get(u.site, 0) + 1
             if blocking:
                 needs.setdefault(u.key, set()).add(key)
 
@@ -175,21 +217,36 @@ def plan_actions(units: Iterable[Unit], reqs: Sequence[Req]) -> list[Action]:
     # readiness is counted over the organisation's units as its agents measured them (the fleet
     # tiles' definition): a browser self-test row shapes an action's advice, never its count
     counted = {u.key for u in units if u.by != "browser"}
+    # per action, its counted units grouped by what each needs (units that need the same steps
+    # become ready together): the scores below count groups, not units
+    frozen: dict[frozenset[Any], frozenset[Any]] = {}
+    groups: dict[tuple[str, str, str | None, bool], dict[frozenset[Any], int]] = {}
+    for k in pending:
+        g: dict[frozenset[Any], int] = {}
+        for uk in actions[k].units:
+            if uk in counted:
+                need = frozenset(needs[uk])
+                need = frozen.setdefault(need, need)
+                g[need] = g.get(need, 0) + 1
+        groups[k] = g
 
-    def gained(k: tuple[str, str, str | None, bool]) -> int:
-        taken = done | {k}
-        return sum(1 for uk in actions[k].units if uk in counted and uk not in ready and needs[uk] <= taken)
-
-    def closest(k: tuple[str, str, str | None, bool]) -> int:
-        """How near to ready its nearest (counted) unit is: minus the fixes that unit still lacks."""
-        return -min((len(needs[uk] - done) for uk in actions[k].units if uk in counted and uk not in ready),
-                    default=1 << 30)
+    def score(k: tuple[str, str, str | None, bool]) -> tuple[int, int, int]:
+        """Units it makes ready now; how near to ready its nearest unit not ready is (minus the
+        fixes that unit still lacks); units it touches."""
+        gained, nearest = 0, 1 << 30
+        for need, n in groups[k].items():
+            left = len(need - done)
+            if left:  # not ready yet (a counted unit is ready once all it needs is done)
+                if left == 1:  # k is the one step it lacks
+                    gained += n
+                nearest = min(nearest, left)
+        return gained, -nearest, len(actions[k].units)
 
     ready_count = sum(1 for u in units if u.key in counted and u.key not in needs)  # nothing blocking: ready already
     rank_of: dict[tuple[str, str, str | None, bool], int] = {}
     while pending:
         # max keeps the first of equals
-        best = max(pending, key=lambda k: (gained(k), closest(k), len(actions[k].units)))
+        best = max(pending, key=score)
         pending.remove(best)
         done.add(best)
         rank_of[best] = len(order) + 1

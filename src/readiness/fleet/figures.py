@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from readiness import __version__
 from readiness.fleet.files import said
 from readiness.fleet.model import FLEET_KIND, FLEET_SCHEMA_VERSION, Fleet, Run
-from readiness.fleet.step5 import analysis, organisation, partner_sites
+from readiness.fleet.step5 import analysis, organisation, partner_sites, verdict_patterns
 from readiness.i18n.format import format_bound
 from readiness.judge.requirements import Requirement
 from readiness.judge.verdicts import FAIL, PARTIAL, PASS, UNKNOWN, WARN
@@ -68,15 +68,16 @@ def histogram(values: list[float], bounds: list[float], bins: int = 20) -> dict[
     positive = [v for v in (*vals[: max(1, n // 100)], *bounds) if v > 0]
     scale = "linear"
     squeezed = median - lo < (hi - lo) / 8  # half the values in the first eighth of a linear axis
+    seen = Counter(vals)  # each distinct value binned once (10 000 rooms share a few hundred values)
     if vals[0] >= 0 and positive and all(b > 0 for b in bounds) and squeezed and hi / max(min(positive), 1e-9) >= 100:
         scale = "log"
         step = _nice_step((math.log10(hi) - math.log10(min(positive))) / bins)
         start = math.floor(math.log10(min(positive)) / step) * step
         count = max(1, int(math.floor((math.log10(hi) - start) / step)) + 1)
         edges = [10 ** (start + i * step) for i in range(count + 1)]
-        index = [int((math.log10(v) - start) // step) if v > 0 else 0 for v in vals]
+        index = [(int((math.log10(v) - start) // step) if v > 0 else 0, k) for v, k in seen.items()]
     else:
-        if hi - lo <= bins and all(float(v).is_integer() for v in vals):
+        if hi - lo <= bins and all(float(v).is_integer() for v in seen):
             step, start = 1.0, math.floor(lo)
             count = int(hi - start) + 1
         else:
@@ -84,14 +85,14 @@ def histogram(values: list[float], bounds: list[float], bins: int = 20) -> dict[
             start = math.floor(lo / step) * step
             count = max(1, int(math.floor((hi - start) / step)) + 1)
         edges = [start + i * step for i in range(count + 1)]
-        index = [int((v - start) // step) for v in vals]
+        index = [(int((v - start) // step), k) for v, k in seen.items()]
     counts = [0] * count
     above = 0
-    for i in index:
+    for i, k in index:
         if i >= count:
-            above += 1
+            above += k
             i = count - 1
-        counts[max(0, i)] += 1
+        counts[max(0, i)] += k
     return {"scale": scale, "edges": [round(e, 10) for e in edges], "counts": counts, "above": above, "n": n,
             "median": median, "min": vals[0], "max": vals[-1]}
 
@@ -134,9 +135,14 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
     stamps: dict[Any, str] = {}
     per_req = [Counter() for _ in reqs]
     sites: dict[str, dict[str, Any]] = {}
+    patterns, pattern_of = verdict_patterns(fleet.runs)
+    for statuses, n in patterns:
+        for i, s in statuses.items():
+            per_req[i][s] += n
+    # per distinct set of verdicts, the items it fails, warns of or could not measure
+    flagged = [[(s, i) for i, s in statuses.items() if s == FAIL or s == WARN or s == UNKNOWN]
+               for statuses, _ in patterns]
     for r in fleet.runs:
-        for i, s in r.statuses.items():
-            per_req[i][s] += 1
         site = sites.setdefault(r.site, {"runs": [], "rooms": {}})
         site["runs"].append(r)
         # a room's browser self-tests are a row of their own, beside its agent's (``Run.key``)
@@ -148,9 +154,8 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         above a real failure. Each entry: label, status, units."""
         counted: dict[str, Counter] = {FAIL: Counter(), WARN: Counter(), UNKNOWN: Counter()}
         for r in runs:
-            for i, s in r.statuses.items():
-                if s in counted:
-                    counted[s][i] += 1
+            for s, i in flagged[pattern_of[id(r)]]:
+                counted[s][i] += 1
         top: list[dict[str, Any]] = []
         seen: set[int] = set()
         for status in (FAIL, WARN, UNKNOWN):
@@ -257,11 +262,11 @@ def _with_compliance(site_rows: list[dict[str, Any]], comp: dict[str, Any] | Non
     windows = comp["windows"]
     by_site = {s["site"]: s for s in comp["sites"]}
     per_room: dict[tuple[str, str], Counter] = {}
+    names = [name for w in windows for name in (f"days_{w}", f"ready_{w}")]
     for r in comp["rooms"]:
         c = per_room.setdefault((r["site"], r["room"]), Counter())
-        for w in windows:
-            c[f"days_{w}"] += r[f"days_{w}"]
-            c[f"ready_{w}"] += r[f"ready_{w}"]
+        for name in names:
+            c[name] += r[name]
     for site in site_rows:
         s = by_site.get(site["site"])
         site["compliance"] = ({**{f"ready_pct_{w}": s[f"ready_pct_{w}"] for w in windows},
@@ -297,8 +302,16 @@ def row_state(r: Run, stamps: dict[Any, str] | None = None) -> dict[str, Any]:
             text = stamps[t] = t.strftime("%Y-%m-%dT%H:%M:%SZ")
         return text
 
+    checks = {}
+    made: dict[Any, dict[str, Any]] = {}  # a row's checks mostly come from one run: one entry for them
+    for c, source in sorted(r.sources.items()):
+        entry = made.get(source)
+        if entry is None:
+            h, t, rid = source
+            entry = made[source] = {"hostname": h, "started_utc": utc(t), "run_id": rid}
+        checks[c] = entry
     return {"site": r.site, "room": r.room, "hostname": r.hostname, "hosts": r.hosts, "verdict": r.shown_verdict,
             "last_verdict": r.verdict, "not_reporting": r.silent, "overall": r.overall, "partial": r.partial,
             "missing_checks": list(r.missing),
             "latest_utc": utc(r.started), "oldest_utc": utc(r.oldest) if r.oldest else None,
-            "checks": {c: {"hostname": h, "started_utc": utc(t), "run_id": rid} for c, (h, t, rid) in sorted(r.sources.items())}}
+            "checks": checks}

@@ -110,10 +110,10 @@ def _req_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> dict[str, 
     """Per section, each requirement with how many units pass, miss or could not show it."""
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in SECTIONS}
     counts = [dict.fromkeys((PASS, WARN, FAIL, UNKNOWN), 0) for _ in reqs]
-    for r in runs:
-        for i, s in r.statuses.items():
+    for statuses, n in verdict_patterns(runs)[0]:
+        for i, s in statuses.items():
             if s in counts[i]:
-                counts[i][s] += 1
+                counts[i][s] += n
     for i, req in enumerate(reqs):
         c = counts[i]
         if not sum(c.values()):
@@ -124,6 +124,25 @@ def _req_rows(runs: Sequence[Any], reqs: Sequence[Any], lang: str) -> dict[str, 
     for rows in out.values():  # what fails first; what could not be measured after it, counted apart
         rows.sort(key=lambda row: (-(row[FAIL] + row[WARN]), -row[UNKNOWN], row["metric"]))
     return out
+
+
+def verdict_patterns(runs: Iterable[Any]) -> tuple[list[tuple[Any, int]], dict[int, int]]:
+    """The distinct sets of verdicts among ``runs`` (10 000 rooms have a few hundred), each
+    with how many runs have it; and each run's (by ``id``) index among them: what counts
+    verdicts per requirement reads, instead of every run's."""
+    index: dict[tuple[tuple[Any, ...], tuple[str, ...]], int] = {}
+    patterns: list[list[Any]] = []
+    of: dict[int, int] = {}
+    for r in runs:
+        statuses = r.statuses
+        key = (tuple(statuses), tuple(statuses.values()))
+        k = index.get(key)
+        if k is None:
+            k = index[key] = len(patterns)
+            patterns.append([statuses, 0])
+        patterns[k][1] += 1
+        of[id(r)] = k
+    return [(p[0], p[1]) for p in patterns], of
 
 
 def _services(runs: Sequence[Any]) -> list[dict[str, Any]]:
@@ -149,6 +168,7 @@ def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Per client: units that looked, units where it is installed, the versions seen, per site."""
     fixes = described().fixes  # a client is what a check installs (and updates) as the fix of a metric
     version_of = {subject: metric for metric, (kind, subject) in fixes.items() if kind == "update" and subject}
+    keys: dict[str, tuple[int, ...] | None] = {}
     out = []
     for installed_metric, (kind, key) in fixes.items():
         if kind != "install" or not key:
@@ -157,6 +177,7 @@ def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
         looked = installed = 0
         versions: list[str] = []
         by_site: dict[str, int] = {}
+        version_metric = version_of.get(key, "")
         for r in runs:
             there = r.values.get(installed_metric)
             if type(there) is not bool:
@@ -165,12 +186,12 @@ def _clients(runs: Sequence[Any]) -> list[dict[str, Any]]:
             if there:
                 installed += 1
                 by_site[r.site] = by_site.get(r.site, 0) + 1
-                v = r.values.get(version_of.get(key, ""))
-                if isinstance(v, str) and version_key(v) is not None:
+                v = r.values.get(version_metric)
+                if isinstance(v, str) and (keys[v] if v in keys else keys.setdefault(v, version_key(v))) is not None:
                     versions.append(v)
         if not looked:
             continue
-        versions.sort(key=version_key)
+        versions.sort(key=keys.__getitem__)  # each distinct version parsed once (10 000 rooms, a few versions)
         out.append({"client": key, "title": c["title"], "kind": c["kind"], "looked": looked, "installed": installed,
                     "oldest": versions[0] if versions else None, "newest": versions[-1] if versions else None,
                     "by_site": dict(sorted(by_site.items()))})
@@ -246,12 +267,13 @@ def analysis(runs: Sequence[Any], reqs: Sequence[Any], lang: str = "en", partner
     partner = partner_sites(runs, partners) if theirs is None else theirs
     own = [r for r in runs if r.site not in partner]
     theirs = [r for r in runs if r.site in partner]
-    units = [Unit(key=_unit_key(r), site=r.site, room=r.room, host=r.hostname, statuses=r.statuses,
-                  by=r.facts.get("by", "agent")) for r in own]
+    keys = [_unit_key(r) for r in own]
+    units = [Unit(key=k, site=r.site, room=r.room, host=r.hostname, statuses=r.statuses,
+                  by=r.facts.get("by", "agent")) for k, r in zip(keys, own)]
     planned = plan_actions(units, [Req(q.metric, q.severity == "required") for q in reqs])
     by_browser = f" ({word(lang, 'fleet_by_browser')})"  # a room's browser row beside its agent's
-    labels = {_unit_key(r): (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"
-                                                                  else "") for r in own}
+    labels = {k: (r.room or r.hostname or r.run_id) + (by_browser if r.room and r.facts.get("by") == "browser"
+                                                       else "") for k, r in zip(keys, own)}
     actions = []
     for a in planned:
         d = a.to_dict()
