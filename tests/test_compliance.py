@@ -398,3 +398,28 @@ def test_a_new_run_moves_the_live_compliance_reading_only_its_room(store):
     at = datetime.now(timezone.utc)
     rows, labels = day_rows(store, at, 3 * 86400)
     assert view.compliance.at(at) == compliance(rows, labels, at, 3 * 86400)
+
+
+def test_a_room_back_after_a_long_silence_counts_its_silent_days_as_not_reporting(store):
+    """A room silent since before the days the database reads (120 days ago) that reports again
+    20 days ago: the 70 days between are not reporting by the definition, not "before its first
+    run". The database must hand the compliance its newest run before those days, as it does for
+    a room that never came back (Malmö M1 in ``plan``)."""
+    from readiness.collector.fleetdb import day_rows
+
+    _away_from_midnight()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    docs.NOW = now
+    minute = timedelta(seconds=60)
+    documents = [docs.document(site="Malmö", room="M2", hostname="m2", age=120 * DAY)]
+    documents += [docs.document(site="Malmö", room="M2", hostname="m2", age=k * DAY + minute) for k in range(0, 21)]
+    documents += [docs.document(site="Malmö", room="M1", hostname="m1", age=100 * DAY)]
+    for d in documents:
+        ingest(store, docs.body(d), "Malmö")
+    at = datetime.now(timezone.utc)
+    rows, labels = day_rows(store, at, 3 * 86400)
+    got = found({"compliance": compliance(rows, labels, at, 3 * 86400)})
+    want = expected(documents, at, 3 * 86400)
+    assert got == want
+    m2 = got["rooms"][("Malmö", "M2", "")]
+    assert m2 == (round(100 * 21 / 30, 1), round(100 * 21 / 90, 1))  # 69 silent days of 90 counted

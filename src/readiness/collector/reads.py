@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import Float, cast, func, select
+from sqlalchemy import Float, and_, cast, func, select
 
 from readiness.collector.engine import aware
 from readiness.collector.tables import (BROWSER_KEYS, day_counts, fleet_records, latest, requirements, results,
@@ -25,36 +25,61 @@ class Reads:
                   keys: list[str] | None = None) -> Iterator[tuple[str, str, float, str | None]]:
         """Each room's state per day from ``since`` (YYYY-MM-DD) on, per room and oldest day
         first, as ``fleet.compliance`` reads them: (room key, day, start in seconds since the
-        epoch, verdict); of ``sites`` only, when given. First, each room whose newest run is
-        older than ``since``, once (its newest run: silent all along, it still counts). Streamed
-        (never all in memory): 10 000 rooms x 90 days are 900 000 rows, so they come through the
-        driver's own cursor (no row objects, no date parsing in Python: the database turns the
-        start into seconds) and, on PostgreSQL, a server-side cursor. ``keys``: of those rooms only."""
+        epoch, verdict); of ``sites`` only, when given. Each room's newest run before ``since``
+        comes first, as the compliance needs it: for a room whose newest run is older than
+        ``since`` (silent all along, it still counts) and for one that reported again after a
+        silence longer than ``since`` reaches back (its silent days count as not reporting, not
+        as before its first run). Streamed (never all in memory): 10 000 rooms x 90 days are
+        900 000 rows, so they come through the driver's own cursor (no row objects, no date
+        parsing in Python: the database turns the start into seconds) and, on PostgreSQL, a
+        server-side cursor. ``keys``: of those rooms only."""
         if self.dialect == "postgresql":
-            epoch = cast(func.extract("epoch", room_days.c.started), Float)
-            old_epoch = cast(func.extract("epoch", results.c.started), Float)
+            def epoch(col: Any) -> Any:
+                return cast(func.extract("epoch", col), Float)
             old_day = func.to_char(func.timezone("UTC", results.c.started), "YYYY-MM-DD")
         else:  # SQLite holds the time as text; its julianday() reads it in C
-            epoch = (func.julianday(room_days.c.started) - 2440587.5) * 86400.0
-            old_epoch = (func.julianday(results.c.started) - 2440587.5) * 86400.0
+            def epoch(col: Any) -> Any:
+                return (func.julianday(col) - 2440587.5) * 86400.0
             old_day = func.substr(results.c.started, 1, 10)  # the UTC time as text: its day first
         start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
-        silent = (select(results.c.room_key, old_day, old_epoch, results.c.verdict)
+        silent = (select(results.c.room_key, old_day, epoch(results.c.started), results.c.verdict)
                   .select_from(latest.join(results, results.c.run_id == latest.c.run_id))
                   .where(latest.c.check_name == "", latest.c.started < start))
-        query = (select(room_days.c.room_key, room_days.c.day, epoch, room_days.c.verdict)
-                 .where(room_days.c.day >= since).order_by(room_days.c.room_key, room_days.c.day))
+        window = select(room_days.c.room_key, room_days.c.day, epoch(room_days.c.started), room_days.c.verdict
+                        ).where(room_days.c.day >= since)
+        # the rooms with days from ``since`` on, and each one's newest day before it: one probe
+        # of the (room, day) key per room, not a scan of the older days
+        seen = select(room_days.c.room_key).where(room_days.c.day >= since)
         if sites is not None:
             silent = silent.where(results.c.site.in_(sites))
-            query = query.where(room_days.c.site.in_(sites))
+            window = window.where(room_days.c.site.in_(sites))
+            seen = seen.where(room_days.c.site.in_(sites))
         if keys is not None:
             silent = silent.where(latest.c.room_key.in_(keys))
-            query = query.where(room_days.c.room_key.in_(keys))
+            window = window.where(room_days.c.room_key.in_(keys))
+            seen = seen.where(room_days.c.room_key.in_(keys))
+        seen = seen.distinct().subquery("seen")
+        earlier = room_days.alias("earlier")
+        before = (select(func.max(earlier.c.day)).where(earlier.c.room_key == seen.c.room_key, earlier.c.day < since)
+                  .scalar_subquery())
+        newest = select(seen.c.room_key.label("key"), before.label("day")).subquery("newest")
+        back = room_days.alias("back")
+        seed = (select(back.c.room_key, back.c.day, epoch(back.c.started), back.c.verdict)
+                .join(newest, and_(back.c.room_key == newest.c.key, back.c.day == newest.c.day)))
+        window = window.order_by(room_days.c.room_key, room_days.c.day)  # the key's order: no sort
         with self._guard(), self.engine.connect() as conn:
             for row in self._raw_rows(conn, silent, batch, "room_days_silent"):
                 if not row[0].startswith(BROWSER_KEYS):
                     yield row
-            yield from self._raw_rows(conn, query, batch, "room_days")
+            # at most a row per room: kept, and each put before its room's days
+            first = {row[0]: row for row in self._raw_rows(conn, seed, batch, "room_days_seed")}
+            current = None
+            for row in self._raw_rows(conn, window, batch, "room_days"):
+                if row[0] != current:
+                    current = row[0]
+                    if current in first:
+                        yield first[current]
+                yield row
 
     def _raw_rows(self, conn: Any, query: Any, batch: int, name: str) -> Iterator[Any]:
         """The rows of ``query`` as the driver gives them, through its own cursor (no row
