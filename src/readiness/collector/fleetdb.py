@@ -355,10 +355,12 @@ def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
     bad: list[Skipped] = []
     every = all_runs or profile is not None
     total = store.count() if not every else 0
+    # judged as stored, the runs per day and each room's state per day come from the database
+    # (``per_day``, ``room_days``), not from the few runs read here: the fleet is built without them
     if not every and workers is not None and workers > 1:
-        fleet = collect_records(_records(store, workers, bad), on_skip=on_skip)
+        fleet = collect_records(_records(store, workers, bad), on_skip=on_skip, days=False)
     elif not every:
-        fleet = collect_records(_from_records(store, bad), on_skip=on_skip)
+        fleet = collect_records(_from_records(store, bad), on_skip=on_skip, days=False, shared_names=True)
     else:
         fleet = collect_results(_results(store, every, bad), profile=profile, all_runs=all_runs, on_skip=on_skip)
     for s in bad:
