@@ -158,7 +158,8 @@ def collect_records(records: Iterable[tuple[Any, ...]], profile: Profile | None 
     elsewhere (the collector's database keeps them at ingest): the fleet is then built without
     them (``Fleet.per_day``, ``room_days`` and ``room_labels`` left empty). ``shared_names``:
     the records' metric names are one string per name already (decoded in this process by
-    orjson, whose key cache gives each key one string), so they are not made one again here."""
+    orjson, whose key cache gives each key one string, or named by one reader), so they are not
+    made one again here."""
     skipped: list[Skipped] = []
 
     def skip(origin: str, reason: str) -> None:
