@@ -151,15 +151,11 @@ def collect_results(results: Iterable[tuple[str, Any]], profile: Profile | None 
 
 
 def collect_records(records: Iterable[tuple[Any, ...]], profile: Profile | None = None, all_runs: bool = False,
-                    on_skip: Callable[[Skipped], None] | None = None, days: bool = True,
-                    shared_names: bool = False) -> Fleet:
+                    on_skip: Callable[[Skipped], None] | None = None, days: bool = True) -> Fleet:
     """The same over the reader's records (``_Reader.from_result``), made elsewhere (worker processes).
     ``days``: False when the caller has the runs per day and each room's state per day from
     elsewhere (the collector's database keeps them at ingest): the fleet is then built without
-    them (``Fleet.per_day``, ``room_days`` and ``room_labels`` left empty). ``shared_names``:
-    the records' metric names are one string per name already (decoded in this process by
-    orjson, whose key cache gives each key one string, or named by one reader), so they are not
-    made one again here."""
+    them (``Fleet.per_day``, ``room_days`` and ``room_labels`` left empty)."""
     skipped: list[Skipped] = []
 
     def skip(origin: str, reason: str) -> None:
@@ -168,13 +164,13 @@ def collect_records(records: Iterable[tuple[Any, ...]], profile: Profile | None 
         if on_skip is not None:
             on_skip(s)
 
-    fleet = gather(records, profile, all_runs, skip, days, shared_names)
+    fleet = gather(records, profile, all_runs, skip, days)
     fleet.skipped = skipped
     return fleet
 
 
 def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs: bool,
-           skip: Callable[[str, str], None], days: bool = True, shared_names: bool = False) -> Fleet:
+           skip: Callable[[str, str], None], days: bool = True) -> Fleet:
     """Keep what the fleet needs of each reader record: per host or room, each check's latest
     run (or every run with ``all_runs``); count duplicates and skips, and with ``days`` the runs
     per day and each room's state per day (the trend and the compliance)."""
@@ -212,8 +208,7 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
         # One string object per metric name and verdict for the whole fleet, not one per run
         # (runs from worker processes arrive with their own copies): a third of a run's memory.
         run.statuses = registry.indexed(run.statuses, run.profile)
-        if not shared_names:  # (a tenth of the time of building 10 000 rooms from the database's records)
-            run.values = dict(zip(map(names.setdefault, run.values, run.values), run.values.values()))
+        run.values = dict(zip(map(names.setdefault, run.values, run.values), run.values.values()))
         run.overall = _CANONICAL[run.overall]
         key = run.key
         if days:
