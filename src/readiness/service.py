@@ -25,6 +25,9 @@ from readiness.server.http import log, tls_context
 from readiness.server.measure import run_server
 
 LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
+# the start's slower warm-ups (the regressions pass, the plotting library) wait for a first /fleet
+# page, at most this long
+WARM_AFTER_S = 10.0
 
 
 class ServiceError(Exception):
@@ -79,6 +82,8 @@ class Site:
         """The first room history page after a start would import matplotlib and build its font
         cache (~2 s); done here, in the background, once the server listens."""
         def preload() -> None:
+            # not beside a first /fleet page's build (two seconds of CPU for the same interpreter)
+            self.collector.view.served.wait(WARM_AFTER_S)
             from readiness.render import plots  # the server extra: matplotlib, imported in this thread
 
             started = time.monotonic()
@@ -173,9 +178,10 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
         collector.checker.warm()
     collector.view.warm()
     # the first pass over the rooms' changes (the suspected regressions, ``collector.history``;
-    # about a second of CPU for 10 000 rooms) starts now, beside the start, not at the first
-    # /fleet, where its thread took the interpreter from that request's build of the fleet
-    collector.changes.refresh()
+    # about a second of CPU for 10 000 rooms) starts once a first /fleet page is made, or
+    # WARM_AFTER_S after the start: not inside that page's build, where its thread took the
+    # interpreter from it
+    collector.changes.hold(collector.view.served, WARM_AFTER_S)
 
     def collect(body: bytes, site: str, key: str) -> str | None:
         return collect_page_result(store, body, site, key, collector.max_body, collector.checker)

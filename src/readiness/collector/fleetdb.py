@@ -414,6 +414,9 @@ class FleetView:
         # the whole fleet's compliance, kept apart and brought up to date room by room as runs
         # arrive, not computed again over every room at each rebuild
         self.compliance = ComplianceCache(store, not_reporting_after)
+        # set once a first page of the fleet was made: the start's slower warm-ups (the
+        # regressions pass, the plotting library) wait for it rather than slow that page down
+        self.served = threading.Event()
 
     SCOPES_MAX = 256  # distinct site sets kept at once
 
@@ -479,7 +482,10 @@ class FleetView:
     def html(self, lang: str, sites: frozenset[str] | None = None, regressions: list[str] | None = None) -> str:
         with gc_paused():  # one pause for the build, the figures and the page (each young
             # collection after a pause walks every object made during it: once, not three times)
-            return self._html(lang, sites, regressions)
+            try:
+                return self._html(lang, sites, regressions)
+            finally:
+                self.served.set()
 
     def _html(self, lang: str, sites: frozenset[str] | None, regressions: list[str] | None) -> str:
         fleet, figs = self.get(lang, sites)

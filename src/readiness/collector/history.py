@@ -130,10 +130,28 @@ class FleetChanges:
         self._running = False
         self._rooms: dict[str, tuple[str, list[Change]]] = {}
         self._reqs: dict[str, Any] = {}
+        self._open = threading.Event()  # passes may start (see ``hold``)
+        self._open.set()
+
+    def hold(self, until: threading.Event, at_most_s: float) -> None:
+        """Start no pass until ``until`` is set or ``at_most_s`` passed, then start one: at a
+        collector's start, the first /fleet page is made before this second of CPU competes
+        with it for the interpreter."""
+        self._open.clear()
+
+        def release() -> None:
+            until.wait(at_most_s)
+            self._open.set()
+            self.refresh()
+
+        threading.Thread(target=release, name="fleet-changes-hold", daemon=True).start()
 
     def refresh(self, wait: bool = False) -> None:
-        """Start a pass when the last one is older than ``min_age_s`` and none runs; ``wait``:
-        in this thread, to its end (the tests, and a caller that needs the answer now)."""
+        """Start a pass when the last one is older than ``min_age_s`` and none runs (and none
+        is held back: ``hold``); ``wait``: in this thread, to its end (the tests, and a caller
+        that needs the answer now)."""
+        if not self._open.is_set():
+            return
         with self._lock:
             now = time.monotonic()
             if self._running or now - self._asked < self.min_age_s:
