@@ -359,7 +359,7 @@
   }
 
   // ---------------------------------------------------------------- bandwidth
-  // When to stop: the agent's rule (checks/bandwidth/estimator.py is_steady) with slices one
+  // When to stop: the agent's rule (src/readiness/measure/estimator.py is_steady) with slices one
   // loaded round trip long (0.25-1 s) and the probes' round trip no longer growing (the queue has
   // filled), but the last four slices within ±10 %, not ±5 %: a browser's counts are lumpier than
   // the kernel's (reads arrive in chunks, upload progress comes in steps), and it
