@@ -138,8 +138,8 @@ def typed_config(ctx: click.Context, names: tuple[str, ...], config_file: str | 
         return load_config(typed, parse_sets(sets), checks=plugins.checks if plugins else None,
                            broken=plugins.broken if plugins else None, config_file=config_file,
                            warn=lambda m: click.echo(f"warning: {m}", err=True), interactive=interactive)
-    except ConfigError as exc:
-        fail(str(exc))
+    except ConfigError as exc:  # in the language the configuration asks for, where it can be read
+        fail(exc.text(exc.lang or "en"))
 
 
 

@@ -98,6 +98,11 @@ class Worded(Exception):
         return self.text("en")
 
 
+class Refused(Worded, ValueError):
+    """A value a setting cannot take, as a catalog key and its arguments; a ValueError, so the
+    callers that catch those go on doing so (``str()`` is the English line)."""
+
+
 def _locale(lang: str) -> str:
     return lang if lang in languages() else "en"
 
