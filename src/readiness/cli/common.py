@@ -147,15 +147,16 @@ def typed_config(ctx: click.Context, names: tuple[str, ...], config_file: str | 
 def message_lang(typed: str | None = None) -> str:
     """The language of a command's messages when it has no ``--lang`` of its own: ``typed`` (a
     ``--lang`` given to the run it sets up), else the configuration's (files, READINESS_LANG),
-    else English. A configuration that cannot be read leaves English: the command says the rest."""
+    else English. A configuration that cannot be used still gives the language it names, where
+    that can be read (the command says the rest)."""
     if typed:
         return typed
     from readiness.run.config import ConfigError, load_config
 
     try:
         return load_config({}).lang or "en"
-    except ConfigError:
-        return "en"
+    except ConfigError as exc:
+        return exc.lang or "en"
 
 
 def config_option(fn: Any) -> Any:
