@@ -305,3 +305,13 @@ def test_a_language_that_is_not_there_is_itself_the_error_in_english(homes):
     user.write_text('lang = "fi"\nsite = "Helsinki"\n', encoding="utf-8")
     out = cli("config", "show", env=env)
     assert out.returncode == 2 and "'fi' is not one of en, sv" in out.stderr, out.stderr
+
+
+def test_a_warning_while_the_configuration_is_read_is_in_its_language(homes):
+    cli, system, user, env = homes
+    system.write_text('lang = "sv"\n', encoding="utf-8")
+    out = cli("config", "show", env=dict(env, READINESS_STIE="Malmö"))  # a misspelt variable: warned, not fatal
+    assert out.returncode == 0, out.stderr
+    assert "varning: READINESS_STIE är ingen inställning för readiness; hoppas över" in out.stderr, out.stderr
+    out = cli("config", "show", env=dict(env, READINESS_STIE="Malmö", READINESS_LANG="en"))
+    assert "warning: READINESS_STIE is not a readiness setting; ignored" in out.stderr, out.stderr

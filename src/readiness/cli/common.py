@@ -131,13 +131,16 @@ def typed_config(ctx: click.Context, names: tuple[str, ...], config_file: str | 
     gave on the command line count as command-line values); a wrong value anywhere exits 2."""
     from click.core import ParameterSource
 
-    from readiness.run.config import ConfigError, load_config
+    from readiness.i18n.format import word
+    from readiness.run.config import ConfigError, asked_language, load_config
 
     typed = {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+    lang = asked_language(typed, os.environ, config_file) or "en"  # for warnings said while it is read
     try:
         return load_config(typed, parse_sets(sets), checks=plugins.checks if plugins else None,
                            broken=plugins.broken if plugins else None, config_file=config_file,
-                           warn=lambda m: click.echo(f"warning: {m}", err=True), interactive=interactive)
+                           warn=lambda m: click.echo(word(lang, "config.warning", text=m.text(lang)), err=True),
+                           interactive=interactive)
     except ConfigError as exc:  # in the language the configuration asks for, where it can be read
         fail(exc.text(exc.lang or "en"))
 

@@ -348,7 +348,7 @@ def _file_layer(path: Path, kind: str) -> _Layer:
     return layer
 
 
-def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
+def _env_layer(env: Mapping[str, str], warn: Callable[[Worded], None]) -> _Layer:
     layer = _Layer("environment", from_env=True, base=None)
     for var, raw in sorted(env.items()):
         if not var.startswith(ENV_PREFIX) or var in ENV_NOT_SETTINGS:
@@ -368,7 +368,8 @@ def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
         if name in FIELDS:
             layer.values[name] = (raw, var)
         else:
-            warn(f"{var} is not a readiness setting; ignored (settings: {', '.join(ENV_PREFIX + f.upper() for f in FIELDS)})")
+            warn(Worded("config.warn_unknown_variable", variable=var,
+                        settings=", ".join(ENV_PREFIX + f.upper() for f in FIELDS)))
     return layer
 
 
@@ -384,7 +385,7 @@ def _resolve_path(spec: FieldSpec, text: str, base: Path | None) -> Path:
 def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, Mapping[str, Any]] | None = None, *,
                 checks: Mapping[str, type[Check]] | None = None, broken: Mapping[str, str] | None = None,
                 config_file: str | None = None,
-                env: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None,
+                env: Mapping[str, str] | None = None, warn: Callable[[Worded], None] | None = None,
                 interactive: bool = False) -> RunConfig:
     """Build the effective configuration. ``cli`` holds only what was typed on the command line
     (option name -> value); ``cli_checks`` the parsed ``--set`` values; ``checks`` the installed
@@ -416,7 +417,7 @@ def asked_language(cli: Mapping[str, Any], env: Mapping[str, str], config_file: 
 
 def _load(cli: Mapping[str, Any] | None, cli_checks: Mapping[str, Mapping[str, Any]] | None,
           checks: Mapping[str, type[Check]] | None, broken: Mapping[str, str] | None, config_file: str | None,
-          env: Mapping[str, str], warn: Callable[[str], None] | None, interactive: bool) -> RunConfig:
+          env: Mapping[str, str], warn: Callable[[Worded], None] | None, interactive: bool) -> RunConfig:
     warn = warn or (lambda _m: None)
     layers: list[_Layer] = []
     files: list[tuple[str, bool]] = []
@@ -474,8 +475,7 @@ def _load(cli: Mapping[str, Any] | None, cli_checks: Mapping[str, Mapping[str, A
     for layer in layers:
         for cname, table in layer.checks.items():
             if broken and cname in broken and checks is not None and cname not in checks:
-                warn(f"{table[next(iter(table))][1]}: settings for check '{cname}' are not checked: "
-                     "its plugin failed to load")
+                warn(Worded("config.warn_unchecked", where=table[next(iter(table))][1], check=cname))
                 continue
             for key, (value, where) in table.items():
                 validated = validate_check_setting(checks, cname, key, value, where)
