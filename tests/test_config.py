@@ -282,6 +282,8 @@ def test_a_broken_configuration_is_told_in_the_language_it_asks_for(homes, tmp_p
          "give profile or requirements, not both"),
         ({"READINESS_CHECKS__LATENCY": "2"}, None, "READINESS_CHECKS__<KONTROLL>__<INSTÄLLNING>",
          "READINESS_CHECKS__<CHECK>__<SETTING>"),
+        ({"READINESS_CHECKS__LATENCY__SAMPEL": "2"}, None, "READINESS_CHECKS__LATENCY__SAMPEL: kontrollen 'latency' har "
+         "ingen inställning 'sampel'", "check 'latency' has no setting 'sampel'"),
     ]
     named = tmp_path / "named.toml"
     for extra, text, swedish, english in faults:

@@ -77,7 +77,9 @@ def warn_plugins(plugins: Any, quiet: bool = False) -> None:
         click.echo(f"warning: {w}", err=True)
 
 
-def load_list(profile: str | None, requirements: str | None, plugins: Any) -> Any:
+def load_list(profile: str | None, requirements: str | None, plugins: Any, lang: str | None = None) -> Any:
+    """The requirement list named or given; a list that cannot be used exits 2 with its file,
+    line and why, in ``lang`` (None: the configuration's language)."""
     from readiness.judge.requirements import ProfileError, load_profile
 
     if profile and requirements:
@@ -85,7 +87,7 @@ def load_list(profile: str | None, requirements: str | None, plugins: Any) -> An
     try:
         return load_profile(profile, requirements, checks=plugins.checks, broken=plugins.broken)
     except ProfileError as exc:
-        fail(str(exc))
+        fail(exc.text(lang or message_lang()))
 
 
 def output_dir(path: str | None) -> Path:

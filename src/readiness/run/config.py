@@ -495,7 +495,7 @@ def validate_check_setting(checks: Mapping[str, type[Check]] | None, cname: str,
     if cls is None:
         raise ConfigError(where, Refused("config.no_check", check=cname, installed=", ".join(sorted(checks))))
 
-    def err(_line: Any, message: str) -> ConfigError:
-        return ConfigError(where, message)
+    def err(_line: Any, what: str, **fill: Any) -> ConfigError:
+        return ConfigError(where, Worded(f"profile_error.{what}", **fill))
 
     return validate_settings(cls, cname, {key: value}, lambda k: None, err)[key]
