@@ -21,7 +21,7 @@ from typing import Any
 from readiness.collector.jsontext import dumps, loads
 from readiness.collector.engine import utcnow
 from readiness.collector.fleetdb import record_of
-from readiness.collector.store import RawJSON, REVOKED, Store
+from readiness.collector.store import RawJSON, RawJSONBytes, REVOKED, Store
 from readiness.collector.tables import HOST_MAX, TEXT_MAX
 from readiness.fleet.changes import history_record, room_run
 from readiness.result import CLOCK_TOLERANCE, Result, ResultError, checked_data, parse_utc
@@ -409,8 +409,8 @@ def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY
     if outcome[0] == "refused":
         raise Refused(*outcome[1:])
     _, row, measured, document, reqs = outcome
-    if document is None:
-        document = RawJSON(body.decode("utf-8"))
+    if document is None:  # the bytes as they came, checked UTF-8 (``_as_stored``)
+        document = RawJSONBytes(body)
     if row["site"] != token_site:
         if token is not None and _revoked(store, token):  # the gate may have known it a moment ago
             raise Refused(401, "revoked_token", REVOKED_REASON)
