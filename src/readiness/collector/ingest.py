@@ -171,11 +171,15 @@ def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str], list[str | No
 # schema's own fields, whose values are strings and numbers (and texts in translations): there,
 # equal dicts with numbers of the same types have the same canonical JSON (1 == 1.0 == True
 # would otherwise mix texts that differ).
-_DIGESTS: dict[Any, list[tuple[dict[str, Any], tuple[str, str]]]] = {}
+_DIGESTS: dict[Any, list[tuple[dict[str, Any], tuple[type, ...], tuple[str, str]]]] = {}
 _DIGESTS_MAX = 4096
 _REQUIREMENT_FIELDS = frozenset(("metric", "severity", "min", "max", "expect", "min_version", "label", "service",
                                  "why", "fix", "source", "translations"))
-_NUMBERS = ("min", "max", "expect")
+
+
+def _number_types(requirement: dict[str, Any]) -> tuple[type, ...]:
+    get = requirement.get
+    return type(get("min")), type(get("max")), type(get("expect"))
 
 
 def _digest(requirement: dict[str, Any]) -> tuple[str, str]:
@@ -183,15 +187,16 @@ def _digest(requirement: dict[str, Any]) -> tuple[str, str]:
     plain = requirement.keys() <= _REQUIREMENT_FIELDS
     metric = requirement.get("metric")
     if plain:
-        for known, hit in _DIGESTS.get(metric, ()):
-            if requirement == known and all(type(requirement.get(k)) is type(known.get(k)) for k in _NUMBERS):
+        for known, types, hit in _DIGESTS.get(metric, ()):
+            if requirement == known and _number_types(requirement) == types:
                 return hit
     text = json.dumps(requirement, sort_keys=True, ensure_ascii=False, allow_nan=False)
     hit = (hashlib.sha256(text.encode("utf-8")).hexdigest(), text)
     if plain:
         if sum(map(len, _DIGESTS.values())) >= _DIGESTS_MAX:  # a flood of distinct ones starts over
             _DIGESTS.clear()
-        _DIGESTS.setdefault(metric, []).append((json.loads(text), hit))
+        known = json.loads(text)
+        _DIGESTS.setdefault(metric, []).append((known, _number_types(known), hit))
     return hit
 
 
