@@ -105,11 +105,13 @@ def test_one_group_commit_stores_each_run_once_and_keeps_the_newest_per_check(st
 def test_the_group_commit_through_the_driver_writes_what_sqlalchemy_writes(tmp_path):
     """On SQLite the group commit binds its inserts itself (``store._Driven``): every table it
     writes holds, value for value, what SQLAlchemy's own executemany writes for the same batch
-    (a run stored before, one twice, one with a document the border changed, one out of order)."""
+    (a run stored before, one twice, one with a document the border changed, one out of order).
+    A document stored as the bytes it came in (``RawJSONBytes``) is the same TEXT value as
+    SQLAlchemy's: text, not a blob."""
     from sqlalchemy import MetaData
 
     from readiness.collector.ingest import check
-    from readiness.collector.store import RawJSON, _Driven
+    from readiness.collector.store import RawJSONBytes, _Driven
 
     days = timedelta(days=1)
     before = docs.document(age=1 * days)
@@ -124,7 +126,7 @@ def test_the_group_commit_through_the_driver_writes_what_sqlalchemy_writes(tmp_p
         outcome = check(body)
         assert outcome[0] == "ok", outcome
         _, row, measured, document, reqs = outcome
-        return row, document if document is not None else RawJSON(body.decode()), measured, reqs
+        return row, document if document is not None else RawJSONBytes(body), measured, reqs
 
     arrived = datetime.now(timezone.utc).replace(microsecond=123456)
     tables = {}
@@ -148,6 +150,8 @@ def test_the_group_commit_through_the_driver_writes_what_sqlalchemy_writes(tmp_p
         with store.engine.connect() as conn:
             tables[way] = {name: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {name}")).all()), key=repr)
                            for name in sorted(meta.tables)}
+            kinds = {k for (k,) in conn.execute(text("SELECT DISTINCT typeof(document) FROM results"))}
+        assert kinds == {"text"}, way
         store.close()
     skip = {"tokens", "audit", "alembic_version"}
     for name in tables["driver"]:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
 
-from readiness.collector.jsontext import dumps, loads
+from readiness.collector.jsontext import dumps, read
 from readiness.collector.engine import utcnow
 from readiness.collector.fleetdb import record_of
-from readiness.collector.store import RawJSON, REVOKED, Store
+from readiness.collector.store import RawJSONBytes, REVOKED, Store
 from readiness.collector.tables import HOST_MAX, TEXT_MAX
 from readiness.fleet.changes import history_record, room_run
 from readiness.result import CLOCK_TOLERANCE, Result, ResultError, checked_data, parse_utc
@@ -46,10 +46,15 @@ class Refused(Exception):
 
 def parse(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """Bytes to a JSON object (400 for anything else, 413 above ``max_bytes``)."""
+    return _parse(body, max_bytes)[0]
+
+
+def _parse(body: bytes, max_bytes: int) -> tuple[dict[str, Any], bool]:
+    """``parse``, and whether the bytes are plain UTF-8 text (``jsontext.read``)."""
     if len(body) > max_bytes:
         raise Refused(413, "too_large", f"a result is at most {max_bytes} bytes")
     try:
-        data = loads(body)
+        data, utf8 = read(body)
     except RecursionError:
         raise Refused(400, "too_deep", f"the document nests deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -61,7 +66,7 @@ def parse(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     # for first (one byte: memchr, a tenth of the six-byte search; most results hold none)
     if b"\\" in body and b"\\u0000" in body and _holds_nul(data):
         raise Refused(400, "nul_character", "text may not hold a NUL character")
-    return data
+    return data, utf8
 
 
 def _holds_nul(data: Any) -> bool:
@@ -171,11 +176,15 @@ def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str], list[str | No
 # schema's own fields, whose values are strings and numbers (and texts in translations): there,
 # equal dicts with numbers of the same types have the same canonical JSON (1 == 1.0 == True
 # would otherwise mix texts that differ).
-_DIGESTS: dict[Any, list[tuple[dict[str, Any], tuple[str, str]]]] = {}
+_DIGESTS: dict[Any, list[tuple[dict[str, Any], tuple[type, ...], tuple[str, str]]]] = {}
 _DIGESTS_MAX = 4096
 _REQUIREMENT_FIELDS = frozenset(("metric", "severity", "min", "max", "expect", "min_version", "label", "service",
                                  "why", "fix", "source", "translations"))
-_NUMBERS = ("min", "max", "expect")
+
+
+def _number_types(requirement: dict[str, Any]) -> tuple[type, ...]:
+    get = requirement.get
+    return type(get("min")), type(get("max")), type(get("expect"))
 
 
 def _digest(requirement: dict[str, Any]) -> tuple[str, str]:
@@ -183,15 +192,16 @@ def _digest(requirement: dict[str, Any]) -> tuple[str, str]:
     plain = requirement.keys() <= _REQUIREMENT_FIELDS
     metric = requirement.get("metric")
     if plain:
-        for known, hit in _DIGESTS.get(metric, ()):
-            if requirement == known and all(type(requirement.get(k)) is type(known.get(k)) for k in _NUMBERS):
+        for known, types, hit in _DIGESTS.get(metric, ()):
+            if requirement == known and _number_types(requirement) == types:
                 return hit
     text = json.dumps(requirement, sort_keys=True, ensure_ascii=False, allow_nan=False)
     hit = (hashlib.sha256(text.encode("utf-8")).hexdigest(), text)
     if plain:
         if sum(map(len, _DIGESTS.values())) >= _DIGESTS_MAX:  # a flood of distinct ones starts over
             _DIGESTS.clear()
-        _DIGESTS.setdefault(metric, []).append((json.loads(text), hit))
+        known = json.loads(text)
+        _DIGESTS.setdefault(metric, []).append((known, _number_types(known), hit))
     return hit
 
 
@@ -249,17 +259,20 @@ def row_of(data: dict[str, Any], result: Result | None = None) -> tuple[dict[str
     return row, measured, reqs
 
 
-def _as_stored(body: bytes, data: dict[str, Any], changed: bool) -> Any:
-    """The bytes as they came (no second serialisation), unless the border changed the document
-    (a non-finite measured value made null) or the text is not plain UTF-8 (UTF-16 and a
-    byte-order mark are JSON too, but not for the database): then the checked document."""
+def _as_stored(body: bytes, data: dict[str, Any], changed: bool, utf8: bool = False) -> dict[str, Any] | None:
+    """None: the bytes as they came are the document to store (no second serialisation); else
+    the checked document, when the border changed it (a non-finite measured value made null) or
+    the text is not plain UTF-8 (UTF-16 and a byte-order mark are JSON too, but not for the
+    database). ``utf8``: the parser already found it plain UTF-8 (no 50 kB decode here)."""
     if changed or b"\x00" in body:
         return data
+    if utf8:
+        return None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return data
-    return data if text.startswith("\ufeff") else RawJSON(text)
+    return data if text.startswith("\ufeff") else None
 
 
 def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
@@ -267,13 +280,12 @@ def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
     document None when the bytes themselves are to be stored, or ("refused", status, code,
     reason, facts). Plain values only, so it can run in a worker process (``Checkers``)."""
     try:
-        data = parse(body, max_bytes)
+        data, utf8 = _parse(body, max_bytes)
         result, changed = validate(data, body)
         row, measured, reqs = row_of(data, result)
     except Refused as exc:
         return ("refused", exc.status, exc.code, exc.reason, exc.facts)
-    document = _as_stored(body, data, changed)
-    return ("ok", row, measured, None if isinstance(document, RawJSON) else document, reqs)
+    return ("ok", row, measured, _as_stored(body, data, changed, utf8), reqs)
 
 
 _SENT_MAX = 4096
@@ -409,8 +421,8 @@ def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY
     if outcome[0] == "refused":
         raise Refused(*outcome[1:])
     _, row, measured, document, reqs = outcome
-    if document is None:
-        document = RawJSON(body.decode("utf-8"))
+    if document is None:  # the bytes as they came, checked UTF-8 (``_as_stored``)
+        document = RawJSONBytes(body)
     if row["site"] != token_site:
         if token is not None and _revoked(store, token):  # the gate may have known it a moment ago
             raise Refused(401, "revoked_token", REVOKED_REASON)

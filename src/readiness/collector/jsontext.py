@@ -20,13 +20,19 @@ def loads(raw: bytes | str) -> Any:
     refuses some of what json takes (NaN and Infinity, UTF-16, a byte-order mark, lone
     surrogates) and reads integers past 64 bits as floats: those documents are read by json,
     so what comes back is exactly what json gives."""
+    return read(raw)[0]
+
+
+def read(raw: bytes | str) -> tuple[Any, bool]:
+    """``loads``, and whether orjson read it: then the bytes are strict UTF-8 (no surrogate, no
+    overlong form, no NUL) without a byte-order mark, for orjson refuses anything else."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if _LONG_NUMBER in data.translate(_DIGITS):
-        return json.loads(raw)
+        return json.loads(raw), False
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw), True
     except orjson.JSONDecodeError:
-        return json.loads(raw)
+        return json.loads(raw), False
 
 
 def dumps(value: Any) -> str:
