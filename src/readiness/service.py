@@ -9,7 +9,6 @@ Sits above server, collector and selftest, below the CLI, which only parses the 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
 # the start's slower warm-ups (the regressions pass, the plotting library) wait for a first /fleet
 # page, at most this long
 WARM_AFTER_S = 10.0
-INGEST_SWITCH_S = 0.001  # the interpreter's thread switch interval in a collector (``sys.setswitchinterval``)
 
 
 class ServiceError(Exception):
@@ -178,11 +176,6 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
             f"({opts.alerts_file}); events of one site and cause within {alert_cfg.group_within_s:g} s go in one message")
     if collector.checker is not None:
         collector.checker.warm()
-    # One interpreter serves every upload: the group commit's thread and the request threads
-    # take turns at it. A thread back from I/O (a socket, the checkers' pipe, SQLite) waits for
-    # a busy one to let go at most this long; CPython's 5 ms made each upload wait several such
-    # turns (measured with bench/ingest.py: about a fifth more uploads per second at 1 ms)
-    sys.setswitchinterval(INGEST_SWITCH_S)
     collector.view.warm()
     # the first pass over the rooms' changes (the suspected regressions, ``collector.history``;
     # about a second of CPU for 10 000 rooms) starts once a first /fleet page is made, or
