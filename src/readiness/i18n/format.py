@@ -98,8 +98,18 @@ class Worded(Exception):
         return self.text("en")
 
 
-def _locale(lang: str) -> str:
-    return lang if lang in languages() else "en"
+def _locale(lang: str) -> Any:
+    """Babel's Locale of ``lang`` (English for a language without a catalog), made once:
+    babel reads its locale data again for every call given the name (a fleet report makes
+    thousands)."""
+    return _babel_locale(lang if lang in languages() else "en")
+
+
+@lru_cache(maxsize=None)
+def _babel_locale(name: str) -> Any:
+    from babel import Locale  # babel only where words are formatted
+
+    return Locale.parse(name)
 
 
 def number(value: float, lang: str = "en") -> str:
