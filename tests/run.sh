@@ -34,4 +34,4 @@ python3 -m pip install -q --disable-pip-version-check -e ".[test,server]"
 # The tests run the `readiness` console script too: make sure the one just installed is found.
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 export PATH
-exec python3 -m pytest -q -rs "$@"
+exec python3 -m pytest -q -rs --durations=25 "$@"

@@ -255,3 +255,65 @@ def test_upload_url_takes_several_collectors_as_a_list_or_with_commas(homes, tmp
     system.write_text('site = "x"\nupload_url = ["https://c1.example:8443", "ftp://c2.example"]\n', encoding="utf-8")
     bad = cli("config", "show", env=env)
     assert bad.returncode == 2 and "config.toml:2" in bad.stderr and "ftp://c2.example" in bad.stderr
+
+
+@pytest.mark.parametrize("where_lang", ["user file", "variable", "option"])
+def test_a_broken_configuration_is_told_in_the_language_it_asks_for(homes, tmp_path, where_lang):
+    """Real faults in each source; the language comes from wherever it is named (a Swedish
+    room PC's user file, READINESS_LANG, --lang), read even when another setting is wrong."""
+    cli, system, user, env = homes
+    args: tuple[str, ...] = ()
+    if where_lang == "user file":
+        user.write_text('lang = "sv"\n', encoding="utf-8")
+    elif where_lang == "variable":
+        env = dict(env, READINESS_LANG="sv")
+    else:
+        args = ("--lang", "sv")
+    faults = [  # (a fault, what the Swedish line says, the same in English)
+        ({"READINESS_SERVER": "ftp://sthlm.example"}, None,
+         "READINESS_SERVER måste vara en http://- eller https://-adress (som http://host:8080), inte 'ftp://sthlm.example'",
+         "READINESS_SERVER must be an http:// or https:// URL"),
+        ({"READINESS_JITTER": "90h"}, None, "'90h' måste vara mellan 0 och 24 timmar", "'90h' must be between 0 and 24 hours"),
+        ({}, 'jitter = "soon"\n', "jitter: 'soon' är ingen tidslängd som 30s, 15m eller 1h",
+         "jitter: 'soon' is not a duration like 30s, 15m or 1h"),
+        ({}, 'rum = "4.12"\n', "okänd inställning 'rum'", "unknown setting 'rum'"),
+        ({}, 'site = "Malmö\n', "är ingen giltig TOML", "is not valid TOML"),
+        ({}, 'profile = "video-call"\nrequirements = "x.toml"\n', "ange profile eller requirements, inte båda",
+         "give profile or requirements, not both"),
+        ({"READINESS_CHECKS__LATENCY": "2"}, None, "READINESS_CHECKS__<KONTROLL>__<INSTÄLLNING>",
+         "READINESS_CHECKS__<CHECK>__<SETTING>"),
+        ({"READINESS_CHECKS__LATENCY__SAMPEL": "2"}, None, "READINESS_CHECKS__LATENCY__SAMPEL: kontrollen 'latency' har "
+         "ingen inställning 'sampel'", "check 'latency' has no setting 'sampel'"),
+    ]
+    named = tmp_path / "named.toml"
+    for extra, text, swedish, english in faults:
+        opts = args
+        if text is not None:
+            named.write_text(text, encoding="utf-8")
+            opts = (*args, "--config", str(named))
+        out = cli("run", "--no-open", "--check", "fixture_fast", *opts, env=dict(env, **extra))
+        said = [line for line in out.stderr.splitlines() if not line.startswith("warning: check plugin")]
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert len(said) == 1 and said[0].startswith("readiness: ") and swedish in said[0], out.stderr
+        # and in English where nothing names a language
+        if where_lang != "user file":
+            plain = cli("run", "--no-open", "--check", "fixture_fast", *(o for o in opts if o not in ("--lang", "sv")),
+                        env={k: v for k, v in dict(env, **extra).items() if k != "READINESS_LANG"})
+            assert plain.returncode == 2 and english in plain.stderr, plain.stderr
+
+
+def test_a_language_that_is_not_there_is_itself_the_error_in_english(homes):
+    cli, system, user, env = homes
+    user.write_text('lang = "fi"\nsite = "Helsinki"\n', encoding="utf-8")
+    out = cli("config", "show", env=env)
+    assert out.returncode == 2 and "'fi' is not one of en, sv" in out.stderr, out.stderr
+
+
+def test_a_warning_while_the_configuration_is_read_is_in_its_language(homes):
+    cli, system, user, env = homes
+    system.write_text('lang = "sv"\n', encoding="utf-8")
+    out = cli("config", "show", env=dict(env, READINESS_STIE="Malmö"))  # a misspelt variable: warned, not fatal
+    assert out.returncode == 0, out.stderr
+    assert "varning: READINESS_STIE är ingen inställning för readiness; hoppas över" in out.stderr, out.stderr
+    out = cli("config", "show", env=dict(env, READINESS_STIE="Malmö", READINESS_LANG="en"))
+    assert "warning: READINESS_STIE is not a readiness setting; ignored" in out.stderr, out.stderr

@@ -8,6 +8,7 @@ loaded from it in a real Chromium (its Content-Security-Policy header as served)
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -327,6 +328,43 @@ def test_the_suspected_regressions_on_fleet_open_one_alert_and_none_before_the_f
         alerts.flush(force=True)
         alerts.deliver()
         assert len(sent) == 1 and keyed[0][1] in sent[0].text
+    finally:
+        store.close()
+
+
+def test_the_regressions_pass_waits_for_the_first_fleet_page_or_its_time_limit(tmp_path):
+    """At a collector's start the pass over the rooms' changes (about a second of CPU for 10 000
+    rooms) is held until a first /fleet page was made (``FleetView.served``), or at most a time
+    limit: asking meanwhile starts nothing; the page's end lets it start."""
+    from readiness.collector.fleetdb import FleetView
+    from readiness.collector.history import FleetChanges
+    from readiness.collector.ingest import ingest
+    from readiness.collector.store import Store
+
+    def found(changes: FleetChanges, within_s: float) -> list | None:
+        deadline = time.monotonic() + within_s
+        while (keyed := changes.keyed("en")) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return keyed
+
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        store.migrate()
+        for d in _stockholm():
+            ingest(store, json.dumps(d).encode(), "Stockholm")
+        view = FleetView(store)
+        changes = FleetChanges(store, min_age_s=0)
+        changes.hold(view.served, 600)
+        assert found(changes, 1.5) is None  # asked many times meanwhile: held, no pass
+        assert not view.served.is_set()
+        assert "4.12" in view.html("en")  # the first page ...
+        assert view.served.is_set()
+        keyed = found(changes, 60)  # ... lets the pass start
+        assert [k for k, _ in keyed] == ["speakers.speech_mos|version:software.teams_version=24.2.0"]
+
+        late = FleetChanges(store, min_age_s=0)
+        late.hold(threading.Event(), 0.5)  # no page comes: the time limit starts it
+        assert [k for k, _ in found(late, 60)] == [k for k, _ in keyed]
     finally:
         store.close()
 

@@ -74,6 +74,38 @@ def test_mistakes_name_file_and_line(text, line, words):
     assert err.line == line, str(err)
 
 
+@pytest.mark.parametrize("text, swedish", [
+    ('name = "x"\ncolour = "red"\n', "okänd nyckel 'colour'"),
+    ('name = "x"\n' + GOOD_REQ.replace("system.ram_total_gb", "system.ram_gb"), "kontrollen 'system' ger inget mått 'ram_gb'"),
+    ('name = "x"\n' + GOOD_REQ.replace("min = 4", "min = 4\nmax = 2"), "min (4) är större än max (2)"),
+    ('name = "x"\n' + GOOD_REQ.replace('fix = "f"\n', ""), "behöver en 'fix' som inte är tom"),
+    ('name = "x"\n[checks.system]\nsampel = 2\n', "har ingen inställning 'sampel'"),
+    ('name = "x"\n[[requirement]\n', "ingen giltig TOML"),
+    ('title = "no name"\n', "profilen behöver ett name"),
+])
+def test_each_mistake_is_said_in_swedish_with_the_same_file_and_line(text, swedish):
+    err = error_of(text)
+    assert swedish in err.text("sv")
+    assert err.text("sv").split(": ")[0] == str(err).split(": ")[0]  # the same file:line
+    assert str(err) == err.text("en") and swedish not in str(err)
+
+
+def test_a_bad_list_is_refused_in_the_language_asked_for_by_each_command(cli, tmp_path):
+    bad = tmp_path / "dålig lista.toml"
+    bad.write_text('name = "x"\n' + GOOD_REQ.replace("system.ram_total_gb", "system.ram_gb"), encoding="utf-8")
+    said = "metric 'system.ram_gb': kontrollen 'system' ger inget mått 'ram_gb'"
+    run = cli("run", "--lang", "sv", "--requirements", str(bad), "--no-open", "-o", str(tmp_path / "out"))
+    assert run.returncode == 2 and f"{bad}:4: {said}" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert not (tmp_path / "out").exists()  # nothing ran
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    agg = cli("aggregate", str(fleet), "--lang", "sv", "--requirements", str(bad), "-o", str(tmp_path / "f.html"))
+    assert agg.returncode == 2 and said in agg.stderr, agg.stderr
+    assert not (tmp_path / "f.html").exists()
+    english = cli("aggregate", str(fleet), "--requirements", str(bad), "-o", str(tmp_path / "f.html"))
+    assert english.returncode == 2 and "check 'system' provides no metric 'ram_gb'" in english.stderr, english.stderr
+
+
 def test_cli_refuses_a_bad_profile_before_running_anything(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n' + GOOD_REQ.replace("system.ram_total_gb", "system.ram_gb"))

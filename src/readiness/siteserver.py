@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from readiness.i18n.format import Refused
+
 DEFAULT_STUN_PORT = 3478  # readiness serve's documented default; /__info tells the real one
 
 
@@ -43,16 +45,15 @@ class SiteServer:
         starts "must ..." for anything else. The text is never echoed when it holds credentials."""
         text = text.strip()
         if "@" in text:  # user:password@host, whatever the rest looks like
-            raise ValueError("must not hold a user name or password: they would be recorded in the result and "
-                             "sent to the server; give the server's address only")
+            raise Refused("config.must_no_credentials")
         try:
             parts = urlsplit(text if "://" in text else f"http://{text}")
             port = parts.port  # raises on a port that is not a number or out of range
         except ValueError:
             parts, port = None, None
         if parts is not None and parts.scheme not in ("http", "https"):
-            raise ValueError(f"must be an http:// or https:// URL (like http://host:8080), not {text!r}")
+            raise Refused("config.must_http_url", value=repr(text))
         if parts is None or not parts.hostname:
-            raise ValueError(f"must be a URL like http://host:8080, not {text!r}")
+            raise Refused("config.must_url", value=repr(text))
         return cls(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), parts.netloc,
                    given=text)

@@ -77,7 +77,9 @@ def warn_plugins(plugins: Any, quiet: bool = False) -> None:
         click.echo(f"warning: {w}", err=True)
 
 
-def load_list(profile: str | None, requirements: str | None, plugins: Any) -> Any:
+def load_list(profile: str | None, requirements: str | None, plugins: Any, lang: str | None = None) -> Any:
+    """The requirement list named or given; a list that cannot be used exits 2 with its file,
+    line and why, in ``lang`` (None: the configuration's language)."""
     from readiness.judge.requirements import ProfileError, load_profile
 
     if profile and requirements:
@@ -85,7 +87,7 @@ def load_list(profile: str | None, requirements: str | None, plugins: Any) -> An
     try:
         return load_profile(profile, requirements, checks=plugins.checks, broken=plugins.broken)
     except ProfileError as exc:
-        fail(str(exc))
+        fail(exc.text(lang or message_lang()))
 
 
 def output_dir(path: str | None) -> Path:
@@ -131,15 +133,18 @@ def typed_config(ctx: click.Context, names: tuple[str, ...], config_file: str | 
     gave on the command line count as command-line values); a wrong value anywhere exits 2."""
     from click.core import ParameterSource
 
-    from readiness.run.config import ConfigError, load_config
+    from readiness.i18n.format import word
+    from readiness.run.config import ConfigError, asked_language, load_config
 
     typed = {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+    lang = asked_language(typed, os.environ, config_file) or "en"  # for warnings said while it is read
     try:
         return load_config(typed, parse_sets(sets), checks=plugins.checks if plugins else None,
                            broken=plugins.broken if plugins else None, config_file=config_file,
-                           warn=lambda m: click.echo(f"warning: {m}", err=True), interactive=interactive)
-    except ConfigError as exc:
-        fail(str(exc))
+                           warn=lambda m: click.echo(word(lang, "config.warning", text=m.text(lang)), err=True),
+                           interactive=interactive)
+    except ConfigError as exc:  # in the language the configuration asks for, where it can be read
+        fail(exc.text(exc.lang or "en"))
 
 
 
@@ -147,15 +152,16 @@ def typed_config(ctx: click.Context, names: tuple[str, ...], config_file: str | 
 def message_lang(typed: str | None = None) -> str:
     """The language of a command's messages when it has no ``--lang`` of its own: ``typed`` (a
     ``--lang`` given to the run it sets up), else the configuration's (files, READINESS_LANG),
-    else English. A configuration that cannot be read leaves English: the command says the rest."""
+    else English. A configuration that cannot be used still gives the language it names, where
+    that can be read (the command says the rest)."""
     if typed:
         return typed
     from readiness.run.config import ConfigError, load_config
 
     try:
         return load_config({}).lang or "en"
-    except ConfigError:
-        return "en"
+    except ConfigError as exc:
+        return exc.lang or "en"
 
 
 def config_option(fn: Any) -> Any:

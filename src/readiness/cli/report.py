@@ -50,7 +50,7 @@ def report(result_file: str, profile: str | None, requirements: str | None, out:
     plugins = load_checks()  # loaded either way: a plugin brings its own words (its title, its findings)
     try:
         if profile or requirements:
-            prof = load_list(profile, requirements, plugins)
+            prof = load_list(profile, requirements, plugins, lang)
             judgement = judge(result, prof, only_checks=set(result.checks))
         elif result.judgement:
             judgement = Judgement.from_dict(result.judgement)
@@ -128,7 +128,7 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     if profile or requirements:
         plugins = load_checks()
         warn_plugins(plugins)
-        prof = load_list(profile, requirements, plugins)
+        prof = load_list(profile, requirements, plugins, lang)
 
     outputs = [(Path(out), "--output")] + ([(Path(csv_path), "--csv")] if csv_path else []) \
         + ([(Path(json_path), "--json")] if json_path and json_path != "-" else [])

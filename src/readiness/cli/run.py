@@ -44,7 +44,7 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
     cfg = typed_config(ctx, _CONFIG_OPTIONS, config_file, sets, plugins, interactive=interactive)
     quiet = cfg.quiet
     warn_plugins(plugins, quiet)
-    prof = load_list(cfg.profile, str(cfg.requirements) if cfg.requirements else None, plugins)
+    prof = load_list(cfg.profile, str(cfg.requirements) if cfg.requirements else None, plugins, cfg.lang)
     unknown = [c for c in only if c not in plugins.checks and c not in plugins.broken]
     if unknown:
         raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")

@@ -98,6 +98,11 @@ class Worded(Exception):
         return self.text("en")
 
 
+class Refused(Worded, ValueError):
+    """A value a setting cannot take, as a catalog key and its arguments; a ValueError, so the
+    callers that catch those go on doing so (``str()`` is the English line)."""
+
+
 def _locale(lang: str) -> Any:
     """Babel's Locale of ``lang`` (English for a language without a catalog), made once:
     babel reads its locale data again for every call given the name (a fleet report makes

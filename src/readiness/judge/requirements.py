@@ -59,6 +59,7 @@ else:  # pragma: no cover
 from readiness.atomic import NotAFile, read_regular
 from readiness.check import Check
 from readiness.i18n import languages
+from readiness.i18n.format import Worded
 from readiness.versions import is_version
 
 SEVERITIES = ("required", "recommended")
@@ -93,12 +94,20 @@ _ANY_HEADER = re.compile(r"\s*\[\[?[^\]]")
 
 
 class ProfileError(Exception):
-    """A profile that cannot be used; ``str()`` is "file:line: message"."""
+    """A profile that cannot be used: ``text(lang)`` is "file:line: message" in a language,
+    ``str()`` in English."""
 
-    def __init__(self, origin: str, line: int | None, message: str) -> None:
-        self.origin, self.line, self.message = origin, line, message
-        where = f"{origin}:{line}" if line else origin
-        super().__init__(f"{where}: {message}")
+    def __init__(self, origin: str, line: int | None, message: str | Worded) -> None:
+        self.origin, self.line, self.said = origin, line, message
+        self.message = str(message)  # in English
+        super().__init__(self.text("en"))
+
+    def text(self, lang: str) -> str:
+        where = f"{self.origin}:{self.line}" if self.line else self.origin
+        return f"{where}: {self.said.text(lang) if isinstance(self.said, Worded) else self.said}"
+
+    def __str__(self) -> str:
+        return self.text("en")
 
 
 @dataclass
@@ -242,43 +251,43 @@ def parse_profile(text: str, origin: str, checks: dict[str, type[Check]], broken
         data = toml_loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise ProfileError(origin, int(m.group(1)) if m else None, f"not valid TOML: {exc}") from None
+        raise ProfileError(origin, int(m.group(1)) if m else None, Worded("profile_error.not_toml", detail=str(exc))) from None
     lines = _Lines(text)
 
-    def err(line: int | None, message: str) -> ProfileError:
-        return ProfileError(origin, line, message)
+    def err(line: int | None, what: str, **fill: Any) -> ProfileError:
+        return ProfileError(origin, line, Worded(f"profile_error.{what}", **fill))
 
     for key in data:
         if key not in _TOP_KEYS:
-            raise err(lines.top_key(key) or lines.table(key), f"unknown key '{key}' (allowed: {', '.join(sorted(_TOP_KEYS))})")
+            raise err(lines.top_key(key) or lines.table(key), "unknown_key", setting=key, allowed=", ".join(sorted(_TOP_KEYS)))
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise err(lines.top_key("name"), "the profile needs a name = \"…\"")
+        raise err(lines.top_key("name"), "needs_name")
     for key in ("title", "description"):
         if key in data and not isinstance(data[key], str):
-            raise err(lines.top_key(key), f"'{key}' must be text")
+            raise err(lines.top_key(key), "must_text", setting=key)
     for key in ("name", "title"):
         _check_length(key, data.get(key), lambda k: lines.top_key(k), err)
 
     settings: dict[str, dict[str, Any]] = {}
     raw_checks = data.get("checks", {})
     if not isinstance(raw_checks, dict):
-        raise err(lines.top_key("checks"), "'checks' must be a table of [checks.<name>] sections")
+        raise err(lines.top_key("checks"), "checks_tables")
     for cname, table in raw_checks.items():
         line = lines.table(f"checks.{cname}")
         if not isinstance(table, dict):
-            raise err(line, f"[checks.{cname}] must be a table")
+            raise err(line, "check_table", check=cname)
         if cname in broken:
             settings[cname] = dict(table)
             continue
         cls = checks.get(cname)
         if cls is None:
-            raise err(line, f"no check named '{cname}' is installed (installed: {', '.join(sorted(checks)) or 'none'})")
+            raise err(line, "no_check", check=cname, installed=", ".join(sorted(checks)) or "none")
         settings[cname] = validate_settings(cls, cname, table, lambda k: lines.key_in_table(f"checks.{cname}", k), err)
 
     raw_reqs = data.get("requirement", [])
     if not isinstance(raw_reqs, list):
-        raise err(lines.top_key("requirement"), "requirements are written as [[requirement]] blocks")
+        raise err(lines.top_key("requirement"), "requirement_blocks")
     reqs = [_parse_requirement(i, r, checks, broken, lines, err) for i, r in enumerate(raw_reqs)]
     support = _parse_support(data.get("support"), lines, err)
     return Profile(
@@ -298,32 +307,33 @@ def _parse_support(raw: Any, lines: _Lines, err: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise err(lines.top_key("support"), "'support' must be a [support] table")
+        raise err(lines.top_key("support"), "support_table")
     out: dict[str, Any] = {}
     for key, value in raw.items():
         at = lines.key_in_table("support", key)
         if key in LANGS:
             table_line = lines.table(f"support.{key}")
             if not isinstance(value, dict) or any(k not in _SUPPORT_TEXT_KEYS or not isinstance(v, str) for k, v in value.items()):
-                raise err(table_line or at, f"[support.{key}] may hold only {' and '.join(_SUPPORT_TEXT_KEYS)}, as text")
+                raise err(table_line or at, "support_lang_keys", lang=key,
+                          keys=" and ".join(_SUPPORT_TEXT_KEYS))
             if any(len(v.strip()) > _SUPPORT_MAX for v in value.values()):
-                raise err(table_line or at, f"[support.{key}]: a text is longer than {_SUPPORT_MAX} characters")
+                raise err(table_line or at, "support_lang_long", lang=key, max=str(_SUPPORT_MAX))
             out[key] = {k: v.strip() for k, v in value.items() if v.strip()}
             continue
         if key not in _SUPPORT_KEYS:
-            raise err(at, f"unknown key '{key}' in [support] (allowed: {', '.join(_SUPPORT_KEYS + LANGS)})")
+            raise err(at, "support_unknown_key", setting=key, allowed=", ".join(_SUPPORT_KEYS + LANGS))
         if not isinstance(value, str) or not value.strip():
-            raise err(at, f"support.{key} must be non-empty text")
+            raise err(at, "support_empty", setting=key)
         value = value.strip()
         if len(value) > _SUPPORT_MAX:
-            raise err(at, f"support.{key} is {len(value)} characters long; at most {_SUPPORT_MAX}")
+            raise err(at, "support_long", setting=key, length=str(len(value)), max=str(_SUPPORT_MAX))
         if key == "web" and not re.match(r"https?://[^\s/]+", value):
-            raise err(at, f"support.web must be an http:// or https:// address, not {value!r}")
+            raise err(at, "support_web", value=repr(value))
         if key == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-            raise err(at, f"support.email is not an e-mail address: {value!r}")
+            raise err(at, "support_email", value=repr(value))
         out[key] = value
     if not any(k in out for k in ("phone", "email", "web")):
-        raise err(lines.table("support"), "[support] needs at least one way to reach it: phone, email or web")
+        raise err(lines.table("support"), "support_reach")
     return out
 
 
@@ -333,103 +343,106 @@ def validate_settings(cls: type[Check], cname: str, table: dict[str, Any], line_
     for key, value in table.items():
         if key == "budget_s":
             if not _is_finite(value) or not 0 < value <= MAX_BUDGET_S:
-                raise err(line_of(key), f"checks.{cname}.budget_s must be a positive number of seconds, at most "
-                                        f"{MAX_BUDGET_S:g}, not {value!r}")
+                raise err(line_of(key), "budget", check=cname, max=f"{MAX_BUDGET_S:g}", value=repr(value))
             out[key] = float(value)
             continue
         spec = cls.settings.get(key)
         if spec is None:
             known = ", ".join(sorted(set(cls.settings) | _COMMON_SETTINGS))
-            raise err(line_of(key), f"check '{cname}' has no setting '{key}' (its settings: {known})")
+            raise err(line_of(key), "no_setting", check=cname, setting=key, known=known)
         if not spec.accepts(value) or (isinstance(value, float) and not math.isfinite(value)):
-            raise err(line_of(key), f"checks.{cname}.{key}: {value!r} is not valid ({spec.help})")
+            raise err(line_of(key), "bad_setting", check=cname, setting=key, value=repr(value), help=spec.help)
         problem = spec.item_problem(value)
         if problem:
-            raise err(line_of(key), f"checks.{cname}.{key}{problem}")
+            raise err(line_of(key), "bad_item", check=cname, setting=key, problem=problem)
         out[key] = value
     return out
 
 
 def _check_length(key: str, value: Any, line_of: Any, err: Any) -> None:
     if isinstance(value, str) and len(value.strip()) > TEXT_LIMITS[key]:
-        raise err(line_of(key), f"'{key}' is {len(value.strip())} characters long; at most {TEXT_LIMITS[key]}")
+        raise err(line_of(key), "too_long", setting=key, length=str(len(value.strip())),
+                  max=str(TEXT_LIMITS[key]))
 
 
 def _parse_requirement(i: int, raw: Any, checks: dict[str, type[Check]], broken: dict[str, str], lines: _Lines, err: Any) -> Requirement:
     first, _ = lines.requirement(i)
     if not isinstance(raw, dict):
-        raise err(first, "a [[requirement]] must be a table")
+        raise err(first, "requirement_table")
 
     def at(key: str) -> int | None:
         return lines.key_in_requirement(i, key)
 
     for key in raw:
         if key not in _REQ_KEYS and key not in LANGS:
-            raise err(at(key), f"unknown key '{key}' in [[requirement]] (allowed: {', '.join(sorted(_REQ_KEYS | set(LANGS)))})")
+            raise err(at(key), "requirement_unknown_key", setting=key,
+                      allowed=", ".join(sorted(_REQ_KEYS | set(LANGS))))
     metric = raw.get("metric")
     if not isinstance(metric, str) or "." not in metric:
-        raise err(at("metric") if "metric" in raw else first, "each requirement needs metric = \"<check>.<metric>\"")
+        raise err(at("metric") if "metric" in raw else first, "needs_metric")
     cname, _, mname = metric.partition(".")
     kind = "version" if "min_version" in raw else "number"  # a broken plugin declares nothing
     if cname not in broken:
         cls = checks.get(cname)
         if cls is None:
-            raise err(at("metric"), f"metric '{metric}': no check named '{cname}' is installed (installed: {', '.join(sorted(checks)) or 'none'})")
+            raise err(at("metric"), "metric_no_check", metric=metric, check=cname,
+                      installed=", ".join(sorted(checks)) or "none")
         spec = cls.metric(mname)
         if spec is None:
             provided = ", ".join(m.name for m in cls.metrics) or "none"
-            raise err(at("metric"), f"metric '{metric}': check '{cname}' provides no metric '{mname}' (it provides: {provided})")
+            raise err(at("metric"), "metric_unknown", metric=metric, check=cname, name=mname,
+                      provided=provided)
         kind = spec.kind
     severity = raw.get("severity")
     if severity not in SEVERITIES:
-        raise err(at("severity") if "severity" in raw else first, f"severity must be \"required\" or \"recommended\", not {severity!r}")
+        raise err(at("severity") if "severity" in raw else first, "severity", value=repr(severity))
     for key in ("why", "fix", "source"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
-            raise err(at(key) if key in raw else first, f"requirement '{metric}' needs a non-empty '{key}'")
+            raise err(at(key) if key in raw else first, "needs_text", metric=metric, setting=key)
     if "label" in raw and not isinstance(raw["label"], str):
-        raise err(at("label"), "'label' must be text")
+        raise err(at("label"), "must_text", setting="label")
     for key in ("label", "why", "fix", "source"):
         _check_length(key, raw.get(key), at, err)
     service = raw.get("service")
     if service is not None and (not isinstance(service, str) or not service.strip()):
-        raise err(at("service"), "'service' must name a service, e.g. service = \"Microsoft Teams\"")
+        raise err(at("service"), "service_name")
     if isinstance(service, str) and len(service.strip()) > TEXT_LIMITS["label"]:
-        raise err(at("service"), f"'service' is {len(service.strip())} characters long; at most {TEXT_LIMITS['label']}")
+        raise err(at("service"), "too_long", setting="service", length=str(len(service.strip())),
+                  max=str(TEXT_LIMITS["label"]))
     lo, hi, expect, min_version = raw.get("min"), raw.get("max"), raw.get("expect"), raw.get("min_version")
     if kind != "version" and min_version is not None:
-        raise err(at("min_version"), f"'{metric}' is not a version metric: min_version applies only to versions")
+        raise err(at("min_version"), "not_version", metric=metric)
     if kind == "version":
         if lo is not None or hi is not None or expect is not None:
             raise err(at("min" if lo is not None else "max" if hi is not None else "expect"),
-                      f"'{metric}' is a version: use min_version = \"…\", not min, max or expect")
+                      "version_bounds", metric=metric)
         if not isinstance(min_version, str) or not is_version(min_version):
             raise err(at("min_version") if "min_version" in raw else first,
-                      f"'{metric}' is a version: it needs min_version = \"<version>\", e.g. \"24.1.2\"")
+                      "needs_min_version", metric=metric)
         min_version = min_version.strip()
     elif kind == "bool":
         if lo is not None or hi is not None:
-            raise err(at("min" if lo is not None else "max"), f"'{metric}' is a yes/no metric: use expect = true or false, not min/max")
+            raise err(at("min" if lo is not None else "max"), "bool_bounds", metric=metric)
         if not isinstance(expect, bool):
-            raise err(at("expect") if "expect" in raw else first, f"'{metric}' is a yes/no metric: it needs expect = true or false")
+            raise err(at("expect") if "expect" in raw else first, "needs_expect", metric=metric)
     else:
         if expect is not None:
-            raise err(at("expect"), f"'{metric}' is a number: use min and/or max, not expect")
+            raise err(at("expect"), "number_expect", metric=metric)
         for key, v in (("min", lo), ("max", hi)):
             if v is not None and not _is_number(v):
-                raise err(at(key), f"'{key}' of '{metric}' must be a number, not {v!r}")
+                raise err(at(key), "bound_number", setting=key, metric=metric, value=repr(v))
             if v is not None and not (_is_finite(v) and abs(v) <= MAX_BOUND):
-                raise err(at(key), f"'{key}' of '{metric}' must be a finite number (at most {MAX_BOUND:g} either "
-                                   f"way), not {v!r}")
+                raise err(at(key), "bound_finite", setting=key, metric=metric, max=f"{MAX_BOUND:g}", value=repr(v))
         if lo is None and hi is None:
-            raise err(first, f"requirement '{metric}' needs a bound: min = …, max = … or both")
+            raise err(first, "needs_bound", metric=metric)
         if lo is not None and hi is not None and lo > hi:
-            raise err(at("min"), f"'{metric}': min ({lo}) is larger than max ({hi})")
+            raise err(at("min"), "min_above_max", metric=metric, min=str(lo), max=str(hi))
     translations: dict[str, dict[str, str]] = {}
     for lang in LANGS:
         if lang in raw:
             t = raw[lang]
             if not isinstance(t, dict) or any(k not in _TEXT_KEYS or not isinstance(v, str) for k, v in t.items()):
-                raise err(lines.table(f"requirement.{lang}") or first, f"[requirement.{lang}] may hold only label, why and fix, as text")
+                raise err(lines.table(f"requirement.{lang}") or first, "requirement_lang_keys", lang=lang)
             for key, value in t.items():
                 _check_length(key, value, lambda _k, lang=lang: lines.table(f"requirement.{lang}") or first, err)
             translations[lang] = dict(t)
@@ -458,14 +471,14 @@ def load_profile(name: str | None = None, path: str | Path | None = None, *, che
         try:
             text = read_regular(p, MAX_PROFILE_BYTES).decode("utf-8")
         except FileNotFoundError:
-            raise ProfileError(str(p), None, "no such file") from None
+            raise ProfileError(str(p), None, Worded("profile_error.no_file")) from None
         except NotAFile as exc:
             raise ProfileError(str(p), None, str(exc)) from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileError(str(p), None, f"cannot read it ({exc})") from None
+            raise ProfileError(str(p), None, Worded("profile_error.unreadable", detail=str(exc))) from None
         return parse_profile(text, str(p), checks, broken)
     name = name or DEFAULT_PROFILE
     shipped = shipped_profiles()
     if name not in shipped:
-        raise ProfileError(name, None, f"no shipped profile of that name (shipped: {', '.join(shipped)})")
+        raise ProfileError(name, None, Worded("profile_error.no_shipped", names=", ".join(shipped)))
     return parse_profile(shipped[name], f"{name}.toml", checks, broken)

@@ -39,6 +39,7 @@ from typing import Any, Callable, Mapping
 from readiness.atomic import NotAFile, read_regular
 from readiness.check import Check, RunChoices
 from readiness.i18n import languages
+from readiness.i18n.format import Refused, Worded
 from readiness.judge.requirements import DEFAULT_PROFILE, shipped_profiles, toml_loads, tomllib, validate_settings
 from readiness.measure.proxies import redact
 from readiness.redact import redact_url
@@ -57,11 +58,22 @@ ENV_NOT_SETTINGS = {"READINESS_DEBUG", "READINESS_STRICT", "READINESS_CONFIG", "
 
 
 class ConfigError(Exception):
-    """A configuration value that cannot be used; ``str()`` is "where: message"."""
+    """A configuration value that cannot be used: ``text(lang)`` is "where: message" in a
+    language, ``str()`` in English. ``lead`` comes before the message (the setting it is about);
+    ``lang`` is the language the configuration asks for, as far as it could be read (``load_config``
+    sets it: the reader of a broken configuration is still told in their language)."""
 
-    def __init__(self, where: str, message: str) -> None:
-        self.where, self.message = where, message
-        super().__init__(message if message.startswith(where) else f"{where}: {message}")
+    def __init__(self, where: str, message: str | Worded, lead: str = "") -> None:
+        self.where, self.message, self.lead = where, message, lead
+        self.lang: str | None = None
+        super().__init__(self.text("en"))
+
+    def text(self, lang: str) -> str:
+        said = self.lead + (self.message.text(lang) if isinstance(self.message, Worded) else self.message)
+        return said if said.startswith(self.where) else f"{self.where}: {said}"
+
+    def __str__(self) -> str:
+        return self.text("en")
 
 
 # --- value kinds ----------------------------------------------------------------------------
@@ -75,26 +87,26 @@ _UNIT_S = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0
 def parse_duration(value: Any) -> float:
     """``15m``, ``30s``, ``1h``, ``90`` (seconds) or a number -> seconds. ValueError if not."""
     if isinstance(value, bool):
-        raise ValueError("is not a duration")
+        raise Refused("config.not_duration_type")
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
         m = _DURATION.match(str(value))
         if not m:
-            raise ValueError(f"{value!r} is not a duration like 30s, 15m or 1h")
+            raise Refused("config.not_duration", value=repr(value))
         seconds = float(m.group(1)) * _UNIT_S[m.group(2).lower() if m.group(2) else None]
     if seconds < 0 or seconds > 24 * 3600:
-        raise ValueError(f"{value!r} must be between 0 and 24 hours")
+        raise Refused("config.duration_range", value=repr(value))
     return seconds
 
 
 def _text(value: Any, from_env: bool) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not text (put it in quotes)")
+        raise Refused("config.not_text", value=repr(value))
     if "\n" in value or "\r" in value:
-        raise ValueError("must be one line")
+        raise Refused("config.must_one_line")
     if has_surrogate(value):  # bytes of a variable that are not UTF-8 (as argv: cli._Group)
-        raise ValueError("is not text in this system's encoding (UTF-8)")
+        raise Refused("config.not_encoded")
     return value.strip()
 
 
@@ -104,7 +116,7 @@ MAX_LABEL = 200  # the result schema's maxLength of labels.* (site, room, label)
 def _label(value: Any, from_env: bool) -> str:
     text = _text(value, from_env)
     if len(text) > MAX_LABEL:
-        raise ValueError(f"must be at most {MAX_LABEL} characters (this one has {len(text)})")
+        raise Refused("config.must_label_length", max=MAX_LABEL, length=len(text))
     return text
 
 
@@ -113,7 +125,7 @@ def _bool(value: Any, from_env: bool) -> bool:
         return value
     if from_env and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise ValueError(f"{value!r} is not true or false")
+    raise Refused("config.not_bool", value=repr(value))
 
 
 def _url(value: Any, from_env: bool) -> str:
@@ -129,9 +141,9 @@ def _url(value: Any, from_env: bool) -> str:
     except ValueError:
         parts = None
     if parts is not None and parts.scheme not in ("http", "https"):
-        raise ValueError(f"must be an http:// or https:// URL (like http://host:8080), not {redact_url(text)!r}")
+        raise Refused("config.must_http_url", value=repr(redact_url(text)))
     if parts is None or not parts.hostname:
-        raise ValueError(f"must be a URL like http://host:8080, not {redact_url(text)!r}")
+        raise Refused("config.must_url", value=repr(redact_url(text)))
     return text
 
 
@@ -156,7 +168,7 @@ def _server_url(value: Any, from_env: bool) -> SiteServer | str:
 def _lang(value: Any, from_env: bool) -> str:
     text = _text(value, from_env)
     if text not in languages():
-        raise ValueError(f"{text!r} is not one of {', '.join(languages())}")
+        raise Refused("config.not_language", value=repr(text), languages=", ".join(languages()))
     return text
 
 
@@ -164,7 +176,7 @@ def _profile_name(value: Any, from_env: bool) -> str:
     text = _text(value, from_env)
     names = list(shipped_profiles())
     if text not in names:
-        raise ValueError(f"no shipped profile {text!r} (shipped: {', '.join(names)})")
+        raise Refused("config.no_profile", value=repr(text), names=", ".join(names))
     return text
 
 
@@ -303,17 +315,17 @@ def _file_layer(path: Path, kind: str) -> _Layer:
     try:
         text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ConfigError(str(path), "is not UTF-8 text") from None
+        raise ConfigError(str(path), Refused("config.file_not_utf8")) from None
     except NotAFile as exc:
         raise ConfigError(str(path), str(exc)) from None
     except OSError as exc:
-        raise ConfigError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(str(path), Refused("config.file_unreadable", detail=str(exc.strerror or exc))) from None
     try:
         data = toml_loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         where = f"{path}:{m.group(1)}" if m else str(path)
-        raise ConfigError(where, f"is not valid TOML ({exc})") from None
+        raise ConfigError(where, Refused("config.not_toml", detail=str(exc))) from None
     lines = text.splitlines()
     layer = _Layer(kind, base=path.parent)
 
@@ -324,19 +336,19 @@ def _file_layer(path: Path, kind: str) -> _Layer:
     for key, value in data.items():
         if key == "checks":
             if not isinstance(value, dict):
-                raise ConfigError(where(None, key), "checks must be tables: [checks.<name>]")
+                raise ConfigError(where(None, key), Refused("config.checks_tables"))
             for cname, table in value.items():
                 if not isinstance(table, dict):
-                    raise ConfigError(where(None, "checks"), f"checks.{cname} must be a table: [checks.{cname}]")
+                    raise ConfigError(where(None, "checks"), Refused("config.check_table", check=cname))
                 layer.checks[cname] = {k: (v, where(f"checks.{cname}", k)) for k, v in table.items()}
             continue
         if key not in FIELDS:
-            raise ConfigError(where(None, key), f"unknown setting '{key}' (settings: {', '.join(FIELDS)}, [checks.<name>])")
+            raise ConfigError(where(None, key), Refused("config.unknown_setting", setting=key, settings=", ".join(FIELDS)))
         layer.values[key] = (value, where(None, key))
     return layer
 
 
-def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
+def _env_layer(env: Mapping[str, str], warn: Callable[[Worded], None]) -> _Layer:
     layer = _Layer("environment", from_env=True, base=None)
     for var, raw in sorted(env.items()):
         if not var.startswith(ENV_PREFIX) or var in ENV_NOT_SETTINGS:
@@ -345,7 +357,7 @@ def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
         if rest.startswith("CHECKS__"):
             parts = rest.split("__")
             if len(parts) != 3 or not parts[1] or not parts[2]:
-                raise ConfigError(var, "a check setting is READINESS_CHECKS__<CHECK>__<SETTING>")
+                raise ConfigError(var, Refused("config.env_check_form"))
             try:
                 value = toml_loads(f"v = {raw}")["v"]
             except tomllib.TOMLDecodeError:
@@ -356,7 +368,8 @@ def _env_layer(env: Mapping[str, str], warn: Callable[[str], None]) -> _Layer:
         if name in FIELDS:
             layer.values[name] = (raw, var)
         else:
-            warn(f"{var} is not a readiness setting; ignored (settings: {', '.join(ENV_PREFIX + f.upper() for f in FIELDS)})")
+            warn(Worded("config.warn_unknown_variable", variable=var,
+                        settings=", ".join(ENV_PREFIX + f.upper() for f in FIELDS)))
     return layer
 
 
@@ -365,20 +378,46 @@ def _resolve_path(spec: FieldSpec, text: str, base: Path | None) -> Path:
     if not p.is_absolute() and base is not None and not text.startswith(("\\\\", "//")):
         p = base / p
     if spec.path == "file" and not p.is_file():
-        raise ValueError(f"{text!r}: not a regular file (a folder, pipe or device)" if p.exists() else
-                         f"{text!r}: no such file")
+        raise Refused("config.not_regular_file" if p.exists() else "config.no_such_file", value=repr(text))
     return p
 
 
 def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, Mapping[str, Any]] | None = None, *,
                 checks: Mapping[str, type[Check]] | None = None, broken: Mapping[str, str] | None = None,
                 config_file: str | None = None,
-                env: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None,
+                env: Mapping[str, str] | None = None, warn: Callable[[Worded], None] | None = None,
                 interactive: bool = False) -> RunConfig:
     """Build the effective configuration. ``cli`` holds only what was typed on the command line
     (option name -> value); ``cli_checks`` the parsed ``--set`` values; ``checks`` the installed
-    check classes, against which every check setting is validated. Raises :class:`ConfigError`."""
+    check classes, against which every check setting is validated. Raises :class:`ConfigError`,
+    with the language the configuration asks for (``ConfigError.lang``) as far as it can be read."""
     env = os.environ if env is None else env
+    try:
+        return _load(cli, cli_checks, checks, broken, config_file, env, warn, interactive)
+    except ConfigError as exc:
+        exc.lang = asked_language(cli or {}, env, config_file)
+        raise
+
+
+def asked_language(cli: Mapping[str, Any], env: Mapping[str, str], config_file: str | None = None) -> str | None:
+    """The language the highest source that names a valid one asks for (the command line, the
+    environment, the named file, the user's, the system's), read leniently: a configuration
+    that is wrong elsewhere is still answered in its reader's language. None: none names one."""
+    asked: list[Any] = [cli.get("lang"), env.get(ENV_PREFIX + "LANG")]
+    for path in (config_file or env.get("READINESS_CONFIG"), user_file(), system_file()):
+        if not path:
+            continue
+        try:
+            asked.append(toml_loads(read_regular(Path(path).expanduser(), MAX_CONFIG_BYTES).decode("utf-8-sig"))
+                         .get("lang"))
+        except (OSError, NotAFile, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+            continue
+    return next((a.strip() for a in asked if isinstance(a, str) and a.strip() in languages()), None)
+
+
+def _load(cli: Mapping[str, Any] | None, cli_checks: Mapping[str, Mapping[str, Any]] | None,
+          checks: Mapping[str, type[Check]] | None, broken: Mapping[str, str] | None, config_file: str | None,
+          env: Mapping[str, str], warn: Callable[[Worded], None] | None, interactive: bool) -> RunConfig:
     warn = warn or (lambda _m: None)
     layers: list[_Layer] = []
     files: list[tuple[str, bool]] = []
@@ -391,7 +430,7 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
     if named:
         path = Path(named).expanduser()
         if not path.exists():  # anything else there (a pipe, a folder) is refused unread by _file_layer
-            raise ConfigError("--config" if config_file else "READINESS_CONFIG", f"{named}: no such file")
+            raise ConfigError("--config" if config_file else "READINESS_CONFIG", Refused("config.no_such_file", value=named))
         files.append((str(path), True))
         layers.append(_file_layer(path, "config file"))
     layers.append(_env_layer(env, warn))
@@ -408,7 +447,7 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
     for layer in layers:
         chosen = {k for k in ("profile", "requirements") if k in layer.values}
         if len(chosen) == 2:
-            raise ConfigError(layer.values["requirements"][1], "give profile or requirements, not both")
+            raise ConfigError(layer.values["requirements"][1], Refused("config.profile_and_requirements"))
         for k in chosen:  # a higher source naming a list replaces the lower one's choice of either
             other = "requirements" if k == "profile" else "profile"
             values.pop(other, None)
@@ -420,13 +459,12 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
                 if spec.path and value:
                     value = _resolve_path(spec, value, layer.base)
             except ValueError as exc:
-                text = str(exc)
                 # a file line does not say which setting, a variable or option does: name it once,
                 # as a sentence where the message reads as one ("--server must be a URL like ...")
                 subject = name if layer.base is not None else where
-                sentence = text.startswith("must ")
-                message = f"{subject} {text}" if sentence else (f"{name}: {text}" if layer.base is not None else text)
-                raise ConfigError(where, message) from None
+                sentence = str(exc).startswith("must ")
+                lead = f"{subject} " if sentence else (f"{name}: " if layer.base is not None else "")
+                raise ConfigError(where, exc if isinstance(exc, Worded) else str(exc), lead) from None
             values[name] = value if value != "" or spec.default == "" else None
             sources[name] = where if layer.origin in ("environment", "command line") else f"{where} ({layer.origin})"
 
@@ -437,8 +475,7 @@ def load_config(cli: Mapping[str, Any] | None = None, cli_checks: Mapping[str, M
     for layer in layers:
         for cname, table in layer.checks.items():
             if broken and cname in broken and checks is not None and cname not in checks:
-                warn(f"{table[next(iter(table))][1]}: settings for check '{cname}' are not checked: "
-                     "its plugin failed to load")
+                warn(Worded("config.warn_unchecked", where=table[next(iter(table))][1], check=cname))
                 continue
             for key, (value, where) in table.items():
                 validated = validate_check_setting(checks, cname, key, value, where)
@@ -456,9 +493,9 @@ def validate_check_setting(checks: Mapping[str, type[Check]] | None, cname: str,
         return value
     cls = checks.get(cname)
     if cls is None:
-        raise ConfigError(where, f"no check named '{cname}' (installed: {', '.join(sorted(checks))})")
+        raise ConfigError(where, Refused("config.no_check", check=cname, installed=", ".join(sorted(checks))))
 
-    def err(_line: Any, message: str) -> ConfigError:
-        return ConfigError(where, message)
+    def err(_line: Any, what: str, **fill: Any) -> ConfigError:
+        return ConfigError(where, Worded(f"profile_error.{what}", **fill))
 
     return validate_settings(cls, cname, {key: value}, lambda k: None, err)[key]
