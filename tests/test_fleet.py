@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from readiness.fleet import collect, figures, histogram
-from readiness.fleet.page import fleet_csv, render_html
+from readiness.fleet.page import fleet_csv, fleet_csv_ahead, render_html
 from readiness.judge.verdicts import judge
 from readiness.plugins import load_plugins
 from readiness.render.report import render_report
@@ -355,6 +355,16 @@ def test_big_fleet_html_stays_bounded(tmp_path, profiles):
     assert html.count("<tr>\n    <td>Umeå</td>") == 10 and "50 more rows are in the CSV file" in html
     (tmp_path / "f.csv").write_bytes(fleet_csv(fleet))
     assert len(read_csv(tmp_path / "f.csv")) == 60
+
+
+def test_csv_made_in_a_forked_process_is_the_same_and_a_failure_there_is_said_here(fleet_dir):
+    fleet = collect([fleet_dir])
+    assert fleet_csv_ahead(fleet)() == fleet_csv(fleet)
+    # a run the CSV cannot be made of: the child fails in silence, the parent makes it again and raises
+    fleet.runs[0].started = None
+    made = fleet_csv_ahead(fleet)
+    with pytest.raises(AttributeError):
+        made()
 
 
 def test_histogram_bins_cover_the_bound_and_count_outliers():

@@ -178,6 +178,12 @@ _TYPED = msgspec.json.Decoder(_Document)
 _TYPED_RAW = msgspec.json.Decoder(_RawDocument)
 _REQUIREMENT = msgspec.json.Decoder(_ClosedRequirement)
 _CHECKED_REQUIREMENTS: set[bytes] = set()  # requirements (JSON bytes) that passed _REQUIREMENT
+# The same bytes objects by length: a requirement met again is found by comparing bytes (memcmp)
+# with the few of its length, and the object found (its hash kept) stands for it from there on:
+# hashing each item's kilobyte in every file cost more than the rest of the judgement. At most
+# _PEERS per length (a fleet's requirements rarely share one): more are looked up by hash.
+_CHECKED_BY_LENGTH: dict[int, list[bytes]] = {}
+_PEERS = 8
 _MAX_CHECKED = 4096  # bounds its memory whatever the files hold; past it, each is checked every time
 _UNTYPED = msgspec.json.Decoder()
 _PROFILE_TEXT = {"name": 200, "title": 500, "origin": 2000}
@@ -306,16 +312,24 @@ def clean_struct(raw: bytes) -> tuple[_RawDocument, list[bytes]] | None:
     requirements: list[bytes] = []
     if judgement is not None and judgement is not _UNSET:
         parts.append((judgement.profile, 2))
-        checked = _CHECKED_REQUIREMENTS
+        checked, by_length = _CHECKED_REQUIREMENTS, _CHECKED_BY_LENGTH
         for item in judgement.items:
             req = bytes(item.requirement)
-            if req not in checked:
-                try:
-                    _REQUIREMENT.decode(req)
-                except msgspec.DecodeError:
-                    return None
-                if len(checked) < _MAX_CHECKED:
-                    checked.add(req)
+            for known in by_length.get(len(req), ()):
+                if known == req:
+                    req = known
+                    break
+            else:
+                if req not in checked:
+                    try:
+                        _REQUIREMENT.decode(req)
+                    except msgspec.DecodeError:
+                        return None
+                    if len(checked) < _MAX_CHECKED:
+                        checked.add(req)
+                        peers = by_length.setdefault(len(req), [])
+                        if len(peers) < _PEERS:
+                            peers.append(req)
             requirements.append(req)
     return (doc, requirements) if _nested_within(parts) else None
 

@@ -116,7 +116,7 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
 
     from readiness.fleet import collect, figures
     from readiness.fleet.compliance import over_time
-    from readiness.fleet.page import FLEET_WRITERS, FleetDocument
+    from readiness.fleet.page import FLEET_WRITERS, FleetDocument, fleet_csv_ahead
     from readiness.render.writers import write
 
     if bool(paths) == bool(db_url):
@@ -161,6 +161,7 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
             fleet = collect(paths, profile=prof, all_runs=all_runs, on_skip=show_skip)
             over_time(fleet, datetime.now(timezone.utc), silent_after)  # now: when this report is made
             source = ", ".join(paths)
+        csv_made = fleet_csv_ahead(fleet) if csv_path else None  # made beside the figures and the HTML
         figs = figures(fleet, lang, partners)
     to_stdout = json_path == "-"
     regressions: list[str] = []
@@ -178,7 +179,8 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
         def room_link(run: Any) -> str | None:
             file = pages.get(run.key)
             return None if file is None else f"{base}/{quote(file)}"
-    doc = FleetDocument(fleet, figs, lang, Path(out), max_rows, regressions, room_link if history_dir else None)
+    doc = FleetDocument(fleet, figs, lang, Path(out), max_rows, regressions, room_link if history_dir else None,
+                        csv_made)
     targets = [("html", Path(out))]
     if csv_path:
         targets.append(("csv", Path(csv_path)))

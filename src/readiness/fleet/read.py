@@ -20,7 +20,7 @@ from readiness.judge.requirements import Profile, Requirement
 from readiness.judge.verdicts import Judgement, judge
 from readiness.judge.wording import requirement_key
 from readiness.plugins import described
-from readiness.atomic import NotAFile, read_regular
+from readiness.atomic import NotAFile, read_regular_stat
 from readiness.onepass import _UNTYPED, _RawJudgement, clean_struct
 from readiness.result import CLOCK_TOLERANCE, MAX_RESULT_BYTES, ResultError, parse_utc, read_result
 from readiness.versions import is_version
@@ -92,9 +92,12 @@ def _metric_entries(result: Any) -> Iterator[tuple[str, str, Any, Any]]:
                 continue
 
 
-def _struct_values(doc: Any, units: dict[str, str], names: dict[str, dict[str, str]]) -> dict[str, Any]:
+def _struct_values(doc: Any, units: dict[str, str], names: dict[str, dict[str, str]],
+                   known: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     """``_metric_values`` of ``onepass.clean_struct``'s typed document (its metrics typed, their
-    units text), without building an entry per metric; ``names``: per check, metric -> name."""
+    units text), without building an entry per metric; ``names``: per check, metric -> name;
+    ``known``: names whose unit is known already (not put in ``units`` again). ``_kept`` in
+    line: the types hold each number finite (msgspec refuses NaN, Infinity and out of range)."""
     values: dict[str, Any] = {}
     for cname, record in doc.checks.items():
         named = names.get(cname)
@@ -102,12 +105,13 @@ def _struct_values(doc: Any, units: dict[str, str], names: dict[str, dict[str, s
             named = names[cname] = {}
         for mname, m in record.metrics.items():
             v = m.value
-            if _kept(v):
+            t = type(v)
+            if t is float or t is int or t is bool or (t is str and is_version(v)):
                 name = named.get(mname)
                 if name is None:
                     name = named[mname] = f"{cname}.{mname}"
                 values[name] = v
-                if m.unit and name not in units:
+                if m.unit and name not in known and name not in units:
                     units[name] = m.unit
     return values
 
@@ -179,8 +183,8 @@ class _Reader:
         cannot be read, a document the closed types refuse, no judgement), which takes the
         border's usual path and is read, skipped or refused in its words."""
         try:
-            raw = read_regular(path, MAX_RESULT_BYTES)
-            written = datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
+            raw, st = read_regular_stat(path, MAX_RESULT_BYTES)
+            written = datetime.fromtimestamp(st.st_mtime, timezone.utc)
         except (OSError, NotAFile):
             return None
         clean = clean_struct(raw)
@@ -260,7 +264,7 @@ class _Reader:
         labels = doc.labels
         prof = j.profile
         units: dict[str, str] = {}
-        values = _struct_values(doc, units, self.check_names)
+        values = _struct_values(doc, units, self.check_names, self.units)
         return self._run(path, doc.run_id, started, new, values, units, doc.host,
                          (_text(labels.site), _text(labels.room), _text(labels.label)),
                          _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),

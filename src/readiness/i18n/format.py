@@ -103,19 +103,42 @@ class Refused(Worded, ValueError):
     callers that catch those go on doing so (``str()`` is the English line)."""
 
 
-def _locale(lang: str) -> str:
-    return lang if lang in languages() else "en"
+def _locale(lang: str) -> Any:
+    """Babel's Locale of ``lang`` (English for a language without a catalog), made once:
+    babel reads its locale data again for every call given the name (a fleet report makes
+    thousands)."""
+    return _babel_locale(lang if lang in languages() else "en")
+
+
+@lru_cache(maxsize=None)
+def _babel_locale(name: str) -> Any:
+    from babel import Locale  # babel only where words are formatted
+
+    return Locale.parse(name)
 
 
 def number(value: float, lang: str = "en") -> str:
     """A measured number, as a person writes it: 3 significant digits below 10, one decimal
     above (trailing zeros dropped), digits grouped; "1,2" in Swedish, "1.2" in English."""
-    from babel.numbers import format_decimal
-
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "—"
+    if value == 0 or type(value) not in (int, float):  # 0 and -0.0 are one key: not remembered
+        return _number(value, lang)
+    return _remembered_number(type(value), value, lang)
+
+
+@lru_cache(maxsize=4096)
+def _remembered_number(kind: type, value: float, lang: str) -> str:
+    """``_number`` remembered: a fleet report writes the same few numbers thousands of times
+    (``kind``: 1 and 1.0 are written apart)."""
+    return _number(value, lang)
+
+
+def _number(value: float, lang: str) -> str:
+    from babel.numbers import format_decimal
+
     if isinstance(value, int):
         decimals = 0
     elif value == 0:
