@@ -323,7 +323,8 @@ def copy_fleet(sqlite_path: Path, pg_url: str) -> None:
     import sqlite3
 
     from readiness.collector.store import RawJSON, Store
-    from readiness.collector.tables import day_counts, fleet_records, latest, requirements, results, summaries
+    from readiness.collector.tables import (day_counts, fleet_records, latest, requirements, results, room_days,
+                                            run_history, summaries)
 
     store = Store(pg_url)
     store.migrate()
@@ -332,9 +333,11 @@ def copy_fleet(sqlite_path: Path, pg_url: str) -> None:
     def when(text: str) -> datetime:
         return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
-    json_cols = {"document", "summary", "requirement"}
+    json_cols = {"document", "summary", "requirement", "record"}  # fleet_records' record is text: a RawJSON is text too
     times = {"started", "received"}
-    for table in (requirements, results, summaries, fleet_records, latest, day_counts):
+    # each room's days (the compliance) and its runs' history too: without them PostgreSQL's
+    # fleet had no compliance and its view less to do than SQLite's
+    for table in (requirements, results, summaries, fleet_records, latest, day_counts, room_days, run_history):
         names = [c.name for c in table.columns]
         cur = src.execute(f"SELECT {', '.join(names)} FROM {table.name}")
         while True:
