@@ -367,6 +367,21 @@ def test_csv_made_in_a_forked_process_is_the_same_and_a_failure_there_is_said_he
         made()
 
 
+
+def test_a_forked_csv_that_never_answers_is_made_here_in_bounded_time(fleet_dir, monkeypatch):
+    """A child stuck for ever (a lock held by another thread at the fork) does not hang aggregate."""
+    import time
+
+    from readiness.fleet import page
+
+    fleet = collect([fleet_dir])
+    monkeypatch.setattr(page, "_csv_child", lambda _fleet, _send: time.sleep(3600))
+    monkeypatch.setattr(page, "CSV_CHILD_WAIT_S", 1.0)
+    started = time.monotonic()
+    assert page.fleet_csv_ahead(fleet)() == fleet_csv(fleet)
+    assert time.monotonic() - started < 60  # given up after its wait, not after the child's hour
+
+
 def test_histogram_bins_cover_the_bound_and_count_outliers():
     h = histogram([float(v) for v in range(1, 101)] + [10_000.0], [150.0])
     assert h["scale"] == "linear" and sum(h["counts"]) == 101 and h["above"] == 1

@@ -85,15 +85,20 @@ def fleet_csv_ahead(fleet: Fleet) -> Callable[[], bytes]:
     send.close()
 
     def made() -> bytes:
-        try:
-            data: bytes | None = receive.recv_bytes()
+        try:  # a child stuck (a lock another thread held at the fork) is given up, not waited for
+            data: bytes | None = receive.recv_bytes() if receive.poll(CSV_CHILD_WAIT_S) else None
         except (EOFError, OSError):  # the child failed: make it here
             data = None
         finally:
             receive.close()
+            if child.is_alive():
+                child.kill()
             child.join()
         return here() if data is None else data
     return made
+
+
+CSV_CHILD_WAIT_S = 120.0  # the forked CSV's longest wait once asked for (10 000 rooms take ~0.4 s)
 
 
 def _csv_child(fleet: Fleet, send: Any) -> None:
