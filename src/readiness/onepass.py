@@ -166,12 +166,15 @@ class _RawItem(_Item, forbid_unknown_fields=True):
     requirement: msgspec.Raw
 
 
-class _RawJudgement(_Judgement, forbid_unknown_fields=True):
+class RawJudgement(_Judgement, forbid_unknown_fields=True):
+    """A judgement whose items keep their requirement as raw JSON (``clean_struct``; the fleet
+    reader checks each distinct one once)."""
+
     items: Annotated[list[_RawItem], msgspec.Meta(max_length=5000)]
 
 
 class _RawDocument(_Document):
-    judgement: Union[_RawJudgement, None, msgspec.UnsetType] = _UNSET
+    judgement: Union[RawJudgement, None, msgspec.UnsetType] = _UNSET
 
 
 _TYPED = msgspec.json.Decoder(_Document)
@@ -185,7 +188,7 @@ _CHECKED_REQUIREMENTS: set[bytes] = set()  # requirements (JSON bytes) that pass
 _CHECKED_BY_LENGTH: dict[int, list[bytes]] = {}
 _PEERS = 8
 _MAX_CHECKED = 4096  # bounds its memory whatever the files hold; past it, each is checked every time
-_UNTYPED = msgspec.json.Decoder()
+UNTYPED_DECODER = msgspec.json.Decoder()  # plain JSON values (here, and the fleet reader's requirements)
 _PROFILE_TEXT = {"name": 200, "title": 500, "origin": 2000}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DESK_TEXT = ("name", "phone", "email", "web", "hours")
@@ -283,7 +286,7 @@ def clean_document(raw: bytes, data: Any) -> dict[str, Any] | None:
         return None
     if data is None:
         try:
-            data = _UNTYPED.decode(raw)
+            data = UNTYPED_DECODER.decode(raw)
         except msgspec.DecodeError:
             return None
     if type(data) is not dict or not _free_parts_clean(data):

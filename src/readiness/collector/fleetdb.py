@@ -38,7 +38,7 @@ from readiness.collector.store import Store
 from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
 from readiness.fleet.compliance import NOT_REPORTING_AFTER_S, WINDOWS, Tally, lookback_days, over_time, per_room
 from readiness.fleet.files import invalid
-from readiness.fleet.model import _CANONICAL, Run
+from readiness.fleet.model import CANONICAL_STATUS, Run
 from readiness.fleet.read import _Reader, stored_key
 from readiness.fleet.history import room_path
 from readiness.fleet.page import render_html
@@ -182,7 +182,7 @@ class _Records:
                 for ref, key in zip(refs, keys):  # each requirement built once, from the first item naming it
                     if key not in known and key not in new:
                         new[key] = Requirement.from_dict(self.texts[ref])
-            statuses = dict(zip(keys, map(_CANONICAL.__getitem__, statuses)))
+            statuses = dict(zip(keys, map(CANONICAL_STATUS.__getitem__, statuses)))
             units = rec["units"]
             if not reader.units.issuperset(units):
                 units = {k: v for k, v in units.items() if k not in reader.units}

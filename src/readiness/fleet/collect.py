@@ -38,7 +38,7 @@ from datetime import date, timezone
 from typing import Any, Callable, Iterable, Iterator
 
 from readiness.fleet.files import Why, iter_result_files
-from readiness.fleet.model import _CANONICAL, STATUS_RANK, Fleet, Run, Skipped
+from readiness.fleet.model import CANONICAL_STATUS, STATUS_RANK, Fleet, Run, Skipped
 from readiness.fleet.read import _auto_workers, _read_all, _Reader, _Registry
 from readiness.judge.requirements import Profile
 from readiness.judge.verdicts import overall_of
@@ -72,7 +72,7 @@ def _state(req_checks: list[str], req_severity: list[str], slot: dict[str, Run])
     overall = overall_of((req_severity[i], s) for i, s in statuses.items())
     return Run(path=latest.path, run_id=latest.run_id, started=latest.started, hostname=latest.hostname,
                site=latest.site, room=latest.room, label=latest.label, profile=latest.profile,
-               overall=_CANONICAL.get(overall, overall), statuses=statuses, values=values,
+               overall=CANONICAL_STATUS.get(overall, overall), statuses=statuses, values=values,
                checks=tuple(c for c in slot if c), needed=needed, sources=sources, missing=missing,
                oldest=min(r.started for r in runs), facts=facts)
 
@@ -94,7 +94,7 @@ def _state_of_one(run: Run, slot: dict[str, Run]) -> Run:
     overall = run.overall if run.statuses else overall_of(())
     return Run(path=run.path, run_id=run.run_id, started=run.started, hostname=run.hostname,
                site=run.site, room=run.room, label=run.label, profile=run.profile,
-               overall=_CANONICAL.get(overall, overall), statuses=run.statuses, values=run.values,
+               overall=CANONICAL_STATUS.get(overall, overall), statuses=run.statuses, values=run.values,
                checks=checks, needed=needed, sources=dict.fromkeys(checks, source),
                missing=tuple(c for c in needed if c not in slot), oldest=run.started, facts=facts)
 
@@ -209,7 +209,7 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
         # (runs from worker processes arrive with their own copies): a third of a run's memory.
         run.statuses = registry.indexed(run.statuses, run.profile)
         run.values = dict(zip(map(names.setdefault, run.values, run.values), run.values.values()))
-        run.overall = _CANONICAL[run.overall]
+        run.overall = CANONICAL_STATUS[run.overall]
         key = run.key
         if days:
             day = run.started.astimezone(timezone.utc).date()

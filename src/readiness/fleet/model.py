@@ -22,7 +22,8 @@ MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any result (a snapshot is ~100 kB
 NOT_REPORTING = "NOT_REPORTING"  # a row's verdict when its newest run is older than the not-reporting age
 STATUSES = (PASS, WARN, FAIL, UNKNOWN)
 STATUS_RANK = {FAIL: 0, UNKNOWN: 1, PARTIAL: 2, WARN: 3, PASS: 4}
-_CANONICAL = {s: s for s in STATUSES}
+# each status word as the one shared string: rows read from many files or records hold it, not a copy each
+CANONICAL_STATUS = {s: s for s in STATUSES}
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 from msgspec import UNSET
 
 from readiness.fleet.files import Why, _unreadable, invalid
-from readiness.fleet.model import _CANONICAL, STATUSES, Run
+from readiness.fleet.model import CANONICAL_STATUS, STATUSES, Run
 from readiness.fleet.step5 import facts_of
 from readiness.judge.diagnose import reconcile
 from readiness.judge.requirements import Profile, Requirement
@@ -21,7 +21,7 @@ from readiness.judge.verdicts import Judgement, judge
 from readiness.judge.wording import requirement_key
 from readiness.plugins import described
 from readiness.atomic import NotAFile, read_regular_stat
-from readiness.onepass import _UNTYPED, _RawJudgement, clean_struct
+from readiness.onepass import UNTYPED_DECODER, RawJudgement, clean_struct
 from readiness.result import CLOCK_TOLERANCE, MAX_RESULT_BYTES, ResultError, parse_utc, read_result
 from readiness.versions import is_version
 
@@ -46,7 +46,7 @@ class _Registry:
     def indexed(self, statuses: dict[tuple[Any, ...], str], profile: str) -> dict[int, str]:
         """A run's verdicts keyed by requirement index (each verdict one shared string), its
         profile noted for each (in C loops: 10 000 runs x 40 items)."""
-        out = dict(zip(map(self.index.__getitem__, statuses), map(_CANONICAL.__getitem__, statuses.values())))
+        out = dict(zip(map(self.index.__getitem__, statuses), map(CANONICAL_STATUS.__getitem__, statuses.values())))
         if profile:
             noted = self.noted.setdefault(profile, set())
             for i in out.keys() - noted:
@@ -241,7 +241,7 @@ class _Reader:
         from the typed structure, whose types already hold what ``from_result`` checks (the run
         id, each verdict, the judgement's shape). None: it holds no judgement (``from_result`` says so)."""
         j = doc.judgement
-        if not isinstance(j, _RawJudgement):
+        if not isinstance(j, RawJudgement):
             return None
         started = _started(doc.started_utc, path, written)
         if type(started) is tuple:
@@ -252,7 +252,7 @@ class _Reader:
         for item, req in zip(j.items, requirements):
             hit = read.get(req)
             if hit is None:  # as _stored reads it, from the JSON
-                data = _UNTYPED.decode(req)
+                data = UNTYPED_DECODER.decode(req)
                 key = stored_key(data)
                 hit = (self.keys.setdefault(key, key), data)
                 if len(read) < _MAX_REMEMBERED:
@@ -311,7 +311,7 @@ class _Reader:
             if key not in self.known and key not in new:
                 new[key] = Requirement.from_dict(req)
             status = item["status"]
-            statuses[key] = _CANONICAL.get(status, status) if type(status) is str else status
+            statuses[key] = CANONICAL_STATUS.get(status, status) if type(status) is str else status
         return data["overall"], name, statuses
 
 
