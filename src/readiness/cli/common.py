@@ -137,12 +137,17 @@ def typed_config(ctx: click.Context, names: tuple[str, ...], config_file: str | 
     from readiness.run.config import ConfigError, asked_language, load_config
 
     typed = {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
-    lang = asked_language(typed, os.environ, config_file) or "en"  # for warnings said while it is read
+    langs: list[str] = []
+
+    def warn(said: Any) -> None:  # in the language the configuration names, looked up once a warning comes
+        if not langs:
+            langs.append(asked_language(typed, os.environ, config_file) or "en")
+        click.echo(word(langs[0], "config.warning", text=said.text(langs[0])), err=True)
+
     try:
         return load_config(typed, parse_sets(sets), checks=plugins.checks if plugins else None,
                            broken=plugins.broken if plugins else None, config_file=config_file,
-                           warn=lambda m: click.echo(word(lang, "config.warning", text=m.text(lang)), err=True),
-                           interactive=interactive)
+                           warn=warn, interactive=interactive)
     except ConfigError as exc:  # in the language the configuration asks for, where it can be read
         fail(exc.text(exc.lang or "en"))
 
