@@ -360,7 +360,7 @@ def build_fleet(store: Store, profile: Any = None, all_runs: bool = False,
     if not every and workers is not None and workers > 1:
         fleet = collect_records(_records(store, workers, bad), on_skip=on_skip, days=False)
     elif not every:
-        fleet = collect_records(_from_records(store, bad), on_skip=on_skip, days=False)
+        fleet = collect_records(_from_records(store, bad), on_skip=on_skip, days=False, shared_names=True)
     else:
         fleet = collect_results(_results(store, every, bad), profile=profile, all_runs=all_runs, on_skip=on_skip)
     for s in bad:

@@ -151,11 +151,14 @@ def collect_results(results: Iterable[tuple[str, Any]], profile: Profile | None 
 
 
 def collect_records(records: Iterable[tuple[Any, ...]], profile: Profile | None = None, all_runs: bool = False,
-                    on_skip: Callable[[Skipped], None] | None = None, days: bool = True) -> Fleet:
+                    on_skip: Callable[[Skipped], None] | None = None, days: bool = True,
+                    shared_names: bool = False) -> Fleet:
     """The same over the reader's records (``_Reader.from_result``), made elsewhere (worker processes).
     ``days``: False when the caller has the runs per day and each room's state per day from
     elsewhere (the collector's database keeps them at ingest): the fleet is then built without
-    them (``Fleet.per_day``, ``room_days`` and ``room_labels`` left empty)."""
+    them (``Fleet.per_day``, ``room_days`` and ``room_labels`` left empty). ``shared_names``: the
+    records were made in this process, their metric names already one string object each (see
+    ``gather``)."""
     skipped: list[Skipped] = []
 
     def skip(origin: str, reason: str) -> None:
@@ -164,13 +167,13 @@ def collect_records(records: Iterable[tuple[Any, ...]], profile: Profile | None 
         if on_skip is not None:
             on_skip(s)
 
-    fleet = gather(records, profile, all_runs, skip, days)
+    fleet = gather(records, profile, all_runs, skip, days, shared_names)
     fleet.skipped = skipped
     return fleet
 
 
 def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs: bool,
-           skip: Callable[[str, str], None], days: bool = True) -> Fleet:
+           skip: Callable[[str, str], None], days: bool = True, shared_names: bool = False) -> Fleet:
     """Keep what the fleet needs of each reader record: per host or room, each check's latest
     run (or every run with ``all_runs``); count duplicates and skips, and with ``days`` the runs
     per day and each room's state per day (the trend and the compliance)."""
@@ -207,8 +210,10 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
         seen.add(run.run_id)
         # One string object per metric name and verdict for the whole fleet, not one per run
         # (runs from worker processes arrive with their own copies): a third of a run's memory.
+        # Records made here share their names already (the reader's own, or orjson's key cache).
         run.statuses = registry.indexed(run.statuses, run.profile)
-        run.values = dict(zip(map(names.setdefault, run.values, run.values), run.values.values()))
+        if not shared_names:
+            run.values = dict(zip(map(names.setdefault, run.values, run.values), run.values.values()))
         run.overall = CANONICAL_STATUS[run.overall]
         key = run.key
         if days:
