@@ -423,3 +423,37 @@ def test_a_room_back_after_a_long_silence_counts_its_silent_days_as_not_reportin
     assert got == want
     m2 = got["rooms"][("Malmö", "M2", "")]
     assert m2 == (round(100 * 21 / 30, 1), round(100 * 21 / 90, 1))  # 69 silent days of 90 counted
+
+
+def test_the_first_read_at_the_start_in_a_child_process_is_the_read_made_here(store, tmp_path):
+    """``ComplianceCache.prime`` (the server's start): above ``CHILD_RUNS`` stored runs the whole
+    read is made in a spawned child process, and its tally gives what the same read made in this
+    process gives; a child that cannot make it (here: its database path does not exist) leaves
+    the read to this process, with the same answer. Below the threshold no child is started."""
+    from readiness.collector.fleetdb import ComplianceCache
+
+    _away_from_midnight()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    documents = plan(now)
+    for d in documents:
+        ingest(store, docs.body(d), d["labels"]["site"])
+    at = datetime.now(timezone.utc)
+    here = ComplianceCache(store, 3 * 86400)
+    here.CHILD_RUNS = len(documents) + 1  # a small database: read here
+    here.prime(at)
+    assert (here.in_child, here.full_reads) == (False, 1)
+    want = here.at(at)
+    assert found({"compliance": want}) == expected(documents, at, 3 * 86400)
+
+    child = ComplianceCache(store, 3 * 86400)
+    child.CHILD_RUNS = 1
+    child.prime(at)
+    assert (child.in_child, child.full_reads, child.stamp) == (True, 1, here.stamp)
+    assert child.at(at) == want
+    assert child.full_reads == 1  # the child's tally and stamp were taken: nothing read again
+
+    broken = ComplianceCache(store, 3 * 86400)
+    broken.CHILD_RUNS = 1
+    broken.prime(at, child_url=f"sqlite:///{tmp_path / 'missing' / 'readiness.db'}")
+    assert (broken.in_child, broken.full_reads) == (False, 1)
+    assert broken.at(at) == want

@@ -22,6 +22,7 @@ Prometheus scrape every 15 s does not rebuild a large fleet each time.
 
 from __future__ import annotations
 
+import pickle
 import sys
 import threading
 import time
@@ -281,6 +282,8 @@ class ComplianceCache:
     replica's slow transaction)."""
 
     KEYS_MAX = 2000  # more rooms changed than this: everything is read again (one sweep)
+    CHILD_RUNS = 20_000  # stored runs from which the first read is made in a child process (``prime``)
+    CHILD_WAIT_S = 60.0
 
     def __init__(self, store: Store, after_s: float = NOT_REPORTING_AFTER_S) -> None:
         self.store, self.after_s = store, after_s
@@ -289,6 +292,7 @@ class ComplianceCache:
         self.stamp: tuple[Any, ...] | None = None  # (runs stored, newest arrival) the tally holds
         self.rooms_read = 0  # rooms read again by the last update (everything: all of them)
         self.full_reads = 0
+        self.in_child = False  # the first read was made in a child process (``prime``)
 
     def at(self, now: datetime) -> dict[str, Any]:
         """The compliance at ``now``, with every run stored before this call."""
@@ -311,12 +315,31 @@ class ComplianceCache:
         return (now.date() - timedelta(days=max(WINDOWS) - 1 + lookback_days(self.after_s))).isoformat()
 
     def _read_all(self, now: datetime, stamp: tuple[Any, ...]) -> None:
-        tally = Tally(now, self.after_s)
-        labels = self.store.room_labels()
-        for key, runs in per_room(self.store.room_days(self._since(now))):
-            tally.put(key, runs, labels.get(key))
+        self._took(_whole_tally(self.store, now, self.after_s, self._since(now)), stamp)
+
+    def _took(self, tally: Tally, stamp: tuple[Any, ...]) -> None:
         self.tally, self.stamp, self.rooms_read = tally, stamp, len(tally.site_of)
         self.full_reads += 1
+
+    def prime(self, now: datetime, child_url: str | None = None) -> None:
+        """The first whole read, at the start. With ``CHILD_RUNS`` stored runs or more it is made
+        in a child process (on another core, with its own interpreter), so that a first /fleet
+        page built meanwhile is not slowed by it: at 100 000 runs it is half a second of CPU
+        that page would otherwise share. A child that fails or does not answer within
+        ``CHILD_WAIT_S`` leaves the read to this process, as for a small database.
+        ``child_url``: the database the child opens (this store's; a test gives another)."""
+        with self.lock:
+            if self.tally is not None:
+                return
+            stamp = self.store.change_stamp()
+            if stamp[0] >= self.CHILD_RUNS:
+                got = _tally_elsewhere(child_url or self.store.url, now, self.after_s, self._since(now),
+                                       self.CHILD_WAIT_S)
+                if got is not None:
+                    self._took(*got)
+                    self.in_child = True
+                    return
+            self._read_all(now, stamp)
 
     def _read_rooms(self, now: datetime, keys: list[str], stamp: tuple[Any, ...]) -> None:
         assert self.tally is not None
@@ -325,6 +348,57 @@ class ComplianceCache:
         for key in keys:
             self.tally.put(key, rows.get(key, []), labels.get(key))
         self.stamp, self.rooms_read = stamp, len(keys)
+
+
+def _whole_tally(store: Store, now: datetime, after_s: float, since: str) -> Tally:
+    """Every room's compliance read from its ``room_days`` since ``since``."""
+    tally = Tally(now, after_s)
+    labels = store.room_labels()
+    for key, runs in per_room(store.room_days(since)):
+        tally.put(key, runs, labels.get(key))
+    return tally
+
+
+def _tally_child(conn: Any, url: str, now: datetime, after_s: float, since: str) -> None:
+    """In a child process (``ComplianceCache.prime``): (the whole tally, the change stamp taken
+    before it was read) sent back, or None when it cannot be made here."""
+    try:
+        store = Store(url, create=False)
+        try:
+            stamp = store.change_stamp()
+            conn.send((_whole_tally(store, now, after_s, since), stamp))
+        finally:
+            store.close()
+    except Exception:  # noqa: BLE001 - the parent reads it itself and meets the error in its own words
+        conn.send(None)
+    finally:
+        conn.close()
+
+
+def _tally_elsewhere(url: str, now: datetime, after_s: float, since: str, wait_s: float
+                     ) -> tuple[Tally, tuple[Any, ...]] | None:
+    """``_tally_child``'s answer from a spawned process (no fork of a threaded server), or None:
+    it failed, died, or did not answer within ``wait_s`` (then it is killed)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_tally_child, args=(theirs, url, now, after_s, since), daemon=True,
+                       name="readiness-compliance")
+    try:
+        proc.start()
+        theirs.close()
+        if not ours.poll(wait_s):
+            return None
+        got = ours.recv()
+    except (EOFError, OSError, ValueError, TypeError, AttributeError, ImportError, pickle.UnpicklingError):
+        return None  # it died, or its answer cannot be read
+    finally:
+        ours.close()
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+    return got if isinstance(got, tuple) and len(got) == 2 and isinstance(got[0], Tally) else None
 
 
 def judge_over_time(fleet: Fleet, store: Store, now: datetime | None = None,
@@ -475,7 +549,7 @@ class FleetView:
 
     def _warm_compliance(self) -> None:
         try:
-            self.compliance.at(utcnow())
+            self.compliance.prime(utcnow())
         except (StoreError, Unavailable):
             pass
 
