@@ -637,3 +637,22 @@ def test_a_record_naming_a_requirement_two_stored_ones_begin_with_is_read_from_i
     with store.engine.begin() as conn:  # and read from the summaries indeed: those runs now fail to be read
         conn.execute(summaries.update().values(summary={"not": "a result"}))
     assert _fleet_figures(store)["skipped"]
+
+
+def test_a_page_leaves_the_rows_out_and_the_json_has_them_where_figures_puts_them(store):
+    """The live view builds a page's figures without each row's state (only the JSON lists the
+    rows: 10 000 dicts a /fleet page never reads); ``/api/v1/fleet`` then gets them added in their
+    place, the same JSON, key for key and in the same order, as figures made with them."""
+    from readiness.collector.fleetdb import FleetView, build_fleet
+    from readiness.fleet import figures
+
+    _made_fleet(store)
+    view = FleetView(store, min_age_s=0)
+    fleet, page = view.get("en")
+    assert "rows" not in page and page["step5"]  # the page's figures hold the rest
+    _, api = view.get("en", rows=True)
+    whole = figures(build_fleet(store))
+    for figs in (api, whole):
+        figs.pop("generated_utc")
+    assert list(api) == list(whole) and api == whole and len(api["rows"]) == len(fleet.runs) == 9
+    assert view.get("en", rows=True)[1] is api  # kept with the page's, until the data changes

@@ -162,7 +162,7 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
             over_time(fleet, datetime.now(timezone.utc), silent_after)  # now: when this report is made
             source = ", ".join(paths)
         csv_made = fleet_csv_ahead(fleet) if csv_path else None  # made beside the figures and the HTML
-        figs = figures(fleet, lang, partners)
+        figs = figures(fleet, lang, partners, rows=bool(json_path))  # the rows: only the JSON lists them
     to_stdout = json_path == "-"
     regressions: list[str] = []
     if history_dir:  # each room's runs, for its page and the fleet's suspected regressions

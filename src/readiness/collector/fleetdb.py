@@ -36,7 +36,7 @@ from readiness.collector.access import scoped
 from readiness.collector.engine import StoreError, Unavailable, redacted, utcnow
 from readiness.collector.jsontext import dumps
 from readiness.collector.store import Store
-from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused
+from readiness.fleet import Fleet, Skipped, collect_records, collect_results, figures, gc_paused, with_rows
 from readiness.fleet.compliance import NOT_REPORTING_AFTER_S, WINDOWS, Tally, lookback_days, over_time, per_room
 from readiness.fleet.files import invalid
 from readiness.fleet.model import CANONICAL_STATUS, Run
@@ -484,7 +484,7 @@ class FleetView:
         self.built = 0.0
         self.fleet: Fleet | None = None
         self.scoped: dict[frozenset[str], Fleet] = {}  # the fleet of a set of sites (``access.scoped``)
-        self.figs: dict[tuple[frozenset[str] | None, str], dict[str, Any]] = {}
+        self.figs: dict[tuple[Any, ...], dict[str, Any]] = {}  # (sites, lang[, "rows"]) -> figures
         # the whole fleet's compliance, kept apart and brought up to date room by room as runs
         # arrive, not computed again over every room at each rebuild
         self.compliance = ComplianceCache(store, not_reporting_after)
@@ -494,9 +494,10 @@ class FleetView:
 
     SCOPES_MAX = 256  # distinct site sets kept at once
 
-    def get(self, lang: str, sites: frozenset[str] | None = None) -> tuple[Fleet, dict[str, Any]]:
+    def get(self, lang: str, sites: frozenset[str] | None = None, rows: bool = False) -> tuple[Fleet, dict[str, Any]]:
         """The fleet and its figures in ``lang``; of ``sites`` only when given (cut before the
-        figures are computed: no count, action or name of another site is in them)."""
+        figures are computed: no count, action or name of another site is in them); with each
+        row's state (``figures.with_rows``) only when ``rows`` (the JSON)."""
         with self.lock:  # one build at a time; readers arriving meanwhile get its result
             now = time.monotonic()
             if self.fleet is None or now - self.built >= self.min_age_s:
@@ -529,10 +530,17 @@ class FleetView:
                         over_time(self.scoped[sites], fleet.now, self.not_reporting_after,
                                   day_rows(self.store, fleet.now, self.not_reporting_after, sites))
                 fleet = self.scoped[sites]
-            if (sites, lang) not in self.figs:
+            if (sites, lang) not in self.figs:  # a page's: without the rows, which only the JSON lists
                 with gc_paused():
-                    self.figs[(sites, lang)] = figures(fleet, lang)
-            return fleet, self.figs[(sites, lang)]
+                    self.figs[(sites, lang)] = figures(fleet, lang, rows=False)
+            figs = self.figs[(sites, lang)]
+            if rows:
+                full = self.figs.get((sites, lang, "rows"))
+                if full is None:
+                    with gc_paused():
+                        full = self.figs[(sites, lang, "rows")] = with_rows(fleet, figs)
+                figs = full
+            return fleet, figs
 
     def warm(self) -> None:
         """Compile the page's templates (a fifth of a second), load the checks' descriptions

@@ -363,7 +363,7 @@ class Collector(AccessRoutes):
 
     def get_fleet_json(self, req: Request) -> Response:
         def make(who: Caller) -> Response:
-            return reply(200, self.view.get(lang_of(req), who.sites)[1])
+            return reply(200, self.view.get(lang_of(req), who.sites, rows=True)[1])
 
         return self._reading(req, make)
 

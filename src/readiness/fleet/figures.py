@@ -127,12 +127,13 @@ def trend(per_day: dict[date, Counter]) -> dict[str, Any] | None:
     return {"period": period, "points": points}
 
 
-def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dict[str, Any]:
+def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = (), rows: bool = True) -> dict[str, Any]:
     """The aggregate figures (what ``--json`` writes and the report shows); ``partners`` names
-    sites of partner organisations (see ``fleet.step5``)."""
+    sites of partner organisations (see ``fleet.step5``). ``rows``: with each row's state
+    (``row_state``), which only the JSON holds: a page leaves them out (``with_rows`` adds them
+    later, in their place)."""
 
     reqs = fleet.requirements
-    stamps: dict[Any, str] = {}
     per_req = [Counter() for _ in reqs]
     sites: dict[str, dict[str, Any]] = {}
     patterns, pattern_of = verdict_patterns(fleet.runs)
@@ -247,10 +248,29 @@ def figures(fleet: Fleet, lang: str = "en", partners: Iterable[str] = ()) -> dic
         "histograms": hists,
         "trend": trend(fleet.per_day),
         "compliance": fleet.compliance,
-        "rows": [row_state(r, stamps) for r in fleet.runs],
+        **({"rows": fleet_rows(fleet)} if rows else {}),
         "step5": analysis(fleet.runs, fleet.requirements, lang, partners, fleet.rejudged_by, theirs=theirs),
         "skipped": [{"path": s.path, "reason": said(s.reason, lang)} for s in fleet.skipped],
     }
+
+
+def fleet_rows(fleet: Fleet) -> list[dict[str, Any]]:
+    """Every row's state (``row_state``), as the JSON lists them."""
+    stamps: dict[Any, str] = {}
+    return [row_state(r, stamps) for r in fleet.runs]
+
+
+def with_rows(fleet: Fleet, figs: dict[str, Any]) -> dict[str, Any]:
+    """``figs`` made without the rows (``figures(..., rows=False)``) with them, where ``figures``
+    puts them (before "step5"): the same JSON as figures made with them."""
+    if "rows" in figs:
+        return figs
+    out: dict[str, Any] = {}
+    for key, value in figs.items():
+        if key == "step5":
+            out["rows"] = fleet_rows(fleet)
+        out[key] = value
+    return out
 
 
 def _with_compliance(site_rows: list[dict[str, Any]], comp: dict[str, Any] | None) -> None:
