@@ -527,3 +527,50 @@ def test_the_one_decode_reader_gives_the_same_fleet_as_the_border(fleet_dir, tmp
     strip = lambda figs: {k: v for k, v in figs.items() if k != "generated_utc"}  # noqa: E731
     assert strip(figures(fast)) == strip(figures(usual))
     assert fleet_csv(fast) == fleet_csv(usual)
+
+
+def test_packed_records_from_workers_give_the_same_fleet(fleet_dir, monkeypatch):
+    """A worker sends each judged run packed (its verdicts and values by shape, each shape sent
+    once, then by id) and the parent unpacks it; a run the packed form cannot carry (here: a
+    verdict it is told it has no letter for) comes as a Run record in the same stream, and a
+    worker past its shape limit sends the shapes inline. Over the known fleet, the zoo of bad
+    input and a duplicate copy, the fleet must not differ in any way from Run records alone."""
+    from readiness.fleet import read as reader
+    from readiness.fleet.collect import collect_records
+    from readiness.fleet.files import iter_result_files
+
+    good = next((fleet_dir / "Stockholm").glob("*.json"))
+    write_zoo(fleet_dir / "zoo", good)
+    files = list(iter_result_files([str(fleet_dir)], lambda path, reason: None, lambda: None))
+
+    def fleet_of(records):
+        return collect_records(records)
+
+    def same(a, b):
+        assert a.runs == b.runs
+        assert [r.to_dict() for r in a.requirements] == [r.to_dict() for r in b.requirements]
+        assert (a.units, a.requirement_profiles, a.per_day, a.room_days, a.room_labels) == \
+               (b.units, b.requirement_profiles, b.per_day, b.room_days, b.room_labels)
+        assert (a.results_read, a.duplicates, a.superseded) == (b.results_read, b.duplicates, b.superseded)
+        assert [(s.path, s.reason) for s in a.skipped] == [(s.path, s.reason) for s in b.skipped]
+        assert fleet_csv(a) == fleet_csv(b)
+
+    plain = [reader._Reader(None)(path) for path in files]
+    packed = [reader._Reader(None, packed=True)(path) for path in files]
+    assert {r[0] for r in plain} == {"run", "skip"} and {r[0] for r in packed} == {"packed", "skip"}
+    base = fleet_of(plain)
+    assert base.duplicates >= 1 and len(base.runs) >= 8 and base.skipped
+    same(fleet_of(packed), base)
+    # a verdict without a letter: that run comes as a Run record among the packed ones
+    monkeypatch.setattr(reader, "_STATUS_CODE", {s: s[0] for s in ("PASS", "FAIL", "UNKNOWN")})
+    mixed = [reader._Reader(None, packed=True)(path) for path in files]
+    assert {"run", "packed"} <= {r[0] for r in mixed}
+    same(fleet_of(mixed), base)
+    # past the shape limit, shapes travel inline (no id) and are still the same
+    monkeypatch.setattr(reader, "_MAX_SHAPES", 1)
+    inline = [reader._Reader(None, packed=True)(path) for path in files]
+    assert sum(type(r[15]) is tuple and r[15][0] is None for r in inline if r[0] == "packed") > 1
+    same(fleet_of(inline), base)
+    monkeypatch.undo()
+    # and from two worker processes, sending packed records (shapes told apart by worker)
+    same(collect([fleet_dir], workers=2), collect([fleet_dir], workers=1))

@@ -26,6 +26,10 @@ from readiness.result import CLOCK_TOLERANCE, MAX_RESULT_BYTES, ResultError, par
 from readiness.versions import is_version
 
 _MAX_REMEMBERED = 4096  # distinct requirements a reader remembers by their bytes (bounds its memory)
+_MAX_SHAPES = 4096  # distinct shapes (below) a worker and the parent remember (bounds their memory)
+# A verdict as one letter in a packed record's verdicts (one string per run, not a dict)
+_STATUS_CODE = {s: s[0] for s in STATUSES}
+_STATUS_OF_CODE = {s[0]: CANONICAL_STATUS[s] for s in STATUSES}
 
 
 class _Registry:
@@ -42,6 +46,13 @@ class _Registry:
             self.index[key] = len(self.requirements)
             self.requirements.append(req)
             self.profiles.append(set())
+
+    def note(self, indexes: Iterable[int], profile: str) -> None:
+        """``profile`` noted as holding each requirement of ``indexes`` (as ``indexed`` does)."""
+        noted = self.noted.setdefault(profile, set())
+        for i in set(indexes) - noted:
+            self.profiles[i].add(profile)
+            noted.add(i)
 
     def indexed(self, statuses: dict[tuple[Any, ...], str], profile: str) -> dict[int, str]:
         """A run's verdicts keyed by requirement index (each verdict one shared string), its
@@ -148,8 +159,14 @@ class _Reader:
     requirements, new units).
     """
 
-    def __init__(self, profile: Profile | None, service_reporters: tuple[str, ...] | None = None) -> None:
+    def __init__(self, profile: Profile | None, service_reporters: tuple[str, ...] | None = None,
+                 packed: bool = False) -> None:
         self.profile = profile
+        # in a worker process: each judged run as a packed record (``_pack``), which costs a
+        # fraction of a Run to send back and to unpack (``Unpacker``)
+        self.packed = packed
+        self.shapes: dict[tuple[Any, ...], int] = {}  # verdict keys or value names -> its shape id
+        self.shape_base = os.getpid() << 32 if packed else 0  # ids told apart across workers
         # given to a worker process, which need not load the plugins for it
         self.service_reporters = described().service_reporters if service_reporters is None else service_reporters
         self.known: set[tuple[Any, ...]] = set()
@@ -280,12 +297,43 @@ class _Reader:
         new_units = {k: v for k, v in units.items() if k not in self.units}
         self.units.update(new_units)
         site, room, label = labels
+        needed = needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses))
+        if self.packed:
+            record = self._pack(path, run_id, started, _text(host.get("hostname")), site, room, label, name, overall,
+                                checks, needed, facts, statuses, values, new, new_units)
+            if record is not None:
+                return record
         run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
                   site=site, room=room, label=label,
                   profile=name, overall=overall, statuses=statuses, values=values, checks=checks,
-                  needed=needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses)),
-                  facts=facts)
+                  needed=needed, facts=facts)
         return ("run", run, new, new_units)
+
+    def _shape(self, keys: tuple[Any, ...]) -> Any:
+        """A shape's id when this reader sent it before, else (its id or None, the shape)."""
+        sid = self.shapes.get(keys)
+        if sid is not None:
+            return sid
+        if len(self.shapes) >= _MAX_SHAPES:
+            return (None, keys)
+        sid = self.shapes[keys] = self.shape_base + len(self.shapes)
+        return (sid, keys)
+
+    def _pack(self, path: str, run_id: str, started: datetime, hostname: str, site: str, room: str, label: str,
+              name: str, overall: str, checks: tuple[str, ...], needed: tuple[str, ...], facts: dict[str, Any],
+              statuses: dict[Any, str], values: dict[str, Any], new: dict[tuple[Any, ...], Requirement],
+              new_units: dict[str, str]) -> tuple[Any, ...] | None:
+        """A judged run as plain values, its verdicts and its values each as a shape (the
+        requirement keys, the metric names: sent once per worker, then by an id: a fleet's runs
+        share a few) and the verdicts' letters or the values in that order. None: a verdict
+        that is not one of the four (a Run record then carries it as it is)."""
+        try:
+            codes = "".join(map(_STATUS_CODE.__getitem__, statuses.values()))
+        except (KeyError, TypeError):
+            return None
+        return ("packed", path, run_id, started, hostname, site, room, label, name, overall, checks, needed, facts,
+                self._shape(tuple(statuses)), codes, self._shape(tuple(values)), tuple(values.values()), new,
+                new_units)
 
     def _judged(self, j: Judgement, new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
         statuses: dict[Any, str] = {}
@@ -326,12 +374,60 @@ _WORKER_READER: _Reader | None = None
 
 def _worker_start(profile: Profile | None, service_reporters: tuple[str, ...]) -> None:
     global _WORKER_READER
-    _WORKER_READER = _Reader(profile, service_reporters)
+    _WORKER_READER = _Reader(profile, service_reporters, packed=True)
 
 
 def _worker_read(path: str) -> tuple[Any, ...]:
     assert _WORKER_READER is not None
     return _WORKER_READER(path)
+
+
+class Unpacker:
+    """The parent's side of packed records (``_Reader._pack``): each shape turned once into what
+    ``gather`` keeps (requirement indexes, the fleet's one string per metric name), and each
+    packed record into the Run that ``gather`` would make of the same run's Run record."""
+
+    def __init__(self, registry: _Registry, names: dict[str, str]) -> None:
+        self.registry = registry
+        self.names = names
+        self.verdict_shapes: dict[int, tuple[tuple[int, ...], set[str]]] = {}  # and the profiles noted
+        self.value_shapes: dict[int, tuple[str, ...]] = {}
+
+    def shapes(self, record: tuple[Any, ...]) -> tuple[tuple[tuple[int, ...], set[str]], tuple[str, ...]]:
+        """A packed record's shapes (its verdicts': the requirement indexes and the profiles
+        noted for them; its values': the metric names), kept when it sends one first. Called
+        for every packed record, a duplicate too: a later record may name its shapes by id."""
+        verdict_shape, value_shape = record[13], record[15]
+        if type(verdict_shape) is tuple:
+            sid, keys = verdict_shape
+            verdicts = (tuple(map(self.registry.index.__getitem__, keys)), set())
+            if sid is not None:  # (each worker sends at most _MAX_SHAPES with an id)
+                self.verdict_shapes[sid] = verdicts
+        else:
+            verdicts = self.verdict_shapes[verdict_shape]
+        if type(value_shape) is tuple:
+            sid, keys = value_shape
+            metric_names = tuple(map(self.names.setdefault, keys, keys))
+            if sid is not None:
+                self.value_shapes[sid] = metric_names
+        else:
+            metric_names = self.value_shapes[value_shape]
+        return verdicts, metric_names
+
+    def run(self, record: tuple[Any, ...], shapes: tuple[tuple[tuple[int, ...], set[str]], tuple[str, ...]]) -> Run:
+        """The Run of a packed record (``shapes``: its ``shapes``), its verdicts keyed by
+        requirement index and its profile noted for each (``_Registry.indexed``), its metric
+        names the fleet's (``gather``)."""
+        (_, path, run_id, started, hostname, site, room, label, name, overall, checks, needed, facts,
+         _, codes, _, values, _, _) = record
+        (indexes, noted), metric_names = shapes
+        if name and name not in noted:
+            self.registry.note(indexes, name)
+            noted.add(name)
+        return Run(path=path, run_id=run_id, started=started, hostname=hostname, site=site, room=room, label=label,
+                   profile=name, overall=CANONICAL_STATUS[overall],
+                   statuses=dict(zip(indexes, map(_STATUS_OF_CODE.__getitem__, codes))),
+                   values=dict(zip(metric_names, values)), checks=checks, needed=needed, facts=facts)
 
 
 def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterator[tuple[Any, ...]]:
