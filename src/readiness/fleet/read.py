@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+from operator import attrgetter
 import sys
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
@@ -30,6 +31,8 @@ _MAX_SHAPES = 4096  # distinct shapes (below) a worker and the parent remember (
 # A verdict as one letter in a packed record's verdicts (one string per run, not a dict)
 _STATUS_CODE = {s: s[0] for s in STATUSES}
 _STATUS_OF_CODE = {s[0]: CANONICAL_STATUS[s] for s in STATUSES}
+_STATUS_OF = attrgetter("status")
+_STATUS_OF = attrgetter("status")
 
 
 class _Registry:
@@ -166,6 +169,8 @@ class _Reader:
         # fraction of a Run to send back and to unpack (``Unpacker``)
         self.packed = packed
         self.shapes: dict[tuple[Any, ...], int] = {}  # verdict keys or value names -> its shape id
+        # the requirements of a file's items (JSON bytes, in order) -> their keys, their verdict shape id
+        self.verdicts_of: dict[tuple[bytes, ...], tuple[tuple[Any, ...], int]] = {}
         self.shape_base = os.getpid() << 32 if packed else 0  # ids told apart across workers
         # given to a worker process, which need not load the plugins for it
         self.service_reporters = described().service_reporters if service_reporters is None else service_reporters
@@ -264,35 +269,49 @@ class _Reader:
         if type(started) is tuple:
             return started
         new: dict[tuple[Any, ...], Requirement] = {}
-        statuses: dict[Any, str] = {}
-        read, known = self.requirements, self.known
-        for item, req in zip(j.items, requirements):
-            hit = read.get(req)
-            if hit is None:  # as _stored reads it, from the JSON
-                data = UNTYPED_DECODER.decode(req)
-                key = stored_key(data)
-                hit = (self.keys.setdefault(key, key), data)
-                if len(read) < _MAX_REMEMBERED:
-                    read[req] = hit
-            key = hit[0]
-            if key not in known and key not in new:
-                new[key] = Requirement.from_dict(hit[1])
-            statuses[key] = item.status
+        # the items' requirements met before in this order (a packing reader): their keys and
+        # verdict shape as then, every key known (sent) already
+        same = self.verdicts_of.get(tuple(requirements)) if self.packed else None
+        if same is not None:
+            keys, verdict_shape = same
+            statuses: dict[Any, str] = dict(zip(keys, map(_STATUS_OF, j.items)))
+        else:
+            verdict_shape = None
+            statuses = {}
+            read, known = self.requirements, self.known
+            for item, req in zip(j.items, requirements):
+                hit = read.get(req)
+                if hit is None:  # as _stored reads it, from the JSON
+                    data = UNTYPED_DECODER.decode(req)
+                    key = stored_key(data)
+                    hit = (self.keys.setdefault(key, key), data)
+                    if len(read) < _MAX_REMEMBERED:
+                        read[req] = hit
+                key = hit[0]
+                if key not in known and key not in new:
+                    new[key] = Requirement.from_dict(hit[1])
+                statuses[key] = item.status
         labels = doc.labels
         prof = j.profile
         units: dict[str, str] = {}
         values = _struct_values(doc, units, self.check_names, self.units)
-        return self._run(path, doc.run_id, started, new, values, units, doc.host,
-                         (_text(labels.site), _text(labels.room), _text(labels.label)),
-                         _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),
-                         tuple(j.coverage.needed) if j.coverage is not UNSET else (),
-                         facts_of(doc, prof, self.service_reporters))
+        record = self._run(path, doc.run_id, started, new, values, units, doc.host,
+                           (_text(labels.site), _text(labels.room), _text(labels.label)),
+                           _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),
+                           tuple(j.coverage.needed) if j.coverage is not UNSET else (),
+                           facts_of(doc, prof, self.service_reporters), verdict_shape)
+        if same is None and record[0] == "packed" and len(self.verdicts_of) < _MAX_SHAPES:
+            shape = record[13]  # (its id, the keys) when sent first; one key per item (none twice)
+            if type(shape) is tuple and shape[0] is not None and len(shape[1]) == len(requirements):
+                self.verdicts_of[tuple(requirements)] = (shape[1], shape[0])
+        return record
 
     def _run(self, path: str, run_id: str, started: datetime, new: dict[tuple[Any, ...], Requirement],
              values: dict[str, Any], units: dict[str, str], host: dict[str, Any], labels: tuple[str, str, str],
              name: str, overall: str, statuses: dict[Any, str], checks: tuple[str, ...], needed: tuple[str, ...],
-             facts: dict[str, Any]) -> tuple[Any, ...]:
-        """The reader's record of a judged run (``labels``: site, room, label; ``units``: of its values)."""
+             facts: dict[str, Any], verdict_shape: int | None = None) -> tuple[Any, ...]:
+        """The reader's record of a judged run (``labels``: site, room, label; ``units``: of its
+        values; ``verdict_shape``: the id of its verdicts' shape, when known)."""
         self.known.update(new)
         new_units = {k: v for k, v in units.items() if k not in self.units}
         self.units.update(new_units)
@@ -300,7 +319,7 @@ class _Reader:
         needed = needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses))
         if self.packed:
             record = self._pack(path, run_id, started, _text(host.get("hostname")), site, room, label, name, overall,
-                                checks, needed, facts, statuses, values, new, new_units)
+                                checks, needed, facts, statuses, values, new, new_units, verdict_shape)
             if record is not None:
                 return record
         run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
@@ -322,7 +341,7 @@ class _Reader:
     def _pack(self, path: str, run_id: str, started: datetime, hostname: str, site: str, room: str, label: str,
               name: str, overall: str, checks: tuple[str, ...], needed: tuple[str, ...], facts: dict[str, Any],
               statuses: dict[Any, str], values: dict[str, Any], new: dict[tuple[Any, ...], Requirement],
-              new_units: dict[str, str]) -> tuple[Any, ...] | None:
+              new_units: dict[str, str], verdict_shape: int | None = None) -> tuple[Any, ...] | None:
         """A judged run as plain values, its verdicts and its values each as a shape (the
         requirement keys, the metric names: sent once per worker, then by an id: a fleet's runs
         share a few) and the verdicts' letters or the values in that order. None: a verdict
@@ -332,7 +351,8 @@ class _Reader:
         except (KeyError, TypeError):
             return None
         return ("packed", path, run_id, started, hostname, site, room, label, name, overall, checks, needed, facts,
-                self._shape(tuple(statuses)), codes, self._shape(tuple(values)), tuple(values.values()), new,
+                self._shape(tuple(statuses)) if verdict_shape is None else verdict_shape, codes,
+                self._shape(tuple(values)), tuple(values.values()), new,
                 new_units)
 
     def _judged(self, j: Judgement, new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
@@ -448,7 +468,10 @@ def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterat
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                      initializer=_worker_start,
                                      initargs=(profile, described().service_reporters)) as pool:
-                for record in pool.map(_worker_read, files, chunksize=32):
+                # big chunks: fewer round trips, each costing the parent (its pool threads) more
+                # than the records; small enough that the workers end together
+                chunk = max(8, min(128, len(files) // (workers * 8)))
+                for record in pool.map(_worker_read, files, chunksize=chunk):
                     done += 1
                     yield record
             return
