@@ -199,3 +199,33 @@ def test_the_fleets_nesting_walk_draws_the_line_where_the_full_walk_does(kind):
                 verdicts.add(_parts_clean(part))
                 assert _nested_within(part) == _parts_clean(part), (levels, depth)
     assert verdicts == {True, False}  # both sides of the line were drawn
+
+
+def test_the_fleets_one_decode_compares_a_remembered_run_of_requirements_byte_for_byte():
+    """``clean_struct`` remembers a file's requirements (all checked) by their lengths, and takes
+    the next file's as those when they are equal byte for byte. A file whose requirements have
+    the same lengths but differ by one byte is never taken for it: a requirement the schema
+    refuses is refused (and the full path refuses the file), and one it accepts is read as itself."""
+    from readiness.onepass import clean_struct
+
+    plain = _base()
+    del plain["judgement"]["items"][0]["extra"], plain["judgement"]["items"][0]["requirement"]["note"]
+    raw = json.dumps(plain).encode()
+    first = clean_struct(raw)
+    assert first is not None and clean_struct(raw)[1] == first[1]  # read again: the same requirements
+    severity = plain["judgement"]["items"][0]["requirement"]["severity"]
+    assert severity == "required"
+    for changed in ("requirez", "requireD"):
+        bad = copy.deepcopy(plain)
+        bad["judgement"]["items"][0]["requirement"]["severity"] = changed
+        doc = json.dumps(bad).encode()
+        assert len(doc) == len(raw)
+        assert clean_struct(doc) is None and _full(doc, "doc") == "refused"
+    why = plain["judgement"]["items"][0]["requirement"]["why"]
+    other = copy.deepcopy(plain)
+    other["judgement"]["items"][0]["requirement"]["why"] = ("X" + why[1:]) if why[:1] != "X" else ("Y" + why[1:])
+    doc = json.dumps(other).encode()
+    clean = clean_struct(doc)
+    assert len(doc) == len(raw) and clean is not None and clean[1] != first[1]
+    assert [json.loads(r) for r in clean[1]] == [i["requirement"] for i in other["judgement"]["items"]]
+    assert [json.loads(r) for r in first[1]] == [i["requirement"] for i in plain["judgement"]["items"]]

@@ -14,6 +14,7 @@ structure handed over as it is.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from itertools import chain
 from typing import Annotated, Any, Literal, Union
@@ -190,6 +191,13 @@ _CHECKED_REQUIREMENTS: set[bytes] = set()  # requirements (JSON bytes) that pass
 _CHECKED_BY_LENGTH: dict[int, list[bytes]] = {}
 _PEERS = 8
 _MAX_CHECKED = 4096  # bounds its memory whatever the files hold; past it, each is checked every time
+# A file's requirements in order, all checked, by their lengths (-> as msgspec.Raw, and as the
+# bytes objects found for them): the next file with the same lengths is compared with it whole
+# in C (most of a fleet's files hold one of a few such runs), without a copy or a look-up of
+# each. At most _MAX_RUNS lengths (each keeps its file's bytes alive: a few MB at most).
+_CHECKED_RUNS: dict[tuple[int, ...], tuple[tuple[msgspec.Raw, ...], tuple[bytes, ...]]] = {}
+_MAX_RUNS = 64
+_REQUIREMENT_OF = operator.attrgetter("requirement")
 UNTYPED_DECODER = msgspec.json.Decoder()  # plain JSON values (here, and the fleet reader's requirements)
 _PROFILE_TEXT = {"name": 200, "title": 500, "origin": 2000}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -317,25 +325,35 @@ def clean_struct(raw: bytes) -> tuple[_RawDocument, list[bytes]] | None:
     requirements: list[bytes] = []
     if judgement is not None and judgement is not _UNSET:
         parts.append((judgement.profile, 2))
-        checked, by_length = _CHECKED_REQUIREMENTS, _CHECKED_BY_LENGTH
-        for item in judgement.items:
-            req = bytes(item.requirement)
-            for known in by_length.get(len(req), ()):
-                if known == req:
-                    req = known
-                    break
-            else:
-                if req not in checked:
-                    try:
-                        _REQUIREMENT.decode(req)
-                    except msgspec.DecodeError:
-                        return None
-                    if len(checked) < _MAX_CHECKED:
-                        checked.add(req)
-                        peers = by_length.setdefault(len(req), [])
-                        if len(peers) < _PEERS:
-                            peers.append(req)
-            requirements.append(req)
+        raws = tuple(map(_REQUIREMENT_OF, judgement.items))  # msgspec.Raw: views of ``raw``, not copies
+        lengths = tuple(map(len, raws))
+        same = _CHECKED_RUNS.get(lengths)
+        if same is not None and same[0] == raws:  # compared in C, byte for byte
+            requirements = list(same[1])
+        else:
+            checked, by_length = _CHECKED_REQUIREMENTS, _CHECKED_BY_LENGTH
+            all_checked = True
+            for req in map(bytes, raws):
+                for known in by_length.get(len(req), ()):
+                    if known == req:
+                        req = known
+                        break
+                else:
+                    if req not in checked:
+                        try:
+                            _REQUIREMENT.decode(req)
+                        except msgspec.DecodeError:
+                            return None
+                        if len(checked) < _MAX_CHECKED:
+                            checked.add(req)
+                            peers = by_length.setdefault(len(req), [])
+                            if len(peers) < _PEERS:
+                                peers.append(req)
+                        else:
+                            all_checked = False
+                requirements.append(req)
+            if all_checked and (lengths in _CHECKED_RUNS or len(_CHECKED_RUNS) < _MAX_RUNS):
+                _CHECKED_RUNS[lengths] = (raws, tuple(requirements))
     return (doc, requirements) if _nested_within(parts) else None
 
 

@@ -272,12 +272,17 @@ class _Reader:
         # the items' requirements met before in this order (a packing reader): their keys and
         # verdict shape as then, every key known (sent) already
         same = self.verdicts_of.get(tuple(requirements)) if self.packed else None
+        codes: str | None = None
+        verdict_shape = None
+        statuses: Any = {}
         if same is not None:
             keys, verdict_shape = same
-            statuses: dict[Any, str] = dict(zip(keys, map(_STATUS_OF, j.items)))
+            try:  # the verdicts' letters (``_pack``), and only their keys: no dict of them
+                codes = "".join(map(_STATUS_CODE.__getitem__, map(_STATUS_OF, j.items)))
+                statuses = keys
+            except KeyError:  # a verdict without a letter: a Run record, from the dict
+                statuses = dict(zip(keys, map(_STATUS_OF, j.items)))
         else:
-            verdict_shape = None
-            statuses = {}
             read, known = self.requirements, self.known
             for item, req in zip(j.items, requirements):
                 hit = read.get(req)
@@ -299,7 +304,7 @@ class _Reader:
                            (_text(labels.site), _text(labels.room), _text(labels.label)),
                            _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),
                            tuple(j.coverage.needed) if j.coverage is not UNSET else (),
-                           facts_of(doc, prof, self.service_reporters), verdict_shape)
+                           facts_of(doc, prof, self.service_reporters), verdict_shape, codes)
         if same is None and record[0] == "packed" and len(self.verdicts_of) < _MAX_SHAPES:
             shape = record[13]  # (its id, the keys) when sent first; one key per item (none twice)
             if type(shape) is tuple and shape[0] is not None and len(shape[1]) == len(requirements):
@@ -309,9 +314,11 @@ class _Reader:
     def _run(self, path: str, run_id: str, started: datetime, new: dict[tuple[Any, ...], Requirement],
              values: dict[str, Any], units: dict[str, str], host: dict[str, Any], labels: tuple[str, str, str],
              name: str, overall: str, statuses: dict[Any, str], checks: tuple[str, ...], needed: tuple[str, ...],
-             facts: dict[str, Any], verdict_shape: int | None = None) -> tuple[Any, ...]:
+             facts: dict[str, Any], verdict_shape: int | None = None, codes: str | None = None
+             ) -> tuple[Any, ...]:
         """The reader's record of a judged run (``labels``: site, room, label; ``units``: of its
-        values; ``verdict_shape``: the id of its verdicts' shape, when known)."""
+        values; ``verdict_shape``: the id of its verdicts' shape, when known; ``codes``: then
+        its verdicts' letters, and ``statuses`` only their keys, in order: it is packed)."""
         self.known.update(new)
         new_units = {k: v for k, v in units.items() if k not in self.units}
         self.units.update(new_units)
@@ -319,7 +326,7 @@ class _Reader:
         needed = needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses))
         if self.packed:
             record = self._pack(path, run_id, started, _text(host.get("hostname")), site, room, label, name, overall,
-                                checks, needed, facts, statuses, values, new, new_units, verdict_shape)
+                                checks, needed, facts, statuses, values, new, new_units, verdict_shape, codes)
             if record is not None:
                 return record
         run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
@@ -341,15 +348,17 @@ class _Reader:
     def _pack(self, path: str, run_id: str, started: datetime, hostname: str, site: str, room: str, label: str,
               name: str, overall: str, checks: tuple[str, ...], needed: tuple[str, ...], facts: dict[str, Any],
               statuses: dict[Any, str], values: dict[str, Any], new: dict[tuple[Any, ...], Requirement],
-              new_units: dict[str, str], verdict_shape: int | None = None) -> tuple[Any, ...] | None:
+              new_units: dict[str, str], verdict_shape: int | None = None, codes: str | None = None
+              ) -> tuple[Any, ...] | None:
         """A judged run as plain values, its verdicts and its values each as a shape (the
         requirement keys, the metric names: sent once per worker, then by an id: a fleet's runs
         share a few) and the verdicts' letters or the values in that order. None: a verdict
         that is not one of the four (a Run record then carries it as it is)."""
-        try:
-            codes = "".join(map(_STATUS_CODE.__getitem__, statuses.values()))
-        except (KeyError, TypeError):
-            return None
+        if codes is None:
+            try:
+                codes = "".join(map(_STATUS_CODE.__getitem__, statuses.values()))
+            except (KeyError, TypeError):
+                return None
         return ("packed", path, run_id, started, hostname, site, room, label, name, overall, checks, needed, facts,
                 self._shape(tuple(statuses)) if verdict_shape is None else verdict_shape, codes,
                 self._shape(tuple(values)), tuple(values.values()), new,
