@@ -561,6 +561,10 @@ def test_packed_records_from_workers_give_the_same_fleet(fleet_dir, monkeypatch)
     base = fleet_of(plain)
     assert base.duplicates >= 1 and len(base.runs) >= 8 and base.skipped
     same(fleet_of(packed), base)
+    # each run a row: every packed run unpacked (gather keys a Run record's verdicts anew: read again)
+    every = collect_records([reader._Reader(None)(path) for path in files], all_runs=True)
+    assert len(every.runs) > len(base.runs)
+    same(collect_records([reader._Reader(None, packed=True)(path) for path in files], all_runs=True), every)
     # a verdict without a letter: that run comes as a Run record among the packed ones
     monkeypatch.setattr(reader, "_STATUS_CODE", {s: s[0] for s in ("PASS", "FAIL", "UNKNOWN")})
     mixed = [reader._Reader(None, packed=True)(path) for path in files]

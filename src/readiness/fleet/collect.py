@@ -249,6 +249,7 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
             if previous is None or (run.started, run.run_id) > (previous.started, previous.run_id):
                 slot[check] = run
 
+    unpacker.fill(every if all_runs else (r for slot in slots.values() for r in slot.values()))
     req_checks = [r.check for r in registry.requirements]
     req_severity = [r.severity for r in registry.requirements]
     if all_runs:

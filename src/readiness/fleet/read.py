@@ -453,10 +453,29 @@ class Unpacker:
         if name and name not in noted:
             self.registry.note(indexes, name)
             noted.add(name)
+        # its verdicts and values stay packed until ``fill``: most runs are superseded (by later
+        # runs of their room) before anything reads them, and are dropped without being unpacked
         return Run(path=path, run_id=run_id, started=started, hostname=hostname, site=site, room=room, label=label,
-                   profile=name, overall=CANONICAL_STATUS[overall],
-                   statuses=dict(zip(indexes, map(_STATUS_OF_CODE.__getitem__, codes))),
-                   values=dict(zip(metric_names, values)), checks=checks, needed=needed, facts=facts)
+                   profile=name, overall=CANONICAL_STATUS[overall], statuses=_Packed((indexes, codes)),
+                   values=_Packed((metric_names, values)), checks=checks, needed=needed, facts=facts)
+
+    @staticmethod
+    def fill(runs: Iterable[Run]) -> None:
+        """The verdicts (by requirement index) and values (by the fleet's metric names) of each
+        run that ``run`` left packed, as the dicts ``gather`` keeps."""
+        for r in runs:
+            if type(r.statuses) is _Packed:
+                indexes, codes = r.statuses
+                r.statuses = dict(zip(indexes, map(_STATUS_OF_CODE.__getitem__, codes)))
+            if type(r.values) is _Packed:
+                metric_names, values = r.values
+                r.values = dict(zip(metric_names, values))
+
+
+class _Packed(tuple):
+    """A run's verdicts or values not unpacked yet (``Unpacker.run``, ``Unpacker.fill``)."""
+
+    __slots__ = ()
 
 
 def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterator[tuple[Any, ...]]:
