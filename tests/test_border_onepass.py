@@ -229,3 +229,38 @@ def test_the_fleets_one_decode_compares_a_remembered_run_of_requirements_byte_fo
     assert len(doc) == len(raw) and clean is not None and clean[1] != first[1]
     assert [json.loads(r) for r in clean[1]] == [i["requirement"] for i in other["judgement"]["items"]]
     assert [json.loads(r) for r in first[1]] == [i["requirement"] for i in plain["judgement"]["items"]]
+
+
+def test_the_fleets_one_decode_reads_details_deeper_than_its_shallow_type_as_before():
+    """``clean_struct`` decodes a check's details first with a type that holds their nesting to a
+    few levels (no walk needed); details deeper than that are decoded again and walked, so a
+    document is taken or refused exactly as before: taken up to MAX_DEPTH, refused past it (as
+    the full path refuses it), and read into the same record as the full path's Result."""
+    from readiness.fleet.read import _Reader
+    from readiness.onepass import _SHALLOW_LEVELS, _TYPED_SHALLOW, clean_struct
+
+    plain = _base()
+    del plain["judgement"]["items"][0]["extra"], plain["judgement"]["items"][0]["requirement"]["note"]
+    assert clean_struct(json.dumps(plain).encode()) is not None
+    shallow = _TYPED_SHALLOW[0]
+    seen = {"shallow": 0, "deeper": 0, "refused": 0}
+    for levels in (1, _SHALLOW_LEVELS - 1, _SHALLOW_LEVELS, _SHALLOW_LEVELS + 3, MAX_DEPTH - 4, MAX_DEPTH - 3,
+                   MAX_DEPTH - 2, MAX_DEPTH):
+        for wrap in (lambda v: v, lambda v: {"charts": [{"points": v}]}):
+            doc = copy.deepcopy(plain)
+            doc["checks"]["system"]["details"] = {"nested": wrap(_deep(levels)), "samples": [1.5, 2]}
+            raw = json.dumps(doc).encode()
+            full, clean = _full(raw, "doc"), clean_struct(raw)
+            if full == "refused":
+                seen["refused"] += 1
+                assert clean is None, levels
+                continue
+            assert clean is not None, levels
+            try:
+                shallow.decode(raw)
+                seen["shallow"] += 1
+            except Exception:
+                seen["deeper"] += 1
+            assert _Reader(None)._record(*clean, "doc", None) == \
+                   _Reader(None).from_result(checked_data(json.loads(raw), "doc")[0], "doc"), levels
+    assert all(seen.values()), seen

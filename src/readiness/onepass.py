@@ -180,6 +180,39 @@ class _RawDocument(_Document):
     judgement: Union[RawJudgement, None, msgspec.UnsetType] = _UNSET
 
 
+# The same document with each check's details typed as JSON values nested at most
+# _SHALLOW_LEVELS containers deep: msgspec then holds their nesting itself (in C), far inside
+# MAX_DEPTH, and they need no walk. The usual details are 2-5 levels deep (a chart's points);
+# a document with deeper ones (or that this type refuses for any other reason) is decoded again
+# with _RawDocument and its details walked, as before: what is accepted does not change.
+_SHALLOW_LEVELS = 6
+assert 3 + _SHALLOW_LEVELS < MAX_DEPTH  # details stand at depth 3
+
+
+def _json_value(levels: int) -> Any:
+    """A JSON value with at most ``levels`` levels of lists and objects (numbers as msgspec
+    decodes them for Any: the same int, float, bool, None and str)."""
+    scalar = Union[None, bool, int, float, str]
+    if levels == 0:
+        return scalar
+    inner = _json_value(levels - 1)
+    return Union[None, bool, int, float, str, list[inner], dict[str, inner]]
+
+
+_SHALLOW_VALUE = _json_value(_SHALLOW_LEVELS - 1)
+
+
+class _ShallowCheck(_Check, forbid_unknown_fields=True, gc=False):
+    details: dict[str, _SHALLOW_VALUE]
+
+
+class _ShallowDocument(_RawDocument, forbid_unknown_fields=True, gc=False):
+    checks: Annotated[dict[_text(100), _ShallowCheck], msgspec.Meta(max_length=200)]
+
+
+_TYPED_SHALLOW: list[msgspec.json.Decoder] = []  # made on first use (a few ms): only the fleet reads with it
+
+
 _TYPED = msgspec.json.Decoder(_Document)
 _TYPED_RAW = msgspec.json.Decoder(_RawDocument)
 _REQUIREMENT = msgspec.json.Decoder(_ClosedRequirement)
@@ -309,18 +342,27 @@ def clean_struct(raw: bytes) -> tuple[_RawDocument, list[bytes]] | None:
     a few of its fields (the fleet), and each judgement item's requirement as its JSON bytes
     (checked: decode them for their data); None: not clean by the closed types, the rules they
     do not hold or the walk of the free parts (the profile, the judgement's profile, each
-    check's details). The caller then takes the border's usual path
-    (``result.load_result_bytes``), which reads or refuses the document in its words."""
+    check's details, unless the first decode's shallow type held them: ``_ShallowDocument``).
+    The caller then takes the border's usual path (``result.load_result_bytes``), which reads
+    or refuses the document in its words."""
     if may_hold_surrogate(raw):
         return None
+    if not _TYPED_SHALLOW:
+        _TYPED_SHALLOW.append(msgspec.json.Decoder(_ShallowDocument))
     try:
-        doc = _TYPED_RAW.decode(raw)
+        doc: _RawDocument = _TYPED_SHALLOW[0].decode(raw)
+        shallow = True
     except msgspec.DecodeError:
-        return None
+        try:
+            doc = _TYPED_RAW.decode(raw)
+        except msgspec.DecodeError:
+            return None
+        shallow = False
     if not _typed_clean(doc):
         return None
     parts: list[tuple[Any, int]] = [(doc.profile, 1)]
-    parts.extend((record.details, 3) for record in doc.checks.values())
+    if not shallow:  # (the shallow type held each check's details within MAX_DEPTH)
+        parts.extend((record.details, 3) for record in doc.checks.values())
     judgement = doc.judgement
     requirements: list[bytes] = []
     if judgement is not None and judgement is not _UNSET:
