@@ -1,6 +1,12 @@
 """Reading and judging result files for the fleet: one file becomes one record (its labels,
 verdicts keyed by requirement, metric values, the few facts step 5 needs), in worker processes
-when there are many files; each distinct requirement is built once, not once per file."""
+when there are many files; each distinct requirement is built once, not once per file.
+
+A worker sends each judged run back packed (``_Reader._pack``): plain values, its verdicts as
+one letter each and its values as a tuple, each in the order of a shape (the requirement keys,
+the metric names) that the worker sends once and then names by an id. The parent's
+``Unpacker`` turns each shape once into requirement indexes and the fleet's metric names, and
+each packed record into the Run that a Run record of the same run would give (``gather``)."""
 
 from __future__ import annotations
 
