@@ -264,3 +264,27 @@ def test_the_fleets_one_decode_reads_details_deeper_than_its_shallow_type_as_bef
             assert _Reader(None)._record(*clean, "doc", None) == \
                    _Reader(None).from_result(checked_data(json.loads(raw), "doc")[0], "doc"), levels
     assert all(seen.values()), seen
+
+
+def test_the_fleets_remembered_runs_of_requirements_stay_bounded():
+    """A file whose requirements together are longer than ``_MAX_RUN_BYTES`` is read (each
+    requirement checked) but its run is not remembered: what ``clean_struct`` keeps between
+    files stays bounded whatever the files hold."""
+    from readiness import onepass
+
+    plain = _base()
+    del plain["judgement"]["items"][0]["extra"], plain["judgement"]["items"][0]["requirement"]["note"]
+    item = plain["judgement"]["items"][0]
+    items = []
+    for i in range(onepass._MAX_RUN_BYTES // 3000 + 2):  # each requirement about 4 kB, all different
+        big = copy.deepcopy(item)
+        big["requirement"]["why"] = f"{i} " + "w" * 3990
+        items.append(big)
+    plain["judgement"]["items"] = items
+    raw = json.dumps(plain).encode()
+    first = onepass.clean_struct(raw)
+    assert first is not None and sum(map(len, first[1])) > onepass._MAX_RUN_BYTES
+    assert tuple(map(len, first[1])) not in onepass._CHECKED_RUNS
+    again = onepass.clean_struct(raw)
+    assert again is not None and again[1] == first[1]
+    assert all(sum(map(len, reqs)) <= onepass._MAX_RUN_BYTES for _, reqs in onepass._CHECKED_RUNS.values())

@@ -227,9 +227,11 @@ _MAX_CHECKED = 4096  # bounds its memory whatever the files hold; past it, each 
 # A file's requirements in order, all checked, by their lengths (-> as msgspec.Raw, and as the
 # bytes objects found for them): the next file with the same lengths is compared with it whole
 # in C (most of a fleet's files hold one of a few such runs), without a copy or a look-up of
-# each. At most _MAX_RUNS lengths (each keeps its file's bytes alive: a few MB at most).
+# each. At most _MAX_RUNS lengths, each run at most _MAX_RUN_BYTES long (kept as copies, not as
+# views that would keep their whole file alive): their memory stays bounded whatever the files hold.
 _CHECKED_RUNS: dict[tuple[int, ...], tuple[tuple[msgspec.Raw, ...], tuple[bytes, ...]]] = {}
 _MAX_RUNS = 64
+_MAX_RUN_BYTES = 256 * 1024
 _REQUIREMENT_OF = operator.attrgetter("requirement")
 UNTYPED_DECODER = msgspec.json.Decoder()  # plain JSON values (here, and the fleet reader's requirements)
 _PROFILE_TEXT = {"name": 200, "title": 500, "origin": 2000}
@@ -394,8 +396,9 @@ def clean_struct(raw: bytes) -> tuple[_RawDocument, list[bytes]] | None:
                         else:
                             all_checked = False
                 requirements.append(req)
-            if all_checked and (lengths in _CHECKED_RUNS or len(_CHECKED_RUNS) < _MAX_RUNS):
-                _CHECKED_RUNS[lengths] = (raws, tuple(requirements))
+            if all_checked and (lengths in _CHECKED_RUNS or len(_CHECKED_RUNS) < _MAX_RUNS) and \
+                    sum(lengths) <= _MAX_RUN_BYTES:
+                _CHECKED_RUNS[lengths] = (tuple(r.copy() for r in raws), tuple(requirements))
     return (doc, requirements) if _nested_within(parts) else None
 
 

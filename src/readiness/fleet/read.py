@@ -34,6 +34,10 @@ from readiness.versions import is_version
 
 _MAX_REMEMBERED = 4096  # distinct requirements a reader remembers by their bytes (bounds its memory)
 _MAX_SHAPES = 4096  # distinct shapes (below) a worker and the parent remember (bounds their memory)
+# runs of requirements (a file's, in order) a packing reader remembers, each at most so many
+# bytes long: with the requirements kept as they are, their memory stays bounded whatever the files hold
+_MAX_RUNS = 256
+_MAX_RUN_BYTES = 256 * 1024
 # A verdict as one letter in a packed record's verdicts (one string per run, not a dict)
 _STATUS_CODE = {s: s[0] for s in STATUSES}
 _STATUS_OF_CODE = {s[0]: CANONICAL_STATUS[s] for s in STATUSES}
@@ -311,7 +315,8 @@ class _Reader:
                            _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),
                            tuple(j.coverage.needed) if j.coverage is not UNSET else (),
                            facts_of(doc, prof, self.service_reporters), verdict_shape, codes)
-        if same is None and record[0] == "packed" and len(self.verdicts_of) < _MAX_SHAPES:
+        if same is None and record[0] == "packed" and len(self.verdicts_of) < _MAX_RUNS and \
+                sum(map(len, requirements)) <= _MAX_RUN_BYTES:
             shape = record[13]  # (its id, the keys) when sent first; one key per item (none twice)
             if type(shape) is tuple and shape[0] is not None and len(shape[1]) == len(requirements):
                 self.verdicts_of[tuple(requirements)] = (shape[1], shape[0])
