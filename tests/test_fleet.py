@@ -543,6 +543,9 @@ def test_packed_records_from_workers_give_the_same_fleet(fleet_dir, monkeypatch)
     write_zoo(fleet_dir / "zoo", good)
     files = list(iter_result_files([str(fleet_dir)], lambda path, reason: None, lambda: None))
 
+    def read_all(one_reader):  # as a worker does: one reader for all its files
+        return [one_reader(path) for path in files]
+
     def fleet_of(records):
         return collect_records(records)
 
@@ -555,26 +558,34 @@ def test_packed_records_from_workers_give_the_same_fleet(fleet_dir, monkeypatch)
         assert [(s.path, s.reason) for s in a.skipped] == [(s.path, s.reason) for s in b.skipped]
         assert fleet_csv(a) == fleet_csv(b)
 
-    plain = [reader._Reader(None)(path) for path in files]
-    packed = [reader._Reader(None, packed=True)(path) for path in files]
+    plain = read_all(reader._Reader(None))
+    packed = read_all(reader._Reader(None, packed=True))
     assert {r[0] for r in plain} == {"run", "skip"} and {r[0] for r in packed} == {"packed", "skip"}
+    assert any(type(r[13]) is int for r in packed if r[0] == "packed")  # a shape sent before: by its id
     base = fleet_of(plain)
     assert base.duplicates >= 1 and len(base.runs) >= 8 and base.skipped
     same(fleet_of(packed), base)
     # each run a row: every packed run unpacked (gather keys a Run record's verdicts anew: read again)
-    every = collect_records([reader._Reader(None)(path) for path in files], all_runs=True)
+    every = collect_records(read_all(reader._Reader(None)), all_runs=True)
     assert len(every.runs) > len(base.runs)
-    same(collect_records([reader._Reader(None, packed=True)(path) for path in files], all_runs=True), every)
+    same(collect_records(read_all(reader._Reader(None, packed=True)), all_runs=True), every)
     # a verdict without a letter: that run comes as a Run record among the packed ones
     monkeypatch.setattr(reader, "_STATUS_CODE", {s: s[0] for s in ("PASS", "FAIL", "UNKNOWN")})
-    mixed = [reader._Reader(None, packed=True)(path) for path in files]
+    mixed = read_all(reader._Reader(None, packed=True))
     assert {"run", "packed"} <= {r[0] for r in mixed}
     same(fleet_of(mixed), base)
     # past the shape limit, shapes travel inline (no id) and are still the same
     monkeypatch.setattr(reader, "_MAX_SHAPES", 1)
-    inline = [reader._Reader(None, packed=True)(path) for path in files]
+    inline = read_all(reader._Reader(None, packed=True))
     assert sum(type(r[15]) is tuple and r[15][0] is None for r in inline if r[0] == "packed") > 1
     same(fleet_of(inline), base)
+    # and a shape longer than the bound is sent whole with each run, a shorter one by its id
+    monkeypatch.setattr(reader, "_MAX_SHAPES", 4096)
+    monkeypatch.setattr(reader, "_MAX_SHAPE_LENGTH", 5)
+    long = read_all(reader._Reader(None, packed=True))
+    assert all(type(r[15]) is tuple and r[15][0] is None for r in long if r[0] == "packed" and len(r[16]) > 5)
+    assert any(type(r[13]) is int for r in long if r[0] == "packed" and len(r[14]) <= 5)  # the few verdicts
+    same(fleet_of(long), base)
     monkeypatch.undo()
     # and from two worker processes, sending packed records (shapes told apart by worker)
     same(collect([fleet_dir], workers=2), collect([fleet_dir], workers=1))

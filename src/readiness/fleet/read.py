@@ -10,6 +10,7 @@ each packed record into the Run that a Run record of the same run would give (``
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from operator import attrgetter
@@ -34,6 +35,8 @@ from readiness.versions import is_version
 
 _MAX_REMEMBERED = 4096  # distinct requirements a reader remembers by their bytes (bounds its memory)
 _MAX_SHAPES = 4096  # distinct shapes (below) a worker and the parent remember (bounds their memory)
+_MAX_SHAPE_LENGTH = 1000  # a longer shape is sent whole with each run, not remembered
+_PACKING_READERS = itertools.count()  # (numbers packing readers: see _Reader.shape_base)
 # runs of requirements (a file's, in order) a packing reader remembers, each at most so many
 # bytes long: with the requirements kept as they are, their memory stays bounded whatever the files hold
 _MAX_RUNS = 256
@@ -181,7 +184,8 @@ class _Reader:
         self.shapes: dict[tuple[Any, ...], int] = {}  # verdict keys or value names -> its shape id
         # the requirements of a file's items (JSON bytes, in order) -> their keys, their verdict shape id
         self.verdicts_of: dict[tuple[bytes, ...], tuple[tuple[Any, ...], int]] = {}
-        self.shape_base = os.getpid() << 32 if packed else 0  # ids told apart across workers
+        # ids told apart across workers (their process ids) and readers (one process may make several)
+        self.shape_base = (os.getpid() << 32) + ((next(_PACKING_READERS) & 0xFFFF) << 16) if packed else 0
         # given to a worker process, which need not load the plugins for it
         self.service_reporters = described().service_reporters if service_reporters is None else service_reporters
         self.known: set[tuple[Any, ...]] = set()
@@ -351,7 +355,7 @@ class _Reader:
         sid = self.shapes.get(keys)
         if sid is not None:
             return sid
-        if len(self.shapes) >= _MAX_SHAPES:
+        if len(self.shapes) >= _MAX_SHAPES or len(keys) > _MAX_SHAPE_LENGTH:
             return (None, keys)
         sid = self.shapes[keys] = self.shape_base + len(self.shapes)
         return (sid, keys)
