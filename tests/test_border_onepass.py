@@ -231,11 +231,13 @@ def test_the_fleets_one_decode_compares_a_remembered_run_of_requirements_byte_fo
     assert [json.loads(r) for r in first[1]] == [i["requirement"] for i in plain["judgement"]["items"]]
 
 
-def test_the_fleets_one_decode_reads_details_deeper_than_its_shallow_type_as_before():
-    """``clean_struct`` decodes a check's details first with a type that holds their nesting to a
-    few levels (no walk needed); details deeper than that are decoded again and walked, so a
-    document is taken or refused exactly as before: taken up to MAX_DEPTH, refused past it (as
-    the full path refuses it), and read into the same record as the full path's Result."""
+@pytest.mark.parametrize("where", ["details", "profile", "judgement profile"])
+def test_the_fleets_one_decode_reads_details_deeper_than_its_shallow_type_as_before(where):
+    """``clean_struct`` decodes the free parts (a check's details, the profile, the judgement's
+    profile) first with a type that holds their nesting to a few levels (no walk needed); deeper
+    ones are decoded again and walked, so a document is taken or refused exactly as before:
+    taken up to MAX_DEPTH, refused past it (as the full path refuses it), and read into the same
+    record as the full path's Result."""
     from readiness.fleet.read import _Reader
     from readiness.onepass import _SHALLOW_LEVELS, _TYPED_SHALLOW, clean_struct
 
@@ -248,7 +250,11 @@ def test_the_fleets_one_decode_reads_details_deeper_than_its_shallow_type_as_bef
                    MAX_DEPTH - 2, MAX_DEPTH):
         for wrap in (lambda v: v, lambda v: {"charts": [{"points": v}]}):
             doc = copy.deepcopy(plain)
-            doc["checks"]["system"]["details"] = {"nested": wrap(_deep(levels)), "samples": [1.5, 2]}
+            part = {"nested": wrap(_deep(levels)), "samples": [1.5, 2]}
+            if where == "details":
+                doc["checks"]["system"]["details"] = part
+            else:
+                (doc["profile"] if where == "profile" else doc["judgement"]["profile"])["extra"] = part
             raw = json.dumps(doc).encode()
             full, clean = _full(raw, "doc"), clean_struct(raw)
             if full == "refused":

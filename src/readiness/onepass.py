@@ -180,13 +180,14 @@ class _RawDocument(_Document):
     judgement: Union[RawJudgement, None, msgspec.UnsetType] = _UNSET
 
 
-# The same document with each check's details typed as JSON values nested at most
-# _SHALLOW_LEVELS containers deep: msgspec then holds their nesting itself (in C), far inside
-# MAX_DEPTH, and they need no walk. The usual details are 2-5 levels deep (a chart's points);
-# a document with deeper ones (or that this type refuses for any other reason) is decoded again
-# with _RawDocument and its details walked, as before: what is accepted does not change.
+# The same document with its free parts (each check's details, the profile, the judgement's
+# profile) typed as JSON values nested at most _SHALLOW_LEVELS containers deep: msgspec then
+# holds their nesting itself (in C), far inside MAX_DEPTH, and they need no walk. The usual
+# details are 2-5 levels deep (a chart's points); a document with deeper ones (or that this
+# type refuses for any other reason) is decoded again with _RawDocument and its free parts
+# walked, as before: what is accepted does not change.
 _SHALLOW_LEVELS = 6
-assert 3 + _SHALLOW_LEVELS < MAX_DEPTH  # details stand at depth 3
+assert 3 + _SHALLOW_LEVELS < MAX_DEPTH  # details stand at depth 3, the profiles at 1 and 2
 
 
 def _json_value(levels: int) -> Any:
@@ -206,8 +207,14 @@ class _ShallowCheck(_Check, forbid_unknown_fields=True, gc=False):
     details: dict[str, _SHALLOW_VALUE]
 
 
+class _ShallowJudgement(RawJudgement, forbid_unknown_fields=True, gc=False):
+    profile: dict[str, _SHALLOW_VALUE]
+
+
 class _ShallowDocument(_RawDocument, forbid_unknown_fields=True, gc=False):
+    profile: dict[str, _SHALLOW_VALUE]
     checks: Annotated[dict[_text(100), _ShallowCheck], msgspec.Meta(max_length=200)]
+    judgement: Union[_ShallowJudgement, None, msgspec.UnsetType] = _UNSET
 
 
 _TYPED_SHALLOW: list[msgspec.json.Decoder] = []  # made on first use (a few ms): only the fleet reads with it
@@ -362,13 +369,15 @@ def clean_struct(raw: bytes) -> tuple[_RawDocument, list[bytes]] | None:
         shallow = False
     if not _typed_clean(doc):
         return None
-    parts: list[tuple[Any, int]] = [(doc.profile, 1)]
-    if not shallow:  # (the shallow type held each check's details within MAX_DEPTH)
+    parts: list[tuple[Any, int]] = []
+    if not shallow:  # (the shallow type held the free parts within MAX_DEPTH)
+        parts.append((doc.profile, 1))
         parts.extend((record.details, 3) for record in doc.checks.values())
     judgement = doc.judgement
     requirements: list[bytes] = []
     if judgement is not None and judgement is not _UNSET:
-        parts.append((judgement.profile, 2))
+        if not shallow:
+            parts.append((judgement.profile, 2))
         raws = tuple(map(_REQUIREMENT_OF, judgement.items))  # msgspec.Raw: views of ``raw``, not copies
         lengths = tuple(map(len, raws))
         same = _CHECKED_RUNS.get(lengths)
@@ -399,7 +408,7 @@ def clean_struct(raw: bytes) -> tuple[_RawDocument, list[bytes]] | None:
             if all_checked and (lengths in _CHECKED_RUNS or len(_CHECKED_RUNS) < _MAX_RUNS) and \
                     sum(lengths) <= _MAX_RUN_BYTES:
                 _CHECKED_RUNS[lengths] = (tuple(r.copy() for r in raws), tuple(requirements))
-    return (doc, requirements) if _nested_within(parts) else None
+    return (doc, requirements) if shallow or _nested_within(parts) else None
 
 
 _CONTAINERS = frozenset((dict, list))
