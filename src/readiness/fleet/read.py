@@ -13,9 +13,9 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from operator import attrgetter
 import sys
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any, Iterable, Iterator
 
 from msgspec import UNSET
@@ -44,7 +44,6 @@ _MAX_RUN_BYTES = 256 * 1024
 # A verdict as one letter in a packed record's verdicts (one string per run, not a dict)
 _STATUS_CODE = {s: s[0] for s in STATUSES}
 _STATUS_OF_CODE = {s[0]: CANONICAL_STATUS[s] for s in STATUSES}
-_STATUS_OF = attrgetter("status")
 _STATUS_OF = attrgetter("status")
 
 
