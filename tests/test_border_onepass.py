@@ -199,3 +199,98 @@ def test_the_fleets_nesting_walk_draws_the_line_where_the_full_walk_does(kind):
                 verdicts.add(_parts_clean(part))
                 assert _nested_within(part) == _parts_clean(part), (levels, depth)
     assert verdicts == {True, False}  # both sides of the line were drawn
+
+
+def test_the_fleets_one_decode_compares_a_remembered_run_of_requirements_byte_for_byte():
+    """``clean_struct`` remembers a file's requirements (all checked) by their lengths, and takes
+    the next file's as those when they are equal byte for byte. A file whose requirements have
+    the same lengths but differ by one byte is never taken for it: a requirement the schema
+    refuses is refused (and the full path refuses the file), and one it accepts is read as itself."""
+    from readiness.onepass import clean_struct
+
+    plain = _base()
+    del plain["judgement"]["items"][0]["extra"], plain["judgement"]["items"][0]["requirement"]["note"]
+    raw = json.dumps(plain).encode()
+    first = clean_struct(raw)
+    assert first is not None and clean_struct(raw)[1] == first[1]  # read again: the same requirements
+    severity = plain["judgement"]["items"][0]["requirement"]["severity"]
+    assert severity == "required"
+    for changed in ("requirez", "requireD"):
+        bad = copy.deepcopy(plain)
+        bad["judgement"]["items"][0]["requirement"]["severity"] = changed
+        doc = json.dumps(bad).encode()
+        assert len(doc) == len(raw)
+        assert clean_struct(doc) is None and _full(doc, "doc") == "refused"
+    why = plain["judgement"]["items"][0]["requirement"]["why"]
+    other = copy.deepcopy(plain)
+    other["judgement"]["items"][0]["requirement"]["why"] = ("X" + why[1:]) if why[:1] != "X" else ("Y" + why[1:])
+    doc = json.dumps(other).encode()
+    clean = clean_struct(doc)
+    assert len(doc) == len(raw) and clean is not None and clean[1] != first[1]
+    assert [json.loads(r) for r in clean[1]] == [i["requirement"] for i in other["judgement"]["items"]]
+    assert [json.loads(r) for r in first[1]] == [i["requirement"] for i in plain["judgement"]["items"]]
+
+
+@pytest.mark.parametrize("where", ["details", "profile", "judgement profile"])
+def test_the_fleets_one_decode_reads_details_deeper_than_its_shallow_type_as_before(where):
+    """``clean_struct`` decodes the free parts (a check's details, the profile, the judgement's
+    profile) first with a type that holds their nesting to a few levels (no walk needed); deeper
+    ones are decoded again and walked, so a document is taken or refused exactly as before:
+    taken up to MAX_DEPTH, refused past it (as the full path refuses it), and read into the same
+    record as the full path's Result."""
+    from readiness.fleet.read import _Reader
+    from readiness.onepass import _SHALLOW_LEVELS, _TYPED_SHALLOW, clean_struct
+
+    plain = _base()
+    del plain["judgement"]["items"][0]["extra"], plain["judgement"]["items"][0]["requirement"]["note"]
+    assert clean_struct(json.dumps(plain).encode()) is not None
+    shallow = _TYPED_SHALLOW[0]
+    seen = {"shallow": 0, "deeper": 0, "refused": 0}
+    for levels in (1, _SHALLOW_LEVELS - 1, _SHALLOW_LEVELS, _SHALLOW_LEVELS + 3, MAX_DEPTH - 4, MAX_DEPTH - 3,
+                   MAX_DEPTH - 2, MAX_DEPTH):
+        for wrap in (lambda v: v, lambda v: {"charts": [{"points": v}]}):
+            doc = copy.deepcopy(plain)
+            part = {"nested": wrap(_deep(levels)), "samples": [1.5, 2]}
+            if where == "details":
+                doc["checks"]["system"]["details"] = part
+            else:
+                (doc["profile"] if where == "profile" else doc["judgement"]["profile"])["extra"] = part
+            raw = json.dumps(doc).encode()
+            full, clean = _full(raw, "doc"), clean_struct(raw)
+            if full == "refused":
+                seen["refused"] += 1
+                assert clean is None, levels
+                continue
+            assert clean is not None, levels
+            try:
+                shallow.decode(raw)
+                seen["shallow"] += 1
+            except Exception:
+                seen["deeper"] += 1
+            assert _Reader(None)._record(*clean, "doc", None) == \
+                   _Reader(None).from_result(checked_data(json.loads(raw), "doc")[0], "doc"), levels
+    assert all(seen.values()), seen
+
+
+def test_the_fleets_remembered_runs_of_requirements_stay_bounded():
+    """A file whose requirements together are longer than ``_MAX_RUN_BYTES`` is read (each
+    requirement checked) but its run is not remembered: what ``clean_struct`` keeps between
+    files stays bounded whatever the files hold."""
+    from readiness import onepass
+
+    plain = _base()
+    del plain["judgement"]["items"][0]["extra"], plain["judgement"]["items"][0]["requirement"]["note"]
+    item = plain["judgement"]["items"][0]
+    items = []
+    for i in range(onepass._MAX_RUN_BYTES // 3000 + 2):  # each requirement about 4 kB, all different
+        big = copy.deepcopy(item)
+        big["requirement"]["why"] = f"{i} " + "w" * 3990
+        items.append(big)
+    plain["judgement"]["items"] = items
+    raw = json.dumps(plain).encode()
+    first = onepass.clean_struct(raw)
+    assert first is not None and sum(map(len, first[1])) > onepass._MAX_RUN_BYTES
+    assert tuple(map(len, first[1])) not in onepass._CHECKED_RUNS
+    again = onepass.clean_struct(raw)
+    assert again is not None and again[1] == first[1]
+    assert all(sum(map(len, reqs)) <= onepass._MAX_RUN_BYTES for _, reqs in onepass._CHECKED_RUNS.values())

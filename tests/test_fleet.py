@@ -527,3 +527,65 @@ def test_the_one_decode_reader_gives_the_same_fleet_as_the_border(fleet_dir, tmp
     strip = lambda figs: {k: v for k, v in figs.items() if k != "generated_utc"}  # noqa: E731
     assert strip(figures(fast)) == strip(figures(usual))
     assert fleet_csv(fast) == fleet_csv(usual)
+
+
+def test_packed_records_from_workers_give_the_same_fleet(fleet_dir, monkeypatch):
+    """A worker sends each judged run packed (its verdicts and values by shape, each shape sent
+    once, then by id) and the parent unpacks it; a run the packed form cannot carry (here: a
+    verdict it is told it has no letter for) comes as a Run record in the same stream, and a
+    worker past its shape limit sends the shapes inline. Over the known fleet, the zoo of bad
+    input and a duplicate copy, the fleet must not differ in any way from Run records alone."""
+    from readiness.fleet import read as reader
+    from readiness.fleet.collect import collect_records
+    from readiness.fleet.files import iter_result_files
+
+    good = next((fleet_dir / "Stockholm").glob("*.json"))
+    write_zoo(fleet_dir / "zoo", good)
+    files = list(iter_result_files([str(fleet_dir)], lambda path, reason: None, lambda: None))
+
+    def read_all(one_reader):  # as a worker does: one reader for all its files
+        return [one_reader(path) for path in files]
+
+    def fleet_of(records):
+        return collect_records(records)
+
+    def same(a, b):
+        assert a.runs == b.runs
+        assert [r.to_dict() for r in a.requirements] == [r.to_dict() for r in b.requirements]
+        assert (a.units, a.requirement_profiles, a.per_day, a.room_days, a.room_labels) == \
+               (b.units, b.requirement_profiles, b.per_day, b.room_days, b.room_labels)
+        assert (a.results_read, a.duplicates, a.superseded) == (b.results_read, b.duplicates, b.superseded)
+        assert [(s.path, s.reason) for s in a.skipped] == [(s.path, s.reason) for s in b.skipped]
+        assert fleet_csv(a) == fleet_csv(b)
+
+    plain = read_all(reader._Reader(None))
+    packed = read_all(reader._Reader(None, packed=True))
+    assert {r[0] for r in plain} == {"run", "skip"} and {r[0] for r in packed} == {"packed", "skip"}
+    assert any(type(r[13]) is int for r in packed if r[0] == "packed")  # a shape sent before: by its id
+    base = fleet_of(plain)
+    assert base.duplicates >= 1 and len(base.runs) >= 8 and base.skipped
+    same(fleet_of(packed), base)
+    # each run a row: every packed run unpacked (gather keys a Run record's verdicts anew: read again)
+    every = collect_records(read_all(reader._Reader(None)), all_runs=True)
+    assert len(every.runs) > len(base.runs)
+    same(collect_records(read_all(reader._Reader(None, packed=True)), all_runs=True), every)
+    # a verdict without a letter: that run comes as a Run record among the packed ones
+    monkeypatch.setattr(reader, "_STATUS_CODE", {s: s[0] for s in ("PASS", "FAIL", "UNKNOWN")})
+    mixed = read_all(reader._Reader(None, packed=True))
+    assert {"run", "packed"} <= {r[0] for r in mixed}
+    same(fleet_of(mixed), base)
+    # past the shape limit, shapes travel inline (no id) and are still the same
+    monkeypatch.setattr(reader, "_MAX_SHAPES", 1)
+    inline = read_all(reader._Reader(None, packed=True))
+    assert sum(type(r[15]) is tuple and r[15][0] is None for r in inline if r[0] == "packed") > 1
+    same(fleet_of(inline), base)
+    # and a shape longer than the bound is sent whole with each run, a shorter one by its id
+    monkeypatch.setattr(reader, "_MAX_SHAPES", 4096)
+    monkeypatch.setattr(reader, "_MAX_SHAPE_LENGTH", 5)
+    long = read_all(reader._Reader(None, packed=True))
+    assert all(type(r[15]) is tuple and r[15][0] is None for r in long if r[0] == "packed" and len(r[16]) > 5)
+    assert any(type(r[13]) is int for r in long if r[0] == "packed" and len(r[14]) <= 5)  # the few verdicts
+    same(fleet_of(long), base)
+    monkeypatch.undo()
+    # and from two worker processes, sending packed records (shapes told apart by worker)
+    same(collect([fleet_dir], workers=2), collect([fleet_dir], workers=1))

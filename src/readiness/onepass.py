@@ -14,6 +14,7 @@ structure handed over as it is.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from itertools import chain
 from typing import Annotated, Any, Literal, Union
@@ -58,7 +59,9 @@ _VERDICT = Literal["PASS", "WARN", "FAIL", "UNKNOWN"]
 _UNSET: Any = msgspec.UNSET
 
 
-class _Closed(msgspec.Struct, forbid_unknown_fields=True):
+# gc=False: a decoded document is a tree (it holds no cycle), so its structs need not be
+# tracked by the cyclic garbage collector; each is made and freed faster (a result holds hundreds)
+class _Closed(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """An object of the schema with ``additionalProperties: false``."""
 
 
@@ -104,7 +107,7 @@ class _Translation(_Closed):
 _LANGUAGE = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")]
 
 
-class _Requirement(msgspec.Struct):  # open: other keys are walked (_free_parts_clean)
+class _Requirement(msgspec.Struct, gc=False):  # open: other keys are walked (_free_parts_clean)
     metric: Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^.]+\..+$")]
     severity: Literal["required", "recommended"]
     why: _text(4000)
@@ -120,7 +123,7 @@ class _Requirement(msgspec.Struct):  # open: other keys are walked (_free_parts_
                         msgspec.UnsetType] = _UNSET
 
 
-class _Item(msgspec.Struct):  # open
+class _Item(msgspec.Struct, gc=False):  # open
     status: _VERDICT
     requirement: _Requirement
     value: Union[_VALUE, msgspec.UnsetType] = _UNSET
@@ -128,7 +131,7 @@ class _Item(msgspec.Struct):  # open
     reason: Union[_text(20000), None, msgspec.UnsetType] = _UNSET
 
 
-class _Judgement(msgspec.Struct):  # open
+class _Judgement(msgspec.Struct, gc=False):  # open
     profile: dict[str, Any]
     overall: _VERDICT
     ready: bool
@@ -177,6 +180,46 @@ class _RawDocument(_Document):
     judgement: Union[RawJudgement, None, msgspec.UnsetType] = _UNSET
 
 
+# The same document with its free parts (each check's details, the profile, the judgement's
+# profile) typed as JSON values nested at most _SHALLOW_LEVELS containers deep: msgspec then
+# holds their nesting itself (in C), far inside MAX_DEPTH, and they need no walk. The usual
+# details are 2-5 levels deep (a chart's points); a document with deeper ones (or that this
+# type refuses for any other reason) is decoded again with _RawDocument and its free parts
+# walked, as before: what is accepted does not change.
+_SHALLOW_LEVELS = 6
+assert 3 + _SHALLOW_LEVELS < MAX_DEPTH  # details stand at depth 3, the profiles at 1 and 2
+
+
+def _json_value(levels: int) -> Any:
+    """A JSON value with at most ``levels`` levels of lists and objects (numbers as msgspec
+    decodes them for Any: the same int, float, bool, None and str)."""
+    scalar = Union[None, bool, int, float, str]
+    if levels == 0:
+        return scalar
+    inner = _json_value(levels - 1)
+    return Union[None, bool, int, float, str, list[inner], dict[str, inner]]
+
+
+_SHALLOW_VALUE = _json_value(_SHALLOW_LEVELS - 1)
+
+
+class _ShallowCheck(_Check, forbid_unknown_fields=True, gc=False):
+    details: dict[str, _SHALLOW_VALUE]
+
+
+class _ShallowJudgement(RawJudgement, forbid_unknown_fields=True, gc=False):
+    profile: dict[str, _SHALLOW_VALUE]
+
+
+class _ShallowDocument(_RawDocument, forbid_unknown_fields=True, gc=False):
+    profile: dict[str, _SHALLOW_VALUE]
+    checks: Annotated[dict[_text(100), _ShallowCheck], msgspec.Meta(max_length=200)]
+    judgement: Union[_ShallowJudgement, None, msgspec.UnsetType] = _UNSET
+
+
+_TYPED_SHALLOW: list[msgspec.json.Decoder] = []  # made on first use (a few ms): only the fleet reads with it
+
+
 _TYPED = msgspec.json.Decoder(_Document)
 _TYPED_RAW = msgspec.json.Decoder(_RawDocument)
 _REQUIREMENT = msgspec.json.Decoder(_ClosedRequirement)
@@ -188,6 +231,15 @@ _CHECKED_REQUIREMENTS: set[bytes] = set()  # requirements (JSON bytes) that pass
 _CHECKED_BY_LENGTH: dict[int, list[bytes]] = {}
 _PEERS = 8
 _MAX_CHECKED = 4096  # bounds its memory whatever the files hold; past it, each is checked every time
+# A file's requirements in order, all checked, by their lengths (-> as msgspec.Raw, and as the
+# bytes objects found for them): the next file with the same lengths is compared with it whole
+# in C (most of a fleet's files hold one of a few such runs), without a copy or a look-up of
+# each. At most _MAX_RUNS lengths, each run at most _MAX_RUN_BYTES long (kept as copies, not as
+# views that would keep their whole file alive): their memory stays bounded whatever the files hold.
+_CHECKED_RUNS: dict[tuple[int, ...], tuple[tuple[msgspec.Raw, ...], tuple[bytes, ...]]] = {}
+_MAX_RUNS = 64
+_MAX_RUN_BYTES = 256 * 1024
+_REQUIREMENT_OF = operator.attrgetter("requirement")
 UNTYPED_DECODER = msgspec.json.Decoder()  # plain JSON values (here, and the fleet reader's requirements)
 _PROFILE_TEXT = {"name": 200, "title": 500, "origin": 2000}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -299,42 +351,64 @@ def clean_struct(raw: bytes) -> tuple[_RawDocument, list[bytes]] | None:
     a few of its fields (the fleet), and each judgement item's requirement as its JSON bytes
     (checked: decode them for their data); None: not clean by the closed types, the rules they
     do not hold or the walk of the free parts (the profile, the judgement's profile, each
-    check's details). The caller then takes the border's usual path
-    (``result.load_result_bytes``), which reads or refuses the document in its words."""
+    check's details, unless the first decode's shallow type held them: ``_ShallowDocument``).
+    The caller then takes the border's usual path (``result.load_result_bytes``), which reads
+    or refuses the document in its words."""
     if may_hold_surrogate(raw):
         return None
+    if not _TYPED_SHALLOW:
+        _TYPED_SHALLOW.append(msgspec.json.Decoder(_ShallowDocument))
     try:
-        doc = _TYPED_RAW.decode(raw)
+        doc: _RawDocument = _TYPED_SHALLOW[0].decode(raw)
+        shallow = True
     except msgspec.DecodeError:
-        return None
+        try:
+            doc = _TYPED_RAW.decode(raw)
+        except msgspec.DecodeError:
+            return None
+        shallow = False
     if not _typed_clean(doc):
         return None
-    parts: list[tuple[Any, int]] = [(doc.profile, 1)]
-    parts.extend((record.details, 3) for record in doc.checks.values())
+    parts: list[tuple[Any, int]] = []
+    if not shallow:  # (the shallow type held the free parts within MAX_DEPTH)
+        parts.append((doc.profile, 1))
+        parts.extend((record.details, 3) for record in doc.checks.values())
     judgement = doc.judgement
     requirements: list[bytes] = []
     if judgement is not None and judgement is not _UNSET:
-        parts.append((judgement.profile, 2))
-        checked, by_length = _CHECKED_REQUIREMENTS, _CHECKED_BY_LENGTH
-        for item in judgement.items:
-            req = bytes(item.requirement)
-            for known in by_length.get(len(req), ()):
-                if known == req:
-                    req = known
-                    break
-            else:
-                if req not in checked:
-                    try:
-                        _REQUIREMENT.decode(req)
-                    except msgspec.DecodeError:
-                        return None
-                    if len(checked) < _MAX_CHECKED:
-                        checked.add(req)
-                        peers = by_length.setdefault(len(req), [])
-                        if len(peers) < _PEERS:
-                            peers.append(req)
-            requirements.append(req)
-    return (doc, requirements) if _nested_within(parts) else None
+        if not shallow:
+            parts.append((judgement.profile, 2))
+        raws = tuple(map(_REQUIREMENT_OF, judgement.items))  # msgspec.Raw: views of ``raw``, not copies
+        lengths = tuple(map(len, raws))
+        same = _CHECKED_RUNS.get(lengths)
+        if same is not None and same[0] == raws:  # compared in C, byte for byte
+            requirements = list(same[1])
+        else:
+            checked, by_length = _CHECKED_REQUIREMENTS, _CHECKED_BY_LENGTH
+            all_checked = True
+            for req in map(bytes, raws):
+                for known in by_length.get(len(req), ()):
+                    if known == req:
+                        req = known
+                        break
+                else:
+                    if req not in checked:
+                        try:
+                            _REQUIREMENT.decode(req)
+                        except msgspec.DecodeError:
+                            return None
+                        if len(checked) < _MAX_CHECKED:
+                            checked.add(req)
+                            peers = by_length.setdefault(len(req), [])
+                            if len(peers) < _PEERS:
+                                peers.append(req)
+                        else:
+                            all_checked = False
+                requirements.append(req)
+            if all_checked and (lengths in _CHECKED_RUNS or len(_CHECKED_RUNS) < _MAX_RUNS) and \
+                    sum(lengths) <= _MAX_RUN_BYTES:
+                _CHECKED_RUNS[lengths] = (tuple(r.copy() for r in raws), tuple(requirements))
+    return (doc, requirements) if shallow or _nested_within(parts) else None
 
 
 _CONTAINERS = frozenset((dict, list))

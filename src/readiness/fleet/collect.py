@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from readiness.fleet.files import Why, iter_result_files
 from readiness.fleet.model import CANONICAL_STATUS, STATUS_RANK, Fleet, Run, Skipped
-from readiness.fleet.read import _auto_workers, _read_all, _Reader, _Registry
+from readiness.fleet.read import Unpacker, _auto_workers, _read_all, _Reader, _Registry
 from readiness.judge.requirements import Profile
 from readiness.judge.verdicts import overall_of
 
@@ -180,6 +180,7 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
     registry = _Registry()
     units: dict[str, str] = {}
     names: dict[str, str] = {}
+    unpacker = Unpacker(registry, names)
     seen: set[str] = set()
     slots: dict[tuple[str, ...], dict[str, Run]] = {}  # per host or room: check -> its latest run
     every: list[Run] = []
@@ -197,24 +198,34 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
                 skipped_results.append(path)
             skip(path, reason)
             continue
-        _, run, new_reqs, new_units = record
+        # ("run", Run, new requirements, new units), or a worker's ("packed", ..., the same two)
+        packed = record[0] == "packed"
+        run = None if packed else record[1]
+        new_reqs, new_units = record[-2], record[-1]
         results_read += 1
         for key, req in new_reqs.items():
             registry.learn(key, req)
         for k, v in new_units.items():
             units.setdefault(k, v)
-        if run.run_id in seen:
+        # a packed record's shapes are kept first, a duplicate's too: later records name them by id
+        shapes = unpacker.shapes(record) if packed else None
+        run_id = record[2] if packed else run.run_id
+        if run_id in seen:
             duplicates += 1
-            skip(run.path, Why("duplicate", f"a copy of run {run.run_id} that was already read", run_id=run.run_id))
+            skip(record[1] if packed else run.path,
+                 Why("duplicate", f"a copy of run {run_id} that was already read", run_id=run_id))
             continue
-        seen.add(run.run_id)
-        # One string object per metric name and verdict for the whole fleet, not one per run
-        # (runs from worker processes arrive with their own copies): a third of a run's memory.
-        # Records made here share their names already (the reader's own, or orjson's key cache).
-        run.statuses = registry.indexed(run.statuses, run.profile)
-        if not shared_names:
-            run.values = dict(zip(map(names.setdefault, run.values, run.values), run.values.values()))
-        run.overall = CANONICAL_STATUS[run.overall]
+        seen.add(run_id)
+        if packed:  # the same Run as below, from its shapes
+            run = unpacker.run(record, shapes)
+        else:
+            # One string object per metric name and verdict for the whole fleet, not one per run
+            # (runs from worker processes arrive with their own copies): a third of a run's memory.
+            # Records made here share their names already (the reader's own, or orjson's key cache).
+            run.statuses = registry.indexed(run.statuses, run.profile)
+            if not shared_names:
+                run.values = dict(zip(map(names.setdefault, run.values, run.values), run.values.values()))
+            run.overall = CANONICAL_STATUS[run.overall]
         key = run.key
         if days:
             day = run.started.astimezone(timezone.utc).date()
@@ -243,6 +254,7 @@ def gather(records: Iterable[tuple[Any, ...]], profile: Profile | None, all_runs
             if previous is None or (run.started, run.run_id) > (previous.started, previous.run_id):
                 slot[check] = run
 
+    unpacker.fill(every if all_runs else (r for slot in slots.values() for r in slot.values()))
     req_checks = [r.check for r in registry.requirements]
     req_severity = [r.severity for r in registry.requirements]
     if all_runs:

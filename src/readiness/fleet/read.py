@@ -1,13 +1,21 @@
 """Reading and judging result files for the fleet: one file becomes one record (its labels,
 verdicts keyed by requirement, metric values, the few facts step 5 needs), in worker processes
-when there are many files; each distinct requirement is built once, not once per file."""
+when there are many files; each distinct requirement is built once, not once per file.
+
+A worker sends each judged run back packed (``_Reader._pack``): plain values, its verdicts as
+one letter each and its values as a tuple, each in the order of a shape (the requirement keys,
+the metric names) that the worker sends once and then names by an id. The parent's
+``Unpacker`` turns each shape once into requirement indexes and the fleet's metric names, and
+each packed record into the Run that a Run record of the same run would give (``gather``)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sys
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any, Iterable, Iterator
 
 from msgspec import UNSET
@@ -26,6 +34,17 @@ from readiness.result import CLOCK_TOLERANCE, MAX_RESULT_BYTES, ResultError, par
 from readiness.versions import is_version
 
 _MAX_REMEMBERED = 4096  # distinct requirements a reader remembers by their bytes (bounds its memory)
+_MAX_SHAPES = 4096  # distinct shapes (below) a worker and the parent remember (bounds their memory)
+_MAX_SHAPE_LENGTH = 1000  # a longer shape is sent whole with each run, not remembered
+_PACKING_READERS = itertools.count()  # (numbers packing readers: see _Reader.shape_base)
+# runs of requirements (a file's, in order) a packing reader remembers, each at most so many
+# bytes long: with the requirements kept as they are, their memory stays bounded whatever the files hold
+_MAX_RUNS = 256
+_MAX_RUN_BYTES = 256 * 1024
+# A verdict as one letter in a packed record's verdicts (one string per run, not a dict)
+_STATUS_CODE = {s: s[0] for s in STATUSES}
+_STATUS_OF_CODE = {s[0]: CANONICAL_STATUS[s] for s in STATUSES}
+_STATUS_OF = attrgetter("status")
 
 
 class _Registry:
@@ -42,6 +61,13 @@ class _Registry:
             self.index[key] = len(self.requirements)
             self.requirements.append(req)
             self.profiles.append(set())
+
+    def note(self, indexes: Iterable[int], profile: str) -> None:
+        """``profile`` noted as holding each requirement of ``indexes`` (as ``indexed`` does)."""
+        noted = self.noted.setdefault(profile, set())
+        for i in set(indexes) - noted:
+            self.profiles[i].add(profile)
+            noted.add(i)
 
     def indexed(self, statuses: dict[tuple[Any, ...], str], profile: str) -> dict[int, str]:
         """A run's verdicts keyed by requirement index (each verdict one shared string), its
@@ -148,8 +174,17 @@ class _Reader:
     requirements, new units).
     """
 
-    def __init__(self, profile: Profile | None, service_reporters: tuple[str, ...] | None = None) -> None:
+    def __init__(self, profile: Profile | None, service_reporters: tuple[str, ...] | None = None,
+                 packed: bool = False) -> None:
         self.profile = profile
+        # in a worker process: each judged run as a packed record (``_pack``), which costs a
+        # fraction of a Run to send back and to unpack (``Unpacker``)
+        self.packed = packed
+        self.shapes: dict[tuple[Any, ...], int] = {}  # verdict keys or value names -> its shape id
+        # the requirements of a file's items (JSON bytes, in order) -> their keys, their verdict shape id
+        self.verdicts_of: dict[tuple[bytes, ...], tuple[tuple[Any, ...], int]] = {}
+        # ids told apart across workers (their process ids) and readers (one process may make several)
+        self.shape_base = (os.getpid() << 32) + ((next(_PACKING_READERS) & 0xFFFF) << 16) if packed else 0
         # given to a worker process, which need not load the plugins for it
         self.service_reporters = described().service_reporters if service_reporters is None else service_reporters
         self.known: set[tuple[Any, ...]] = set()
@@ -247,45 +282,101 @@ class _Reader:
         if type(started) is tuple:
             return started
         new: dict[tuple[Any, ...], Requirement] = {}
-        statuses: dict[Any, str] = {}
-        read, known = self.requirements, self.known
-        for item, req in zip(j.items, requirements):
-            hit = read.get(req)
-            if hit is None:  # as _stored reads it, from the JSON
-                data = UNTYPED_DECODER.decode(req)
-                key = stored_key(data)
-                hit = (self.keys.setdefault(key, key), data)
-                if len(read) < _MAX_REMEMBERED:
-                    read[req] = hit
-            key = hit[0]
-            if key not in known and key not in new:
-                new[key] = Requirement.from_dict(hit[1])
-            statuses[key] = item.status
+        # the items' requirements met before in this order (a packing reader): their keys and
+        # verdict shape as then, every key known (sent) already
+        same = self.verdicts_of.get(tuple(requirements)) if self.packed else None
+        codes: str | None = None
+        verdict_shape = None
+        statuses: Any = {}
+        if same is not None:
+            keys, verdict_shape = same
+            try:  # the verdicts' letters (``_pack``), and only their keys: no dict of them
+                codes = "".join(map(_STATUS_CODE.__getitem__, map(_STATUS_OF, j.items)))
+                statuses = keys
+            except KeyError:  # a verdict without a letter: a Run record, from the dict
+                statuses = dict(zip(keys, map(_STATUS_OF, j.items)))
+        else:
+            read, known = self.requirements, self.known
+            for item, req in zip(j.items, requirements):
+                hit = read.get(req)
+                if hit is None:  # as _stored reads it, from the JSON
+                    data = UNTYPED_DECODER.decode(req)
+                    key = stored_key(data)
+                    hit = (self.keys.setdefault(key, key), data)
+                    if len(read) < _MAX_REMEMBERED:
+                        read[req] = hit
+                key = hit[0]
+                if key not in known and key not in new:
+                    new[key] = Requirement.from_dict(hit[1])
+                statuses[key] = item.status
         labels = doc.labels
         prof = j.profile
         units: dict[str, str] = {}
         values = _struct_values(doc, units, self.check_names, self.units)
-        return self._run(path, doc.run_id, started, new, values, units, doc.host,
-                         (_text(labels.site), _text(labels.room), _text(labels.label)),
-                         _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),
-                         tuple(j.coverage.needed) if j.coverage is not UNSET else (),
-                         facts_of(doc, prof, self.service_reporters))
+        record = self._run(path, doc.run_id, started, new, values, units, doc.host,
+                           (_text(labels.site), _text(labels.room), _text(labels.label)),
+                           _text(prof.get("name")), j.overall, statuses, tuple(doc.checks),
+                           tuple(j.coverage.needed) if j.coverage is not UNSET else (),
+                           facts_of(doc, prof, self.service_reporters), verdict_shape, codes)
+        if same is None and record[0] == "packed" and len(self.verdicts_of) < _MAX_RUNS and \
+                sum(map(len, requirements)) <= _MAX_RUN_BYTES:
+            shape = record[13]  # (its id, the keys) when sent first; one key per item (none twice)
+            if type(shape) is tuple and shape[0] is not None and len(shape[1]) == len(requirements):
+                self.verdicts_of[tuple(requirements)] = (shape[1], shape[0])
+        return record
 
     def _run(self, path: str, run_id: str, started: datetime, new: dict[tuple[Any, ...], Requirement],
              values: dict[str, Any], units: dict[str, str], host: dict[str, Any], labels: tuple[str, str, str],
              name: str, overall: str, statuses: dict[Any, str], checks: tuple[str, ...], needed: tuple[str, ...],
-             facts: dict[str, Any]) -> tuple[Any, ...]:
-        """The reader's record of a judged run (``labels``: site, room, label; ``units``: of its values)."""
+             facts: dict[str, Any], verdict_shape: int | None = None, codes: str | None = None
+             ) -> tuple[Any, ...]:
+        """The reader's record of a judged run (``labels``: site, room, label; ``units``: of its
+        values; ``verdict_shape``: the id of its verdicts' shape, when known; ``codes``: then
+        its verdicts' letters, and ``statuses`` only their keys, in order: it is packed)."""
         self.known.update(new)
         new_units = {k: v for k, v in units.items() if k not in self.units}
         self.units.update(new_units)
         site, room, label = labels
+        needed = needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses))
+        if self.packed:
+            record = self._pack(path, run_id, started, _text(host.get("hostname")), site, room, label, name, overall,
+                                checks, needed, facts, statuses, values, new, new_units, verdict_shape, codes)
+            if record is not None:
+                return record
         run = Run(path=path, run_id=run_id, started=started, hostname=_text(host.get("hostname")),
                   site=site, room=room, label=label,
                   profile=name, overall=overall, statuses=statuses, values=values, checks=checks,
-                  needed=needed or tuple(dict.fromkeys(k[0].partition(".")[0] for k in statuses)),
-                  facts=facts)
+                  needed=needed, facts=facts)
         return ("run", run, new, new_units)
+
+    def _shape(self, keys: tuple[Any, ...]) -> Any:
+        """A shape's id when this reader sent it before, else (its id or None, the shape)."""
+        sid = self.shapes.get(keys)
+        if sid is not None:
+            return sid
+        if len(self.shapes) >= _MAX_SHAPES or len(keys) > _MAX_SHAPE_LENGTH:
+            return (None, keys)
+        sid = self.shapes[keys] = self.shape_base + len(self.shapes)
+        return (sid, keys)
+
+    def _pack(self, path: str, run_id: str, started: datetime, hostname: str, site: str, room: str, label: str,
+              name: str, overall: str, checks: tuple[str, ...], needed: tuple[str, ...], facts: dict[str, Any],
+              statuses: dict[Any, str], values: dict[str, Any], new: dict[tuple[Any, ...], Requirement],
+              new_units: dict[str, str], verdict_shape: int | None = None, codes: str | None = None
+              ) -> tuple[Any, ...] | None:
+        """A judged run as plain values, its verdicts and its values each as a shape (the
+        requirement keys, the metric names: sent once per worker, then by an id: a fleet's runs
+        share a few) and the verdicts' letters or the values in that order. None: a verdict
+        that is not one of the four (a Run record then carries it as it is)."""
+        if codes is None:
+            try:
+                codes = "".join(map(_STATUS_CODE.__getitem__, statuses.values()))
+            except (KeyError, TypeError):
+                return None
+        return ("packed", path, run_id, started, hostname, site, room, label, name, overall, checks, needed, facts,
+                self._shape(tuple(statuses)) if verdict_shape is None else verdict_shape, codes,
+                self._shape(tuple(values)), tuple(values.values()), new,
+                new_units)
 
     def _judged(self, j: Judgement, new: dict[tuple[Any, ...], Requirement]) -> tuple[str, str, dict[Any, str]]:
         statuses: dict[Any, str] = {}
@@ -326,12 +417,79 @@ _WORKER_READER: _Reader | None = None
 
 def _worker_start(profile: Profile | None, service_reporters: tuple[str, ...]) -> None:
     global _WORKER_READER
-    _WORKER_READER = _Reader(profile, service_reporters)
+    _WORKER_READER = _Reader(profile, service_reporters, packed=True)
 
 
 def _worker_read(path: str) -> tuple[Any, ...]:
     assert _WORKER_READER is not None
     return _WORKER_READER(path)
+
+
+class Unpacker:
+    """The parent's side of packed records (``_Reader._pack``): each shape turned once into what
+    ``gather`` keeps (requirement indexes, the fleet's one string per metric name), and each
+    packed record into the Run that ``gather`` would make of the same run's Run record."""
+
+    def __init__(self, registry: _Registry, names: dict[str, str]) -> None:
+        self.registry = registry
+        self.names = names
+        self.verdict_shapes: dict[int, tuple[tuple[int, ...], set[str]]] = {}  # and the profiles noted
+        self.value_shapes: dict[int, tuple[str, ...]] = {}
+
+    def shapes(self, record: tuple[Any, ...]) -> tuple[tuple[tuple[int, ...], set[str]], tuple[str, ...]]:
+        """A packed record's shapes (its verdicts': the requirement indexes and the profiles
+        noted for them; its values': the metric names), kept when it sends one first. Called
+        for every packed record, a duplicate too: a later record may name its shapes by id."""
+        verdict_shape, value_shape = record[13], record[15]
+        if type(verdict_shape) is tuple:
+            sid, keys = verdict_shape
+            verdicts = (tuple(map(self.registry.index.__getitem__, keys)), set())
+            if sid is not None:  # (each worker sends at most _MAX_SHAPES with an id)
+                self.verdict_shapes[sid] = verdicts
+        else:
+            verdicts = self.verdict_shapes[verdict_shape]
+        if type(value_shape) is tuple:
+            sid, keys = value_shape
+            metric_names = tuple(map(self.names.setdefault, keys, keys))
+            if sid is not None:
+                self.value_shapes[sid] = metric_names
+        else:
+            metric_names = self.value_shapes[value_shape]
+        return verdicts, metric_names
+
+    def run(self, record: tuple[Any, ...], shapes: tuple[tuple[tuple[int, ...], set[str]], tuple[str, ...]]) -> Run:
+        """The Run of a packed record (``shapes``: its ``shapes``), its verdicts keyed by
+        requirement index and its profile noted for each (``_Registry.indexed``), its metric
+        names the fleet's (``gather``)."""
+        (_, path, run_id, started, hostname, site, room, label, name, overall, checks, needed, facts,
+         _, codes, _, values, _, _) = record
+        (indexes, noted), metric_names = shapes
+        if name and name not in noted:
+            self.registry.note(indexes, name)
+            noted.add(name)
+        # its verdicts and values stay packed until ``fill``: most runs are superseded (by later
+        # runs of their room) before anything reads them, and are dropped without being unpacked
+        return Run(path=path, run_id=run_id, started=started, hostname=hostname, site=site, room=room, label=label,
+                   profile=name, overall=CANONICAL_STATUS[overall], statuses=_Packed((indexes, codes)),
+                   values=_Packed((metric_names, values)), checks=checks, needed=needed, facts=facts)
+
+    @staticmethod
+    def fill(runs: Iterable[Run]) -> None:
+        """The verdicts (by requirement index) and values (by the fleet's metric names) of each
+        run that ``run`` left packed, as the dicts ``gather`` keeps."""
+        for r in runs:
+            if type(r.statuses) is _Packed:
+                indexes, codes = r.statuses
+                r.statuses = dict(zip(indexes, map(_STATUS_OF_CODE.__getitem__, codes)))
+            if type(r.values) is _Packed:
+                metric_names, values = r.values
+                r.values = dict(zip(metric_names, values))
+
+
+class _Packed(tuple):
+    """A run's verdicts or values not unpacked yet (``Unpacker.run``, ``Unpacker.fill``)."""
+
+    __slots__ = ()
 
 
 def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterator[tuple[Any, ...]]:
@@ -352,7 +510,10 @@ def _read_all(files: list[str], profile: Profile | None, workers: int) -> Iterat
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                      initializer=_worker_start,
                                      initargs=(profile, described().service_reporters)) as pool:
-                for record in pool.map(_worker_read, files, chunksize=32):
+                # big chunks: fewer round trips, each costing the parent (its pool threads) more
+                # than the records; small enough that the workers end together
+                chunk = max(8, min(128, len(files) // (workers * 8)))
+                for record in pool.map(_worker_read, files, chunksize=chunk):
                     done += 1
                     yield record
             return
