@@ -435,33 +435,41 @@ def test_worker_processes_give_the_same_fleet(fleet_dir, tmp_path):
     assert figures(here)["requirements"] == figures(pooled)["requirements"]
 
 
-def test_a_dying_worker_loses_nothing_and_hangs_nothing(fleet_dir, monkeypatch):
+def test_a_dying_worker_loses_nothing_and_hangs_nothing(fleet_dir, monkeypatch, tmp_path):
     """A worker killed mid-way (out of memory, say): the files it had are read here instead."""
     import sys
 
     fleet_module = sys.modules["readiness.fleet.read"]  # where each file is read and judged
 
     need(sys.platform.startswith("linux"), "the workers are forked (and so inherit the patch) on Linux")
-    parent, real = os.getpid(), fleet_module.read_result
+    parent = os.getpid()
+    real_read, real_stat = fleet_module.read_result, fleet_module.read_regular_stat
+    died = tmp_path / "died"
 
-    def dying(path):
-        if os.getpid() != parent and "gbg-ws1" in os.path.basename(path):
-            os._exit(3)  # the worker dies without a word, as under the OOM killer
-        return real(path)
+    def dying(real):
+        def read(path, *args):
+            if os.getpid() != parent and "gbg-ws1" in os.path.basename(path):
+                died.write_text(path)  # it got this far: the pool had started and read files
+                os._exit(3)  # the worker dies without a word, as under the OOM killer
+            return real(path, *args)
+        return read
 
     readers_here = []
     reader_init = fleet_module._Reader.__init__
 
-    def counted_init(self, profile):
+    def counted_init(self, *args, **kwargs):
         if os.getpid() == parent:
-            readers_here.append(profile)
-        reader_init(self, profile)
+            readers_here.append(args)
+        reader_init(self, *args, **kwargs)
 
-    monkeypatch.setattr(fleet_module, "read_result", dying)
+    # every file passes one of these: the one typed decode's read, or the border's usual path
+    monkeypatch.setattr(fleet_module, "read_result", dying(real_read))
+    monkeypatch.setattr(fleet_module, "read_regular_stat", dying(real_stat))
     monkeypatch.setattr(fleet_module._Reader, "__init__", counted_init)
     here = collect([fleet_dir], workers=1)
     readers_here.clear()
     pooled = collect([fleet_dir], workers=2)
+    assert died.exists()  # a worker did die mid-way, not the pool at its start
     assert len(readers_here) == 1  # the pool broke and the rest was read in this process
     assert [(r.run_id, r.overall) for r in pooled.runs] == [(r.run_id, r.overall) for r in here.runs]
     assert pooled.results_read == here.results_read == 11 and pooled.duplicates == 1
