@@ -210,7 +210,9 @@ def _digest(requirement: dict[str, Any]) -> tuple[str, str]:
 
 # The same, by each requirement's JSON bytes, for documents orjson parsed (``_typed``): the
 # same bytes always parse to the same dict (types and order), so to the same canonical JSON.
+# Only requirements of a usual size are kept (a schema-valid one may hold many translations).
 _DIGESTS_BY_BYTES: dict[bytes, tuple[str, str]] = {}
+_DIGEST_BYTES_MAX = 16384
 
 
 def _digests_of(data: dict[str, Any], requirements: list[bytes]) -> list[tuple[str, str]]:
@@ -222,9 +224,10 @@ def _digests_of(data: dict[str, Any], requirements: list[bytes]) -> list[tuple[s
         hit = known.get(raw)
         if hit is None:
             hit = _digest(item["requirement"])
-            if len(known) >= _DIGESTS_MAX:  # a flood of distinct ones starts over
-                known.clear()
-            known[raw] = hit
+            if len(raw) <= _DIGEST_BYTES_MAX:
+                if len(known) >= _DIGESTS_MAX:  # a flood of distinct ones starts over
+                    known.clear()
+                known[raw] = hit
         out.append(hit)
     return out
 
