@@ -294,3 +294,112 @@ def test_the_fleets_remembered_runs_of_requirements_stay_bounded():
     again = onepass.clean_struct(raw)
     assert again is not None and again[1] == first[1]
     assert all(sum(map(len, reqs)) <= onepass._MAX_RUN_BYTES for _, reqs in onepass._CHECKED_RUNS.values())
+
+
+def _slow_check(raw: bytes) -> tuple[Any, ...]:
+    """``ingest.check`` with its one typed decode turned off: the border's usual path."""
+    from readiness.collector import ingest
+
+    typed = ingest._typed
+    ingest._typed = lambda body, utf8: None
+    try:
+        return ingest.check(raw)
+    finally:
+        ingest._typed = typed
+
+
+def _without_time(outcome: tuple[Any, ...]) -> tuple[Any, ...]:
+    if outcome[0] != "ok":
+        return outcome
+    return (outcome[0], {k: v for k, v in outcome[1].items() if k != "received"}, *outcome[2:])
+
+
+def test_the_collectors_one_decode_checks_and_stores_what_the_usual_path_does():
+    """``ingest.check`` takes ``onepass.clean_struct`` for a document orjson parsed: over the
+    same mutations, its outcome (refusal, or every column, the summary, fleet record, history,
+    the document to store and the requirements) equals the usual path's, and it is taken."""
+    from readiness.collector import ingest
+
+    plain = _base()
+    del plain["judgement"]["items"][0]["extra"], plain["judgement"]["items"][0]["requirement"]["note"]
+    # no run of 19 digits: orjson reads it (``jsontext.read``)
+    plain["run_id"], plain["profile"]["sha256"] = "0123456789abcdef" * 2, "0123456789abcdef" * 4
+    taken = refused = 0
+    for raw in _mutations(plain):
+        fast, slow = ingest.check(raw), _slow_check(raw)
+        assert _without_time(fast) == _without_time(slow), raw[:2000]
+        refused += slow[0] == "refused"
+        taken += fast[0] == "ok" and ingest._typed(raw, ingest._parse(raw, ingest.MAX_BODY_BYTES)[1]) is not None
+    assert refused > 200 and taken > 200, (refused, taken)
+
+
+def _hostile(change: Any) -> bytes:
+    plain = _base()
+    del plain["judgement"]["items"][0]["extra"], plain["judgement"]["items"][0]["requirement"]["note"]
+    plain["run_id"], plain["profile"]["sha256"] = "0123456789abcdef" * 2, "0123456789abcdef" * 4
+    return change(plain)
+
+
+def _in_details(value: Any) -> Any:
+    def change(doc: dict[str, Any]) -> bytes:
+        doc["checks"]["system"]["details"]["x"] = value
+        return json.dumps(doc).encode()
+    return change
+
+
+@pytest.mark.parametrize("name, change, status, code", [
+    ("deep details", _in_details(_deep(MAX_DEPTH)), 422, "invalid_result"),
+    ("NUL in details", _in_details("a\x00b"), 400, "nul_character"),
+    ("lone surrogate", lambda d: json.dumps(d).encode().replace(b'"one warning"', b'"\\ud800"'), 400, "not_text"),
+    ("raw surrogate bytes", lambda d: json.dumps(d, ensure_ascii=False).encode().replace(
+        b'"one warning"', b'"\xed\xa0\x80"'), 400, "not_text"),
+    ("1e400 in the host", lambda d: json.dumps(d).encode().replace(b'"up": 1.5', b'"up": 1e400'), 422,
+     "invalid_result"),
+    ("NaN in the profile", lambda d: json.dumps(d).encode().replace(b"2.5]", b"NaN]"), 422, "invalid_result"),
+])
+def test_hostile_uploads_are_refused_with_the_one_decode_in_place(name, change, status, code):
+    """The collector's fast path (``ingest._typed``) refuses each: deep nesting in details (orjson
+    reads it, the typed decode's walk does not pass it), a NUL, a lone surrogate escaped or as
+    bytes, a number out of range or NaN (orjson refuses them: json reads them, the usual path
+    refuses them). The clean document they come from does take the fast path."""
+    from readiness.collector import ingest
+
+    clean = _hostile(lambda d: json.dumps(d).encode())
+    assert ingest._typed(clean, ingest._parse(clean, ingest.MAX_BODY_BYTES)[1]) is not None
+    assert ingest.check(clean)[0] == "ok"
+    raw = _hostile(change)
+    assert raw != clean
+    outcome = ingest.check(raw)
+    assert outcome[:3] == ("refused", status, code), (name, outcome)
+
+
+def test_a_non_finite_measured_value_via_the_json_fallback_is_stored_as_null():
+    """1e400 as a measured value: orjson refuses it, json reads it as infinity, the usual path
+    makes it null (not measured) and the checked document, not the bytes, is what is stored."""
+    from readiness.collector import ingest
+
+    raw = _hostile(lambda d: json.dumps(d).encode())
+    doc = json.loads(raw)
+    name, metric = next((c, m) for c, rec in doc["checks"].items() for m in rec["metrics"])
+    doc["checks"][name]["metrics"][metric]["value"] = 12345.5
+    raw = json.dumps(doc).encode().replace(b"12345.5", b"1e400")
+    outcome = ingest.check(raw)
+    assert outcome[0] == "ok" and outcome[3] is not None
+    assert outcome[3]["checks"][name]["metrics"][metric]["value"] is None
+
+
+def test_the_collectors_one_decode_stores_judged_runs_as_the_usual_path_does():
+    """Judged runs of every verdict (a failing requirement, a failed and a missing check, the
+    self-test page's, labelled): the one decode is taken, and every column, the summary, the
+    fleet record and the history equal the usual path's."""
+    import collector_docs as docs
+    from readiness.collector import ingest
+
+    variants = [dict(), dict(cores=1), dict(height=None), dict(camera=False), dict(browser=True),
+                dict(label="front desk", ram=2, height=480), dict(room="", hostname="h2")]
+    for i, variant in enumerate(variants):
+        raw = docs.body(docs.document(run_id=(f"{i:x}" + "abcdef0123456789" * 2)[:32], **variant))
+        assert ingest._typed(raw, ingest._parse(raw, ingest.MAX_BODY_BYTES)[1]) is not None, variant
+        fast, slow = ingest.check(raw), _slow_check(raw)
+        assert fast[0] == "ok" and fast[1]["record"] is not None, variant
+        assert _without_time(fast) == _without_time(slow), variant

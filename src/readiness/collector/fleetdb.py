@@ -109,26 +109,56 @@ def record_of(result: Result, refs: list[str]) -> str | None:
         return None
 
 
-def _record_of(result: Result, refs: list[str]) -> str | None:
+def record_of_struct(doc: Any, requirements: list[bytes], refs: list[str]) -> str | None:
+    """``record_of`` for a document the border checked in one typed decode
+    (``onepass.clean_struct``: the typed document and each judgement item's requirement as its
+    JSON bytes): the same text, from the fleet reader's typed path (``_Reader._record``, as
+    ``aggregate`` reads a clean file) instead of a Result and its dicts."""
+    try:
+        reader = _recorder()
+        record = reader._record(doc, requirements, "", None)
+        if record is None or record[0] != "run" or len(doc.judgement.items) != len(refs):
+            return None
+        units: dict[str, str] = {}
+        for cname, rec in doc.checks.items():  # each value's unit, as ``_record_of`` notes it
+            for mname, entry in rec.metrics.items():
+                if entry.unit:
+                    units.setdefault(f"{cname}.{mname}", entry.unit)
+        return _record_text(record[1], units, refs, [item.status for item in doc.judgement.items])
+    except (KeyError, TypeError, ValueError, AttributeError):  # a cache, never a refusal: read the summary
+        return None
+
+
+def _recorder() -> _Reader:
     global _RECORDER
     if _RECORDER is None or len(_RECORDER.known) > _RECORDER_KEYS_MAX:
         _RECORDER = _Reader(None)
-    record = _RECORDER.from_result(result, "")
+    return _RECORDER
+
+
+def _record_of(result: Result, refs: list[str]) -> str | None:
+    record = _recorder().from_result(result, "")
     items = (result.judgement or {}).get("items") if isinstance(result.judgement, dict) else None
     if record[0] != "run" or not isinstance(items, list) or len(items) != len(refs):
         return None
     run: Run = record[1]
-    if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in run.values.values()):
-        return None  # orjson reads the record (``_Records``): no integer past 64 bits in it
     units: dict[str, str] = {}
     for cname, rec in result.checks.items():  # each value's unit, as the reader notes it once per fleet
         for mname, entry in rec.metrics.items() if type(rec.metrics) is dict else ():
             name = f"{cname}.{mname}"
             if name in run.values and isinstance(entry, dict) and entry.get("unit"):
                 units.setdefault(name, str(entry["unit"]))
+    return _record_text(run, units, refs, [item["status"] for item in items])
+
+
+def _record_text(run: Run, units: dict[str, str], refs: list[str], statuses: list[str]) -> str | None:
+    """The record's JSON text; ``units``: the unit of each metric (those of ``run.values`` are kept)."""
+    if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in run.values.values()):
+        return None  # orjson reads the record (``_Records``): no integer past 64 bits in it
+    units = {name: unit for name, unit in units.items() if name in run.values}
     return dumps({"v": RECORD_FORMAT, "started": run.started.isoformat(), "hostname": run.hostname, "site": run.site,
                   "room": run.room, "label": run.label, "profile": run.profile, "overall": run.overall,
-                  "refs": [ref[:REF_CHARS] for ref in refs], "statuses": [item["status"] for item in items],
+                  "refs": [ref[:REF_CHARS] for ref in refs], "statuses": statuses,
                   "values": run.values,
                   "units": units, "checks": list(run.checks), "needed": list(run.needed), "facts": run.facts})
 

@@ -20,10 +20,11 @@ from typing import Any
 
 from readiness.collector.jsontext import dumps, read
 from readiness.collector.engine import utcnow
-from readiness.collector.fleetdb import record_of
+from readiness.collector.fleetdb import record_of, record_of_struct
 from readiness.collector.store import RawJSONBytes, REVOKED, Store
 from readiness.collector.tables import HOST_MAX, TEXT_MAX
 from readiness.fleet.changes import history_record, room_run
+from readiness.onepass import clean_struct
 from readiness.result import CLOCK_TOLERANCE, Result, ResultError, checked_data, parse_utc
 from readiness.plugins import described
 
@@ -137,7 +138,8 @@ def coverage(judgement: dict[str, Any] | None) -> float | None:
 FLEET_DETAILS = ("services", "target")
 
 
-def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str], list[str | None]]:
+def summary_of(data: dict[str, Any], digests: list[tuple[str, str]] | None = None
+               ) -> tuple[str, dict[str, str], list[str | None]]:
     """What the fleet view reads of a validated document, as JSON text, the requirements it
     points to (digest -> canonical JSON), and each judgement item's digest in order (None for
     an item without a requirement).
@@ -146,7 +148,8 @@ def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str], list[str | No
     item cut to its verdict and its requirement (its texts in every language: most of a result's
     bytes) replaced by the SHA-256 digest of its canonical JSON; ``requirements`` holds each
     distinct one once. Read back (``fleetdb``) it is a document of the same Result model, about
-    a fifth of the size (the measured values, in the checks, are all there)."""
+    a fifth of the size (the measured values, in the checks, are all there). ``digests``: each
+    judgement item's ``_digest``, when known already (every item then holds a requirement)."""
     reqs: dict[str, str] = {}
     refs: list[str | None] = []
     out = dict(data)
@@ -156,9 +159,9 @@ def summary_of(data: dict[str, Any]) -> tuple[str, dict[str, str], list[str | No
     judgement = data.get("judgement")
     if isinstance(judgement, dict) and isinstance(judgement.get("items"), list):
         items = []
-        for item in judgement["items"]:
+        for i, item in enumerate(judgement["items"]):
             if isinstance(item, dict) and isinstance(item.get("requirement"), dict):
-                ref, text = _digest(item["requirement"])
+                ref, text = _digest(item["requirement"]) if digests is None else digests[i]
                 reqs[ref] = text
                 # the fleet reads an item's verdict and requirement; its value is in the checks
                 item = {"status": item.get("status"), "requirement": ref}
@@ -205,6 +208,30 @@ def _digest(requirement: dict[str, Any]) -> tuple[str, str]:
     return hit
 
 
+# The same, by each requirement's JSON bytes, for documents orjson parsed (``_typed``): the
+# same bytes always parse to the same dict (types and order), so to the same canonical JSON.
+# Only requirements of a usual size are kept (a schema-valid one may hold many translations).
+_DIGESTS_BY_BYTES: dict[bytes, tuple[str, str]] = {}
+_DIGEST_BYTES_MAX = 16384
+
+
+def _digests_of(data: dict[str, Any], requirements: list[bytes]) -> list[tuple[str, str]]:
+    """``_digest`` of each judgement item's requirement; ``requirements``: their JSON bytes, in
+    order (``onepass.clean_struct``; ``data`` parsed by orjson from the same document)."""
+    known = _DIGESTS_BY_BYTES
+    out = []
+    for item, raw in zip(data["judgement"]["items"], requirements):
+        hit = known.get(raw)
+        if hit is None:
+            hit = _digest(item["requirement"])
+            if len(raw) <= _DIGEST_BYTES_MAX:
+                if len(known) >= _DIGESTS_MAX:  # a flood of distinct ones starts over
+                    known.clear()
+                known[raw] = hit
+        out.append(hit)
+    return out
+
+
 def _without_details(name: str, record: Any) -> Any:
     if not isinstance(record, dict) or not isinstance(record.get("details"), dict):
         return record
@@ -219,10 +246,12 @@ def _without_details(name: str, record: Any) -> Any:
     return {**record, "details": out}
 
 
-def row_of(data: dict[str, Any], result: Result | None = None) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+def row_of(data: dict[str, Any], result: Result | None = None, typed: tuple[Any, list[bytes]] | None = None
+           ) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     """The indexed columns of a validated document (its fleet summary and fleet record among
     them), the checks it holds, and the requirements the summary points to. ``result``: the
-    document as the border read it (None: read here)."""
+    document as the border read it (None: read here); ``typed``: instead, the document as
+    ``onepass.clean_struct`` read it from the bytes orjson parsed into ``data`` (``_typed``)."""
     labels, host = data.get("labels") or {}, data.get("host") or {}
     site, room = labels.get("site", "").strip(), labels.get("room", "").strip()
     hostname = str(host.get("hostname", "")).strip()
@@ -250,10 +279,15 @@ def row_of(data: dict[str, Any], result: Result | None = None) -> tuple[dict[str
     row = {"run_id": data["run_id"], "site": site, "room": room, "hostname": hostname, "room_key": key,
            "started": started, "received": received, "profile": profile, "verdict": verdict,
            "coverage": coverage(judgement)}
-    row["summary"], reqs, refs = summary_of(data)
-    if result is None:
-        result = Result.from_dict(data, "upload")
-    row["record"] = record_of(result, refs) if None not in refs else None
+    if typed is not None:
+        doc, requirements = typed
+        row["summary"], reqs, refs = summary_of(data, _digests_of(data, requirements) if requirements else None)
+        row["record"] = record_of_struct(doc, requirements, refs)
+    else:
+        row["summary"], reqs, refs = summary_of(data)
+        if result is None:
+            result = Result.from_dict(data, "upload")
+        row["record"] = record_of(result, refs) if None not in refs else None
     # the room's history record (``run_history``): its figures, versions and devices, as JSON text
     row["history"] = dumps(history_record(room_run(data["run_id"], data, tuple(described().repeatability))))
     return row, measured, reqs
@@ -275,14 +309,29 @@ def _as_stored(body: bytes, data: dict[str, Any], changed: bool, utf8: bool = Fa
     return data if text.startswith("\ufeff") else None
 
 
+def _typed(body: bytes, utf8: bool) -> tuple[Any, list[bytes]] | None:
+    """The document checked in one typed decode (``onepass.clean_struct``, the fleet reader's
+    border: its types closed, so each part it does not type is walked for nesting; msgspec
+    refuses every number that is not finite): what it passes, ``validate`` passes unchanged
+    (tests/test_border_onepass.py). Only for bytes orjson parsed (``utf8``): then ``data``
+    holds only finite numbers and no integer past 64 bits, the same as the typed decode reads.
+    None: ``validate`` decides, and names what it refuses."""
+    return clean_struct(body) if utf8 else None
+
+
 def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
     """Everything about one upload that needs no database: ("ok", row, checks, document, reqs) with
     document None when the bytes themselves are to be stored, or ("refused", status, code,
     reason, facts). Plain values only, so it can run in a worker process (``Checkers``)."""
     try:
         data, utf8 = _parse(body, max_bytes)
-        result, changed = validate(data, body)
-        row, measured, reqs = row_of(data, result)
+        typed = _typed(body, utf8)
+        if typed is not None:
+            row, measured, reqs = row_of(data, typed=typed)
+            changed = False
+        else:
+            result, changed = validate(data, body)
+            row, measured, reqs = row_of(data, result)
     except Refused as exc:
         return ("refused", exc.status, exc.code, exc.reason, exc.facts)
     return ("ok", row, measured, _as_stored(body, data, changed, utf8), reqs)

@@ -193,20 +193,39 @@ class _Driven:
             group = cast
         self.group = group
         self._many: dict[int, str] = {}
+        # the columns with a processor, by position (the others bind their value as it is)
+        self.processed = [(i, name, proc) for i, (name, proc) in enumerate(self.procs) if proc is not None]
 
-    def _bound(self, row: dict[str, Any]) -> tuple[Any, ...]:
+    def _bound(self, row: dict[str, Any], memo: list[dict[int, tuple[Any, Any]]] | None = None) -> tuple[Any, ...]:
         # a key the row lacks binds NULL, as SQLAlchemy leaves out a column not given; a value
         # given goes through its processor, None too (JSON's makes it "null", as SQLAlchemy does)
-        return tuple(None if (v := row.get(name, _MISSING)) is _MISSING else v if proc is None else proc(v)
-                     for name, proc in self.procs)
+        get = row.get
+        values = [get(name) for name, _proc in self.procs]
+        for k, (i, name, proc) in enumerate(self.processed):
+            v = get(name, _MISSING)
+            if v is _MISSING:
+                continue
+            if memo is None:
+                values[i] = proc(v)
+                continue
+            # ``memo``: per column, the same object met in another row of this call (a run's
+            # start, in each of its ``latest`` rows) is processed once; by identity (the rows
+            # keep each object alive for the call, so no id is reused)
+            seen = memo[k]
+            hit = seen.get(id(v))
+            if hit is None or hit[0] is not v:
+                hit = seen[id(v)] = (v, proc(v))
+            values[i] = hit[1]
+        return tuple(values)
 
     def __call__(self, conn: Any, rows: list[dict[str, Any]]) -> Any:
+        memo: list[dict[int, tuple[Any, Any]]] = [{} for _ in self.processed]
         if not self.returning:
-            return conn.exec_driver_sql(self.sql, [self._bound(row) for row in rows])
+            return conn.exec_driver_sql(self.sql, [self._bound(row, memo) for row in rows])
         sql = self._many.get(len(rows))
         if sql is None:
             sql = self._many[len(rows)] = self.sql.replace(self.group, ", ".join([self.group] * len(rows)))
-        return conn.exec_driver_sql(sql, tuple(v for row in rows for v in self._bound(row)))
+        return conn.exec_driver_sql(sql, tuple(v for row in rows for v in self._bound(row, memo)))
 
 
 def _passing_bytes(proc: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
