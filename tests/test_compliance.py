@@ -457,3 +457,37 @@ def test_the_first_read_at_the_start_in_a_child_process_is_the_read_made_here(st
     broken.prime(at, child_url=f"sqlite:///{tmp_path / 'missing' / 'readiness.db'}")
     assert (broken.in_child, broken.full_reads) == (False, 1)
     assert broken.at(at) == want
+
+
+def test_a_script_without_a_main_guard_still_gets_the_compliance(store, tmp_path):
+    """A program that primes the compliance from its top level, with no ``if __name__ ==
+    "__main__"`` (a spawned child imports it again, and Python refuses to start a process from
+    there): the read is made in that process instead, no traceback, the same answer."""
+    import subprocess
+    import sys
+
+    from readiness.collector.fleetdb import ComplianceCache
+
+    documents = plan(datetime.now(timezone.utc).replace(microsecond=0))
+    for d in documents:
+        ingest(store, docs.body(d), d["labels"]["site"])
+    script = tmp_path / "prime.py"
+    script.write_text(
+        "import sys\n"
+        "from datetime import datetime, timezone\n"
+        "from readiness.collector.store import Store\n"
+        "from readiness.collector.fleetdb import ComplianceCache\n"
+        f"cache = ComplianceCache(Store({store.url!r}, create=False), 3 * 86400)\n"
+        "cache.CHILD_RUNS = 1\n"
+        "cache.prime(datetime.now(timezone.utc))\n"
+        "print('rooms', len(cache.tally.site_of), 'in child', cache.in_child, file=sys.stderr)\n",
+        encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    here = ComplianceCache(store, 3 * 86400)
+    here.CHILD_RUNS = 10**9
+    here.prime(datetime.now(timezone.utc))
+    # its own line, and one from the child that imported it again (and read there itself)
+    said = [line.split()[:2] for line in done.stderr.splitlines() if line.startswith("rooms ")]
+    assert said == [["rooms", str(len(here.tally.site_of))]] * 2

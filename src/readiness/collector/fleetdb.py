@@ -416,7 +416,12 @@ def _tally_elsewhere(url: str, now: datetime, after_s: float, since: str, wait_s
     proc = ctx.Process(target=_tally_child, args=(theirs, url, now, after_s, since), daemon=True,
                        name="readiness-compliance")
     try:
-        proc.start()
+        proc.start()  # refused while this process is still importing its main module (no guard there)
+    except (OSError, RuntimeError):
+        ours.close()
+        theirs.close()
+        return None
+    try:
         theirs.close()
         if not ours.poll(wait_s):
             return None
