@@ -503,9 +503,15 @@ def fleet_views(work: Path, engine: str, db_url: str, files: bool = True) -> boo
     if files:
         print(f"  the database view takes {db_s / files_s:.0%} of the files' time and {db_mb / files_mb:.0%} of their "
               "memory")
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
     print(f"  same counts (fleet, per site, per requirement) as {'the files' if files else 'SQLite'}: {same}; target "
-          f"<= {TARGET_FLEET_S:.0f} s and <= {TARGET_FLEET_MB} MB: {'met' if met else 'MISSED'} (aggregate --db from "
-          "memory, and the live view's first request and the server's peak memory)")
+          f"<= {TARGET_FLEET_S:.0f} s and <= {TARGET_FLEET_MB} MB: {verdict(met)} — the live view's first request "
+          f"{verdict(timings[0] <= TARGET_FLEET_S)} ({timings[0]:.2f} s; right after the start {at_start[0]:.2f} s), "
+          f"the server's peak memory {verdict(server_mb <= TARGET_FLEET_MB)}, aggregate --db from memory "
+          f"{verdict(min(db_s, again_s) <= TARGET_FLEET_S)} ({min(db_s, again_s):.1f} s), its memory "
+          f"{verdict(db_mb <= TARGET_FLEET_MB)}")
     return same and met
 
 
