@@ -22,6 +22,7 @@ from readiness.collector.engine import aware
 from readiness.collector.store import Store
 from readiness.collector.tables import latest, requirements, results, summaries, tokens
 from test_collector_serve import Collector, add_token, readiness_cmd, rows, spool_env
+from test_collector_store import RESULT_INDEXES
 
 DATA = Path(__file__).resolve().parent / "data"
 PREV = DATA / "collector-prev.sqlite"
@@ -56,6 +57,9 @@ def _check_upgraded(store: Store, before_runs: set[str]) -> None:
     newest_agent = {r for k, c, r in latest_rows if k == ROOM and c == ""}
     assert len(newest_agent) == 1 and page not in newest_agent  # the room's state is its agent's again
     assert docs.trend(store) == docs.counted_trend(store) != {}  # revision 0004 counted the runs already there
+    from sqlalchemy import inspect  # revision 0010 dropped the indexes no read uses
+
+    assert {index["name"] for index in inspect(store.engine).get_indexes("results")} == RESULT_INDEXES
 
 
 def test_a_previous_release_sqlite_database_is_upgraded_in_place_by_serve_with_its_data(cli, tmp_path):

@@ -27,11 +27,7 @@ results = Table(
     Column("coverage", Float, nullable=True),  # share of the list's requirements measured, 0..1
     Column("document", _DOCUMENT, nullable=False),
     Index("ix_results_site_started", "site", "started"),
-    Index("ix_results_site_room", "site", "room"),
-    Index("ix_results_hostname", "hostname"),
-    Index("ix_results_started", "started"),
-    Index("ix_results_profile", "profile"),
-    Index("ix_results_verdict", "verdict"),
+    Index("ix_results_started", "started"),  # retention, oldest first
     Index("ix_results_received", "received"),  # the live view's change stamp (newest arrival)
 )
 
