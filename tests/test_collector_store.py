@@ -180,8 +180,7 @@ RESULT_INDEXES = {"ix_results_site_started", "ix_results_started", "ix_results_r
 
 def test_results_carry_only_the_indexes_a_read_uses(store):
     """Revision 0010 dropped (site, room), hostname, profile and verdict: no query reads by them,
-    and each cost every upload a B-tree insert (the ingest bench: about a tenth more results per
-    CPU-second without them)."""
+    and each cost every upload a B-tree insert."""
     from sqlalchemy import inspect
 
     assert {index["name"] for index in inspect(store.engine).get_indexes("results")} == RESULT_INDEXES

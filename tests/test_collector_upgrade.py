@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sqlalchemy import MetaData, Table, select, text
+from sqlalchemy import MetaData, Table, inspect, select, text
 
 import collector_docs as docs
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
@@ -57,8 +57,7 @@ def _check_upgraded(store: Store, before_runs: set[str]) -> None:
     newest_agent = {r for k, c, r in latest_rows if k == ROOM and c == ""}
     assert len(newest_agent) == 1 and page not in newest_agent  # the room's state is its agent's again
     assert docs.trend(store) == docs.counted_trend(store) != {}  # revision 0004 counted the runs already there
-    from sqlalchemy import inspect  # revision 0010 dropped the indexes no read uses
-
+    # revision 0010 dropped the indexes no read uses
     assert {index["name"] for index in inspect(store.engine).get_indexes("results")} == RESULT_INDEXES
 
 
