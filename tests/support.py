@@ -101,7 +101,7 @@ def paired_trials(trial: Callable[[], dict], compare: Callable[[dict], list[tupl
     every trial and fails, with every trial listed. Returns the trial that agreed.
 
     A trial that disagrees while the hypervisor stole at least ``STARVED_STEAL`` of the CPU
-    (steal time in /proc/stat; CI machines saw bursts of 10-26 %) was measured on a machine not
+    (steal time in /proc/stat; a sampler beside two CI runs saw bursts of 10-38 %) was measured on a machine not
     fit to measure and does not count: up to ``starved_extra`` such trials are measured again.
     Each trial's steal is listed when none agrees.
     """
