@@ -29,16 +29,32 @@ from readiness.textsafe import terminal_text, undecodable_argument
 
 
 class _Group(click.Group):
-    """Turns an unexpected exception into one plain line and exit code 2 (READINESS_DEBUG=1 shows it)."""
+    """Turns an unexpected exception into one plain line and exit code 2 (READINESS_DEBUG=1 shows
+    it); says usage errors in the language the command line or the configuration asks for."""
+
+    _args: list[str] = []  # the command line, for the language of a usage error
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        self._args = list(args) if args is not None else sys.argv[1:]
+        return super().main(args, *rest, **kwargs)
+
+    def _in_language(self, exc: click.UsageError) -> click.UsageError:
+        from readiness.cli.usage import in_language  # only when there is a usage error
+
+        return in_language(exc, self._args)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # bytes that are not text in the system's encoding (Python keeps them as surrogates) would
         # fail in whichever writer met them first: a usage error now, naming the argument
         bad = undecodable_argument(args)
-        if bad is not None:
-            raise click.UsageError(f"the argument '{bad}' is not text in this system's encoding (UTF-8); "
-                                   "give it as UTF-8", ctx)
-        return super().parse_args(ctx, args)
+        try:
+            if bad is not None:
+                from readiness.cli.usage import Said
+
+                raise Said("not_text_argument", ctx=ctx, argument=bad)
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise self._in_language(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         import signal
@@ -54,6 +70,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except BrokenPipeError:
             _quiet_broken_pipe()
+        except click.UsageError as exc:
+            raise self._in_language(exc) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt as exc:

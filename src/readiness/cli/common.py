@@ -51,12 +51,15 @@ class Finite(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         import math
 
+        from readiness.cli.usage import bad_value
+
+        hint = param.get_error_hint(ctx) if param is not None else None
         try:
             number = float(value)
         except (TypeError, ValueError):
-            self.fail(f"'{value}' is not a number", param, ctx)
+            raise bad_value(hint, "not_number", value=value) from None
         if not (math.isfinite(number) and self.low <= number <= self.high):
-            self.fail(f"{value} is not a number from {self.low:g} to {self.high:g}", param, ctx)
+            raise bad_value(hint, "number_out_of_range", value=value, low=self.low, high=self.high)
         return number
 
 
@@ -83,7 +86,9 @@ def load_list(profile: str | None, requirements: str | None, plugins: Any, lang:
     from readiness.judge.requirements import ProfileError, load_profile
 
     if profile and requirements:
-        raise click.UsageError("give --profile or --requirements, not both")
+        from readiness.cli.usage import usage_error
+
+        raise usage_error("profile_and_requirements")
     try:
         return load_profile(profile, requirements, checks=plugins.checks, broken=plugins.broken)
     except ProfileError as exc:
@@ -118,7 +123,9 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         key, eq, raw = item.partition("=")
         cname, dot, skey = key.strip().partition(".")
         if not eq or not dot or not skey:
-            raise click.BadParameter(f"'{item}' is not CHECK.KEY=VALUE", param_hint="--set")
+            from readiness.cli.usage import bad_value
+
+            raise bad_value("--set", "not_check_setting", item=item)
         try:
             value = toml_loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:

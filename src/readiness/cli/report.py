@@ -117,12 +117,13 @@ def aggregate(paths: tuple[str, ...], db_url: str | None, out: str, csv_path: st
     from readiness.fleet import collect, figures
     from readiness.fleet.compliance import over_time
     from readiness.fleet.page import FLEET_WRITERS, FleetDocument, fleet_csv_ahead
+    from readiness.cli.usage import usage_error
     from readiness.render.writers import write
 
     if bool(paths) == bool(db_url):
-        raise click.UsageError("give the result folders or files (PATH...), or --db URL")
+        raise usage_error("paths_or_db")
     if history_dir and db_url:
-        raise click.UsageError("--history reads result files; the collector shows the same pages at /rooms/SITE/ROOM")
+        raise usage_error("history_needs_files")
     silent_after = span_seconds(not_reporting_after, "--not-reporting-after")
     prof = None
     if profile or requirements:

@@ -47,7 +47,9 @@ def run(ctx: click.Context, only: tuple[str, ...], as_json: bool, open_report: b
     prof = load_list(cfg.profile, str(cfg.requirements) if cfg.requirements else None, plugins, cfg.lang)
     unknown = [c for c in only if c not in plugins.checks and c not in plugins.broken]
     if unknown:
-        raise click.BadParameter(f"no check named {', '.join(unknown)} (installed: {', '.join(sorted(plugins.checks))})", param_hint="--check")
+        from readiness.cli.usage import bad_value
+
+        raise bad_value("--check", "no_check_named", names=", ".join(unknown), installed=", ".join(sorted(plugins.checks)))
     folder = output_dir(str(cfg.output_dir) if cfg.output_dir else None)
     if cfg.upload_url:  # a missing token or a bad URL is said now, not after minutes of measuring
         from readiness.unattended.upload import UploadError, collector_urls, read_token

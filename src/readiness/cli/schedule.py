@@ -54,7 +54,10 @@ def schedule_install(every: str, at: str, random_delay: str, just_print: bool, v
     try:  # the options for the run are checked now, not at 07:30 in a log nobody reads
         run_ctx = run_command.make_context("run", ["--no-open", *run_args])
     except click.UsageError as exc:
-        fail(word(message_lang(), "schedule.err_run_options", detail=exc.format_message()))
+        from readiness.cli.usage import message
+
+        said = message_lang()
+        fail(word(said, "schedule.err_run_options", detail=message(exc, said)))
     lang = message_lang(run_ctx.params.get("lang"))
     try:
         hour, minute = parse_at(at)
