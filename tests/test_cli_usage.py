@@ -108,3 +108,7 @@ def test_schedule_says_the_runs_options_mistake_in_swedish(clean):
     out = cli("schedule", "install", "--daily", "--", "--bogus", env=dict(env, READINESS_LANG="sv"))
     assert out.returncode == 2 and "Det finns ingen flagga '--bogus'" in out.stderr, out.stderr
     assert "No such option" not in out.stderr
+    own = cli("schedule", "install", "--daily", "--", "--lang", "sv", "--bogus", env=env)  # the run's own --lang
+    assert own.returncode == 2 and "Det finns ingen flagga '--bogus'" in own.stderr, own.stderr
+    plain = cli("schedule", "install", "--daily", "--", "--bogus", env=env)
+    assert plain.returncode == 2 and "No such option '--bogus'" in plain.stderr, plain.stderr

@@ -54,9 +54,9 @@ def schedule_install(every: str, at: str, random_delay: str, just_print: bool, v
     try:  # the options for the run are checked now, not at 07:30 in a log nobody reads
         run_ctx = run_command.make_context("run", ["--no-open", *run_args])
     except click.UsageError as exc:
-        from readiness.cli.usage import message
+        from readiness.cli.usage import asked_lang, message
 
-        said = message_lang()
+        said = asked_lang(list(run_args))  # the run's own --lang counts too
         fail(word(said, "schedule.err_run_options", detail=message(exc, said)))
     lang = message_lang(run_ctx.params.get("lang"))
     try:
