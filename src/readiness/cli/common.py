@@ -51,15 +51,18 @@ class Finite(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         import math
 
-        from readiness.cli.usage import bad_value
-
-        hint = param.get_error_hint(ctx) if param is not None else None
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise bad_value(hint, "not_number", value=value) from None
+            number = math.nan
+            refused = "not_number"
+        else:
+            refused = "number_out_of_range"
         if not (math.isfinite(number) and self.low <= number <= self.high):
-            raise bad_value(hint, "number_out_of_range", value=value, low=self.low, high=self.high)
+            from readiness.cli.usage import bad_value  # only for a value refused
+
+            raise bad_value(param.get_error_hint(ctx) if param is not None else None, refused, value=value,
+                            low=self.low, high=self.high)
         return number
 
 

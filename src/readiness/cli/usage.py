@@ -9,8 +9,8 @@ text, unchanged.
 
 The project's own usage errors are catalog words (``usage_error``, ``bad_value``); click's are
 recognised by their messages (click 8), each read into its parts and said again. A message not
-recognised keeps its English detail inside the translated frame (tests/test_cli_usage.py names
-every message the commands can give).
+recognised keeps its English detail inside the translated frame (tests/test_cli_usage.py holds
+each recognised message to its words, so a click that words one differently fails there).
 
 Imported only when a usage error happens: ``readiness --help`` stays fast.
 """
