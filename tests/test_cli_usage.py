@@ -103,6 +103,17 @@ def test_an_argument_that_is_not_text_is_refused_in_swedish(clean):
     assert "är inte text i systemets teckenkodning (UTF-8)" in err and "Fel:" in err, err
 
 
+def test_a_control_character_in_a_value_is_shown_escaped(clean):
+    cli, env = clean
+    out = cli("run", "--set", "a\x1b[2J=1", env=dict(env, READINESS_LANG="sv"))
+    assert out.returncode == 2 and "\x1b" not in out.stderr, repr(out.stderr)
+    assert "'a\\x1b[2J=1' har inte formen KONTROLL.NYCKEL=VÄRDE" in out.stderr, out.stderr
+    en = cli("run", "--set", "a\x1b[2J=1", env=env)
+    assert en.returncode == 2 and "\x1b" not in en.stderr, repr(en.stderr)
+    assert "Error: Invalid value for '--set': 'a\\x1b[2J=1' is not CHECK.KEY=VALUE" in en.stderr, en.stderr
+    assert "Usage: " in en.stderr and "Try '" in en.stderr
+
+
 def test_schedule_says_the_runs_options_mistake_in_swedish(clean):
     cli, env = clean
     out = cli("schedule", "install", "--daily", "--", "--bogus", env=dict(env, READINESS_LANG="sv"))

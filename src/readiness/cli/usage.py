@@ -23,6 +23,7 @@ from typing import IO, Any
 import click
 
 from readiness.i18n.format import word
+from readiness.textsafe import terminal_text
 
 # click's own messages (click 8, English), each matched whole: the catalog key that says it
 _MESSAGES = [(re.compile(p, re.S), key) for p, key in (
@@ -70,7 +71,7 @@ def usage_error(key: str, **fill: Any) -> Said:
     return Said(key, **fill)
 
 
-def bad_value(hint: str, key: str, **fill: Any) -> Said:
+def bad_value(hint: str | None, key: str, **fill: Any) -> Said:
     """The value given to the option ``hint`` cannot be used (``usage.<key>`` says why), to raise."""
     return Said(key, hint, **fill)
 
@@ -134,7 +135,8 @@ class _InLanguage(click.UsageError):
                 helps = ctx.command.get_help_option_names(ctx)
                 hint = word(lang, "usage.try_help", command=ctx.command_path, option=max(helps, key=len)) + "\n"
             click.echo(f"{usage}\n{hint}", file=file, color=ctx.color)
-        click.echo(word(lang, "usage.error", message=self.format_message()), file=file,
+        # what the user typed is in it: control characters shown as escapes, as every other error line
+        click.echo(terminal_text(word(lang, "usage.error", message=self.format_message())), file=file,
                    color=ctx.color if ctx is not None else None)
 
 
@@ -164,6 +166,6 @@ def in_language(exc: click.UsageError, args: list[str]) -> click.UsageError:
     if isinstance(exc, _InLanguage):
         return exc
     lang = asked_lang(args)
-    if lang == "en":  # click's own words; the project's are English already
+    if lang == "en" and not isinstance(exc, Said):  # click's own words, as click shows them
         return exc
     return _InLanguage(exc, lang)
