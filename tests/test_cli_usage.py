@@ -39,7 +39,7 @@ FAULTS = [
      "Error: give the result folders or files (PATH...), or --db URL"),
     (("devices", "--timeout", "abc"), "Fel: Ogiltigt värde för '--timeout': 'abc' är inget tal",
      "Error: Invalid value for '--timeout': 'abc' is not a number"),
-    (("devices", "--timeout", "nan"), "Fel: Ogiltigt värde för '--timeout': nan är inget tal från 0,1 till 3",
+    (("devices", "--timeout", "nan"), "Fel: Ogiltigt värde för '--timeout': nan är inget tal från 0,1 till 3\xa0600",
      "Error: Invalid value for '--timeout': nan is not a number from 0.1 to 3,600"),
 ]
 

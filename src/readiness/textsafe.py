@@ -38,9 +38,14 @@ def csv_cell(value: Any) -> Any:
 
 def terminal_text(text: str) -> str:
     """Control characters (every terminal escape sequence starts with one) shown as escapes
-    such as ``\\x1b``, never sent raw; newlines and tabs kept."""
-    return "".join(ch if ch in "\n\t" or (ch.isprintable() and ch not in "\u2028\u2029") else ascii(ch)[1:-1]
-                   for ch in text)
+    such as ``\\x1b``, never sent raw; newlines and tabs kept, and so are spaces other than
+    the ASCII one (the no-break space between a Swedish number's thousands, "3 600")."""
+    return "".join(ch if ch in "\n\t" or (ch.isprintable() and ch not in "\u2028\u2029") or _is_space(ch)
+                   else ascii(ch)[1:-1] for ch in text)
+
+
+def _is_space(ch: str) -> bool:
+    return unicodedata.category(ch) == "Zs"
 
 
 # An unpaired UTF-16 surrogate: JSON can spell one ("\ud800"), Python's json reads it, and no
