@@ -52,16 +52,14 @@ class Finite(click.ParamType):
         import math
 
         try:
-            number = float(value)
+            number: float | None = float(value)
         except (TypeError, ValueError):
-            number = math.nan
-            refused = "not_number"
-        else:
-            refused = "number_out_of_range"
-        if not (math.isfinite(number) and self.low <= number <= self.high):
+            number = None
+        if number is None or not (math.isfinite(number) and self.low <= number <= self.high):
             from readiness.cli.usage import bad_value  # only for a value refused
 
-            raise bad_value(param.get_error_hint(ctx) if param is not None else None, refused, value=value,
+            raise bad_value(param.get_error_hint(ctx) if param is not None else None,
+                            "not_number" if number is None else "number_out_of_range", value=value,
                             low=self.low, high=self.high)
         return number
 

@@ -107,8 +107,8 @@ def message(exc: click.UsageError, lang: str) -> str:
         kind = exc.param_type or (exc.param.param_type_name if exc.param is not None else "parameter")
         return word(lang, "usage.missing_argument" if kind == "argument" else "usage.missing_option", name=_hint(exc))
     if isinstance(exc, click.BadParameter):
-        detail = _matched(exc.message, _DETAILS, lang) or exc.message
-        return word(lang, "usage.invalid_value", name=_hint(exc), detail=detail) if _hint(exc) else detail
+        detail, hint = _matched(exc.message, _DETAILS, lang) or exc.message, _hint(exc)
+        return word(lang, "usage.invalid_value", name=hint, detail=detail) if hint else detail
     said = _matched(exc.message, _MESSAGES, lang)
     if said is None:
         return exc.format_message()
