@@ -675,3 +675,71 @@ def test_a_page_leaves_the_rows_out_and_the_json_has_them_where_figures_puts_the
         figs.pop("generated_utc")
     assert list(api) == list(whole) and api == whole and len(api["rows"]) == len(fleet.runs) == 9
     assert view.get("en", rows=True)[1] is api  # kept with the page's, until the data changes
+
+
+def test_sqlite_checkpoints_beside_the_group_commit_and_stops_with_the_store(tmp_path):
+    """The WAL is copied into the database by a thread of its own (``store._Checkpointer``), not
+    only by the committing connection once the WAL holds 1,000 pages: a few results later the
+    database file alone, read without its WAL, holds them. Closing the store ends that thread."""
+    import shutil
+    import sqlite3
+    import time
+
+    store = Store(f"sqlite:///{tmp_path / 'readiness.db'}")
+    store.migrate()
+    run_ids = []
+    for n in range(5):
+        doc = docs.document(hostname=f"sthlm-mr{n}")
+        assert ingest(store, docs.body(doc), "Stockholm")["stored"] == "new"
+        run_ids.append(doc["run_id"])
+    copy = tmp_path / "main-file-only.db"
+    found: list[str] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        shutil.copyfile(tmp_path / "readiness.db", copy)  # without readiness.db-wal: what is checkpointed
+        con = sqlite3.connect(copy)
+        try:
+            found = sorted(r for (r,) in con.execute("SELECT run_id FROM results"))
+        except sqlite3.OperationalError:  # not even the tables are in the file yet
+            found = []
+        finally:
+            con.close()
+        if found == sorted(run_ids):
+            break
+        time.sleep(0.1)
+    assert found == sorted(run_ids)
+    thread = store._checkpointer.thread
+    assert thread is not None and thread.is_alive()
+    store.close()
+    assert not thread.is_alive()
+
+
+def test_a_checker_process_answers_as_check_does_and_a_killed_one_is_replaced():
+    """``ingest.Checkers``: the outcome from a worker process is ``check``'s own (the body sent as
+    bytes, the outcome pickled back), refusals included; a worker killed between uploads costs
+    nothing: that upload is checked in the server and a new worker takes the next."""
+    from readiness.collector.ingest import MAX_BODY_BYTES, Checkers, check
+
+    def comparable(outcome):
+        if outcome[0] != "ok":
+            return outcome
+        row = {k: v for k, v in outcome[1].items() if k != "received"}  # the arrival, read at each check
+        return (outcome[0], row, *outcome[2:])
+
+    doc = docs.document()
+    body = docs.body(doc)
+    checkers = Checkers(1)
+    try:
+        assert comparable(checkers(body, MAX_BODY_BYTES)) == comparable(check(body, MAX_BODY_BYTES))
+        assert comparable(checkers(body, MAX_BODY_BYTES)) == comparable(check(body, MAX_BODY_BYTES))  # texts sent once
+        assert checkers(b"not json", MAX_BODY_BYTES)[:3] == ("refused", 400, "invalid_json")
+        assert checkers(body, 100)[:3] == ("refused", 413, "too_large")  # the limit goes with the body
+        (first,) = list(checkers.procs.values())
+        first.kill()
+        first.join(5)
+        assert comparable(checkers(body, MAX_BODY_BYTES)) == comparable(check(body, MAX_BODY_BYTES))
+        (second,) = list(checkers.procs.values())
+        assert second.pid != first.pid and second.is_alive()
+        assert comparable(checkers(body, MAX_BODY_BYTES)) == comparable(check(body, MAX_BODY_BYTES))
+    finally:
+        checkers.close()

@@ -99,13 +99,17 @@ class _Batcher:
         self.thread: threading.Thread | None = None
 
     def submit(self, item: Any) -> Any:
-        slot: list[Any] = [item, threading.Event(), None, None]  # item, done, outcome, error
+        # item, done, outcome, error; done: a lock held until the batch is committed (released
+        # by the commit thread), cheaper than an Event (a Condition and a waiter lock per wait)
+        done = threading.Lock()
+        done.acquire()
+        slot: list[Any] = [item, done, None, None]
         with self.lock:
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, daemon=True, name="group-commit")
                 self.thread.start()
         self.queue.put(slot)
-        if not slot[1].wait(self.WAIT_S):
+        if not done.acquire(timeout=self.WAIT_S):
             raise Unavailable("the database did not commit in time")
         if slot[3] is not None:
             raise slot[3]
@@ -138,7 +142,59 @@ class _Batcher:
             for slot, outcome in zip(batch, outcomes):
                 slot[2] = outcome
         for slot in batch:
-            slot[1].set()
+            slot[1].release()
+
+
+class _Checkpointer:
+    """WAL checkpoints of ingest's SQLite database in a thread of their own. SQLite copies the
+    WAL back into the database in the connection that commits, once the WAL holds 1,000 pages:
+    there, in the group commit's one thread, which every upload waits on. After the group
+    commit's commits this thread runs a PASSIVE checkpoint (it never waits for a reader or the
+    writer; SQLite's work is done outside the interpreter's lock), at most every ``EVERY_S``: when
+    the committing connection's own checkpoint comes, nearly every page is copied already, and
+    the WAL starts over as before. Measured (the group commit alone, 1,200 results in batches of
+    10): 0.47-0.52 ms of the commit thread's time per result instead of 0.60-0.76, the WAL still
+    about 6 MB. A checkpoint that fails is left to the next one, or to the committing connection."""
+
+    EVERY_S = 0.02
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.closed = False
+
+    def committed(self) -> None:
+        """After a commit of the group commit: start the thread the first time, wake it."""
+        if self.thread is None:
+            with self.lock:
+                if self.thread is None and not self.closed:
+                    self.thread = threading.Thread(target=self._loop, daemon=True, name="wal-checkpoint")
+                    self.thread.start()
+        self.wake.set()
+
+    def close(self) -> None:
+        """Stop the thread (``Store.close``), after the checkpoint it may be running."""
+        with self.lock:
+            self.closed = True
+            thread = self.thread
+        self.wake.set()
+        if thread is not None:
+            thread.join(10)
+
+    def _loop(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            if self.closed:
+                return
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:  # noqa: BLE001 - the next one, or the backstop, checkpoints instead
+                pass
+            time.sleep(self.EVERY_S)
 
 
 _NOT_COLUMNS = ("summary", "record", "history")  # of a row given to ``Store.store``: kept in tables of their own
@@ -288,6 +344,7 @@ class Store(Accounts, Reads):
             index_elements=[latest.c.room_key, latest.c.check_name],
             set_={"run_id": ins.excluded.run_id, "started": ins.excluded.started}, where=newer)
         self._batcher = _Batcher(self._store_batch)
+        self._checkpointer = _Checkpointer(self.engine) if self.dialect == "sqlite" else None
         self._requirement_insert = self._insert(requirements).on_conflict_do_nothing(
             index_elements=[requirements.c.digest])
         self._requirements_known: set[str] = set()  # digests this process has seen committed
@@ -353,6 +410,8 @@ class Store(Accounts, Reads):
                 "held": held, "drop_records": drop}
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
 
     # --- schema ----------------------------------------------------------------------------
@@ -504,6 +563,8 @@ class Store(Accounts, Reads):
             if days:
                 self._run["room_days"](conn, days)
         self._requirements_known.update(new)  # only once committed
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         return [(False, REVOKED) if i in refused
                 else (True, None) if first[item[0]["run_id"]] == i and item[0]["run_id"] in stored
                 else (False, items[first[item[0]["run_id"]]][0]["site"] if item[0]["run_id"] in stored
