@@ -112,7 +112,7 @@ def test_the_group_commit_through_the_driver_writes_what_sqlalchemy_writes(tmp_p
 
     from readiness.collector.ingest import check
     from readiness.collector.accounts import digest
-    from readiness.collector.store import REVOKED, RawJSONBytes, _Driven, _DrivenIn
+    from readiness.collector.store import REVOKED, RawJSONBytes, _Driven, _DrivenIn, _DrivenLatest
 
     days = timedelta(days=1)
     before = docs.document(age=1 * days)
@@ -139,7 +139,9 @@ def test_the_group_commit_through_the_driver_writes_what_sqlalchemy_writes(tmp_p
             store._run = store._statements()
             store.dialect = "sqlite"
         else:
+            assert isinstance(store._run.pop("latest"), _DrivenLatest)  # one row per run, json_each makes the rest
             assert all(isinstance(run, _Driven) for run in store._run.values())
+            store._run = store._statements()
             assert isinstance(store._lookups["held"], _DrivenIn) and isinstance(store._lookups["drop_records"], _DrivenIn)
         ingest(store, docs.body(before), "Stockholm")
         # the tokens are checked again in the batch: a live one, one revoked, one expired
@@ -677,43 +679,6 @@ def test_a_page_leaves_the_rows_out_and_the_json_has_them_where_figures_puts_the
     assert view.get("en", rows=True)[1] is api  # kept with the page's, until the data changes
 
 
-def test_sqlite_checkpoints_beside_the_group_commit_and_stops_with_the_store(tmp_path):
-    """The WAL is copied into the database by a thread of its own (``store._Checkpointer``), not
-    only by the committing connection once the WAL holds 1,000 pages: a few results later the
-    database file alone, read without its WAL, holds them. Closing the store ends that thread."""
-    import shutil
-    import sqlite3
-    import time
-
-    store = Store(f"sqlite:///{tmp_path / 'readiness.db'}")
-    store.migrate()
-    run_ids = []
-    for n in range(5):
-        doc = docs.document(hostname=f"sthlm-mr{n}")
-        assert ingest(store, docs.body(doc), "Stockholm")["stored"] == "new"
-        run_ids.append(doc["run_id"])
-    copy = tmp_path / "main-file-only.db"
-    found: list[str] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        shutil.copyfile(tmp_path / "readiness.db", copy)  # without readiness.db-wal: what is checkpointed
-        con = sqlite3.connect(copy)
-        try:
-            found = sorted(r for (r,) in con.execute("SELECT run_id FROM results"))
-        except sqlite3.OperationalError:  # not even the tables are in the file yet
-            found = []
-        finally:
-            con.close()
-        if found == sorted(run_ids):
-            break
-        time.sleep(0.1)
-    assert found == sorted(run_ids)
-    thread = store._checkpointer.thread
-    assert thread is not None and thread.is_alive()
-    store.close()
-    assert not thread.is_alive()
-
-
 def test_a_checker_process_answers_as_check_does_and_a_killed_one_is_replaced():
     """``ingest.Checkers``: the outcome from a worker process is ``check``'s own (the body sent as
     bytes, the outcome pickled back), refusals included; a worker killed between uploads costs
@@ -743,3 +708,25 @@ def test_a_checker_process_answers_as_check_does_and_a_killed_one_is_replaced():
         assert comparable(checkers(body, MAX_BODY_BYTES)) == comparable(check(body, MAX_BODY_BYTES))
     finally:
         checkers.close()
+
+
+@pytest.mark.parametrize("order", ["newer first", "older first"])
+def test_two_runs_of_a_room_in_one_batch_leave_the_newer_per_check_in_any_order(store, order):
+    """``latest`` after one group commit holding two runs of a new room: each check's newest run,
+    whichever came first in the batch (SQLite: one row per run made rows by json_each; PostgreSQL:
+    the newest per check picked in Python). The newer run did not check the camera: the older
+    one stays the room's newest camera measurement."""
+    from readiness.collector.ingest import check
+    from readiness.collector.store import RawJSON
+
+    newer = docs.document(room="7.01", age=timedelta(days=1), camera=False)
+    older = docs.document(room="7.01", age=timedelta(days=3))
+    batch = [newer, older] if order == "newer first" else [older, newer]
+    items = []
+    for doc in batch:
+        _, row, measured, document, reqs = check(docs.body(doc))
+        items.append((row, document if document is not None else RawJSON(docs.body(doc).decode()), measured, reqs))
+    assert store._store_batch(items) == [(True, None), (True, None)]
+    with store.engine.connect() as conn:
+        state = dict(conn.execute(select(latest.c.check_name, latest.c.run_id)).all())
+    assert state == {"": newer["run_id"], "system": newer["run_id"], "camera": older["run_id"]}

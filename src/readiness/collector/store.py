@@ -145,58 +145,6 @@ class _Batcher:
             slot[1].release()
 
 
-class _Checkpointer:
-    """WAL checkpoints of ingest's SQLite database in a thread of their own. SQLite copies the
-    WAL back into the database in the connection that commits, once the WAL holds 1,000 pages:
-    there, in the group commit's one thread, which every upload waits on. After the group
-    commit's commits this thread runs a PASSIVE checkpoint (it never waits for a reader or the
-    writer; SQLite's work is done outside the interpreter's lock), at most every ``EVERY_S``: when
-    the committing connection's own checkpoint comes, nearly every page is copied already, and
-    the WAL starts over as before. Measured (the group commit alone, 1,200 results in batches of
-    10): 0.47-0.52 ms of the commit thread's time per result instead of 0.60-0.76, the WAL still
-    about 6 MB. A checkpoint that fails is left to the next one, or to the committing connection."""
-
-    EVERY_S = 0.02
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.wake = threading.Event()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-        self.closed = False
-
-    def committed(self) -> None:
-        """After a commit of the group commit: start the thread the first time, wake it."""
-        if self.thread is None:
-            with self.lock:
-                if self.thread is None and not self.closed:
-                    self.thread = threading.Thread(target=self._loop, daemon=True, name="wal-checkpoint")
-                    self.thread.start()
-        self.wake.set()
-
-    def close(self) -> None:
-        """Stop the thread (``Store.close``), after the checkpoint it may be running."""
-        with self.lock:
-            self.closed = True
-            thread = self.thread
-        self.wake.set()
-        if thread is not None:
-            thread.join(10)
-
-    def _loop(self) -> None:
-        while True:
-            self.wake.wait()
-            self.wake.clear()
-            if self.closed:
-                return
-            try:
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            except Exception:  # noqa: BLE001 - the next one, or the backstop, checkpoints instead
-                pass
-            time.sleep(self.EVERY_S)
-
-
 _NOT_COLUMNS = ("summary", "record", "history")  # of a row given to ``Store.store``: kept in tables of their own
 
 
@@ -223,10 +171,10 @@ class _Driven:
     """An INSERT of ingest's group commit run by the driver itself (``exec_driver_sql``), on
     SQLite: its SQL compiled once, each row bound by its columns' own bind processors (exactly
     the values SQLAlchemy would bind). SQLAlchemy's executemany builds and processes each row's
-    parameters in Python: with some 25 rows per result (most of them ``latest``'s), measured
-    about a third of the commit thread's time, and that one thread is what every upload waits
-    on. ``returning``: the statement ends in RETURNING, so the rows go in one multi-row VALUES
-    statement (the driver's executemany returns no rows)."""
+    parameters in Python: with some 25 rows per result (most of them ``latest``'s, now one per
+    run: ``_DrivenLatest``), measured about a third of the commit thread's time, and that one
+    thread is what every upload waits on. ``returning``: the statement ends in RETURNING, so the
+    rows go in one multi-row VALUES statement (the driver's executemany returns no rows)."""
 
     def __init__(self, stmt: Any, keys: list[str], dialect: Any, returning: bool = False,
                  texts: tuple[str, ...] = ()) -> None:
@@ -302,6 +250,38 @@ class _DrivenIn:
         return conn.exec_driver_sql(sql, (*keys, *after))
 
 
+class _DrivenLatest:
+    """``latest``'s upsert on SQLite: one row per run, its check names as a JSON list that SQLite
+    makes the rows of (``json_each``), instead of a row per check bound in Python (about ten per
+    run); the same newest-wins rule as the SQLAlchemy upsert (``Store._latest_upsert``), so two
+    runs of one room in a batch, in any order, leave the newer. ``runs``: (room key, run id,
+    start, check names), "" (the room's newest run) among the names."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.stamp = latest.c.started.type._cached_bind_processor(dialect) or (lambda value: value)
+        t = latest.name
+        self.sql = (f"INSERT INTO {t} (room_key, check_name, run_id, started) SELECT ?, value, ?, ? FROM json_each(?) "
+                    f"WHERE true ON CONFLICT (room_key, check_name) DO UPDATE SET run_id = excluded.run_id, "
+                    f"started = excluded.started WHERE {t}.started < excluded.started OR "
+                    f"({t}.started = excluded.started AND {t}.run_id < excluded.run_id)")
+
+    def __call__(self, conn: Any, runs: list[tuple[str, str, Any, list[str]]]) -> Any:
+        return conn.exec_driver_sql(self.sql, [(key, run_id, self.stamp(started), json.dumps(names))
+                                               for key, run_id, started, names in runs])
+
+
+def _newest(runs: list[tuple[str, str, Any, list[str]]]) -> list[dict[str, Any]]:
+    """``latest`` rows of ``runs`` (as ``_DrivenLatest`` takes them), one per room and check: the
+    newest run of the batch (by start, then run id)."""
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for key, run_id, started, names in runs:
+        for name in names:
+            had = newest.get((key, name))
+            if had is None or (had["started"], had["run_id"]) < (started, run_id):
+                newest[(key, name)] = {"room_key": key, "check_name": name, "run_id": run_id, "started": started}
+    return list(newest.values())
+
+
 def _passing_bytes(proc: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
     def process(value: Any) -> Any:
         if isinstance(value, RawJSONBytes):
@@ -344,7 +324,6 @@ class Store(Accounts, Reads):
             index_elements=[latest.c.room_key, latest.c.check_name],
             set_={"run_id": ins.excluded.run_id, "started": ins.excluded.started}, where=newer)
         self._batcher = _Batcher(self._store_batch)
-        self._checkpointer = _Checkpointer(self.engine) if self.dialect == "sqlite" else None
         self._requirement_insert = self._insert(requirements).on_conflict_do_nothing(
             index_elements=[requirements.c.digest])
         self._requirements_known: set[str] = set()  # digests this process has seen committed
@@ -383,8 +362,11 @@ class Store(Accounts, Reads):
         if self.dialect == "sqlite" and self.engine.dialect.paramstyle == "qmark":
             self._raw_bytes = True
             self._lookups = self._driven_lookups()
-            return {name: _Driven(stmt, keys, self.engine.dialect, returning, *texts)
-                    for name, (stmt, keys, returning, *texts) in plan.items()}
+            driven: dict[str, Callable[..., Any]] = {
+                name: _Driven(stmt, keys, self.engine.dialect, returning, *texts)
+                for name, (stmt, keys, returning, *texts) in plan.items() if name != "latest"}
+            driven["latest"] = _DrivenLatest(self.engine.dialect)
+            return driven
         self._raw_bytes = False
         self._lookups = {
             "live_tokens": lambda conn, keys: conn.execute(
@@ -394,7 +376,9 @@ class Store(Accounts, Reads):
                 delete(fleet_records).where(fleet_records.c.run_id.in_(keys),
                                             ~exists().where(latest.c.run_id == fleet_records.c.run_id))),
         }
-        return {name: (lambda conn, rows, stmt=stmt: conn.execute(stmt, rows)) for name, (stmt, *_) in plan.items()}
+        run = {name: (lambda conn, rows, stmt=stmt: conn.execute(stmt, rows)) for name, (stmt, *_) in plan.items()}
+        run["latest"] = lambda conn, runs: conn.execute(self._latest_upsert, _newest(runs))
+        return run
 
     def _driven_lookups(self) -> dict[str, Callable[..., Any]]:
         """The group commit's lookups through the driver (SQLite): the same queries as the
@@ -410,8 +394,6 @@ class Store(Accounts, Reads):
                 "held": held, "drop_records": drop}
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()
         self.engine.dispose()
 
     # --- schema ----------------------------------------------------------------------------
@@ -543,18 +525,11 @@ class Store(Accounts, Reads):
                            for row, *_ in winners if row.get("record") is not None]
             if records_new:
                 self._run["records"](conn, records_new)
-            newest: dict[tuple[str, str], dict[str, Any]] = {}  # one row per key: the newest run of the batch
-            for row, _document, checks, *_ in winners:
-                for name in ["", *checks]:
-                    key = (row["room_key"], name)
-                    had = newest.get(key)
-                    if had is None or (had["started"], had["run_id"]) < (row["started"], row["run_id"]):
-                        newest[key] = {"room_key": row["room_key"], "check_name": name, "run_id": row["run_id"],
-                                       "started": row["started"]}
-            if newest:
-                keys = {key for key, _ in newest}
+            if winners:
+                keys = {row["room_key"] for row, *_ in winners}
                 held = set(self._lookups["held"](conn, list(keys)).scalars())
-                self._run["latest"](conn, list(newest.values()))
+                self._run["latest"](conn, [(row["room_key"], row["run_id"], row["started"], ["", *checks])
+                                           for row, _document, checks, *_ in winners])
                 self._drop_records(conn, held | {row["run_id"] for row, *_ in winners})
             judged = Counter((day_of(row["started"]), row["verdict"]) for row, *_ in winners if row["verdict"] is not None)
             if judged:
@@ -563,8 +538,6 @@ class Store(Accounts, Reads):
             if days:
                 self._run["room_days"](conn, days)
         self._requirements_known.update(new)  # only once committed
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
         return [(False, REVOKED) if i in refused
                 else (True, None) if first[item[0]["run_id"]] == i and item[0]["run_id"] in stored
                 else (False, items[first[item[0]["run_id"]]][0]["site"] if item[0]["run_id"] in stored
