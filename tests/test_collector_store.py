@@ -710,12 +710,10 @@ def test_a_checker_process_answers_as_check_does_and_a_killed_one_is_replaced():
         checkers.close()
 
 
-@pytest.mark.parametrize("order", ["newer first", "older first"])
-def test_two_runs_of_a_room_in_one_batch_leave_the_newer_per_check_in_any_order(store, order):
-    """``latest`` after one group commit holding two runs of a new room: each check's newest run,
-    whichever came first in the batch (SQLite: one row per run made rows by json_each; PostgreSQL:
-    the newest per check picked in Python). The newer run did not check the camera: the older
-    one stays the room's newest camera measurement."""
+def _latest_after_two_runs(store, order):
+    """``latest`` after one group commit holding two runs of a new room, and what it should be:
+    each check's newest run; the newer run did not check the camera, so the older one stays the
+    room's newest camera measurement."""
     from readiness.collector.ingest import check
     from readiness.collector.store import RawJSON
 
@@ -729,4 +727,28 @@ def test_two_runs_of_a_room_in_one_batch_leave_the_newer_per_check_in_any_order(
     assert store._store_batch(items) == [(True, None), (True, None)]
     with store.engine.connect() as conn:
         state = dict(conn.execute(select(latest.c.check_name, latest.c.run_id)).all())
-    assert state == {"": newer["run_id"], "system": newer["run_id"], "camera": older["run_id"]}
+    return state, {"": newer["run_id"], "system": newer["run_id"], "camera": older["run_id"]}
+
+
+@pytest.mark.parametrize("order", ["newer first", "older first"])
+def test_two_runs_of_a_room_in_one_batch_leave_the_newer_per_check_in_any_order(store, order):
+    """Whichever came first in the batch (SQLite: one row per run made rows by json_each;
+    PostgreSQL: the newest per check picked in Python)."""
+    state, expected = _latest_after_two_runs(store, order)
+    assert state == expected
+
+
+def test_without_sqlites_json_functions_latest_is_kept_a_row_per_check(tmp_path, monkeypatch):
+    """A Python whose SQLite lacks json_each (before 3.38 the JSON functions were an option): the
+    group commit binds ``latest``'s rows one per check, with the same outcome."""
+    from readiness.collector import store as store_module
+
+    monkeypatch.setattr(store_module, "_has_json_each", lambda: False)
+    s = Store(f"sqlite:///{tmp_path / 'readiness.db'}")
+    s.migrate()
+    try:
+        assert not isinstance(s._run["latest"], store_module._DrivenLatest)
+        state, expected = _latest_after_two_runs(s, "older first")
+        assert state == expected
+    finally:
+        s.close()

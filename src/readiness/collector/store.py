@@ -270,6 +270,22 @@ class _DrivenLatest:
                                                for key, run_id, started, names in runs])
 
 
+def _has_json_each() -> bool:
+    """Whether this Python's SQLite has the JSON functions (built in since SQLite 3.38, an
+    option before it): ``_DrivenLatest`` needs ``json_each``."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(":memory:")
+        try:
+            con.execute("SELECT value FROM json_each('[\"\"]')").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return True
+
+
 def _newest(runs: list[tuple[str, str, Any, list[str]]]) -> list[dict[str, Any]]:
     """``latest`` rows of ``runs`` (as ``_DrivenLatest`` takes them), one per room and check: the
     newest run of the batch (by start, then run id)."""
@@ -365,7 +381,11 @@ class Store(Accounts, Reads):
             driven: dict[str, Callable[..., Any]] = {
                 name: _Driven(stmt, keys, self.engine.dialect, returning, *texts)
                 for name, (stmt, keys, returning, *texts) in plan.items() if name != "latest"}
-            driven["latest"] = _DrivenLatest(self.engine.dialect)
+            if _has_json_each():
+                driven["latest"] = _DrivenLatest(self.engine.dialect)
+            else:  # a row per check, as on PostgreSQL, bound by the driver
+                rows = _Driven(self._latest_upsert, plan["latest"][1], self.engine.dialect)
+                driven["latest"] = lambda conn, runs: rows(conn, _newest(runs))
             return driven
         self._raw_bytes = False
         self._lookups = {
