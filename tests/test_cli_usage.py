@@ -41,6 +41,15 @@ FAULTS = [
      "Error: Invalid value for '--timeout': 'abc' is not a number"),
     (("devices", "--timeout", "nan"), "Fel: Ogiltigt värde för '--timeout': nan är inget tal från 0,1 till 3\xa0600",
      "Error: Invalid value for '--timeout': nan is not a number from 0.1 to 3,600"),
+    # the collector's administration
+    (("serve", "token", "add", "--read", "--link"), "Fel: ange --read eller --link, inte båda",
+     "Error: give --read or --link, not both"),
+    (("serve", "token", "revoke"), "Fel: ange en nyckels ID eller --site NAMN", "Error: give a token ID or --site NAME"),
+    (("serve", "token", "add", "--link", "--site", "x", "--base-url", "ftp://x"),
+     "Fel: Ogiltigt värde för '--base-url': en adress som https://test.example.org:8443",
+     "Error: Invalid value for '--base-url': an address such as https://test.example.org:8443"),
+    (("serve", "token", "add", "--site", "x" * 201), "Fel: Ogiltigt värde för '--site': ett platsnamn på 1 till 200 tecken",
+     "Error: Invalid value for '--site': a site name of 1 to 200 characters"),
 ]
 
 ENGLISH_FRAME = ("Usage:", "Try '", "Error:", "Invalid value", "No such", "Missing", "is not")

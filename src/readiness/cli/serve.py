@@ -64,7 +64,9 @@ def serve(ctx: click.Context, host: str, http_port: int, stun_port: int, max_mb:
         _print_unit(ctx)
         return
     if tls_key and not tls_cert:
-        raise click.BadParameter("give the certificate too", param_hint="--tls-cert")
+        from readiness.cli.usage import bad_value
+
+        raise bad_value("--tls-cert", "tls_cert_missing")
     try:
         from readiness.server.clients import parse_proxies
         from readiness.service import ServeOptions, ServiceError, build
@@ -229,16 +231,18 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
     lets browser self-test results labelled NAME in; a read token (--read) reads the fleet, and
     with --site NAME only that site.
     """
+    from readiness.cli.usage import bad_value, usage_error
+
     if read_token and link:
-        raise click.UsageError("give --read or --link, not both")
+        raise usage_error("read_or_link")
     if share and (read_token or link):
-        raise click.UsageError("give one of --read, --link, --share")
+        raise usage_error("one_token_kind")
     if link and not site:
         fail("a site link needs the site it is for: give --site NAME")
     if share and not site:
         fail("a share link shows one partner site: give --site NAME")
     if not read_token and not site:
-        raise click.UsageError("give --site NAME for an upload token, or --read for a read token")
+        raise usage_error("site_or_read")
     from readiness.collector.access import parse_span
 
     try:
@@ -246,15 +250,15 @@ def token_add(db_url: str | None, site: str | None, read_token: bool, link: bool
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expires") from None
     if base_url is not None and not (link or share):
-        raise click.UsageError("--base-url goes with --link or --share")
+        raise usage_error("base_url_with_link")
     import re
 
     base = (base_url or "").strip().rstrip("/")
     if base_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base):
-        raise click.BadParameter("an address such as https://test.example.org:8443", param_hint="--base-url")
+        raise bad_value("--base-url", "base_url_form")
     site = (site or "").strip()
     if len(site) > 200 or not site and not read_token:
-        raise click.BadParameter("a site name of 1 to 200 characters", param_hint="--site")
+        raise bad_value("--site", "site_name_length", most=200)
     from readiness.collector.engine import Unavailable, utcnow
 
     store = open_store(db_url, create=True)
@@ -312,7 +316,9 @@ def token_list(db_url: str | None) -> None:
 def token_revoke(db_url: str | None, token_id: int | None, site: str | None) -> None:
     """Revoke a token by its id (see `token list`), or all upload tokens and site links of a site."""
     if (token_id is None) == (site is None):
-        raise click.UsageError("give a token ID or --site NAME")
+        from readiness.cli.usage import usage_error
+
+        raise usage_error("token_id_or_site")
     from readiness.collector.engine import Unavailable
 
     store = open_store(db_url, create=False)
