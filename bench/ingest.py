@@ -337,9 +337,10 @@ def fleet_bench(work: Path, rooms: int, runs: int, pg: Any = None, reuse: bool =
 
 def copy_fleet(sqlite_path: Path, pg_url: str) -> None:
     """Every table of the fleet database, row for row, into a new PostgreSQL database (as
-    ``readiness serve`` made it). The documents go as the text they are (no parse here)."""
+    ``readiness serve`` made it). The documents go as the text they are (no parse here), unpacked."""
     import sqlite3
 
+    from readiness.collector.packed import is_packed, unpack
     from readiness.collector.store import RawJSON, Store
     from readiness.collector.tables import (day_counts, fleet_records, latest, requirements, results, room_days,
                                             run_history, summaries)
@@ -363,7 +364,8 @@ def copy_fleet(sqlite_path: Path, pg_url: str) -> None:
             if not rows:
                 break
             with store.engine.begin() as conn:
-                conn.execute(table.insert(), [{n: (RawJSON(v) if n in json_cols else when(v) if n in times else v)
+                conn.execute(table.insert(), [{n: (RawJSON(unpack(v).decode() if is_packed(v) else v) if n in json_cols
+                                                   else when(v) if n in times else v)
                                                for n, v in zip(names, row)} for row in rows])
     src.close()
     # the statistics a running database has (autovacuum keeps them): without this, the server's
@@ -380,6 +382,7 @@ def make_fleet(work: Path, rooms: int, runs: int) -> None:
     their own host name and room label), and ``runs - 1`` earlier copies of each (new run id,
     started a week earlier each): a fleet whose history is ten times its size."""
     from readiness.collector.ingest import row_of
+    from readiness.collector.packed import is_packed, unpack
     from readiness.collector.store import RawJSON, Store
 
     top = work / "fleet-files"

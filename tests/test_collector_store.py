@@ -19,7 +19,7 @@ from readiness.collector.ingest import Refused, ingest
 from readiness.collector.fleetdb import FleetView
 from readiness.collector.migrations import head
 from readiness.collector.metrics import exposition
-from readiness.collector.migrations import head
+from readiness.collector.packed import is_packed, unpack
 from readiness.collector.engine import StoreError, Unavailable
 from readiness.collector.store import Store
 from readiness.collector.tables import latest, tokens
@@ -75,6 +75,40 @@ def test_the_same_result_is_stored_once_even_sent_at_once(store):
     assert sorted(outcomes) == ["already"] * 7 + ["new"]
     assert store.count() == 2
     assert store.document(other["run_id"]) == other  # the whole document comes back as sent
+
+
+def test_sqlite_keeps_documents_packed_and_reads_those_stored_as_text_before(store, tmp_path):
+    """SQLite: each document is its JSON text in one Zstandard frame (a BLOB, a fifth of the
+    text of a real result), read back as sent; a document stored as text by an earlier release reads the same,
+    whole and in the fleet. A changed document (a non-finite value the border made null) is packed
+    too. PostgreSQL: JSONB, as before."""
+    from readiness.collector.tables import results
+
+    doc, changed = docs.document(hostname="packed"), docs.document(hostname="changed")
+    changed["checks"]["system"]["metrics"]["cpu_cores"]["value"] = float("inf")
+    body = docs.body(doc)
+    ingest(store, body, "Stockholm")
+    ingest(store, docs.body(changed).replace(b"Infinity", b"1e999"), "Stockholm")
+    with store.engine.connect() as conn:
+        kind, size = conn.execute(select(func.typeof(results.c.document), func.length(results.c.document))
+                                  .where(results.c.run_id == doc["run_id"])).one() if store.dialect == "sqlite" else (None, 0)
+    assert store.document(doc["run_id"]) == doc
+    changed["checks"]["system"]["metrics"]["cpu_cores"]["value"] = None
+    assert store.document(changed["run_id"]) == changed
+    if store.dialect != "sqlite":
+        return
+    assert kind == "blob" and size < len(body) / 2, (kind, size, len(body))  # 2 kB here; a 57 kB result: a fifth
+    old = docs.document(hostname="text-before", room="8.01")
+    ingest(store, docs.body(old), "Stockholm")
+    with store.engine.begin() as conn:  # as a release before packing stored it
+        conn.execute(text("UPDATE results SET document = :t WHERE run_id = :r"),
+                     {"t": docs.body(old).decode(), "r": old["run_id"]})
+        conn.execute(text("DELETE FROM summaries WHERE run_id = :r"), {"r": old["run_id"]})  # and before summaries
+        assert conn.execute(text("SELECT typeof(document) FROM results WHERE run_id = :r"),
+                            {"r": old["run_id"]}).scalar_one() == "text"
+    assert store.document(old["run_id"]) == old
+    assert store.summary(old["run_id"]) == old  # the fleet reads a run without a summary from its document
+    assert {run_id for run_id, _ in store.documents(all_runs=True)} == {doc["run_id"], changed["run_id"], old["run_id"]}
 
 
 def test_one_group_commit_stores_each_run_once_and_keeps_the_newest_per_check(store):
@@ -158,10 +192,12 @@ def test_the_group_commit_through_the_driver_writes_what_sqlalchemy_writes(tmp_p
         meta = MetaData()
         meta.reflect(store.engine)
         with store.engine.connect() as conn:
-            tables[way] = {name: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {name}")).all()), key=repr)
+            tables[way] = {name: sorted((tuple(unpack(v).decode() if is_packed(v) else v for v in row)
+                                         for row in conn.execute(text(f"SELECT * FROM {name}")).all()), key=repr)
                            for name in sorted(meta.tables)}
             kinds = {k for (k,) in conn.execute(text("SELECT DISTINCT typeof(document) FROM results"))}
-        assert kinds == {"text"}, way
+        # SQLite's documents packed (the driver's way), the same text once unpacked; PostgreSQL's as text
+        assert kinds == ({"blob"} if way == "driver" else {"text"}), way
         store.close()
     skip = {"tokens", "audit", "alembic_version"}
     for name in tables["driver"]:
@@ -693,21 +729,24 @@ def test_a_checker_process_answers_as_check_does_and_a_killed_one_is_replaced():
 
     doc = docs.document()
     body = docs.body(doc)
-    checkers = Checkers(1)
-    try:
-        assert comparable(checkers(body, MAX_BODY_BYTES)) == comparable(check(body, MAX_BODY_BYTES))
-        assert comparable(checkers(body, MAX_BODY_BYTES)) == comparable(check(body, MAX_BODY_BYTES))  # texts sent once
-        assert checkers(b"not json", MAX_BODY_BYTES)[:3] == ("refused", 400, "invalid_json")
-        assert checkers(body, 100)[:3] == ("refused", 413, "too_large")  # the limit goes with the body
-        (first,) = list(checkers.procs.values())
-        first.kill()
-        first.join(5)
-        assert comparable(checkers(body, MAX_BODY_BYTES)) == comparable(check(body, MAX_BODY_BYTES))
-        (second,) = list(checkers.procs.values())
-        assert second.pid != first.pid and second.is_alive()
-        assert comparable(checkers(body, MAX_BODY_BYTES)) == comparable(check(body, MAX_BODY_BYTES))
-    finally:
-        checkers.close()
+    for packs in (False, True):  # True: for SQLite, the worker packs the document it passed
+        checkers = Checkers(1, packs)
+        try:
+            expected = comparable(check(body, MAX_BODY_BYTES, packs))
+            assert (expected[3] is None) is not packs and (not packs or is_packed(expected[3]))
+            assert comparable(checkers(body, MAX_BODY_BYTES)) == expected
+            assert comparable(checkers(body, MAX_BODY_BYTES)) == expected  # texts sent once
+            assert checkers(b"not json", MAX_BODY_BYTES)[:3] == ("refused", 400, "invalid_json")
+            assert checkers(body, 100)[:3] == ("refused", 413, "too_large")  # the limit goes with the body
+            (first,) = list(checkers.procs.values())
+            first.kill()
+            first.join(5)
+            assert comparable(checkers(body, MAX_BODY_BYTES)) == expected
+            (second,) = list(checkers.procs.values())
+            assert second.pid != first.pid and second.is_alive()
+            assert comparable(checkers(body, MAX_BODY_BYTES)) == expected
+        finally:
+            checkers.close()
 
 
 def _latest_after_two_runs(store, order):

@@ -83,7 +83,7 @@ class Collector(AccessRoutes):
         self.signin = SignIn(store, self.access) if self.access.sign_in is not None else None
         self.org = ""  # the organisation's name, as the share page names it (``serve --org``)
         self.local_read = self.access.sign_in is None or self.access.sign_in.local_read
-        self.checker = Checkers(workers) if workers > 0 else None
+        self.checker = Checkers(workers, store.packs_documents) if workers > 0 else None
         self.public_read = public_read
         self.max_body = max_body
         self.counters = Tally(OUTCOMES)

@@ -22,7 +22,7 @@ from typing import Any
 from readiness.collector.jsontext import dumps, read
 from readiness.collector.engine import utcnow
 from readiness.collector.fleetdb import record_of, record_of_struct
-from readiness.collector.store import RawJSONBytes, REVOKED, Store
+from readiness.collector.store import RawJSONBytes, REVOKED, Store, packed_document
 from readiness.collector.tables import HOST_MAX, TEXT_MAX
 from readiness.fleet.changes import history_record, room_run
 from readiness.onepass import clean_struct
@@ -320,10 +320,11 @@ def _typed(body: bytes, utf8: bool) -> tuple[Any, list[bytes]] | None:
     return clean_struct(body) if utf8 else None
 
 
-def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
+def check(body: bytes, max_bytes: int = MAX_BODY_BYTES, packs: bool = False) -> tuple[Any, ...]:
     """Everything about one upload that needs no database: ("ok", row, checks, document, reqs) with
     document None when the bytes themselves are to be stored, or ("refused", status, code,
-    reason, facts). Plain values only, so it can run in a worker process (``Checkers``)."""
+    reason, facts). Plain values only, so it can run in a worker process (``Checkers``).
+    ``packs``: the document to store comes packed (``packed``: for SQLite), never None."""
     try:
         data, utf8 = _parse(body, max_bytes)
         typed = _typed(body, utf8)
@@ -335,7 +336,10 @@ def check(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> tuple[Any, ...]:
             row, measured, reqs = row_of(data, result)
     except Refused as exc:
         return ("refused", exc.status, exc.code, exc.reason, exc.facts)
-    return ("ok", row, measured, _as_stored(body, data, changed, utf8), reqs)
+    document = _as_stored(body, data, changed, utf8)
+    if packs:
+        document = packed_document(RawJSONBytes(body) if document is None else document)
+    return ("ok", row, measured, document, reqs)
 
 
 _SENT_MAX = 4096
@@ -352,7 +356,7 @@ def _check_loop(conn: Any) -> None:
             raw = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        outcome = check(raw[_SIZE:], int.from_bytes(raw[:_SIZE], "big"))
+        outcome = check(raw[_HEAD:], int.from_bytes(raw[1:_HEAD], "big"), raw[0] == 1)
         if outcome[0] == "ok":
             if len(sent) > _SENT_MAX:
                 sent.clear()
@@ -362,14 +366,15 @@ def _check_loop(conn: Any) -> None:
         conn.send_bytes(pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
 
 
-_SIZE = 8  # bytes of the size limit before an upload's body, on a checker's pipe
+_HEAD = 9  # bytes before an upload's body on a checker's pipe: whether it packs (1 byte), the size limit (8)
 
 
-def _request(body: bytes, max_bytes: int) -> bytes:
-    """What a checker is sent: the size limit, then the body's bytes as they came. Not pickled:
-    ``multiprocessing``'s pickler costs the server a copy of its dispatch table per message
-    (measured with ``py-spy --gil``: pickling the 57 kB body was 6 % of the server's GIL time)."""
-    return b"".join((max_bytes.to_bytes(_SIZE, "big"), body))
+def _request(body: bytes, max_bytes: int, packs: bool) -> bytes:
+    """What a checker is sent: whether it packs the document, the size limit, then the body's
+    bytes as they came. Not pickled: ``multiprocessing``'s pickler costs the server a copy of
+    its dispatch table per message (measured with ``py-spy --gil``: pickling the 57 kB body was
+    6 % of the server's GIL time)."""
+    return b"".join((b"\x01" if packs else b"\x00", max_bytes.to_bytes(_HEAD - 1, "big"), body))
 
 
 class Checkers:
@@ -380,12 +385,14 @@ class Checkers:
     the body and reads the outcome itself (no dispatcher thread between them: measured, the
     executor's two extra hand-offs cost the server process about as much as storing the row).
     Started with "spawn" (no fork of a threaded server). A worker that died (killed) is
-    replaced, and the upload in hand is checked here."""
+    replaced, and the upload in hand is checked here. ``packs``: the workers pack the documents
+    (``check``'s ``packs``: for a store on SQLite), out of the server's interpreter."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, packs: bool = False) -> None:
         import queue
 
         self.workers = workers
+        self.packs = packs
         self.lock = threading.Lock()
         self.idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.procs: dict[Any, Any] = {}  # pipe -> its process
@@ -423,15 +430,15 @@ class Checkers:
         self._start()
         conn = self.idle.get()
         try:
-            conn.send_bytes(_request(body, max_bytes))
+            conn.send_bytes(_request(body, max_bytes, self.packs))
             outcome = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):  # the worker died: replace it, and check this one here
             self._retire(conn)
             if not self.closed:
                 self._spawn()
-            return check(body, max_bytes)
+            return check(body, max_bytes, self.packs)
         self.idle.put(conn)
-        return self._with_texts(outcome) or check(body, max_bytes)
+        return self._with_texts(outcome) or check(body, max_bytes, self.packs)
 
     def _with_texts(self, outcome: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """The outcome with every requirement's text: those sent before come from ``texts``;
@@ -478,7 +485,7 @@ def ingest(store: Store, body: bytes, token_site: str, max_bytes: int = MAX_BODY
     Returns the success body ({"run_id", "stored": "new" | "already"}); raises ``Refused``
     (a 4xx) or ``store.Unavailable`` (503: the client keeps the result and retries).
     """
-    outcome = (checker or check)(body, max_bytes)
+    outcome = checker(body, max_bytes) if checker is not None else check(body, max_bytes, store.packs_documents)
     if outcome[0] == "refused":
         raise Refused(*outcome[1:])
     _, row, measured, document, reqs = outcome

@@ -10,8 +10,8 @@ Alembic (``migrations/``); ``Store.migrate`` runs it, so a database made by an o
 is brought up to date when the server starts.
 
 Tables:
-- ``results``: one row per run, the whole document (JSONB on PostgreSQL, JSON text on SQLite)
-  plus indexed columns: site, room, host, start time, profile, verdict, coverage (the share of
+- ``results``: one row per run, the whole document (JSONB on PostgreSQL; on SQLite its JSON
+  text packed, ``packed``, or the text itself for a run stored before) plus indexed columns: site, room, host, start time, profile, verdict, coverage (the share of
   the checks its profile needs that measured).
 - ``latest``: per room (or per host without a room label), the newest run (``check_name`` "")
   and the newest run holding each check (whatever its status: its newest fact). Updated in the same transaction as the insert;
@@ -52,6 +52,7 @@ from readiness.collector.reads import Reads
 from readiness.collector.engine import (ERROR_KINDS, StoreError, Tally, Unavailable, _Guard, _on_sqlite_connect, aware,
                                         day_of, redacted, sqlalchemy_url, utcnow)
 from readiness.collector.jsontext import loads
+from readiness.collector.packed import Packed, json_text, pack, unpack
 from readiness.collector.tables import (BROWSER_KEYS, day_counts, fleet_records, latest, requirements, results,
                                         room_days, run_history, summaries, tokens)
 
@@ -65,10 +66,9 @@ class RawJSON(str):
 
 class RawJSONBytes(bytes):
     """A document's JSON text as the UTF-8 bytes it came in (checked: UTF-8, no byte-order mark,
-    no NUL), stored as that text. On SQLite the bytes go to the driver as they are and the
-    statement makes them text (``CAST(? AS TEXT)``: the same TEXT value, byte for byte): no
-    decode of a 50 kB body and no encode back in the server process, whose one interpreter every
-    upload waits on. Elsewhere made a ``RawJSON`` in the group commit."""
+    no NUL), stored as that text: packed on SQLite (``packed``), no decode of a 50 kB body in
+    the server process, whose one interpreter every upload waits on; made a ``RawJSON`` in the
+    group commit elsewhere."""
 
     def text(self) -> RawJSON:
         return RawJSON(self.decode("utf-8"))
@@ -79,8 +79,24 @@ def _serialize(value: Any) -> str:
     return value if isinstance(value, RawJSON) else json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def _deserialize(text: str) -> Any:
-    return loads(text)
+def _deserialize(text: str | bytes) -> Any:
+    # every JSON column's reader: a packed document is a BLOB, the drivers hand it over as bytes
+    return loads(json_text(text))
+
+
+def _text(document: Any) -> Any:
+    """A document as PostgreSQL's driver takes it: a dict, or its JSON text."""
+    if isinstance(document, Packed):
+        return RawJSON(unpack(document).decode("utf-8"))
+    return document.text() if isinstance(document, RawJSONBytes) else document
+
+
+def packed_document(document: Any) -> Packed:
+    """A document as SQLite keeps it (``packed``): its JSON text (``RawJSON``, ``RawJSONBytes``,
+    or a dict serialised as the engine does), packed; one packed already, as it is."""
+    if isinstance(document, Packed):
+        return document
+    return pack(document if isinstance(document, (bytes, str)) else _serialize(document))
 
 
 class _Batcher:
@@ -177,24 +193,20 @@ class _Driven:
     rows go in one multi-row VALUES statement (the driver's executemany returns no rows)."""
 
     def __init__(self, stmt: Any, keys: list[str], dialect: Any, returning: bool = False,
-                 texts: tuple[str, ...] = ()) -> None:
+                 blobs: tuple[str, ...] = ()) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=keys)
         self.sql = compiled.string
         self.names = list(compiled.positiontup or ())
         if sorted(self.names) != sorted(keys):
             raise ValueError(f"unexpected parameters {self.names} for {keys}")
-        # ``texts``: columns whose value may come as ``RawJSONBytes``: bound as they are, made text by SQLite
-        self.procs = [(name, _passing_bytes(proc) if name in texts else proc)
+        # ``blobs``: columns whose value may come ``Packed``: bound as it is, a BLOB
+        self.procs = [(name, _passing_packed(proc) if name in blobs else proc)
                       for name in self.names
                       for proc in (compiled.binds[name].type._cached_bind_processor(dialect),)]
         self.returning = returning
         group = "(" + ", ".join("?" * len(self.names)) + ")"
-        if (returning or texts) and self.sql.count(group) != 1:
+        if returning and self.sql.count(group) != 1:
             raise ValueError("no single VALUES group")
-        if texts:
-            cast = "(" + ", ".join("CAST(? AS TEXT)" if name in texts else "?" for name in self.names) + ")"
-            self.sql = self.sql.replace(group, cast)
-            group = cast
         self.group = group
         self._many: dict[int, str] = {}
         # the columns with a processor, by position (the others bind their value as it is)
@@ -298,9 +310,9 @@ def _newest(runs: list[tuple[str, str, Any, list[str]]]) -> list[dict[str, Any]]
     return list(newest.values())
 
 
-def _passing_bytes(proc: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+def _passing_packed(proc: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
     def process(value: Any) -> Any:
-        if isinstance(value, RawJSONBytes):
+        if isinstance(value, Packed):
             return value
         return value if proc is None else proc(value)
     return process
@@ -376,18 +388,18 @@ class Store(Accounts, Reads):
                 "room_days": (self._room_day_upsert, ["room_key", "day", "site", "room", "hostname", "run_id",
                                                       "started", "verdict"], False)}
         if self.dialect == "sqlite" and self.engine.dialect.paramstyle == "qmark":
-            self._raw_bytes = True
+            self.packs_documents = True  # ``packed``: ``ingest.check`` packs them where it runs
             self._lookups = self._driven_lookups()
             driven: dict[str, Callable[..., Any]] = {
-                name: _Driven(stmt, keys, self.engine.dialect, returning, *texts)
-                for name, (stmt, keys, returning, *texts) in plan.items() if name != "latest"}
+                name: _Driven(stmt, keys, self.engine.dialect, returning, *blobs)
+                for name, (stmt, keys, returning, *blobs) in plan.items() if name != "latest"}
             if _has_json_each():
                 driven["latest"] = _DrivenLatest(self.engine.dialect)
             else:  # a row per check, as on PostgreSQL, bound by the driver
                 rows = _Driven(self._latest_upsert, plan["latest"][1], self.engine.dialect)
                 driven["latest"] = lambda conn, runs: rows(conn, _newest(runs))
             return driven
-        self._raw_bytes = False
+        self.packs_documents = False
         self._lookups = {
             "live_tokens": lambda conn, keys: conn.execute(
                 select(tokens.c.digest).where(tokens.c.digest.in_(keys), tokens.c.revoked.is_(None), _unexpired())),
@@ -492,7 +504,7 @@ class Store(Accounts, Reads):
 
     # --- ingest ----------------------------------------------------------------------------
 
-    def store(self, row: dict[str, Any], document: dict[str, Any] | RawJSON | RawJSONBytes, checks: list[str],
+    def store(self, row: dict[str, Any], document: dict[str, Any] | RawJSON | RawJSONBytes | Packed, checks: list[str],
               reqs: dict[str, str] | None = None, token: str | None = None) -> tuple[bool, str | None]:
         """Insert one run, once. Returns (True, None) when stored now, or (False, site of the
         row already stored under this run id). The ``latest`` rows move in the same transaction.
@@ -524,8 +536,7 @@ class Store(Accounts, Reads):
                     first.setdefault(item[0]["run_id"], i)
             # the row is kept as given: a batch that failed is tried again one item at a time
             params = [{**{k: v for k, v in items[i][0].items() if k not in _NOT_COLUMNS},
-                       "document": items[i][1] if self._raw_bytes or not isinstance(items[i][1], RawJSONBytes)
-                       else items[i][1].text()}
+                       "document": packed_document(items[i][1]) if self.packs_documents else _text(items[i][1])}
                       for i in first.values()]
             stored = set(self._run["results"](conn, params).scalars()) if params else set()
             others = [run_id for run_id in first if run_id not in stored]
