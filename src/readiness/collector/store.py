@@ -34,6 +34,7 @@ Tables:
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
@@ -282,9 +283,10 @@ class _DrivenLatest:
                                                for key, run_id, started, names in runs])
 
 
+@functools.cache
 def _has_json_each() -> bool:
     """Whether this Python's SQLite has the JSON functions (built in since SQLite 3.38, an
-    option before it): ``_DrivenLatest`` needs ``json_each``."""
+    option before it): ``_DrivenLatest`` needs ``json_each``. Asked once per process."""
     import sqlite3
 
     try:
