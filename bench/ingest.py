@@ -382,7 +382,6 @@ def make_fleet(work: Path, rooms: int, runs: int) -> None:
     their own host name and room label), and ``runs - 1`` earlier copies of each (new run id,
     started a week earlier each): a fleet whose history is ten times its size."""
     from readiness.collector.ingest import row_of
-    from readiness.collector.packed import is_packed, unpack
     from readiness.collector.store import RawJSON, Store
 
     top = work / "fleet-files"

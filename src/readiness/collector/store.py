@@ -11,8 +11,9 @@ is brought up to date when the server starts.
 
 Tables:
 - ``results``: one row per run, the whole document (JSONB on PostgreSQL; on SQLite its JSON
-  text packed, ``packed``, or the text itself for a run stored before) plus indexed columns: site, room, host, start time, profile, verdict, coverage (the share of
-  the checks its profile needs that measured).
+  text packed, ``packed``, or the text itself for a run stored before) plus indexed columns:
+  site, room, host, start time, profile, verdict, coverage (the share of the checks its profile
+  needs that measured).
 - ``latest``: per room (or per host without a room label), the newest run (``check_name`` "")
   and the newest run holding each check (whatever its status: its newest fact). Updated in the same transaction as the insert;
   retention never deletes a run this table points to, so the fleet state survives pruning.
