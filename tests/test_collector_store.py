@@ -17,7 +17,7 @@ import collector_docs as docs
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
 from readiness.collector.ingest import Refused, ingest
 from readiness.collector.fleetdb import FleetView
-from readiness.collector.migrations import head
+from readiness.collector.migrations import downgrade, head
 from readiness.collector.metrics import exposition
 from readiness.collector.packed import is_packed, unpack
 from readiness.collector.engine import StoreError, Unavailable
@@ -109,6 +109,14 @@ def test_sqlite_keeps_documents_packed_and_reads_those_stored_as_text_before(sto
     assert store.document(old["run_id"]) == old
     assert store.summary(old["run_id"]) == old  # the fleet reads a run without a summary from its document
     assert {run_id for run_id, _ in store.documents(all_runs=True)} == {doc["run_id"], changed["run_id"], old["run_id"]}
+    # revision 0011 marks the packing: an older release refuses the database; back to 0010, text again
+    with store.engine.begin() as conn:
+        downgrade(conn, "0010")
+        assert set(conn.execute(text("SELECT typeof(document) FROM results")).scalars()) == {"text"}
+    assert store.document(doc["run_id"]) == doc and store.document(changed["run_id"]) == changed
+    store.migrate()
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head() == "0011"
 
 
 def test_one_group_commit_stores_each_run_once_and_keeps_the_newest_per_check(store):
@@ -398,6 +406,7 @@ def test_a_database_with_browser_results_in_agents_rooms_is_mended_by_the_migrat
         conn.execute(latest.update().where(latest.c.room_key == room).values(run_id=page["run_id"]))
         conn.execute(latest.insert().values(room_key=host, check_name="", run_id=loose["run_id"],
                                             started=conn.execute(select(latest.c.started).limit(1)).scalar()))
+        downgrade(conn, "0010")  # the documents as text again, as that release stored them
         conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
         conn.execute(text("DROP INDEX ix_results_received"))  # and without what revision 0004 adds
         conn.execute(text("DROP TABLE day_counts"))
@@ -661,6 +670,7 @@ def test_revision_0006_makes_the_records_of_the_runs_held_and_pruning_keeps_them
     with store.engine.begin() as conn:  # as a collector of revision 0005 left it
         held = set(conn.execute(select(latest.c.run_id)).scalars())
         conn.execute(text("DROP TABLE fleet_records"))
+        downgrade(conn, "0010")  # the documents as text again, as that release stored them
         conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
     store.migrate()
     with store.engine.connect() as conn:

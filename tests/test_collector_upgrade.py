@@ -17,7 +17,7 @@ from sqlalchemy import MetaData, Table, inspect, select, text
 
 import collector_docs as docs
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
-from readiness.collector.migrations import head, upgrade
+from readiness.collector.migrations import downgrade, head, upgrade
 from readiness.collector.engine import aware
 from readiness.collector.store import Store
 from readiness.collector.tables import latest, requirements, results, summaries, tokens
@@ -257,6 +257,7 @@ def test_revision_0009_backfills_varied_runs_of_a_revision_0008_database_as_the_
             ingest(store, json.dumps(d).encode(), d["labels"]["site"])
         with store.engine.begin() as conn:  # as a collector of revision 0008 left it
             conn.execute(text("DROP TABLE run_history"))
+            downgrade(conn, "0010")  # the documents as text again, as that release stored them
             conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
         store.migrate()
         with store.engine.connect() as conn:

@@ -37,6 +37,13 @@ def upgrade(conn: Any, target: str = "head") -> None:
     command.upgrade(_config(conn), target)
 
 
+def downgrade(conn: Any, target: str) -> None:
+    """Back to ``target`` (the tests make an older release's database so: 0011 unpacks documents)."""
+    from alembic import command
+
+    command.downgrade(_config(conn), target)
+
+
 def current(conn: Any) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

@@ -19,8 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from readiness.collector.packed import json_text
-
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -32,10 +30,9 @@ _latest = sa.table("latest", sa.column("room_key"), sa.column("check_name"), sa.
 
 
 def _document(value: Any) -> dict[str, Any]:
-    """The stored document: JSON text on SQLite, or packed (``packed``: what ingest writes now),
-    already a dict from PostgreSQL's JSONB."""
+    """The stored document: JSON text on SQLite, already a dict from PostgreSQL's JSONB."""
     if isinstance(value, (bytes, str)):
-        value = json.loads(json_text(value))
+        value = json.loads(value)
     return value if isinstance(value, dict) else {}
 
 

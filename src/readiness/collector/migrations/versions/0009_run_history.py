@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from readiness.collector.packed import json_text
 from readiness.plugins import described
 
 revision = "0009"
@@ -109,8 +108,8 @@ def upgrade() -> None:
                       _results.c.document).execution_options(yield_per=BATCH)
     batch = []
     for run_id, key, site, started, document in conn.execute(query):  # streamed: never every document in memory
-        if isinstance(document, (str, bytes)):  # SQLite: JSON text, or packed (``packed``)
-            document = orjson.loads(json_text(document))
+        if isinstance(document, (str, bytes)):
+            document = orjson.loads(document)
         when = started if started.tzinfo is not None else started.replace(tzinfo=timezone.utc)
         record = _record(_dict(document), followed)
         batch.append({"run_id": run_id, "room_key": key, "site": site, "started": when, "record": record})
