@@ -236,7 +236,7 @@ def test_revision_0009_fills_the_history_of_runs_stored_before_it_as_ingest_does
     from sqlalchemy import select, text
 
     from readiness.collector.ingest import ingest
-    from readiness.collector.migrations import head
+    from readiness.collector.migrations import downgrade, head
     from readiness.collector.store import Store
     from readiness.collector.tables import run_history
 
@@ -253,6 +253,7 @@ def test_revision_0009_fills_the_history_of_runs_stored_before_it_as_ingest_does
         fresh = rows()
         assert len(fresh) == len(_stockholm()) and any(rec["versions"] for _, _, rec in fresh.values())
         with store.engine.begin() as conn:  # as a collector of revision 0005 left it
+            downgrade(conn, "0010")  # the documents as text again, as that release stored them
             conn.execute(text("DROP TABLE run_history"))
             conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
         store.migrate()
