@@ -115,9 +115,9 @@ class Tally:
         self.lock = threading.Lock()
         self.counts = dict.fromkeys(names, 0)
 
-    def add(self, name: str) -> None:
+    def add(self, name: str, n: int = 1) -> None:
         with self.lock:
-            self.counts[name] += 1
+            self.counts[name] += n
 
     def snapshot(self) -> dict[str, int]:
         with self.lock:

@@ -144,23 +144,31 @@ class _Batcher:
             self._run(batch)
 
     def _run(self, batch: list[list[Any]]) -> None:
-        try:
-            outcomes = self.commit([slot[0] for slot in batch])
-        except Unavailable as exc:
-            for slot in batch:
-                slot[3] = exc
-        except Exception as exc:  # noqa: BLE001 - handed to the caller, never lost in this thread
-            if len(batch) == 1:
-                batch[0][3] = exc
-            else:
-                for slot in batch:
-                    self._run([slot])
-                return
-        else:
-            for slot, outcome in zip(batch, outcomes):
-                slot[2] = outcome
-        for slot in batch:
+        for slot, (outcome, error) in zip(batch, settle(self.commit, [slot[0] for slot in batch])):
+            slot[2], slot[3] = outcome, error
             slot[1].release()
+
+    def depth(self) -> int:
+        """Items handed in and not yet taken into a batch."""
+        return self.queue.qsize()
+
+    def close(self) -> None:
+        """Nothing to stop: the commit thread waits for work, a daemon."""
+
+
+def settle(commit: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[tuple[Any, BaseException | None]]:
+    """(outcome, error) for each item, committed together by ``commit``. A batch that fails as
+    a whole (one bad row) is tried again one item at a time, so one item's error never becomes
+    another's; a database that is away (``Unavailable``) fails them all alike."""
+    try:
+        outcomes = commit(items)
+    except Unavailable as exc:
+        return [(None, exc)] * len(items)
+    except Exception as exc:  # noqa: BLE001 - handed to the caller, never lost in the committing thread
+        if len(items) == 1:
+            return [(None, exc)]
+        return [one for item in items for one in settle(commit, [item])]
+    return [(outcome, None) for outcome in outcomes]
 
 
 _NOT_COLUMNS = ("summary", "record", "history")  # of a row given to ``Store.store``: kept in tables of their own
@@ -354,7 +362,7 @@ class Store(Accounts, Reads):
         self._latest_upsert = ins.on_conflict_do_update(
             index_elements=[latest.c.room_key, latest.c.check_name],
             set_={"run_id": ins.excluded.run_id, "started": ins.excluded.started}, where=newer)
-        self._batcher = _Batcher(self._store_batch)
+        self._batcher: Any = _Batcher(self._store_batch)  # or a ``writer.Writer`` (``use_writer``)
         self._requirement_insert = self._insert(requirements).on_conflict_do_nothing(
             index_elements=[requirements.c.digest])
         self._requirements_known: set[str] = set()  # digests this process has seen committed
@@ -429,7 +437,16 @@ class Store(Accounts, Reads):
                 "held": held, "drop_records": drop}
 
     def close(self) -> None:
+        self._batcher.close()
         self.engine.dispose()
+
+    def use_writer(self) -> None:
+        """Commit ingest's batches in a process of their own (``collector.writer``), not in a
+        thread of this one: for a server whose request threads keep its interpreter busy."""
+        from readiness.collector.writer import Writer  # lazy: the writer imports this module
+
+        if not isinstance(self._batcher, Writer):
+            self._batcher = Writer(self.url, self.errors)
 
     # --- schema ----------------------------------------------------------------------------
 
@@ -462,8 +479,8 @@ class Store(Accounts, Reads):
     # --- health ----------------------------------------------------------------------------
 
     def queue_depth(self) -> int:
-        """Results handed in and waiting for the group commit (this process)."""
-        return self._batcher.queue.qsize()
+        """Results handed in and waiting for the group commit (this process's)."""
+        return self._batcher.depth()
 
     def ping(self, timeout_s: float = 2.0) -> str | None:
         """None when the database answers a query within ``timeout_s``, else why not (one line).

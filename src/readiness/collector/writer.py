@@ -1,0 +1,210 @@
+"""Ingest's group commit in a process of its own (``Store.use_writer``: ``readiness serve`` with
+ingest workers).
+
+In the server process, the group commit's thread (``store._Batcher``) gives up the interpreter
+at each statement and must win it back from the request threads: measured with ``py-spy
+--native`` during ingest on 2 cores, a third of that thread's time went to waiting for it, and
+that thread is what every upload waits on. Here the same batches (``store.settle`` over
+``Store._store_batch``) are committed by a process that does nothing else.
+
+``Store.store`` hands each item over one pipe (pickled, with a ticket) and waits for its answer;
+a thread of the server reads the answers and wakes each waiting upload. In the writer, one
+thread reads the pipe while the other commits, so the items that arrive during a commit make the
+next batch. A writer that dies fails the uploads in hand with ``Unavailable`` (503: the agent
+keeps the result and sends it again, and a run stored already is answered "already"); the next
+upload starts another writer. The writer stops when the server closes the pipe or dies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import queue
+import threading
+from typing import Any
+
+from readiness.collector.engine import StoreError, Tally, Unavailable
+
+STOPPED = ("the collector's writer process stopped; whether the result was stored is not known: "
+           "send it again (a result stored already is answered as such)")
+
+
+_END = b""  # the server's last message: commit what is in hand, answer, and stop
+
+
+class WriteError(RuntimeError):
+    """A batch item the writer could not store for another reason than a database away (its text)."""
+
+
+class Writer:
+    """``Store.store``'s group commit (``submit``) through a writer process over ``url``. ``errors``:
+    the server's tally of database errors, which the writer's are added to (``/metrics``)."""
+
+    WAIT_S = 60.0
+
+    def __init__(self, url: str, errors: Tally) -> None:
+        self.url = url
+        self.errors = errors
+        self.lock = threading.Lock()  # one message at a time on the pipe; starting a writer
+        self.conn: Any = None
+        self.proc: Any = None
+        self.waiting: dict[int, list[Any]] = {}  # ticket -> [done, outcome, error], of the writer now running
+        self.tickets = itertools.count()
+        self.closed = False
+
+    def _start(self) -> Any:
+        """The pipe to the running writer; a writer started first when none runs (``lock`` held)."""
+        if self.conn is None:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_write_loop, args=(theirs, self.url), daemon=True, name="readiness-ingest-writer")
+            proc.start()
+            theirs.close()
+            self.conn, self.proc, self.waiting = ours, proc, {}
+            threading.Thread(target=self._answers, args=(ours, proc, self.waiting), daemon=True,
+                             name="ingest-writer-answers").start()
+        return self.conn
+
+    def warm(self) -> None:
+        """Start the writer now, not on the first upload."""
+        with self.lock:
+            if not self.closed:
+                self._start()
+
+    def submit(self, item: Any) -> Any:
+        """Store one item (``Store.store``'s tuple); returns ``_store_batch``'s outcome for it."""
+        done = threading.Lock()
+        done.acquire()  # released by the answers' thread
+        slot: list[Any] = [done, None, None]
+        ticket = next(self.tickets)
+        message = pickle.dumps((ticket, item), pickle.HIGHEST_PROTOCOL)
+        with self.lock:
+            if self.closed:
+                raise Unavailable("the collector is stopping; send the result again")
+            conn = self._start()
+            self.waiting[ticket] = slot
+            try:
+                conn.send_bytes(message)
+            except OSError:
+                self.waiting.pop(ticket, None)
+                raise Unavailable(STOPPED) from None
+        if not done.acquire(timeout=self.WAIT_S):
+            raise Unavailable("the database did not commit in time")
+        if slot[2] is not None:
+            raise slot[2]
+        return slot[1]
+
+    def _answers(self, conn: Any, proc: Any, waiting: dict[int, list[Any]]) -> None:
+        """Wake each upload with its answer, until the writer's pipe closes; then fail those in hand."""
+        seen = dict.fromkeys(self.errors.counts, 0)
+        while True:
+            try:
+                answers, errors = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                break
+            for kind, n in errors.items():  # the writer's database errors, counted here too
+                if n > seen.get(kind, 0):
+                    self.errors.add(kind, n - seen.get(kind, 0))
+                    seen[kind] = n
+            for ticket, outcome, error in answers:
+                slot = waiting.pop(ticket, None)
+                if slot is not None:
+                    slot[1], slot[2] = outcome, _raised(error)
+                    slot[0].release()
+        with self.lock:
+            if self.conn is conn:
+                self.conn = self.proc = None
+            conn.close()
+            for slot in [waiting.pop(t) for t in list(waiting)]:
+                slot[2] = Unavailable(STOPPED)
+                slot[0].release()
+        proc.join(5)
+
+    def depth(self) -> int:
+        """Items handed to the writer and not yet answered."""
+        return len(self.waiting)
+
+    def close(self) -> None:
+        """Stop the writer: it commits what it holds, then ends (killed after 10 s)."""
+        with self.lock:
+            self.closed = True
+            conn, proc = self.conn, self.proc
+            if conn is not None:
+                try:
+                    conn.send_bytes(_END)  # not a close: the answers' thread is reading this pipe
+                except OSError:
+                    pass
+        if proc is not None:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+
+def _portable(error: BaseException | None) -> tuple[str, str] | None:
+    """An error as plain values for the pipe (a driver's exception need not pickle)."""
+    if error is None:
+        return None
+    if isinstance(error, Unavailable):
+        return ("unavailable", str(error))
+    return ("error", f"{type(error).__name__}: {str(error).strip()[:500]}")
+
+
+def _raised(error: tuple[str, str] | None) -> BaseException | None:
+    if error is None:
+        return None
+    return Unavailable(error[1]) if error[0] == "unavailable" else WriteError(error[1])
+
+
+def _write_loop(conn: Any, url: str) -> None:
+    """The writer process: batches of what has arrived, committed as the server's own group
+    commit does (``store.settle``), the answers sent back in one message per batch."""
+    from readiness.collector.store import Store, _Batcher, settle
+
+    store: Store | None = None
+    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        while True:
+            try:
+                raw = conn.recv_bytes()
+            except (EOFError, OSError):
+                raw = _END
+            if raw == _END:
+                inbox.put(None)
+                return
+            inbox.put(raw)
+
+    threading.Thread(target=read, daemon=True, name="ingest-writer-inbox").start()
+    ending = False
+    while not ending:
+        first = inbox.get()
+        if first is None:
+            break
+        batch = [first]
+        while len(batch) < _Batcher.MAX:
+            try:
+                raw = inbox.get_nowait()
+            except queue.Empty:
+                break
+            if raw is None:
+                ending = True
+                break
+            batch.append(raw)
+        entries = [pickle.loads(raw) for raw in batch]
+        try:
+            if store is None:  # opened here, not at the start: a database away fails these uploads, not the writer
+                store = Store(url, pool_size=1, create=False)
+            settled = settle(store._store_batch, [item for _ticket, item in entries])
+        except StoreError as exc:
+            settled = [(None, Unavailable(str(exc)))] * len(entries)
+        answers = [(ticket, outcome, _portable(error)) for (ticket, _item), (outcome, error) in zip(entries, settled)]
+        errors = store.errors.snapshot() if store is not None else {}
+        try:
+            conn.send_bytes(pickle.dumps((answers, errors), pickle.HIGHEST_PROTOCOL))
+        except OSError:  # the server is gone: what was committed stays, its uploads are sent again
+            break
+    if store is not None:
+        store.close()
