@@ -8,18 +8,18 @@ that thread is what every upload waits on. Here the same batches (``store.settle
 ``Store._store_batch``) are committed by a process that does nothing else.
 
 ``Store.store`` hands each item over one pipe (pickled, with a ticket) and waits for its answer;
-a thread of the server reads the answers and wakes each waiting upload. In the writer, one
-thread reads the pipe while the other commits, so the items that arrive during a commit make the
-next batch. A writer that dies fails the uploads in hand with ``Unavailable`` (503: the agent
-keeps the result and sends it again, and a run stored already is answered "already"); the next
-upload starts another writer. The writer stops when the server closes the pipe or dies.
+a thread of the server reads the answers and wakes each waiting upload. The writer takes what
+has arrived into one batch, commits it, answers, and takes what arrived meanwhile (it waited
+in the pipe; a sender finding the pipe full waits, as it would wait for its answer). A writer
+that dies fails the uploads in hand with ``Unavailable`` (503: the agent keeps the result and
+sends it again, and a run stored already is answered "already"); the next upload starts another
+writer. The writer stops at the server's last message (``close``), or when the server dies.
 """
 
 from __future__ import annotations
 
 import itertools
 import pickle
-import queue
 import threading
 from typing import Any
 
@@ -27,8 +27,6 @@ from readiness.collector.engine import StoreError, Tally, Unavailable
 
 STOPPED = ("the collector's writer process stopped; whether the result was stored is not known: "
            "send it again (a result stored already is answered as such)")
-
-
 _END = b""  # the server's last message: commit what is in hand, answer, and stop
 
 
@@ -164,32 +162,23 @@ def _write_loop(conn: Any, url: str) -> None:
     from readiness.collector.store import Store, _Batcher, settle
 
     store: Store | None = None
-    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
 
-    def read() -> None:
-        while True:
-            try:
-                raw = conn.recv_bytes()
-            except (EOFError, OSError):
-                raw = _END
-            if raw == _END:
-                inbox.put(None)
-                return
-            inbox.put(raw)
+    def receive() -> bytes:
+        try:
+            return conn.recv_bytes()
+        except (EOFError, OSError):
+            return _END
 
-    threading.Thread(target=read, daemon=True, name="ingest-writer-inbox").start()
     ending = False
     while not ending:
-        first = inbox.get()
-        if first is None:
+        first = receive()
+        if first == _END:
             break
+        # what else has arrived meanwhile (items sent during the last commit wait in the pipe)
         batch = [first]
-        while len(batch) < _Batcher.MAX:
-            try:
-                raw = inbox.get_nowait()
-            except queue.Empty:
-                break
-            if raw is None:
+        while len(batch) < _Batcher.MAX and conn.poll(0):
+            raw = receive()
+            if raw == _END:
                 ending = True
                 break
             batch.append(raw)
