@@ -311,14 +311,16 @@ def _has_json_each() -> bool:
 
 def _newest(runs: list[tuple[str, str, Any, list[str]]]) -> list[dict[str, Any]]:
     """``latest`` rows of ``runs`` (as ``_DrivenLatest`` takes them), one per room and check: the
-    newest run of the batch (by start, then run id)."""
+    newest run of the batch (by start, then run id). In key order: replicas upserting the same
+    rooms lock their rows in the same order (in batch order, two PostgreSQL transactions of
+    opposite orders deadlocked, and one was refused)."""
     newest: dict[tuple[str, str], dict[str, Any]] = {}
     for key, run_id, started, names in runs:
         for name in names:
             had = newest.get((key, name))
             if had is None or (had["started"], had["run_id"]) < (started, run_id):
                 newest[(key, name)] = {"room_key": key, "check_name": name, "run_id": run_id, "started": started}
-    return list(newest.values())
+    return [newest[k] for k in sorted(newest)]
 
 
 def _passing_packed(proc: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
@@ -546,7 +548,8 @@ class Store(Accounts, Reads):
             new = {d: t for item in items for d, t in (item[3] if len(item) > 3 else {}).items()
                    if d not in self._requirements_known}
             if new:
-                conn.execute(self._requirement_insert, [{"digest": d, "requirement": RawJSON(t)} for d, t in new.items()])
+                conn.execute(self._requirement_insert,
+                             [{"digest": d, "requirement": RawJSON(t)} for d, t in sorted(new.items())])
             wanted = {item[4] for item in items if len(item) > 4 and item[4]}
             live = set(self._lookups["live_tokens"](conn, list(wanted)).scalars()) if wanted else set()
             refused = {i for i, item in enumerate(items) if len(item) > 4 and item[4] and item[4] not in live}
@@ -555,14 +558,15 @@ class Store(Accounts, Reads):
                 if i not in refused:
                     first.setdefault(item[0]["run_id"], i)
             # the row is kept as given: a batch that failed is tried again one item at a time
+            # rows in key order, every statement: replicas storing the same runs or rooms lock them in one order
             params = [{**{k: v for k, v in items[i][0].items() if k not in _NOT_COLUMNS},
                        "document": packed_document(items[i][1]) if self.packs_documents else _text(items[i][1])}
-                      for i in first.values()]
+                      for i in (first[run_id] for run_id in sorted(first))]
             stored = set(self._run["results"](conn, params).scalars()) if params else set()
             others = [run_id for run_id in first if run_id not in stored]
             sites = dict(conn.execute(select(results.c.run_id, results.c.site).where(results.c.run_id.in_(others)))
                          .all()) if others else {}
-            winners = [items[first[run_id]] for run_id in stored]
+            winners = [items[first[run_id]] for run_id in sorted(stored)]
             summaries_new = [{"run_id": row["run_id"], "summary": RawJSON(row["summary"])}
                              for row, *_ in winners if row.get("summary") is not None]
             if summaries_new:
@@ -578,7 +582,7 @@ class Store(Accounts, Reads):
                 self._run["records"](conn, records_new)
             if winners:
                 keys = {row["room_key"] for row, *_ in winners}
-                held = set(self._lookups["held"](conn, list(keys)).scalars())
+                held = set(self._lookups["held"](conn, sorted(keys)).scalars())
                 self._run["latest"](conn, [(row["room_key"], row["run_id"], row["started"], ["", *checks])
                                            for row, _document, checks, *_ in winners])
                 self._drop_records(conn, held | {row["run_id"] for row, *_ in winners})
@@ -600,7 +604,7 @@ class Store(Accounts, Reads):
         a newer run now, or stored already older than what the room holds): the view reads only
         held runs' records, so the table stays about one row per room. One a concurrent
         transaction displaces is left to retention (harmless: never read)."""
-        self._lookups["drop_records"](conn, list(run_ids))
+        self._lookups["drop_records"](conn, sorted(run_ids))
 
     # --- tokens ----------------------------------------------------------------------------
 
