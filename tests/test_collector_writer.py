@@ -16,23 +16,17 @@ import pytest
 
 import collector_docs as docs
 from postgres import postgres  # noqa: F401 - the session fixture
+from test_collector_store import store as plain_store  # noqa: F401 - the fixture: a Store on SQLite, then on PostgreSQL
 from readiness.collector.engine import Unavailable
 from readiness.collector.ingest import Refused, ingest
 from readiness.collector.store import Store
 from readiness.collector.writer import STOPPED, WriteError
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'readiness.db'}"
-    else:
-        url = request.getfixturevalue("postgres").fresh_url()
-    s = Store(url)
-    s.migrate()
-    s.use_writer()
-    yield s
-    s.close()
+@pytest.fixture
+def store(plain_store):
+    plain_store.use_writer()
+    return plain_store  # closed, its writer too, by the plain store's fixture
 
 
 def _sqlite_store(tmp_path: Path) -> Store:

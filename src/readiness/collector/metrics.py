@@ -33,6 +33,7 @@ replicas in Prometheus):
                                               its handler's start to its answer (body read,
                                               border, group commit)
     readiness_ingest_queue_depth              results checked and waiting for the group commit
+                                              (this process's, or its writer process's)
     readiness_database_errors_total{kind}     database errors met: unreachable, other
     readiness_alert_outbox_depth              alert messages (one per channel) not yet sent, in
                                               the database (every replica reports the same);
@@ -72,11 +73,12 @@ class Health:
 
     def collect(self) -> Any:
         depth = GaugeMetricFamily("readiness_ingest_queue_depth",
-                                  "Results checked and waiting for the group commit in this process")
+                                  "Results checked and waiting for this process's group commit (in it or in its "
+                                  "writer process)")
         depth.add_metric([], self.store.queue_depth())
         yield depth
-        errors = CounterMetricFamily("readiness_database_errors", "Database errors met by this process, by kind",
-                                     labels=["kind"])
+        errors = CounterMetricFamily("readiness_database_errors",
+                                     "Database errors met by this process and its writer, by kind", labels=["kind"])
         for kind, n in self.store.errors.snapshot().items():
             errors.add_metric([kind], n)
         yield errors
