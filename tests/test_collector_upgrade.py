@@ -13,12 +13,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import MetaData, Table, inspect, select, text
 
 import collector_docs as docs
 from postgres import Postgres, postgres  # noqa: F401 - the session fixture
 from readiness.collector.migrations import downgrade, head, upgrade
 from readiness.collector.engine import aware
+from readiness.collector.ingest import ingest
 from readiness.collector.store import Store
 from readiness.collector.tables import latest, requirements, results, summaries, tokens
 from test_collector_serve import Collector, add_token, readiness_cmd, rows, spool_env
@@ -273,3 +275,42 @@ def test_revision_0009_backfills_varied_runs_of_a_revision_0008_database_as_the_
     assert "software.teams_version" not in by_host["desk-7"]["versions"] and by_host["desk-7"]["room"] == ""
     assert {rec["devices"].get("camera") for rec in backfilled.values()} >= {"Logitech Rally", "Poly Studio"}
     assert any(rec["values"].get("speakers.speech_mos") == 3.1 for rec in backfilled.values())
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_serve_db_downgrade_takes_the_schema_back_for_an_older_release(cli, tmp_path, engine, request):
+    """``readiness serve db downgrade REVISION``: without --yes it lists what it would undo and
+    changes nothing; with it the database is at REVISION, its documents as that release reads
+    them (SQLite: text again, not packed); an unknown revision, a newer one and the same one are
+    said plainly; a start of this release upgrades it back."""
+    url = (f"sqlite:///{tmp_path / 'readiness.db'}" if engine == "sqlite"
+           else request.getfixturevalue("postgres").fresh_url())
+    store = Store(url)
+    store.migrate()
+    doc = docs.document()
+    ingest(store, docs.body(doc), "Stockholm")
+    store.close()
+    listed = cli("serve", "db", "downgrade", "0010", "--db", url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("undo 0011: Documents packed on SQLite") and "nothing changed" in listed.stderr
+    done = cli("serve", "db", "downgrade", "0010", "--db", url, "--yes")
+    assert done.returncode == 0 and "the database has schema 0010 now" in done.stderr, done.stderr
+    store = Store(url)
+    try:
+        assert _revision(store) == "0010" and store.document(doc["run_id"]) == doc
+        if engine == "sqlite":
+            with store.engine.connect() as conn:
+                assert conn.execute(text("SELECT typeof(document) FROM results")).scalar_one() == "text"
+    finally:
+        store.close()
+    for revision, code, said in (("0099", 2, "no schema revision '0099': this readiness knows 0001, "),
+                                 (head(), 2, f"{head()} is newer than the database's schema 0010"),
+                                 ("0010", 0, "the database has schema 0010 already")):
+        got = cli("serve", "db", "downgrade", revision, "--db", url, "--yes")
+        assert got.returncode == code and said in got.stderr and "Traceback" not in got.stderr, got.stderr
+    store = Store(url)
+    try:
+        store.migrate()  # what serve does at its start
+        assert _revision(store) == head() and store.document(doc["run_id"]) == doc
+    finally:
+        store.close()

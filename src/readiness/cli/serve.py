@@ -166,7 +166,8 @@ def alerts_test(alerts_file: str) -> None:
 
 @serve.group("db")
 def db_group() -> None:
-    """The collector's database: backups (SQLite; PostgreSQL: pg_dump, see the README)."""
+    """The collector's database: backups (SQLite; PostgreSQL: pg_dump, see the README), and the
+    way back to an older release's schema."""
 
 
 @db_group.command("backup")
@@ -183,6 +184,60 @@ def db_backup(db_url: str | None, file: str) -> None:
     except BackupError as exc:
         fail(str(exc))
     click.echo(f"backed up {runs} run{'s' if runs != 1 else ''} to {file}", err=True)
+
+
+@db_group.command("downgrade")
+@DB_OPTION
+@click.argument("revision", metavar="REVISION")
+@click.option("--yes", is_flag=True, help="Do it; without it, only say what would be undone.")
+def db_downgrade(db_url: str | None, revision: str, yes: bool) -> None:
+    """Take the database's schema back to REVISION, for an older release of readiness.
+
+    An older release refuses a database of a newer schema ("this readiness knows up to
+    REVISION"). Stop every server on the database, back it up, run this with that revision,
+    then start the older release. Without --yes nothing changes: the steps are listed.
+    """
+    if not db_url:
+        fail(f"give the collector's database: --db URL or {DB_ENV}")
+    try:
+        from readiness.collector.engine import StoreError, Unavailable
+        from readiness.collector.migrations import revisions
+        from readiness.collector.store import Store
+    except ImportError as exc:
+        fail(f"the collector needs the server extra: pip install 'readiness[server]' ({exc})")
+    known = revisions()
+    ids = [rev for rev, _ in known]
+    if revision not in ids:
+        fail(f"no schema revision {revision!r}: this readiness knows {', '.join(ids)}")
+    try:
+        store = Store(db_url, create=False)
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        now = store.revision()
+        if now is None:
+            fail("the database holds no readiness data yet: nothing to take back")
+        if now not in ids:
+            fail(f"the database has schema {now}, newer than this readiness knows ({ids[-1]}): downgrade it with the "
+                 "release that made it")
+        if ids.index(revision) > ids.index(now):
+            fail(f"{revision} is newer than the database's schema {now}: `readiness serve --db URL` upgrades it")
+        steps = [(rev, what) for rev, what in reversed(known) if ids.index(revision) < ids.index(rev) <= ids.index(now)]
+        if not steps:
+            click.echo(f"the database has schema {now} already", err=True)
+            return
+        for rev, what in steps:
+            click.echo(f"undo {rev}: {what}")
+        if not yes:
+            click.echo(f"nothing changed: run again with --yes to take the schema from {now} to {revision} (stop every "
+                       "server on this database and back it up first)", err=True)
+            return
+        store.downgrade(revision)
+        click.echo(f"the database has schema {store.revision()} now", err=True)
+    except Unavailable as exc:
+        fail(str(exc))
+    finally:
+        store.close()
 
 
 @serve.command("audit")

@@ -462,6 +462,22 @@ class Store(Accounts, Reads):
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             upgrade(conn)
 
+    def revision(self) -> str | None:
+        """The schema revision the database holds (None: none yet)."""
+        from readiness.collector.migrations import current  # lazy: the migrations import this module's tables
+
+        with self._guard(), self.engine.connect() as conn:
+            return current(conn)
+
+    def downgrade(self, target: str) -> None:
+        """Take the schema back to revision ``target``, for an older release (``serve db downgrade``)."""
+        from readiness.collector.migrations import downgrade  # lazy: the migrations import this module's tables
+
+        with self._guard(), self.engine.begin() as conn:
+            if self.dialect == "postgresql":  # not while a replica starting upgrades it
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            downgrade(conn, target)
+
     def require_schema(self) -> None:
         """For readers: the database must exist and be of a schema this collector knows."""
         from readiness.collector.migrations import current, head  # lazy: the migrations import this module's tables

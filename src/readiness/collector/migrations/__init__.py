@@ -44,6 +44,20 @@ def downgrade(conn: Any, target: str) -> None:
     command.downgrade(_config(conn), target)
 
 
+def revisions() -> list[tuple[str, str]]:
+    """Every revision, oldest first: (its id, what it does: its description's first sentence)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_config(None))
+    return [(s.revision, _first_sentence(s.doc or "")) for s in reversed(list(scripts.walk_revisions()))]
+
+
+def _first_sentence(doc: str) -> str:
+    text = " ".join(doc.strip().split("\n\n")[0].split()).replace("``", "")
+    text = text.split(". ")[0].rstrip(".")
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
 def current(conn: Any) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
