@@ -82,13 +82,15 @@ class Writer:
             if self.closed:
                 raise Unavailable("the collector is stopping; send the result again")
             conn = self._start()
-            self.waiting[ticket] = slot
+            waiting = self.waiting
+            waiting[ticket] = slot
             try:
                 conn.send_bytes(message)
             except OSError:
-                self.waiting.pop(ticket, None)
+                waiting.pop(ticket, None)
                 raise Unavailable(STOPPED) from None
         if not done.acquire(timeout=self.WAIT_S):
+            waiting.pop(ticket, None)
             raise Unavailable("the database did not commit in time")
         if slot[2] is not None:
             raise slot[2]
@@ -189,6 +191,8 @@ def _write_loop(conn: Any, url: str) -> None:
             settled = settle(store._store_batch, [item for _ticket, item in entries])
         except StoreError as exc:
             settled = [(None, Unavailable(str(exc)))] * len(entries)
+        except Exception as exc:  # noqa: BLE001 - the database could not be opened: these uploads fail, the writer stays
+            settled = [(None, Unavailable(f"the database could not be opened: {str(exc).strip()[:200]}"))] * len(entries)
         answers = [(ticket, outcome, _portable(error)) for (ticket, _item), (outcome, error) in zip(entries, settled)]
         errors = store.errors.snapshot() if store is not None else {}
         try:
