@@ -175,8 +175,7 @@ def _collector(opts: ServeOptions, open_store: Callable[[str], Any], tls: bool) 
         log(f"alerts: {len(alert_cfg.rules)} rules, channels {', '.join(alert_cfg.channels) or 'none'} "
             f"({opts.alerts_file}); events of one site and cause within {alert_cfg.group_within_s:g} s go in one message")
     if collector.checker is not None:
-        store.use_writer()  # the group commit too in a process of its own (``collector.writer``)
-        store._batcher.warm()
+        store.use_writer()  # the group commit too in a process of its own (``collector.groupcommit``)
         collector.checker.warm()
     collector.view.warm()
     # the first pass over the rooms' changes (the suspected regressions, ``collector.history``;

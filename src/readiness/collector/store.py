@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import functools
 import json
-import queue
 import threading
 import time
 from collections import Counter
@@ -51,8 +50,9 @@ from sqlalchemy.engine import Engine
 
 from readiness.collector.accounts import Accounts, _unexpired, digest
 from readiness.collector.reads import Reads
-from readiness.collector.engine import (ERROR_KINDS, StoreError, Tally, Unavailable, _Guard, _on_sqlite_connect, aware,
+from readiness.collector.engine import (ERROR_KINDS, StoreError, Tally, _Guard, _on_sqlite_connect, aware,
                                         day_of, redacted, sqlalchemy_url, utcnow)
+from readiness.collector.groupcommit import Batcher, Writer
 from readiness.collector.jsontext import loads
 from readiness.collector.packed import Packed, json_text, pack, unpack
 from readiness.collector.tables import (BROWSER_KEYS, day_counts, fleet_records, latest, requirements, results,
@@ -99,76 +99,6 @@ def packed_document(document: Any) -> Packed:
     if isinstance(document, Packed):
         return document
     return pack(document if isinstance(document, (bytes, str)) else _serialize(document))
-
-
-class _Batcher:
-    """Group commit: callers hand in work and wait; one thread commits whatever has gathered in
-    one transaction. With 32 agents uploading at once that is one fsync for dozens of results.
-    A batch that fails as a whole (one bad row) is retried one item at a time, so one item's
-    error never becomes another's; a database that is away fails every waiting caller alike."""
-
-    MAX = 64
-    WAIT_S = 60.0
-
-    def __init__(self, commit: Callable[[list[Any]], list[Any]]) -> None:
-        self.commit = commit
-        self.queue: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-
-    def submit(self, item: Any) -> Any:
-        # item, done, outcome, error; done: a lock held until the batch is committed (released
-        # by the commit thread), cheaper than an Event (a Condition and a waiter lock per wait)
-        done = threading.Lock()
-        done.acquire()
-        slot: list[Any] = [item, done, None, None]
-        with self.lock:
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._loop, daemon=True, name="group-commit")
-                self.thread.start()
-        self.queue.put(slot)
-        if not done.acquire(timeout=self.WAIT_S):
-            raise Unavailable("the database did not commit in time")
-        if slot[3] is not None:
-            raise slot[3]
-        return slot[2]
-
-    def _loop(self) -> None:
-        while True:
-            batch = [self.queue.get()]
-            while len(batch) < self.MAX:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._run(batch)
-
-    def _run(self, batch: list[list[Any]]) -> None:
-        for slot, (outcome, error) in zip(batch, settle(self.commit, [slot[0] for slot in batch])):
-            slot[2], slot[3] = outcome, error
-            slot[1].release()
-
-    def depth(self) -> int:
-        """Items handed in and not yet taken into a batch."""
-        return self.queue.qsize()
-
-    def close(self) -> None:
-        """Nothing to stop: the commit thread waits for work, a daemon."""
-
-
-def settle(commit: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[tuple[Any, BaseException | None]]:
-    """(outcome, error) for each item, committed together by ``commit``. A batch that fails as
-    a whole (one bad row) is tried again one item at a time, so one item's error never becomes
-    another's; a database that is away (``Unavailable``) fails them all alike."""
-    try:
-        outcomes = commit(items)
-    except Unavailable as exc:
-        return [(None, exc)] * len(items)
-    except Exception as exc:  # noqa: BLE001 - handed to the caller, never lost in the committing thread
-        if len(items) == 1:
-            return [(None, exc)]
-        return [one for item in items for one in settle(commit, [item])]
-    return [(outcome, None) for outcome in outcomes]
 
 
 _NOT_COLUMNS = ("summary", "record", "history")  # of a row given to ``Store.store``: kept in tables of their own
@@ -364,7 +294,7 @@ class Store(Accounts, Reads):
         self._latest_upsert = ins.on_conflict_do_update(
             index_elements=[latest.c.room_key, latest.c.check_name],
             set_={"run_id": ins.excluded.run_id, "started": ins.excluded.started}, where=newer)
-        self._batcher: Any = _Batcher(self._store_batch)  # or a ``writer.Writer`` (``use_writer``)
+        self._batcher: Batcher | Writer = Batcher(self._store_batch)  # or a process of its own (``use_writer``)
         self._requirement_insert = self._insert(requirements).on_conflict_do_nothing(
             index_elements=[requirements.c.digest])
         self._requirements_known: set[str] = set()  # digests this process has seen committed
@@ -443,12 +373,12 @@ class Store(Accounts, Reads):
         self.engine.dispose()
 
     def use_writer(self) -> None:
-        """Commit ingest's batches in a process of their own (``collector.writer``), not in a
-        thread of this one: for a server whose request threads keep its interpreter busy."""
-        from readiness.collector.writer import Writer  # lazy: the writer imports this module
-
+        """Commit ingest's batches in a process of their own (``groupcommit.Writer``, started
+        now), not in a thread of this one: for a server whose request threads keep its
+        interpreter busy."""
         if not isinstance(self._batcher, Writer):
-            self._batcher = Writer(self.url, self.errors)
+            self._batcher = Writer(functools.partial(Store, self.url, pool_size=1, create=False), self.errors)
+            self._batcher.warm()
 
     # --- schema ----------------------------------------------------------------------------
 
@@ -547,7 +477,7 @@ class Store(Accounts, Reads):
         """Insert one run, once. Returns (True, None) when stored now, or (False, site of the
         row already stored under this run id). The ``latest`` rows move in the same transaction.
 
-        Calls from many threads at once are committed together (group commit, ``_Batcher``):
+        Calls from many threads at once are committed together (group commit, ``groupcommit``):
         one durable commit for many results instead of one each; every caller still returns
         only once its row is committed. ``reqs``: the requirements the row's summary points to
         (digest -> canonical JSON, ``ingest.summary_of``). ``token``: the upload token's secret,

@@ -1,29 +1,102 @@
-"""Ingest's group commit in a process of its own (``Store.use_writer``: ``readiness serve`` with
-ingest workers).
+"""Ingest's group commit: many uploads stored in one transaction, one durable commit for all of
+them, in a thread of the server (``Batcher``) or in a process of its own (``Writer``: ``Store.use_writer``,
+``readiness serve`` with ingest workers). Both commit what has gathered with the store's own
+batch (``Store._store_batch``) and share what a failed batch means (``settle``).
 
-In the server process, the group commit's thread (``store._Batcher``) gives up the interpreter
-at each statement and must win it back from the request threads: measured with ``py-spy
---native`` during ingest on 2 cores, a third of that thread's time went to waiting for it, and
-that thread is what every upload waits on. Here the same batches (``store.settle`` over
-``Store._store_batch``) are committed by a process that does nothing else.
+In the server process, the commit thread gives up the interpreter at each statement and must
+win it back from the request threads: measured with ``py-spy --native`` during ingest on 2
+cores, a third of that thread's time went to waiting for it, and that thread is what every
+upload waits on. The writer process does nothing else.
 
-``Store.store`` hands each item over one pipe (pickled, with a ticket) and waits for its answer;
-a thread of the server reads the answers and wakes each waiting upload. The writer takes what
-has arrived into one batch, commits it, answers, and takes what arrived meanwhile (it waited
-in the pipe; a sender finding the pipe full waits, as it would wait for its answer). A writer
-that dies fails the uploads in hand with ``Unavailable`` (503: the agent keeps the result and
-sends it again, and a run stored already is answered "already"); the next upload starts another
-writer. The writer stops at the server's last message (``close``), or when the server dies.
+``Writer.submit`` hands each item over one pipe (pickled, with a ticket) and waits for its
+answer; a thread of the server reads the answers and wakes each waiting upload. The writer
+takes what has arrived into one batch, commits it, answers, and takes what arrived meanwhile (it
+waited in the pipe; a sender finding the pipe full waits, as it would wait for its answer). A
+writer that dies fails the uploads in hand with ``Unavailable`` (503: the agent keeps the result
+and sends it again, and a run stored already is answered "already"); the next upload starts
+another writer. The writer stops at the server's last message (``close``), or when the server
+dies. It opens the database with the ``opener`` it is given (this module imports no store).
 """
 
 from __future__ import annotations
 
 import itertools
 import pickle
+import queue
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from readiness.collector.engine import StoreError, Tally, Unavailable
+
+class Batcher:
+    """Group commit: callers hand in work and wait; one thread commits whatever has gathered in
+    one transaction. With 32 agents uploading at once that is one fsync for dozens of results.
+    A batch that fails as a whole (one bad row) is retried one item at a time, so one item's
+    error never becomes another's; a database that is away fails every waiting caller alike."""
+
+    MAX = 64
+    WAIT_S = 60.0
+
+    def __init__(self, commit: Callable[[list[Any]], list[Any]]) -> None:
+        self.commit = commit
+        self.queue: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, item: Any) -> Any:
+        # item, done, outcome, error; done: a lock held until the batch is committed (released
+        # by the commit thread), cheaper than an Event (a Condition and a waiter lock per wait)
+        done = threading.Lock()
+        done.acquire()
+        slot: list[Any] = [item, done, None, None]
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, daemon=True, name="group-commit")
+                self.thread.start()
+        self.queue.put(slot)
+        if not done.acquire(timeout=self.WAIT_S):
+            raise Unavailable("the database did not commit in time")
+        if slot[3] is not None:
+            raise slot[3]
+        return slot[2]
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < self.MAX:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._run(batch)
+
+    def _run(self, batch: list[list[Any]]) -> None:
+        for slot, (outcome, error) in zip(batch, settle(self.commit, [slot[0] for slot in batch])):
+            slot[2], slot[3] = outcome, error
+            slot[1].release()
+
+    def depth(self) -> int:
+        """Items handed in and not yet taken into a batch."""
+        return self.queue.qsize()
+
+    def close(self) -> None:
+        """Nothing to stop: the commit thread waits for work, a daemon."""
+
+
+def settle(commit: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[tuple[Any, BaseException | None]]:
+    """(outcome, error) for each item, committed together by ``commit``. A batch that fails as
+    a whole (one bad row) is tried again one item at a time, so one item's error never becomes
+    another's; a database that is away (``Unavailable``) fails them all alike."""
+    try:
+        outcomes = commit(items)
+    except Unavailable as exc:
+        return [(None, exc)] * len(items)
+    except Exception as exc:  # noqa: BLE001 - handed to the caller, never lost in the committing thread
+        if len(items) == 1:
+            return [(None, exc)]
+        return [one for item in items for one in settle(commit, [item])]
+    return [(outcome, None) for outcome in outcomes]
+
 
 STOPPED = ("the collector's writer process stopped; whether the result was stored is not known: "
            "send it again (a result stored already is answered as such)")
@@ -35,13 +108,14 @@ class WriteError(RuntimeError):
 
 
 class Writer:
-    """``Store.store``'s group commit (``submit``) through a writer process over ``url``. ``errors``:
-    the server's tally of database errors, which the writer's are added to (``/metrics``)."""
+    """``Batcher``'s work (``submit``) done by a writer process. ``opener``: makes the store there
+    (picklable: a ``functools.partial`` of ``Store``); ``errors``: the server's tally of database
+    errors, which the writer's are added to (``/metrics``)."""
 
-    WAIT_S = 60.0
+    WAIT_S = Batcher.WAIT_S
 
-    def __init__(self, url: str, errors: Tally) -> None:
-        self.url = url
+    def __init__(self, opener: Callable[[], Any], errors: Tally) -> None:
+        self.opener = opener
         self.errors = errors
         self.lock = threading.Lock()  # one message at a time on the pipe; starting a writer
         self.conn: Any = None
@@ -57,7 +131,8 @@ class Writer:
 
             ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
             ours, theirs = ctx.Pipe()
-            proc = ctx.Process(target=_write_loop, args=(theirs, self.url), daemon=True, name="readiness-ingest-writer")
+            proc = ctx.Process(target=_write_loop, args=(theirs, self.opener), daemon=True,
+                               name="readiness-ingest-writer")
             proc.start()
             theirs.close()
             self.conn, self.proc, self.waiting = ours, proc, {}
@@ -158,12 +233,10 @@ def _raised(error: tuple[str, str] | None) -> BaseException | None:
     return Unavailable(error[1]) if error[0] == "unavailable" else WriteError(error[1])
 
 
-def _write_loop(conn: Any, url: str) -> None:
-    """The writer process: batches of what has arrived, committed as the server's own group
-    commit does (``store.settle``), the answers sent back in one message per batch."""
-    from readiness.collector.store import Store, _Batcher, settle
-
-    store: Store | None = None
+def _write_loop(conn: Any, opener: Callable[[], Any]) -> None:
+    """The writer process: batches of what has arrived, committed as ``Batcher`` commits them
+    (``settle``), the answers sent back in one message per batch."""
+    store: Any = None
 
     def receive() -> bytes:
         try:
@@ -178,7 +251,7 @@ def _write_loop(conn: Any, url: str) -> None:
             break
         # what else has arrived meanwhile (items sent during the last commit wait in the pipe)
         batch = [first]
-        while len(batch) < _Batcher.MAX and conn.poll(0):
+        while len(batch) < Batcher.MAX and conn.poll(0):
             raw = receive()
             if raw == _END:
                 ending = True
@@ -187,7 +260,7 @@ def _write_loop(conn: Any, url: str) -> None:
         entries = [pickle.loads(raw) for raw in batch]
         try:
             if store is None:  # opened here, not at the start: a database away fails these uploads, not the writer
-                store = Store(url, pool_size=1, create=False)
+                store = opener()
             settled = settle(store._store_batch, [item for _ticket, item in entries])
         except StoreError as exc:
             settled = [(None, Unavailable(str(exc)))] * len(entries)

@@ -1,4 +1,4 @@
-"""Ingest's group commit in a writer process (``collector.writer``, ``Store.use_writer``; what
+"""Ingest's group commit in a writer process (``collector.groupcommit``, ``Store.use_writer``; what
 ``readiness serve`` uses with ingest workers): the same answers as the group commit in the
 server's own thread, on both engines; a writer killed with uploads in hand fails only those, as
 "not stored, send again", and the next upload starts another; a database file away fails the
@@ -20,7 +20,7 @@ from test_collector_store import store as plain_store  # noqa: F401 - the fixtur
 from readiness.collector.engine import Unavailable
 from readiness.collector.ingest import Refused, ingest
 from readiness.collector.store import Store
-from readiness.collector.writer import STOPPED, WriteError
+from readiness.collector.groupcommit import STOPPED, WriteError
 
 
 @pytest.fixture
